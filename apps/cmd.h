@@ -1,0 +1,14 @@
+// Subcommands of the galnn program: each lives in its own file.
+#ifndef CMD_H
+#define CMD_H
+
+int cmd_demo(int argc, char **argv);
+void cmd_demo_help(void);
+
+// Shared flag helpers: parse an integer / a non-negative integer flag value,
+// printing "galnn: error: ..." and returning nonzero when it is not one.
+int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out);
+int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cmd_is_tty(void);
+
+#endif

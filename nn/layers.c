@@ -1,0 +1,49 @@
+#include "layers.h"
+
+#include <stdio.h>
+
+static nn_tensor *param(nn_store *s, const char *prefix, const char *what, int ndim, const int *shape, nn_init init,
+                        int buffer) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    return buffer ? nn_store_buffer(s, name, ndim, shape, init) : nn_store_param(s, name, ndim, shape, init);
+}
+
+int nn_dense_make(nn_dense *l, nn_store *s, const char *prefix, int in, int out, int bias, nn_init wi, nn_init bi) {
+    l->w = param(s, prefix, "weight", NN_SHAPE(out, in), wi, 0);
+    l->b = bias ? param(s, prefix, "bias", NN_SHAPE(out), bi, 0) : NULL;
+    return l->w && (!bias || l->b) ? GN_OK : GN_EINVAL;
+}
+
+nn_tensor *nn_dense_fwd(nn_ctx *c, const nn_dense *l, nn_tensor *x) { return nn_linear(c, x, l->w, l->b); }
+
+int nn_conv_make(nn_conv *l, nn_store *s, const char *prefix, int cin, int cout, int k, int stride, int pad, int bias,
+                 nn_init wi, nn_init bi) {
+    l->w = param(s, prefix, "weight", NN_SHAPE(cout, cin, k, k), wi, 0);
+    l->b = bias ? param(s, prefix, "bias", NN_SHAPE(cout), bi, 0) : NULL;
+    l->sh = l->sw = stride;
+    l->same = pad < 0;
+    l->pad = nn_pad_sym(pad < 0 ? 0 : pad);
+    return l->w && (!bias || l->b) ? GN_OK : GN_EINVAL;
+}
+
+nn_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
+    if (!x) return NULL;
+    nn_pad2d p = l->pad;
+    if (l->same && x->ndim == 4) p = nn_pad_same(x->shape[2], x->shape[3], l->w->shape[2], l->w->shape[3], l->sh, l->sw);
+    return nn_conv2d(c, x, l->w, l->b, l->sh, l->sw, p);
+}
+
+int nn_bn_make(nn_bn *l, nn_store *s, const char *prefix, int ch) {
+    l->gamma = param(s, prefix, "weight", NN_SHAPE(ch), nn_init_const(1), 0);
+    l->beta = param(s, prefix, "bias", NN_SHAPE(ch), nn_init_const(0), 0);
+    l->mean = param(s, prefix, "running_mean", NN_SHAPE(ch), nn_init_const(0), 1);
+    l->var = param(s, prefix, "running_var", NN_SHAPE(ch), nn_init_const(1), 1);
+    l->momentum = 0.1f;
+    l->eps = 1e-5f;
+    return l->gamma && l->beta && l->mean && l->var ? GN_OK : GN_EINVAL;
+}
+
+nn_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, nn_tensor *x) {
+    return nn_batchnorm(c, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps);
+}

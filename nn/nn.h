@@ -1,0 +1,10 @@
+// The nn engine in one include.
+#ifndef NN_NN_H
+#define NN_NN_H
+#include "layers.h"
+#include "ops.h"
+#include "optim.h"
+#include "rng.h"
+#include "store.h"
+#include "tensor.h"
+#endif

@@ -1,0 +1,105 @@
+// The op set: every function computes its forward value now and records the
+// matching backward on the tape (when an input requires grad). Inputs may be
+// NULL (an earlier op failed): the op then returns NULL without a new message.
+#ifndef NN_OPS_H
+#define NN_OPS_H
+
+#include "tensor.h"
+
+// ---- elementwise unary (ops_elem.c) ----
+nn_tensor *nn_relu(nn_ctx *c, nn_tensor *x);
+nn_tensor *nn_leaky_relu(nn_ctx *c, nn_tensor *x, float slope);
+nn_tensor *nn_tanh(nn_ctx *c, nn_tensor *x);
+nn_tensor *nn_sigmoid(nn_ctx *c, nn_tensor *x);
+nn_tensor *nn_softplus(nn_ctx *c, nn_tensor *x);      // log(1 + e^x), overflow-safe
+nn_tensor *nn_elu(nn_ctx *c, nn_tensor *x, float alpha);
+nn_tensor *nn_exp(nn_ctx *c, nn_tensor *x);
+nn_tensor *nn_log(nn_ctx *c, nn_tensor *x);           // error on x <= 0
+nn_tensor *nn_sqrt(nn_ctx *c, nn_tensor *x);          // error on x < 0
+nn_tensor *nn_abs(nn_ctx *c, nn_tensor *x);           // d|x|/dx = 0 at 0 (as PyTorch)
+nn_tensor *nn_scale(nn_ctx *c, nn_tensor *x, float a, float b); // a*x + b
+nn_tensor *nn_stop_gradient(nn_ctx *c, nn_tensor *x); // same values, no gradient flows back
+
+// ---- binary with numpy broadcasting (ops_elem.c) ----
+nn_tensor *nn_add(nn_ctx *c, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_sub(nn_ctx *c, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_mul(nn_ctx *c, nn_tensor *a, nn_tensor *b);
+nn_tensor *nn_div(nn_ctx *c, nn_tensor *a, nn_tensor *b);
+
+// ---- shape and reduction (ops_shape.c) ----
+// Sum/mean over the axes whose bits are set in axis_mask (bit i = axis i;
+// NN_ALL_AXES for all). keepdim keeps reduced axes as size 1.
+#define NN_ALL_AXES 0x3f
+nn_tensor *nn_sum(nn_ctx *c, nn_tensor *x, unsigned axis_mask, int keepdim);
+nn_tensor *nn_mean(nn_ctx *c, nn_tensor *x, unsigned axis_mask, int keepdim);
+nn_tensor *nn_reshape(nn_ctx *c, nn_tensor *x, int ndim, const int *shape); // one entry may be -1
+nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis);
+nn_tensor *nn_slice(nn_ctx *c, nn_tensor *x, int axis, int start, int end); // [start, end)
+// Split along axis into n parts of the given sizes; fills out[0..n-1].
+int nn_split(nn_ctx *c, nn_tensor *x, int axis, int n, const int *sizes, nn_tensor **out);
+nn_tensor *nn_transpose(nn_ctx *c, nn_tensor *x); // swap the last two axes
+nn_tensor *nn_log_softmax(nn_ctx *c, nn_tensor *x, int axis);
+nn_tensor *nn_softmax(nn_ctx *c, nn_tensor *x, int axis);
+
+// ---- dense (ops_linear.c) ----
+nn_tensor *nn_matmul(nn_ctx *c, nn_tensor *a, nn_tensor *b);            // (M,K) x (K,N)
+nn_tensor *nn_linear(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b); // x (..., in), w (out, in), b (out) or NULL
+
+// ---- convolution (ops_conv.c) ----
+// Padding per side: top, bottom, left, right. Weights are PyTorch layout:
+// conv (O, C, kh, kw); transposed conv (C_in, C_out, kh, kw).
+typedef struct nn_pad2d {
+    int top, bottom, left, right;
+} nn_pad2d;
+static inline nn_pad2d nn_pad_sym(int p) { return (nn_pad2d){p, p, p, p}; }
+// TensorFlow 'SAME' padding for one axis: out = ceil(in/stride), the odd pad
+// cell goes after (bottom/right).
+void nn_same_pad(int in, int k, int stride, int *before, int *after);
+nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw);
+
+nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad);
+// Output size (H-1)*s - pad_before - pad_after + k + out_pad, per axis.
+nn_tensor *nn_conv_transpose2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw,
+                               nn_pad2d pad, int out_pad_h, int out_pad_w);
+// 1-D: x (N, C, L), w (O, C, k) / (C_in, C_out, k).
+nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad_l, int pad_r);
+nn_tensor *nn_conv_transpose1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad,
+                               int out_pad);
+
+// ---- pooling and resizing (ops_pool.c) ----
+nn_tensor *nn_maxpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d pad);
+// count_pad = 1: divide by kh*kw (PyTorch default); 0: by the number of
+// non-padded cells in the window (TensorFlow).
+nn_tensor *nn_avgpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d pad, int count_pad);
+nn_tensor *nn_global_avgpool(nn_ctx *c, nn_tensor *x); // (N,C,H,W) -> (N,C)
+// Bilinear resize with TF1 resize_images semantics (align_corners=False, no
+// half-pixel centres): src = dst * in/out, neighbours clamped at the edge.
+nn_tensor *nn_resize_bilinear(nn_ctx *c, nn_tensor *x, int out_h, int out_w);
+nn_tensor *nn_upsample2x(nn_ctx *c, nn_tensor *x);
+
+// ---- normalisation and regularisation (ops_norm.c) ----
+// Batch norm over axis 1 of (N, C, ...). Training (ctx->training): batch
+// statistics, and the running statistics are updated as PyTorch does
+// (biased variance to normalise, unbiased into running_var, momentum).
+// Evaluation: running statistics. gamma/beta may be NULL (no affine).
+nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean,
+                        nn_tensor *running_var, float momentum, float eps);
+// Inverted dropout from ctx->dropout_rng; identity when not training or p = 0.
+nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p);
+
+// ---- losses (loss.c): scalar outputs ----
+nn_tensor *nn_mse_loss(nn_ctx *c, nn_tensor *pred, nn_tensor *target); // mean over elements
+nn_tensor *nn_l1_loss(nn_ctx *c, nn_tensor *pred, nn_tensor *target);
+// logits (N, K), labels in [0, K): mean over N of -log softmax[label].
+nn_tensor *nn_cross_entropy(nn_ctx *c, nn_tensor *logits, const int32_t *labels);
+// Soft targets (N, K) are treated as constants (stop-gradient): mean over N of
+// -sum_k q_k log softmax_k.
+nn_tensor *nn_cross_entropy_soft(nn_ctx *c, nn_tensor *logits, nn_tensor *target_probs);
+nn_tensor *nn_bce_with_logits(nn_ctx *c, nn_tensor *logits, nn_tensor *targets); // mean
+// Gaussian NLL with log-variance: mean of 0.5*(logvar + (y-mu)^2 e^-logvar)
+// (+ 0.5 log 2pi when full).
+nn_tensor *nn_gaussian_nll(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar, nn_tensor *y, int full);
+// KL(N(mu, e^logvar) || N(0,1)) summed over the last axis, mean over the rest.
+nn_tensor *nn_kl_normal(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar);
+
+#endif

@@ -1,0 +1,311 @@
+// Convolutions: im2col + one cblas_sgemm over the whole batch; the transposed
+// convolution is the adjoint (sgemm + col2im). 1-D convolutions are the 2-D
+// ones with H = 1.
+//
+// Layouts: col is (C*kh*kw, N*Ho*Wo), so the forward product is
+// W (O, C*kh*kw) x col -> (O, N*Ho*Wo), one large GEMM instead of N small ones.
+// The forward col matrix is kept for the weight gradient (memory for speed:
+// recomputing it costs a second full pass over the input).
+#include <cblas.h>
+#include <string.h>
+
+#include "ops.h"
+
+typedef struct geom {
+    int N, C, H, W;   // conv input
+    int O, kh, kw;    // output channels, kernel
+    int sh, sw, pt, pl;
+    int Ho, Wo;       // conv output
+} geom;
+
+static void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
+static void geom_load(geom *g, const int *ia) { memcpy(g, ia, sizeof *g); }
+_Static_assert(sizeof(geom) <= sizeof(((nn_node *)0)->ia), "geom fits in a node");
+
+void nn_same_pad(int in, int k, int stride, int *before, int *after) {
+    int out = (in + stride - 1) / stride;
+    int total = (out - 1) * stride + k - in;
+    if (total < 0) total = 0;
+    *before = total / 2;
+    *after = total - *before;
+}
+
+nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw) {
+    nn_pad2d p;
+    nn_same_pad(h, kh, sh, &p.top, &p.bottom);
+    nn_same_pad(w, kw, sw, &p.left, &p.right);
+    return p;
+}
+
+// col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside)
+static void im2col(const geom *g, const float *x, float *col) {
+    long rows = (long)g->C * g->kh * g->kw;
+    size_t P = (size_t)g->Ho * g->Wo, NP = (size_t)g->N * P;
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++) {
+        int c = (int)(r / (g->kh * g->kw)), i = (int)(r / g->kw % g->kh), j = (int)(r % g->kw);
+        float *dst = col + (size_t)r * NP;
+        for (int n = 0; n < g->N; n++) {
+            const float *xc = x + ((size_t)n * g->C + c) * g->H * g->W;
+            for (int oh = 0; oh < g->Ho; oh++) {
+                float *d = dst + (size_t)n * P + (size_t)oh * g->Wo;
+                int ih = oh * g->sh - g->pt + i;
+                if (ih < 0 || ih >= g->H) {
+                    memset(d, 0, sizeof(float) * (size_t)g->Wo);
+                    continue;
+                }
+                const float *xr = xc + (size_t)ih * g->W;
+                if (g->sw == 1) {
+                    int off = j - g->pl; // iw = ow + off
+                    int lo = off < 0 ? -off : 0, hi = g->W - off < g->Wo ? g->W - off : g->Wo;
+                    if (hi < lo) hi = lo;
+                    if (lo > g->Wo) lo = hi = g->Wo;
+                    memset(d, 0, sizeof(float) * (size_t)lo);
+                    if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
+                    memset(d + hi, 0, sizeof(float) * (size_t)(g->Wo - hi));
+                } else {
+                    for (int ow = 0; ow < g->Wo; ow++) {
+                        int iw = ow * g->sw - g->pl + j;
+                        d[ow] = (iw >= 0 && iw < g->W) ? xr[iw] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The adjoint of im2col: x[n][c][ih][iw] += col[...]; one thread per channel,
+// so the summation order is fixed whatever the thread count.
+static void col2im(const geom *g, const float *col, float *x) {
+    size_t P = (size_t)g->Ho * g->Wo, NP = (size_t)g->N * P;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < g->C; c++) {
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const float *src = col + ((size_t)(c * g->kh + i) * g->kw + j) * NP;
+                for (int n = 0; n < g->N; n++) {
+                    float *xc = x + ((size_t)n * g->C + c) * g->H * g->W;
+                    for (int oh = 0; oh < g->Ho; oh++) {
+                        int ih = oh * g->sh - g->pt + i;
+                        if (ih < 0 || ih >= g->H) continue;
+                        const float *s = src + (size_t)n * P + (size_t)oh * g->Wo;
+                        float *xr = xc + (size_t)ih * g->W;
+                        for (int ow = 0; ow < g->Wo; ow++) {
+                            int iw = ow * g->sw - g->pl + j;
+                            if (iw >= 0 && iw < g->W) xr[iw] += s[ow];
+                        }
+                    }
+                }
+            }
+    }
+}
+
+// (N, C, P) <-> (C, N*P)
+static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) memcpy(dst + ((size_t)c * N + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * P);
+}
+
+// dst (N, C, P) (+)= src (C, N*P) + bias[c]
+static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, const float *bias, int accumulate) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) {
+            const float *s = src + ((size_t)c * N + n) * P;
+            float *d = dst + ((size_t)n * C + c) * P;
+            float b = bias ? bias[c] : 0.0f;
+            if (accumulate)
+                for (size_t p = 0; p < P; p++) d[p] += s[p] + b;
+            else
+                for (size_t p = 0; p < P; p++) d[p] = s[p] + b;
+        }
+}
+
+// bias gradient: gb[c] += sum over n, p of g[n][c][p]
+static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *r = g + ((size_t)n * C + c) * P;
+            for (size_t p = 0; p < P; p++) s += r[p];
+        }
+        gb[c] += (float)s;
+    }
+}
+
+static int check_geom(const geom *g, const char *what) {
+    if (g->Ho <= 0 || g->Wo <= 0)
+        return gn_err(GN_EINVAL, "%s: kernel %dx%d with padding larger than the %dx%d input", what, g->kh, g->kw, g->H,
+                      g->W);
+    if (g->sh <= 0 || g->sw <= 0) return gn_err(GN_EINVAL, "%s: stride must be positive", what);
+    if (g->pt < 0 || g->pl < 0) return gn_err(GN_EINVAL, "%s: negative padding", what);
+    return GN_OK;
+}
+
+// ---- convolution ----
+
+static void conv_bw(nn_node *nd, nn_ctx *c) {
+    geom g;
+    geom_load(&g, nd->ia);
+    nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL, *y = nd->out;
+    size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
+    int K = g.C * g.kh * g.kw;
+    float *gyt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP); // (O, N*P)
+    if (!gyt) return;
+    nchw_to_cm(y->grad, gyt, g.N, g.O, P);
+    if (w->grad) // gw (O, K) += gyt (O, NP) x col^T (NP, K)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, gyt, (int)NP, nd->saved, (int)NP,
+                    1.0f, w->grad, K);
+    if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
+    if (x->grad) {
+        float *dcol = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
+        if (!dcol) return;
+        // dcol (K, NP) = w^T (K, O) x gyt (O, NP)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, gyt, (int)NP, 0.0f,
+                    dcol, (int)NP);
+        col2im(&g, dcol, x->grad);
+    }
+}
+
+static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d) {
+    const char *what = one_d ? "conv1d" : "conv2d";
+    if (check_geom(&g, what)) return NULL;
+    size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
+    int K = g.C * g.kh * g.kw;
+    nn_tensor *y = one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo)) : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
+    float *col = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
+    float *yt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
+    if (!y || !col || !yt) return NULL;
+    im2col(&g, x->data, col);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP, 0.0f, yt,
+                (int)NP);
+    cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0);
+    nn_tensor *in[3] = {x, w, b};
+    nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
+    if (nd) {
+        geom_store(&g, nd->ia);
+        nd->saved = col;
+    }
+    return y;
+}
+
+static int conv_args_ok(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b, int rank, int weight_c_axis,
+                        const char *what) {
+    char s1[96], s2[96];
+    if (x->ndim != rank || w->ndim != rank)
+        return gn_err(GN_EINVAL, "%s: input %s and weight %s must both have %d axes", what, nn_shape_str(x, s1, sizeof s1),
+                      nn_shape_str(w, s2, sizeof s2), rank);
+    if (w->shape[weight_c_axis] != x->shape[1])
+        return gn_err(GN_EINVAL, "%s: input %s has %d channels but weight %s expects %d", what,
+                      nn_shape_str(x, s1, sizeof s1), x->shape[1], nn_shape_str(w, s2, sizeof s2),
+                      w->shape[weight_c_axis]);
+    int nout = w->shape[1 - weight_c_axis];
+    if (b && b->n != (size_t)nout) return gn_err(GN_EINVAL, "%s: bias has %zu values for %d channels", what, b->n, nout);
+    return GN_OK;
+}
+
+nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad) {
+    if (!x || !w || conv_args_ok(x, w, b, 4, 1, "conv2d")) return NULL;
+    geom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], sh, sw,
+              pad.top, pad.left, 0, 0};
+    if (sh > 0 && sw > 0) {
+        g.Ho = (g.H + pad.top + pad.bottom - g.kh) / sh + 1;
+        g.Wo = (g.W + pad.left + pad.right - g.kw) / sw + 1;
+        if (g.H + pad.top + pad.bottom < g.kh || g.W + pad.left + pad.right < g.kw) g.Ho = 0;
+    }
+    return conv_impl(c, x, w, b, g, 0);
+}
+
+nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad_l, int pad_r) {
+    if (!x || !w || conv_args_ok(x, w, b, 3, 1, "conv1d")) return NULL;
+    geom g = {x->shape[0], x->shape[1], 1, x->shape[2], w->shape[0], 1, w->shape[2], 1, stride, 0, pad_l, 1, 0};
+    if (stride > 0) g.Wo = g.W + pad_l + pad_r < g.kw ? 0 : (g.W + pad_l + pad_r - g.kw) / stride + 1;
+    return conv_impl(c, x, w, b, g, 1);
+}
+
+// ---- transposed convolution: the adjoint of the conv whose geometry is g ----
+// (conv input = our output (N, C_out, Ho, Wo); conv output = our input (N, C_in, H, W))
+
+static void convt_bw(nn_node *nd, nn_ctx *c) {
+    geom g;
+    geom_load(&g, nd->ia);
+    nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL, *y = nd->out;
+    size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P; // P: the input's pixels
+    int K = g.C * g.kh * g.kw;                             // C = C_out
+    float *colg = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
+    if (!colg) return;
+    im2col(&g, y->grad, colg);
+    if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.C, (size_t)g.H * g.W);
+    if (w->grad) // gw (C_in, K) += xt (C_in, NP) x colg^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, nd->saved, (int)NP, colg, (int)NP,
+                    1.0f, w->grad, K);
+    if (x->grad) {
+        float *gxt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
+        if (!gxt) return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, colg, (int)NP, 0.0f,
+                    gxt, (int)NP);
+        cm_to_nchw(gxt, x->grad, g.N, g.O, P, NULL, 1);
+    }
+}
+
+static nn_tensor *convt_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d) {
+    const char *what = one_d ? "conv_transpose1d" : "conv_transpose2d";
+    if (g.H <= 0 || g.W <= 0) {
+        gn_err(GN_EINVAL, "%s: padding leaves no output", what);
+        return NULL;
+    }
+    if (check_geom(&g, what)) return NULL;
+    size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
+    int K = g.C * g.kh * g.kw;
+    nn_tensor *y = one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.W)) : nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.H, g.W));
+    float *xt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
+    float *col = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
+    if (!y || !xt || !col) return NULL;
+    nchw_to_cm(x->data, xt, g.N, g.O, P);
+    // col (K, NP) = w^T (K, C_in) x xt (C_in, NP)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, xt, (int)NP, 0.0f, col,
+                (int)NP);
+    size_t HW = (size_t)g.H * g.W;
+    for (int n = 0; n < g.N; n++)
+        for (int ch = 0; ch < g.C; ch++) {
+            float bv = b ? b->data[ch] : 0.0f;
+            float *d = y->data + ((size_t)n * g.C + ch) * HW;
+            for (size_t p = 0; p < HW; p++) d[p] = bv;
+        }
+    col2im(&g, col, y->data);
+    nn_tensor *in[3] = {x, w, b};
+    nn_node *nd = nn_record(c, y, convt_bw, b ? 3 : 2, in);
+    if (nd) {
+        geom_store(&g, nd->ia);
+        nd->saved = xt;
+    }
+    return y;
+}
+
+nn_tensor *nn_conv_transpose2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad,
+                               int oph, int opw) {
+    if (!x || !w || conv_args_ok(x, w, b, 4, 0, "conv_transpose2d")) return NULL;
+    if (oph < 0 || opw < 0 || (oph >= sh && oph) || (opw >= sw && opw)) {
+        gn_err(GN_EINVAL, "conv_transpose2d: output padding (%d, %d) must be smaller than the stride (%d, %d)", oph,
+               opw, sh, sw);
+        return NULL;
+    }
+    geom g = {x->shape[0], w->shape[1], 0, 0, x->shape[1], w->shape[2], w->shape[3], sh, sw, pad.top, pad.left,
+              x->shape[2], x->shape[3]};
+    g.H = (g.Ho - 1) * sh - pad.top - pad.bottom + g.kh + oph;
+    g.W = (g.Wo - 1) * sw - pad.left - pad.right + g.kw + opw;
+    return convt_impl(c, x, w, b, g, 0);
+}
+
+nn_tensor *nn_conv_transpose1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad, int out_pad) {
+    if (!x || !w || conv_args_ok(x, w, b, 3, 0, "conv_transpose1d")) return NULL;
+    if (out_pad < 0 || (out_pad && out_pad >= stride)) {
+        gn_err(GN_EINVAL, "conv_transpose1d: output padding %d must be smaller than the stride %d", out_pad, stride);
+        return NULL;
+    }
+    geom g = {x->shape[0], w->shape[1], 1, 0, x->shape[1], 1, w->shape[2], 1, stride, 0, pad, 1, x->shape[2]};
+    g.W = (g.Wo - 1) * stride - 2 * pad + g.kw + out_pad;
+    return convt_impl(c, x, w, b, g, 1);
+}

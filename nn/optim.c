@@ -1,0 +1,109 @@
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nn_optim_defaults(nn_optim *o, nn_opt_kind kind) {
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    if (kind == NN_OPT_ADAMW) o->weight_decay = 0.01f; // torch.optim.AdamW default
+}
+
+int nn_optim_init(nn_optim *o, const nn_store *s) {
+    if (!s->finalized) return gn_err(GN_EINVAL, "optimizer: the parameter store is not finalized");
+    o->n = s->n_param_floats;
+    o->step = 0;
+    o->m = gn_calloc(o->n ? o->n : 1, sizeof(float));
+    if (!o->m) return GN_ENOMEM;
+    if (o->kind != NN_OPT_SGD) {
+        o->v = gn_calloc(o->n ? o->n : 1, sizeof(float));
+        if (!o->v) return GN_ENOMEM;
+        if (o->amsgrad && !(o->vmax = gn_calloc(o->n ? o->n : 1, sizeof(float)))) return GN_ENOMEM;
+    }
+    return GN_OK;
+}
+
+void nn_optim_free(nn_optim *o) {
+    free(o->m);
+    free(o->v);
+    free(o->vmax);
+    o->m = o->v = o->vmax = NULL;
+}
+
+void nn_optim_step(nn_optim *o, nn_store *s, float lr) {
+    o->step++;
+    float *p = s->data, *g = s->grad, *m = o->m, *v = o->v, *vm = o->vmax;
+    long n = (long)o->n;
+    float wd = o->weight_decay;
+    if (o->kind == NN_OPT_SGD) {
+        float mu = o->momentum;
+        int first = o->step == 1, nest = o->nesterov;
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < n; i++) {
+            float gi = g[i] + wd * p[i];
+            if (mu != 0) {
+                m[i] = first ? gi : mu * m[i] + gi; // torch: the buffer starts as the first gradient
+                gi = nest ? gi + mu * m[i] : m[i];
+            }
+            p[i] -= lr * gi;
+        }
+        return;
+    }
+    float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    float bc1 = 1.0f - powf(b1, (float)o->step), bc2 = 1.0f - powf(b2, (float)o->step);
+    float step_size = lr / bc1, sbc2 = sqrtf(bc2);
+    int adamw = o->kind == NN_OPT_ADAMW;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        float gi = g[i];
+        if (adamw)
+            p[i] *= 1.0f - lr * wd;
+        else
+            gi += wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float vv = v[i];
+        if (vm) {
+            if (vv > vm[i]) vm[i] = vv;
+            vv = vm[i];
+        }
+        p[i] -= step_size * m[i] / (sqrtf(vv) / sbc2 + eps);
+    }
+}
+
+double nn_grad_norm(const nn_store *s) {
+    double sq = 0;
+    for (size_t i = 0; i < s->n_param_floats; i++) sq += (double)s->grad[i] * s->grad[i];
+    return sqrt(sq);
+}
+
+float nn_clip_grad_norm(nn_store *s, float max_norm) {
+    double norm = nn_grad_norm(s);
+    double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0)
+        for (size_t i = 0; i < s->n_param_floats; i++) s->grad[i] = (float)(s->grad[i] * coef);
+    return (float)norm;
+}
+
+float nn_sched_lr(const nn_sched *s, long step) {
+    switch (s->kind) {
+    case NN_SCHED_CONST: return s->base_lr;
+    case NN_SCHED_STEP: {
+        int k = 0;
+        while (k < s->n_drops && step >= s->drop_steps[k]) k++;
+        if (s->use_values) return k ? s->drop_values[k - 1] : s->base_lr;
+        return s->base_lr * powf(s->factor, (float)k);
+    }
+    case NN_SCHED_COSINE: {
+        if (step < s->warmup) return s->base_lr * (float)(step + 1) / (float)s->warmup;
+        long T = s->total - s->warmup, t = step - s->warmup;
+        if (T <= 0 || t >= T) return s->min_lr;
+        return s->min_lr + (s->base_lr - s->min_lr) * 0.5f * (1.0f + cosf((float)M_PI * (float)t / (float)T));
+    }
+    }
+    return s->base_lr;
+}

@@ -1,0 +1,201 @@
+#include "tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_ALIGN 64
+
+static nn_arena_block *block_new(size_t cap) {
+    nn_arena_block *b = gn_malloc(sizeof *b);
+    if (!b) return NULL;
+    b->mem = aligned_alloc(ARENA_ALIGN, (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!b->mem) {
+        free(b);
+        gn_err(GN_ENOMEM, "out of memory: activation arena of %zu MiB", cap >> 20);
+        return NULL;
+    }
+    b->cap = cap;
+    b->used = 0;
+    b->next = NULL;
+    return b;
+}
+
+int nn_arena_init(nn_arena *a, size_t cap) {
+    memset(a, 0, sizeof *a);
+    if (cap < (1u << 16)) cap = 1u << 16;
+    a->head = block_new(cap);
+    if (!a->head) return GN_ENOMEM;
+    a->total_cap = cap;
+    return GN_OK;
+}
+
+void *nn_arena_alloc(nn_arena *a, size_t bytes) {
+    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (!bytes) bytes = ARENA_ALIGN;
+    nn_arena_block *b = a->head;
+    if (b->used + bytes > b->cap) {
+        size_t cap = a->total_cap > bytes ? a->total_cap : bytes; // grow geometrically
+        nn_arena_block *nb = block_new(cap);
+        if (!nb) return NULL;
+        nb->next = b;
+        a->head = b = nb;
+        a->total_cap += cap;
+    }
+    void *p = b->mem + b->used;
+    b->used += bytes;
+    a->used += bytes;
+    if (a->used > a->peak) a->peak = a->used;
+    return p;
+}
+
+void nn_arena_reset(nn_arena *a) {
+    if (a->head && a->head->next) {
+        // More than one block this step: merge into a single block of the total
+        // size so the steady state is one block and no allocation.
+        size_t cap = a->total_cap;
+        nn_arena_free(a);
+        a->head = block_new(cap);
+        if (!a->head) { // keep a usable (small) arena; the next alloc reports the error
+            a->head = block_new(1u << 16);
+            cap = a->head ? (1u << 16) : 0;
+        }
+        a->total_cap = cap;
+    }
+    if (a->head) a->head->used = 0;
+    a->used = 0;
+}
+
+void nn_arena_free(nn_arena *a) {
+    nn_arena_block *b = a->head;
+    while (b) {
+        nn_arena_block *n = b->next;
+        free(b->mem);
+        free(b);
+        b = n;
+    }
+    a->head = NULL;
+    a->total_cap = 0;
+    a->used = 0;
+}
+
+int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->grad_enabled = 1;
+    ctx->training = 1;
+    nn_rng_seed(&ctx->dropout_rng, 0, NN_STREAM_DROPOUT);
+    return nn_arena_init(&ctx->arena, arena_bytes);
+}
+
+void nn_ctx_free(nn_ctx *ctx) { nn_arena_free(&ctx->arena); }
+
+void nn_ctx_reset(nn_ctx *ctx) {
+    nn_arena_reset(&ctx->arena);
+    ctx->tape = NULL;
+    ctx->n_nodes = 0;
+}
+
+size_t nn_numel(int ndim, const int *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    return n;
+}
+
+int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len) {
+    size_t o = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < t->ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, i ? ", %d" : "%d", t->shape[i]);
+    if (o < len) snprintf(buf + o, len - o, ")");
+    return buf;
+}
+
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape) {
+    if (ndim < 0 || ndim > NN_MAXDIM) {
+        gn_err(GN_EINVAL, "tensor rank %d outside 0..%d", ndim, NN_MAXDIM);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) {
+            gn_err(GN_EINVAL, "tensor dimension %d is %d (must be positive)", i, shape[i]);
+            return NULL;
+        }
+    nn_tensor *t = nn_arena_alloc(&ctx->arena, sizeof *t);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    memcpy(t->shape, shape, sizeof(int) * (size_t)ndim);
+    t->n = nn_numel(ndim, shape);
+    t->data = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape) {
+    nn_tensor *t = nn_tensor_new(ctx, ndim, shape);
+    if (t) memset(t->data, 0, t->n * sizeof(float));
+    return t;
+}
+
+nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *data) {
+    nn_tensor *t = nn_tensor_new(ctx, ndim, shape);
+    if (t) memcpy(t->data, data, t->n * sizeof(float));
+    return t;
+}
+
+float *nn_grad(nn_ctx *ctx, nn_tensor *t) {
+    if (!t->requires_grad) return NULL;
+    if (!t->grad) {
+        t->grad = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
+        if (t->grad) memset(t->grad, 0, t->n * sizeof(float));
+    }
+    return t->grad;
+}
+
+int nn_needs_grad(const nn_ctx *ctx, int nin, nn_tensor *const *in) {
+    if (!ctx->grad_enabled) return 0;
+    for (int i = 0; i < nin; i++)
+        if (in[i] && in[i]->requires_grad) return 1;
+    return 0;
+}
+
+nn_node *nn_record(nn_ctx *ctx, nn_tensor *out, void (*bw)(nn_node *, nn_ctx *), int nin,
+                   nn_tensor *const *in) {
+    if (!nn_needs_grad(ctx, nin, in)) return NULL;
+    nn_node *nd = nn_arena_alloc(&ctx->arena, sizeof *nd);
+    nn_tensor **ins = nn_arena_alloc(&ctx->arena, sizeof(nn_tensor *) * (size_t)nin);
+    if (!nd || !ins) return NULL;
+    memset(nd, 0, sizeof *nd);
+    memcpy(ins, in, sizeof(nn_tensor *) * (size_t)nin);
+    nd->backward = bw;
+    nd->out = out;
+    nd->in = ins;
+    nd->nin = nin;
+    nd->prev = ctx->tape;
+    ctx->tape = nd;
+    ctx->n_nodes++;
+    out->requires_grad = 1;
+    return nd;
+}
+
+int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
+    if (!loss) return gn_err(GN_EINVAL, "backward: no loss tensor");
+    if (!loss->requires_grad) return gn_err(GN_EINVAL, "backward: the loss does not depend on any parameter");
+    if (!loss->grad) {
+        if (loss->n != 1) return gn_err(GN_EINVAL, "backward: the loss must be a scalar (or have .grad set)");
+        if (!nn_grad(ctx, loss)) return GN_ENOMEM;
+        loss->grad[0] = 1.0f;
+    }
+    for (nn_node *nd = ctx->tape; nd; nd = nd->prev) {
+        if (!nd->out->grad) continue; // not on a path to the loss
+        for (int i = 0; i < nd->nin; i++)
+            if (nd->in[i]->requires_grad && !nn_grad(ctx, nd->in[i])) return GN_ENOMEM;
+        nd->backward(nd, ctx);
+    }
+    return GN_OK;
+}

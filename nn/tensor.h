@@ -1,0 +1,109 @@
+// Tensors, the activation arena and the autograd tape.
+//
+// A forward pass records one node per op on the context's tape; nn_backward()
+// walks it in reverse and accumulates (+=) into .grad. Activations, saved
+// values and the tape itself live in an arena that nn_ctx_reset() rewinds every
+// step, so the training loop does no per-op malloc once the arena has grown.
+//
+// Error handling: every op returns NULL on failure (message in gn_errmsg())
+// and returns NULL at once when any input is NULL, so a whole expression can be
+// checked once at its end.
+#ifndef NN_TENSOR_H
+#define NN_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/gn_common.h"
+#include "rng.h"
+
+#define NN_MAXDIM 6
+
+typedef struct nn_tensor {
+    int ndim;
+    int shape[NN_MAXDIM];
+    size_t n;            // number of elements
+    float *data;         // contiguous, row-major (NCHW for images)
+    float *grad;         // same shape; NULL until backward needs it
+    unsigned char requires_grad;
+    unsigned char is_param; // data/grad live in an nn_store slab
+    const char *name;    // parameters and buffers only
+} nn_tensor;
+
+// Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
+// one block, the blocks are merged into one so later steps never allocate.
+typedef struct nn_arena_block {
+    struct nn_arena_block *next;
+    size_t cap, used;
+    unsigned char *mem;
+} nn_arena_block;
+
+typedef struct nn_arena {
+    nn_arena_block *head; // current block (newest)
+    size_t total_cap;
+    size_t peak;          // peak bytes used in one step
+    size_t used;          // bytes used this step
+} nn_arena;
+
+int nn_arena_init(nn_arena *a, size_t cap);
+void *nn_arena_alloc(nn_arena *a, size_t bytes); // 64-byte aligned, NULL + error on failure
+void nn_arena_reset(nn_arena *a);
+void nn_arena_free(nn_arena *a);
+
+struct nn_ctx;
+typedef struct nn_node {
+    void (*backward)(struct nn_node *node, struct nn_ctx *ctx);
+    struct nn_node *prev;
+    nn_tensor *out;
+    nn_tensor **in;
+    int nin;
+    void *saved;         // op-specific saved values (arena)
+    nn_tensor *aux;      // a read-only operand that receives no gradient (e.g. soft targets)
+    int ia[24];          // op-specific integer arguments
+    float fa[4];         // op-specific float arguments
+} nn_node;
+
+typedef struct nn_ctx {
+    nn_arena arena;
+    nn_node *tape;       // last recorded node
+    size_t n_nodes;
+    int training;        // batch norm uses batch statistics, dropout is active
+    int grad_enabled;    // record the tape
+    nn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
+} nn_ctx;
+
+int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
+void nn_ctx_free(nn_ctx *ctx);
+// Forget the tape and every activation; keeps the arena's memory.
+void nn_ctx_reset(nn_ctx *ctx);
+
+// Shape helpers.
+size_t nn_numel(int ndim, const int *shape);
+int nn_same_shape(const nn_tensor *a, const nn_tensor *b);
+// "(4, 3, 16, 16)" into buf; returns buf.
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len);
+
+// A new activation tensor in the arena (data uninitialised / zeroed).
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape);
+nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
+// A constant input (no grad) holding a copy of `data`.
+nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *data);
+// Convenience for literal shapes: NN_SHAPE(2, 3) -> 2, (int[]){2, 3}.
+#define NN_SHAPE(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+
+// Gradient buffer of t for backward functions: allocated (zeroed) on first
+// use; NULL when t does not require grad.
+float *nn_grad(nn_ctx *ctx, nn_tensor *t);
+
+// Record a node whose output is `out` (called by ops). Returns the node (for
+// saved values) or NULL if nothing needs a gradient / grad is disabled.
+nn_node *nn_record(nn_ctx *ctx, nn_tensor *out, void (*bw)(nn_node *, nn_ctx *), int nin,
+                   nn_tensor *const *in);
+// True if any input requires grad and the tape is on.
+int nn_needs_grad(const nn_ctx *ctx, int nin, nn_tensor *const *in);
+
+// Reverse pass from a scalar loss (seed 1), or from a tensor whose .grad the
+// caller has already filled (seed = 0).
+int nn_backward(nn_ctx *ctx, nn_tensor *loss);
+
+#endif
