@@ -27,7 +27,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "d
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)  # batch norm follows: a bias would get zero gradient
         self.bn1 = nn.BatchNorm2d(8)
         self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
         self.deconv = nn.ConvTranspose2d(16, 4, 4, stride=2, padding=1)
@@ -45,7 +45,7 @@ class Net(nn.Module):
 
 
 def f32(t):
-    return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+    return t.detach().cpu().numpy().astype(np.float32)  # astype copies (C order) and keeps 0-d scalars 0-d
 
 
 def golden_net():
