@@ -3,7 +3,13 @@ CC      ?= gcc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP
-LDLIBS  = -lopenblas -lcfitsio -lz -lm
+# OpenBLAS's OpenMP build: our OpenMP loops and its GEMMs then share one thread
+# pool. With the default pthread build the two pools spin against each other
+# and two threads ran slower than one (README, "Threads").
+ARCH    := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLASDIR = /usr/lib/$(ARCH)/openblas-openmp
+CFLAGS  += -I/usr/include/$(ARCH)/openblas-openmp
+LDLIBS  = -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcfitsio -lz -lm
 LDFLAGS += -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -26,7 +32,8 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all deps test test-fast test-san demo bench clean help
+.PHONY: all deps deps-test test test-fast test-san demo bench clean help
+.SECONDARY:
 all: deps bin/galnn
 
 help:

@@ -14,7 +14,7 @@ void cmd_demo_help(void) {
            "Trains a small CNN (conv-BN-ReLU-maxpool-conv-GAP-linear) to classify two\n"
            "synthetic shapes (square outline vs plus sign, 16x16, noisy), then an MLP\n"
            "to fit y = sin(2x) + 0.3x^2, printing the training loss as it falls and the\n"
-           "held-out accuracy / error. Defaults: seed 1, all cores, 8 epochs.\n");
+           "held-out accuracy / error. Defaults: seed 1, all cores, 10 epochs.\n");
 }
 
 static double now(void) {
@@ -37,7 +37,7 @@ static void show_mlp(void *u, int step, int steps, double loss, double mse) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    long seed = 1, threads = 0, epochs = 8;
+    long seed = 1, threads = 0, epochs = 10;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--seed")) {

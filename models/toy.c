@@ -8,10 +8,10 @@
 #include "../io/synth.h"
 
 int md_tinycnn_make(md_tinycnn *m, nn_store *s, int in_ch, int n_classes) {
-    int rc = nn_conv_make(&m->c1, s, "c1", in_ch, 8, 3, 1, 1, 1, nn_init_he(), nn_init_const(0));
-    if (!rc) rc = nn_bn_make(&m->bn1, s, "bn1", 8);
-    if (!rc) rc = nn_conv_make(&m->c2, s, "c2", 8, 16, 3, 2, 1, 1, nn_init_he(), nn_init_const(0));
-    if (!rc) rc = nn_dense_make(&m->fc, s, "fc", 16, n_classes, 1, nn_init_glorot(), nn_init_const(0));
+    int rc = nn_conv_make(&m->c1, s, "c1", in_ch, 16, 3, 1, 1, 1, nn_init_he(), nn_init_const(0));
+    if (!rc) rc = nn_bn_make(&m->bn1, s, "bn1", 16);
+    if (!rc) rc = nn_conv_make(&m->c2, s, "c2", 16, 32, 3, 2, 1, 1, nn_init_he(), nn_init_const(0));
+    if (!rc) rc = nn_dense_make(&m->fc, s, "fc", 32, n_classes, 1, nn_init_glorot(), nn_init_const(0));
     return rc;
 }
 

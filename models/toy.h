@@ -14,7 +14,7 @@ typedef struct md_tinycnn {
     nn_dense fc;
 } md_tinycnn;
 
-// conv3x3(in->8) -> BN -> ReLU -> maxpool2 -> conv3x3/2(8->16) -> ReLU -> GAP -> linear(n_classes)
+// conv3x3(in->16) -> BN -> ReLU -> maxpool2 -> conv3x3/2(16->32) -> ReLU -> GAP -> linear(n_classes)
 int md_tinycnn_make(md_tinycnn *m, nn_store *s, int in_ch, int n_classes);
 nn_tensor *md_tinycnn_fwd(nn_ctx *c, const md_tinycnn *m, nn_tensor *x);
 

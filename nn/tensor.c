@@ -130,7 +130,7 @@ nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape) {
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
     t->ndim = ndim;
-    memcpy(t->shape, shape, sizeof(int) * (size_t)ndim);
+    if (ndim) memcpy(t->shape, shape, sizeof(int) * (size_t)ndim); // rank 0: shape may be NULL
     t->n = nn_numel(ndim, shape);
     t->data = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
     return t->data ? t : NULL;
