@@ -32,9 +32,15 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all deps deps-test test test-fast test-san demo bench clean help
+.PHONY: all deps test test-fast test-san demo bench build clean help
 .SECONDARY:
-all: deps bin/galnn
+# Each entry point first makes sure the packages are there, then builds in a
+# sub-make, so the order holds even under make -j.
+all:
+	@sh tools/deps.sh
+	@$(MAKE) --no-print-directory build
+
+build: bin/galnn
 
 help:
 	@echo "make            build bin/galnn and $(B)/libgalnn.a"
@@ -75,12 +81,10 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libgalnn.a
 
 # Tests run from the project root (they read tests/data/). Every test binary
 # runs even if an earlier one fails; the target fails if any did.
-test: deps-test bin/galnn $(TESTS)
-	@sh tests/run.sh $(TESTS)
-	@$(MAKE) --no-print-directory test-san
-
-deps-test:
+test:
 	@sh tools/deps.sh python3-numpy
+	@$(MAKE) --no-print-directory test-fast
+	@$(MAKE) --no-print-directory test-san
 
 test-fast: bin/galnn $(TESTS)
 	@sh tests/run.sh $(TESTS)
@@ -90,10 +94,14 @@ test-san: $(STESTS)
 	@echo "== unit tests under ASan+UBSan =="
 	@GALNN_SAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(STESTS)
 
-demo: deps bin/galnn
+demo:
+	@sh tools/deps.sh
+	@$(MAKE) --no-print-directory build
 	./bin/galnn demo
 
-bench: deps $(BENCHES)
+bench:
+	@sh tools/deps.sh
+	@$(MAKE) --no-print-directory $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
 
 clean:

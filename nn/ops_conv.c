@@ -74,26 +74,27 @@ static void im2col(const geom *g, const float *x, float *col) {
     }
 }
 
-// The adjoint of im2col: x[n][c][ih][iw] += col[...]; one thread per channel,
-// so the summation order is fixed whatever the thread count.
+// The adjoint of im2col: x[n][c][ih][iw] += col[...]. Every (n, c) plane
+// receives only its own entries, so planes are the parallel unit and the
+// summation order within a plane is fixed whatever the thread count.
 static void col2im(const geom *g, const float *col, float *x) {
     size_t P = (size_t)g->Ho * g->Wo, NP = (size_t)g->N * P;
+    long planes = (long)g->N * g->C;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < g->C; c++) {
+    for (long pl = 0; pl < planes; pl++) {
+        int n = (int)(pl / g->C), c = (int)(pl % g->C);
+        float *xc = x + (size_t)pl * g->H * g->W;
         for (int i = 0; i < g->kh; i++)
             for (int j = 0; j < g->kw; j++) {
-                const float *src = col + ((size_t)(c * g->kh + i) * g->kw + j) * NP;
-                for (int n = 0; n < g->N; n++) {
-                    float *xc = x + ((size_t)n * g->C + c) * g->H * g->W;
-                    for (int oh = 0; oh < g->Ho; oh++) {
-                        int ih = oh * g->sh - g->pt + i;
-                        if (ih < 0 || ih >= g->H) continue;
-                        const float *s = src + (size_t)n * P + (size_t)oh * g->Wo;
-                        float *xr = xc + (size_t)ih * g->W;
-                        for (int ow = 0; ow < g->Wo; ow++) {
-                            int iw = ow * g->sw - g->pl + j;
-                            if (iw >= 0 && iw < g->W) xr[iw] += s[ow];
-                        }
+                const float *src = col + ((size_t)(c * g->kh + i) * g->kw + j) * NP + (size_t)n * P;
+                for (int oh = 0; oh < g->Ho; oh++) {
+                    int ih = oh * g->sh - g->pt + i;
+                    if (ih < 0 || ih >= g->H) continue;
+                    const float *s = src + (size_t)oh * g->Wo;
+                    float *xr = xc + (size_t)ih * g->W;
+                    for (int ow = 0; ow < g->Wo; ow++) {
+                        int iw = ow * g->sw - g->pl + j;
+                        if (iw >= 0 && iw < g->W) xr[iw] += s[ow];
                     }
                 }
             }

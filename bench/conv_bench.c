@@ -1,0 +1,117 @@
+// Convolution throughput on the conv shapes of a ResNet-18 on 64x64 inputs
+// (batch 64, torchvision layout: 7x7/2 stem, 3x3/2 max-pool, four stages),
+// forward + backward (input and weight gradients), next to plain cblas_sgemm
+// on exactly the same three matrix products per layer:
+//   forward   Y (O, N*P)  = W (O, K) x col (K, N*P)        K = C*kh*kw
+//   weight    dW (O, K)  += dY (O, N*P) x col^T
+//   input     dcol (K, N*P) = W^T x dY
+// The ratio conv/sgemm says how much of the GEMM speed survives im2col,
+// col2im and the layout changes. Target: >= 0.7.
+//   usage: conv_bench [--threads N] [--reps R] [--batch B]
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/gn_common.h"
+#include "../nn/nn.h"
+
+typedef struct layer {
+    const char *name;
+    int C, O, k, s, p, H, count; // count: how many times ResNet-18 has this conv
+} layer;
+
+static const layer LAYERS[] = {
+    {"stem 7x7/2 3->64 @64", 3, 64, 7, 2, 3, 64, 1},
+    {"s1 3x3 64->64 @16", 64, 64, 3, 1, 1, 16, 4},
+    {"s2 3x3/2 64->128 @16", 64, 128, 3, 2, 1, 16, 1},
+    {"s2 3x3 128->128 @8", 128, 128, 3, 1, 1, 8, 3},
+    {"s2 1x1/2 64->128 @16", 64, 128, 1, 2, 0, 16, 1},
+    {"s3 3x3/2 128->256 @8", 128, 256, 3, 2, 1, 8, 1},
+    {"s3 3x3 256->256 @4", 256, 256, 3, 1, 1, 4, 3},
+    {"s3 1x1/2 128->256 @8", 128, 256, 1, 2, 0, 8, 1},
+    {"s4 3x3/2 256->512 @4", 256, 512, 3, 2, 1, 4, 1},
+    {"s4 3x3 512->512 @2", 512, 512, 3, 1, 1, 2, 3},
+    {"s4 1x1/2 256->512 @4", 256, 512, 1, 2, 0, 4, 1},
+};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static float *randbuf(size_t n, nn_rng *r) {
+    float *p = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) p[i] = (float)nn_rng_normal(r);
+    return p;
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, reps = 5, N = 64;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) N = atoi(argv[i + 1]);
+    }
+    gn_set_threads(threads);
+    printf("conv2d forward+backward vs cblas_sgemm on the same products: ResNet-18 at 64x64, batch %d, %d threads,\n"
+           "best of %d repetitions\n\n",
+           N, gn_threads(), reps);
+    printf("%-24s %5s %9s %9s %9s %6s\n", "layer", "count", "GFLOP", "conv GF/s", "gemm GF/s", "ratio");
+    nn_rng r;
+    nn_rng_seed(&r, 1, 1);
+    nn_ctx c;
+    nn_ctx_init(&c, 256u << 20);
+    double tot_flop = 0, tot_conv = 0, tot_gemm = 0;
+    for (size_t l = 0; l < sizeof LAYERS / sizeof LAYERS[0]; l++) {
+        const layer *L = &LAYERS[l];
+        int Ho = (L->H + 2 * L->p - L->k) / L->s + 1;
+        int K = L->C * L->k * L->k, NP = N * Ho * Ho;
+        double flop = 3.0 * 2.0 * L->O * (double)K * NP;
+        float *x = randbuf((size_t)N * L->C * L->H * L->H, &r), *w = randbuf((size_t)L->O * K, &r);
+        float *gw = calloc((size_t)L->O * K, sizeof(float));
+        float *a = randbuf((size_t)K * NP, &r), *dy = randbuf((size_t)L->O * NP, &r);
+        float *y = malloc(sizeof(float) * (size_t)L->O * NP), *dc = malloc(sizeof(float) * (size_t)K * NP);
+        double best_conv = 1e30, best_gemm = 1e30;
+        for (int rep = 0; rep <= reps; rep++) { // rep 0 warms up
+            nn_ctx_reset(&c);
+            nn_tensor *xt = nn_tensor_from(&c, NN_SHAPE(N, L->C, L->H, L->H), x);
+            nn_tensor wt = {.ndim = 4, .shape = {L->O, L->C, L->k, L->k}, .n = (size_t)L->O * K, .data = w,
+                            .grad = gw, .requires_grad = 1, .is_param = 1};
+            xt->requires_grad = 1;
+            double t0 = now();
+            nn_tensor *out = nn_conv2d(&c, xt, &wt, NULL, L->s, L->s, nn_pad_sym(L->p));
+            double t1 = now();
+            memcpy(nn_grad(&c, out), dy, sizeof(float) * out->n); // the upstream gradient: not conv work
+            double t2 = now();
+            if (nn_backward(&c, out)) {
+                fprintf(stderr, "backward failed: %s\n", gn_errmsg());
+                return 1;
+            }
+            double tc = (t1 - t0) + (now() - t2); // forward + backward
+            double g0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->O, NP, K, 1, w, K, a, NP, 0, y, NP);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->O, K, NP, 1, dy, NP, a, NP, 1, gw, K);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, NP, L->O, 1, w, K, dy, NP, 0, dc, NP);
+            double tg = now() - g0;
+            if (rep > 0) {
+                if (tc < best_conv) best_conv = tc;
+                if (tg < best_gemm) best_gemm = tg;
+            }
+        }
+        printf("%-24s %5d %9.3f %9.1f %9.1f %6.2f\n", L->name, L->count, flop * 1e-9, flop / best_conv * 1e-9,
+               flop / best_gemm * 1e-9, best_gemm / best_conv);
+        tot_flop += L->count * flop;
+        tot_conv += L->count * best_conv;
+        tot_gemm += L->count * best_gemm;
+        free(x), free(w), free(gw), free(a), free(dy), free(y), free(dc);
+    }
+    printf("\nwhole network (each conv weighted by its count): %.2f GFLOP per step\n", tot_flop * 1e-9);
+    printf("  conv2d fwd+bwd %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s, ratio %.2f (target >= 0.70)\n",
+           tot_flop / tot_conv * 1e-9, tot_flop / tot_gemm * 1e-9, tot_gemm / tot_conv);
+    printf("  arena peak %.1f MiB\n", c.arena.peak / 1048576.0);
+    nn_ctx_free(&c);
+    return 0;
+}
