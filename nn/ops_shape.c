@@ -307,35 +307,23 @@ nn_tensor *nn_transpose(nn_ctx *c, nn_tensor *x) {
 
 // ---- softmax family ----
 
-static void log_softmax_bw(nn_node *nd, nn_ctx *c) {
-    (void)c;
-    nn_tensor *x = nd->in[0], *y = nd->out;
-    long outer, inner;
-    int axis = nd->ia[0], d = x->shape[axis];
-    split_dims(x, axis, &outer, &inner);
-    for (long o = 0; o < outer; o++)
-        for (long j = 0; j < inner; j++) {
-            const float *gy = y->grad + o * d * inner + j, *yd = y->data + o * d * inner + j;
-            float *gx = x->grad + o * d * inner + j;
-            double s = 0;
-            for (int k = 0; k < d; k++) s += gy[k * inner];
-            for (int k = 0; k < d; k++) gx[k * inner] += gy[k * inner] - expf(yd[k * inner]) * (float)s;
-        }
-}
-
+// Backward of both forms along the axis, with y the output:
+//   log-softmax: gx = gy - softmax * sum(gy);  softmax: gx = y * (gy - sum(gy * y)).
 static void softmax_bw(nn_node *nd, nn_ctx *c) {
     (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
     long outer, inner;
-    int axis = nd->ia[0], d = x->shape[axis];
+    int axis = nd->ia[0], logform = nd->ia[1], d = x->shape[axis];
     split_dims(x, axis, &outer, &inner);
     for (long o = 0; o < outer; o++)
         for (long j = 0; j < inner; j++) {
             const float *gy = y->grad + o * d * inner + j, *yd = y->data + o * d * inner + j;
             float *gx = x->grad + o * d * inner + j;
             double s = 0;
-            for (int k = 0; k < d; k++) s += gy[k * inner] * yd[k * inner];
-            for (int k = 0; k < d; k++) gx[k * inner] += yd[k * inner] * (gy[k * inner] - (float)s);
+            for (int k = 0; k < d; k++) s += logform ? gy[k * inner] : gy[k * inner] * yd[k * inner];
+            for (int k = 0; k < d; k++)
+                gx[k * inner] += logform ? gy[k * inner] - expf(yd[k * inner]) * (float)s
+                                         : yd[k * inner] * (gy[k * inner] - (float)s);
         }
 }
 
@@ -360,8 +348,11 @@ static nn_tensor *softmax_impl(nn_ctx *c, nn_tensor *x, int axis, int logform) {
             for (int k = 0; k < d; k++)
                 yd[k * inner] = logform ? xd[k * inner] - lse : expf(xd[k * inner] - lse);
         }
-    nn_node *nd = nn_record(c, y, logform ? log_softmax_bw : softmax_bw, 1, &x);
-    if (nd) nd->ia[0] = axis;
+    nn_node *nd = nn_record(c, y, softmax_bw, 1, &x);
+    if (nd) {
+        nd->ia[0] = axis;
+        nd->ia[1] = logform;
+    }
     return y;
 }
 

@@ -54,6 +54,11 @@ int nn_store_finalize(nn_store *s);
 void nn_store_reset_values(nn_store *s, nn_rng *rng);
 void nn_store_zero_grad(nn_store *s);
 nn_tensor *nn_store_find(nn_store *s, const char *name); // param or buffer, NULL if absent
+// Every registered tensor in a fixed order: parameters, then buffers.
+static inline int nn_store_count(const nn_store *s) { return s->np + s->nb; }
+static inline nn_tensor *nn_store_at(const nn_store *s, int i) {
+    return i < s->np ? &s->params[i]->t : &s->buffers[i - s->np]->t;
+}
 
 // Fan-in/fan-out of a weight as Glorot/He define them: a dense weight
 // (out, in) has fan_in = in; a conv weight (O, C, k...) has fan_in = C*prod(k),

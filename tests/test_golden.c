@@ -38,19 +38,16 @@ static void gnet_make(gnet *n) {
 
 // Load every parameter and buffer from "<prefix><name>".
 static void gnet_load(gnet *n, const io_npz *z, const char *prefix) {
-    nn_entry **lists[2] = {n->st.params, n->st.buffers};
-    int counts[2] = {n->st.np, n->st.nb};
-    for (int l = 0; l < 2; l++)
-        for (int i = 0; i < counts[l]; i++) {
-            nn_tensor *t = &lists[l][i]->t;
-            char key[256];
-            snprintf(key, sizeof key, "%s%s", prefix, t->name);
-            const io_array *a = tu_npz_get(z, key);
-            assert_int_equal(a->n, t->n);
-            float *f = io_array_to_f32(a);
-            memcpy(t->data, f, sizeof(float) * t->n);
-            free(f);
-        }
+    for (int i = 0; i < nn_store_count(&n->st); i++) {
+        nn_tensor *t = nn_store_at(&n->st, i);
+        char key[256];
+        snprintf(key, sizeof key, "%s%s", prefix, t->name);
+        const io_array *a = tu_npz_get(z, key);
+        assert_int_equal(a->n, t->n);
+        float *f = io_array_to_f32(a);
+        memcpy(t->data, f, sizeof(float) * t->n);
+        free(f);
+    }
 }
 
 static nn_tensor *gnet_fwd(nn_ctx *c, gnet *n, nn_tensor *x) {
@@ -89,6 +86,23 @@ static int teardown(void **state) {
     return 0;
 }
 
+// Compare every parameter (values, or gradients when grads) and, when
+// buffers, every buffer with the reference "<prefix><name>"; returns the
+// worst relative error.
+static double check_store(golden *g, nn_store *s, const char *prefix, int grads, int params, int buffers) {
+    double worst = 0;
+    for (int i = params ? 0 : s->np; i < (buffers ? nn_store_count(s) : s->np); i++) {
+        nn_tensor *t = nn_store_at(s, i);
+        char key[256];
+        snprintf(key, sizeof key, "%s%s", prefix, t->name);
+        float *want = tu_npz_f32(&g->z, key);
+        double e = tu_check_close(key, grads ? t->grad : t->data, want, t->n, TOL);
+        if (e > worst) worst = e;
+        free(want);
+    }
+    return worst;
+}
+
 static nn_tensor *step_loss(nn_ctx *c, gnet *n, golden *g) {
     nn_ctx_reset(c);
     nn_tensor *x = nn_tensor_from(c, NN_SHAPE(4, 3, 12, 12), g->x), *y = nn_tensor_from(c, NN_SHAPE(4, 3), g->y);
@@ -115,26 +129,8 @@ static void test_forward_backward(void **state) {
     free(want);
     nn_store_zero_grad(&n.st);
     assert_int_equal(nn_backward(&c, loss), 0);
-    double e_grad = 0;
-    for (int i = 0; i < n.st.np; i++) {
-        nn_tensor *p = &n.st.params[i]->t;
-        char key[256];
-        snprintf(key, sizeof key, "grad.%s", p->name);
-        float *gw = tu_npz_f32(&g->z, key);
-        double e = tu_check_close(key, p->grad, gw, p->n, TOL);
-        if (e > e_grad) e_grad = e;
-        free(gw);
-    }
-    double e_bn = 0;
-    for (int i = 0; i < n.st.nb; i++) {
-        nn_tensor *b = &n.st.buffers[i]->t;
-        char key[256];
-        snprintf(key, sizeof key, "after1.%s", b->name);
-        float *w = tu_npz_f32(&g->z, key);
-        double e = tu_check_close(key, b->data, w, b->n, TOL);
-        if (e > e_bn) e_bn = e;
-        free(w);
-    }
+    double e_grad = check_store(g, &n.st, "grad.", 1, 1, 0);
+    double e_bn = check_store(g, &n.st, "after1.", 0, 0, 1);
     printf("    golden net: output %.2e, loss %.2e, worst gradient %.2e, BN running stats %.2e (relative)\n", e_out,
            e_loss, e_grad, e_bn);
     nn_ctx_free(&c);
@@ -178,19 +174,10 @@ static void run_optimizer(golden *g, const char *name) {
         if (clip > 0) nn_clip_grad_norm(&n.st, clip);
         nn_optim_step(&o, &n.st, lr);
     }
-    double e_loss = tu_check_close(key, got, wl, 3, TOL), e_par = 0;
+    double e_loss = tu_check_close(key, got, wl, 3, TOL);
     free(wl);
-    nn_entry **lists[2] = {n.st.params, n.st.buffers};
-    int counts[2] = {n.st.np, n.st.nb};
-    for (int l = 0; l < 2; l++)
-        for (int i = 0; i < counts[l]; i++) {
-            nn_tensor *t = &lists[l][i]->t;
-            snprintf(key, sizeof key, "%s.step3.%s", name, t->name);
-            float *w = tu_npz_f32(&g->z, key);
-            double e = tu_check_close(key, t->data, w, t->n, TOL);
-            if (e > e_par) e_par = e;
-            free(w);
-        }
+    snprintf(key, sizeof key, "%s.step3.", name);
+    double e_par = check_store(g, &n.st, key, 0, 1, 1);
     printf("    %-8s 3 steps: losses %.2e, worst parameter/buffer %.2e (relative)\n", name, e_loss, e_par);
     nn_optim_free(&o);
     nn_ctx_free(&c);

@@ -204,41 +204,34 @@ static void test_corrupt_npz(void **st) {
     expect_error(path("does_not_exist.npz"), "cannot open");
 }
 
+// An NPY file with the given header dict and data_bytes zero bytes of data.
+static void write_npy_raw(const char *p, const char *dict, size_t data_bytes) {
+    unsigned char buf[512] = {0};
+    size_t hl = strlen(dict);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)hl;
+    memcpy(buf + 10, dict, hl);
+    write_bytes(p, buf, 10 + hl + data_bytes);
+}
+
+static void expect_npy_error(const char *p, const char *needle) {
+    io_array a;
+    assert_int_not_equal(io_npy_read(p, &a), 0);
+    if (!strstr(gn_errmsg(), needle) || !strstr(gn_errmsg(), p)) fail_msg("error '%s' lacks '%s' or the file", gn_errmsg(), needle);
+}
+
 static void test_bad_npy(void **st) {
     (void)st;
-    io_array a;
-    const char *hdr = "\x93NUMPY\x01\x00";
-    char buf[256];
-    // data shorter than the shape says
-    const char *h1 = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
-    size_t hl = strlen(h1);
-    memcpy(buf, hdr, 8);
-    buf[8] = (char)hl;
-    buf[9] = 0;
-    memcpy(buf + 10, h1, hl);
-    write_bytes(path("short.npy"), (unsigned char *)buf, 10 + hl + 20);
-    assert_int_not_equal(io_npy_read(path("short.npy"), &a), 0);
-    assert_non_null(strstr(gn_errmsg(), "truncated"));
-    assert_non_null(strstr(gn_errmsg(), "short.npy"));
-    // unsupported dtype
-    const char *h2 = "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }";
-    hl = strlen(h2);
-    buf[8] = (char)hl;
-    memcpy(buf + 10, h2, hl);
-    write_bytes(path("cplx.npy"), (unsigned char *)buf, 10 + hl + 8);
-    assert_int_not_equal(io_npy_read(path("cplx.npy"), &a), 0);
-    assert_non_null(strstr(gn_errmsg(), "<c8"));
-    // Fortran order
-    const char *h3 = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }";
-    hl = strlen(h3);
-    buf[8] = (char)hl;
-    memcpy(buf + 10, h3, hl);
-    write_bytes(path("fort.npy"), (unsigned char *)buf, 10 + hl + 16);
-    assert_int_not_equal(io_npy_read(path("fort.npy"), &a), 0);
-    assert_non_null(strstr(gn_errmsg(), "Fortran"));
+    write_npy_raw(path("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 20);
+    expect_npy_error(path("short.npy"), "truncated");
+    write_npy_raw(path("cplx.npy"), "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", 8);
+    expect_npy_error(path("cplx.npy"), "<c8");
+    write_npy_raw(path("fort.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
+    expect_npy_error(path("fort.npy"), "Fortran");
+    write_npy_raw(path("noshape.npy"), "{'descr': '<f4', 'fortran_order': False, }", 16);
+    expect_npy_error(path("noshape.npy"), "shape");
     write_bytes(path("junk.npy"), (const unsigned char *)"junk", 4);
-    assert_int_not_equal(io_npy_read(path("junk.npy"), &a), 0);
-    assert_non_null(strstr(gn_errmsg(), "magic"));
+    expect_npy_error(path("junk.npy"), "magic");
 }
 
 // A write that runs out of space (RLIMIT_FSIZE stands in for a full disk):
