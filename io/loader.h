@@ -1,0 +1,59 @@
+// Batches from a dataset: one split, a seeded shuffled permutation per epoch,
+// augmentation (the 8 dihedral transforms, random crops) from its own RNG
+// stream, per-band standardisation and band selection.
+//
+// The loader's position — epoch, the epoch's permutation, the cursor, and the
+// shuffle and augmentation streams — is plain data in the struct, so a
+// checkpoint can save it and a resumed run continues with exactly the batches
+// the uninterrupted run would have seen.
+#ifndef IO_LOADER_H
+#define IO_LOADER_H
+
+#include <stdint.h>
+
+#include "../nn/rng.h"
+#include "dataset.h"
+
+typedef struct io_loader_opts {
+    int batch;
+    int shuffle;       // a new permutation each epoch (training); else catalog order
+    int dihedral;      // random rotation by k*90 deg and flip (8 transforms, uniform)
+    int crop;          // output size (<= dataset size); random position when augmenting, else centred; 0: full
+    int random_crop;   // draw the crop position (training)
+    int drop_last;     // skip a final partial batch
+    int n_channels;    // 0: all bands; else the dataset band indices in `channels`
+    int channels[IO_MAX_BANDS];
+    const double *mean, *std; // (dataset bands) standardisation, or NULL
+} io_loader_opts;
+
+typedef struct io_loader {
+    const io_dataset *ds;
+    io_loader_opts o;
+    uint32_t *members;  // (n) dataset entries in this split, in dataset order
+    size_t n;
+    // --- state (checkpointed) ---
+    int64_t epoch;      // epochs completed before the current one
+    uint32_t *perm;     // (n) this epoch's order (indices into members)
+    uint64_t cursor;    // position in perm
+    nn_rng shuffle, augment;
+    float *scratch;     // one rotated plane
+} io_loader;
+
+// split: per catalog row (io_catalog_splits), `which` the split to serve, or
+// split == NULL for every entry.
+int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int which, const io_loader_opts *o,
+                   uint64_t seed);
+void io_loader_free(io_loader *L);
+int io_loader_out_channels(const io_loader *L);
+int io_loader_out_size(const io_loader *L);
+size_t io_loader_batches_per_epoch(const io_loader *L);
+// Next batch into x (B, C', S, S); entries (B) receives the dataset index of
+// each sample (for targets). Returns the batch size, or 0 when the epoch is
+// over — the loader has then moved to the next epoch (new permutation).
+int io_loader_next(io_loader *L, float *x, uint32_t *entries);
+
+// Apply dihedral transform k (0..7: rotate k%4 quarter turns counter-clockwise,
+// then flip left-right when k >= 4) to a square (S, S) plane.
+void io_dihedral(const float *src, float *dst, int S, int k);
+
+#endif
