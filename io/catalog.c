@@ -480,6 +480,11 @@ int io_split_parse(const char *s) {
 
 int io_split_from_id(const char *id, double ft, double fv) {
     uint64_t h = io_fnv1a(id, strlen(id), IO_FNV_INIT);
+    // FNV-1a's high bits barely change between ids like G000001 and G000002:
+    // finish with a full avalanche (the splitmix64 finaliser) before using them.
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    h ^= h >> 31;
     double u = (double)(h >> 11) * 0x1.0p-53;
     return u < ft ? IO_SPLIT_TRAIN : u < ft + fv ? IO_SPLIT_VAL : IO_SPLIT_TEST;
 }

@@ -61,8 +61,8 @@ void io_catalog_report_nulls(const io_catalog *cat, void (*print)(void *user, co
 enum { IO_SPLIT_TRAIN = 0, IO_SPLIT_VAL = 1, IO_SPLIT_TEST = 2, IO_SPLIT_NONE = 3 };
 const char *io_split_name(int split);
 int io_split_parse(const char *s); // train/val/validation/test (any case); -1 otherwise
-// Deterministic split from the id alone (FNV-1a 64 of the id bytes):
-// u = hash / 2^64; train if u < f_train, val if u < f_train + f_val, else test.
+// Deterministic split from the id alone (FNV-1a 64 of the id bytes, then the
+// splitmix64 finaliser): u = hash / 2^64; train if u < f_train, val if u < f_train + f_val, else test.
 int io_split_from_id(const char *id, double f_train, double f_val);
 // Fill split[n_rows]: from the `split` column when present (an unknown value
 // is an error naming the row), else from the id hash.

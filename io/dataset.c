@@ -299,7 +299,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     size_t per = (size_t)C * S * S, N = s->cat->n_rows;
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = fopen(tmp, "w+b"); // read back for the CRC
     if (!f) return gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp, strerror(errno));
     uint32_t *rows = gn_malloc(sizeof(uint32_t) * (N ? N : 1));
     float *buf = gn_malloc(sizeof(float) * per * CHUNK);
@@ -483,6 +483,15 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     snprintf(ds->cache_path, sizeof ds->cache_path, "%s/ds-%016llx.bin", dir, (unsigned long long)hash);
     char why[256];
     if (load(ds->cache_path, hash, ds, why, sizeof why) == GN_OK) {
+        if (s->strict && (ds->n_skipped || ds->n_masked_gal)) {
+            size_t sk = ds->n_skipped, mg = ds->n_masked_gal;
+            char cp[4096];
+            memcpy(cp, ds->cache_path, sizeof cp);
+            io_dataset_close(ds);
+            return gn_err(GN_EIO, "--strict: %zu catalog row(s) have no usable cutout and %zu galaxies have NaN pixels "
+                                  "(reported when the cache was built; skipped ids in %s.skipped.txt)",
+                          sk, mg, cp);
+        }
         logf_(s, "dataset cache %s: %zu galaxies, %d bands, %dx%d (%zu catalog rows skipped when built)",
               ds->cache_path, ds->n, ds->c, ds->h, ds->w, ds->n_skipped);
         return GN_OK;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fitsio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <math.h>
 #include <stdio.h>
@@ -52,7 +53,9 @@ static int fits_fail(const char *name, int status, const char *what) {
     return gn_err(GN_EFORMAT, "%s: %s: %s (cfitsio status %d)", name, what, msg, status);
 }
 
-static int fits_read_opened(fitsfile *f, const char *name, io_image *img) {
+// avail: bytes in the file (0: unknown). cfitsio zero-fills a short read
+// from memory, so the data extent is checked against the size here.
+static int fits_read_opened(fitsfile *f, const char *name, io_image *img, size_t avail) {
     int st = 0, bitpix, naxis;
     LONGLONG nax[4] = {0};
     if (fits_get_img_paramll(f, 4, &bitpix, &naxis, nax, &st)) return fits_fail(name, st, "reading the image header");
@@ -67,6 +70,11 @@ static int fits_read_opened(fitsfile *f, const char *name, io_image *img) {
         return gn_err(GN_EFORMAT, "%s: %d-dimensional image (expected 2-D per band or a 3-D band cube)", name, naxis);
     int rc = check_dims(name, c, h, w); // each axis is bounded before their product is formed
     if (rc) return rc;
+    LONGLONG head, data, end;
+    if (avail && !fits_get_hduaddrll(f, &head, &data, &end, &st) &&
+        (size_t)data + (size_t)(c * h * w) * (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8 > avail)
+        return gn_err(GN_EFORMAT, "%s: truncated: the header promises %ld x %ld x %ld pixels that the file does not hold",
+                      name, c, h, w);
     if ((rc = alloc_image(img, (int)c, (int)h, (int)w))) return rc;
     float nulval = NAN;
     int anynul = 0;
@@ -81,7 +89,20 @@ static int fits_read_path(const char *path, io_image *img) {
     fitsfile *f = NULL;
     int st = 0;
     if (fits_open_image(&f, path, READONLY, &st)) return fits_fail(path, st, "cannot open as FITS");
-    int rc = fits_read_opened(f, path, img);
+    char fp[4096];
+    snprintf(fp, sizeof fp, "%s", path);
+    char *br = strrchr(fp, '[');
+    if (br && fp[strlen(fp) - 1] == ']') *br = 0;
+    struct stat sb;
+    size_t avail = 0;
+    unsigned char m[2] = {0};
+    FILE *g = fopen(fp, "rb");
+    if (g) {
+        if (fread(m, 1, 2, g) == 2 && !(m[0] == 0x1f && m[1] == 0x8b) && !fstat(fileno(g), &sb))
+            avail = (size_t)sb.st_size; // (a gzipped file's size says nothing about its data)
+        fclose(g);
+    }
+    int rc = fits_read_opened(f, path, img, avail);
     st = 0;
     fits_close_file(f, &st);
     return rc;
@@ -101,7 +122,7 @@ static int fits_decode(const unsigned char *buf, size_t len, const char *name, i
         fits_movrel_hdu(f, 1, &type, &st);
         if (!st && type != IMAGE_HDU) st = NOT_IMAGE;
     }
-    int rc = st ? fits_fail(name, st, "no image HDU") : fits_read_opened(f, name, img);
+    int rc = st ? fits_fail(name, st, "no image HDU") : fits_read_opened(f, name, img, len);
     st = 0;
     fits_close_file(f, &st);
     return rc;
@@ -237,8 +258,8 @@ static int png_chunk(FILE *f, const char *type, const unsigned char *data, size_
 
 // PNG (ISO/IEC 15948): signature, IHDR, one zlib IDAT of filter-0 scanlines, IEND.
 int io_png_write(const char *path, const io_image *img, int depth) {
-    if ((img->c != 1 && img->c != 3) || (depth != 8 && depth != 16))
-        return gn_err(GN_EINVAL, "%s: PNG needs 1 or 3 bands and 8 or 16 bits", path);
+    if (img->c < 1 || img->c > 4 || (depth != 8 && depth != 16))
+        return gn_err(GN_EINVAL, "%s: PNG needs 1-4 bands (gray, gray+alpha, RGB, RGBA) and 8 or 16 bits", path);
     size_t bpp = (size_t)img->c * (size_t)(depth / 8), row = 1 + bpp * (size_t)img->w, P = (size_t)img->w * img->h;
     unsigned char *raw = gn_malloc(row * (size_t)img->h);
     if (!raw) return GN_ENOMEM;
@@ -264,7 +285,8 @@ int io_png_write(const char *path, const io_image *img, int depth) {
     unsigned char ihdr[13];
     put32be(ihdr, (uint32_t)img->w);
     put32be(ihdr + 4, (uint32_t)img->h);
-    ihdr[8] = (unsigned char)depth, ihdr[9] = img->c == 1 ? 0 : 2, ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    static const unsigned char ctype[5] = {0, 0, 4, 2, 6}; // PNG colour types by channel count
+    ihdr[8] = (unsigned char)depth, ihdr[9] = ctype[img->c], ihdr[10] = ihdr[11] = ihdr[12] = 0;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");

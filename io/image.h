@@ -39,7 +39,7 @@ typedef struct io_fits_card {
     const char *key, *value, *comment;
 } io_fits_card;
 int io_fits_write(const char *path, const io_image *img, const io_fits_card *cards);
-// PNG: c = 1 (gray) or 3 (RGB); bit depth 8 or 16; values are clipped to the
+// PNG: c = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); bit depth 8 or 16; values are clipped to the
 // code range and rounded.
 int io_png_write(const char *path, const io_image *img, int bit_depth);
 
