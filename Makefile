@@ -32,7 +32,7 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all deps test test-fast test-san demo bench build clean help
+.PHONY: all deps test test-fast test-san demo bench build clean help fuzz
 .SECONDARY:
 # Each entry point first makes sure the packages are there, then builds in a
 # sub-make, so the order holds even under make -j.
@@ -47,6 +47,7 @@ help:
 	@echo "make demo       train on the built-in demo data"
 	@echo "make test       install missing Debian packages (root), build, run all tests, then the unit tests under ASan+UBSan"
 	@echo "make bench      benchmarks (not part of make test)"
+	@echo "make fuzz       run every parser under libFuzzer for FUZZ_SECONDS (default 60) each"
 
 deps:
 	@sh tools/deps.sh
@@ -103,6 +104,12 @@ bench:
 	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
+
+# libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60); not part of make test.
+fuzz:
+	@sh tools/deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory build
+	@sh tools/fuzz.sh
 
 clean:
 	rm -rf $(B) bin

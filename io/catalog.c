@@ -199,17 +199,28 @@ static int split_fields(char *line, int comma, char **f, int max) {
 }
 
 int io_catalog_read(const char *path, const io_catalog_opts *o, io_catalog *c) {
+    unsigned char *raw;
+    size_t len;
+    memset(c, 0, sizeof *c);
+    c->id_col = c->split_col = -1;
+    int rc = io_read_file(path, &raw, &len);
+    if (rc) return rc;
+    return io_catalog_parse(path, (char *)raw, len, o, c);
+}
+
+int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_opts *o, io_catalog *c) {
     memset(c, 0, sizeof *c);
     c->id_col = c->split_col = -1;
     c->null_threshold = o && o->null_threshold > 0 ? o->null_threshold : 9000;
-    unsigned char *raw;
-    size_t len;
-    int rc = io_read_file(path, &raw, &len);
-    if (rc) return rc;
+    int rc;
     if (!(c->path = gn_strdup(path))) return free(raw), GN_ENOMEM;
     c->content_hash = io_fnv1a(raw, len, IO_FNV_INIT);
     c->buf = gn_realloc(raw, len + 1);
-    if (!c->buf) return free(raw), GN_ENOMEM;
+    if (!c->buf) {
+        free(raw);
+        io_catalog_free(c);
+        return GN_ENOMEM;
+    }
     c->buf[len] = 0;
     if (memchr(c->buf, 0, len)) {
         rc = gn_err(GN_EFORMAT, "%s: contains NUL bytes (binary file, not a CSV table)", path);

@@ -39,6 +39,8 @@ typedef struct io_catalog_opts {
 } io_catalog_opts;
 
 int io_catalog_read(const char *path, const io_catalog_opts *o, io_catalog *cat);
+// Parse text already in memory (malloc'd; the catalog takes ownership, even on error).
+int io_catalog_parse(const char *name, char *text, size_t len, const io_catalog_opts *o, io_catalog *cat);
 void io_catalog_free(io_catalog *cat);
 int io_catalog_find(const io_catalog *cat, const char *name); // column index or -1
 // Values of a numeric column; NULL and an error naming the catalog and the

@@ -111,9 +111,18 @@ static int fits_read_path(const char *path, io_image *img) {
 static int fits_decode(const unsigned char *buf, size_t len, const char *name, io_image *img) {
     fitsfile *f = NULL;
     int st = 0;
-    void *mem = (void *)buf;
-    size_t size = len;
-    if (fits_open_memfile(&f, "mem://", READONLY, &mem, &size, 0, NULL, &st)) return fits_fail(name, st, "not a valid FITS file");
+    // cfitsio's memory driver reads whole 2880-byte records: give it a copy
+    // padded to a record multiple (the data-extent check below still rejects
+    // pixels that the original bytes do not hold).
+    size_t size = (len + 2879) / 2880 * 2880;
+    void *mem = gn_calloc(1, size ? size : 2880);
+    if (!mem) return GN_ENOMEM;
+    memcpy(mem, buf, len);
+    void *owned = mem;
+    if (fits_open_memfile(&f, "mem://", READONLY, &mem, &size, 0, NULL, &st)) {
+        free(owned);
+        return fits_fail(name, st, "not a valid FITS file");
+    }
     // the first HDU with an image, as fits_open_image does for files
     int bitpix, naxis;
     LONGLONG nax[4];
@@ -125,6 +134,7 @@ static int fits_decode(const unsigned char *buf, size_t len, const char *name, i
     int rc = st ? fits_fail(name, st, "no image HDU") : fits_read_opened(f, name, img, len);
     st = 0;
     fits_close_file(f, &st);
+    free(owned);
     return rc;
 }
 
@@ -181,8 +191,12 @@ static int npy_image(const unsigned char *buf, size_t len, const char *name, io_
 }
 
 int io_image_decode(const unsigned char *buf, size_t len, const char *name, io_image *img) {
+    return io_image_decode_as(buf, len, name, io_image_sniff(buf, len), img);
+}
+
+int io_image_decode_as(const unsigned char *buf, size_t len, const char *name, int fmt, io_image *img) {
     memset(img, 0, sizeof *img);
-    switch (io_image_sniff(buf, len)) {
+    switch (fmt) {
     case IO_FMT_FITS: return fits_decode(buf, len, name, img);
     case IO_FMT_PNG:
     case IO_FMT_JPEG: return stb_decode(buf, len, name, img);

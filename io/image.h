@@ -31,6 +31,8 @@ int io_image_read(const char *path, io_image *img);
 // Decode from memory (fuzzing, tests); `name` is used in messages.
 int io_image_decode(const unsigned char *buf, size_t len, const char *name, io_image *img);
 int io_image_sniff(const unsigned char *buf, size_t len);
+// Decode as the given IO_FMT_* regardless of the leading bytes (fuzzing one parser).
+int io_image_decode_as(const unsigned char *buf, size_t len, const char *name, int fmt, io_image *img);
 void io_image_free(io_image *img);
 
 // FITS: float32 (BITPIX -32) image, 2-D when c == 1 else a (c, h, w) cube;

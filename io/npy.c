@@ -119,7 +119,7 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
     if (hoff + hlen > len) return gn_err(GN_EFORMAT, "truncated NPY header (%zu of %zu bytes)", len, hoff + hlen);
     const char *h = (const char *)buf + hoff, *e = h + hlen;
     const char *d = dict_value(h, e, "descr");
-    if (!d || (*d != '\'' && *d != '"')) return gn_err(GN_EFORMAT, "NPY header has no 'descr'");
+    if (!d || d + 1 >= e || (*d != '\'' && *d != '"')) return gn_err(GN_EFORMAT, "NPY header has no 'descr'");
     char descr[16] = {0};
     const char *q = memchr(d + 1, *d, (size_t)(e - d - 1));
     if (!q || q - d - 1 >= (long)sizeof descr) return gn_err(GN_EFORMAT, "NPY header: bad 'descr'");
@@ -132,25 +132,30 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
         return gn_err(GN_EFORMAT, "NPY dtype '%s' unsupported (float32/float64/int32/int64/uint8, little-endian)",
                       descr);
     const char *fo = dict_value(h, e, "fortran_order");
-    if (!fo) return gn_err(GN_EFORMAT, "NPY header has no 'fortran_order'");
-    if (!strncmp(fo, "True", 4))
+    if (!fo || fo >= e) return gn_err(GN_EFORMAT, "NPY header has no 'fortran_order'");
+    if (e - fo >= 4 && !strncmp(fo, "True", 4))
         return gn_err(GN_EFORMAT, "NPY array is in Fortran order; save it with numpy.ascontiguousarray first");
     const char *s = dict_value(h, e, "shape");
-    if (!s || *s != '(') return gn_err(GN_EFORMAT, "NPY header has no 'shape'");
+    if (!s || s >= e || *s != '(') return gn_err(GN_EFORMAT, "NPY header has no 'shape'");
     s++;
     out->dtype = (io_dtype)dt;
     out->ndim = 0;
     out->n = 1;
     for (;;) {
         s = skip_ws(s, e);
-        if (s < e && *s == ')') break;
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0) return gn_err(GN_EFORMAT, "NPY header: bad shape");
+        if (s >= e) return gn_err(GN_EFORMAT, "NPY header: unterminated shape");
+        if (*s == ')') break;
+        long long v = 0;
+        const char *st = s;
+        while (s < e && *s >= '0' && *s <= '9' && v < (1LL << 40)) v = v * 10 + (*s++ - '0');
+        if (s == st || v >= (1LL << 40)) return gn_err(GN_EFORMAT, "NPY header: bad shape");
         if (out->ndim == IO_MAXDIM) return gn_err(GN_EFORMAT, "NPY array has more than %d axes", IO_MAXDIM);
         out->shape[out->ndim++] = v;
+        if (v && out->n > ((size_t)1 << 50) / (size_t)v) return gn_err(GN_EFORMAT, "NPY header: shape too large");
         out->n *= (size_t)v;
-        s = skip_ws(end, e);
+        s = skip_ws(s, e);
+        if (s < e && *s == 'L') s++; // Python 2 longs
+        s = skip_ws(s, e);
         if (s < e && *s == ',') s++;
     }
     size_t dbytes = out->n * DT[dt].size, off = hoff + hlen;
@@ -596,6 +601,11 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
         if (doff + csize > len)
             return gn_err(GN_EFORMAT, "%s: member '%s' is truncated (%llu of %llu bytes present)", path, name,
                           (unsigned long long)(len > doff ? len - doff : 0), (unsigned long long)csize);
+        // deflate cannot expand more than ~1032:1; stored members are as long as their data
+        if ((method == 0 && usize != csize) || (method == 8 && usize > csize * 1032 + 64))
+            return gn_err(GN_EFORMAT, "%s: member '%s': size %llu is impossible for %llu %s bytes (corrupt directory)",
+                          path, name, (unsigned long long)usize, (unsigned long long)csize,
+                          method ? "compressed" : "stored");
         unsigned char *raw = gn_malloc(usize ? usize : 1);
         if (!raw) return GN_ENOMEM;
         int rc = GN_OK;
@@ -625,14 +635,20 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
     return GN_OK;
 }
 
+int io_npz_parse(const unsigned char *b, size_t len, const char *name, io_npz *z) {
+    memset(z, 0, sizeof *z);
+    int rc = parse_npz(name, b, len, z);
+    if (rc) io_npz_free(z);
+    return rc;
+}
+
 int io_npz_read(const char *path, io_npz *z) {
     memset(z, 0, sizeof *z);
     unsigned char *b;
     size_t len;
     int rc = io_read_file(path, &b, &len);
     if (rc) return rc;
-    rc = parse_npz(path, b, len, z);
+    rc = io_npz_parse(b, len, path, z);
     free(b);
-    if (rc) io_npz_free(z);
     return rc;
 }

@@ -53,6 +53,7 @@ typedef struct io_npz {
 } io_npz;
 
 int io_npz_read(const char *path, io_npz *z);
+int io_npz_parse(const unsigned char *buf, size_t len, const char *name, io_npz *z); // from memory
 const io_array *io_npz_get(const io_npz *z, const char *name);
 void io_npz_free(io_npz *z);
 
