@@ -57,7 +57,7 @@ const char IO_MOCK_DOC[] =
     "             tanh(2.5); rotation support 1.0 (SF), 0.6 (other), 0.3 (passive);\n"
     "             sigma(R) = s V_c exp(-R/2R_e) + 10 km/s, s = 0.35, 0.55, 0.75; maps over +-3 R_e.\n"
     "\n"
-    "Catalog columns: id, zspec, ebv, mag_{ugriz}, magerr_{ugriz}, flux_{ugriz} (nanomaggies), w1, w2, w3,\n"
+    "Catalog columns: id, zspec, ebv, mag_{ugriz}, magerr_{ugriz}, flux_{ugriz} (mJy = 3.631e-3 nanomaggies), w1, w2, w3,\n"
     "w1err, w2err, w3err (Vega), sersic_n, ba, r50 (observed morphology, r50 in arcsec), type (sf/passive/other),\n"
     "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r (+ logmtot, fdm with --kinematics).\n"
     "Files: cutouts/{id}.fits (5 x S x S cube, BANDS = u,g,r,i,z, nanomaggies per pixel); with --png,\n"
@@ -162,7 +162,7 @@ void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
         double rpx = 2 * g->re_arcsec / PIXSCALE + 2 * PSF_FWHM[b] / 2.355 / PIXSCALE;
         double sF = sig_pix * sqrt(M_PI * rpx * rpx);
         double Fo = F + sF * gauss(&r);
-        g->flux[b] = Fo;
+        g->flux[b] = Fo * 3.631e-3; // mJy: nanomaggies would reach the |v| >= 9000 null sentinels for bright galaxies
         if (Fo / sF < 2) {
             g->mag[b] = g->magerr[b] = -9999;
         } else {
