@@ -18,7 +18,7 @@
 
 #define IO_IMAGE_MAX_SIDE 16384
 #define IO_IMAGE_MAX_BANDS 64
-#define IO_IMAGE_MAX_PIXELS (1L << 26) // per file, all bands
+#define IO_IMAGE_MAX_PIXELS (1L << 24) // per file, all bands: 16 M pixels is far beyond any cutout
 
 typedef struct io_image {
     int c, h, w;
