@@ -22,16 +22,6 @@
 
 #include <stb/stb_image_write.h>
 
-static char dir[64];
-
-static const char *path(const char *f) {
-    static char b[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(b[k], sizeof b[k], "%s/%s", dir, f);
-    return b[k];
-}
-
 static void write_text(const char *p, const char *s) {
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
@@ -46,24 +36,11 @@ static void write_bytes(const char *p, const void *b, size_t n) {
     fclose(f);
 }
 
-static int setup(void **st) {
-    (void)st;
-    strcpy(dir, "/tmp/galnn_data_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **st) {
-    (void)st;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
-
 // ---- catalogs ----
 
 static void test_catalog_csv(void **st) {
     (void)st;
-    write_text(path("a.csv"), "# a comment line\r\n"
+    write_text(tu_tmp("a.csv"), "# a comment line\r\n"
                               "id, mag_g ,mag_r,name,flag\r\n"
                               "g1,18.5,17.9,\"NGC, 1\",1\r\n"
                               "\n"
@@ -73,7 +50,7 @@ static void test_catalog_csv(void **st) {
                               "g4,nan,9000.5,y,4\n"
                               "g5,19.25,18.0,z,8999.9\n");
     io_catalog c;
-    assert_int_equal(io_catalog_read(path("a.csv"), NULL, &c), 0);
+    assert_int_equal(io_catalog_read(tu_tmp("a.csv"), NULL, &c), 0);
     assert_int_equal(c.n_rows, 5);
     assert_int_equal(c.n_cols, 5);
     const double *g = io_catalog_values(&c, "mag_g"), *r = io_catalog_values(&c, "mag_r"), *f = io_catalog_values(&c, "flag");
@@ -109,8 +86,8 @@ static void test_catalog_csv(void **st) {
     assert_int_not_equal(io_catalog_derive(&c, "g-r", "mag_g"), 0); // exists
     io_catalog_free(&c);
     // whitespace-separated
-    write_text(path("w.txt"), "id ra  dec\n a1 10.5\t-3\n a2 11 4\n");
-    assert_int_equal(io_catalog_read(path("w.txt"), NULL, &c), 0);
+    write_text(tu_tmp("w.txt"), "id ra  dec\n a1 10.5\t-3\n a2 11 4\n");
+    assert_int_equal(io_catalog_read(tu_tmp("w.txt"), NULL, &c), 0);
     assert_int_equal(c.n_rows, 2);
     assert_float_equal(io_catalog_values(&c, "dec")[0], -3, 0);
     io_catalog_free(&c);
@@ -119,37 +96,37 @@ static void test_catalog_csv(void **st) {
 static void test_catalog_errors(void **st) {
     (void)st;
     io_catalog c;
-    write_text(path("short.csv"), "id,a,b\nx,1,2\ny,3\n");
-    assert_int_not_equal(io_catalog_read(path("short.csv"), NULL, &c), 0);
+    write_text(tu_tmp("short.csv"), "id,a,b\nx,1,2\ny,3\n");
+    assert_int_not_equal(io_catalog_read(tu_tmp("short.csv"), NULL, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "short.csv:3"));
     assert_non_null(strstr(gn_errmsg(), "2 fields, but the header has 3"));
-    write_text(path("empty.csv"), "# only comments\n\n");
-    assert_int_not_equal(io_catalog_read(path("empty.csv"), NULL, &c), 0);
+    write_text(tu_tmp("empty.csv"), "# only comments\n\n");
+    assert_int_not_equal(io_catalog_read(tu_tmp("empty.csv"), NULL, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "empty catalog"));
-    write_text(path("dup.csv"), "id,a,a\n");
-    assert_int_not_equal(io_catalog_read(path("dup.csv"), NULL, &c), 0);
-    write_text(path("noid.csv"), "name,a\nx,1\n");
+    write_text(tu_tmp("dup.csv"), "id,a,a\n");
+    assert_int_not_equal(io_catalog_read(tu_tmp("dup.csv"), NULL, &c), 0);
+    write_text(tu_tmp("noid.csv"), "name,a\nx,1\n");
     io_catalog_opts o = {0, 1};
-    assert_int_not_equal(io_catalog_read(path("noid.csv"), &o, &c), 0);
+    assert_int_not_equal(io_catalog_read(tu_tmp("noid.csv"), &o, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "no 'id' column"));
     unsigned char bin[8] = {1, 2, 0, 3, 4, 5, 6, 7};
-    write_bytes(path("bin.csv"), bin, 8);
-    assert_int_not_equal(io_catalog_read(path("bin.csv"), NULL, &c), 0);
-    assert_int_not_equal(io_catalog_read(path("missing.csv"), NULL, &c), 0);
+    write_bytes(tu_tmp("bin.csv"), bin, 8);
+    assert_int_not_equal(io_catalog_read(tu_tmp("bin.csv"), NULL, &c), 0);
+    assert_int_not_equal(io_catalog_read(tu_tmp("missing.csv"), NULL, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "missing.csv"));
 }
 
 static void test_splits(void **st) {
     (void)st;
-    write_text(path("s.csv"), "id,split\na,train\nb,Validation\nc,TEST\n");
+    write_text(tu_tmp("s.csv"), "id,split\na,train\nb,Validation\nc,TEST\n");
     io_catalog c;
     uint8_t sp[20000];
-    assert_int_equal(io_catalog_read(path("s.csv"), NULL, &c), 0);
+    assert_int_equal(io_catalog_read(tu_tmp("s.csv"), NULL, &c), 0);
     assert_int_equal(io_catalog_splits(&c, 0.7, 0.15, sp), 0);
     assert_true(sp[0] == IO_SPLIT_TRAIN && sp[1] == IO_SPLIT_VAL && sp[2] == IO_SPLIT_TEST);
     io_catalog_free(&c);
-    write_text(path("s2.csv"), "id,split\na,train\nb,holdout\n");
-    assert_int_equal(io_catalog_read(path("s2.csv"), NULL, &c), 0);
+    write_text(tu_tmp("s2.csv"), "id,split\na,train\nb,holdout\n");
+    assert_int_equal(io_catalog_read(tu_tmp("s2.csv"), NULL, &c), 0);
     assert_int_not_equal(io_catalog_splits(&c, 0.7, 0.15, sp), 0);
     assert_non_null(strstr(gn_errmsg(), "holdout"));
     io_catalog_free(&c);
@@ -186,13 +163,13 @@ static void test_image_roundtrip(void **st) {
     (void)st;
     io_image in = ramp(3, 7, 5, 0.5f), out;
     // FITS cube and 2-D
-    assert_int_equal(io_fits_write(path("c.fits"), &in, NULL), 0);
-    assert_int_equal(io_image_read(path("c.fits"), &out), 0);
+    assert_int_equal(io_fits_write(tu_tmp("c.fits"), &in, NULL), 0);
+    assert_int_equal(io_image_read(tu_tmp("c.fits"), &out), 0);
     expect_same(&in, &out);
     io_image_free(&out);
     io_image one = {1, 7, 5, in.data};
-    assert_int_equal(io_fits_write(path("p.fits"), &one, NULL), 0);
-    assert_int_equal(io_image_read(path("p.fits"), &out), 0);
+    assert_int_equal(io_fits_write(tu_tmp("p.fits"), &one, NULL), 0);
+    assert_int_equal(io_image_read(tu_tmp("p.fits"), &out), 0);
     expect_same(&one, &out);
     io_image_free(&out);
     // FITS integer BITPIX with BSCALE/BZERO, in a named extension after an empty primary
@@ -200,7 +177,7 @@ static void test_image_roundtrip(void **st) {
         fitsfile *f;
         int s = 0;
         char name[600];
-        snprintf(name, sizeof name, "!%s", path("i16.fits"));
+        snprintf(name, sizeof name, "!%s", tu_tmp("i16.fits"));
         fits_create_file(&f, name, &s);
         long nax0[1] = {0};
         fits_create_img(f, SHORT_IMG, 0, nax0, &s);
@@ -216,16 +193,16 @@ static void test_image_roundtrip(void **st) {
         fits_write_img(f, TSHORT, 1, 12, raw, &s);
         fits_close_file(f, &s);
         assert_int_equal(s, 0);
-        snprintf(name, sizeof name, "%s[SCI]", path("i16.fits"));
+        snprintf(name, sizeof name, "%s[SCI]", tu_tmp("i16.fits"));
         assert_int_equal(io_image_read(name, &out), 0);
         assert_int_equal(out.c, 1);
         assert_int_equal(out.h, 3);
         assert_int_equal(out.w, 4);
         for (int i = 0; i < 12; i++) assert_float_equal(out.data[i], 0.5f * (i * 10 - 50) + 100, 1e-5);
         io_image_free(&out);
-        assert_int_equal(io_image_read(path("i16.fits"), &out), 0); // first HDU with data
+        assert_int_equal(io_image_read(tu_tmp("i16.fits"), &out), 0); // first HDU with data
         io_image_free(&out);
-        snprintf(name, sizeof name, "%s[NOPE]", path("i16.fits"));
+        snprintf(name, sizeof name, "%s[NOPE]", tu_tmp("i16.fits"));
         assert_int_not_equal(io_image_read(name, &out), 0);
         assert_non_null(strstr(gn_errmsg(), "i16.fits"));
     }
@@ -233,8 +210,8 @@ static void test_image_roundtrip(void **st) {
     for (int depth = 8; depth <= 16; depth += 8)
         for (int c = 1; c <= 4; c++) {
             io_image p = ramp(c, 6, 9, depth == 8 ? 1.0f : 200.0f);
-            assert_int_equal(io_png_write(path("x.png"), &p, depth), 0);
-            assert_int_equal(io_image_read(path("x.png"), &out), 0);
+            assert_int_equal(io_png_write(tu_tmp("x.png"), &p, depth), 0);
+            assert_int_equal(io_image_read(tu_tmp("x.png"), &out), 0);
             io_image want = {c >= 3 ? 3 : 1, 6, 9, p.data}; // alpha dropped
             expect_same(&want, &out);
             io_image_free(&out);
@@ -243,8 +220,8 @@ static void test_image_roundtrip(void **st) {
     // JPEG (lossy): gray and RGB, values close
     unsigned char jp[3 * 16 * 16];
     for (int i = 0; i < 3 * 256; i++) jp[i] = (unsigned char)(100 + (i % 3) * 40);
-    assert_true(stbi_write_jpg(path("x.jpg"), 16, 16, 3, jp, 95));
-    assert_int_equal(io_image_read(path("x.jpg"), &out), 0);
+    assert_true(stbi_write_jpg(tu_tmp("x.jpg"), 16, 16, 3, jp, 95));
+    assert_int_equal(io_image_read(tu_tmp("x.jpg"), &out), 0);
     assert_int_equal(out.c, 3);
     assert_float_equal(out.data[0], 100, 3);
     assert_float_equal(out.data[2 * 256], 180, 3);
@@ -254,15 +231,15 @@ static void test_image_roundtrip(void **st) {
     for (int i = 0; i < 24; i++) dv[i] = i * 0.25;
     int64_t s3[3] = {2, 3, 4}, s2[2] = {3, 4};
     io_array a = io_array_view(IO_F64, 3, s3, dv);
-    assert_int_equal(io_npy_write(path("x.npy"), &a), 0);
-    assert_int_equal(io_image_read(path("x.npy"), &out), 0);
+    assert_int_equal(io_npy_write(tu_tmp("x.npy"), &a), 0);
+    assert_int_equal(io_image_read(tu_tmp("x.npy"), &out), 0);
     assert_true(out.c == 2 && out.h == 3 && out.w == 4);
     assert_float_equal(out.data[23], 5.75, 0);
     io_image_free(&out);
     int32_t iv[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -11};
     a = io_array_view(IO_I32, 2, s2, iv);
-    assert_int_equal(io_npy_write(path("y.npy"), &a), 0);
-    assert_int_equal(io_image_read(path("y.npy"), &out), 0);
+    assert_int_equal(io_npy_write(tu_tmp("y.npy"), &a), 0);
+    assert_int_equal(io_image_read(tu_tmp("y.npy"), &out), 0);
     assert_float_equal(out.data[11], -11, 0);
     io_image_free(&out);
     free(in.data);
@@ -286,18 +263,18 @@ static unsigned char *slurp(const char *p, size_t *n) {
 static void test_image_bad_inputs(void **st) {
     (void)st;
     io_image im = ramp(3, 8, 8, 1.0f), tmp;
-    assert_int_equal(io_fits_write(path("g.fits"), &im, NULL), 0);
-    assert_int_equal(io_png_write(path("g.png"), &im, 16), 0);
+    assert_int_equal(io_fits_write(tu_tmp("g.fits"), &im, NULL), 0);
+    assert_int_equal(io_png_write(tu_tmp("g.png"), &im, 16), 0);
     int64_t s3[3] = {3, 8, 8};
     io_array a = io_array_view(IO_F32, 3, s3, im.data);
-    assert_int_equal(io_npy_write(path("g.npy"), &a), 0);
+    assert_int_equal(io_npy_write(tu_tmp("g.npy"), &a), 0);
     unsigned char jp[64 * 3];
     memset(jp, 90, sizeof jp);
-    assert_true(stbi_write_jpg(path("g.jpg"), 8, 8, 3, jp, 90));
+    assert_true(stbi_write_jpg(tu_tmp("g.jpg"), 8, 8, 3, jp, 90));
     const char *files[] = {"g.fits", "g.png", "g.npy", "g.jpg"};
     for (int k = 0; k < 4; k++) {
         size_t n;
-        unsigned char *b = slurp(path(files[k]), &n);
+        unsigned char *b = slurp(tu_tmp(files[k]), &n);
         // every truncation is an error, never a crash (JPEG decoders accept some
         // truncated streams by design; only the header truncations must fail)
         for (size_t cut = 0; cut < n; cut += cut < 64 ? 1 : 97) {
@@ -369,9 +346,9 @@ static void test_image_bad_inputs(void **st) {
     expect_decode_error("huge.npy", (const unsigned char *)big, strlen(big + 10) + 10);
     // PNG with a 2^30-pixel-wide header
     io_image p1 = {1, 1, 1, z};
-    assert_int_equal(io_png_write(path("w.png"), &p1, 8), 0);
+    assert_int_equal(io_png_write(tu_tmp("w.png"), &p1, 8), 0);
     size_t n;
-    unsigned char *b = slurp(path("w.png"), &n);
+    unsigned char *b = slurp(tu_tmp("w.png"), &n);
     b[16] = 0x40, b[17] = 0, b[18] = 0, b[19] = 0; // width 2^30 (CRC now wrong too)
     expect_decode_error("wide.png", b, n);
     free(b);
@@ -406,15 +383,15 @@ static int open_ds(const char *tmpl, const char *bands, io_catalog *cat, io_data
 
 static void test_dataset_cache(void **st) {
     (void)st;
-    mock_survey(path("m"), 40, 1);
+    mock_survey(tu_tmp("m"), 40, 1);
     io_catalog cat;
     io_catalog_opts co = {0, 1};
-    assert_int_equal(io_catalog_read(path("m/catalog.csv"), &co, &cat), 0);
+    assert_int_equal(io_catalog_read(tu_tmp("m/catalog.csv"), &co, &cat), 0);
     assert_int_equal(cat.n_rows, 40);
     char tf[512], tp[512], tn[512];
-    snprintf(tf, sizeof tf, "%s/m/cutouts/{id}.fits", dir);
-    snprintf(tp, sizeof tp, "%s/m/png/{id}_{band}.png", dir);
-    snprintf(tn, sizeof tn, "%s/m/npy/{id}.npy", dir);
+    snprintf(tf, sizeof tf, "%s/m/cutouts/{id}.fits", tu_tmpdir());
+    snprintf(tp, sizeof tp, "%s/m/png/{id}_{band}.png", tu_tmpdir());
+    snprintf(tn, sizeof tn, "%s/m/npy/{id}.npy", tu_tmpdir());
     io_dataset a, b;
     assert_int_equal(open_ds(tf, "u,g,r,i,z", &cat, &a, 0, IO_TF_NONE), 0);
     assert_true(a.built);
@@ -423,7 +400,7 @@ static void test_dataset_cache(void **st) {
     // the same pixels as the file
     io_image im;
     char p0[600];
-    snprintf(p0, sizeof p0, "%s/m/cutouts/%s.fits", dir, io_catalog_id(&cat, a.row[7]));
+    snprintf(p0, sizeof p0, "%s/m/cutouts/%s.fits", tu_tmpdir(), io_catalog_id(&cat, a.row[7]));
     assert_int_equal(io_image_read(p0, &im), 0);
     assert_memory_equal(io_dataset_image(&a, 7), im.data, sizeof(float) * 5 * 32 * 32);
     io_image_free(&im);
@@ -450,7 +427,7 @@ static void test_dataset_cache(void **st) {
     io_dataset_close(&b);
     // a changed cutout (new mtime/size) -> rebuilt
     char p1[600];
-    snprintf(p1, sizeof p1, "%s/m/cutouts/%s.fits", dir, io_catalog_id(&cat, 0));
+    snprintf(p1, sizeof p1, "%s/m/cutouts/%s.fits", tu_tmpdir(), io_catalog_id(&cat, 0));
     struct stat sb;
     stat(p1, &sb);
     struct timespec ts[2] = {sb.st_atim, {sb.st_mtim.tv_sec + 10, 0}};
@@ -475,8 +452,8 @@ static void test_dataset_cache(void **st) {
     io_dataset_close(&b);
     // missing and unreadable cutouts: skipped and counted, or an error with --strict
     char p2[600], p3[600];
-    snprintf(p2, sizeof p2, "%s/m/cutouts/%s.fits", dir, io_catalog_id(&cat, 3));
-    snprintf(p3, sizeof p3, "%s/m/cutouts/%s.fits", dir, io_catalog_id(&cat, 4));
+    snprintf(p2, sizeof p2, "%s/m/cutouts/%s.fits", tu_tmpdir(), io_catalog_id(&cat, 3));
+    snprintf(p3, sizeof p3, "%s/m/cutouts/%s.fits", tu_tmpdir(), io_catalog_id(&cat, 4));
     unlink(p2);
     write_text(p3, "SIMPLE  = garbage");
     assert_int_equal(open_ds(tf, "u,g,r,i,z", &cat, &b, 0, IO_TF_NONE), 0);
@@ -494,11 +471,11 @@ static void test_dataset_cache(void **st) {
 
 static void test_fluxnorm(void **st) {
     (void)st;
-    mock_survey(path("f"), 30, 0);
+    mock_survey(tu_tmp("f"), 30, 0);
     io_catalog cat;
-    assert_int_equal(io_catalog_read(path("f/catalog.csv"), NULL, &cat), 0);
+    assert_int_equal(io_catalog_read(tu_tmp("f/catalog.csv"), NULL, &cat), 0);
     char tf[512];
-    snprintf(tf, sizeof tf, "%s/f/cutouts/{id}.fits", dir);
+    snprintf(tf, sizeof tf, "%s/f/cutouts/{id}.fits", tu_tmpdir());
     io_dataset_spec s;
     memset(&s, 0, sizeof s);
     s.cat = &cat;
@@ -554,9 +531,9 @@ static void test_dihedral(void **st) {
 static void test_loader(void **st) {
     (void)st;
     io_catalog cat;
-    assert_int_equal(io_catalog_read(path("m/catalog.csv"), NULL, &cat), 0); // made by test_dataset_cache
+    assert_int_equal(io_catalog_read(tu_tmp("m/catalog.csv"), NULL, &cat), 0); // made by test_dataset_cache
     char tf[512];
-    snprintf(tf, sizeof tf, "%s/m/npy/{id}.npy", dir);
+    snprintf(tf, sizeof tf, "%s/m/npy/{id}.npy", tu_tmpdir());
     io_dataset ds;
     assert_int_equal(open_ds(tf, "u,g,r,i,z", &cat, &ds, 0, IO_TF_NONE), 0);
     uint8_t split[64];
@@ -628,18 +605,18 @@ static void test_mock(void **st) {
     free(a);
     free(b);
     gn_set_threads(1);
-    mock_survey(path("t1"), 24, 0);
+    mock_survey(tu_tmp("t1"), 24, 0);
     gn_set_threads(2);
-    mock_survey(path("t2"), 24, 0);
+    mock_survey(tu_tmp("t2"), 24, 0);
     size_t n1, n2;
-    unsigned char *c1 = slurp(path("t1/catalog.csv"), &n1), *c2 = slurp(path("t2/catalog.csv"), &n2);
+    unsigned char *c1 = slurp(tu_tmp("t1/catalog.csv"), &n1), *c2 = slurp(tu_tmp("t2/catalog.csv"), &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(c1, c2, n1);
     free(c1);
     free(c2);
     io_image i1, i2;
-    assert_int_equal(io_image_read(path("t1/cutouts/G000009.fits"), &i1), 0);
-    assert_int_equal(io_image_read(path("t2/cutouts/G000009.fits"), &i2), 0);
+    assert_int_equal(io_image_read(tu_tmp("t1/cutouts/G000009.fits"), &i1), 0);
+    assert_int_equal(io_image_read(tu_tmp("t2/cutouts/G000009.fits"), &i2), 0);
     assert_memory_equal(i1.data, i2.data, sizeof(float) * 5 * 32 * 32);
     io_image_free(&i1);
     io_image_free(&i2);
@@ -655,7 +632,7 @@ static void test_mock(void **st) {
     double slope = (sxy - sx * sy / n) / (sxx - sx * sx / n);
     assert_float_equal(slope, 0.05, 0.01);
     io_catalog cat;
-    assert_int_equal(io_catalog_read(path("t1/catalog.csv"), NULL, &cat), 0);
+    assert_int_equal(io_catalog_read(tu_tmp("t1/catalog.csv"), NULL, &cat), 0);
     assert_non_null(io_catalog_values(&cat, "logmstar"));
     assert_non_null(io_catalog_values(&cat, "w3")); // -9999 nulls masked, still numeric
     io_catalog_free(&cat);
@@ -669,5 +646,5 @@ int main(void) {
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

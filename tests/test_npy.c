@@ -12,29 +12,6 @@
 
 #include "testutil.h"
 
-static char dir[64];
-
-static int setup(void **st) {
-    (void)st;
-    strcpy(dir, "/tmp/galnn_npy_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **st) {
-    (void)st;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path(const char *f) {
-    static char b[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(b[k], sizeof b[k], "%s/%s", dir, f);
-    return b[k];
-}
-
 static void test_npy_roundtrip(void **st) {
     (void)st;
     float f[6] = {1.5f, -2, 3e-8f, 0, 1e30f, -0.25f};
@@ -53,8 +30,8 @@ static void test_npy_roundtrip(void **st) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         io_array a = io_array_view(cases[k].t, cases[k].nd, cases[k].shape, cases[k].data), b;
-        assert_int_equal(io_npy_write(path("a.npy"), &a), 0);
-        assert_int_equal(io_npy_read(path("a.npy"), &b), 0);
+        assert_int_equal(io_npy_write(tu_tmp("a.npy"), &a), 0);
+        assert_int_equal(io_npy_read(tu_tmp("a.npy"), &b), 0);
         assert_int_equal(b.dtype, a.dtype);
         assert_int_equal(b.ndim, a.ndim);
         for (int i = 0; i < a.ndim; i++) assert_int_equal(b.shape[i], a.shape[i]);
@@ -79,9 +56,9 @@ static void write_sample(const char *p, int compress) {
 static void test_npz_roundtrip(void **st) {
     (void)st;
     for (int compress = 0; compress < 2; compress++) {
-        write_sample(path("a.npz"), compress);
+        write_sample(tu_tmp("a.npz"), compress);
         io_npz z;
-        assert_int_equal(io_npz_read(path("a.npz"), &z), 0);
+        assert_int_equal(io_npz_read(tu_tmp("a.npz"), &z), 0);
         assert_int_equal(z.n, 2);
         const io_array *w = io_npz_get(&z, "param.conv1.weight");
         assert_non_null(w);
@@ -95,10 +72,10 @@ static void test_npz_roundtrip(void **st) {
     // same arrays -> byte-identical file (fixed timestamps)
     unsigned char *b1, *b2;
     size_t n1, n2;
-    write_sample(path("b.npz"), 1);
-    write_sample(path("c.npz"), 1);
-    assert_int_equal(io_read_file(path("b.npz"), &b1, &n1), 0);
-    assert_int_equal(io_read_file(path("c.npz"), &b2, &n2), 0);
+    write_sample(tu_tmp("b.npz"), 1);
+    write_sample(tu_tmp("c.npz"), 1);
+    assert_int_equal(io_read_file(tu_tmp("b.npz"), &b1, &n1), 0);
+    assert_int_equal(io_read_file(tu_tmp("c.npz"), &b2, &n2), 0);
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     free(b1);
@@ -138,22 +115,22 @@ static void test_numpy_loads_ours(void **st) {
         skip();
     }
     for (int compress = 0; compress < 2; compress++) {
-        write_sample(path("np.npz"), compress);
+        write_sample(tu_tmp("np.npz"), compress);
         char cmd[1024];
         snprintf(cmd, sizeof cmd,
                  "%s -c \"import numpy as np, sys; z = np.load('%s'); w = z['param.conv1.weight']; "
                  "sys.exit(0 if w.dtype == np.float32 and w.shape == (10, 100) and w[9, 99] == (999 %% 17) * 0.5 "
                  "and list(z['labels']) == [3, 1, 4] and z['labels'].dtype == np.int32 else 1)\"",
-                 py, path("np.npz"));
+                 py, tu_tmp("np.npz"));
         assert_int_equal(system(cmd), 0);
     }
     float v[3] = {1, 2, 3};
     int64_t s[1] = {3};
     io_array a = io_array_view(IO_F32, 1, s, v);
-    assert_int_equal(io_npy_write(path("v.npy"), &a), 0);
+    assert_int_equal(io_npy_write(tu_tmp("v.npy"), &a), 0);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s -c \"import numpy as np, sys; sys.exit(0 if list(np.load('%s')) == [1, 2, 3] else 1)\"",
-             py, path("v.npy"));
+             py, tu_tmp("v.npy"));
     assert_int_equal(system(cmd), 0);
 }
 
@@ -175,33 +152,33 @@ static void expect_error(const char *p, const char *needle) {
 
 static void test_corrupt_npz(void **st) {
     (void)st;
-    write_sample(path("good.npz"), 1);
+    write_sample(tu_tmp("good.npz"), 1);
     unsigned char *b;
     size_t n;
-    assert_int_equal(io_read_file(path("good.npz"), &b, &n), 0);
+    assert_int_equal(io_read_file(tu_tmp("good.npz"), &b, &n), 0);
     // every truncation length gives an error, never a crash
     for (size_t cut = 0; cut < n; cut += (cut < 64 ? 1 : 37)) {
-        write_bytes(path("cut.npz"), b, cut);
-        expect_error(path("cut.npz"), NULL);
+        write_bytes(tu_tmp("cut.npz"), b, cut);
+        expect_error(tu_tmp("cut.npz"), NULL);
     }
     // a flipped bit inside the first member's data: deflate error or CRC mismatch
     unsigned char *c = malloc(n);
     memcpy(c, b, n);
     c[30 + strlen("param.conv1.weight.npy") + 40] ^= 0x10;
-    write_bytes(path("flip.npz"), c, n);
-    expect_error(path("flip.npz"), "param.conv1.weight");
+    write_bytes(tu_tmp("flip.npz"), c, n);
+    expect_error(tu_tmp("flip.npz"), "param.conv1.weight");
     free(c);
     // stored archive with a flipped data byte: must be the CRC
-    write_sample(path("stored.npz"), 0);
+    write_sample(tu_tmp("stored.npz"), 0);
     free(b);
-    assert_int_equal(io_read_file(path("stored.npz"), &b, &n), 0);
+    assert_int_equal(io_read_file(tu_tmp("stored.npz"), &b, &n), 0);
     b[30 + strlen("param.conv1.weight.npy") + 200] ^= 0x01;
-    write_bytes(path("stored_flip.npz"), b, n);
-    expect_error(path("stored_flip.npz"), "CRC");
+    write_bytes(tu_tmp("stored_flip.npz"), b, n);
+    expect_error(tu_tmp("stored_flip.npz"), "CRC");
     free(b);
-    write_bytes(path("text.npz"), (const unsigned char *)"hello, not a zip at all, just some text", 39);
-    expect_error(path("text.npz"), "not a zip");
-    expect_error(path("does_not_exist.npz"), "cannot open");
+    write_bytes(tu_tmp("text.npz"), (const unsigned char *)"hello, not a zip at all, just some text", 39);
+    expect_error(tu_tmp("text.npz"), "not a zip");
+    expect_error(tu_tmp("does_not_exist.npz"), "cannot open");
 }
 
 // An NPY file with the given header dict and data_bytes zero bytes of data.
@@ -222,33 +199,33 @@ static void expect_npy_error(const char *p, const char *needle) {
 
 static void test_bad_npy(void **st) {
     (void)st;
-    write_npy_raw(path("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 20);
-    expect_npy_error(path("short.npy"), "truncated");
-    write_npy_raw(path("cplx.npy"), "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", 8);
-    expect_npy_error(path("cplx.npy"), "<c8");
-    write_npy_raw(path("fort.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
-    expect_npy_error(path("fort.npy"), "Fortran");
-    write_npy_raw(path("noshape.npy"), "{'descr': '<f4', 'fortran_order': False, }", 16);
-    expect_npy_error(path("noshape.npy"), "shape");
-    write_bytes(path("junk.npy"), (const unsigned char *)"junk", 4);
-    expect_npy_error(path("junk.npy"), "magic");
+    write_npy_raw(tu_tmp("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 20);
+    expect_npy_error(tu_tmp("short.npy"), "truncated");
+    write_npy_raw(tu_tmp("cplx.npy"), "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", 8);
+    expect_npy_error(tu_tmp("cplx.npy"), "<c8");
+    write_npy_raw(tu_tmp("fort.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
+    expect_npy_error(tu_tmp("fort.npy"), "Fortran");
+    write_npy_raw(tu_tmp("noshape.npy"), "{'descr': '<f4', 'fortran_order': False, }", 16);
+    expect_npy_error(tu_tmp("noshape.npy"), "shape");
+    write_bytes(tu_tmp("junk.npy"), (const unsigned char *)"junk", 4);
+    expect_npy_error(tu_tmp("junk.npy"), "magic");
 }
 
 // A write that runs out of space (RLIMIT_FSIZE stands in for a full disk):
 // a clear error, no temp file left behind, and the previous archive intact.
 static void test_full_disk(void **st) {
     (void)st;
-    write_sample(path("keep.npz"), 0);
+    write_sample(tu_tmp("keep.npz"), 0);
     unsigned char *before, *after;
     size_t nb, na;
-    assert_int_equal(io_read_file(path("keep.npz"), &before, &nb), 0);
+    assert_int_equal(io_read_file(tu_tmp("keep.npz"), &before, &nb), 0);
     struct rlimit old, lim;
     getrlimit(RLIMIT_FSIZE, &old);
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     lim = old;
     lim.rlim_cur = 2048;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    io_npz_writer *w = io_npz_create(path("keep.npz"), 0);
+    io_npz_writer *w = io_npz_create(tu_tmp("keep.npz"), 0);
     assert_non_null(w);
     float big[4096] = {0};
     int rc = io_npz_add_f32(w, "big", NN_SHAPE(4096), big);
@@ -258,13 +235,13 @@ static void test_full_disk(void **st) {
     signal(SIGXFSZ, prev);
     assert_int_not_equal(rc, 0);
     assert_non_null(strstr(gn_errmsg(), "keep.npz"));
-    assert_int_equal(io_read_file(path("keep.npz"), &after, &na), 0);
+    assert_int_equal(io_read_file(tu_tmp("keep.npz"), &after, &na), 0);
     assert_int_equal(na, nb);
     assert_memory_equal(after, before, nb);
     free(before);
     free(after);
     char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path("keep.npz"), (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", tu_tmp("keep.npz"), (long)getpid());
     struct stat sb;
     assert_int_not_equal(stat(tmp, &sb), 0);
     // and a directory that does not exist
@@ -280,5 +257,5 @@ int main(void) {
         cmocka_unit_test(test_corrupt_npz),   cmocka_unit_test(test_bad_npy),
         cmocka_unit_test(test_full_disk),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -143,3 +143,28 @@ double tu_gradcheck(const char *what, tu_fn f, void *user, int nin, tu_input *in
     if (!(worst <= 1.0)) fail_msg("%s: gradient mismatch at %s", what, where);
     return worst;
 }
+
+static char tmpdir[64];
+
+int tu_tmpdir_setup(void **state) {
+    (void)state;
+    strcpy(tmpdir, "/tmp/galnn_test_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+int tu_tmpdir_teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *tu_tmpdir(void) { return tmpdir; }
+
+const char *tu_tmp(const char *file) {
+    static char b[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(b[k], sizeof b[k], "%s/%s", tmpdir, file);
+    return b[k];
+}

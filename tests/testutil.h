@@ -61,6 +61,13 @@ void tu_uniform(float *x, size_t n, float lo, float hi, uint64_t seed);
 void tu_away_from_zero(float *x, size_t n, float lo, float hi, uint64_t seed);
 tu_input tu_in(int ndim, const int *shape, float *data, int grad);
 
+// A fresh temporary directory for a test group (cmocka setup/teardown), and
+// paths inside it (8 rotating buffers: valid until 8 more calls).
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
+const char *tu_tmp(const char *file);
+const char *tu_tmpdir(void);
+
 // True when running under the sanitizer pass (GALNN_SAN set): long training
 // tests may use smaller problems there.
 int tu_sanitized(void);
