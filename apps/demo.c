@@ -42,7 +42,7 @@ static void say(void *u, const char *line) {
 
 // Accuracy over one pass of a loader.
 static double accuracy(nn_ctx *c, const md_tinycnn *m, io_loader *L, const int32_t *label, float *x, uint32_t *e) {
-    int B = L->o.batch, C = io_loader_out_channels(L), S = io_loader_out_size(L), b;
+    int C = io_loader_out_channels(L), S = io_loader_out_size(L), b;
     size_t right = 0, n = 0;
     c->training = 0;
     c->grad_enabled = 0;
@@ -53,7 +53,6 @@ static double accuracy(nn_ctx *c, const md_tinycnn *m, io_loader *L, const int32
         for (int i = 0; i < b; i++) right += (lg->data[2 * i + 1] > lg->data[2 * i]) == (label[L->ds->row[e[i]]] == 1);
         n += (size_t)b;
     }
-    (void)B;
     c->training = 1;
     c->grad_enabled = 1;
     return n ? (double)right / (double)n : 0;

@@ -507,8 +507,8 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     if (load(cache_path, hash, ds, why, sizeof why)) return gn_err(GN_EIO, "%s: the new cache does not verify: %s", cache_path, why);
     ds->built = 1;
     ds->build_seconds = secs;
-    logf_(s, "dataset: %zu galaxies, %d bands, %dx%d in %.1f s; %zu catalog row(s) skipped%s", ds->n, ds->c, ds->h, ds->w,
-          secs, skipped, ds->n_masked_gal ? "" : "");
+    logf_(s, "dataset: %zu galaxies, %d bands, %dx%d in %.1f s; %zu catalog row(s) skipped", ds->n, ds->c, ds->h, ds->w,
+          secs, skipped);
     if (ds->n_masked_gal)
         logf_(s, "dataset: %zu galaxies had %zu NaN/blank pixel(s), set to 0 (--strict makes this an error)",
               ds->n_masked_gal, ds->n_masked_pix);
