@@ -1,0 +1,168 @@
+#include "branchnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int conv_bn(nn_conv *cv, nn_bn *bn, nn_store *s, const char *pre, const char *name, int cin, int cout, int k,
+                   int stride, int pad) {
+    char n1[128], n2[128];
+    snprintf(n1, sizeof n1, "%s.%s", pre, name);
+    snprintf(n2, sizeof n2, "%s.%s_bn", pre, name);
+    int rc = nn_conv_make(cv, s, n1, cin, cout, k, stride, pad, 0, nn_init_he(), nn_init_const(0));
+    return rc ? rc : nn_bn_make(bn, s, n2, cout);
+}
+
+// ResNet-18: stem, 4 stages x 2 basic blocks (w, 2w, 4w, 8w), stride 2 at the
+// start of stages 2-4 with a 1x1/2 conv + BN projection shortcut.
+static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_branch_spec *b) {
+    int w = b->width, k = b->stem_kernel;
+    int rc = conv_bn(&r->stem, &r->stem_bn, s, pre, "stem", b->in_ch, w, k, b->stem_stride, k / 2);
+    r->stem_pool = b->stem_pool;
+    int cin = w;
+    for (int i = 0; i < 8 && !rc; i++) {
+        int stage = i / 2, cout = w << stage, stride = (i % 2 == 0 && stage > 0) ? 2 : 1;
+        md_block *B = &r->block[i];
+        char nm[64];
+        snprintf(nm, sizeof nm, "layer%d.%d.conv1", stage + 1, i % 2);
+        rc = conv_bn(&B->c1, &B->b1, s, pre, nm, cin, cout, 3, stride, 1);
+        snprintf(nm, sizeof nm, "layer%d.%d.conv2", stage + 1, i % 2);
+        if (!rc) rc = conv_bn(&B->c2, &B->b2, s, pre, nm, cout, cout, 3, 1, 1);
+        B->has_proj = stride != 1 || cin != cout;
+        snprintf(nm, sizeof nm, "layer%d.%d.downsample", stage + 1, i % 2);
+        if (!rc && B->has_proj) rc = conv_bn(&B->proj, &B->bp, s, pre, nm, cin, cout, 1, stride, 0);
+        cin = cout;
+    }
+    r->out_dim = cin;
+    return rc;
+}
+
+static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
+    x = nn_relu(c, nn_bn_fwd(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x)));
+    if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
+    for (int i = 0; i < 8; i++) {
+        const md_block *B = &r->block[i];
+        nn_tensor *h = nn_relu(c, nn_bn_fwd(c, &B->b1, nn_conv_fwd(c, &B->c1, x)));
+        h = nn_bn_fwd(c, &B->b2, nn_conv_fwd(c, &B->c2, h));
+        nn_tensor *sc = B->has_proj ? nn_bn_fwd(c, &B->bp, nn_conv_fwd(c, &B->proj, x)) : x;
+        x = nn_relu(c, nn_add(c, h, sc));
+    }
+    return nn_global_avgpool(c, x);
+}
+
+// Small CNN: 3 x [conv3x3 -> BN -> ReLU] (w, 2w, 4w), max-pool after the first two, GAP.
+static int smallcnn_make(md_smallcnn *m, nn_store *s, const char *pre, const md_branch_spec *b) {
+    int cin = b->in_ch, rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "conv%d", i + 1);
+        rc = conv_bn(&m->c[i], &m->b[i], s, pre, nm, cin, b->width << i, 3, 1, 1);
+        cin = b->width << i;
+    }
+    m->out_dim = cin;
+    return rc;
+}
+
+static nn_tensor *smallcnn_fwd(nn_ctx *c, const md_smallcnn *m, nn_tensor *x) {
+    for (int i = 0; i < 3; i++) {
+        x = nn_relu(c, nn_bn_fwd(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x)));
+        if (i < 2) x = nn_maxpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0));
+    }
+    return nn_global_avgpool(c, x);
+}
+
+static int mlp_make(md_mlpnet *m, nn_store *s, const char *pre, const md_branch_spec *b) {
+    int cin = b->in_ch;
+    m->n = b->n_hidden;
+    for (int i = 0; i < b->n_hidden; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s.fc%d", pre, i + 1);
+        int rc = nn_dense_make(&m->l[i], s, nm, cin, b->hidden[i], 1, nn_init_he(), nn_init_const(0));
+        if (rc) return rc;
+        cin = b->hidden[i];
+    }
+    m->out_dim = cin;
+    return GN_OK;
+}
+
+static nn_tensor *mlp_fwd(nn_ctx *c, const md_mlpnet *m, nn_tensor *x) {
+    for (int i = 0; i < m->n; i++) x = nn_relu(c, nn_dense_fwd(c, &m->l[i], x));
+    return x;
+}
+
+int md_net_make(md_net *m, nn_store *s) {
+    int feat = 0, rc = 0;
+    for (int b = 0; b < m->n_branch && !rc; b++) {
+        const md_branch_spec *sp = &m->spec[b];
+        switch (sp->backbone) {
+        case MD_BB_RESNET18: rc = resnet_make(&m->rn[b], s, sp->name, sp), feat += m->rn[b].out_dim; break;
+        case MD_BB_SMALLCNN: rc = smallcnn_make(&m->sc[b], s, sp->name, sp), feat += m->sc[b].out_dim; break;
+        default: rc = mlp_make(&m->mlp[b], s, sp->name, sp), feat += m->mlp[b].out_dim; break;
+        }
+    }
+    if (rc) return rc;
+    m->n_out = m->head == MD_HEAD_BINNED ? m->bins : m->head == MD_HEAD_GAUSSIAN ? 2 * m->n_targets : m->n_targets;
+    return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
+}
+
+nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    nn_tensor *f[MD_MAX_BRANCH];
+    for (int b = 0; b < m->n_branch; b++) {
+        switch (m->spec[b].backbone) {
+        case MD_BB_RESNET18: f[b] = resnet_fwd(c, &m->rn[b], in[b]); break;
+        case MD_BB_SMALLCNN: f[b] = smallcnn_fwd(c, &m->sc[b], in[b]); break;
+        default: f[b] = mlp_fwd(c, &m->mlp[b], in[b]); break;
+        }
+    }
+    nn_tensor *z = m->n_branch == 1 ? f[0] : nn_concat(c, m->n_branch, f, 1);
+    return nn_dense_fwd(c, &m->fc, z);
+}
+
+int md_bin_label(const md_net *m, double y) {
+    double w = (m->hi - m->lo) / m->bins;
+    int k = (int)floor((y - m->lo) / w);
+    return k < 0 ? 0 : k >= m->bins ? m->bins - 1 : k;
+}
+
+nn_tensor *md_net_loss(nn_ctx *c, const md_net *m, nn_tensor *out, const float *y, int N) {
+    if (!out) return NULL;
+    int T = m->n_targets;
+    if (m->head == MD_HEAD_BINNED) {
+        int32_t *lab = nn_arena_alloc(&c->arena, sizeof(int32_t) * (size_t)N);
+        if (!lab) return NULL;
+        for (int i = 0; i < N; i++) lab[i] = md_bin_label(m, y[i]);
+        return nn_cross_entropy(c, out, lab);
+    }
+    nn_tensor *yt = nn_tensor_from(c, NN_SHAPE(N, T), y);
+    if (m->head == MD_HEAD_REGRESSION) return nn_mse_loss(c, out, yt);
+    nn_tensor *mu = nn_slice(c, out, 1, 0, T), *lv = nn_slice(c, out, 1, T, 2 * T);
+    return nn_gaussian_nll(c, mu, lv, yt, 0);
+}
+
+void md_net_predict(const md_net *m, const nn_tensor *out, float *pred, float *sd) {
+    int N = out->shape[0], T = m->n_targets;
+    for (int i = 0; i < N; i++) {
+        const float *o = out->data + (size_t)i * m->n_out;
+        if (m->head == MD_HEAD_REGRESSION) {
+            for (int t = 0; t < T; t++) {
+                pred[i * T + t] = o[t];
+                if (sd) sd[i * T + t] = 0;
+            }
+        } else if (m->head == MD_HEAD_GAUSSIAN) {
+            for (int t = 0; t < T; t++) {
+                pred[i * T + t] = o[t];
+                if (sd) sd[i * T + t] = expf(0.5f * o[T + t]);
+            }
+        } else { // binned: posterior mean and standard deviation over the bin centres
+            double mx = o[0], s = 0, m1 = 0, m2 = 0, w = (m->hi - m->lo) / m->bins;
+            for (int k = 1; k < m->bins; k++) mx = o[k] > mx ? o[k] : mx;
+            for (int k = 0; k < m->bins; k++) {
+                double p = exp(o[k] - mx), yk = m->lo + (k + 0.5) * w;
+                s += p, m1 += p * yk, m2 += p * yk * yk;
+            }
+            m1 /= s, m2 /= s;
+            pred[i] = (float)m1;
+            if (sd) sd[i] = (float)sqrt(fmax(m2 - m1 * m1, 0));
+        }
+    }
+}

@@ -1,0 +1,82 @@
+// The multi-branch network after Chu et al. (spec/methods.md §2.2): each
+// branch takes one input group — a stack of cutout bands, a stack of maps, or
+// a vector of catalog columns — through its own backbone (ResNet-18, a small
+// CNN, or an MLP); the branch features are concatenated and one linear head
+// predicts the targets.
+//
+// Heads: regression (MSE on standardised targets), Gaussian (mean and log
+// variance per target, Gaussian NLL), binned (softmax over B bins on [lo, hi]
+// for one target, as InterpretSM: 520 bins on [6, 12.5]).
+#ifndef MD_BRANCHNET_H
+#define MD_BRANCHNET_H
+
+#include "../nn/nn.h"
+
+#define MD_MAX_BRANCH 4
+#define MD_MAX_TARGETS 8
+
+enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS };
+enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
+enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
+
+typedef struct md_block {
+    nn_conv c1, c2, proj;
+    nn_bn b1, b2, bp;
+    int has_proj;
+} md_block;
+
+typedef struct md_resnet {
+    nn_conv stem;
+    nn_bn stem_bn;
+    int stem_pool;
+    md_block block[8];
+    int out_dim;
+} md_resnet;
+
+typedef struct md_smallcnn {
+    nn_conv c[3];
+    nn_bn b[3];
+    int out_dim;
+} md_smallcnn;
+
+typedef struct md_mlpnet {
+    int n;
+    nn_dense l[8];
+    int out_dim;
+} md_mlpnet;
+
+typedef struct md_branch_spec {
+    char name[32];
+    int input;      // MD_IN_*
+    int backbone;   // MD_BB_*
+    int in_ch;      // image: bands; columns: number of columns
+    int width;      // resnet/smallcnn base width (resnet: 64 = standard)
+    int stem_kernel, stem_stride, stem_pool; // resnet stem (7/2/1 = torchvision)
+    int hidden[7], n_hidden;                 // mlp
+} md_branch_spec;
+
+typedef struct md_net {
+    int n_branch;
+    md_branch_spec spec[MD_MAX_BRANCH];
+    md_resnet rn[MD_MAX_BRANCH];
+    md_smallcnn sc[MD_MAX_BRANCH];
+    md_mlpnet mlp[MD_MAX_BRANCH];
+    int head, n_targets, bins;
+    double lo, hi;  // binned head range
+    int n_out;      // head outputs
+    nn_dense fc;
+} md_net;
+
+// Register every parameter (names "<branch>.<layer>...", "head.fc...") in s.
+int md_net_make(md_net *m, nn_store *s);
+// inputs[b]: (N, C, H, W) for image branches, (N, n_cols) for column branches.
+nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *inputs);
+// Loss of the head outputs against standardised targets y (N, n_targets)
+// (binned: raw target values, converted to bin labels).
+nn_tensor *md_net_loss(nn_ctx *c, const md_net *m, nn_tensor *out, const float *y, int N);
+// Point predictions (standardised for regression/gaussian, raw for binned)
+// and, for probabilistic heads, a standard deviation per target (sd may be NULL).
+void md_net_predict(const md_net *m, const nn_tensor *out, float *pred, float *sd);
+int md_bin_label(const md_net *m, double y);
+
+#endif
