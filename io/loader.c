@@ -69,6 +69,74 @@ size_t io_loader_batches_per_epoch(const io_loader *L) {
     return L->o.drop_last ? L->n / B : (L->n + B - 1) / B;
 }
 
+void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst, float *plane) {
+    int C = o->n_channels ? o->n_channels : ds->c, H = ds->h, S = o->crop ? o->crop : H;
+    size_t P = (size_t)H * H;
+    int oy = (H - S) / 2, ox = (H - S) / 2;
+    if (o->random_crop && S < H) {
+        oy = (int)(a->u * (float)(H - S + 1));
+        ox = (int)(a->v * (float)(H - S + 1));
+        if (oy > H - S) oy = H - S;
+        if (ox > H - S) ox = H - S;
+    }
+    const float *im = io_dataset_image(ds, e);
+    for (int c = 0; c < C; c++) {
+        int band = o->n_channels ? o->channels[c] : c;
+        const float *src = im + (size_t)band * P;
+        if (a->k) {
+            io_dihedral(src, plane, H, a->k);
+            src = plane;
+        }
+        float m = o->mean ? (float)o->mean[band] : 0.0f, inv = o->std ? (float)(1.0 / o->std[band]) : 1.0f;
+        float *d = dst + (size_t)c * S * S;
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) d[y * S + x] = (src[(size_t)(oy + y) * H + ox + x] - m) * inv;
+    }
+}
+
+// The draws for one sample, in a fixed order: transform, then crop position.
+static io_aug draw(io_loader *L) {
+    io_aug a = {0, 0.5f, 0.5f};
+    if (L->o.dihedral) a.k = (int)nn_rng_below(&L->augment, 8);
+    if (L->o.random_crop) {
+        a.u = (float)nn_rng_uniform(&L->augment);
+        a.v = (float)nn_rng_uniform(&L->augment);
+    }
+    return a;
+}
+
+int io_loader_init_ids(io_loader *L, const uint32_t *ids, size_t n, const io_loader_opts *o, uint64_t seed) {
+    memset(L, 0, sizeof *L);
+    L->o = *o;
+    if (o->batch < 1) return gn_err(GN_EINVAL, "batch size must be at least 1");
+    if (!n) return gn_err(GN_EINVAL, "no samples to load");
+    L->members = gn_malloc(sizeof(uint32_t) * n);
+    L->perm = gn_malloc(sizeof(uint32_t) * n);
+    if (!L->members || !L->perm) return io_loader_free(L), GN_ENOMEM;
+    memcpy(L->members, ids, sizeof(uint32_t) * n);
+    L->n = n;
+    nn_rng_seed(&L->shuffle, seed, NN_STREAM_SHUFFLE);
+    nn_rng_seed(&L->augment, seed, NN_STREAM_AUGMENT);
+    new_epoch(L);
+    return GN_OK;
+}
+
+int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug) {
+    size_t B = (size_t)L->o.batch, left = L->n - L->cursor;
+    if (left == 0 || (L->o.drop_last && left < B)) {
+        L->epoch++;
+        new_epoch(L);
+        return 0;
+    }
+    int b = (int)(left < B ? left : B);
+    for (int i = 0; i < b; i++) {
+        ids[i] = L->members[L->perm[L->cursor + (size_t)i]];
+        aug[i] = draw(L);
+    }
+    L->cursor += (uint64_t)b;
+    return b;
+}
+
 int io_loader_next(io_loader *L, float *x, uint32_t *entries) {
     size_t B = (size_t)L->o.batch, left = L->n - L->cursor;
     if (left == 0 || (L->o.drop_last && left < B)) {
@@ -77,33 +145,12 @@ int io_loader_next(io_loader *L, float *x, uint32_t *entries) {
         return 0;
     }
     int b = (int)(left < B ? left : B);
-    const io_dataset *ds = L->ds;
-    int C = io_loader_out_channels(L), S = io_loader_out_size(L), H = ds->h;
-    size_t P = (size_t)H * H;
-    float *plane = L->scratch;
+    size_t per = (size_t)io_loader_out_channels(L) * io_loader_out_size(L) * io_loader_out_size(L);
     for (int i = 0; i < b; i++) {
         uint32_t e = L->members[L->perm[L->cursor + (size_t)i]];
         entries[i] = e;
-        // draws in a fixed order per sample: transform, then crop offsets
-        int k = L->o.dihedral ? (int)nn_rng_below(&L->augment, 8) : 0;
-        int oy = (H - S) / 2, ox = (H - S) / 2;
-        if (L->o.random_crop && S < H) {
-            oy = (int)nn_rng_below(&L->augment, (uint32_t)(H - S + 1));
-            ox = (int)nn_rng_below(&L->augment, (uint32_t)(H - S + 1));
-        }
-        const float *im = io_dataset_image(ds, e);
-        for (int c = 0; c < C; c++) {
-            int band = L->o.n_channels ? L->o.channels[c] : c;
-            const float *src = im + (size_t)band * P;
-            if (k) {
-                io_dihedral(src, plane, H, k);
-                src = plane;
-            }
-            float m = L->o.mean ? (float)L->o.mean[band] : 0.0f, inv = L->o.std ? (float)(1.0 / L->o.std[band]) : 1.0f;
-            float *dst = x + ((size_t)i * C + c) * S * S;
-            for (int y = 0; y < S; y++)
-                for (int xx = 0; xx < S; xx++) dst[y * S + xx] = (src[(size_t)(oy + y) * H + ox + xx] - m) * inv;
-        }
+        io_aug a = draw(L);
+        io_render(L->ds, e, &L->o, &a, x + (size_t)i * per, L->scratch);
     }
     L->cursor += (uint64_t)b;
     return b;

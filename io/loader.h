@@ -52,6 +52,25 @@ size_t io_loader_batches_per_epoch(const io_loader *L);
 // over — the loader has then moved to the next epoch (new permutation).
 int io_loader_next(io_loader *L, float *x, uint32_t *entries);
 
+// ---- sample order without images: for several datasets per sample ----
+// One augmentation draw per sample, applied to every image of that sample:
+// the dihedral transform k and the crop position as fractions (u, v) of the
+// free range, so images of different sizes move together.
+typedef struct io_aug {
+    int k;
+    float u, v;
+} io_aug;
+
+// A loader over arbitrary sample ids (e.g. catalog rows); o->crop etc. are
+// ignored here (each image uses io_render's own options).
+int io_loader_init_ids(io_loader *L, const uint32_t *ids, size_t n, const io_loader_opts *o, uint64_t seed);
+// Next batch of ids and augmentation draws; 0 at the end of the epoch (the
+// loader has then moved to the next epoch).
+int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug);
+// Render dataset entry e with the augmentation into dst (C', S, S): band
+// subset, crop (S = crop or the full size), dihedral transform, standardisation.
+void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst, float *scratch);
+
 // Apply dihedral transform k (0..7: rotate k%4 quarter turns counter-clockwise,
 // then flip left-right when k >= 4) to a square (S, S) plane.
 void io_dihedral(const float *src, float *dst, int S, int k);

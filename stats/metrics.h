@@ -1,0 +1,26 @@
+// Accuracy metrics of point and probabilistic predictions (spec/methods.md
+// §1.8 and §2.3). With d = prediction - truth (in dex for log quantities):
+//   bias = mean(d); sigma_MAD = 1.4826 median|d - median d|;
+//   eta = fraction with |d| > 3 sigma_MAD; RMSE; R^2 = 1 - SS_res/SS_tot;
+//   mean +- std of d (Chu et al.'s "mean +- 1 sigma of log(pred/true)").
+// NaN entries (missing truth) are skipped.
+#ifndef ST_METRICS_H
+#define ST_METRICS_H
+
+#include <stddef.h>
+
+typedef struct st_metrics {
+    size_t n;
+    double bias, sigma_mad, eta, rmse, r2, mean, std;
+} st_metrics;
+
+int st_point_metrics(const double *pred, const double *truth, size_t n, st_metrics *m);
+// CRPS of a Gaussian N(mu, sd^2) at y (closed form).
+double st_crps_gaussian(double mu, double sd, double y);
+// CRPS of a binned distribution p[0..B) with bin width w starting at lo:
+// sum_k (CDF_k - 1[y <= right edge of bin k])^2 w (spec §1.8).
+double st_crps_binned(const double *p, int B, double lo, double w, double y);
+double st_median(double *x, size_t n); // reorders x
+void st_mean_std(const double *x, size_t n, double *mean, double *sd); // skips NaN; population std
+
+#endif
