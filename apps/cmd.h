@@ -8,6 +8,8 @@ int cmd_mock(int argc, char **argv);
 void cmd_mock_help(void);
 int cmd_data(int argc, char **argv);
 void cmd_data_help(void);
+int cmd_train(int argc, char **argv);
+void cmd_train_help(void);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
 // printing "galnn: error: ..." and returning nonzero when it is not one.

@@ -18,6 +18,7 @@ typedef struct command {
 static const command COMMANDS[] = {
     {"demo", "the main job on built-in data: make the mock survey, load it, train", cmd_demo, cmd_demo_help},
     {"mock", "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)", cmd_mock, cmd_mock_help},
+    {"train", "train a network from a configuration (models/*.cfg), or --resume a run exactly", cmd_train, cmd_train_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

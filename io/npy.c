@@ -329,6 +329,15 @@ static int wbytes(io_npz_writer *w, const void *p, size_t n) {
 
 int io_npz_add(io_npz_writer *w, const char *name, const io_array *a) {
     if (w->failed) return GN_EIO;
+    // Fault injection for the crash-safety tests: GALNN_NPZ_DELAY_US widens the
+    // window in which an archive is half written, so a test can kill the
+    // process inside it and check that the previous file survives.
+    static long delay = -1;
+    if (delay < 0) {
+        const char *e = getenv("GALNN_NPZ_DELAY_US");
+        delay = e ? atol(e) : 0;
+    }
+    if (delay > 0) usleep((useconds_t)delay);
     unsigned char *npy, *out = NULL;
     size_t nlen;
     int rc = io_npy_encode(a, &npy, &nlen);

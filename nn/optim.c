@@ -104,6 +104,10 @@ float nn_sched_lr(const nn_sched *s, long step) {
         if (T <= 0 || t >= T) return s->min_lr;
         return s->min_lr + (s->base_lr - s->min_lr) * 0.5f * (1.0f + cosf((float)M_PI * (float)t / (float)T));
     }
+    case NN_SCHED_EPOCH_COS: {
+        long epoch = s->steps_per_epoch > 0 ? step / s->steps_per_epoch : 0;
+        return s->base_lr * cosf((float)epoch / (s->period > 0 ? s->period : 200.0f));
+    }
     }
     return s->base_lr;
 }

@@ -34,7 +34,7 @@ void nn_optim_step(nn_optim *o, nn_store *s, float lr);
 float nn_clip_grad_norm(nn_store *s, float max_norm);
 double nn_grad_norm(const nn_store *s);
 
-typedef enum { NN_SCHED_CONST = 0, NN_SCHED_STEP, NN_SCHED_COSINE } nn_sched_kind;
+typedef enum { NN_SCHED_CONST = 0, NN_SCHED_STEP, NN_SCHED_COSINE, NN_SCHED_EPOCH_COS } nn_sched_kind;
 
 #define NN_SCHED_MAXDROPS 16
 typedef struct nn_sched {
@@ -52,6 +52,11 @@ typedef struct nn_sched {
     // remaining total - warmup steps; min_lr after that.
     long warmup, total;
     float min_lr;
+    // EPOCH_COS (Chu et al. as printed, spec §2.2): lr = base_lr cos(epoch / period),
+    // epoch = step / steps_per_epoch (integer). With period 200 over 200 epochs the
+    // rate falls only to 0.54 base_lr — the literal formula, flagged in the spec.
+    long steps_per_epoch;
+    float period;
 } nn_sched;
 
 float nn_sched_lr(const nn_sched *s, long step); // step counts from 0

@@ -105,6 +105,11 @@ static void test_schedules(void **st) {
     assert_float_equal(nn_sched_lr(&cs, 10), 1.0f, 1e-7); // cosine starts at the top
     assert_float_equal(nn_sched_lr(&cs, 60), 0.5f, 1e-6); // half way
     assert_float_equal(nn_sched_lr(&cs, 110), 0.0f, 1e-7);
+    // Chu et al.: lr = 1e-4 cos(n / 200), n the epoch
+    nn_sched ch = {.kind = NN_SCHED_EPOCH_COS, .base_lr = 1e-4f, .steps_per_epoch = 50, .period = 200};
+    assert_float_equal(nn_sched_lr(&ch, 49), 1e-4f, 1e-12);
+    assert_float_equal(nn_sched_lr(&ch, 100 * 50), 1e-4f * cosf(0.5f), 1e-12);
+    assert_float_equal(nn_sched_lr(&ch, 200 * 50), 1e-4f * cosf(1.0f), 1e-12);
 }
 
 static void test_clip(void **st) {

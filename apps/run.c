@@ -1,0 +1,337 @@
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "../stats/metrics.h"
+#include "cmd.h"
+
+static void say(void *u, const char *line) {
+    if (*(int *)u) printf("  %s\n", line);
+}
+
+static int parse_int_list(const char *s, int *out, int max, const char *what) {
+    int n = 0;
+    const char *p = s;
+    while (*p && n < max) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0) return gn_err(GN_EINVAL, "%s: '%s' is not a list of positive integers", what, s);
+        out[n++] = (int)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return n;
+}
+
+// One [branch.NAME] section into spec + data wiring.
+static int setup_branch(run *r, int b, const char *sec, int *verbose) {
+    io_config *c = &r->cfg;
+    md_branch_spec *sp = &r->net.spec[b];
+    run_branch *rb = &r->br[b];
+    snprintf(sp->name, sizeof sp->name, "%s", sec + strlen("branch."));
+    const char *input = io_config_str(c, sec, "input", "image");
+    const char *bb = io_config_str(c, sec, "backbone", strcmp(input, "columns") ? "resnet18" : "mlp");
+    long v;
+    int rc;
+    if (!strcmp(bb, "resnet18")) sp->backbone = MD_BB_RESNET18;
+    else if (!strcmp(bb, "smallcnn")) sp->backbone = MD_BB_SMALLCNN;
+    else if (!strcmp(bb, "mlp")) sp->backbone = MD_BB_MLP;
+    else return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
+    if ((rc = io_config_int(c, sec, "width", sp->backbone == MD_BB_RESNET18 ? 64 : 32, &v))) return rc;
+    sp->width = (int)v;
+    if ((rc = io_config_int(c, sec, "stem_kernel", 3, &v))) return rc;
+    sp->stem_kernel = (int)v;
+    if ((rc = io_config_int(c, sec, "stem_stride", 2, &v))) return rc;
+    sp->stem_stride = (int)v;
+    if ((rc = io_config_int(c, sec, "stem_pool", 0, &v))) return rc;
+    sp->stem_pool = (int)v;
+    const char *hid = io_config_str(c, sec, "hidden", "128,128");
+    if ((sp->n_hidden = parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
+    if (!strcmp(input, "columns")) {
+        if (sp->backbone != MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] column inputs need backbone = mlp", c->name, sec);
+        sp->input = MD_IN_COLUMNS;
+        const char *cols = io_config_str(c, sec, "columns", NULL);
+        if (!cols) return gn_err(GN_EINVAL, "%s: [%s] needs columns = a,b,c", c->name, sec);
+        if (!(r->list_buf[b] = gn_strdup(cols))) return GN_ENOMEM;
+        rb->n_cols = io_split_list(r->list_buf[b], rb->col_names, RUN_MAX_COLS);
+        for (int k = 0; k < rb->n_cols; k++)
+            if (!(rb->col[k] = io_catalog_values(&r->cat, rb->col_names[k]))) return gn_err_prefix(GN_EINVAL, "[%s] ", sec);
+        sp->in_ch = rb->n_cols;
+        return GN_OK;
+    }
+    if (strcmp(input, "image")) return gn_err(GN_EINVAL, "%s: [%s] input '%s' is not image or columns", c->name, sec, input);
+    if (sp->backbone == MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] image inputs need resnet18 or smallcnn", c->name, sec);
+    sp->input = MD_IN_IMAGE;
+    // its own images (e.g. kinematic maps), or a band subset of [data]'s
+    const char *tmpl = io_config_str(c, sec, "images", NULL);
+    const char *bands = io_config_str(c, sec, "bands", NULL);
+    io_dataset_spec ds;
+    memset(&ds, 0, sizeof ds);
+    ds.cat = &r->cat;
+    ds.log = say;
+    ds.log_user = verbose;
+    const char *tf = io_config_str(c, tmpl ? sec : "data", "transform", "signlog");
+    ds.transform = !strcmp(tf, "none") ? IO_TF_NONE : !strcmp(tf, "asinh") ? IO_TF_ASINH : IO_TF_SIGNLOG;
+    if (strcmp(tf, "none") && strcmp(tf, "asinh") && strcmp(tf, "signlog"))
+        return gn_err(GN_EINVAL, "%s: transform '%s' is not none, signlog or asinh", c->name, tf);
+    double a;
+    if ((rc = io_config_double(c, tmpl ? sec : "data", "asinh_scale", 1, &a))) return rc;
+    ds.asinh_scale = (float)a;
+    if ((rc = io_config_int(c, tmpl ? sec : "data", "size", 0, &v))) return rc;
+    ds.size = (int)v;
+    ds.fluxnorm = io_config_str(c, tmpl ? sec : "data", "fluxnorm", NULL);
+    ds.cache_dir = io_config_str(c, "data", "cache_dir", NULL);
+    ds.strict = 0;
+    int di = -1;
+    if (tmpl) {
+        ds.template = tmpl;
+        if (bands && io_parse_bands(bands, &ds)) return GN_EINVAL;
+        di = r->n_ds;
+    } else {
+        ds.template = io_config_str(c, "data", "images", NULL);
+        if (!ds.template) return gn_err(GN_EINVAL, "no images: give --images (or [data] images, or [%s] images)", sec);
+        const char *db = io_config_str(c, "data", "bands", NULL);
+        if (db && io_parse_bands(db, &ds)) return GN_EINVAL;
+        di = r->shared_ds >= 0 ? r->shared_ds : r->n_ds; // one [data] dataset for every branch that uses it
+        if (r->shared_ds < 0) r->shared_ds = di;
+    }
+    if (di == r->n_ds) {
+        if (r->n_ds == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "too many image datasets");
+        if ((rc = io_dataset_open(&ds, &r->ds[di]))) return rc;
+        r->n_ds++;
+        r->entry[di] = gn_malloc(sizeof(int32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+        if (!r->entry[di]) return GN_ENOMEM;
+        for (size_t k = 0; k < r->cat.n_rows; k++) r->entry[di][k] = -1;
+        for (size_t e = 0; e < r->ds[di].n; e++) r->entry[di][r->ds[di].row[e]] = (int32_t)e;
+    }
+    rb->ds = di;
+    const io_dataset *D = &r->ds[di];
+    rb->ro.n_channels = 0;
+    if (!tmpl && bands) { // a subset of the shared dataset's bands
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", bands);
+        char *items[IO_MAX_BANDS];
+        int nb = io_split_list(buf, items, IO_MAX_BANDS);
+        for (int k = 0; k < nb; k++) {
+            int f = -1;
+            for (int j = 0; j < D->c; j++)
+                if (!strcmp(D->bands[j], items[k])) f = j;
+            if (f < 0) return gn_err(GN_EINVAL, "%s: [%s] band '%s' is not among the dataset's bands", c->name, sec, items[k]);
+            rb->ro.channels[rb->ro.n_channels++] = f;
+        }
+    }
+    sp->in_ch = rb->ro.n_channels ? rb->ro.n_channels : D->c;
+    return GN_OK;
+}
+
+int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose) {
+    memset(r, 0, sizeof *r);
+    r->shared_ds = -1;
+    r->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    io_config *c = &r->cfg;
+    nn_store_init(&r->st);
+    int rc;
+    long v;
+    static int vflag;
+    vflag = verbose;
+    // catalog
+    const char *catp = io_config_str(c, "data", "catalog", NULL);
+    if (!catp) return gn_err(GN_EINVAL, "no catalog: give --catalog (or [data] catalog)");
+    double thr;
+    if ((rc = io_config_double(c, "data", "null_threshold", 9000, &thr))) return rc;
+    io_catalog_opts co = {thr, 1};
+    if ((rc = io_catalog_read(catp, &co, &r->cat))) return rc;
+    const char *der = io_config_str(c, "data", "derive", NULL); // "a=x-y; b=..."
+    if (der) {
+        char *d = gn_strdup(der), *save = NULL;
+        if (!d) return GN_ENOMEM;
+        for (char *t = strtok_r(d, ";", &save); t && !rc; t = strtok_r(NULL, ";", &save)) rc = io_catalog_derive_spec(&r->cat, t);
+        free(d);
+        if (rc) return rc;
+    }
+    double ft, fv;
+    if ((rc = io_config_double(c, "data", "train_frac", 0.7, &ft)) || (rc = io_config_double(c, "data", "val_frac", 0.15, &fv)))
+        return rc;
+    r->split = gn_malloc(r->cat.n_rows ? r->cat.n_rows : 1);
+    if (!r->split) return GN_ENOMEM;
+    if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
+    // targets and head
+    const char *tn = io_config_str(c, "target", "names", NULL);
+    if (!tn) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
+    if (!(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
+    r->n_targets = io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS);
+    for (int t = 0; t < r->n_targets; t++)
+        if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t]))) return gn_err_prefix(GN_EINVAL, "[target] ");
+    md_net *m = &r->net;
+    m->n_targets = r->n_targets;
+    const char *head = io_config_str(c, "target", "head", "regression");
+    m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN : !strcmp(head, "binned") ? MD_HEAD_BINNED : MD_HEAD_REGRESSION;
+    if (strcmp(head, "gaussian") && strcmp(head, "binned") && strcmp(head, "regression"))
+        return gn_err(GN_EINVAL, "%s: [target] head '%s' is not regression, gaussian or binned", c->name, head);
+    if ((rc = io_config_int(c, "target", "bins", 520, &v))) return rc;
+    m->bins = (int)v;
+    if ((rc = io_config_double(c, "target", "lo", 6.0, &m->lo)) || (rc = io_config_double(c, "target", "hi", 12.5, &m->hi)))
+        return rc;
+    if (m->head == MD_HEAD_BINNED && (r->n_targets != 1 || m->bins < 2 || !(m->hi > m->lo)))
+        return gn_err(GN_EINVAL, "%s: the binned head needs one target, bins >= 2 and hi > lo", c->name);
+    // training-side data options
+    if ((rc = io_config_int(c, "train", "crop", 0, &v))) return rc;
+    r->crop = (int)v;
+    const char *aug = io_config_str(c, "train", "augment", "dihedral");
+    r->augment = !strcmp(aug, "dihedral");
+    if (!r->augment && strcmp(aug, "none")) return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
+    // branches
+    const char *secs[MD_MAX_BRANCH + 1];
+    m->n_branch = io_config_sections(c, "branch.", secs, MD_MAX_BRANCH + 1);
+    if (m->n_branch == 0) return gn_err(GN_EINVAL, "%s: no [branch.NAME] section", c->name);
+    if (m->n_branch > MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
+    for (int b = 0; b < m->n_branch; b++)
+        if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
+    // usable rows per split
+    for (int s = 0; s < 3; s++) {
+        r->rows[s] = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+        if (!r->rows[s]) return GN_ENOMEM;
+    }
+    for (size_t row = 0; row < r->cat.n_rows; row++) {
+        int ok = 1;
+        for (int t = 0; need_targets && t < r->n_targets; t++) ok &= !isnan(r->target[t][row]);
+        for (int b = 0; b < m->n_branch; b++) {
+            if (m->spec[b].input == MD_IN_IMAGE) ok &= r->entry[r->br[b].ds][row] >= 0;
+            else
+                for (int k = 0; k < r->br[b].n_cols; k++) ok &= !isnan(r->br[b].col[k][row]);
+        }
+        if (!ok) {
+            r->n_unusable++;
+            continue;
+        }
+        int s = r->split[row];
+        r->rows[s][r->n_rows[s]++] = (uint32_t)row;
+    }
+    // normalisation: from the training split, or from the checkpoint
+    for (int b = 0; b < m->n_branch; b++) {
+        run_branch *rb = &r->br[b];
+        char name[300];
+        if (m->spec[b].input == MD_IN_IMAGE) {
+            const io_dataset *D = &r->ds[rb->ds];
+            if (ck) {
+                snprintf(name, sizeof name, "norm.%s.mean", m->spec[b].name);
+                const io_array *am = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)D->c);
+                snprintf(name, sizeof name, "norm.%s.std", m->spec[b].name);
+                const io_array *as = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)D->c);
+                if (!am || !as) return GN_EFORMAT;
+                memcpy(rb->mean, am->data, sizeof(double) * (size_t)D->c);
+                memcpy(rb->std, as->data, sizeof(double) * (size_t)D->c);
+            } else if ((rc = io_dataset_band_stats(D, r->split, IO_SPLIT_TRAIN, rb->mean, rb->std)))
+                return rc;
+            rb->ro.mean = rb->mean;
+            rb->ro.std = rb->std;
+            rb->ro.crop = r->crop > 0 && r->crop < D->h ? r->crop : 0;
+        } else {
+            for (int k = 0; k < rb->n_cols; k++) {
+                if (ck) continue;
+                double *tmp = gn_malloc(sizeof(double) * (r->n_rows[0] ? r->n_rows[0] : 1));
+                if (!tmp) return GN_ENOMEM;
+                for (size_t i = 0; i < r->n_rows[0]; i++) tmp[i] = rb->col[k][r->rows[0][i]];
+                st_mean_std(tmp, r->n_rows[0], &rb->cmean[k], &rb->cstd[k]);
+                free(tmp);
+                if (!(rb->cstd[k] > 0)) rb->cstd[k] = 1;
+            }
+            if (ck) {
+                snprintf(name, sizeof name, "norm.%s.mean", m->spec[b].name);
+                const io_array *am = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)rb->n_cols);
+                snprintf(name, sizeof name, "norm.%s.std", m->spec[b].name);
+                const io_array *as = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)rb->n_cols);
+                if (!am || !as) return GN_EFORMAT;
+                memcpy(rb->cmean, am->data, sizeof(double) * (size_t)rb->n_cols);
+                memcpy(rb->cstd, as->data, sizeof(double) * (size_t)rb->n_cols);
+            }
+        }
+    }
+    if (ck) {
+        const io_array *am = io_ckpt_get(ck_path, ck, "norm.target.mean", IO_F64, (size_t)r->n_targets);
+        const io_array *as = io_ckpt_get(ck_path, ck, "norm.target.std", IO_F64, (size_t)r->n_targets);
+        if (!am || !as) return GN_EFORMAT;
+        memcpy(r->tmean, am->data, sizeof(double) * (size_t)r->n_targets);
+        memcpy(r->tstd, as->data, sizeof(double) * (size_t)r->n_targets);
+    } else
+        for (int t = 0; t < r->n_targets; t++) {
+            double *tmp = gn_malloc(sizeof(double) * (r->n_rows[0] ? r->n_rows[0] : 1));
+            if (!tmp) return GN_ENOMEM;
+            for (size_t i = 0; i < r->n_rows[0]; i++) tmp[i] = r->target[t][r->rows[0][i]];
+            st_mean_std(tmp, r->n_rows[0], &r->tmean[t], &r->tstd[t]);
+            free(tmp);
+            if (!(r->tstd[t] > 0)) r->tstd[t] = 1;
+        }
+    if ((rc = md_net_make(m, &r->st)) || (rc = nn_store_finalize(&r->st))) return rc;
+    if (verbose)
+        printf("  samples: train %zu, val %zu, test %zu (%zu catalog rows lack a target, an input column or an image)\n",
+               r->n_rows[0], r->n_rows[1], r->n_rows[2], r->n_unusable);
+    return GN_OK;
+}
+
+void run_free(run *r) {
+    for (int d = 0; d < r->n_ds; d++) io_dataset_close(&r->ds[d]), free(r->entry[d]);
+    for (int s = 0; s < 3; s++) free(r->rows[s]);
+    for (int k = 0; k <= MD_MAX_BRANCH; k++) free(r->list_buf[k]);
+    free(r->split);
+    nn_store_free(&r->st);
+    io_catalog_free(&r->cat);
+    io_config_free(&r->cfg);
+}
+
+int run_norm_arrays(const run *r, io_named_array *out, int max) {
+    static char names[2 * MD_MAX_BRANCH + 2][160];
+    static int64_t shapes[2 * MD_MAX_BRANCH + 2];
+    int n = 0;
+    for (int b = 0; b < r->net.n_branch && n + 2 <= max; b++) {
+        const run_branch *rb = &r->br[b];
+        int img = r->net.spec[b].input == MD_IN_IMAGE;
+        shapes[n] = shapes[n + 1] = img ? r->ds[rb->ds].c : rb->n_cols;
+        snprintf(names[n], sizeof names[n], "norm.%s.mean", r->net.spec[b].name);
+        snprintf(names[n + 1], sizeof names[n + 1], "norm.%s.std", r->net.spec[b].name);
+        out[n] = (io_named_array){names[n], io_array_view(IO_F64, 1, &shapes[n], img ? rb->mean : rb->cmean)};
+        out[n + 1] = (io_named_array){names[n + 1], io_array_view(IO_F64, 1, &shapes[n + 1], img ? rb->std : rb->cstd)};
+        n += 2;
+    }
+    if (n + 2 <= max) {
+        shapes[n] = shapes[n + 1] = r->n_targets;
+        out[n] = (io_named_array){"norm.target.mean", io_array_view(IO_F64, 1, &shapes[n], r->tmean)};
+        out[n + 1] = (io_named_array){"norm.target.std", io_array_view(IO_F64, 1, &shapes[n + 1], r->tstd)};
+        n += 2;
+    }
+    return n;
+}
+
+int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **in, float *y,
+              float *scratch) {
+    const md_net *m = &r->net;
+    for (int b = 0; b < m->n_branch; b++) {
+        const run_branch *rb = &r->br[b];
+        if (m->spec[b].input == MD_IN_IMAGE) {
+            const io_dataset *D = &r->ds[rb->ds];
+            int C = m->spec[b].in_ch, S = rb->ro.crop ? rb->ro.crop : D->h;
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, C, S, S));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                io_render(D, (uint32_t)r->entry[rb->ds][ids[i]], &rb->ro, &aug[i], in[b]->data + (size_t)i * C * S * S, scratch);
+        } else {
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, rb->n_cols));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < rb->n_cols; k++)
+                    in[b]->data[i * rb->n_cols + k] = (float)((rb->col[k][ids[i]] - rb->cmean[k]) / rb->cstd[k]);
+        }
+    }
+    if (y)
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < r->n_targets; t++) {
+                double v = r->target[t][ids[i]];
+                y[i * r->n_targets + t] = (float)(m->head == MD_HEAD_BINNED ? v : (v - r->tmean[t]) / r->tstd[t]);
+            }
+    return GN_OK;
+}

@@ -1,0 +1,60 @@
+// A run: the configuration, the data it names (catalog, image datasets,
+// columns, targets, splits, normalisation) and the network — everything
+// train, eval and predict build the same way. Normalisation statistics come
+// from the training split, or from a checkpoint when evaluating.
+#ifndef APP_RUN_H
+#define APP_RUN_H
+
+#include "../io/catalog.h"
+#include "../io/ckpt.h"
+#include "../io/config.h"
+#include "../io/dataset.h"
+#include "../io/loader.h"
+#include "../models/branchnet.h"
+
+#define RUN_MAX_COLS 32
+
+typedef struct run_branch {
+    int ds;                          // image: index into run.ds
+    io_loader_opts ro;               // image: bands, crop, standardisation
+    double mean[IO_MAX_BANDS], std[IO_MAX_BANDS];
+    int n_cols;                      // columns
+    const double *col[RUN_MAX_COLS];
+    char *col_names[RUN_MAX_COLS];
+    double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
+} run_branch;
+
+typedef struct run {
+    io_config cfg;
+    io_catalog cat;
+    uint8_t *split;                  // (rows)
+    int n_ds, shared_ds;            // shared_ds: the [data] dataset's index, -1 until opened
+    io_dataset ds[MD_MAX_BRANCH];
+    int32_t *entry[MD_MAX_BRANCH];   // (rows) dataset entry of each catalog row, -1 if none
+    run_branch br[MD_MAX_BRANCH];
+    int n_targets;
+    const double *target[MD_MAX_TARGETS];
+    char *target_names[MD_MAX_TARGETS];
+    double tmean[MD_MAX_TARGETS], tstd[MD_MAX_TARGETS];
+    uint32_t *rows[3];               // usable catalog rows per split
+    size_t n_rows[3];
+    size_t n_unusable;               // rows lacking a target, an input column or an image
+    md_net net;
+    nn_store st;
+    int crop, augment, batch;
+    char *list_buf[MD_MAX_BRANCH + 1];
+} run;
+
+// Build the run from cfg (ownership moves in). ck: a checkpoint to take the
+// normalisation statistics from (eval/predict), or NULL to compute them from
+// the training split. need_targets: 0 for predict (rows need only inputs).
+int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose);
+void run_free(run *r);
+// The normalisation arrays for a checkpoint (norm.*): fills up to max entries.
+int run_norm_arrays(const run *r, io_named_array *out, int max);
+// Build a batch: the inputs of every branch for catalog rows ids with
+// augmentation aug, and standardised targets y (N, T) (binned head: raw).
+int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **inputs, float *y,
+              float *scratch);
+
+#endif
