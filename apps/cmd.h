@@ -10,6 +10,12 @@ int cmd_data(int argc, char **argv);
 void cmd_data_help(void);
 int cmd_train(int argc, char **argv);
 void cmd_train_help(void);
+int cmd_eval(int argc, char **argv);
+void cmd_eval_help(void);
+int cmd_predict(int argc, char **argv);
+void cmd_predict_help(void);
+int cmd_inspect(int argc, char **argv);
+void cmd_inspect_help(void);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
 // printing "galnn: error: ..." and returning nonzero when it is not one.

@@ -19,6 +19,9 @@ static const command COMMANDS[] = {
     {"demo", "the main job on built-in data: make the mock survey, load it, train", cmd_demo, cmd_demo_help},
     {"mock", "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)", cmd_mock, cmd_mock_help},
     {"train", "train a network from a configuration (models/*.cfg), or --resume a run exactly", cmd_train, cmd_train_help},
+    {"eval", "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS", cmd_eval, cmd_eval_help},
+    {"predict", "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", cmd_predict, cmd_predict_help},
+    {"inspect", "what a checkpoint holds: tensors, training position, configuration", cmd_inspect, cmd_inspect_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

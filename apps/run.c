@@ -335,3 +335,82 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
             }
     return GN_OK;
 }
+
+int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
+    int B = r->batch > 0 ? r->batch : 64, maxS = 1;
+    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
+    float *scratch = gn_malloc(sizeof(float) * (size_t)maxS * maxS);
+    io_aug *none = gn_malloc(sizeof(io_aug) * (size_t)B);
+    if (!scratch || !none) return free(scratch), free(none), GN_ENOMEM;
+    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
+    c->training = 0, c->grad_enabled = 0;
+    for (size_t o = 0; o < n && !rc; o += (size_t)B) {
+        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
+        nn_tensor *in[MD_MAX_BRANCH];
+        nn_ctx_reset(c);
+        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, scratch))) break;
+        nn_tensor *y = md_net_fwd(c, &r->net, in);
+        if (!y) {
+            rc = GN_EINVAL;
+            break;
+        }
+        memcpy(out + o * (size_t)r->net.n_out, y->data, sizeof(float) * y->n);
+    }
+    c->training = tr, c->grad_enabled = ge;
+    free(scratch), free(none);
+    return rc;
+}
+
+void run_estimate(const run *r, const float *o, run_est *est) {
+    const md_net *m = &r->net;
+    int T = m->n_targets;
+    for (int t = 0; t < T; t++) {
+        run_est *e = &est[t];
+        if (m->head == MD_HEAD_BINNED) {
+            double mx = o[0], s = 0, m1 = 0, m2 = 0, w = (m->hi - m->lo) / m->bins, best = -1;
+            for (int k = 1; k < m->bins; k++) mx = o[k] > mx ? o[k] : mx;
+            for (int k = 0; k < m->bins; k++) s += exp(o[k] - mx);
+            double cdf = 0, dmed = 2;
+            e->p16 = e->p84 = e->median = NAN;
+            for (int k = 0; k < m->bins; k++) {
+                double p = exp(o[k] - mx) / s, yk = m->lo + (k + 0.5) * w;
+                m1 += p * yk, m2 += p * yk * yk;
+                if (p > best) best = p, e->mode = yk;
+                cdf += p;
+                if (fabs(cdf - 0.5) < dmed) dmed = fabs(cdf - 0.5), e->median = yk; // spec §1.8
+                if (isnan(e->p16) && cdf >= 0.16) e->p16 = yk;
+                if (isnan(e->p84) && cdf >= 0.84) e->p84 = yk;
+            }
+            e->mean = m1;
+            e->sd = sqrt(fmax(m2 - m1 * m1, 0));
+        } else {
+            e->mean = o[t] * r->tstd[t] + r->tmean[t];
+            e->sd = m->head == MD_HEAD_GAUSSIAN ? exp(0.5 * o[T + t]) * r->tstd[t] : 0;
+            e->median = e->mode = e->mean;
+            e->p16 = e->mean - e->sd, e->p84 = e->mean + e->sd;
+        }
+    }
+}
+
+int run_from_checkpoint(run *r, const char *ckpt, const char **ov, int n_ov, int need_targets, int verbose) {
+    io_npz z;
+    memset(r, 0, sizeof *r);
+    int rc = io_npz_read(ckpt, &z);
+    if (rc) return rc;
+    char *text = io_ckpt_config(ckpt, &z);
+    io_config cfg;
+    if (!text) return io_npz_free(&z), GN_EFORMAT;
+    rc = io_config_parse(ckpt, text, &cfg);
+    free(text);
+    for (int k = 0; !rc && k < n_ov; k++) rc = io_config_set(&cfg, ov[k]);
+    if (!rc) rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
+    else io_config_free(&cfg);
+    if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
+    long b;
+    if (!rc) rc = io_config_int(&r->cfg, "train", "batch", 64, &b);
+    r->batch = (int)b;
+    for (int i = 0; i < r->cfg.n; i++) r->cfg.e[i].used = 1; // training keys are not ours to check here
+    io_npz_free(&z);
+    return rc;
+}

@@ -57,4 +57,17 @@ int run_norm_arrays(const run *r, io_named_array *out, int max);
 int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **inputs, float *y,
               float *scratch);
 
+// Evaluation-mode forward pass over catalog rows: raw head outputs (n, n_out).
+int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out);
+// Point estimate, standard deviation (0 for plain regression) and, for the
+// binned head, median and mode and the 16/84th percentiles, in target units,
+// from one row of head outputs. est: (T) mean, sd, median, mode, p16, p84.
+typedef struct run_est {
+    double mean, sd, median, mode, p16, p84;
+} run_est;
+void run_estimate(const run *r, const float *o, run_est *est);
+// Open a checkpoint for inference: its configuration (+ data overrides), the
+// run, and the weights.
+int run_from_checkpoint(run *r, const char *ckpt, const char **overrides, int n_overrides, int need_targets, int verbose);
+
 #endif

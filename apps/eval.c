@@ -1,0 +1,176 @@
+// galnn eval: metrics of saved weights on a split, per target, overall and per population.
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "../stats/metrics.h"
+#include "cmd.h"
+#include "run.h"
+
+void cmd_eval_help(void) {
+    printf("usage: galnn eval --ckpt RUN/best.npz [--split test|val|train] [--catalog CSV] [--images TEMPLATE]\n"
+           "                  [--by COLUMN] [--json] [--out DIR] [--threads N] [SECTION.KEY=VALUE ...]\n\n"
+           "Evaluates the checkpoint's model (its configuration and normalisation come from the checkpoint;\n"
+           "--catalog/--images point at the data if it moved). Per target: N, bias, sigma_MAD = 1.4826 MAD,\n"
+           "outlier fraction eta (|d| > 3 sigma_MAD), RMSE, R^2, mean +- 1 sigma of d = pred - true (dex for log\n"
+           "quantities) and, for probabilistic heads, the mean CRPS; overall and per value of --by (e.g. type).\n"
+           "Writes metrics.json to DIR (default: the checkpoint's directory); --json also prints it.\n");
+}
+
+typedef struct acc {
+    char name[64];
+    size_t n;
+    double *pred, *tru, crps;
+} acc;
+
+static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
+    fprintf(f, "{\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
+               "\"mean_dex\": %.6g, \"std_dex\": %.6g",
+            m->n, m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std);
+    if (prob) fprintf(f, ", \"crps\": %.6g", crps);
+    fputc('}', f);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = NULL, *split_name = "test", *by = NULL, *out = NULL;
+    int json = 0;
+    long threads = 0;
+    const char *ov[64];
+    char fov[4][1024];
+    int n_ov = 0, n_f = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
+        if (key) {
+            if (!v) return cmd_error("%s needs a value", a);
+            snprintf(fov[n_f], sizeof fov[n_f], "%s=%s", key, v);
+            ov[n_ov++] = fov[n_f++];
+            i++;
+        } else if (!strcmp(a, "--ckpt")) ckpt = v, i++;
+        else if (!strcmp(a, "--split")) split_name = v, i++;
+        else if (!strcmp(a, "--by")) by = v, i++;
+        else if (!strcmp(a, "--out")) out = v, i++;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+            i++;
+        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 64) ov[n_ov++] = a;
+        else return cmd_error("eval: unknown option '%s' (see `galnn help eval`)", a);
+        if (i >= argc) return cmd_error("%s needs a value", a);
+    }
+    if (!ckpt) return cmd_error("eval: --ckpt is required");
+    int split = io_split_parse(split_name ? split_name : "");
+    if (split < 0) return cmd_error("eval: --split '%s' is not train, val or test", split_name);
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 1, !json)) {
+        run_free(&r);
+        return cmd_error("eval: %s", gn_errmsg());
+    }
+    int rc = 1, T = r.n_targets, prob = r.net.head != MD_HEAD_REGRESSION;
+    size_t n = r.n_rows[split];
+    const uint32_t *rows = r.rows[split];
+    float *outv = malloc(sizeof(float) * (n ? n : 1) * (size_t)r.net.n_out);
+    run_est *est = malloc(sizeof(run_est) * (size_t)T);
+    int bycol = by ? io_catalog_find(&r.cat, by) : -1;
+    acc *groups = calloc(65, sizeof(acc)); // [0] = all
+    int ng = 1;
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    if (by && bycol < 0) {
+        io_catalog_values(&r.cat, by); // sets "no column ... did you mean"
+        cmd_error("eval: --by: %s", gn_errmsg());
+        goto out;
+    }
+    if (!n) {
+        cmd_error("eval: the %s split has no usable galaxies", split_name);
+        goto out;
+    }
+    if (!outv || !est || !groups || nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows, n, outv)) {
+        cmd_error("eval: %s", gn_errmsg());
+        goto out;
+    }
+    strcpy(groups[0].name, "all");
+    // group index per galaxy
+    int *gi = malloc(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++) {
+        gi[i] = 0;
+        if (bycol < 0) continue;
+        const char *val = r.cat.cols[bycol].s[rows[i]];
+        int g = 1;
+        while (g < ng && strcmp(groups[g].name, val)) g++;
+        if (g == ng && ng < 65) snprintf(groups[ng++].name, sizeof groups[0].name, "%s", val);
+        gi[i] = g < 65 ? g : 0;
+    }
+    if (!json) printf("\n%s split: %zu galaxies\n", split_name, n);
+    FILE *jf = NULL;
+    char jpath[4200];
+    char *cp = strdup(ckpt);
+    snprintf(jpath, sizeof jpath, "%s/metrics.json", out ? out : dirname(cp));
+    free(cp);
+    char *jbuf = NULL;
+    size_t jlen = 0;
+    jf = open_memstream(&jbuf, &jlen);
+    fprintf(jf, "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"targets\": {", ckpt, split_name);
+    for (int t = 0; t < T; t++) {
+        for (int g = 0; g < ng; g++) {
+            groups[g].n = 0, groups[g].crps = 0;
+            free(groups[g].pred), free(groups[g].tru);
+            groups[g].pred = malloc(sizeof(double) * n), groups[g].tru = malloc(sizeof(double) * n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            run_estimate(&r, outv + i * (size_t)r.net.n_out, est);
+            double y = r.target[t][rows[i]], crps = 0;
+            if (r.net.head == MD_HEAD_GAUSSIAN) crps = st_crps_gaussian(est[t].mean, est[t].sd, y);
+            else if (r.net.head == MD_HEAD_BINNED) {
+                const float *o = outv + i * (size_t)r.net.n_out;
+                double mx = o[0], s = 0, w = (r.net.hi - r.net.lo) / r.net.bins;
+                double *p = malloc(sizeof(double) * (size_t)r.net.bins);
+                for (int k = 1; k < r.net.bins; k++) mx = o[k] > mx ? o[k] : mx;
+                for (int k = 0; k < r.net.bins; k++) s += p[k] = exp(o[k] - mx);
+                for (int k = 0; k < r.net.bins; k++) p[k] /= s;
+                crps = st_crps_binned(p, r.net.bins, r.net.lo, w, y);
+                free(p);
+            }
+            int gs[2] = {0, gi[i]};
+            for (int k = 0; k < (gi[i] ? 2 : 1); k++) {
+                acc *a = &groups[gs[k]];
+                a->pred[a->n] = est[t].mean, a->tru[a->n] = y, a->n++, a->crps += crps;
+            }
+        }
+        if (!json) {
+            printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r.target_names[t], "population", "N", "bias",
+                   "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
+        }
+        fprintf(jf, "%s\"%s\": {", t ? ", " : "", r.target_names[t]);
+        for (int g = 0; g < ng; g++) {
+            st_metrics m;
+            if (!groups[g].n || st_point_metrics(groups[g].pred, groups[g].tru, groups[g].n, &m)) continue;
+            double crps = groups[g].crps / (double)groups[g].n;
+            if (!json)
+                printf("  %-12s %6zu %9.4f %9.4f %7.4f %8.4f %7.4f %7.4f +- %6.4f", groups[g].name, m.n, m.bias,
+                       m.sigma_mad, m.eta, m.rmse, m.r2, m.mean, m.std),
+                    prob ? printf(" %8.4f\n", crps) : printf("\n");
+            fprintf(jf, "%s\"%s\": ", g ? ", " : "", groups[g].name);
+            json_metrics(jf, &m, crps, prob);
+        }
+        fputc('}', jf);
+    }
+    fprintf(jf, "}}\n");
+    fclose(jf);
+    if (io_write_atomic(jpath, jbuf, jlen)) cmd_error("eval: %s", gn_errmsg());
+    else if (!json) printf("\nwrote %s\n", jpath);
+    if (json) fputs(jbuf, stdout);
+    free(jbuf);
+    free(gi);
+    rc = 0;
+out:
+    for (int g = 0; groups && g < 65; g++) free(groups[g].pred), free(groups[g].tru);
+    free(groups), free(outv), free(est);
+    if (c.arena.head) nn_ctx_free(&c);
+    run_free(&r);
+    return rc;
+}

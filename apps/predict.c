@@ -1,0 +1,102 @@
+// galnn predict: predictions for every galaxy of a catalog (no targets needed).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "cmd.h"
+#include "run.h"
+
+void cmd_predict_help(void) {
+    printf("usage: galnn predict --ckpt RUN/best.npz --out preds.csv [--catalog CSV] [--images TEMPLATE]\n"
+           "                     [--split all|train|val|test] [--threads N]\n\n"
+           "Writes one row per galaxy with usable inputs: id, split, and per target the prediction (the\n"
+           "posterior mean for probabilistic heads) with, for Gaussian heads, its standard deviation, and for\n"
+           "binned heads also the median, mode and 16th/84th percentiles of p(y). Targets are not needed.\n");
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL, *which = "all";
+    long threads = 0;
+    const char *ov[8];
+    char fov[4][1024];
+    int n_ov = 0, n_f = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v && strcmp(a, "--help")) return cmd_error("%s needs a value", a);
+        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
+        if (key) {
+            snprintf(fov[n_f], sizeof fov[n_f], "%s=%s", key, v);
+            ov[n_ov++] = fov[n_f++];
+        } else if (!strcmp(a, "--ckpt")) ckpt = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--split")) which = v;
+        else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+        } else return cmd_error("predict: unknown option '%s' (see `galnn help predict`)", a);
+        i++;
+    }
+    if (!ckpt || !out) return cmd_error("predict: --ckpt and --out are required");
+    int only = strcmp(which, "all") ? io_split_parse(which) : -1;
+    if (strcmp(which, "all") && only < 0) return cmd_error("predict: --split '%s' is not all, train, val or test", which);
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) {
+        run_free(&r);
+        return cmd_error("predict: %s", gn_errmsg());
+    }
+    int rc = 1, T = r.n_targets;
+    size_t n = 0;
+    for (int s = 0; s < 3; s++) n += only < 0 || only == s ? r.n_rows[s] : 0;
+    uint32_t *rows = malloc(sizeof(uint32_t) * (n ? n : 1));
+    float *o = malloc(sizeof(float) * (n ? n : 1) * (size_t)r.net.n_out);
+    run_est *est = malloc(sizeof(run_est) * (size_t)T);
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *f = NULL;
+    if (!rows || !o || !est) goto out;
+    uint8_t *use = calloc(r.cat.n_rows ? r.cat.n_rows : 1, 1);
+    if (!use) goto out;
+    for (int s = 0; s < 3; s++)
+        if (only < 0 || only == s)
+            for (size_t k = 0; k < r.n_rows[s]; k++) use[r.rows[s][k]] = 1;
+    n = 0;
+    for (size_t row = 0; row < r.cat.n_rows; row++) // catalog order
+        if (use[row]) rows[n++] = (uint32_t)row;
+    free(use);
+    if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows, n, o)) goto out;
+    f = open_memstream(&buf, &blen);
+    fprintf(f, "id,split");
+    for (int t = 0; t < T; t++) {
+        const char *nm = r.target_names[t];
+        fprintf(f, ",%s_pred", nm);
+        if (r.net.head != MD_HEAD_REGRESSION) fprintf(f, ",%s_sd", nm);
+        if (r.net.head == MD_HEAD_BINNED) fprintf(f, ",%s_median,%s_mode,%s_p16,%s_p84", nm, nm, nm, nm);
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < n; i++) {
+        run_estimate(&r, o + i * (size_t)r.net.n_out, est);
+        fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));
+        for (int t = 0; t < T; t++) {
+            fprintf(f, ",%.6f", est[t].mean);
+            if (r.net.head != MD_HEAD_REGRESSION) fprintf(f, ",%.6f", est[t].sd);
+            if (r.net.head == MD_HEAD_BINNED)
+                fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    f = NULL;
+    if (io_write_atomic(out, buf, blen)) goto out;
+    printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
+    rc = 0;
+out:
+    if (rc) cmd_error("predict: %s", gn_errmsg());
+    if (f) fclose(f);
+    free(buf), free(rows), free(o), free(est);
+    if (c.arena.head) nn_ctx_free(&c);
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,150 @@
+// The train/eval/predict/inspect programs end to end on a small mock survey:
+// every head trains (loss falls), eval's metrics agree with metrics computed
+// from predict's output, binned-head quantiles are ordered, and bad input
+// (unknown setting, missing column, corrupt checkpoint) is a clear error.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "../io/catalog.h"
+#include "../io/mock.h"
+#include "../stats/metrics.h"
+#include "testutil.h"
+
+static char cat[600];
+
+static int setup(void **st) {
+    if (tu_tmpdir_setup(st)) return -1;
+    io_mock_opts o = {.out = tu_tmp("s"), .n = 600, .seed = 3, .size = 16};
+    if (io_mock_write(&o)) return -1;
+    snprintf(cat, sizeof cat, "%s/s/catalog.csv", tu_tmpdir());
+    return 0;
+}
+
+static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_cfg(const char *path, const char *head) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "[target]\nnames = logmstar\nhead = %s\nbins = 130\nlo = 8\nhi = 12.5\n"
+               "[branch.phot]\ninput = columns\ncolumns = mag_g, mag_r, mag_i, zspec\nhidden = 32, 32\n"
+               "[train]\nlr = 3e-3\nepochs = 12\nbatch = 32\nseed = 2\n",
+            head);
+    fclose(f);
+}
+
+// first and last train_loss of log.csv
+static void losses(const char *dir, double *first, double *last) {
+    char p[800], line[512];
+    snprintf(p, sizeof p, "%s/log.csv", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    int k = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (k++ == 0) continue;
+        double v;
+        if (sscanf(line, "%*d,%*d,%*g,%lf", &v) == 1) {
+            if (k == 2) *first = v;
+            *last = v;
+        }
+    }
+    fclose(f);
+}
+
+static void test_heads(void **st) {
+    (void)st;
+    const char *heads[] = {"regression", "gaussian", "binned"};
+    for (int h = 0; h < 3; h++) {
+        char cfg[700], dir[700];
+        snprintf(cfg, sizeof cfg, "%s/%s.cfg", tu_tmpdir(), heads[h]);
+        snprintf(dir, sizeof dir, "%s/run_%s", tu_tmpdir(), heads[h]);
+        write_cfg(cfg, heads[h]);
+        assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s --threads 2 >/dev/null", cfg, cat, dir), 0);
+        double a = 0, b = 0;
+        losses(dir, &a, &b);
+        printf("    %-10s train loss %.4f -> %.4f\n", heads[h], a, b);
+        assert_true(b < a);
+        // predict, then recompute the test metrics from its CSV and compare with eval's metrics.json
+        assert_int_equal(sh("./bin/galnn predict --ckpt %s/best.npz --out %s/p.csv --split test >/dev/null", dir, dir), 0);
+        assert_int_equal(sh("./bin/galnn eval --ckpt %s/best.npz --split test >/dev/null", dir), 0);
+        char pp[800];
+        snprintf(pp, sizeof pp, "%s/p.csv", dir);
+        io_catalog pred, truth;
+        assert_int_equal(io_catalog_read(pp, NULL, &pred), 0);
+        assert_int_equal(io_catalog_read(cat, NULL, &truth), 0);
+        const double *pv = io_catalog_values(&pred, "logmstar_pred"), *tv = io_catalog_values(&truth, "logmstar");
+        double *x = malloc(sizeof(double) * pred.n_rows), *y = malloc(sizeof(double) * pred.n_rows);
+        for (size_t i = 0; i < pred.n_rows; i++) {
+            x[i] = pv[i];
+            y[i] = tv[atoi(io_catalog_id(&pred, i) + 1) - 1]; // ids G000001... are catalog rows + 1
+        }
+        st_metrics m;
+        assert_int_equal(st_point_metrics(x, y, pred.n_rows, &m), 0);
+        char jp[800], json[8192];
+        snprintf(jp, sizeof jp, "%s/metrics.json", dir);
+        FILE *f = fopen(jp, "r");
+        assert_non_null(f);
+        size_t L = fread(json, 1, sizeof json - 1, f);
+        json[L] = 0;
+        fclose(f);
+        double smad = -1, r2 = -1;
+        char *q = strstr(json, "\"sigma_mad\": ");
+        assert_non_null(q);
+        smad = atof(q + 13);
+        q = strstr(json, "\"r2\": ");
+        r2 = atof(q + 6);
+        assert_float_equal(smad, m.sigma_mad, 1e-4);
+        assert_float_equal(r2, m.r2, 1e-4);
+        assert_true(m.r2 > 0.5);
+        if (h == 2) { // binned: p16 <= median <= p84, inside [lo, hi]
+            const double *md = io_catalog_values(&pred, "logmstar_median"), *lo = io_catalog_values(&pred, "logmstar_p16"),
+                         *hi = io_catalog_values(&pred, "logmstar_p84");
+            for (size_t i = 0; i < pred.n_rows; i++) assert_true(lo[i] <= md[i] && md[i] <= hi[i] && lo[i] >= 8 && hi[i] <= 12.5);
+        }
+        if (h == 1) assert_non_null(strstr(json, "\"crps\""));
+        free(x), free(y);
+        io_catalog_free(&pred), io_catalog_free(&truth);
+    }
+}
+
+static void test_errors(void **st) {
+    (void)st;
+    char cfg[700], out[700];
+    snprintf(cfg, sizeof cfg, "%s/bad.cfg", tu_tmpdir());
+    snprintf(out, sizeof out, "%s/err.txt", tu_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[target]\nnames = logmstar\n[branch.p]\ninput = columns\ncolumns = mag_g\n[train]\nepochz = 3\n");
+    fclose(f);
+    assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s/x 2>%s >/dev/null", cfg, cat, tu_tmpdir(), out), 1);
+    assert_int_equal(sh("grep -q 'unknown setting \\[train\\] epochz' %s", out), 0);
+    f = fopen(cfg, "w");
+    fprintf(f, "[target]\nnames = logmstar\n[branch.p]\ninput = columns\ncolumns = mag_gg\n");
+    fclose(f);
+    assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s/x 2>%s >/dev/null", cfg, cat, tu_tmpdir(), out), 1);
+    assert_int_equal(sh("grep -q \"did you mean 'mag_g'\" %s", out), 0);
+    // a corrupt checkpoint: one flipped byte in the middle
+    char ck[700];
+    snprintf(ck, sizeof ck, "%s/run_regression/best.npz", tu_tmpdir());
+    assert_int_equal(sh("cp %s %s/bad.npz && printf '\\x55' | dd of=%s/bad.npz bs=1 seek=3000 conv=notrunc 2>/dev/null", ck,
+                        tu_tmpdir(), tu_tmpdir()),
+                     0);
+    assert_int_equal(sh("./bin/galnn eval --ckpt %s/bad.npz 2>%s >/dev/null", tu_tmpdir(), out), 1);
+    assert_int_equal(sh("grep -q 'bad.npz' %s && grep -qE 'CRC|corrupt' %s", out, out), 0);
+    assert_int_equal(sh("./bin/galnn inspect %s > %s", ck, out), 0);
+    assert_int_equal(sh("grep -q 'param.phot.fc1.weight' %s && grep -q 'optimizer step' %s", out, out), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors)};
+    return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
+}
