@@ -12,11 +12,14 @@ void cmd_predict_help(void) {
            "                     [--split all|train|val|test] [--threads N]\n\n"
            "Writes one row per galaxy with usable inputs: id, split, and per target the prediction (the\n"
            "posterior mean for probabilistic heads) with, for Gaussian heads, its standard deviation, and for\n"
-           "binned heads also the median, mode and 16th/84th percentiles of p(y). Targets are not needed.\n");
+           "binned heads also the median, mode and 16th/84th percentiles of p(y). Targets are not needed.\n"
+           "--dump N FILE.npz also writes the first N galaxies' network inputs (input.<branch>) and head outputs\n"
+           "(output), e.g. to check the weights in another framework (tools/torch_model.py).\n");
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *which = "all";
+    const char *ckpt = NULL, *out = NULL, *which = "all", *dump = NULL;
+    long n_dump = 0;
     long threads = 0;
     const char *ov[8];
     char fov[4][1024];
@@ -31,6 +34,11 @@ int cmd_predict(int argc, char **argv) {
         } else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--split")) which = v;
+        else if (!strcmp(a, "--dump")) {
+            if (cmd_parse_int(a, v, 1, 100000, &n_dump) || i + 2 >= argc) return cmd_error("--dump needs N and a file");
+            dump = argv[i + 2];
+            i++;
+        }
         else if (!strcmp(a, "--threads")) {
             if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
         } else return cmd_error("predict: unknown option '%s' (see `galnn help predict`)", a);
@@ -91,6 +99,27 @@ int cmd_predict(int argc, char **argv) {
     f = NULL;
     if (io_write_atomic(out, buf, blen)) goto out;
     printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
+    if (dump) {
+        int k = (int)(n_dump < (long)n ? n_dump : (long)n), maxS = 1;
+        for (int d = 0; d < r.n_ds; d++) maxS = r.ds[d].h > maxS ? r.ds[d].h : maxS;
+        float *scr = malloc(sizeof(float) * (size_t)maxS * maxS);
+        io_aug *none = malloc(sizeof(io_aug) * (size_t)k);
+        for (int i = 0; i < k; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+        nn_tensor *in[MD_MAX_BRANCH];
+        nn_ctx_reset(&c);
+        io_npz_writer *w = io_npz_create(dump, 0);
+        int bad = !scr || !none || !w || run_batch(&r, &c, rows, none, k, in, NULL, scr);
+        for (int b = 0; !bad && b < r.net.n_branch; b++) {
+            char nm[80];
+            snprintf(nm, sizeof nm, "input.%s", r.net.spec[b].name);
+            bad = io_npz_add_f32(w, nm, in[b]->ndim, in[b]->shape, in[b]->data);
+        }
+        if (!bad) bad = io_npz_add_f32(w, "output", 2, (int[]){k, r.net.n_out}, o);
+        if (w) bad ? io_npz_abort(w) : (void)(bad = io_npz_close(w));
+        free(scr), free(none);
+        if (bad) goto out;
+        printf("wrote %s: inputs and outputs of %d galaxies\n", dump, k);
+    }
     rc = 0;
 out:
     if (rc) cmd_error("predict: %s", gn_errmsg());

@@ -144,7 +144,35 @@ static void test_errors(void **st) {
     assert_int_equal(sh("grep -q 'param.phot.fc1.weight' %s && grep -q 'optimizer step' %s", out, out), 0);
 }
 
+// Checkpoints load into an equivalent PyTorch module (tools/torch_model.py)
+// whose outputs on galnn's own inputs match to 1e-4 — when python3-torch is here.
+static void test_torch_equivalence(void **st) {
+    (void)st;
+    if (sh("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1")) {
+        printf("    python3-torch not present: skipped\n");
+        skip();
+    }
+    char cfg[700];
+    snprintf(cfg, sizeof cfg, "%s/three.cfg", tu_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[data]\nbands = u,g,r,i,z\ntransform = asinh\nasinh_scale = 0.1\n"
+               "[target]\nnames = logmstar\nhead = binned\nbins = 40\nlo = 8\nhi = 12\n"
+               "[branch.res]\ninput = image\nbands = g,r,i\nbackbone = resnet18\nwidth = 4\nstem_kernel = 7\nstem_pool = 1\n"
+               "[branch.small]\ninput = image\nbackbone = smallcnn\nwidth = 4\n"
+               "[branch.phot]\ninput = columns\ncolumns = mag_r, zspec\nhidden = 8\n"
+               "[train]\nepochs = 2\nbatch = 16\nlr = 1e-3\n");
+    fclose(f);
+    assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --images '%s/s/cutouts/{id}.fits' --out %s/tq >/dev/null",
+                        cfg, cat, tu_tmpdir(), tu_tmpdir()),
+                     0);
+    assert_int_equal(sh("./bin/galnn predict --ckpt %s/tq/last.npz --out %s/tq/p.csv --dump 16 %s/tq/dump.npz >/dev/null",
+                        tu_tmpdir(), tu_tmpdir(), tu_tmpdir()),
+                     0);
+    assert_int_equal(sh("/usr/bin/python3 tools/torch_model.py %s/tq/last.npz %s/tq/dump.npz", tu_tmpdir(), tu_tmpdir()), 0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_torch_equivalence)};
     return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }
