@@ -103,7 +103,7 @@ demo:
 bench:
 	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(BENCHES)
-	@for b in $(BENCHES); do $$b || exit 1; done
+	@sh bench/run.sh
 
 # libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60); not part of make test.
 fuzz:

@@ -347,6 +347,9 @@ int cmd_train(int argc, char **argv) {
     if ((rc = io_loader_init_ids(&T.L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, (uint64_t)sd))) goto fail;
     if ((rc = nn_ctx_init(&T.ctx, 64u << 20))) goto fail;
     nn_rng_seed(&T.ctx.dropout_rng, (uint64_t)sd, NN_STREAM_DROPOUT);
+    long keep;
+    if ((rc = io_config_int(c, "train", "keep_im2col", 1, &keep))) goto fail;
+    T.ctx.keep_im2col = (int)keep; // 0: recompute in backward (less memory, a little slower)
     if ((rc = setup_optim(&T, c)) || (rc = io_config_check_unused(c))) goto fail;
     T.best_val = INFINITY;
     int maxS = 0, maxC = 0;

@@ -66,6 +66,14 @@ void nn_arena_reset(nn_arena *a) {
     a->used = 0;
 }
 
+nn_arena_mark nn_arena_get_mark(const nn_arena *a) { return (nn_arena_mark){a->head, a->head ? a->head->used : 0, a->used}; }
+
+void nn_arena_release(nn_arena *a, nn_arena_mark m) {
+    if (a->head != m.block) return; // a new block was chained: keep it (it is merged at reset)
+    a->head->used = m.used;
+    a->used = m.total;
+}
+
 void nn_arena_free(nn_arena *a) {
     nn_arena_block *b = a->head;
     while (b) {
@@ -83,6 +91,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
     ctx->training = 1;
+    ctx->keep_im2col = 1;
     nn_rng_seed(&ctx->dropout_rng, 0, NN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }

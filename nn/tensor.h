@@ -48,6 +48,15 @@ typedef struct nn_arena {
 int nn_arena_init(nn_arena *a, size_t cap);
 void *nn_arena_alloc(nn_arena *a, size_t bytes); // 64-byte aligned, NULL + error on failure
 void nn_arena_reset(nn_arena *a);
+// Scratch scopes: everything allocated after a mark is released by
+// nn_arena_release (if no new block was started meanwhile), so an op's
+// temporaries do not pile up over a whole step.
+typedef struct nn_arena_mark {
+    nn_arena_block *block;
+    size_t used, total;
+} nn_arena_mark;
+nn_arena_mark nn_arena_get_mark(const nn_arena *a);
+void nn_arena_release(nn_arena *a, nn_arena_mark m);
 void nn_arena_free(nn_arena *a);
 
 struct nn_ctx;
@@ -70,6 +79,7 @@ typedef struct nn_ctx {
     int training;        // batch norm uses batch statistics, dropout is active
     int grad_enabled;    // record the tape
     nn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
+    int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
