@@ -9,7 +9,7 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP
 ARCH    := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BLASDIR = /usr/lib/$(ARCH)/openblas-openmp
 CFLAGS  += -I/usr/include/$(ARCH)/openblas-openmp
-LDLIBS  = -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcfitsio -lstb -lz -lm
+LDLIBS  = -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcfitsio -lstb -lcairo -lz -lm
 LDFLAGS += -fopenmp
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 

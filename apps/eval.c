@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
 #include "run.h"
@@ -144,6 +145,29 @@ int cmd_eval(int argc, char **argv) {
         if (!json) {
             printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r.target_names[t], "population", "N", "bias",
                    "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
+        }
+        { // predicted vs true density for everything in the split
+            st_metrics m0;
+            if (!st_point_metrics(groups[0].pred, groups[0].tru, groups[0].n, &m0)) {
+                double lo = INFINITY, hi = -INFINITY;
+                for (size_t i = 0; i < groups[0].n; i++) {
+                    double a = groups[0].tru[i], b = groups[0].pred[i];
+                    if (isnan(a) || isnan(b)) continue;
+                    lo = fmin(lo, fmin(a, b)), hi = fmax(hi, fmax(a, b));
+                }
+                double pad = 0.03 * (hi - lo);
+                char png[4300], title[256], note[256], xl[128], yl[128];
+                char *cp2 = strdup(jpath);
+                snprintf(png, sizeof png, "%s/pred_vs_true_%s.png", dirname(cp2), r.target_names[t]);
+                free(cp2);
+                snprintf(title, sizeof title, "%s split, %zu galaxies", split_name, m0.n);
+                snprintf(note, sizeof note, "bias %.4f   sigma_MAD %.4f   eta %.3f   R2 %.3f", m0.bias, m0.sigma_mad, m0.eta, m0.r2);
+                snprintf(xl, sizeof xl, "true %s", r.target_names[t]);
+                snprintf(yl, sizeof yl, "predicted %s", r.target_names[t]);
+                if (io_plot_density(png, title, xl, yl, groups[0].tru, groups[0].pred, groups[0].n, lo - pad, hi + pad, note))
+                    fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+                else if (!json) printf("  plot: %s\n", png);
+            }
         }
         fprintf(jf, "%s\"%s\": {", t ? ", " : "", r.target_names[t]);
         for (int g = 0; g < ng; g++) {

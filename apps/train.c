@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/gn_common.h"
+#include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
 #include "run.h"
@@ -62,6 +63,30 @@ static int log_append(trainer *T, const char *line) {
     char p[2200];
     snprintf(p, sizeof p, "%s/log.csv", T->dir);
     return io_write_atomic(p, T->log, T->log_len);
+}
+
+// loss.png from the log: train and validation loss per epoch.
+static int plot_losses(const trainer *T) {
+    size_t n = 0;
+    for (size_t i = 0; i < T->log_len; i++) n += T->log[i] == '\n';
+    double *ep = gn_malloc(sizeof(double) * 3 * (n + 1));
+    if (!ep) return GN_ENOMEM;
+    double *tr = ep + n + 1, *va = tr + n + 1;
+    size_t k = 0;
+    const char *p = strchr(T->log, '\n'); // skip the header
+    while (p && *++p) {
+        double e, t, v;
+        if (sscanf(p, "%lf,%*f,%*f,%lf,%lf", &e, &t, &v) == 3) ep[k] = e, tr[k] = t, va[k] = v, k++;
+        p = strchr(p, '\n');
+    }
+    io_series s[2] = {{"train", ep, tr, k}, {"validation", ep, va, k}};
+    char path[2200];
+    snprintf(path, sizeof path, "%s/loss.png", T->dir);
+    int log_y = 1;
+    for (size_t i = 0; i < k; i++) log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
+    int rc = k ? io_plot_lines(path, "training curve", "epoch", "loss", s, 2, log_y) : GN_OK;
+    free(ep);
+    return rc;
 }
 
 // Everything beyond the store and the optimizer that a resumed run needs.
@@ -404,6 +429,7 @@ int cmd_train(int argc, char **argv) {
             if (improved) T.best_val = vl;
             if ((rc = log_append(&T, line)) || (rc = save(&T, "last.npz")) || (improved && (rc = save(&T, "best.npz"))))
                 goto fail;
+            if (plot_losses(&T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
             te = now();
             continue;
         }

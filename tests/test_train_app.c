@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "../io/catalog.h"
+#include "../io/image.h"
 #include "../io/mock.h"
 #include "../stats/metrics.h"
 #include "testutil.h"
@@ -112,6 +113,15 @@ static void test_heads(void **st) {
             for (size_t i = 0; i < pred.n_rows; i++) assert_true(lo[i] <= md[i] && md[i] <= hi[i] && lo[i] >= 8 && hi[i] <= 12.5);
         }
         if (h == 1) assert_non_null(strstr(json, "\"crps\""));
+        const char *plots[2] = {"loss.png", "pred_vs_true_logmstar.png"}; // both written, both real PNGs
+        for (int k = 0; k < 2; k++) {
+            char pl[900];
+            snprintf(pl, sizeof pl, "%s/%s", dir, plots[k]);
+            io_image im;
+            if (io_image_read(pl, &im)) fail_msg("%s", gn_errmsg());
+            assert_true(im.c == 3 && im.w == 820 && im.h == 560);
+            io_image_free(&im);
+        }
         free(x), free(y);
         io_catalog_free(&pred), io_catalog_free(&truth);
     }

@@ -4,7 +4,7 @@
 # exact command and fail. Usage: tools/deps.sh [optional-package ...]
 # (optional packages are installed when possible, never required).
 set -u
-required="libopenblas-dev libopenblas-openmp-dev libstb-dev zlib1g-dev libcmocka-dev libcfitsio-dev"
+required="libopenblas-dev libopenblas-openmp-dev libstb-dev zlib1g-dev libcmocka-dev libcfitsio-dev libcairo2-dev"
 optional="$*"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -33,7 +33,7 @@ echo "fuzzing each parser for $SECS s"
 printf '%-10s %12s %10s %8s\n' target executions exec/s crashes
 fail=0
 for t in fits png jpeg npy npz csv; do
-    $CC $FLAGS -o $B/fuzz_$t tests/fuzz/fuzz_$t.c $SRC -lcfitsio -lstb -lopenblas -lz -lm || { echo "build of fuzz_$t failed"; exit 1; }
+    $CC $FLAGS -o $B/fuzz_$t tests/fuzz/fuzz_$t.c $SRC -lcfitsio -lstb -lcairo -lopenblas -lz -lm || { echo "build of fuzz_$t failed"; exit 1; }
     log=$B/fuzz_$t.log
     $B/fuzz_$t -max_total_time=$SECS -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix=$B/crash_$t- $B/corpus_$t $B/seed_$t >$log 2>&1

@@ -1,0 +1,178 @@
+#include "plot.h"
+
+#include <cairo/cairo.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+
+#define W 820
+#define H 560
+#define ML 92.0 // margins
+#define MR 24.0
+#define MT 44.0
+#define MB 64.0
+
+static const double COLORS[6][3] = {{0.12, 0.47, 0.71}, {1.0, 0.50, 0.05}, {0.17, 0.63, 0.17},
+                                    {0.84, 0.15, 0.16}, {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}};
+
+static double nice_step(double range) {
+    double raw = range / 6, p = pow(10, floor(log10(raw))), m = raw / p;
+    return p * (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10);
+}
+
+typedef struct frame {
+    cairo_t *cr;
+    double x0, x1, y0, y1;
+    int log_y;
+} frame;
+
+static double px(const frame *f, double x) { return ML + (x - f->x0) / (f->x1 - f->x0) * (W - ML - MR); }
+static double py(const frame *f, double y) {
+    if (f->log_y) y = log10(y);
+    return H - MB - (y - f->y0) / (f->y1 - f->y0) * (H - MT - MB);
+}
+
+static void text(cairo_t *cr, double x, double y, const char *s, double ax, double ay, double size, int rotate) {
+    cairo_set_font_size(cr, size);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, s, &e);
+    cairo_save(cr);
+    cairo_translate(cr, x, y);
+    if (rotate) cairo_rotate(cr, -M_PI / 2);
+    cairo_move_to(cr, -e.width * ax - e.x_bearing, -e.height * ay - e.y_bearing);
+    cairo_show_text(cr, s);
+    cairo_restore(cr);
+}
+
+static void axes(frame *f, const char *title, const char *xl, const char *yl) {
+    cairo_t *cr = f->cr;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_line_width(cr, 1);
+    double sx = nice_step(f->x1 - f->x0), sy = nice_step(f->y1 - f->y0);
+    char b[64];
+    for (double t = ceil(f->x0 / sx) * sx; t <= f->x1 + 1e-9 * sx; t += sx) {
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, px(f, t), MT), cairo_line_to(cr, px(f, t), H - MB), cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        snprintf(b, sizeof b, "%g", fabs(t) < 1e-12 * sx ? 0.0 : t);
+        text(cr, px(f, t), H - MB + 8, b, 0.5, 0, 13, 0);
+    }
+    // y ticks: linear steps, or 1-2-5 per decade (only 1 when many decades) on a log axis
+    double ticks[64];
+    int nt = 0;
+    if (f->log_y) {
+        static const double mant[3] = {1, 2, 5};
+        int per = f->y1 - f->y0 > 3 ? 1 : 3;
+        for (int k = (int)floor(f->y0); k <= (int)ceil(f->y1) && nt < 60; k++)
+            for (int m = 0; m < per; m++) {
+                double t = log10(mant[m]) + k;
+                if (t >= f->y0 && t <= f->y1) ticks[nt++] = t;
+            }
+    } else
+        for (double t = ceil(f->y0 / sy) * sy; t <= f->y1 + 1e-9 * sy && nt < 60; t += sy) ticks[nt++] = t;
+    for (int i = 0; i < nt; i++) {
+        double t = ticks[i], yy = H - MB - (t - f->y0) / (f->y1 - f->y0) * (H - MT - MB);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, ML, yy), cairo_line_to(cr, W - MR, yy), cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        if (f->log_y) snprintf(b, sizeof b, "%.3g", pow(10, t));
+        else snprintf(b, sizeof b, "%.4g", fabs(t) < 1e-12 * sy ? 0.0 : t);
+        text(cr, ML - 8, yy, b, 1, 0.5, 13, 0);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_rectangle(cr, ML, MT, W - ML - MR, H - MT - MB);
+    cairo_stroke(cr);
+    text(cr, (ML + W - MR) / 2, 14, title, 0.5, 0, 17, 0);
+    text(cr, (ML + W - MR) / 2, H - 24, xl, 0.5, 0, 15, 0);
+    text(cr, 16, (MT + H - MB) / 2, yl, 0.5, 0.5, 15, 1);
+}
+
+static int finish(cairo_surface_t *s, cairo_t *cr, const char *path) {
+    cairo_destroy(cr);
+    cairo_status_t st = cairo_surface_write_to_png(s, path);
+    cairo_surface_destroy(s);
+    return st == CAIRO_STATUS_SUCCESS ? GN_OK : gn_err(GN_EIO, "%s: cannot write the plot: %s", path, cairo_status_to_string(st));
+}
+
+int io_plot_lines(const char *path, const char *title, const char *xl, const char *yl, const io_series *s, int ns,
+                  int log_y) {
+    frame f = {0};
+    f.x0 = f.y0 = INFINITY, f.x1 = f.y1 = -INFINITY;
+    f.log_y = log_y;
+    for (int k = 0; k < ns; k++)
+        for (size_t i = 0; i < s[k].n; i++) {
+            double x = s[k].x[i], y = s[k].y[i];
+            if (isnan(x) || isnan(y) || (log_y && !(y > 0))) continue;
+            if (log_y) y = log10(y);
+            f.x0 = fmin(f.x0, x), f.x1 = fmax(f.x1, x), f.y0 = fmin(f.y0, y), f.y1 = fmax(f.y1, y);
+        }
+    if (!isfinite(f.x0)) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    if (f.x1 == f.x0) f.x1 = f.x0 + 1;
+    if (f.y1 == f.y0) f.y1 = f.y0 + 1;
+    double pad = 0.05 * (f.y1 - f.y0);
+    f.y0 -= pad, f.y1 += pad;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, xl, yl);
+    cairo_set_line_width(f.cr, 2);
+    for (int k = 0; k < ns; k++) {
+        const double *c = COLORS[k % 6];
+        cairo_set_source_rgb(f.cr, c[0], c[1], c[2]);
+        int pen = 0;
+        for (size_t i = 0; i < s[k].n; i++) {
+            double x = s[k].x[i], y = s[k].y[i];
+            if (isnan(x) || isnan(y) || (log_y && !(y > 0))) {
+                pen = 0;
+                continue;
+            }
+            if (pen) cairo_line_to(f.cr, px(&f, x), py(&f, y));
+            else cairo_move_to(f.cr, px(&f, x), py(&f, y)), pen = 1;
+            if (s[k].n == 1) cairo_arc(f.cr, px(&f, x), py(&f, y), 3, 0, 2 * M_PI);
+        }
+        cairo_stroke(f.cr);
+        double ly = MT + 18 + 20 * k; // legend
+        cairo_move_to(f.cr, W - MR - 170, ly), cairo_line_to(f.cr, W - MR - 140, ly), cairo_stroke(f.cr);
+        cairo_set_source_rgb(f.cr, 0, 0, 0);
+        text(f.cr, W - MR - 132, ly, s[k].name, 0, 0.5, 13, 0);
+    }
+    return finish(sf, f.cr, path);
+}
+
+int io_plot_density(const char *path, const char *title, const char *xl, const char *yl, const double *x,
+                    const double *y, size_t n, double lo, double hi, const char *note) {
+    enum { NB = 64 };
+    static double h[NB][NB];
+    memset(h, 0, sizeof h);
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i]) || isnan(y[i])) continue;
+        int a = (int)floor((x[i] - lo) / (hi - lo) * NB), b = (int)floor((y[i] - lo) / (hi - lo) * NB);
+        if (a < 0 || b < 0 || a >= NB || b >= NB) continue;
+        mx = fmax(mx, ++h[a][b]);
+    }
+    frame f = {0};
+    f.x0 = f.y0 = lo, f.x1 = f.y1 = hi;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, xl, yl);
+    for (int a = 0; a < NB; a++)
+        for (int b = 0; b < NB; b++) {
+            if (!h[a][b]) continue;
+            double t = log1p(h[a][b]) / log1p(mx); // 0..1, log scale: white -> dark blue
+            cairo_set_source_rgb(f.cr, 1 - 0.9 * t, 1 - 0.75 * t, 1 - 0.35 * t);
+            double x0 = px(&f, lo + (hi - lo) * a / NB), x1 = px(&f, lo + (hi - lo) * (a + 1) / NB);
+            double y0 = py(&f, lo + (hi - lo) * b / NB), y1 = py(&f, lo + (hi - lo) * (b + 1) / NB);
+            cairo_rectangle(f.cr, x0, y1, x1 - x0 + 0.5, y0 - y1 + 0.5);
+            cairo_fill(f.cr);
+        }
+    cairo_set_source_rgb(f.cr, 0.84, 0.15, 0.16);
+    cairo_set_line_width(f.cr, 1.5);
+    cairo_move_to(f.cr, px(&f, lo), py(&f, lo)), cairo_line_to(f.cr, px(&f, hi), py(&f, hi)), cairo_stroke(f.cr);
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    if (note) text(f.cr, ML + 12, MT + 12, note, 0, 0, 13, 0);
+    return finish(sf, f.cr, path);
+}
