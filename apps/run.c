@@ -128,6 +128,31 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     return GN_OK;
 }
 
+// norm.<what>.mean / .std from a checkpoint, n values each.
+static int load_norm(const char *path, const io_npz *ck, const char *what, size_t n, double *mean, double *sd) {
+    char name[300];
+    snprintf(name, sizeof name, "norm.%s.mean", what);
+    const io_array *am = io_ckpt_get(path, ck, name, IO_F64, n);
+    snprintf(name, sizeof name, "norm.%s.std", what);
+    const io_array *as = io_ckpt_get(path, ck, name, IO_F64, n);
+    if (!am || !as) return GN_EFORMAT;
+    memcpy(mean, am->data, sizeof(double) * n);
+    memcpy(sd, as->data, sizeof(double) * n);
+    return GN_OK;
+}
+
+// Mean and standard deviation of v over the training rows (std 1 if constant).
+static int train_stats(const run *r, const double *v, double *mean, double *sd) {
+    size_t n = r->n_rows[IO_SPLIT_TRAIN];
+    double *tmp = gn_malloc(sizeof(double) * (n ? n : 1));
+    if (!tmp) return GN_ENOMEM;
+    for (size_t i = 0; i < n; i++) tmp[i] = v[r->rows[IO_SPLIT_TRAIN][i]];
+    st_mean_std(tmp, n, mean, sd);
+    free(tmp);
+    if (!(*sd > 0)) *sd = 1;
+    return GN_OK;
+}
+
 int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose) {
     memset(r, 0, sizeof *r);
     r->shared_ds = -1;
@@ -215,58 +240,22 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     // normalisation: from the training split, or from the checkpoint
     for (int b = 0; b < m->n_branch; b++) {
         run_branch *rb = &r->br[b];
-        char name[300];
         if (m->spec[b].input == MD_IN_IMAGE) {
             const io_dataset *D = &r->ds[rb->ds];
-            if (ck) {
-                snprintf(name, sizeof name, "norm.%s.mean", m->spec[b].name);
-                const io_array *am = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)D->c);
-                snprintf(name, sizeof name, "norm.%s.std", m->spec[b].name);
-                const io_array *as = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)D->c);
-                if (!am || !as) return GN_EFORMAT;
-                memcpy(rb->mean, am->data, sizeof(double) * (size_t)D->c);
-                memcpy(rb->std, as->data, sizeof(double) * (size_t)D->c);
-            } else if ((rc = io_dataset_band_stats(D, r->split, IO_SPLIT_TRAIN, rb->mean, rb->std)))
-                return rc;
+            rc = ck ? load_norm(ck_path, ck, m->spec[b].name, (size_t)D->c, rb->mean, rb->std)
+                    : io_dataset_band_stats(D, r->split, IO_SPLIT_TRAIN, rb->mean, rb->std);
             rb->ro.mean = rb->mean;
             rb->ro.std = rb->std;
             rb->ro.crop = r->crop > 0 && r->crop < D->h ? r->crop : 0;
-        } else {
-            for (int k = 0; k < rb->n_cols; k++) {
-                if (ck) continue;
-                double *tmp = gn_malloc(sizeof(double) * (r->n_rows[0] ? r->n_rows[0] : 1));
-                if (!tmp) return GN_ENOMEM;
-                for (size_t i = 0; i < r->n_rows[0]; i++) tmp[i] = rb->col[k][r->rows[0][i]];
-                st_mean_std(tmp, r->n_rows[0], &rb->cmean[k], &rb->cstd[k]);
-                free(tmp);
-                if (!(rb->cstd[k] > 0)) rb->cstd[k] = 1;
-            }
-            if (ck) {
-                snprintf(name, sizeof name, "norm.%s.mean", m->spec[b].name);
-                const io_array *am = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)rb->n_cols);
-                snprintf(name, sizeof name, "norm.%s.std", m->spec[b].name);
-                const io_array *as = io_ckpt_get(ck_path, ck, name, IO_F64, (size_t)rb->n_cols);
-                if (!am || !as) return GN_EFORMAT;
-                memcpy(rb->cmean, am->data, sizeof(double) * (size_t)rb->n_cols);
-                memcpy(rb->cstd, as->data, sizeof(double) * (size_t)rb->n_cols);
-            }
-        }
+        } else if (ck)
+            rc = load_norm(ck_path, ck, m->spec[b].name, (size_t)rb->n_cols, rb->cmean, rb->cstd);
+        else
+            for (int k = 0; k < rb->n_cols && !rc; k++) rc = train_stats(r, rb->col[k], &rb->cmean[k], &rb->cstd[k]);
+        if (rc) return rc;
     }
-    if (ck) {
-        const io_array *am = io_ckpt_get(ck_path, ck, "norm.target.mean", IO_F64, (size_t)r->n_targets);
-        const io_array *as = io_ckpt_get(ck_path, ck, "norm.target.std", IO_F64, (size_t)r->n_targets);
-        if (!am || !as) return GN_EFORMAT;
-        memcpy(r->tmean, am->data, sizeof(double) * (size_t)r->n_targets);
-        memcpy(r->tstd, as->data, sizeof(double) * (size_t)r->n_targets);
-    } else
-        for (int t = 0; t < r->n_targets; t++) {
-            double *tmp = gn_malloc(sizeof(double) * (r->n_rows[0] ? r->n_rows[0] : 1));
-            if (!tmp) return GN_ENOMEM;
-            for (size_t i = 0; i < r->n_rows[0]; i++) tmp[i] = r->target[t][r->rows[0][i]];
-            st_mean_std(tmp, r->n_rows[0], &r->tmean[t], &r->tstd[t]);
-            free(tmp);
-            if (!(r->tstd[t] > 0)) r->tstd[t] = 1;
-        }
+    if (ck) rc = load_norm(ck_path, ck, "target", (size_t)r->n_targets, r->tmean, r->tstd);
+    for (int t = 0; !ck && t < r->n_targets && !rc; t++) rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t]);
+    if (rc) return rc;
     if ((rc = md_net_make(m, &r->st)) || (rc = nn_store_finalize(&r->st))) return rc;
     if (verbose)
         printf("  samples: train %zu, val %zu, test %zu (%zu catalog rows lack a target, an input column or an image)\n",

@@ -121,14 +121,20 @@ int io_loader_init_ids(io_loader *L, const uint32_t *ids, size_t n, const io_loa
     return GN_OK;
 }
 
-int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug) {
+// The size of the next batch, or 0 at the end of the epoch (then the next
+// epoch's order is drawn).
+static int batch_size(io_loader *L) {
     size_t B = (size_t)L->o.batch, left = L->n - L->cursor;
     if (left == 0 || (L->o.drop_last && left < B)) {
         L->epoch++;
         new_epoch(L);
         return 0;
     }
-    int b = (int)(left < B ? left : B);
+    return (int)(left < B ? left : B);
+}
+
+int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug) {
+    int b = batch_size(L);
     for (int i = 0; i < b; i++) {
         ids[i] = L->members[L->perm[L->cursor + (size_t)i]];
         aug[i] = draw(L);
@@ -138,13 +144,7 @@ int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug) {
 }
 
 int io_loader_next(io_loader *L, float *x, uint32_t *entries) {
-    size_t B = (size_t)L->o.batch, left = L->n - L->cursor;
-    if (left == 0 || (L->o.drop_last && left < B)) {
-        L->epoch++;
-        new_epoch(L);
-        return 0;
-    }
-    int b = (int)(left < B ? left : B);
+    int b = batch_size(L);
     size_t per = (size_t)io_loader_out_channels(L) * io_loader_out_size(L) * io_loader_out_size(L);
     for (int i = 0; i < b; i++) {
         uint32_t e = L->members[L->perm[L->cursor + (size_t)i]];
