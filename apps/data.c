@@ -20,12 +20,6 @@ void cmd_data_help(void) {
            DATAOPTS_HELP);
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int cmd_data(int argc, char **argv) {
     dataopts d;
     dataopts_defaults(&d);
@@ -80,14 +74,14 @@ int cmd_data(int argc, char **argv) {
         size_t per = (size_t)ds.c * ds.h * ds.w;
         float *x = malloc(sizeof(float) * per * (size_t)batch);
         uint32_t *e = malloc(sizeof(uint32_t) * (size_t)batch);
-        double t0 = now(), s = 0;
+        double t0 = gn_now(), s = 0;
         size_t seen = 0;
         int b;
         while ((b = io_loader_next(&L, x, e)) > 0) {
             seen += (size_t)b;
             s += x[0];
         }
-        double el = now() - t0;
+        double el = gn_now() - t0;
         printf("one training epoch: %zu galaxies in %zu batches, %.0f galaxies/s (checksum %.4g)\n", seen,
                io_loader_batches_per_epoch(&L), seen / el, s);
         free(x);

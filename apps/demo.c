@@ -29,12 +29,6 @@ void cmd_demo_help(void) {
            "A second run reuses the survey and the cache.\n");
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void say(void *u, const char *line) {
     (void)u;
     printf("  %s\n", line);
@@ -85,13 +79,13 @@ int cmd_demo(int argc, char **argv) {
     snprintf(tmpl, sizeof tmpl, "%s/cutouts/{id}.fits", out);
     io_catalog cat;
     io_catalog_opts co = {0, 1};
-    double t0 = now();
+    double t0 = gn_now();
     if (io_catalog_read(cat_path, &co, &cat) || cat.n_rows != (size_t)n) {
         if (cat.path) io_catalog_free(&cat);
         printf("1. mock survey: %ld galaxies -> %s\n", n, out);
         io_mock_opts mo = {.out = out, .n = (int)n, .seed = (uint64_t)seed, .size = 64};
         if (io_mock_write(&mo) || io_catalog_read(cat_path, &co, &cat)) return cmd_error("demo: %s", gn_errmsg());
-        printf("  written in %.1f s (`galnn help mock` documents the model)\n\n", now() - t0);
+        printf("  written in %.1f s (`galnn help mock` documents the model)\n\n", gn_now() - t0);
     } else
         printf("1. mock survey: reusing %s (%zu galaxies)\n\n", cat_path, cat.n_rows);
     printf("2. dataset\n");
@@ -150,7 +144,7 @@ int cmd_demo(int argc, char **argv) {
     double acc0 = accuracy(&ctx, &m, &va, label, x, e);
     printf("  before training: validation accuracy %.1f %%\n", 100 * acc0);
     for (int ep = 0; ep < epochs; ep++) {
-        double tot = 0, te = now();
+        double tot = 0, te = gn_now();
         int nb = 0, b;
         int32_t y[32];
         while ((b = io_loader_next(&tr, x, e)) > 0) {
@@ -165,10 +159,10 @@ int cmd_demo(int argc, char **argv) {
         }
         double acc = accuracy(&ctx, &m, &va, label, x, e);
         printf("  epoch %d/%ld  train loss %.4f  validation accuracy %5.1f %%  (%.0f galaxies/s)\n", ep + 1, epochs,
-               tot / nb, 100 * acc, nb * 32 / (now() - te));
+               tot / nb, 100 * acc, nb * 32 / (gn_now() - te));
         fflush(stdout);
     }
-    printf("\ndone in %.1f s. Try: galnn data --catalog %s --images '%s' --bands u,g,r,i,z --epoch\n", now() - t0,
+    printf("\ndone in %.1f s. Try: galnn data --catalog %s --images '%s' --bands u,g,r,i,z --epoch\n", gn_now() - t0,
            cat_path, tmpl);
     rc = 0;
 fail:

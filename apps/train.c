@@ -29,12 +29,6 @@ void cmd_train_help(void) {
            "command line, e.g. train.lr=3e-4 branch.img.width=32.\n");
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 typedef struct trainer {
     run r;
     nn_optim opt;
@@ -248,7 +242,7 @@ static int setup_optim(trainer *T, io_config *c) {
 
 static void progress(trainer *T, long step, double t0, long steps_done0, int final) {
     size_t spe = io_loader_batches_per_epoch(&T->L);
-    double el = now() - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
+    double el = gn_now() - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
     long total = (long)spe * T->epochs;
     double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
     if (cmd_is_tty()) {
@@ -407,7 +401,7 @@ int cmd_train(int argc, char **argv) {
     io_npz_free(&ck);
     printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n", r->st.n_param_values,
            r->net.n_branch, T.epochs, io_loader_batches_per_epoch(&T.L), r->batch);
-    double t0 = now(), te = now();
+    double t0 = gn_now(), te = gn_now();
     long step0 = T.opt.step;
     while (T.L.epoch < T.epochs) {
         int b = io_loader_next_ids(&T.L, T.ids, T.aug);
@@ -419,10 +413,10 @@ int cmd_train(int argc, char **argv) {
             char line[512];
             snprintf(line, sizeof line, "%ld,%ld,%.6g,%.6f,%.6f,%.5f,%.5f,%.5f,%.5f,%.5f,%.2f\n", (long)T.L.epoch, T.opt.step,
                      (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias, m.sigma_mad, m.eta,
-                     m.rmse, m.r2, now() - te);
+                     m.rmse, m.r2, gn_now() - te);
             progress(&T, T.opt.step, t0, step0, 1);
             printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,
-                   T.epochs, tl, vl, m.sigma_mad, m.r2, now() - te);
+                   T.epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - te);
             fflush(stdout);
             T.loss_sum = 0, T.loss_n = 0;
             int improved = !isnan(vl) && vl < T.best_val;
@@ -430,7 +424,7 @@ int cmd_train(int argc, char **argv) {
             if ((rc = log_append(&T, line)) || (rc = save(&T, "last.npz")) || (improved && (rc = save(&T, "best.npz"))))
                 goto fail;
             if (plot_losses(&T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
-            te = now();
+            te = gn_now();
             continue;
         }
         nn_tensor *in[MD_MAX_BRANCH];

@@ -36,12 +36,6 @@ static const layer LAYERS[] = {
     {"s4 1x1/2 256->512 @4", 256, 512, 1, 2, 0, 4, 1},
 };
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static float *randbuf(size_t n, nn_rng *r) {
     float *p = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) p[i] = (float)nn_rng_normal(r);
@@ -81,21 +75,21 @@ int main(int argc, char **argv) {
             nn_tensor wt = {.ndim = 4, .shape = {L->O, L->C, L->k, L->k}, .n = (size_t)L->O * K, .data = w,
                             .grad = gw, .requires_grad = 1, .is_param = 1};
             xt->requires_grad = 1;
-            double t0 = now();
+            double t0 = gn_now();
             nn_tensor *out = nn_conv2d(&c, xt, &wt, NULL, L->s, L->s, nn_pad_sym(L->p));
-            double t1 = now();
+            double t1 = gn_now();
             memcpy(nn_grad(&c, out), dy, sizeof(float) * out->n); // the upstream gradient: not conv work
-            double t2 = now();
+            double t2 = gn_now();
             if (nn_backward(&c, out)) {
                 fprintf(stderr, "backward failed: %s\n", gn_errmsg());
                 return 1;
             }
-            double tc = (t1 - t0) + (now() - t2); // forward + backward
-            double g0 = now();
+            double tc = (t1 - t0) + (gn_now() - t2); // forward + backward
+            double g0 = gn_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->O, NP, K, 1, w, K, a, NP, 0, y, NP);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L->O, K, NP, 1, dy, NP, a, NP, 1, gw, K);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, NP, L->O, 1, w, K, dy, NP, 0, dc, NP);
-            double tg = now() - g0;
+            double tg = gn_now() - g0;
             if (rep > 0) {
                 if (tc < best_conv) best_conv = tc;
                 if (tg < best_gemm) best_gemm = tg;

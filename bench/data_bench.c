@@ -18,16 +18,10 @@
 #include "../io/loader.h"
 #include "../io/mock.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static double timed_system(const char *cmd) {
-    double t0 = now();
+    double t0 = gn_now();
     if (system(cmd)) fprintf(stderr, "command failed: %s\n", cmd);
-    return now() - t0;
+    return gn_now() - t0;
 }
 
 static double epoch(io_dataset *ds, int augment, double *mean, double *sd, size_t *count) {
@@ -37,11 +31,11 @@ static double epoch(io_dataset *ds, int augment, double *mean, double *sd, size_
     if (io_loader_init(&L, ds, NULL, 0, &o, 1)) return -1;
     float *x = malloc(sizeof(float) * 64 * (size_t)ds->c * ds->h * ds->w);
     uint32_t e[64];
-    double t0 = now();
+    double t0 = gn_now();
     int b;
     *count = 0;
     while ((b = io_loader_next(&L, x, e)) > 0) *count += (size_t)b;
-    double t = now() - t0;
+    double t = gn_now() - t0;
     free(x);
     io_loader_free(&L);
     return t;
@@ -64,9 +58,9 @@ int main(int argc, char **argv) {
         if (!stat(cat_path, &sb)) io_catalog_free(&cat);
         printf("making the mock survey (%d galaxies) in %s ...\n", n, dir);
         io_mock_opts o = {.out = dir, .n = n, .seed = 1, .size = 64};
-        double t0 = now();
+        double t0 = gn_now();
         if (io_mock_write(&o)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
-        printf("  %.1f s (%.0f galaxies/s)\n", now() - t0, n / (now() - t0));
+        printf("  %.1f s (%.0f galaxies/s)\n", gn_now() - t0, n / (gn_now() - t0));
         if (io_catalog_read(cat_path, NULL, &cat)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     }
     printf("dataset benchmark: %d galaxies, 5 x 64 x 64 float32 FITS cutouts, %d threads\n\n", n, gn_threads());
@@ -88,13 +82,13 @@ int main(int argc, char **argv) {
     s.transform = IO_TF_SIGNLOG;
     s.cache_dir = cdir;
     io_dataset ds;
-    double t0 = now();
+    double t0 = gn_now();
     if (io_dataset_open(&s, &ds)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
-    double t_build = now() - t0;
+    double t_build = gn_now() - t0;
     io_dataset_close(&ds);
-    t0 = now();
+    t0 = gn_now();
     if (io_dataset_open(&s, &ds)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
-    double t_open = now() - t0;
+    double t_open = gn_now() - t0;
     snprintf(cmd, sizeof cmd, "cat %s > /dev/null", ds.cache_path);
     double t_cat_cache = timed_system(cmd);
     double mean[5], sd[5];

@@ -13,12 +13,6 @@
 #include "../common/gn_common.h"
 #include "../models/branchnet.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int main(int argc, char **argv) {
     int threads = 0, steps = 6, B = 64, width = 32, keep = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -58,22 +52,22 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2 * B; i++) y[i] = (float)nn_rng_normal(&r);
     double t_train = 0, t_inf = 0;
     for (int s = 0; s <= steps; s++) { // step 0 warms up (arena growth, BLAS buffers)
-        double t0 = now();
+        double t0 = gn_now();
         nn_ctx_reset(&c);
         nn_store_zero_grad(&st);
         nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1), nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
         nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y, B);
         if (!L || nn_backward(&c, L)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         nn_optim_step(&opt, &st, 1e-3f);
-        if (s) t_train += now() - t0;
+        if (s) t_train += gn_now() - t0;
     }
     c.training = 0, c.grad_enabled = 0;
     for (int s = 0; s <= steps; s++) {
-        double t0 = now();
+        double t0 = gn_now();
         nn_ctx_reset(&c);
         nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1), nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
         if (!md_net_fwd(&c, &m, in)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
-        if (s) t_inf += now() - t0;
+        if (s) t_inf += gn_now() - t0;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -30,6 +30,9 @@ void *gn_calloc(size_t count, size_t size);
 void *gn_realloc(void *p, size_t n);
 char *gn_strdup(const char *s);
 
+// Seconds on a monotonic clock (for timings and progress).
+double gn_now(void);
+
 #define GN_VERSION "0.1.0"
 
 #endif

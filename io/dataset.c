@@ -275,12 +275,6 @@ static int probe(const io_dataset_spec *s, int *C, int *H, int *W) {
                   gn_errmsg());
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_dataset *ds) {
     io_dataset_spec sd = *s0, *s = &sd;
     int C = 0, H = 0, W = 0;
@@ -307,7 +301,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     cache_header hd;
     memset(&hd, 0, sizeof hd);
     static const char zeros[HEADER_BYTES];
-    double t0 = now();
+    double t0 = gn_now();
     size_t kept = 0;
     uint32_t crc = (uint32_t)crc32(0, NULL, 0);
     rc = rows && buf && sl ? GN_OK : GN_ENOMEM;
@@ -345,7 +339,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
             rows[kept++] = (uint32_t)r;
         }
         if (s->log && (c0 + (size_t)m) % (CHUNK * 8) == 0)
-            logf_(s, "decoded %zu / %zu cutouts (%.0f galaxies/s)", c0 + (size_t)m, N, (double)(c0 + (size_t)m) / (now() - t0));
+            logf_(s, "decoded %zu / %zu cutouts (%.0f galaxies/s)", c0 + (size_t)m, N, (double)(c0 + (size_t)m) / (gn_now() - t0));
     }
     if (skiplog) fclose(skiplog);
     free(buf);
@@ -398,7 +392,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     if (fclose(f) && !rc) rc = gn_err(GN_EIO, "%s: close failed: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path)) rc = gn_err(GN_EIO, "%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);
-    ds->build_seconds = now() - t0;
+    ds->build_seconds = gn_now() - t0;
     return rc;
 }
 

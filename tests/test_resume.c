@@ -60,12 +60,6 @@ static int finish(pid_t p) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;
@@ -118,9 +112,9 @@ static void test_kill_and_resume(void **st) {
     snprintf(straight, sizeof straight, "%s/straight", tu_tmpdir());
     snprintf(killed, sizeof killed, "%s/killed", tu_tmpdir());
     snprintf(last, sizeof last, "%s/last.npz", killed);
-    double t0 = now();
+    double t0 = gn_now();
     assert_int_equal(finish(start(straight, NULL, NULL)), 0);
-    double T = now() - t0;
+    double T = gn_now() - t0;
     nn_rng r;
     nn_rng_seed(&r, (uint64_t)time(NULL), 1); // random moments; the seed is printed for reproduction
     uint64_t seed = r.s[0];
@@ -160,8 +154,8 @@ static void test_kill_during_write(void **st) {
     int hits = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
         p = start(NULL, last, "3000");
-        double t0 = now();
-        while (!writing(dir) && now() - t0 < 20) usleep(500);
+        double t0 = gn_now();
+        while (!writing(dir) && gn_now() - t0 < 20) usleep(500);
         if (writing(dir)) {
             usleep(20000); // well inside the write: members are 3 ms apart
             kill(p, SIGKILL);
