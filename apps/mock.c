@@ -17,10 +17,7 @@ void cmd_mock_help(void) {
 }
 
 static void progress(void *u, int done, int total) {
-    double t0 = *(double *)u;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    double el = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - t0;
+    double el = gn_now() - *(double *)u;
     if (cmd_is_tty())
         fprintf(stderr, "\r  %d / %d galaxies  %.0f/s  ETA %.0f s   ", done, total, done / el, (total - done) * el / done);
     else if (done == total || done % 1024 == 0)
@@ -62,15 +59,12 @@ int cmd_mock(int argc, char **argv) {
     }
     if (!o.out) return cmd_error("mock: --out DIR is required");
     gn_set_threads((int)threads);
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    double t0 = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    double t0 = gn_now();
     o.progress = progress;
     o.user = &t0;
     printf("galnn mock: %d galaxies (seed %llu) -> %s\n", o.n, (unsigned long long)o.seed, o.out);
     if (io_mock_write(&o)) return cmd_error("%s", gn_errmsg());
-    clock_gettime(CLOCK_MONOTONIC, &t);
     printf("wrote %s/catalog.csv and %d cutouts%s%s%s in %.1f s\n", o.out, o.n, o.png ? " + PNG" : "",
-           o.npy ? " + NPY" : "", o.kinematics ? " + kinematic maps" : "", (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - t0);
+           o.npy ? " + NPY" : "", o.kinematics ? " + kinematic maps" : "", gn_now() - t0);
     return 0;
 }
