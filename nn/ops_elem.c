@@ -50,6 +50,13 @@ static inline float deriv(int k, float x, float y, float a) {
     }
 }
 
+// The hot kinds get loops of their own (the per-element switch of the generic
+// loop blocks vectorisation: ReLU forward+backward were 12 % of a ResNet step).
+#define ELEM_LOOP(n, BODY)                                                                                       \
+    do {                                                                                                         \
+        _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)") for (long i = 0; i < (n); i++) { BODY; } \
+    } while (0)
+
 static void unary_bw(nn_node *nd, nn_ctx *c) {
     (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
@@ -58,8 +65,13 @@ static void unary_bw(nn_node *nd, nn_ctx *c) {
     float *gx = x->grad;
     const float *gy = y->grad, *xd = x->data, *yd = y->data;
     long n = (long)x->n;
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (long i = 0; i < n; i++) gx[i] += gy[i] * deriv(k, xd[i], yd[i], a);
+    switch (k) {
+    case U_RELU: ELEM_LOOP(n, gx[i] += xd[i] > 0 ? gy[i] : 0.0f); break;
+    case U_LEAKY: ELEM_LOOP(n, gx[i] += xd[i] > 0 ? gy[i] : a * gy[i]); break;
+    case U_TANH: ELEM_LOOP(n, gx[i] += gy[i] * (1.0f - yd[i] * yd[i])); break;
+    case U_SCALE: ELEM_LOOP(n, gx[i] += a * gy[i]); break;
+    default: ELEM_LOOP(n, gx[i] += gy[i] * deriv(k, xd[i], yd[i], a)); break;
+    }
 }
 
 static nn_tensor *unary(nn_ctx *c, nn_tensor *x, int k, float a, float b) {
@@ -77,8 +89,13 @@ static nn_tensor *unary(nn_ctx *c, nn_tensor *x, int k, float a, float b) {
     long n = (long)x->n;
     const float *xd = x->data;
     float *yd = y->data;
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (long i = 0; i < n; i++) yd[i] = fwd(k, xd[i], a, b);
+    switch (k) {
+    case U_RELU: ELEM_LOOP(n, yd[i] = xd[i] > 0 ? xd[i] : 0.0f); break;
+    case U_LEAKY: ELEM_LOOP(n, yd[i] = xd[i] > 0 ? xd[i] : a * xd[i]); break;
+    case U_SCALE: ELEM_LOOP(n, yd[i] = a * xd[i] + b); break;
+    case U_IDENT: memcpy(yd, xd, sizeof(float) * (size_t)n); break;
+    default: ELEM_LOOP(n, yd[i] = fwd(k, xd[i], a, b)); break;
+    }
     if (k == U_IDENT) return y; // stop-gradient: never on the tape
     nn_node *nd = nn_record(c, y, unary_bw, 1, &x);
     if (nd) {
