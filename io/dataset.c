@@ -51,13 +51,15 @@ int io_parse_bands(const char *list, io_dataset_spec *s) {
     s->n_bands = 0;
     const char *p = list;
     while (*p) {
+        while (*p == ' ' || *p == '\t') p++; // "u, g, r" as written in configuration files
         const char *e = strchr(p, ',');
         size_t L = e ? (size_t)(e - p) : strlen(p);
+        while (L && (p[L - 1] == ' ' || p[L - 1] == '\t')) L--;
         if (!L || L >= IO_BAND_NAME) return gn_err(GN_EINVAL, "band list '%s': empty or too long band name", list);
         if (s->n_bands == IO_MAX_BANDS) return gn_err(GN_EINVAL, "band list '%s': more than %d bands", list, IO_MAX_BANDS);
         memcpy(s->bands[s->n_bands], p, L);
         s->bands[s->n_bands++][L] = 0;
-        p = e ? e + 1 : p + L;
+        p = e ? e + 1 : p + strlen(p);
     }
     return s->n_bands ? GN_OK : gn_err(GN_EINVAL, "empty band list");
 }

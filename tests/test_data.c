@@ -502,6 +502,19 @@ static void test_fluxnorm(void **st) {
     io_catalog_free(&cat);
 }
 
+static void test_band_list(void **st) {
+    (void)st;
+    io_dataset_spec s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(io_parse_bands(" u, g ,r,\ti , z", &s), 0);
+    assert_int_equal(s.n_bands, 5);
+    assert_string_equal(s.bands[0], "u");
+    assert_string_equal(s.bands[1], "g");
+    assert_string_equal(s.bands[3], "i");
+    assert_string_equal(s.bands[4], "z");
+    assert_int_not_equal(io_parse_bands("u,,g", &s), 0);
+}
+
 static void test_dihedral(void **st) {
     (void)st;
     float a[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, b[9], c[9];
@@ -643,7 +656,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors),  cmocka_unit_test(test_splits),
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
-        cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral),
+        cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);

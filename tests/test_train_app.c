@@ -18,7 +18,7 @@ static char cat[600];
 
 static int setup(void **st) {
     if (tu_tmpdir_setup(st)) return -1;
-    io_mock_opts o = {.out = tu_tmp("s"), .n = 600, .seed = 3, .size = 16};
+    io_mock_opts o = {.out = tu_tmp("s"), .n = 600, .seed = 3, .size = 16, .kinematics = 1, .kin_size = 16};
     if (io_mock_write(&o)) return -1;
     snprintf(cat, sizeof cat, "%s/s/catalog.csv", tu_tmpdir());
     return 0;
@@ -181,8 +181,23 @@ static void test_torch_equivalence(void **st) {
     assert_int_equal(sh("/usr/bin/python3 tools/torch_model.py %s/tq/last.npz %s/tq/dump.npz", tu_tmpdir(), tu_tmpdir()), 0);
 }
 
+// The Chu et al. preset: an r-band branch of the cutouts and a branch of the
+// kinematic maps (their own dataset, untransformed) -> two targets.
+static void test_chu_preset(void **st) {
+    (void)st;
+    assert_int_equal(sh("./bin/galnn train --config models/chu_rimage_kin.cfg --catalog %s --images '%s/s/cutouts/{id}.fits' "
+                        "'branch.kin.images=%s/s/kin/{id}.fits' branch.rimg.width=4 branch.kin.width=4 train.lr=1e-3 "
+                        "--epochs 2 --out %s/chu >/dev/null",
+                        cat, tu_tmpdir(), tu_tmpdir(), tu_tmpdir()),
+                     0);
+    assert_int_equal(sh("./bin/galnn eval --ckpt %s/chu/best.npz >/dev/null", tu_tmpdir()), 0);
+    assert_int_equal(sh("grep -q '\"logmtot\"' %s/chu/metrics.json && grep -q '\"logmstar\"' %s/chu/metrics.json", tu_tmpdir(),
+                        tu_tmpdir()),
+                     0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors), cmocka_unit_test(test_chu_preset),
                                        cmocka_unit_test(test_torch_equivalence)};
     return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }
