@@ -16,7 +16,7 @@ typedef struct command {
 } command;
 
 static const command COMMANDS[] = {
-    {"demo", "the main job on built-in data: make the mock survey, load it, train", cmd_demo, cmd_demo_help},
+    {"demo", "the main job on built-in data: mock survey, then log M* from photometry vs + cutouts", cmd_demo, cmd_demo_help},
     {"mock", "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)", cmd_mock, cmd_mock_help},
     {"train", "train a network from a configuration (models/*.cfg), or --resume a run exactly", cmd_train, cmd_train_help},
     {"eval", "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS", cmd_eval, cmd_eval_help},
