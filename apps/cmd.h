@@ -16,6 +16,10 @@ int cmd_predict(int argc, char **argv);
 void cmd_predict_help(void);
 int cmd_inspect(int argc, char **argv);
 void cmd_inspect_help(void);
+int cmd_knn(int argc, char **argv);
+void cmd_knn_help(void);
+int cmd_mi(int argc, char **argv);
+void cmd_mi_help(void);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
 // printing "galnn: error: ..." and returning nonzero when it is not one.

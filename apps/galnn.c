@@ -22,6 +22,8 @@ static const command COMMANDS[] = {
     {"eval", "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS", cmd_eval, cmd_eval_help},
     {"predict", "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", cmd_predict, cmd_predict_help},
     {"inspect", "what a checkpoint holds: tensors, training position, configuration", cmd_inspect, cmd_inspect_help},
+    {"knn", "exact k nearest neighbours between two tables (KD-tree, L2 or max-norm)", cmd_knn, cmd_knn_help},
+    {"mi", "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", cmd_mi, cmd_mi_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

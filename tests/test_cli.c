@@ -49,7 +49,31 @@ static void test_errors(void **s) {
     assert_non_null(strstr(out, "unknown option '--bogus'"));
 }
 
+static void test_mi_knn(void **s) {
+    (void)s;
+    char out[4096];
+    FILE *f = fopen("/tmp/galnn_cli_mi.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b,c\n");
+    for (int i = 0; i < 400; i++) fprintf(f, "r%d,%d,%d,%s\n", i, i % 17, (i % 17) * 2 + i % 3, i == 5 ? "-9999" : "1");
+    fclose(f);
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y b --json", out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"mi\": "));
+    assert_true(atof(strstr(out, "\"mi\": ") + 6) > 1.0); // b is nearly a function of a
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y c --estimator gauss", out, sizeof out), 1);
+    assert_non_null(strstr(out, "singular")); // c is constant once its null is dropped
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y nope", out, sizeof out), 1);
+    assert_non_null(strstr(out, "no column 'nope'"));
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y b --estimator ksg9", out, sizeof out), 1);
+    assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a,b --k 3 --out /tmp/galnn_cli_nn.csv", out, sizeof out), 0);
+    assert_non_null(strstr(out, "3 neighbours of 400 queries"));
+    assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a --k 400 --out /tmp/galnn_cli_nn.csv", out, sizeof out), 1);
+    assert_non_null(strstr(out, "k = 400"));
+    remove("/tmp/galnn_cli_mi.csv"), remove("/tmp/galnn_cli_nn.csv");
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
+                                       cmocka_unit_test(test_mi_knn)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
