@@ -36,6 +36,12 @@ static double *join(size_t n, int nb, const double *const *v, const int *d, int 
     return o;
 }
 
+static double *join2(const double *a, int da, const double *b, int db, size_t n, int *dt) {
+    const double *parts[2] = {a, b};
+    int dims[2] = {da, db};
+    return join(n, 2, parts, dims, dt);
+}
+
 static double linf(const double *a, const double *b, int d) {
     double s = 0;
     for (int j = 0; j < d; j++) s = fmax(s, fabs(a[j] - b[j]));
@@ -49,9 +55,7 @@ int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k,
     if (!rc) rc = check(y, n, dy, "Y");
     if (rc) return rc;
     int dj;
-    const double *parts[2] = {x, y};
-    int dims[2] = {dx, dy};
-    double *j = join(n, 2, parts, dims, &dj);
+    double *j = join2(x, dx, y, dy, n, &dj);
     st_kdtree tj, tx, ty;
     memset(&tj, 0, sizeof tj), memset(&tx, 0, sizeof tx), memset(&ty, 0, sizeof ty);
     if (!j || (rc = st_kd_build(&tj, j, n, dj, ST_LINF)) || (rc = st_kd_build(&tx, x, n, dx, ST_LINF)) ||
@@ -110,9 +114,9 @@ int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z,
     if (!rc) rc = check(z, n, dz, "Z");
     if (rc) return rc;
     int dj, dxz, dyz;
-    const double *pj[3] = {x, y, z}, *pxz[2] = {x, z}, *pyz[2] = {y, z};
-    int dmj[3] = {dx, dy, dz}, dmxz[2] = {dx, dz}, dmyz[2] = {dy, dz};
-    double *j = join(n, 3, pj, dmj, &dj), *xz = join(n, 2, pxz, dmxz, &dxz), *yz = join(n, 2, pyz, dmyz, &dyz);
+    const double *pj[3] = {x, y, z};
+    int dmj[3] = {dx, dy, dz};
+    double *j = join(n, 3, pj, dmj, &dj), *xz = join2(x, dx, z, dz, n, &dxz), *yz = join2(y, dy, z, dz, n, &dyz);
     st_kdtree tj, txz, tyz, tz;
     memset(&tj, 0, sizeof tj), memset(&txz, 0, sizeof txz), memset(&tyz, 0, sizeof tyz), memset(&tz, 0, sizeof tz);
     double *acc = gn_calloc(n, sizeof(double));
@@ -182,9 +186,7 @@ int st_mi_gauss(const double *x, int dx, const double *y, int dy, size_t n, doub
     if (!rc) rc = check(y, n, dy, "Y");
     if (rc) return rc;
     int dj;
-    const double *parts[2] = {x, y};
-    int dims[2] = {dx, dy};
-    double *j = join(n, 2, parts, dims, &dj);
+    double *j = join2(x, dx, y, dy, n, &dj);
     if (!j) return GN_ENOMEM;
     int cols[64];
     if (dj > 64) return free(j), gn_err(GN_EINVAL, "Gaussian MI: at most 64 dimensions");
