@@ -121,7 +121,7 @@ static int restore(trainer *T, const char *path, const io_npz *z) {
     if (rc) return rc;
     const io_array *a;
     const char *rn[3] = {"rng.shuffle", "rng.augment", "rng.dropout"};
-    nn_rng *dst[3] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng};
+    gn_rng *dst[3] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng};
     for (int k = 0; k < 3; k++) {
         if (!(a = io_ckpt_get(path, z, rn[k], IO_I64, 4))) return GN_EFORMAT;
         memcpy(dst[k]->s, a->data, 32);
@@ -365,7 +365,7 @@ int cmd_train(int argc, char **argv) {
     if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)r->batch) lo.drop_last = 0;
     if ((rc = io_loader_init_ids(&T.L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, (uint64_t)sd))) goto fail;
     if ((rc = nn_ctx_init(&T.ctx, 64u << 20))) goto fail;
-    nn_rng_seed(&T.ctx.dropout_rng, (uint64_t)sd, NN_STREAM_DROPOUT);
+    gn_rng_seed(&T.ctx.dropout_rng, (uint64_t)sd, GN_STREAM_DROPOUT);
     long keep;
     if ((rc = io_config_int(c, "train", "keep_im2col", 1, &keep))) goto fail;
     T.ctx.keep_im2col = (int)keep; // 0: recompute in backward (less memory, a little slower)
@@ -385,8 +385,8 @@ int cmd_train(int argc, char **argv) {
         if ((rc = restore(&T, resume, &ck))) goto fail;
         printf("  resuming at epoch %ld, step %ld\n", (long)T.L.epoch + 1, T.opt.step);
     } else {
-        nn_rng ri;
-        nn_rng_seed(&ri, (uint64_t)sd, NN_STREAM_INIT);
+        gn_rng ri;
+        gn_rng_seed(&ri, (uint64_t)sd, GN_STREAM_INIT);
         nn_store_reset_values(&r->st, &ri);
         char *text = io_config_text(c), p[2200];
         snprintf(p, sizeof p, "%s/config.cfg", T.dir);

@@ -36,9 +36,9 @@ static const layer LAYERS[] = {
     {"s4 1x1/2 256->512 @4", 256, 512, 1, 2, 0, 4, 1},
 };
 
-static float *randbuf(size_t n, nn_rng *r) {
+static float *randbuf(size_t n, gn_rng *r) {
     float *p = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) p[i] = (float)nn_rng_normal(r);
+    for (size_t i = 0; i < n; i++) p[i] = (float)gn_rng_normal(r);
     return p;
 }
 
@@ -54,8 +54,8 @@ int main(int argc, char **argv) {
            "best of %d repetitions\n\n",
            N, gn_threads(), reps);
     printf("%-24s %5s %9s %9s %9s %6s\n", "layer", "count", "GFLOP", "conv GF/s", "gemm GF/s", "ratio");
-    nn_rng r;
-    nn_rng_seed(&r, 1, 1);
+    gn_rng r;
+    gn_rng_seed(&r, 1, 1);
     nn_ctx c;
     nn_ctx_init(&c, 256u << 20);
     double tot_flop = 0, tot_conv = 0, tot_gemm = 0;

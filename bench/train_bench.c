@@ -42,14 +42,14 @@ int main(int argc, char **argv) {
     if (md_net_make(&m, &st) || nn_store_finalize(&st) || nn_optim_init(&opt, &st) || nn_ctx_init(&c, 256u << 20))
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     c.keep_im2col = keep;
-    nn_rng r;
-    nn_rng_seed(&r, 1, NN_STREAM_INIT);
+    gn_rng r;
+    gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);
     size_t n1 = (size_t)B * 5 * 64 * 64, n2 = (size_t)B * 2 * 48 * 48;
     float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), y[1024];
-    for (size_t i = 0; i < n1; i++) x1[i] = (float)nn_rng_normal(&r);
-    for (size_t i = 0; i < n2; i++) x2[i] = (float)nn_rng_normal(&r);
-    for (int i = 0; i < 2 * B; i++) y[i] = (float)nn_rng_normal(&r);
+    for (size_t i = 0; i < n1; i++) x1[i] = (float)gn_rng_normal(&r);
+    for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
+    for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
     double t_train = 0, t_inf = 0;
     for (int s = 0; s <= steps; s++) { // step 0 warms up (arena growth, BLAS buffers)
         double t0 = gn_now();

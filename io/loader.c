@@ -20,7 +20,7 @@ void io_dihedral(const float *src, float *dst, int S, int k) {
 }
 
 static void new_epoch(io_loader *L) {
-    if (L->o.shuffle) nn_rng_permutation(&L->shuffle, L->perm, L->n);
+    if (L->o.shuffle) gn_rng_permutation(&L->shuffle, L->perm, L->n);
     else
         for (size_t i = 0; i < L->n; i++) L->perm[i] = (uint32_t)i;
     L->cursor = 0;
@@ -47,8 +47,8 @@ int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int
         io_loader_free(L);
         return gn_err(GN_EINVAL, "the %s split is empty", io_split_name(which));
     }
-    nn_rng_seed(&L->shuffle, seed, NN_STREAM_SHUFFLE);
-    nn_rng_seed(&L->augment, seed, NN_STREAM_AUGMENT);
+    gn_rng_seed(&L->shuffle, seed, GN_STREAM_SHUFFLE);
+    gn_rng_seed(&L->augment, seed, GN_STREAM_AUGMENT);
     new_epoch(L);
     return GN_OK;
 }
@@ -97,10 +97,10 @@ void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const 
 // The draws for one sample, in a fixed order: transform, then crop position.
 static io_aug draw(io_loader *L) {
     io_aug a = {0, 0.5f, 0.5f};
-    if (L->o.dihedral) a.k = (int)nn_rng_below(&L->augment, 8);
+    if (L->o.dihedral) a.k = (int)gn_rng_below(&L->augment, 8);
     if (L->o.random_crop) {
-        a.u = (float)nn_rng_uniform(&L->augment);
-        a.v = (float)nn_rng_uniform(&L->augment);
+        a.u = (float)gn_rng_uniform(&L->augment);
+        a.v = (float)gn_rng_uniform(&L->augment);
     }
     return a;
 }
@@ -115,8 +115,8 @@ int io_loader_init_ids(io_loader *L, const uint32_t *ids, size_t n, const io_loa
     if (!L->members || !L->perm) return io_loader_free(L), GN_ENOMEM;
     memcpy(L->members, ids, sizeof(uint32_t) * n);
     L->n = n;
-    nn_rng_seed(&L->shuffle, seed, NN_STREAM_SHUFFLE);
-    nn_rng_seed(&L->augment, seed, NN_STREAM_AUGMENT);
+    gn_rng_seed(&L->shuffle, seed, GN_STREAM_SHUFFLE);
+    gn_rng_seed(&L->augment, seed, GN_STREAM_AUGMENT);
     new_epoch(L);
     return GN_OK;
 }

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "../nn/rng.h"
+#include "../common/gn_rng.h"
 #include "dataset.h"
 
 typedef struct io_loader_opts {
@@ -35,7 +35,7 @@ typedef struct io_loader {
     int64_t epoch;      // epochs completed before the current one
     uint32_t *perm;     // (n) this epoch's order (indices into members)
     uint64_t cursor;    // position in perm
-    nn_rng shuffle, augment;
+    gn_rng shuffle, augment;
     float *scratch;     // one rotated plane
 } io_loader;
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "../common/gn_common.h"
-#include "../nn/rng.h"
+#include "../common/gn_rng.h"
 #include "image.h"
 #include "npy.h"
 
@@ -72,8 +72,8 @@ static const double SKY_MU[5] = {24.2, 25.1, 24.7, 24.1, 22.8};
 #define PIXSCALE 0.396
 #define RLIM 17.77
 
-static double gauss(nn_rng *r) { return nn_rng_normal(r); }
-static double unif(nn_rng *r) { return nn_rng_uniform(r); }
+static double gauss(gn_rng *r) { return gn_rng_normal(r); }
+static double unif(gn_rng *r) { return gn_rng_uniform(r); }
 
 // Comoving distance in Mpc, flat LCDM (H0 = 70, Om = 0.3), Simpson's rule.
 static double comoving_mpc(double z) {
@@ -90,15 +90,15 @@ static double sersic_b(double n) { return 2 * n - 1.0 / 3 + 4 / (405 * n) + 46 /
 
 static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
-static nn_rng galaxy_rng(uint64_t seed, int i, uint64_t purpose) {
-    nn_rng r;
-    nn_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1)), NN_STREAM_DATA + 16 * purpose);
+static gn_rng galaxy_rng(uint64_t seed, int i, uint64_t purpose) {
+    gn_rng r;
+    gn_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1)), GN_STREAM_DATA + 16 * purpose);
     return r;
 }
 
 void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
     memset(g, 0, sizeof *g);
-    nn_rng r = galaxy_rng(seed, i, 0);
+    gn_rng r = galaxy_rng(seed, i, 0);
     snprintf(g->id, sizeof g->id, "G%06d", i + 1);
     for (int tries = 0;; tries++) {
         // redshift: rejection from U(0.01, 0.3) against z^2 exp(-(z/0.1)^1.5) (max at z = 0.1 (4/3)^(2/3))
@@ -216,7 +216,7 @@ static void blur(float *im, int S, double sigma, float *tmp) {
 }
 
 void io_mock_render(uint64_t seed, int i, const io_mock_galaxy *g, int S, float *img) {
-    nn_rng r = galaxy_rng(seed, i, 1);
+    gn_rng r = galaxy_rng(seed, i, 1);
     double cx = (S - 1) / 2.0 + (unif(&r) - 0.5), cy = (S - 1) / 2.0 + (unif(&r) - 0.5);
     double cs = cos(g->pa), sn = sin(g->pa), n = g->n, bn = sersic_b(n);
     double grad = g->type == 0 ? 0.04 : 0.02;

@@ -63,10 +63,10 @@ int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, v
     int32_t yb[32];
     if (nn_ctx_init(&ctx, 8u << 20)) goto out0;
     if (!xtr || !xte || !ytr || !yte || !perm || !xb) goto out;
-    nn_rng rdata, rinit, rshuf;
-    nn_rng_seed(&rdata, seed, NN_STREAM_DATA);
-    nn_rng_seed(&rinit, seed, NN_STREAM_INIT);
-    nn_rng_seed(&rshuf, seed, NN_STREAM_SHUFFLE);
+    gn_rng rdata, rinit, rshuf;
+    gn_rng_seed(&rdata, seed, GN_STREAM_DATA);
+    gn_rng_seed(&rinit, seed, GN_STREAM_INIT);
+    gn_rng_seed(&rshuf, seed, GN_STREAM_SHUFFLE);
     io_synth_shapes(&rdata, n_train, S, xtr, ytr);
     io_synth_shapes(&rdata, NTEST, S, xte, yte);
     if ((rc = md_tinycnn_make(&m, &st, 1, 2)) || (rc = nn_store_finalize(&st)) || (rc = nn_optim_init(&opt, &st)))
@@ -74,7 +74,7 @@ int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, v
     nn_store_reset_values(&st, &rinit);
     int steps_per_epoch = n_train / B;
     for (int ep = 0; ep < epochs; ep++) {
-        nn_rng_permutation(&rshuf, perm, (size_t)n_train);
+        gn_rng_permutation(&rshuf, perm, (size_t)n_train);
         double tot = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
             for (int i = 0; i < B; i++) {
@@ -142,11 +142,11 @@ int md_train_curve(uint64_t seed, int steps, md_progress_fn cb, void *user, md_t
     md_mlp m;
     static const int every = 100;
     float xs[N], ys[N];
-    nn_rng rdata, rinit;
-    nn_rng_seed(&rdata, seed, NN_STREAM_DATA);
-    nn_rng_seed(&rinit, seed, NN_STREAM_INIT);
+    gn_rng rdata, rinit;
+    gn_rng_seed(&rdata, seed, GN_STREAM_DATA);
+    gn_rng_seed(&rinit, seed, GN_STREAM_INIT);
     for (int i = 0; i < N; i++) {
-        xs[i] = (float)(4.0 * nn_rng_uniform(&rdata) - 2.0);
+        xs[i] = (float)(4.0 * gn_rng_uniform(&rdata) - 2.0);
         ys[i] = io_synth_curve(xs[i]);
     }
     if ((rc = nn_ctx_init(&ctx, 1u << 20))) return rc;

@@ -4,7 +4,7 @@
 #include "layers.h"
 #include "ops.h"
 #include "optim.h"
-#include "rng.h"
+#include "../common/gn_rng.h"
 #include "store.h"
 #include "tensor.h"
 #endif

@@ -132,7 +132,7 @@ nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p) {
     if (!y || !mask) return NULL;
     float keep = 1.0f / (1.0f - p);
     for (size_t i = 0; i < x->n; i++) { // sequential: the stream's order is part of reproducibility
-        mask[i] = nn_rng_uniform(&c->dropout_rng) < p ? 0.0f : keep;
+        mask[i] = gn_rng_uniform(&c->dropout_rng) < p ? 0.0f : keep;
         y->data[i] = x->data[i] * mask[i];
     }
     nn_node *nd = nn_record(c, y, dropout_bw, 1, &x);

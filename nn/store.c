@@ -138,7 +138,7 @@ void nn_fans(int ndim, const int *shape, int *fan_in, int *fan_out) {
     }
 }
 
-void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, nn_rng *rng) {
+void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, gn_rng *rng) {
     int fi = init.fan_in, fo = init.fan_out;
     if (!fi || !fo) {
         int a, b;
@@ -153,24 +153,24 @@ void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, 
         break;
     case NN_INIT_GLOROT_UNIFORM: {
         double a = sqrt(6.0 / (double)(fi + fo));
-        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * nn_rng_uniform(rng) - 1.0) * a);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * gn_rng_uniform(rng) - 1.0) * a);
         break;
     }
     case NN_INIT_HE_NORMAL: {
         double sd = sqrt(2.0 / (double)fi);
-        for (size_t i = 0; i < n; i++) x[i] = (float)(nn_rng_normal(rng) * sd);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(gn_rng_normal(rng) * sd);
         break;
     }
     case NN_INIT_UNIFORM:
-        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * nn_rng_uniform(rng) - 1.0) * init.value);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * gn_rng_uniform(rng) - 1.0) * init.value);
         break;
     case NN_INIT_NORMAL:
-        for (size_t i = 0; i < n; i++) x[i] = (float)(nn_rng_normal(rng) * init.value);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(gn_rng_normal(rng) * init.value);
         break;
     }
 }
 
-void nn_store_reset_values(nn_store *s, nn_rng *rng) {
+void nn_store_reset_values(nn_store *s, gn_rng *rng) {
     for (int i = 0; i < s->np; i++) {
         nn_entry *e = s->params[i];
         nn_init_fill(e->t.data, e->t.n, e->init, e->t.ndim, e->t.shape, rng);

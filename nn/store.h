@@ -8,7 +8,7 @@
 #ifndef NN_STORE_H
 #define NN_STORE_H
 
-#include "rng.h"
+#include "../common/gn_rng.h"
 #include "tensor.h"
 
 typedef enum {
@@ -51,7 +51,7 @@ nn_tensor *nn_store_param(nn_store *s, const char *name, int ndim, const int *sh
 nn_tensor *nn_store_buffer(nn_store *s, const char *name, int ndim, const int *shape, nn_init init);
 int nn_store_finalize(nn_store *s);
 // Apply every registered initializer, in registration order, from `rng`.
-void nn_store_reset_values(nn_store *s, nn_rng *rng);
+void nn_store_reset_values(nn_store *s, gn_rng *rng);
 void nn_store_zero_grad(nn_store *s);
 nn_tensor *nn_store_find(nn_store *s, const char *name); // param or buffer, NULL if absent
 // Every registered tensor in a fixed order: parameters, then buffers.
@@ -64,7 +64,7 @@ static inline nn_tensor *nn_store_at(const nn_store *s, int i) {
 // (out, in) has fan_in = in; a conv weight (O, C, k...) has fan_in = C*prod(k),
 // fan_out = O*prod(k).
 void nn_fans(int ndim, const int *shape, int *fan_in, int *fan_out);
-void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, nn_rng *rng);
+void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, gn_rng *rng);
 
 static inline nn_init nn_init_const(float v) { return (nn_init){NN_INIT_CONST, v, 0, 0}; }
 static inline nn_init nn_init_glorot(void) { return (nn_init){NN_INIT_GLOROT_UNIFORM, 0, 0, 0}; }

@@ -92,7 +92,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     ctx->grad_enabled = 1;
     ctx->training = 1;
     ctx->keep_im2col = 1;
-    nn_rng_seed(&ctx->dropout_rng, 0, NN_STREAM_DROPOUT);
+    gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "../common/gn_common.h"
-#include "rng.h"
+#include "../common/gn_rng.h"
 
 #define NN_MAXDIM 6
 
@@ -78,7 +78,7 @@ typedef struct nn_ctx {
     size_t n_nodes;
     int training;        // batch norm uses batch statistics, dropout is active
     int grad_enabled;    // record the tape
-    nn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
+    gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
     int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
 } nn_ctx;
 

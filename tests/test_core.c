@@ -10,24 +10,24 @@
 
 static void test_rng(void **st) {
     (void)st;
-    nn_rng a, b;
-    nn_rng_seed(&a, 42, NN_STREAM_SHUFFLE);
-    nn_rng_seed(&b, 42, NN_STREAM_SHUFFLE);
-    for (int i = 0; i < 100; i++) assert_true(nn_rng_u64(&a) == nn_rng_u64(&b));
+    gn_rng a, b;
+    gn_rng_seed(&a, 42, GN_STREAM_SHUFFLE);
+    gn_rng_seed(&b, 42, GN_STREAM_SHUFFLE);
+    for (int i = 0; i < 100; i++) assert_true(gn_rng_u64(&a) == gn_rng_u64(&b));
     // saving the state = copying four words; the copy continues identically
-    nn_rng saved = a;
+    gn_rng saved = a;
     uint64_t next[5];
-    for (int i = 0; i < 5; i++) next[i] = nn_rng_u64(&a);
-    for (int i = 0; i < 5; i++) assert_true(nn_rng_u64(&saved) == next[i]);
+    for (int i = 0; i < 5; i++) next[i] = gn_rng_u64(&a);
+    for (int i = 0; i < 5; i++) assert_true(gn_rng_u64(&saved) == next[i]);
     // streams differ
-    nn_rng_seed(&b, 42, NN_STREAM_INIT);
-    nn_rng_seed(&a, 42, NN_STREAM_SHUFFLE);
-    assert_true(nn_rng_u64(&a) != nn_rng_u64(&b));
+    gn_rng_seed(&b, 42, GN_STREAM_INIT);
+    gn_rng_seed(&a, 42, GN_STREAM_SHUFFLE);
+    assert_true(gn_rng_u64(&a) != gn_rng_u64(&b));
     // moments: uniform mean 1/2, var 1/12; normal mean 0, var 1 (n = 2e5: 5-sigma bands)
     const int n = 200000;
     double su = 0, su2 = 0, sn = 0, sn2 = 0;
     for (int i = 0; i < n; i++) {
-        double u = nn_rng_uniform(&a), z = nn_rng_normal(&a);
+        double u = gn_rng_uniform(&a), z = gn_rng_normal(&a);
         assert_true(u >= 0 && u < 1);
         su += u, su2 += u * u, sn += z, sn2 += z * z;
     }
@@ -37,12 +37,12 @@ static void test_rng(void **st) {
     assert_true(fabs(sn2 / n - 1) < 5 * sqrt(2.0 / n));
     // below(n): every value, roughly equally often
     int cnt[7] = {0};
-    for (int i = 0; i < 70000; i++) cnt[nn_rng_below(&a, 7)]++;
+    for (int i = 0; i < 70000; i++) cnt[gn_rng_below(&a, 7)]++;
     for (int k = 0; k < 7; k++) assert_in_range(cnt[k], 10000 - 450, 10000 + 450);
     // permutation is a permutation
     uint32_t p[1000];
     int seen[1000] = {0};
-    nn_rng_permutation(&a, p, 1000);
+    gn_rng_permutation(&a, p, 1000);
     for (int i = 0; i < 1000; i++) seen[p[i]]++;
     for (int i = 0; i < 1000; i++) assert_int_equal(seen[i], 1);
 }
@@ -67,8 +67,8 @@ static void test_store(void **st) {
     assert_true(w->grad == s.grad && c->grad - s.grad == c->data - s.data);
     assert_int_equal(s.n_param_values, 300 * 200 + 64 * 32 * 9 + 300);
     assert_ptr_equal(nn_store_find(&s, "bn.running_var"), rm);
-    nn_rng r;
-    nn_rng_seed(&r, 3, NN_STREAM_INIT);
+    gn_rng r;
+    gn_rng_seed(&r, 3, GN_STREAM_INIT);
     nn_store_reset_values(&s, &r);
     // Glorot-uniform: |w| <= sqrt(6/(in+out)), variance limit^2/3
     double lim = sqrt(6.0 / 500), var = 0;
@@ -143,8 +143,8 @@ static uint32_t run_once(int threads) {
     nn_conv_make(&c2, &s, "c2", 16, 32, 3, 2, 1, 0, nn_init_he(), nn_init_const(0));
     nn_dense_make(&fc, &s, "fc", 32, 5, 1, nn_init_glorot(), nn_init_const(0.1f));
     nn_store_finalize(&s);
-    nn_rng r;
-    nn_rng_seed(&r, 9, NN_STREAM_INIT);
+    gn_rng r;
+    gn_rng_seed(&r, 9, GN_STREAM_INIT);
     nn_store_reset_values(&s, &r);
     nn_ctx c;
     nn_ctx_init(&c, 16u << 20);

@@ -287,12 +287,12 @@ static void test_image_bad_inputs(void **st) {
             }
         }
         // random bytes after a valid magic
-        nn_rng r;
-        nn_rng_seed(&r, (uint64_t)k, 1);
+        gn_rng r;
+        gn_rng_seed(&r, (uint64_t)k, 1);
         unsigned char *junk = malloc(n);
         for (int t = 0; t < 50; t++) {
             memcpy(junk, b, 16);
-            for (size_t i = 16; i < n; i++) junk[i] = (unsigned char)nn_rng_u64(&r);
+            for (size_t i = 16; i < n; i++) junk[i] = (unsigned char)gn_rng_u64(&r);
             if (io_image_decode(junk, n, files[k], &tmp) == 0) io_image_free(&tmp); // may decode garbage: only no crash
         }
         free(junk);

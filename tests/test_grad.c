@@ -324,9 +324,9 @@ static void test_pool(void **st) {
     float x[2 * 3 * 7 * 7];
     size_t n = sizeof x / 4;
     uint32_t *perm = malloc(sizeof(uint32_t) * n);
-    nn_rng r;
-    nn_rng_seed(&r, 7, 1);
-    nn_rng_permutation(&r, perm, n);
+    gn_rng r;
+    gn_rng_seed(&r, 7, 1);
+    gn_rng_permutation(&r, perm, n);
     for (size_t i = 0; i < n; i++) x[i] = 0.05f * (float)perm[i] - 7.0f;
     free(perm);
     poolarg m1 = {0, 3, 3, 2, 2, 0, nn_pad_sym(1)};
@@ -484,8 +484,8 @@ static void test_grad_accumulates(void **st) {
     nn_store_init(&s);
     nn_tensor *p = nn_store_param(&s, "p", NN_SHAPE(2), nn_init_const(3));
     assert_int_equal(nn_store_finalize(&s), 0);
-    nn_rng r;
-    nn_rng_seed(&r, 1, 1);
+    gn_rng r;
+    gn_rng_seed(&r, 1, 1);
     nn_store_reset_values(&s, &r);
     nn_ctx c;
     nn_ctx_init(&c, 1 << 16);

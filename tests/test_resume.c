@@ -115,15 +115,15 @@ static void test_kill_and_resume(void **st) {
     double t0 = gn_now();
     assert_int_equal(finish(start(straight, NULL, NULL)), 0);
     double T = gn_now() - t0;
-    nn_rng r;
-    nn_rng_seed(&r, (uint64_t)time(NULL), 1); // random moments; the seed is printed for reproduction
+    gn_rng r;
+    gn_rng_seed(&r, (uint64_t)time(NULL), 1); // random moments; the seed is printed for reproduction
     uint64_t seed = r.s[0];
     printf("    uninterrupted run %.2f s; kill moments from seed %llu\n", T, (unsigned long long)seed);
     // 1. kills at random moments (the first one before any checkpoint may exist)
     int kills = 0, rc = -1;
     pid_t p = start(killed, NULL, NULL);
     for (int k = 0; k < 3; k++) {
-        usleep((useconds_t)(1e6 * T * (0.15 + 0.3 * nn_rng_uniform(&r))));
+        usleep((useconds_t)(1e6 * T * (0.15 + 0.3 * gn_rng_uniform(&r))));
         if (kill(p, SIGKILL) == 0) kills++;
         finish(p);
         if (!exists(last)) { // killed before the first checkpoint: start over

@@ -31,9 +31,9 @@ static void test_knn_vs_brute(void **st) {
         for (int m = 0; m < 2; m++) {
             int d = dims[di];
             double *p = malloc(sizeof(double) * n * d);
-            nn_rng r;
-            nn_rng_seed(&r, 3, 1);
-            for (int i = 0; i < n * d; i++) p[i] = floor(nn_rng_uniform(&r) * 20); // integer grid: many exact ties
+            gn_rng r;
+            gn_rng_seed(&r, 3, 1);
+            for (int i = 0; i < n * d; i++) p[i] = floor(gn_rng_uniform(&r) * 20); // integer grid: many exact ties
             uint32_t *idx = malloc(sizeof(uint32_t) * n * k);
             double *dist = malloc(sizeof(double) * n * k), *bd = malloc(sizeof(double) * n);
             assert_int_equal(st_knn(p, n, p, n, d, k, m, 1, idx, dist), 0);
@@ -94,9 +94,9 @@ static void test_ksg_hand(void **st) {
 }
 
 // Correlated Gaussians: I = -1/2 ln(1 - rho^2) (spec §A.5).
-static void gaussian(nn_rng *r, size_t n, double rho, double *x, double *y) {
+static void gaussian(gn_rng *r, size_t n, double rho, double *x, double *y) {
     for (size_t i = 0; i < n; i++) {
-        double a = nn_rng_normal(r), b = nn_rng_normal(r);
+        double a = gn_rng_normal(r), b = gn_rng_normal(r);
         x[i] = a;
         y[i] = rho * a + sqrt(1 - rho * rho) * b;
     }
@@ -111,8 +111,8 @@ static void test_ksg_gaussian(void **st) {
     for (int t = 0; t < 3; t++)
         for (int variant = 1; variant <= 2; variant++) {
             double mean = 0;
-            nn_rng r;
-            nn_rng_seed(&r, 100 + (uint64_t)t, 1);
+            gn_rng r;
+            gn_rng_seed(&r, 100 + (uint64_t)t, 1);
             for (int rep = 0; rep < R; rep++) {
                 gaussian(&r, n, rhos[t], x, y);
                 double v;
@@ -133,10 +133,10 @@ static void test_cmi_and_gauss(void **st) {
     (void)st;
     const size_t n = 20000;
     double *x = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n), *z = malloc(sizeof(double) * n);
-    nn_rng r;
-    nn_rng_seed(&r, 7, 1);
+    gn_rng r;
+    gn_rng_seed(&r, 7, 1);
     for (size_t i = 0; i < n; i++) { // cov = M^T diag(3,1,1) M with M = [[1,1,0],[1,0,1],[0,1,1]]
-        double a = sqrt(3) * nn_rng_normal(&r), b = nn_rng_normal(&r), c = nn_rng_normal(&r);
+        double a = sqrt(3) * gn_rng_normal(&r), b = gn_rng_normal(&r), c = gn_rng_normal(&r);
         x[i] = a + b, y[i] = a + c, z[i] = b + c;
     }
     double g, cm, k1;
@@ -149,8 +149,8 @@ static void test_cmi_and_gauss(void **st) {
     assert_float_equal(cm, 0.3568832339, 0.03);
     // X and Y independent given Z: X = Z + e1, Y = Z + e2
     for (size_t i = 0; i < n; i++) {
-        double zz = nn_rng_normal(&r);
-        z[i] = zz, x[i] = zz + 0.5 * nn_rng_normal(&r), y[i] = zz + 0.5 * nn_rng_normal(&r);
+        double zz = gn_rng_normal(&r);
+        z[i] = zz, x[i] = zz + 0.5 * gn_rng_normal(&r), y[i] = zz + 0.5 * gn_rng_normal(&r);
     }
     assert_int_equal(st_cmi_fp(x, 1, y, 1, z, 1, n, 4, &cm), 0);
     assert_float_equal(cm, 0.0, 0.02);

@@ -39,23 +39,23 @@ const io_array *tu_npz_get(const io_npz *z, const char *name) {
 float *tu_npz_f32(const io_npz *z, const char *name) { return io_array_to_f32(tu_npz_get(z, name)); }
 
 void tu_randn(float *x, size_t n, float s, uint64_t seed) {
-    nn_rng r;
-    nn_rng_seed(&r, seed, 77);
-    for (size_t i = 0; i < n; i++) x[i] = s * (float)nn_rng_normal(&r);
+    gn_rng r;
+    gn_rng_seed(&r, seed, 77);
+    for (size_t i = 0; i < n; i++) x[i] = s * (float)gn_rng_normal(&r);
 }
 
 void tu_uniform(float *x, size_t n, float lo, float hi, uint64_t seed) {
-    nn_rng r;
-    nn_rng_seed(&r, seed, 78);
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)nn_rng_uniform(&r);
+    gn_rng r;
+    gn_rng_seed(&r, seed, 78);
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)gn_rng_uniform(&r);
 }
 
 void tu_away_from_zero(float *x, size_t n, float lo, float hi, uint64_t seed) {
-    nn_rng r;
-    nn_rng_seed(&r, seed, 79);
+    gn_rng r;
+    gn_rng_seed(&r, seed, 79);
     for (size_t i = 0; i < n; i++) {
-        float m = lo + (hi - lo) * (float)nn_rng_uniform(&r);
-        x[i] = nn_rng_below(&r, 2) ? m : -m;
+        float m = lo + (hi - lo) * (float)gn_rng_uniform(&r);
+        x[i] = gn_rng_below(&r, 2) ? m : -m;
     }
 }
 
@@ -74,7 +74,7 @@ int tu_sanitized(void) { return getenv("GALNN_SAN") != NULL; }
 static nn_tensor *eval(nn_ctx *c, tu_fn f, void *user, int nin, tu_input *in, nn_tensor **t, const float *w,
                        size_t *nout, double *L) {
     nn_ctx_reset(c);
-    nn_rng_seed(&c->dropout_rng, 5, NN_STREAM_DROPOUT); // same dropout mask every evaluation
+    gn_rng_seed(&c->dropout_rng, 5, GN_STREAM_DROPOUT); // same dropout mask every evaluation
     for (int k = 0; k < nin; k++) {
         t[k] = nn_tensor_from(c, in[k].ndim, in[k].shape, in[k].data);
         assert_non_null(t[k]);

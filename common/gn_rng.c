@@ -1,4 +1,4 @@
-#include "rng.h"
+#include "gn_rng.h"
 
 #include <math.h>
 
@@ -9,7 +9,7 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-void nn_rng_seed(nn_rng *r, uint64_t seed, uint64_t stream) {
+void gn_rng_seed(gn_rng *r, uint64_t seed, uint64_t stream) {
     uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3])) r->s[0] = 1; // never the all-zero state
@@ -17,7 +17,7 @@ void nn_rng_seed(nn_rng *r, uint64_t seed, uint64_t stream) {
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t nn_rng_u64(nn_rng *r) {
+uint64_t gn_rng_u64(gn_rng *r) {
     uint64_t *s = r->s;
     uint64_t res = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
@@ -30,33 +30,33 @@ uint64_t nn_rng_u64(nn_rng *r) {
     return res;
 }
 
-double nn_rng_uniform(nn_rng *r) { return (double)(nn_rng_u64(r) >> 11) * 0x1.0p-53; }
+double gn_rng_uniform(gn_rng *r) { return (double)(gn_rng_u64(r) >> 11) * 0x1.0p-53; }
 
-uint32_t nn_rng_below(nn_rng *r, uint32_t n) {
+uint32_t gn_rng_below(gn_rng *r, uint32_t n) {
     if (n <= 1) return 0;
     // Lemire's multiply-shift with rejection of the biased low band.
-    uint64_t m = (uint64_t)(uint32_t)(nn_rng_u64(r) >> 32) * n;
+    uint64_t m = (uint64_t)(uint32_t)(gn_rng_u64(r) >> 32) * n;
     uint32_t lo = (uint32_t)m;
     if (lo < n) {
         uint32_t thresh = (uint32_t)(-n) % n;
         while (lo < thresh) {
-            m = (uint64_t)(uint32_t)(nn_rng_u64(r) >> 32) * n;
+            m = (uint64_t)(uint32_t)(gn_rng_u64(r) >> 32) * n;
             lo = (uint32_t)m;
         }
     }
     return (uint32_t)(m >> 32);
 }
 
-double nn_rng_normal(nn_rng *r) {
-    double u1 = 1.0 - nn_rng_uniform(r); // (0, 1]: log is finite
-    double u2 = nn_rng_uniform(r);
+double gn_rng_normal(gn_rng *r) {
+    double u1 = 1.0 - gn_rng_uniform(r); // (0, 1]: log is finite
+    double u2 = gn_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-void nn_rng_permutation(nn_rng *r, uint32_t *p, size_t n) {
+void gn_rng_permutation(gn_rng *r, uint32_t *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = (uint32_t)i;
     for (size_t i = n; i > 1; i--) {
-        uint32_t j = nn_rng_below(r, (uint32_t)i);
+        uint32_t j = gn_rng_below(r, (uint32_t)i);
         uint32_t t = p[i - 1];
         p[i - 1] = p[j];
         p[j] = t;
