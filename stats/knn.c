@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "../common/gn_common.h"
 
 #define LEAF 16
@@ -21,34 +23,48 @@ static double dist(const double *a, const double *b, int d, int metric) {
     return sqrt(s);
 }
 
-static int new_node(st_kdtree *t) {
-    if (t->n_nodes == t->cap) {
-        int nc = t->cap ? t->cap * 2 : 64;
-        st_kdnode *nn = gn_realloc(t->node, sizeof *nn * (size_t)nc);
-        if (!nn) return -1;
-        t->node = nn;
-        double *nb = gn_realloc(t->box, sizeof(double) * 2 * (size_t)t->d * (size_t)nc);
-        if (!nb) return -1;
-        t->box = nb;
-        t->cap = nc;
+// Nodes of a subtree over m points (an upper bound: a box of identical points
+// stays a leaf and leaves its slots unused). Node ids are laid out
+// depth-first from this, so subtrees can be built concurrently.
+static size_t subtree_nodes(size_t m) { return m <= LEAF ? 1 : 1 + subtree_nodes(m / 2) + subtree_nodes(m - m / 2); }
+
+// Order of point indices along one coordinate: (value, index), so equal
+// values still split deterministically.
+static int before(const double *p, int d, int dim, uint32_t a, uint32_t b) {
+    double x = p[(size_t)a * d + dim], y = p[(size_t)b * d + dim];
+    return x < y || (x == y && a < b);
+}
+
+// Quickselect: afterwards idx[mid] is the element of rank mid - lo in [lo, hi)
+// and everything before it comes before it (Hoare partition, median-of-3).
+static void select_nth(uint32_t *idx, uint32_t lo, uint32_t hi, uint32_t mid, const double *p, int d, int dim) {
+    while (hi - lo > 2) {
+        uint32_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1, t;
+        if (before(p, d, dim, idx[b], idx[a])) t = idx[a], idx[a] = idx[b], idx[b] = t;
+        if (before(p, d, dim, idx[c], idx[b])) {
+            t = idx[b], idx[b] = idx[c], idx[c] = t;
+            if (before(p, d, dim, idx[b], idx[a])) t = idx[a], idx[a] = idx[b], idx[b] = t;
+        }
+        uint32_t piv = idx[b];
+        uint32_t i = lo, j = hi - 1;
+        for (;;) { // idx[lo..i) before-or-equal piv, idx(j..hi) after-or-equal
+            while (before(p, d, dim, idx[i], piv)) i++;
+            while (before(p, d, dim, piv, idx[j])) j--;
+            if (i >= j) break;
+            t = idx[i], idx[i] = idx[j], idx[j] = t;
+            i++, j--;
+        }
+        // now [lo, j] <= piv <= [j+1, hi)
+        if (mid <= j) hi = j + 1;
+        else lo = j + 1;
     }
-    return t->n_nodes++;
+    if (hi - lo == 2 && before(p, d, dim, idx[lo + 1], idx[lo])) {
+        uint32_t t = idx[lo];
+        idx[lo] = idx[lo + 1], idx[lo + 1] = t;
+    }
 }
 
-typedef struct sortctx {
-    const double *p;
-    int d, dim;
-} sortctx;
-static _Thread_local sortctx SC;
-static int cmp_dim(const void *a, const void *b) {
-    double x = SC.p[(size_t)*(const uint32_t *)a * SC.d + SC.dim], y = SC.p[(size_t)*(const uint32_t *)b * SC.d + SC.dim];
-    if (x != y) return x < y ? -1 : 1;
-    return (*(const uint32_t *)a > *(const uint32_t *)b) - (*(const uint32_t *)a < *(const uint32_t *)b);
-}
-
-static int build(st_kdtree *t, uint32_t lo, uint32_t hi) {
-    int id = new_node(t);
-    if (id < 0) return -1;
+static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi) {
     int d = t->d;
     double *bx = t->box + (size_t)id * 2 * d;
     for (int j = 0; j < d; j++) bx[j] = INFINITY, bx[d + j] = -INFINITY;
@@ -65,39 +81,47 @@ static int build(st_kdtree *t, uint32_t lo, uint32_t hi) {
         for (int j = 0; j < d; j++)
             if (bx[d + j] - bx[j] > w) w = bx[d + j] - bx[j], dim = j;
         if (w > 0) {
-            SC = (sortctx){t->pts, d, dim};
-            qsort(t->idx + lo, hi - lo, sizeof(uint32_t), cmp_dim);
             uint32_t mid = lo + (hi - lo) / 2;
+            select_nth(t->idx, lo, hi, mid, t->pts, d, dim);
             nd.dim = dim;
             nd.split = t->pts[(size_t)t->idx[mid] * d + dim];
-            int l = build(t, lo, mid), r = l < 0 ? -1 : build(t, mid, hi);
-            if (l < 0 || r < 0) return -1;
-            nd.left = l, nd.right = r;
+            nd.left = id + 1, nd.right = id + 1 + (int)subtree_nodes(mid - lo);
+#pragma omp task if (hi - lo > 20000)
+            build(t, nd.left, lo, mid);
+#pragma omp task if (hi - lo > 20000)
+            build(t, nd.right, mid, hi);
         }
     }
     t->node[id] = nd;
-    return id;
 }
 
 int st_kd_build(st_kdtree *t, const double *pts, size_t n, int d, int metric) {
     memset(t, 0, sizeof *t);
     if (n == 0 || d < 1) return gn_err(GN_EINVAL, "kNN: no points (n = %zu, d = %d)", n, d);
-    if (n > 0xffffffffu) return gn_err(GN_EINVAL, "kNN: at most 2^32 - 1 points");
+    if (n > 0x7fffffffu) return gn_err(GN_EINVAL, "kNN: at most 2^31 - 1 points");
     for (size_t i = 0; i < n * (size_t)d; i++)
         if (!isfinite(pts[i])) return gn_err(GN_EINVAL, "kNN: point %zu has a NaN or infinite coordinate", i / (size_t)d);
     t->d = d, t->metric = metric, t->n = n, t->pts = pts;
+    size_t nn = subtree_nodes(n);
+    t->n_nodes = t->cap = (int)nn;
     t->idx = gn_malloc(sizeof(uint32_t) * n);
-    if (!t->idx) return GN_ENOMEM;
-    for (size_t i = 0; i < n; i++) t->idx[i] = (uint32_t)i;
-    if (build(t, 0, (uint32_t)n) < 0) {
+    t->node = gn_malloc(sizeof(st_kdnode) * nn);
+    t->box = gn_malloc(sizeof(double) * 2 * (size_t)d * nn);
+    t->tp = gn_malloc(sizeof(double) * n * (size_t)d);
+    if (!t->idx || !t->node || !t->box || !t->tp) {
         st_kd_free(t);
         return GN_ENOMEM;
     }
+    for (size_t i = 0; i < n; i++) t->idx[i] = (uint32_t)i;
+#pragma omp parallel if (n > 20000)
+#pragma omp single
+    build(t, 0, 0, (uint32_t)n);
+    for (size_t a = 0; a < n; a++) memcpy(t->tp + a * d, pts + (size_t)t->idx[a] * d, sizeof(double) * (size_t)d);
     return GN_OK;
 }
 
 void st_kd_free(st_kdtree *t) {
-    free(t->idx), free(t->node), free(t->box);
+    free(t->idx), free(t->node), free(t->box), free(t->tp);
     memset(t, 0, sizeof *t);
 }
 
@@ -154,7 +178,7 @@ static void knn_rec(const st_kdtree *t, int id, const double *q, long self, heap
         for (uint32_t a = nd->lo; a < nd->hi; a++) {
             uint32_t i = t->idx[a];
             if ((long)i == self) continue;
-            heap_push(h, dist(q, t->pts + (size_t)i * t->d, t->d, t->metric), i);
+            heap_push(h, dist(q, t->tp + (size_t)a * t->d, t->d, t->metric), i);
         }
         return;
     }
@@ -163,30 +187,31 @@ static void knn_rec(const st_kdtree *t, int id, const double *q, long self, heap
     knn_rec(t, second, q, self, h);
 }
 
-int st_kd_knn(const st_kdtree *t, const double *q, int k, long self, uint32_t *idx, double *dist_out) {
-    heap h = {k, 0, dist_out, idx};
-    knn_rec(t, 0, q, self, &h);
-    // heap -> ascending order (heap sort in place)
-    int n = h.n;
+// Heap -> ascending (distance, index) order, in place (heap sort); returns the count.
+static int heap_sort(heap *h) {
+    int n = h->n;
     for (int end = n - 1; end > 0; end--) {
-        double d0 = h.d[0];
-        uint32_t i0 = h.i[0];
-        double dl = h.d[end];
-        uint32_t il = h.i[end];
-        h.n = end;
+        double d0 = h->d[0], dl = h->d[end];
+        uint32_t i0 = h->i[0], il = h->i[end];
         int p = 0;
         for (;;) { // sift the last element down from the root over [0, end)
             int c = 2 * p + 1;
             if (c >= end) break;
-            if (c + 1 < end && worse(h.d[c + 1], h.i[c + 1], h.d[c], h.i[c])) c++;
-            if (!worse(h.d[c], h.i[c], dl, il)) break;
-            h.d[p] = h.d[c], h.i[p] = h.i[c];
+            if (c + 1 < end && worse(h->d[c + 1], h->i[c + 1], h->d[c], h->i[c])) c++;
+            if (!worse(h->d[c], h->i[c], dl, il)) break;
+            h->d[p] = h->d[c], h->i[p] = h->i[c];
             p = c;
         }
-        h.d[p] = dl, h.i[p] = il;
-        h.d[end] = d0, h.i[end] = i0;
+        h->d[p] = dl, h->i[p] = il;
+        h->d[end] = d0, h->i[end] = i0;
     }
     return n;
+}
+
+int st_kd_knn(const st_kdtree *t, const double *q, int k, long self, uint32_t *idx, double *dist_out) {
+    heap h = {k, 0, dist_out, idx};
+    knn_rec(t, 0, q, self, &h);
+    return heap_sort(&h);
 }
 
 static size_t count_rec(const st_kdtree *t, int id, const double *q, double r, int strict, long self) {
@@ -217,7 +242,7 @@ static size_t count_rec(const st_kdtree *t, int id, const double *q, double r, i
         for (uint32_t a = nd->lo; a < nd->hi; a++) {
             uint32_t i = t->idx[a];
             if ((long)i == self) continue;
-            double v = dist(q, t->pts + (size_t)i * t->d, t->d, t->metric);
+            double v = dist(q, t->tp + (size_t)a * t->d, t->d, t->metric);
             c += strict ? v < r : v <= r;
         }
         return c;
@@ -229,18 +254,158 @@ size_t st_kd_count(const st_kdtree *t, const double *q, double r, int strict, lo
     return count_rec(t, 0, q, r, strict, self);
 }
 
-int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric, int same_set,
-           uint32_t *idx, double *dist_out) {
-    if (k < 1 || (size_t)k > n_ref - (same_set ? 1 : 0))
+// ---- brute force through a GEMM (Euclidean, higher dimensions) ----
+// Squared distances |q|^2 + |r|^2 - 2 q.r of centred float32 copies come from
+// an sgemm over (query block x reference block) tiles. They only screen: a
+// reference point stays a candidate while its screened distance is within
+// `tol` of the current k-th best, tol bounding the float32 rounding of both
+// the coordinates and the GEMM; the survivors' exact double distances (the
+// same function the KD-tree uses) decide, with ties by index. So the result
+// equals the KD-tree's exactly.
+enum { QB = 64, RB = 2048 };
+
+typedef struct cand {
+    uint32_t *i;
+    float *a;
+    size_t n, cap;
+} cand;
+
+static int cand_add(cand *c, uint32_t i, float a) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        uint32_t *ni = realloc(c->i, sizeof(uint32_t) * cap);
+        if (ni) c->i = ni;
+        float *na = realloc(c->a, sizeof(float) * cap);
+        if (na) c->a = na;
+        if (!ni || !na) return -1;
+        c->cap = cap;
+    }
+    c->i[c->n] = i, c->a[c->n++] = a;
+    return 0;
+}
+
+static void cand_prune(cand *c, float thr) {
+    size_t m = 0;
+    for (size_t j = 0; j < c->n; j++)
+        if (c->a[j] <= thr) c->i[m] = c->i[j], c->a[m++] = c->a[j];
+    c->n = m;
+}
+
+static int knn_brute(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int same_set,
+                     uint32_t *idx, double *dist_out) {
+    double *mu = gn_calloc((size_t)d, sizeof(double));
+    float *R = gn_malloc(sizeof(float) * n_ref * (size_t)d), *rn = gn_malloc(sizeof(float) * n_ref);
+    if (!mu || !R || !rn) return free(mu), free(R), free(rn), GN_ENOMEM;
+    for (size_t i = 0; i < n_ref; i++)
+        for (int j = 0; j < d; j++) mu[j] += ref[i * d + j];
+    for (int j = 0; j < d; j++) mu[j] /= (double)n_ref;
+    float rmax = 0;
+    for (size_t i = 0; i < n_ref; i++) {
+        double s = 0;
+        for (int j = 0; j < d; j++) {
+            float v = (float)(ref[i * d + j] - mu[j]);
+            R[i * d + j] = v, s += (double)v * v;
+        }
+        rn[i] = (float)s, rmax = fmaxf(rmax, (float)s);
+    }
+    const float u = 1.2e-7f * (2 * d + 8); // relative rounding bound on a screened squared distance
+    int rc = GN_OK;
+    long nblk = (long)((n_query + QB - 1) / QB);
+#pragma omp parallel
+    {
+        float *Q = malloc(sizeof(float) * QB * (size_t)d), *G = malloc(sizeof(float) * QB * RB);
+        float *qn = malloc(sizeof(float) * QB), *tol = malloc(sizeof(float) * QB);
+        double *hd = malloc(sizeof(double) * (size_t)k * QB);
+        uint32_t *hi = malloc(sizeof(uint32_t) * (size_t)k * QB);
+        cand *cs = calloc(QB, sizeof(cand));
+        int bad = !Q || !G || !qn || !tol || !hd || !hi || !cs;
+        if (bad) {
+#pragma omp atomic write
+            rc = GN_ENOMEM;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (long b = 0; b < nblk; b++) {
+            if (bad) continue;
+            size_t q0 = (size_t)b * QB, nq = n_query - q0 < QB ? n_query - q0 : QB;
+            heap h[QB];
+            for (size_t a = 0; a < nq; a++) {
+                double s = 0;
+                for (int j = 0; j < d; j++) {
+                    float v = (float)(query[(q0 + a) * d + j] - mu[j]);
+                    Q[a * d + j] = v, s += (double)v * v;
+                }
+                qn[a] = (float)s, tol[a] = u * (qn[a] + rmax) + 1e-30f;
+                h[a] = (heap){k, 0, hd + a * k, hi + a * k}; // screened distances, as doubles
+                cs[a].n = 0;
+            }
+            for (size_t r0 = 0; r0 < n_ref && !bad; r0 += RB) {
+                size_t nr = n_ref - r0 < RB ? n_ref - r0 : RB;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nr, d, -2.0f, Q, d, R + r0 * d, d,
+                            0.0f, G, (int)nr);
+                for (size_t a = 0; a < nq && !bad; a++) {
+                    const float *g = G + a * nr;
+                    heap *hp = &h[a];
+                    float thr = hp->n == k ? (float)hp->d[0] + tol[a] : INFINITY;
+                    for (size_t j = 0; j < nr; j++) {
+                        float v = g[j] + qn[a] + rn[r0 + j];
+                        if (v > thr) continue;
+                        uint32_t i = (uint32_t)(r0 + j);
+                        if (same_set && i == q0 + a) continue;
+                        heap_push(hp, v, i);
+                        if (cand_add(&cs[a], i, v)) bad = 1;
+                        if (hp->n == k) thr = (float)hp->d[0] + tol[a];
+                    }
+                    if (cs[a].n > (size_t)8 * k + 1024) cand_prune(&cs[a], thr);
+                }
+            }
+            if (bad) {
+#pragma omp atomic write
+                rc = GN_ENOMEM;
+                continue;
+            }
+            for (size_t a = 0; a < nq; a++) { // exact distances decide among the survivors
+                float thr = (float)h[a].d[0] + tol[a];
+                heap e = {k, 0, dist_out + (q0 + a) * k, idx + (q0 + a) * k};
+                const double *qq = query + (q0 + a) * d;
+                for (size_t j = 0; j < cs[a].n; j++)
+                    if (cs[a].a[j] <= thr) heap_push(&e, dist(qq, ref + (size_t)cs[a].i[j] * d, d, ST_L2), cs[a].i[j]);
+                heap_sort(&e);
+            }
+        }
+        if (cs)
+            for (int a = 0; a < QB; a++) free(cs[a].i), free(cs[a].a);
+        free(Q), free(G), free(qn), free(tol), free(hd), free(hi), free(cs);
+    }
+    free(mu), free(R), free(rn);
+    return rc ? gn_err(rc, "kNN: out of memory") : GN_OK;
+}
+
+int st_knn_method(int d, int metric) { return metric == ST_L2 && d >= ST_KNN_BRUTE_MIN_DIM ? ST_KNN_BRUTE : ST_KNN_KDTREE; }
+
+int st_knn_ex(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric,
+              int same_set, int method, uint32_t *idx, double *dist_out) {
+    if (k < 1 || (size_t)k > n_ref - (same_set && n_ref ? 1 : 0))
         return gn_err(GN_EINVAL, "kNN: k = %d but only %zu reference points%s", k, n_ref, same_set ? " besides the query" : "");
+    for (size_t i = 0; i < n_query * (size_t)d; i++)
+        if (!isfinite(query[i])) return gn_err(GN_EINVAL, "kNN: query %zu has a NaN coordinate", i / (size_t)d);
+    for (size_t i = 0; i < n_ref * (size_t)d; i++)
+        if (!isfinite(ref[i])) return gn_err(GN_EINVAL, "kNN: reference point %zu has a NaN coordinate", i / (size_t)d);
+    if (method == ST_KNN_AUTO) method = st_knn_method(d, metric);
+    if (method == ST_KNN_BRUTE) {
+        if (metric != ST_L2) return gn_err(GN_EINVAL, "kNN: the GEMM brute force is Euclidean only");
+        return knn_brute(ref, n_ref, query, n_query, d, k, same_set, idx, dist_out);
+    }
     st_kdtree t;
     int rc = st_kd_build(&t, ref, n_ref, d, metric);
     if (rc) return rc;
-    for (size_t i = 0; i < n_query * (size_t)d; i++)
-        if (!isfinite(query[i])) return st_kd_free(&t), gn_err(GN_EINVAL, "kNN: query %zu has a NaN coordinate", i / (size_t)d);
 #pragma omp parallel for schedule(dynamic, 64)
     for (long q = 0; q < (long)n_query; q++)
         st_kd_knn(&t, query + (size_t)q * d, k, same_set ? q : -1, idx + (size_t)q * k, dist_out + (size_t)q * k);
     st_kd_free(&t);
     return GN_OK;
+}
+
+int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric, int same_set,
+           uint32_t *idx, double *dist_out) {
+    return st_knn_ex(ref, n_ref, query, n_query, d, k, metric, same_set, ST_KNN_AUTO, idx, dist_out);
 }

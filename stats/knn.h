@@ -21,6 +21,7 @@ typedef struct st_kdtree {
     int d, metric;
     size_t n;
     const double *pts;   // (n, d), not owned
+    double *tp;          // (n, d) the points in tree order (idx), for contiguous leaf scans
     uint32_t *idx;       // (n) permutation
     st_kdnode *node;
     double *box;         // (nodes, 2, d) bounding boxes
@@ -39,5 +40,15 @@ size_t st_kd_count(const st_kdtree *t, const double *q, double r, int strict, lo
 // query and reference are the same set, same_set = 1). Parallel over queries.
 int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric, int same_set,
            uint32_t *idx, double *dist);
+
+// The same with the method chosen: ST_KNN_AUTO picks the KD-tree for low
+// dimensions or the max-norm, and the blocked-GEMM brute force (float32
+// screening, exact double distances deciding, so identical results) for
+// Euclidean spaces of ST_KNN_BRUTE_MIN_DIM dimensions or more.
+enum { ST_KNN_AUTO = 0, ST_KNN_KDTREE = 1, ST_KNN_BRUTE = 2 };
+#define ST_KNN_BRUTE_MIN_DIM 8
+int st_knn_method(int d, int metric);
+int st_knn_ex(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric,
+              int same_set, int method, uint32_t *idx, double *dist);
 
 #endif

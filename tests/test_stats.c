@@ -28,15 +28,16 @@ static void test_knn_vs_brute(void **st) {
     (void)st;
     const int n = 1500, k = 7, dims[3] = {1, 3, 20};
     for (int di = 0; di < 3; di++)
-        for (int m = 0; m < 2; m++) {
-            int d = dims[di];
+        for (int mm = 0; mm < 3; mm++) { // L2 by KD-tree, L2 by GEMM brute force, max-norm
+            int d = dims[di], m = mm == 2 ? ST_LINF : ST_L2, meth = mm == 1 ? ST_KNN_BRUTE : ST_KNN_KDTREE;
             double *p = malloc(sizeof(double) * n * d);
             gn_rng r;
             gn_rng_seed(&r, 3, 1);
-            for (int i = 0; i < n * d; i++) p[i] = floor(gn_rng_uniform(&r) * 20); // integer grid: many exact ties
+            // integer grid: many exact ties; far from the origin for the float32 screening of the GEMM path
+            for (int i = 0; i < n * d; i++) p[i] = floor(gn_rng_uniform(&r) * 20) + (mm == 1 ? 1000 : 0);
             uint32_t *idx = malloc(sizeof(uint32_t) * n * k);
             double *dist = malloc(sizeof(double) * n * k), *bd = malloc(sizeof(double) * n);
-            assert_int_equal(st_knn(p, n, p, n, d, k, m, 1, idx, dist), 0);
+            assert_int_equal(st_knn_ex(p, n, p, n, d, k, m, 1, meth, idx, dist), 0);
             for (int q = 0; q < n; q += 7) { // brute force: sort by (distance, index), self excluded
                 uint32_t want[7];
                 int got = 0;
