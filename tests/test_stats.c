@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../stats/knn.h"
+#include "../stats/local.h"
 #include "../stats/mi.h"
 #include "testutil.h"
 
@@ -161,10 +162,190 @@ static void test_cmi_and_gauss(void **st) {
     free(x), free(y), free(z);
 }
 
+
+// §1.10: the quadratic fit recovers an exact quadratic; r and PE against an
+// independent computation (normal equations solved by elimination on the raw
+// design matrix); degenerate x falls back to a line / constant.
+static void solve3(double A[3][4]) {
+    for (int c = 0; c < 3; c++) {
+        int piv = c;
+        for (int r = c + 1; r < 3; r++)
+            if (fabs(A[r][c]) > fabs(A[piv][c])) piv = r;
+        for (int k = 0; k < 4; k++) {
+            double t = A[c][k];
+            A[c][k] = A[piv][k], A[piv][k] = t;
+        }
+        for (int r = 0; r < 3; r++)
+            if (r != c) {
+                double f = A[r][c] / A[c][c];
+                for (int k = 0; k < 4; k++) A[r][k] -= f * A[c][k];
+            }
+    }
+}
+
+static void test_local_fit(void **st) {
+    (void)st;
+    double x[9] = {9.1, 9.5, 10.2, 10.4, 10.9, 11.3, 11.8, 9.9, 10.6}, y[9], e[9], coef[3];
+    for (int i = 0; i < 9; i++) y[i] = 1.5 - 2 * x[i] + 0.25 * x[i] * x[i];
+    assert_int_equal(st_quadfit(x, y, 9, coef, e), 2);
+    for (int i = 0; i < 9; i++) assert_true(fabs(e[i]) < 1e-10);
+    assert_float_equal(coef[0], 1.5, 1e-7), assert_float_equal(coef[1], -2, 1e-8), assert_float_equal(coef[2], 0.25, 1e-9);
+    // noisy y: compare r and PE with the independent solution
+    double yn[9] = {10.1, 10.6, 10.3, 11.0, 10.2, 11.4, 11.1, 10.0, 10.9};
+    double A[3][4] = {{0}}, my = 0, vy = 0, ve = 0;
+    for (int i = 0; i < 9; i++) {
+        double b[3] = {1, x[i], x[i] * x[i]};
+        for (int r = 0; r < 3; r++) {
+            for (int c = 0; c < 3; c++) A[r][c] += b[r] * b[c];
+            A[r][3] += b[r] * yn[i];
+        }
+        my += yn[i] / 9;
+    }
+    solve3(A);
+    for (int i = 0; i < 9; i++) {
+        double f = A[0][3] / A[0][0] + A[1][3] / A[1][1] * x[i] + A[2][3] / A[2][2] * x[i] * x[i];
+        vy += (yn[i] - my) * (yn[i] - my), ve += (yn[i] - f) * (yn[i] - f); // residual mean is 0 with an intercept
+    }
+    assert_float_equal(st_pred_eff(x, yn, 9), 1 - ve / vy, 1e-10);
+    double mx = 0, sxy = 0, sxx = 0;
+    for (int i = 0; i < 9; i++) mx += x[i] / 9;
+    for (int i = 0; i < 9; i++) sxy += (x[i] - mx) * (yn[i] - my), sxx += (x[i] - mx) * (x[i] - mx);
+    assert_float_equal(st_pearson(x, yn, 9), sxy / sqrt(sxx * vy), 1e-12);
+    // two distinct x values: a line through the two group means; constant x: the mean
+    double x2[6] = {1, 1, 1, 2, 2, 2}, y2[6] = {0, 1, 2, 5, 6, 7};
+    assert_int_equal(st_quadfit(x2, y2, 6, NULL, e), 1);
+    assert_float_equal(e[0], -1, 1e-12), assert_float_equal(e[4], 0, 1e-12);
+    double x3[4] = {3, 3, 3, 3}, y3[4] = {1, 2, 3, 6};
+    assert_int_equal(st_quadfit(x3, y3, 4, NULL, e), 0);
+    assert_float_equal(e[3], 3, 1e-12);
+    assert_true(isnan(st_pearson(x3, y3, 4)));
+    assert_true(isnan(st_pred_eff(y3, x3, 4))); // constant target
+}
+
+// KS: D by hand; identical samples give p = 1; shifted samples p ~ 0.
+static void test_ks(void **st) {
+    (void)st;
+    double a[3] = {1, 2, 3}, b[2] = {2.5, 4}, D, p;
+    assert_int_equal(st_ks2(a, 3, b, 2, &D, &p), 0);
+    assert_float_equal(D, 2.0 / 3, 1e-15);
+    double u[500], v[500];
+    for (int i = 0; i < 500; i++) u[i] = v[i] = i * 0.01;
+    assert_int_equal(st_ks2(u, 500, v, 500, &D, &p), 0);
+    assert_float_equal(D, 0, 0), assert_float_equal(p, 1, 1e-12);
+    for (int i = 0; i < 500; i++) v[i] += 1.0;
+    assert_int_equal(st_ks2(u, 500, v, 500, &D, &p), 0);
+    assert_float_equal(D, 0.2, 0.005); // 0.2 up to the rounding of i * 0.01 + 1
+    assert_true(p < 1e-8);
+    double e1[1] = {NAN};
+    assert_int_not_equal(st_ks2(e1, 1, u, 500, &D, &p), 0); // only NaN: empty
+    // numpy's linear percentile
+    double q[5] = {4, 1, NAN, 3, 2};
+    assert_float_equal(st_percentile(q, 5, 50), 2.5, 1e-15);
+    assert_float_equal(st_percentile(q, 5, 16), 1.48, 1e-12);
+}
+
+// The null: y independent of x in every neighbourhood (K = 100). The median
+// PE is that of Beta(1, 48.5), 0.0142 (spec methods.md §1.10); r has SD ~
+// 1/sqrt(99); with B = 99 permutations the per-galaxy p-values are uniform.
+// A real dependence is found; conditioning on its cause removes it; nulls
+// are masked.
+static void test_local_null_and_power(void **st) {
+    (void)st;
+    const size_t nq = 3000;
+    const int k = 100;
+    size_t nref = nq * k;
+    double *y = malloc(sizeof(double) * nref), *x = malloc(sizeof(double) * nref), *c = malloc(sizeof(double) * nref);
+    uint32_t *nb = malloc(sizeof(uint32_t) * nref);
+    st_local_row *rows = malloc(sizeof(st_local_row) * nq);
+    gn_rng r;
+    gn_rng_seed(&r, 11, 1);
+    for (size_t i = 0; i < nref; i++) y[i] = gn_rng_normal(&r), x[i] = gn_rng_normal(&r), nb[i] = (uint32_t)i;
+    st_local_opts o = {99, 10, 5, 9000};
+    assert_int_equal(st_local_test(nb, nq, k, y, x, NULL, NULL, &o, rows), 0);
+    st_local_summary s;
+    assert_int_equal(st_local_summarize(rows, nq, NULL, &s), 0);
+    assert_int_equal(s.n, nq);
+    assert_float_equal(s.pe[1], 0.0142, 0.0015);
+    assert_float_equal(s.pe_perm[1], 0.0142, 0.0015);
+    assert_float_equal(s.r[1], 0, 0.01);
+    assert_float_equal((s.r[2] - s.r[0]) / 2, 1 / sqrt(99.0), 0.008);
+    assert_float_equal(s.frac_p05, 0.05, 3 * sqrt(0.05 * 0.95 / nq));
+    assert_true(s.p_ks_pe > 1e-3);
+    size_t below = 0;
+    for (size_t q = 0; q < nq; q++) below += rows[q].p_r <= 0.2;
+    assert_float_equal((double)below / nq, 0.2, 3 * sqrt(0.2 * 0.8 / nq));
+    // deterministic: the same seed gives the same rows, whatever the thread count
+    st_local_row *again = malloc(sizeof(st_local_row) * nq);
+    gn_set_threads(1);
+    assert_int_equal(st_local_test(nb, nq, k, y, x, NULL, NULL, &o, again), 0);
+    gn_set_threads(0);
+    for (size_t q = 0; q < nq; q++) {
+        assert_memory_equal(&rows[q].r, &again[q].r, 6 * sizeof(double)); // r .. p_pe, bit for bit
+        assert_int_equal(rows[q].n_valid, again[q].n_valid);
+    }
+    // dependence through c: x = c + noise, y = c + noise
+    for (size_t i = 0; i < nref; i++) {
+        c[i] = gn_rng_normal(&r);
+        x[i] = c[i] + 0.5 * gn_rng_normal(&r), y[i] = c[i] + 0.5 * gn_rng_normal(&r);
+    }
+    o.perms = 1;
+    assert_int_equal(st_local_test(nb, nq, k, y, x, NULL, NULL, &o, rows), 0);
+    assert_int_equal(st_local_summarize(rows, nq, NULL, &s), 0);
+    assert_float_equal(s.r[1], 0.8, 0.05);
+    assert_true(s.pe[1] > 0.5 && s.p_ks_pe < 1e-10 && s.p_ks_r < 1e-10);
+    assert_int_equal(st_local_test(nb, nq, k, y, x, c, NULL, &o, rows), 0); // given c: independent
+    assert_int_equal(st_local_summarize(rows, nq, NULL, &s), 0);
+    assert_float_equal(s.r[1], 0, 0.01);
+    assert_float_equal(s.pe[1], 0.0142 * 100 / 97, 0.002); // R^2 on 97 residual d.o.f.: slightly wider
+    // pre-conditioning on g = c removes it too (y, x, c residualised on g; c then constant 0)
+    assert_int_equal(st_local_test(nb, nq, k, y, x, NULL, c, &o, rows), 0);
+    assert_int_equal(st_local_summarize(rows, nq, NULL, &s), 0);
+    assert_float_equal(s.r[1], 0, 0.01);
+    // nulls: sentinel and NaN neighbours are left out; too few valid -> NaN row
+    for (int j = 0; j < k; j++) x[j] = j < 40 ? -9999 : (j < 60 ? NAN : x[j]);
+    for (int j = 0; j < k - 5; j++) y[k + j] = 9999;
+    assert_int_equal(st_local_test(nb, 2, k, y, x, NULL, NULL, &o, rows), 0);
+    assert_int_equal(rows[0].n_valid, 40);
+    assert_false(isnan(rows[0].r));
+    assert_int_equal(rows[1].n_valid, 5);
+    assert_true(isnan(rows[1].r) && isnan(rows[1].pe));
+    assert_int_equal(st_local_summarize(rows, 2, NULL, &s), 0);
+    assert_int_equal(s.n, 1), assert_int_equal(s.n_nan, 1);
+    o.perms = 0;
+    assert_int_not_equal(st_local_test(nb, 2, k, y, x, NULL, NULL, &o, rows), 0);
+    assert_non_null(strstr(gn_errmsg(), "permutations"));
+    free(y), free(x), free(c), free(nb), free(rows), free(again);
+}
+
+// The GEMM brute force equals the KD-tree on continuous data (different
+// query and reference sets, 16-D).
+static void test_knn_brute_continuous(void **st) {
+    (void)st;
+    const size_t nr = 3000, nq = 700;
+    const int d = 16, k = 30;
+    double *ref = malloc(sizeof(double) * nr * d), *q = malloc(sizeof(double) * nq * d);
+    gn_rng r;
+    gn_rng_seed(&r, 4, 1);
+    for (size_t i = 0; i < nr * d; i++) ref[i] = 50 + gn_rng_normal(&r);
+    for (size_t i = 0; i < nq * d; i++) q[i] = 50 + gn_rng_normal(&r);
+    uint32_t *i1 = malloc(sizeof(uint32_t) * nq * k), *i2 = malloc(sizeof(uint32_t) * nq * k);
+    double *d1 = malloc(sizeof(double) * nq * k), *d2 = malloc(sizeof(double) * nq * k);
+    assert_int_equal(st_knn_ex(ref, nr, q, nq, d, k, ST_L2, 0, ST_KNN_BRUTE, i1, d1), 0);
+    assert_int_equal(st_knn_ex(ref, nr, q, nq, d, k, ST_L2, 0, ST_KNN_KDTREE, i2, d2), 0);
+    assert_memory_equal(i1, i2, sizeof(uint32_t) * nq * k);
+    assert_memory_equal(d1, d2, sizeof(double) * nq * k);
+    assert_int_equal(st_knn_method(16, ST_L2), ST_KNN_BRUTE);
+    assert_int_equal(st_knn_method(16, ST_LINF), ST_KNN_KDTREE);
+    assert_int_equal(st_knn_method(3, ST_L2), ST_KNN_KDTREE);
+    free(ref), free(q), free(i1), free(i2), free(d1), free(d2);
+}
+
 int main(void) {
     gn_set_threads(0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_digamma), cmocka_unit_test(test_knn_vs_brute),
                                        cmocka_unit_test(test_range_count), cmocka_unit_test(test_ksg_hand),
-                                       cmocka_unit_test(test_ksg_gaussian), cmocka_unit_test(test_cmi_and_gauss)};
+                                       cmocka_unit_test(test_ksg_gaussian), cmocka_unit_test(test_cmi_and_gauss),
+                                       cmocka_unit_test(test_local_fit), cmocka_unit_test(test_ks),
+                                       cmocka_unit_test(test_local_null_and_power), cmocka_unit_test(test_knn_brute_continuous)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
