@@ -18,6 +18,8 @@ int cmd_inspect(int argc, char **argv);
 void cmd_inspect_help(void);
 int cmd_knn(int argc, char **argv);
 void cmd_knn_help(void);
+int cmd_causal(int argc, char **argv);
+void cmd_causal_help(void);
 int cmd_mi(int argc, char **argv);
 void cmd_mi_help(void);
 

@@ -23,6 +23,8 @@ static const command COMMANDS[] = {
     {"predict", "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", cmd_predict, cmd_predict_help},
     {"inspect", "what a checkpoint holds: tensors, training position, configuration", cmd_inspect, cmd_inspect_help},
     {"knn", "exact k nearest neighbours between two tables (KD-tree, L2 or max-norm)", cmd_knn, cmd_knn_help},
+    {"causal", "local nearest-neighbour tests in a latent space: is a variable's information in it?", cmd_causal,
+     cmd_causal_help},
     {"mi", "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", cmd_mi, cmd_mi_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };

@@ -517,3 +517,40 @@ int io_catalog_splits(const io_catalog *c, double ft, double fv, uint8_t *split)
     }
     return GN_OK;
 }
+
+int io_id_index_build(const io_catalog *cat, io_id_index *ix) {
+    memset(ix, 0, sizeof *ix);
+    if (cat->id_col < 0) return gn_err(GN_EFORMAT, "%s: no `id` column to join on", cat->path);
+    size_t cap = 16;
+    while (cap < 2 * cat->n_rows) cap *= 2;
+    ix->cat = cat, ix->cap = cap;
+    if (!(ix->slot = gn_calloc(cap, sizeof(uint32_t)))) return GN_ENOMEM;
+    for (size_t r = 0; r < cat->n_rows; r++) {
+        const char *id = io_catalog_id(cat, r);
+        size_t h = (size_t)io_fnv1a(id, strlen(id), IO_FNV_INIT) & (cap - 1);
+        while (ix->slot[h]) {
+            if (!strcmp(io_catalog_id(cat, ix->slot[h] - 1), id)) {
+                size_t first = ix->slot[h] - 1;
+                io_id_index_free(ix);
+                return gn_err(GN_EFORMAT, "%s: id '%s' appears twice (data rows %zu and %zu)", cat->path, id, first + 1, r + 1);
+            }
+            h = (h + 1) & (cap - 1);
+        }
+        ix->slot[h] = (uint32_t)r + 1;
+    }
+    return GN_OK;
+}
+
+long io_id_find(const io_id_index *ix, const char *id) {
+    size_t h = (size_t)io_fnv1a(id, strlen(id), IO_FNV_INIT) & (ix->cap - 1);
+    while (ix->slot[h]) {
+        if (!strcmp(io_catalog_id(ix->cat, ix->slot[h] - 1), id)) return (long)ix->slot[h] - 1;
+        h = (h + 1) & (ix->cap - 1);
+    }
+    return -1;
+}
+
+void io_id_index_free(io_id_index *ix) {
+    free(ix->slot);
+    memset(ix, 0, sizeof *ix);
+}

@@ -59,6 +59,17 @@ int io_catalog_derive_spec(io_catalog *cat, const char *spec);
 // One line per column with nulls: "  mag_u: 12 null(s) masked".
 void io_catalog_report_nulls(const io_catalog *cat, void (*print)(void *user, const char *line), void *user);
 
+// ---- joining by id ----
+// An index of the `id` column: io_id_find gives the row of an id, or -1.
+typedef struct io_id_index {
+    const io_catalog *cat;
+    uint32_t *slot; // open addressing, row + 1 (0 = empty)
+    size_t cap;
+} io_id_index;
+int io_id_index_build(const io_catalog *cat, io_id_index *ix); // error on a missing id column or a duplicate id
+long io_id_find(const io_id_index *ix, const char *id);
+void io_id_index_free(io_id_index *ix);
+
 // ---- splits ----
 enum { IO_SPLIT_TRAIN = 0, IO_SPLIT_VAL = 1, IO_SPLIT_TEST = 2, IO_SPLIT_NONE = 3 };
 const char *io_split_name(int split);

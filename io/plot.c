@@ -3,6 +3,7 @@
 #include <cairo/cairo.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../common/gn_common.h"
@@ -174,5 +175,111 @@ int io_plot_density(const char *path, const char *title, const char *xl, const c
     cairo_move_to(f.cr, px(&f, lo), py(&f, lo)), cairo_line_to(f.cr, px(&f, hi), py(&f, hi)), cairo_stroke(f.cr);
     cairo_set_source_rgb(f.cr, 0, 0, 0);
     if (note) text(f.cr, ML + 12, MT + 12, note, 0, 0, 13, 0);
+    return finish(sf, f.cr, path);
+}
+
+static void legend(frame *f, int k, const char *name, const double *c, int filled) {
+    double ly = MT + 18 + 20 * k;
+    cairo_set_source_rgb(f->cr, c[0], c[1], c[2]);
+    if (filled) cairo_rectangle(f->cr, W - MR - 170, ly - 6, 30, 12), cairo_fill(f->cr);
+    else cairo_set_line_width(f->cr, 2), cairo_move_to(f->cr, W - MR - 170, ly), cairo_line_to(f->cr, W - MR - 140, ly),
+        cairo_stroke(f->cr);
+    cairo_set_source_rgb(f->cr, 0, 0, 0);
+    text(f->cr, W - MR - 132, ly, name, 0, 0.5, 13, 0);
+}
+
+int io_plot_hists(const char *path, const char *title, const char *xl, const io_hist *h, int nh, int bins, double lo,
+                  double hi) {
+    if (bins < 1 || bins > 1000 || !(hi > lo)) return gn_err(GN_EINVAL, "%s: bad histogram range or bin count", path);
+    double *c = gn_calloc((size_t)nh * (size_t)bins, sizeof(double)), w = (hi - lo) / bins, top = 0;
+    if (!c) return GN_ENOMEM;
+    for (int k = 0; k < nh; k++) {
+        size_t m = 0;
+        for (size_t i = 0; i < h[k].n; i++) {
+            double v = h[k].v[i];
+            if (isnan(v) || v < lo || v > hi) continue;
+            int b = (int)((v - lo) / w);
+            c[(size_t)k * bins + (b < bins ? b : bins - 1)]++, m++;
+        }
+        for (int b = 0; b < bins && m; b++) top = fmax(top, c[(size_t)k * bins + b] /= (double)m * w);
+    }
+    if (!(top > 0)) return free(c), gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    frame f = {0};
+    f.x0 = lo, f.x1 = hi, f.y0 = 0, f.y1 = 1.08 * top;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, xl, "density");
+    static const double GREY[3] = {0.72, 0.72, 0.72};
+    int col = 0, leg = 0;
+    for (int pass = 0; pass < 2; pass++) // grey references first, underneath
+        for (int k = 0; k < nh; k++) {
+            if ((pass == 0) != (h[k].grey != 0)) continue;
+            const double *rgb = h[k].grey ? GREY : COLORS[col++ % 6];
+            cairo_set_source_rgb(f.cr, rgb[0], rgb[1], rgb[2]);
+            cairo_move_to(f.cr, px(&f, lo), py(&f, 0));
+            for (int b = 0; b < bins; b++) {
+                double y = c[(size_t)k * bins + b];
+                cairo_line_to(f.cr, px(&f, lo + b * w), py(&f, y)), cairo_line_to(f.cr, px(&f, lo + (b + 1) * w), py(&f, y));
+            }
+            cairo_line_to(f.cr, px(&f, hi), py(&f, 0));
+            if (h[k].grey) cairo_close_path(f.cr), cairo_fill(f.cr);
+            else cairo_set_line_width(f.cr, 2), cairo_stroke(f.cr);
+            legend(&f, leg++, h[k].name, rgb, h[k].grey);
+        }
+    free(c);
+    return finish(sf, f.cr, path);
+}
+
+int io_plot_errorbars(const char *path, const char *title, const char *yl, const char *const *cats, int nc,
+                      const io_errbars *g, int ng, double ref_y, const char *ref_label) {
+    frame f = {0};
+    f.x0 = -0.6, f.x1 = nc - 0.4, f.y0 = INFINITY, f.y1 = -INFINITY;
+    for (int k = 0; k < ng; k++)
+        for (int i = 0; i < nc; i++) {
+            double a = isnan(g[k].lo[i]) ? g[k].mid[i] : g[k].lo[i], b = isnan(g[k].hi[i]) ? g[k].mid[i] : g[k].hi[i];
+            if (!isnan(a)) f.y0 = fmin(f.y0, a), f.y1 = fmax(f.y1, b);
+        }
+    if (!isnan(ref_y)) f.y0 = fmin(f.y0, ref_y), f.y1 = fmax(f.y1, ref_y);
+    if (!isfinite(f.y0) || nc < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    if (f.y1 == f.y0) f.y1 = f.y0 + 1;
+    double pad = 0.08 * (f.y1 - f.y0);
+    f.y0 -= pad, f.y1 += pad;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    // category axis: draw the frame with an empty x label, then the names
+    axes(&f, title, "", yl);
+    cairo_set_source_rgb(f.cr, 1, 1, 1); // hide the numeric x ticks
+    cairo_rectangle(f.cr, ML - 20, H - MB + 2, W - ML - MR + 40, 24), cairo_fill(f.cr);
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    for (int i = 0; i < nc; i++) text(f.cr, px(&f, i), H - MB + 8, cats[i], 0.5, 0, 13, 0);
+    int leg = 0;
+    if (!isnan(ref_y)) {
+        static const double GREY[3] = {0.45, 0.45, 0.45};
+        cairo_set_source_rgb(f.cr, GREY[0], GREY[1], GREY[2]);
+        double dash[2] = {6, 4};
+        cairo_set_dash(f.cr, dash, 2, 0);
+        cairo_set_line_width(f.cr, 1.5);
+        cairo_move_to(f.cr, ML, py(&f, ref_y)), cairo_line_to(f.cr, W - MR, py(&f, ref_y)), cairo_stroke(f.cr);
+        cairo_set_dash(f.cr, NULL, 0, 0);
+        legend(&f, leg++, ref_label ? ref_label : "reference", GREY, 0);
+    }
+    for (int k = 0; k < ng; k++) {
+        const double *rgb = COLORS[k % 6];
+        double off = ng > 1 ? (k - (ng - 1) / 2.0) * 0.5 / ng : 0;
+        cairo_set_source_rgb(f.cr, rgb[0], rgb[1], rgb[2]);
+        cairo_set_line_width(f.cr, 2);
+        for (int i = 0; i < nc; i++) {
+            if (isnan(g[k].mid[i])) continue;
+            double x = px(&f, i + off);
+            if (!isnan(g[k].lo[i]) && !isnan(g[k].hi[i])) {
+                cairo_move_to(f.cr, x, py(&f, g[k].lo[i])), cairo_line_to(f.cr, x, py(&f, g[k].hi[i])), cairo_stroke(f.cr);
+                cairo_move_to(f.cr, x - 4, py(&f, g[k].lo[i])), cairo_line_to(f.cr, x + 4, py(&f, g[k].lo[i]));
+                cairo_move_to(f.cr, x - 4, py(&f, g[k].hi[i])), cairo_line_to(f.cr, x + 4, py(&f, g[k].hi[i]));
+                cairo_stroke(f.cr);
+            }
+            cairo_arc(f.cr, x, py(&f, g[k].mid[i]), 4.5, 0, 2 * M_PI), cairo_fill(f.cr);
+        }
+        legend(&f, leg++, g[k].name, rgb, 0);
+    }
     return finish(sf, f.cr, path);
 }

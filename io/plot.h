@@ -18,4 +18,24 @@ int io_plot_lines(const char *path, const char *title, const char *xlabel, const
 int io_plot_density(const char *path, const char *title, const char *xlabel, const char *ylabel, const double *x,
                     const double *y, size_t n, double lo, double hi, const char *note);
 
+// Step histograms (density-normalised) of several samples on [lo, hi] with
+// `bins` bins; grey samples (references) are drawn filled in grey under the rest.
+typedef struct io_hist {
+    const char *name;
+    const double *v; // NaN values are skipped
+    size_t n;
+    int grey;
+} io_hist;
+int io_plot_hists(const char *path, const char *title, const char *xlabel, const io_hist *h, int n_hist, int bins,
+                  double lo, double hi);
+
+// Points with error bars over named categories (one group per colour, offset
+// side by side), and an optional horizontal reference line (ref_y NaN: none).
+typedef struct io_errbars {
+    const char *name;
+    const double *mid, *lo, *hi; // per category; NaN: not drawn
+} io_errbars;
+int io_plot_errorbars(const char *path, const char *title, const char *ylabel, const char *const *cats, int n_cats,
+                      const io_errbars *g, int n_groups, double ref_y, const char *ref_label);
+
 #endif
