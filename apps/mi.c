@@ -11,12 +11,20 @@
 #include "cmd.h"
 
 void cmd_mi_help(void) {
-    printf("usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3] [--estimator ksg1|ksg2|gauss]\n"
-           "                [--units nats|bits] [--json] [--threads N]\n\n"
-           "I(X;Y), or I(X;Y|Z) with --z (Frenzel-Pompe), from the rows where every named column is present\n"
-           "(rows with a null are dropped and counted). KSG 1 and 2 use the max-norm with the point itself\n"
-           "never a neighbour (Kraskov et al. 2004); gauss is 1/2 ln(det Sx det Sy / det Sxy). COLS are\n"
-           "comma-separated column names; derived columns can be added with --derive NAME=EXPR.\n");
+    printf("usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3]\n"
+           "                [--estimator ksg1|ksg2|gauss|binned] [--bins 8] [--quantile] [--no-miller-madow]\n"
+           "                [--transform none|rank|standardize] [--noise A] [--perms B] [--shuffle-k 5]\n"
+           "                [--seed 1] [--units nats|bits] [--json] [--threads N]\n\n"
+           "I(X;Y), or I(X;Y|Z) with --z, from the rows where every named column is present (rows with a\n"
+           "null are dropped and counted). Estimators (spec stats.md A.1): ksg1 / ksg2 (Kraskov et al. 2004;\n"
+           "max-norm, the point itself never a neighbour; with --z, ksg1 is Frenzel-Pompe); gauss (from\n"
+           "covariance log-determinants); binned (plug-in on per-column bins, equal width or --quantile, with\n"
+           "the Miller-Madow correction (m-1)/2N per entropy unless --no-miller-madow).\n"
+           "--transform ranks or standardises every column first; --noise A adds A x sd x N(0,1) to break\n"
+           "ties (seeded). Both are off by default.\n"
+           "--perms B: permutation p-value (1 + #{null >= I}) / (B + 1); with --z, Y is permuted only among\n"
+           "each row's --shuffle-k nearest neighbours in Z (Runge 2018, the local-permutation CI test).\n"
+           "COLS are comma-separated column names; derived columns can be added with --derive NAME=EXPR.\n");
 }
 
 static int columns(io_catalog *c, const char *list, const double **v, int max, char *buf, size_t blen) {
@@ -29,14 +37,17 @@ static int columns(io_catalog *c, const char *list, const double **v, int max, c
 }
 
 int cmd_mi(int argc, char **argv) {
-    const char *in = NULL, *xs = NULL, *ys = NULL, *zs = NULL, *est = "ksg1", *units = "nats";
+    const char *in = NULL, *xs = NULL, *ys = NULL, *zs = NULL, *est = "ksg1", *units = "nats", *tf = "none";
     const char *derive[8];
-    int n_der = 0, json = 0;
-    long k = 3, threads = 0;
+    int n_der = 0, json = 0, quantile = 0, mm = 1;
+    long k = 3, threads = 0, bins = 8, perms = 0, shuffle_k = 5, seed = 1;
+    double noise = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = 1;
+        if (!strcmp(a, "--json") || !strcmp(a, "--quantile") || !strcmp(a, "--no-miller-madow")) {
+            if (a[2] == 'j') json = 1;
+            else if (a[2] == 'q') quantile = 1;
+            else mm = 0;
             continue;
         }
         if (!v) return cmd_error("%s needs a value", a);
@@ -47,6 +58,20 @@ int cmd_mi(int argc, char **argv) {
         else if (!strcmp(a, "--estimator")) est = v;
         else if (!strcmp(a, "--units")) units = v;
         else if (!strcmp(a, "--derive") && n_der < 8) derive[n_der++] = v;
+        else if (!strcmp(a, "--transform")) tf = v;
+        else if (!strcmp(a, "--noise")) {
+            char *e;
+            noise = strtod(v, &e);
+            if (*e || !(noise >= 0)) return cmd_error("--noise '%s' is not a non-negative number", v);
+        } else if (!strcmp(a, "--bins")) {
+            if (cmd_parse_int(a, v, 1, 1024, &bins)) return 1;
+        } else if (!strcmp(a, "--perms")) {
+            if (cmd_parse_int(a, v, 0, 1000000, &perms)) return 1;
+        } else if (!strcmp(a, "--shuffle-k")) {
+            if (cmd_parse_int(a, v, 1, 100000, &shuffle_k)) return 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (cmd_parse_int(a, v, 0, 0x7fffffff, &seed)) return 1;
+        }
         else if (!strcmp(a, "--k")) {
             if (cmd_parse_int(a, v, 1, 100000, &k)) return 1;
         } else if (!strcmp(a, "--threads")) {
@@ -55,10 +80,16 @@ int cmd_mi(int argc, char **argv) {
         i++;
     }
     if (!in || !xs || !ys) return cmd_error("mi: --in, --x and --y are required");
-    int variant = !strcmp(est, "ksg1") ? 1 : !strcmp(est, "ksg2") ? 2 : !strcmp(est, "gauss") ? 0 : -1;
-    if (variant < 0) return cmd_error("mi: --estimator '%s' is not ksg1, ksg2 or gauss", est);
+    int estimator = !strcmp(est, "ksg1")     ? ST_MI_KSG1
+                    : !strcmp(est, "ksg2")   ? ST_MI_KSG2
+                    : !strcmp(est, "gauss")  ? ST_MI_GAUSS
+                    : !strcmp(est, "binned") ? ST_MI_BINNED
+                                             : -1;
+    if (estimator < 0) return cmd_error("mi: --estimator '%s' is not ksg1, ksg2, gauss or binned", est);
+    int tkind = !strcmp(tf, "none") ? ST_TF_NONE : !strcmp(tf, "rank") ? ST_TF_RANK : !strcmp(tf, "standardize") ? ST_TF_STANDARDIZE : -1;
+    if (tkind < 0) return cmd_error("mi: --transform '%s' is not none, rank or standardize", tf);
     if (strcmp(units, "nats") && strcmp(units, "bits")) return cmd_error("mi: --units '%s' is not nats or bits", units);
-    if (zs && variant != 1) return cmd_error("mi: --z (conditional MI) uses the Frenzel-Pompe estimator: --estimator ksg1");
+    if (zs && estimator == ST_MI_KSG2) return cmd_error("mi: --z (conditional MI) needs ksg1 (Frenzel-Pompe), gauss or binned");
     gn_set_threads((int)threads);
     io_catalog c;
     if (io_catalog_read(in, NULL, &c)) return cmd_error("%s", gn_errmsg());
@@ -90,20 +121,39 @@ int cmd_mi(int argc, char **argv) {
         for (int j = 0; j < dz; j++) Z[n * (size_t)dz + (size_t)j] = cz[j][r];
         n++;
     }
-    double v;
-    int e = variant == 0 ? st_mi_gauss(X, dx, Y, dy, n, &v)
-            : dz         ? st_cmi_fp(X, dx, Y, dy, Z, dz, n, (int)k, &v)
-                         : st_mi_ksg(X, dx, Y, dy, n, (int)k, variant, &v);
+    double v, pval = NAN;
+    st_mi_opts mo = {estimator, (int)k, (int)bins, quantile, mm};
+    int e = 0;
+    double *blocks[3] = {X, Y, Z};
+    int dims[3] = {dx, dy, dz};
+    for (int b = 0; b < 3 && !e; b++) {
+        if (!dims[b]) continue;
+        e = st_transform(blocks[b], n, dims[b], tkind);
+        if (!e && noise > 0) e = st_add_noise(blocks[b], n, dims[b], noise, (uint64_t)seed * 3 + (uint64_t)b);
+    }
+    if (!e) e = perms ? st_mi_permtest(&mo, X, dx, Y, dy, Z, dz, n, (int)perms, (int)shuffle_k, (uint64_t)seed, &v, &pval, NULL)
+                      : st_mi(&mo, X, dx, Y, dy, Z, dz, n, &v);
     if (e) cmd_error("mi: %s", gn_errmsg());
     else {
         double scale = strcmp(units, "bits") ? 1.0 : 1.0 / log(2.0);
-        if (json)
+        char how[64];
+        if (estimator == ST_MI_BINNED)
+            snprintf(how, sizeof how, "%ld %s bins%s", bins, quantile ? "quantile" : "equal-width", mm ? ", Miller-Madow" : "");
+        else if (estimator == ST_MI_GAUSS) snprintf(how, sizeof how, "Gaussian");
+        else snprintf(how, sizeof how, "k = %ld", k);
+        if (json) {
             printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, \"dropped\": %zu, "
-                   "\"conditional\": %s}\n",
-                   v * scale, units, est, k, n, N - n, dz ? "true" : "false");
-        else
-            printf("I(%s ; %s%s%s) = %.6f %s  (%s, k = %ld, %zu rows, %zu with nulls dropped)\n", xs, ys, dz ? " | " : "",
-                   dz ? zs : "", v * scale, units, est, k, n, N - n);
+                   "\"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
+                   v * scale, units, est, k, n, N - n, dz ? "true" : "false", tf, noise);
+            if (estimator == ST_MI_BINNED) printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", bins, quantile ? "true" : "false", mm ? "true" : "false");
+            if (perms) printf(", \"perms\": %ld, \"p_value\": %.6g", perms, pval);
+            printf("}\n");
+        } else {
+            printf("I(%s ; %s%s%s) = %.6f %s  (%s, %s, %zu rows, %zu with nulls dropped)\n", xs, ys, dz ? " | " : "",
+                   dz ? zs : "", v * scale, units, est, how, n, N - n);
+            if (perms)
+                printf("permutation test (%ld surrogates%s): p = %.4g\n", perms, dz ? ", Y shuffled within Z-neighbourhoods" : "", pval);
+        }
         rc = 0;
     }
     free(X), free(Y), free(Z);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../common/gn_rng.h"
 #include "knn.h"
 
 double st_digamma(double x) {
@@ -322,5 +323,259 @@ int st_mi_gauss(const double *x, int dx, const double *y, int dy, size_t n, doub
     if (!rc) rc = logdet_cov(j, n, dj, cols, dj, &lj);
     free(j);
     if (!rc) *mi = 0.5 * (lx + ly - lj);
+    return rc;
+}
+
+int st_cmi_gauss(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, double *cmi) {
+    if (dz == 0) return st_mi_gauss(x, dx, y, dy, n, cmi);
+    int dt = dx + dy + dz;
+    if (dt > 64) return gn_err(GN_EINVAL, "Gaussian CMI: at most 64 dimensions");
+    if (n < (size_t)dt + 2) return gn_err(GN_EINVAL, "Gaussian CMI: %zu samples for %d dimensions", n, dt);
+    int rc = check(x, n, dx, "X");
+    if (!rc) rc = check(y, n, dy, "Y");
+    if (!rc) rc = check(z, n, dz, "Z");
+    if (rc) return rc;
+    const double *parts[3] = {x, y, z};
+    int dims[3] = {dx, dy, dz}, dj;
+    double *j = join(n, 3, parts, dims, &dj);
+    if (!j) return GN_ENOMEM;
+    int cxz[64], cyz[64], cz[64], call[64], m = 0;
+    for (int a = 0; a < dx; a++) cxz[m++] = a;
+    for (int a = 0; a < dz; a++) cxz[m++] = dx + dy + a;
+    m = 0;
+    for (int a = 0; a < dy; a++) cyz[m++] = dx + a;
+    for (int a = 0; a < dz; a++) cyz[m++] = dx + dy + a;
+    for (int a = 0; a < dz; a++) cz[a] = dx + dy + a;
+    for (int a = 0; a < dt; a++) call[a] = a;
+    double l1, l2, l3, l4;
+    rc = logdet_cov(j, n, dj, cxz, dx + dz, &l1);
+    if (!rc) rc = logdet_cov(j, n, dj, cyz, dy + dz, &l2);
+    if (!rc) rc = logdet_cov(j, n, dj, call, dt, &l3);
+    if (!rc) rc = logdet_cov(j, n, dj, cz, dz, &l4);
+    free(j);
+    if (!rc) *cmi = 0.5 * (l1 + l2 - l3 - l4);
+    return rc;
+}
+
+// ---- binned ----
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int st_discretize(const double *x, size_t n, size_t stride, int bins, int quantile, int *code) {
+    if (bins < 1) return gn_err(GN_EINVAL, "binning: %d bins", bins);
+    if (!n) return gn_err(GN_EINVAL, "binning: no samples");
+    if (quantile) {
+        double *s = gn_malloc(sizeof(double) * n), cut[1024];
+        if (!s) return GN_ENOMEM;
+        if (bins > 1024) return free(s), gn_err(GN_EINVAL, "binning: at most 1024 quantile bins");
+        for (size_t i = 0; i < n; i++) s[i] = x[i * stride];
+        qsort(s, n, sizeof(double), cmp_dbl);
+        for (int b = 0; b < bins; b++) {
+            long at = (long)((double)(b + 1) * (double)n / bins) - 1; // IDTxl: int((b+1) N / B) - 1
+            cut[b] = s[at < 0 ? 0 : at];
+        }
+        free(s);
+        for (size_t i = 0; i < n; i++) {
+            int b = 0;
+            while (b < bins - 1 && !(x[i * stride] <= cut[b])) b++;
+            code[i] = b;
+        }
+        return GN_OK;
+    }
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) lo = fmin(lo, x[i * stride]), hi = fmax(hi, x[i * stride]);
+    double w = (hi - lo) / bins;
+    for (size_t i = 0; i < n; i++) {
+        int b = w > 0 ? (int)((x[i * stride] - lo) / w) : 0;
+        code[i] = b >= bins ? bins - 1 : b;
+    }
+    return GN_OK;
+}
+
+static _Thread_local const int *const *CODES;
+static _Thread_local int NCODES;
+static int cmp_rows(const void *a, const void *b) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    for (int c = 0; c < NCODES; c++)
+        if (CODES[c][i] != CODES[c][j]) return CODES[c][i] < CODES[c][j] ? -1 : 1;
+    return 0;
+}
+
+double st_entropy_codes(const int *const *codes, int nc, size_t n, int miller_madow, size_t *m_out) {
+    if (!n) return NAN;
+    size_t *ord = malloc(sizeof(size_t) * n);
+    if (!ord) return NAN;
+    for (size_t i = 0; i < n; i++) ord[i] = i;
+    CODES = codes, NCODES = nc;
+    qsort(ord, n, sizeof(size_t), cmp_rows);
+    double h = 0;
+    size_t m = 0, run = 1;
+    for (size_t a = 1; a <= n; a++) {
+        if (a < n && !cmp_rows(&ord[a - 1], &ord[a])) {
+            run++;
+            continue;
+        }
+        double p = (double)run / (double)n;
+        h -= p * log(p), m++, run = 1;
+    }
+    free(ord);
+    if (m_out) *m_out = m;
+    return h + (miller_madow ? (double)(m - 1) / (2.0 * (double)n) : 0);
+}
+
+int st_mi_binned(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int bins,
+                 int quantile, int miller_madow, double *mi) {
+    int dt = dx + dy + dz;
+    if (dt > 64) return gn_err(GN_EINVAL, "binned MI: at most 64 columns");
+    int rc = check(x, n, dx, "X");
+    if (!rc) rc = check(y, n, dy, "Y");
+    if (!rc && dz) rc = check(z, n, dz, "Z");
+    if (rc) return rc;
+    int *buf = gn_malloc(sizeof(int) * n * (size_t)dt);
+    if (!buf) return GN_ENOMEM;
+    const int *cols[64];
+    for (int a = 0; a < dt && !rc; a++) {
+        const double *src = a < dx ? x + a : a < dx + dy ? y + (a - dx) : z + (a - dx - dy);
+        size_t stride = (size_t)(a < dx ? dx : a < dx + dy ? dy : dz);
+        rc = st_discretize(src, n, stride, bins, quantile, buf + (size_t)a * n);
+        cols[a] = buf + (size_t)a * n;
+    }
+    if (rc) return free(buf), rc;
+    // H(XZ) + H(YZ) - H(Z) - H(XYZ)
+    const int *xz[64], *yz[64];
+    int nxz = 0, nyz = 0;
+    for (int a = 0; a < dx; a++) xz[nxz++] = cols[a];
+    for (int a = 0; a < dy; a++) yz[nyz++] = cols[dx + a];
+    for (int a = 0; a < dz; a++) xz[nxz++] = yz[nyz++] = cols[dx + dy + a];
+    double hxz = st_entropy_codes(xz, nxz, n, miller_madow, NULL), hyz = st_entropy_codes(yz, nyz, n, miller_madow, NULL);
+    double hz = dz ? st_entropy_codes(cols + dx + dy, dz, n, miller_madow, NULL) : 0;
+    double hall = st_entropy_codes(cols, dt, n, miller_madow, NULL);
+    free(buf);
+    if (isnan(hxz) || isnan(hyz) || isnan(hz) || isnan(hall)) return gn_err(GN_ENOMEM, "binned MI: out of memory");
+    *mi = hxz + hyz - hz - hall;
+    return GN_OK;
+}
+
+int st_mi(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
+          double *mi) {
+    int k = o->k > 0 ? o->k : 3;
+    switch (o->estimator) {
+    case ST_MI_KSG1: return dz ? st_cmi_fp(x, dx, y, dy, z, dz, n, k, mi) : st_mi_ksg(x, dx, y, dy, n, k, 1, mi);
+    case ST_MI_KSG2:
+        if (dz) return gn_err(GN_EINVAL, "conditional MI: KSG 2 has no conditional form here; use KSG 1 (Frenzel-Pompe)");
+        return st_mi_ksg(x, dx, y, dy, n, k, 2, mi);
+    case ST_MI_GAUSS: return st_cmi_gauss(x, dx, y, dy, z, dz, n, mi);
+    case ST_MI_BINNED:
+        return st_mi_binned(x, dx, y, dy, z, dz, n, o->bins > 0 ? o->bins : 8, o->quantile, o->miller_madow, mi);
+    }
+    return gn_err(GN_EINVAL, "MI: unknown estimator %d", o->estimator);
+}
+
+// ---- transforms ----
+
+int st_transform(double *v, size_t n, int d, int kind) {
+    if (kind == ST_TF_NONE) return GN_OK;
+    if (n < 2) return gn_err(GN_EINVAL, "transform: fewer than 2 samples");
+    if (kind == ST_TF_STANDARDIZE) {
+        for (int j = 0; j < d; j++) {
+            double m = 0, s = 0;
+            for (size_t i = 0; i < n; i++) m += v[i * d + j];
+            m /= (double)n;
+            for (size_t i = 0; i < n; i++) s += (v[i * d + j] - m) * (v[i * d + j] - m);
+            s = sqrt(s / (double)(n - 1));
+            if (!(s > 0)) return gn_err(GN_EINVAL, "transform: column %d is constant (cannot standardise)", j + 1);
+            for (size_t i = 0; i < n; i++) v[i * d + j] = (v[i * d + j] - m) / s;
+        }
+        return GN_OK;
+    }
+    if (kind != ST_TF_RANK) return gn_err(GN_EINVAL, "transform: unknown kind %d", kind);
+    double *col = gn_malloc(sizeof(double) * n);
+    uint32_t *ord = gn_malloc(sizeof(uint32_t) * n);
+    if (!col || !ord) return free(col), free(ord), GN_ENOMEM;
+    int rc = GN_OK;
+    for (int j = 0; j < d && !rc; j++) {
+        for (size_t i = 0; i < n; i++) col[i] = v[i * d + j];
+        rc = sort_order(col, n, ord); // stable: ties by row order
+        for (size_t a = 0; a < n && !rc; a++) v[(size_t)ord[a] * d + j] = (double)a;
+    }
+    free(col), free(ord);
+    return rc ? gn_err(rc, "transform: out of memory") : GN_OK;
+}
+
+int st_add_noise(double *v, size_t n, int d, double amp, uint64_t seed) {
+    if (!(amp >= 0)) return gn_err(GN_EINVAL, "noise amplitude must be >= 0");
+    gn_rng r;
+    gn_rng_seed(&r, seed, GN_STREAM_SAMPLE);
+    for (int j = 0; j < d; j++) {
+        double m = 0, s = 0;
+        for (size_t i = 0; i < n; i++) m += v[i * d + j];
+        m /= (double)n;
+        for (size_t i = 0; i < n; i++) s += (v[i * d + j] - m) * (v[i * d + j] - m);
+        s = n > 1 ? sqrt(s / (double)(n - 1)) : 0;
+        if (!(s > 0)) s = 1; // a constant column: absolute amplitude
+        for (size_t i = 0; i < n; i++) v[i * d + j] += amp * s * gn_rng_normal(&r);
+    }
+    return GN_OK;
+}
+
+// ---- local-permutation test (spec §A.6) ----
+
+int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz,
+                   size_t n, int B, int shuffle_k, uint64_t seed, double *value, double *p, double *null) {
+    if (B < 1) return gn_err(GN_EINVAL, "permutation test: B = %d surrogates", B);
+    if (n > 0xffffffffu) return gn_err(GN_EINVAL, "permutation test: too many samples");
+    int rc = st_mi(o, x, dx, y, dy, z, dz, n, value);
+    if (rc) return rc;
+    if (dz && (shuffle_k < 1 || (size_t)shuffle_k > n))
+        return gn_err(GN_EINVAL, "permutation test: %d shuffle neighbours for %zu samples", shuffle_k, n);
+    uint32_t *nb = NULL, *perm = gn_malloc(sizeof(uint32_t) * n), *order = gn_malloc(sizeof(uint32_t) * n);
+    uint32_t *lst = gn_malloc(sizeof(uint32_t) * (size_t)(shuffle_k > 0 ? shuffle_k : 1));
+    uint8_t *used = gn_malloc(n);
+    double *yp = gn_malloc(sizeof(double) * n * (size_t)dy), *nd = NULL;
+    if (!perm || !order || !lst || !used || !yp) rc = GN_ENOMEM;
+    if (!rc && dz) {
+        nb = gn_malloc(sizeof(uint32_t) * n * (size_t)shuffle_k), nd = gn_malloc(sizeof(double) * n * (size_t)shuffle_k);
+        if (!nb || !nd) rc = GN_ENOMEM;
+        // the shuffle_k nearest in Z, the point itself included (same_set = 0)
+        else rc = st_knn(z, n, z, n, dz, shuffle_k, ST_LINF, 0, nb, nd);
+    }
+    gn_rng r;
+    gn_rng_seed(&r, seed, GN_STREAM_SHUFFLE);
+    int ge = 0;
+    for (int b = 0; b < B && !rc; b++) {
+        if (!dz) gn_rng_permutation(&r, perm, n);
+        else {
+            gn_rng_permutation(&r, order, n);
+            memset(used, 0, n);
+            for (size_t a = 0; a < n; a++) {
+                size_t i = order[a];
+                memcpy(lst, nb + i * (size_t)shuffle_k, sizeof(uint32_t) * (size_t)shuffle_k);
+                for (int q = shuffle_k - 1; q > 0; q--) {
+                    uint32_t t = gn_rng_below(&r, (uint32_t)q + 1), s = lst[q];
+                    lst[q] = lst[t], lst[t] = s;
+                }
+                uint32_t pick = lst[shuffle_k - 1]; // all used: the last one tried
+                for (int q = 0; q < shuffle_k; q++)
+                    if (!used[lst[q]]) {
+                        pick = lst[q];
+                        break;
+                    }
+                perm[i] = pick, used[pick] = 1;
+            }
+        }
+        for (size_t i = 0; i < n; i++) memcpy(yp + i * (size_t)dy, y + (size_t)perm[i] * dy, sizeof(double) * (size_t)dy);
+        double v;
+        rc = st_mi(o, x, dx, yp, dy, z, dz, n, &v);
+        if (!rc) {
+            ge += v >= *value;
+            if (null) null[b] = v;
+        }
+    }
+    if (!rc) *p = (1.0 + ge) / (B + 1.0);
+    else if (rc == GN_ENOMEM) gn_err(rc, "permutation test: out of memory");
+    free(nb), free(nd), free(perm), free(order), free(lst), free(used), free(yp);
     return rc;
 }

@@ -340,12 +340,103 @@ static void test_knn_brute_continuous(void **st) {
     free(ref), free(q), free(i1), free(i2), free(d1), free(d2);
 }
 
+// Binned MI: IDTxl's binning rules by hand; a copy of a 4-symbol uniform
+// variable has I = ln 4 (plug-in), + 3/(2n) with Miller-Madow.
+static void test_mi_binned(void **st) {
+    (void)st;
+    double v[5] = {0, 1, 2, 3, 4}, q[6] = {5, 1, 4, 2, 6, 3};
+    int c[6];
+    assert_int_equal(st_discretize(v, 5, 1, 2, 0, c), 0);
+    int want_eq[5] = {0, 0, 1, 1, 1};
+    for (int i = 0; i < 5; i++) assert_int_equal(c[i], want_eq[i]);
+    assert_int_equal(st_discretize(q, 6, 1, 3, 1, c), 0);
+    int want_q[6] = {2, 0, 1, 0, 2, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(c[i], want_q[i]);
+    const size_t n = 1000;
+    double *x = malloc(sizeof(double) * n), mi;
+    for (size_t i = 0; i < n; i++) x[i] = (double)(i % 4);
+    assert_int_equal(st_mi_binned(x, 1, x, 1, NULL, 0, n, 4, 0, 0, &mi), 0);
+    assert_float_equal(mi, log(4.0), 1e-12);
+    assert_int_equal(st_mi_binned(x, 1, x, 1, NULL, 0, n, 4, 0, 1, &mi), 0);
+    assert_float_equal(mi, log(4.0) + 3.0 / (2 * n), 1e-12);
+    // conditional: X = Y given Z = X carries nothing
+    assert_int_equal(st_mi_binned(x, 1, x, 1, x, 1, n, 4, 0, 0, &mi), 0);
+    assert_float_equal(mi, 0, 1e-12);
+    st_mi_opts o = {ST_MI_KSG2, 3, 8, 0, 1};
+    assert_int_not_equal(st_mi(&o, x, 1, x, 1, x, 1, n, &mi), 0); // KSG 2 has no conditional form
+    free(x);
+}
+
+// Transforms and the Gaussian CMI of NPEET's covariance (spec §A.5).
+static void test_mi_transform_gauss_cmi(void **st) {
+    (void)st;
+    double r4[4] = {3, 1, 3, 2};
+    assert_int_equal(st_transform(r4, 4, 1, ST_TF_RANK), 0);
+    assert_float_equal(r4[0], 2, 0), assert_float_equal(r4[1], 0, 0), assert_float_equal(r4[2], 3, 0), assert_float_equal(r4[3], 1, 0);
+    double s3[3] = {1, 2, 3};
+    assert_int_equal(st_transform(s3, 3, 1, ST_TF_STANDARDIZE), 0);
+    assert_float_equal(s3[0], -1, 1e-12), assert_float_equal(s3[2], 1, 1e-12);
+    double c3[3] = {2, 2, 2};
+    assert_int_not_equal(st_transform(c3, 3, 1, ST_TF_STANDARDIZE), 0);
+    assert_non_null(strstr(gn_errmsg(), "constant"));
+    const size_t n = 20000;
+    double *x = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n), *z = malloc(sizeof(double) * n), cm;
+    gn_rng r;
+    gn_rng_seed(&r, 8, 1);
+    for (size_t i = 0; i < n; i++) { // cov = M^T diag(3,1,1) M, M = [[1,1,0],[1,0,1],[0,1,1]]
+        double a = sqrt(3.0) * gn_rng_normal(&r), b = gn_rng_normal(&r), c = gn_rng_normal(&r);
+        x[i] = a + b, y[i] = a + c, z[i] = b + c;
+    }
+    assert_int_equal(st_cmi_gauss(x, 1, y, 1, z, 1, n, &cm), 0);
+    assert_float_equal(cm, 0.3568832339, 0.015);
+    // noise: seeded, tiny, and reproducible
+    double a1[3] = {1, 1, 1}, a2[3] = {1, 1, 1};
+    assert_int_equal(st_add_noise(a1, 3, 1, 1e-10, 5), 0);
+    assert_int_equal(st_add_noise(a2, 3, 1, 1e-10, 5), 0);
+    assert_memory_equal(a1, a2, sizeof a1);
+    assert_true(a1[0] != a1[1] && fabs(a1[0] - 1) < 1e-8);
+    free(x), free(y), free(z);
+}
+
+// The local-permutation CI test (spec §A.6): p-values roughly uniform when
+// X and Y are independent given Z (both driven by Z), tiny when not.
+static void test_mi_permtest(void **st) {
+    (void)st;
+    const size_t n = 200;
+    const int trials = 150, B = 19;
+    double *x = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n), *z = malloc(sizeof(double) * n), v, p;
+    gn_rng r;
+    gn_rng_seed(&r, 21, 1);
+    st_mi_opts o = {ST_MI_KSG1, 5, 0, 0, 1};
+    int low = 0;
+    for (int t = 0; t < trials; t++) {
+        for (size_t i = 0; i < n; i++) {
+            z[i] = gn_rng_normal(&r);
+            x[i] = z[i] + 0.6 * gn_rng_normal(&r), y[i] = z[i] + 0.6 * gn_rng_normal(&r);
+        }
+        assert_int_equal(st_mi_permtest(&o, x, 1, y, 1, z, 1, n, B, 5, (uint64_t)t, &v, &p, NULL), 0);
+        low += p <= 0.1;
+    }
+    assert_float_equal((double)low / trials, 0.1, 3 * sqrt(0.1 * 0.9 / trials));
+    for (size_t i = 0; i < n; i++) y[i] = x[i] + 0.3 * gn_rng_normal(&r); // dependent given Z
+    double null[19];
+    assert_int_equal(st_mi_permtest(&o, x, 1, y, 1, z, 1, n, B, 5, 1, &v, &p, null), 0);
+    assert_float_equal(p, 1.0 / (B + 1), 1e-12);
+    for (int b = 0; b < B; b++) assert_true(null[b] < v);
+    assert_int_equal(st_mi_permtest(&o, x, 1, y, 1, NULL, 0, n, B, 5, 1, &v, &p, NULL), 0); // free shuffle
+    assert_float_equal(p, 1.0 / (B + 1), 1e-12);
+    assert_int_not_equal(st_mi_permtest(&o, x, 1, y, 1, z, 1, n, 0, 5, 1, &v, &p, NULL), 0);
+    free(x), free(y), free(z);
+}
+
 int main(void) {
     gn_set_threads(0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_digamma), cmocka_unit_test(test_knn_vs_brute),
                                        cmocka_unit_test(test_range_count), cmocka_unit_test(test_ksg_hand),
                                        cmocka_unit_test(test_ksg_gaussian), cmocka_unit_test(test_cmi_and_gauss),
                                        cmocka_unit_test(test_local_fit), cmocka_unit_test(test_ks),
-                                       cmocka_unit_test(test_local_null_and_power), cmocka_unit_test(test_knn_brute_continuous)};
+                                       cmocka_unit_test(test_local_null_and_power), cmocka_unit_test(test_knn_brute_continuous),
+                                       cmocka_unit_test(test_mi_binned), cmocka_unit_test(test_mi_transform_gauss_cmi),
+                                       cmocka_unit_test(test_mi_permtest)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
