@@ -20,6 +20,8 @@ int cmd_knn(int argc, char **argv);
 void cmd_knn_help(void);
 int cmd_causal(int argc, char **argv);
 void cmd_causal_help(void);
+int cmd_pid(int argc, char **argv);
+void cmd_pid_help(void);
 int cmd_mi(int argc, char **argv);
 void cmd_mi_help(void);
 

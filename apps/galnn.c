@@ -25,6 +25,8 @@ static const command COMMANDS[] = {
     {"knn", "exact k nearest neighbours between two tables (KD-tree, L2 or max-norm)", cmd_knn, cmd_knn_help},
     {"causal", "local nearest-neighbour tests in a latent space: is a variable's information in it?", cmd_causal,
      cmd_causal_help},
+    {"pid", "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
+     cmd_pid, cmd_pid_help},
     {"mi", "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", cmd_mi, cmd_mi_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };

@@ -24,3 +24,22 @@ if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
 else
     echo "(python3-torch not installed: no PyTorch peer; apt-get install python3-torch)"
 fi
+
+echo
+echo "statistics (2 threads): exact kNN 100,000 x 16-D, k = 100; local tests over 20,000 queries; KSG MI n = 100,000"
+s=$($B/stats_bench 2) || exit 1
+echo "$s" | sed 's/^/  galnn /'
+if /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+    p=$(/usr/bin/python3 bench/stats_bench_py.py 2) || exit 1
+    echo "$p" | sed 's/^/  peer  /'
+    echo "$s
+$p" | awk '{ v[$1] = $2 }
+        END {
+            if ("faiss_knn" in v) printf("  ratio kNN: faiss %.2fs / galnn %.2fs = %.1fx (goal >= 1x)\n", v["faiss_knn"], v["knn_brute"], v["faiss_knn"] / v["knn_brute"])
+            else print "  (python3-faiss not installed: no kNN peer)"
+            if ("sklearn_mi" in v) printf("  ratio KSG MI: sklearn %.3fs / galnn %.3fs = %.1fx (goal >= 10x)\n", v["sklearn_mi"], v["ksg_mi"], v["sklearn_mi"] / v["ksg_mi"])
+            else print "  (python3-sklearn not installed: no MI peer)"
+        }'
+else
+    echo "  (python3-numpy not installed: no peers; apt-get install python3-faiss python3-sklearn)"
+fi

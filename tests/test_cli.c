@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/wait.h>
+
+#include "../common/gn_rng.h"
 
 #include "testutil.h"
 
@@ -72,8 +75,100 @@ static void test_mi_knn(void **s) {
     remove("/tmp/galnn_cli_mi.csv"), remove("/tmp/galnn_cli_nn.csv");
 }
 
+// galnn causal on a table whose latent space is (s0, s1): the target also
+// depends on n (not in the latent space: external) but not on z (noise).
+static void test_causal_pid(void **s) {
+    (void)s;
+    char out[8192];
+    FILE *f = fopen("/tmp/galnn_cli_causal.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,split,s0,s1,n,z,logmstar,type\n");
+    gn_rng r;
+    gn_rng_seed(&r, 2, 1);
+    for (int i = 0; i < 3000; i++) {
+        double s0 = gn_rng_uniform(&r), s1 = gn_rng_uniform(&r), n = gn_rng_normal(&r), z = gn_rng_normal(&r);
+        fprintf(f, "g%d,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s\n", i, i % 5 == 0 ? "test" : "train", s0, s1, n, z,
+                10 + s0 + 0.3 * n + 0.1 * gn_rng_normal(&r), i % 2 ? "sf" : "passive");
+    }
+    fclose(f);
+    assert_int_equal(run("causal --latent /tmp/galnn_cli_causal.csv --latent-cols s0,s1 --catalog /tmp/galnn_cli_causal.csv "
+                         "--target logmstar --vars n,z --by type --out /tmp/galnn_cli_causal",
+                         out, sizeof out),
+                     0);
+    char *js = NULL;
+    size_t len = 0;
+    FILE *jf = fopen("/tmp/galnn_cli_causal/summary.json", "r");
+    assert_non_null(jf);
+    js = malloc(1 << 16);
+    len = fread(js, 1, (1 << 16) - 1, jf);
+    js[len] = 0;
+    fclose(jf);
+    char *zpos = strstr(js, "\"z\":");
+    assert_non_null(zpos);
+    char *npos = strstr(js, "\"n\": {");
+    assert_non_null(npos);
+    // the variable n: external in every population; z: not
+    char *allz = strstr(zpos, "\"all\"");
+    *zpos = 0;
+    assert_non_null(strstr(strstr(npos, "\"all\""), "\"external\": true"));
+    assert_non_null(strstr(allz, "\"external\": false"));
+    free(js);
+    FILE *png = fopen("/tmp/galnn_cli_causal/pe.png", "rb");
+    assert_non_null(png);
+    fclose(png);
+    assert_int_equal(run("causal --latent /tmp/galnn_cli_causal.csv --latent-cols s0,s1 --catalog /tmp/galnn_cli_causal.csv "
+                         "--target logmstar --vars nope --out /tmp/galnn_cli_causal",
+                         out, sizeof out),
+                     1);
+    assert_non_null(strstr(out, "no column 'nope'"));
+    assert_int_equal(run("causal --latent /tmp/galnn_cli_causal.csv --latent-cols s0,s1 --catalog /tmp/galnn_cli_causal.csv "
+                         "--target logmstar --vars n --k 5000 --out /tmp/galnn_cli_causal",
+                         out, sizeof out),
+                     1);
+    assert_non_null(strstr(out, "need more than K"));
+
+    // pid --pointwise: every galaxy at log M* = 10 (prior 1 in its bin), constant model probabilities
+    f = fopen("/tmp/galnn_cli_p1.csv", "w");
+    FILE *f2 = fopen("/tmp/galnn_cli_p2.csv", "w"), *f3 = fopen("/tmp/galnn_cli_p12.csv", "w"), *fc = fopen("/tmp/galnn_cli_pc.csv", "w");
+    fprintf(f, "id,logp\n"), fprintf(f2, "id,logp\n"), fprintf(f3, "id,logp\n"), fprintf(fc, "id,split,logmstar\n");
+    for (int i = 0; i < 50; i++) {
+        fprintf(f, "g%d,%.17g\n", i, log(0.2)), fprintf(f2, "g%d,%.17g\n", i, log(0.05));
+        fprintf(f3, "g%d,%.17g\n", i, log(0.3)), fprintf(fc, "g%d,test,10.0\n", i);
+    }
+    fclose(f), fclose(f2), fclose(f3), fclose(fc);
+    assert_int_equal(run("pid --pointwise --p1 /tmp/galnn_cli_p1.csv --p2 /tmp/galnn_cli_p2.csv --p12 /tmp/galnn_cli_p12.csv "
+                         "--catalog /tmp/galnn_cli_pc.csv --target logmstar --json --boot 50",
+                         out, sizeof out),
+                     0);
+    char *red = strstr(out, "\"red\": [");
+    assert_non_null(red);
+    assert_float_equal(atof(red + 8), log(0.05), 1e-5);
+    assert_float_equal(atof(strstr(out, "\"unq1\": [") + 9), log(4.0), 1e-5);
+    assert_float_equal(atof(strstr(out, "\"syn\": [") + 8), log(1.5), 1e-5);
+    // pid --dist: AND, and a table that does not sum to 1
+    f = fopen("/tmp/galnn_cli_and.csv", "w");
+    fprintf(f, "x1,x2,y,p\nlo,lo,no,0.25\nlo,hi,no,0.25\nhi,lo,no,0.25\nhi,hi,yes,0.25\n");
+    fclose(f);
+    assert_int_equal(run("pid --dist /tmp/galnn_cli_and.csv --measure ccs --json", out, sizeof out), 0);
+    assert_float_equal(atof(strstr(out, "\"red\": ") + 7), 0.5 - 0.25 * log2(3.0), 1e-6);
+    f = fopen("/tmp/galnn_cli_and.csv", "w");
+    fprintf(f, "x1,x2,y,p\nlo,lo,no,0.25\nlo,hi,no,0.5\n");
+    fclose(f);
+    assert_int_equal(run("pid --dist /tmp/galnn_cli_and.csv", out, sizeof out), 1);
+    assert_non_null(strstr(out, "sum to 0.75"));
+    assert_int_equal(run("pid --dist /tmp/galnn_cli_and.csv --measure best", out, sizeof out), 1);
+    // mi: binned with Miller-Madow, and a permutation p-value
+    assert_int_equal(run("mi --in /tmp/galnn_cli_causal.csv --x n --y logmstar --estimator binned --bins 10 --perms 19 --json", out,
+                         sizeof out),
+                     0);
+    assert_float_equal(atof(strstr(out, "\"p_value\": ") + 12), 0.05, 1e-9);
+    remove("/tmp/galnn_cli_causal.csv"), remove("/tmp/galnn_cli_p1.csv"), remove("/tmp/galnn_cli_p2.csv");
+    remove("/tmp/galnn_cli_p12.csv"), remove("/tmp/galnn_cli_pc.csv"), remove("/tmp/galnn_cli_and.csv");
+    (void)system("rm -rf /tmp/galnn_cli_causal");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_mi_knn)};
+                                       cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

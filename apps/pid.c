@@ -1,0 +1,470 @@
+// galnn pid: partial information decomposition of two sources about a target
+// from a discrete distribution, from samples, or pointwise from the
+// per-galaxy probabilities of three binned-softmax models (spec §1.11).
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/gn_common.h"
+#include "../io/catalog.h"
+#include "../io/config.h"
+#include "../stats/pid.h"
+#include "cmd.h"
+
+void cmd_pid_help(void) {
+    printf("usage: galnn pid --dist DIST.csv [--measure imin|mmi|broja|ccs|all] [--json]\n"
+           "       galnn pid --samples DATA.csv --x1 COLS --x2 COLS --y COLS [--method binned|ksg-mmi|gauss]\n"
+           "                 [--bins 8] [--quantile] [--measure M] [--k 3] [--json]\n"
+           "       galnn pid --pointwise --p1 A.csv --p2 B.csv --p12 AB.csv --catalog CAT.csv --target COL\n"
+           "                 [--split test|val|train|all] [--by COL] [--bins 520] [--range 6,12.5]\n"
+           "                 [--boot 1000] [--seed 1] [--out DIR] [--json]\n\n"
+           "Two sources X1, X2 and a target Y: Red (shared), Unq1, Unq2 (unique) and Syn (synergistic)\n"
+           "information, with Unq_i = I(X_i;Y) - Red and Syn = I(X1X2;Y) - Red - Unq1 - Unq2.\n\n"
+           "--dist: a joint distribution with columns x1,x2,y,p (symbols are any strings; p must sum to 1).\n"
+           "  Measures (bits): imin (Williams-Beer), mmi (minimum MI), broja (Bertschinger et al., to ~1e-8\n"
+           "  1e-9), ccs (Ince, on the max-entropy distribution with the pairwise marginals).\n"
+           "--samples: continuous columns (nats): gauss (MMI with Gaussian MIs; exact for a univariate\n"
+           "  jointly Gaussian target), ksg-mmi (MMI with KSG 1 MIs), or binned (every column into --bins\n"
+           "  equal-width or --quantile bins, then --measure on the table, bits).\n"
+           "--pointwise (the stellar-mass paper, nats): per galaxy i_m = ln q_m(bin | X_m) - ln p(bin), the\n"
+           "  prior p a histogram of the target over every catalog galaxy (--bins over --range);\n"
+           "  R = min(i1, i2), U_m = i_m - R, S = i12 - max(i1, i2); negative values are kept. Each file has\n"
+           "  an id column and either `logp` (ln q of the galaxy's true bin) or p0..p{bins-1} (q per bin;\n"
+           "  ln(q + 1e-20) is used). Averages per population (--by, and 'all') with percentile bootstrap\n"
+           "  68%% intervals; with --out, DIR/pointwise.csv and DIR/pid.json.\n");
+}
+
+static const char *MEAS[5] = {"", "imin", "mmi", "broja", "ccs"};
+
+static int parse_measure(const char *s) {
+    for (int m = 1; m <= 4; m++)
+        if (!strcmp(s, MEAS[m])) return m;
+    return !strcmp(s, "all") ? 0 : -1;
+}
+
+static void print_pid(const char *label, const st_pid *o, const char *units, int json, int last) {
+    if (json)
+        printf("  \"%s\": {\"red\": %.10g, \"unq1\": %.10g, \"unq2\": %.10g, \"syn\": %.10g, \"i1\": %.10g, \"i2\": %.10g, "
+               "\"i12\": %.10g}%s\n",
+               label, o->red, o->unq0, o->unq1, o->syn, o->i0, o->i1, o->i01, last ? "" : ",");
+    else
+        printf("%-8s %10.6f %10.6f %10.6f %10.6f   (I1 %.6f, I2 %.6f, I12 %.6f %s)\n", label, o->red, o->unq0, o->unq1,
+               o->syn, o->i0, o->i1, o->i01, units);
+}
+
+// --dist: symbols -> indices in order of appearance
+static int sym_index(char **names, int *n, const char *s, int max) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], s)) return i;
+    if (*n == max) return -1;
+    names[*n] = (char *)s;
+    return (*n)++;
+}
+
+static int run_dist(const char *path, int measure, int json) {
+    io_catalog c;
+    if (io_catalog_read(path, NULL, &c)) return cmd_error("pid: %s", gn_errmsg());
+    int rc = 1;
+    int cx1 = io_catalog_find(&c, "x1"), cx2 = io_catalog_find(&c, "x2"), cy = io_catalog_find(&c, "y");
+    const double *p = NULL;
+    double *tab = NULL;
+    if (cx1 < 0 || cx2 < 0 || cy < 0 || !(p = io_catalog_values(&c, "p"))) {
+        cmd_error("pid: %s needs the columns x1, x2, y and p", path);
+        goto out;
+    }
+    enum { MAXS = 256 };
+    char *n1[MAXS], *n2[MAXS], *ny[MAXS];
+    int k1 = 0, k2 = 0, ky = 0;
+    int *ia = malloc(sizeof(int) * 3 * (c.n_rows + 1));
+    if (!ia) goto out;
+    double sum = 0;
+    for (size_t r = 0; r < c.n_rows; r++) {
+        const char *a = c.cols[cx1].s[r], *b = c.cols[cx2].s[r], *y = c.cols[cy].s[r];
+        if (!a || !b || !y || !*a || !*b || !*y) {
+            cmd_error("pid: %s: data row %zu has an empty symbol", path, r + 1);
+            free(ia);
+            goto out;
+        }
+        if (!(p[r] >= 0)) {
+            cmd_error("pid: %s: data row %zu: p is negative or not a number", path, r + 1);
+            free(ia);
+            goto out;
+        }
+        ia[3 * r] = sym_index(n1, &k1, a, MAXS), ia[3 * r + 1] = sym_index(n2, &k2, b, MAXS), ia[3 * r + 2] = sym_index(ny, &ky, y, MAXS);
+        if (ia[3 * r] < 0 || ia[3 * r + 1] < 0 || ia[3 * r + 2] < 0) {
+            cmd_error("pid: %s: more than %d symbols in a column", path, MAXS);
+            free(ia);
+            goto out;
+        }
+        sum += p[r];
+    }
+    if (!c.n_rows || fabs(sum - 1) > 1e-6) {
+        cmd_error("pid: %s: the probabilities sum to %.9g, not 1", path, sum);
+        free(ia);
+        goto out;
+    }
+    st_dist3 d = {k1, k2, ky, NULL};
+    tab = calloc((size_t)k1 * k2 * ky, sizeof(double));
+    if (!tab) {
+        free(ia);
+        goto out;
+    }
+    d.p = tab;
+    for (size_t r = 0; r < c.n_rows; r++) tab[((size_t)ia[3 * r] * k2 + ia[3 * r + 1]) * ky + ia[3 * r + 2]] += p[r] / sum;
+    free(ia);
+    if (json) printf("{\n  \"units\": \"bits\",\n");
+    else printf("%-8s %10s %10s %10s %10s   (bits; %d x %d x %d outcomes)\n", "measure", "Red", "Unq1", "Unq2", "Syn", k1, k2, ky);
+    for (int m = 1; m <= 4; m++) {
+        if (measure && m != measure) continue;
+        st_pid o;
+        if (st_pid_discrete(&d, m, 0, &o)) {
+            cmd_error("pid: %s: %s", path, gn_errmsg());
+            goto out;
+        }
+        print_pid(MEAS[m], &o, "bits", json, measure || m == 4);
+    }
+    if (json) printf("}\n");
+    rc = 0;
+out:
+    free(tab);
+    io_catalog_free(&c);
+    return rc;
+}
+
+// COLS of a catalog into an (n, d) array over the rows where all of `all` are present
+static int columns(io_catalog *c, const char *list, const double **v, int max) {
+    char buf[1024], *items[32];
+    snprintf(buf, sizeof buf, "%s", list);
+    int n = io_split_list(buf, items, max < 32 ? max : 32);
+    for (int i = 0; i < n; i++)
+        if (!(v[i] = io_catalog_values(c, items[i]))) return -1;
+    return n;
+}
+
+static int run_samples(const char *path, const char *x1s, const char *x2s, const char *ys, const char *method, int measure,
+                       int bins, int quantile, int k, int json) {
+    io_catalog c;
+    if (io_catalog_read(path, NULL, &c)) return cmd_error("pid: %s", gn_errmsg());
+    const double *c1[32], *c2[32], *cy[32];
+    int d1 = columns(&c, x1s, c1, 32), d2 = d1 < 0 ? -1 : columns(&c, x2s, c2, 32), dy = d2 < 0 ? -1 : columns(&c, ys, cy, 32);
+    if (d1 < 1 || d2 < 1 || dy < 1) {
+        io_catalog_free(&c);
+        return cmd_error("pid: %s", d1 < 0 || d2 < 0 || dy < 0 ? gn_errmsg() : "--x1, --x2 and --y need columns");
+    }
+    size_t N = c.n_rows, n = 0;
+    double *X1 = malloc(sizeof(double) * (N + 1) * d1), *X2 = malloc(sizeof(double) * (N + 1) * d2), *Y = malloc(sizeof(double) * (N + 1) * dy);
+    int rc = 1;
+    if (!X1 || !X2 || !Y) goto out;
+    for (size_t r = 0; r < N; r++) {
+        int ok = 1;
+        for (int j = 0; j < d1; j++) ok &= !isnan(c1[j][r]);
+        for (int j = 0; j < d2; j++) ok &= !isnan(c2[j][r]);
+        for (int j = 0; j < dy; j++) ok &= !isnan(cy[j][r]);
+        if (!ok) continue;
+        for (int j = 0; j < d1; j++) X1[n * d1 + j] = c1[j][r];
+        for (int j = 0; j < d2; j++) X2[n * d2 + j] = c2[j][r];
+        for (int j = 0; j < dy; j++) Y[n * dy + j] = cy[j][r];
+        n++;
+    }
+    st_pid o;
+    int e;
+    const char *units = "nats";
+    if (!strcmp(method, "gauss")) e = st_pid_gauss(X1, d1, X2, d2, Y, dy, n, &o);
+    else if (!strcmp(method, "ksg-mmi")) e = st_pid_ksg(X1, d1, X2, d2, Y, dy, n, k, &o);
+    else if (!strcmp(method, "binned")) {
+        e = st_pid_binned(X1, d1, X2, d2, Y, dy, n, bins, quantile, measure ? measure : ST_PID_BROJA, &o);
+        units = "bits";
+    } else {
+        cmd_error("pid: --method '%s' is not binned, ksg-mmi or gauss", method);
+        goto out;
+    }
+    if (e) {
+        cmd_error("pid: %s", gn_errmsg());
+        goto out;
+    }
+    const char *label = !strcmp(method, "binned") ? MEAS[measure ? measure : ST_PID_BROJA] : "mmi";
+    if (json) printf("{\n  \"units\": \"%s\", \"method\": \"%s\", \"n\": %zu, \"dropped\": %zu,\n", units, method, n, N - n);
+    else printf("%-8s %10s %10s %10s %10s   (%s, %s, %zu rows, %zu with nulls dropped)\n", "measure", "Red", "Unq1", "Unq2", "Syn", units, method, n, N - n);
+    print_pid(label, &o, units, json, 1);
+    if (json) printf("}\n");
+    rc = 0;
+out:
+    free(X1), free(X2), free(Y);
+    io_catalog_free(&c);
+    return rc;
+}
+
+// ---- pointwise ----
+
+typedef struct pfile {
+    io_catalog c;
+    io_id_index ix;
+    const double *logp;  // or
+    const double **pb;   // p0..p{B-1}
+} pfile;
+
+static int pfile_open(pfile *f, const char *path, int B) {
+    memset(f, 0, sizeof *f);
+    io_catalog_opts o = {0, 1};
+    if (io_catalog_read(path, &o, &f->c) || io_id_index_build(&f->c, &f->ix)) return -1;
+    if (io_catalog_find(&f->c, "logp") >= 0) return (f->logp = io_catalog_values(&f->c, "logp")) ? 0 : -1;
+    f->pb = calloc((size_t)B, sizeof(double *));
+    if (!f->pb) return gn_err(GN_ENOMEM, "out of memory");
+    for (int b = 0; b < B; b++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "p%d", b);
+        if (io_catalog_find(&f->c, nm) < 0)
+            return gn_err(GN_EFORMAT, "%s: neither a `logp` column nor p0..p%d (missing %s)", path, B - 1, nm);
+        if (!(f->pb[b] = io_catalog_values(&f->c, nm))) return -1;
+    }
+    return 0;
+}
+
+static double pfile_logq(const pfile *f, const char *id, int bin) {
+    long r = io_id_find(&f->ix, id);
+    if (r < 0) return NAN;
+    return f->logp ? f->logp[r] : log(f->pb[bin][r] + 1e-20);
+}
+
+static void pfile_close(pfile *f) {
+    free(f->pb);
+    io_id_index_free(&f->ix);
+    io_catalog_free(&f->c);
+}
+
+static int run_pointwise(const char *pp[3], const char *catp, const char *target, const char *split_s, const char *by,
+                         int B, double lo, double hi, int boot, long seed, const char *out, int json) {
+    pfile f[3];
+    memset(f, 0, sizeof f);
+    io_catalog C;
+    memset(&C, 0, sizeof C);
+    int rc = 1;
+    double *cnt = NULL, *at[7] = {0};
+    uint8_t *split = NULL;
+    char **popname = NULL;
+    int *pop = NULL, npop = 0;
+    for (int m = 0; m < 3; m++)
+        if (pfile_open(&f[m], pp[m], B)) {
+            cmd_error("pid: %s", gn_errmsg());
+            goto out;
+        }
+    if (io_catalog_read(catp, NULL, &C)) {
+        cmd_error("pid: %s", gn_errmsg());
+        goto out;
+    }
+    const double *y = io_catalog_values(&C, target);
+    int bycol = by ? io_catalog_find(&C, by) : -1;
+    if (!y || (by && bycol < 0)) {
+        cmd_error("pid: %s", y ? "--by names no catalog column" : gn_errmsg());
+        goto out;
+    }
+    int want = !strcmp(split_s, "all") ? -2 : io_split_parse(split_s);
+    if (want == -1) {
+        cmd_error("pid: --split '%s' is not train, val, test or all", split_s);
+        goto out;
+    }
+    split = malloc(C.n_rows + 1);
+    if (!split || io_catalog_splits(&C, 0.8, 0.1, split)) {
+        cmd_error("pid: %s", gn_errmsg());
+        goto out;
+    }
+    // prior: histogram of the target over every catalog galaxy (§1.11)
+    double w = (hi - lo) / B;
+    cnt = calloc((size_t)B, sizeof(double));
+    size_t ntot = 0;
+    if (!cnt) goto oom;
+    for (size_t r = 0; r < C.n_rows; r++) {
+        if (isnan(y[r])) continue;
+        int b = (int)floor((y[r] - lo) / w);
+        cnt[b < 0 ? 0 : b >= B ? B - 1 : b]++, ntot++;
+    }
+    if (!ntot) {
+        cmd_error("pid: the catalog has no %s values", target);
+        goto out;
+    }
+    for (int a = 0; a < 7; a++)
+        if (!(at[a] = malloc(sizeof(double) * (C.n_rows + 1)))) goto oom;
+    pop = malloc(sizeof(int) * (C.n_rows + 1)), popname = calloc(C.n_rows + 1, sizeof(char *));
+    if (!pop || !popname) goto oom;
+    size_t n = 0, missing = 0;
+    uint32_t *rowof = malloc(sizeof(uint32_t) * (C.n_rows + 1));
+    if (!rowof) goto oom;
+    double *l[3] = {at[0], at[1], at[2]}, *lp = malloc(sizeof(double) * (C.n_rows + 1));
+    if (!lp) {
+        free(rowof);
+        goto oom;
+    }
+    for (size_t r = 0; r < C.n_rows; r++) {
+        if (isnan(y[r]) || (want != -2 && split[r] != want)) continue;
+        int b = (int)floor((y[r] - lo) / w);
+        b = b < 0 ? 0 : b >= B ? B - 1 : b;
+        const char *id = io_catalog_id(&C, r);
+        double q[3];
+        for (int m = 0; m < 3; m++) q[m] = pfile_logq(&f[m], id, b);
+        if (isnan(q[0]) || isnan(q[1]) || isnan(q[2])) {
+            missing++;
+            continue;
+        }
+        for (int m = 0; m < 3; m++) l[m][n] = q[m];
+        lp[n] = log(cnt[b] / (double)ntot);
+        int p = 0;
+        if (bycol >= 0) {
+            const char *v = C.cols[bycol].s[r] && *C.cols[bycol].s[r] ? C.cols[bycol].s[r] : "(null)";
+            while (p < npop && strcmp(popname[p], v)) p++;
+            if (p == npop) popname[npop++] = (char *)v;
+        }
+        pop[n] = p, rowof[n] = (uint32_t)r;
+        n++;
+    }
+    if (!n) {
+        free(rowof), free(lp);
+        cmd_error("pid: no galaxy of the %s split with a %s value is in all three probability files", split_s, target);
+        goto out;
+    }
+    double *R = at[3], *U1 = at[4], *U2 = at[5], *S = at[6];
+    st_pid_pointwise(l[0], l[1], l[2], lp, n, R, U1, U2, S);
+    if (missing) fprintf(stderr, "pid: %zu galaxies of the %s split are missing from a probability file (left out)\n", missing, split_s);
+    // per population means and bootstrap intervals
+    int ng = npop + 1;
+    double *v = malloc(sizeof(double) * n);
+    if (!v) {
+        free(rowof), free(lp);
+        goto oom;
+    }
+    FILE *js = NULL;
+    char path[4096];
+    if (out) {
+        if (mkdir(out, 0777) && errno != EEXIST) {
+            free(rowof), free(lp), free(v);
+            cmd_error("pid: cannot create %s: %s", out, strerror(errno));
+            goto out;
+        }
+        snprintf(path, sizeof path, "%s/pointwise.csv", out);
+        FILE *pc = fopen(path, "w");
+        if (!pc) {
+            free(rowof), free(lp), free(v);
+            cmd_error("pid: cannot write %s: %s", path, strerror(errno));
+            goto out;
+        }
+        fprintf(pc, "id%s%s,i1,i2,i12,red,unq1,unq2,syn\n", bycol >= 0 ? "," : "", bycol >= 0 ? by : "");
+        for (size_t i = 0; i < n; i++) {
+            fprintf(pc, "%s", io_catalog_id(&C, rowof[i]));
+            if (bycol >= 0) fprintf(pc, ",%s", popname[pop[i]]);
+            fprintf(pc, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", l[0][i] - lp[i], l[1][i] - lp[i], l[2][i] - lp[i], R[i], U1[i],
+                    U2[i], S[i]);
+        }
+        if (fclose(pc)) {
+            free(rowof), free(lp), free(v);
+            cmd_error("pid: write failed on %s", path);
+            goto out;
+        }
+        snprintf(path, sizeof path, "%s/pid.json", out);
+        js = fopen(path, "w");
+    }
+    const char *an[4] = {"red", "unq1", "unq2", "syn"};
+    const double *av[4] = {R, U1, U2, S};
+    if (!json) printf("%-12s %6s  %-26s %-26s %-26s %-26s (nats; mean [16%%, 84%%])\n", "population", "n", "Red", "Unq1", "Unq2", "Syn");
+    FILE *outs[2] = {json ? stdout : NULL, js};
+    for (int o = 0; o < 2; o++)
+        if (outs[o]) fprintf(outs[o], "{\n  \"units\": \"nats\", \"target\": \"%s\", \"split\": \"%s\", \"bins\": %d, \"range\": [%g, %g], \"populations\": {\n", target, split_s, B, lo, hi);
+    for (int g = 0; g < ng; g++) {
+        int p = g < npop ? g : -1;
+        size_t m = 0;
+        double mean[4], blo[4], bhi[4];
+        for (int a = 0; a < 4; a++) {
+            m = 0;
+            for (size_t i = 0; i < n; i++)
+                if (p < 0 || pop[i] == p) v[m++] = av[a][i];
+            if (st_bootstrap_mean(v, m, boot, 0.68, (uint64_t)seed, &mean[a], &blo[a], &bhi[a])) goto oom2;
+        }
+        const char *name = p < 0 ? "all" : popname[p];
+        if (!json) {
+            printf("%-12s %6zu ", name, m);
+            for (int a = 0; a < 4; a++) printf(" %8.4f [%7.4f, %7.4f]", mean[a], blo[a], bhi[a]);
+            printf("\n");
+        }
+        for (int o = 0; o < 2; o++) {
+            if (!outs[o]) continue;
+            fprintf(outs[o], "    \"%s\": {\"n\": %zu", name, m);
+            for (int a = 0; a < 4; a++) fprintf(outs[o], ", \"%s\": [%.6g, %.6g, %.6g]", an[a], mean[a], blo[a], bhi[a]);
+            fprintf(outs[o], "}%s\n", g + 1 < ng ? "," : "");
+        }
+    }
+    for (int o = 0; o < 2; o++)
+        if (outs[o]) fprintf(outs[o], "  },\n  \"note\": \"each atom: [mean, 16th, 84th percentile of %d bootstrap means]\"\n}\n", boot);
+    if (js && fclose(js)) fprintf(stderr, "pid: write failed on %s\n", path);
+    free(rowof), free(lp), free(v);
+    rc = 0;
+    goto out;
+oom2:
+    free(rowof), free(lp), free(v);
+    if (js) fclose(js);
+oom:
+    cmd_error("pid: out of memory");
+out:
+    for (int m = 0; m < 3; m++) pfile_close(&f[m]);
+    io_catalog_free(&C);
+    free(cnt), free(split), free(pop), free(popname);
+    for (int a = 0; a < 7; a++) free(at[a]);
+    return rc;
+}
+
+int cmd_pid(int argc, char **argv) {
+    const char *dist = NULL, *samples = NULL, *x1 = NULL, *x2 = NULL, *ys = NULL, *method = "binned", *meas = NULL;
+    const char *pp[3] = {NULL, NULL, NULL}, *catp = NULL, *target = NULL, *split = "test", *by = NULL, *out = NULL;
+    int json = 0, quantile = 0, pointwise = 0;
+    long bins = -1, k = 3, boot = 1000, seed = 1;
+    double lo = 6, hi = 12.5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--quantile")) quantile = 1;
+        else if (!strcmp(a, "--pointwise")) pointwise = 1;
+        else {
+            if (!v) return cmd_error("%s needs a value", a);
+            if (!strcmp(a, "--dist")) dist = v;
+            else if (!strcmp(a, "--samples")) samples = v;
+            else if (!strcmp(a, "--x1")) x1 = v;
+            else if (!strcmp(a, "--x2")) x2 = v;
+            else if (!strcmp(a, "--y")) ys = v;
+            else if (!strcmp(a, "--method")) method = v;
+            else if (!strcmp(a, "--measure")) meas = v;
+            else if (!strcmp(a, "--p1")) pp[0] = v;
+            else if (!strcmp(a, "--p2")) pp[1] = v;
+            else if (!strcmp(a, "--p12")) pp[2] = v;
+            else if (!strcmp(a, "--catalog")) catp = v;
+            else if (!strcmp(a, "--target")) target = v;
+            else if (!strcmp(a, "--split")) split = v;
+            else if (!strcmp(a, "--by")) by = v;
+            else if (!strcmp(a, "--out")) out = v;
+            else if (!strcmp(a, "--range")) {
+                char *e;
+                lo = strtod(v, &e);
+                if (*e != ',' || (hi = strtod(e + 1, &e), *e) || !(hi > lo)) return cmd_error("--range '%s' is not LO,HI", v);
+            } else if (!strcmp(a, "--bins")) {
+                if (cmd_parse_int(a, v, 2, 100000, &bins)) return 1;
+            } else if (!strcmp(a, "--k")) {
+                if (cmd_parse_int(a, v, 1, 100000, &k)) return 1;
+            } else if (!strcmp(a, "--boot")) {
+                if (cmd_parse_int(a, v, 0, 1000000, &boot)) return 1;
+            } else if (!strcmp(a, "--seed")) {
+                if (cmd_parse_int(a, v, 0, 0x7fffffff, &seed)) return 1;
+            } else return cmd_error("pid: unknown option '%s' (see `galnn help pid`)", a);
+            i++;
+        }
+    }
+    int measure = meas ? parse_measure(meas) : 0;
+    if (measure < 0) return cmd_error("pid: --measure '%s' is not imin, mmi, broja, ccs or all", meas);
+    if (!!dist + !!samples + pointwise != 1) return cmd_error("pid: give exactly one of --dist, --samples or --pointwise");
+    if (dist) return run_dist(dist, measure, json);
+    if (samples) {
+        if (!x1 || !x2 || !ys) return cmd_error("pid: --samples needs --x1, --x2 and --y");
+        return run_samples(samples, x1, x2, ys, method, measure, bins > 0 ? (int)bins : 8, quantile, (int)k, json);
+    }
+    if (!pp[0] || !pp[1] || !pp[2] || !catp || !target)
+        return cmd_error("pid: --pointwise needs --p1, --p2, --p12, --catalog and --target");
+    return run_pointwise(pp, catp, target, split, by, bins > 0 ? (int)bins : 520, lo, hi, (int)boot, seed, out, json);
+}
