@@ -22,7 +22,7 @@ static const command COMMANDS[] = {
     {"eval", "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS", cmd_eval, cmd_eval_help},
     {"predict", "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", cmd_predict, cmd_predict_help},
     {"inspect", "what a checkpoint holds: tensors, training position, configuration", cmd_inspect, cmd_inspect_help},
-    {"knn", "exact k nearest neighbours between two tables (KD-tree, L2 or max-norm)", cmd_knn, cmd_knn_help},
+    {"knn", "exact k nearest neighbours between two tables (KD-tree or GEMM, L2 or max-norm)", cmd_knn, cmd_knn_help},
     {"causal", "local nearest-neighbour tests in a latent space: is a variable's information in it?", cmd_causal,
      cmd_causal_help},
     {"pid", "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",

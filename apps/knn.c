@@ -14,7 +14,8 @@
 void cmd_knn_help(void) {
     printf("usage: galnn knn --ref REF.csv [--query Q.csv] --cols COLS --k K --out NN.csv [--metric l2|linf]\n"
            "                 [--threads N]\n\n"
-           "For every query row, its K nearest reference rows in the space of COLS (exact, KD-tree; ties by\n"
+           "For every query row, its K nearest reference rows in the space of COLS (exact: KD-tree, or a GEMM\n"
+           "brute force for Euclidean spaces of 8 or more dimensions; ties by\n"
            "reference order). Without --query the reference set queries itself, each point excluded from its\n"
            "own neighbours. Rows with a null in COLS are left out (counted). NN.csv: query_id, rank, ref_id,\n"
            "distance.\n");
