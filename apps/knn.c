@@ -13,11 +13,12 @@
 
 void cmd_knn_help(void) {
     printf("usage: galnn knn --ref REF.csv [--query Q.csv] --cols COLS --k K --out NN.csv [--metric l2|linf]\n"
-           "                 [--threads N]\n\n"
-           "For every query row, its K nearest reference rows in the space of COLS (exact: KD-tree, or a GEMM\n"
-           "brute force for Euclidean spaces of 8 or more dimensions; ties by\n"
-           "reference order). Without --query the reference set queries itself, each point excluded from its\n"
-           "own neighbours. Rows with a null in COLS are left out (counted). NN.csv: query_id, rank, ref_id,\n"
+           "                 [--include-self] [--threads N]\n\n"
+           "For every query row, its K nearest reference rows in the space of COLS. Exact: a KD-tree, or a\n"
+           "GEMM brute force for Euclidean spaces of 8 or more dimensions (same answers); ties by reference\n"
+           "order. Without --query the reference set queries itself, each point excluded from its own\n"
+           "neighbours unless --include-self (then it is its own first neighbour, as in the S-space\n"
+           "analysis). Rows with a null in COLS are left out (counted). NN.csv: query_id, rank, ref_id,\n"
            "distance.\n");
 }
 
@@ -46,8 +47,13 @@ static double *load(const char *path, const char *cols, io_catalog *c, size_t *n
 int cmd_knn(int argc, char **argv) {
     const char *ref = NULL, *query = NULL, *cols = NULL, *out = NULL, *metric = "l2";
     long k = 10, threads = 0;
+    int include_self = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--include-self")) {
+            include_self = 1;
+            continue;
+        }
         if (!v) return cmd_error("%s needs a value", a);
         if (!strcmp(a, "--ref")) ref = v;
         else if (!strcmp(a, "--query")) query = v;
@@ -83,7 +89,7 @@ int cmd_knn(int argc, char **argv) {
     idx = malloc(sizeof(uint32_t) * nq * (size_t)k);
     dist = malloc(sizeof(double) * nq * (size_t)k);
     double t0 = gn_now();
-    if (!idx || !dist || st_knn(pr, nr, pq, nq, dr, (int)k, m, !query, idx, dist)) {
+    if (!idx || !dist || st_knn(pr, nr, pq, nq, dr, (int)k, m, !query && !include_self, idx, dist)) {
         cmd_error("knn: %s", gn_errmsg());
         goto out;
     }

@@ -70,6 +70,12 @@ static void test_mi_knn(void **s) {
     assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y b --estimator ksg9", out, sizeof out), 1);
     assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a,b --k 3 --out /tmp/galnn_cli_nn.csv", out, sizeof out), 0);
     assert_non_null(strstr(out, "3 neighbours of 400 queries"));
+    assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a,b --k 1 --include-self --out /tmp/galnn_cli_nn.csv", out, sizeof out), 0);
+    FILE *nf = fopen("/tmp/galnn_cli_nn.csv", "r");
+    char line[256];
+    assert_non_null(fgets(line, sizeof line, nf)), assert_non_null(fgets(line, sizeof line, nf));
+    fclose(nf);
+    assert_string_equal(line, "r0,1,r0,0\n"); // itself, at distance 0
     assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a --k 400 --out /tmp/galnn_cli_nn.csv", out, sizeof out), 1);
     assert_non_null(strstr(out, "k = 400"));
     remove("/tmp/galnn_cli_mi.csv"), remove("/tmp/galnn_cli_nn.csv");
