@@ -28,40 +28,46 @@ static double dist(const double *a, const double *b, int d, int metric) {
 // depth-first from this, so subtrees can be built concurrently.
 static size_t subtree_nodes(size_t m) { return m <= LEAF ? 1 : 1 + subtree_nodes(m / 2) + subtree_nodes(m - m / 2); }
 
-// Order of point indices along one coordinate: (value, index), so equal
-// values still split deterministically.
-static int before(const double *p, int d, int dim, uint32_t a, uint32_t b) {
-    double x = p[(size_t)a * d + dim], y = p[(size_t)b * d + dim];
-    return x < y || (x == y && a < b);
+// Quickselect over positions [lo, hi) of the tree-order arrays (idx and the
+// coordinate rows tp, swapped together so every access is contiguous), by
+// (coordinate dim, index): afterwards position mid holds the element of that
+// rank and everything before it comes before it (Hoare partition,
+// median-of-3). Equal coordinates still split deterministically.
+#define KEY_LT(va, ia, vb, ib) ((va) < (vb) || ((va) == (vb) && (ia) < (ib)))
+static void swap_pos(uint32_t *idx, double *tp, int d, uint32_t x, uint32_t y) {
+    uint32_t t = idx[x];
+    idx[x] = idx[y], idx[y] = t;
+    for (int j = 0; j < d; j++) {
+        double v = tp[(size_t)x * d + j];
+        tp[(size_t)x * d + j] = tp[(size_t)y * d + j], tp[(size_t)y * d + j] = v;
+    }
 }
 
-// Quickselect: afterwards idx[mid] is the element of rank mid - lo in [lo, hi)
-// and everything before it comes before it (Hoare partition, median-of-3).
-static void select_nth(uint32_t *idx, uint32_t lo, uint32_t hi, uint32_t mid, const double *p, int d, int dim) {
+static void select_nth(uint32_t *idx, double *tp, int d, int dim, uint32_t lo, uint32_t hi, uint32_t mid) {
+#define V(pos) tp[(size_t)(pos) * d + dim]
+#define LT(x, y) KEY_LT(V(x), idx[x], V(y), idx[y])
     while (hi - lo > 2) {
-        uint32_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1, t;
-        if (before(p, d, dim, idx[b], idx[a])) t = idx[a], idx[a] = idx[b], idx[b] = t;
-        if (before(p, d, dim, idx[c], idx[b])) {
-            t = idx[b], idx[b] = idx[c], idx[c] = t;
-            if (before(p, d, dim, idx[b], idx[a])) t = idx[a], idx[a] = idx[b], idx[b] = t;
+        uint32_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1;
+        if (LT(b, a)) swap_pos(idx, tp, d, a, b);
+        if (LT(c, b)) {
+            swap_pos(idx, tp, d, b, c);
+            if (LT(b, a)) swap_pos(idx, tp, d, a, b);
         }
-        uint32_t piv = idx[b];
-        uint32_t i = lo, j = hi - 1;
-        for (;;) { // idx[lo..i) before-or-equal piv, idx(j..hi) after-or-equal
-            while (before(p, d, dim, idx[i], piv)) i++;
-            while (before(p, d, dim, piv, idx[j])) j--;
+        double pv = V(b);
+        uint32_t pi = idx[b], i = lo, j = hi - 1;
+        for (;;) { // [lo, i) before-or-equal the pivot, (j, hi) after-or-equal
+            while (KEY_LT(V(i), idx[i], pv, pi)) i++;
+            while (KEY_LT(pv, pi, V(j), idx[j])) j--;
             if (i >= j) break;
-            t = idx[i], idx[i] = idx[j], idx[j] = t;
+            swap_pos(idx, tp, d, i, j);
             i++, j--;
         }
-        // now [lo, j] <= piv <= [j+1, hi)
-        if (mid <= j) hi = j + 1;
+        if (mid <= j) hi = j + 1; // [lo, j] <= pivot <= [j + 1, hi)
         else lo = j + 1;
     }
-    if (hi - lo == 2 && before(p, d, dim, idx[lo + 1], idx[lo])) {
-        uint32_t t = idx[lo];
-        idx[lo] = idx[lo + 1], idx[lo + 1] = t;
-    }
+    if (hi - lo == 2 && LT(lo + 1, lo)) swap_pos(idx, tp, d, lo, lo + 1);
+#undef V
+#undef LT
 }
 
 static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi) {
@@ -70,7 +76,7 @@ static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi) {
     for (int j = 0; j < d; j++) bx[j] = INFINITY, bx[d + j] = -INFINITY;
     for (uint32_t i = lo; i < hi; i++)
         for (int j = 0; j < d; j++) {
-            double v = t->pts[(size_t)t->idx[i] * d + j];
+            double v = t->tp[(size_t)i * d + j];
             if (v < bx[j]) bx[j] = v;
             if (v > bx[d + j]) bx[d + j] = v;
         }
@@ -82,9 +88,9 @@ static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi) {
             if (bx[d + j] - bx[j] > w) w = bx[d + j] - bx[j], dim = j;
         if (w > 0) {
             uint32_t mid = lo + (hi - lo) / 2;
-            select_nth(t->idx, lo, hi, mid, t->pts, d, dim);
+            select_nth(t->idx, t->tp, d, dim, lo, hi, mid);
             nd.dim = dim;
-            nd.split = t->pts[(size_t)t->idx[mid] * d + dim];
+            nd.split = t->tp[(size_t)mid * d + dim];
             nd.left = id + 1, nd.right = id + 1 + (int)subtree_nodes(mid - lo);
 #pragma omp task if (hi - lo > 20000)
             build(t, nd.left, lo, mid);
@@ -113,10 +119,10 @@ int st_kd_build(st_kdtree *t, const double *pts, size_t n, int d, int metric) {
         return GN_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) t->idx[i] = (uint32_t)i;
+    memcpy(t->tp, pts, sizeof(double) * n * (size_t)d); // reordered with idx while building
 #pragma omp parallel if (n > 20000)
 #pragma omp single
     build(t, 0, 0, (uint32_t)n);
-    for (size_t a = 0; a < n; a++) memcpy(t->tp + a * d, pts + (size_t)t->idx[a] * d, sizeof(double) * (size_t)d);
     return GN_OK;
 }
 
