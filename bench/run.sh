@@ -37,7 +37,7 @@ $p" | awk '{ v[$1] = $2 }
         END {
             if ("faiss_knn" in v) printf("  ratio kNN: faiss %.2fs / galnn %.2fs = %.1fx (goal >= 1x)\n", v["faiss_knn"], v["knn_brute"], v["faiss_knn"] / v["knn_brute"])
             else print "  (python3-faiss not installed: no kNN peer)"
-            if ("sklearn_mi" in v) printf("  ratio KSG MI: sklearn %.3fs / galnn %.3fs = %.1fx (goal >= 10x)\n", v["sklearn_mi"], v["ksg_mi"], v["sklearn_mi"] / v["ksg_mi"])
+            if ("sklearn_mi" in v) printf("  ratio KSG MI: sklearn %.4fs / galnn %.4fs = %.1fx (goal >= 10x)\n", v["sklearn_mi"], v["ksg_mi"], v["sklearn_mi"] / v["ksg_mi"])
             else print "  (python3-sklearn not installed: no MI peer)"
         }'
 else

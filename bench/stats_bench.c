@@ -28,9 +28,10 @@ int main(int argc, char **argv) {
     size_t n_knn = argc > 2 ? (size_t)atol(argv[2]) : 100000;
     gn_set_threads(threads);
     const int d = 16, k = 100;
+    const size_t nq = 20000, nbuf = n_knn > nq ? n_knn : nq; // kNN queries, then the local-test queries
     double *p = gauss(n_knn * d, 1);
-    uint32_t *idx = malloc(sizeof(uint32_t) * n_knn * k), *idx2 = malloc(sizeof(uint32_t) * n_knn * k);
-    double *dist = malloc(sizeof(double) * n_knn * k), *dist2 = malloc(sizeof(double) * n_knn * k);
+    uint32_t *idx = malloc(sizeof(uint32_t) * nbuf * k), *idx2 = malloc(sizeof(uint32_t) * nbuf * k);
+    double *dist = malloc(sizeof(double) * nbuf * k), *dist2 = malloc(sizeof(double) * nbuf * k);
     double t0 = gn_now();
     if (st_knn_ex(p, n_knn, p, n_knn, d, k, ST_L2, 1, ST_KNN_BRUTE, idx, dist)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     double t_brute = gn_now() - t0;
@@ -44,7 +45,7 @@ int main(int argc, char **argv) {
     free(p);
 
     // local tests: 100,000 training galaxies in an 8-D S space, 20,000 queries
-    const size_t nt = 100000, nq = 20000;
+    const size_t nt = 100000;
     const int ds = 8;
     double *S = gauss(nt * ds, 2), *Q = gauss(nq * ds, 3), *y = gauss(nt, 4), *x = gauss(nt, 5);
     for (size_t i = 0; i < nt; i++) y[i] += S[i * ds], x[i] += 0.3 * y[i];
@@ -55,12 +56,16 @@ int main(int argc, char **argv) {
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     printf("local_pass %.3f\n", gn_now() - t0);
 
-    // KSG 1 at n = 100,000 (1-D x, 1-D y, rho = 0.6)
+    // KSG 1 at n = 100,000 (1-D x, 1-D y, rho = 0.6): best of 5 calls (the
+    // python peer times sklearn the same way)
     const size_t nm = 100000;
-    double *a = gauss(nm, 6), *b = gauss(nm, 7), mi;
+    double *a = gauss(nm, 6), *b = gauss(nm, 7), mi, best = INFINITY;
     for (size_t i = 0; i < nm; i++) b[i] = 0.6 * a[i] + 0.8 * b[i];
-    t0 = gn_now();
-    if (st_mi_ksg(a, 1, b, 1, nm, 3, 1, &mi)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
-    printf("ksg_mi %.3f\nksg_value %.4f\n", gn_now() - t0, mi);
+    for (int rep = 0; rep < 5; rep++) {
+        t0 = gn_now();
+        if (st_mi_ksg(a, 1, b, 1, nm, 3, 1, &mi)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
+        best = fmin(best, gn_now() - t0);
+    }
+    printf("ksg_mi %.4f\nksg_value %.4f\n", best, mi);
     return 0;
 }

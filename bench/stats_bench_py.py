@@ -29,9 +29,12 @@ try:
 
     a = rng.standard_normal(100000)
     b = 0.6 * a + 0.8 * rng.standard_normal(100000)
-    t0 = time.perf_counter()
-    mi = mutual_info_regression(a[:, None], b, n_neighbors=3, random_state=0)[0]
-    print("sklearn_mi %.3f" % (time.perf_counter() - t0))
+    best = float("inf")
+    for rep in range(5):  # best of 5, as the C bench
+        t0 = time.perf_counter()
+        mi = mutual_info_regression(a[:, None], b, n_neighbors=3, random_state=0)[0]
+        best = min(best, time.perf_counter() - t0)
+    print("sklearn_mi %.4f" % best)
     print("sklearn_value %.4f" % mi)
 except ImportError:
     pass

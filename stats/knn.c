@@ -10,17 +10,21 @@
 
 #define LEAF 16
 
-static double dist(const double *a, const double *b, int d, int metric) {
+static inline double dist_m(const double *a, const double *b, int d, const int metric) {
     double s = 0;
-    if (metric == ST_LINF) {
-        for (int j = 0; j < d; j++) {
-            double v = fabs(a[j] - b[j]);
-            if (v > s) s = v;
-        }
-        return s;
+    for (int j = 0; j < d; j++) {
+        double v = a[j] - b[j];
+        if (metric == ST_LINF) {
+            v = fabs(v);
+            s = v > s ? v : s;
+        } else
+            s += v * v;
     }
-    for (int j = 0; j < d; j++) s += (a[j] - b[j]) * (a[j] - b[j]);
-    return sqrt(s);
+    return metric == ST_LINF ? s : sqrt(s);
+}
+
+static double dist(const double *a, const double *b, int d, int metric) {
+    return metric == ST_LINF ? dist_m(a, b, d, ST_LINF) : dist_m(a, b, d, ST_L2);
 }
 
 // Nodes of a subtree over m points (an upper bound: a box of identical points
@@ -70,33 +74,41 @@ static void select_nth(uint32_t *idx, double *tp, int d, int dim, uint32_t lo, u
 #undef LT
 }
 
-static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi) {
-    int d = t->d;
+// The split dimension is the widest of the node's cell (the parent's cell cut
+// at the split: `cell`, (2, d)); the tight bounding boxes the searches prune
+// with are scanned at the leaves and merged upwards.
+static void build(st_kdtree *t, int id, uint32_t lo, uint32_t hi, const double *cell) {
+    const int d = t->d;
     double *bx = t->box + (size_t)id * 2 * d;
-    for (int j = 0; j < d; j++) bx[j] = INFINITY, bx[d + j] = -INFINITY;
-    for (uint32_t i = lo; i < hi; i++)
-        for (int j = 0; j < d; j++) {
-            double v = t->tp[(size_t)i * d + j];
-            if (v < bx[j]) bx[j] = v;
-            if (v > bx[d + j]) bx[d + j] = v;
-        }
     st_kdnode nd = {lo, hi, -1, -1, 0, 0};
-    if (hi - lo > LEAF) {
-        int dim = 0;
-        double w = -1;
-        for (int j = 0; j < d; j++)
-            if (bx[d + j] - bx[j] > w) w = bx[d + j] - bx[j], dim = j;
-        if (w > 0) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            select_nth(t->idx, t->tp, d, dim, lo, hi, mid);
-            nd.dim = dim;
-            nd.split = t->tp[(size_t)mid * d + dim];
-            nd.left = id + 1, nd.right = id + 1 + (int)subtree_nodes(mid - lo);
+    int dim = 0;
+    double w = -1;
+    for (int j = 0; j < d; j++)
+        if (cell[d + j] - cell[j] > w) w = cell[d + j] - cell[j], dim = j;
+    if (hi - lo > LEAF && w > 0) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        select_nth(t->idx, t->tp, d, dim, lo, hi, mid);
+        nd.dim = dim;
+        nd.split = t->tp[(size_t)mid * d + dim];
+        nd.left = id + 1, nd.right = id + 1 + (int)subtree_nodes(mid - lo);
+        double cl[2 * d], cr[2 * d];
+        memcpy(cl, cell, sizeof cl), memcpy(cr, cell, sizeof cr);
+        cl[d + dim] = cr[dim] = nd.split;
 #pragma omp task if (hi - lo > 20000)
-            build(t, nd.left, lo, mid);
+        build(t, nd.left, lo, mid, cl);
 #pragma omp task if (hi - lo > 20000)
-            build(t, nd.right, mid, hi);
-        }
+        build(t, nd.right, mid, hi, cr);
+#pragma omp taskwait
+        const double *bl = t->box + (size_t)nd.left * 2 * d, *br = t->box + (size_t)nd.right * 2 * d;
+        for (int j = 0; j < d; j++) bx[j] = fmin(bl[j], br[j]), bx[d + j] = fmax(bl[d + j], br[d + j]);
+    } else {
+        for (int j = 0; j < d; j++) bx[j] = INFINITY, bx[d + j] = -INFINITY;
+        for (uint32_t i = lo; i < hi; i++)
+            for (int j = 0; j < d; j++) {
+                double v = t->tp[(size_t)i * d + j];
+                if (v < bx[j]) bx[j] = v;
+                if (v > bx[d + j]) bx[d + j] = v;
+            }
     }
     t->node[id] = nd;
 }
@@ -120,9 +132,13 @@ int st_kd_build(st_kdtree *t, const double *pts, size_t n, int d, int metric) {
     }
     for (size_t i = 0; i < n; i++) t->idx[i] = (uint32_t)i;
     memcpy(t->tp, pts, sizeof(double) * n * (size_t)d); // reordered with idx while building
+    double cell[2 * d]; // the root's cell: the bounding box of all points
+    for (int j = 0; j < d; j++) cell[j] = INFINITY, cell[d + j] = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) cell[j] = fmin(cell[j], pts[i * d + j]), cell[d + j] = fmax(cell[d + j], pts[i * d + j]);
 #pragma omp parallel if (n > 20000)
 #pragma omp single
-    build(t, 0, 0, (uint32_t)n);
+    build(t, 0, 0, (uint32_t)n, cell);
     return GN_OK;
 }
 
@@ -165,33 +181,47 @@ static void heap_push(heap *h, double d, uint32_t i) {
     h->d[c] = d, h->i[c] = i;
 }
 
-// Lower bound of the distance from q to node's box.
-static double box_dist(const st_kdtree *t, int id, const double *q) {
-    const double *bx = t->box + (size_t)id * 2 * t->d;
+// Lower bound of the distance from q to node's box (inlined with a constant
+// metric into the two specialised searches below).
+static inline double box_dist_m(const st_kdtree *t, int id, const double *q, const int metric) {
+    const int d = t->d;
+    const double *bx = t->box + (size_t)id * 2 * d;
     double s = 0;
-    for (int j = 0; j < t->d; j++) {
-        double v = q[j] < bx[j] ? bx[j] - q[j] : q[j] > bx[t->d + j] ? q[j] - bx[t->d + j] : 0;
-        if (t->metric == ST_LINF) s = v > s ? v : s;
+    for (int j = 0; j < d; j++) {
+        double v = q[j] < bx[j] ? bx[j] - q[j] : q[j] > bx[d + j] ? q[j] - bx[d + j] : 0;
+        if (metric == ST_LINF) s = v > s ? v : s;
         else s += v * v;
     }
-    return t->metric == ST_LINF ? s : sqrt(s);
+    return metric == ST_LINF ? s : sqrt(s);
 }
 
-static void knn_rec(const st_kdtree *t, int id, const double *q, long self, heap *h) {
-    const st_kdnode *nd = &t->node[id];
-    if (h->n == h->k && box_dist(t, id, q) > h->d[0]) return;
-    if (nd->left < 0) {
-        for (uint32_t a = nd->lo; a < nd->hi; a++) {
-            uint32_t i = t->idx[a];
-            if ((long)i == self) continue;
-            heap_push(h, dist(q, t->tp + (size_t)a * t->d, t->d, t->metric), i);
-        }
-        return;
-    }
-    int first = q[nd->dim] < nd->split ? nd->left : nd->right, second = first == nd->left ? nd->right : nd->left;
-    knn_rec(t, first, q, self, h);
-    knn_rec(t, second, q, self, h);
+static double box_dist(const st_kdtree *t, int id, const double *q) {
+    return t->metric == ST_LINF ? box_dist_m(t, id, q, ST_LINF) : box_dist_m(t, id, q, ST_L2);
 }
+
+// Depth-first search, nearer child first; a full heap prunes boxes farther
+// than its worst entry, and leaf points no better than it are skipped
+// before the (out-of-line) heap update.
+#define KNN_REC(name, metric)                                                                                        \
+    static void name(const st_kdtree *t, int id, const double *q, long self, heap *h) {                              \
+        const st_kdnode *nd = &t->node[id];                                                                          \
+        if (h->n == h->k && box_dist_m(t, id, q, metric) > h->d[0]) return;                                          \
+        if (nd->left < 0) {                                                                                          \
+            for (uint32_t a = nd->lo; a < nd->hi; a++) {                                                             \
+                double v = dist_m(q, t->tp + (size_t)a * t->d, t->d, metric);                                        \
+                if (h->n == h->k && v > h->d[0]) continue;                                                           \
+                uint32_t i = t->idx[a];                                                                              \
+                if ((long)i != self) heap_push(h, v, i);                                                             \
+            }                                                                                                        \
+            return;                                                                                                  \
+        }                                                                                                            \
+        int first = q[nd->dim] < nd->split ? nd->left : nd->right, second = first == nd->left ? nd->right : nd->left; \
+        name(t, first, q, self, h);                                                                                  \
+        name(t, second, q, self, h);                                                                                 \
+    }
+KNN_REC(knn_rec_linf, ST_LINF)
+KNN_REC(knn_rec_l2, ST_L2)
+#undef KNN_REC
 
 // Heap -> ascending (distance, index) order, in place (heap sort); returns the count.
 static int heap_sort(heap *h) {
@@ -216,7 +246,8 @@ static int heap_sort(heap *h) {
 
 int st_kd_knn(const st_kdtree *t, const double *q, int k, long self, uint32_t *idx, double *dist_out) {
     heap h = {k, 0, dist_out, idx};
-    knn_rec(t, 0, q, self, &h);
+    if (t->metric == ST_LINF) knn_rec_linf(t, 0, q, self, &h);
+    else knn_rec_l2(t, 0, q, self, &h);
     return heap_sort(&h);
 }
 

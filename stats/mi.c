@@ -57,7 +57,7 @@ typedef struct space {
     size_t n;
     const double *p;
     double *s;     // sorted values (d == 1)
-    uint32_t *rank; // position of point i in s
+    uint32_t *ord;  // point at each position of s
     st_kdtree t;
 } space;
 
@@ -101,15 +101,15 @@ static int space_init(space *sp, const double *p, size_t n, int d) {
     sp->d = d, sp->n = n, sp->p = p;
     if (d > 1) return st_kd_build(&sp->t, p, n, d, ST_LINF);
     uint32_t *ord = gn_malloc(sizeof(uint32_t) * n);
-    sp->s = gn_malloc(sizeof(double) * n), sp->rank = gn_malloc(sizeof(uint32_t) * n);
-    if (!ord || !sp->s || !sp->rank || sort_order(p, n, ord)) return free(ord), GN_ENOMEM;
-    for (size_t j = 0; j < n; j++) sp->s[j] = p[ord[j]], sp->rank[ord[j]] = (uint32_t)j;
-    free(ord);
+    sp->s = gn_malloc(sizeof(double) * n);
+    if (!ord || !sp->s || sort_order(p, n, ord)) return free(ord), GN_ENOMEM;
+    for (size_t j = 0; j < n; j++) sp->s[j] = p[ord[j]];
+    sp->ord = ord;
     return GN_OK;
 }
 
 static void space_free(space *sp) {
-    free(sp->s), free(sp->rank);
+    free(sp->s), free(sp->ord);
     st_kd_free(&sp->t);
     memset(sp, 0, sizeof *sp);
 }
@@ -138,25 +138,31 @@ static int build_spaces(st_kdtree *tj, const double *j, int dj, size_t n, int m,
 }
 
 // First j in [lo, hi) where in(j) is false, given in() true then false.
-// Galloping from lo: cost O(log of the distance) rather than O(log n).
+// Galloping from lo brackets the answer at a cost O(log of its distance)
+// rather than O(log n); a branch-free binary search finishes inside the
+// bracket (the comparisons are unpredictable, the data is in cache).
 #define GALLOP_UP(lo, hi, in)                                                                                         \
     do {                                                                                                             \
         size_t step_ = 1, a_ = lo, b_;                                                                               \
         while (a_ + step_ < hi && (in(a_ + step_))) a_ += step_, step_ *= 2;                                         \
         b_ = a_ + step_ < hi ? a_ + step_ : hi; /* in(a_) holds or a_ == lo; answer in (a_, b_] */                  \
-        while (a_ < b_) {                                                                                            \
-            size_t m_ = a_ + (b_ - a_) / 2;                                                                          \
-            if (in(m_)) a_ = m_ + 1;                                                                                 \
-            else b_ = m_;                                                                                            \
+        size_t base_ = a_ + 1, len_ = b_ - base_;                                                                    \
+        if (len_ == 0) {                                                                                             \
+            lo = b_;                                                                                                 \
+            break;                                                                                                   \
         }                                                                                                            \
-        lo = a_;                                                                                                     \
+        while (len_ > 1) {                                                                                           \
+            size_t half_ = len_ / 2;                                                                                 \
+            base_ = (in(base_ + half_ - 1)) ? base_ + half_ : base_;                                                 \
+            len_ -= half_;                                                                                           \
+        }                                                                                                            \
+        lo = base_ + ((in(base_)) ? 1 : 0);                                                                          \
     } while (0)
 
-// #{j != i : |p_j - p_i| < r} (strict) or <= r.
-static size_t space_count(const space *sp, size_t i, double r, int strict) {
-    if (sp->d > 1) return st_kd_count(&sp->t, sp->p + i * (size_t)sp->d, r, strict, (long)i);
-    const double x = sp->p[i], *s = sp->s;
-    const size_t pos = sp->rank[i], n = sp->n;
+// #{j != i : |p_j - p_i| < r} (strict) or <= r, for the point at position
+// pos of the sorted values s (1-D) by galloping both ways from it.
+static inline size_t sorted_count_(const double *s, size_t n, size_t pos, double r, const int strict) {
+    const double x = s[pos];
     // above: j > pos while s_j - x < r (strict) / <= r
 #define UP_IN(j) (strict ? s[j] - x < r : s[j] - x <= r)
     size_t top = pos + 1;
@@ -168,6 +174,61 @@ static size_t space_count(const space *sp, size_t i, double r, int strict) {
 #undef UP_IN
 #undef DOWN_IN
     return (top - pos - 1) + bot; // the point itself (at pos) is never counted
+}
+
+static size_t sorted_count(const double *s, size_t n, size_t pos, double r, int strict) {
+    return strict ? sorted_count_(s, n, pos, r, 1) : sorted_count_(s, n, pos, r, 0); // two specialised copies
+}
+
+// cnt[i] = #{j != i : |p_j - p_i| < r[i]} (strict) or <= r[i], for every
+// point, visited in the space's own order (sorted values, or tree order) so
+// consecutive queries touch the same memory.
+static void space_counts(const space *sp, const double *r, int strict, uint32_t *cnt) {
+    const long n = (long)sp->n;
+    if (sp->d == 1) {
+#pragma omp parallel for schedule(dynamic, 256)
+        for (long a = 0; a < n; a++) {
+            uint32_t i = sp->ord[a];
+            cnt[i] = (uint32_t)sorted_count(sp->s, sp->n, (size_t)a, r[i], strict);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 256)
+    for (long a = 0; a < n; a++) {
+        uint32_t i = sp->t.idx[a];
+        cnt[i] = (uint32_t)st_kd_count(&sp->t, sp->t.tp + (size_t)a * sp->d, r[i], strict, (long)i);
+    }
+}
+
+// The k-th neighbour of every point in the joint (max-norm) tree, self
+// excluded: its distance eps[i], or with x/y given (KSG 2) the extents of the
+// k neighbours along each side, ex[i] and ey[i]. Queries in tree order.
+static int joint_radii(const st_kdtree *tj, size_t n, int k, double *eps, const double *x, int dx, const double *y,
+                       int dy, double *ex, double *ey) {
+    int fail = 0;
+#pragma omp parallel
+    {
+        uint32_t *ni = malloc(sizeof(uint32_t) * (size_t)k);
+        double *nd = malloc(sizeof(double) * (size_t)k);
+        if (!ni || !nd) fail = 1; // every thread writes the same value
+#pragma omp for schedule(dynamic, 64)
+        for (long a_ = 0; a_ < (long)n; a_++) {
+            if (!ni || !nd) continue;
+            long i = tj->idx[a_];
+            st_kd_knn(tj, tj->tp + (size_t)a_ * tj->d, k, i, ni, nd);
+            if (eps) eps[i] = nd[k - 1];
+            if (ex) {
+                double u = 0, v = 0;
+                for (int a = 0; a < k; a++) {
+                    u = fmax(u, linf(x + (size_t)ni[a] * dx, x + (size_t)i * dx, dx));
+                    v = fmax(v, linf(y + (size_t)ni[a] * dy, y + (size_t)i * dy, dy));
+                }
+                ex[i] = u, ey[i] = v;
+            }
+        }
+        free(ni), free(nd);
+    }
+    return fail ? gn_err(GN_ENOMEM, "kNN MI: out of memory") : GN_OK;
 }
 
 int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k, int variant, double *mi) {
@@ -184,49 +245,28 @@ int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k,
     int dd[2] = {dx, dy};
     if (!j) return GN_ENOMEM;
     if ((rc = build_spaces(&tj, j, dj, n, 2, sp, pp, dd))) return free(j), rc;
-    space *tx = &sp[0], *ty = &sp[1];
-    double *acc = gn_calloc(n, sizeof(double));
-    int fail = !acc;
-#pragma omp parallel
-    {
-        uint32_t *ni = malloc(sizeof(uint32_t) * (size_t)k);
-        double *nd = malloc(sizeof(double) * (size_t)k);
-#pragma omp for schedule(dynamic, 64)
-        for (long a_ = 0; a_ < (long)n; a_++) {
-            long i = tj.idx[a_]; // tree order: neighbouring queries share tree nodes (cache)
-            if (!ni || !nd) {
-                fail = 1; // every thread writes the same value
-                continue;
-            }
-            st_kd_knn(&tj, tj.tp + (size_t)a_ * dj, k, i, ni, nd);
-            size_t nx, ny;
-            if (variant == 1) { // strictly inside the joint k-th neighbour distance
-                double e = nd[k - 1];
-                nx = space_count(tx, (size_t)i, e, 1);
-                ny = space_count(ty, (size_t)i, e, 1);
-                acc[i] = st_digamma((double)nx + 1) + st_digamma((double)ny + 1);
-            } else { // each side's own extent over the k neighbours, inclusive
-                double ex = 0, ey = 0;
-                for (int a = 0; a < k; a++) {
-                    ex = fmax(ex, linf(x + (size_t)ni[a] * dx, x + (size_t)i * dx, dx));
-                    ey = fmax(ey, linf(y + (size_t)ni[a] * dy, y + (size_t)i * dy, dy));
-                }
-                nx = space_count(tx, (size_t)i, ex, 0);
-                ny = space_count(ty, (size_t)i, ey, 0);
-                acc[i] = st_digamma((double)nx) + st_digamma((double)ny);
-            }
-        }
-        free(ni), free(nd);
-    }
-    if (!fail) {
+    free(j), j = NULL; // the tree holds its own copy
+    double *rx = gn_malloc(sizeof(double) * n), *ry = variant == 2 ? gn_malloc(sizeof(double) * n) : rx;
+    uint32_t *nx = gn_malloc(sizeof(uint32_t) * n), *ny = gn_malloc(sizeof(uint32_t) * n);
+    if (!rx || !ry || !nx || !ny) rc = GN_ENOMEM;
+    // KSG 1: strictly inside the joint k-th neighbour distance; KSG 2: each
+    // side's own extent over the k neighbours, inclusive
+    if (!rc) rc = variant == 1 ? joint_radii(&tj, n, k, rx, NULL, 0, NULL, 0, NULL, NULL)
+                               : joint_radii(&tj, n, k, NULL, x, dx, y, dy, rx, ry);
+    if (!rc) {
+        space_counts(&sp[0], rx, variant == 1, nx);
+        space_counts(&sp[1], ry, variant == 1, ny);
         double s = 0;
-        for (size_t i = 0; i < n; i++) s += acc[i]; // fixed order: thread-count independent
+        for (size_t i = 0; i < n; i++) // fixed order: thread-count independent
+            s += variant == 1 ? st_digamma((double)nx[i] + 1) + st_digamma((double)ny[i] + 1)
+                              : st_digamma((double)nx[i]) + st_digamma((double)ny[i]);
         s /= (double)n;
         *mi = variant == 1 ? st_digamma(k) + st_digamma((double)n) - s : st_digamma(k) - 1.0 / k + st_digamma((double)n) - s;
     }
-    free(acc), free(j);
-    st_kd_free(&tj), space_free(tx), space_free(ty);
-    return fail ? GN_ENOMEM : GN_OK;
+    if (ry != rx) free(ry);
+    free(rx), free(nx), free(ny);
+    st_kd_free(&tj), space_free(&sp[0]), space_free(&sp[1]);
+    return rc;
 }
 
 int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int k, double *cmi) {
@@ -243,37 +283,24 @@ int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z,
     st_kdtree tj;
     space sp[3];
     memset(&tj, 0, sizeof tj), memset(sp, 0, sizeof sp);
-    space *txz = &sp[0], *tyz = &sp[1], *tz = &sp[2];
     const double *pp[3] = {xz, yz, z};
     int dd[3] = {dxz, dyz, dz};
-    double *acc = gn_calloc(n, sizeof(double));
-    if (!j || !xz || !yz || !acc || (rc = build_spaces(&tj, j, dj, n, 3, sp, pp, dd))) goto out;
-#pragma omp parallel
-    {
-        uint32_t *ni = malloc(sizeof(uint32_t) * (size_t)k);
-        double *nd = malloc(sizeof(double) * (size_t)k);
-#pragma omp for schedule(dynamic, 64)
-        for (long a_ = 0; a_ < (long)n; a_++) {
-            long i = tj.idx[a_]; // tree order: neighbouring queries share tree nodes (cache)
-            if (!ni || !nd) {
-                rc = GN_ENOMEM;
-                continue;
-            }
-            st_kd_knn(&tj, tj.tp + (size_t)a_ * dj, k, i, ni, nd);
-            double e = nd[k - 1];
-            size_t a = space_count(txz, (size_t)i, e, 1), b = space_count(tyz, (size_t)i, e, 1),
-                   c = space_count(tz, (size_t)i, e, 1);
-            acc[i] = st_digamma((double)a + 1) + st_digamma((double)b + 1) - st_digamma((double)c + 1);
-        }
-        free(ni), free(nd);
+    double *eps = gn_malloc(sizeof(double) * n);
+    uint32_t *c[3] = {gn_malloc(sizeof(uint32_t) * n), gn_malloc(sizeof(uint32_t) * n), gn_malloc(sizeof(uint32_t) * n)};
+    if (!j || !xz || !yz || !eps || !c[0] || !c[1] || !c[2]) rc = GN_ENOMEM;
+    if (!rc) rc = build_spaces(&tj, j, dj, n, 3, sp, pp, dd);
+    if (!rc) rc = joint_radii(&tj, n, k, eps, NULL, 0, NULL, 0, NULL, NULL);
+    if (!rc) {
+        for (int a = 0; a < 3; a++) space_counts(&sp[a], eps, 1, c[a]);
+        double s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += st_digamma((double)c[0][i] + 1) + st_digamma((double)c[1][i] + 1) - st_digamma((double)c[2][i] + 1);
+        *cmi = st_digamma(k) - s / (double)n;
     }
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += acc[i];
-    if (!rc) *cmi = st_digamma(k) - s / (double)n;
-out:
-    free(j), free(xz), free(yz), free(acc);
-    st_kd_free(&tj), space_free(txz), space_free(tyz), space_free(tz);
-    return rc ? rc : (j && xz && yz ? GN_OK : GN_ENOMEM);
+    free(j), free(xz), free(yz), free(eps), free(c[0]), free(c[1]), free(c[2]);
+    st_kd_free(&tj);
+    for (int a = 0; a < 3; a++) space_free(&sp[a]);
+    return rc;
 }
 
 // log det of the sample covariance of columns cols[0..m) of (n, d) data, by Cholesky.
