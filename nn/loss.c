@@ -226,3 +226,146 @@ nn_tensor *nn_kl_normal(nn_ctx *c, nn_tensor *mu, nn_tensor *lv) {
     if (out) nn_record(c, out, kl_bw, 2, in);
     return out;
 }
+
+// ---- contrastive losses on a batch of feature rows (spec/stats.md §E) ----
+// The gradient with respect to the pair scores is formed in the forward pass
+// (double precision, O(n^2) or O(n^3) for n rows) and saved; backward only
+// scales it by the incoming gradient and applies the chain rule to the rows.
+
+// SupCon (Khosla et al. 2020, §E.1): rows are view-major (row v*B + i is view
+// v of sample i), l_ij = f_i.f_j / tau over j != i, positives j != i with the
+// same label (no labels: the other views of the same sample), anchors without
+// positives contribute 0 and still count; loss = -(tau/base) mean_i of the
+// mean log-probability of i's positives. dL/df_i = sum_k (G_ik + G_ki) f_k / tau.
+static void supcon_bw(nn_node *nd, nn_ctx *c) {
+    (void)c;
+    nn_tensor *f = nd->in[0];
+    int n = f->shape[0], D = f->shape[1];
+    const double *G = nd->saved; // (n, n) dL/dl_ij
+    double g = nd->out->grad[0] / nd->fa[0];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            double w = g * (G[(size_t)i * n + k] + G[(size_t)k * n + i]);
+            if (w == 0) continue;
+            for (int d = 0; d < D; d++) f->grad[(size_t)i * D + d] += (float)(w * f->data[(size_t)k * D + d]);
+        }
+}
+
+nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau, float base_tau) {
+    if (!f) return NULL;
+    if (f->ndim != 2 || views < 1 || f->shape[0] % views || !(tau > 0) || !(base_tau > 0)) {
+        gn_err(GN_EINVAL, "supcon_loss: features must be (views x B, D) with views >= 1 and tau > 0");
+        return NULL;
+    }
+    int n = f->shape[0], D = f->shape[1], B = n / views;
+    double *G = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n * n), *l = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n);
+    if (!G || !l) return NULL;
+    double scale = (double)tau / base_tau, total = 0;
+    for (int i = 0; i < n; i++) {
+        double mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)f->data[(size_t)i * D + d] * f->data[(size_t)j * D + d];
+            l[j] = s / tau;
+            if (j != i && l[j] > mx) mx = l[j];
+        }
+        double z = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i) z += exp(l[j] - mx);
+        double lse = mx + log(z);
+        int npos = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i && (labels ? labels[i % B] == labels[j % B] : i % B == j % B)) npos++;
+        double P = npos ? npos : 1, mlpp = 0;
+        for (int j = 0; j < n; j++) {
+            double *g = &G[(size_t)i * n + j];
+            if (j == i) {
+                *g = 0;
+                continue;
+            }
+            int pos = labels ? labels[i % B] == labels[j % B] : i % B == j % B;
+            if (pos) mlpp += l[j] - lse;
+            *g = -scale / n / P * ((pos ? 1.0 : 0.0) - npos * exp(l[j] - lse)) / tau; // includes d l / d(f.f)
+        }
+        total += mlpp / P;
+    }
+    nn_tensor *y = scalar(c, -scale * total / n);
+    nn_node *nd = y ? nn_record(c, y, supcon_bw, 1, &f) : NULL;
+    if (nd) nd->saved = G, nd->fa[0] = 1;
+    return y;
+}
+
+// Rank-N-Contrast (Zha et al. 2023, §E.2): rows view-major as above with
+// labels (B, dy) repeated per view; s_ij = -|f_i - f_j|_2 / tau, d_ij =
+// |y_i - y_j|_1; loss = sum_i sum_{j != i} -log(e^{s_ij} / sum_{k != i,
+// d_ik >= d_ij} e^{s_ik}) / (n (n - 1)).
+static void rnc_bw(nn_node *nd, nn_ctx *c) {
+    (void)c;
+    nn_tensor *f = nd->in[0];
+    int n = f->shape[0], D = f->shape[1];
+    const double *G = nd->saved; // (n, n) dL/ds_ij
+    double g = nd->out->grad[0], tau = nd->fa[0];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            double w = G[(size_t)i * n + k];
+            if (w == 0 || k == i) continue;
+            double r = 0;
+            for (int d = 0; d < D; d++) {
+                double v = (double)f->data[(size_t)i * D + d] - f->data[(size_t)k * D + d];
+                r += v * v;
+            }
+            r = sqrt(r);
+            if (r == 0) continue; // the norm's subgradient 0 at coincident rows
+            double a = -g * w / (tau * r); // ds_ik/df_i = -(f_i - f_k) / (tau r)
+            for (int d = 0; d < D; d++) {
+                double v = (double)f->data[(size_t)i * D + d] - f->data[(size_t)k * D + d];
+                f->grad[(size_t)i * D + d] += (float)(a * v);
+                f->grad[(size_t)k * D + d] -= (float)(a * v);
+            }
+        }
+}
+
+nn_tensor *nn_rnc_loss(nn_ctx *c, nn_tensor *f, int views, const float *labels, int dy, float tau) {
+    if (!f) return NULL;
+    if (f->ndim != 2 || views < 1 || f->shape[0] % views || f->shape[0] < 2 || dy < 1 || !(tau > 0)) {
+        gn_err(GN_EINVAL, "rnc_loss: features must be (views x B, D) with at least 2 rows, dy >= 1, tau > 0");
+        return NULL;
+    }
+    int n = f->shape[0], D = f->shape[1], B = n / views;
+    size_t nn2 = (size_t)n * n;
+    double *G = nn_arena_alloc(&c->arena, sizeof(double) * nn2), *s = nn_arena_alloc(&c->arena, sizeof(double) * nn2),
+           *dl = nn_arena_alloc(&c->arena, sizeof(double) * nn2);
+    if (!G || !s || !dl) return NULL;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double r = 0, a = 0;
+            for (int d = 0; d < D; d++) {
+                double v = (double)f->data[(size_t)i * D + d] - f->data[(size_t)j * D + d];
+                r += v * v;
+            }
+            for (int t = 0; t < dy; t++) a += fabs((double)labels[(i % B) * dy + t] - labels[(j % B) * dy + t]);
+            s[(size_t)i * n + j] = -sqrt(r) / tau, dl[(size_t)i * n + j] = a;
+            G[(size_t)i * n + j] = 0;
+        }
+    double total = 0, norm = (double)n * (n - 1);
+    for (int i = 0; i < n; i++) {
+        const double *si = s + (size_t)i * n, *di = dl + (size_t)i * n;
+        double mx = -INFINITY;
+        for (int k = 0; k < n; k++)
+            if (k != i && si[k] > mx) mx = si[k];
+        for (int j = 0; j < n; j++) {
+            if (j == i) continue;
+            double z = 0;
+            for (int k = 0; k < n; k++)
+                if (k != i && di[k] >= di[j]) z += exp(si[k] - mx);
+            total += -(si[j] - mx - log(z));
+            G[(size_t)i * n + j] -= 1 / norm;
+            for (int k = 0; k < n; k++)
+                if (k != i && di[k] >= di[j]) G[(size_t)i * n + k] += exp(si[k] - mx) / z / norm;
+        }
+    }
+    nn_tensor *y = scalar(c, total / norm);
+    nn_node *nd = y ? nn_record(c, y, rnc_bw, 1, &f) : NULL;
+    if (nd) nd->saved = G, nd->fa[0] = tau;
+    return y;
+}

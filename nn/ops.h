@@ -102,4 +102,12 @@ nn_tensor *nn_gaussian_nll(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar, nn_tenso
 // KL(N(mu, e^logvar) || N(0,1)) summed over the last axis, mean over the rest.
 nn_tensor *nn_kl_normal(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar);
 
+// SupCon (Khosla et al. 2020; spec/stats.md §E.1): f (views*B, D) view-major
+// (row v*B + i = view v of sample i; normalise first if wanted), labels (B)
+// or NULL (SimCLR: positives are the other views of the same sample).
+nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau, float base_tau);
+// Rank-N-Contrast (Zha et al. 2023; §E.2): f (views*B, D) view-major, labels
+// (B, dy) constants; L2 feature distance, L1 label distance.
+nn_tensor *nn_rnc_loss(nn_ctx *c, nn_tensor *f, int views, const float *labels, int dy, float tau);
+
 #endif

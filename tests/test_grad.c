@@ -6,6 +6,7 @@
 // ~ 10 * 6e-8 / h ~ 6e-5. A gradient wrong by 1 % already fails (checked by
 // mutating the conv bias gradient); real bugs miss by O(1).
 // Kinks (relu, abs, max, l1) are avoided by drawing inputs away from them.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +476,77 @@ static void test_losses(void **st) {
     nn_ctx_free(&c);
 }
 
+
+// ---- contrastive losses (spec/stats.md §E) ----
+
+typedef struct {
+    int kind; // 0 SupCon with labels, 1 SimCLR, 2 RnC
+    const int32_t *lab;
+    const float *y;
+    float tau, base;
+} cl_args;
+
+static nn_tensor *f_contrast(nn_ctx *c, nn_tensor **x, void *u) {
+    const cl_args *a = u;
+    if (a->kind == 2) return nn_rnc_loss(c, x[0], 2, a->y, 2, a->tau);
+    return nn_supcon_loss(c, x[0], 2, a->kind == 0 ? a->lab : NULL, a->tau, a->base);
+}
+
+static void test_contrastive(void **st) {
+    (void)st;
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 20);
+    // §E.1 known answers: B = 2, V = 2, sample 0's views e1, sample 1's e2
+    float e[8] = {1, 0, 0, 1, 1, 0, 0, 1}; // view-major rows: v0 s0, v0 s1, v1 s0, v1 s1
+    struct {
+        const int32_t *lab;
+        float tau;
+        double want;
+    } ka[] = {{(int32_t[]){0, 1}, 1, 0.5514447139320511},
+              {(int32_t[]){0, 0}, 1, 1.2181113805987176},
+              {NULL, 1, 0.5514447139320511},
+              {(int32_t[]){0, 1}, 0.07f, 1.24974912085e-06}};
+    for (int k = 0; k < 4; k++) {
+        nn_ctx_reset(&c);
+        nn_tensor *L = nn_supcon_loss(&c, nn_tensor_from(&c, NN_SHAPE(4, 2), e), 2, ka[k].lab, ka[k].tau, ka[k].tau);
+        assert_non_null(L);
+        assert_true(fabs(L->data[0] - ka[k].want) <= 1e-5 * ka[k].want); // float32 output: 1e-5 relative (§E.1)
+    }
+    // values and gradients against PyTorch float64 (tools/make_contrastive_ref.py)
+    io_npz z;
+    assert_int_equal(io_npz_read(tu_data("contrastive_ref.npz"), &z), 0);
+    float *f = tu_npz_f32(&z, "f"), *y = tu_npz_f32(&z, "y");
+    const io_array *la = tu_npz_get(&z, "labels");
+    int32_t lab[5];
+    memcpy(lab, la->data, sizeof lab);
+    const char *names[3] = {"supcon_labels", "supcon_simclr", "rnc"};
+    cl_args args[3] = {{0, lab, y, 0.1f, 0.07f}, {1, lab, y, 0.5f, 0.5f}, {2, lab, y, 2.0f, 0}};
+    for (int k = 0; k < 3; k++) {
+        nn_ctx_reset(&c);
+        nn_tensor *F = nn_tensor_from(&c, NN_SHAPE(10, 3), f);
+        F->requires_grad = 1;
+        nn_tensor *in[1] = {F};
+        nn_tensor *L = f_contrast(&c, in, &args[k]);
+        assert_non_null(L);
+        assert_int_equal(nn_backward(&c, L), 0);
+        char gname[64];
+        snprintf(gname, sizeof gname, "%s_grad", names[k]);
+        float *want = tu_npz_f32(&z, names[k]), *gw = tu_npz_f32(&z, gname);
+        tu_check_close(names[k], L->data, want, 1, 1e-5);
+        tu_check_close(gname, F->grad, gw, 30, 1e-5);
+        free(want), free(gw);
+        // and by finite differences
+        GC(names[k], f_contrast, &args[k], tu_in(NN_SHAPE(10, 3), f, 1));
+    }
+    // bad shapes are errors
+    nn_ctx_reset(&c);
+    assert_null(nn_supcon_loss(&c, nn_tensor_from(&c, NN_SHAPE(3, 3), f), 2, NULL, 0.1f, 0.1f));
+    assert_non_null(strstr(gn_errmsg(), "supcon_loss"));
+    free(f), free(y);
+    io_npz_free(&z);
+    nn_ctx_free(&c);
+}
+
 // ---- tape mechanics ----
 
 static void test_grad_accumulates(void **st) {
@@ -528,6 +600,7 @@ int main(void) {
         cmocka_unit_test(test_conv_errors),    cmocka_unit_test(test_pool),
         cmocka_unit_test(test_bilinear_known), cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
