@@ -1,4 +1,5 @@
 // galnn predict: predictions for every galaxy of a catalog (no targets needed).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,16 @@ void cmd_predict_help(void) {
            "                     [--split all|train|val|test] [--threads N]\n\n"
            "Writes one row per galaxy with usable inputs: id, split, and per target the prediction (the\n"
            "posterior mean for probabilistic heads) with, for Gaussian heads, its standard deviation, and for\n"
-           "binned heads also the median, mode and 16th/84th percentiles of p(y). Targets are not needed.\n"
+           "binned heads also the median, mode and 16th/84th percentiles of p(y) and `logp`, the log probability\n"
+           "of the galaxy's true bin (empty when the catalog has no target) — the input of\n"
+           "`galnn pid --pointwise`; --bins adds p0..p{bins-1}, the whole p(bin). Targets are not needed.\n"
            "--dump N FILE.npz also writes the first N galaxies' network inputs (input.<branch>) and head outputs\n"
            "(output), e.g. to check the weights in another framework (tools/torch_model.py).\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *which = "all", *dump = NULL;
+    int pbins = 0;
     long n_dump = 0;
     long threads = 0;
     const char *ov[8];
@@ -26,7 +30,7 @@ int cmd_predict(int argc, char **argv) {
     int n_ov = 0, n_f = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v && strcmp(a, "--help")) return cmd_error("%s needs a value", a);
+        if (!v && strcmp(a, "--help") && strcmp(a, "--bins")) return cmd_error("%s needs a value", a);
         const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
         if (key) {
             snprintf(fov[n_f], sizeof fov[n_f], "%s=%s", key, v);
@@ -34,6 +38,10 @@ int cmd_predict(int argc, char **argv) {
         } else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--split")) which = v;
+        else if (!strcmp(a, "--bins")) {
+            pbins = 1;
+            continue; // no value
+        }
         else if (!strcmp(a, "--dump")) {
             if (cmd_parse_int(a, v, 1, 100000, &n_dump) || i + 2 >= argc) return cmd_error("--dump needs N and a file");
             dump = argv[i + 2];
@@ -53,27 +61,18 @@ int cmd_predict(int argc, char **argv) {
         run_free(&r);
         return cmd_error("predict: %s", gn_errmsg());
     }
-    int rc = 1, T = r.n_targets;
+    int rc = 1, T = r.n_targets, binned = r.net.head == MD_HEAD_BINNED;
     size_t n = 0;
-    for (int s = 0; s < 3; s++) n += only < 0 || only == s ? r.n_rows[s] : 0;
-    uint32_t *rows = malloc(sizeof(uint32_t) * (n ? n : 1));
-    float *o = malloc(sizeof(float) * (n ? n : 1) * (size_t)r.net.n_out);
+    uint32_t *rows = NULL;
+    float *o = NULL;
     run_est *est = malloc(sizeof(run_est) * (size_t)T);
     nn_ctx c;
     memset(&c, 0, sizeof c);
     char *buf = NULL;
     size_t blen = 0;
     FILE *f = NULL;
-    if (!rows || !o || !est) goto out;
-    uint8_t *use = calloc(r.cat.n_rows ? r.cat.n_rows : 1, 1);
-    if (!use) goto out;
-    for (int s = 0; s < 3; s++)
-        if (only < 0 || only == s)
-            for (size_t k = 0; k < r.n_rows[s]; k++) use[r.rows[s][k]] = 1;
-    n = 0;
-    for (size_t row = 0; row < r.cat.n_rows; row++) // catalog order
-        if (use[row]) rows[n++] = (uint32_t)row;
-    free(use);
+    if (!est || run_select_rows(&r, only, &rows, &n)) goto out;
+    if (!(o = malloc(sizeof(float) * (n ? n : 1) * (size_t)r.net.n_out))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows, n, o)) goto out;
     f = open_memstream(&buf, &blen);
     fprintf(f, "id,split");
@@ -81,8 +80,10 @@ int cmd_predict(int argc, char **argv) {
         const char *nm = r.target_names[t];
         fprintf(f, ",%s_pred", nm);
         if (r.net.head != MD_HEAD_REGRESSION) fprintf(f, ",%s_sd", nm);
-        if (r.net.head == MD_HEAD_BINNED) fprintf(f, ",%s_median,%s_mode,%s_p16,%s_p84", nm, nm, nm, nm);
+        if (binned) fprintf(f, ",%s_median,%s_mode,%s_p16,%s_p84", nm, nm, nm, nm);
     }
+    if (binned) fprintf(f, ",logp"); // ln q(true bin | inputs), empty without a target (galnn pid --pointwise)
+    for (int k = 0; pbins && k < r.net.bins; k++) fprintf(f, ",p%d", k);
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         run_estimate(&r, o + i * (size_t)r.net.n_out, est);
@@ -90,8 +91,16 @@ int cmd_predict(int argc, char **argv) {
         for (int t = 0; t < T; t++) {
             fprintf(f, ",%.6f", est[t].mean);
             if (r.net.head != MD_HEAD_REGRESSION) fprintf(f, ",%.6f", est[t].sd);
-            if (r.net.head == MD_HEAD_BINNED)
-                fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
+            if (binned) fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
+        }
+        if (binned) {
+            const float *lo = o + i * (size_t)r.net.n_out;
+            double yt = r.target[0] ? r.target[0][rows[i]] : NAN, mx = lo[0], z = 0;
+            for (int k = 1; k < r.net.bins; k++) mx = lo[k] > mx ? lo[k] : mx;
+            for (int k = 0; k < r.net.bins; k++) z += exp(lo[k] - mx);
+            if (isnan(yt)) fprintf(f, ",");
+            else fprintf(f, ",%.6f", lo[md_bin_label(&r.net, yt)] - mx - log(z));
+            for (int k = 0; pbins && k < r.net.bins; k++) fprintf(f, ",%.6g", exp(lo[k] - mx) / z);
         }
         fputc('\n', f);
     }

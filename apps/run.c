@@ -128,6 +128,74 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     return GN_OK;
 }
 
+// [model] kind = latent: the S-space model (models/latent.h) over the inputs of
+// the branches named by `main` (x) and `extra` (a).
+static int setup_latent(run *r) {
+    io_config *c = &r->cfg;
+    md_net *m = &r->net;
+    const char *kind = io_config_str(c, "model", "kind", "branches");
+    if (!strcmp(kind, "branches")) return GN_OK;
+    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches or latent", c->name, kind);
+    m->kind = MD_KIND_LATENT;
+    md_latent_spec *p = &m->lat.sp;
+    if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
+    const char *obj = io_config_str(c, "model", "objective", "scl");
+    const char *objs[] = {"scl", "ce", "supcon", "rnc"};
+    p->objective = -1;
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(obj, objs[k])) p->objective = k;
+    if (p->objective < 0) return gn_err(GN_EINVAL, "%s: [model] objective '%s' is not scl, ce, supcon or rnc", c->name, obj);
+    const char *enc = io_config_str(c, "model", "encoder", "mlp");
+    if (strcmp(enc, "mlp")) return gn_err(GN_EINVAL, "%s: [model] encoder '%s' is not mlp", c->name, enc);
+    p->encoder = MD_ENC_MLP;
+    const char *names[2] = {io_config_str(c, "model", "main", NULL), io_config_str(c, "model", "extra", NULL)};
+    int *which[2] = {&m->lat_x, &m->lat_a};
+    for (int k = 0; k < 2; k++) {
+        *which[k] = -1;
+        if (!names[k]) continue;
+        for (int b = 0; b < m->n_branch; b++)
+            if (!strcmp(m->spec[b].name, names[k])) *which[k] = b;
+        if (*which[k] < 0) return gn_err(GN_EINVAL, "%s: [model] %s = %s names no [branch.%s]", c->name, k ? "extra" : "main", names[k], names[k]);
+        if (m->spec[*which[k]].input != MD_IN_COLUMNS)
+            return gn_err(GN_EINVAL, "%s: [branch.%s] must be catalog columns for the mlp encoder", c->name, names[k]);
+    }
+    if (m->lat_x < 0) return gn_err(GN_EINVAL, "%s: [model] main = BRANCH names the main input", c->name);
+    p->x_dim = m->spec[m->lat_x].in_ch;
+    p->a_dim = m->lat_a >= 0 ? m->spec[m->lat_a].in_ch : 0;
+    struct {
+        const char *key;
+        long def;
+        int *dst;
+    } ik[] = {{"dim_main", 8, &p->dim_main}, {"dim_ext", p->objective == MD_OBJ_CE ? 0 : 8, &p->dim_ext}, {"depth", 20, &p->depth},
+              {"hidden", 128, &p->hidden}, {"est_hidden", 128, &p->est_hidden}};
+    for (int k = 0; k < 5; k++) {
+        long v;
+        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
+        if (rc) return rc;
+        *ik[k].dst = (int)v;
+    }
+    struct {
+        const char *key;
+        double def;
+        float *dst;
+    } fk[] = {{"lambda_rec", 1, &p->lambda_rec},
+              {"tau", p->objective == MD_OBJ_RNC ? 2 : 0.1, &p->tau},
+              {"base_tau", 0.07, &p->base_tau},
+              {"supcon_width", 0.1, &p->supcon_width}};
+    for (int k = 0; k < 4; k++) {
+        double v;
+        int rc = io_config_double(c, "model", fk[k].key, fk[k].def, &v);
+        if (rc) return rc;
+        *fk[k].dst = (float)v;
+    }
+    if (!(p->supcon_width > 0) || !(p->tau > 0) || !(p->base_tau > 0))
+        return gn_err(GN_EINVAL, "%s: [model] tau, base_tau and supcon_width must be positive", c->name);
+    p->bins = m->bins, p->lo = m->lo, p->hi = m->hi;
+    if (p->objective != MD_OBJ_CE && r->batch_hint % 2)
+        return gn_err(GN_EINVAL, "%s: a contrastive batch is set-1/set-2 pairs: [train] batch must be even", c->name);
+    return GN_OK;
+}
+
 // norm.<what>.mean / .std from a checkpoint, n values each.
 static int load_norm(const char *path, const io_npz *ck, const char *what, size_t n, double *mean, double *sd) {
     char name[300];
@@ -217,6 +285,9 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if (m->n_branch > MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
     for (int b = 0; b < m->n_branch; b++)
         if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
+    if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
+    r->batch_hint = (int)v;
+    if ((rc = setup_latent(r))) return rc;
     // usable rows per split
     for (int s = 0; s < 3; s++) {
         r->rows[s] = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
@@ -325,7 +396,9 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
     return GN_OK;
 }
 
-int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
+// Evaluation-mode forward passes in batches: head outputs (embed < 0) or the
+// latent model's S (embed 0) / full latent (embed 1), width `dim` per row.
+static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int embed, int dim, float *out) {
     int B = r->batch > 0 ? r->batch : 64, maxS = 1;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
     float *scratch = gn_malloc(sizeof(float) * (size_t)maxS * maxS);
@@ -339,16 +412,39 @@ int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *ou
         nn_tensor *in[MD_MAX_BRANCH];
         nn_ctx_reset(c);
         if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, scratch))) break;
-        nn_tensor *y = md_net_fwd(c, &r->net, in);
+        nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, in) : md_net_embed(c, &r->net, in, embed);
         if (!y) {
             rc = GN_EINVAL;
             break;
         }
-        memcpy(out + o * (size_t)r->net.n_out, y->data, sizeof(float) * y->n);
+        memcpy(out + o * (size_t)dim, y->data, sizeof(float) * y->n);
     }
     c->training = tr, c->grad_enabled = ge;
     free(scratch), free(none);
     return rc;
+}
+
+int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
+    return infer(r, c, rows, n, -1, r->net.n_out, out);
+}
+
+int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out) {
+    if (r->net.kind != MD_KIND_LATENT) return gn_err(GN_EINVAL, "embed: the checkpoint is not a latent (S-space) model");
+    return infer(r, c, rows, n, full, full ? md_latent_dim(&r->net.lat) : r->net.lat.sp.dim_main, out);
+}
+
+int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n) {
+    *n = 0;
+    *rows = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+    uint8_t *use = gn_calloc(r->cat.n_rows ? r->cat.n_rows : 1, 1);
+    if (!*rows || !use) return free(use), GN_ENOMEM;
+    for (int s = 0; s < 3; s++)
+        if (only < 0 || only == s)
+            for (size_t k = 0; k < r->n_rows[s]; k++) use[r->rows[s][k]] = 1;
+    for (size_t row = 0; row < r->cat.n_rows; row++) // catalog order
+        if (use[row]) (*rows)[(*n)++] = (uint32_t)row;
+    free(use);
+    return GN_OK;
 }
 
 void run_estimate(const run *r, const float *o, run_est *est) {

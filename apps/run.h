@@ -41,7 +41,7 @@ typedef struct run {
     size_t n_unusable;               // rows lacking a target, an input column or an image
     md_net net;
     nn_store st;
-    int crop, augment, batch;
+    int crop, augment, batch, batch_hint; // batch_hint: [train] batch as configured
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
 
@@ -59,6 +59,11 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
 
 // Evaluation-mode forward pass over catalog rows: raw head outputs (n, n_out).
 int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out);
+// Latent models: S (full = 0, dim_main per row) or the full latent vector.
+int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out);
+// The usable catalog rows of one split (only = IO_SPLIT_*) or all (-1), in
+// catalog order; *rows is allocated.
+int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n);
 // Point estimate, standard deviation (0 for plain regression) and, for the
 // binned head, median and mode and the 16/84th percentiles, in target units,
 // from one row of head outputs. est: (T) mean, sd, median, mode, p16, p84.

@@ -45,7 +45,25 @@ typedef struct trainer {
     float *scratch, *y;
     uint32_t *ids;
     io_aug *aug;
+    int pairs;       // contrastive latent objective: batches are set-1/set-2 pairs
+    gn_rng pair;     // draws the set-2 partners (checkpointed)
 } trainer;
+
+// Set 2 of a contrastive batch (spec/methods.md §1.6): for each of the b set-1
+// galaxies a partner drawn uniformly with replacement from the training
+// galaxies, never the same galaxy; it gets its own augmentation draw.
+static void draw_partners(trainer *T, int b) {
+    const run *r = &T->r;
+    size_t n = r->n_rows[IO_SPLIT_TRAIN];
+    for (int i = 0; i < b; i++) {
+        uint32_t j;
+        do j = r->rows[IO_SPLIT_TRAIN][gn_rng_below(&T->pair, n)];
+        while (j == T->ids[i] && n > 1);
+        T->ids[b + i] = j;
+        T->aug[b + i] = (io_aug){(int)gn_rng_below(&T->pair, r->augment ? 8 : 1), (float)gn_rng_uniform(&T->pair),
+                                 (float)gn_rng_uniform(&T->pair)};
+    }
+}
 
 static int log_append(trainer *T, const char *line) {
     size_t L = strlen(line);
@@ -88,18 +106,20 @@ static int save(trainer *T, const char *file) {
     io_named_array ex[32];
     int n = run_norm_arrays(&T->r, ex, 24);
     static int64_t s1 = 1, s4 = 4, sN;
-    static uint64_t rng[3][4];
+    static uint64_t rng[4][4];
     static int64_t ep, cur, ln;
     static double acc[2];
     static int64_t s2 = 2;
     memcpy(rng[0], T->L.shuffle.s, 32);
     memcpy(rng[1], T->L.augment.s, 32);
     memcpy(rng[2], T->ctx.dropout_rng.s, 32);
+    memcpy(rng[3], T->pair.s, 32);
     ep = T->L.epoch, cur = (int64_t)T->L.cursor, ln = T->loss_n, sN = (int64_t)T->L.n;
     acc[0] = T->loss_sum, acc[1] = T->best_val;
     ex[n++] = (io_named_array){"rng.shuffle", io_array_view(IO_I64, 1, &s4, rng[0])};
     ex[n++] = (io_named_array){"rng.augment", io_array_view(IO_I64, 1, &s4, rng[1])};
     ex[n++] = (io_named_array){"rng.dropout", io_array_view(IO_I64, 1, &s4, rng[2])};
+    ex[n++] = (io_named_array){"rng.pair", io_array_view(IO_I64, 1, &s4, rng[3])};
     ex[n++] = (io_named_array){"data.epoch", io_array_view(IO_I64, 1, &s1, &ep)};
     ex[n++] = (io_named_array){"data.cursor", io_array_view(IO_I64, 1, &s1, &cur)};
     ex[n++] = (io_named_array){"data.perm", io_array_view(IO_I32, 1, &sN, T->L.perm)};
@@ -120,9 +140,9 @@ static int restore(trainer *T, const char *path, const io_npz *z) {
     int rc = io_ckpt_restore(path, z, &T->r.st, &T->opt);
     if (rc) return rc;
     const io_array *a;
-    const char *rn[3] = {"rng.shuffle", "rng.augment", "rng.dropout"};
-    gn_rng *dst[3] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng};
-    for (int k = 0; k < 3; k++) {
+    const char *rn[4] = {"rng.shuffle", "rng.augment", "rng.dropout", "rng.pair"};
+    gn_rng *dst[4] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng, &T->pair};
+    for (int k = 0; k < 4; k++) {
         if (!(a = io_ckpt_get(path, z, rn[k], IO_I64, 4))) return GN_EFORMAT;
         memcpy(dst[k]->s, a->data, 32);
     }
@@ -340,6 +360,7 @@ int cmd_train(int argc, char **argv) {
         char b[32];
         snprintf(b, sizeof b, "%ld", epochs);
         io_config_put(&cfg, "train", "epochs", b);
+        io_config_put(&cfg, "train", "iterations", "0"); // an explicit --epochs wins over [train] iterations
     }
     printf("galnn train: %s -> %s (%d threads)\n", resume ? resume : config, T.dir, gn_threads());
     run *r = &T.r;
@@ -361,9 +382,22 @@ int cmd_train(int argc, char **argv) {
         rc = gn_err(GN_EINVAL, "no usable training galaxies");
         goto fail;
     }
-    io_loader_opts lo = {.batch = r->batch, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
-    if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)r->batch) lo.drop_last = 0;
+    T.pairs = r->net.kind == MD_KIND_LATENT && r->net.lat.sp.objective != MD_OBJ_CE;
+    int per_step = T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from draw_partners
+    io_loader_opts lo = {.batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
+    if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
+    if (T.pairs && r->n_rows[IO_SPLIT_TRAIN] < 2) {
+        rc = gn_err(GN_EINVAL, "a contrastive objective needs at least 2 training galaxies");
+        goto fail;
+    }
     if ((rc = io_loader_init_ids(&T.L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, (uint64_t)sd))) goto fail;
+    gn_rng_seed(&T.pair, (uint64_t)sd, GN_STREAM_SAMPLE);
+    long iters;
+    if ((rc = io_config_int(c, "train", "iterations", 0, &iters))) goto fail;
+    if (iters > 0) { // a length in optimizer steps, rounded up to whole epochs
+        long spe = (long)io_loader_batches_per_epoch(&T.L);
+        T.epochs = (iters + spe - 1) / spe;
+    }
     if ((rc = nn_ctx_init(&T.ctx, 64u << 20))) goto fail;
     gn_rng_seed(&T.ctx.dropout_rng, (uint64_t)sd, GN_STREAM_DROPOUT);
     long keep;
@@ -405,6 +439,7 @@ int cmd_train(int argc, char **argv) {
     long step0 = T.opt.step;
     while (T.L.epoch < T.epochs) {
         int b = io_loader_next_ids(&T.L, T.ids, T.aug);
+        if (b && T.pairs) draw_partners(&T, b), b *= 2;
         if (b == 0) { // the epoch is over (the loader already holds the next epoch's order)
             double vl = NAN;
             st_metrics m = {0};
@@ -431,7 +466,7 @@ int cmd_train(int argc, char **argv) {
         nn_ctx_reset(&T.ctx);
         nn_store_zero_grad(&r->st);
         if ((rc = run_batch(r, &T.ctx, T.ids, T.aug, b, in, T.y, T.scratch))) goto fail;
-        nn_tensor *L = md_net_loss(&T.ctx, &r->net, md_net_fwd(&T.ctx, &r->net, in), T.y, b);
+        nn_tensor *L = md_net_train_loss(&T.ctx, &r->net, in, NULL, T.y, b);
         if (!L || (rc = nn_backward(&T.ctx, L))) {
             rc = rc ? rc : GN_EINVAL;
             goto fail;

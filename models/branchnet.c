@@ -92,6 +92,10 @@ static nn_tensor *mlp_fwd(nn_ctx *c, const md_mlpnet *m, nn_tensor *x) {
 
 int md_net_make(md_net *m, nn_store *s) {
     int feat = 0, rc = 0;
+    if (m->kind == MD_KIND_LATENT) {
+        m->n_out = m->bins;
+        return md_latent_make(&m->lat, s);
+    }
     for (int b = 0; b < m->n_branch && !rc; b++) {
         const md_branch_spec *sp = &m->spec[b];
         switch (sp->backbone) {
@@ -105,7 +109,23 @@ int md_net_make(md_net *m, nn_store *s) {
     return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
 }
 
+static nn_tensor *lat_encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    return md_latent_encode(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL);
+}
+
+nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full) {
+    nn_tensor *l = lat_encode(c, m, in);
+    return full ? l : md_latent_S(c, &m->lat, l);
+}
+
+nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
+                             int N) {
+    if (m->kind == MD_KIND_BRANCH) return md_net_loss(c, m, md_net_fwd(c, m, in), y, N);
+    return md_latent_loss(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, in_m ? in_m[m->lat_x] : NULL, y, N);
+}
+
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {
         switch (m->spec[b].backbone) {

@@ -11,6 +11,7 @@
 #define MD_BRANCHNET_H
 
 #include "../nn/nn.h"
+#include "latent.h"
 
 #define MD_MAX_BRANCH 4
 #define MD_MAX_TARGETS 8
@@ -18,6 +19,10 @@
 enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
 enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
+// MD_KIND_BRANCH: branches -> concatenated features -> head (above);
+// MD_KIND_LATENT: the S-space model of models/latent.h over two of the
+// branches' inputs (main x, optional additional vector a), binned head.
+enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT };
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
@@ -56,6 +61,9 @@ typedef struct md_branch_spec {
 } md_branch_spec;
 
 typedef struct md_net {
+    int kind;       // MD_KIND_*
+    int lat_x, lat_a; // latent: the branches feeding x and a (-1: none)
+    md_latent lat;
     int n_branch;
     md_branch_spec spec[MD_MAX_BRANCH];
     md_resnet rn[MD_MAX_BRANCH];
@@ -78,5 +86,12 @@ nn_tensor *md_net_loss(nn_ctx *c, const md_net *m, nn_tensor *out, const float *
 // and, for probabilistic heads, a standard deviation per target (sd may be NULL).
 void md_net_predict(const md_net *m, const nn_tensor *out, float *pred, float *sd);
 int md_bin_label(const md_net *m, double y);
+// The training objective on a batch: the head loss of md_net_fwd for branch
+// networks; the latent model's objective (rows [0, N/2) and [N/2, N) the two
+// sets of a contrastive batch; in_m: morphology views or NULL) otherwise.
+nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
+                             int N);
+// Latent models: the latent vector l (full = 1) or S (its first dim_main).
+nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full);
 
 #endif

@@ -1,0 +1,90 @@
+// galnn embed: the S vector (or the whole latent) of every galaxy from a latent model.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "cmd.h"
+#include "run.h"
+
+void cmd_embed_help(void) {
+    printf("usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"
+           "                   [--split all|train|val|test] [--full] [--threads N]\n\n"
+           "Writes id, split and s0..s{D-1} for every galaxy with usable inputs: S, the first dim_main latent\n"
+           "components that feed the estimator (spec §1.5), or with --full the whole latent (dim_main +\n"
+           "dim_ext). The split column comes from the run's own split rule, so `galnn causal --latent S.csv`\n"
+           "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
+}
+
+int cmd_embed(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL, *which = "all";
+    long threads = 0;
+    int full = 0;
+    const char *ov[4];
+    char fov[4][1024];
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--full")) {
+            full = 1;
+            continue;
+        }
+        if (!v) return cmd_error("%s needs a value", a);
+        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
+        if (key) {
+            snprintf(fov[n_ov], sizeof fov[n_ov], "%s=%s", key, v);
+            ov[n_ov] = fov[n_ov];
+            n_ov++;
+        } else if (!strcmp(a, "--ckpt")) ckpt = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--split")) which = v;
+        else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+        } else
+            return cmd_error("embed: unknown option '%s' (see `galnn help embed`)", a);
+        i++;
+    }
+    if (!ckpt || !out) return cmd_error("embed: --ckpt and --out are required");
+    int only = strcmp(which, "all") ? io_split_parse(which) : -1;
+    if (strcmp(which, "all") && only < 0) return cmd_error("embed: --split '%s' is not all, train, val or test", which);
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) {
+        run_free(&r);
+        return cmd_error("embed: %s", gn_errmsg());
+    }
+    int rc = 1, D = 0;
+    uint32_t *rows = NULL;
+    float *S = NULL;
+    size_t n = 0, blen = 0;
+    char *buf = NULL;
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    if (r.net.kind != MD_KIND_LATENT) {
+        gn_err(GN_EINVAL, "%s is not a latent (S-space) model: its configuration has no [model] kind = latent", ckpt);
+        goto out;
+    }
+    D = full ? md_latent_dim(&r.net.lat) : r.net.lat.sp.dim_main;
+    if (run_select_rows(&r, only, &rows, &n) || !(S = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D))) goto out;
+    if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows, n, full, S)) goto out;
+    FILE *f = open_memstream(&buf, &blen);
+    if (!f) goto out;
+    fprintf(f, "id,split");
+    for (int d = 0; d < D; d++) fprintf(f, ",s%d", d);
+    fputc('\n', f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));
+        for (int d = 0; d < D; d++) fprintf(f, ",%.7g", S[i * (size_t)D + d]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    if (io_write_atomic(out, buf, blen)) goto out;
+    printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D, r.n_unusable);
+    rc = 0;
+out:
+    if (rc) cmd_error("embed: %s", gn_errmsg());
+    free(buf), free(rows), free(S);
+    if (c.arena.head) nn_ctx_free(&c);
+    run_free(&r);
+    return rc;
+}
