@@ -181,8 +181,9 @@ static int setup_latent(run *r) {
     } fk[] = {{"lambda_rec", 1, &p->lambda_rec},
               {"tau", p->objective == MD_OBJ_RNC ? 2 : 0.1, &p->tau},
               {"base_tau", 0.07, &p->base_tau},
-              {"supcon_width", 0.1, &p->supcon_width}};
-    for (int k = 0; k < 4; k++) {
+              {"supcon_width", 0.1, &p->supcon_width},
+              {"leaky_slope", 0.2, &p->slope}};
+    for (int k = 0; k < 5; k++) {
         double v;
         int rc = io_config_double(c, "model", fk[k].key, fk[k].def, &v);
         if (rc) return rc;

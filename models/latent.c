@@ -35,13 +35,13 @@ int md_latent_make(md_latent *m, nn_store *s) {
 
 nn_tensor *md_latent_encode(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a) {
     nn_tensor *h = a ? nn_concat(c, 2, (nn_tensor *[]){x, a}, 1) : x;
-    for (int k = 0; k < m->sp.depth; k++) h = nn_leaky_relu(c, nn_dense_fwd(c, &m->enc[k], h), 0.2f);
+    for (int k = 0; k < m->sp.depth; k++) h = nn_leaky_relu(c, nn_dense_fwd(c, &m->enc[k], h), m->sp.slope);
     return nn_dense_fwd(c, &m->enc[m->sp.depth], h);
 }
 
 nn_tensor *md_latent_decode(nn_ctx *c, const md_latent *m, nn_tensor *l) {
     nn_tensor *h = l;
-    for (int k = 0; k < m->sp.depth - 1; k++) h = nn_leaky_relu(c, nn_dense_fwd(c, &m->dec[k], h), 0.2f);
+    for (int k = 0; k < m->sp.depth - 1; k++) h = nn_leaky_relu(c, nn_dense_fwd(c, &m->dec[k], h), m->sp.slope);
     return nn_dense_fwd(c, &m->dec[m->sp.depth - 1], h);
 }
 
@@ -50,7 +50,7 @@ nn_tensor *md_latent_S(nn_ctx *c, const md_latent *m, nn_tensor *l) {
 }
 
 nn_tensor *md_latent_logits(nn_ctx *c, const md_latent *m, nn_tensor *l) {
-    nn_tensor *h = nn_leaky_relu(c, nn_dense_fwd(c, &m->est[0], md_latent_S(c, m, l)), 0.2f);
+    nn_tensor *h = nn_leaky_relu(c, nn_dense_fwd(c, &m->est[0], md_latent_S(c, m, l)), m->sp.slope);
     return nn_dense_fwd(c, &m->est[1], h);
 }
 

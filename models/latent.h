@@ -24,6 +24,7 @@ typedef struct md_latent_spec {
     int dim_main, dim_ext; // S = the first dim_main latent components
     int depth, hidden;     // MLP encoder: depth x [FC hidden + LeakyReLU 0.2]; decoder depth - 1
     int est_hidden;        // estimator: S -> FC est_hidden (LeakyReLU) -> FC bins
+    float slope;           // LeakyReLU negative slope (0.2 in the paper)
     int bins;
     double lo, hi;
     float lambda_rec;      // weight of the reconstruction term (1 photometry, 100 images)

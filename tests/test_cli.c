@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "../common/gn_rng.h"
+#include "../io/catalog.h"
 
 #include "testutil.h"
 
@@ -173,8 +174,75 @@ static void test_causal_pid(void **s) {
     (void)system("rm -rf /tmp/galnn_cli_causal");
 }
 
+
+// A latent model end to end: train (SCL), embed (S and the full latent, one
+// row per usable galaxy, the run's splits), predict's logp = ln p(true bin)
+// of its own p0..p{B-1}; embed refuses a non-latent checkpoint.
+static void test_latent_cli(void **s) {
+    (void)s;
+    char out[8192];
+    (void)system("rm -rf /tmp/galnn_cli_lat && mkdir -p /tmp/galnn_cli_lat");
+    assert_int_equal(run("mock --out /tmp/galnn_cli_lat/m --n 300 --size 16", out, sizeof out), 0);
+    FILE *f = fopen("/tmp/galnn_cli_lat/lat.cfg", "w");
+    assert_non_null(f);
+    fprintf(f, "[target]\nnames = logmstar\nhead = binned\n[branch.x]\ninput = columns\ncolumns = mag_g, mag_r, mag_i\n"
+               "[branch.a]\ninput = columns\ncolumns = ebv\n[model]\nkind = latent\nmain = x\nextra = a\ndepth = 2\nhidden = 8\n"
+               "[train]\nepochs = 2\nbatch = 16\nlr = 1e-3\n");
+    fclose(f);
+    f = fopen("/tmp/galnn_cli_lat/reg.cfg", "w");
+    fprintf(f, "[target]\nnames = logmstar\n[branch.x]\ninput = columns\ncolumns = mag_r\nhidden = 4\n[train]\nepochs = 1\n");
+    fclose(f);
+    assert_int_equal(run("train --config /tmp/galnn_cli_lat/lat.cfg --catalog /tmp/galnn_cli_lat/m/catalog.csv --out /tmp/galnn_cli_lat/r",
+                         out, sizeof out),
+                     0);
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_lat/r/last.npz --out /tmp/galnn_cli_lat/S.csv", out, sizeof out), 0);
+    assert_non_null(strstr(out, "x 8 latent dimensions"));
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_lat/r/last.npz --out /tmp/galnn_cli_lat/L.csv --full --split test", out,
+                         sizeof out),
+                     0);
+    assert_non_null(strstr(out, "x 16 latent dimensions"));
+    io_catalog c;
+    io_catalog_opts co = {9000, 1};
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_lat/S.csv", &co, &c), 0);
+    assert_true(io_catalog_find(&c, "split") >= 0 && io_catalog_find(&c, "s7") >= 0 && io_catalog_find(&c, "s8") < 0);
+    size_t n_all = c.n_rows;
+    io_catalog_free(&c);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_lat/L.csv", &co, &c), 0);
+    assert_true(io_catalog_find(&c, "s15") >= 0 && c.n_rows > 0 && c.n_rows < n_all / 3);
+    io_catalog_free(&c);
+    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_lat/r/last.npz --out /tmp/galnn_cli_lat/p.csv --split test --bins", out,
+                         sizeof out),
+                     0);
+    io_catalog p, m;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_lat/p.csv", &co, &p), 0);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_lat/m/catalog.csv", &co, &m), 0);
+    io_id_index ix;
+    assert_int_equal(io_id_index_build(&m, &ix), 0);
+    const double *lp = io_catalog_values(&p, "logp"), *y = io_catalog_values(&m, "logmstar");
+    assert_non_null(lp);
+    for (size_t i = 0; i < p.n_rows; i++) {
+        long row = io_id_find(&ix, io_catalog_id(&p, i));
+        assert_true(row >= 0);
+        int k = (int)floor((y[row] - 6.0) / (6.5 / 520));
+        k = k < 0 ? 0 : k > 519 ? 519 : k;
+        char nm[16];
+        snprintf(nm, sizeof nm, "p%d", k);
+        double pk = io_catalog_values(&p, nm)[i];
+        assert_true(fabs(lp[i] - log(pk)) < 1e-4);
+    }
+    io_id_index_free(&ix);
+    io_catalog_free(&p), io_catalog_free(&m);
+    // a branch network has no S space
+    assert_int_equal(run("train --config /tmp/galnn_cli_lat/reg.cfg --catalog /tmp/galnn_cli_lat/m/catalog.csv --out /tmp/galnn_cli_lat/g",
+                         out, sizeof out),
+                     0);
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_lat/g/last.npz --out /tmp/galnn_cli_lat/x.csv", out, sizeof out), 1);
+    assert_non_null(strstr(out, "is not a latent (S-space) model"));
+    (void)system("rm -rf /tmp/galnn_cli_lat");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid)};
+                                       cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,14 @@ static const char *CFG = "[data]\nbands = u,g,r,i,z\ntransform = asinh\nasinh_sc
                          "[branch.phot]\ninput = columns\ncolumns = mag_g, mag_r, zspec\nhidden = 16\n"
                          "[train]\nlr = 3e-3\nschedule = cosine\nepochs = 3\nbatch = 16\ncrop = 28\nseed = 4\n";
 
+// A latent (S-space) model with the SCL objective: its set-2 partners come from
+// their own checkpointed stream.
+static const char *SCL_CFG = "[target]\nnames = logmstar\nhead = binned\n"
+                             "[branch.x]\ninput = columns\ncolumns = mag_u, mag_g, mag_r, mag_i, mag_z\n"
+                             "[branch.a]\ninput = columns\ncolumns = ebv, magerr_r\n"
+                             "[model]\nkind = latent\nobjective = scl\nmain = x\nextra = a\ndepth = 3\nhidden = 16\n"
+                             "[train]\nlr = 1e-3\nschedule = step\ndrops = 20\ndrop_factor = 0.2\nepochs = 3\nbatch = 16\nseed = 5\n";
+
 static char catalog[600], images[600], cfgpath[600];
 
 static int setup(void **st) {
@@ -175,7 +183,35 @@ static void test_kill_during_write(void **st) {
     compare(straight, last);
 }
 
+static int run_cmd(const char *cmd) {
+    fflush(stdout);
+    return system(cmd);
+}
+
+static void test_scl_resume(void **st) {
+    (void)st;
+    char cfg[600], cmd[3000];
+    snprintf(cfg, sizeof cfg, "%s/scl.cfg", tu_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs(SCL_CFG, f);
+    fclose(f);
+    const char *base = "./bin/galnn train --config %s --catalog %s --out %s/%s --threads 2 %s >/dev/null 2>&1";
+    snprintf(cmd, sizeof cmd, base, cfg, catalog, tu_tmpdir(), "scl_straight", "--epochs 3");
+    assert_int_equal(run_cmd(cmd), 0);
+    snprintf(cmd, sizeof cmd, base, cfg, catalog, tu_tmpdir(), "scl_split", "--epochs 1");
+    assert_int_equal(run_cmd(cmd), 0);
+    snprintf(cmd, sizeof cmd, "./bin/galnn train --resume %s/scl_split/last.npz --epochs 3 --threads 2 >/dev/null 2>&1",
+             tu_tmpdir());
+    assert_int_equal(run_cmd(cmd), 0);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/scl_straight/last.npz", tu_tmpdir());
+    snprintf(b, sizeof b, "%s/scl_split/last.npz", tu_tmpdir());
+    compare(a, b);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_kill_during_write)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_kill_during_write),
+                                       cmocka_unit_test(test_scl_resume)};
     return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }
