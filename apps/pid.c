@@ -266,10 +266,20 @@ static int run_pointwise(const char *pp[3], const char *catp, const char *target
         cmd_error("pid: --split '%s' is not train, val, test or all", split_s);
         goto out;
     }
+    // a galaxy's split: the one its models used (the `split` column galnn
+    // predict writes), else the catalog's, else the id hash with galnn train's
+    // default fractions
     split = malloc(C.n_rows + 1);
-    if (!split || io_catalog_splits(&C, 0.8, 0.1, split)) {
+    if (!split || io_catalog_splits(&C, 0.7, 0.15, split)) {
         cmd_error("pid: %s", gn_errmsg());
         goto out;
+    }
+    int sc = io_catalog_find(&f[0].c, "split");
+    for (size_t r = 0; sc >= 0 && r < C.n_rows; r++) {
+        long k = io_id_find(&f[0].ix, io_catalog_id(&C, r));
+        const char *v = k >= 0 ? f[0].c.cols[sc].s[k] : NULL;
+        int sp = v ? io_split_parse(v) : -1;
+        if (sp >= 0) split[r] = (uint8_t)sp;
     }
     // prior: histogram of the target over every catalog galaxy (§1.11)
     double w = (hi - lo) / B;
