@@ -28,7 +28,9 @@ void cmd_demo_help(void) {
 static int call(int (*fn)(int, char **), char **args) {
     int n = 0;
     while (args[n]) n++;
-    return fn(n, args);
+    int rc = fn(n, args);
+    fflush(stdout); // keep the steps in order when stdout is a file (subcommands also write to stderr)
+    return rc;
 }
 
 // "sigma_mad" etc. of the "all" population in a metrics.json.
