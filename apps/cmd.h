@@ -24,6 +24,8 @@ int cmd_causal(int argc, char **argv);
 void cmd_causal_help(void);
 int cmd_pid(int argc, char **argv);
 void cmd_pid_help(void);
+int cmd_analyze(int argc, char **argv);
+void cmd_analyze_help(void);
 int cmd_mi(int argc, char **argv);
 void cmd_mi_help(void);
 

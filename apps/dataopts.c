@@ -14,6 +14,7 @@ const char DATAOPTS_HELP[] =
     "                       'png/{id}_{band}.png', 'x/{id}.fits[SCI]' (FITS extension)\n"
     "  --bands LIST         band names, e.g. u,g,r,i,z: one file each with {band}, else the planes of each file\n"
     "  --size S             centre-crop cutouts to S x S (default: their size)\n"
+    "  --bin B              then sum B x B pixel blocks (flux-conserving downsampling; default 1)\n"
     "  --transform T        none | signlog (sign(x) ln(1+|x|), default) | asinh\n"
     "  --asinh-scale A      asinh(x / A) (default 1)\n"
     "  --fluxnorm TEMPLATE  divide each band by its clipped catalog flux, e.g. 'flux_{band}'\n"
@@ -55,10 +56,10 @@ int dataopts_parse(dataopts *d, int argc, char **argv, int *i) {
         (*i)++;
         return 1;
     }
-    if (!strcmp(a, "--size")) {
+    if (!strcmp(a, "--size") || !strcmp(a, "--bin")) {
         long s;
-        if (cmd_parse_int(a, v, 1, 16384, &s)) return -1;
-        d->size = (int)s;
+        if (cmd_parse_int(a, v, 1, a[2] == 's' ? 16384 : 16, &s)) return -1;
+        *(a[2] == 's' ? &d->size : &d->bin) = (int)s;
         (*i)++;
         return 1;
     }
@@ -109,6 +110,7 @@ int dataopts_spec(const dataopts *d, const io_catalog *cat, io_dataset_spec *s, 
     s->template = d->images;
     if (d->bands && io_parse_bands(d->bands, s)) return cmd_error("--bands: %s", gn_errmsg());
     s->size = d->size;
+    s->bin = d->bin;
     if (!strcmp(d->transform, "none")) s->transform = IO_TF_NONE;
     else if (!strcmp(d->transform, "signlog")) s->transform = IO_TF_SIGNLOG;
     else if (!strcmp(d->transform, "asinh")) s->transform = IO_TF_ASINH;

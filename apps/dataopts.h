@@ -10,7 +10,7 @@ typedef struct dataopts {
     const char *catalog, *images, *bands, *transform, *fluxnorm, *cache_dir;
     const char *derive[16];
     int n_derive;
-    int size, strict;
+    int size, bin, strict;
     double asinh_scale, f_train, f_val, null_threshold;
 } dataopts;
 

@@ -29,6 +29,8 @@ static const command COMMANDS[] = {
     {"pid", "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
      cmd_pid, cmd_pid_help},
     {"mi", "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", cmd_mi, cmd_mi_help},
+    {"analyze", "the whole study from one config: latent models, local tests, MI triplets, PID, a report", cmd_analyze,
+     cmd_analyze_help},
     {"data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput", cmd_data, cmd_data_help},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

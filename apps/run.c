@@ -83,6 +83,9 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     ds.asinh_scale = (float)a;
     if ((rc = io_config_int(c, tmpl ? sec : "data", "size", 0, &v))) return rc;
     ds.size = (int)v;
+    if ((rc = io_config_int(c, tmpl ? sec : "data", "bin", 1, &v))) return rc;
+    if (v < 1 || v > 16) return gn_err(GN_EINVAL, "%s: bin = %ld: give a block size 1..16", c->name, v);
+    ds.bin = (int)v;
     ds.fluxnorm = io_config_str(c, tmpl ? sec : "data", "fluxnorm", NULL);
     ds.cache_dir = io_config_str(c, "data", "cache_dir", NULL);
     ds.strict = 0;
@@ -146,8 +149,10 @@ static int setup_latent(run *r) {
         if (!strcmp(obj, objs[k])) p->objective = k;
     if (p->objective < 0) return gn_err(GN_EINVAL, "%s: [model] objective '%s' is not scl, ce, supcon or rnc", c->name, obj);
     const char *enc = io_config_str(c, "model", "encoder", "mlp");
-    if (strcmp(enc, "mlp")) return gn_err(GN_EINVAL, "%s: [model] encoder '%s' is not mlp", c->name, enc);
-    p->encoder = MD_ENC_MLP;
+    if (strcmp(enc, "mlp") && strcmp(enc, "inception"))
+        return gn_err(GN_EINVAL, "%s: [model] encoder '%s' is not mlp or inception", c->name, enc);
+    p->encoder = strcmp(enc, "mlp") ? MD_ENC_INCEPTION : MD_ENC_MLP;
+    int img = p->encoder == MD_ENC_INCEPTION;
     const char *names[2] = {io_config_str(c, "model", "main", NULL), io_config_str(c, "model", "extra", NULL)};
     int *which[2] = {&m->lat_x, &m->lat_a};
     for (int k = 0; k < 2; k++) {
@@ -156,19 +161,31 @@ static int setup_latent(run *r) {
         for (int b = 0; b < m->n_branch; b++)
             if (!strcmp(m->spec[b].name, names[k])) *which[k] = b;
         if (*which[k] < 0) return gn_err(GN_EINVAL, "%s: [model] %s = %s names no [branch.%s]", c->name, k ? "extra" : "main", names[k], names[k]);
-        if (m->spec[*which[k]].input != MD_IN_COLUMNS)
-            return gn_err(GN_EINVAL, "%s: [branch.%s] must be catalog columns for the mlp encoder", c->name, names[k]);
+        int want = k == 0 && img ? MD_IN_IMAGE : MD_IN_COLUMNS;
+        if (m->spec[*which[k]].input != want)
+            return gn_err(GN_EINVAL, "%s: [branch.%s] must be %s for the %s encoder", c->name, names[k],
+                          want == MD_IN_IMAGE ? "an image input" : "catalog columns", enc);
     }
     if (m->lat_x < 0) return gn_err(GN_EINVAL, "%s: [model] main = BRANCH names the main input", c->name);
     p->x_dim = m->spec[m->lat_x].in_ch;
     p->a_dim = m->lat_a >= 0 ? m->spec[m->lat_a].in_ch : 0;
+    if (img) {
+        int h = r->ds[r->br[m->lat_x].ds].h; // the size run_batch renders (train.crop is read before this)
+        p->img_c = p->x_dim;
+        p->img_size = r->crop > 0 && r->crop < h ? r->crop : h;
+    }
     struct {
         const char *key;
         long def;
         int *dst;
-    } ik[] = {{"dim_main", 8, &p->dim_main}, {"dim_ext", p->objective == MD_OBJ_CE ? 0 : 8, &p->dim_ext}, {"depth", 20, &p->depth},
-              {"hidden", 128, &p->hidden}, {"est_hidden", 128, &p->est_hidden}};
-    for (int k = 0; k < 5; k++) {
+    } ik[] = {{"dim_main", img ? 16 : 8, &p->dim_main}, {"dim_ext", p->objective == MD_OBJ_CE ? 0 : img ? 512 : 8, &p->dim_ext},
+              {"depth", 20, &p->depth},         {"hidden", 128, &p->hidden},
+              {"est_hidden", img ? 1024 : 128, &p->est_hidden},
+              {"conv_width", 96, &p->conv_w},   {"inception_width", 156, &p->inc_w},
+              {"fc_width", 1024, &p->fc_w},     {"decoder_channels", 16, &p->dec_ch},
+              {"decoder_width", 32, &p->dec_w}};
+    for (int k = 0; k < (int)(sizeof ik / sizeof ik[0]); k++) {
+        if (!img && k >= 5) break; // the image keys mean nothing to the MLP encoder
         long v;
         int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
         if (rc) return rc;
@@ -178,7 +195,7 @@ static int setup_latent(run *r) {
         const char *key;
         double def;
         float *dst;
-    } fk[] = {{"lambda_rec", 1, &p->lambda_rec},
+    } fk[] = {{"lambda_rec", img ? 100 : 1, &p->lambda_rec},
               {"tau", p->objective == MD_OBJ_RNC ? 2 : 0.1, &p->tau},
               {"base_tau", 0.07, &p->base_tau},
               {"supcon_width", 0.1, &p->supcon_width},

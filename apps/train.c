@@ -44,24 +44,22 @@ typedef struct trainer {
     size_t log_len;
     float *scratch, *y;
     uint32_t *ids;
-    io_aug *aug;
+    io_aug *aug, *aug_m;
     int pairs;       // contrastive latent objective: batches are set-1/set-2 pairs
+    int morph;       // image contrastive objective: every row also has a morphology-augmented view (aug_m)
     gn_rng pair;     // draws the set-2 partners (checkpointed)
 } trainer;
 
 // Set 2 of a contrastive batch (spec/methods.md §1.6): for each of the b set-1
 // galaxies a partner drawn uniformly with replacement from the training
 // galaxies, never the same galaxy; it gets its own augmentation draw.
-static void draw_partners(trainer *T, int b) {
-    const run *r = &T->r;
-    size_t n = r->n_rows[IO_SPLIT_TRAIN];
-    for (int i = 0; i < b; i++) {
-        uint32_t j;
-        do j = r->rows[IO_SPLIT_TRAIN][gn_rng_below(&T->pair, n)];
-        while (j == T->ids[i] && n > 1);
-        T->ids[b + i] = j;
-        T->aug[b + i] = (io_aug){(int)gn_rng_below(&T->pair, r->augment ? 8 : 1), (float)gn_rng_uniform(&T->pair),
-                                 (float)gn_rng_uniform(&T->pair)};
+// The morphology-augmented view of every row of an image SCL batch (spec
+// 1.4): a further, never-identity dihedral transform of the row's image, same crop.
+static void draw_morph(trainer *T, int n) {
+    for (int i = 0; i < n; i++) {
+        double u1 = gn_rng_uniform(&T->pair), u2 = gn_rng_uniform(&T->pair);
+        T->aug_m[i] = T->aug[i];
+        T->aug_m[i].k = io_dihedral_then(T->aug[i].k, io_dihedral_morph(u1, u2));
     }
 }
 
@@ -383,7 +381,8 @@ int cmd_train(int argc, char **argv) {
         goto fail;
     }
     T.pairs = r->net.kind == MD_KIND_LATENT && r->net.lat.sp.objective != MD_OBJ_CE;
-    int per_step = T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from draw_partners
+    T.morph = T.pairs && r->net.lat.sp.encoder == MD_ENC_INCEPTION; // images: the morphology-augmented view
+    int per_step = T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from io_draw_partners
     io_loader_opts lo = {.batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
     if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
     if (T.pairs && r->n_rows[IO_SPLIT_TRAIN] < 2) {
@@ -411,7 +410,8 @@ int cmd_train(int argc, char **argv) {
     T.y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)r->n_targets);
     T.ids = gn_malloc(sizeof(uint32_t) * (size_t)r->batch);
     T.aug = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
-    if (!T.scratch || !T.y || !T.ids || !T.aug) {
+    T.aug_m = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
+    if (!T.scratch || !T.y || !T.ids || !T.aug || !T.aug_m) {
         rc = GN_ENOMEM;
         goto fail;
     }
@@ -439,7 +439,11 @@ int cmd_train(int argc, char **argv) {
     long step0 = T.opt.step;
     while (T.L.epoch < T.epochs) {
         int b = io_loader_next_ids(&T.L, T.ids, T.aug);
-        if (b && T.pairs) draw_partners(&T, b), b *= 2;
+        if (b && T.pairs) {
+            io_draw_partners(&T.pair, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], T.ids, b, r->augment, T.ids + b, T.aug + b);
+            b *= 2;
+        }
+        if (b && T.morph) draw_morph(&T, b);
         if (b == 0) { // the epoch is over (the loader already holds the next epoch's order)
             double vl = NAN;
             st_metrics m = {0};
@@ -462,11 +466,12 @@ int cmd_train(int argc, char **argv) {
             te = gn_now();
             continue;
         }
-        nn_tensor *in[MD_MAX_BRANCH];
+        nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
         nn_ctx_reset(&T.ctx);
         nn_store_zero_grad(&r->st);
         if ((rc = run_batch(r, &T.ctx, T.ids, T.aug, b, in, T.y, T.scratch))) goto fail;
-        nn_tensor *L = md_net_train_loss(&T.ctx, &r->net, in, NULL, T.y, b);
+        if (T.morph && (rc = run_batch(r, &T.ctx, T.ids, T.aug_m, b, in_m, NULL, T.scratch))) goto fail;
+        nn_tensor *L = md_net_train_loss(&T.ctx, &r->net, in, T.morph ? in_m : NULL, T.y, b);
         if (!L || (rc = nn_backward(&T.ctx, L))) {
             rc = rc ? rc : GN_EINVAL;
             goto fail;
@@ -489,7 +494,7 @@ fail:
     io_loader_free(&T.L);
     nn_optim_free(&T.opt);
     if (T.ctx.arena.head) nn_ctx_free(&T.ctx);
-    free(T.scratch), free(T.y), free(T.ids), free(T.aug), free(T.log);
+    free(T.scratch), free(T.y), free(T.ids), free(T.aug), free(T.aug_m), free(T.log);
     run_free(r);
     return rc ? 1 : 0;
 }

@@ -112,7 +112,7 @@ static int source_hash(const io_dataset_spec *s, uint64_t *out) {
     h = io_fnv1a(&s->cat->content_hash, 8, h);
     h = hash_str(h, s->template);
     for (int b = 0; b < s->n_bands; b++) h = hash_str(h, s->bands[b]);
-    int32_t par[2] = {s->size, s->transform};
+    int32_t par[3] = {s->size, s->transform, s->bin > 1 ? s->bin : 1};
     h = io_fnv1a(par, sizeof par, h);
     h = io_fnv1a(&s->asinh_scale, sizeof s->asinh_scale, h);
     h = hash_str(h, s->fluxnorm ? s->fluxnorm : "");
@@ -187,7 +187,22 @@ typedef struct slot {
     size_t masked;
 } slot;
 
-// Decode, crop, normalise and transform galaxy `row` into out (C, size, size).
+// Sum bin x bin blocks of each of C planes S x S in place (S % bin == 0).
+// Every output index is at most the smallest index it reads, and later
+// outputs read only larger indices, so working forward is safe.
+static void rebin(float *p, int C, int S, int bin) {
+    int So = S / bin;
+    for (int b = 0; b < C; b++)
+        for (int y = 0; y < So; y++)
+            for (int x = 0; x < So; x++) {
+                float acc = 0;
+                for (int dy = 0; dy < bin; dy++)
+                    for (int dx = 0; dx < bin; dx++) acc += p[((size_t)b * S + (size_t)(y * bin + dy)) * S + x * bin + dx];
+                p[((size_t)b * So + y) * So + x] = acc;
+            }
+}
+
+// Decode, crop, bin, normalise and transform galaxy `row` into out (C, S/bin, S/bin).
 static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const fluxclip *fc, float *out, slot *sl) {
     const char *id = io_catalog_id(s->cat, row);
     int per_band = uses_band(s->template);
@@ -223,6 +238,8 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
                        sizeof(float) * (size_t)S);
         io_image_free(&im);
     }
+    int bin = s->bin > 1 ? s->bin : 1;
+    if (bin > 1) rebin(out, C, S, bin), S /= bin;
     size_t P = (size_t)S * S;
     for (int b = 0; b < C; b++) {
         float scale = 1.0f;
@@ -289,10 +306,12 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     if (C > IO_MAX_BANDS) return gn_err(GN_EINVAL, "%d bands (at most %d)", C, IO_MAX_BANDS);
     int S = s->size ? s->size : H;
     if (!s->size && H != W) return gn_err(GN_EINVAL, "cutouts are %dx%d: give a square --size to crop to", H, W);
+    int bin = s->bin > 1 ? s->bin : 1;
+    if (S % bin) return gn_err(GN_EINVAL, "cutout size %d is not a multiple of the binning factor %d", S, bin);
     fluxclip fc;
     memset(&fc, 0, sizeof fc);
     if (s->fluxnorm && (rc = fluxclip_init(s, C, &fc))) return rc;
-    size_t per = (size_t)C * S * S, N = s->cat->n_rows;
+    size_t per = (size_t)C * S * S, N = s->cat->n_rows, per_out = per / ((size_t)bin * bin); // per: decode buffer
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w+b"); // read back for the CRC
@@ -334,7 +353,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
                 continue;
             }
             if (sl[k].masked) ds->n_masked_gal++, ds->n_masked_pix += sl[k].masked;
-            if (fwrite(buf + (size_t)k * per, sizeof(float), per, f) != per) {
+            if (fwrite(buf + (size_t)k * per, sizeof(float), per_out, f) != per_out) {
                 rc = gn_err(GN_EIO, "%s: write failed: %s", tmp, strerror(errno));
                 break;
             }
@@ -361,7 +380,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         // the row table was reserved for N rows; move pixels up if fewer were kept
         if (!rc && fflush(f)) rc = GN_EIO;
         int fd = fileno(f);
-        size_t pix_bytes = sizeof(float) * per * kept, from = HEADER_BYTES + rows_bytes, to = HEADER_BYTES + rb;
+        size_t pix_bytes = sizeof(float) * per_out * kept, from = HEADER_BYTES + rows_bytes, to = HEADER_BYTES + rb;
         unsigned char *blk = gn_malloc(1 << 22);
         if (!blk) rc = GN_ENOMEM;
         for (size_t o = 0; !rc && o < pix_bytes; o += 1 << 22) {
@@ -377,14 +396,14 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         memcpy(hd.magic, CACHE_MAGIC, 8);
         hd.version = CACHE_VERSION;
         hd.header_bytes = HEADER_BYTES;
-        hd.n = kept, hd.c = (uint64_t)C, hd.h = hd.w = (uint64_t)S;
+        hd.n = kept, hd.c = (uint64_t)C, hd.h = hd.w = (uint64_t)(S / bin);
         hd.source_hash = hash;
         hd.payload_crc = crc;
         hd.n_skipped = (uint32_t)ds->n_skipped;
         hd.n_masked_gal = ds->n_masked_gal, hd.n_masked_pix = ds->n_masked_pix;
         for (int b = 0; b < C; b++) memcpy(hd.bands[b], s->bands[b], IO_BAND_NAME);
-        snprintf(hd.describe, sizeof hd.describe, "catalog=%s template=%s size=%d transform=%d asinh=%g fluxnorm=%s",
-                 s->cat->path, s->template, S, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
+        snprintf(hd.describe, sizeof hd.describe, "catalog=%s template=%s size=%d bin=%d transform=%d asinh=%g fluxnorm=%s",
+                 s->cat->path, s->template, S, bin, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
         if (!rc && (pwrite(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd ||
                     pwrite(fd, rows, sizeof(uint32_t) * kept, HEADER_BYTES) != (ssize_t)(sizeof(uint32_t) * kept)))
             rc = gn_err(GN_EIO, "%s: write failed", tmp);

@@ -26,6 +26,7 @@ typedef struct io_dataset_spec {
     int n_bands;          // band names: one file each with {band}; else the planes of each file
     char bands[IO_MAX_BANDS][IO_BAND_NAME];
     int size;             // centre crop to size x size (0: keep the files' size; all must agree)
+    int bin;              // then sum bin x bin pixel blocks (flux-conserving; 0/1: none); size % bin == 0
     int transform;        // IO_TF_*: sign(x) ln(1+|x|) or asinh(x / asinh_scale), after flux normalisation
     float asinh_scale;
     const char *fluxnorm; // column template, e.g. "flux_{band}": divide band b by its clipped flux

@@ -19,6 +19,30 @@ void io_dihedral(const float *src, float *dst, int S, int k) {
         }
 }
 
+void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral, uint32_t *set2,
+                      io_aug *aug2) {
+    for (int i = 0; i < b; i++) {
+        uint32_t j;
+        do j = rows[gn_rng_below(rng, n)];
+        while (j == set1[i] && n > 1);
+        set2[i] = j;
+        aug2[i] = (io_aug){(int)gn_rng_below(rng, dihedral ? 8 : 1), (float)gn_rng_uniform(rng), (float)gn_rng_uniform(rng)};
+    }
+}
+
+int io_dihedral_then(int k1, int k2) {
+    int r1 = k1 & 3, f1 = k1 >= 4, r2 = k2 & 3, f2 = k2 >= 4;
+    return 4 * (f1 ^ f2) + ((r1 + (f1 ? 4 - r2 : r2)) & 3);
+}
+
+int io_dihedral_morph(double u1, double u2) {
+    // a vertical flip is the horizontal one after a half turn: F_v R^r = F R^(r+2)
+    if (u1 < 0.25) return 4 + 2;
+    int r = 1 + (int)((u1 - 0.25) / 0.75 * 3);
+    if (r > 3) r = 3;
+    return u2 < 0.5 ? r : 4 + ((r + 2) & 3);
+}
+
 static void new_epoch(io_loader *L) {
     if (L->o.shuffle) gn_rng_permutation(&L->shuffle, L->perm, L->n);
     else

@@ -74,5 +74,19 @@ void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const 
 // Apply dihedral transform k (0..7: rotate k%4 quarter turns counter-clockwise,
 // then flip left-right when k >= 4) to a square (S, S) plane.
 void io_dihedral(const float *src, float *dst, int S, int k);
+// Set 2 of a contrastive batch (spec methods.md 1.6): for each of the b rows
+// set1[i], a row drawn uniformly with replacement from rows[0..n) that is not
+// set1[i] (n >= 2), with its own augmentation draw (dihedral: k in 0..7, else
+// 0; crop position u, v), all from rng.
+void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral, uint32_t *set2,
+                      io_aug *aug2);
+// The single transform "k1, then k2": with T_k = F^(k>=4) R^(k%4) and
+// R^r F = F R^-r, T_k2 T_k1 = F^(f1 xor f2) R^(r1 + (f1 ? -r2 : r2)).
+int io_dihedral_then(int k1, int k2);
+// The morphology-augmented view's transform relative to the image (spec
+// methods.md 1.4; flips along axis 0, i.e. vertical): with p 0.75 a rotation
+// by 1-3 quarter turns then a vertical flip with p 0.5, else a vertical flip
+// alone; never the identity. u1, u2 uniform in [0, 1).
+int io_dihedral_morph(double u1, double u2);
 
 #endif

@@ -14,16 +14,23 @@
 
 #include "../nn/nn.h"
 
-enum { MD_ENC_MLP = 0 };
+enum { MD_ENC_MLP = 0, MD_ENC_INCEPTION };
 enum { MD_OBJ_SCL = 0, MD_OBJ_CE, MD_OBJ_SUPCON, MD_OBJ_RNC };
 #define MD_LAT_MAXDEPTH 32
+#define MD_LAT_MAXCONV 16
 
 typedef struct md_latent_spec {
     int encoder, objective;
     int x_dim, a_dim;      // main input columns, additional vector length (0: none)
     int dim_main, dim_ext; // S = the first dim_main latent components
     int depth, hidden;     // MLP encoder: depth x [FC hidden + LeakyReLU 0.2]; decoder depth - 1
-    int est_hidden;        // estimator: S -> FC est_hidden (LeakyReLU) -> FC bins
+    int est_hidden;        // estimator: S -> FC est_hidden (LeakyReLU; ReLU for images) -> FC bins
+    // Inception encoder (§1.5): x is (N, img_c, img_size, img_size), img_size = 16 * 2^m
+    int img_c, img_size;
+    int conv_w;            // stem and VALID 3x3 convs (96 in the paper)
+    int inc_w;             // Inception k: branches k, k, int(0.65k), int(0.7k) (156)
+    int fc_w;              // FC after the convolutions (1024)
+    int dec_ch, dec_w;     // decoder: FC -> 8 x 8 x dec_ch (16), 3x3 convs of dec_w channels (32)
     float slope;           // LeakyReLU negative slope (0.2 in the paper)
     int bins;
     double lo, hi;
@@ -32,12 +39,24 @@ typedef struct md_latent_spec {
     float supcon_width;    // SupCon: targets in bins of this width are one class
 } md_latent_spec;
 
+typedef struct md_incep {
+    nn_conv a1, a5, b1, b3, c1, d1; // 1x1 -> 5x5; 1x1 -> 3x3; 1x1 -> avg pool; 1x1
+} md_incep;
+
 typedef struct md_latent {
     md_latent_spec sp;
     nn_dense enc[MD_LAT_MAXDEPTH + 1], dec[MD_LAT_MAXDEPTH], est[2];
+    // Inception encoder: enc[0] = FC(a -> conv_w), enc[1..2] = the FCs after the convolutions
+    nn_conv stem[2], valid[MD_LAT_MAXCONV];
+    md_incep inc[6];
+    int n_valid;
+    // image decoder: dec[0] = FC(latent -> 64 dec_ch), then n_dconv 3x3 convs
+    nn_conv dconv[MD_LAT_MAXCONV];
+    int n_dconv;
 } md_latent;
 
-// Parameters "enc.fcK", "dec.fcK", "est.fc1/2" (Glorot-uniform weights, bias 0.1).
+// Parameters "enc.fcK", "dec.fcK", "est.fc1/2" (+ "enc.stemK", "enc.incK.a1"
+// ..., "enc.validK", "dec.convK" for images); Glorot-uniform weights, bias 0.1.
 int md_latent_make(md_latent *m, nn_store *s);
 int md_latent_dim(const md_latent *m); // dim_main + dim_ext
 // x (N, x_dim), a (N, a_dim) or NULL -> l (N, dim_main + dim_ext).

@@ -16,6 +16,7 @@
 #include "../io/catalog.h"
 #include "../io/dataset.h"
 #include "../io/image.h"
+#include "../io/json.h"
 #include "../io/loader.h"
 #include "../io/mock.h"
 #include "testutil.h"
@@ -541,6 +542,148 @@ static void test_dihedral(void **st) {
     assert_memory_equal(c, a, sizeof a);
 }
 
+// io_dihedral_then(k1, k2) is the transform k1 followed by k2, for all 64
+// pairs; the morphology view's transform is never the identity, and its
+// probabilities are spec 1.4's (0.25 a vertical flip alone, 0.125 each for the
+// three rotations and the three rotations followed by a vertical flip).
+static void test_dihedral_compose(void **st) {
+    (void)st;
+    float a[16], b[16], c[16], d[16];
+    for (int i = 0; i < 16; i++) a[i] = (float)i;
+    for (int k1 = 0; k1 < 8; k1++)
+        for (int k2 = 0; k2 < 8; k2++) {
+            io_dihedral(a, b, 4, k1);
+            io_dihedral(b, c, 4, k2);
+            io_dihedral(a, d, 4, io_dihedral_then(k1, k2));
+            assert_memory_equal(c, d, sizeof c);
+        }
+    float vflip[16];
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++) vflip[y * 4 + x] = a[(3 - y) * 4 + x];
+    double p[8] = {0};
+    int n = 4000;
+    for (int i = 0; i < n; i++) {
+        double u1 = (i + 0.5) / n;
+        for (int j = 0; j < 2; j++) {
+            int k = io_dihedral_morph(u1, j ? 0.75 : 0.25);
+            assert_true(k > 0 && k < 8);
+            p[k] += 0.5 / n;
+        }
+    }
+    io_dihedral(a, b, 4, io_dihedral_morph(0.1, 0.9)); // p 0.25: the vertical flip alone
+    assert_memory_equal(b, vflip, sizeof b);
+    // a rotation by r then a vertical flip
+    io_dihedral(a, c, 4, 1);
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++) d[y * 4 + x] = c[(3 - y) * 4 + x];
+    io_dihedral(a, b, 4, io_dihedral_morph(0.3, 0.9));
+    assert_memory_equal(b, d, sizeof b);
+    int vf = io_dihedral_morph(0.1, 0.1);
+    for (int k = 1; k < 8; k++) assert_float_equal(p[k], k == vf ? 0.25 : 0.125, 1e-3);
+}
+
+// The JSON reader: values of every type, nesting, escapes (incl. a surrogate
+// pair), paths; malformed text is an error naming the file and line.
+static void test_json(void **st) {
+    (void)st;
+    const char *t = "{\"a\": 1.5e2, \"b\": [true, null, -3, \"x\\u00e9\\n\\ud83d\\ude00\"],\n \"c\": {\"d\": {\"e\": [0.25, 7]}}, \"f\": false}";
+    io_json j;
+    assert_int_equal(io_json_parse(t, strlen(t), "t.json", &j), 0);
+    assert_int_equal(j.type, IO_JSON_OBJ);
+    assert_int_equal(j.n, 4);
+    assert_float_equal(io_json_num(io_json_get(&j, "a"), -1), 150, 0);
+    const io_json *b = io_json_get(&j, "b");
+    assert_int_equal(b->n, 4);
+    assert_float_equal(io_json_num(b, 0), 1, 0);
+    assert_int_equal(b->kids[1].type, IO_JSON_NULL);
+    assert_true(isnan(io_json_num(b, 1)));
+    assert_float_equal(io_json_num(b, 2), -3, 0);
+    assert_string_equal(b->kids[3].str, "x\xc3\xa9\n\xf0\x9f\x98\x80");
+    assert_float_equal(io_json_num(io_json_path(&j, "c", "d", "e", NULL), 1), 7, 0);
+    assert_null(io_json_path(&j, "c", "nope", "e", NULL));
+    assert_true(isnan(io_json_num(io_json_get(&j, "zzz"), -1)));
+    assert_float_equal(io_json_num(io_json_get(&j, "f"), -1), 0, 0);
+    io_json_free(&j);
+    const char *bad[] = {"{\"a\": 1,}", "[1 2]", "{\"a\" 1}", "\"open", "{\"a\": tru}", "[1]]", "", "{\"a\":\n [1, -]}"};
+    for (int k = 0; k < 8; k++) {
+        assert_int_not_equal(io_json_parse(bad[k], strlen(bad[k]), "bad.json", &j), 0);
+        assert_non_null(strstr(gn_errmsg(), "bad.json: line"));
+    }
+    assert_int_not_equal(io_json_parse(bad[7], strlen(bad[7]), "bad.json", &j), 0);
+    assert_non_null(strstr(gn_errmsg(), "line 2"));
+    assert_int_not_equal(io_json_read("/nonexistent/x.json", &j), 0);
+    assert_non_null(strstr(gn_errmsg(), "/nonexistent/x.json"));
+}
+
+// The paired-batch sampler never pairs a galaxy with itself — also with two
+// training galaxies, where every partner is forced — and draws the others
+// uniformly (each of the n - 1 allowed rows about equally often).
+static void test_partners(void **st) {
+    (void)st;
+    gn_rng r;
+    gn_rng_seed(&r, 5, GN_STREAM_SAMPLE);
+    uint32_t rows[6] = {3, 8, 11, 20, 21, 40}, set1[64], set2[64];
+    io_aug aug[64];
+    size_t count[6] = {0};
+    for (int rep = 0; rep < 500; rep++) {
+        for (int i = 0; i < 64; i++) set1[i] = rows[(i + rep) % 6];
+        io_draw_partners(&r, rows, 6, set1, 64, 1, set2, aug);
+        for (int i = 0; i < 64; i++) {
+            assert_int_not_equal(set2[i], set1[i]);
+            assert_true(aug[i].k >= 0 && aug[i].k < 8);
+            int f = -1;
+            for (int k = 0; k < 6; k++) f = rows[k] == set2[i] ? k : f;
+            assert_true(f >= 0);
+            count[f]++;
+        }
+    }
+    for (int k = 0; k < 6; k++) assert_true(count[k] > 500 * 64 / 6 * 0.9 && count[k] < 500 * 64 / 6 * 1.1);
+    uint32_t two[2] = {7, 9};
+    for (int i = 0; i < 64; i++) set1[i] = two[i & 1];
+    io_draw_partners(&r, two, 2, set1, 64, 0, set2, aug);
+    for (int i = 0; i < 64; i++) assert_int_equal(set2[i], two[1 - (i & 1)]), assert_int_equal(aug[i].k, 0);
+}
+
+// [data] bin: each output pixel is the sum of a bin x bin block (flux kept).
+static void test_dataset_bin(void **st) {
+    (void)st;
+    mock_survey(tu_tmp("bn"), 12, 0);
+    io_catalog cat;
+    assert_int_equal(io_catalog_read(tu_tmp("bn/catalog.csv"), NULL, &cat), 0);
+    char tf[512];
+    snprintf(tf, sizeof tf, "%s/bn/cutouts/{id}.fits", tu_tmpdir());
+    io_dataset_spec s;
+    memset(&s, 0, sizeof s);
+    s.cat = &cat;
+    s.template = tf;
+    s.transform = IO_TF_NONE;
+    io_dataset raw, b2;
+    assert_int_equal(io_dataset_open(&s, &raw), 0);
+    s.bin = 2;
+    assert_int_equal(io_dataset_open(&s, &b2), 0);
+    assert_int_equal(b2.h, raw.h / 2);
+    assert_int_equal(b2.n, raw.n);
+    int H = raw.h, h = b2.h;
+    for (size_t i = 0; i < raw.n; i += 5)
+        for (int c = 0; c < raw.c; c++) {
+            const float *R = io_dataset_image(&raw, i) + (size_t)c * H * H, *B = io_dataset_image(&b2, i) + (size_t)c * h * h;
+            double tr = 0, tb = 0;
+            for (int p = 0; p < H * H; p++) tr += R[p];
+            for (int p = 0; p < h * h; p++) tb += B[p];
+            assert_float_equal(tb, tr, 1e-4 * (fabs(tr) + 1));
+            int y = h / 2, x = h / 3;
+            double blk = R[(2 * y) * H + 2 * x] + R[(2 * y) * H + 2 * x + 1] + R[(2 * y + 1) * H + 2 * x] + R[(2 * y + 1) * H + 2 * x + 1];
+            assert_float_equal(B[y * h + x], blk, 1e-5 * (fabs(blk) + 1));
+        }
+    s.bin = 3; // 32 is not a multiple of 3
+    io_dataset bad;
+    assert_int_not_equal(io_dataset_open(&s, &bad), 0);
+    assert_non_null(strstr(gn_errmsg(), "multiple"));
+    io_dataset_close(&raw);
+    io_dataset_close(&b2);
+    io_catalog_free(&cat);
+}
+
 static void test_loader(void **st) {
     (void)st;
     io_catalog cat;
@@ -657,6 +800,8 @@ int main(void) {
         cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors),  cmocka_unit_test(test_splits),
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
+        cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_partners),
+        cmocka_unit_test(test_json),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
