@@ -19,10 +19,12 @@ void cmd_demo_help(void) {
            "2. trains models/demo_mlp.cfg (photometry only) and models/demo_cnn.cfg (photometry + cutouts) to\n"
            "   predict log M*, in DIR/runs/photometry and DIR/runs/images (loss.png in each),\n"
            "3. evaluates both on the test split (pred_vs_true_logmstar.png in each run) and prints a table,\n"
-           "4. asks why: trains the magnitudes-only S-space model (models/scl_mopt.cfg, SCL), embeds every\n"
-           "   galaxy, runs the local tests for Sersic n, axis ratio, size, spec-z and W1-W2 (DIR/causal), and\n"
-           "   trains the MI triplet <magnitudes, morphology> for the pointwise PID (DIR/pid).\n"
-           "A few minutes on 2 cores. A second run reuses the survey and the dataset cache.\n");
+           "4. asks why: galnn analyze --config models/demo_analysis.cfg --out DIR/analysis trains S-space\n"
+           "   models of the magnitudes and of the cutouts, runs the local tests for Sersic n, size, axis ratio,\n"
+           "   spec-z and W1-W2 in both, trains the MI triplet <magnitudes, morphology> for the pointwise PID,\n"
+           "   and writes DIR/analysis/report.html.\n"
+           "About 8 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
+           "analysis steps.\n");
 }
 
 static int call(int (*fn)(int, char **), char **args) {
@@ -119,41 +121,17 @@ int cmd_demo(int argc, char **argv) {
            "inclination, which only the images show).\n",
            100 * (b[1] / a[1] - 1));
 
-    // 5-6. why: the interpretation study (spec/methods.md §1) on the magnitudes
-    char r3[4200], S[4300], cdir[4300], pdir[4300], ck3[4300];
-    snprintf(r3, sizeof r3, "%s/scl_mopt", runs);
-    snprintf(S, sizeof S, "%s/S.csv", r3);
-    snprintf(ck3, sizeof ck3, "%s/last.npz", r3);
-    snprintf(cdir, sizeof cdir, "%s/causal", out);
-    snprintf(pdir, sizeof pdir, "%s/pid", out);
-    printf("\n== 5. S space of the magnitudes-only model (models/scl_mopt.cfg: SCL, 1,500 iterations for the demo)\n");
-    char *a3[] = {"train", "--config", "models/scl_mopt.cfg", "--catalog", cat, "--out", r3, "--threads", th, sd,
-                  "train.iterations=1500", "train.drops=1000", "train.lr=1e-3", NULL};
-    char *em[] = {"embed", "--ckpt", ck3, "--out", S, "--threads", th, NULL};
-    char *ca[] = {"causal", "--latent", S, "--catalog", cat, "--target", "logmstar", "--vars", "sersic_n,ba,r50,zspec,w1_w2",
-                  "--derive", "w1_w2=w1-w2", "--by", "type", "--out", cdir, "--threads", th, NULL};
-    if (call(cmd_train, a3) || call(cmd_embed, em)) return 1;
-    printf("\n   local tests in S space (K = 100 training neighbours of each test galaxy; `external` = the\n"
-           "   variable still predicts log M* among galaxies the model cannot tell apart):\n");
-    if (call(cmd_causal, ca)) return 1;
-    printf("\n== 6. information decomposition <magnitudes, morphology> (three MI networks, pointwise MMI)\n");
-    const char *mi[3] = {"mi_mopt", "mi_morph", "mi_mopt_morph"};
-    char pf[3][4400];
-    for (int k = 0; k < 3; k++) {
-        char cfg[4300], rd[4300], ck[4400];
-        snprintf(cfg, sizeof cfg, "models/%s.cfg", mi[k]);
-        snprintf(rd, sizeof rd, "%s/%s", runs, mi[k]);
-        snprintf(ck, sizeof ck, "%s/best.npz", rd);
-        snprintf(pf[k], sizeof pf[k], "%s/test_logp.csv", rd);
-        char *at[] = {"train", "--config", cfg, "--catalog", cat, "--out", rd, "--threads", th, sd,
-                      "train.iterations=1500", "train.drops=1000", "train.lr=1e-3", NULL};
-        char *ap[] = {"predict", "--ckpt", ck, "--out", pf[k], "--split", "test", "--threads", th, NULL};
-        if (call(cmd_train, at) || call(cmd_predict, ap)) return 1;
-    }
-    char *pi[] = {"pid", "--pointwise", "--p1", pf[0], "--p2", pf[1], "--p12", pf[2], "--catalog", cat, "--target", "logmstar",
-                  "--by", "type", "--out", pdir, NULL};
-    if (call(cmd_pid, pi)) return 1;
-    printf("\nRunning the demo again reuses the survey. Runs, logs and plots: %s; local tests: %s; PID: %s.\n"
-           "%.0f s in all.\n", runs, cdir, pdir, gn_now() - t0);
+    // 5. why: the interpretation study (spec/methods.md §1) in one analyze run
+    char adir[4300];
+    snprintf(adir, sizeof adir, "%s/analysis", out);
+    printf("\n== 5. why: galnn analyze --config models/demo_analysis.cfg (S-space models of the magnitudes and of the\n"
+           "   cutouts, local tests in both S spaces, the PID of <magnitudes, morphology>) -> %s\n", adir);
+    char aseed[64];
+    snprintf(aseed, sizeof aseed, "analysis.seed=%ld", seed);
+    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--catalog", cat, "--images", tmpl,
+                  "--threads", th, aseed, NULL};
+    if (call(cmd_analyze, az)) return 1;
+    printf("\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"
+           "study's report: %s/report.html (and report.md). %.0f s in all.\n", runs, adir, gn_now() - t0);
     return 0;
 }

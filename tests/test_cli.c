@@ -8,6 +8,7 @@
 
 #include "../common/gn_rng.h"
 #include "../io/catalog.h"
+#include "../io/json.h"
 
 #include "testutil.h"
 
@@ -241,8 +242,107 @@ static void test_latent_cli(void **s) {
     (void)system("rm -rf /tmp/galnn_cli_lat");
 }
 
+static int same_file(const char *a, const char *b) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+// A number from one of galnn's JSON outputs: keys k1/k2/k3/k4, element i of an array (-1: a scalar).
+static double jnum(const char *path, const char *k1, const char *k2, const char *k3, const char *k4, int i) {
+    io_json j;
+    assert_int_equal(io_json_read(path, &j), 0);
+    double v = io_json_num(io_json_path(&j, k1, k2, k3, k4, NULL), i);
+    io_json_free(&j);
+    return v;
+}
+
+// A tiny study end to end (galnn analyze on a 900-galaxy mock): the S space
+// of the magnitudes and spec-z leaves Sersic n external, an S space that was
+// also given the morphology much less so; morphology carries unique information about
+// log M* (PID). A tiny Inception model goes through every step too (too short
+// a run to assert its effect: the demo shows that on 4000 galaxies). A second
+// run reuses every step; a different configuration for the
+// same directory is refused; a removed step marker is redone (training
+// resumes from its checkpoint); embed is deterministic.
+static void test_analyze(void **s) {
+    (void)s;
+    static char out[1 << 16];
+    if (tu_sanitized()) { // the program under test is the same unsanitized bin/galnn: once is enough
+        printf("    (skipped in the sanitizer pass)\n");
+        return;
+    }
+    (void)system("rm -rf /tmp/galnn_cli_az && mkdir -p /tmp/galnn_cli_az");
+    assert_int_equal(run("mock --out /tmp/galnn_cli_az/m --n 900 --size 32", out, sizeof out), 0);
+    FILE *f = fopen("/tmp/galnn_cli_az/a.cfg", "w");
+    assert_non_null(f);
+    fprintf(f, "[analysis]\ntarget = logmstar\nby = type\n"
+               "[model.mags]\nconfig = models/scl_mopt.cfg\n"
+               "set = branch.x.columns=mag_u,mag_g,mag_r,mag_i,mag_z,zspec; model.depth=4; model.hidden=64; train.iterations=600; train.drops=450; train.lr=1e-3\n"
+               "[model.morph]\nconfig = models/scl_mopt.cfg\nlabel = magnitudes + morphology\n"
+               "set = branch.x.columns=mag_u,mag_g,mag_r,mag_i,mag_z,zspec,sersic_n,ba,r50; model.depth=4; model.hidden=64; "
+               "train.iterations=600; train.drops=450; train.lr=1e-3\n"
+               "[model.img]\nconfig = models/scl_iopt.cfg\nlabel = cutouts + magnitudes\n"
+               "set = data.bin=2; branch.a.columns=ebv,mag_u,mag_g,mag_r,mag_i,mag_z; model.conv_width=4; model.inception_width=4; "
+               "model.fc_width=32; model.est_hidden=32; model.dim_ext=4; model.decoder_channels=2; model.decoder_width=4; "
+               "model.lambda_rec=1; train.iterations=40; train.lr=1e-3\n"
+               "[causal]\nmodels = mags, morph, img\nvars = sersic_n\nk = 50\n"
+               "[pid.mm]\nlabel1 = magnitudes\nlabel2 = morphology\nx1 = models/mi_mopt.cfg\nx2 = models/mi_morph.cfg\n"
+               "x12 = models/mi_mopt_morph.cfg\nset = model.depth=4; model.hidden=64; train.iterations=600; train.lr=1e-3\n");
+    fclose(f);
+    const char *cmd = "analyze --config /tmp/galnn_cli_az/a.cfg --out /tmp/galnn_cli_az/A --catalog /tmp/galnn_cli_az/m/catalog.csv "
+                      "--images /tmp/galnn_cli_az/m/cutouts/{id}.fits";
+    int rc = run(cmd, out, sizeof out);
+    if (rc) printf("%s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "report: /tmp/galnn_cli_az/A/report.md"));
+    const char *sm = "/tmp/galnn_cli_az/A/causal/mags/summary.json", *si = "/tmp/galnn_cli_az/A/causal/morph/summary.json";
+    double pm = jnum(sm, "variables", "sersic_n", "all", "p_ks_pe", -1), pi = jnum(si, "variables", "sersic_n", "all", "p_ks_pe", -1);
+    double em = jnum(sm, "variables", "sersic_n", "all", "pe_p16_p50_p84", 1), ei = jnum(si, "variables", "sersic_n", "all", "pe_p16_p50_p84", 1);
+    double ext = jnum(sm, "variables", "sersic_n", "all", "external", -1);
+    double u2 = jnum("/tmp/galnn_cli_az/A/pid/mm/pid.json", "populations", "all", "unq2", NULL, 0);
+    printf("    Sersic n: magnitudes + spec-z S space KS p %.3g (median PE %.3f), magnitudes + morphology p %.3g (median PE %.3f); "
+           "PID unique morphology %.3f nats\n", pm, em, pi, ei, u2);
+    assert_true(ext == 1 && pm < 0.01);
+    assert_true(ei < 0.5 * em && pi > 1e3 * pm);
+    assert_true(jnum("/tmp/galnn_cli_az/A/causal/img/summary.json", "variables", "sersic_n", "all", "n", -1) > 100);
+    assert_true(u2 > 0);
+    // the report has the three parts and the figures
+    f = fopen("/tmp/galnn_cli_az/A/report.html", "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(out, "Accuracy of the models"));
+    assert_non_null(strstr(out, "Local tests in S space"));
+    assert_non_null(strstr(out, "Partial information decomposition"));
+    assert_non_null(strstr(out, "pid/mm/pid.png"));
+    assert_non_null(strstr(out, "causal/mags/pe.png"));
+    // rerun: everything reused, the same report
+    (void)system("cp /tmp/galnn_cli_az/A/report.md /tmp/galnn_cli_az/report1.md");
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "mags: trained (reusing"));
+    assert_null(strstr(out, "galnn train:"));
+    assert_true(same_file("/tmp/galnn_cli_az/A/report.md", "/tmp/galnn_cli_az/report1.md"));
+    // a lost step is redone: training resumes from the run's checkpoint
+    (void)system("rm /tmp/galnn_cli_az/A/state/train.mm.x2.done /tmp/galnn_cli_az/A/state/pid.mm.done");
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "mm.x2: resuming"));
+    assert_non_null(strstr(out, "pointwise PID of mm"));
+    assert_true(same_file("/tmp/galnn_cli_az/A/report.md", "/tmp/galnn_cli_az/report1.md"));
+    // another study in the same directory is refused
+    char other[700];
+    snprintf(other, sizeof other, "%s causal.k=30", cmd);
+    assert_int_equal(run(other, out, sizeof out), 1);
+    assert_non_null(strstr(out, "holds a different analysis"));
+    // embed twice: identical files
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_az/A/runs/img/last.npz --out /tmp/galnn_cli_az/S2.csv", out, sizeof out), 0);
+    assert_true(same_file("/tmp/galnn_cli_az/S2.csv", "/tmp/galnn_cli_az/A/runs/img/S.csv"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli)};
+                                       cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
+                                       cmocka_unit_test(test_analyze)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
