@@ -5,13 +5,16 @@
 // then writes a Markdown and an HTML report with the tables and figures.
 // Every finished step leaves a marker in DIR/state/, and training resumes
 // from its last checkpoint, so a killed analysis continues where it stopped.
+#define _XOPEN_SOURCE 700 // nftw
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/gn_common.h"
 #include "../io/config.h"
@@ -23,11 +26,12 @@
 void cmd_analyze_help(void) {
     printf(
         "usage: galnn analyze --config analysis.cfg --out DIR [--catalog CSV] [--images TEMPLATE] [--threads N]\n"
-        "                     [SECTION.KEY=VALUE ...]\n\n"
+        "                     [--replace] [SECTION.KEY=VALUE ...]\n\n"
         "Runs the study an analysis configuration describes and writes DIR/report.md and DIR/report.html.\n"
         "Rerunning the command after a kill (or a failure) skips the finished steps and resumes training\n"
         "from the last checkpoint; DIR/state/ holds a marker per finished step. DIR/analysis.cfg keeps the\n"
-        "configuration: a different one for the same DIR is refused (use a new --out).\n\n"
+        "configuration: a different one for the same DIR is refused (use a new --out), unless --replace,\n"
+        "which deletes DIR's previous study (state/, runs/, causal/, pid/, the report) and starts over.\n\n"
         "[analysis]   catalog, images (cutout template), target (logmstar), by (population column),\n"
         "             derive (NAME=EXPR; ...), seed (1)\n"
         "[model.NAME] a latent model: config (a models/*.cfg), set (KEY=VALUE; ... overrides), label,\n"
@@ -580,11 +584,29 @@ static int write_report(study *S) {
     return 0;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) && errno != ENOENT ? -1 : 0;
+}
+
+// Delete what an analysis wrote in dir (only its own subdirectories and files).
+static int wipe(const char *dir) {
+    const char *own[] = {"state", "runs", "causal", "pid", "report.md", "report.html", "analysis.cfg"};
+    for (int k = 0; k < 7; k++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, own[k]);
+        if (file_exists(p) && nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS))
+            return cmd_error("analyze: cannot delete %s: %s", p, strerror(errno));
+    }
+    return 0;
+}
+
 int cmd_analyze(int argc, char **argv) {
     const char *config = NULL, *dir = NULL, *catalog = NULL, *images = NULL;
     long threads = 0;
     const char *sets[32];
-    int n_sets = 0;
+    int n_sets = 0, replace = 0;
+    char *text = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **dst = !strcmp(a, "--config") ? &config : !strcmp(a, "--out") ? &dir : !strcmp(a, "--catalog") ? &catalog
@@ -596,7 +618,9 @@ int cmd_analyze(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
             i++;
-        } else if (strchr(a, '=') && a[0] != '-' && n_sets < 32)
+        } else if (!strcmp(a, "--replace"))
+            replace = 1;
+        else if (strchr(a, '=') && a[0] != '-' && n_sets < 32)
             sets[n_sets++] = a;
         else
             return cmd_error("analyze: unknown option '%s' (see `galnn help analyze`)", a);
@@ -636,8 +660,31 @@ int cmd_analyze(int argc, char **argv) {
         cmd_error("%s: no [model.NAME] or [pid.NAME] sections: nothing to analyse", config);
         goto out;
     }
-    // the run directory and its configuration (a different study is refused)
+    // the run directory and its configuration (a different study is refused, or replaced)
     char p[4400];
+    text = io_config_text(&S.cfg);
+    if (!text) goto out;
+    snprintf(p, sizeof p, "%s/analysis.cfg", dir);
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        size_t L = strlen(text);
+        char *old = gn_malloc(L + 2);
+        size_t got = old ? fread(old, 1, L + 1, f) : 0;
+        fclose(f);
+        int same = old && got == L && !memcmp(old, text, L);
+        free(old);
+        if (!same && !replace) {
+            cmd_error("analyze: %s holds a different analysis (%s); use a new --out, or --replace to start over", dir, p);
+            goto out;
+        }
+        if (!same) {
+            printf("galnn analyze: %s held a different analysis: starting over (--replace)\n", dir);
+            if (wipe(dir)) {
+                    goto out;
+            }
+        } else
+            printf("galnn analyze: continuing %s\n", dir);
+    }
     snprintf(p, sizeof p, "%s/state", dir);
     if ((mkdir(dir, 0777) && errno != EEXIST) || (mkdir(p, 0777) && errno != EEXIST)) {
         cmd_error("analyze: cannot create %s: %s", p, strerror(errno));
@@ -651,30 +698,14 @@ int cmd_analyze(int argc, char **argv) {
             goto out;
         }
     }
-    char *text = io_config_text(&S.cfg);
-    if (!text) goto out;
     snprintf(p, sizeof p, "%s/analysis.cfg", dir);
-    FILE *f = fopen(p, "rb");
-    if (f) {
-        size_t L = strlen(text);
-        char *old = gn_malloc(L + 2);
-        size_t got = old ? fread(old, 1, L + 1, f) : 0;
-        fclose(f);
-        int same = old && got == L && !memcmp(old, text, L);
-        free(old);
-        if (!same) {
-            free(text);
-            cmd_error("analyze: %s holds a different analysis (%s); use a new --out", dir, p);
+    if (!file_exists(p)) {
+        if (io_write_atomic(p, text, strlen(text))) {
+            cmd_error("%s", gn_errmsg());
             goto out;
         }
-        printf("galnn analyze: continuing %s\n", dir);
-    } else if (io_write_atomic(p, text, strlen(text))) {
-        free(text);
-        cmd_error("%s", gn_errmsg());
-        goto out;
-    } else
         printf("galnn analyze: %s -> %s\n", config, dir);
-    free(text);
+    }
     gn_set_threads((int)threads);
     double t0 = gn_now();
     for (int k = 0; k < S.n_models; k++)
@@ -686,6 +717,7 @@ int cmd_analyze(int argc, char **argv) {
     printf("analysis done in %.0f s\n", gn_now() - t0);
     rc = 0;
 out:
+    free(text);
     io_config_free(&S.cfg);
     return rc;
 }

@@ -128,7 +128,7 @@ int cmd_demo(int argc, char **argv) {
            "   cutouts, local tests in both S spaces, the PID of <magnitudes, morphology>) -> %s\n", adir);
     char aseed[64];
     snprintf(aseed, sizeof aseed, "analysis.seed=%ld", seed);
-    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--catalog", cat, "--images", tmpl,
+    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--replace", "--catalog", cat, "--images", tmpl,
                   "--threads", th, aseed, NULL};
     if (call(cmd_analyze, az)) return 1;
     printf("\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"

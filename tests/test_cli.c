@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "../common/gn_rng.h"
@@ -286,7 +287,7 @@ static void test_analyze(void **s) {
                "set = data.bin=2; branch.a.columns=ebv,mag_u,mag_g,mag_r,mag_i,mag_z; model.conv_width=4; model.inception_width=4; "
                "model.fc_width=32; model.est_hidden=32; model.dim_ext=4; model.decoder_channels=2; model.decoder_width=4; "
                "model.lambda_rec=1; train.iterations=40; train.lr=1e-3\n"
-               "[causal]\nmodels = mags, morph, img\nvars = sersic_n\nk = 50\n"
+               "[causal]\nmodels = mags, morph, img\nvars = sersic_n\nk = 50\ngiven = zspec\n"
                "[pid.mm]\nlabel1 = magnitudes\nlabel2 = morphology\nx1 = models/mi_mopt.cfg\nx2 = models/mi_morph.cfg\n"
                "x12 = models/mi_mopt_morph.cfg\nset = model.depth=4; model.hidden=64; train.iterations=600; train.lr=1e-3\n");
     fclose(f);
@@ -318,6 +319,8 @@ static void test_analyze(void **s) {
     assert_non_null(strstr(out, "Partial information decomposition"));
     assert_non_null(strstr(out, "pid/mm/pid.png"));
     assert_non_null(strstr(out, "causal/mags/pe.png"));
+    assert_non_null(strstr(out, "magnitudes + morphology, given zspec")); // the conditional variant
+    assert_true(jnum("/tmp/galnn_cli_az/A/causal/morph.given_zspec/summary.json", "variables", "sersic_n", "all", "n", -1) > 100);
     // rerun: everything reused, the same report
     (void)system("cp /tmp/galnn_cli_az/A/report.md /tmp/galnn_cli_az/report1.md");
     assert_int_equal(run(cmd, out, sizeof out), 0);
@@ -335,6 +338,22 @@ static void test_analyze(void **s) {
     snprintf(other, sizeof other, "%s causal.k=30", cmd);
     assert_int_equal(run(other, out, sizeof out), 1);
     assert_non_null(strstr(out, "holds a different analysis"));
+    // --replace starts over: the old study's directories go (here the new one then fails: a missing model config)
+    f = fopen("/tmp/galnn_cli_az/b.cfg", "w");
+    fprintf(f, "[model.x]\nconfig = /tmp/galnn_cli_az/nosuch.cfg\n");
+    fclose(f);
+    (void)system("mkdir -p /tmp/galnn_cli_az/B/runs/old /tmp/galnn_cli_az/B/state && echo x > /tmp/galnn_cli_az/B/analysis.cfg"
+                 " && touch /tmp/galnn_cli_az/B/state/train.old.done /tmp/galnn_cli_az/B/keep.txt");
+    assert_int_equal(run("analyze --config /tmp/galnn_cli_az/b.cfg --out /tmp/galnn_cli_az/B --catalog /tmp/galnn_cli_az/m/catalog.csv",
+                         out, sizeof out), 1);
+    assert_non_null(strstr(out, "holds a different analysis"));
+    assert_int_equal(run("analyze --config /tmp/galnn_cli_az/b.cfg --out /tmp/galnn_cli_az/B --replace --catalog "
+                         "/tmp/galnn_cli_az/m/catalog.csv", out, sizeof out), 1);
+    assert_non_null(strstr(out, "nosuch.cfg"));
+    struct stat sb;
+    assert_int_not_equal(stat("/tmp/galnn_cli_az/B/runs/old", &sb), 0);
+    assert_int_not_equal(stat("/tmp/galnn_cli_az/B/state/train.old.done", &sb), 0);
+    assert_int_equal(stat("/tmp/galnn_cli_az/B/keep.txt", &sb), 0); // not the study's: left alone
     // embed twice: identical files
     assert_int_equal(run("embed --ckpt /tmp/galnn_cli_az/A/runs/img/last.npz --out /tmp/galnn_cli_az/S2.csv", out, sizeof out), 0);
     assert_true(same_file("/tmp/galnn_cli_az/S2.csv", "/tmp/galnn_cli_az/A/runs/img/S.csv"));
