@@ -26,7 +26,21 @@ void cmd_train_help(void) {
            "state (weights, batch-norm statistics, optimizer moments, schedule step, every random stream, the\n"
            "data order and position, normalisation statistics, the configuration), so --resume continues with\n"
            "bit-identical results for the same thread count. Any configuration key can be overridden on the\n"
-           "command line, e.g. train.lr=3e-4 branch.img.width=32.\n");
+           "command line, e.g. train.lr=3e-4 branch.img.width=32.\n\n"
+           "Configuration keys (an unknown key is an error):\n"
+           "  [data]         images, bands, transform (signlog|asinh|none), asinh_scale, size (centre crop), bin\n"
+           "                 (sum bin x bin pixel blocks), fluxnorm (e.g. flux_{band}), derive (NAME=EXPR; ...), cache_dir\n"
+           "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
+           "  [branch.NAME]  input (image|columns), columns, bands (a subset of [data]'s), images (own cutouts),\n"
+           "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden\n"
+           "  [model]        kind (branches|latent); latent (S-space) models: encoder (mlp|inception), objective\n"
+           "                 (scl|ce|supcon|rnc), main, extra (branch names for x and a), dim_main, dim_ext,\n"
+           "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, hidden;\n"
+           "                 inception: conv_width, inception_width, fc_width, decoder_channels, decoder_width\n"
+           "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
+           "                 (constant | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
+           "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
+           "                 ckpt_every, keep_im2col\n");
 }
 
 typedef struct trainer {
