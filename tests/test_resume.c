@@ -30,6 +30,14 @@ static const char *SCL_CFG = "[target]\nnames = logmstar\nhead = binned\n"
                              "[model]\nkind = latent\nobjective = scl\nmain = x\nextra = a\ndepth = 3\nhidden = 16\n"
                              "[train]\nlr = 1e-3\nschedule = step\ndrops = 20\ndrop_factor = 0.2\nepochs = 3\nbatch = 16\nseed = 5\n";
 
+// The image S-space model (Inception encoder, decoder, morphology views drawn
+// from the same checkpointed stream as the partners), 2x2-binned 16 x 16 cutouts.
+static const char *ISCL_CFG = "[data]\nbands = u, g, r, i, z\nbin = 2\n[target]\nnames = logmstar\nhead = binned\n"
+                              "[branch.x]\ninput = image\n[branch.a]\ninput = columns\ncolumns = ebv, mag_r\n"
+                              "[model]\nkind = latent\nencoder = inception\nobjective = scl\nmain = x\nextra = a\ndim_ext = 4\n"
+                              "conv_width = 4\ninception_width = 4\nfc_width = 16\nest_hidden = 16\ndecoder_channels = 2\n"
+                              "decoder_width = 4\n[train]\nlr = 1e-3\nepochs = 3\nbatch = 16\nseed = 6\n";
+
 static char catalog[600], images[600], cfgpath[600];
 
 static int setup(void **st) {
@@ -188,26 +196,33 @@ static int run_cmd(const char *cmd) {
     return system(cmd);
 }
 
-static void test_scl_resume(void **st) {
-    (void)st;
-    char cfg[600], cmd[3000];
-    snprintf(cfg, sizeof cfg, "%s/scl.cfg", tu_tmpdir());
+// Train 3 epochs straight, and 1 then --resume to 3: identical checkpoints.
+static void straight_vs_resumed(const char *name, const char *text, int with_images) {
+    char cfg[600], cmd[3000], extra[700] = "";
+    snprintf(cfg, sizeof cfg, "%s/%s.cfg", tu_tmpdir(), name);
     FILE *f = fopen(cfg, "w");
     assert_non_null(f);
-    fputs(SCL_CFG, f);
+    fputs(text, f);
     fclose(f);
-    const char *base = "./bin/galnn train --config %s --catalog %s --out %s/%s --threads 2 %s >/dev/null 2>&1";
-    snprintf(cmd, sizeof cmd, base, cfg, catalog, tu_tmpdir(), "scl_straight", "--epochs 3");
+    if (with_images) snprintf(extra, sizeof extra, "--images '%s'", images);
+    const char *base = "./bin/galnn train --config %s --catalog %s %s --out %s/%s_%s --threads 2 %s >/dev/null 2>&1";
+    snprintf(cmd, sizeof cmd, base, cfg, catalog, extra, tu_tmpdir(), name, "straight", "--epochs 3");
     assert_int_equal(run_cmd(cmd), 0);
-    snprintf(cmd, sizeof cmd, base, cfg, catalog, tu_tmpdir(), "scl_split", "--epochs 1");
+    snprintf(cmd, sizeof cmd, base, cfg, catalog, extra, tu_tmpdir(), name, "split", "--epochs 1");
     assert_int_equal(run_cmd(cmd), 0);
-    snprintf(cmd, sizeof cmd, "./bin/galnn train --resume %s/scl_split/last.npz --epochs 3 --threads 2 >/dev/null 2>&1",
-             tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "./bin/galnn train --resume %s/%s_split/last.npz --epochs 3 --threads 2 >/dev/null 2>&1",
+             tu_tmpdir(), name);
     assert_int_equal(run_cmd(cmd), 0);
     char a[700], b[700];
-    snprintf(a, sizeof a, "%s/scl_straight/last.npz", tu_tmpdir());
-    snprintf(b, sizeof b, "%s/scl_split/last.npz", tu_tmpdir());
+    snprintf(a, sizeof a, "%s/%s_straight/last.npz", tu_tmpdir(), name);
+    snprintf(b, sizeof b, "%s/%s_split/last.npz", tu_tmpdir(), name);
     compare(a, b);
+}
+
+static void test_scl_resume(void **st) {
+    (void)st;
+    straight_vs_resumed("scl", SCL_CFG, 0);
+    straight_vs_resumed("iscl", ISCL_CFG, 1);
 }
 
 int main(void) {
