@@ -60,17 +60,20 @@ int cmd_embed(int argc, char **argv) {
     char *buf = NULL;
     nn_ctx c;
     memset(&c, 0, sizeof c);
-    if (r.net.kind != MD_KIND_LATENT) {
-        gn_err(GN_EINVAL, "%s is not a latent (S-space) model: its configuration has no [model] kind = latent", ckpt);
+    if (!(D = md_net_embed_dim(&r.net, full))) {
+        gn_err(GN_EINVAL, "%s is not a latent (S-space) model or a VAE: its configuration has no [model] kind = latent or vae", ckpt);
         goto out;
     }
-    D = full ? md_latent_dim(&r.net.lat) : r.net.lat.sp.dim_main;
     if (run_select_rows(&r, only, &rows, &n) || !(S = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows, n, full, S)) goto out;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto out;
     fprintf(f, "id,split");
-    for (int d = 0; d < D; d++) fprintf(f, ",s%d", d);
+    for (int d = 0; d < D; d++) {
+        char nm[32];
+        md_net_embed_name(&r.net, d, nm, sizeof nm);
+        fprintf(f, ",%s", nm);
+    }
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));

@@ -71,6 +71,10 @@ int cmd_eval(int argc, char **argv) {
         run_free(&r);
         return cmd_error("eval: %s", gn_errmsg());
     }
+    if (r.net.kind == MD_KIND_VAE) {
+        run_free(&r);
+        return cmd_error("eval: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
+    }
     int rc = 1, T = r.n_targets, prob = r.net.head != MD_HEAD_REGRESSION;
     size_t n = r.n_rows[split];
     const uint32_t *rows = r.rows[split];

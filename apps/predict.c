@@ -61,6 +61,10 @@ int cmd_predict(int argc, char **argv) {
         run_free(&r);
         return cmd_error("predict: %s", gn_errmsg());
     }
+    if (r.net.kind == MD_KIND_VAE) {
+        run_free(&r);
+        return cmd_error("predict: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
+    }
     int rc = 1, T = r.n_targets, binned = r.net.head == MD_HEAD_BINNED;
     size_t n = 0;
     uint32_t *rows = NULL;

@@ -131,6 +131,35 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     return GN_OK;
 }
 
+// [model] kind = vae: the image VAE (models/vae.h) over the branch `main`.
+static int setup_vae(run *r) {
+    io_config *c = &r->cfg;
+    md_net *m = &r->net;
+    m->kind = MD_KIND_VAE;
+    md_vae_spec *p = &m->vae.sp;
+    const char *main = io_config_str(c, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
+    m->lat_x = m->lat_a = -1;
+    for (int b = 0; main && b < m->n_branch; b++)
+        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
+    if (m->lat_x < 0 || m->spec[m->lat_x].input != MD_IN_IMAGE)
+        return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
+    int h = r->ds[r->br[m->lat_x].ds].h;
+    p->in_c = m->spec[m->lat_x].in_ch;
+    p->size = r->crop > 0 && r->crop < h ? r->crop : h;
+    long v;
+    int rc;
+    if ((rc = io_config_int(c, "model", "latent", 32, &v))) return rc;
+    p->latent = (int)v;
+    double d;
+    if ((rc = io_config_double(c, "model", "beta", 1, &d))) return rc;
+    p->beta = (float)d;
+    if ((rc = io_config_double(c, "model", "leaky_slope", 0.2, &d))) return rc;
+    p->slope = (float)d;
+    const char *w = io_config_str(c, "model", "widths", "32,64,128");
+    if ((p->n_down = parse_int_list(w, p->width, MD_VAE_MAXDOWN, "[model] widths")) < 1) return GN_EINVAL;
+    return GN_OK;
+}
+
 // [model] kind = latent: the S-space model (models/latent.h) over the inputs of
 // the branches named by `main` (x) and `extra` (a).
 static int setup_latent(run *r) {
@@ -138,7 +167,8 @@ static int setup_latent(run *r) {
     md_net *m = &r->net;
     const char *kind = io_config_str(c, "model", "kind", "branches");
     if (!strcmp(kind, "branches")) return GN_OK;
-    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches or latent", c->name, kind);
+    if (!strcmp(kind, "vae")) return setup_vae(r);
+    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent or vae", c->name, kind);
     m->kind = MD_KIND_LATENT;
     md_latent_spec *p = &m->lat.sp;
     if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
@@ -273,9 +303,10 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
     // targets and head
     const char *tn = io_config_str(c, "target", "names", NULL);
-    if (!tn) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
-    if (!(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
-    r->n_targets = io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS);
+    int vae = !strcmp(io_config_str(c, "model", "kind", "branches"), "vae"); // a VAE needs no target
+    if (!tn && !vae) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
+    if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
+    r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
     for (int t = 0; t < r->n_targets; t++)
         if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t]))) return gn_err_prefix(GN_EINVAL, "[target] ");
     md_net *m = &r->net;
@@ -447,8 +478,9 @@ int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *ou
 }
 
 int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out) {
-    if (r->net.kind != MD_KIND_LATENT) return gn_err(GN_EINVAL, "embed: the checkpoint is not a latent (S-space) model");
-    return infer(r, c, rows, n, full, full ? md_latent_dim(&r->net.lat) : r->net.lat.sp.dim_main, out);
+    int D = md_net_embed_dim(&r->net, full);
+    if (!D) return gn_err(GN_EINVAL, "embed: the checkpoint is not a latent (S-space) model or a VAE");
+    return infer(r, c, rows, n, full, D, out);
 }
 
 int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n) {

@@ -33,7 +33,8 @@ void cmd_train_help(void) {
            "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
            "  [branch.NAME]  input (image|columns), columns, bands (a subset of [data]'s), images (own cutouts),\n"
            "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden\n"
-           "  [model]        kind (branches|latent); latent (S-space) models: encoder (mlp|inception), objective\n"
+           "  [model]        kind (branches|latent|vae); vae: main (an image branch), latent (32), beta (1),\n"
+           "                 widths (32,64,128: one stride-2 convolution each), leaky_slope; latent (S-space) models: encoder (mlp|inception), objective\n"
            "                 (scl|ce|supcon|rnc), main, extra (branch names for x and a), dim_main, dim_ext,\n"
            "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, hidden;\n"
            "                 inception: conv_width, inception_width, fc_width, decoder_channels, decoder_width\n"
@@ -181,8 +182,39 @@ static int restore(trainer *T, const char *path, const io_npz *z) {
 }
 
 // Mean loss and point-prediction metrics on the validation rows.
+// A VAE's validation loss, with ε from a stream seeded afresh every time (the
+// same draws each epoch, and none taken from the training streams).
+static int validate_vae(trainer *T, double *loss) {
+    run *r = &T->r;
+    size_t n = r->n_rows[IO_SPLIT_VAL], B = (size_t)r->batch;
+    gn_rng eps;
+    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
+    io_aug none[1024];
+    for (size_t i = 0; i < B && i < 1024; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+    T->ctx.training = 0, T->ctx.grad_enabled = 0;
+    double tot = 0;
+    int rc = GN_OK;
+    for (size_t o = 0; o < n && !rc; o += B) {
+        int b = (int)(n - o < B ? n - o : B);
+        nn_tensor *in[MD_MAX_BRANCH];
+        nn_ctx_reset(&T->ctx);
+        if ((rc = run_batch(r, &T->ctx, r->rows[IO_SPLIT_VAL] + o, none, b, in, NULL, T->scratch))) break;
+        nn_tensor *L = md_vae_loss(&T->ctx, &r->net.vae, in[r->net.lat_x], &eps, NULL, NULL);
+        if (!L) rc = GN_EINVAL;
+        else
+            tot += L->data[0] * b;
+    }
+    T->ctx.training = 1, T->ctx.grad_enabled = 1;
+    *loss = n ? tot / (double)n : NAN;
+    return rc;
+}
+
 static int validate(trainer *T, double *loss, st_metrics *met) {
     run *r = &T->r;
+    if (r->net.kind == MD_KIND_VAE) {
+        *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
+        return validate_vae(T, loss);
+    }
     size_t n = r->n_rows[IO_SPLIT_VAL], B = (size_t)r->batch;
     int Tn = r->n_targets;
     double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
@@ -421,7 +453,7 @@ int cmd_train(int argc, char **argv) {
     int maxS = 0, maxC = 0;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS, maxC = r->ds[d].c > maxC ? r->ds[d].c : maxC;
     T.scratch = gn_malloc(sizeof(float) * (size_t)(maxS * maxS + 1));
-    T.y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)r->n_targets);
+    T.y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(r->n_targets ? r->n_targets : 1));
     T.ids = gn_malloc(sizeof(uint32_t) * (size_t)r->batch);
     T.aug = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
     T.aug_m = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
@@ -468,8 +500,11 @@ int cmd_train(int argc, char **argv) {
                      (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias, m.sigma_mad, m.eta,
                      m.rmse, m.r2, gn_now() - te);
             progress(&T, T.opt.step, t0, step0, 1);
-            printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,
-                   T.epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - te);
+            if (r->net.kind == MD_KIND_VAE)
+                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T.L.epoch, T.epochs, tl, vl, gn_now() - te);
+            else
+                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,
+                       T.epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - te);
             fflush(stdout);
             T.loss_sum = 0, T.loss_n = 0;
             int improved = !isnan(vl) && vl < T.best_val;

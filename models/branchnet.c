@@ -96,6 +96,10 @@ int md_net_make(md_net *m, nn_store *s) {
         m->n_out = m->bins;
         return md_latent_make(&m->lat, s);
     }
+    if (m->kind == MD_KIND_VAE) {
+        m->n_out = m->vae.sp.latent; // "outputs": the latent means
+        return md_vae_make(&m->vae, s);
+    }
     for (int b = 0; b < m->n_branch && !rc; b++) {
         const md_branch_spec *sp = &m->spec[b];
         switch (sp->backbone) {
@@ -114,18 +118,38 @@ static nn_tensor *lat_encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
 }
 
 nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full) {
+    if (m->kind == MD_KIND_VAE) {
+        nn_tensor *mu, *lv;
+        md_vae_encode(c, &m->vae, in[m->lat_x], &mu, &lv);
+        return full ? nn_concat(c, 2, (nn_tensor *[]){mu, nn_exp(c, nn_scale(c, lv, 0.5f, 0))}, 1) : mu;
+    }
     nn_tensor *l = lat_encode(c, m, in);
     return full ? l : md_latent_S(c, &m->lat, l);
+}
+
+int md_net_embed_dim(const md_net *m, int full) {
+    if (m->kind == MD_KIND_VAE) return (full ? 2 : 1) * m->vae.sp.latent;
+    if (m->kind == MD_KIND_LATENT) return full ? md_latent_dim(&m->lat) : m->lat.sp.dim_main;
+    return 0;
+}
+
+void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
+    int L = m->vae.sp.latent;
+    if (m->kind == MD_KIND_VAE) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
+    else
+        snprintf(buf, len, "s%d", d);
 }
 
 nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
                              int N) {
     if (m->kind == MD_KIND_BRANCH) return md_net_loss(c, m, md_net_fwd(c, m, in), y, N);
+    if (m->kind == MD_KIND_VAE) return md_vae_loss(c, &m->vae, in[m->lat_x], &c->dropout_rng, NULL, NULL); // ε: the noise stream
     return md_latent_loss(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, in_m ? in_m[m->lat_x] : NULL, y, N);
 }
 
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
+    if (m->kind == MD_KIND_VAE) return md_net_embed(c, m, in, 0);
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {
         switch (m->spec[b].backbone) {

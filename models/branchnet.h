@@ -12,6 +12,7 @@
 
 #include "../nn/nn.h"
 #include "latent.h"
+#include "vae.h"
 
 #define MD_MAX_BRANCH 4
 #define MD_MAX_TARGETS 8
@@ -22,7 +23,8 @@ enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
 // MD_KIND_BRANCH: branches -> concatenated features -> head (above);
 // MD_KIND_LATENT: the S-space model of models/latent.h over two of the
 // branches' inputs (main x, optional additional vector a), binned head.
-enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT };
+// MD_KIND_VAE: the image VAE of models/vae.h over one image branch (lat_x).
+enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE };
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
@@ -64,6 +66,7 @@ typedef struct md_net {
     int kind;       // MD_KIND_*
     int lat_x, lat_a; // latent: the branches feeding x and a (-1: none)
     md_latent lat;
+    md_vae vae;       // vae: over branch lat_x
     int n_branch;
     md_branch_spec spec[MD_MAX_BRANCH];
     md_resnet rn[MD_MAX_BRANCH];
@@ -91,7 +94,11 @@ int md_bin_label(const md_net *m, double y);
 // sets of a contrastive batch; in_m: morphology views or NULL) otherwise.
 nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
                              int N);
-// Latent models: the latent vector l (full = 1) or S (its first dim_main).
+// Latent models: the latent vector l (full = 1) or S (its first dim_main);
+// VAEs: mu (full = 1: mu then sigma = exp(log sigma^2 / 2)).
 nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full);
+// Columns of md_net_embed, 0 if the model has no latent space; name of column d.
+int md_net_embed_dim(const md_net *m, int full);
+void md_net_embed_name(const md_net *m, int d, char *buf, size_t len);
 
 #endif

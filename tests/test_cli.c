@@ -258,6 +258,35 @@ static double jnum(const char *path, const char *k1, const char *k2, const char 
     return v;
 }
 
+// A VAE trained with galnn train: embed writes mu (and with --full sigma) per
+// galaxy, positive sigmas; eval and predict refuse it with a clear message.
+static void test_vae_cli(void **s) {
+    (void)s;
+    static char out[1 << 14];
+    (void)system("rm -rf /tmp/galnn_cli_vae && mkdir -p /tmp/galnn_cli_vae");
+    assert_int_equal(run("mock --out /tmp/galnn_cli_vae/m --n 200 --size 16", out, sizeof out), 0);
+    FILE *f = fopen("/tmp/galnn_cli_vae/v.cfg", "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\nbands = u, g, r, i, z\n[branch.img]\ninput = image\n[model]\nkind = vae\nlatent = 3\nwidths = 4, 8\n"
+               "[train]\nepochs = 2\nbatch = 16\n");
+    fclose(f);
+    assert_int_equal(run("train --config /tmp/galnn_cli_vae/v.cfg --catalog /tmp/galnn_cli_vae/m/catalog.csv --images "
+                         "/tmp/galnn_cli_vae/m/cutouts/{id}.fits --out /tmp/galnn_cli_vae/r", out, sizeof out), 0);
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_vae/r/last.npz --full --out /tmp/galnn_cli_vae/mu.csv", out, sizeof out), 0);
+    assert_non_null(strstr(out, "200 galaxies x 6 latent dimensions"));
+    io_catalog c;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_vae/mu.csv", NULL, &c), 0);
+    assert_int_equal(c.n_rows, 200);
+    const double *mu2 = io_catalog_values(&c, "mu2"), *sg = io_catalog_values(&c, "sigma1");
+    assert_non_null(mu2), assert_non_null(sg);
+    for (size_t i = 0; i < c.n_rows; i++) assert_true(isfinite(mu2[i]) && sg[i] > 0);
+    io_catalog_free(&c);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_vae/r/last.npz", out, sizeof out), 1);
+    assert_non_null(strstr(out, "is a VAE"));
+    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_vae/r/last.npz --out /tmp/galnn_cli_vae/p.csv", out, sizeof out), 1);
+    assert_non_null(strstr(out, "is a VAE"));
+}
+
 // A tiny study end to end (galnn analyze on a 900-galaxy mock): the S space
 // of the magnitudes and spec-z leaves Sersic n external, an S space that was
 // also given the morphology much less so; morphology carries unique information about
@@ -362,6 +391,6 @@ static void test_analyze(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
-                                       cmocka_unit_test(test_analyze)};
+                                       cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_analyze)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,10 @@ static const char *ISCL_CFG = "[data]\nbands = u, g, r, i, z\nbin = 2\n[target]\
                               "conv_width = 4\ninception_width = 4\nfc_width = 16\nest_hidden = 16\ndecoder_channels = 2\n"
                               "decoder_width = 4\n[train]\nlr = 1e-3\nepochs = 3\nbatch = 16\nseed = 6\n";
 
+// The image VAE: its reparameterisation noise comes from the checkpointed noise stream.
+static const char *VAE_CFG = "[data]\nbands = u, g, r, i, z\nbin = 2\n[branch.img]\ninput = image\n"
+                             "[model]\nkind = vae\nlatent = 6\nwidths = 4, 8\n[train]\nlr = 1e-3\nepochs = 3\nbatch = 16\nseed = 7\n";
+
 static char catalog[600], images[600], cfgpath[600];
 
 static int setup(void **st) {
@@ -223,6 +227,7 @@ static void test_scl_resume(void **st) {
     (void)st;
     straight_vs_resumed("scl", SCL_CFG, 0);
     straight_vs_resumed("iscl", ISCL_CFG, 1);
+    straight_vs_resumed("vae", VAE_CFG, 1);
 }
 
 int main(void) {
