@@ -287,6 +287,21 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = io_config_double(c, "data", "null_threshold", 9000, &thr))) return rc;
     io_catalog_opts co = {thr, 1};
     if ((rc = io_catalog_read(catp, &co, &r->cat))) return rc;
+    const char *join = io_config_str(c, "data", "join", NULL); // "S.csv; vae_mu.csv": more columns by id
+    if (join) {
+        char *d = gn_strdup(join), *save = NULL;
+        if (!d) return GN_ENOMEM;
+        for (char *t = strtok_r(d, ";", &save); t && !rc; t = strtok_r(NULL, ";", &save)) {
+            while (*t == ' ') t++;
+            size_t L = strlen(t), hit = 0;
+            while (L && t[L - 1] == ' ') t[--L] = 0;
+            if (!L) continue;
+            rc = io_catalog_join(&r->cat, t, &hit);
+            if (!rc && verbose) printf("  joined %s: %zu of %zu galaxies matched by id\n", t, hit, r->cat.n_rows);
+        }
+        free(d);
+        if (rc) return rc;
+    }
     const char *der = io_config_str(c, "data", "derive", NULL); // "a=x-y; b=..."
     if (der) {
         char *d = gn_strdup(der), *save = NULL;

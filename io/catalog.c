@@ -463,6 +463,41 @@ int io_catalog_derive(io_catalog *c, const char *name, const char *text) {
     return GN_OK;
 }
 
+int io_catalog_join(io_catalog *c, const char *path, size_t *matched) {
+    io_catalog o;
+    io_catalog_opts op = {c->null_threshold, 1};
+    int rc = io_catalog_read(path, &op, &o);
+    if (rc) return rc;
+    io_id_index ix;
+    if ((rc = io_id_index_build(&o, &ix))) return io_catalog_free(&o), rc;
+    long *at = gn_malloc(sizeof(long) * (c->n_rows ? c->n_rows : 1));
+    if (!at) rc = GN_ENOMEM;
+    size_t hit = 0;
+    for (size_t r = 0; !rc && r < c->n_rows; r++) hit += (at[r] = io_id_find(&ix, io_catalog_id(c, r))) >= 0;
+    static char empty[1] = "";
+    for (int k = 0; !rc && k < o.n_cols; k++) {
+        const io_column *src = &o.cols[k];
+        if (k == o.id_col || k == o.split_col || !src->numeric) continue;
+        if (io_catalog_find(c, src->name) >= 0) {
+            rc = gn_err(GN_EINVAL, "%s: column '%s' is in %s already", path, src->name, c->path);
+            break;
+        }
+        if ((rc = add_column(c, src->name))) break;
+        io_column *col = &c->cols[c->n_cols - 1];
+        col->numeric = 1;
+        for (size_t r = 0; r < c->n_rows; r++) {
+            col->v[r] = at[r] >= 0 ? src->v[at[r]] : NAN;
+            col->s[r] = empty;
+            col->n_null += isnan(col->v[r]);
+        }
+    }
+    if (matched) *matched = hit;
+    free(at);
+    io_id_index_free(&ix);
+    io_catalog_free(&o);
+    return rc;
+}
+
 int io_catalog_derive_spec(io_catalog *c, const char *spec) {
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec) return gn_err(GN_EINVAL, "derived column '%s': expected NAME=EXPRESSION", spec);

@@ -56,6 +56,10 @@ int io_catalog_derive(io_catalog *cat, const char *name, const char *expr);
 // "name=expr" (the command-line form).
 int io_catalog_derive_spec(io_catalog *cat, const char *spec);
 
+// Append the numeric columns of another table (an `id` column, e.g. what
+// `galnn embed` writes) matched by id; rows without a match get NaN (null).
+// A column name the catalog has already is an error. *matched: rows found.
+int io_catalog_join(io_catalog *cat, const char *path, size_t *matched);
 // One line per column with nulls: "  mag_u: 12 null(s) masked".
 void io_catalog_report_nulls(const io_catalog *cat, void (*print)(void *user, const char *line), void *user);
 

@@ -582,6 +582,35 @@ static void test_dihedral_compose(void **st) {
     for (int k = 1; k < 8; k++) assert_float_equal(p[k], k == vf ? 0.25 : 0.125, 1e-3);
 }
 
+// Joining a table by id: its numeric columns appended in catalog order, NaN
+// where the id is absent; a column both have is an error naming it.
+static void test_catalog_join(void **st) {
+    (void)st;
+    FILE *f = fopen(tu_tmp("j_cat.csv"), "w");
+    fputs("id,mag_r\nA,17\nB,18\nC,19\n", f);
+    fclose(f);
+    f = fopen(tu_tmp("j_s.csv"), "w");
+    fputs("id,split,s0,s1,label\nC,test,3.5,-1,x\nA,train,1.5,2,y\n", f);
+    fclose(f);
+    f = fopen(tu_tmp("j_dup.csv"), "w");
+    fputs("id,mag_r\nA,1\n", f);
+    fclose(f);
+    io_catalog c;
+    assert_int_equal(io_catalog_read(tu_tmp("j_cat.csv"), NULL, &c), 0);
+    size_t hit = 0;
+    assert_int_equal(io_catalog_join(&c, tu_tmp("j_s.csv"), &hit), 0);
+    assert_int_equal(hit, 2);
+    const double *s0 = io_catalog_values(&c, "s0"), *s1 = io_catalog_values(&c, "s1");
+    assert_non_null(s0), assert_non_null(s1);
+    assert_float_equal(s0[0], 1.5, 0), assert_float_equal(s1[0], 2, 0);
+    assert_true(isnan(s0[1]));
+    assert_float_equal(s0[2], 3.5, 0), assert_float_equal(s1[2], -1, 0);
+    assert_int_equal(io_catalog_find(&c, "label"), -1); // text columns are not joined
+    assert_int_not_equal(io_catalog_join(&c, tu_tmp("j_dup.csv"), NULL), 0);
+    assert_non_null(strstr(gn_errmsg(), "'mag_r'"));
+    io_catalog_free(&c);
+}
+
 // The JSON reader: values of every type, nesting, escapes (incl. a surrogate
 // pair), paths; malformed text is an error naming the file and line.
 static void test_json(void **st) {
@@ -801,7 +830,7 @@ int main(void) {
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
         cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_partners),
-        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json), cmocka_unit_test(test_catalog_join),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
