@@ -14,6 +14,8 @@ int cmd_eval(int argc, char **argv);
 void cmd_eval_help(void);
 int cmd_predict(int argc, char **argv);
 void cmd_predict_help(void);
+int cmd_posterior(int argc, char **argv);
+void cmd_posterior_help(void);
 int cmd_embed(int argc, char **argv);
 void cmd_embed_help(void);
 int cmd_inspect(int argc, char **argv);

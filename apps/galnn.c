@@ -23,6 +23,8 @@ static const command COMMANDS[] = {
     {"predict", "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", cmd_predict, cmd_predict_help},
     {"inspect", "what a checkpoint holds: tensors, training position, configuration", cmd_inspect, cmd_inspect_help},
     {"knn", "exact k nearest neighbours between two tables (KD-tree or GEMM, L2 or max-norm)", cmd_knn, cmd_knn_help},
+    {"posterior", "posterior samples of a flow model: mean, median, 68/95 % intervals per galaxy (and raw samples)",
+     cmd_posterior, cmd_posterior_help},
     {"embed", "the S-space vector of every galaxy from a latent model (for galnn causal)", cmd_embed, cmd_embed_help},
     {"causal", "local nearest-neighbour tests in a latent space: is a variable's information in it?", cmd_causal,
      cmd_causal_help},

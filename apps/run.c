@@ -160,6 +160,46 @@ static int setup_vae(run *r) {
     return GN_OK;
 }
 
+// [model] kind = flow: the conditional-flow posterior over the column branches.
+static int setup_flow(run *r) {
+    io_config *c = &r->cfg;
+    md_net *m = &r->net;
+    m->kind = MD_KIND_FLOW;
+    if (m->head != MD_HEAD_REGRESSION)
+        return gn_err(GN_EINVAL, "%s: a flow model has its own posterior: leave [target] head unset", c->name);
+    md_post_spec *p = &m->post.sp;
+    p->in_dim = 0;
+    for (int b = 0; b < m->n_branch; b++) {
+        if (m->spec[b].input != MD_IN_COLUMNS)
+            return gn_err(GN_EINVAL, "%s: [branch.%s]: a flow model takes catalog columns (join a VAE's mu/sigma with [data] join)",
+                          c->name, m->spec[b].name);
+        p->in_dim += m->spec[b].in_ch;
+    }
+    p->dim = r->n_targets;
+    struct {
+        const char *key;
+        long def;
+        int *dst;
+    } ik[] = {{"context", 256, &p->ctx},         {"context_depth", 2, &p->ctx_depth},   {"mean_hidden", 128, &p->mean_hidden},
+              {"layers", 12, &p->flow.layers},   {"flow_hidden", 128, &p->flow.hidden}, {"flow_depth", 2, &p->flow.depth}};
+    for (int k = 0; k < 6; k++) {
+        long v;
+        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
+        if (rc) return rc;
+        *ik[k].dst = (int)v;
+    }
+    double d;
+    int rc;
+    if ((rc = io_config_double(c, "model", "mean_weight", 1, &d))) return rc;
+    p->mean_weight = (float)d;
+    if ((rc = io_config_double(c, "model", "clamp", 2, &d))) return rc;
+    p->flow.clamp = (float)d;
+    const char *sc = io_config_str(c, "model", "scale", "tanh");
+    if (strcmp(sc, "tanh") && strcmp(sc, "exp")) return gn_err(GN_EINVAL, "%s: [model] scale '%s' is not tanh or exp", c->name, sc);
+    p->flow.scale = strcmp(sc, "tanh") ? MD_FLOW_EXP : MD_FLOW_TANH;
+    return GN_OK;
+}
+
 // [model] kind = latent: the S-space model (models/latent.h) over the inputs of
 // the branches named by `main` (x) and `extra` (a).
 static int setup_latent(run *r) {
@@ -168,7 +208,8 @@ static int setup_latent(run *r) {
     const char *kind = io_config_str(c, "model", "kind", "branches");
     if (!strcmp(kind, "branches")) return GN_OK;
     if (!strcmp(kind, "vae")) return setup_vae(r);
-    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent or vae", c->name, kind);
+    if (!strcmp(kind, "flow")) return setup_flow(r);
+    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent, vae or flow", c->name, kind);
     m->kind = MD_KIND_LATENT;
     md_latent_spec *p = &m->lat.sp;
     if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);

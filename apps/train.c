@@ -34,7 +34,9 @@ void cmd_train_help(void) {
            "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
            "  [branch.NAME]  input (image|columns), columns, bands (a subset of [data]'s), images (own cutouts),\n"
            "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden\n"
-           "  [model]        kind (branches|latent|vae); vae: main (an image branch), latent (32), beta (1),\n"
+           "  [model]        kind (branches|latent|vae|flow); flow (posterior over the column branches): context (256),\n"
+           "                 context_depth (2), mean_hidden (128), mean_weight (1), layers (12), flow_hidden (128),\n"
+           "                 flow_depth (2), scale (tanh|exp), clamp (2); vae: main (an image branch), latent (32), beta (1),\n"
            "                 widths (32,64,128: one stride-2 convolution each), leaky_slope; latent (S-space) models: encoder (mlp|inception), objective\n"
            "                 (scl|ce|supcon|rnc), main, extra (branch names for x and a), dim_main, dim_ext,\n"
            "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, hidden;\n"
@@ -233,7 +235,8 @@ static int validate(trainer *T, double *loss, st_metrics *met) {
         nn_ctx_reset(&T->ctx);
         if ((rc = run_batch(r, &T->ctx, r->rows[IO_SPLIT_VAL] + o, none, b, in, T->y, T->scratch))) break;
         nn_tensor *out = md_net_fwd(&T->ctx, &r->net, in);
-        nn_tensor *L = md_net_loss(&T->ctx, &r->net, out, T->y, b);
+        nn_tensor *L = r->net.kind == MD_KIND_FLOW ? md_net_train_loss(&T->ctx, &r->net, in, NULL, T->y, b)
+                                                   : md_net_loss(&T->ctx, &r->net, out, T->y, b);
         if (!L) {
             rc = GN_EINVAL;
             break;

@@ -100,6 +100,10 @@ int md_net_make(md_net *m, nn_store *s) {
         m->n_out = m->vae.sp.latent; // "outputs": the latent means
         return md_vae_make(&m->vae, s);
     }
+    if (m->kind == MD_KIND_FLOW) {
+        m->n_out = m->n_targets; // outputs: the mean head
+        return md_post_make(&m->post, s);
+    }
     for (int b = 0; b < m->n_branch && !rc; b++) {
         const md_branch_spec *sp = &m->spec[b];
         switch (sp->backbone) {
@@ -112,6 +116,13 @@ int md_net_make(md_net *m, nn_store *s) {
     m->n_out = m->head == MD_HEAD_BINNED ? m->bins : m->head == MD_HEAD_GAUSSIAN ? 2 * m->n_targets : m->n_targets;
     return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
 }
+
+// The flow model's features: every branch's columns side by side.
+static nn_tensor *features(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    return m->n_branch == 1 ? in[0] : nn_concat(c, m->n_branch, (nn_tensor **)in, 1);
+}
+
+nn_tensor *md_net_flow_features(nn_ctx *c, const md_net *m, nn_tensor *const *in) { return features(c, m, in); }
 
 static nn_tensor *lat_encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     return md_latent_encode(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL);
@@ -144,12 +155,17 @@ nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, n
                              int N) {
     if (m->kind == MD_KIND_BRANCH) return md_net_loss(c, m, md_net_fwd(c, m, in), y, N);
     if (m->kind == MD_KIND_VAE) return md_vae_loss(c, &m->vae, in[m->lat_x], &c->dropout_rng, NULL, NULL); // ε: the noise stream
+    if (m->kind == MD_KIND_FLOW) {
+        nn_tensor *Y = nn_tensor_from(c, NN_SHAPE(N, m->n_targets), y);
+        return Y ? md_post_loss(c, &m->post, features(c, m, in), Y) : NULL;
+    }
     return md_latent_loss(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, in_m ? in_m[m->lat_x] : NULL, y, N);
 }
 
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
     if (m->kind == MD_KIND_VAE) return md_net_embed(c, m, in, 0);
+    if (m->kind == MD_KIND_FLOW) return md_post_mean(c, &m->post, md_post_context(c, &m->post, features(c, m, in)));
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {
         switch (m->spec[b].backbone) {

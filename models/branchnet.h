@@ -12,6 +12,7 @@
 
 #include "../nn/nn.h"
 #include "latent.h"
+#include "posterior.h"
 #include "vae.h"
 
 #define MD_MAX_BRANCH 4
@@ -24,7 +25,9 @@ enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
 // MD_KIND_LATENT: the S-space model of models/latent.h over two of the
 // branches' inputs (main x, optional additional vector a), binned head.
 // MD_KIND_VAE: the image VAE of models/vae.h over one image branch (lat_x).
-enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE };
+// MD_KIND_FLOW: the conditional-flow posterior of models/posterior.h over the
+// column branches' values (concatenated), standardised targets.
+enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE, MD_KIND_FLOW };
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
@@ -67,6 +70,7 @@ typedef struct md_net {
     int lat_x, lat_a; // latent: the branches feeding x and a (-1: none)
     md_latent lat;
     md_vae vae;       // vae: over branch lat_x
+    md_post post;     // flow: over every (column) branch
     int n_branch;
     md_branch_spec spec[MD_MAX_BRANCH];
     md_resnet rn[MD_MAX_BRANCH];
@@ -97,6 +101,8 @@ nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, n
 // Latent models: the latent vector l (full = 1) or S (its first dim_main);
 // VAEs: mu (full = 1: mu then sigma = exp(log sigma^2 / 2)).
 nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full);
+// The flow model's feature matrix (N, in_dim) from the branch inputs.
+nn_tensor *md_net_flow_features(nn_ctx *c, const md_net *m, nn_tensor *const *in);
 // Columns of md_net_embed, 0 if the model has no latent space; name of column d.
 int md_net_embed_dim(const md_net *m, int full);
 void md_net_embed_name(const md_net *m, int d, char *buf, size_t len);

@@ -1,0 +1,262 @@
+// galnn posterior: samples of p(targets | inputs) from a flow model ([model]
+// kind = flow), summarised per galaxy; and the flow models' evaluation that
+// galnn eval runs (point metrics of the posterior mean, CRPS from samples,
+// interval coverage, the PIT histogram and its KS distance, the test NLL).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "../io/npy.h"
+#include "../io/plot.h"
+#include "../stats/metrics.h"
+#include "cmd.h"
+#include "run.h"
+
+void cmd_posterior_help(void) {
+    printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--split all|train|val|test]\n"
+           "                       [--samples 1000] [--seed 1] [--dump samples.npy] [--threads N]\n\n"
+           "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) and\n"
+           "writes id, split and per target the posterior mean, median and the 16/84th and 2.5/97.5th\n"
+           "percentiles, in the targets' units. --dump writes every sample as NPY, shape (galaxies, samples,\n"
+           "targets), rows in the CSV's order. Targets are not needed in the catalog.\n");
+}
+
+static int cmp_f(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// Linear-interpolated quantile of sorted v (n values).
+static double quant(const float *v, int n, double q) {
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return v[n - 1];
+    return v[i] + (pos - i) * (v[i + 1] - v[i]);
+}
+
+// The feature matrix (n, in_dim) of the rows.
+static int features(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *X) {
+    int D = r->net.post.sp.in_dim, B = 512;
+    io_aug none[512];
+    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+    for (size_t o = 0; o < n; o += (size_t)B) {
+        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
+        nn_tensor *in[MD_MAX_BRANCH];
+        nn_ctx_reset(c);
+        int rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL);
+        if (rc) return rc;
+        nn_tensor *f = md_net_flow_features(c, &r->net, in);
+        if (!f) return GN_ENOMEM;
+        memcpy(X + o * (size_t)D, f->data, sizeof(float) * (size_t)b * D);
+    }
+    return GN_OK;
+}
+
+int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out) {
+    if (r->net.kind != MD_KIND_FLOW) return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
+    int D = r->net.post.sp.in_dim, T = r->n_targets;
+    float *X = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D);
+    if (!X) return GN_ENOMEM;
+    gn_rng rng;
+    gn_rng_seed(&rng, seed, GN_STREAM_SAMPLE);
+    int rc = features(r, c, rows, n, X);
+    if (!rc) rc = md_post_sample(c, &r->net.post, X, (int)n, S, &rng, out);
+    free(X);
+    for (size_t k = 0; !rc && k < n * (size_t)S; k++)
+        for (int t = 0; t < T; t++) out[k * T + t] = (float)(out[k * T + t] * r->tstd[t] + r->tmean[t]);
+    return rc;
+}
+
+int cmd_posterior(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL, *dump = NULL, *which = "all";
+    long S = 1000, seed = 1, threads = 0;
+    const char *ov[4];
+    char fov[4][1024];
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return cmd_error("posterior: %s needs a value (see `galnn help posterior`)", a);
+        if (!strcmp(a, "--catalog") && n_ov < 4) snprintf(fov[n_ov], sizeof fov[0], "data.catalog=%s", v), ov[n_ov] = fov[n_ov], n_ov++;
+        else if (!strcmp(a, "--ckpt")) ckpt = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--dump")) dump = v;
+        else if (!strcmp(a, "--split")) which = v;
+        else if (!strcmp(a, "--samples")) {
+            if (cmd_parse_int(a, v, 2, 1000000, &S)) return 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (cmd_parse_int(a, v, 0, 0x7fffffffL, &seed)) return 1;
+        } else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+        } else
+            return cmd_error("posterior: unknown option '%s' (see `galnn help posterior`)", a);
+        i++;
+    }
+    if (!ckpt || !out) return cmd_error("posterior: give --ckpt RUN/best.npz and --out post.csv");
+    int only = !strcmp(which, "all") ? -1 : !strcmp(which, "train") ? IO_SPLIT_TRAIN : !strcmp(which, "val") ? IO_SPLIT_VAL
+                                                                   : !strcmp(which, "test")                ? IO_SPLIT_TEST
+                                                                                                           : -2;
+    if (only == -2) return cmd_error("posterior: --split '%s' is not all, train, val or test", which);
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) {
+        run_free(&r);
+        return cmd_error("posterior: %s", gn_errmsg());
+    }
+    int rc = 1, T = r.n_targets;
+    uint32_t *rows = NULL;
+    float *smp = NULL;
+    size_t n = 0, blen = 0;
+    char *buf = NULL;
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    if (r.net.kind != MD_KIND_FLOW) {
+        gn_err(GN_EINVAL, "%s is not a flow model ([model] kind = flow)", ckpt);
+        goto done;
+    }
+    if (run_select_rows(&r, only, &rows, &n) || !(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T))) goto done;
+    if (nn_ctx_init(&c, 64u << 20) || run_posterior_samples(&r, &c, rows, n, (int)S, (uint64_t)seed, smp)) goto done;
+    FILE *f = open_memstream(&buf, &blen);
+    if (!f) goto done;
+    fprintf(f, "id,split");
+    for (int t = 0; t < T; t++) {
+        const char *nm = r.target_names[t];
+        fprintf(f, ",%s_mean,%s_median,%s_p16,%s_p84,%s_p2.5,%s_p97.5", nm, nm, nm, nm, nm, nm);
+    }
+    fputc('\n', f);
+    float *v = gn_malloc(sizeof(float) * (size_t)S);
+    for (size_t i = 0; v && i < n; i++) {
+        fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));
+        for (int t = 0; t < T; t++) {
+            double m = 0;
+            for (long s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
+            qsort(v, (size_t)S, sizeof(float), cmp_f);
+            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, quant(v, (int)S, 0.5), quant(v, (int)S, 0.16), quant(v, (int)S, 0.84),
+                    quant(v, (int)S, 0.025), quant(v, (int)S, 0.975));
+        }
+        fputc('\n', f);
+    }
+    free(v);
+    fclose(f);
+    if (io_write_atomic(out, buf, blen)) goto done;
+    printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out, n, S, r.n_unusable);
+    if (dump) {
+        int64_t shape[3] = {(int64_t)n, S, T};
+        io_array a = io_array_view(IO_F32, 3, shape, smp);
+        if (io_npy_write(dump, &a)) goto done;
+        printf("wrote %s: samples (%zu, %ld, %d)\n", dump, n, S, T);
+    }
+    rc = 0;
+done:
+    if (rc) cmd_error("posterior: %s", gn_errmsg());
+    free(buf), free(rows), free(smp);
+    if (c.arena.head) nn_ctx_free(&c);
+    run_free(&r);
+    return rc;
+}
+
+// CRPS of an empirical distribution (sorted v, n values) at y:
+// mean |v - y| - (1 / 2n^2) sum_ij |v_i - v_j|, the double sum from the order statistics.
+static double crps_sorted(const float *v, int n, double y) {
+    double a = 0, b = 0;
+    for (int i = 0; i < n; i++) a += fabs(v[i] - y), b += (2.0 * (i + 1) - n - 1) * v[i];
+    return a / n - b / ((double)n * n);
+}
+
+int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
+                       const char *split_name, int quiet, char **json, size_t *json_len) {
+    int T = r->n_targets, D = r->net.post.sp.in_dim;
+    float *smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T), *X = gn_malloc(sizeof(float) * (n ? n : 1) * D);
+    float *v = gn_malloc(sizeof(float) * (size_t)S);
+    double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
+    double *pit = gn_malloc(sizeof(double) * (n ? n : 1)), *lp = gn_malloc(sizeof(double) * (n ? n : 1));
+    int rc = (!smp || !X || !v || !pred || !tru || !pit || !lp) ? GN_ENOMEM : GN_OK;
+    if (!rc) rc = run_posterior_samples(r, c, rows, n, S, seed, smp);
+    // log p(y | x) of the standardised targets, in batches
+    if (!rc) rc = features(r, c, rows, n, X);
+    int ge = c->grad_enabled;
+    c->grad_enabled = 0;
+    for (size_t o = 0; !rc && o < n; o += 512) {
+        int b = (int)(n - o < 512 ? n - o : 512);
+        nn_ctx_reset(c);
+        nn_tensor *Xt = nn_tensor_from(c, NN_SHAPE(b, D), X + o * (size_t)D), *Y = nn_tensor_new(c, NN_SHAPE(b, T));
+        if (!Xt || !Y) {
+            rc = GN_ENOMEM;
+            break;
+        }
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < T; t++) Y->data[i * T + t] = (float)((r->target[t][rows[o + i]] - r->tmean[t]) / r->tstd[t]);
+        nn_tensor *L = md_post_log_prob(c, &r->net.post, Xt, Y);
+        if (!L) rc = GN_ENOMEM;
+        for (int i = 0; !rc && i < b; i++) lp[o + i] = L->data[i];
+    }
+    c->grad_enabled = ge;
+    FILE *jf = NULL;
+    char *jb = NULL;
+    size_t jl = 0;
+    if (!rc && !(jf = open_memstream(&jb, &jl))) rc = GN_ENOMEM;
+    if (rc) goto out;
+    // NLL in the targets' own units: standardisation adds sum_t ln std_t
+    double nll = 0, lstd = 0;
+    for (int t = 0; t < T; t++) lstd += log(r->tstd[t]);
+    for (size_t i = 0; i < n; i++) nll += (-lp[i] + lstd) / (double)n;
+    if (!quiet) {
+        printf("\n%s split: %zu galaxies, %d posterior samples each; joint NLL %.4f nats per galaxy\n", split_name, n, S, nll);
+        printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s\n", "target", "bias", "sigma_MAD", "eta", "RMSE", "R2", "CRPS", "cov68",
+               "cov95", "PIT KS");
+    }
+    fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"nll\": %.6g, \"targets\": {", split_name, S, nll);
+    for (int t = 0; t < T; t++) {
+        double crps = 0, c68 = 0, c95 = 0;
+        for (size_t i = 0; i < n; i++) {
+            double m = 0, y = r->target[t][rows[i]];
+            for (int s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
+            qsort(v, (size_t)S, sizeof(float), cmp_f);
+            pred[i] = m, tru[i] = y;
+            crps += crps_sorted(v, S, y) / (double)n;
+            c68 += (y >= quant(v, S, 0.16) && y <= quant(v, S, 0.84)) / (double)n;
+            c95 += (y >= quant(v, S, 0.025) && y <= quant(v, S, 0.975)) / (double)n;
+            int below = 0;
+            while (below < S && v[below] <= y) below++;
+            pit[i] = (below + 0.5) / (S + 1.0);
+        }
+        // KS distance of the PIT values from uniform
+        double *sp = gn_malloc(sizeof(double) * (n ? n : 1)), ks = 0;
+        if (!sp) {
+            rc = GN_ENOMEM;
+            break;
+        }
+        memcpy(sp, pit, sizeof(double) * n);
+        qsort(sp, n, sizeof(double), cmp_d);
+        for (size_t i = 0; i < n; i++) ks = fmax(ks, fmax(fabs((i + 1.0) / n - sp[i]), fabs(sp[i] - (double)i / n)));
+        free(sp);
+        st_metrics m;
+        if ((rc = st_point_metrics(pred, tru, n, &m))) break;
+        if (!quiet)
+            printf("  %-12s %9.4f %9.4f %7.4f %8.4f %7.4f %8.4f %8.3f %8.3f %8.4f\n", r->target_names[t], m.bias, m.sigma_mad, m.eta,
+                   m.rmse, m.r2, crps, c68, c95, ks);
+        fprintf(jf, "%s\"%s\": {\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
+                    "\"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g}",
+                t ? ", " : "", r->target_names[t], m.n, m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks);
+        char png[4300], title[300];
+        snprintf(png, sizeof png, "%s/pit_%s.png", dir, r->target_names[t]);
+        snprintf(title, sizeof title, "PIT of %s, %s split (flat = calibrated; KS %.3f)", r->target_names[t], split_name, ks);
+        io_hist h = {"PIT", pit, n, 0};
+        if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        else if (!quiet) printf("  plot: %s\n", png);
+    }
+    fprintf(jf, "}}\n");
+    fclose(jf);
+    if (!rc) *json = jb, *json_len = jl;
+    else
+        free(jb);
+out:
+    free(smp), free(X), free(v), free(pred), free(tru), free(pit), free(lp);
+    return rc;
+}
