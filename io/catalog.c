@@ -499,6 +499,7 @@ int io_catalog_join(io_catalog *c, const char *path, size_t *matched) {
 }
 
 int io_catalog_derive_spec(io_catalog *c, const char *spec) {
+    while (*spec == ' ' || *spec == '\t') spec++; // "a=x; b=y" lists leave a space before b
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec) return gn_err(GN_EINVAL, "derived column '%s': expected NAME=EXPRESSION", spec);
     char name[128];
