@@ -14,6 +14,7 @@
 void cmd_eval_help(void) {
     printf("usage: galnn eval --ckpt RUN/best.npz [--split test|val|train] [--catalog CSV] [--images TEMPLATE]\n"
            "                  [--by COLUMN] [--json] [--out DIR] [--threads N] [--samples 1000] [--seed 1]\n"
+           "       galnn eval --ensemble RUN1/best.npz,RUN2/best.npz,... [same options]   (flow models)\n"
            "                  [SECTION.KEY=VALUE ...]\n\n"
            "Evaluates the checkpoint's model (its configuration and normalisation come from the checkpoint;\n"
            "--catalog/--images point at the data if it moved). Per target: N, bias, sigma_MAD = 1.4826 MAD,\n"
@@ -23,7 +24,9 @@ void cmd_eval_help(void) {
            "Flow models ([model] kind = flow): from --samples posterior draws per galaxy, per target the\n"
            "metrics of the posterior mean, the CRPS of the samples, the coverage of the central 68 %% and 95 %%\n"
            "intervals, the PIT histogram (pit_<target>.png) and its KS distance from uniform; and the joint\n"
-           "test NLL in the targets' units.\n");
+           "test NLL in the targets' units. --ensemble (a deep ensemble: the same configuration trained with\n"
+           "different seeds) pools the members' samples, scores the mixture, and splits the predictive spread by\n"
+           "the law of total variance: sigma_ale = sqrt(mean E_k Var(y|x,k)), sigma_epi = sqrt(mean Var_k E(y|x,k)).\n");
 }
 
 typedef struct acc {
@@ -41,9 +44,20 @@ static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
 }
 
 // Flow models: posterior samples per galaxy (see apps/posterior.c).
-static int eval_flow(run *r, int split, const char *split_name, const char *ckpt, const char *out, int json, int S, uint64_t seed) {
+static int eval_flow(run *r, int split, const char *split_name, const char *ckpt, const char *out, int json, int S, uint64_t seed,
+                     char **members, int K, const char **ov, int n_ov) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
+    run *rs[16] = {r}, more[15];
+    int loaded = 1;
+    for (int k = 1; k < K; k++, loaded++)
+        if (run_from_checkpoint(&more[k - 1], members[k], ov, n_ov, 1, 0) || (rs[k] = &more[k - 1])->net.kind != MD_KIND_FLOW) {
+            if (!gn_errmsg()[0] || rs[k]) gn_err(GN_EINVAL, "%s is not a flow model", members[k]);
+            cmd_error("eval: ensemble member %s: %s", members[k], gn_errmsg());
+            for (int j = 1; j <= k; j++) run_free(&more[j - 1]);
+            run_free(r);
+            return 1;
+        }
     char *cp = strdup(ckpt), dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s", out ? out : dirname(cp));
     free(cp);
@@ -53,7 +67,8 @@ static int eval_flow(run *r, int split, const char *split_name, const char *ckpt
     int rc = 1;
     if (!r->n_rows[split]) cmd_error("eval: the %s split has no usable galaxies", split_name);
     else if (nn_ctx_init(&c, 64u << 20) ||
-             run_posterior_eval(r, &c, r->rows[split], r->n_rows[split], S, seed, dir, split_name, json, &jb, &jl) ||
+             run_posterior_eval((const run *const *)rs, K, &c, r->rows[split], r->n_rows[split], S, seed, dir, split_name, json, &jb,
+                                &jl) ||
              io_write_atomic(path, jb, jl))
         cmd_error("eval: %s", gn_errmsg());
     else {
@@ -64,14 +79,16 @@ static int eval_flow(run *r, int split, const char *split_name, const char *ckpt
     }
     free(jb);
     if (c.arena.head) nn_ctx_free(&c);
+    for (int k = 1; k < loaded; k++) run_free(&more[k - 1]);
     run_free(r);
     return rc;
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *split_name = "test", *by = NULL, *out = NULL;
-    int json = 0;
+    int json = 0, K = 1;
     long threads = 0, samples = 1000, seed = 1;
+    char *members[16], *mlist = NULL;
     const char *ov[64];
     char fov[4][1024];
     int n_ov = 0, n_f = 0;
@@ -88,6 +105,14 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--by")) by = v, i++;
         else if (!strcmp(a, "--out")) out = v, i++;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--ensemble")) {
+            if (!v) return cmd_error("--ensemble needs CKPT1,CKPT2,...");
+            free(mlist);
+            mlist = strdup(v);
+            K = io_split_list(mlist, members, 16);
+            if (K < 2) return free(mlist), cmd_error("--ensemble: give at least two checkpoints (at most 16)");
+            i++;
+        }
         else if (!strcmp(a, "--samples") || !strcmp(a, "--seed")) {
             if (cmd_parse_int(a, v, a[3] == 'a' ? 2 : 0, a[3] == 'a' ? 1000000 : 0x7fffffffL, a[3] == 'a' ? &samples : &seed)) return 1;
             i++;
@@ -98,6 +123,8 @@ int cmd_eval(int argc, char **argv) {
         else return cmd_error("eval: unknown option '%s' (see `galnn help eval`)", a);
         if (i >= argc) return cmd_error("%s needs a value", a);
     }
+    if (!ckpt && K > 1) ckpt = members[0];
+    if (K > 1 && strcmp(ckpt, members[0])) return free(mlist), cmd_error("eval: --ensemble lists the checkpoints, --ckpt then is not needed");
     if (!ckpt) return cmd_error("eval: --ckpt is required");
     int split = io_split_parse(split_name ? split_name : "");
     if (split < 0) return cmd_error("eval: --split '%s' is not train, val or test", split_name);
@@ -111,7 +138,16 @@ int cmd_eval(int argc, char **argv) {
         run_free(&r);
         return cmd_error("eval: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
     }
-    if (r.net.kind == MD_KIND_FLOW) return eval_flow(&r, split, split_name, ckpt, out, json, (int)samples, (uint64_t)seed);
+    if (r.net.kind == MD_KIND_FLOW) {
+        int frc = eval_flow(&r, split, split_name, ckpt, out, json, (int)samples, (uint64_t)seed, members, K, ov, n_ov);
+        free(mlist);
+        return frc;
+    }
+    if (K > 1) {
+        free(mlist);
+        run_free(&r);
+        return cmd_error("eval: --ensemble is for flow models ([model] kind = flow)");
+    }
     int rc = 1, T = r.n_targets, prob = r.net.head != MD_HEAD_REGRESSION;
     size_t n = r.n_rows[split];
     const uint32_t *rows = r.rows[split];

@@ -169,17 +169,14 @@ static double crps_sorted(const float *v, int n, double y) {
     return a / n - b / ((double)n * n);
 }
 
-int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
-                       const char *split_name, int quiet, char **json, size_t *json_len) {
-    int T = r->n_targets, D = r->net.post.sp.in_dim;
-    float *smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T), *X = gn_malloc(sizeof(float) * (n ? n : 1) * D);
-    float *v = gn_malloc(sizeof(float) * (size_t)S);
-    double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
-    double *pit = gn_malloc(sizeof(double) * (n ? n : 1)), *lp = gn_malloc(sizeof(double) * (n ? n : 1));
-    int rc = (!smp || !X || !v || !pred || !tru || !pit || !lp) ? GN_ENOMEM : GN_OK;
-    if (!rc) rc = run_posterior_samples(r, c, rows, n, S, seed, smp);
-    // log p(y | x) of the standardised targets, in batches
-    if (!rc) rc = features(r, c, rows, n, X);
+// log p(y | x) per row in the targets' own units (standardisation adds -sum_t ln std_t).
+static int log_probs(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *lp) {
+    int T = r->n_targets, D = r->net.post.sp.in_dim, rc;
+    float *X = gn_malloc(sizeof(float) * (n ? n : 1) * D);
+    if (!X) return GN_ENOMEM;
+    double lstd = 0;
+    for (int t = 0; t < T; t++) lstd += log(r->tstd[t]);
+    rc = features(r, c, rows, n, X);
     int ge = c->grad_enabled;
     c->grad_enabled = 0;
     for (size_t o = 0; !rc && o < n; o += 512) {
@@ -194,40 +191,85 @@ int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, 
             for (int t = 0; t < T; t++) Y->data[i * T + t] = (float)((r->target[t][rows[o + i]] - r->tmean[t]) / r->tstd[t]);
         nn_tensor *L = md_post_log_prob(c, &r->net.post, Xt, Y);
         if (!L) rc = GN_ENOMEM;
-        for (int i = 0; !rc && i < b; i++) lp[o + i] = L->data[i];
+        for (int i = 0; !rc && i < b; i++) lp[o + i] = L->data[i] - lstd;
     }
     c->grad_enabled = ge;
+    free(X);
+    return rc;
+}
+
+int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
+                       const char *split_name, int quiet, char **json, size_t *json_len) {
+    const run *r = rs[0];
+    int T = r->n_targets, KS = K * S;
+    for (int k = 1; k < K; k++) { // an ensemble: the same targets and galaxies
+        int same = rs[k]->n_targets == T && rs[k]->cat.n_rows == r->cat.n_rows;
+        for (int t = 0; same && t < T; t++) same = !strcmp(rs[k]->target_names[t], r->target_names[t]);
+        for (size_t i = 0; same && i < n; i++) same = !strcmp(io_catalog_id(&rs[k]->cat, rows[i]), io_catalog_id(&r->cat, rows[i]));
+        if (!same) return gn_err(GN_EINVAL, "ensemble member %d predicts other targets or reads another catalog than the first", k + 1);
+    }
+    float *smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)KS * T), *one = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T);
+    float *v = gn_malloc(sizeof(float) * (size_t)KS);
+    double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
+    double *pit = gn_malloc(sizeof(double) * (n ? n : 1)), *lp = gn_malloc(sizeof(double) * (n ? n : 1) * K);
+    double *ale = gn_calloc((size_t)T, sizeof(double)), *epi = gn_calloc((size_t)T, sizeof(double));
+    int rc = (!smp || !one || !v || !pred || !tru || !pit || !lp || !ale || !epi) ? GN_ENOMEM : GN_OK;
+    for (int k = 0; !rc && k < K; k++) {
+        // member k's samples go to columns [k S, (k + 1) S) of each galaxy's pool
+        if ((rc = run_posterior_samples(rs[k], c, rows, n, S, seed + (uint64_t)k, one))) break;
+        for (size_t i = 0; i < n; i++) memcpy(smp + ((size_t)i * KS + (size_t)k * S) * T, one + (size_t)i * S * T, sizeof(float) * (size_t)S * T);
+        rc = log_probs(rs[k], c, rows, n, lp + (size_t)k * n);
+    }
     FILE *jf = NULL;
     char *jb = NULL;
     size_t jl = 0;
     if (!rc && !(jf = open_memstream(&jb, &jl))) rc = GN_ENOMEM;
     if (rc) goto out;
-    // NLL in the targets' own units: standardisation adds sum_t ln std_t
-    double nll = 0, lstd = 0;
-    for (int t = 0; t < T; t++) lstd += log(r->tstd[t]);
-    for (size_t i = 0; i < n; i++) nll += (-lp[i] + lstd) / (double)n;
-    if (!quiet) {
-        printf("\n%s split: %zu galaxies, %d posterior samples each; joint NLL %.4f nats per galaxy\n", split_name, n, S, nll);
-        printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s\n", "target", "bias", "sigma_MAD", "eta", "RMSE", "R2", "CRPS", "cov68",
-               "cov95", "PIT KS");
+    // the (mixture's) NLL: -log (1/K) sum_k p_k(y | x)
+    double nll = 0;
+    for (size_t i = 0; i < n; i++) {
+        double mx = -INFINITY, s = 0;
+        for (int k = 0; k < K; k++) mx = fmax(mx, lp[(size_t)k * n + i]);
+        for (int k = 0; k < K; k++) s += exp(lp[(size_t)k * n + i] - mx);
+        nll -= (mx + log(s / K)) / (double)n;
     }
-    fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"nll\": %.6g, \"targets\": {", split_name, S, nll);
+    // law of total variance over the members: aleatoric = E_k Var(y | x, k), epistemic = Var_k E(y | x, k)
+    for (size_t i = 0; K > 1 && i < n; i++)
+        for (int t = 0; t < T; t++) {
+            double mm = 0, m2 = 0, va = 0;
+            for (int k = 0; k < K; k++) {
+                double m = 0, q = 0;
+                for (int s2 = 0; s2 < S; s2++) m += smp[((size_t)i * KS + (size_t)k * S + s2) * T + t] / S;
+                for (int s2 = 0; s2 < S; s2++) {
+                    double d = smp[((size_t)i * KS + (size_t)k * S + s2) * T + t] - m;
+                    q += d * d / (S - 1);
+                }
+                mm += m / K, m2 += m * m / K, va += q / K;
+            }
+            ale[t] += va / (double)n, epi[t] += fmax(m2 - mm * mm, 0) * K / (K - 1.0) / (double)n;
+        }
+    if (!quiet) {
+        printf("\n%s split: %zu galaxies, %d posterior samples each%s; joint NLL %.4f nats per galaxy\n", split_name, n, KS,
+               K > 1 ? " (pooled over the ensemble)" : "", nll);
+        printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s%s\n", "target", "bias", "sigma_MAD", "eta", "RMSE", "R2", "CRPS", "cov68",
+               "cov95", "PIT KS", K > 1 ? "  sigma_ale  sigma_epi" : "");
+    }
+    fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d, \"nll\": %.6g, \"targets\": {", split_name, KS, K, nll);
     for (int t = 0; t < T; t++) {
         double crps = 0, c68 = 0, c95 = 0;
         for (size_t i = 0; i < n; i++) {
             double m = 0, y = r->target[t][rows[i]];
-            for (int s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
-            qsort(v, (size_t)S, sizeof(float), cmp_f);
+            for (int s2 = 0; s2 < KS; s2++) v[s2] = smp[((size_t)i * KS + s2) * T + t], m += v[s2] / KS;
+            qsort(v, (size_t)KS, sizeof(float), cmp_f);
             pred[i] = m, tru[i] = y;
-            crps += crps_sorted(v, S, y) / (double)n;
-            c68 += (y >= quant(v, S, 0.16) && y <= quant(v, S, 0.84)) / (double)n;
-            c95 += (y >= quant(v, S, 0.025) && y <= quant(v, S, 0.975)) / (double)n;
+            crps += crps_sorted(v, KS, y) / (double)n;
+            c68 += (y >= quant(v, KS, 0.16) && y <= quant(v, KS, 0.84)) / (double)n;
+            c95 += (y >= quant(v, KS, 0.025) && y <= quant(v, KS, 0.975)) / (double)n;
             int below = 0;
-            while (below < S && v[below] <= y) below++;
-            pit[i] = (below + 0.5) / (S + 1.0);
+            while (below < KS && v[below] <= y) below++;
+            pit[i] = (below + 0.5) / (KS + 1.0);
         }
-        // KS distance of the PIT values from uniform
-        double *sp = gn_malloc(sizeof(double) * (n ? n : 1)), ks = 0;
+        double *sp = gn_malloc(sizeof(double) * (n ? n : 1)), ks = 0; // KS distance of the PIT values from uniform
         if (!sp) {
             rc = GN_ENOMEM;
             break;
@@ -238,12 +280,17 @@ int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, 
         free(sp);
         st_metrics m;
         if ((rc = st_point_metrics(pred, tru, n, &m))) break;
-        if (!quiet)
-            printf("  %-12s %9.4f %9.4f %7.4f %8.4f %7.4f %8.4f %8.3f %8.3f %8.4f\n", r->target_names[t], m.bias, m.sigma_mad, m.eta,
+        if (!quiet) {
+            printf("  %-12s %9.4f %9.4f %7.4f %8.4f %7.4f %8.4f %8.3f %8.3f %8.4f", r->target_names[t], m.bias, m.sigma_mad, m.eta,
                    m.rmse, m.r2, crps, c68, c95, ks);
+            if (K > 1) printf("  %9.4f  %9.4f", sqrt(ale[t]), sqrt(epi[t]));
+            printf("\n");
+        }
         fprintf(jf, "%s\"%s\": {\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
-                    "\"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g}",
+                    "\"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g",
                 t ? ", " : "", r->target_names[t], m.n, m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks);
+        if (K > 1) fprintf(jf, ", \"sigma_aleatoric\": %.6g, \"sigma_epistemic\": %.6g", sqrt(ale[t]), sqrt(epi[t]));
+        fputc('}', jf);
         char png[4300], title[300];
         snprintf(png, sizeof png, "%s/pit_%s.png", dir, r->target_names[t]);
         snprintf(title, sizeof title, "PIT of %s, %s split (flat = calibrated; KS %.3f)", r->target_names[t], split_name, ks);
@@ -251,12 +298,15 @@ int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, 
         if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         else if (!quiet) printf("  plot: %s\n", png);
     }
+    if (K > 1 && !quiet)
+        printf("  (sigma_ale = sqrt(mean over galaxies of E_k Var(y | x, k)), sigma_epi = sqrt(mean of Var_k E(y | x, k)),\n"
+               "   the law of total variance over the %d members)\n", K);
     fprintf(jf, "}}\n");
     fclose(jf);
     if (!rc) *json = jb, *json_len = jl;
     else
         free(jb);
 out:
-    free(smp), free(X), free(v), free(pred), free(tru), free(pit), free(lp);
+    free(smp), free(one), free(v), free(pred), free(tru), free(pit), free(lp), free(ale), free(epi);
     return rc;
 }

@@ -77,9 +77,10 @@ int run_from_checkpoint(run *r, const char *ckpt, const char **overrides, int n_
 
 // Flow models (apps/posterior.c): S posterior samples per row, in the
 // targets' units, out (n, S, T); and the evaluation galnn eval prints and
-// writes (metrics JSON in *json, PIT histograms in dir).
+// writes (metrics JSON in *json, PIT histograms in dir) for one model or a
+// deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out);
-int run_posterior_eval(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
+int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
                        const char *split_name, int quiet, char **json, size_t *json_len);
 
 #endif

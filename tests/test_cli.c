@@ -332,6 +332,18 @@ static void test_posterior_cli(void **s) {
     assert_int_equal(a.ndim, 3);
     assert_int_equal(a.shape[0], (int64_t)nrows), assert_int_equal(a.shape[1], 300), assert_int_equal(a.shape[2], 4);
     io_array_free(&a);
+    // a deep ensemble of two members (another seed): pooled samples, aleatoric vs epistemic spread
+    snprintf(cmd, sizeof cmd, "train --config models/flow_phot.cfg --catalog /tmp/galnn_cli_post/m/catalog.csv --out /tmp/galnn_cli_post/f2 %s "
+             "train.seed=2", small);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(run("eval --ensemble /tmp/galnn_cli_post/f/best.npz,/tmp/galnn_cli_post/f2/best.npz --samples 300 --out "
+                         "/tmp/galnn_cli_post/f2", out, sizeof out), 0);
+    const char *ej = "/tmp/galnn_cli_post/f2/metrics.json";
+    double ale = jnum(ej, "targets", "logmstar", "sigma_aleatoric", NULL, -1), epi = jnum(ej, "targets", "logmstar", "sigma_epistemic", NULL, -1);
+    double e68 = jnum(ej, "targets", "logmstar", "coverage68", NULL, -1);
+    printf("    ensemble of 2: log M* sigma_ale %.4f, sigma_epi %.4f, 68 %% coverage %.3f\n", ale, epi, e68);
+    assert_true(epi > 0 && epi < 0.5 * ale && fabs(e68 - 0.68) <= 0.03);
+    assert_int_equal(jnum(ej, "members", NULL, NULL, NULL, -1), 2);
     // stage 1 -> stage 2: a VAE's mu/sigma joined by id into the flow's features
     FILE *f = fopen("/tmp/galnn_cli_post/v.cfg", "w");
     fprintf(f, "[data]\nbands = u, g, r, i, z\n[branch.img]\ninput = image\n[model]\nkind = vae\nlatent = 32\nwidths = 4, 8\n"
