@@ -19,7 +19,8 @@ void cmd_posterior_help(void) {
            "                       [--samples 1000] [--seed 1] [--dump samples.npy] [--threads N]\n\n"
            "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) and\n"
            "writes id, split and per target the posterior mean, median and the 16/84th and 2.5/97.5th\n"
-           "percentiles, in the targets' units. --dump writes every sample as NPY, shape (galaxies, samples,\n"
+           "percentiles, in the targets' units; with a chain-rule target ([model] chain) also <target>_pdetect,\n"
+           "the probability that it is measurable. --dump writes every sample as NPY, shape (galaxies, samples,\n"
            "targets), rows in the CSV's order. Targets are not needed in the catalog.\n");
 }
 
@@ -57,6 +58,24 @@ static int features(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, flo
         memcpy(X + o * (size_t)D, f->data, sizeof(float) * (size_t)b * D);
     }
     return GN_OK;
+}
+
+int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p) {
+    int D = r->net.post.sp.in_dim;
+    float *X = gn_malloc(sizeof(float) * (n ? n : 1) * D);
+    if (!X) return GN_ENOMEM;
+    int rc = features(r, c, rows, n, X), ge = c->grad_enabled;
+    c->grad_enabled = 0;
+    for (size_t o = 0; !rc && o < n; o += 512) {
+        int b = (int)(n - o < 512 ? n - o : 512);
+        nn_ctx_reset(c);
+        nn_tensor *P = md_post_detect(c, &r->net.post, nn_tensor_from(c, NN_SHAPE(b, D), X + o * (size_t)D));
+        if (!P) rc = GN_EINVAL;
+        for (int i = 0; !rc && i < b; i++) p[o + i] = P->data[i];
+    }
+    c->grad_enabled = ge;
+    free(X);
+    return rc;
 }
 
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out) {
@@ -129,6 +148,14 @@ int cmd_posterior(int argc, char **argv) {
         const char *nm = r.target_names[t];
         fprintf(f, ",%s_mean,%s_median,%s_p16,%s_p84,%s_p2.5,%s_p97.5", nm, nm, nm, nm, nm, nm);
     }
+    double *pdet = NULL; // a chain target: the probability that it is measured
+    if (r.optional_target >= 0) {
+        fprintf(f, ",%s_pdetect", r.target_names[r.optional_target]);
+        if (!(pdet = gn_malloc(sizeof(double) * (n ? n : 1))) || run_posterior_detect(&r, &c, rows, n, pdet)) {
+            fclose(f), free(pdet);
+            goto done;
+        }
+    }
     fputc('\n', f);
     float *v = gn_malloc(sizeof(float) * (size_t)S);
     for (size_t i = 0; v && i < n; i++) {
@@ -140,9 +167,10 @@ int cmd_posterior(int argc, char **argv) {
             fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, quant(v, (int)S, 0.5), quant(v, (int)S, 0.16), quant(v, (int)S, 0.84),
                     quant(v, (int)S, 0.025), quant(v, (int)S, 0.975));
         }
+        if (pdet) fprintf(f, ",%.4f", pdet[i]);
         fputc('\n', f);
     }
-    free(v);
+    free(v), free(pdet);
     fclose(f);
     if (io_write_atomic(out, buf, blen)) goto done;
     printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out, n, S, r.n_unusable);
@@ -257,18 +285,22 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
     fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d, \"nll\": %.6g, \"targets\": {", split_name, KS, K, nll);
     for (int t = 0; t < T; t++) {
         double crps = 0, c68 = 0, c95 = 0;
-        for (size_t i = 0; i < n; i++) {
+        size_t n0 = n;
+        n = 0; // the galaxies with this target (a chain target may be missing)
+        for (size_t i = 0; i < n0; i++) {
             double m = 0, y = r->target[t][rows[i]];
+            if (isnan(y)) continue;
             for (int s2 = 0; s2 < KS; s2++) v[s2] = smp[((size_t)i * KS + s2) * T + t], m += v[s2] / KS;
             qsort(v, (size_t)KS, sizeof(float), cmp_f);
-            pred[i] = m, tru[i] = y;
-            crps += crps_sorted(v, KS, y) / (double)n;
-            c68 += (y >= quant(v, KS, 0.16) && y <= quant(v, KS, 0.84)) / (double)n;
-            c95 += (y >= quant(v, KS, 0.025) && y <= quant(v, KS, 0.975)) / (double)n;
+            pred[n] = m, tru[n] = y;
+            crps += crps_sorted(v, KS, y);
+            c68 += y >= quant(v, KS, 0.16) && y <= quant(v, KS, 0.84);
+            c95 += y >= quant(v, KS, 0.025) && y <= quant(v, KS, 0.975);
             int below = 0;
             while (below < KS && v[below] <= y) below++;
-            pit[i] = (below + 0.5) / (KS + 1.0);
+            pit[n++] = (below + 0.5) / (KS + 1.0);
         }
+        if (n) crps /= (double)n, c68 /= (double)n, c95 /= (double)n;
         double *sp = gn_malloc(sizeof(double) * (n ? n : 1)), ks = 0; // KS distance of the PIT values from uniform
         if (!sp) {
             rc = GN_ENOMEM;
@@ -297,11 +329,31 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
         io_hist h = {"PIT", pit, n, 0};
         if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         else if (!quiet) printf("  plot: %s\n", png);
+        n = n0;
+    }
+    fputc('}', jf); // targets
+    if (!rc && r->optional_target >= 0) { // the detectability head: P(measured | x) against whether it was
+        double acc = 0, frac = 0, *pd = gn_malloc(sizeof(double) * (n ? n : 1));
+        if (!pd || (rc = run_posterior_detect(r, c, rows, n, pd))) {
+            free(pd);
+            rc = rc ? rc : GN_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int have = !isnan(r->target[r->optional_target][rows[i]]);
+            acc += ((pd[i] > 0.5) == have) / (double)n, frac += have / (double)n;
+        }
+        free(pd);
+        if (!quiet)
+            printf("  %s measured for %.1f %% of the galaxies; the detectability head classifies %.1f %% correctly\n",
+                   r->target_names[r->optional_target], 100 * frac, 100 * acc);
+        fprintf(jf, ", \"detect\": {\"target\": \"%s\", \"measured\": %.6g, \"accuracy\": %.6g}", r->target_names[r->optional_target],
+                frac, acc);
     }
     if (K > 1 && !quiet)
         printf("  (sigma_ale = sqrt(mean over galaxies of E_k Var(y | x, k)), sigma_epi = sqrt(mean of Var_k E(y | x, k)),\n"
                "   the law of total variance over the %d members)\n", K);
-    fprintf(jf, "}}\n");
+    fprintf(jf, "}\n");
     fclose(jf);
     if (!rc) *json = jb, *json_len = jl;
     else

@@ -176,13 +176,21 @@ static int setup_flow(run *r) {
         p->in_dim += m->spec[b].in_ch;
     }
     p->dim = r->n_targets;
+    const char *chain = io_config_str(c, "model", "chain", NULL);
+    if (chain) { // the chain-rule target: listed last, may be missing
+        if (r->n_targets < 2 || strcmp(r->target_names[r->n_targets - 1], chain))
+            return gn_err(GN_EINVAL, "%s: [model] chain = %s must be the last of at least two [target] names", c->name, chain);
+        p->chain = 1, p->dim = r->n_targets - 1;
+        r->optional_target = r->n_targets - 1;
+    }
     struct {
         const char *key;
         long def;
         int *dst;
     } ik[] = {{"context", 256, &p->ctx},         {"context_depth", 2, &p->ctx_depth},   {"mean_hidden", 128, &p->mean_hidden},
-              {"layers", 12, &p->flow.layers},   {"flow_hidden", 128, &p->flow.hidden}, {"flow_depth", 2, &p->flow.depth}};
-    for (int k = 0; k < 6; k++) {
+              {"layers", 12, &p->flow.layers},   {"flow_hidden", 128, &p->flow.hidden}, {"flow_depth", 2, &p->flow.depth},
+              {"chain_layers", 1, &p->chain_layers}};
+    for (int k = 0; k < 7; k++) {
         long v;
         int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
         if (rc) return rc;
@@ -192,6 +200,8 @@ static int setup_flow(run *r) {
     int rc;
     if ((rc = io_config_double(c, "model", "mean_weight", 1, &d))) return rc;
     p->mean_weight = (float)d;
+    if ((rc = io_config_double(c, "model", "det_weight", 1, &d))) return rc;
+    p->det_weight = (float)d;
     if ((rc = io_config_double(c, "model", "clamp", 2, &d))) return rc;
     p->flow.clamp = (float)d;
     const char *sc = io_config_str(c, "model", "scale", "tanh");
@@ -303,8 +313,10 @@ static int train_stats(const run *r, const double *v, double *mean, double *sd) 
     size_t n = r->n_rows[IO_SPLIT_TRAIN];
     double *tmp = gn_malloc(sizeof(double) * (n ? n : 1));
     if (!tmp) return GN_ENOMEM;
-    for (size_t i = 0; i < n; i++) tmp[i] = v[r->rows[IO_SPLIT_TRAIN][i]];
-    st_mean_std(tmp, n, mean, sd);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) // present values only (an optional target may be missing)
+        if (!isnan(v[r->rows[IO_SPLIT_TRAIN][i]])) tmp[m++] = v[r->rows[IO_SPLIT_TRAIN][i]];
+    st_mean_std(tmp, m, mean, sd);
     free(tmp);
     if (!(*sd > 0)) *sd = 1;
     return GN_OK;
@@ -313,6 +325,7 @@ static int train_stats(const run *r, const double *v, double *mean, double *sd) 
 int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose) {
     memset(r, 0, sizeof *r);
     r->shared_ds = -1;
+    r->optional_target = -1;
     r->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     io_config *c = &r->cfg;
@@ -400,7 +413,7 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     }
     for (size_t row = 0; row < r->cat.n_rows; row++) {
         int ok = 1;
-        for (int t = 0; need_targets && t < r->n_targets; t++) ok &= !isnan(r->target[t][row]);
+        for (int t = 0; need_targets && t < r->n_targets; t++) ok &= t == r->optional_target || !isnan(r->target[t][row]);
         for (int b = 0; b < m->n_branch; b++) {
             if (m->spec[b].input == MD_IN_IMAGE) ok &= r->entry[r->br[b].ds][row] >= 0;
             else

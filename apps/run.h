@@ -42,6 +42,7 @@ typedef struct run {
     md_net net;
     nn_store st;
     int crop, augment, batch, batch_hint; // batch_hint: [train] batch as configured
+    int optional_target;             // a target that may be missing (a flow's chain target), -1: none
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
 
@@ -80,6 +81,8 @@ int run_from_checkpoint(run *r, const char *ckpt, const char **overrides, int n_
 // writes (metrics JSON in *json, PIT histograms in dir) for one model or a
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out);
+// A chain-rule flow model: P(the chain target is measured | x) per row.
+int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p);
 int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
                        const char *split_name, int quiet, char **json, size_t *json_len);
 

@@ -59,7 +59,8 @@ const char IO_MOCK_DOC[] =
     "\n"
     "Catalog columns: id, zspec, ebv, mag_{ugriz}, magerr_{ugriz}, flux_{ugriz} (mJy = 3.631e-3 nanomaggies), w1, w2, w3,\n"
     "w1err, w2err, w3err (Vega), sersic_n, ba, r50 (observed morphology, r50 in arcsec), type (sf/passive/other),\n"
-    "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r (+ logmtot, fdm with --kinematics).\n"
+    "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r, oh12 (gas-phase 12 + log O/H,\n"
+    "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm with --kinematics).\n"
     "Files: cutouts/{id}.fits (5 x S x S cube, BANDS = u,g,r,i,z, nanomaggies per pixel); with --png,\n"
     "png/{id}_{band}.png (16-bit, code = round(1000 x + 1000)); with --npy, npy/{id}.npy (5, S, S) float32;\n"
     "with --kinematics, kin/{id}.fits (2 x K x K: line-of-sight velocity, dispersion; km/s; +-3 R_e).\n";
@@ -154,6 +155,13 @@ void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
                              R_GAL[b] * g->ebv;
         g->re_arcsec = g->re_kpc / (da * 1e3) * 206264.806;
         if (g->mag_true[2] < RLIM || tries > 1000) break; // magnitude limit
+    }
+    { // gas-phase metallicity (its own stream: the other draws are unchanged): a mass-metallicity relation
+        // lowered at high specific SFR, measurable with a probability rising with the sSFR (emission lines)
+        gn_rng rm = galaxy_rng(seed, i, 2);
+        double lssfr = g->logsfr - g->logm, x = g->logm - 10;
+        g->oh12 = 8.9 + 0.3 * x - 0.08 * x * x - 0.1 * (lssfr + 10) + 0.07 * gauss(&rm);
+        if (unif(&rm) >= 1 / (1 + exp(-(lssfr + 10.5) / 0.3))) g->oh12 = NAN;
     }
     // measurement: fluxes, errors, nulls
     for (int b = 0; b < 5; b++) {
@@ -372,7 +380,7 @@ int io_mock_write(const io_mock_opts *o) {
             for (int b = 0; b < 5; b++) fprintf(f, ",magerr_%s", IO_MOCK_BANDS[b]);
             for (int b = 0; b < 5; b++) fprintf(f, ",flux_%s", IO_MOCK_BANDS[b]);
             fprintf(f, ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
-                       "gr0,logml_r%s\n",
+                       "gr0,logml_r,oh12%s\n",
                     o->kinematics ? ",logmtot,fdm" : "");
             for (int i = 0; i < N; i++) {
                 const io_mock_galaxy *g = &gal[i];
@@ -385,6 +393,7 @@ int io_mock_write(const io_mock_opts *o) {
                 fprintf(f, ",%.3f,%.3f,%.3f,%s,%.4f,%.4f,%.5f,%.4f,%.3f,%.3f,%.4f,%.4f,%.4f", g->n_obs, g->ba_obs,
                         g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc, g->n, g->q, g->av,
                         g->gr0, g->logml_r);
+                put_num(f, isnan(g->oh12) ? -9999 : g->oh12, "%.4f");
                 if (o->kinematics) fprintf(f, ",%.4f,%.4f", g->logmtot, g->fdm);
                 fputc('\n', f);
             }

@@ -26,6 +26,7 @@ typedef struct io_mock_galaxy {
     double logm, logsfr, logmtot, fdm;
     double n, re_kpc, re_arcsec, q, pa, cosi;
     double gr0, av, logml_r;
+    double oh12;                // gas-phase 12 + log(O/H); NAN when the lines are too weak to measure it
     double mag_true[5], mag[5], magerr[5], flux[5]; // flux in mJy
     double w[3], werr[3];
     double n_obs, ba_obs, r50_obs;

@@ -165,7 +165,7 @@ nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, n
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
     if (m->kind == MD_KIND_VAE) return md_net_embed(c, m, in, 0);
-    if (m->kind == MD_KIND_FLOW) return md_post_mean(c, &m->post, md_post_context(c, &m->post, features(c, m, in)));
+    if (m->kind == MD_KIND_FLOW) return md_post_point(c, &m->post, features(c, m, in));
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {
         switch (m->spec[b].backbone) {

@@ -344,6 +344,25 @@ static void test_posterior_cli(void **s) {
     printf("    ensemble of 2: log M* sigma_ale %.4f, sigma_epi %.4f, 68 %% coverage %.3f\n", ale, epi, e68);
     assert_true(epi > 0 && epi < 0.5 * ale && fabs(e68 - 0.68) <= 0.03);
     assert_int_equal(jnum(ej, "members", NULL, NULL, NULL, -1), 2);
+    // the chain-rule branch: 12 + log O/H, measured for about half the mock's galaxies, given the core
+    // targets; the detectability head beats always guessing "measured"
+    snprintf(cmd, sizeof cmd, "train --config models/flow_phot.cfg --catalog /tmp/galnn_cli_post/m/catalog.csv --out /tmp/galnn_cli_post/fc %s "
+             "target.names=logmstar,logsfr,z,logml_r,oh12 model.chain=oh12", small);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/fc/best.npz --samples 300", out, sizeof out), 0);
+    const char *cj = "/tmp/galnn_cli_post/fc/metrics.json";
+    double oc = jnum(cj, "targets", "oh12", "coverage68", NULL, -1), or2 = jnum(cj, "targets", "oh12", "r2", NULL, -1);
+    double acc = jnum(cj, "detect", "accuracy", NULL, NULL, -1), meas = jnum(cj, "detect", "measured", NULL, NULL, -1);
+    printf("    chain target oh12: 68 %% coverage %.3f, R2 %.3f; measured for %.3f, detectability accuracy %.3f\n", oc, or2, meas, acc);
+    assert_true(fabs(oc - 0.68) <= 0.05 && or2 > 0.4);
+    assert_true(meas > 0.3 && meas < 0.8 && acc > fmax(meas, 1 - meas) + 0.1);
+    assert_int_equal(run("posterior --ckpt /tmp/galnn_cli_post/fc/best.npz --split test --samples 100 --out /tmp/galnn_cli_post/pc.csv",
+                         out, sizeof out), 0);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_post/pc.csv", NULL, &c), 0);
+    const double *pdet = io_catalog_values(&c, "oh12_pdetect"), *om = io_catalog_values(&c, "oh12_median");
+    assert_non_null(pdet), assert_non_null(om);
+    for (size_t i = 0; i < c.n_rows; i++) assert_true(pdet[i] >= 0 && pdet[i] <= 1 && om[i] > 7 && om[i] < 10);
+    io_catalog_free(&c);
     // stage 1 -> stage 2: a VAE's mu/sigma joined by id into the flow's features
     FILE *f = fopen("/tmp/galnn_cli_post/v.cfg", "w");
     fprintf(f, "[data]\nbands = u, g, r, i, z\n[branch.img]\ninput = image\n[model]\nkind = vae\nlatent = 32\nwidths = 4, 8\n"
