@@ -14,7 +14,7 @@ void cmd_mi_help(void) {
     printf("usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3]\n"
            "                [--estimator ksg1|ksg2|gauss|binned] [--bins 8] [--quantile] [--no-miller-madow]\n"
            "                [--transform none|rank|standardize] [--noise A] [--perms B] [--shuffle-k 5]\n"
-           "                [--seed 1] [--units nats|bits] [--json] [--threads N]\n\n"
+           "                [--seed 1] [--units nats|bits] [--json] [--threads N] [--join T.csv] [--each]\n\n"
            "I(X;Y), or I(X;Y|Z) with --z, from the rows where every named column is present (rows with a\n"
            "null are dropped and counted). Estimators (spec stats.md A.1): ksg1 / ksg2 (Kraskov et al. 2004;\n"
            "max-norm, the point itself never a neighbour; with --z, ksg1 is Frenzel-Pompe); gauss (from\n"
@@ -24,26 +24,49 @@ void cmd_mi_help(void) {
            "ties (seeded). Both are off by default.\n"
            "--perms B: permutation p-value (1 + #{null >= I}) / (B + 1); with --z, Y is permuted only among\n"
            "each row's --shuffle-k nearest neighbours in Z (Runge 2018, the local-permutation CI test).\n"
-           "COLS are comma-separated column names; derived columns can be added with --derive NAME=EXPR.\n");
+           "COLS are comma-separated column names, PREFIX* for every column starting so; derived columns can\n"
+           "be added with --derive NAME=EXPR, and the columns of other tables matched by id with --join T.csv\n"
+           "(e.g. a VAE's mu/sigma from galnn embed --full). --each estimates I(X_j ; Y) for every X column\n"
+           "on its own (e.g. --x 'mu*' --y logmstar --each: the information each latent dimension holds).\n");
 }
 
-static int columns(io_catalog *c, const char *list, const double **v, int max, char *buf, size_t blen) {
+// The columns a list names; an item ending in '*' stands for every numeric
+// column with that prefix (e.g. mu* for a VAE's latent means). names: their names.
+static int columns(io_catalog *c, const char *list, const double **v, int max, char *buf, size_t blen, const char **names) {
     snprintf(buf, blen, "%s", list);
-    char *items[32];
-    int n = io_split_list(buf, items, max < 32 ? max : 32);
-    for (int i = 0; i < n; i++)
-        if (!(v[i] = io_catalog_values(c, items[i]))) return -1;
-    return n;
+    char *items[64];
+    int n = io_split_list(buf, items, 64), m = 0;
+    for (int i = 0; i < n; i++) {
+        size_t L = strlen(items[i]);
+        if (L && items[i][L - 1] == '*') {
+            int before = m;
+            for (int k = 0; k < c->n_cols && m < max; k++)
+                if (c->cols[k].numeric && k != c->id_col && !strncmp(c->cols[k].name, items[i], L - 1))
+                    names[m] = c->cols[k].name, v[m++] = c->cols[k].v;
+            if (m == before) return gn_err(GN_EINVAL, "no numeric column starts with '%.*s'", (int)(L - 1), items[i]);
+            continue;
+        }
+        if (m == max) return gn_err(GN_EINVAL, "at most %d columns per set", max);
+        if (!(v[m] = io_catalog_values(c, items[i]))) return -1;
+        names[m++] = items[i];
+    }
+    return m;
 }
+
+static int g_nested; // inside --each: the per-column runs stay quiet about joins
 
 int cmd_mi(int argc, char **argv) {
     const char *in = NULL, *xs = NULL, *ys = NULL, *zs = NULL, *est = "ksg1", *units = "nats", *tf = "none";
-    const char *derive[8];
-    int n_der = 0, json = 0, quantile = 0, mm = 1;
+    const char *derive[8], *joins[8];
+    int n_der = 0, n_join = 0, json = 0, quantile = 0, mm = 1, each = 0;
     long k = 3, threads = 0, bins = 8, perms = 0, shuffle_k = 5, seed = 1;
     double noise = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--each")) {
+            each = 1;
+            continue;
+        }
         if (!strcmp(a, "--json") || !strcmp(a, "--quantile") || !strcmp(a, "--no-miller-madow")) {
             if (a[2] == 'j') json = 1;
             else if (a[2] == 'q') quantile = 1;
@@ -58,6 +81,7 @@ int cmd_mi(int argc, char **argv) {
         else if (!strcmp(a, "--estimator")) est = v;
         else if (!strcmp(a, "--units")) units = v;
         else if (!strcmp(a, "--derive") && n_der < 8) derive[n_der++] = v;
+        else if (!strcmp(a, "--join") && n_join < 8) joins[n_join++] = v;
         else if (!strcmp(a, "--transform")) tf = v;
         else if (!strcmp(a, "--noise")) {
             char *e;
@@ -94,17 +118,53 @@ int cmd_mi(int argc, char **argv) {
     io_catalog c;
     if (io_catalog_read(in, NULL, &c)) return cmd_error("%s", gn_errmsg());
     int rc = 1;
+    for (int j = 0; j < n_join; j++) {
+        size_t hit;
+        if (io_catalog_join(&c, joins[j], &hit)) {
+            cmd_error("--join: %s", gn_errmsg());
+            goto out0;
+        }
+        if (!json && !g_nested) printf("joined %s: %zu of %zu rows matched by id\n", joins[j], hit, c.n_rows);
+    }
     for (int d = 0; d < n_der; d++)
         if (io_catalog_derive_spec(&c, derive[d])) {
             cmd_error("--derive: %s", gn_errmsg());
             goto out0;
         }
-    const double *cx[32], *cy[32], *cz[32];
+    const double *cx[64], *cy[32], *cz[32];
+    const char *nx[64], *ny[32], *nz[32];
     char b1[1024], b2[1024], b3[1024];
-    int dx = columns(&c, xs, cx, 32, b1, sizeof b1), dy = columns(&c, ys, cy, 32, b2, sizeof b2);
-    int dz = zs ? columns(&c, zs, cz, 32, b3, sizeof b3) : 0;
+    int dx = columns(&c, xs, cx, 64, b1, sizeof b1, nx), dy = columns(&c, ys, cy, 32, b2, sizeof b2, ny);
+    int dz = zs ? columns(&c, zs, cz, 32, b3, sizeof b3, nz) : 0;
     if (dx < 0 || dy < 0 || dz < 0) {
         cmd_error("mi: %s", gn_errmsg());
+        goto out0;
+    }
+    if (each) { // I(X_j ; Y [| Z]) for every column of X on its own, e.g. per latent dimension
+        rc = 0;
+        if (json) printf("{\"units\": \"%s\", \"estimator\": \"%s\", \"mi\": {", units, est);
+        for (int j = 0; j < dx && !rc; j++) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s", nx[j]);
+            char *args[40];
+            int na = 0;
+            // the same command for one column, without --each (simplest: recurse)
+            args[na++] = "mi";
+            for (int i = 1; i < argc && na < 38; i++) {
+                if (!strcmp(argv[i], "--each")) continue;
+                if (!strcmp(argv[i], "--x")) {
+                    args[na++] = "--x", args[na++] = sub, i++;
+                    continue;
+                }
+                args[na++] = argv[i];
+            }
+            args[na] = NULL;
+            if (json) printf("%s\"%s\": ", j ? ", " : "", nx[j]), fflush(stdout);
+            g_nested = 1;
+            rc = cmd_mi(na, args);
+            g_nested = 0;
+        }
+        if (json) printf("}}\n");
         goto out0;
     }
     size_t n = 0, N = c.n_rows;

@@ -26,6 +26,21 @@ else
 fi
 
 echo
+echo "posterior models: conditional RealNVP (12 couplings, 5-D target, 64-D context, hidden 128, batch 512) and the image VAE (5x64x64, batch 64):"
+fg=$($B/flow_bench) || exit 1
+echo "  $fg"
+if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+    ft=$(/usr/bin/python3 bench/flow_bench_torch.py --threads "$(nproc)") || exit 1
+    echo "  $ft"
+    echo "$fg $ft" | awk '{
+        n = split($0, f, " "); k = 0
+        for (i = 1; i <= n; i++) if (f[i] ~ /^[0-9.]+$/ && (f[i + 1] == "samples/s" || f[i + 1] == "images/s")) v[++k] = f[i]
+        printf("  ratio galnn/pytorch: flow train %.2fx, flow log-prob %.2fx (goal >= 2x), VAE train %.2fx\n", v[1] / v[4], v[2] / v[5], v[3] / v[6]) }'
+else
+    echo "  (python3-torch not installed: no PyTorch peer)"
+fi
+
+echo
 echo "statistics (2 threads): exact kNN 100,000 x 16-D, k = 100; local tests over 20,000 queries; KSG MI n = 100,000"
 s=$($B/stats_bench 2) || exit 1
 echo "$s" | sed 's/^/  galnn /'

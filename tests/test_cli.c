@@ -83,6 +83,26 @@ static void test_mi_knn(void **s) {
     assert_int_equal(run("knn --ref /tmp/galnn_cli_mi.csv --cols a --k 400 --out /tmp/galnn_cli_nn.csv", out, sizeof out), 1);
     assert_non_null(strstr(out, "k = 400"));
     remove("/tmp/galnn_cli_mi.csv"), remove("/tmp/galnn_cli_nn.csv");
+    // --join and --each: per-column MI of joined columns selected by a prefix
+    FILE *g = fopen("/tmp/galnn_cli_each_a.csv", "w"), *h = fopen("/tmp/galnn_cli_each_b.csv", "w");
+    assert_non_null(g), assert_non_null(h);
+    fprintf(g, "id,y\n"), fprintf(h, "id,lat_a,lat_b\n");
+    gn_rng r;
+    gn_rng_seed(&r, 3, GN_STREAM_SAMPLE);
+    for (int i = 0; i < 2000; i++) {
+        double y = gn_rng_normal(&r);
+        fprintf(g, "g%d,%.6f\n", i, y);
+        fprintf(h, "g%d,%.6f,%.6f\n", i, y + 0.3 * gn_rng_normal(&r), gn_rng_normal(&r));
+    }
+    fclose(g), fclose(h);
+    assert_int_equal(run("mi --in /tmp/galnn_cli_each_a.csv --join /tmp/galnn_cli_each_b.csv --x 'lat_*' --y y --each --json", out,
+                         sizeof out), 0);
+    io_json j;
+    assert_int_equal(io_json_parse(out, strlen(out), "mi --each", &j), 0);
+    double ia = io_json_num(io_json_path(&j, "mi", "lat_a", "mi", NULL), -1), ib = io_json_num(io_json_path(&j, "mi", "lat_b", "mi", NULL), -1);
+    io_json_free(&j);
+    printf("    --each: I(lat_a; y) %.3f (Gaussian value %.3f), I(lat_b; y) %.3f nats\n", ia, 0.5 * log(1 + 1 / 0.09), ib);
+    assert_true(fabs(ia - 0.5 * log(1 + 1 / 0.09)) < 0.1 && fabs(ib) < 0.05);
 }
 
 // galnn causal on a table whose latent space is (s0, s1): the target also
