@@ -322,12 +322,12 @@ static void test_posterior_cli(void **s) {
     }
     (void)system("rm -rf /tmp/galnn_cli_post && mkdir -p /tmp/galnn_cli_post");
     assert_int_equal(run("mock --out /tmp/galnn_cli_post/m --n 10000 --size 16", out, sizeof out), 0);
-    const char *small = "model.context=64 model.layers=6 model.flow_hidden=64";
+    const char *small = "model.context=64 model.layers=6 model.flow_hidden=64 train.epochs=30 train.lr=1e-3";
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "train --config models/flow_phot.cfg --catalog /tmp/galnn_cli_post/m/catalog.csv --out /tmp/galnn_cli_post/f %s",
              small);
     assert_int_equal(run(cmd, out, sizeof out), 0);
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/f/best.npz", out, sizeof out), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/f/best.npz --samples 300", out, sizeof out), 0);
     const char *mj = "/tmp/galnn_cli_post/f/metrics.json";
     double c68 = jnum(mj, "targets", "logmstar", "coverage68", NULL, -1), c95 = jnum(mj, "targets", "logmstar", "coverage95", NULL, -1);
     double ks = jnum(mj, "targets", "logmstar", "pit_ks", NULL, -1), r2 = jnum(mj, "targets", "logmstar", "r2", NULL, -1);
