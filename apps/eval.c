@@ -94,9 +94,10 @@ int cmd_eval(int argc, char **argv) {
     int n_ov = 0, n_f = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
+        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : !strcmp(a, "--join") ? "data.join" : NULL;
         if (key) {
             if (!v) return cmd_error("%s needs a value", a);
+            if (n_f == 4) return cmd_error("eval: too many data options");
             snprintf(fov[n_f], sizeof fov[n_f], "%s=%s", key, v);
             ov[n_ov++] = fov[n_f++];
             i++;

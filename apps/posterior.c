@@ -15,13 +15,15 @@
 #include "run.h"
 
 void cmd_posterior_help(void) {
-    printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--split all|train|val|test]\n"
+    printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--join T.csv] [--split all|train|val|test]\n"
            "                       [--samples 1000] [--seed 1] [--dump samples.npy] [--threads N]\n\n"
            "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) and\n"
            "writes id, split and per target the posterior mean, median and the 16/84th and 2.5/97.5th\n"
            "percentiles, in the targets' units; with a chain-rule target ([model] chain) also <target>_pdetect,\n"
            "the probability that it is measurable. --dump writes every sample as NPY, shape (galaxies, samples,\n"
-           "targets), rows in the CSV's order. Targets are not needed in the catalog.\n");
+           "targets), rows in the CSV's order. Targets are not needed in the catalog. For another catalog, give\n"
+           "--catalog and, for a model with image features, --join the VAE latent of those galaxies\n"
+           "(galnn embed --ckpt VAE --full --catalog CSV --images ... --out mu.csv).\n");
 }
 
 static int cmp_f(const void *a, const void *b) {
@@ -102,7 +104,8 @@ int cmd_posterior(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return cmd_error("posterior: %s needs a value (see `galnn help posterior`)", a);
-        if (!strcmp(a, "--catalog") && n_ov < 4) snprintf(fov[n_ov], sizeof fov[0], "data.catalog=%s", v), ov[n_ov] = fov[n_ov], n_ov++;
+        if ((!strcmp(a, "--catalog") || !strcmp(a, "--join")) && n_ov < 4)
+            snprintf(fov[n_ov], sizeof fov[0], "data.%s=%s", a + 2, v), ov[n_ov] = fov[n_ov], n_ov++;
         else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--dump")) dump = v;
