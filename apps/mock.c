@@ -8,7 +8,7 @@
 #include "cmd.h"
 
 void cmd_mock_help(void) {
-    printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics]\n"
+    printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics] [--spectra]\n"
            "                  [--kin-size K] [--threads N]\n\n"
            "Writes a mock survey: DIR/catalog.csv and DIR/cutouts/{id}.fits (5-band u,g,r,i,z cubes).\n"
            "Defaults: 3000 galaxies, seed 1, 64x64 cutouts, 48x48 kinematic maps. Deterministic for a seed,\n"
@@ -55,6 +55,7 @@ int cmd_mock(int argc, char **argv) {
         } else if (!strcmp(a, "--png")) o.png = 1;
         else if (!strcmp(a, "--npy")) o.npy = 1;
         else if (!strcmp(a, "--kinematics")) o.kinematics = 1;
+        else if (!strcmp(a, "--spectra")) o.spectra = 1;
         else return cmd_error("mock: unknown option '%s' (see `galnn help mock`)", a);
     }
     if (!o.out) return cmd_error("mock: --out DIR is required");

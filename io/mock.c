@@ -63,7 +63,11 @@ const char IO_MOCK_DOC[] =
     "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm with --kinematics).\n"
     "Files: cutouts/{id}.fits (5 x S x S cube, BANDS = u,g,r,i,z, nanomaggies per pixel); with --png,\n"
     "png/{id}_{band}.png (16-bit, code = round(1000 x + 1000)); with --npy, npy/{id}.npy (5, S, S) float32;\n"
-    "with --kinematics, kin/{id}.fits (2 x K x K: line-of-sight velocity, dispersion; km/s; +-3 R_e).\n";
+    "with --kinematics, kin/{id}.fits (2 x K x K: line-of-sight velocity, dispersion; km/s; +-3 R_e);\n"
+    "with --spectra, spectra/{id}.npy (2 x 3000: flux density, inverse variance, 0 = masked) on the observed-frame\n"
+    "grid spectra/wave.npy (log-spaced 3600-9200 Å): old + young continua (the old one with a 4000 Å break) mixed\n"
+    "by sSFR, dust, [O II], Hβ, [O III], Hα, [N II] (EW(Hα) = 10^(0.9 (log sSFR + 10) + 1.3) Å, [N II]/Hα rising\n"
+    "with mass), S/N ~ 12, the 5577 Å sky line and 0.5 % bad pixels masked.\n";
 
 static const double A_OVER_AV[5] = {1.58, 1.19, 0.87, 0.68, 0.49};
 static const double R_GAL[5] = {4.24, 3.30, 2.29, 1.70, 1.26};
@@ -257,6 +261,29 @@ void io_mock_render(uint64_t seed, int i, const io_mock_galaxy *g, int S, float 
     free(tmp);
 }
 
+void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux, float *ivar) {
+    gn_rng r = galaxy_rng(seed, i, 3);
+    double lssfr = g->logsfr - g->logm, wy = 1 / (1 + exp(-(lssfr + 10.3) / 0.35)); // young fraction at 5500 Å
+    // emission-line equivalent widths (rest, Å) rising with sSFR; [N II]/Hα with mass (metallicity, AGN-like)
+    double ew_ha = pow(10, 0.9 * (lssfr + 10) + 1.3), nii = pow(10, -0.5 + 0.35 * (g->logm - 10));
+    static const double lam[5] = {3727, 4861, 5007, 6563, 6584};
+    double rel[5] = {0.6, 1 / 2.86, 0.5 / 2.86 * (1 + 2 * (nii > 1)), 1, nii};
+    double fr = pow(10, -0.4 * (g->mag_true[2] - 22.5)); // continuum level at 5500 Å rest ~ the r-band flux
+    for (int k = 0; k < n; k++) {
+        double lr = wl[k] / (1 + g->z), x = lr / 5500;
+        double brk = 1 / (1 + exp(-(lr - 4000) / 25)), old = pow(x, 0.6) * (0.35 + 0.65 * brk), young = pow(x, -1.2);
+        double cont = (1 - wy) * old + wy * young;
+        double dust = pow(10, -0.4 * g->av * pow(x, -0.7));
+        double line = 0;
+        for (int q = 0; q < 5; q++) line += rel[q] * ew_ha * exp(-0.5 * (lr - lam[q]) * (lr - lam[q]) / 4.0) / sqrt(2 * M_PI * 4.0);
+        double f = fr * dust * cont * (1 + line / fmax(cont, 1e-3) * ((1 - wy) * pow(6563 / 5500.0, 0.6) + wy * pow(6563 / 5500.0, -1.2)));
+        double sig = 0.08 * fr * (1 + 0.3 * fabs(x - 1)); // S/N ~ 12 at 5500 Å
+        flux[k] = (float)(f + sig * gauss(&r));
+        ivar[k] = (float)(1 / (sig * sig));
+        if (fabs(wl[k] - 5577) < 6 || unif(&r) < 0.005) flux[k] = 0, ivar[k] = 0; // sky line, bad pixels
+    }
+}
+
 void io_mock_kinematics(const io_mock_galaxy *g, int S, float *maps) {
     static const double support[3] = {1.0, 0.3, 0.6}, sfac[3] = {0.35, 0.75, 0.55};
     double G = 4.30091e-6; // kpc (km/s)^2 / Msun
@@ -300,6 +327,18 @@ int io_mock_write(const io_mock_opts *o) {
     if (!rc && o->png) snprintf(p, sizeof p, "%s/png", o->out), rc = mkdir_p(p);
     if (!rc && o->npy) snprintf(p, sizeof p, "%s/npy", o->out), rc = mkdir_p(p);
     if (!rc && o->kinematics) snprintf(p, sizeof p, "%s/kin", o->out), rc = mkdir_p(p);
+    double *swl = NULL;
+    if (!rc && o->spectra) { // the shared observed-frame grid
+        snprintf(p, sizeof p, "%s/spectra", o->out), rc = mkdir_p(p);
+        swl = gn_malloc(sizeof(double) * IO_MOCK_SPEC_PIXELS);
+        if (!swl) rc = GN_ENOMEM;
+        for (int k = 0; !rc && k < IO_MOCK_SPEC_PIXELS; k++)
+            swl[k] = pow(10, log10(3600.0) + (log10(9200.0) - log10(3600.0)) * k / (IO_MOCK_SPEC_PIXELS - 1));
+        int64_t sh[1] = {IO_MOCK_SPEC_PIXELS};
+        io_array a = io_array_view(IO_F64, 1, sh, swl);
+        snprintf(p, sizeof p, "%s/spectra/wave.npy", o->out);
+        if (!rc) rc = io_npy_write(p, &a);
+    }
     if (rc) return rc;
     io_mock_galaxy *gal = gn_malloc(sizeof(io_mock_galaxy) * (size_t)N);
     int *status = gn_calloc((size_t)N, sizeof(int));
@@ -336,6 +375,18 @@ int io_mock_write(const io_mock_opts *o) {
                 snprintf(path, sizeof path, "%s/png/%s_%s.png", o->out, gal[i].id, IO_MOCK_BANDS[b]);
                 st = io_png_write(path, &one, 16);
             }
+            if (!st && o->spectra) {
+                float *sp = malloc(sizeof(float) * 2 * IO_MOCK_SPEC_PIXELS);
+                if (!sp) st = GN_ENOMEM;
+                else {
+                    io_mock_spectrum(o->seed, i, &gal[i], swl, IO_MOCK_SPEC_PIXELS, sp, sp + IO_MOCK_SPEC_PIXELS);
+                    int64_t sh[2] = {2, IO_MOCK_SPEC_PIXELS};
+                    io_array a = io_array_view(IO_F32, 2, sh, sp);
+                    snprintf(path, sizeof path, "%s/spectra/%s.npy", o->out, gal[i].id);
+                    st = io_npy_write(path, &a);
+                    free(sp);
+                }
+            }
             if (!st && o->kinematics) {
                 io_mock_kinematics(&gal[i], K, kin);
                 io_image km = {2, K, K, kin};
@@ -364,6 +415,7 @@ int io_mock_write(const io_mock_opts *o) {
             }
         }
     }
+    free(swl);
     for (int i = 0; i < N && !rc; i++)
         if (status[i]) rc = gn_err(GN_EIO, "mock: galaxy %s: %s", gal[i].id, errs[0]);
     if (!rc) {

@@ -14,6 +14,7 @@ typedef struct io_mock_opts {
     int png, npy;      // also write 16-bit PNG per band / NPY cubes
     int kinematics;    // also write 2 x kin_size^2 maps (velocity, dispersion) and logmtot
     int kin_size;      // default 48
+    int spectra;       // also write spectra/{id}.npy (2 x P: flux, inverse variance) and spectra/wave.npy
     void (*progress)(void *user, int done, int total);
     void *user;
 } io_mock_opts;
@@ -40,6 +41,15 @@ extern const char *const IO_MOCK_TYPES[3];
 void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g);
 // Render its cutout (5, size, size) in nanomaggies per pixel, with PSF and sky noise.
 void io_mock_render(uint64_t seed, int i, const io_mock_galaxy *g, int size, float *img);
+// Its observed-frame optical spectrum on the grid wl (Å, n pixels): flux
+// density (arbitrary units scaled to the r-band flux) and inverse variance
+// (0 = masked). An old and a young stellar continuum (the old one with a 4000
+// Å break) mixed by the specific SFR, dust, emission lines ([O II], Hβ,
+// [O III], Hα, [N II]) with strengths set by the sSFR and an AGN-like
+// [N II]/Hα rising with mass, noise, a sky-line mask and random bad pixels.
+// Own random stream: the other mock values do not depend on it.
+void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux, float *ivar);
+#define IO_MOCK_SPEC_PIXELS 3000 // log-spaced 3600-9200 Å observed
 // Render its kinematic maps (2, size, size): line-of-sight velocity and
 // dispersion in km/s over +-3 R_e.
 void io_mock_kinematics(const io_mock_galaxy *g, int size, float *maps);

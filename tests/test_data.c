@@ -19,6 +19,7 @@
 #include "../io/json.h"
 #include "../io/loader.h"
 #include "../io/mock.h"
+#include "../io/npy.h"
 #include "testutil.h"
 
 #include <stb/stb_image_write.h>
@@ -611,6 +612,63 @@ static void test_catalog_join(void **st) {
     io_catalog_free(&c);
 }
 
+// Mock spectra: the 4000 Å break weakens and Hα strengthens with the specific
+// SFR; the sky line is masked; the catalog is the same with or without them.
+static double pearson(const double *x, const double *y, size_t n) {
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++) mx += x[i] / n, my += y[i] / n;
+    for (size_t i = 0; i < n; i++) sxy += (x[i] - mx) * (y[i] - my), sxx += (x[i] - mx) * (x[i] - mx), syy += (y[i] - my) * (y[i] - my);
+    return sxy / sqrt(sxx * syy);
+}
+
+static void test_mock_spectra(void **st) {
+    (void)st;
+    io_mock_opts o = {.out = tu_tmp("msp"), .n = 150, .seed = 4, .size = 16, .spectra = 1};
+    assert_int_equal(io_mock_write(&o), 0);
+    io_mock_opts o2 = o;
+    o2.out = tu_tmp("msp2"), o2.spectra = 0;
+    assert_int_equal(io_mock_write(&o2), 0);
+    char a[600], b[600], cmd[1300];
+    snprintf(a, sizeof a, "%s/msp/catalog.csv", tu_tmpdir());
+    snprintf(b, sizeof b, "%s/msp2/catalog.csv", tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    assert_int_equal(system(cmd), 0);
+    io_catalog cat;
+    assert_int_equal(io_catalog_read(a, NULL, &cat), 0);
+    const double *z = io_catalog_values(&cat, "z"), *sfr = io_catalog_values(&cat, "logsfr"), *m = io_catalog_values(&cat, "logmstar");
+    char p[700];
+    snprintf(p, sizeof p, "%s/msp/spectra/wave.npy", tu_tmpdir());
+    io_array w;
+    assert_int_equal(io_npy_read(p, &w), 0);
+    assert_int_equal(w.shape[0], IO_MOCK_SPEC_PIXELS);
+    const double *wl = w.data;
+    double d4[150], ha[150], ls[150];
+    for (size_t i = 0; i < cat.n_rows; i++) {
+        snprintf(p, sizeof p, "%s/msp/spectra/%s.npy", tu_tmpdir(), io_catalog_id(&cat, i));
+        io_array s;
+        assert_int_equal(io_npy_read(p, &s), 0);
+        assert_int_equal(s.ndim, 2), assert_int_equal(s.shape[0], 2);
+        const float *f = s.data, *iv = f + IO_MOCK_SPEC_PIXELS;
+        double sb = 0, sr = 0, nb = 0, nr = 0, sl = 0, nl = 0, sc = 0, nc = 0;
+        for (int k = 0; k < IO_MOCK_SPEC_PIXELS; k++) {
+            if (fabs(wl[k] - 5577) < 5) assert_true(iv[k] == 0);
+            if (!(iv[k] > 0)) continue;
+            double lr = wl[k] / (1 + z[i]), d = fabs(lr - 6563);
+            if (lr > 3850 && lr < 3950) sb += f[k], nb++;
+            if (lr > 4000 && lr < 4100) sr += f[k], nr++;
+            if (d < 4) sl += f[k], nl++;
+            if (d > 20 && d < 60) sc += f[k], nc++;
+        }
+        d4[i] = (sr / nr) / (sb / nb), ha[i] = (sl / nl) / (sc / nc), ls[i] = sfr[i] - m[i];
+        io_array_free(&s);
+    }
+    double r1 = pearson(d4, ls, cat.n_rows), r2 = pearson(ha, ls, cat.n_rows);
+    printf("    mock spectra: r(D4000, log sSFR) = %.3f, r(Hα / continuum, log sSFR) = %.3f\n", r1, r2);
+    assert_true(r1 < -0.8 && r2 > 0.5);
+    io_array_free(&w);
+    io_catalog_free(&cat);
+}
+
 // The JSON reader: values of every type, nesting, escapes (incl. a surrogate
 // pair), paths; malformed text is an error naming the file and line.
 static void test_json(void **st) {
@@ -830,7 +888,7 @@ int main(void) {
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
         cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_partners),
-        cmocka_unit_test(test_json), cmocka_unit_test(test_catalog_join),
+        cmocka_unit_test(test_json), cmocka_unit_test(test_catalog_join), cmocka_unit_test(test_mock_spectra),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
