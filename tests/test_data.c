@@ -471,17 +471,25 @@ static void test_dataset_cache(void **st) {
     io_catalog_free(&cat);
 }
 
+// A mock survey of n galaxies in the temp dir `sub`, its catalog, and a
+// dataset spec over its cutouts (template in tf).
+static void mock_spec(const char *sub, int n, io_catalog *cat, io_dataset_spec *s, char *tf, size_t len) {
+    char cp[600];
+    mock_survey(tu_tmp(sub), n, 0);
+    snprintf(cp, sizeof cp, "%s/%s/catalog.csv", tu_tmpdir(), sub);
+    assert_int_equal(io_catalog_read(cp, NULL, cat), 0);
+    snprintf(tf, len, "%s/%s/cutouts/{id}.fits", tu_tmpdir(), sub);
+    memset(s, 0, sizeof *s);
+    s->cat = cat;
+    s->template = tf;
+}
+
 static void test_fluxnorm(void **st) {
     (void)st;
-    mock_survey(tu_tmp("f"), 30, 0);
     io_catalog cat;
-    assert_int_equal(io_catalog_read(tu_tmp("f/catalog.csv"), NULL, &cat), 0);
-    char tf[512];
-    snprintf(tf, sizeof tf, "%s/f/cutouts/{id}.fits", tu_tmpdir());
     io_dataset_spec s;
-    memset(&s, 0, sizeof s);
-    s.cat = &cat;
-    s.template = tf;
+    char tf[512];
+    mock_spec("f", 30, &cat, &s, tf, sizeof tf);
     io_parse_bands("u,g,r,i,z", &s);
     io_dataset raw, nrm;
     assert_int_equal(io_dataset_open(&s, &raw), 0);
@@ -734,15 +742,10 @@ static void test_partners(void **st) {
 // [data] bin: each output pixel is the sum of a bin x bin block (flux kept).
 static void test_dataset_bin(void **st) {
     (void)st;
-    mock_survey(tu_tmp("bn"), 12, 0);
     io_catalog cat;
-    assert_int_equal(io_catalog_read(tu_tmp("bn/catalog.csv"), NULL, &cat), 0);
-    char tf[512];
-    snprintf(tf, sizeof tf, "%s/bn/cutouts/{id}.fits", tu_tmpdir());
     io_dataset_spec s;
-    memset(&s, 0, sizeof s);
-    s.cat = &cat;
-    s.template = tf;
+    char tf[512];
+    mock_spec("bn", 12, &cat, &s, tf, sizeof tf);
     s.transform = IO_TF_NONE;
     io_dataset raw, b2;
     assert_int_equal(io_dataset_open(&s, &raw), 0);
