@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../io/specset.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
 
@@ -27,6 +28,71 @@ static int parse_int_list(const char *s, int *out, int max, const char *what) {
     return n;
 }
 
+// A dataset's entry per catalog row (-1: none) for dataset di.
+static int map_entries(run *r, int di) {
+    r->entry[di] = gn_malloc(sizeof(int32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+    if (!r->entry[di]) return GN_ENOMEM;
+    for (size_t k = 0; k < r->cat.n_rows; k++) r->entry[di][k] = -1;
+    for (size_t e = 0; e < r->ds[di].n; e++) r->entry[di][r->ds[di].row[e]] = (int32_t)e;
+    return GN_OK;
+}
+
+// [branch.NAME] input = spectrum: one spectrum per galaxy through the
+// pre-processing chain of io/specset.h (its own cached dataset).
+static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
+    io_config *c = &r->cfg;
+    md_branch_spec *sp = &r->net.spec[b];
+    io_specset_spec ss;
+    memset(&ss, 0, sizeof ss);
+    io_specset_defaults(&ss);
+    ss.cat = &r->cat;
+    ss.log = say;
+    ss.log_user = verbose;
+    ss.template = io_config_str(c, sec, "spectra", NULL);
+    if (!ss.template) return gn_err(GN_EINVAL, "%s: [%s] input = spectrum needs spectra = 'spectra/{id}.npy'", c->name, sec);
+    ss.wave = io_config_str(c, sec, "wave", NULL);
+    ss.z_col = io_config_str(c, sec, "redshift", "z");
+    if (!strcmp(ss.z_col, "none")) ss.z_col = NULL;
+    const char *grid = io_config_str(c, sec, "grid", "3400,8400,4000");
+    int np = 0;
+    if (sscanf(grid, "%lf , %lf , %d%n", &ss.lo, &ss.hi, &ss.pixels, &np) != 3 || grid[np])
+        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS (Å, Å, count)", c->name, sec, grid);
+    long v;
+    int rc;
+    if ((rc = io_config_double(c, sec, "max_gap", ss.max_gap, &ss.max_gap)) ||
+        (rc = io_config_double(c, sec, "err_percentile", ss.err_pct, &ss.err_pct)) ||
+        (rc = io_config_double(c, sec, "median", ss.median, &ss.median)))
+        return rc;
+    if ((rc = io_config_int(c, sec, "pca_components", ss.n_ev, &v))) return rc;
+    ss.n_ev = (int)v;
+    if ((rc = io_config_int(c, sec, "pca_iters", ss.iters, &v))) return rc;
+    ss.iters = (int)v;
+    ss.cache_dir = io_config_str(c, "data", "cache_dir", NULL);
+    if (r->n_ds == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "too many datasets");
+    int di = r->n_ds;
+    if ((rc = io_specset_open(&ss, &r->ds[di]))) return gn_err_prefix(rc, "[%s] ", sec);
+    r->n_ds++;
+    if ((rc = map_entries(r, di))) return rc;
+    snprintf(sp->name, sizeof sp->name, "%s", sec + strlen("branch."));
+    sp->input = MD_IN_SPECTRUM;
+    sp->in_ch = r->ds[di].w; // pixels
+    r->br[b].ds = di;
+    return GN_OK;
+}
+
+// Branch b takes the catalog columns of the list cols (sec: for messages).
+static int setup_columns(run *r, int b, const char *sec, const char *cols) {
+    md_branch_spec *sp = &r->net.spec[b];
+    run_branch *rb = &r->br[b];
+    sp->input = MD_IN_COLUMNS;
+    if (!(r->list_buf[b] = gn_strdup(cols))) return GN_ENOMEM;
+    rb->n_cols = io_split_list(r->list_buf[b], rb->col_names, RUN_MAX_COLS);
+    for (int k = 0; k < rb->n_cols; k++)
+        if (!(rb->col[k] = io_catalog_values(&r->cat, rb->col_names[k]))) return gn_err_prefix(GN_EINVAL, "[%s] ", sec);
+    sp->in_ch = rb->n_cols;
+    return GN_OK;
+}
+
 // One [branch.NAME] section into spec + data wiring.
 static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     io_config *c = &r->cfg;
@@ -34,6 +100,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     run_branch *rb = &r->br[b];
     snprintf(sp->name, sizeof sp->name, "%s", sec + strlen("branch."));
     const char *input = io_config_str(c, sec, "input", "image");
+    if (!strcmp(input, "spectrum")) return setup_spectrum(r, b, sec, verbose);
     const char *bb = io_config_str(c, sec, "backbone", strcmp(input, "columns") ? "resnet18" : "mlp");
     long v;
     int rc;
@@ -53,15 +120,9 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     if ((sp->n_hidden = parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
     if (!strcmp(input, "columns")) {
         if (sp->backbone != MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] column inputs need backbone = mlp", c->name, sec);
-        sp->input = MD_IN_COLUMNS;
         const char *cols = io_config_str(c, sec, "columns", NULL);
         if (!cols) return gn_err(GN_EINVAL, "%s: [%s] needs columns = a,b,c", c->name, sec);
-        if (!(r->list_buf[b] = gn_strdup(cols))) return GN_ENOMEM;
-        rb->n_cols = io_split_list(r->list_buf[b], rb->col_names, RUN_MAX_COLS);
-        for (int k = 0; k < rb->n_cols; k++)
-            if (!(rb->col[k] = io_catalog_values(&r->cat, rb->col_names[k]))) return gn_err_prefix(GN_EINVAL, "[%s] ", sec);
-        sp->in_ch = rb->n_cols;
-        return GN_OK;
+        return setup_columns(r, b, sec, cols);
     }
     if (strcmp(input, "image")) return gn_err(GN_EINVAL, "%s: [%s] input '%s' is not image or columns", c->name, sec, input);
     if (sp->backbone == MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] image inputs need resnet18 or smallcnn", c->name, sec);
@@ -106,10 +167,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         if (r->n_ds == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "too many image datasets");
         if ((rc = io_dataset_open(&ds, &r->ds[di]))) return rc;
         r->n_ds++;
-        r->entry[di] = gn_malloc(sizeof(int32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
-        if (!r->entry[di]) return GN_ENOMEM;
-        for (size_t k = 0; k < r->cat.n_rows; k++) r->entry[di][k] = -1;
-        for (size_t e = 0; e < r->ds[di].n; e++) r->entry[di][r->ds[di].row[e]] = (int32_t)e;
+        if ((rc = map_entries(r, di))) return rc;
     }
     rb->ds = di;
     const io_dataset *D = &r->ds[di];
@@ -157,6 +215,50 @@ static int setup_vae(run *r) {
     p->slope = (float)d;
     const char *w = io_config_str(c, "model", "widths", "32,64,128");
     if ((p->n_down = parse_int_list(w, p->width, MD_VAE_MAXDOWN, "[model] widths")) < 1) return GN_EINVAL;
+    return GN_OK;
+}
+
+// [model] kind = specvae: the spectral VAE / CVAE (models/specvae.h) over the
+// spectrum branch `main`; [model] conditions = a,b,... (catalog columns,
+// standardised with the training statistics) become the column branch "cond".
+static int setup_specvae(run *r) {
+    io_config *c = &r->cfg;
+    md_net *m = &r->net;
+    m->kind = MD_KIND_SPECVAE;
+    md_specvae_spec *p = &m->svae.sp;
+    const char *main = io_config_str(c, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
+    m->lat_x = m->lat_a = -1;
+    for (int b = 0; main && b < m->n_branch; b++)
+        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
+    if (m->lat_x < 0 || m->spec[m->lat_x].input != MD_IN_SPECTRUM)
+        return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum", c->name);
+    const char *cond = io_config_str(c, "model", "conditions", "none");
+    if (strcmp(cond, "none") && *cond) {
+        if (m->n_branch == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: no room for the conditions' branch", c->name);
+        int b = m->n_branch;
+        snprintf(m->spec[b].name, sizeof m->spec[b].name, "cond");
+        for (int k = 0; k < b; k++)
+            if (!strcmp(m->spec[k].name, "cond")) return gn_err(GN_EINVAL, "%s: [branch.cond] is reserved for [model] conditions", c->name);
+        int rc = setup_columns(r, b, "model", cond);
+        if (rc) return rc;
+        m->spec[b].backbone = MD_BB_MLP;
+        m->n_branch++;
+        m->lat_a = b;
+        p->n_cond = r->br[b].n_cols;
+    }
+    p->pixels = m->spec[m->lat_x].in_ch;
+    long v;
+    int rc;
+    if ((rc = io_config_int(c, "model", "latent", 4, &v))) return rc;
+    p->latent = (int)v;
+    double d;
+    if ((rc = io_config_double(c, "model", "alpha", 1e3, &d))) return rc;
+    p->alpha = (float)d;
+    if ((rc = io_config_double(c, "model", "beta", 0.1, &d))) return rc;
+    p->beta = (float)d;
+    if ((rc = io_config_double(c, "model", "leaky_slope", 0.01, &d))) return rc;
+    p->slope = (float)d;
+    if (p->latent < 1 || p->latent > 64) return gn_err(GN_EINVAL, "%s: [model] latent = %d: give 1..64", c->name, p->latent);
     return GN_OK;
 }
 
@@ -219,7 +321,9 @@ static int setup_latent(run *r) {
     if (!strcmp(kind, "branches")) return GN_OK;
     if (!strcmp(kind, "vae")) return setup_vae(r);
     if (!strcmp(kind, "flow")) return setup_flow(r);
-    if (strcmp(kind, "latent")) return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent, vae or flow", c->name, kind);
+    if (!strcmp(kind, "specvae")) return setup_specvae(r);
+    if (strcmp(kind, "latent"))
+        return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent, vae, flow or specvae", c->name, kind);
     m->kind = MD_KIND_LATENT;
     md_latent_spec *p = &m->lat.sp;
     if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
@@ -372,7 +476,8 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
     // targets and head
     const char *tn = io_config_str(c, "target", "names", NULL);
-    int vae = !strcmp(io_config_str(c, "model", "kind", "branches"), "vae"); // a VAE needs no target
+    const char *mk = io_config_str(c, "model", "kind", "branches");
+    int vae = !strcmp(mk, "vae") || !strcmp(mk, "specvae"); // a VAE needs no target
     if (!tn && !vae) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
     if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
     r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
@@ -415,7 +520,7 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         int ok = 1;
         for (int t = 0; need_targets && t < r->n_targets; t++) ok &= t == r->optional_target || !isnan(r->target[t][row]);
         for (int b = 0; b < m->n_branch; b++) {
-            if (m->spec[b].input == MD_IN_IMAGE) ok &= r->entry[r->br[b].ds][row] >= 0;
+            if (m->spec[b].input != MD_IN_COLUMNS) ok &= r->entry[r->br[b].ds][row] >= 0;
             else
                 for (int k = 0; k < r->br[b].n_cols; k++) ok &= !isnan(r->br[b].col[k][row]);
         }
@@ -429,7 +534,9 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     // normalisation: from the training split, or from the checkpoint
     for (int b = 0; b < m->n_branch; b++) {
         run_branch *rb = &r->br[b];
-        if (m->spec[b].input == MD_IN_IMAGE) {
+        if (m->spec[b].input == MD_IN_SPECTRUM) { // median-normalised already: kept as they are
+            rb->mean[0] = 0, rb->std[0] = 1;
+        } else if (m->spec[b].input == MD_IN_IMAGE) {
             const io_dataset *D = &r->ds[rb->ds];
             rc = ck ? load_norm(ck_path, ck, m->spec[b].name, (size_t)D->c, rb->mean, rb->std)
                     : io_dataset_band_stats(D, r->split, IO_SPLIT_TRAIN, rb->mean, rb->std);
@@ -468,7 +575,7 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
     int n = 0;
     for (int b = 0; b < r->net.n_branch && n + 2 <= max; b++) {
         const run_branch *rb = &r->br[b];
-        int img = r->net.spec[b].input == MD_IN_IMAGE;
+        int img = r->net.spec[b].input != MD_IN_COLUMNS; // images: per band; spectra: one (identity) entry
         shapes[n] = shapes[n + 1] = img ? r->ds[rb->ds].c : rb->n_cols;
         snprintf(names[n], sizeof names[n], "norm.%s.mean", r->net.spec[b].name);
         snprintf(names[n + 1], sizeof names[n + 1], "norm.%s.std", r->net.spec[b].name);
@@ -490,7 +597,13 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
     const md_net *m = &r->net;
     for (int b = 0; b < m->n_branch; b++) {
         const run_branch *rb = &r->br[b];
-        if (m->spec[b].input == MD_IN_IMAGE) {
+        if (m->spec[b].input == MD_IN_SPECTRUM) {
+            const io_dataset *D = &r->ds[rb->ds];
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, D->w));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                memcpy(in[b]->data + (size_t)i * D->w, io_dataset_image(D, (size_t)r->entry[rb->ds][ids[i]]), sizeof(float) * D->w);
+        } else if (m->spec[b].input == MD_IN_IMAGE) {
             const io_dataset *D = &r->ds[rb->ds];
             int C = m->spec[b].in_ch, S = rb->ro.crop ? rb->ro.crop : D->h;
             in[b] = nn_tensor_new(c, NN_SHAPE(n, C, S, S));

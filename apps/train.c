@@ -32,9 +32,13 @@ void cmd_train_help(void) {
            "                 (sum bin x bin pixel blocks), fluxnorm (e.g. flux_{band}), derive (NAME=EXPR; ...), join (CSV;\n"
            "                 ...: more columns matched by id, e.g. a VAE's mu/sigma from galnn embed), cache_dir\n"
            "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
-           "  [branch.NAME]  input (image|columns), columns, bands (a subset of [data]'s), images (own cutouts),\n"
-           "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden\n"
-           "  [model]        kind (branches|latent|vae|flow); flow (posterior over the column branches): context (256),\n"
+           "  [branch.NAME]  input (image|columns|spectrum), columns, bands (a subset of [data]'s), images (own cutouts),\n"
+           "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden;\n"
+           "                 spectrum: spectra (template, NPY or FITS), wave (shared grid NPY), redshift (column, z; none:\n"
+           "                 rest frame), grid (LO,HI,PIXELS: 3400,8400,4000), max_gap (0.075), err_percentile (95),\n"
+           "                 pca_components (15), pca_iters (10), median (0.5)\n"
+           "  [model]        kind (branches|latent|vae|flow|specvae); specvae: main (a spectrum branch), latent (4),\n"
+           "                 conditions (catalog columns, or none), alpha (1e3), beta (0.1), leaky_slope (0.01); flow (posterior over the column branches): context (256),\n"
            "                 context_depth (2), mean_hidden (128), mean_weight (1), layers (12), flow_hidden (128),\n"
            "                 flow_depth (2), scale (tanh|exp), clamp (2); vae: main (an image branch), latent (32), beta (1),\n"
            "                 widths (32,64,128: one stride-2 convolution each), leaky_slope; latent (S-space) models: encoder (mlp|inception), objective\n"
@@ -44,7 +48,8 @@ void cmd_train_help(void) {
            "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
            "                 (constant | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
            "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
-           "                 ckpt_every, keep_im2col\n");
+           "                 ckpt_every, keep_im2col, patience (stop after this many epochs without a better validation\n"
+           "                 loss; 0: never)\n");
 }
 
 typedef struct trainer {
@@ -56,6 +61,7 @@ typedef struct trainer {
     long epochs, ckpt_every;
     float clip;
     double best_val, loss_sum;
+    long patience, stall; // early stopping: epochs without a better validation loss (checkpointed)
     int64_t loss_n;
     char dir[2048];
     char *log;       // log.csv text so far (also kept in the checkpoint)
@@ -132,6 +138,8 @@ static int save(trainer *T, const char *file) {
     memcpy(rng[3], T->pair.s, 32);
     ep = T->L.epoch, cur = (int64_t)T->L.cursor, ln = T->loss_n, sN = (int64_t)T->L.n;
     acc[0] = T->loss_sum, acc[1] = T->best_val;
+    static int64_t stall;
+    stall = T->stall;
     ex[n++] = (io_named_array){"rng.shuffle", io_array_view(IO_I64, 1, &s4, rng[0])};
     ex[n++] = (io_named_array){"rng.augment", io_array_view(IO_I64, 1, &s4, rng[1])};
     ex[n++] = (io_named_array){"rng.dropout", io_array_view(IO_I64, 1, &s4, rng[2])};
@@ -141,6 +149,7 @@ static int save(trainer *T, const char *file) {
     ex[n++] = (io_named_array){"data.perm", io_array_view(IO_I32, 1, &sN, T->L.perm)};
     ex[n++] = (io_named_array){"data.loss_count", io_array_view(IO_I64, 1, &s1, &ln)};
     ex[n++] = (io_named_array){"meta.loss_sum_best_val", io_array_view(IO_F64, 1, &s2, acc)};
+    ex[n++] = (io_named_array){"meta.stall", io_array_view(IO_I64, 1, &s1, &stall)};
     int64_t LL = (int64_t)T->log_len;
     ex[n++] = (io_named_array){"meta.log", io_array_view(IO_U8, 1, &LL, T->log)};
     char *cfg = io_config_text(&T->r.cfg);
@@ -174,6 +183,8 @@ static int restore(trainer *T, const char *path, const io_npz *z) {
     T->loss_n = ((int64_t *)a->data)[0];
     if (!(a = io_ckpt_get(path, z, "meta.loss_sum_best_val", IO_F64, 2))) return GN_EFORMAT;
     T->loss_sum = ((double *)a->data)[0], T->best_val = ((double *)a->data)[1];
+    const io_array *sa = io_npz_get(z, "meta.stall"); // absent in checkpoints from before early stopping
+    T->stall = sa && sa->dtype == IO_I64 && sa->n == 1 ? (long)((int64_t *)sa->data)[0] : 0;
     const io_array *lg = io_npz_get(z, "meta.log");
     if (!lg || lg->dtype != IO_U8) return gn_err(GN_EFORMAT, "%s: checkpoint lacks meta.log", path);
     T->log = gn_malloc(lg->n + 1);
@@ -202,7 +213,9 @@ static int validate_vae(trainer *T, double *loss) {
         nn_tensor *in[MD_MAX_BRANCH];
         nn_ctx_reset(&T->ctx);
         if ((rc = run_batch(r, &T->ctx, r->rows[IO_SPLIT_VAL] + o, none, b, in, NULL, T->scratch))) break;
-        nn_tensor *L = md_vae_loss(&T->ctx, &r->net.vae, in[r->net.lat_x], &eps, NULL, NULL);
+        const md_net *m = &r->net;
+        nn_tensor *L = m->kind == MD_KIND_VAE ? md_vae_loss(&T->ctx, &m->vae, in[m->lat_x], &eps, NULL, NULL)
+                                              : md_specvae_loss(&T->ctx, &m->svae, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, &eps, NULL, NULL);
         if (!L) rc = GN_EINVAL;
         else
             tot += L->data[0] * b;
@@ -214,7 +227,7 @@ static int validate_vae(trainer *T, double *loss) {
 
 static int validate(trainer *T, double *loss, st_metrics *met) {
     run *r = &T->r;
-    if (r->net.kind == MD_KIND_VAE) {
+    if (r->net.kind == MD_KIND_VAE || r->net.kind == MD_KIND_SPECVAE) {
         *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
         return validate_vae(T, loss);
     }
@@ -426,6 +439,7 @@ int cmd_train(int argc, char **argv) {
         io_config_put(c, "train", "ckpt_every", b);
     }
     if ((rc = io_config_int(c, "train", "ckpt_every", 0, &T.ckpt_every))) goto fail;
+    if ((rc = io_config_int(c, "train", "patience", 0, &T.patience))) goto fail;
     if (r->n_rows[IO_SPLIT_TRAIN] == 0) {
         rc = gn_err(GN_EINVAL, "no usable training galaxies");
         goto fail;
@@ -487,7 +501,7 @@ int cmd_train(int argc, char **argv) {
            r->net.n_branch, T.epochs, io_loader_batches_per_epoch(&T.L), r->batch);
     double t0 = gn_now(), te = gn_now();
     long step0 = T.opt.step;
-    while (T.L.epoch < T.epochs) {
+    while (T.L.epoch < T.epochs && !(T.patience > 0 && T.stall >= T.patience)) {
         int b = io_loader_next_ids(&T.L, T.ids, T.aug);
         if (b && T.pairs) {
             io_draw_partners(&T.pair, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], T.ids, b, r->augment, T.ids + b, T.aug + b);
@@ -504,7 +518,7 @@ int cmd_train(int argc, char **argv) {
                      (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias, m.sigma_mad, m.eta,
                      m.rmse, m.r2, gn_now() - te);
             progress(&T, T.opt.step, t0, step0, 1);
-            if (r->net.kind == MD_KIND_VAE)
+            if (r->net.kind == MD_KIND_VAE || r->net.kind == MD_KIND_SPECVAE)
                 printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T.L.epoch, T.epochs, tl, vl, gn_now() - te);
             else
                 printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,
@@ -513,10 +527,12 @@ int cmd_train(int argc, char **argv) {
             T.loss_sum = 0, T.loss_n = 0;
             int improved = !isnan(vl) && vl < T.best_val;
             if (improved) T.best_val = vl;
+            T.stall = improved ? 0 : T.stall + 1;
             if ((rc = log_append(&T, line)) || (rc = save(&T, "last.npz")) || (improved && (rc = save(&T, "best.npz"))))
                 goto fail;
             if (plot_losses(&T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
             te = gn_now();
+            if (T.patience > 0 && T.stall >= T.patience) break;
             continue;
         }
         nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
@@ -539,6 +555,8 @@ int cmd_train(int argc, char **argv) {
         if (T.opt.step % 10 == 0) progress(&T, T.opt.step, t0, step0, 0);
         if (T.ckpt_every > 0 && T.opt.step % T.ckpt_every == 0 && (rc = save(&T, "last.npz"))) goto fail;
     }
+    if (T.patience > 0 && T.stall >= T.patience)
+        printf("stopped early after epoch %ld: no better validation loss in %ld epochs (train.patience)\n", (long)T.L.epoch, T.stall);
     printf("done: best validation loss %.5f; checkpoints in %s\n", T.best_val, T.dir);
     rc = 0;
 fail:

@@ -418,7 +418,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
 }
 
 // Map and verify a cache; GN_OK if it is valid for `hash`.
-static int load(const char *path, uint64_t hash, io_dataset *ds, char *why, size_t wlen) {
+int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, size_t wlen) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         snprintf(why, wlen, "no cache yet");
@@ -442,7 +442,7 @@ static int load(const char *path, uint64_t hash, io_dataset *ds, char *why, size
         return GN_EFORMAT;
     }
     size_t rb = (sizeof(uint32_t) * hd.n + 63) / 64 * 64;
-    if (hd.c < 1 || hd.c > IO_MAX_BANDS || hd.h < 1 || hd.h > 16384 || hd.w != hd.h ||
+    if (hd.c < 1 || hd.c > IO_MAX_BANDS || hd.h < 1 || hd.h > 16384 || (hd.w != hd.h && hd.h != 1) ||
         (uint64_t)st.st_size != HEADER_BYTES + rb + sizeof(float) * hd.n * hd.c * hd.h * hd.w) {
         close(fd);
         snprintf(why, wlen, "cache file size does not match its header (truncated?)");
@@ -475,6 +475,57 @@ static int load(const char *path, uint64_t hash, io_dataset *ds, char *why, size
     return GN_OK;
 }
 
+int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out, size_t len) {
+    char dir[3800];
+    if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
+    else {
+        char *cp = gn_strdup(cat->path);
+        if (!cp) return GN_ENOMEM;
+        snprintf(dir, sizeof dir, "%s/.galnn-cache", dirname(cp));
+        free(cp);
+    }
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return gn_err(GN_EIO, "%s: cannot create the cache directory: %s (use --cache-dir)", dir, strerror(errno));
+    snprintf(out, len, "%s/%s-%016llx.bin", dir, prefix, (unsigned long long)hash);
+    return GN_OK;
+}
+
+int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const char *describe) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    size_t rb = (sizeof(uint32_t) * d->n + 63) / 64 * 64, pix = sizeof(float) * d->n * (size_t)d->c * d->h * d->w;
+    unsigned char *rt = gn_calloc(1, rb ? rb : 1);
+    if (!rt) return GN_ENOMEM;
+    memcpy(rt, d->row, sizeof(uint32_t) * d->n);
+    cache_header hd;
+    memset(&hd, 0, sizeof hd);
+    memcpy(hd.magic, CACHE_MAGIC, 8);
+    hd.version = CACHE_VERSION;
+    hd.header_bytes = HEADER_BYTES;
+    hd.n = d->n, hd.c = (uint64_t)d->c, hd.h = (uint64_t)d->h, hd.w = (uint64_t)d->w;
+    hd.source_hash = hash;
+    uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+    crc = (uint32_t)crc32(crc, rt, (uInt)rb);
+    for (size_t o = 0; o < pix; o += 1u << 30)
+        crc = (uint32_t)crc32(crc, (const unsigned char *)d->pix + o, (uInt)(pix - o < (1u << 30) ? pix - o : (1u << 30)));
+    hd.payload_crc = crc;
+    hd.n_skipped = (uint32_t)d->n_skipped;
+    hd.n_masked_gal = d->n_masked_gal, hd.n_masked_pix = d->n_masked_pix;
+    memcpy(hd.bands, d->bands, sizeof hd.bands);
+    snprintf(hd.describe, sizeof hd.describe, "%s", describe ? describe : "");
+    static const char zeros[HEADER_BYTES];
+    FILE *f = fopen(tmp, "wb");
+    int rc = f ? GN_OK : gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp, strerror(errno));
+    if (!rc && (fwrite(&hd, sizeof hd, 1, f) != 1 || fwrite(zeros, 1, HEADER_BYTES - sizeof hd, f) != HEADER_BYTES - sizeof hd ||
+                fwrite(rt, 1, rb, f) != rb || fwrite(d->pix, 1, pix, f) != pix || fflush(f) || fsync(fileno(f))))
+        rc = gn_err(GN_EIO, "%s: write failed: %s", tmp, strerror(errno));
+    if (f && fclose(f) && !rc) rc = gn_err(GN_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path)) rc = gn_err(GN_EIO, "%s: rename failed: %s", path, strerror(errno));
+    if (rc && f) unlink(tmp);
+    free(rt);
+    return rc;
+}
+
 int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     memset(ds, 0, sizeof *ds);
     if (!s->cat || s->cat->id_col < 0) return gn_err(GN_EINVAL, "the catalog needs an 'id' column");
@@ -485,19 +536,9 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     uint64_t hash;
     int rc = source_hash(s, &hash);
     if (rc) return rc;
-    char dir[3800];
-    if (s->cache_dir) snprintf(dir, sizeof dir, "%s", s->cache_dir);
-    else {
-        char *cp = gn_strdup(s->cat->path);
-        if (!cp) return GN_ENOMEM;
-        snprintf(dir, sizeof dir, "%s/.galnn-cache", dirname(cp));
-        free(cp);
-    }
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return gn_err(GN_EIO, "%s: cannot create the cache directory: %s (use --cache-dir)", dir, strerror(errno));
-    snprintf(ds->cache_path, sizeof ds->cache_path, "%s/ds-%016llx.bin", dir, (unsigned long long)hash);
+    if ((rc = io_cache_path(s->cat, s->cache_dir, "ds", hash, ds->cache_path, sizeof ds->cache_path))) return rc;
     char why[256];
-    if (load(ds->cache_path, hash, ds, why, sizeof why) == GN_OK) {
+    if (io_dataset_load(ds->cache_path, hash, ds, why, sizeof why) == GN_OK) {
         if (s->strict && (ds->n_skipped || ds->n_masked_gal)) {
             size_t sk = ds->n_skipped, mg = ds->n_masked_gal;
             char cp[4096];
@@ -519,7 +560,7 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     double secs = ds->build_seconds;
     memset(ds, 0, sizeof *ds);
     memcpy(ds->cache_path, cache_path, sizeof cache_path);
-    if (load(cache_path, hash, ds, why, sizeof why)) return gn_err(GN_EIO, "%s: the new cache does not verify: %s", cache_path, why);
+    if (io_dataset_load(cache_path, hash, ds, why, sizeof why)) return gn_err(GN_EIO, "%s: the new cache does not verify: %s", cache_path, why);
     ds->built = 1;
     ds->build_seconds = secs;
     logf_(s, "dataset: %zu galaxies, %d bands, %dx%d in %.1f s; %zu catalog row(s) skipped", ds->n, ds->c, ds->h, ds->w,

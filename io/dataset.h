@@ -57,6 +57,14 @@ void io_dataset_close(io_dataset *ds);
 static inline const float *io_dataset_image(const io_dataset *ds, size_t i) {
     return ds->pix + i * (size_t)ds->c * ds->h * ds->w;
 }
+// Cache files for datasets made elsewhere (io/specset.c): the path DIR/PREFIX-HASH.bin
+// (DIR: cache_dir, or .galnn-cache beside the catalog; created), an atomic
+// write of an in-memory dataset (d->row, d->pix, n, c, h, w, bands, counters),
+// and a verified, memory-mapped load (GN_OK only if the hash and CRC match;
+// otherwise why says what is wrong).
+int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out, size_t len);
+int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const char *describe);
+int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, size_t wlen);
 // Parse "u,g,r,i,z" into spec->bands.
 int io_parse_bands(const char *list, io_dataset_spec *spec);
 // Expand {id} and {band} in a template; an unknown {...} is an error.

@@ -104,6 +104,10 @@ int md_net_make(md_net *m, nn_store *s) {
         m->n_out = m->n_targets; // outputs: the mean head
         return md_post_make(&m->post, s);
     }
+    if (m->kind == MD_KIND_SPECVAE) {
+        m->n_out = m->svae.sp.latent; // "outputs": the latent means
+        return md_specvae_make(&m->svae, s);
+    }
     for (int b = 0; b < m->n_branch && !rc; b++) {
         const md_branch_spec *sp = &m->spec[b];
         switch (sp->backbone) {
@@ -128,10 +132,13 @@ static nn_tensor *lat_encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     return md_latent_encode(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL);
 }
 
+static nn_tensor *svae_cond(const md_net *m, nn_tensor *const *in) { return m->lat_a >= 0 ? in[m->lat_a] : NULL; }
+
 nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full) {
-    if (m->kind == MD_KIND_VAE) {
+    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) {
         nn_tensor *mu, *lv;
-        md_vae_encode(c, &m->vae, in[m->lat_x], &mu, &lv);
+        if (m->kind == MD_KIND_VAE) md_vae_encode(c, &m->vae, in[m->lat_x], &mu, &lv);
+        else md_specvae_encode(c, &m->svae, in[m->lat_x], svae_cond(m, in), &mu, &lv);
         return full ? nn_concat(c, 2, (nn_tensor *[]){mu, nn_exp(c, nn_scale(c, lv, 0.5f, 0))}, 1) : mu;
     }
     nn_tensor *l = lat_encode(c, m, in);
@@ -140,13 +147,14 @@ nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int fu
 
 int md_net_embed_dim(const md_net *m, int full) {
     if (m->kind == MD_KIND_VAE) return (full ? 2 : 1) * m->vae.sp.latent;
+    if (m->kind == MD_KIND_SPECVAE) return (full ? 2 : 1) * m->svae.sp.latent;
     if (m->kind == MD_KIND_LATENT) return full ? md_latent_dim(&m->lat) : m->lat.sp.dim_main;
     return 0;
 }
 
 void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
-    int L = m->vae.sp.latent;
-    if (m->kind == MD_KIND_VAE) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
+    int L = m->kind == MD_KIND_SPECVAE ? m->svae.sp.latent : m->vae.sp.latent;
+    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
     else
         snprintf(buf, len, "s%d", d);
 }
@@ -155,6 +163,7 @@ nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, n
                              int N) {
     if (m->kind == MD_KIND_BRANCH) return md_net_loss(c, m, md_net_fwd(c, m, in), y, N);
     if (m->kind == MD_KIND_VAE) return md_vae_loss(c, &m->vae, in[m->lat_x], &c->dropout_rng, NULL, NULL); // ε: the noise stream
+    if (m->kind == MD_KIND_SPECVAE) return md_specvae_loss(c, &m->svae, in[m->lat_x], svae_cond(m, in), &c->dropout_rng, NULL, NULL);
     if (m->kind == MD_KIND_FLOW) {
         nn_tensor *Y = nn_tensor_from(c, NN_SHAPE(N, m->n_targets), y);
         return Y ? md_post_loss(c, &m->post, features(c, m, in), Y) : NULL;
@@ -164,7 +173,7 @@ nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, n
 
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
-    if (m->kind == MD_KIND_VAE) return md_net_embed(c, m, in, 0);
+    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) return md_net_embed(c, m, in, 0);
     if (m->kind == MD_KIND_FLOW) return md_post_point(c, &m->post, features(c, m, in));
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {

@@ -13,12 +13,13 @@
 #include "../nn/nn.h"
 #include "latent.h"
 #include "posterior.h"
+#include "specvae.h"
 #include "vae.h"
 
 #define MD_MAX_BRANCH 4
 #define MD_MAX_TARGETS 8
 
-enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS };
+enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS, MD_IN_SPECTRUM };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
 enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
 // MD_KIND_BRANCH: branches -> concatenated features -> head (above);
@@ -27,7 +28,9 @@ enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
 // MD_KIND_VAE: the image VAE of models/vae.h over one image branch (lat_x).
 // MD_KIND_FLOW: the conditional-flow posterior of models/posterior.h over the
 // column branches' values (concatenated), standardised targets.
-enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE, MD_KIND_FLOW };
+// MD_KIND_SPECVAE: the spectral VAE/CVAE of models/specvae.h over one
+// spectrum branch (lat_x), conditioned on the column branch lat_a (-1: none).
+enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE, MD_KIND_FLOW, MD_KIND_SPECVAE };
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
@@ -71,6 +74,7 @@ typedef struct md_net {
     md_latent lat;
     md_vae vae;       // vae: over branch lat_x
     md_post post;     // flow: over every (column) branch
+    md_specvae svae;  // specvae: spectrum lat_x, conditions lat_a
     int n_branch;
     md_branch_spec spec[MD_MAX_BRANCH];
     md_resnet rn[MD_MAX_BRANCH];
