@@ -77,6 +77,7 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     sp->input = MD_IN_SPECTRUM;
     sp->in_ch = r->ds[di].w; // pixels
     r->br[b].ds = di;
+    r->br[b].median = ss.median;
     return GN_OK;
 }
 
@@ -258,6 +259,7 @@ static int setup_specvae(run *r) {
     p->beta = (float)d;
     if ((rc = io_config_double(c, "model", "leaky_slope", 0.01, &d))) return rc;
     p->slope = (float)d;
+    p->out_bias = (float)r->br[m->lat_x].median;
     if (p->latent < 1 || p->latent > 64) return gn_err(GN_EINVAL, "%s: [model] latent = %d: give 1..64", c->name, p->latent);
     return GN_OK;
 }

@@ -22,6 +22,7 @@ typedef struct run_branch {
     const double *col[RUN_MAX_COLS];
     char *col_names[RUN_MAX_COLS];
     double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
+    double median;                   // spectrum: the level the spectra are normalised to
 } run_branch;
 
 typedef struct run {

@@ -46,7 +46,7 @@ void cmd_train_help(void) {
            "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, hidden;\n"
            "                 inception: conv_width, inception_width, fc_width, decoder_channels, decoder_width\n"
            "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
-           "                 (constant | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
+           "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
            "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
            "                 ckpt_every, keep_im2col, patience (stop after this many epochs without a better validation\n"
            "                 loss; 0: never)\n");
@@ -293,7 +293,11 @@ static int setup_optim(trainer *T, io_config *c) {
     s->base_lr = (float)v;
     const char *sc = io_config_str(c, "train", "schedule", "constant");
     long spe = (long)io_loader_batches_per_epoch(&T->L);
-    if (!strcmp(sc, "constant")) s->kind = NN_SCHED_CONST;
+    if (!strcmp(sc, "constant")) {
+        s->kind = NN_SCHED_CONST;
+        if ((rc = io_config_int(c, "train", "warmup", 0, &a))) return rc;
+        s->warmup = a;
+    }
     else if (!strcmp(sc, "cosine")) {
         s->kind = NN_SCHED_COSINE;
         if ((rc = io_config_int(c, "train", "warmup", 0, &a))) return rc;

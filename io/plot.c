@@ -283,3 +283,120 @@ int io_plot_errorbars(const char *path, const char *title, const char *yl, const
     }
     return finish(sf, f.cr, path);
 }
+
+// Bars: categories along x, one bar per group side by side, from 0.
+int io_plot_bars(const char *path, const char *title, const char *yl, const char *const *cats, int nc, const io_bars *g, int ng) {
+    frame f = {0};
+    f.x0 = -0.6, f.x1 = nc - 0.4, f.y0 = 0, f.y1 = 0;
+    for (int k = 0; k < ng; k++)
+        for (int i = 0; i < nc; i++)
+            if (!isnan(g[k].v[i])) f.y0 = fmin(f.y0, g[k].v[i]), f.y1 = fmax(f.y1, g[k].v[i]);
+    if (nc < 1 || ng < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    if (f.y1 == f.y0) f.y1 = f.y0 + 1;
+    double pad = 0.08 * (f.y1 - f.y0);
+    f.y1 += pad, f.y0 -= f.y0 < 0 ? pad : 0;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, "", yl);
+    cairo_set_source_rgb(f.cr, 1, 1, 1); // category names instead of numeric x ticks
+    cairo_rectangle(f.cr, ML - 20, H - MB + 2, W - ML - MR + 40, 24), cairo_fill(f.cr);
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    for (int i = 0; i < nc; i++) text(f.cr, px(&f, i), H - MB + 8, cats[i], 0.5, 0, 13, 0);
+    double bw = 0.8 / ng;
+    for (int k = 0; k < ng; k++) {
+        const double *rgb = COLORS[k % 6];
+        cairo_set_source_rgb(f.cr, rgb[0], rgb[1], rgb[2]);
+        for (int i = 0; i < nc; i++) {
+            if (isnan(g[k].v[i])) continue;
+            double a = px(&f, i - 0.4 + k * bw), b = px(&f, i - 0.4 + (k + 1) * bw), y0 = py(&f, 0), y1 = py(&f, g[k].v[i]);
+            cairo_rectangle(f.cr, a + 1, fmin(y0, y1), b - a - 2, fabs(y1 - y0)), cairo_fill(f.cr);
+        }
+        legend(&f, k, g[k].name, rgb, 1);
+    }
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    cairo_move_to(f.cr, ML, py(&f, 0)), cairo_line_to(f.cr, W - MR, py(&f, 0)), cairo_stroke(f.cr);
+    return finish(sf, f.cr, path);
+}
+
+// A sequential (white -> dark blue) or diverging (blue - white - red) colour for t in [0, 1].
+static void cmap(cairo_t *cr, double t, int diverging) {
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    if (!diverging) {
+        cairo_set_source_rgb(cr, 1 - 0.9 * t, 1 - 0.75 * t, 1 - 0.35 * t);
+        return;
+    }
+    double u = 2 * t - 1; // -1 blue, 0 white, +1 red
+    if (u < 0) cairo_set_source_rgb(cr, 1 + 0.85 * u, 1 + 0.6 * u, 1 + 0.2 * u);
+    else cairo_set_source_rgb(cr, 1 - 0.2 * u, 1 - 0.85 * u, 1 - 0.85 * u);
+}
+
+int io_plot_heatmap(const char *path, const char *title, const char *xl, const char *yl, const char *const *rows, int nr,
+                    const char *const *cols, int nc, const double *v, const char *fmt) {
+    if (nr < 1 || nc < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < nr * nc; i++)
+        if (!isnan(v[i])) lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+    int w = W, h = (int)fmax(H, MT + MB + 34.0 * nr);
+    double ml = 190, cw = (w - ml - MR) / nc, ch = (h - MT - MB) / nr;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    cairo_t *cr = cairo_create(sf);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < nc; j++) {
+            double x = ml + j * cw, y = MT + i * ch, val = v[i * nc + j];
+            if (isnan(val)) cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
+            else cmap(cr, hi > lo ? (val - lo) / (hi - lo) : 0, 0);
+            cairo_rectangle(cr, x, y, cw, ch), cairo_fill(cr);
+            char b[64];
+            if (isnan(val)) snprintf(b, sizeof b, "-");
+            else snprintf(b, sizeof b, fmt ? fmt : "%.3g", val);
+            double t = hi > lo && !isnan(val) ? (val - lo) / (hi - lo) : 0;
+            cairo_set_source_rgb(cr, t > 0.6 ? 1 : 0, t > 0.6 ? 1 : 0, t > 0.6 ? 1 : 0);
+            text(cr, x + cw / 2, y + ch / 2, b, 0.5, 0.5, ch > 30 && cw > 60 ? 12 : 9, 0);
+        }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, ml, MT, nc * cw, nr * ch), cairo_stroke(cr);
+    for (int j = 0; j < nc; j++) text(cr, ml + (j + 0.5) * cw, MT + nr * ch + 8, cols[j], 0.5, 0, 13, 0);
+    for (int i = 0; i < nr; i++) text(cr, ml - 8, MT + (i + 0.5) * ch, rows[i], 1, 0.5, 13, 0);
+    text(cr, (ml + w - MR) / 2, 14, title, 0.5, 0, 17, 0);
+    text(cr, (ml + w - MR) / 2, h - 24, xl, 0.5, 0, 15, 0);
+    text(cr, 16, (MT + h - MB) / 2, yl, 0.5, 0.5, 15, 1);
+    return finish(sf, cr, path);
+}
+
+int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w, const char *const *labels,
+                 int diverging) {
+    if (n < 1 || h < 1 || w < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    int cell = 180, gap = 16, top = 44, lab = 22;
+    int cols = n < 6 ? n : 6, rws = (n + cols - 1) / cols;
+    int Wd = cols * (cell + gap) + gap, Hd = top + rws * (cell + lab + gap);
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Wd, Hd);
+    cairo_t *cr = cairo_create(sf);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    for (int k = 0; k < n; k++) {
+        const float *m = maps + (size_t)k * h * w;
+        double a = 0, lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < h * w; i++)
+            if (isfinite(m[i])) a = fmax(a, fabs(m[i])), lo = fmin(lo, m[i]), hi = fmax(hi, m[i]);
+        int x0 = gap + (k % cols) * (cell + gap), y0 = top + (k / cols) * (cell + lab + gap);
+        double pw = (double)cell / w, ph = (double)cell / h;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double v = m[y * w + x];
+                double t = diverging ? (a > 0 ? 0.5 + 0.5 * v / a : 0.5) : (hi > lo ? (v - lo) / (hi - lo) : 0);
+                cmap(cr, isfinite(v) ? t : 0.5, diverging);
+                cairo_rectangle(cr, x0 + x * pw, y0 + y * ph, pw + 0.5, ph + 0.5), cairo_fill(cr);
+            }
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        cairo_set_line_width(cr, 1);
+        cairo_rectangle(cr, x0, y0, cell, cell), cairo_stroke(cr);
+        if (labels && labels[k]) text(cr, x0 + cell / 2.0, y0 + cell + 4, labels[k], 0.5, 0, 12, 0);
+    }
+    text(cr, Wd / 2.0, 12, title, 0.5, 0, 16, 0);
+    return finish(sf, cr, path);
+}

@@ -38,4 +38,23 @@ typedef struct io_errbars {
 int io_plot_errorbars(const char *path, const char *title, const char *ylabel, const char *const *cats, int n_cats,
                       const io_errbars *g, int n_groups, double ref_y, const char *ref_label);
 
+// Bars over named categories, one bar per group side by side (NaN: none).
+typedef struct io_bars {
+    const char *name;
+    const double *v; // per category
+} io_bars;
+int io_plot_bars(const char *path, const char *title, const char *ylabel, const char *const *cats, int n_cats, const io_bars *g,
+                 int n_groups);
+
+// A table of values as coloured cells (white -> dark blue from the lowest to
+// the highest), each annotated with printf format fmt ("%.1f"); v is (nr, nc)
+// row-major, NaN cells grey.
+int io_plot_heatmap(const char *path, const char *title, const char *xlabel, const char *ylabel, const char *const *rows,
+                    int nr, const char *const *cols, int nc, const double *v, const char *fmt);
+
+// n maps of h x w side by side (6 per row), each scaled on its own: diverging
+// (blue < 0 < red, symmetric about 0: attributions) or sequential (images).
+int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w, const char *const *labels,
+                 int diverging);
+
 #endif

@@ -49,7 +49,7 @@ int md_specvae_make(md_specvae *v, nn_store *s) {
     }
     v->L_dec = Ld;
     rc = rc ? rc : param(s, &v->out_w, &v->out_b, "svae.dec_out", 1, 8, 3, 1);
-    rc = rc ? rc : nn_dense_make(&v->last, s, "svae.last", Ld, p->pixels, 1, nn_init_glorot(), nn_init_const(0));
+    rc = rc ? rc : nn_dense_make(&v->last, s, "svae.last", Ld, p->pixels, 1, nn_init_glorot(), nn_init_const(p->out_bias));
     return rc;
 }
 
