@@ -48,44 +48,6 @@ void cmd_analyze_help(void) {
 
 #define MAXN 16
 
-typedef struct argl {
-    char *a[128];
-    int n;
-} argl;
-
-static void al_add(argl *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void al_add(argl *l, const char *fmt, ...) {
-    if (l->n >= 126) return;
-    char buf[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    l->a[l->n++] = gn_strdup(buf);
-    l->a[l->n] = NULL;
-}
-
-// "a=1; b=2" -> one argument each
-static void al_sets(argl *l, const char *sets) {
-    if (!sets) return;
-    char *d = gn_strdup(sets), *save = NULL;
-    for (char *t = d ? strtok_r(d, ";", &save) : NULL; t; t = strtok_r(NULL, ";", &save)) {
-        while (*t == ' ') t++;
-        size_t L = strlen(t);
-        while (L && t[L - 1] == ' ') t[--L] = 0;
-        if (L) al_add(l, "%s", t);
-    }
-    free(d);
-}
-
-static int al_run(int (*fn)(int, char **), argl *l) {
-    int rc = fn(l->n, l->a);
-    fflush(stdout);
-    for (int i = 0; i < l->n; i++) free(l->a[i]);
-    l->n = 0;
-    return rc;
-}
-
 typedef struct study {
     io_config cfg;
     const char *dir, *catalog, *images, *target, *by, *derive;

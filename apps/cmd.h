@@ -30,11 +30,28 @@ int cmd_analyze(int argc, char **argv);
 void cmd_analyze_help(void);
 int cmd_mi(int argc, char **argv);
 void cmd_mi_help(void);
+int cmd_spectra_scan(int argc, char **argv);
+void cmd_spectra_scan_help(void);
+int cmd_spectra_latents(int argc, char **argv);
+void cmd_spectra_latents_help(void);
+int cmd_explain(int argc, char **argv);
+void cmd_explain_help(void);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
 // printing "galnn: error: ..." and returning nonzero when it is not one.
 int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out);
 int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_is_tty(void);
+
+// An argument list for running one subcommand from another (analyze,
+// spectra-scan): al_add appends a formatted argument, al_sets "a=1; b=2" one
+// argument each, al_run calls fn(argc, argv) and empties the list.
+typedef struct argl {
+    char *a[128];
+    int n;
+} argl;
+void al_add(argl *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void al_sets(argl *l, const char *sets);
+int al_run(int (*fn)(int, char **), argl *l);
 
 #endif

@@ -139,6 +139,13 @@ int cmd_eval(int argc, char **argv) {
         run_free(&r);
         return cmd_error("eval: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
     }
+    if (r.net.kind == MD_KIND_SPECVAE) {
+        char *cp = strdup(ckpt);
+        int src = run_spec_eval(&r, ckpt, split_name ? split_name : "test", split, out ? out : dirname(cp), json);
+        free(cp), free(mlist);
+        run_free(&r);
+        return src;
+    }
     if (r.net.kind == MD_KIND_FLOW) {
         int frc = eval_flow(&r, split, split_name, ckpt, out, json, (int)samples, (uint64_t)seed, members, K, ov, n_ov);
         free(mlist);

@@ -28,6 +28,12 @@ static const command COMMANDS[] = {
     {"embed", "the S-space vector of every galaxy from a latent model (for galnn causal)", cmd_embed, cmd_embed_help},
     {"causal", "local nearest-neighbour tests in a latent space: is a variable's information in it?", cmd_causal,
      cmd_causal_help},
+    {"spectra-scan", "train the grid of spectral VAE/CVAE models (latent sizes x conditions) and rank them by BIC",
+     cmd_spectra_scan, cmd_spectra_scan_help},
+    {"spectra-latents", "a spectral VAE's latent space: PCA rotation, MI with catalog properties, traversal spectra",
+     cmd_spectra_latents, cmd_spectra_latents_help},
+    {"explain", "expected-gradients attributions: per wavelength (spectral VAE) or per pixel and band (image models)",
+     cmd_explain, cmd_explain_help},
     {"pid", "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
      cmd_pid, cmd_pid_help},
     {"mi", "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", cmd_mi, cmd_mi_help},
@@ -59,6 +65,39 @@ int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out
 }
 
 int cmd_is_tty(void) { return isatty(fileno(stderr)); }
+
+void al_add(argl *l, const char *fmt, ...) {
+    if (l->n >= 126) return;
+    char buf[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    l->a[l->n++] = gn_strdup(buf);
+    l->a[l->n] = NULL;
+}
+
+// "a=1; b=2" -> one argument each
+void al_sets(argl *l, const char *sets) {
+    if (!sets) return;
+    char *d = gn_strdup(sets), *save = NULL;
+    for (char *t = d ? strtok_r(d, ";", &save) : NULL; t; t = strtok_r(NULL, ";", &save)) {
+        while (*t == ' ') t++;
+        size_t L = strlen(t);
+        while (L && t[L - 1] == ' ') t[--L] = 0;
+        if (L) al_add(l, "%s", t);
+    }
+    free(d);
+}
+
+int al_run(int (*fn)(int, char **), argl *l) {
+    int rc = fn(l->n, l->a);
+    fflush(stdout);
+    for (int i = 0; i < l->n; i++) free(l->a[i]);
+    l->n = 0;
+    return rc;
+}
+
 
 static void usage(FILE *f) {
     fprintf(f, "usage: galnn <command> [options]\n\n"

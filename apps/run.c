@@ -78,6 +78,7 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     sp->in_ch = r->ds[di].w; // pixels
     r->br[b].ds = di;
     r->br[b].median = ss.median;
+    r->br[b].grid_lo = ss.lo, r->br[b].grid_hi = ss.hi;
     return GN_OK;
 }
 

@@ -23,6 +23,7 @@ typedef struct run_branch {
     char *col_names[RUN_MAX_COLS];
     double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
     double median;                   // spectrum: the level the spectra are normalised to
+    double grid_lo, grid_hi;         // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
 } run_branch;
 
 typedef struct run {
@@ -86,5 +87,25 @@ int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t 
 int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p);
 int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
                        const char *split_name, int quiet, char **json, size_t *json_len);
+
+// Spectral VAE/CVAE (apps/spectra.c): how well it models the spectra of some
+// rows. Reconstructions from z = mu and from one posterior draw z ~ q(z|x)
+// (a fixed noise stream); the Gaussian decoder's variance is fitted, σ̂² =
+// mse_z; the ELBO per spectrum is then -(P/2)[ln(2π σ̂²) + 1] - KL, and
+//   BIC = k ln n - 2 ln L with -2 ln L := -2 Σ ELBO (the ELBO bounds ln L
+//   from below), k = latent + conditions, n = spectra;
+//   bic_gauss = k ln(nP) + nP [ln(2π mse_mu) + 1] (the Gaussian likelihood of
+//   the mean reconstruction alone: the latent's information cost is ignored).
+typedef struct run_specfit {
+    size_t n;
+    int pixels, latent, n_cond;
+    double mse_mu, mse_z; // per pixel
+    double kl;            // per spectrum, nats (summed over the latent dimensions)
+    double nelbo;         // per spectrum, nats
+    double bic, bic_gauss;
+} run_specfit;
+int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f);
+// galnn eval on a spectral VAE: the fit on a split, metrics.json and recon.png in dir.
+int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir, int json);
 
 #endif

@@ -1,0 +1,405 @@
+// galnn explain: expected-gradients attributions (nn/attrib.h) of a model's
+// output to every input value — each rotated latent D_k of a spectral VAE per
+// wavelength (spec/methods.md §4.4, Fig. 6), or an image model's prediction
+// per pixel and band.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/gn_common.h"
+#include "../io/npy.h"
+#include "../io/plot.h"
+#include "../io/spectra.h"
+#include "../nn/attrib.h"
+#include "cmd.h"
+#include "run.h"
+#include "spec_common.h"
+
+void cmd_explain_help(void) {
+    printf("usage: galnn explain --ckpt RUN/best.npz --out DIR [--split test] [--n N | --ids ID,ID,...] [--target NAME]\n"
+           "                     [--background 200] [--stratify COLUMN] [--samples 200] [--seed 1] [--threads N]\n"
+           "                     [--catalog CSV] [--images TEMPLATE] [SECTION.KEY=VALUE ...]\n\n"
+           "Expected gradients (Erion et al. 2021): phi_j(x) = E[(x_j - b_j) df/dx_j(b + a (x - b))] over background\n"
+           "galaxies b and a ~ U(0, 1), from --samples draws per galaxy and output. The attributions of one galaxy add\n"
+           "up to f(x) - E_b f(b) (completeness; the sampling error is printed). They approximate DeepSHAP.\n\n"
+           "The background: --background training galaxies, stratified in 5 quantile bins of --stratify (default: the\n"
+           "first condition of a CVAE, the first target of other models; logmstar if present otherwise), the same\n"
+           "number from each bin. Explained: the first --n galaxies of --split (default 20 spectra, 4 images) or --ids.\n\n"
+           "Spectral VAE/CVAE: f = each PCA-rotated latent D_k (as galnn spectra-latents: the training latent means\n"
+           "rotated onto their principal axes, +D_k bluer), attributed to every wavelength; the conditions stay at the\n"
+           "explained galaxy's values. Writes attr.npy (galaxies, components, pixels), mean_abs.csv and attr.png:\n"
+           "log10 of the mean |phi| per wavelength for each D_k (the paper's Fig. 6C).\n"
+           "Image models (branch CNNs, latent S-space models, flow posteriors): f = the point prediction of --target\n"
+           "(default: the first) in its own units, attributed to every pixel and band of the first image branch (the\n"
+           "other inputs stay at the galaxy's values). Writes attr.npy (galaxies, bands, height, width), per galaxy\n"
+           "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"
+           "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n");
+}
+
+typedef struct xuser {
+    const run *r;
+    int spectral, comp, branch, target;
+    const spec_rot *R;
+    const float *row_in[MD_MAX_BRANCH]; // the explained galaxy's inputs of every branch
+    size_t row_len[MD_MAX_BRANCH];
+} xuser;
+
+// The other branches' inputs: the galaxy's own, repeated m times.
+static int fill_others(nn_ctx *c, const xuser *u, nn_tensor *x, int m, nn_tensor **in) {
+    const md_net *net = &u->r->net;
+    for (int b = 0; b < net->n_branch; b++) {
+        if (b == u->branch) {
+            in[b] = x;
+            continue;
+        }
+        int sh[NN_MAXDIM], nd = 0;
+        if (net->spec[b].input == MD_IN_COLUMNS) sh[0] = m, sh[1] = (int)u->row_len[b], nd = 2;
+        else {
+            const io_dataset *D = &u->r->ds[u->r->br[b].ds];
+            int S = u->r->br[b].ro.crop ? u->r->br[b].ro.crop : D->h;
+            sh[0] = m, sh[1] = net->spec[b].in_ch, sh[2] = sh[3] = S, nd = 4;
+        }
+        if (!(in[b] = nn_tensor_new(c, nd, sh))) return GN_ENOMEM;
+        for (int i = 0; i < m; i++) memcpy(in[b]->data + (size_t)i * u->row_len[b], u->row_in[b], sizeof(float) * u->row_len[b]);
+    }
+    return GN_OK;
+}
+
+static nn_tensor *model_f(nn_ctx *c, nn_tensor *x, void *user) {
+    const xuser *u = user;
+    const md_net *net = &u->r->net;
+    int m = x->shape[0];
+    nn_tensor *in[MD_MAX_BRANCH];
+    if (fill_others(c, u, x, m, in)) return NULL;
+    if (u->spectral) { // D_k = (mu - mean) . V[:, k]
+        nn_tensor *mu, *lv;
+        md_specvae_encode(c, &net->svae, x, net->lat_a >= 0 ? in[net->lat_a] : NULL, &mu, &lv);
+        int d = u->R->d;
+        float v[SPEC_MAXLAT];
+        double off = 0;
+        for (int a = 0; a < d; a++) v[a] = (float)u->R->V[a * d + u->comp], off += u->R->mean[a] * u->R->V[a * d + u->comp];
+        nn_tensor *V = nn_tensor_from(c, NN_SHAPE(d, 1), v);
+        return nn_scale(c, nn_matmul(c, mu, V), 1, (float)-off);
+    }
+    nn_tensor *out = md_net_fwd(c, net, in);
+    if (!out) return NULL;
+    const run *r = u->r;
+    if (net->head == MD_HEAD_BINNED) { // the posterior mean over the bin centres
+        float *cen = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)net->bins);
+        if (!cen) return NULL;
+        double w = (net->hi - net->lo) / net->bins;
+        for (int k = 0; k < net->bins; k++) cen[k] = (float)(net->lo + (k + 0.5) * w);
+        return nn_matmul(c, nn_softmax(c, out, 1), nn_tensor_from(c, NN_SHAPE(net->bins, 1), cen));
+    }
+    return nn_scale(c, nn_slice(c, out, 1, u->target, u->target + 1), (float)r->tstd[u->target], (float)r->tmean[u->target]);
+}
+
+// f over n inputs (evaluation, no gradients).
+static int eval_f(nn_ctx *c, xuser *u, int ndim, const int *shape, const float *X, int n, double *out) {
+    size_t d = 1;
+    for (int k = 0; k < ndim; k++) d *= (size_t)shape[k];
+    int ge = c->grad_enabled, tr = c->training, rc = GN_OK, sh[NN_MAXDIM];
+    c->grad_enabled = 0, c->training = 0;
+    memcpy(sh + 1, shape, sizeof(int) * (size_t)ndim);
+    for (int o = 0; o < n && !rc; o += 32) {
+        int m = n - o < 32 ? n - o : 32;
+        sh[0] = m;
+        nn_ctx_reset(c);
+        nn_tensor *x = nn_tensor_from(c, ndim + 1, sh, X + (size_t)o * d), *y = x ? model_f(c, x, u) : NULL;
+        if (!y) rc = GN_EINVAL;
+        else
+            for (int i = 0; i < m; i++) out[o + i] = y->data[i];
+    }
+    c->grad_enabled = ge, c->training = tr;
+    return rc;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// nb background rows from the training split: equal numbers from 5 quantile bins of col (NULL: uniform).
+static int pick_background(const run *r, const double *col, int nb, gn_rng *rng, uint32_t *out, int *n_out) {
+    size_t n = r->n_rows[IO_SPLIT_TRAIN];
+    const uint32_t *tr = r->rows[IO_SPLIT_TRAIN];
+    if (!n) return gn_err(GN_EINVAL, "no training galaxies for the background");
+    double *v = malloc(sizeof(double) * n), e[6];
+    uint32_t *bin = malloc(sizeof(uint32_t) * n);
+    if (!v || !bin) return free(v), free(bin), GN_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; col && i < n; i++)
+        if (!isnan(col[tr[i]])) v[m++] = col[tr[i]];
+    int nbins = col && m >= 5 ? 5 : 1;
+    if (nbins == 5) {
+        qsort(v, m, sizeof(double), cmp_dbl);
+        for (int k = 0; k <= 5; k++) e[k] = v[(size_t)((m - 1) * k / 5.0)];
+    }
+    int got = 0;
+    for (int b = 0; b < nbins; b++) {
+        size_t cnt = 0;
+        for (size_t i = 0; i < n; i++) {
+            double x = col ? col[tr[i]] : 0;
+            if (nbins == 1 || (!isnan(x) && x >= e[b] && (b == 4 ? x <= e[5] : x < e[b + 1]))) bin[cnt++] = tr[i];
+        }
+        int want = (nb - got) / (nbins - b);
+        for (int k = 0; k < want && cnt; k++) { // without replacement within the bin (with, if it runs short)
+            size_t j = gn_rng_below(rng, (uint32_t)cnt);
+            out[got++] = bin[j];
+            if (cnt > (size_t)want - k) bin[j] = bin[--cnt];
+        }
+    }
+    free(v), free(bin);
+    *n_out = got;
+    return got > 0 ? GN_OK : gn_err(GN_EINVAL, "no background galaxies drawn");
+}
+
+int cmd_explain(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL, *split_name = "test", *ids = NULL, *target = NULL, *strat = NULL;
+    long nshow = -1, nb = 200, samples = 200, seed = 1, threads = 0;
+    const char *ov[64];
+    char fov[2][4200];
+    int n_ov = 0, n_f = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--ckpt")) ckpt = v, i++;
+        else if (!strcmp(a, "--out")) out = v, i++;
+        else if (!strcmp(a, "--split")) split_name = v, i++;
+        else if (!strcmp(a, "--ids")) ids = v, i++;
+        else if (!strcmp(a, "--target")) target = v, i++;
+        else if (!strcmp(a, "--stratify")) strat = v, i++;
+        else if (!strcmp(a, "--catalog") || !strcmp(a, "--images")) {
+            if (v) snprintf(fov[n_f], sizeof fov[0], "data.%s=%s", a + 2, v), ov[n_ov++] = fov[n_f++];
+            i++;
+        } else if (!strcmp(a, "--n") || !strcmp(a, "--background") || !strcmp(a, "--samples") || !strcmp(a, "--seed") ||
+                   !strcmp(a, "--threads")) {
+            long *dst = a[2] == 'n' ? &nshow : a[2] == 'b' ? &nb : a[3] == 'a' ? &samples : a[3] == 'e' ? &seed : &threads;
+            if (cmd_parse_int(a, v, a[2] == 't' || a[3] == 'e' ? 0 : 1, a[3] == 'e' ? 0x7fffffffL : 100000, dst)) return 1;
+            i++;
+        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 62) ov[n_ov++] = a;
+        else return cmd_error("explain: unknown option '%s' (see `galnn help explain`)", a);
+        if (i >= argc) return cmd_error("%s needs a value", a);
+    }
+    if (!ckpt || !out) return cmd_error("explain: --ckpt and --out are required");
+    int split = io_split_parse(split_name);
+    if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", split_name);
+    if (mkdir(out, 0755) && errno != EEXIST) return cmd_error("explain: %s: cannot create: %s", out, strerror(errno));
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) return run_free(&r), cmd_error("explain: %s", gn_errmsg());
+    const md_net *net = &r.net;
+    int spectral = net->kind == MD_KIND_SPECVAE, branch = -1, T = 1, rc = 0;
+    if (net->kind == MD_KIND_VAE) return run_free(&r), cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
+    for (int b = 0; b < net->n_branch && branch < 0; b++)
+        if (net->spec[b].input == (spectral ? MD_IN_SPECTRUM : MD_IN_IMAGE)) branch = b;
+    if (branch < 0) return run_free(&r), cmd_error("explain: %s has no image input to attribute to", ckpt);
+    int tgt = 0;
+    if (!spectral && target) {
+        tgt = -1;
+        for (int t = 0; t < r.n_targets; t++)
+            if (!strcmp(r.target_names[t], target)) tgt = t;
+        if (tgt < 0) return run_free(&r), cmd_error("explain: --target %s is not one of the model's targets", target);
+    }
+    // the input shape
+    int ndim, shape[3];
+    if (spectral) ndim = 1, shape[0] = net->svae.sp.pixels;
+    else {
+        const io_dataset *D = &r.ds[r.br[branch].ds];
+        int S = r.br[branch].ro.crop ? r.br[branch].ro.crop : D->h;
+        ndim = 3, shape[0] = net->spec[branch].in_ch, shape[1] = shape[2] = S;
+    }
+    size_t dim = 1;
+    for (int k = 0; k < ndim; k++) dim *= (size_t)shape[k];
+    if (spectral) T = net->svae.sp.latent;
+    // the explained galaxies
+    uint32_t *rows = malloc(sizeof(uint32_t) * (r.cat.n_rows ? r.cat.n_rows : 1));
+    int n = 0;
+    if (!rows) return run_free(&r), cmd_error("out of memory");
+    if (ids) {
+        char *buf = gn_strdup(ids), *it[1024];
+        int k = buf ? io_split_list(buf, it, 1024) : 0;
+        for (int q = 0; q < k && !rc; q++) {
+            int hit = -1;
+            for (int s = 0; s < 3 && hit < 0; s++)
+                for (size_t j = 0; j < r.n_rows[s]; j++)
+                    if (!strcmp(io_catalog_id(&r.cat, r.rows[s][j]), it[q])) hit = (int)r.rows[s][j];
+            if (hit < 0) rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
+            else rows[n++] = (uint32_t)hit;
+        }
+        free(buf);
+    } else {
+        long want = nshow > 0 ? nshow : spectral ? 20 : 4;
+        for (size_t j = 0; j < r.n_rows[split] && n < want; j++) rows[n++] = r.rows[split][j];
+        if (!n) rc = cmd_error("explain: the %s split has no usable galaxies", split_name);
+    }
+    // the background
+    const char *sc = strat;
+    if (!sc && spectral && net->lat_a >= 0) sc = r.br[net->lat_a].col_names[0];
+    if (!sc && !spectral && r.n_targets) sc = r.target_names[0];
+    if (!sc && io_catalog_find(&r.cat, "logmstar") >= 0) sc = "logmstar";
+    const double *scol = sc ? io_catalog_values(&r.cat, sc) : NULL;
+    if (!rc && sc && !scol) rc = cmd_error("explain: --stratify: %s", gn_errmsg());
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    gn_rng rng;
+    gn_rng_seed(&rng, (uint64_t)seed, GN_STREAM_SAMPLE);
+    uint32_t *brow = malloc(sizeof(uint32_t) * (size_t)nb);
+    float *bg = malloc(sizeof(float) * (size_t)nb * dim), *X = malloc(sizeof(float) * (size_t)n * dim);
+    float *rowbuf[MD_MAX_BRANCH] = {0};
+    double *phi = malloc(sizeof(double) * dim), *fb = malloc(sizeof(double) * (size_t)nb), fx;
+    float *A = malloc(sizeof(float) * (size_t)n * T * dim);
+    double *mabs = calloc((size_t)T * dim, sizeof(double));
+    spec_rot R;
+    int nbg = 0;
+    if (!rc && (!brow || !bg || !X || !phi || !fb || !A || !mabs)) rc = cmd_error("out of memory");
+    if (!rc && (nn_ctx_init(&c, 256u << 20) || (spectral && spec_pca(&r, &c, &R)) || pick_background(&r, scol, (int)nb, &rng, brow, &nbg)))
+        rc = cmd_error("explain: %s", gn_errmsg());
+    // inputs of the background and of the explained galaxies, as the model sees them
+    int scr = 1;
+    for (int d = 0; d < r.n_ds; d++) scr = r.ds[d].h * r.ds[d].h > scr ? r.ds[d].h * r.ds[d].h : scr;
+    float *scratch = malloc(sizeof(float) * (size_t)scr);
+    io_aug none = {0, 0.5f, 0.5f};
+    for (int pass = 0; !rc && pass < 2; pass++)
+        for (int i = 0; !rc && i < (pass ? n : nbg); i++) {
+            nn_tensor *in[MD_MAX_BRANCH];
+            nn_ctx_reset(&c);
+            uint32_t row = pass ? rows[i] : brow[i];
+            if (!scratch || run_batch(&r, &c, &row, &none, 1, in, NULL, scratch)) {
+                rc = cmd_error("explain: %s", gn_errmsg());
+                break;
+            }
+            memcpy((pass ? X : bg) + (size_t)i * dim, in[branch]->data, sizeof(float) * dim);
+        }
+    double err_sum = 0, spread = 0;
+    int n_err = 0;
+    xuser u = {.r = &r, .spectral = spectral, .branch = branch, .target = tgt, .R = &R};
+    for (int i = 0; !rc && i < n; i++) {
+        nn_tensor *in[MD_MAX_BRANCH];
+        nn_ctx_reset(&c);
+        if (run_batch(&r, &c, &rows[i], &none, 1, in, NULL, scratch)) {
+            rc = cmd_error("explain: %s", gn_errmsg());
+            break;
+        }
+        for (int b = 0; b < net->n_branch; b++) { // keep the galaxy's other inputs beyond the context's reset
+            free(rowbuf[b]);
+            rowbuf[b] = malloc(sizeof(float) * in[b]->n);
+            if (!rowbuf[b]) rc = GN_ENOMEM;
+            else memcpy(rowbuf[b], in[b]->data, sizeof(float) * in[b]->n);
+            u.row_in[b] = rowbuf[b], u.row_len[b] = in[b]->n;
+        }
+        for (int k = 0; !rc && k < T; k++) {
+            u.comp = k;
+            gn_rng sr;
+            gn_rng_seed(&sr, (uint64_t)seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k, GN_STREAM_SAMPLE);
+            if (nn_expected_gradients(&c, model_f, &u, ndim, shape, X + (size_t)i * dim, bg, nbg, (int)samples, 25, &sr, phi) ||
+                eval_f(&c, &u, ndim, shape, X + (size_t)i * dim, 1, &fx) || eval_f(&c, &u, ndim, shape, bg, nbg, fb)) {
+                rc = cmd_error("explain: %s", gn_errmsg());
+                break;
+            }
+            double s = 0, mb = 0, vb = 0;
+            for (size_t j = 0; j < dim; j++) s += phi[j], A[((size_t)i * T + k) * dim + j] = (float)phi[j], mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
+            for (int q = 0; q < nbg; q++) mb += fb[q] / nbg;
+            for (int q = 0; q < nbg; q++) vb += (fb[q] - mb) * (fb[q] - mb) / nbg;
+            err_sum += fabs(s - (fx - mb)), spread += sqrt(vb), n_err++;
+        }
+    }
+    if (!rc) {
+        printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n, T, nbg,
+               scol ? " stratified by " : "", scol ? sc : "", samples);
+        printf("  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n", err_sum / n_err,
+               spread / n_err);
+        int64_t sh[5] = {n, T};
+        int nd = 2;
+        for (int k = 0; k < ndim; k++) sh[nd++] = shape[k];
+        char p[4400];
+        snprintf(p, sizeof p, "%s/attr.npy", out);
+        io_array arr = io_array_view(IO_F32, nd, sh, A);
+        if (io_npy_write(p, &arr)) rc = cmd_error("explain: %s", gn_errmsg());
+    }
+    if (!rc && spectral) {
+        int P = shape[0];
+        const run_branch *rb = &r.br[branch];
+        double *wl = malloc(sizeof(double) * P), *ys = malloc(sizeof(double) * (size_t)T * P);
+        char p[4400], nm[SPEC_MAXLAT][16];
+        io_series s[SPEC_MAXLAT];
+        snprintf(p, sizeof p, "%s/mean_abs.csv", out);
+        FILE *f = fopen(p, "w");
+        if (!wl || !ys || !f) rc = cmd_error("explain: %s: %s", p, strerror(errno));
+        if (!rc) {
+            io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
+            fprintf(f, "wavelength");
+            for (int k = 0; k < T; k++) fprintf(f, ",D%d", k + 1);
+            fprintf(f, "\n");
+            for (int j = 0; j < P; j++) {
+                fprintf(f, "%.3f", wl[j]);
+                for (int k = 0; k < T; k++) fprintf(f, ",%.6g", mabs[(size_t)k * P + j]);
+                fprintf(f, "\n");
+            }
+            for (int k = 0; k < T; k++) {
+                for (int j = 0; j < P; j++) ys[(size_t)k * P + j] = mabs[(size_t)k * P + j];
+                snprintf(nm[k], sizeof nm[k], "D%d", k + 1);
+                s[k] = (io_series){nm[k], wl, ys + (size_t)k * P, (size_t)P};
+            }
+            snprintf(p, sizeof p, "%s/attr.png", out);
+            if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength", "rest-frame wavelength (Å)", "mean |phi|", s,
+                              T < 6 ? T : 6, 1))
+                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+            // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000 Å
+            for (int k = 0; k < T; k++) {
+                int jm = 0;
+                double tot = 0, blue = 0;
+                for (int j = 0; j < P; j++) {
+                    double v = mabs[(size_t)k * P + j];
+                    if (v > mabs[(size_t)k * P + jm]) jm = j;
+                    tot += v, blue += wl[j] < 5000 ? v : 0;
+                }
+                printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm], tot > 0 ? 100 * blue / tot : 0);
+            }
+            printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
+        }
+        if (f) fclose(f);
+        free(wl), free(ys);
+    } else if (!rc) {
+        int C = shape[0], S = shape[1];
+        const char *lab[IO_MAX_BANDS];
+        const io_dataset *D = &r.ds[r.br[branch].ds];
+        float *mm = malloc(sizeof(float) * dim);
+        for (int b = 0; b < C; b++) lab[b] = D->bands[r.br[branch].ro.n_channels ? r.br[branch].ro.channels[b] : b];
+        char p[4400], t[256];
+        for (int i = 0; i < n && !rc; i++) {
+            const char *id = io_catalog_id(&r.cat, rows[i]);
+            snprintf(p, sizeof p, "%s/input_%s.png", out, id);
+            snprintf(t, sizeof t, "galaxy %s: standardised input", id);
+            if (io_plot_maps(p, t, X + (size_t)i * dim, C, S, S, lab, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+            snprintf(p, sizeof p, "%s/attr_%s.png", out, id);
+            snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id, r.n_targets ? r.target_names[tgt] : "the output");
+            if (io_plot_maps(p, t, A + (size_t)i * dim, C, S, S, lab, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        }
+        double tot = 0, band[IO_MAX_BANDS] = {0};
+        for (size_t j = 0; mm && j < dim; j++) mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
+        snprintf(p, sizeof p, "%s/mean_abs_attr.png", out);
+        if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        printf("  share of the total |phi| per band:");
+        for (int b = 0; b < C; b++) printf(" %s %.1f%%", lab[b], tot > 0 ? 100 * band[b] / tot : 0);
+        // concentration: share of |phi| within the central half of the cutout (in radius)
+        double cen = 0;
+        for (int b = 0; b < C; b++)
+            for (int y = 0; y < S; y++)
+                for (int x = 0; x < S; x++) {
+                    double dx = x - (S - 1) / 2.0, dy = y - (S - 1) / 2.0;
+                    if (dx * dx + dy * dy <= S * S / 16.0) cen += mabs[((size_t)b * S + y) * S + x];
+                }
+        printf("\n  %.0f %% of it within the central circle of radius S/4 (%.0f %% of the area)\n", tot > 0 ? 100 * cen / tot : 0,
+               100 * M_PI / 16);
+        printf("  wrote %s/attr.npy, input_*.png, attr_*.png and mean_abs_attr.png\n", out);
+        free(mm);
+    }
+    for (int b = 0; b < MD_MAX_BRANCH; b++) free(rowbuf[b]);
+    if (c.arena.head) nn_ctx_free(&c);
+    free(rows), free(brow), free(bg), free(X), free(phi), free(fb), free(A), free(mabs), free(scratch);
+    run_free(&r);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,716 @@
+// Spectral VAE/CVAE programs (spec/methods.md §4): the fit quality and BIC
+// (galnn eval), the model grid (galnn spectra-scan) and the latent space's
+// physics (galnn spectra-latents). Attributions are in apps/explain.c.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../common/gn_common.h"
+#include "../io/plot.h"
+#include "../io/spectra.h"
+#include "../stats/mi.h"
+#include "cmd.h"
+#include "run.h"
+#include "spec_common.h"
+
+// ---- fit quality ----
+
+int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f) {
+    const md_net *m = &r->net;
+    if (m->kind != MD_KIND_SPECVAE) return gn_err(GN_EINVAL, "not a spectral VAE");
+    memset(f, 0, sizeof *f);
+    int P = m->svae.sp.pixels, d = m->svae.sp.latent, B = r->batch > 0 ? r->batch : 64;
+    f->n = n, f->pixels = P, f->latent = d, f->n_cond = m->svae.sp.n_cond;
+    if (!n) return gn_err(GN_EINVAL, "no spectra to evaluate");
+    gn_rng eps;
+    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT); // the validation draws of galnn train
+    io_aug none[1024];
+    if (B > 1024) B = 1024;
+    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
+    c->training = 0, c->grad_enabled = 0;
+    double se_mu = 0, se_z = 0, kl = 0;
+    for (size_t o = 0; o < n && !rc; o += (size_t)B) {
+        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
+        nn_tensor *in[MD_MAX_BRANCH], *mu, *lv;
+        nn_ctx_reset(c);
+        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL))) break;
+        nn_tensor *x = in[m->lat_x], *cond = m->lat_a >= 0 ? in[m->lat_a] : NULL;
+        md_specvae_encode(c, &m->svae, x, cond, &mu, &lv);
+        nn_tensor *xm = md_specvae_decode(c, &m->svae, mu, cond);
+        nn_tensor *xz = md_specvae_decode(c, &m->svae, md_vae_sample(c, mu, lv, &eps), cond);
+        if (!xm || !xz) {
+            rc = GN_EINVAL;
+            break;
+        }
+        for (size_t k = 0; k < (size_t)b * P; k++) {
+            double a = xm->data[k] - x->data[k], z = xz->data[k] - x->data[k];
+            se_mu += a * a, se_z += z * z;
+        }
+        for (size_t k = 0; k < (size_t)b * d; k++) {
+            double u = mu->data[k], l = lv->data[k];
+            kl += -0.5 * (1 + l - u * u - exp(l));
+        }
+    }
+    c->training = tr, c->grad_enabled = ge;
+    if (rc) return rc;
+    double N = (double)n;
+    f->mse_mu = se_mu / (N * P), f->mse_z = se_z / (N * P), f->kl = kl / N;
+    f->nelbo = 0.5 * P * (log(2 * M_PI * f->mse_z) + 1) + f->kl;
+    int k = d + f->n_cond;
+    f->bic = k * log(N) + 2 * N * f->nelbo;
+    f->bic_gauss = k * log(N * P) + N * P * (log(2 * M_PI * f->mse_mu) + 1);
+    return GN_OK;
+}
+
+// Reconstructions (z = mu) of the first few spectra: data and model.
+static int plot_recon(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, const char *path) {
+    const md_net *m = &r->net;
+    int P = m->svae.sp.pixels, k = n < 3 ? (int)n : 3;
+    const run_branch *rb = &r->br[m->lat_x];
+    double *wl = malloc(sizeof(double) * P), *y = malloc(sizeof(double) * 2 * k * (size_t)P);
+    float *rec = malloc(sizeof(float) * (size_t)k * P);
+    if (!wl || !y || !rec) return free(wl), free(y), free(rec), GN_ENOMEM;
+    io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
+    int rc = spec_decode_rows(r, c, rows, k, rec);
+    io_series s[6];
+    char names[6][96];
+    for (int i = 0; i < k && !rc; i++) {
+        const float *x = io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][rows[i]]);
+        for (int j = 0; j < P; j++) y[(2 * i) * P + j] = x[j] + 1.0 * i, y[(2 * i + 1) * P + j] = rec[(size_t)i * P + j] + 1.0 * i;
+        snprintf(names[2 * i], sizeof names[0], "%s (+%d)", io_catalog_id(&r->cat, rows[i]), i);
+        snprintf(names[2 * i + 1], sizeof names[0], "model");
+        s[2 * i] = (io_series){names[2 * i], wl, y + (2 * i) * P, (size_t)P};
+        s[2 * i + 1] = (io_series){names[2 * i + 1], wl, y + (2 * i + 1) * P, (size_t)P};
+    }
+    if (!rc) rc = io_plot_lines(path, "spectra and their reconstructions (z = mu; offset by 1 each)", "rest-frame wavelength (Å)",
+                                "flux (median 0.5)", s, 2 * k, 0);
+    free(wl), free(y), free(rec);
+    return rc;
+}
+
+int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir, int json) {
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    run_specfit f;
+    size_t n = r->n_rows[split];
+    if (!n) return cmd_error("eval: the %s split has no usable spectra", split_name);
+    if (nn_ctx_init(&c, 64u << 20) || run_spec_fit(r, &c, r->rows[split], n, &f)) {
+        if (c.arena.head) nn_ctx_free(&c);
+        return cmd_error("eval: %s", gn_errmsg());
+    }
+    char path[4400], *buf = NULL;
+    size_t len = 0;
+    FILE *jf = open_memstream(&buf, &len);
+    fprintf(jf,
+            "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu, \"pixels\": %d, \"latent\": %d, \"conditions\": %d, "
+            "\"mse_mu\": %.8g, \"mse_z\": %.8g, \"kl_per_spectrum\": %.6g, \"neg_elbo_per_spectrum\": %.6g, \"bic\": %.6f, "
+            "\"bic_gauss\": %.6f}\n",
+            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond, f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic, f.bic_gauss);
+    fclose(jf);
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    int rc = io_write_atomic(path, buf, len);
+    if (json) fputs(buf, stdout);
+    else {
+        printf("\n%s split: %zu spectra of %d pixels; latent %d, %d condition(s)\n", split_name, f.n, f.pixels, f.latent, f.n_cond);
+        printf("  MSE (z = mu)            %.4g\n  MSE (z ~ q(z|x))        %.4g\n  KL per spectrum         %.3f nats\n"
+               "  -ELBO per spectrum      %.2f nats (Gaussian decoder, fitted variance)\n  BIC                     %.2f\n"
+               "  BIC (Gaussian, mean)    %.2f\n",
+               f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic, f.bic_gauss);
+    }
+    free(buf);
+    snprintf(path, sizeof path, "%s/recon_%s.png", dir, split_name);
+    if (!rc && plot_recon(r, &c, r->rows[split], n, path)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    else if (!rc && !json) printf("  wrote %s/metrics.json and %s\n", dir, path);
+    nn_ctx_free(&c);
+    return rc ? cmd_error("eval: %s", gn_errmsg()) : 0;
+}
+
+// ---- shared by spectra-latents and explain (spec_common.h) ----
+
+int spec_decode_rows(const run *r, nn_ctx *c, const uint32_t *rows, int n, float *out) {
+    const md_net *m = &r->net;
+    io_aug none[64];
+    for (int i = 0; i < 64; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
+    int tr = c->training, ge = c->grad_enabled, rc = GN_OK, P = m->svae.sp.pixels;
+    c->training = 0, c->grad_enabled = 0;
+    for (int o = 0; o < n && !rc; o += 64) {
+        int b = n - o < 64 ? n - o : 64;
+        nn_tensor *in[MD_MAX_BRANCH], *mu, *lv;
+        nn_ctx_reset(c);
+        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL))) break;
+        nn_tensor *cond = m->lat_a >= 0 ? in[m->lat_a] : NULL;
+        md_specvae_encode(c, &m->svae, in[m->lat_x], cond, &mu, &lv);
+        nn_tensor *x = md_specvae_decode(c, &m->svae, mu, cond);
+        if (!x) rc = GN_EINVAL;
+        else memcpy(out + (size_t)o * P, x->data, sizeof(float) * (size_t)b * P);
+    }
+    c->training = tr, c->grad_enabled = ge;
+    return rc;
+}
+
+// Decode n latent vectors z (n, d) with standardised conditions cond (n, n_cond) or NULL.
+int spec_decode_z(const run *r, nn_ctx *c, const float *z, const float *cond, int n, float *out) {
+    const md_net *m = &r->net;
+    int d = m->svae.sp.latent, nc = m->svae.sp.n_cond, P = m->svae.sp.pixels;
+    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
+    c->training = 0, c->grad_enabled = 0;
+    nn_ctx_reset(c);
+    nn_tensor *Z = nn_tensor_from(c, NN_SHAPE(n, d), z), *C = nc ? nn_tensor_from(c, NN_SHAPE(n, nc), cond) : NULL;
+    nn_tensor *x = Z && (!nc || C) ? md_specvae_decode(c, &m->svae, Z, C) : NULL;
+    if (!x) rc = GN_EINVAL;
+    else memcpy(out, x->data, sizeof(float) * (size_t)n * P);
+    c->training = tr, c->grad_enabled = ge;
+    return rc;
+}
+
+// Eigenvectors of the symmetric d x d matrix A (row-major, destroyed) by
+// cyclic Jacobi rotations: values in ev (descending), vectors as the columns of V.
+static void jacobi(double *A, int d, double *ev, double *V) {
+    for (int i = 0; i < d * d; i++) V[i] = i % (d + 1) == 0;
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0;
+        for (int p = 0; p < d; p++)
+            for (int q = p + 1; q < d; q++) off += A[p * d + q] * A[p * d + q];
+        if (off < 1e-30) break;
+        for (int p = 0; p < d; p++)
+            for (int q = p + 1; q < d; q++) {
+                if (fabs(A[p * d + q]) < 1e-300) continue;
+                double th = (A[q * d + q] - A[p * d + p]) / (2 * A[p * d + q]);
+                double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1)), cs = 1 / sqrt(t * t + 1), sn = t * cs;
+                for (int k = 0; k < d; k++) { // A <- J^T A J
+                    double akp = A[k * d + p], akq = A[k * d + q];
+                    A[k * d + p] = cs * akp - sn * akq, A[k * d + q] = sn * akp + cs * akq;
+                }
+                for (int k = 0; k < d; k++) {
+                    double apk = A[p * d + k], aqk = A[q * d + k];
+                    A[p * d + k] = cs * apk - sn * aqk, A[q * d + k] = sn * apk + cs * aqk;
+                }
+                for (int k = 0; k < d; k++) {
+                    double vkp = V[k * d + p], vkq = V[k * d + q];
+                    V[k * d + p] = cs * vkp - sn * vkq, V[k * d + q] = sn * vkp + cs * vkq;
+                }
+            }
+    }
+    for (int i = 0; i < d; i++) ev[i] = A[i * d + i];
+    for (int i = 0; i < d; i++) { // sort descending (selection), columns with them
+        int b = i;
+        for (int j = i + 1; j < d; j++) b = ev[j] > ev[b] ? j : b;
+        if (b == i) continue;
+        double t = ev[i];
+        ev[i] = ev[b], ev[b] = t;
+        for (int k = 0; k < d; k++) t = V[k * d + i], V[k * d + i] = V[k * d + b], V[k * d + b] = t;
+    }
+}
+
+// Blue-to-red flux ratio of a spectrum: mean of the bluest third over the reddest third.
+static double blueness(const float *x, int P) {
+    double a = 0, b = 0;
+    int t = P / 3;
+    for (int j = 0; j < t; j++) a += x[j], b += x[P - 1 - j];
+    return b > 0 ? a / b : a;
+}
+
+int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
+    const md_net *m = &r->net;
+    int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond;
+    memset(R, 0, sizeof *R);
+    R->d = d;
+    size_t n = r->n_rows[IO_SPLIT_TRAIN];
+    if (n < 2) return gn_err(GN_EINVAL, "the PCA rotation needs training spectra (found %zu)", n);
+    float *mu = malloc(sizeof(float) * n * d);
+    double *A = malloc(sizeof(double) * d * d);
+    float *z = malloc(sizeof(float) * 2 * d), *cond = calloc(2 * (size_t)(nc ? nc : 1), sizeof(float)), *x = malloc(sizeof(float) * 2 * P);
+    int rc = mu && A && z && cond && x ? run_embed(r, c, r->rows[IO_SPLIT_TRAIN], n, 0, mu) : GN_ENOMEM;
+    if (!rc) {
+        for (int a = 0; a < d; a++) {
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += mu[i * d + a];
+            R->mean[a] = s / n;
+        }
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++) {
+                double s = 0;
+                for (size_t i = 0; i < n; i++) s += (mu[i * d + a] - R->mean[a]) * (mu[i * d + b] - R->mean[b]);
+                A[a * d + b] = s / (n - 1);
+            }
+        jacobi(A, d, R->var, R->V);
+        double tot = 0;
+        for (int a = 0; a < d; a++) tot += fmax(R->var[a], 0);
+        for (int a = 0; a < d; a++) R->frac[a] = tot > 0 ? fmax(R->var[a], 0) / tot : 0;
+    }
+    // orientation: +D_k makes the decoded spectrum bluer (conditions at their training mean)
+    for (int k = 0; !rc && k < d; k++) {
+        double sd = sqrt(fmax(R->var[k], 1e-12));
+        for (int s = 0; s < 2; s++)
+            for (int a = 0; a < d; a++) z[s * d + a] = (float)(R->mean[a] + (s ? 1 : -1) * sd * R->V[a * d + k]);
+        if ((rc = spec_decode_z(r, c, z, cond, 2, x))) break;
+        if (blueness(x + P, P) < blueness(x, P))
+            for (int a = 0; a < d; a++) R->V[a * d + k] = -R->V[a * d + k];
+    }
+    free(mu), free(A), free(z), free(cond), free(x);
+    return rc;
+}
+
+void spec_rotate(const spec_rot *R, const float *mu, size_t n, double *D) {
+    int d = R->d;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < d; k++) {
+            double s = 0;
+            for (int a = 0; a < d; a++) s += (mu[i * d + a] - R->mean[a]) * R->V[a * d + k];
+            D[i * d + k] = s;
+        }
+}
+
+// Dn4000 (Balogh et al. 1999): <f_ν> over 4000-4100 Å / <f_ν> over 3850-3950 Å, f_ν ∝ λ² f_λ;
+// NaN when the grid does not cover both windows.
+static double dn4000(const float *x, const double *wl, int P) {
+    double a = 0, b = 0;
+    int na = 0, nb = 0;
+    for (int j = 0; j < P; j++) {
+        double fnu = x[j] * wl[j] * wl[j];
+        if (wl[j] >= 4000 && wl[j] <= 4100) a += fnu, na++;
+        if (wl[j] >= 3850 && wl[j] <= 3950) b += fnu, nb++;
+    }
+    return na && nb && b > 0 ? (a / na) / (b / nb) : NAN;
+}
+
+// ---- galnn spectra-scan ----
+
+void cmd_spectra_scan_help(void) {
+    printf("usage: galnn spectra-scan --config models/specvae.cfg --out DIR [--latents 1..10] [--conditions none,logmstar,...]\n"
+           "                          [--epochs N] [--seed S] [--threads N] [--split val|test] [--catalog CSV] [SECTION.KEY=VALUE ...]\n\n"
+           "Trains the grid of spectral VAE / CVAE models of spec/methods.md §4.4: every latent size of --latents\n"
+           "(a range A..B or a list) with every condition set of --conditions (none: the plain VAE; logmstar: a CVAE\n"
+           "conditioned on that column; a+b: on both). Each model is a normal run directory DIR/runs/COND_dD\n"
+           "(configuration = --config with model.latent and model.conditions set); a rerun resumes unfinished runs\n"
+           "from last.npz and skips finished ones, so the scan can be stopped and restarted at any time.\n\n"
+           "Each model's best checkpoint is scored on --split (default val) by BIC = k ln n - 2 ln L with k = latent\n"
+           "size + number of conditions and n = spectra. The paper leaves ln L undefined; galnn uses the ELBO (a lower\n"
+           "bound on ln L) of a Gaussian decoder whose variance is fitted to the reconstruction error of one posterior\n"
+           "draw per spectrum: -2 ln L := n P [ln(2 pi s2) + 1] + 2 sum KL_i, with P pixels and s2 the per-pixel MSE.\n"
+           "The KL term charges each latent for the information it carries, so a latent that only memorises noise\n"
+           "raises the BIC. bic_gauss (k ln(nP) + nP[ln(2 pi mse) + 1], the mean reconstruction only) is listed too.\n\n"
+           "Writes DIR/scan.csv, DIR/scan.md (the table) and DIR/bic.png (BIC - min as a heat map, conditions x latent\n"
+           "size, as the paper's Fig. 2).\n");
+}
+
+static int parse_latents(const char *s, int *out, int max) {
+    int a, b, n = 0, np = 0;
+    if (sscanf(s, "%d..%d%n", &a, &b, &np) == 2 && !s[np]) {
+        if (a < 1 || b < a || b > 64) return -1;
+        for (int k = a; k <= b && n < max; k++) out[n++] = k;
+        return n;
+    }
+    char buf[512], *it[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    int m = io_split_list(buf, it, 64);
+    for (int k = 0; k < m && n < max; k++) {
+        char *e;
+        long v = strtol(it[k], &e, 10);
+        if (*e || v < 1 || v > 64) return -1;
+        out[n++] = (int)v;
+    }
+    return n;
+}
+
+static int exists(const char *p) {
+    struct stat st;
+    return !stat(p, &st);
+}
+
+int cmd_spectra_scan(int argc, char **argv) {
+    const char *config = NULL, *out = NULL, *lat = "1..10", *conds = "none", *split_name = "val", *catalog = NULL;
+    long epochs = 0, seed = -1, threads = 0;
+    const char *ov[64];
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--config")) config = v, i++;
+        else if (!strcmp(a, "--out")) out = v, i++;
+        else if (!strcmp(a, "--latents")) lat = v, i++;
+        else if (!strcmp(a, "--conditions")) conds = v, i++;
+        else if (!strcmp(a, "--split")) split_name = v, i++;
+        else if (!strcmp(a, "--catalog")) catalog = v, i++;
+        else if (!strcmp(a, "--epochs")) {
+            if (cmd_parse_int(a, v, 1, 1000000, &epochs)) return 1;
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            if (cmd_parse_int(a, v, 0, 0x7fffffffL, &seed)) return 1;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+            i++;
+        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 64) ov[n_ov++] = a;
+        else return cmd_error("spectra-scan: unknown option '%s' (see `galnn help spectra-scan`)", a);
+        if (i >= argc) return cmd_error("%s needs a value", a);
+    }
+    if (!config || !out) return cmd_error("spectra-scan: --config and --out are required");
+    int L[64], nl = parse_latents(lat, L, 64);
+    if (nl < 1) return cmd_error("spectra-scan: --latents '%s': give A..B or a list of sizes 1..64", lat);
+    char cbuf[1024], *C[32];
+    snprintf(cbuf, sizeof cbuf, "%s", conds);
+    int ncs = io_split_list(cbuf, C, 32);
+    if (ncs < 1) return cmd_error("spectra-scan: --conditions is empty");
+    int split = io_split_parse(split_name);
+    if (split < 0) return cmd_error("spectra-scan: --split '%s' is not train, val or test", split_name);
+    char rdir[4200];
+    snprintf(rdir, sizeof rdir, "%s/runs", out);
+    if ((mkdir(out, 0755) && errno != EEXIST) || (mkdir(rdir, 0755) && errno != EEXIST))
+        return cmd_error("spectra-scan: %s: cannot create: %s", rdir, strerror(errno));
+    gn_set_threads((int)threads);
+    run_specfit *fit = calloc((size_t)nl * ncs, sizeof(run_specfit));
+    double *bic = malloc(sizeof(double) * nl * ncs);
+    if (!fit || !bic) return free(fit), free(bic), cmd_error("out of memory");
+    int rc = 0;
+    argl l = {.n = 0};
+    for (int ci = 0; ci < ncs && !rc; ci++)
+        for (int li = 0; li < nl && !rc; li++) {
+            char name[300], dir[4600], last[4700], best[4700], condl[1024];
+            snprintf(name, sizeof name, "%s_d%d", C[ci], L[li]);
+            snprintf(dir, sizeof dir, "%s/%s", rdir, name);
+            snprintf(last, sizeof last, "%s/last.npz", dir);
+            snprintf(best, sizeof best, "%s/best.npz", dir);
+            snprintf(condl, sizeof condl, "%s", C[ci]);
+            for (char *p = condl; *p; p++) *p = *p == '+' ? ',' : *p;
+            printf("\n== spectra-scan: %s (latent %d, conditions %s) ==\n", name, L[li], C[ci]);
+            fflush(stdout);
+            al_add(&l, "train");
+            if (exists(last)) al_add(&l, "--resume"), al_add(&l, "%s", last);
+            else {
+                al_add(&l, "--config"), al_add(&l, "%s", config), al_add(&l, "--out"), al_add(&l, "%s", dir);
+                al_add(&l, "model.latent=%d", L[li]), al_add(&l, "model.conditions=%s", condl);
+                if (catalog) al_add(&l, "data.catalog=%s", catalog);
+                if (epochs) al_add(&l, "--epochs"), al_add(&l, "%ld", epochs);
+                if (seed >= 0) al_add(&l, "--seed"), al_add(&l, "%ld", seed);
+                for (int k = 0; k < n_ov; k++) al_add(&l, "%s", ov[k]);
+            }
+            al_add(&l, "--threads"), al_add(&l, "%d", gn_threads());
+            if (al_run(cmd_train, &l)) {
+                rc = cmd_error("spectra-scan: training %s failed (rerun to resume)", name);
+                break;
+            }
+            run r;
+            nn_ctx c;
+            memset(&c, 0, sizeof c);
+            const char *cov[1];
+            char cat_ov[4200];
+            int ncov = 0;
+            if (catalog) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", catalog), cov[ncov++] = cat_ov;
+            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || r.net.kind != MD_KIND_SPECVAE || nn_ctx_init(&c, 64u << 20) ||
+                run_spec_fit(&r, &c, r.rows[split], r.n_rows[split], &fit[ci * nl + li]))
+                rc = cmd_error("spectra-scan: %s: %s", best, gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
+            if (c.arena.head) nn_ctx_free(&c);
+            run_free(&r);
+            bic[ci * nl + li] = fit[ci * nl + li].bic;
+            if (!rc)
+                printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, split_name, fit[ci * nl + li].mse_z,
+                       fit[ci * nl + li].kl, bic[ci * nl + li]);
+        }
+    if (rc) return free(fit), free(bic), 1;
+    // the table
+    double mn = INFINITY;
+    int bi = 0;
+    for (int k = 0; k < nl * ncs; k++)
+        if (bic[k] < mn) mn = bic[k], bi = k;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/scan.csv", out);
+    FILE *f = fopen(p, "w"), *md;
+    snprintf(p, sizeof p, "%s/scan.md", out);
+    md = fopen(p, "w");
+    if (!f || !md) {
+        if (f) fclose(f);
+        if (md) fclose(md);
+        free(fit), free(bic);
+        return cmd_error("spectra-scan: cannot write %s: %s", p, strerror(errno));
+    }
+    fprintf(f, "conditions,latent,k,n,mse_mu,mse_z,kl,neg_elbo,bic,bic_gauss,delta_bic\n");
+    fprintf(md, "# Spectral VAE/CVAE scan (%s split)\n\nBIC = k ln n + n P [ln(2π σ̂²) + 1] + 2 Σ KL (see `galnn help spectra-scan`); "
+                "ΔBIC from the best model.\n\n| conditions | latent | k | MSE | KL (nats) | BIC | ΔBIC |\n|---|---|---|---|---|---|---|\n",
+            split_name);
+    printf("\n%-24s %6s %3s %10s %9s %14s %10s\n", "conditions", "latent", "k", "MSE", "KL", "BIC", "dBIC");
+    for (int ci = 0; ci < ncs; ci++)
+        for (int li = 0; li < nl; li++) {
+            const run_specfit *t = &fit[ci * nl + li];
+            int k = t->latent + t->n_cond;
+            fprintf(f, "%s,%d,%d,%zu,%.8g,%.8g,%.6g,%.6g,%.4f,%.4f,%.4f\n", C[ci], L[li], k, t->n, t->mse_mu, t->mse_z, t->kl, t->nelbo,
+                    t->bic, t->bic_gauss, t->bic - mn);
+            fprintf(md, "| %s | %d | %d | %.4g | %.2f | %.1f | %s%.1f%s |\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic,
+                    ci * nl + li == bi ? "**" : "", t->bic - mn, ci * nl + li == bi ? "**" : "");
+            printf("%-24s %6d %3d %10.4g %9.2f %14.1f %10.1f%s\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic, t->bic - mn,
+                   ci * nl + li == bi ? "  <- best" : "");
+        }
+    fprintf(md, "\nBest: conditions %s, latent %d.\n", C[bi / nl], L[bi % nl]);
+    fclose(f), fclose(md);
+    double *dv = malloc(sizeof(double) * nl * ncs);
+    char lab[64][16];
+    const char *cols[64], *rows[32];
+    for (int li = 0; li < nl; li++) snprintf(lab[li], sizeof lab[li], "%d", L[li]), cols[li] = lab[li];
+    for (int ci = 0; ci < ncs; ci++) rows[ci] = C[ci];
+    for (int k = 0; dv && k < nl * ncs; k++) dv[k] = bic[k] - mn;
+    snprintf(p, sizeof p, "%s/bic.png", out);
+    if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size", "conditions", rows, ncs, cols, nl, dv, "%.0f"))
+        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    printf("\nbest: conditions %s, latent %d (BIC %.1f); wrote %s/scan.csv, scan.md and bic.png\n", C[bi / nl], L[bi % nl], mn, out);
+    free(dv), free(fit), free(bic);
+    return 0;
+}
+
+// ---- galnn spectra-latents ----
+
+void cmd_spectra_latents_help(void) {
+    printf("usage: galnn spectra-latents --ckpt RUN/best.npz --out DIR [--split test] [--properties a,b,...] [--k 3]\n"
+           "                             [--catalog CSV] [--threads N] [SECTION.KEY=VALUE ...]\n\n"
+           "The latent space of a spectral VAE/CVAE (spec/methods.md §4.4):\n"
+           "  PCA rotation: the latent means mu of the training spectra are rotated onto their principal axes\n"
+           "    D1, D2, ... (explained variance per component). Each axis is oriented so that +D_k makes the\n"
+           "    decoded spectrum bluer (more flux in the bluest third of the grid relative to the reddest third).\n"
+           "  MI: KSG mutual information (k = 3, nats) between each D_k and each catalog property on --split,\n"
+           "    and Dn4000 measured on the pre-processed spectra (when the grid covers 3850-4100 Å). Properties:\n"
+           "    --properties (default: every numeric catalog column except ids and errors). mi.csv; mi.png shows\n"
+           "    the ten properties with the highest MI (the paper's Fig. 4).\n"
+           "  Traversals: decode D = t sigma_k e_k (all other components at 0, conditions at their mean) for\n"
+           "    t = -2..2: traversal_Dk.png (Figs. 3/5); for a CVAE also each condition varied by -2..2 standard\n"
+           "    deviations with the latents at 0: traversal_COND.png.\n"
+           "Writes DIR/latents.csv (id, D1.., dn4000), pca.csv, mi.csv, the plots and DIR/report.md.\n"
+           "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n");
+}
+
+int cmd_spectra_latents(int argc, char **argv) {
+    const char *ckpt = NULL, *out = NULL, *split_name = "test", *props = NULL;
+    long threads = 0, kk = 3;
+    const char *ov[64];
+    char cat_ov[4200];
+    int n_ov = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--ckpt")) ckpt = v, i++;
+        else if (!strcmp(a, "--out")) out = v, i++;
+        else if (!strcmp(a, "--split")) split_name = v, i++;
+        else if (!strcmp(a, "--properties")) props = v, i++;
+        else if (!strcmp(a, "--catalog")) {
+            if (v) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", v), ov[n_ov++] = cat_ov;
+            i++;
+        } else if (!strcmp(a, "--k")) {
+            if (cmd_parse_int(a, v, 1, 100, &kk)) return 1;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
+            i++;
+        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 63) ov[n_ov++] = a;
+        else return cmd_error("spectra-latents: unknown option '%s' (see `galnn help spectra-latents`)", a);
+        if (i >= argc) return cmd_error("%s needs a value", a);
+    }
+    if (!ckpt || !out) return cmd_error("spectra-latents: --ckpt and --out are required");
+    int split = io_split_parse(split_name);
+    if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", split_name);
+    if (mkdir(out, 0755) && errno != EEXIST) return cmd_error("spectra-latents: %s: cannot create: %s", out, strerror(errno));
+    gn_set_threads((int)threads);
+    run r;
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 1)) return run_free(&r), cmd_error("spectra-latents: %s", gn_errmsg());
+    if (r.net.kind != MD_KIND_SPECVAE) return run_free(&r), cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
+    const md_net *m = &r.net;
+    int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond, rc = 0;
+    const run_branch *rb = &r.br[m->lat_x];
+    size_t n = r.n_rows[split];
+    const uint32_t *rows = r.rows[split];
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    spec_rot R;
+    float *mu = malloc(sizeof(float) * (n ? n : 1) * d), *zz = malloc(sizeof(float) * 5 * (d + nc + 1)), *xs = malloc(sizeof(float) * 5 * P);
+    double *D = malloc(sizeof(double) * (n ? n : 1) * d), *wl = malloc(sizeof(double) * P), *d4 = malloc(sizeof(double) * (n ? n : 1));
+    double *ys = malloc(sizeof(double) * 5 * P);
+    float *cz = calloc(5 * (size_t)(nc + 1), sizeof(float));
+    char path[4400];
+    FILE *f = NULL;
+    if (!n) {
+        rc = cmd_error("spectra-latents: the %s split has no usable spectra", split_name);
+        goto out;
+    }
+    if (!mu || !zz || !xs || !D || !wl || !d4 || !ys || !cz || nn_ctx_init(&c, 64u << 20) || spec_pca(&r, &c, &R) ||
+        run_embed(&r, &c, rows, n, 0, mu)) {
+        rc = cmd_error("spectra-latents: %s", gn_errmsg());
+        goto out;
+    }
+    spec_rotate(&R, mu, n, D);
+    io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
+    for (size_t i = 0; i < n; i++) d4[i] = dn4000(io_dataset_image(&r.ds[rb->ds], (size_t)r.entry[rb->ds][rows[i]]), wl, P);
+    // latents.csv and pca.csv
+    snprintf(path, sizeof path, "%s/latents.csv", out);
+    if (!(f = fopen(path, "w"))) {
+        rc = cmd_error("spectra-latents: %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fprintf(f, "id");
+    for (int k = 0; k < d; k++) fprintf(f, ",D%d", k + 1);
+    fprintf(f, ",dn4000\n");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%s", io_catalog_id(&r.cat, rows[i]));
+        for (int k = 0; k < d; k++) fprintf(f, ",%.6g", D[i * d + k]);
+        fprintf(f, ",%.6g\n", d4[i]);
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/pca.csv", out);
+    if (!(f = fopen(path, "w"))) {
+        rc = cmd_error("spectra-latents: %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fprintf(f, "component,variance,explained");
+    for (int a = 0; a < d; a++) fprintf(f, ",mu%d", a);
+    fprintf(f, "\n");
+    printf("\nPCA of the training latents (%zu spectra):\n", r.n_rows[IO_SPLIT_TRAIN]);
+    for (int k = 0; k < d; k++) {
+        fprintf(f, "D%d,%.6g,%.6f", k + 1, R.var[k], R.frac[k]);
+        for (int a = 0; a < d; a++) fprintf(f, ",%.6f", R.V[a * d + k]);
+        fprintf(f, "\n");
+        printf("  D%d  explained variance %5.1f %%\n", k + 1, 100 * R.frac[k]);
+    }
+    fclose(f);
+    f = NULL;
+    // MI with the properties
+    {
+        char *pb = NULL, *pn[256];
+        int np = 0;
+        if (props) {
+            pb = gn_strdup(props);
+            np = pb ? io_split_list(pb, pn, 255) : 0;
+        } else
+            for (int j = 0; j < r.cat.n_cols && np < 255; j++) {
+                const char *nm = r.cat.cols[j].name;
+                if (j == r.cat.id_col || j == r.cat.split_col || !r.cat.cols[j].numeric || strstr(nm, "err") || r.cat.cols[j].n_null * 2 > r.cat.n_rows) continue;
+                pn[np++] = (char *)nm;
+            }
+        int npa = np + 1; // + dn4000
+        double *mi = malloc(sizeof(double) * npa * d), *xv = malloc(sizeof(double) * n), *yv = malloc(sizeof(double) * n);
+        const char **names = malloc(sizeof(char *) * npa);
+        if (!mi || !xv || !yv || !names) rc = cmd_error("out of memory");
+        for (int j = 0; !rc && j < npa; j++) {
+            const double *col = j < np ? io_catalog_values(&r.cat, pn[j]) : NULL;
+            if (j < np && !col) {
+                rc = cmd_error("spectra-latents: --properties: %s", gn_errmsg());
+                break;
+            }
+            names[j] = j < np ? pn[j] : "dn4000";
+            for (int k = 0; k < d; k++) {
+                size_t cnt = 0;
+                for (size_t i = 0; i < n; i++) {
+                    double y = j < np ? col[rows[i]] : d4[i];
+                    if (isnan(y)) continue;
+                    xv[cnt] = D[i * d + k], yv[cnt++] = y;
+                }
+                mi[j * d + k] = NAN;
+                if (cnt > (size_t)kk + 1 && st_mi_ksg(xv, 1, yv, 1, cnt, (int)kk, 1, &mi[j * d + k])) mi[j * d + k] = NAN;
+            }
+        }
+        if (!rc) {
+            snprintf(path, sizeof path, "%s/mi.csv", out);
+            if ((f = fopen(path, "w"))) {
+                fprintf(f, "property");
+                for (int k = 0; k < d; k++) fprintf(f, ",D%d", k + 1);
+                fprintf(f, "\n");
+                for (int j = 0; j < npa; j++) {
+                    fprintf(f, "%s", names[j]);
+                    for (int k = 0; k < d; k++) fprintf(f, ",%.5f", mi[j * d + k]);
+                    fprintf(f, "\n");
+                }
+                fclose(f);
+                f = NULL;
+            }
+            // the ten properties with the highest MI with any component
+            int order[256], no = 0;
+            for (int j = 0; j < npa; j++) order[no++] = j;
+            for (int a = 0; a < no; a++)
+                for (int b = a + 1; b < no; b++) {
+                    double ma = 0, mb = 0;
+                    for (int k = 0; k < d; k++) ma = fmax(ma, mi[order[a] * d + k]), mb = fmax(mb, mi[order[b] * d + k]);
+                    if (mb > ma) {
+                        int t = order[a];
+                        order[a] = order[b], order[b] = t;
+                    }
+                }
+            int top = no < 10 ? no : 10, ng = d < 6 ? d : 6;
+            const char *cats[10];
+            double vals[6][10];
+            io_bars g[6];
+            char gn[6][16];
+            for (int a = 0; a < top; a++) cats[a] = names[order[a]];
+            for (int k = 0; k < ng; k++) {
+                for (int a = 0; a < top; a++) vals[k][a] = mi[order[a] * d + k];
+                snprintf(gn[k], sizeof gn[k], "D%d", k + 1);
+                g[k] = (io_bars){gn[k], vals[k]};
+            }
+            snprintf(path, sizeof path, "%s/mi.png", out);
+            if (io_plot_bars(path, "KSG mutual information between the rotated latents and catalog properties", "MI (nats)", cats, top, g, ng))
+                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+            printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s", kk, split_name, "property");
+            for (int k = 0; k < d; k++) printf(" %7s", gn[k < 6 ? k : 5]);
+            printf("\n");
+            for (int a = 0; a < top; a++) {
+                printf("  %-14s", names[order[a]]);
+                for (int k = 0; k < d; k++) printf(" %7.3f", mi[order[a] * d + k]);
+                printf("\n");
+            }
+            // report
+            snprintf(path, sizeof path, "%s/report.md", out);
+            if ((f = fopen(path, "w"))) {
+                fprintf(f, "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## PCA rotation\n\n"
+                           "| component | explained variance |\n|---|---|\n",
+                        ckpt, d, nc, P, rb->grid_lo, rb->grid_hi);
+                for (int k = 0; k < d; k++) fprintf(f, "| D%d | %.1f %% |\n", k + 1, 100 * R.frac[k]);
+                fprintf(f, "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |", kk, split_name, n);
+                for (int k = 0; k < d; k++) fprintf(f, " D%d |", k + 1);
+                fprintf(f, "\n|---|");
+                for (int k = 0; k < d; k++) fprintf(f, "---|");
+                fprintf(f, "\n");
+                for (int a = 0; a < no; a++) {
+                    fprintf(f, "| %s |", names[order[a]]);
+                    for (int k = 0; k < d; k++) fprintf(f, " %.3f |", mi[order[a] * d + k]);
+                    fprintf(f, "\n");
+                }
+                fprintf(f, "\n![MI](mi.png)\n\n## Traversals\n\n");
+                for (int k = 0; k < d; k++) fprintf(f, "![D%d](traversal_D%d.png)\n", k + 1, k + 1);
+                for (int q = 0; q < nc; q++) fprintf(f, "![%s](traversal_%s.png)\n", r.br[m->lat_a].col_names[q], r.br[m->lat_a].col_names[q]);
+                fclose(f);
+                f = NULL;
+            }
+        }
+        free(mi), free(xv), free(yv), free(names), free(pb);
+    }
+    // traversals: D = t sigma_k e_k, t = -2..2 (and each condition for a CVAE)
+    for (int k = 0; !rc && k < d + nc; k++) {
+        io_series s[5];
+        char nm[5][48], ttl[200];
+        for (int t = 0; t < 5; t++) {
+            for (int a = 0; a < d; a++) {
+                double sd = sqrt(fmax(R.var[k < d ? k : 0], 1e-12));
+                zz[t * d + a] = (float)(R.mean[a] + (k < d ? (t - 2) * sd * R.V[a * d + k] : 0));
+            }
+            for (int q = 0; q < nc; q++) cz[t * nc + q] = k >= d && q == k - d ? (float)(t - 2) : 0;
+        }
+        if (spec_decode_z(&r, &c, zz, cz, 5, xs)) {
+            rc = cmd_error("spectra-latents: %s", gn_errmsg());
+            break;
+        }
+        const char *what = k < d ? NULL : r.br[m->lat_a].col_names[k - d];
+        for (int t = 0; t < 5; t++) {
+            for (int j = 0; j < P; j++) ys[t * P + j] = xs[t * P + j];
+            if (k < d) snprintf(nm[t], sizeof nm[t], "D%d = %+d sigma", k + 1, t - 2);
+            else snprintf(nm[t], sizeof nm[t], "%s %+d sd", what, t - 2);
+            s[t] = (io_series){nm[t], wl, ys + t * P, (size_t)P};
+        }
+        if (k < d) snprintf(path, sizeof path, "%s/traversal_D%d.png", out, k + 1);
+        else snprintf(path, sizeof path, "%s/traversal_%s.png", out, what);
+        if (k < d) snprintf(ttl, sizeof ttl, "decoded spectra along D%d (%.1f %% of the latent variance)", k + 1, 100 * R.frac[k]);
+        else snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
+        if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    }
+    if (!rc) printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", out);
+out:
+    if (c.arena.head) nn_ctx_free(&c);
+    free(mu), free(zz), free(xs), free(D), free(wl), free(d4), free(ys), free(cz);
+    run_free(&r);
+    return rc ? 1 : 0;
+}
