@@ -46,12 +46,11 @@ int io_spec_resample(const double *wl, const double *flux, const double *err, in
         while (start < n && e[start + 1] <= lo) start++;
         for (int i = start; !bad && i < n && e[i] < hi; i++) {
             double w = fmin(hi, e[i + 1]) - fmax(lo, e[i]);
-            if (w <= 0) continue;
-            if (isnan(flux[i]) || (err && !(err[i] > 0))) bad = 1;
+            if (w <= 0 || isnan(flux[i]) || (err && !(err[i] > 0))) continue; // bad old pixels drop out
             sw += w, sf += w * flux[i];
             if (err) se += (w * err[i]) * (w * err[i]);
         }
-        if (bad || !(sw > 0)) {
+        if (bad || !(sw >= 0.5 * (hi - lo))) { // outside the input, or less than half of it good
             flux_out[j] = NAN;
             if (err_out) err_out[j] = NAN;
             masked++;

@@ -18,9 +18,10 @@ void io_spec_to_rest(double *wl, double *flux, double *err, int n, double z);
 // Flux-conserving resampling (as SpectRes, Carnall 2017): each new pixel is
 // the overlap-weighted mean flux density of the old pixels it covers, with
 // bin edges halfway between centres; its error is sqrt(sum (w e)^2) / sum w.
-// err / err_out may be NULL. New pixels not fully inside the old grid, or
-// covering a bad old pixel (NaN flux, or err <= 0 / NaN when err is given),
-// get NaN flux and error (masked). Grids must increase. Returns the number
+// err / err_out may be NULL. Bad old pixels (NaN flux, or err <= 0 / NaN
+// when err is given) drop out of the means; new pixels not fully inside the
+// old grid, or less than half covered by good old pixels, get NaN flux and
+// error (masked). Grids must increase. Returns the number
 // of masked output pixels, or -1 on a bad grid (error message set).
 int io_spec_resample(const double *wl, const double *flux, const double *err, int n, const double *wl_out, int n_out,
                      double *flux_out, double *err_out);

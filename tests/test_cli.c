@@ -279,6 +279,125 @@ static double jnum(const char *path, const char *k1, const char *k2, const char 
     return v;
 }
 
+// Pearson correlation of two columns over the rows where both are finite.
+static double pearson(const double *a, const double *b, size_t n) {
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) continue;
+        sa += a[i], sb += b[i], saa += a[i] * a[i], sbb += b[i] * b[i], sab += a[i] * b[i], m++;
+    }
+    double ca = saa - sa * sa / m, cb = sbb - sb * sb / m;
+    return (sab - sa * sb / m) / sqrt(ca * cb);
+}
+
+// Spectra end to end on 1000 mock galaxies (128 rest-frame pixels): the BIC
+// scan prefers 2 latents to 16 (the larger model pays for the information
+// its latents carry); a rerun resumes every run and rewrites the same table;
+// eval reports the scan's BIC; in the 2-latent model the first rotated
+// latent tracks the 4000 Å break (negative correlation, oriented bluer) and
+// the specific SFR (positive), with KSG MI(D1, Dn4000) > 0.4 nats; explain's
+// attributions add up (completeness) for the spectral model and for an image CNN.
+static void test_spectra_cli(void **s) {
+    (void)s;
+    static char out[1 << 16];
+    if (tu_sanitized()) {
+        printf("    (skipped in the sanitizer pass)\n");
+        return;
+    }
+    const char *D = "/tmp/galnn_cli_spec";
+    (void)system("rm -rf /tmp/galnn_cli_spec && mkdir -p /tmp/galnn_cli_spec");
+    assert_int_equal(run("mock --out /tmp/galnn_cli_spec/m --n 1000 --size 16 --spectra --seed 5", out, sizeof out), 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/s.cfg", D);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\ncatalog = %s/m/catalog.csv\n[branch.spec]\ninput = spectrum\nspectra = %s/m/spectra/{id}.npy\nwave = %s/m/spectra/wave.npy\n"
+               "grid = 3500,7500,128\n[model]\nkind = specvae\n[train]\noptimizer = adam\namsgrad = 1\nlr = 5e-4\nwarmup = 30\nbatch = 32\n"
+               "epochs = 25\npatience = 10\n", D, D, D);
+    fclose(f);
+    const char *scan = "spectra-scan --config /tmp/galnn_cli_spec/s.cfg --out /tmp/galnn_cli_spec/scan --latents 2,16 --threads 2";
+    assert_int_equal(run(scan, out, sizeof out), 0);
+    io_catalog c;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_spec/scan/scan.csv", NULL, &c), 0);
+    assert_int_equal(c.n_rows, 2);
+    const double *bic = io_catalog_values(&c, "bic"), *kl = io_catalog_values(&c, "kl"), *lat = io_catalog_values(&c, "latent");
+    assert_true(lat[0] == 2 && lat[1] == 16);
+    printf("    BIC: 2 latents %.1f (KL %.2f nats), 16 latents %.1f (KL %.2f nats)\n", bic[0], kl[0], bic[1], kl[1]);
+    assert_true(bic[0] < bic[1]);
+    assert_true(kl[1] > kl[0]);
+    double b2 = bic[0];
+    io_catalog_free(&c);
+    struct stat sb;
+    assert_int_equal(stat("/tmp/galnn_cli_spec/scan/bic.png", &sb), 0);
+    unsigned char *t1, *t2;
+    size_t l1, l2;
+    assert_int_equal(io_read_file("/tmp/galnn_cli_spec/scan/scan.csv", &t1, &l1), 0);
+    assert_int_equal(run(scan, out, sizeof out), 0); // resumes the finished runs: nothing retrained
+    assert_null(strstr(out, "epoch 1/"));
+    assert_int_equal(io_read_file("/tmp/galnn_cli_spec/scan/scan.csv", &t2, &l2), 0);
+    assert_true(l1 == l2 && !memcmp(t1, t2, l1));
+    free(t1), free(t2);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_spec/scan/runs/none_d2/best.npz --split val --out /tmp/galnn_cli_spec", out, sizeof out), 0);
+    double be = jnum("/tmp/galnn_cli_spec/metrics.json", "bic", NULL, NULL, NULL, -1);
+    assert_true(fabs(be - b2) < 1e-3 * fabs(b2) + 0.01);
+    // the latent space's physics
+    assert_int_equal(run("spectra-latents --ckpt /tmp/galnn_cli_spec/scan/runs/none_d2/best.npz --out /tmp/galnn_cli_spec/lat "
+                         "--properties logmstar,logsfr,av", out, sizeof out), 0);
+    io_catalog L, M, cat;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_spec/lat/latents.csv", NULL, &L), 0);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_spec/lat/mi.csv", NULL, &M), 0);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_spec/m/catalog.csv", NULL, &cat), 0);
+    const double *d1 = io_catalog_values(&L, "D1"), *d4 = io_catalog_values(&L, "dn4000");
+    const double *lm = io_catalog_values(&cat, "logmstar"), *ls = io_catalog_values(&cat, "logsfr");
+    double *ssfr = malloc(sizeof(double) * L.n_rows);
+    for (size_t i = 0; i < L.n_rows; i++) {
+        ssfr[i] = NAN;
+        for (size_t j = 0; j < cat.n_rows; j++)
+            if (!strcmp(io_catalog_id(&cat, j), io_catalog_id(&L, i))) ssfr[i] = ls[j] - lm[j];
+    }
+    double r4 = pearson(d1, d4, L.n_rows), rs = pearson(d1, ssfr, L.n_rows);
+    const double *mi1 = io_catalog_values(&M, "D1");
+    double mi_d4 = NAN;
+    for (size_t j = 0; j < M.n_rows; j++)
+        if (!strcmp(M.cols[0].s[j], "dn4000")) mi_d4 = mi1[j];
+    printf("    D1: r(Dn4000) = %.3f, r(log sSFR) = %.3f, MI(D1, Dn4000) = %.3f nats\n", r4, rs, mi_d4);
+    assert_true(r4 < -0.3 && rs > 0.3 && mi_d4 > 0.4);
+    free(ssfr);
+    io_catalog_free(&L), io_catalog_free(&M), io_catalog_free(&cat);
+    // attributions: spectral and image
+    assert_int_equal(run("explain --ckpt /tmp/galnn_cli_spec/scan/runs/none_d2/best.npz --out /tmp/galnn_cli_spec/ex --n 5 --samples 400",
+                         out, sizeof out), 0);
+    double err, spread;
+    const char *cp = strstr(out, "completeness: mean |sum(phi) - (f(x) - E f(b))| = ");
+    assert_non_null(cp);
+    assert_int_equal(sscanf(cp, "completeness: mean |sum(phi) - (f(x) - E f(b))| = %lf (the background spread of f is %lf", &err, &spread), 2);
+    printf("    spectral completeness error %.4f vs spread %.4f\n", err, spread);
+    assert_true(err < 0.25 * spread);
+    io_array a;
+    assert_int_equal(io_npy_read("/tmp/galnn_cli_spec/ex/attr.npy", &a), 0);
+    assert_true(a.ndim == 3 && a.shape[0] == 5 && a.shape[1] == 2 && a.shape[2] == 128);
+    io_array_free(&a);
+    snprintf(p, sizeof p, "%s/c.cfg", D);
+    f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\ncatalog = %s/m/catalog.csv\nimages = %s/m/cutouts/{id}.fits\nbands = u,g,r,i,z\n[target]\nnames = logmstar\n"
+               "[branch.img]\nbackbone = smallcnn\nwidth = 8\n[train]\nepochs = 2\nbatch = 32\nlr = 1e-3\n", D, D);
+    fclose(f);
+    assert_int_equal(run("train --config /tmp/galnn_cli_spec/c.cfg --out /tmp/galnn_cli_spec/cnn", out, sizeof out), 0);
+    assert_int_equal(run("explain --ckpt /tmp/galnn_cli_spec/cnn/best.npz --out /tmp/galnn_cli_spec/exi --n 2 --samples 400 --background 50",
+                         out, sizeof out), 0);
+    cp = strstr(out, "completeness: mean |sum(phi) - (f(x) - E f(b))| = ");
+    assert_non_null(cp);
+    assert_int_equal(sscanf(cp, "completeness: mean |sum(phi) - (f(x) - E f(b))| = %lf (the background spread of f is %lf", &err, &spread), 2);
+    printf("    image completeness error %.4f vs spread %.4f\n", err, spread);
+    assert_true(err < 0.25 * spread);
+    assert_non_null(strstr(out, "share of the total |phi| per band: u "));
+    assert_int_equal(io_npy_read("/tmp/galnn_cli_spec/exi/attr.npy", &a), 0);
+    assert_true(a.ndim == 5 && a.shape[0] == 2 && a.shape[1] == 1 && a.shape[2] == 5 && a.shape[3] == 16);
+    io_array_free(&a);
+    assert_int_equal(stat("/tmp/galnn_cli_spec/exi/mean_abs_attr.png", &sb), 0);
+}
+
 // A VAE trained with galnn train: embed writes mu (and with --full sigma) per
 // galaxy, positive sigmas; eval and predict refuse it with a clear message.
 static void test_vae_cli(void **s) {
@@ -503,7 +622,7 @@ static void test_analyze(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
-                                       cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli),
+                                       cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli), cmocka_unit_test(test_spectra_cli),
                                        cmocka_unit_test(test_analyze)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
