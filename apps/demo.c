@@ -25,7 +25,10 @@ void cmd_demo_help(void) {
            "   spec-z and W1-W2 in both, trains the MI triplet <magnitudes, morphology> for the pointwise PID,\n"
            "   and writes DIR/analysis/report.html,\n"
            "5. posteriors: a VAE on the cutouts, then conditional flows over log M*, log SFR, z and log M/L_r from\n"
-           "   photometry and from photometry + the VAE latent; their calibration (interval coverage, PIT).\n"
+           "   photometry and from photometry + the VAE latent; their calibration (interval coverage, PIT),\n"
+           "6. spectra: galnn spectra-scan trains spectral VAEs/CVAEs (latent sizes 1, 2, 4, 8; no condition or\n"
+           "   log M*) on the mock spectra and ranks them by BIC (DIR/spectra_scan/bic.png); galnn spectra-latents\n"
+           "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
            "About 8 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
            "analysis steps.\n");
 }
@@ -88,10 +91,13 @@ int cmd_demo(int argc, char **argv) {
     snprintf(sd, sizeof sd, "train.seed=%ld", seed);
     io_catalog c;
     io_catalog_opts co = {0, 1};
-    if (io_catalog_read(cat, &co, &c) || c.n_rows != (size_t)n) {
+    char wave[4200];
+    snprintf(wave, sizeof wave, "%s/spectra/wave.npy", out);
+    struct stat wst;
+    if (io_catalog_read(cat, &co, &c) || c.n_rows != (size_t)n || stat(wave, &wst)) {
         if (c.path) io_catalog_free(&c);
         printf("== 1. mock survey: %ld galaxies -> %s\n", n, out);
-        io_mock_opts mo = {.out = out, .n = (int)n, .seed = (uint64_t)seed, .size = 64};
+        io_mock_opts mo = {.out = out, .n = (int)n, .seed = (uint64_t)seed, .size = 64, .spectra = 1};
         if (io_mock_write(&mo)) return cmd_error("demo: %s", gn_errmsg());
         printf("   written in %.1f s (`galnn help mock` documents the model)\n\n", gn_now() - t0);
     } else {
@@ -177,6 +183,41 @@ int cmd_demo(int argc, char **argv) {
         printf("\n");
     }
     printf("  (calibrated: 0.68 / 0.95 and a small KS distance; PIT histograms in %s and %s)\n", fdir[0], fdir[1]);
+
+    // 7. spectra: the VAE/CVAE grid, the latent space's physics, where the latents look
+    char sdir[4200], spat[4200], swave[4300], sgrid[64] = "branch.spec.grid=3500,7500,256", best[4400], ldir[4200], xdir[4200];
+    snprintf(sdir, sizeof sdir, "%s/spectra_scan", out);
+    snprintf(spat, sizeof spat, "branch.spec.spectra=%s/spectra/{id}.npy", out);
+    snprintf(swave, sizeof swave, "branch.spec.wave=%s", wave);
+    snprintf(ldir, sizeof ldir, "%s/spectra_latents", out);
+    snprintf(xdir, sizeof xdir, "%s/spectra_explain", out);
+    printf("\n== 7. spectra (models/specvae.cfg on 256 rest-frame pixels, 3500-7500 Å): the VAE/CVAE grid over latent\n"
+           "   sizes 1, 2, 4, 8 without and with log M* as the condition, ranked by BIC; then the best plain VAE's\n"
+           "   latent space (PCA rotation, MI with catalog properties, traversals) and its wavelength attributions\n");
+    char catov[4200];
+    snprintf(catov, sizeof catov, "data.catalog=%s", cat);
+    char *as[] = {"spectra-scan", "--config", "models/specvae.cfg", "--out", sdir, "--latents", "1,2,4,8", "--conditions", "none,logmstar",
+                  "--threads", th, catov, spat, swave, sgrid, "train.batch=64", "train.epochs=12", "train.patience=4", NULL};
+    if (call(cmd_spectra_scan, as)) return 1;
+    // the plain VAE with the lowest BIC
+    io_catalog sc;
+    double bb = 1e300;
+    int bl = 4;
+    snprintf(best, sizeof best, "%s/scan.csv", sdir);
+    io_catalog_opts big = {1e300, 0}; // BIC values are large numbers, not nulls
+    if (!io_catalog_read(best, &big, &sc)) {
+        const double *bic = io_catalog_values(&sc, "bic"), *lat = io_catalog_values(&sc, "latent");
+        for (size_t i = 0; bic && lat && i < sc.n_rows; i++)
+            if (!strcmp(sc.cols[0].s[i], "none") && bic[i] < bb) bb = bic[i], bl = (int)lat[i];
+        io_catalog_free(&sc);
+    }
+    snprintf(best, sizeof best, "%s/runs/none_d%d/best.npz", sdir, bl);
+    printf("\n   the best plain VAE has %d latent(s): %s\n", bl, best);
+    char *al[] = {"spectra-latents", "--ckpt", best, "--out", ldir, "--threads", th, catov,
+                  "--properties", "logmstar,logsfr,av,oh12,gr0,n_true,re_kpc,z", NULL};
+    char *ax[] = {"explain", "--ckpt", best, "--out", xdir, "--n", "20", "--threads", th, catov, NULL};
+    if (call(cmd_spectra_latents, al) || call(cmd_explain, ax)) return 1;
+    printf("   plots: %s/bic.png, %s/traversal_D1.png, mi.png, %s/attr.png\n", sdir, ldir, xdir);
 
     printf("\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"
            "study's report: %s/report.html (and report.md). %.0f s in all.\n", runs, adir, gn_now() - t0);

@@ -49,7 +49,11 @@ int md_specvae_make(md_specvae *v, nn_store *s) {
     }
     v->L_dec = Ld;
     rc = rc ? rc : param(s, &v->out_w, &v->out_b, "svae.dec_out", 1, 8, 3, 1);
-    rc = rc ? rc : nn_dense_make(&v->last, s, "svae.last", Ld, p->pixels, 1, nn_init_glorot(), nn_init_const(p->out_bias));
+    // the last layer starts at zero weights and a positive bias (the spectra's median level; 0 means the
+    // paper's 0.5): every output pixel starts alive behind the plain VAE's final ReLU, and stays so far
+    // more reliably than from random weights, under which a share of the pixels start (and stay) dead
+    float ob = p->out_bias > 0 ? p->out_bias : 0.5f;
+    rc = rc ? rc : nn_dense_make(&v->last, s, "svae.last", Ld, p->pixels, 1, nn_init_const(0), nn_init_const(ob));
     return rc;
 }
 

@@ -19,8 +19,8 @@ typedef struct md_specvae_spec {
     int n_cond;        // conditions (0: VAE)
     float alpha, beta; // 1e3, 0.1
     float slope;       // LeakyReLU 0.01
-    float out_bias;    // the last layer's initial bias: the spectra's median level (0.5), so that no
-                       // output pixel starts dead behind the plain VAE's final ReLU
+    float out_bias;    // the last layer's initial bias (its weights start at 0): the spectra's median
+                       // level (0: 0.5), so that no output pixel starts dead behind the final ReLU
 } md_specvae_spec;
 
 typedef struct md_specvae {
