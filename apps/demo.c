@@ -29,7 +29,7 @@ void cmd_demo_help(void) {
            "6. spectra: galnn spectra-scan trains spectral VAEs/CVAEs (latent sizes 1, 2, 4, 8; no condition or\n"
            "   log M*) on the mock spectra and ranks them by BIC (DIR/spectra_scan/bic.png); galnn spectra-latents\n"
            "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
-           "About 8 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
+           "About 12 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
            "analysis steps.\n");
 }
 

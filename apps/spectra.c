@@ -646,7 +646,11 @@ int cmd_spectra_latents(int argc, char **argv) {
             if (io_plot_bars(path, "KSG mutual information between the rotated latents and catalog properties", "MI (nats)", cats, top, g, ng))
                 fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
             printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s", kk, split_name, "property");
-            for (int k = 0; k < d; k++) printf(" %7s", gn[k < 6 ? k : 5]);
+            for (int k = 0; k < d; k++) {
+                char h[16];
+                snprintf(h, sizeof h, "D%d", k + 1);
+                printf(" %7s", h);
+            }
             printf("\n");
             for (int a = 0; a < top; a++) {
                 printf("  %-14s", names[order[a]]);
