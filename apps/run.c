@@ -191,18 +191,24 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     return GN_OK;
 }
 
+// The VAEs' input: [model] main (default: the only branch) as lat_x, which
+// must be of the given input kind; nonzero if it is not.
+static int find_main(run *r, int input) {
+    md_net *m = &r->net;
+    const char *main = io_config_str(&r->cfg, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
+    m->lat_x = m->lat_a = -1;
+    for (int b = 0; main && b < m->n_branch; b++)
+        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
+    return m->lat_x < 0 || m->spec[m->lat_x].input != input;
+}
+
 // [model] kind = vae: the image VAE (models/vae.h) over the branch `main`.
 static int setup_vae(run *r) {
     io_config *c = &r->cfg;
     md_net *m = &r->net;
     m->kind = MD_KIND_VAE;
     md_vae_spec *p = &m->vae.sp;
-    const char *main = io_config_str(c, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
-    m->lat_x = m->lat_a = -1;
-    for (int b = 0; main && b < m->n_branch; b++)
-        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
-    if (m->lat_x < 0 || m->spec[m->lat_x].input != MD_IN_IMAGE)
-        return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
+    if (find_main(r, MD_IN_IMAGE)) return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
     int h = r->ds[r->br[m->lat_x].ds].h;
     p->in_c = m->spec[m->lat_x].in_ch;
     p->size = r->crop > 0 && r->crop < h ? r->crop : h;
@@ -228,11 +234,7 @@ static int setup_specvae(run *r) {
     md_net *m = &r->net;
     m->kind = MD_KIND_SPECVAE;
     md_specvae_spec *p = &m->svae.sp;
-    const char *main = io_config_str(c, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
-    m->lat_x = m->lat_a = -1;
-    for (int b = 0; main && b < m->n_branch; b++)
-        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
-    if (m->lat_x < 0 || m->spec[m->lat_x].input != MD_IN_SPECTRUM)
+    if (find_main(r, MD_IN_SPECTRUM))
         return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum", c->name);
     const char *cond = io_config_str(c, "model", "conditions", "none");
     if (strcmp(cond, "none") && *cond) {

@@ -36,16 +36,17 @@ typedef struct cache_header {
 } cache_header;
 _Static_assert(sizeof(cache_header) <= HEADER_BYTES, "cache header fits");
 
-static void logf_(const io_dataset_spec *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const io_dataset_spec *s, const char *fmt, ...) {
-    if (!s->log) return;
+void io_logf(io_log_fn log, void *user, const char *fmt, ...) {
+    if (!log) return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    s->log(s->log_user, line);
+    log(user, line);
 }
+
+#define logf_(s, ...) io_logf((s)->log, (s)->log_user, __VA_ARGS__)
 
 int io_parse_bands(const char *list, io_dataset_spec *s) {
     s->n_bands = 0;

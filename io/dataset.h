@@ -19,6 +19,8 @@
 enum { IO_TF_NONE = 0, IO_TF_SIGNLOG, IO_TF_ASINH };
 
 typedef void (*io_log_fn)(void *user, const char *line);
+// A formatted message to log (nothing when log is NULL).
+void io_logf(io_log_fn log, void *user, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 typedef struct io_dataset_spec {
     const io_catalog *cat;

@@ -2,7 +2,6 @@
 
 #include <fitsio.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +21,7 @@ void io_specset_defaults(io_specset_spec *s) {
     s->median = 0.5;
 }
 
-static void logf_(const io_specset_spec *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const io_specset_spec *s, const char *fmt, ...) {
-    if (!s->log) return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    s->log(s->log_user, line);
-}
+#define logf_(s, ...) io_logf((s)->log, (s)->log_user, __VA_ARGS__)
 
 // ---- reading one file ----
 
