@@ -32,7 +32,7 @@ void cmd_explain_help(void) {
            "rotated onto their principal axes, +D_k bluer), attributed to every wavelength; the conditions stay at the\n"
            "explained galaxy's values. Writes attr.npy (galaxies, components, pixels), mean_abs.csv and attr.png:\n"
            "log10 of the mean |phi| per wavelength for each D_k (the paper's Fig. 6C).\n"
-           "Image models (branch CNNs, latent S-space models, flow posteriors): f = the point prediction of --target\n"
+           "Image models (branch CNNs, latent S-space models): f = the point prediction of --target\n"
            "(default: the first) in its own units, attributed to every pixel and band of the first image branch (the\n"
            "other inputs stay at the galaxy's values). Writes attr.npy (galaxies, bands, height, width), per galaxy\n"
            "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"

@@ -234,6 +234,9 @@ static int setup_specvae(run *r) {
     md_net *m = &r->net;
     m->kind = MD_KIND_SPECVAE;
     md_specvae_spec *p = &m->svae.sp;
+    for (int b = 0; b < m->n_branch; b++)
+        if (m->spec[b].input == MD_IN_IMAGE)
+            return gn_err(GN_EINVAL, "%s: [branch.%s]: a spectral VAE takes a spectrum (and conditions), not images", c->name, m->spec[b].name);
     if (find_main(r, MD_IN_SPECTRUM))
         return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum", c->name);
     const char *cond = io_config_str(c, "model", "conditions", "none");
