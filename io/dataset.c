@@ -106,6 +106,14 @@ static void file_part(const char *path, char *out, size_t len) {
 
 static uint64_t hash_str(uint64_t h, const char *s) { return io_fnv1a(s, strlen(s) + 1, h); }
 
+uint64_t io_hash_file(uint64_t h, const char *name, const char *path) {
+    struct stat st;
+    int64_t meta[3] = {-1, -1, -1};
+    if (!stat(path, &st)) meta[0] = st.st_size, meta[1] = st.st_mtim.tv_sec, meta[2] = st.st_mtim.tv_nsec;
+    h = hash_str(h, name);
+    return io_fnv1a(meta, sizeof meta, h);
+}
+
 static int source_hash(const io_dataset_spec *s, uint64_t *out) {
     uint64_t h = io_fnv1a(CACHE_MAGIC, 8, IO_FNV_INIT);
     uint32_t v = CACHE_VERSION;
@@ -125,11 +133,7 @@ static int source_hash(const io_dataset_spec *s, uint64_t *out) {
                                    sizeof path))
                 return GN_EINVAL;
             file_part(path, fp, sizeof fp);
-            struct stat st;
-            int64_t meta[3] = {-1, -1, -1};
-            if (!stat(fp, &st)) meta[0] = st.st_size, meta[1] = st.st_mtim.tv_sec, meta[2] = st.st_mtim.tv_nsec;
-            h = hash_str(h, path);
-            h = io_fnv1a(meta, sizeof meta, h);
+            h = io_hash_file(h, path, fp);
         }
     *out = h;
     return GN_OK;

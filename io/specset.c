@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../common/gn_common.h"
 #include "npy.h"
@@ -340,11 +339,7 @@ static int source_hash(const io_specset_spec *s, uint64_t *out) {
         for (int k = 0; k < 2; k++) {
             if (!tm[k] || (k == 1 && r > 0 && !strstr(tm[k], "{"))) continue; // a shared grid: once
             if (io_expand_template(tm[k], io_catalog_id(s->cat, r), NULL, path, sizeof path)) return GN_EINVAL;
-            struct stat st;
-            int64_t meta[3] = {-1, -1, -1};
-            if (!stat(path, &st)) meta[0] = st.st_size, meta[1] = st.st_mtim.tv_sec, meta[2] = st.st_mtim.tv_nsec;
-            h = hash_str(h, path);
-            h = io_fnv1a(meta, sizeof meta, h);
+            h = io_hash_file(h, path, path);
         }
     *out = h;
     return GN_OK;
