@@ -38,14 +38,14 @@ static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_bran
 }
 
 static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
-    x = nn_relu(c, nn_bn_fwd(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x)));
+    x = nn_bn_relu(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x), NULL);
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
     for (int i = 0; i < 8; i++) {
         const md_block *B = &r->block[i];
-        nn_tensor *h = nn_relu(c, nn_bn_fwd(c, &B->b1, nn_conv_fwd(c, &B->c1, x)));
-        h = nn_bn_fwd(c, &B->b2, nn_conv_fwd(c, &B->c2, h));
+        nn_tensor *h = nn_bn_relu(c, &B->b1, nn_conv_fwd(c, &B->c1, x), NULL);
+        h = nn_conv_fwd(c, &B->c2, h);
         nn_tensor *sc = B->has_proj ? nn_bn_fwd(c, &B->bp, nn_conv_fwd(c, &B->proj, x)) : x;
-        x = nn_relu(c, nn_add(c, h, sc));
+        x = nn_bn_relu(c, &B->b2, h, sc); // relu(bn2(conv2(h)) + shortcut)
     }
     return nn_global_avgpool(c, x);
 }
@@ -65,7 +65,7 @@ static int smallcnn_make(md_smallcnn *m, nn_store *s, const char *pre, const md_
 
 static nn_tensor *smallcnn_fwd(nn_ctx *c, const md_smallcnn *m, nn_tensor *x) {
     for (int i = 0; i < 3; i++) {
-        x = nn_relu(c, nn_bn_fwd(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x)));
+        x = nn_bn_relu(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x), NULL);
         if (i < 2) x = nn_maxpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0));
     }
     return nn_global_avgpool(c, x);

@@ -16,7 +16,7 @@ int md_tinycnn_make(md_tinycnn *m, nn_store *s, int in_ch, int n_classes) {
 }
 
 nn_tensor *md_tinycnn_fwd(nn_ctx *c, const md_tinycnn *m, nn_tensor *x) {
-    nn_tensor *h = nn_relu(c, nn_bn_fwd(c, &m->bn1, nn_conv_fwd(c, &m->c1, x)));
+    nn_tensor *h = nn_bn_relu(c, &m->bn1, nn_conv_fwd(c, &m->c1, x), NULL);
     h = nn_maxpool2d(c, h, 2, 2, 2, 2, nn_pad_sym(0));
     h = nn_relu(c, nn_conv_fwd(c, &m->c2, h));
     return nn_dense_fwd(c, &m->fc, nn_global_avgpool(c, h));

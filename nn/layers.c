@@ -47,3 +47,7 @@ int nn_bn_make(nn_bn *l, nn_store *s, const char *prefix, int ch) {
 nn_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, nn_tensor *x) {
     return nn_batchnorm(c, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps);
 }
+
+nn_tensor *nn_bn_relu(nn_ctx *c, const nn_bn *l, nn_tensor *x, nn_tensor *res) {
+    return nn_batchnorm_act(c, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps, res, 1);
+}

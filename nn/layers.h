@@ -33,5 +33,7 @@ nn_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, nn_tensor *x);
 // PyTorch BatchNorm defaults: momentum 0.1, eps 1e-5, gamma 1, beta 0, running (0, 1).
 int nn_bn_make(nn_bn *l, nn_store *s, const char *prefix, int channels);
 nn_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, nn_tensor *x);
+// relu(bn(x) + res), res may be NULL: one fused op (see nn_batchnorm_act)
+nn_tensor *nn_bn_relu(nn_ctx *c, const nn_bn *l, nn_tensor *x, nn_tensor *res);
 
 #endif

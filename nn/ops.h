@@ -84,6 +84,10 @@ nn_tensor *nn_upsample2x(nn_ctx *c, nn_tensor *x);
 // Evaluation: running statistics. gamma/beta may be NULL (no affine).
 nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean,
                         nn_tensor *running_var, float momentum, float eps);
+// relu(batchnorm(x) + res) in one op (res may be NULL, relu 0 or 1): the same
+// values as the separate ops with fewer stored tensors (ops_norm.c).
+nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean,
+                            nn_tensor *running_var, float momentum, float eps, nn_tensor *res, int relu);
 // Inverted dropout from ctx->dropout_rng; identity when not training or p = 0.
 nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p);
 

@@ -4,48 +4,68 @@
 
 #include "ops.h"
 
+// Batch norm, optionally fused with a residual add and a ReLU:
+//   y = act(gamma * (x - mean) * invstd + beta [+ res]).
+// The fused form never materialises the normalised tensor or the sum: its
+// backward recovers the ReLU mask from y (y > 0 exactly where the pre-ReLU
+// value was positive) and x-hat from x and the saved statistics, so a
+// conv-BN-ReLU unit keeps two tensors (conv output, y) instead of three or four.
+// The arithmetic is that of the separate ops, value for value.
+
+// upstream gradient of the pre-activation value (the ReLU mask applied)
+static inline float bn_gz(const float *gr, const float *yr, size_t p, int relu) {
+    return relu ? (yr[p] > 0 ? gr[p] : 0.0f) : gr[p];
+}
+
 static void bn_bw(nn_node *nd, nn_ctx *c) {
     (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
-    nn_tensor *gamma = nd->ia[1] ? nd->in[1] : NULL, *beta = nd->ia[2] ? nd->in[1 + nd->ia[1]] : NULL;
-    int N = x->shape[0], C = x->shape[1], training = nd->ia[0];
+    int k = 1;
+    nn_tensor *gamma = nd->ia[1] ? nd->in[k++] : NULL, *beta = nd->ia[2] ? nd->in[k++] : NULL;
+    nn_tensor *res = nd->ia[3] ? nd->in[k++] : NULL;
+    int N = x->shape[0], C = x->shape[1], training = nd->ia[0], relu = nd->ia[4];
     size_t S = x->n / ((size_t)N * C);
     double M = (double)N * (double)S;
     const float *stat = nd->saved; // mean[C], invstd[C]
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < C; ch++) {
         float mean = stat[ch], inv = stat[C + ch], g = gamma ? gamma->data[ch] : 1.0f;
-        double sg = 0, sgx = 0; // sum(gy), sum(gy * xhat)
+        double sg = 0, sgx = 0; // sum(gz), sum(gz * xhat)
         for (int n = 0; n < N; n++) {
-            const float *xr = x->data + ((size_t)n * C + ch) * S, *gr = y->grad + ((size_t)n * C + ch) * S;
+            size_t off = ((size_t)n * C + ch) * S;
+            const float *xr = x->data + off, *gr = y->grad + off, *yr = y->data + off;
+            float *gres = res && res->grad ? res->grad + off : NULL;
             for (size_t p = 0; p < S; p++) {
-                sg += gr[p];
-                sgx += (double)gr[p] * (double)((xr[p] - mean) * inv);
+                float gz = bn_gz(gr, yr, p, relu);
+                sg += gz;
+                sgx += (double)gz * (double)((xr[p] - mean) * inv);
+                if (gres) gres[p] += gz;
             }
         }
         if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
         if (beta && beta->grad) beta->grad[ch] += (float)sg;
         if (!x->grad) continue;
+        float a = (float)(sg / M), b = (float)(sgx / M);
         for (int n = 0; n < N; n++) {
-            const float *xr = x->data + ((size_t)n * C + ch) * S, *gr = y->grad + ((size_t)n * C + ch) * S;
-            float *gx = x->grad + ((size_t)n * C + ch) * S;
+            size_t off = ((size_t)n * C + ch) * S;
+            const float *xr = x->data + off, *gr = y->grad + off, *yr = y->data + off;
+            float *gx = x->grad + off;
             if (training) {
-                float a = (float)(sg / M), b = (float)(sgx / M);
                 for (size_t p = 0; p < S; p++) {
                     float xh = (xr[p] - mean) * inv;
-                    gx[p] += g * inv * (gr[p] - a - xh * b);
+                    gx[p] += g * inv * (bn_gz(gr, yr, p, relu) - a - xh * b);
                 }
             } else {
-                for (size_t p = 0; p < S; p++) gx[p] += g * inv * gr[p];
+                for (size_t p = 0; p < S; p++) gx[p] += g * inv * bn_gz(gr, yr, p, relu);
             }
         }
     }
 }
 
-nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean, nn_tensor *rvar,
-                        float momentum, float eps) {
+static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                          nn_tensor *rvar, float momentum, float eps, nn_tensor *res, int relu) {
     if (!x || !rmean || !rvar) return NULL;
-    char s[96];
+    char s[96], s2[96];
     if (x->ndim < 2) {
         gn_err(GN_EINVAL, "batchnorm: input %s has no channel axis", nn_shape_str(x, s, sizeof s));
         return NULL;
@@ -54,6 +74,11 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
     if (rmean->n != (size_t)C || rvar->n != (size_t)C || (gamma && gamma->n != (size_t)C) ||
         (beta && beta->n != (size_t)C)) {
         gn_err(GN_EINVAL, "batchnorm: input %s has %d channels, statistics/affine do not", nn_shape_str(x, s, sizeof s), C);
+        return NULL;
+    }
+    if (res && !nn_same_shape(x, res)) {
+        gn_err(GN_EINVAL, "batchnorm: residual %s does not match the input %s", nn_shape_str(res, s2, sizeof s2),
+               nn_shape_str(x, s, sizeof s));
         return NULL;
     }
     size_t S = x->n / ((size_t)N * C);
@@ -94,24 +119,42 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
         stat[C + ch] = inv;
         float g = gamma ? gamma->data[ch] : 1.0f, b = beta ? beta->data[ch] : 0.0f;
         for (int n = 0; n < N; n++) {
-            const float *xr = x->data + ((size_t)n * C + ch) * S;
-            float *yr = y->data + ((size_t)n * C + ch) * S;
-            for (size_t p = 0; p < S; p++) yr[p] = (xr[p] - mean) * inv * g + b;
+            size_t off = ((size_t)n * C + ch) * S;
+            const float *xr = x->data + off, *rr = res ? res->data + off : NULL;
+            float *yr = y->data + off;
+            for (size_t p = 0; p < S; p++) {
+                float v = (xr[p] - mean) * inv * g + b;
+                if (rr) v += rr[p];
+                yr[p] = relu ? (v > 0 ? v : 0.0f) : v;
+            }
         }
     }
-    nn_tensor *in[3];
+    nn_tensor *in[4];
     int nin = 0;
     in[nin++] = x;
     if (gamma) in[nin++] = gamma;
     if (beta) in[nin++] = beta;
+    if (res) in[nin++] = res;
     nn_node *nd = nn_record(c, y, bn_bw, nin, in);
     if (nd) {
         nd->ia[0] = training;
         nd->ia[1] = gamma != NULL;
         nd->ia[2] = beta != NULL;
+        nd->ia[3] = res != NULL;
+        nd->ia[4] = relu;
         nd->saved = stat;
     }
     return y;
+}
+
+nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean, nn_tensor *rvar,
+                        float momentum, float eps) {
+    return bn_impl(c, x, gamma, beta, rmean, rvar, momentum, eps, NULL, 0);
+}
+
+nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                            nn_tensor *rvar, float momentum, float eps, nn_tensor *res, int relu) {
+    return bn_impl(c, x, gamma, beta, rmean, rvar, momentum, eps, res, relu);
 }
 
 static void dropout_bw(nn_node *nd, nn_ctx *c) {

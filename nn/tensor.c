@@ -92,6 +92,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     ctx->grad_enabled = 1;
     ctx->training = 1;
     ctx->keep_im2col = 1;
+    ctx->winograd = 1;
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }

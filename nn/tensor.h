@@ -80,6 +80,7 @@ typedef struct nn_ctx {
     int grad_enabled;    // record the tape
     gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
     int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
+    int winograd;        // 3x3 stride-1 convs use Winograd F(2x2, 3x3) (default 1; 0: im2col + GEMM)
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
