@@ -97,10 +97,20 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
 
-void nn_ctx_free(nn_ctx *ctx) { nn_arena_free(&ctx->arena); }
+void nn_ctx_free(nn_ctx *ctx) {
+    nn_arena_free(&ctx->arena);
+    for (nn_gblock *b = ctx->gpool, *n; b; b = n) {
+        n = b->next;
+        free(b->mem);
+        free(b);
+    }
+    ctx->gpool = NULL;
+    ctx->gpool_bytes = 0;
+}
 
 void nn_ctx_reset(nn_ctx *ctx) {
     nn_arena_reset(&ctx->arena);
+    for (nn_gblock *b = ctx->gpool; b; b = b->next) b->in_use = 0;
     ctx->tape = NULL;
     ctx->n_nodes = 0;
 }
@@ -158,11 +168,45 @@ nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *
     return t;
 }
 
+// the smallest free block of at least `bytes` (exact sizes recur: a network's
+// layers repeat their shapes), else a new one
+static float *gpool_get(nn_ctx *ctx, size_t bytes) {
+    nn_gblock *best = NULL;
+    for (nn_gblock *b = ctx->gpool; b; b = b->next)
+        if (!b->in_use && b->bytes >= bytes && (!best || b->bytes < best->bytes)) best = b;
+    if (!best) {
+        best = calloc(1, sizeof *best);
+        size_t al = (bytes + 63) / 64 * 64;
+        if (best) best->mem = aligned_alloc(64, al ? al : 64);
+        if (!best || !best->mem) {
+            free(best);
+            gn_err(GN_ENOMEM, "out of memory for a %zu-byte gradient (%zu bytes of gradients already held)", bytes,
+                   ctx->gpool_bytes);
+            return NULL;
+        }
+        best->bytes = al;
+        best->next = ctx->gpool;
+        ctx->gpool = best;
+        ctx->gpool_bytes += al;
+    }
+    best->in_use = 1;
+    return best->mem;
+}
+
+static void gpool_put(nn_ctx *ctx, float *mem) {
+    for (nn_gblock *b = ctx->gpool; b; b = b->next)
+        if (b->mem == mem) {
+            b->in_use = 0;
+            return;
+        }
+}
+
 float *nn_grad(nn_ctx *ctx, nn_tensor *t) {
     if (!t->requires_grad) return NULL;
     if (!t->grad) {
-        t->grad = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
+        t->grad = gpool_get(ctx, t->n * sizeof(float));
         if (t->grad) memset(t->grad, 0, t->n * sizeof(float));
+        t->grad_pooled = t->grad != NULL;
     }
     return t->grad;
 }
@@ -206,6 +250,11 @@ int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
         for (int i = 0; i < nd->nin; i++)
             if (nd->in[i]->requires_grad && !nn_grad(ctx, nd->in[i])) return GN_ENOMEM;
         nd->backward(nd, ctx);
+        if (nd->out->grad_pooled) { // every consumer ran before its producer: no one reads it again
+            gpool_put(ctx, nd->out->grad);
+            nd->out->grad = NULL;
+            nd->out->grad_pooled = 0;
+        }
     }
     return GN_OK;
 }

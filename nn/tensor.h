@@ -27,6 +27,7 @@ typedef struct nn_tensor {
     float *grad;         // same shape; NULL until backward needs it
     unsigned char requires_grad;
     unsigned char is_param; // data/grad live in an nn_store slab
+    unsigned char grad_pooled; // grad is a gradient-pool block (released once the tensor's producer has run backward)
     const char *name;    // parameters and buffers only
 } nn_tensor;
 
@@ -59,6 +60,17 @@ nn_arena_mark nn_arena_get_mark(const nn_arena *a);
 void nn_arena_release(nn_arena *a, nn_arena_mark m);
 void nn_arena_free(nn_arena *a);
 
+// Gradient pool: activation gradients live in reusable blocks outside the
+// arena. nn_backward() hands a node's output gradient back as soon as the node
+// itself has run backward (no one reads it after that), so only the gradients
+// of the tensors between the current node and its consumers are alive at once.
+typedef struct nn_gblock {
+    struct nn_gblock *next;
+    size_t bytes;
+    int in_use;
+    float *mem;
+} nn_gblock;
+
 struct nn_ctx;
 typedef struct nn_node {
     void (*backward)(struct nn_node *node, struct nn_ctx *ctx);
@@ -81,6 +93,8 @@ typedef struct nn_ctx {
     gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
     int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
     int winograd;        // 3x3 stride-1 convs use Winograd F(2x2, 3x3) (default 1; 0: im2col + GEMM)
+    nn_gblock *gpool;    // every gradient block this context has made
+    size_t gpool_bytes;  // their total size
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
@@ -103,7 +117,9 @@ nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *
 #define NN_SHAPE(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
 
 // Gradient buffer of t for backward functions: allocated (zeroed) on first
-// use; NULL when t does not require grad.
+// use; NULL when t does not require grad. Gradients of activations (node
+// outputs) are released during nn_backward once consumed; those of leaves
+// (inputs with requires_grad) stay readable until the next nn_ctx_reset.
 float *nn_grad(nn_ctx *ctx, nn_tensor *t);
 
 // Record a node whose output is `out` (called by ops). Returns the node (for
