@@ -69,7 +69,6 @@ int main(int argc, char **argv) {
         if (!md_net_fwd(&c, &m, in)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         if (s) t_inf += gn_now() - t0;
     }
-    fprintf(stderr, "arena peak %.1f MiB, gradient pool %.1f MiB\n", c.arena.peak / 1048576.0, c.gpool_bytes / 1048576.0);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("galnn%s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "simd.h"
 
 typedef struct geom {
     int N, C, H, W;   // conv input
@@ -200,29 +201,77 @@ static void wino_filter_adj(const geom *g, const float *dU, float *gw) {
 // The transforms below run over one row of tiles at a time, 8 tiles per
 // vector: a patch row's 4 values are the even/odd deinterleaved input row at
 // tile j and j+1, and V/M hold the tiles of a row contiguously.
-typedef float v8 __attribute__((vector_size(32)));
-// (macros, not functions: passing 32-byte vectors by value depends on the ISA's ABI)
-#define v8_load(p) (__extension__({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; }))
-#define v8_store(p, v) (__extension__({ v8 v_ = (v); memcpy((p), &v_, sizeof v_); }))
-
-// per-thread row buffers: 16 rows of `len` floats (len a multiple of 8, plus 8 spare)
+// per-thread row buffers: rows of `len` floats (a multiple of 8 with 8 to spare),
+// each preceded by 8 zeros so that index -1 reads 0
 typedef struct wrow {
     float *buf;
     size_t len;
 } wrow;
 static int wrow_init(wrow *r, int tw) {
-    r->len = ((size_t)tw + 15) / 8 * 8;
-    r->buf = calloc(16 * r->len + 16, sizeof(float));
+    r->len = ((size_t)tw + 23) / 8 * 8;
+    r->buf = calloc(16 * r->len, sizeof(float));
     return r->buf != NULL;
 }
-static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len; }
+static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len + 8; }
 
-// even/odd columns of input row `row` (NULL: outside the image): e[j] = row[2j - pl], o[j] = row[2j + 1 - pl]
+// A vector of row[j .. j+8) of a row of n values, lanes beyond n read as 0.
+#define ROW_LD(row, j, n) (__extension__({                                         \
+    v8 r_;                                                                         \
+    if ((j) + 8 <= (n)) r_ = v8_load((row) + (j));                                 \
+    else {                                                                         \
+        float t_[8] = {0};                                                         \
+        memcpy(t_, (row) + (j), sizeof(float) * (size_t)((n) - (j)));              \
+        r_ = v8_load(t_);                                                          \
+    }                                                                              \
+    r_; }))
+#define ROW_ST(row, j, n, v) (__extension__({                                      \
+    if ((j) + 8 <= (n)) v8_store((row) + (j), (v));                                \
+    else {                                                                         \
+        float t_[8];                                                               \
+        v8_store(t_, (v));                                                         \
+        memcpy((row) + (j), t_, sizeof(float) * (size_t)((n) - (j)));              \
+    } }))
+#define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
+#define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
+#define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
+#define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
+
+// even/odd columns of input row `row` (NULL: outside the image), j = 0..tw:
+// e[j] = row[2j - pl], o[j] = row[2j + 1 - pl], 0 outside 0..W-1
 static void deinterleave(const float *row, int W, int pl, int tw, float *e, float *o) {
-    for (int j = 0; j <= tw; j++) {
+    int j = 0;
+    if (!row) {
+        memset(e, 0, sizeof(float) * (size_t)(tw + 1)), memset(o, 0, sizeof(float) * (size_t)(tw + 1));
+        return;
+    }
+    for (; j <= tw; j++) {
         int k = 2 * j - pl;
-        e[j] = row && k >= 0 && k < W ? row[k] : 0.0f;
-        o[j] = row && k + 1 >= 0 && k + 1 < W ? row[k + 1] : 0.0f;
+        if (k >= 0 && j + 8 <= tw + 1 && k + 16 <= W) { // the interior, 8 at a time
+            v8 a = v8_load(row + k), b = v8_load(row + k + 8);
+            v8_store(e + j, __builtin_shuffle(a, b, EVEN8)), v8_store(o + j, __builtin_shuffle(a, b, ODD8));
+            j += 7;
+            continue;
+        }
+        e[j] = k >= 0 && k < W ? row[k] : 0.0f;
+        o[j] = k + 1 >= 0 && k + 1 < W ? row[k + 1] : 0.0f;
+    }
+}
+
+// row[2j - pl] (+)= e[j], row[2j + 1 - pl] (+)= o[j] for j = 0..m-1, columns outside 0..W-1 dropped
+static void interleave(float *row, int W, int pl, int m, const float *e, const float *o, float bias, int add) {
+    v8 vb = v8_set1(bias);
+    for (int j = 0; j < m; j++) {
+        int k = 2 * j - pl;
+        if (k >= 0 && j + 8 <= m && k + 16 <= W) {
+            v8 ev = v8_load(e + j) + vb, od = v8_load(o + j) + vb;
+            v8 lo = __builtin_shuffle(ev, od, LO8), hi = __builtin_shuffle(ev, od, HI8);
+            if (add) lo += v8_load(row + k), hi += v8_load(row + k + 8);
+            v8_store(row + k, lo), v8_store(row + k + 8, hi);
+            j += 7;
+            continue;
+        }
+        if (k >= 0 && k < W) row[k] = (add ? row[k] : 0.0f) + (e[j] + bias);
+        if (k + 1 >= 0 && k + 1 < W) row[k + 1] = (add ? row[k + 1] : 0.0f) + (o[j] + bias);
     }
 }
 
@@ -233,8 +282,8 @@ static void wino_input(const geom *g, const float *x, float *V) {
     long planes = (long)g->N * g->C;
 #pragma omp parallel
     {
-        wrow e, o, out; // e, o: rows 0..3 of the patch rows' even/odd columns
-        int ok = wrow_init(&e, tw) & wrow_init(&o, tw) & wrow_init(&out, tw);
+        wrow e, o; // rows 0..3: the patch rows' even/odd columns
+        int ok = wrow_init(&e, tw) & wrow_init(&o, tw);
 #pragma omp for schedule(static)
         for (long pl = 0; pl < planes; pl++) {
             if (!ok) continue;
@@ -247,28 +296,27 @@ static void wino_input(const geom *g, const float *x, float *V) {
                     deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, wrow_at(&e, r),
                                  wrow_at(&o, r));
                 }
+                float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 d[4][4], t[4][4];
                     for (int r = 0; r < 4; r++) {
                         d[r][0] = v8_load(wrow_at(&e, r) + j), d[r][1] = v8_load(wrow_at(&o, r) + j);
                         d[r][2] = v8_load(wrow_at(&e, r) + j + 1), d[r][3] = v8_load(wrow_at(&o, r) + j + 1);
                     }
-                    for (int s = 0; s < 4; s++) {
+                    for (int q = 0; q < 4; q++) {
                         v8 v[4];
-                        WG_BT(d[0][s], d[1][s], d[2][s], d[3][s], v);
-                        for (int r = 0; r < 4; r++) t[r][s] = v[r];
+                        WG_BT(d[0][q], d[1][q], d[2][q], d[3][q], v);
+                        for (int r = 0; r < 4; r++) t[r][q] = v[r];
                     }
                     for (int r = 0; r < 4; r++) {
                         v8 v[4];
                         WG_BT(t[r][0], t[r][1], t[r][2], t[r][3], v);
-                        for (int q = 0; q < 4; q++) v8_store(wrow_at(&out, r * 4 + q) + j, v[q]);
+                        for (int q = 0; q < 4; q++) ROW_ST(vrow + (size_t)(r * 4 + q) * CT, j, tw, v[q]);
                     }
                 }
-                for (int xi = 0; xi < 16; xi++)
-                    memcpy(vp + (size_t)xi * CT + (size_t)i * tw, wrow_at(&out, xi), sizeof(float) * (size_t)tw);
             }
         }
-        free(e.buf), free(o.buf), free(out.buf);
+        free(e.buf), free(o.buf);
     }
 }
 
@@ -279,8 +327,8 @@ static void wino_input_adj(const geom *g, const float *dV, float *gx) {
     long planes = (long)g->N * g->C;
 #pragma omp parallel
     {
-        wrow in, d; // in: the 16 dV rows; d: patch values d[r][s] per tile
-        int ok = wrow_init(&in, tw) & wrow_init(&d, tw);
+        wrow d, e; // d: patch values d[r][s] per tile (0 beyond tw); e: a row's even/odd column sums
+        int ok = wrow_init(&d, tw) & wrow_init(&e, tw);
 #pragma omp for schedule(static)
         for (long pl = 0; pl < planes; pl++) {
             if (!ok) continue;
@@ -288,14 +336,14 @@ static void wino_input_adj(const geom *g, const float *dV, float *gx) {
             float *xp = gx + (size_t)pl * g->H * g->W;
             const float *vp = dV + (size_t)c * T + (size_t)n * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int xi = 0; xi < 16; xi++)
-                    memcpy(wrow_at(&in, xi), vp + (size_t)xi * CT + (size_t)i * tw, sizeof(float) * (size_t)tw);
+                const float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[4][4];
                     for (int r = 0; r < 4; r++) {
                         v8 v[4];
-                        WG_BT_ADJ(v8_load(wrow_at(&in, r * 4) + j), v8_load(wrow_at(&in, r * 4 + 1) + j),
-                                  v8_load(wrow_at(&in, r * 4 + 2) + j), v8_load(wrow_at(&in, r * 4 + 3) + j), v);
+                        WG_BT_ADJ(ROW_LD(vrow + (size_t)(r * 4) * CT, j, tw), ROW_LD(vrow + (size_t)(r * 4 + 1) * CT, j, tw),
+                                  ROW_LD(vrow + (size_t)(r * 4 + 2) * CT, j, tw),
+                                  ROW_LD(vrow + (size_t)(r * 4 + 3) * CT, j, tw), v);
                         for (int q = 0; q < 4; q++) t[r][q] = v[q];
                     }
                     for (int q = 0; q < 4; q++) {
@@ -307,20 +355,19 @@ static void wino_input_adj(const geom *g, const float *dV, float *gx) {
                 for (int r = 0; r < 4; r++) {
                     int ih = 2 * i - g->pt + r;
                     if (ih < 0 || ih >= g->H) continue;
-                    float *xr = xp + (size_t)ih * g->W;
+                    // columns 2j - pl, 2j + 1 - pl (j = 0..tw): tile j's s = 0, 1 and tile j-1's s = 2, 3
                     const float *d0 = wrow_at(&d, r * 4), *d1 = wrow_at(&d, r * 4 + 1), *d2 = wrow_at(&d, r * 4 + 2),
                                 *d3 = wrow_at(&d, r * 4 + 3);
-                    for (int j = 0; j <= tw; j++) { // columns 2j - pl, 2j + 1 - pl: tile j's s = 0, 1 and tile j-1's s = 2, 3
-                        int k = 2 * j - g->pl;
-                        float ev = (j < tw ? d0[j] : 0.0f) + (j ? d2[j - 1] : 0.0f);
-                        float od = (j < tw ? d1[j] : 0.0f) + (j ? d3[j - 1] : 0.0f);
-                        if (k >= 0 && k < g->W) xr[k] += ev;
-                        if (k + 1 >= 0 && k + 1 < g->W) xr[k + 1] += od;
+                    float *ev = wrow_at(&e, 0), *od = wrow_at(&e, 1);
+                    for (int j = 0; j <= tw; j += 8) {
+                        v8_store(ev + j, v8_load(d0 + j) + v8_load(d2 + j - 1));
+                        v8_store(od + j, v8_load(d1 + j) + v8_load(d3 + j - 1));
                     }
+                    interleave(xp + (size_t)ih * g->W, g->W, g->pl, tw + 1, ev, od, 0.0f, 1);
                 }
             }
         }
-        free(in.buf), free(d.buf);
+        free(d.buf), free(e.buf);
     }
 }
 
@@ -331,8 +378,8 @@ static void wino_output(const geom *g, const float *M, const float *bias, float 
     long planes = (long)g->N * g->O;
 #pragma omp parallel
     {
-        wrow in, out; // out rows: y[a][s] for a, s in {0, 1}
-        int ok = wrow_init(&in, tw) & wrow_init(&out, tw);
+        wrow out; // rows a*2 + s: y[2i + a][2j + s]
+        int ok = wrow_init(&out, tw);
 #pragma omp for schedule(static)
         for (long pl = 0; pl < planes; pl++) {
             if (!ok) continue;
@@ -341,14 +388,13 @@ static void wino_output(const geom *g, const float *M, const float *bias, float 
             float *yp = y + (size_t)pl * g->Ho * g->Wo;
             const float *mp = M + (size_t)o * T + (size_t)n * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int xi = 0; xi < 16; xi++)
-                    memcpy(wrow_at(&in, xi), mp + (size_t)xi * OT + (size_t)i * tw, sizeof(float) * (size_t)tw);
+                const float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[2][4];
                     for (int q = 0; q < 4; q++) {
                         v8 v[2];
-                        WG_AT(v8_load(wrow_at(&in, q) + j), v8_load(wrow_at(&in, 4 + q) + j),
-                              v8_load(wrow_at(&in, 8 + q) + j), v8_load(wrow_at(&in, 12 + q) + j), v);
+                        WG_AT(ROW_LD(mrow + (size_t)q * OT, j, tw), ROW_LD(mrow + (size_t)(4 + q) * OT, j, tw),
+                              ROW_LD(mrow + (size_t)(8 + q) * OT, j, tw), ROW_LD(mrow + (size_t)(12 + q) * OT, j, tw), v);
                         t[0][q] = v[0], t[1][q] = v[1];
                     }
                     for (int a = 0; a < 2; a++) {
@@ -357,15 +403,12 @@ static void wino_output(const geom *g, const float *M, const float *bias, float 
                         v8_store(wrow_at(&out, a * 2) + j, v[0]), v8_store(wrow_at(&out, a * 2 + 1) + j, v[1]);
                     }
                 }
-                for (int a = 0; a < 2 && 2 * i + a < g->Ho; a++) {
-                    float *yr = yp + (size_t)(2 * i + a) * g->Wo;
-                    const float *ev = wrow_at(&out, a * 2), *od = wrow_at(&out, a * 2 + 1);
-                    for (int j = 0; j < g->Wo / 2; j++) yr[2 * j] = ev[j] + b, yr[2 * j + 1] = od[j] + b;
-                    if (g->Wo & 1) yr[g->Wo - 1] = ev[tw - 1] + b;
-                }
+                for (int a = 0; a < 2 && 2 * i + a < g->Ho; a++)
+                    interleave(yp + (size_t)(2 * i + a) * g->Wo, g->Wo, 0, tw, wrow_at(&out, a * 2),
+                               wrow_at(&out, a * 2 + 1), b, 0);
             }
         }
-        free(in.buf), free(out.buf);
+        free(out.buf);
     }
 }
 
@@ -376,8 +419,8 @@ static void wino_output_adj(const geom *g, const float *gy, float *dM) {
     long planes = (long)g->N * g->O;
 #pragma omp parallel
     {
-        wrow e, o, out; // e, o: even/odd columns of output rows 2i, 2i+1
-        int ok = wrow_init(&e, tw) & wrow_init(&o, tw) & wrow_init(&out, tw);
+        wrow e, o; // even/odd columns of output rows 2i, 2i+1
+        int ok = wrow_init(&e, tw) & wrow_init(&o, tw);
 #pragma omp for schedule(static)
         for (long pl = 0; pl < planes; pl++) {
             if (!ok) continue;
@@ -388,6 +431,7 @@ static void wino_output_adj(const geom *g, const float *gy, float *dM) {
                 for (int a = 0; a < 2; a++)
                     deinterleave(2 * i + a < g->Ho ? yp + (size_t)(2 * i + a) * g->Wo : NULL, g->Wo, 0, tw,
                                  wrow_at(&e, a), wrow_at(&o, a));
+                float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[2][4];
                     for (int a = 0; a < 2; a++) {
@@ -398,14 +442,12 @@ static void wino_output_adj(const geom *g, const float *gy, float *dM) {
                     for (int q = 0; q < 4; q++) {
                         v8 v[4];
                         WG_AT_ADJ(t[0][q], t[1][q], v);
-                        for (int r = 0; r < 4; r++) v8_store(wrow_at(&out, r * 4 + q) + j, v[r]);
+                        for (int r = 0; r < 4; r++) ROW_ST(mrow + (size_t)(r * 4 + q) * OT, j, tw, v[r]);
                     }
                 }
-                for (int xi = 0; xi < 16; xi++)
-                    memcpy(mp + (size_t)xi * OT + (size_t)i * tw, wrow_at(&out, xi), sizeof(float) * (size_t)tw);
             }
         }
-        free(e.buf), free(o.buf), free(out.buf);
+        free(e.buf), free(o.buf);
     }
 }
 

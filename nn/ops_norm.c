@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "simd.h"
 
 // Batch norm, optionally fused with a residual add and a ReLU:
 //   y = act(gamma * (x - mean) * invstd + beta [+ res]).
@@ -12,9 +13,85 @@
 // conv-BN-ReLU unit keeps two tensors (conv output, y) instead of three or four.
 // The arithmetic is that of the separate ops, value for value.
 
-// upstream gradient of the pre-activation value (the ReLU mask applied)
-static inline float bn_gz(const float *gr, const float *yr, size_t p, int relu) {
-    return relu ? (yr[p] > 0 ? gr[p] : 0.0f) : gr[p];
+// Row kernels over one (n, channel) plane of S values: sums in 8 float lanes,
+// each row's lanes added in double.
+static double row_sum(const float *x, size_t S) {
+    v8 acc = v8_set1(0.0f);
+    size_t p = 0;
+    for (; p + 8 <= S; p += 8) acc += v8_load(x + p);
+    double s = v8_hsum(acc);
+    for (; p < S; p++) s += x[p];
+    return s;
+}
+
+static double row_sqdev(const float *x, size_t S, float mu) {
+    v8 acc = v8_set1(0.0f), m = v8_set1(mu);
+    size_t p = 0;
+    for (; p + 8 <= S; p += 8) {
+        v8 d = v8_load(x + p) - m;
+        acc += d * d;
+    }
+    double s = v8_hsum(acc);
+    for (; p < S; p++) s += (double)(x[p] - mu) * (x[p] - mu);
+    return s;
+}
+
+// y = act((x - mean) * inv * g + b [+ r])
+static void row_norm(const float *x, const float *r, float *y, size_t S, float mean, float inv, float g, float b,
+                     int relu) {
+    v8 vm = v8_set1(mean), vi = v8_set1(inv), vg = v8_set1(g), vb = v8_set1(b);
+    size_t p = 0;
+    for (; p + 8 <= S; p += 8) {
+        v8 v = (v8_load(x + p) - vm) * vi * vg + vb;
+        if (r) v += v8_load(r + p);
+        if (relu) v = v8_relu(v);
+        v8_store(y + p, v);
+    }
+    for (; p < S; p++) {
+        float v = (x[p] - mean) * inv * g + b;
+        if (r) v += r[p];
+        y[p] = relu ? (v > 0 ? v : 0.0f) : v;
+    }
+}
+
+// gz = gy masked by y > 0 (relu); sums of gz and gz * xhat; gres += gz
+static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S, float mean, float inv,
+                        int relu, double *sg, double *sgx) {
+    v8 vm = v8_set1(mean), vi = v8_set1(inv), a1 = v8_set1(0.0f), a2 = v8_set1(0.0f);
+    size_t p = 0;
+    for (; p + 8 <= S; p += 8) {
+        v8 gz = v8_load(gy + p);
+        if (relu) gz = v8_and(gz, v8_load(y + p) > v8_set1(0.0f));
+        a1 += gz;
+        a2 += gz * ((v8_load(x + p) - vm) * vi);
+        if (gres) v8_store(gres + p, v8_load(gres + p) + gz);
+    }
+    double s1 = v8_hsum(a1), s2 = v8_hsum(a2);
+    for (; p < S; p++) {
+        float gz = relu && !(y[p] > 0) ? 0.0f : gy[p];
+        s1 += gz;
+        s2 += (double)(gz * ((x[p] - mean) * inv));
+        if (gres) gres[p] += gz;
+    }
+    *sg += s1, *sgx += s2;
+}
+
+// gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0)
+static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S, float mean, float inv,
+                      float g, int relu, float a, float b) {
+    v8 vm = v8_set1(mean), vi = v8_set1(inv), vgi = v8_set1(g * inv), va = v8_set1(a), vb = v8_set1(b);
+    size_t p = 0;
+    for (; p + 8 <= S; p += 8) {
+        v8 gz = v8_load(gy + p);
+        if (relu) gz = v8_and(gz, v8_load(y + p) > v8_set1(0.0f));
+        v8 xh = (v8_load(x + p) - vm) * vi;
+        v8_store(gx + p, v8_load(gx + p) + vgi * (gz - va - xh * vb));
+    }
+    for (; p < S; p++) {
+        float gz = relu && !(y[p] > 0) ? 0.0f : gy[p];
+        float xh = (x[p] - mean) * inv;
+        gx[p] += g * inv * (gz - a - xh * b);
+    }
 }
 
 static void bn_bw(nn_node *nd, nn_ctx *c) {
@@ -33,31 +110,16 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
         double sg = 0, sgx = 0; // sum(gz), sum(gz * xhat)
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            const float *xr = x->data + off, *gr = y->grad + off, *yr = y->data + off;
-            float *gres = res && res->grad ? res->grad + off : NULL;
-            for (size_t p = 0; p < S; p++) {
-                float gz = bn_gz(gr, yr, p, relu);
-                sg += gz;
-                sgx += (double)gz * (double)((xr[p] - mean) * inv);
-                if (gres) gres[p] += gz;
-            }
+            row_bw_sums(x->data + off, y->grad + off, y->data + off, res && res->grad ? res->grad + off : NULL, S, mean,
+                        inv, relu, &sg, &sgx);
         }
         if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
         if (beta && beta->grad) beta->grad[ch] += (float)sg;
         if (!x->grad) continue;
-        float a = (float)(sg / M), b = (float)(sgx / M);
+        float a = training ? (float)(sg / M) : 0.0f, b = training ? (float)(sgx / M) : 0.0f;
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            const float *xr = x->data + off, *gr = y->grad + off, *yr = y->data + off;
-            float *gx = x->grad + off;
-            if (training) {
-                for (size_t p = 0; p < S; p++) {
-                    float xh = (xr[p] - mean) * inv;
-                    gx[p] += g * inv * (bn_gz(gr, yr, p, relu) - a - xh * b);
-                }
-            } else {
-                for (size_t p = 0; p < S; p++) gx[p] += g * inv * bn_gz(gr, yr, p, relu);
-            }
+            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, mean, inv, g, relu, a, b);
         }
     }
 }
@@ -97,16 +159,9 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         float mean, var;
         if (training) {
             double sum = 0, sq = 0;
-            for (int n = 0; n < N; n++) {
-                const float *xr = x->data + ((size_t)n * C + ch) * S;
-                for (size_t p = 0; p < S; p++) sum += xr[p];
-            }
-            double mu = sum / M;
-            for (int n = 0; n < N; n++) {
-                const float *xr = x->data + ((size_t)n * C + ch) * S;
-                for (size_t p = 0; p < S; p++) sq += (xr[p] - mu) * (xr[p] - mu);
-            }
-            mean = (float)mu;
+            for (int n = 0; n < N; n++) sum += row_sum(x->data + ((size_t)n * C + ch) * S, S);
+            mean = (float)(sum / M);
+            for (int n = 0; n < N; n++) sq += row_sqdev(x->data + ((size_t)n * C + ch) * S, S, mean);
             var = (float)(sq / M);
             rmean->data[ch] = (1 - momentum) * rmean->data[ch] + momentum * mean;
             rvar->data[ch] = (1 - momentum) * rvar->data[ch] + momentum * (float)(sq / (M - 1));
@@ -120,13 +175,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         float g = gamma ? gamma->data[ch] : 1.0f, b = beta ? beta->data[ch] : 0.0f;
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            const float *xr = x->data + off, *rr = res ? res->data + off : NULL;
-            float *yr = y->data + off;
-            for (size_t p = 0; p < S; p++) {
-                float v = (xr[p] - mean) * inv * g + b;
-                if (rr) v += rr[p];
-                yr[p] = relu ? (v > 0 ? v : 0.0f) : v;
-            }
+            row_norm(x->data + off, res ? res->data + off : NULL, y->data + off, S, mean, inv, g, b, relu);
         }
     }
     nn_tensor *in[4];

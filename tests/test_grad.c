@@ -590,6 +590,140 @@ static void test_arena_no_growth(void **st) {
     nn_ctx_free(&c);
 }
 
+// ---- the fast paths against the plain ones ----
+
+// largest |a - b| relative to the largest |b|
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs((double)a[i] - b[i]) > d) d = fabs((double)a[i] - b[i]);
+        if (fabs((double)b[i]) > m) m = fabs((double)b[i]);
+    }
+    return d / m;
+}
+
+// conv2d output and every gradient with Winograd F(2x2, 3x3) vs im2col + GEMM,
+// on shapes that exercise the vector interior, the border tiles, odd sizes and
+// uneven padding; the values of a well-conditioned F(2, 3) agree to float
+// rounding (measured worst 7e-7; one wrong sign in a transform gives 0.97).
+static void test_winograd(void **st) {
+    (void)st;
+    struct {
+        int N, C, O, H, W;
+        nn_pad2d pad;
+    } cs[] = {
+        {2, 3, 5, 37, 35, {1, 1, 1, 1}}, {2, 4, 6, 16, 16, {0, 0, 0, 0}}, {1, 5, 4, 33, 40, {2, 1, 0, 2}},
+        {3, 2, 3, 5, 3, {1, 1, 1, 1}},   {1, 3, 2, 2, 2, {1, 1, 1, 1}},   {2, 8, 16, 34, 18, {1, 0, 1, 2}},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 9;
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[16];
+        tu_randn(x, nx, 1, 10 + k), tu_randn(w, nw, 0.3f, 20 + k), tu_randn(b, 16, 1, 30 + k);
+        float *res[2][4];
+        size_t ny = 0;
+        for (int wino = 0; wino < 2; wino++) {
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.winograd = wino;
+            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
+            nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 3, 3), w);
+            nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
+            tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
+            nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, cs[k].pad);
+            assert_non_null(y);
+            ny = y->n;
+            float *r = malloc(sizeof(float) * ny);
+            tu_randn(r, ny, 1, 40 + k);
+            nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
+            assert_int_equal(nn_backward(&c, L), 0);
+            res[wino][0] = malloc(sizeof(float) * ny), memcpy(res[wino][0], y->data, sizeof(float) * ny);
+            res[wino][1] = malloc(sizeof(float) * nx), memcpy(res[wino][1], tx->grad, sizeof(float) * nx);
+            res[wino][2] = malloc(sizeof(float) * nw), memcpy(res[wino][2], tw->grad, sizeof(float) * nw);
+            res[wino][3] = malloc(sizeof(float) * 16), memcpy(res[wino][3], tb->grad, sizeof(float) * cs[k].O);
+            free(r);
+            nn_ctx_free(&c);
+        }
+        size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
+        const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+        for (int q = 0; q < 4; q++) {
+            double e = rel_diff(res[1][q], res[0][q], n[q]);
+            if (e > 2e-6) fprintf(stderr, "winograd case %zu: %s differs by %.2e\n", k, what[q], e);
+            assert_true(e <= 2e-6);
+            free(res[0][q]), free(res[1][q]);
+        }
+        free(x), free(w);
+    }
+}
+
+// relu(batchnorm(x) + r) in one op gives the values and gradients of the three
+// separate ops exactly (training and evaluation, with and without the residual).
+static void test_bn_fused(void **st) {
+    (void)st;
+    enum { N = 3, C = 4, H = 5, W = 7 };
+    size_t nx = N * C * H * W;
+    float x[N * C * H * W], r[N * C * H * W], up[N * C * H * W], gb[2 * C];
+    tu_randn(x, nx, 2, 1), tu_randn(r, nx, 1, 2), tu_randn(up, nx, 1, 3), tu_randn(gb, 2 * C, 1, 4);
+    for (int training = 0; training < 2; training++)
+        for (int with_res = 0; with_res < 2; with_res++) {
+            float out[2][N * C * H * W], grads[2][4][N * C * H * W], stats[2][2 * C];
+            for (int fused = 0; fused < 2; fused++) {
+                nn_ctx c;
+                nn_ctx_init(&c, 1 << 20);
+                c.training = training;
+                nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *tr = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), r);
+                nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
+                float m0[C] = {0.1f, -0.2f, 0.3f, 0}, v0[C] = {1, 2, 0.5f, 1.5f};
+                nn_tensor *rm = nn_tensor_from(&c, NN_SHAPE(C), m0), *rv = nn_tensor_from(&c, NN_SHAPE(C), v0);
+                tx->requires_grad = tr->requires_grad = g->requires_grad = b->requires_grad = 1;
+                nn_tensor *y = fused ? nn_batchnorm_act(&c, tx, g, b, rm, rv, 0.1f, 1e-5f, with_res ? tr : NULL, 1)
+                                     : nn_relu(&c, with_res ? nn_add(&c, nn_batchnorm(&c, tx, g, b, rm, rv, 0.1f, 1e-5f), tr)
+                                                            : nn_batchnorm(&c, tx, g, b, rm, rv, 0.1f, 1e-5f));
+                assert_non_null(y);
+                nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), up)), 0xF, 0);
+                assert_int_equal(nn_backward(&c, L), 0);
+                memcpy(out[fused], y->data, sizeof(float) * nx);
+                memcpy(grads[fused][0], tx->grad, sizeof(float) * nx);
+                memcpy(grads[fused][1], with_res ? tr->grad : x, sizeof(float) * nx);
+                memcpy(grads[fused][2], g->grad, sizeof(float) * C), memcpy(grads[fused][3], b->grad, sizeof(float) * C);
+                memcpy(stats[fused], rm->data, sizeof(float) * C), memcpy(stats[fused] + C, rv->data, sizeof(float) * C);
+                nn_ctx_free(&c);
+            }
+            assert_memory_equal(out[0], out[1], sizeof(float) * nx);
+            assert_memory_equal(grads[0][0], grads[1][0], sizeof(float) * nx);
+            assert_memory_equal(grads[0][1], grads[1][1], sizeof(float) * nx);
+            assert_memory_equal(grads[0][2], grads[1][2], sizeof(float) * C);
+            assert_memory_equal(grads[0][3], grads[1][3], sizeof(float) * C);
+            assert_memory_equal(stats[0], stats[1], sizeof(float) * 2 * C);
+        }
+    // a residual of another shape is an error naming both shapes
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 20);
+    nn_tensor *tx = nn_tensor_zeros(&c, NN_SHAPE(2, 3, 4, 4)), *tr = nn_tensor_zeros(&c, NN_SHAPE(2, 3, 4, 5));
+    nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(3)), *rv = nn_tensor_zeros(&c, NN_SHAPE(3));
+    assert_null(nn_batchnorm_act(&c, tx, NULL, NULL, rm, rv, 0.1f, 1e-5f, tr, 1));
+    assert_non_null(strstr(gn_errmsg(), "(2, 3, 4, 5)"));
+    nn_ctx_free(&c);
+}
+
+// Activation gradients go back to the pool once consumed: a chain of 40 ops
+// on a 1 MiB tensor holds a few gradient buffers, not 40; the leaf's gradient
+// stays readable and right (d/dx of 0.5^40 x summed is 0.5^40).
+static void test_grad_pool(void **st) {
+    (void)st;
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 16);
+    for (int step = 0; step < 2; step++) {
+        nn_ctx_reset(&c);
+        nn_tensor *x = nn_tensor_zeros(&c, NN_SHAPE(256, 1024)), *h = x;
+        x->requires_grad = 1;
+        for (int k = 0; k < 40; k++) h = nn_scale(&c, h, 0.5f, 1.0f);
+        assert_int_equal(nn_backward(&c, nn_sum(&c, h, 0x3, 0)), 0);
+        for (size_t i = 0; i < x->n; i += 4099) assert_float_equal(x->grad[i], ldexp(1, -40), 1e-18);
+        assert_true(c.gpool_bytes <= 4 * x->n * sizeof(float));
+    }
+    nn_ctx_free(&c);
+}
+
 int main(void) {
     gn_set_threads(0);
     const struct CMUnitTest tests[] = {
@@ -602,6 +736,8 @@ int main(void) {
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),
+        cmocka_unit_test(test_winograd),       cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_grad_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,23 @@
+// 8-lane float vectors (GCC/Clang vector extensions) for the hot loops of the
+// convolution transforms and batch norm. Plain adds/multiplies only: with
+// ISO C's -ffp-contract=off the results do not depend on the instruction set
+// the compiler picks (two SSE halves or one AVX register).
+#ifndef NN_SIMD_H
+#define NN_SIMD_H
+
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+// Macros, not functions: passing 32-byte vectors by value depends on the ISA's ABI.
+#define v8_load(p) (__extension__({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; }))
+#define v8_store(p, v) (__extension__({ v8 v_ = (v); memcpy((p), &v_, sizeof v_); }))
+#define v8_set1(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
+// v where mask m is set, else 0 (m from a vector comparison: all bits or none)
+#define v8_and(v, m) ((v8)((v8i)(v) & (m)))
+#define v8_relu(v) (__extension__({ v8 r_ = (v); v8_and(r_, r_ > v8_set1(0.0f)); }))
+// the lanes' sum in double, lane 0 first
+#define v8_hsum(v) (__extension__({ v8 h_ = (v); double s_ = 0; for (int l_ = 0; l_ < 8; l_++) s_ += h_[l_]; s_; }))
+
+#endif
