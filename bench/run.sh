@@ -7,19 +7,22 @@ echo
 $B/data_bench || exit 1
 echo
 echo "multi-branch ResNet-18 (5x64x64 + 2x48x48, width 32, stride-2 stem, batch 64, Adam):"
-g1=$($B/train_bench --keep-im2col 1) || exit 1
-g0=$($B/train_bench --keep-im2col 0) || exit 1
+g1=$($B/train_bench) || exit 1
+g2=$($B/train_bench --keep-im2col 0) || exit 1
+g3=$($B/train_bench --winograd 0) || exit 1
 echo "$g1"
-echo "$g0"
+echo "$g2"
+echo "$g3"
 if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
     t=$(/usr/bin/python3 bench/train_bench_torch.py --threads "$(nproc)") || exit 1
     echo "$t"
-    for g in "$g1" "$g0"; do
+    for g in "$g1" "$g2" "$g3"; do
         echo "$g" "$t" | awk '{
-            n = split($0, f, " "); k = 0
+            n = split($0, f, " "); k = 0; label = ""
+            for (i = 1; i <= n && f[i] != "train"; i++) label = label (i > 1 ? " " : "") f[i]
             for (i = 1; i <= n; i++) if (f[i] == "train" || f[i] == "inference" || f[i] == "RSS") v[++k] = f[i + 1]
-            printf("  ratio galnn/pytorch %s %s: train %.2fx, inference %.2fx, peak memory %.2fx (goal: >= 1.5x speed, <= 1x memory)\n",
-                   $2, $3, v[1] / v[4], v[2] / v[5], v[3] / v[6]) }'
+            printf("  ratio %s / pytorch: train %.2fx, inference %.2fx, peak memory %.2fx (goal: >= 1.5x speed, <= 1x memory)\n",
+                   label, v[1] / v[4], v[2] / v[5], v[3] / v[6]) }'
     done
 else
     echo "(python3-torch not installed: no PyTorch peer; apt-get install python3-torch)"

@@ -3,7 +3,7 @@
 // regression head with 2 targets), batch 64, Adam, random inputs; and the
 // process's peak resident memory. bench/train_bench_torch.py runs the same
 // model in PyTorch; `make bench` prints both and their ratios.
-//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W]
+//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1] [--keep-im2col 0|1]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +14,14 @@
 #include "../models/branchnet.h"
 
 int main(int argc, char **argv) {
-    int threads = 0, steps = 6, B = 64, width = 32, keep = 1;
+    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--keep-im2col")) keep = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--winograd")) wino = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     if (md_net_make(&m, &st) || nn_store_finalize(&st) || nn_optim_init(&opt, &st) || nn_ctx_init(&c, 256u << 20))
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     c.keep_im2col = keep;
+    c.winograd = wino;
     gn_rng r;
     gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);
@@ -71,7 +73,9 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("galnn%s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",
-           keep ? " (keep im2col)  " : " (recompute)     ", steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values, gn_threads());
+    char label[48];
+    snprintf(label, sizeof label, "galnn (%s%s)", wino ? "Winograd" : "im2col", keep ? "" : ", recompute");
+    printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",
+           label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values, gn_threads());
     return 0;
 }

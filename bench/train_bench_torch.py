@@ -17,7 +17,7 @@ import torch_model as tm  # noqa: E402
 def main():
     a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     threads = int(a.get("--threads", os.cpu_count())) or os.cpu_count()
-    steps, B, w = int(a.get("--steps", 6)), int(a.get("--batch", 64)), int(a.get("--width", 32))
+    steps, B, w = int(a.get("--steps", 10)), int(a.get("--batch", 64)), int(a.get("--width", 32))
     torch.set_num_threads(threads)
     torch.manual_seed(1)
 

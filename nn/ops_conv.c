@@ -9,6 +9,7 @@
 // recomputing it in backward (a two-branch ResNet-18 step: 1.0 GiB instead of
 // 2.7 GiB). Backward temporaries are released before each op returns.
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,33 +276,35 @@ static void interleave(float *row, int W, int pl, int m, const float *e, const f
     }
 }
 
-// V[xi][c][t] = (Bt d B)[xi] for every input patch
-static void wino_input(const geom *g, const float *x, float *V) {
-    int th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
-    size_t T = (size_t)g->N * th * tw, CT = (size_t)g->C * T;
-    long planes = (long)g->N * g->C;
-#pragma omp parallel
-    {
-        wrow e, o; // rows 0..3: the patch rows' even/odd columns
-        int ok = wrow_init(&e, tw) & wrow_init(&o, tw);
-#pragma omp for schedule(static)
-        for (long pl = 0; pl < planes; pl++) {
-            if (!ok) continue;
-            int n = (int)(pl / g->C), c = (int)(pl % g->C);
-            const float *xp = x + (size_t)pl * g->H * g->W;
-            float *vp = V + (size_t)c * T + (size_t)n * th * tw;
+// The transforms work on a chunk of nb images from n0 with every channel:
+// V[xi][c][tc], M[xi][o][tc] with tc = (n - n0)*th*tw + i*tw + j over the
+// chunk's TC = nb*th*tw tiles, so a chunk's V and M stay in cache between the
+// transform and its 16 GEMMs. Chunks run in parallel; each is serial inside.
+typedef struct wchunk {
+    int n0, nb, th, tw;
+    size_t TC;
+} wchunk;
+
+// V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
+static void wino_input(const geom *g, const wchunk *k, const float *x, float *V, wrow *e, wrow *o) {
+    int th = k->th, tw = k->tw;
+    size_t CT = (size_t)g->C * k->TC;
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int c = 0; c < g->C; c++) {
+            const float *xp = x + ((size_t)n * g->C + c) * g->H * g->W;
+            float *vp = V + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int r = 0; r < 4; r++) {
                     int ih = 2 * i - g->pt + r;
-                    deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, wrow_at(&e, r),
-                                 wrow_at(&o, r));
+                    deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, wrow_at(e, r),
+                                 wrow_at(o, r));
                 }
                 float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 d[4][4], t[4][4];
                     for (int r = 0; r < 4; r++) {
-                        d[r][0] = v8_load(wrow_at(&e, r) + j), d[r][1] = v8_load(wrow_at(&o, r) + j);
-                        d[r][2] = v8_load(wrow_at(&e, r) + j + 1), d[r][3] = v8_load(wrow_at(&o, r) + j + 1);
+                        d[r][0] = v8_load(wrow_at(e, r) + j), d[r][1] = v8_load(wrow_at(o, r) + j);
+                        d[r][2] = v8_load(wrow_at(e, r) + j + 1), d[r][3] = v8_load(wrow_at(o, r) + j + 1);
                     }
                     for (int q = 0; q < 4; q++) {
                         v8 v[4];
@@ -316,25 +319,16 @@ static void wino_input(const geom *g, const float *x, float *V) {
                 }
             }
         }
-        free(e.buf), free(o.buf);
-    }
 }
 
-// gx[n][c] += B dV Bt over every patch (overlapping patches add; one thread per plane)
-static void wino_input_adj(const geom *g, const float *dV, float *gx) {
-    int th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
-    size_t T = (size_t)g->N * th * tw, CT = (size_t)g->C * T;
-    long planes = (long)g->N * g->C;
-#pragma omp parallel
-    {
-        wrow d, e; // d: patch values d[r][s] per tile (0 beyond tw); e: a row's even/odd column sums
-        int ok = wrow_init(&d, tw) & wrow_init(&e, tw);
-#pragma omp for schedule(static)
-        for (long pl = 0; pl < planes; pl++) {
-            if (!ok) continue;
-            int n = (int)(pl / g->C), c = (int)(pl % g->C);
-            float *xp = gx + (size_t)pl * g->H * g->W;
-            const float *vp = dV + (size_t)c * T + (size_t)n * th * tw;
+// gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
+static void wino_input_adj(const geom *g, const wchunk *k, const float *dV, float *gx, wrow *d, wrow *e) {
+    int th = k->th, tw = k->tw;
+    size_t CT = (size_t)g->C * k->TC;
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int c = 0; c < g->C; c++) {
+            float *xp = gx + ((size_t)n * g->C + c) * g->H * g->W;
+            const float *vp = dV + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
@@ -349,16 +343,16 @@ static void wino_input_adj(const geom *g, const float *dV, float *gx) {
                     for (int q = 0; q < 4; q++) {
                         v8 v[4];
                         WG_BT_ADJ(t[0][q], t[1][q], t[2][q], t[3][q], v);
-                        for (int r = 0; r < 4; r++) v8_store(wrow_at(&d, r * 4 + q) + j, v[r]);
+                        for (int r = 0; r < 4; r++) v8_store(wrow_at(d, r * 4 + q) + j, v[r]);
                     }
                 }
                 for (int r = 0; r < 4; r++) {
                     int ih = 2 * i - g->pt + r;
                     if (ih < 0 || ih >= g->H) continue;
                     // columns 2j - pl, 2j + 1 - pl (j = 0..tw): tile j's s = 0, 1 and tile j-1's s = 2, 3
-                    const float *d0 = wrow_at(&d, r * 4), *d1 = wrow_at(&d, r * 4 + 1), *d2 = wrow_at(&d, r * 4 + 2),
-                                *d3 = wrow_at(&d, r * 4 + 3);
-                    float *ev = wrow_at(&e, 0), *od = wrow_at(&e, 1);
+                    const float *d0 = wrow_at(d, r * 4), *d1 = wrow_at(d, r * 4 + 1), *d2 = wrow_at(d, r * 4 + 2),
+                                *d3 = wrow_at(d, r * 4 + 3);
+                    float *ev = wrow_at(e, 0), *od = wrow_at(e, 1);
                     for (int j = 0; j <= tw; j += 8) {
                         v8_store(ev + j, v8_load(d0 + j) + v8_load(d2 + j - 1));
                         v8_store(od + j, v8_load(d1 + j) + v8_load(d3 + j - 1));
@@ -367,26 +361,17 @@ static void wino_input_adj(const geom *g, const float *dV, float *gx) {
                 }
             }
         }
-        free(d.buf), free(e.buf);
-    }
 }
 
-// y[n][o] = At M A (+ bias) for every tile, outputs beyond Ho x Wo dropped
-static void wino_output(const geom *g, const float *M, const float *bias, float *y) {
-    int th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
-    size_t T = (size_t)g->N * th * tw, OT = (size_t)g->O * T;
-    long planes = (long)g->N * g->O;
-#pragma omp parallel
-    {
-        wrow out; // rows a*2 + s: y[2i + a][2j + s]
-        int ok = wrow_init(&out, tw);
-#pragma omp for schedule(static)
-        for (long pl = 0; pl < planes; pl++) {
-            if (!ok) continue;
-            int n = (int)(pl / g->O), o = (int)(pl % g->O);
+// y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
+static void wino_output(const geom *g, const wchunk *k, const float *M, const float *bias, float *y, wrow *out) {
+    int th = k->th, tw = k->tw;
+    size_t OT = (size_t)g->O * k->TC;
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int o = 0; o < g->O; o++) {
             float b = bias ? bias[o] : 0.0f;
-            float *yp = y + (size_t)pl * g->Ho * g->Wo;
-            const float *mp = M + (size_t)o * T + (size_t)n * th * tw;
+            float *yp = y + ((size_t)n * g->O + o) * g->Ho * g->Wo;
+            const float *mp = M + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
@@ -400,43 +385,34 @@ static void wino_output(const geom *g, const float *M, const float *bias, float 
                     for (int a = 0; a < 2; a++) {
                         v8 v[2];
                         WG_AT(t[a][0], t[a][1], t[a][2], t[a][3], v);
-                        v8_store(wrow_at(&out, a * 2) + j, v[0]), v8_store(wrow_at(&out, a * 2 + 1) + j, v[1]);
+                        v8_store(wrow_at(out, a * 2) + j, v[0]), v8_store(wrow_at(out, a * 2 + 1) + j, v[1]);
                     }
                 }
                 for (int a = 0; a < 2 && 2 * i + a < g->Ho; a++)
-                    interleave(yp + (size_t)(2 * i + a) * g->Wo, g->Wo, 0, tw, wrow_at(&out, a * 2),
-                               wrow_at(&out, a * 2 + 1), b, 0);
+                    interleave(yp + (size_t)(2 * i + a) * g->Wo, g->Wo, 0, tw, wrow_at(out, a * 2),
+                               wrow_at(out, a * 2 + 1), b, 0);
             }
         }
-        free(out.buf);
-    }
 }
 
-// dM[xi][o][t] = (A dy At)[xi], dy = 0 beyond Ho x Wo
-static void wino_output_adj(const geom *g, const float *gy, float *dM) {
-    int th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
-    size_t T = (size_t)g->N * th * tw, OT = (size_t)g->O * T;
-    long planes = (long)g->N * g->O;
-#pragma omp parallel
-    {
-        wrow e, o; // even/odd columns of output rows 2i, 2i+1
-        int ok = wrow_init(&e, tw) & wrow_init(&o, tw);
-#pragma omp for schedule(static)
-        for (long pl = 0; pl < planes; pl++) {
-            if (!ok) continue;
-            int n = (int)(pl / g->O), oc = (int)(pl % g->O);
-            const float *yp = gy + (size_t)pl * g->Ho * g->Wo;
-            float *mp = dM + (size_t)oc * T + (size_t)n * th * tw;
+// dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
+static void wino_output_adj(const geom *g, const wchunk *k, const float *gy, float *dM, wrow *e, wrow *o) {
+    int th = k->th, tw = k->tw;
+    size_t OT = (size_t)g->O * k->TC;
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int oc = 0; oc < g->O; oc++) {
+            const float *yp = gy + ((size_t)n * g->O + oc) * g->Ho * g->Wo;
+            float *mp = dM + (size_t)oc * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int a = 0; a < 2; a++)
                     deinterleave(2 * i + a < g->Ho ? yp + (size_t)(2 * i + a) * g->Wo : NULL, g->Wo, 0, tw,
-                                 wrow_at(&e, a), wrow_at(&o, a));
+                                 wrow_at(e, a), wrow_at(o, a));
                 float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[2][4];
                     for (int a = 0; a < 2; a++) {
                         v8 v[4];
-                        WG_AT_ADJ(v8_load(wrow_at(&e, a) + j), v8_load(wrow_at(&o, a) + j), v);
+                        WG_AT_ADJ(v8_load(wrow_at(e, a) + j), v8_load(wrow_at(o, a) + j), v);
                         for (int q = 0; q < 4; q++) t[a][q] = v[q];
                     }
                     for (int q = 0; q < 4; q++) {
@@ -447,49 +423,99 @@ static void wino_output_adj(const geom *g, const float *gy, float *dM) {
                 }
             }
         }
-        free(e.buf), free(o.buf);
-    }
 }
 
-// 16 independent products, one per thread at a time (BLAS single-threaded inside)
-static void wino_gemms(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A, size_t sa, int lda,
+// Chunks of whole images (patches overlap within an image only), at least
+// WG_CHUNK_TILES tiles each so that the GEMMs stay efficient at small sizes.
+#define WG_CHUNK_TILES 128
+static int wino_chunk_images(const geom *g) {
+    int tpi = ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), nb = (WG_CHUNK_TILES + tpi - 1) / tpi;
+    return nb < g->N ? nb : g->N;
+}
+static wchunk wino_chunk(const geom *g, int nb, long idx) {
+    wchunk k = {(int)idx * nb, 0, (g->Ho + 1) / 2, (g->Wo + 1) / 2, 0};
+    k.nb = g->N - k.n0 < nb ? g->N - k.n0 : nb;
+    k.TC = (size_t)k.nb * k.th * k.tw;
+    return k;
+}
+
+// the 16 products of a chunk (BLAS runs single-threaded inside a parallel region)
+static void wino_gemms(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int kk, const float *A, size_t sa, int lda,
                        const float *B, size_t sb, int ldb, float beta, float *Cm, size_t sc, int ldc) {
-#pragma omp parallel for schedule(static)
     for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
 }
 
 static int wino_fwd(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y) {
-    size_t T = (size_t)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    size_t OC = (size_t)g->O * g->C, CT = (size_t)g->C * T, OT = (size_t)g->O * T;
+    size_t OC = (size_t)g->O * g->C;
+    int nb = wino_chunk_images(g);
+    long nchunks = (g->N + nb - 1) / nb;
+    size_t TCmax = (size_t)nb * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC), *V = nn_arena_alloc(&c->arena, sizeof(float) * 16 * CT),
-          *M = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OT);
-    if (!U || !V || !M) return GN_ENOMEM;
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC);
+    if (!U) return GN_ENOMEM;
     wino_filter(g, w, U);
-    wino_input(g, x, V);
-    wino_gemms(CblasNoTrans, CblasNoTrans, g->O, (int)T, g->C, U, OC, g->C, V, CT, (int)T, 0.0f, M, OT, (int)T);
-    wino_output(g, M, b, y);
+    int fail = 0;
+#pragma omp parallel reduction(| : fail)
+    {
+        float *V = malloc(sizeof(float) * 16 * g->C * TCmax), *M = malloc(sizeof(float) * 16 * g->O * TCmax);
+        wrow e, o;
+        int ok = wrow_init(&e, (g->Wo + 1) / 2) & wrow_init(&o, (g->Wo + 1) / 2) && V && M;
+        fail |= !ok;
+#pragma omp for schedule(static)
+        for (long ci = 0; ci < nchunks; ci++) {
+            if (!ok) continue;
+            wchunk k = wino_chunk(g, nb, ci);
+            wino_input(g, &k, x, V, &e, &o);
+            wino_gemms(CblasNoTrans, CblasNoTrans, g->O, (int)k.TC, g->C, U, OC, g->C, V, (size_t)g->C * k.TC, (int)k.TC,
+                       0.0f, M, (size_t)g->O * k.TC, (int)k.TC);
+            wino_output(g, &k, M, b, y, &e);
+        }
+        free(V), free(M), free(e.buf), free(o.buf);
+    }
     nn_arena_release(&c->arena, mark);
-    return GN_OK;
+    return fail ? gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers") : GN_OK;
 }
 
 static void wino_bw(nn_ctx *c, const geom *g, const float *x, const float *w, const float *gy, float *gw, float *gx) {
-    size_t T = (size_t)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    size_t OC = (size_t)g->O * g->C, CT = (size_t)g->C * T, OT = (size_t)g->O * T;
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC), *V = nn_arena_alloc(&c->arena, sizeof(float) * 16 * CT),
-          *dM = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OT);
-    if (!U || !V || !dM) return;
-    wino_output_adj(g, gy, dM);
-    if (gw) { // dU (O, C) = dM (O, T) x V^T (T, C)
-        wino_input(g, x, V);
-        wino_gemms(CblasNoTrans, CblasTrans, g->O, g->C, (int)T, dM, OT, (int)T, V, CT, (int)T, 0.0f, U, OC, g->C);
-        wino_filter_adj(g, U, gw);
+    size_t OC = (size_t)g->O * g->C;
+    int nb = wino_chunk_images(g), nt = gn_threads() > 0 ? gn_threads() : 1;
+    long nchunks = (g->N + nb - 1) / nb;
+    size_t TCmax = (size_t)nb * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC);
+    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC * (size_t)nt) : NULL; // one per thread
+    if (!U || (gw && !dU)) return;
+    if (gw) memset(dU, 0, sizeof(float) * 16 * OC * (size_t)nt);
+    if (gx) wino_filter(g, w, U);
+#pragma omp parallel num_threads(nt)
+    {
+        float *V = malloc(sizeof(float) * 16 * g->C * TCmax), *dM = malloc(sizeof(float) * 16 * g->O * TCmax);
+        wrow e, o;
+        int ok = wrow_init(&e, (g->Wo + 1) / 2) & wrow_init(&o, (g->Wo + 1) / 2) && V && dM;
+        float *dUt = gw ? dU + 16 * OC * (size_t)omp_get_thread_num() : NULL;
+#pragma omp for schedule(static)
+        for (long ci = 0; ci < nchunks; ci++) {
+            if (!ok) continue;
+            wchunk k = wino_chunk(g, nb, ci);
+            size_t CT = (size_t)g->C * k.TC, OT = (size_t)g->O * k.TC;
+            wino_output_adj(g, &k, gy, dM, &e, &o);
+            if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
+                wino_input(g, &k, x, V, &e, &o);
+                wino_gemms(CblasNoTrans, CblasTrans, g->O, g->C, (int)k.TC, dM, OT, (int)k.TC, V, CT, (int)k.TC, 1.0f,
+                           dUt, OC, g->C);
+            }
+            if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
+                wino_gemms(CblasTrans, CblasNoTrans, g->C, (int)k.TC, g->O, U, OC, g->C, dM, OT, (int)k.TC, 0.0f, V, CT,
+                           (int)k.TC);
+                wino_input_adj(g, &k, V, gx, &e, &o);
+            }
+        }
+        free(V), free(dM), free(e.buf), free(o.buf);
     }
-    if (gx) { // dV (C, T) = U^T (C, O) x dM (O, T)
-        wino_filter(g, w, U);
-        wino_gemms(CblasTrans, CblasNoTrans, g->C, (int)T, g->O, U, OC, g->C, dM, OT, (int)T, 0.0f, V, CT, (int)T);
-        wino_input_adj(g, V, gx);
+    if (gw) { // the threads' sums in thread order, then back through the filter transform
+        for (int t = 1; t < nt; t++)
+            for (size_t i = 0; i < 16 * OC; i++) dU[i] += dU[16 * OC * (size_t)t + i];
+        wino_filter_adj(g, dU, gw);
     }
 }
 
