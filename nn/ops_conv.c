@@ -239,7 +239,7 @@ static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k *
 
 // even/odd columns of input row `row` (NULL: outside the image), j = 0..tw:
 // e[j] = row[2j - pl], o[j] = row[2j + 1 - pl], 0 outside 0..W-1
-static void deinterleave(const float *row, int W, int pl, int tw, float *e, float *o) {
+NN_SIMD_CLONES static void deinterleave(const float *row, int W, int pl, int tw, float *e, float *o) {
     int j = 0;
     if (!row) {
         memset(e, 0, sizeof(float) * (size_t)(tw + 1)), memset(o, 0, sizeof(float) * (size_t)(tw + 1));
@@ -259,7 +259,7 @@ static void deinterleave(const float *row, int W, int pl, int tw, float *e, floa
 }
 
 // row[2j - pl] (+)= e[j], row[2j + 1 - pl] (+)= o[j] for j = 0..m-1, columns outside 0..W-1 dropped
-static void interleave(float *row, int W, int pl, int m, const float *e, const float *o, float bias, int add) {
+NN_SIMD_CLONES static void interleave(float *row, int W, int pl, int m, const float *e, const float *o, float bias, int add) {
     v8 vb = v8_set1(bias);
     for (int j = 0; j < m; j++) {
         int k = 2 * j - pl;
@@ -286,7 +286,7 @@ typedef struct wchunk {
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
-static void wino_input(const geom *g, const wchunk *k, const float *x, float *V, wrow *e, wrow *o) {
+NN_SIMD_CLONES static void wino_input(const geom *g, const wchunk *k, const float *x, float *V, wrow *e, wrow *o) {
     int th = k->th, tw = k->tw;
     size_t CT = (size_t)g->C * k->TC;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
@@ -322,7 +322,7 @@ static void wino_input(const geom *g, const wchunk *k, const float *x, float *V,
 }
 
 // gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
-static void wino_input_adj(const geom *g, const wchunk *k, const float *dV, float *gx, wrow *d, wrow *e) {
+NN_SIMD_CLONES static void wino_input_adj(const geom *g, const wchunk *k, const float *dV, float *gx, wrow *d, wrow *e) {
     int th = k->th, tw = k->tw;
     size_t CT = (size_t)g->C * k->TC;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
@@ -364,7 +364,7 @@ static void wino_input_adj(const geom *g, const wchunk *k, const float *dV, floa
 }
 
 // y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
-static void wino_output(const geom *g, const wchunk *k, const float *M, const float *bias, float *y, wrow *out) {
+NN_SIMD_CLONES static void wino_output(const geom *g, const wchunk *k, const float *M, const float *bias, float *y, wrow *out) {
     int th = k->th, tw = k->tw;
     size_t OT = (size_t)g->O * k->TC;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
@@ -396,7 +396,7 @@ static void wino_output(const geom *g, const wchunk *k, const float *M, const fl
 }
 
 // dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
-static void wino_output_adj(const geom *g, const wchunk *k, const float *gy, float *dM, wrow *e, wrow *o) {
+NN_SIMD_CLONES static void wino_output_adj(const geom *g, const wchunk *k, const float *gy, float *dM, wrow *e, wrow *o) {
     int th = k->th, tw = k->tw;
     size_t OT = (size_t)g->O * k->TC;
     for (int n = k->n0; n < k->n0 + k->nb; n++)

@@ -15,7 +15,7 @@
 
 // Row kernels over one (n, channel) plane of S values: sums in 8 float lanes,
 // each row's lanes added in double.
-static double row_sum(const float *x, size_t S) {
+NN_SIMD_CLONES static double row_sum(const float *x, size_t S) {
     v8 acc = v8_set1(0.0f);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) acc += v8_load(x + p);
@@ -24,7 +24,7 @@ static double row_sum(const float *x, size_t S) {
     return s;
 }
 
-static double row_sqdev(const float *x, size_t S, float mu) {
+NN_SIMD_CLONES static double row_sqdev(const float *x, size_t S, float mu) {
     v8 acc = v8_set1(0.0f), m = v8_set1(mu);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
@@ -37,7 +37,7 @@ static double row_sqdev(const float *x, size_t S, float mu) {
 }
 
 // y = act((x - mean) * inv * g + b [+ r])
-static void row_norm(const float *x, const float *r, float *y, size_t S, float mean, float inv, float g, float b,
+NN_SIMD_CLONES static void row_norm(const float *x, const float *r, float *y, size_t S, float mean, float inv, float g, float b,
                      int relu) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vg = v8_set1(g), vb = v8_set1(b);
     size_t p = 0;
@@ -55,7 +55,7 @@ static void row_norm(const float *x, const float *r, float *y, size_t S, float m
 }
 
 // gz = gy masked by y > 0 (relu); sums of gz and gz * xhat; gres += gz
-static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S, float mean, float inv,
+NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S, float mean, float inv,
                         int relu, double *sg, double *sgx) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), a1 = v8_set1(0.0f), a2 = v8_set1(0.0f);
     size_t p = 0;
@@ -77,7 +77,7 @@ static void row_bw_sums(const float *x, const float *gy, const float *y, float *
 }
 
 // gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0)
-static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S, float mean, float inv,
+NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S, float mean, float inv,
                       float g, int relu, float a, float b) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vgi = v8_set1(g * inv), va = v8_set1(a), vb = v8_set1(b);
     size_t p = 0;

@@ -10,6 +10,15 @@
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 
+// Hot kernels are compiled twice, for AVX2 and for the baseline x86-64 ISA,
+// and the loader picks one for the CPU at hand (GCC function multiversioning).
+// The arithmetic is the same in both, so the results are too.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define NN_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NN_SIMD_CLONES
+#endif
+
 // Macros, not functions: passing 32-byte vectors by value depends on the ISA's ABI.
 #define v8_load(p) (__extension__({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; }))
 #define v8_store(p, v) (__extension__({ v8 v_ = (v); memcpy((p), &v_, sizeof v_); }))
