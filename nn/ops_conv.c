@@ -346,6 +346,7 @@ NN_SIMD_CLONES static void wino_input_adj(const geom *g, const wchunk *k, const 
                         for (int r = 0; r < 4; r++) v8_store(wrow_at(d, r * 4 + q) + j, v[r]);
                     }
                 }
+                for (int q = 0; q < 16; q++) memset(wrow_at(d, q) + tw, 0, 8 * sizeof(float)); // tile tw: none
                 for (int r = 0; r < 4; r++) {
                     int ih = 2 * i - g->pt + r;
                     if (ih < 0 || ih >= g->H) continue;
