@@ -24,7 +24,7 @@ typedef struct geom {
 } geom;
 
 static void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
-#define NN_CONV_WINO 23 // node->ia slot: the Winograd path computed this conv
+#define NN_CONV_WINO 23 // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv
 static void geom_load(geom *g, const int *ia) { memcpy(g, ia, sizeof *g); }
 _Static_assert(sizeof(geom) < NN_CONV_WINO * sizeof(int), "geom fits in a node");
 
@@ -142,179 +142,253 @@ static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
     }
 }
 
-// ---- Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray 2016) ----
-// Every 2x2 output tile t of every image comes from a 4x4 input patch d:
+// ---- Winograd F(m x m, 3 x 3), m = 2 or 4, for 3x3 stride-1 convolutions (Lavin & Gray 2016) ----
+// Every m x m output tile of every image comes from an a x a input patch d (a = m + 2):
 //   y = At [ (G g Gt) .* (Bt d B) ] A,
-// so the 16 positions xi of the transformed domain are 16 independent GEMMs
+// so the a*a positions xi of the transformed domain are a*a independent GEMMs
 //   M_xi (O, T) = U_xi (O, C) x V_xi (C, T),   U = G g Gt, V = Bt d B,
-// with 16/9 of the multiplications per output pair of the direct method
-// replaced by 4/9 (2.25x fewer). Backward is the exact adjoint of this map:
+// with a^2/m^2 multiplications per output instead of the direct method's 9:
+// 4 for F(2x2) (interpolation points 0, 1, -1, inf) and 2.25 for F(4x4)
+// (points 0, 1, -1, 2, -2, inf; rounding errors a few times those of F(2x2)).
+// Backward is the exact adjoint of this map:
 //   dM = A dy At;  dU_xi = dM_xi V_xi^T, dg = Gt dU G;  dV_xi = U_xi^T dM_xi, dd = B dV Bt.
 // Tiles at the border read zeros outside the input (the padding) and drop
 // outputs beyond Ho x Wo. Layout: V[xi][c][t], M[xi][o][t], t = n*th*tw + i*tw + j.
+// ctx->winograd: 0 off, 1 F(4x4) where it needs fewer transformed values than
+// F(2x2) (outputs of 3x3 and up), else F(2x2); 2 or 4: that tile size only.
 
-// 1-D transforms (applied to rows, then columns)
-#define WG_BT(d0, d1, d2, d3, v) (v[0] = d0 - d2, v[1] = d1 + d2, v[2] = d2 - d1, v[3] = d1 - d3)
-#define WG_BT_ADJ(v0, v1, v2, v3, d) (d[0] = v0, d[1] = v1 - v2 + v3, d[2] = v1 + v2 - v0, d[3] = -v3)
-#define WG_AT(m0, m1, m2, m3, y) (y[0] = m0 + m1 + m2, y[1] = m1 - m2 - m3)
-#define WG_AT_ADJ(y0, y1, m) (m[0] = y0, m[1] = y0 + y1, m[2] = y0 - y1, m[3] = -y1)
+#define WG_INLINE static inline __attribute__((always_inline))
 
-static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
+// 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
+// y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
+WG_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
+    if (m == 2) {
+        v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];
+        return;
+    }
+    v8 t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1], t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);
+    v[0] = 4.0f * (d[0] - d[2]) + t3, v[1] = t1 + t2, v[2] = t1 - t2, v[3] = t3 + t4, v[4] = t3 - t4;
+    v[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
+}
+WG_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
+    if (m == 2) {
+        d[0] = v[0], d[1] = v[1] - v[2] + v[3], d[2] = v[1] + v[2] - v[0], d[3] = -v[3];
+        return;
+    }
+    v8 s12 = v[1] + v[2], d12 = v[2] - v[1], s34 = v[3] + v[4], d34 = v[4] - v[3];
+    d[0] = 4.0f * v[0], d[1] = 4.0f * d12 + 2.0f * d34 + 4.0f * v[5], d[2] = -5.0f * v[0] - 4.0f * s12 - s34;
+    d[3] = -d12 - 2.0f * d34 - 5.0f * v[5], d[4] = v[0] + s12 + s34, d[5] = v[5];
+}
+WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
+    if (m == 2) {
+        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
+        return;
+    }
+    v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
+    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34, y[3] = d12 + 8.0f * d34 + mm[5];
+}
+WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
+    if (m == 2) {
+        mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
+        return;
+    }
+    v8 e = y[0] + y[2], o = y[1] + y[3], e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
+    mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = e2 + o2, mm[4] = e2 - o2, mm[5] = y[3];
+}
+WG_INLINE void wg_g(int m, const v8 *f, v8 *u) {
+    if (m == 2) {
+        u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
+        return;
+    }
+    v8 p = f[0] + f[2], q = (1.0f / 24) * f[0] + (1.0f / 6) * f[2], r = (1.0f / 12) * f[1];
+    u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + f[1]), u[2] = (-1.0f / 6) * (p - f[1]);
+    u[3] = q + r, u[4] = q - r, u[5] = f[2];
+}
+WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
+    if (m == 2) {
+        f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
+        return;
+    }
+    v8 s12 = u[1] + u[2], s34 = u[3] + u[4];
+    f[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
+    f[1] = (1.0f / 6) * (u[2] - u[1]) + (1.0f / 12) * (u[3] - u[4]);
+    f[2] = (1.0f / 6) * (s34 - s12) + u[5];
+}
 
-// U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3)
-static void wino_filter(const geom *g, const float *w, float *U) {
-    size_t OC = (size_t)g->O * g->C;
+// p[0 .. n) = the first n lanes of v (n <= 8)
+#define V8_STORE_N(p, v, n) (__extension__({ float t_[8]; v8_store(t_, (v)); memcpy((p), t_, sizeof(float) * (size_t)(n)); }))
+
+// U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
+static void wino_filter(const geom *g, const float *w, float *U, int m) {
+    int a = m + 2;
+    long OC = (long)g->O * g->C;
 #pragma omp parallel for schedule(static)
-    for (long oc = 0; oc < (long)OC; oc++) {
-        const float *f = w + (size_t)oc * 9;
-        float t[4][3], u[4][4];
-        for (int j = 0; j < 3; j++) { // rows: G f
-            float a = f[j], b = f[3 + j], c = f[6 + j];
-            t[0][j] = a, t[1][j] = 0.5f * (a + b + c), t[2][j] = 0.5f * (a - b + c), t[3][j] = c;
+    for (long b = 0; b < OC; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        float f[9][8] = {{0}};
+        for (int l = 0; l < nl; l++)
+            for (int k = 0; k < 9; k++) f[k][l] = w[(b + l) * 9 + k];
+        v8 t[6][3];
+        for (int j = 0; j < 3; j++) { // columns: G f
+            v8 col[3] = {v8_load(f[j]), v8_load(f[3 + j]), v8_load(f[6 + j])}, u[6];
+            wg_g(m, col, u);
+            for (int i = 0; i < a; i++) t[i][j] = u[i];
         }
-        for (int i = 0; i < 4; i++) { // columns: (G f) Gt
-            float a = t[i][0], b = t[i][1], c = t[i][2];
-            u[i][0] = a, u[i][1] = 0.5f * (a + b + c), u[i][2] = 0.5f * (a - b + c), u[i][3] = c;
+        for (int i = 0; i < a; i++) { // rows: (G f) Gt
+            v8 u[6];
+            wg_g(m, t[i], u);
+            for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)(i * a + q) * OC + b, u[q], nl);
         }
-        for (int xi = 0; xi < 16; xi++) U[(size_t)xi * OC + oc] = u[xi / 4][xi % 4];
     }
 }
 
 // gw[o][c] += Gt dU[o][c] G
-static void wino_filter_adj(const geom *g, const float *dU, float *gw) {
-    size_t OC = (size_t)g->O * g->C;
+static void wino_filter_adj(const geom *g, const float *dU, float *gw, int m) {
+    int a = m + 2;
+    long OC = (long)g->O * g->C;
 #pragma omp parallel for schedule(static)
-    for (long oc = 0; oc < (long)OC; oc++) {
-        float u[4][4], t[4][3];
-        for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[(size_t)xi * OC + oc];
-        for (int i = 0; i < 4; i++) {
-            float a = u[i][0], b = u[i][1], c = u[i][2], d = u[i][3];
-            t[i][0] = a + 0.5f * (b + c), t[i][1] = 0.5f * (b - c), t[i][2] = 0.5f * (b + c) + d;
+    for (long b = 0; b < OC; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        v8 t[3][6];
+        for (int i = 0; i < a; i++) { // rows: dU G
+            v8 u[6], f[3];
+            for (int q = 0; q < a; q++) {
+                float r[8] = {0};
+                memcpy(r, dU + (size_t)(i * a + q) * OC + b, sizeof(float) * (size_t)nl);
+                u[q] = v8_load(r);
+            }
+            wg_g_adj(m, u, f);
+            for (int j = 0; j < 3; j++) t[j][i] = f[j];
         }
-        float *f = gw + (size_t)oc * 9;
-        for (int j = 0; j < 3; j++) {
-            float a = t[0][j], b = t[1][j], c = t[2][j], d = t[3][j];
-            f[j] += a + 0.5f * (b + c), f[3 + j] += 0.5f * (b - c), f[6 + j] += 0.5f * (b + c) + d;
+        float f[9][8];
+        for (int j = 0; j < 3; j++) { // columns: Gt (dU G)
+            v8 r[3];
+            wg_g_adj(m, t[j], r);
+            for (int k = 0; k < 3; k++) v8_store(f[k * 3 + j], r[k]);
         }
+        for (int l = 0; l < nl; l++)
+            for (int k = 0; k < 9; k++) gw[(b + l) * 9 + k] += f[k][l];
     }
 }
 
-// The transforms below run over one row of tiles at a time, 8 tiles per
-// vector: a patch row's 4 values are the even/odd deinterleaved input row at
-// tile j and j+1, and V/M hold the tiles of a row contiguously.
-// per-thread row buffers: rows of `len` floats (a multiple of 8 with 8 to spare),
-// each preceded by 8 zeros so that index -1 reads 0
+// The transforms run over one row of tiles at a time, 8 tiles per vector. A
+// patch row's a values are the input row split into m phases (every m-th
+// column) at tile j and, for the last two, j + 1; outputs are m phases
+// interleaved back. Per-thread row buffers: rows of `len` floats (8 to spare
+// past the tw + 1 used), each preceded by 8 zeros so that index -1 reads 0.
 typedef struct wrow {
-    float *buf;
+    float *buf, *tmp; // tmp: one padded image row (4 len floats)
     size_t len;
 } wrow;
 static int wrow_init(wrow *r, int tw) {
     r->len = ((size_t)tw + 23) / 8 * 8;
-    r->buf = calloc(16 * r->len, sizeof(float));
+    r->buf = calloc(40 * r->len, sizeof(float));
+    r->tmp = r->buf ? r->buf + 36 * r->len : NULL;
     return r->buf != NULL;
 }
 static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len + 8; }
 
-// A vector of row[j .. j+8) of a row of n values, lanes beyond n read as 0.
-#define ROW_LD(row, j, n) (__extension__({                                         \
-    v8 r_;                                                                         \
-    if ((j) + 8 <= (n)) r_ = v8_load((row) + (j));                                 \
-    else {                                                                         \
-        float t_[8] = {0};                                                         \
-        memcpy(t_, (row) + (j), sizeof(float) * (size_t)((n) - (j)));              \
-        r_ = v8_load(t_);                                                          \
-    }                                                                              \
-    r_; }))
-#define ROW_ST(row, j, n, v) (__extension__({                                      \
-    if ((j) + 8 <= (n)) v8_store((row) + (j), (v));                                \
-    else {                                                                         \
-        float t_[8];                                                               \
-        v8_store(t_, (v));                                                         \
-        memcpy((row) + (j), t_, sizeof(float) * (size_t)((n) - (j)));              \
-    } }))
 #define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
 #define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
 #define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
 #define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
 
-// even/odd columns of input row `row` (NULL: outside the image), j = 0..tw:
-// e[j] = row[2j - pl], o[j] = row[2j + 1 - pl], 0 outside 0..W-1
-NN_SIMD_CLONES static void deinterleave(const float *row, int W, int pl, int tw, float *e, float *o) {
-    int j = 0;
+// ph[p][j] = row[s*j + p - pl] for p < s (2 or 4) and j = 0..n, 0 outside
+// columns 0..W-1; row NULL (outside the image): all 0. The row is copied
+// into tmp with its padding first, so that every tile goes 8 at a time.
+WG_INLINE void deinterleave(const float *row, int W, int pl, int n, int s, float *const *ph, float *tmp) {
     if (!row) {
-        memset(e, 0, sizeof(float) * (size_t)(tw + 1)), memset(o, 0, sizeof(float) * (size_t)(tw + 1));
+        for (int p = 0; p < s; p++) memset(ph[p], 0, sizeof(float) * (size_t)(n + 1));
         return;
     }
-    for (; j <= tw; j++) {
-        int k = 2 * j - pl;
-        if (k >= 0 && j + 8 <= tw + 1 && k + 16 <= W) { // the interior, 8 at a time
-            v8 a = v8_load(row + k), b = v8_load(row + k + 8);
-            v8_store(e + j, __builtin_shuffle(a, b, EVEN8)), v8_store(o + j, __builtin_shuffle(a, b, ODD8));
-            j += 7;
-            continue;
+    int nv = (n + 8) / 8 * 8; // tiles 0..n in whole vectors
+    memset(tmp, 0, sizeof(float) * (size_t)pl);
+    memcpy(tmp + pl, row, sizeof(float) * (size_t)W);
+    if (s * nv > pl + W) memset(tmp + pl + W, 0, sizeof(float) * (size_t)(s * nv - pl - W));
+    for (int j = 0; j < nv; j += 8) {
+        const float *t = tmp + s * j;
+        v8 a = v8_load(t), b = v8_load(t + 8);
+        v8 ev = __builtin_shuffle(a, b, EVEN8), od = __builtin_shuffle(a, b, ODD8);
+        if (s == 2) {
+            v8_store(ph[0] + j, ev), v8_store(ph[1] + j, od);
+        } else {
+            v8 c2 = v8_load(t + 16), d2 = v8_load(t + 24);
+            v8 ev2 = __builtin_shuffle(c2, d2, EVEN8), od2 = __builtin_shuffle(c2, d2, ODD8);
+            v8_store(ph[0] + j, __builtin_shuffle(ev, ev2, EVEN8)), v8_store(ph[2] + j, __builtin_shuffle(ev, ev2, ODD8));
+            v8_store(ph[1] + j, __builtin_shuffle(od, od2, EVEN8)), v8_store(ph[3] + j, __builtin_shuffle(od, od2, ODD8));
         }
-        e[j] = k >= 0 && k < W ? row[k] : 0.0f;
-        o[j] = k + 1 >= 0 && k + 1 < W ? row[k + 1] : 0.0f;
     }
 }
 
-// row[2j - pl] (+)= e[j], row[2j + 1 - pl] (+)= o[j] for j = 0..m-1, columns outside 0..W-1 dropped
-NN_SIMD_CLONES static void interleave(float *row, int W, int pl, int m, const float *e, const float *o, float bias, int add) {
+// row[s*j + p - pl] (+)= ph[p][j] + bias for p < s and j = 0..n-1, columns
+// outside 0..W-1 dropped (s*n >= pl + W); tiles 8 at a time into tmp, then the row
+WG_INLINE void interleave(float *row, int W, int pl, int n, int s, float *const *ph, float bias, int add, float *tmp) {
     v8 vb = v8_set1(bias);
-    for (int j = 0; j < m; j++) {
-        int k = 2 * j - pl;
-        if (k >= 0 && j + 8 <= m && k + 16 <= W) {
-            v8 ev = v8_load(e + j) + vb, od = v8_load(o + j) + vb;
-            v8 lo = __builtin_shuffle(ev, od, LO8), hi = __builtin_shuffle(ev, od, HI8);
-            if (add) lo += v8_load(row + k), hi += v8_load(row + k + 8);
-            v8_store(row + k, lo), v8_store(row + k + 8, hi);
-            j += 7;
-            continue;
+    for (int j = 0; j < n; j += 8) {
+        v8 out[4], p0 = v8_load(ph[0] + j) + vb, p1 = v8_load(ph[1] + j) + vb;
+        if (s == 2) {
+            out[0] = __builtin_shuffle(p0, p1, LO8), out[1] = __builtin_shuffle(p0, p1, HI8);
+        } else {
+            v8 p2 = v8_load(ph[2] + j) + vb, p3 = v8_load(ph[3] + j) + vb;
+            v8 a0 = __builtin_shuffle(p0, p2, LO8), a1 = __builtin_shuffle(p0, p2, HI8);
+            v8 b0 = __builtin_shuffle(p1, p3, LO8), b1 = __builtin_shuffle(p1, p3, HI8);
+            out[0] = __builtin_shuffle(a0, b0, LO8), out[1] = __builtin_shuffle(a0, b0, HI8);
+            out[2] = __builtin_shuffle(a1, b1, LO8), out[3] = __builtin_shuffle(a1, b1, HI8);
         }
-        if (k >= 0 && k < W) row[k] = (add ? row[k] : 0.0f) + (e[j] + bias);
-        if (k + 1 >= 0 && k + 1 < W) row[k + 1] = (add ? row[k + 1] : 0.0f) + (o[j] + bias);
+        for (int q = 0; q < s; q++) v8_store(tmp + s * j + 8 * q, out[q]);
     }
+    const float *t = tmp + pl;
+    if (!add) {
+        memcpy(row, t, sizeof(float) * (size_t)W);
+        return;
+    }
+    int x = 0;
+    for (; x + 8 <= W; x += 8) v8_store(row + x, v8_load(row + x) + v8_load(t + x));
+    for (; x < W; x++) row[x] += t[x];
 }
 
 // The transforms work on a chunk of nb images from n0 with every channel:
 // V[xi][c][tc], M[xi][o][tc] with tc = (n - n0)*th*tw + i*tw + j over the
 // chunk's TC = nb*th*tw tiles, so a chunk's V and M stay in cache between the
-// transform and its 16 GEMMs. Chunks run in parallel; each is serial inside.
+// transform and its GEMMs. Chunks run in parallel; each is serial inside.
+// The planes xi are `ps` floats apart, 8 more than they hold: vectors read
+// and write whole (8 tiles) at the end of a row of tiles, the lanes past it
+// read the next row (values never used) and write into the next row, which
+// the loops fill later (they run over every plane in address order), or
+// into the 8 spare floats at the end of the plane.
 typedef struct wchunk {
     int n0, nb, th, tw;
     size_t TC;
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
-NN_SIMD_CLONES static void wino_input(const geom *g, const wchunk *k, const float *x, float *V, wrow *e, wrow *o) {
-    int th = k->th, tw = k->tw;
-    size_t CT = (size_t)g->C * k->TC;
-    for (int n = k->n0; n < k->n0 + k->nb; n++)
-        for (int c = 0; c < g->C; c++) {
+WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wrow *e, int m) {
+    int a = m + 2, th = k->th, tw = k->tw;
+    float *ph[6][4];
+    for (int r = 0; r < a; r++)
+        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(e, r * m + p);
+    for (int c = 0; c < g->C; c++)
+        for (int n = k->n0; n < k->n0 + k->nb; n++) {
             const float *xp = x + ((size_t)n * g->C + c) * g->H * g->W;
             float *vp = V + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int r = 0; r < 4; r++) {
-                    int ih = 2 * i - g->pt + r;
-                    deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, wrow_at(e, r),
-                                 wrow_at(o, r));
+                for (int r = 0; r < a; r++) {
+                    int ih = m * i - g->pt + r;
+                    deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, m, ph[r], e->tmp);
                 }
                 float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
-                    v8 d[4][4], t[4][4];
-                    for (int r = 0; r < 4; r++) {
-                        d[r][0] = v8_load(wrow_at(e, r) + j), d[r][1] = v8_load(wrow_at(o, r) + j);
-                        d[r][2] = v8_load(wrow_at(e, r) + j + 1), d[r][3] = v8_load(wrow_at(o, r) + j + 1);
+                    v8 t[6][6];
+                    for (int q = 0; q < a; q++) { // columns: Bt d
+                        v8 d[6], v[6];
+                        for (int r = 0; r < a; r++) d[r] = v8_load(q < m ? ph[r][q] + j : ph[r][q - m] + j + 1);
+                        wg_bt(m, d, v);
+                        for (int r = 0; r < a; r++) t[r][q] = v[r];
                     }
-                    for (int q = 0; q < 4; q++) {
-                        v8 v[4];
-                        WG_BT(d[0][q], d[1][q], d[2][q], d[3][q], v);
-                        for (int r = 0; r < 4; r++) t[r][q] = v[r];
-                    }
-                    for (int r = 0; r < 4; r++) {
-                        v8 v[4];
-                        WG_BT(t[r][0], t[r][1], t[r][2], t[r][3], v);
-                        for (int q = 0; q < 4; q++) ROW_ST(vrow + (size_t)(r * 4 + q) * CT, j, tw, v[q]);
+                    for (int r = 0; r < a; r++) { // rows: (Bt d) B
+                        v8 v[6];
+                        wg_bt(m, t[r], v);
+                        for (int q = 0; q < a; q++) v8_store(vrow + (size_t)(r * a + q) * ps + j, v[q]);
                     }
                 }
             }
@@ -322,9 +396,13 @@ NN_SIMD_CLONES static void wino_input(const geom *g, const wchunk *k, const floa
 }
 
 // gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
-NN_SIMD_CLONES static void wino_input_adj(const geom *g, const wchunk *k, const float *dV, float *gx, wrow *d, wrow *e) {
-    int th = k->th, tw = k->tw;
-    size_t CT = (size_t)g->C * k->TC;
+WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wrow *d, wrow *e,
+                                int m) {
+    int a = m + 2, th = k->th, tw = k->tw;
+    float *dd[6][6], *ph[4];
+    for (int r = 0; r < a; r++)
+        for (int q = 0; q < a; q++) dd[r][q] = wrow_at(d, r * a + q);
+    for (int p = 0; p < m; p++) ph[p] = wrow_at(e, p);
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int c = 0; c < g->C; c++) {
             float *xp = gx + ((size_t)n * g->C + c) * g->H * g->W;
@@ -332,42 +410,45 @@ NN_SIMD_CLONES static void wino_input_adj(const geom *g, const wchunk *k, const 
             for (int i = 0; i < th; i++) {
                 const float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
-                    v8 t[4][4];
-                    for (int r = 0; r < 4; r++) {
-                        v8 v[4];
-                        WG_BT_ADJ(ROW_LD(vrow + (size_t)(r * 4) * CT, j, tw), ROW_LD(vrow + (size_t)(r * 4 + 1) * CT, j, tw),
-                                  ROW_LD(vrow + (size_t)(r * 4 + 2) * CT, j, tw),
-                                  ROW_LD(vrow + (size_t)(r * 4 + 3) * CT, j, tw), v);
-                        for (int q = 0; q < 4; q++) t[r][q] = v[q];
+                    v8 t[6][6];
+                    for (int r = 0; r < a; r++) { // rows: dV Bt
+                        v8 v[6], u[6];
+                        for (int q = 0; q < a; q++) v[q] = v8_load(vrow + (size_t)(r * a + q) * ps + j);
+                        wg_bt_adj(m, v, u);
+                        for (int q = 0; q < a; q++) t[r][q] = u[q];
                     }
-                    for (int q = 0; q < 4; q++) {
-                        v8 v[4];
-                        WG_BT_ADJ(t[0][q], t[1][q], t[2][q], t[3][q], v);
-                        for (int r = 0; r < 4; r++) v8_store(wrow_at(d, r * 4 + q) + j, v[r]);
+                    for (int q = 0; q < a; q++) { // columns: B (dV Bt)
+                        v8 col[6], u[6];
+                        for (int r = 0; r < a; r++) col[r] = t[r][q];
+                        wg_bt_adj(m, col, u);
+                        for (int r = 0; r < a; r++) v8_store(dd[r][q] + j, u[r]);
                     }
                 }
-                for (int q = 0; q < 16; q++) memset(wrow_at(d, q) + tw, 0, 8 * sizeof(float)); // tile tw: none
-                for (int r = 0; r < 4; r++) {
-                    int ih = 2 * i - g->pt + r;
+                for (int r = 0; r < a; r++) // tile tw: none
+                    for (int q = 0; q < a; q++) memset(dd[r][q] + tw, 0, 8 * sizeof(float));
+                for (int r = 0; r < a; r++) {
+                    int ih = m * i - g->pt + r;
                     if (ih < 0 || ih >= g->H) continue;
-                    // columns 2j - pl, 2j + 1 - pl (j = 0..tw): tile j's s = 0, 1 and tile j-1's s = 2, 3
-                    const float *d0 = wrow_at(d, r * 4), *d1 = wrow_at(d, r * 4 + 1), *d2 = wrow_at(d, r * 4 + 2),
-                                *d3 = wrow_at(d, r * 4 + 3);
-                    float *ev = wrow_at(e, 0), *od = wrow_at(e, 1);
-                    for (int j = 0; j <= tw; j += 8) {
-                        v8_store(ev + j, v8_load(d0 + j) + v8_load(d2 + j - 1));
-                        v8_store(od + j, v8_load(d1 + j) + v8_load(d3 + j - 1));
-                    }
-                    interleave(xp + (size_t)ih * g->W, g->W, g->pl, tw + 1, ev, od, 0.0f, 1);
+                    // column m*j + p - pl (j = 0..tw): tile j's value p plus, for p < a - m, tile j-1's value p + m
+                    for (int j = 0; j <= tw; j += 8)
+                        for (int p = 0; p < m; p++) {
+                            v8 s = v8_load(dd[r][p] + j);
+                            if (p + m < a) s += v8_load(dd[r][p + m] + j - 1);
+                            v8_store(ph[p] + j, s);
+                        }
+                    interleave(xp + (size_t)ih * g->W, g->W, g->pl, tw + 1, m, ph, 0.0f, 1, e->tmp);
                 }
             }
         }
 }
 
 // y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
-NN_SIMD_CLONES static void wino_output(const geom *g, const wchunk *k, const float *M, const float *bias, float *y, wrow *out) {
-    int th = k->th, tw = k->tw;
-    size_t OT = (size_t)g->O * k->TC;
+WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                             wrow *out, int m) {
+    int a = m + 2, th = k->th, tw = k->tw;
+    float *ph[4][4];
+    for (int r = 0; r < m; r++)
+        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(out, r * m + p);
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int o = 0; o < g->O; o++) {
             float b = bias ? bias[o] : 0.0f;
@@ -376,147 +457,196 @@ NN_SIMD_CLONES static void wino_output(const geom *g, const wchunk *k, const flo
             for (int i = 0; i < th; i++) {
                 const float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
-                    v8 t[2][4];
-                    for (int q = 0; q < 4; q++) {
-                        v8 v[2];
-                        WG_AT(ROW_LD(mrow + (size_t)q * OT, j, tw), ROW_LD(mrow + (size_t)(4 + q) * OT, j, tw),
-                              ROW_LD(mrow + (size_t)(8 + q) * OT, j, tw), ROW_LD(mrow + (size_t)(12 + q) * OT, j, tw), v);
-                        t[0][q] = v[0], t[1][q] = v[1];
+                    v8 t[4][6];
+                    for (int q = 0; q < a; q++) { // columns: At M
+                        v8 mm[6], v[4];
+                        for (int r = 0; r < a; r++) mm[r] = v8_load(mrow + (size_t)(r * a + q) * ps + j);
+                        wg_at(m, mm, v);
+                        for (int r = 0; r < m; r++) t[r][q] = v[r];
                     }
-                    for (int a = 0; a < 2; a++) {
-                        v8 v[2];
-                        WG_AT(t[a][0], t[a][1], t[a][2], t[a][3], v);
-                        v8_store(wrow_at(out, a * 2) + j, v[0]), v8_store(wrow_at(out, a * 2 + 1) + j, v[1]);
+                    for (int r = 0; r < m; r++) { // rows: (At M) A
+                        v8 v[4];
+                        wg_at(m, t[r], v);
+                        for (int p = 0; p < m; p++) v8_store(ph[r][p] + j, v[p]);
                     }
                 }
-                for (int a = 0; a < 2 && 2 * i + a < g->Ho; a++)
-                    interleave(yp + (size_t)(2 * i + a) * g->Wo, g->Wo, 0, tw, wrow_at(out, a * 2),
-                               wrow_at(out, a * 2 + 1), b, 0);
+                for (int r = 0; r < m && m * i + r < g->Ho; r++)
+                    interleave(yp + (size_t)(m * i + r) * g->Wo, g->Wo, 0, tw, m, ph[r], b, 0, out->tmp);
             }
         }
 }
 
 // dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
-NN_SIMD_CLONES static void wino_output_adj(const geom *g, const wchunk *k, const float *gy, float *dM, wrow *e, wrow *o) {
-    int th = k->th, tw = k->tw;
-    size_t OT = (size_t)g->O * k->TC;
-    for (int n = k->n0; n < k->n0 + k->nb; n++)
-        for (int oc = 0; oc < g->O; oc++) {
-            const float *yp = gy + ((size_t)n * g->O + oc) * g->Ho * g->Wo;
-            float *mp = dM + (size_t)oc * k->TC + (size_t)(n - k->n0) * th * tw;
+WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wrow *e, int m) {
+    int a = m + 2, th = k->th, tw = k->tw;
+    float *ph[4][4];
+    for (int r = 0; r < m; r++)
+        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(e, r * m + p);
+    for (int o = 0; o < g->O; o++)
+        for (int n = k->n0; n < k->n0 + k->nb; n++) {
+            const float *yp = gy + ((size_t)n * g->O + o) * g->Ho * g->Wo;
+            float *mp = dM + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int a = 0; a < 2; a++)
-                    deinterleave(2 * i + a < g->Ho ? yp + (size_t)(2 * i + a) * g->Wo : NULL, g->Wo, 0, tw,
-                                 wrow_at(e, a), wrow_at(o, a));
+                for (int r = 0; r < m; r++)
+                    deinterleave(m * i + r < g->Ho ? yp + (size_t)(m * i + r) * g->Wo : NULL, g->Wo, 0, tw, m, ph[r], e->tmp);
                 float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
-                    v8 t[2][4];
-                    for (int a = 0; a < 2; a++) {
-                        v8 v[4];
-                        WG_AT_ADJ(v8_load(wrow_at(e, a) + j), v8_load(wrow_at(o, a) + j), v);
-                        for (int q = 0; q < 4; q++) t[a][q] = v[q];
+                    v8 t[4][6];
+                    for (int r = 0; r < m; r++) { // rows: dy A^T... (At adjoint)
+                        v8 yv[4], v[6];
+                        for (int p = 0; p < m; p++) yv[p] = v8_load(ph[r][p] + j);
+                        wg_at_adj(m, yv, v);
+                        for (int q = 0; q < a; q++) t[r][q] = v[q];
                     }
-                    for (int q = 0; q < 4; q++) {
-                        v8 v[4];
-                        WG_AT_ADJ(t[0][q], t[1][q], v);
-                        for (int r = 0; r < 4; r++) ROW_ST(mrow + (size_t)(r * 4 + q) * OT, j, tw, v[r]);
+                    for (int q = 0; q < a; q++) { // columns
+                        v8 col[4], v[6];
+                        for (int r = 0; r < m; r++) col[r] = t[r][q];
+                        wg_at_adj(m, col, v);
+                        for (int r = 0; r < a; r++) v8_store(mrow + (size_t)(r * a + q) * ps + j, v[r]);
                     }
                 }
             }
         }
 }
 
-// Chunks of whole images (patches overlap within an image only), at least
-// WG_CHUNK_TILES tiles each so that the GEMMs stay efficient at small sizes.
-#define WG_CHUNK_TILES 128
-static int wino_chunk_images(const geom *g) {
-    int tpi = ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), nb = (WG_CHUNK_TILES + tpi - 1) / tpi;
-    return nb < g->N ? nb : g->N;
+// each transform for m = 2 and m = 4 (the tile size a compile-time constant),
+// compiled for AVX2 and baseline x86-64
+#define WG_VARIANTS(name, params, ...)                                                                                 \
+    NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                             \
+    NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
+WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wrow *e), g, k, x, V, ps, e)
+WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wrow *d, wrow *e), g,
+            k, dV, ps, gx, d, e)
+WG_VARIANTS(wino_output, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *b, float *y, wrow *e),
+            g, k, M, ps, b, y, e)
+WG_VARIANTS(wino_output_adj, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wrow *e), g, k, gy,
+            dM, ps, e)
+
+static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
+
+// the tile size for this conv under ctx->winograd (0: not by Winograd)
+static int wino_tile(const nn_ctx *c, const geom *g) {
+    if (!c->winograd || !wino_ok(g)) return 0;
+    if (c->winograd == 2 || c->winograd == 4) return c->winograd;
+    long t2 = (long)((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), t4 = (long)((g->Ho + 3) / 4) * ((g->Wo + 3) / 4);
+    return 36 * t4 < 16 * t2 ? 4 : 2;
 }
-static wchunk wino_chunk(const geom *g, int nb, long idx) {
-    wchunk k = {(int)idx * nb, 0, (g->Ho + 1) / 2, (g->Wo + 1) / 2, 0};
+
+// Chunks of whole images (patches overlap within an image only), with at
+// least WG_CHUNK_VALUES transformed values per channel so that the GEMMs stay
+// efficient at small sizes and V and M fit in the L2 cache; the number of
+// chunks is a multiple of the thread count where the batch allows, so that
+// the threads get equal shares.
+#define WG_CHUNK_VALUES 2048
+static int wino_chunk_images(const geom *g, int m) {
+    int a = m + 2, tpi = ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m), tiles = WG_CHUNK_VALUES / (a * a);
+    int nb = (tiles + tpi - 1) / tpi, nt = gn_threads() > 0 ? gn_threads() : 1;
+    if (nb >= g->N) nb = g->N;
+    int nchunks = (g->N + nb - 1) / nb;
+    nchunks = (nchunks + nt - 1) / nt * nt;
+    return (g->N + nchunks - 1) / nchunks;
+}
+static wchunk wino_chunk(const geom *g, int m, int nb, long idx) {
+    wchunk k = {(int)idx * nb, 0, (g->Ho + m - 1) / m, (g->Wo + m - 1) / m, 0};
     k.nb = g->N - k.n0 < nb ? g->N - k.n0 : nb;
     k.TC = (size_t)k.nb * k.th * k.tw;
     return k;
 }
 
-// the 16 products of a chunk (BLAS runs single-threaded inside a parallel region)
-static void wino_gemms(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int kk, const float *A, size_t sa, int lda,
-                       const float *B, size_t sb, int ldb, float beta, float *Cm, size_t sc, int ldc) {
-    for (int xi = 0; xi < 16; xi++)
+// the a*a products of a chunk (BLAS runs single-threaded inside a parallel region)
+static void wino_gemms(int nxi, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int kk, const float *A, size_t sa,
+                       int lda, const float *B, size_t sb, int ldb, float beta, float *Cm, size_t sc, int ldc) {
+    for (int xi = 0; xi < nxi; xi++)
         cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
 }
 
-static int wino_fwd(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y) {
+// per-thread buffers of a chunk: V (C planes), M (O planes), two sets of row buffers
+typedef struct wbufs {
+    float *V, *M;
+    size_t vps, mps; // plane strides
+    wrow e, o;
+} wbufs;
+static int wbufs_init(wbufs *b, const geom *g, int m, int nb) {
+    int a = m + 2, tw = (g->Wo + m - 1) / m;
+    size_t TCmax = (size_t)nb * ((g->Ho + m - 1) / m) * tw;
+    b->vps = (size_t)g->C * TCmax + 8, b->mps = (size_t)g->O * TCmax + 8;
+    b->V = calloc((size_t)a * a * b->vps, sizeof(float)), b->M = calloc((size_t)a * a * b->mps, sizeof(float));
+    int ok = wrow_init(&b->e, tw) & wrow_init(&b->o, tw);
+    return ok && b->V && b->M;
+}
+static void wbufs_free(wbufs *b) { free(b->V), free(b->M), free(b->e.buf), free(b->o.buf); }
+
+static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
+    int a = m + 2, nb = wino_chunk_images(g, m);
     size_t OC = (size_t)g->O * g->C;
-    int nb = wino_chunk_images(g);
     long nchunks = (g->N + nb - 1) / nb;
-    size_t TCmax = (size_t)nb * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC);
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)a * a * OC);
     if (!U) return GN_ENOMEM;
-    wino_filter(g, w, U);
+    wino_filter(g, w, U, m);
     int fail = 0;
 #pragma omp parallel reduction(| : fail)
     {
-        float *V = malloc(sizeof(float) * 16 * g->C * TCmax), *M = malloc(sizeof(float) * 16 * g->O * TCmax);
-        wrow e, o;
-        int ok = wrow_init(&e, (g->Wo + 1) / 2) & wrow_init(&o, (g->Wo + 1) / 2) && V && M;
+        wbufs t;
+        int ok = wbufs_init(&t, g, m, nb);
         fail |= !ok;
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
             if (!ok) continue;
-            wchunk k = wino_chunk(g, nb, ci);
-            wino_input(g, &k, x, V, &e, &o);
-            wino_gemms(CblasNoTrans, CblasNoTrans, g->O, (int)k.TC, g->C, U, OC, g->C, V, (size_t)g->C * k.TC, (int)k.TC,
-                       0.0f, M, (size_t)g->O * k.TC, (int)k.TC);
-            wino_output(g, &k, M, b, y, &e);
+            wchunk k = wino_chunk(g, m, nb, ci);
+            if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t.e);
+            else wino_input2(g, &k, x, t.V, t.vps, &t.e);
+            wino_gemms(a * a, CblasNoTrans, CblasNoTrans, g->O, (int)k.TC, g->C, U, OC, g->C, t.V, t.vps, (int)k.TC,
+                       0.0f, t.M, t.mps, (int)k.TC);
+            if (m == 4) wino_output4(g, &k, t.M, t.mps, b, y, &t.e);
+            else wino_output2(g, &k, t.M, t.mps, b, y, &t.e);
         }
-        free(V), free(M), free(e.buf), free(o.buf);
+        wbufs_free(&t);
     }
     nn_arena_release(&c->arena, mark);
     return fail ? gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers") : GN_OK;
 }
 
-static void wino_bw(nn_ctx *c, const geom *g, const float *x, const float *w, const float *gy, float *gw, float *gx) {
-    size_t OC = (size_t)g->O * g->C;
-    int nb = wino_chunk_images(g), nt = gn_threads() > 0 ? gn_threads() : 1;
+static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
+                    float *gx) {
+    int a = m + 2, nb = wino_chunk_images(g, m), nt = gn_threads() > 0 ? gn_threads() : 1;
+    size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     long nchunks = (g->N + nb - 1) / nb;
-    size_t TCmax = (size_t)nb * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC);
-    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * 16 * OC * (size_t)nt) : NULL; // one per thread
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
+    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // one per thread
     if (!U || (gw && !dU)) return;
-    if (gw) memset(dU, 0, sizeof(float) * 16 * OC * (size_t)nt);
-    if (gx) wino_filter(g, w, U);
+    if (gw) memset(dU, 0, sizeof(float) * UN * (size_t)nt);
+    if (gx) wino_filter(g, w, U, m);
 #pragma omp parallel num_threads(nt)
     {
-        float *V = malloc(sizeof(float) * 16 * g->C * TCmax), *dM = malloc(sizeof(float) * 16 * g->O * TCmax);
-        wrow e, o;
-        int ok = wrow_init(&e, (g->Wo + 1) / 2) & wrow_init(&o, (g->Wo + 1) / 2) && V && dM;
-        float *dUt = gw ? dU + 16 * OC * (size_t)omp_get_thread_num() : NULL;
+        wbufs t;
+        int ok = wbufs_init(&t, g, m, nb);
+        float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
             if (!ok) continue;
-            wchunk k = wino_chunk(g, nb, ci);
-            size_t CT = (size_t)g->C * k.TC, OT = (size_t)g->O * k.TC;
-            wino_output_adj(g, &k, gy, dM, &e, &o);
+            wchunk k = wino_chunk(g, m, nb, ci);
+            if (m == 4) wino_output_adj4(g, &k, gy, t.M, t.mps, &t.e);
+            else wino_output_adj2(g, &k, gy, t.M, t.mps, &t.e);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
-                wino_input(g, &k, x, V, &e, &o);
-                wino_gemms(CblasNoTrans, CblasTrans, g->O, g->C, (int)k.TC, dM, OT, (int)k.TC, V, CT, (int)k.TC, 1.0f,
-                           dUt, OC, g->C);
+                if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t.e);
+                else wino_input2(g, &k, x, t.V, t.vps, &t.e);
+                wino_gemms(a * a, CblasNoTrans, CblasTrans, g->O, g->C, (int)k.TC, t.M, t.mps, (int)k.TC, t.V, t.vps,
+                           (int)k.TC, 1.0f, dUt, OC, g->C);
             }
             if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
-                wino_gemms(CblasTrans, CblasNoTrans, g->C, (int)k.TC, g->O, U, OC, g->C, dM, OT, (int)k.TC, 0.0f, V, CT,
-                           (int)k.TC);
-                wino_input_adj(g, &k, V, gx, &e, &o);
+                wino_gemms(a * a, CblasTrans, CblasNoTrans, g->C, (int)k.TC, g->O, U, OC, g->C, t.M, t.mps, (int)k.TC,
+                           0.0f, t.V, t.vps, (int)k.TC);
+                if (m == 4) wino_input_adj4(g, &k, t.V, t.vps, gx, &t.e, &t.o);
+                else wino_input_adj2(g, &k, t.V, t.vps, gx, &t.e, &t.o);
             }
         }
-        free(V), free(dM), free(e.buf), free(o.buf);
+        wbufs_free(&t);
     }
     if (gw) { // the threads' sums in thread order, then back through the filter transform
         for (int t = 1; t < nt; t++)
-            for (size_t i = 0; i < 16 * OC; i++) dU[i] += dU[16 * OC * (size_t)t + i];
-        wino_filter_adj(g, dU, gw);
+            for (size_t i = 0; i < UN; i++) dU[i] += dU[UN * (size_t)t + i];
+        wino_filter_adj(g, dU, gw, m);
     }
 }
 
@@ -540,7 +670,7 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     if (nd->ia[NN_CONV_WINO]) {
         if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
-        wino_bw(c, &g, x->data, w->data, y->grad, w->grad, x->grad);
+        wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad);
         nn_arena_release(&c->arena, mark);
         return;
     }
@@ -570,10 +700,11 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     nn_tensor *y = one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo)) : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
     if (!y) return NULL;
     nn_tensor *in[3] = {x, w, b};
-    if (c->winograd && wino_ok(&g)) {
-        if (wino_fwd(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+    int tile = wino_tile(c, &g);
+    if (tile) {
+        if (wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
         nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
-        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = 1;
+        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = tile;
         return y;
     }
     int keep = c->keep_im2col && nn_needs_grad(c, b ? 3 : 2, in);

@@ -260,9 +260,19 @@ static void test_conv(void **st) {
     tu_randn(x, sizeof x / 4, 1, 601);
     tu_randn(w, sizeof w / 4, 0.5f, 602);
     tu_randn(b, 4, 1, 603);
+    // 3x3 stride 1 by each path: im2col, Winograd F(2x2, 3x3) and F(4x4, 3x3). The
+    // F(4x4) forward rounds a few times worse (~3e-6 of |y| ~ 3 in the 16 outputs a
+    // perturbed input reaches, over 2h): 2e-3 absolute; its exact adjoint is
+    // checked against im2col to 1e-5 in test_winograd.
     convarg a1 = {1, 1, 0, 0, 1, nn_pad_sym(1)};
-    GC("conv2d 3x3 s1 p1", f_conv, &a1, tu_in(NN_SHAPE(2, 3, 7, 6), x, 1), tu_in(NN_SHAPE(4, 3, 3, 3), w, 1),
-       tu_in(NN_SHAPE(4), b, 1));
+    for (int mode = -1; mode <= 4; mode++) {
+        if (mode == 0 || mode == 1 || mode == 3) continue;
+        tu_gc_opts o = TU_GC_DEFAULT;
+        o.winograd = mode;
+        if (mode == 4) o.atol = 2e-3;
+        tu_input in[] = {tu_in(NN_SHAPE(2, 3, 7, 6), x, 1), tu_in(NN_SHAPE(4, 3, 3, 3), w, 1), tu_in(NN_SHAPE(4), b, 1)};
+        tu_gradcheck("conv2d 3x3 s1 p1", f_conv, &a1, 3, in, o);
+    }
     convarg a2 = {2, 2, 0, 0, 1, nn_pad_same(7, 6, 3, 3, 2, 2)};
     GC("conv2d SAME s2 (asymmetric)", f_conv, &a2, tu_in(NN_SHAPE(2, 3, 7, 6), x, 1),
        tu_in(NN_SHAPE(4, 3, 3, 3), w, 1), tu_in(NN_SHAPE(4), b, 1));
@@ -620,12 +630,13 @@ static void test_winograd(void **st) {
         size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 9;
         float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[16];
         tu_randn(x, nx, 1, 10 + k), tu_randn(w, nw, 0.3f, 20 + k), tu_randn(b, 16, 1, 30 + k);
-        float *res[2][4];
+        float *res[3][4];
         size_t ny = 0;
-        for (int wino = 0; wino < 2; wino++) {
+        const int mode[3] = {0, 2, 4}; // im2col, F(2x2, 3x3), F(4x4, 3x3)
+        for (int v = 0; v < 3; v++) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.winograd = wino;
+            c.winograd = mode[v];
             nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
             nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 3, 3), w);
             nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
@@ -637,21 +648,23 @@ static void test_winograd(void **st) {
             tu_randn(r, ny, 1, 40 + k);
             nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
             assert_int_equal(nn_backward(&c, L), 0);
-            res[wino][0] = malloc(sizeof(float) * ny), memcpy(res[wino][0], y->data, sizeof(float) * ny);
-            res[wino][1] = malloc(sizeof(float) * nx), memcpy(res[wino][1], tx->grad, sizeof(float) * nx);
-            res[wino][2] = malloc(sizeof(float) * nw), memcpy(res[wino][2], tw->grad, sizeof(float) * nw);
-            res[wino][3] = malloc(sizeof(float) * 16), memcpy(res[wino][3], tb->grad, sizeof(float) * cs[k].O);
+            res[v][0] = malloc(sizeof(float) * ny), memcpy(res[v][0], y->data, sizeof(float) * ny);
+            res[v][1] = malloc(sizeof(float) * nx), memcpy(res[v][1], tx->grad, sizeof(float) * nx);
+            res[v][2] = malloc(sizeof(float) * nw), memcpy(res[v][2], tw->grad, sizeof(float) * nw);
+            res[v][3] = malloc(sizeof(float) * 16), memcpy(res[v][3], tb->grad, sizeof(float) * cs[k].O);
             free(r);
             nn_ctx_free(&c);
         }
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
-        for (int q = 0; q < 4; q++) {
-            double e = rel_diff(res[1][q], res[0][q], n[q]);
-            if (e > 2e-6) fprintf(stderr, "winograd case %zu: %s differs by %.2e\n", k, what[q], e);
-            assert_true(e <= 2e-6);
-            free(res[0][q]), free(res[1][q]);
-        }
+        for (int v = 1; v < 3; v++)
+            for (int q = 0; q < 4; q++) {
+                double e = rel_diff(res[v][q], res[0][q], n[q]), bound = mode[v] == 2 ? 2e-6 : 1e-5;
+                fprintf(stderr, "winograd F(%d) case %zu: %s differs by %.2e\n", mode[v], k, what[q], e);
+                assert_true(e <= bound);
+            }
+        for (int v = 0; v < 3; v++)
+            for (int q = 0; q < 4; q++) free(res[v][q]);
         free(x), free(w);
     }
 }

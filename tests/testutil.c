@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const tu_gc_opts TU_GC_DEFAULT = {1e-2, 1e-3, 2e-4, 1};
+const tu_gc_opts TU_GC_DEFAULT = {1e-2, 1e-3, 2e-4, 1, 0};
 
 double tu_rel_err(const float *a, const float *b, size_t n, double floor) {
     double scale = floor, worst = 0;
@@ -94,6 +94,7 @@ double tu_gradcheck(const char *what, tu_fn f, void *user, int nin, tu_input *in
     nn_ctx c;
     assert_int_equal(nn_ctx_init(&c, 1u << 20), 0);
     c.training = o.training;
+    if (o.winograd) c.winograd = o.winograd < 0 ? 0 : o.winograd;
     nn_tensor *t[8];
     assert_true(nin <= 8);
     size_t nout;

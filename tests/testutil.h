@@ -46,6 +46,7 @@ typedef nn_tensor *(*tu_fn)(nn_ctx *c, nn_tensor **in, void *user);
 typedef struct tu_gc_opts {
     double h, rtol, atol;
     int training; // ctx->training during the check
+    int winograd; // nonzero: ctx->winograd during the check (-1: im2col); 0: the engine's default
 } tu_gc_opts;
 
 extern const tu_gc_opts TU_GC_DEFAULT;
