@@ -271,19 +271,20 @@ static void wino_filter_adj(const geom *g, const float *dU, float *gw, int m) {
     }
 }
 
-// The transforms run over one row of tiles at a time, 8 tiles per vector. A
-// patch row's a values are the input row split into m phases (every m-th
-// column) at tile j and, for the last two, j + 1; outputs are m phases
-// interleaved back. Per-thread row buffers: rows of `len` floats (8 to spare
-// past the tw + 1 used), each preceded by 8 zeros so that index -1 reads 0.
+// The transforms run over one row of tiles at a time, 8 tiles per vector,
+// on one channel of one image copied into a per-thread buffer with its
+// padding (`pin`), so that every vector load and store stays inside with no
+// border cases. A patch row's a values are that buffer's row split into m
+// phases (every m-th column) at tiles j and, for the last a - m, at j + 1;
+// outputs are m phases merged back into a buffer row (`pout`, `pacc`).
+// Per-thread row buffers hold the phases: 36 rows of `len` floats.
 typedef struct wrow {
-    float *buf, *tmp; // tmp: one padded image row (4 len floats)
+    float *buf;
     size_t len;
 } wrow;
 static int wrow_init(wrow *r, int tw) {
     r->len = ((size_t)tw + 23) / 8 * 8;
-    r->buf = calloc(40 * r->len, sizeof(float));
-    r->tmp = r->buf ? r->buf + 36 * r->len : NULL;
+    r->buf = calloc(36 * r->len, sizeof(float));
     return r->buf != NULL;
 }
 static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len + 8; }
@@ -293,58 +294,68 @@ static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k *
 #define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
 #define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
 
-// ph[p][j] = row[s*j + p - pl] for p < s (2 or 4) and j = 0..n, 0 outside
-// columns 0..W-1; row NULL (outside the image): all 0. The row is copied
-// into tmp with its padding first, so that every tile goes 8 at a time.
-WG_INLINE void deinterleave(const float *row, int W, int pl, int n, int s, float *const *ph, float *tmp) {
-    if (!row) {
-        for (int p = 0; p < s; p++) memset(ph[p], 0, sizeof(float) * (size_t)(n + 1));
+// Per-thread buffers of a chunk: V (C planes), M (O planes), the phase rows,
+// and three image buffers of rows `wp` floats apart, wp = m*(tv + 1) with tv
+// the tiles 0..tw in whole vectors:
+//   pin  (m*th + 2 rows): one input channel, input (y, x) at row y + pt, column x + pl, 0 elsewhere;
+//   pout (m*th rows): one output channel's tiles before they go to y; in backward dy, 0 beyond Ho x Wo;
+//   pacc (m*th + 2 rows): the input gradient of one channel with its padding, summed over patches.
+typedef struct wbufs {
+    float *V, *M, *pin, *pout, *pacc;
+    size_t vps, mps; // plane strides
+    int wp, hp;
+    wrow e, o;
+} wbufs;
+
+// out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
+WG_INLINE void wg_split8(const float *t, int s, v8 *out) {
+    v8 a = v8_load(t), b = v8_load(t + 8);
+    v8 ev = __builtin_shuffle(a, b, EVEN8), od = __builtin_shuffle(a, b, ODD8);
+    if (s == 2) {
+        out[0] = ev, out[1] = od;
         return;
     }
-    int nv = (n + 8) / 8 * 8; // tiles 0..n in whole vectors
-    memset(tmp, 0, sizeof(float) * (size_t)pl);
-    memcpy(tmp + pl, row, sizeof(float) * (size_t)W);
-    if (s * nv > pl + W) memset(tmp + pl + W, 0, sizeof(float) * (size_t)(s * nv - pl - W));
-    for (int j = 0; j < nv; j += 8) {
-        const float *t = tmp + s * j;
-        v8 a = v8_load(t), b = v8_load(t + 8);
-        v8 ev = __builtin_shuffle(a, b, EVEN8), od = __builtin_shuffle(a, b, ODD8);
-        if (s == 2) {
-            v8_store(ph[0] + j, ev), v8_store(ph[1] + j, od);
-        } else {
-            v8 c2 = v8_load(t + 16), d2 = v8_load(t + 24);
-            v8 ev2 = __builtin_shuffle(c2, d2, EVEN8), od2 = __builtin_shuffle(c2, d2, ODD8);
-            v8_store(ph[0] + j, __builtin_shuffle(ev, ev2, EVEN8)), v8_store(ph[2] + j, __builtin_shuffle(ev, ev2, ODD8));
-            v8_store(ph[1] + j, __builtin_shuffle(od, od2, EVEN8)), v8_store(ph[3] + j, __builtin_shuffle(od, od2, ODD8));
+    v8 c = v8_load(t + 16), d = v8_load(t + 24);
+    v8 ev2 = __builtin_shuffle(c, d, EVEN8), od2 = __builtin_shuffle(c, d, ODD8);
+    out[0] = __builtin_shuffle(ev, ev2, EVEN8), out[1] = __builtin_shuffle(od, od2, EVEN8);
+    out[2] = __builtin_shuffle(ev, ev2, ODD8), out[3] = __builtin_shuffle(od, od2, ODD8);
+}
+// t[s*l + p] = in[p][l]: the inverse of wg_split8
+WG_INLINE void wg_merge8(const v8 *in, int s, v8 *t) {
+    if (s == 2) {
+        t[0] = __builtin_shuffle(in[0], in[1], LO8), t[1] = __builtin_shuffle(in[0], in[1], HI8);
+        return;
+    }
+    v8 a0 = __builtin_shuffle(in[0], in[2], LO8), a1 = __builtin_shuffle(in[0], in[2], HI8);
+    v8 b0 = __builtin_shuffle(in[1], in[3], LO8), b1 = __builtin_shuffle(in[1], in[3], HI8);
+    t[0] = __builtin_shuffle(a0, b0, LO8), t[1] = __builtin_shuffle(a0, b0, HI8);
+    t[2] = __builtin_shuffle(a1, b1, LO8), t[3] = __builtin_shuffle(a1, b1, HI8);
+}
+
+// ph[p][j] = row[m*j + p] for p < m, and with `shifted`, ph[m + p][j] = row[m*(j + 1) + p]
+// for p < 2, over tiles j < nj (a multiple of 8)
+WG_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float *const *ph) {
+    for (int j = 0; j < nj; j += 8) {
+        v8 v[4];
+        wg_split8(row + m * j, m, v);
+        for (int p = 0; p < m; p++) v8_store(ph[p] + j, v[p]);
+        if (shifted) {
+            wg_split8(row + m * (j + 1), m, v);
+            v8_store(ph[m] + j, v[0]), v8_store(ph[m + 1] + j, v[1]);
         }
     }
 }
 
-// row[s*j + p - pl] (+)= ph[p][j] + bias for p < s and j = 0..n-1, columns
-// outside 0..W-1 dropped (s*n >= pl + W); tiles 8 at a time into tmp, then the row
-WG_INLINE void interleave(float *row, int W, int pl, int n, int s, float *const *ph, float bias, int add, float *tmp) {
-    v8 vb = v8_set1(bias);
-    for (int j = 0; j < n; j += 8) {
-        v8 out[4], p0 = v8_load(ph[0] + j) + vb, p1 = v8_load(ph[1] + j) + vb;
-        if (s == 2) {
-            out[0] = __builtin_shuffle(p0, p1, LO8), out[1] = __builtin_shuffle(p0, p1, HI8);
-        } else {
-            v8 p2 = v8_load(ph[2] + j) + vb, p3 = v8_load(ph[3] + j) + vb;
-            v8 a0 = __builtin_shuffle(p0, p2, LO8), a1 = __builtin_shuffle(p0, p2, HI8);
-            v8 b0 = __builtin_shuffle(p1, p3, LO8), b1 = __builtin_shuffle(p1, p3, HI8);
-            out[0] = __builtin_shuffle(a0, b0, LO8), out[1] = __builtin_shuffle(a0, b0, HI8);
-            out[2] = __builtin_shuffle(a1, b1, LO8), out[3] = __builtin_shuffle(a1, b1, HI8);
-        }
-        for (int q = 0; q < s; q++) v8_store(tmp + s * j + 8 * q, out[q]);
+// rows [0, h) of w floats from src (stride ss) to dst (stride ds), plus b; add: dst +=
+WG_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h, int w, float b, int add) {
+    v8 vb = v8_set1(b);
+    for (int y = 0; y < h; y++) {
+        float *d = dst + (size_t)y * ds;
+        const float *s = src + (size_t)y * ss;
+        int x = 0;
+        for (; x + 8 <= w; x += 8) v8_store(d + x, (add ? v8_load(d + x) : vb) + v8_load(s + x));
+        for (; x < w; x++) d[x] = (add ? d[x] : b) + s[x];
     }
-    const float *t = tmp + pl;
-    if (!add) {
-        memcpy(row, t, sizeof(float) * (size_t)W);
-        return;
-    }
-    int x = 0;
-    for (; x + 8 <= W; x += 8) v8_store(row + x, v8_load(row + x) + v8_load(t + x));
-    for (; x < W; x++) row[x] += t[x];
 }
 
 // The transforms work on a chunk of nb images from n0 with every channel:
@@ -362,26 +373,24 @@ typedef struct wchunk {
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
-WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wrow *e, int m) {
-    int a = m + 2, th = k->th, tw = k->tw;
-    float *ph[6][4];
+WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
+    float *ph[6][6];
     for (int r = 0; r < a; r++)
-        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(e, r * m + p);
+        for (int p = 0; p < a; p++) ph[r][p] = wrow_at(&b->e, r * a + p);
     for (int c = 0; c < g->C; c++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
-            const float *xp = x + ((size_t)n * g->C + c) * g->H * g->W;
+            wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W, g->W, g->H,
+                         g->W, 0.0f, 0);
             float *vp = V + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int r = 0; r < a; r++) {
-                    int ih = m * i - g->pt + r;
-                    deinterleave(ih >= 0 && ih < g->H ? xp + (size_t)ih * g->W : NULL, g->W, g->pl, tw, m, ph[r], e->tmp);
-                }
+                for (int r = 0; r < a; r++) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
                 float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[6][6];
                     for (int q = 0; q < a; q++) { // columns: Bt d
                         v8 d[6], v[6];
-                        for (int r = 0; r < a; r++) d[r] = v8_load(q < m ? ph[r][q] + j : ph[r][q - m] + j + 1);
+                        for (int r = 0; r < a; r++) d[r] = v8_load(ph[r][q] + j);
                         wg_bt(m, d, v);
                         for (int r = 0; r < a; r++) t[r][q] = v[r];
                     }
@@ -396,63 +405,63 @@ WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
 }
 
 // gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
-WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wrow *d, wrow *e,
-                                int m) {
-    int a = m + 2, th = k->th, tw = k->tw;
-    float *dd[6][6], *ph[4];
-    for (int r = 0; r < a; r++)
-        for (int q = 0; q < a; q++) dd[r][q] = wrow_at(d, r * a + q);
-    for (int p = 0; p < m; p++) ph[p] = wrow_at(e, p);
+WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int c = 0; c < g->C; c++) {
-            float *xp = gx + ((size_t)n * g->C + c) * g->H * g->W;
+            memset(b->pacc, 0, sizeof(float) * (size_t)b->hp * wp);
             const float *vp = dV + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *vrow = vp + (size_t)i * tw;
-                for (int j = 0; j < tw; j += 8) {
-                    v8 t[6][6];
-                    for (int r = 0; r < a; r++) { // rows: dV Bt
-                        v8 v[6], u[6];
-                        for (int q = 0; q < a; q++) v[q] = v8_load(vrow + (size_t)(r * a + q) * ps + j);
-                        wg_bt_adj(m, v, u);
-                        for (int q = 0; q < a; q++) t[r][q] = u[q];
-                    }
-                    for (int q = 0; q < a; q++) { // columns: B (dV Bt)
-                        v8 col[6], u[6];
-                        for (int r = 0; r < a; r++) col[r] = t[r][q];
-                        wg_bt_adj(m, col, u);
-                        for (int r = 0; r < a; r++) v8_store(dd[r][q] + j, u[r]);
-                    }
-                }
-                for (int r = 0; r < a; r++) // tile tw: none
-                    for (int q = 0; q < a; q++) memset(dd[r][q] + tw, 0, 8 * sizeof(float));
-                for (int r = 0; r < a; r++) {
-                    int ih = m * i - g->pt + r;
-                    if (ih < 0 || ih >= g->H) continue;
-                    // column m*j + p - pl (j = 0..tw): tile j's value p plus, for p < a - m, tile j-1's value p + m
-                    for (int j = 0; j <= tw; j += 8)
-                        for (int p = 0; p < m; p++) {
-                            v8 s = v8_load(dd[r][p] + j);
-                            if (p + m < a) s += v8_load(dd[r][p + m] + j - 1);
-                            v8_store(ph[p] + j, s);
+                v8 prev[6][2]; // the last a - m columns of every patch row at the previous 8 tiles
+                for (int r = 0; r < a; r++) prev[r][0] = prev[r][1] = v8_set1(0.0f);
+                for (int j = 0; j <= tw; j += 8) { // tile tw: only tile tw - 1's overlap
+                    v8 dd[6][6];
+                    if (j < tw) {
+                        v8 t[6][6];
+                        v8i live = lane + j < tw; // tiles past the row end: 0
+                        for (int r = 0; r < a; r++) { // rows: dV Bt
+                            v8 v[6], u[6];
+                            for (int q = 0; q < a; q++) v[q] = v8_and(v8_load(vrow + (size_t)(r * a + q) * ps + j), live);
+                            wg_bt_adj(m, v, u);
+                            for (int q = 0; q < a; q++) t[r][q] = u[q];
                         }
-                    interleave(xp + (size_t)ih * g->W, g->W, g->pl, tw + 1, m, ph, 0.0f, 1, e->tmp);
+                        for (int q = 0; q < a; q++) { // columns: B (dV Bt)
+                            v8 col[6], u[6];
+                            for (int r = 0; r < a; r++) col[r] = t[r][q];
+                            wg_bt_adj(m, col, u);
+                            for (int r = 0; r < a; r++) dd[r][q] = u[r];
+                        }
+                    } else {
+                        for (int r = 0; r < a; r++)
+                            for (int q = 0; q < a; q++) dd[r][q] = v8_set1(0.0f);
+                    }
+                    for (int r = 0; r < a; r++) {
+                        // column m*j + p: tile j's value p plus, for p < a - m, tile j-1's value p + m
+                        v8 ph[4], out[4];
+                        for (int p = 0; p < m; p++) ph[p] = dd[r][p];
+                        for (int p = 0; p < a - m; p++) {
+                            ph[p] += __builtin_shuffle(prev[r][p], dd[r][m + p], (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                            prev[r][p] = dd[r][m + p];
+                        }
+                        wg_merge8(ph, m, out);
+                        float *row = b->pacc + (size_t)(m * i + r) * wp + m * j;
+                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, v8_load(row + 8 * q) + out[q]);
+                    }
                 }
             }
+            wg_copy_rows(gx + ((size_t)n * g->C + c) * g->H * g->W, g->W, b->pacc + (size_t)g->pt * wp + g->pl, wp,
+                         g->H, g->W, 0.0f, 1);
         }
 }
 
 // y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
 WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
-                             wrow *out, int m) {
-    int a = m + 2, th = k->th, tw = k->tw;
-    float *ph[4][4];
-    for (int r = 0; r < m; r++)
-        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(out, r * m + p);
+                             wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int o = 0; o < g->O; o++) {
-            float b = bias ? bias[o] : 0.0f;
-            float *yp = y + ((size_t)n * g->O + o) * g->Ho * g->Wo;
             const float *mp = M + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *mrow = mp + (size_t)i * tw;
@@ -465,40 +474,41 @@ WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, siz
                         for (int r = 0; r < m; r++) t[r][q] = v[r];
                     }
                     for (int r = 0; r < m; r++) { // rows: (At M) A
-                        v8 v[4];
+                        v8 v[4], out[4];
                         wg_at(m, t[r], v);
-                        for (int p = 0; p < m; p++) v8_store(ph[r][p] + j, v[p]);
+                        wg_merge8(v, m, out);
+                        float *row = b->pout + (size_t)(m * i + r) * wp + m * j;
+                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, out[q]);
                     }
                 }
-                for (int r = 0; r < m && m * i + r < g->Ho; r++)
-                    interleave(yp + (size_t)(m * i + r) * g->Wo, g->Wo, 0, tw, m, ph[r], b, 0, out->tmp);
             }
+            wg_copy_rows(y + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, b->pout, wp, g->Ho, g->Wo,
+                         bias ? bias[o] : 0.0f, 0);
         }
 }
 
 // dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
-WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wrow *e, int m) {
-    int a = m + 2, th = k->th, tw = k->tw;
+WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[4][4];
     for (int r = 0; r < m; r++)
-        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(e, r * m + p);
+        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(&b->e, r * m + p);
     for (int o = 0; o < g->O; o++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
-            const float *yp = gy + ((size_t)n * g->O + o) * g->Ho * g->Wo;
+            wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f, 0);
             float *mp = dM + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int r = 0; r < m; r++)
-                    deinterleave(m * i + r < g->Ho ? yp + (size_t)(m * i + r) * g->Wo : NULL, g->Wo, 0, tw, m, ph[r], e->tmp);
+                for (int r = 0; r < m; r++) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
                 float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[4][6];
-                    for (int r = 0; r < m; r++) { // rows: dy A^T... (At adjoint)
+                    for (int r = 0; r < m; r++) { // rows: dy A
                         v8 yv[4], v[6];
                         for (int p = 0; p < m; p++) yv[p] = v8_load(ph[r][p] + j);
                         wg_at_adj(m, yv, v);
                         for (int q = 0; q < a; q++) t[r][q] = v[q];
                     }
-                    for (int q = 0; q < a; q++) { // columns
+                    for (int q = 0; q < a; q++) { // columns: A (dy A)
                         v8 col[4], v[6];
                         for (int r = 0; r < m; r++) col[r] = t[r][q];
                         wg_at_adj(m, col, v);
@@ -514,13 +524,13 @@ WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy
 #define WG_VARIANTS(name, params, ...)                                                                                 \
     NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                             \
     NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
-WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wrow *e), g, k, x, V, ps, e)
-WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wrow *d, wrow *e), g,
-            k, dV, ps, gx, d, e)
-WG_VARIANTS(wino_output, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *b, float *y, wrow *e),
-            g, k, M, ps, b, y, e)
-WG_VARIANTS(wino_output_adj, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wrow *e), g, k, gy,
-            dM, ps, e)
+WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k, x, V, ps, b)
+WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV,
+            ps, gx, b)
+WG_VARIANTS(wino_output, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                          wbufs *b), g, k, M, ps, bias, y, b)
+WG_VARIANTS(wino_output_adj, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy,
+            dM, ps, b)
 
 static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
 
@@ -560,21 +570,19 @@ static void wino_gemms(int nxi, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, i
         cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
 }
 
-// per-thread buffers of a chunk: V (C planes), M (O planes), two sets of row buffers
-typedef struct wbufs {
-    float *V, *M;
-    size_t vps, mps; // plane strides
-    wrow e, o;
-} wbufs;
 static int wbufs_init(wbufs *b, const geom *g, int m, int nb) {
-    int a = m + 2, tw = (g->Wo + m - 1) / m;
-    size_t TCmax = (size_t)nb * ((g->Ho + m - 1) / m) * tw;
+    int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
+    size_t TCmax = (size_t)nb * th * tw;
     b->vps = (size_t)g->C * TCmax + 8, b->mps = (size_t)g->O * TCmax + 8;
+    b->wp = m * (tv + 1), b->hp = m * th + 2;
+    size_t img = (size_t)b->wp * b->hp;
     b->V = calloc((size_t)a * a * b->vps, sizeof(float)), b->M = calloc((size_t)a * a * b->mps, sizeof(float));
+    b->pin = calloc(3 * img, sizeof(float));
+    b->pout = b->pin ? b->pin + img : NULL, b->pacc = b->pin ? b->pin + 2 * img : NULL;
     int ok = wrow_init(&b->e, tw) & wrow_init(&b->o, tw);
-    return ok && b->V && b->M;
+    return ok && b->V && b->M && b->pin;
 }
-static void wbufs_free(wbufs *b) { free(b->V), free(b->M), free(b->e.buf), free(b->o.buf); }
+static void wbufs_free(wbufs *b) { free(b->V), free(b->M), free(b->pin), free(b->e.buf), free(b->o.buf); }
 
 static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
     int a = m + 2, nb = wino_chunk_images(g, m);
@@ -594,12 +602,12 @@ static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float
         for (long ci = 0; ci < nchunks; ci++) {
             if (!ok) continue;
             wchunk k = wino_chunk(g, m, nb, ci);
-            if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t.e);
-            else wino_input2(g, &k, x, t.V, t.vps, &t.e);
+            if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t);
+            else wino_input2(g, &k, x, t.V, t.vps, &t);
             wino_gemms(a * a, CblasNoTrans, CblasNoTrans, g->O, (int)k.TC, g->C, U, OC, g->C, t.V, t.vps, (int)k.TC,
                        0.0f, t.M, t.mps, (int)k.TC);
-            if (m == 4) wino_output4(g, &k, t.M, t.mps, b, y, &t.e);
-            else wino_output2(g, &k, t.M, t.mps, b, y, &t.e);
+            if (m == 4) wino_output4(g, &k, t.M, t.mps, b, y, &t);
+            else wino_output2(g, &k, t.M, t.mps, b, y, &t);
         }
         wbufs_free(&t);
     }
@@ -626,19 +634,19 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
         for (long ci = 0; ci < nchunks; ci++) {
             if (!ok) continue;
             wchunk k = wino_chunk(g, m, nb, ci);
-            if (m == 4) wino_output_adj4(g, &k, gy, t.M, t.mps, &t.e);
-            else wino_output_adj2(g, &k, gy, t.M, t.mps, &t.e);
+            if (m == 4) wino_output_adj4(g, &k, gy, t.M, t.mps, &t);
+            else wino_output_adj2(g, &k, gy, t.M, t.mps, &t);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
-                if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t.e);
-                else wino_input2(g, &k, x, t.V, t.vps, &t.e);
+                if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t);
+                else wino_input2(g, &k, x, t.V, t.vps, &t);
                 wino_gemms(a * a, CblasNoTrans, CblasTrans, g->O, g->C, (int)k.TC, t.M, t.mps, (int)k.TC, t.V, t.vps,
                            (int)k.TC, 1.0f, dUt, OC, g->C);
             }
             if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
                 wino_gemms(a * a, CblasTrans, CblasNoTrans, g->C, (int)k.TC, g->O, U, OC, g->C, t.M, t.mps, (int)k.TC,
                            0.0f, t.V, t.vps, (int)k.TC);
-                if (m == 4) wino_input_adj4(g, &k, t.V, t.vps, gx, &t.e, &t.o);
-                else wino_input_adj2(g, &k, t.V, t.vps, gx, &t.e, &t.o);
+                if (m == 4) wino_input_adj4(g, &k, t.V, t.vps, gx, &t);
+                else wino_input_adj2(g, &k, t.V, t.vps, gx, &t);
             }
         }
         wbufs_free(&t);
