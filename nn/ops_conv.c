@@ -216,7 +216,13 @@ WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
 }
 
 // p[0 .. n) = the first n lanes of v (n <= 8)
-#define V8_STORE_N(p, v, n) (__extension__({ float t_[8]; v8_store(t_, (v)); memcpy((p), t_, sizeof(float) * (size_t)(n)); }))
+#define V8_STORE_N(p, v, n) (__extension__({                                       \
+    if ((n) == 8) v8_store((p), (v));                                              \
+    else {                                                                         \
+        float t_[8];                                                               \
+        v8_store(t_, (v));                                                         \
+        memcpy((p), t_, sizeof(float) * (size_t)(n));                              \
+    } }))
 
 // U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
