@@ -48,7 +48,8 @@ void cmd_train_help(void) {
            "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
            "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
            "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
-           "                 ckpt_every, keep_im2col, winograd (1: 3x3 stride-1 convolutions by Winograd F(2x2,3x3); 0: im2col),\n"
+           "                 ckpt_every, keep_im2col, winograd (3x3 stride-1 convolutions: 1 Winograd F(4x4,3x3) or\n"
+           "                 F(2x2,3x3), whichever needs fewer products; 2 or 4 that tile only; 0 im2col + GEMM),\n"
            "                 patience (stop after this many epochs without a better validation\n"
            "                 loss; 0: never)\n");
 }
@@ -472,6 +473,11 @@ int cmd_train(int argc, char **argv) {
     if ((rc = io_config_int(c, "train", "keep_im2col", 1, &keep))) goto fail;
     T.ctx.keep_im2col = (int)keep; // 0: recompute in backward (less memory, a little slower)
     if ((rc = io_config_int(c, "train", "winograd", 1, &keep))) goto fail;
+    if (keep != 0 && keep != 1 && keep != 2 && keep != 4) {
+        rc = gn_err(GN_EINVAL, "%s: [train] winograd = %ld is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)", c->name,
+                    keep);
+        goto fail;
+    }
     T.ctx.winograd = (int)keep; // 0: 3x3 stride-1 convs by im2col + GEMM as well
     if ((rc = setup_optim(&T, c)) || (rc = io_config_check_unused(c))) goto fail;
     T.best_val = INFINITY;

@@ -7,7 +7,8 @@
 //   input     dcol (K, N*P) = W^T x dY
 // The ratio conv/sgemm says how much of the GEMM speed survives im2col,
 // col2im and the layout changes (target >= 0.7). The Winograd column is the
-// default path (3x3 stride-1 layers by F(2x2, 3x3)) in effective GFLOP/s,
+// default path (3x3 stride-1 layers by Winograd F(4x4, 3x3) or F(2x2, 3x3),
+// whichever needs fewer products) in effective GFLOP/s,
 // i.e. the direct method's FLOP count over its time.
 //   usage: conv_bench [--threads N] [--reps R] [--batch B]
 #include <cblas.h>

@@ -9,14 +9,16 @@ echo
 echo "multi-branch ResNet-18 (5x64x64 + 2x48x48, width 32, stride-2 stem, batch 64, Adam):"
 g1=$($B/train_bench) || exit 1
 g2=$($B/train_bench --keep-im2col 0) || exit 1
-g3=$($B/train_bench --winograd 0) || exit 1
+g3=$($B/train_bench --winograd 2) || exit 1
+g4=$($B/train_bench --winograd 0) || exit 1
 echo "$g1"
 echo "$g2"
 echo "$g3"
+echo "$g4"
 if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
     t=$(/usr/bin/python3 bench/train_bench_torch.py --threads "$(nproc)") || exit 1
     echo "$t"
-    for g in "$g1" "$g2" "$g3"; do
+    for g in "$g1" "$g2" "$g3" "$g4"; do
         echo "$g" "$t" | awk '{
             n = split($0, f, " "); k = 0; label = ""
             for (i = 1; i <= n && f[i] != "train"; i++) label = label (i > 1 ? " " : "") f[i]

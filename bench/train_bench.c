@@ -3,7 +3,7 @@
 // regression head with 2 targets), batch 64, Adam, random inputs; and the
 // process's peak resident memory. bench/train_bench_torch.py runs the same
 // model in PyTorch; `make bench` prints both and their ratios.
-//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1] [--keep-im2col 0|1]
+//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4] [--keep-im2col 0|1]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     char label[48];
-    snprintf(label, sizeof label, "galnn (%s%s)", wino ? "Winograd" : "im2col", keep ? "" : ", recompute");
+    snprintf(label, sizeof label, "galnn (%s%s)", wino == 2 ? "Winograd F(2x2)" : wino == 4 ? "Winograd F(4x4)" : wino ? "Winograd" : "im2col",
+             keep ? "" : ", recompute");
     printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",
            label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values, gn_threads());
     return 0;
