@@ -288,12 +288,7 @@ typedef struct wrow {
     float *buf;
     size_t len;
 } wrow;
-static int wrow_init(wrow *r, int tw) {
-    r->len = ((size_t)tw + 23) / 8 * 8;
-    r->buf = calloc(36 * r->len, sizeof(float));
-    return r->buf != NULL;
-}
-static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len + 8; }
+static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len; }
 
 #define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
 #define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
@@ -306,11 +301,12 @@ static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k *
 //   pin  (m*th + 2 rows): one input channel, input (y, x) at row y + pt, column x + pl, 0 elsewhere;
 //   pout (m*th rows): one output channel's tiles before they go to y; in backward dy, 0 beyond Ho x Wo;
 //   pacc (m*th + 2 rows): the input gradient of one channel with its padding, summed over patches.
+// They come from the arena (one block per thread, reused from step to step).
 typedef struct wbufs {
     float *V, *M, *pin, *pout, *pacc;
-    size_t vps, mps; // plane strides
+    size_t vps, mps, img; // plane strides, floats per image buffer
     int wp, hp;
-    wrow e, o;
+    wrow e;
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
@@ -576,37 +572,44 @@ static void wino_gemms(int nxi, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, i
         cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
 }
 
-static int wbufs_init(wbufs *b, const geom *g, int m, int nb) {
+#define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
+// the buffers' sizes; returns the floats one thread needs
+static size_t wbufs_layout(wbufs *b, const geom *g, int m, int nb) {
     int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
     size_t TCmax = (size_t)nb * th * tw;
     b->vps = (size_t)g->C * TCmax + 8, b->mps = (size_t)g->O * TCmax + 8;
     b->wp = m * (tv + 1), b->hp = m * th + 2;
-    size_t img = (size_t)b->wp * b->hp;
-    b->V = calloc((size_t)a * a * b->vps, sizeof(float)), b->M = calloc((size_t)a * a * b->mps, sizeof(float));
-    b->pin = calloc(3 * img, sizeof(float));
-    b->pout = b->pin ? b->pin + img : NULL, b->pacc = b->pin ? b->pin + 2 * img : NULL;
-    int ok = wrow_init(&b->e, tw) & wrow_init(&b->o, tw);
-    return ok && b->V && b->M && b->pin;
+    b->img = WG_ROUND16((size_t)b->wp * b->hp);
+    b->e.len = WG_ROUND16((size_t)tv);
+    return WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps) + 3 * b->img + 36 * b->e.len;
 }
-static void wbufs_free(wbufs *b) { free(b->V), free(b->M), free(b->pin), free(b->e.buf), free(b->o.buf); }
+// thread t's buffers in `base`; the image buffers start at 0 (their borders stay 0)
+static void wbufs_bind(wbufs *b, float *base, int m) {
+    int a = m + 2;
+    b->V = base, b->M = b->V + WG_ROUND16((size_t)a * a * b->vps);
+    b->pin = b->M + WG_ROUND16((size_t)a * a * b->mps), b->pout = b->pin + b->img, b->pacc = b->pout + b->img;
+    b->e.buf = b->pacc + b->img;
+    memset(b->pin, 0, sizeof(float) * 2 * b->img);
+}
 
 static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
     int a = m + 2, nb = wino_chunk_images(g, m);
     size_t OC = (size_t)g->O * g->C;
     long nchunks = (g->N + nb - 1) / nb;
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
+    int nt = gn_threads() > 0 ? gn_threads() : 1;
+    wbufs t0;
+    size_t per = wbufs_layout(&t0, g, m, nb);
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)a * a * OC);
-    if (!U) return GN_ENOMEM;
+    float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
+    if (!U || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
     wino_filter(g, w, U, m);
-    int fail = 0;
-#pragma omp parallel reduction(| : fail)
+#pragma omp parallel num_threads(nt)
     {
-        wbufs t;
-        int ok = wbufs_init(&t, g, m, nb);
-        fail |= !ok;
+        wbufs t = t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), m);
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
-            if (!ok) continue;
             wchunk k = wino_chunk(g, m, nb, ci);
             if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t);
             else wino_input2(g, &k, x, t.V, t.vps, &t);
@@ -615,10 +618,9 @@ static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float
             if (m == 4) wino_output4(g, &k, t.M, t.mps, b, y, &t);
             else wino_output2(g, &k, t.M, t.mps, b, y, &t);
         }
-        wbufs_free(&t);
     }
     nn_arena_release(&c->arena, mark);
-    return fail ? gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers") : GN_OK;
+    return GN_OK;
 }
 
 static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
@@ -628,17 +630,19 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
     long nchunks = (g->N + nb - 1) / nb;
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
     float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // one per thread
-    if (!U || (gw && !dU)) return;
+    wbufs t0;
+    size_t per = wbufs_layout(&t0, g, m, nb);
+    float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
+    if (!U || (gw && !dU) || !scr) return;
     if (gw) memset(dU, 0, sizeof(float) * UN * (size_t)nt);
     if (gx) wino_filter(g, w, U, m);
 #pragma omp parallel num_threads(nt)
     {
-        wbufs t;
-        int ok = wbufs_init(&t, g, m, nb);
+        wbufs t = t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), m);
         float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
-            if (!ok) continue;
             wchunk k = wino_chunk(g, m, nb, ci);
             if (m == 4) wino_output_adj4(g, &k, gy, t.M, t.mps, &t);
             else wino_output_adj2(g, &k, gy, t.M, t.mps, &t);
@@ -655,7 +659,6 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
                 else wino_input_adj2(g, &k, t.V, t.vps, gx, &t);
             }
         }
-        wbufs_free(&t);
     }
     if (gw) { // the threads' sums in thread order, then back through the filter transform
         for (int t = 1; t < nt; t++)
