@@ -154,8 +154,8 @@ static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
 //   dM = A dy At;  dU_xi = dM_xi V_xi^T, dg = Gt dU G;  dV_xi = U_xi^T dM_xi, dd = B dV Bt.
 // Tiles at the border read zeros outside the input (the padding) and drop
 // outputs beyond Ho x Wo. Layout: V[xi][c][t], M[xi][o][t], t = n*th*tw + i*tw + j.
-// ctx->winograd: 0 off, 1 F(4x4) where it needs fewer transformed values than
-// F(2x2) (outputs of 3x3 and up), else F(2x2); 2 or 4: that tile size only.
+// ctx->winograd: 0 off; 1 (default) F(4x4) for outputs of 12x12 and up,
+// F(2x2) below, im2col for 2x2 and smaller; 2 or 4: that tile size only.
 
 #define WG_INLINE static inline __attribute__((always_inline))
 
@@ -540,8 +540,10 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 static int wino_tile(const nn_ctx *c, const geom *g) {
     if (!c->winograd || !wino_ok(g)) return 0;
     if (c->winograd == 2 || c->winograd == 4) return c->winograd;
-    long t2 = (long)((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), t4 = (long)((g->Ho + 3) / 4) * ((g->Wo + 3) / 4);
-    return 36 * t4 < 16 * t2 ? 4 : 2;
+    // measured (bench/conv_bench.c): F(4x4) ahead from 16x16 outputs, F(2x2) at 8x8
+    // and 4x4, im2col at 2x2, where a tile is mostly padding
+    int side = g->Ho < g->Wo ? g->Ho : g->Wo;
+    return side >= 12 ? 4 : (long)g->Ho * g->Wo > 4 ? 2 : 0;
 }
 
 // Chunks of whole images (patches overlap within an image only), with at
