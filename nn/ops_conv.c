@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -371,7 +372,7 @@ WG_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h,
 // into the 8 spare floats at the end of the plane.
 typedef struct wchunk {
     int n0, nb, th, tw;
-    size_t TC;
+    size_t TC, ld; // tiles, and the row stride of V and M (>= TC)
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
@@ -384,7 +385,7 @@ WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
             wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W, g->W, g->H,
                          g->W, 0.0f, 0);
-            float *vp = V + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
+            float *vp = V + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int r = 0; r < a; r++) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
                 float *vrow = vp + (size_t)i * tw;
@@ -413,7 +414,7 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int c = 0; c < g->C; c++) {
             memset(b->pacc, 0, sizeof(float) * (size_t)b->hp * wp);
-            const float *vp = dV + (size_t)c * k->TC + (size_t)(n - k->n0) * th * tw;
+            const float *vp = dV + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *vrow = vp + (size_t)i * tw;
                 v8 prev[6][2]; // the last a - m columns of every patch row at the previous 8 tiles
@@ -464,7 +465,7 @@ WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, siz
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int o = 0; o < g->O; o++) {
-            const float *mp = M + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
+            const float *mp = M + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 const float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
@@ -498,7 +499,7 @@ WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy
     for (int o = 0; o < g->O; o++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
             wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f, 0);
-            float *mp = dM + (size_t)o * k->TC + (size_t)(n - k->n0) * th * tw;
+            float *mp = dM + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int r = 0; r < m; r++) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
                 float *mrow = mp + (size_t)i * tw;
@@ -548,38 +549,57 @@ static int wino_tile(const nn_ctx *c, const geom *g) {
 
 // Chunks of whole images (patches overlap within an image only), with at
 // least WG_CHUNK_VALUES transformed values per channel so that the GEMMs stay
-// efficient at small sizes and V and M fit in the L2 cache; the number of
-// chunks is a multiple of the thread count where the batch allows, so that
-// the threads get equal shares.
+// efficient at small sizes and V and M fit in the L2 cache. The number of
+// chunks is a multiple of the thread count where the batch allows, and the
+// images are spread evenly over the chunks (sizes differ by at most one), so
+// that each thread's contiguous share of chunks holds N/threads images.
 #define WG_CHUNK_VALUES 2048
-static int wino_chunk_images(const geom *g, int m) {
+static long wino_chunks(const geom *g, int m) {
     int a = m + 2, tpi = ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m), tiles = WG_CHUNK_VALUES / (a * a);
     int nb = (tiles + tpi - 1) / tpi, nt = gn_threads() > 0 ? gn_threads() : 1;
     if (nb >= g->N) nb = g->N;
-    int nchunks = (g->N + nb - 1) / nb;
+    long nchunks = (g->N + nb - 1) / nb;
     nchunks = (nchunks + nt - 1) / nt * nt;
-    return (g->N + nchunks - 1) / nchunks;
+    return nchunks < g->N ? nchunks : g->N;
 }
-static wchunk wino_chunk(const geom *g, int m, int nb, long idx) {
-    wchunk k = {(int)idx * nb, 0, (g->Ho + m - 1) / m, (g->Wo + m - 1) / m, 0};
-    k.nb = g->N - k.n0 < nb ? g->N - k.n0 : nb;
+// images per chunk, at most
+static int wino_chunk_max(const geom *g, long nchunks) { return (int)((g->N + nchunks - 1) / nchunks); }
+// The rows of V and M (one per channel) are an odd number of cache lines
+// apart: at a power-of-two stride the rows of a GEMM's 16-column panel of B
+// would share a few L1 sets and evict each other.
+static size_t wino_ld(const geom *g, int m, long nchunks) {
+    size_t TCmax = (size_t)wino_chunk_max(g, nchunks) * ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m);
+    size_t ld = (TCmax + 15) / 16 * 16;
+    return ld / 16 % 2 ? ld : ld + 16;
+}
+static wchunk wino_chunk(const geom *g, int m, long nchunks, long idx) {
+    int n0 = (int)(idx * g->N / nchunks), n1 = (int)((idx + 1) * g->N / nchunks);
+    wchunk k = {n0, n1 - n0, (g->Ho + m - 1) / m, (g->Wo + m - 1) / m, 0, wino_ld(g, m, nchunks)};
     k.TC = (size_t)k.nb * k.th * k.tw;
     return k;
 }
 
-// the a*a products of a chunk (BLAS runs single-threaded inside a parallel region)
-static void wino_gemms(int nxi, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int kk, const float *A, size_t sa,
-                       int lda, const float *B, size_t sb, int ldb, float beta, float *Cm, size_t sc, int ldc) {
-    for (int xi = 0; xi < nxi; xi++)
-        cblas_sgemm(CblasRowMajor, ta, tb, m, n, kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, beta, Cm + xi * sc, ldc);
+// the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
+enum { WG_FWD, WG_DATA, WG_WEIGHT };
+static void wino_gemms(int kind, int nxi, const geom *g, const wchunk *k, const float *U, float *dU, float *V, size_t vps,
+                       float *M, size_t mps) {
+    size_t OC = (size_t)g->O * g->C;
+    int TC = (int)k->TC, ld = (int)k->ld;
+    for (int xi = 0; xi < nxi; xi++) {
+        const float *Ux = U ? U + xi * OC : NULL;
+        float *Vx = V + xi * vps, *Mx = M + xi * mps;
+        if (kind == WG_FWD) nn_gemm_small(0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
+        else if (kind == WG_DATA) nn_gemm_small(1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
+        else nn_gemm_small_nt_acc(g->O, g->C, TC, Mx, ld, Vx, ld, dU + xi * OC, g->C); // dU += dM V^T
+    }
 }
 
 #define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
 // the buffers' sizes; returns the floats one thread needs
-static size_t wbufs_layout(wbufs *b, const geom *g, int m, int nb) {
+static size_t wbufs_layout(wbufs *b, const geom *g, int m, long nchunks) {
     int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
-    size_t TCmax = (size_t)nb * th * tw;
-    b->vps = (size_t)g->C * TCmax + 8, b->mps = (size_t)g->O * TCmax + 8;
+    size_t ld = wino_ld(g, m, nchunks);
+    b->vps = (size_t)g->C * ld + 8, b->mps = (size_t)g->O * ld + 8;
     b->wp = m * (tv + 1), b->hp = m * th + 2;
     b->img = WG_ROUND16((size_t)b->wp * b->hp);
     b->e.len = WG_ROUND16((size_t)tv);
@@ -595,13 +615,13 @@ static void wbufs_bind(wbufs *b, float *base, int m) {
 }
 
 static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
-    int a = m + 2, nb = wino_chunk_images(g, m);
+    int a = m + 2;
     size_t OC = (size_t)g->O * g->C;
-    long nchunks = (g->N + nb - 1) / nb;
+    long nchunks = wino_chunks(g, m);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
-    size_t per = wbufs_layout(&t0, g, m, nb);
+    size_t per = wbufs_layout(&t0, g, m, nchunks);
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)a * a * OC);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     if (!U || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
@@ -612,11 +632,10 @@ static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float
         wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), m);
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
-            wchunk k = wino_chunk(g, m, nb, ci);
+            wchunk k = wino_chunk(g, m, nchunks, ci);
             if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t);
             else wino_input2(g, &k, x, t.V, t.vps, &t);
-            wino_gemms(a * a, CblasNoTrans, CblasNoTrans, g->O, (int)k.TC, g->C, U, OC, g->C, t.V, t.vps, (int)k.TC,
-                       0.0f, t.M, t.mps, (int)k.TC);
+            wino_gemms(WG_FWD, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             if (m == 4) wino_output4(g, &k, t.M, t.mps, b, y, &t);
             else wino_output2(g, &k, t.M, t.mps, b, y, &t);
         }
@@ -627,13 +646,13 @@ static int wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float
 
 static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
                     float *gx) {
-    int a = m + 2, nb = wino_chunk_images(g, m), nt = gn_threads() > 0 ? gn_threads() : 1;
+    int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
-    long nchunks = (g->N + nb - 1) / nb;
+    long nchunks = wino_chunks(g, m);
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
     float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // one per thread
     wbufs t0;
-    size_t per = wbufs_layout(&t0, g, m, nb);
+    size_t per = wbufs_layout(&t0, g, m, nchunks);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     if (!U || (gw && !dU) || !scr) return;
     if (gw) memset(dU, 0, sizeof(float) * UN * (size_t)nt);
@@ -645,18 +664,16 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
         float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
-            wchunk k = wino_chunk(g, m, nb, ci);
+            wchunk k = wino_chunk(g, m, nchunks, ci);
             if (m == 4) wino_output_adj4(g, &k, gy, t.M, t.mps, &t);
             else wino_output_adj2(g, &k, gy, t.M, t.mps, &t);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
                 if (m == 4) wino_input4(g, &k, x, t.V, t.vps, &t);
                 else wino_input2(g, &k, x, t.V, t.vps, &t);
-                wino_gemms(a * a, CblasNoTrans, CblasTrans, g->O, g->C, (int)k.TC, t.M, t.mps, (int)k.TC, t.V, t.vps,
-                           (int)k.TC, 1.0f, dUt, OC, g->C);
+                wino_gemms(WG_WEIGHT, a * a, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);
             }
             if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
-                wino_gemms(a * a, CblasTrans, CblasNoTrans, g->C, (int)k.TC, g->O, U, OC, g->C, t.M, t.mps, (int)k.TC,
-                           0.0f, t.V, t.vps, (int)k.TC);
+                wino_gemms(WG_DATA, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
                 if (m == 4) wino_input_adj4(g, &k, t.V, t.vps, gx, &t);
                 else wino_input_adj2(g, &k, t.V, t.vps, gx, &t);
             }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../nn/gemm.h"
 #include "testutil.h"
 
 #define ARR(n) ((float[n]){0})
@@ -670,6 +671,50 @@ static void test_winograd(void **st) {
     }
 }
 
+// The Winograd products' kernels (nn/gemm.h) against a float64 reference:
+// C = op(A) B and C += A B^T on shapes with every remainder (rows not a
+// multiple of 6 or 3, columns not of 16 or 4, K tails not of 8), strided
+// operands, and C's columns past N left untouched; and the same through
+// cblas_sgemm (nn_gemm_blas = 1, the path on CPUs without AVX2+FMA).
+static void test_gemm_small(void **st) {
+    (void)st;
+    const int shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 5}, {32, 64, 32}, {13, 33, 9}, {5, 3, 0}, {64, 80, 71}, {2, 9, 23}};
+    for (int blas = 0; blas < 2; blas++) {
+        nn_gemm_blas = blas;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = 3;
+            int lda = (M > K ? M : K) + pad, ldb = (N > K ? N : K) + pad, ldc = N + pad;
+            size_t na = (size_t)lda * (M > K ? M : K) + 1, nb = (size_t)ldb * (N > K ? N : K) + 1, nc = (size_t)ldc * M;
+            float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C = malloc(sizeof(float) * nc);
+            float *C0 = malloc(sizeof(float) * nc);
+            tu_randn(A, na, 1, 100 + s), tu_randn(B, nb, 1, 200 + s), tu_randn(C0, nc, 1, 300 + s);
+            for (int kind = 0; kind < 3; kind++) { // 0: A B, 1: A^T B, 2: C += A B^T
+                memcpy(C, C0, sizeof(float) * nc);
+                if (kind < 2) nn_gemm_small(kind, M, N, K, A, lda, B, ldb, C, ldc);
+                else nn_gemm_small_nt_acc(M, N, K, A, lda, B, ldb, C, ldc);
+                double worst = 0;
+                for (int i = 0; i < M; i++) {
+                    for (int j = 0; j < N; j++) {
+                        double ref = kind == 2 ? C0[(size_t)i * ldc + j] : 0, mag = fabs(ref);
+                        for (int k = 0; k < K; k++) {
+                            double a = kind == 1 ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                            double b = kind == 2 ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                            ref += a * b, mag += fabs(a * b);
+                        }
+                        double e = fabs(C[(size_t)i * ldc + j] - ref) / (mag + 1e-30);
+                        if (e > worst) worst = e;
+                    }
+                    for (int j = N; j < ldc; j++) assert_true(C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j]);
+                }
+                if (worst > 1e-6) fprintf(stderr, "gemm kind %d %dx%dx%d (blas %d): error %.2e\n", kind, M, N, K, blas, worst);
+                assert_true(worst <= 1e-6);
+            }
+            free(A), free(B), free(C), free(C0);
+        }
+    }
+    nn_gemm_blas = 0;
+}
+
 // relu(batchnorm(x) + r) in one op gives the values and gradients of the three
 // separate ops exactly (training and evaluation, with and without the residual).
 static void test_bn_fused(void **st) {
@@ -751,7 +796,7 @@ int main(void) {
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),
-        cmocka_unit_test(test_winograd),       cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_winograd),       cmocka_unit_test(test_gemm_small),       cmocka_unit_test(test_bn_fused),
         cmocka_unit_test(test_grad_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

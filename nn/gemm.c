@@ -1,0 +1,181 @@
+// Small row-major matrix products (nn/gemm.h). The AVX2+FMA kernels keep a
+// block of C in registers for the whole K loop and read A and B where they
+// are: 6 x 16 blocks of C (12 accumulators) for C = op(A) B, and 3 x 4 dot
+// products along K (12 accumulators, summed across lanes at the end) for
+// C += A B^T. The block loops run columns outer, rows inner, so that a 16-wide
+// panel of B stays in L1 while the rows of A stream past it.
+#include "gemm.h"
+
+#include <cblas.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NN_GEMM_X86 1
+#define GEMM_K static inline __attribute__((always_inline, target("avx2,fma")))
+#define GEMM_F __attribute__((target("avx2,fma")))
+
+// lanes [0, rem) set
+GEMM_K __m256i lanes_below(int rem) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// C[0:R, 0:8*NV] = op(A)[0:R, :] B[:, 0:8*NV]; the last vector masked to `rem` lanes if masked
+GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const float *A, int lda, const float *B, int ldb,
+                     float *C, int ldc) {
+    __m256i mask = lanes_below(rem);
+    __m256 acc[6][2];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =
+        _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m256 bv[2];
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =
+            masked && v == NV - 1 ? _mm256_maskload_ps(b + 8 * v, mask) : _mm256_loadu_ps(b + 8 * v);
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_broadcast_ss(ta ? A + (size_t)k * lda + r : A + (size_t)r * lda + k);
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(a, bv[v], acc[r][v]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
+        float *c = C + (size_t)r * ldc + 8 * v;
+        if (masked && v == NV - 1) _mm256_maskstore_ps(c, mask, acc[r][v]);
+        else _mm256_storeu_ps(c, acc[r][v]);
+    }
+}
+
+#define NN_ROWS(NV, TA, MASKED)                                                                                        \
+    switch (R) {                                                                                                       \
+    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
+    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
+    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
+    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
+    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
+    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc);                                              \
+    }
+
+GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                               int ldc) {
+    for (int j = 0; j < N; j += 16) {
+        int nc = N - j < 16 ? N - j : 16, nv = (nc + 7) / 8, rem = nc - 8 * (nv - 1), masked = rem < 8;
+        for (int i = 0; i < M; i += 6) {
+            int R = M - i < 6 ? M - i : 6;
+            const float *a = ta ? A + i : A + (size_t)i * lda, *b = B + j;
+            float *c = C + (size_t)i * ldc + j;
+            if (nv == 2) {
+                if (ta) {
+                    if (masked) NN_ROWS(2, 1, 1) else NN_ROWS(2, 1, 0)
+                } else {
+                    if (masked) NN_ROWS(2, 0, 1) else NN_ROWS(2, 0, 0)
+                }
+            } else {
+                if (ta) {
+                    if (masked) NN_ROWS(1, 1, 1) else NN_ROWS(1, 1, 0)
+                } else {
+                    if (masked) NN_ROWS(1, 0, 1) else NN_ROWS(1, 0, 0)
+                }
+            }
+        }
+    }
+}
+
+// the sums of four vectors' lanes, in one 4-vector
+GEMM_K __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T, S <= 4 columns (rows of B past S repeat row S-1, their sums dropped)
+GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    const float *b[4];
+    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
+    __m256 acc[3][4];
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
+        _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 bv[4];
+        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_loadu_ps(b[s] + k);
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_loadu_ps(A + (size_t)r * lda + k);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] = _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m256 bv[4];
+        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_maskload_ps(b[s] + k, mask);
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_maskload_ps(A + (size_t)r * lda + k, mask);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] = _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+        }
+    }
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m128 sum = hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        if (S == 4) _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+        else {
+            float t[4];
+            _mm_storeu_ps(t, sum);
+            for (int s = 0; s < S; s++) c[s] += t[s];
+        }
+    }
+}
+
+GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                                   int ldc) {
+    for (int j = 0; j < N; j += 4) {
+        int S = N - j < 4 ? N - j : 4;
+        for (int i = 0; i < M; i += 3) {
+            int R = M - i < 3 ? M - i : 3;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            if (S == 4) {
+                if (R == 3) nt_block(3, 4, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2) nt_block(2, 4, K, a, lda, b, ldb, c, ldc);
+                else nt_block(1, 4, K, a, lda, b, ldb, c, ldc);
+            } else {
+                if (R == 3) nt_block(3, S, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2) nt_block(2, S, K, a, lda, b, ldb, c, ldc);
+                else nt_block(1, S, K, a, lda, b, ldb, c, ldc);
+            }
+        }
+    }
+}
+
+int nn_gemm_blas = 0;
+
+static int have_fma(void) {
+    if (nn_gemm_blas) return 0;
+    static int known = -1; // a benign race: every thread computes the same answer
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return known;
+}
+#else
+int nn_gemm_blas = 0;
+#endif
+
+void nn_gemm_small(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef NN_GEMM_X86
+    if (have_fma()) {
+        gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C,
+                ldc);
+}
+
+void nn_gemm_small_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+#ifdef NN_GEMM_X86
+    if (have_fma()) {
+        gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
