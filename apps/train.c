@@ -49,7 +49,7 @@ void cmd_train_help(void) {
            "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
            "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
            "                 ckpt_every, keep_im2col, winograd (3x3 stride-1 convolutions: 1 Winograd F(4x4,3x3) from\n"
-           "                 12x12 outputs, F(2x2,3x3) below, im2col at 2x2; 2 or 4 that tile only; 0 im2col + GEMM),\n"
+           "                 16x16 outputs, F(2x2,3x3) from 4x4, im2col below; 2 or 4 that tile only; 0 im2col + GEMM),\n"
            "                 patience (stop after this many epochs without a better validation\n"
            "                 loss; 0: never)\n");
 }

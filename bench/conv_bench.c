@@ -10,7 +10,9 @@
 // and default are Winograd F(2x2, 3x3), F(4x4, 3x3) and the default choice
 // (ctx->winograd = 1) in effective GFLOP/s, i.e. the direct method's FLOP
 // count over their time (layers other than 3x3 stride 1: im2col every time).
-//   usage: conv_bench [--threads N] [--reps R] [--batch B]
+// --net multibranch: instead, the convs of bench/train_bench.c's network
+// (width 32, 3x3/2 stems, no max-pool; branches at 64x64 and 48x48).
+//   usage: conv_bench [--threads N] [--reps R] [--batch B] [--net resnet18|multibranch]
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,31 @@ static const layer LAYERS[] = {
     {"s4 1x1/2 256->512 @4", 256, 512, 1, 2, 0, 4, 1},
 };
 
+static const layer MULTI[] = {
+    {"a stem 3x3/2 5->32 @64", 5, 32, 3, 2, 1, 64, 1},
+    {"a s1 3x3 32->32 @32", 32, 32, 3, 1, 1, 32, 4},
+    {"a s2 3x3/2 32->64 @32", 32, 64, 3, 2, 1, 32, 1},
+    {"a s2 3x3 64->64 @16", 64, 64, 3, 1, 1, 16, 3},
+    {"a s2 1x1/2 32->64 @32", 32, 64, 1, 2, 0, 32, 1},
+    {"a s3 3x3/2 64->128 @16", 64, 128, 3, 2, 1, 16, 1},
+    {"a s3 3x3 128->128 @8", 128, 128, 3, 1, 1, 8, 3},
+    {"a s3 1x1/2 64->128 @16", 64, 128, 1, 2, 0, 16, 1},
+    {"a s4 3x3/2 128->256 @8", 128, 256, 3, 2, 1, 8, 1},
+    {"a s4 3x3 256->256 @4", 256, 256, 3, 1, 1, 4, 3},
+    {"a s4 1x1/2 128->256 @8", 128, 256, 1, 2, 0, 8, 1},
+    {"b stem 3x3/2 2->32 @48", 2, 32, 3, 2, 1, 48, 1},
+    {"b s1 3x3 32->32 @24", 32, 32, 3, 1, 1, 24, 4},
+    {"b s2 3x3/2 32->64 @24", 32, 64, 3, 2, 1, 24, 1},
+    {"b s2 3x3 64->64 @12", 64, 64, 3, 1, 1, 12, 3},
+    {"b s2 1x1/2 32->64 @24", 32, 64, 1, 2, 0, 24, 1},
+    {"b s3 3x3/2 64->128 @12", 64, 128, 3, 2, 1, 12, 1},
+    {"b s3 3x3 128->128 @6", 128, 128, 3, 1, 1, 6, 3},
+    {"b s3 1x1/2 64->128 @12", 64, 128, 1, 2, 0, 12, 1},
+    {"b s4 3x3/2 128->256 @6", 128, 256, 3, 2, 1, 6, 1},
+    {"b s4 3x3 256->256 @3", 256, 256, 3, 1, 1, 3, 3},
+    {"b s4 1x1/2 128->256 @6", 128, 256, 1, 2, 0, 6, 1},
+};
+
 static float *randbuf(size_t n, gn_rng *r) {
     float *p = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) p[i] = (float)gn_rng_normal(r);
@@ -47,15 +74,22 @@ static float *randbuf(size_t n, gn_rng *r) {
 
 int main(int argc, char **argv) {
     int threads = 0, reps = 5, N = 64;
+    const layer *layers = LAYERS;
+    size_t nlayers = sizeof LAYERS / sizeof LAYERS[0];
+    const char *net = "ResNet-18 at 64x64";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) N = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "multibranch")) {
+            layers = MULTI, nlayers = sizeof MULTI / sizeof MULTI[0];
+            net = "the multi-branch ResNet-18 of train_bench (width 32; branches a 5x64x64, b 2x48x48)";
+        }
     }
     gn_set_threads(threads);
-    printf("conv2d forward+backward vs cblas_sgemm on the same products: ResNet-18 at 64x64, batch %d, %d threads,\n"
+    printf("conv2d forward+backward vs cblas_sgemm on the same products: %s, batch %d, %d threads,\n"
            "best of %d repetitions\n\n",
-           N, gn_threads(), reps);
+           net, N, gn_threads(), reps);
     printf("%-24s %5s %7s %8s %8s %6s %8s %8s %8s %6s\n", "layer", "count", "GFLOP", "im2col", "sgemm", "ratio", "F(2x2)",
            "F(4x4)", "default", "ratio");
     gn_rng r;
@@ -63,8 +97,8 @@ int main(int argc, char **argv) {
     nn_ctx c;
     nn_ctx_init(&c, 256u << 20);
     double tot_flop = 0, tot_conv = 0, tot_gemm = 0, tot_wino = 0;
-    for (size_t l = 0; l < sizeof LAYERS / sizeof LAYERS[0]; l++) {
-        const layer *L = &LAYERS[l];
+    for (size_t l = 0; l < nlayers; l++) {
+        const layer *L = &layers[l];
         int Ho = (L->H + 2 * L->p - L->k) / L->s + 1;
         int K = L->C * L->k * L->k, NP = N * Ho * Ho;
         double flop = 3.0 * 2.0 * L->O * (double)K * NP;

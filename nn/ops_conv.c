@@ -155,8 +155,8 @@ static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
 //   dM = A dy At;  dU_xi = dM_xi V_xi^T, dg = Gt dU G;  dV_xi = U_xi^T dM_xi, dd = B dV Bt.
 // Tiles at the border read zeros outside the input (the padding) and drop
 // outputs beyond Ho x Wo. Layout: V[xi][c][t], M[xi][o][t], t = n*th*tw + i*tw + j.
-// ctx->winograd: 0 off; 1 (default) F(4x4) for outputs of 12x12 and up,
-// F(2x2) below, im2col for 2x2 and smaller; 2 or 4: that tile size only.
+// ctx->winograd: 0 off; 1 (default) F(4x4) for outputs of 16x16 and up,
+// F(2x2) from 4x4, im2col for 3x3 and smaller; 2 or 4: that tile size only.
 
 #define WG_INLINE static inline __attribute__((always_inline))
 
@@ -250,7 +250,9 @@ static void wino_filter(const geom *g, const float *w, float *U, int m) {
 }
 
 // gw[o][c] += Gt dU[o][c] G
-static void wino_filter_adj(const geom *g, const float *dU, float *gw, int m) {
+// gw += the adjoint of the filter transform applied to dU summed over its
+// `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
+static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
 #pragma omp parallel for schedule(static)
@@ -260,9 +262,16 @@ static void wino_filter_adj(const geom *g, const float *dU, float *gw, int m) {
         for (int i = 0; i < a; i++) { // rows: dU G
             v8 u[6], f[3];
             for (int q = 0; q < a; q++) {
-                float r[8] = {0};
-                memcpy(r, dU + (size_t)(i * a + q) * OC + b, sizeof(float) * (size_t)nl);
-                u[q] = v8_load(r);
+                const float *src = dU + (size_t)(i * a + q) * OC + b;
+                if (nl == 8) {
+                    u[q] = v8_load(src);
+                    for (int p = 1; p < parts; p++) u[q] += v8_load(src + p * pstride);
+                } else {
+                    float r[8] = {0};
+                    for (int p = 0; p < parts; p++)
+                        for (int l = 0; l < nl; l++) r[l] += src[p * pstride + l];
+                    u[q] = v8_load(r);
+                }
             }
             wg_g_adj(m, u, f);
             for (int j = 0; j < 3; j++) t[j][i] = f[j];
@@ -541,10 +550,11 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 static int wino_tile(const nn_ctx *c, const geom *g) {
     if (!c->winograd || !wino_ok(g)) return 0;
     if (c->winograd == 2 || c->winograd == 4) return c->winograd;
-    // measured (bench/conv_bench.c): F(4x4) ahead from 16x16 outputs, F(2x2) at 8x8
-    // and 4x4, im2col at 2x2, where a tile is mostly padding
+    // measured (bench/conv_bench.c, both nets): F(4x4) ahead from 16x16 outputs,
+    // F(2x2) from 4x4 to 12x12, im2col at 3x3 and 2x2, where the tiles are
+    // largely padding
     int side = g->Ho < g->Wo ? g->Ho : g->Wo;
-    return side >= 12 ? 4 : (long)g->Ho * g->Wo > 4 ? 2 : 0;
+    return side >= 16 ? 4 : side >= 4 ? 2 : 0;
 }
 
 // Chunks of whole images (patches overlap within an image only), with at
@@ -553,7 +563,7 @@ static int wino_tile(const nn_ctx *c, const geom *g) {
 // chunks is a multiple of the thread count where the batch allows, and the
 // images are spread evenly over the chunks (sizes differ by at most one), so
 // that each thread's contiguous share of chunks holds N/threads images.
-#define WG_CHUNK_VALUES 2048
+#define WG_CHUNK_VALUES 4096
 static long wino_chunks(const geom *g, int m) {
     int a = m + 2, tpi = ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m), tiles = WG_CHUNK_VALUES / (a * a);
     int nb = (tiles + tpi - 1) / tpi, nt = gn_threads() > 0 ? gn_threads() : 1;
@@ -655,13 +665,15 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
     size_t per = wbufs_layout(&t0, g, m, nchunks);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     if (!U || (gw && !dU) || !scr) return;
-    if (gw) memset(dU, 0, sizeof(float) * UN * (size_t)nt);
     if (gx) wino_filter(g, w, U, m);
+    int team = 1;
 #pragma omp parallel num_threads(nt)
     {
         wbufs t = t0;
         wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), m);
         float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
+        if (dUt) memset(dUt, 0, sizeof(float) * UN);
+        if (omp_get_thread_num() == 0) team = omp_get_num_threads(); // the parts that were zeroed
 #pragma omp for schedule(static)
         for (long ci = 0; ci < nchunks; ci++) {
             wchunk k = wino_chunk(g, m, nchunks, ci);
@@ -679,11 +691,7 @@ static void wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float
             }
         }
     }
-    if (gw) { // the threads' sums in thread order, then back through the filter transform
-        for (int t = 1; t < nt; t++)
-            for (size_t i = 0; i < UN; i++) dU[i] += dU[UN * (size_t)t + i];
-        wino_filter_adj(g, dU, gw, m);
-    }
+    if (gw) wino_filter_adj(g, dU, team, UN, gw, m); // the threads' sums in thread order
 }
 
 static int check_geom(const geom *g, const char *what) {

@@ -92,8 +92,8 @@ typedef struct nn_ctx {
     int grad_enabled;    // record the tape
     gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
     int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
-    int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) from 12x12 outputs, F(2x2, 3x3)
-                         // below, im2col at 2x2; 2 or 4: that tile only; 0: im2col + GEMM
+    int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) from 16x16 outputs, F(2x2, 3x3)
+                         // from 4x4, im2col below; 2 or 4: that tile only; 0: im2col + GEMM
     nn_gblock *gpool;    // every gradient block this context has made
     size_t gpool_bytes;  // their total size
 } nn_ctx;
