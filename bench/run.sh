@@ -4,6 +4,8 @@ set -u
 B=build/bench
 $B/conv_bench || exit 1
 echo
+$B/conv_bench --net multibranch || exit 1
+echo
 $B/data_bench || exit 1
 echo
 echo "multi-branch ResNet-18 (5x64x64 + 2x48x48, width 32, stride-2 stem, batch 64, Adam):"
