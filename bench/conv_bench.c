@@ -13,6 +13,8 @@
 // --net multibranch: instead, the convs of bench/train_bench.c's network
 // (width 32, 3x3/2 stems, no max-pool; branches at 64x64 and 48x48).
 //   usage: conv_bench [--threads N] [--reps R] [--batch B] [--net resnet18|multibranch]
+//                     [--layout -1|0|1]     (Winograd transforms: by the size rule, rows of tiles, image vectors)
+//                     [--one-chunk -1|0|1]  (image vectors: the threads share one chunk of the batch: by the rule, no, yes)
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "../common/gn_common.h"
+#include "../nn/gemm.h"
 #include "../nn/nn.h"
 
 typedef struct layer {
@@ -81,6 +84,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) N = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--layout")) nn_wino_iv = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--one-chunk")) nn_wino_batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "multibranch")) {
             layers = MULTI, nlayers = sizeof MULTI / sizeof MULTI[0];
             net = "the multi-branch ResNet-18 of train_bench (width 32; branches a 5x64x64, b 2x48x48)";

@@ -18,4 +18,10 @@ void nn_gemm_small_nt_acc(int M, int N, int K, const float *A, int lda, const fl
 // 1: every product through cblas_sgemm (for tests and benchmarks); default 0
 extern int nn_gemm_blas;
 
+// (nn/ops_conv.c) the Winograd transforms' layout: -1 (default) by the size
+// rule, 0 rows of tiles, 1 image vectors; and in image vectors, whether the
+// threads share one chunk of the whole batch: -1 by the rule, 0 no, 1 yes
+// (while its buffers take under 32 MiB). For tests and benchmarks.
+extern int nn_wino_iv, nn_wino_batch;
+
 #endif

@@ -626,19 +626,22 @@ static void test_winograd(void **st) {
     } cs[] = {
         {2, 3, 5, 37, 35, {1, 1, 1, 1}}, {2, 4, 6, 16, 16, {0, 0, 0, 0}}, {1, 5, 4, 33, 40, {2, 1, 0, 2}},
         {3, 2, 3, 5, 3, {1, 1, 1, 1}},   {1, 3, 2, 2, 2, {1, 1, 1, 1}},   {2, 8, 16, 34, 18, {1, 0, 1, 2}},
-        {7, 5, 8, 16, 16, {1, 1, 1, 1}}, {3, 5, 8, 64, 64, {1, 1, 1, 1}},
+        {7, 5, 8, 16, 16, {1, 1, 1, 1}}, {3, 5, 8, 64, 64, {1, 1, 1, 1}}, {19, 3, 5, 4, 4, {1, 1, 1, 1}},
+        {9, 4, 6, 3, 3, {1, 1, 1, 1}},   {17, 3, 4, 13, 6, {1, 1, 0, 2}}, {8, 2, 3, 12, 12, {1, 1, 1, 1}},
     };
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 9;
         float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[16];
         tu_randn(x, nx, 1, 10 + k), tu_randn(w, nw, 0.3f, 20 + k), tu_randn(b, 16, 1, 30 + k);
-        float *res[3][4];
+        float *res[7][4];
         size_t ny = 0;
-        const int mode[3] = {0, 2, 4}; // im2col, F(2x2, 3x3), F(4x4, 3x3)
-        for (int v = 0; v < 3; v++) {
+        // im2col; F(2x2, 3x3), F(4x4, 3x3) in rows of tiles; the same in image
+        // vectors, in chunks per thread and in one chunk of the batch
+        const int mode[7] = {0, 2, 4, 2, 4, 2, 4}, layout[7] = {0, 0, 0, 1, 1, 1, 1}, batch[7] = {0, 0, 0, 0, 0, 1, 1};
+        for (int v = 0; v < 7; v++) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.winograd = mode[v];
+            c.winograd = mode[v], nn_wino_iv = layout[v], nn_wino_batch = batch[v];
             nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
             nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 3, 3), w);
             nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
@@ -657,15 +660,17 @@ static void test_winograd(void **st) {
             free(r);
             nn_ctx_free(&c);
         }
+        nn_wino_iv = nn_wino_batch = -1;
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
-        for (int v = 1; v < 3; v++)
+        for (int v = 1; v < 7; v++)
             for (int q = 0; q < 4; q++) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]), bound = mode[v] == 2 ? 2e-6 : 1e-5;
-                fprintf(stderr, "winograd F(%d) case %zu: %s differs by %.2e\n", mode[v], k, what[q], e);
+                fprintf(stderr, "winograd F(%d) %s case %zu: %s differs by %.2e\n", mode[v],
+                        batch[v] ? "batch" : layout[v] ? "image vectors" : "tile rows", k, what[q], e);
                 assert_true(e <= bound);
             }
-        for (int v = 0; v < 3; v++)
+        for (int v = 0; v < 7; v++)
             for (int q = 0; q < 4; q++) free(res[v][q]);
         free(x), free(w);
     }
