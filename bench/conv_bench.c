@@ -15,6 +15,7 @@
 //   usage: conv_bench [--threads N] [--reps R] [--batch B] [--net resnet18|multibranch]
 //                     [--layout -1|0|1]     (Winograd transforms: by the size rule, rows of tiles, image vectors)
 //                     [--one-chunk -1|0|1]  (image vectors: the threads share one chunk of the batch: by the rule, no, yes)
+//                     [--batched -1|0|1]    (other convs: as keep_im2col says, by groups of images, by one im2col + sgemm)
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) N = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layout")) nn_wino_iv = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--one-chunk")) nn_wino_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batched")) nn_conv_batched = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "multibranch")) {
             layers = MULTI, nlayers = sizeof MULTI / sizeof MULTI[0];
             net = "the multi-branch ResNet-18 of train_bench (width 32; branches a 5x64x64, b 2x48x48)";

@@ -4,6 +4,7 @@
 // process's peak resident memory. bench/train_bench_torch.py runs the same
 // model in PyTorch; `make bench` prints both and their ratios.
 //   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4] [--keep-im2col 0|1]
+//                      [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says, by groups of images, by one im2col + sgemm)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "../common/gn_common.h"
 #include "../models/branchnet.h"
+#include "../nn/gemm.h"
 
 int main(int argc, char **argv) {
     int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1;
@@ -22,6 +24,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--keep-im2col")) keep = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--winograd")) wino = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batched")) nn_conv_batched = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;

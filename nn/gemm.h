@@ -23,5 +23,9 @@ extern int nn_gemm_blas;
 // threads share one chunk of the whole batch: -1 by the rule, 0 no, 1 yes
 // (while its buffers take under 32 MiB). For tests and benchmarks.
 extern int nn_wino_iv, nn_wino_batch;
+// (nn/ops_conv.c) the other convolutions: -1 (default) as ctx->keep_im2col
+// says (1: one im2col and one cblas_sgemm over the whole batch, 0: by groups
+// of images), 0 by groups, 1 over the batch; for tests and benchmarks
+extern int nn_conv_batched;
 
 #endif

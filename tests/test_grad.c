@@ -613,6 +613,78 @@ static double rel_diff(const float *a, const float *b, size_t n) {
     return d / m;
 }
 
+// conv2d by groups of images and by one im2col + sgemm over the batch against
+// a direct float64 convolution (output, input and weight gradients) on shapes
+// with strides 1-3 (the stride-2 row copy's vector body and its edges), 1x1,
+// 3x3 and 7x7 kernels, uneven padding and K = C*kh*kw on both sides of the
+// size rule's 640.
+static void test_conv_paths(void **st) {
+    (void)st;
+    struct {
+        int N, C, O, H, W, k, s;
+        nn_pad2d pad;
+    } cs[] = {
+        {3, 4, 5, 20, 41, 3, 2, {1, 1, 1, 1}},  {2, 3, 4, 37, 40, 7, 2, {3, 3, 3, 2}}, {5, 6, 3, 18, 35, 1, 2, {0, 0, 0, 0}},
+        {2, 80, 6, 9, 34, 3, 2, {1, 0, 2, 1}}, {4, 2, 3, 17, 19, 3, 3, {0, 1, 1, 0}},  {3, 5, 4, 6, 7, 3, 1, {1, 1, 1, 1}},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W, kk = cs[k].k, s = cs[k].s;
+        nn_pad2d pd = cs[k].pad;
+        int Ho = (H + pd.top + pd.bottom - kk) / s + 1, Wo = (W + pd.left + pd.right - kk) / s + 1;
+        size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * kk * kk, ny = (size_t)N * O * Ho * Wo;
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), *r = malloc(sizeof(float) * ny), b[8];
+        tu_randn(x, nx, 1, 50 + k), tu_randn(w, nw, 0.3f, 60 + k), tu_randn(r, ny, 1, 70 + k), tu_randn(b, 8, 1, 80 + k);
+        double *y0 = calloc(ny, sizeof(double)), *gx0 = calloc(nx, sizeof(double)), *gw0 = calloc(nw, sizeof(double));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++)
+                for (int oh = 0; oh < Ho; oh++)
+                    for (int ow = 0; ow < Wo; ow++) {
+                        size_t yi = (((size_t)n * O + o) * Ho + oh) * Wo + ow;
+                        y0[yi] = b[o];
+                        for (int c = 0; c < C; c++)
+                            for (int i = 0; i < kk; i++)
+                                for (int j = 0; j < kk; j++) {
+                                    int ih = oh * s - pd.top + i, iw = ow * s - pd.left + j;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                    size_t xi = (((size_t)n * C + c) * H + ih) * W + iw,
+                                           wi = (((size_t)o * C + c) * kk + i) * kk + j;
+                                    y0[yi] += (double)w[wi] * x[xi];
+                                    gx0[xi] += (double)w[wi] * r[yi];
+                                    gw0[wi] += (double)x[xi] * r[yi];
+                                }
+                    }
+        for (int path = 0; path < 2; path++) {
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.winograd = 0, nn_conv_batched = path;
+            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
+            nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
+            tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
+            nn_tensor *y = nn_conv2d(&c, tx, tw, tb, s, s, pd);
+            assert_non_null(y);
+            assert_int_equal(y->n, ny);
+            nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
+            assert_int_equal(nn_backward(&c, L), 0);
+            const float *got[3] = {y->data, tx->grad, tw->grad};
+            const double *want[3] = {y0, gx0, gw0};
+            size_t cnt[3] = {ny, nx, nw};
+            for (int q = 0; q < 3; q++) {
+                double d = 0, m = 1e-30;
+                for (size_t i = 0; i < cnt[q]; i++) {
+                    if (fabs(got[q][i] - want[q][i]) > d) d = fabs(got[q][i] - want[q][i]);
+                    if (fabs(want[q][i]) > m) m = fabs(want[q][i]);
+                }
+                fprintf(stderr, "conv %s case %zu: %s differs by %.2e\n", path ? "batched" : "groups", k,
+                        q == 0 ? "output" : q == 1 ? "input gradient" : "weight gradient", d / m);
+                assert_true(d / m <= 2e-6);
+            }
+            nn_ctx_free(&c);
+        }
+        nn_conv_batched = -1;
+        free(x), free(w), free(r), free(y0), free(gx0), free(gw0);
+    }
+}
+
 // conv2d output and every gradient with Winograd F(2x2, 3x3) and F(4x4, 3x3)
 // vs im2col + GEMM, on shapes that exercise the vector interior, the border
 // tiles, odd sizes and uneven padding; they agree to float rounding (measured
@@ -801,7 +873,7 @@ int main(void) {
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),
-        cmocka_unit_test(test_winograd),       cmocka_unit_test(test_gemm_small),       cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_conv_paths),     cmocka_unit_test(test_winograd),       cmocka_unit_test(test_gemm_small),       cmocka_unit_test(test_bn_fused),
         cmocka_unit_test(test_grad_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
