@@ -48,8 +48,9 @@ void cmd_train_help(void) {
            "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
            "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
            "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
-           "                 ckpt_every, keep_im2col, winograd (3x3 stride-1 convolutions: 1 Winograd F(4x4,3x3) from\n"
-           "                 16x16 outputs, F(2x2,3x3) from 4x4, im2col below; 2 or 4 that tile only; 0 im2col + GEMM),\n"
+           "                 ckpt_every, keep_im2col (1 faster, 0 less memory), winograd (3x3 stride-1 convolutions:\n"
+           "                 1 Winograd F(4x4,3x3), or F(2x2,3x3) at 5x5 and 6x6 outputs, im2col below 3x3; 2 or 4\n"
+           "                 that tile only; 0 im2col + GEMM),\n"
            "                 patience (stop after this many epochs without a better validation\n"
            "                 loss; 0: never)\n");
 }

@@ -91,9 +91,11 @@ typedef struct nn_ctx {
     int training;        // batch norm uses batch statistics, dropout is active
     int grad_enabled;    // record the tape
     gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
-    int keep_im2col;     // convs keep their im2col matrix for backward (faster) or recompute it (less memory)
-    int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) from 16x16 outputs, F(2x2, 3x3)
-                         // from 4x4, im2col below; 2 or 4: that tile only; 0: im2col + GEMM
+    int keep_im2col;     // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
+                         // backward (faster); 0: by groups of images, recomputed in backward (less memory)
+    int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
+                         // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
+                         // tile only; 0: im2col + GEMM
     nn_gblock *gpool;    // every gradient block this context has made
     size_t gpool_bytes;  // their total size
 } nn_ctx;
