@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     char label[48];
     snprintf(label, sizeof label, "galnn (%s%s)", wino == 2 ? "Winograd F(2x2)" : wino == 4 ? "Winograd F(4x4)" : wino ? "Winograd" : "im2col",
-             keep ? "" : ", recompute");
+             keep ? "" : ", groups");
     printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",
            label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values, gn_threads());
     return 0;

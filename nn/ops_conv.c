@@ -8,7 +8,7 @@
 // ones, and ctx->keep_im2col = 1 (the default) keeps col for the weight
 // gradient. With keep_im2col = 0 the convs run by groups of images with
 // per-thread buffers the size of a group (no batch-sized buffers; the
-// multi-branch net's training step: 439 instead of 481 MiB, 4-8 % slower).
+// multi-branch net's training step: 447 instead of 488 MiB, 4-8 % slower).
 // Backward temporaries are released before each op returns.
 #include <cblas.h>
 #include <limits.h>
