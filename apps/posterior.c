@@ -36,14 +36,6 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-// Linear-interpolated quantile of sorted v (n values).
-static double quant(const float *v, int n, double q) {
-    double pos = q * (n - 1);
-    int i = (int)pos;
-    if (i >= n - 1) return v[n - 1];
-    return v[i] + (pos - i) * (v[i + 1] - v[i]);
-}
-
 // The feature matrix (n, in_dim) of the rows.
 static int features(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *X) {
     int D = r->net.post.sp.in_dim, B = 512;
@@ -167,8 +159,8 @@ int cmd_posterior(int argc, char **argv) {
             double m = 0;
             for (long s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
             qsort(v, (size_t)S, sizeof(float), cmp_f);
-            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, quant(v, (int)S, 0.5), quant(v, (int)S, 0.16), quant(v, (int)S, 0.84),
-                    quant(v, (int)S, 0.025), quant(v, (int)S, 0.975));
+            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, st_quantile_sorted(v, (int)S, 0.5), st_quantile_sorted(v, (int)S, 0.16), st_quantile_sorted(v, (int)S, 0.84),
+                    st_quantile_sorted(v, (int)S, 0.025), st_quantile_sorted(v, (int)S, 0.975));
         }
         if (pdet) fprintf(f, ",%.4f", pdet[i]);
         fputc('\n', f);
@@ -190,14 +182,6 @@ done:
     if (c.arena.head) nn_ctx_free(&c);
     run_free(&r);
     return rc;
-}
-
-// CRPS of an empirical distribution (sorted v, n values) at y:
-// mean |v - y| - (1 / 2n^2) sum_ij |v_i - v_j|, the double sum from the order statistics.
-static double crps_sorted(const float *v, int n, double y) {
-    double a = 0, b = 0;
-    for (int i = 0; i < n; i++) a += fabs(v[i] - y), b += (2.0 * (i + 1) - n - 1) * v[i];
-    return a / n - b / ((double)n * n);
 }
 
 // log p(y | x) per row in the targets' own units (standardisation adds -sum_t ln std_t).
@@ -296,9 +280,9 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
             for (int s2 = 0; s2 < KS; s2++) v[s2] = smp[((size_t)i * KS + s2) * T + t], m += v[s2] / KS;
             qsort(v, (size_t)KS, sizeof(float), cmp_f);
             pred[n] = m, tru[n] = y;
-            crps += crps_sorted(v, KS, y);
-            c68 += y >= quant(v, KS, 0.16) && y <= quant(v, KS, 0.84);
-            c95 += y >= quant(v, KS, 0.025) && y <= quant(v, KS, 0.975);
+            crps += st_crps_sorted(v, KS, y);
+            c68 += y >= st_quantile_sorted(v, KS, 0.16) && y <= st_quantile_sorted(v, KS, 0.84);
+            c95 += y >= st_quantile_sorted(v, KS, 0.025) && y <= st_quantile_sorted(v, KS, 0.975);
             int below = 0;
             while (below < KS && v[below] <= y) below++;
             pit[n++] = (below + 0.5) / (KS + 1.0);

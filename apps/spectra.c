@@ -11,6 +11,7 @@
 #include "../common/gn_common.h"
 #include "../io/plot.h"
 #include "../io/spectra.h"
+#include "../stats/linalg.h"
 #include "../stats/mi.h"
 #include "cmd.h"
 #include "run.h"
@@ -167,45 +168,6 @@ int spec_decode_z(const run *r, nn_ctx *c, const float *z, const float *cond, in
     return rc;
 }
 
-// Eigenvectors of the symmetric d x d matrix A (row-major, destroyed) by
-// cyclic Jacobi rotations: values in ev (descending), vectors as the columns of V.
-static void jacobi(double *A, int d, double *ev, double *V) {
-    for (int i = 0; i < d * d; i++) V[i] = i % (d + 1) == 0;
-    for (int sweep = 0; sweep < 100; sweep++) {
-        double off = 0;
-        for (int p = 0; p < d; p++)
-            for (int q = p + 1; q < d; q++) off += A[p * d + q] * A[p * d + q];
-        if (off < 1e-30) break;
-        for (int p = 0; p < d; p++)
-            for (int q = p + 1; q < d; q++) {
-                if (fabs(A[p * d + q]) < 1e-300) continue;
-                double th = (A[q * d + q] - A[p * d + p]) / (2 * A[p * d + q]);
-                double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1)), cs = 1 / sqrt(t * t + 1), sn = t * cs;
-                for (int k = 0; k < d; k++) { // A <- J^T A J
-                    double akp = A[k * d + p], akq = A[k * d + q];
-                    A[k * d + p] = cs * akp - sn * akq, A[k * d + q] = sn * akp + cs * akq;
-                }
-                for (int k = 0; k < d; k++) {
-                    double apk = A[p * d + k], aqk = A[q * d + k];
-                    A[p * d + k] = cs * apk - sn * aqk, A[q * d + k] = sn * apk + cs * aqk;
-                }
-                for (int k = 0; k < d; k++) {
-                    double vkp = V[k * d + p], vkq = V[k * d + q];
-                    V[k * d + p] = cs * vkp - sn * vkq, V[k * d + q] = sn * vkp + cs * vkq;
-                }
-            }
-    }
-    for (int i = 0; i < d; i++) ev[i] = A[i * d + i];
-    for (int i = 0; i < d; i++) { // sort descending (selection), columns with them
-        int b = i;
-        for (int j = i + 1; j < d; j++) b = ev[j] > ev[b] ? j : b;
-        if (b == i) continue;
-        double t = ev[i];
-        ev[i] = ev[b], ev[b] = t;
-        for (int k = 0; k < d; k++) t = V[k * d + i], V[k * d + i] = V[k * d + b], V[k * d + b] = t;
-    }
-}
-
 // Blue-to-red flux ratio of a spectrum: mean of the bluest third over the reddest third.
 static double blueness(const float *x, int P) {
     double a = 0, b = 0;
@@ -237,7 +199,7 @@ int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
                 for (size_t i = 0; i < n; i++) s += (mu[i * d + a] - R->mean[a]) * (mu[i * d + b] - R->mean[b]);
                 A[a * d + b] = s / (n - 1);
             }
-        jacobi(A, d, R->var, R->V);
+        st_eig_sym(A, d, R->var, R->V);
         double tot = 0;
         for (int a = 0; a < d; a++) tot += fmax(R->var[a], 0);
         for (int a = 0; a < d; a++) R->frac[a] = tot > 0 ? fmax(R->var[a], 0) / tot : 0;

@@ -168,87 +168,6 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
     return GN_OK;
 }
 
-int io_read_file(const char *path, unsigned char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return gn_err(GN_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return gn_err(GN_EIO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *b = gn_malloc(n ? n : 1);
-    if (!b) {
-        fclose(f);
-        return GN_ENOMEM;
-    }
-    if (fread(b, 1, n, f) != n) {
-        int e = errno;
-        fclose(f);
-        free(b);
-        return gn_err(GN_EIO, "%s: read error: %s", path, strerror(e));
-    }
-    fclose(f);
-    *buf = b;
-    *len = n;
-    return GN_OK;
-}
-
-static int fsync_dir_of(const char *path) {
-    char *tmp = gn_strdup(path);
-    if (!tmp) return GN_ENOMEM;
-    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY);
-    free(tmp);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    return GN_OK;
-}
-
-// Temp file beside the target, so rename() is atomic (same file system).
-static FILE *open_temp(const char *path, char *tmp, size_t tlen) {
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) gn_err(GN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    return f;
-}
-
-static int commit_temp(FILE *f, const char *tmp, const char *path) {
-    int bad = fflush(f) != 0 || ferror(f);
-    int e = errno;
-    if (!bad && fsync(fileno(f))) {
-        bad = 1;
-        e = errno;
-    }
-    if (fclose(f)) {
-        if (!bad) e = errno;
-        bad = 1;
-    }
-    if (bad) {
-        unlink(tmp);
-        return gn_err(GN_EIO, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path)) {
-        e = errno;
-        unlink(tmp);
-        return gn_err(GN_EIO, "%s: cannot rename temp file into place: %s", path, strerror(e));
-    }
-    return fsync_dir_of(path);
-}
-
-int io_write_atomic(const char *path, const void *buf, size_t len) {
-    char tmp[4096];
-    FILE *f = open_temp(path, tmp, sizeof tmp);
-    if (!f) return GN_EIO;
-    if (len && fwrite(buf, 1, len, f) != len) {
-        int e = errno;
-        fclose(f);
-        unlink(tmp);
-        return gn_err(GN_EIO, "%s: write failed: %s", path, strerror(e));
-    }
-    return commit_temp(f, tmp, path);
-}
 
 int io_npy_write(const char *path, const io_array *a) {
     unsigned char *b;
@@ -310,7 +229,7 @@ io_npz_writer *io_npz_create(const char *path, int compress) {
     if (!w) return NULL;
     w->path = gn_strdup(path);
     w->compress = compress;
-    if (!w->path || !(w->f = open_temp(path, w->tmp, sizeof w->tmp))) {
+    if (!w->path || !(w->f = io_open_temp(path, w->tmp, sizeof w->tmp))) {
         free(w->path);
         free(w);
         return NULL;
@@ -505,7 +424,7 @@ int io_npz_close(io_npz_writer *w) {
         io_npz_abort(w);
         return rc;
     }
-    rc = commit_temp(w->f, w->tmp, w->path);
+    rc = io_commit_temp(w->f, w->tmp, w->path);
     writer_free(w);
     return rc;
 }

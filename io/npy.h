@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "file.h" // io_write_atomic, io_read_file (NPY/NPZ files are written through them)
+
 #define IO_MAXDIM 8
 
 typedef enum { IO_F32 = 0, IO_F64, IO_I32, IO_I64, IO_U8 } io_dtype;
@@ -57,9 +59,5 @@ int io_npz_parse(const unsigned char *buf, size_t len, const char *name, io_npz 
 const io_array *io_npz_get(const io_npz *z, const char *name);
 void io_npz_free(io_npz *z);
 
-// Write a whole buffer to path atomically (temp + fsync + rename + dir fsync).
-int io_write_atomic(const char *path, const void *buf, size_t len);
-// Read a whole file (caller frees).
-int io_read_file(const char *path, unsigned char **buf, size_t *len);
 
 #endif

@@ -9,6 +9,7 @@
 #include "../common/gn_common.h"
 #include "npy.h"
 #include "spectra.h"
+#include "../stats/linalg.h" // st_pca_fill
 
 #define SPEC_MAGIC "GALNNSP1"
 
@@ -386,7 +387,7 @@ static int build(const io_specset_spec *s, uint64_t hash, const char *cache, io_
         logf_(s, "spectra: %zu read and resampled in %.1f s; filling %zu masked pixels (%zu outside coverage or bad, %zu error-clipped) "
                  "by iterative PCA (%d components, %d rounds)",
               kept, gn_now() - t0, filled, gap_px, filled - gap_px, s->n_ev, s->iters);
-        rc = io_spec_pca_fill(X, mask, kept, P, s->n_ev, s->iters);
+        rc = st_pca_fill(X, mask, kept, P, s->n_ev, s->iters);
     }
     for (size_t i = 0; !rc && i < kept; i++) {
         double *tmp = malloc(sizeof(double) * (size_t)P);

@@ -30,16 +30,4 @@ int io_spec_resample(const double *wl, const double *flux, const double *err, in
 // paper); returns the factor applied (NaN if no finite pixel or median <= 0).
 double io_spec_median_norm(double *flux, double *err, int n, double target);
 
-// Iterative PCA gap filling of n spectra of p pixels (row-major X, n x p;
-// mask[i*p + j] != 0 marks a missing pixel, whose value is ignored): each
-// spectrum is L2-normalised on its present pixels, missing pixels start at
-// the sample mean, then `iters` rounds of: the top `n_ev` principal
-// components of the filled set, each spectrum's coefficients from its present
-// pixels (weighted least squares, with the probabilistic-PCA prior a_c ~
-// N(0, lambda_c) and the residual variance per pixel as the noise, so
-// components beyond the data's rank cannot chase the current fill's errors),
-// missing pixels <- mean + coefficients x components.
-// Present pixels are never changed; the normalisation is undone at the end.
-int io_spec_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int iters);
-
 #endif

@@ -73,3 +73,16 @@ double st_crps_binned(const double *p, int B, double lo, double w, double y) {
     }
     return s;
 }
+
+double st_quantile_sorted(const float *v, int n, double q) {
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return v[n - 1];
+    return v[i] + (pos - i) * (v[i + 1] - v[i]);
+}
+
+double st_crps_sorted(const float *v, int n, double y) {
+    double a = 0, b = 0;
+    for (int i = 0; i < n; i++) a += fabs(v[i] - y), b += (2.0 * (i + 1) - n - 1) * v[i];
+    return a / n - b / ((double)n * n);
+}

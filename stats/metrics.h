@@ -20,6 +20,11 @@ double st_crps_gaussian(double mu, double sd, double y);
 // CRPS of a binned distribution p[0..B) with bin width w starting at lo:
 // sum_k (CDF_k - 1[y <= right edge of bin k])^2 w (spec §1.8).
 double st_crps_binned(const double *p, int B, double lo, double w, double y);
+// Of a sample sorted ascending (v, n values): the linearly interpolated
+// q-quantile, and the CRPS of its empirical distribution at y,
+// mean |v - y| - (1 / 2n^2) sum_ij |v_i - v_j| (the double sum from the order statistics).
+double st_quantile_sorted(const float *v, int n, double q);
+double st_crps_sorted(const float *v, int n, double y);
 double st_median(double *x, size_t n); // reorders x
 void st_mean_std(const double *x, size_t n, double *mean, double *sd); // skips NaN; population std
 

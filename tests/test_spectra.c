@@ -18,6 +18,7 @@
 #include "../io/npy.h"
 #include "../io/specset.h"
 #include "../io/spectra.h"
+#include "../stats/linalg.h"
 #include "testutil.h"
 
 static void test_grid_and_resample(void **st) {
@@ -121,7 +122,7 @@ static void test_pca_fill(void **st) {
     }
     float *X2 = malloc(sizeof(float) * n * p);
     memcpy(X2, X, sizeof(float) * n * p);
-    assert_int_equal(io_spec_pca_fill(X, mask, n, p, 15, 10), 0); // the paper's n_ev and iterations
+    assert_int_equal(st_pca_fill(X, mask, n, p, 15, 10), 0); // the paper's n_ev and iterations
     double se = 0, sv = 0, se0 = 0;
     for (int i = 0; i < n * p; i++) {
         if (!mask[i]) {
@@ -146,7 +147,7 @@ static void test_pca_fill(void **st) {
     assert_true(sqrt(se / sv) < 2e-3);
     assert_true(sqrt(se / sv) < 0.02 * sqrt(se0 / sv));
     // more iterations converge to the exact low-rank values (here with 5 components)
-    assert_int_equal(io_spec_pca_fill(X2, mask, n, p, 5, 30), 0);
+    assert_int_equal(st_pca_fill(X2, mask, n, p, 5, 30), 0);
     double se2 = 0;
     for (int i = 0; i < n * p; i++)
         if (mask[i]) se2 += (X2[i] - truth[i]) * (X2[i] - truth[i]);

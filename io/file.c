@@ -1,0 +1,97 @@
+// Whole-file helpers: read a file into memory, and write one atomically
+// (a temp file beside the target, fsync, rename, fsync of the directory), so
+// a crash or a full disk never leaves a half-written checkpoint or output.
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/gn_common.h"
+
+int io_read_file(const char *path, unsigned char **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return gn_err(GN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return gn_err(GN_EIO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = gn_malloc(n ? n : 1);
+    if (!b) {
+        fclose(f);
+        return GN_ENOMEM;
+    }
+    if (fread(b, 1, n, f) != n) {
+        int e = errno;
+        fclose(f);
+        free(b);
+        return gn_err(GN_EIO, "%s: read error: %s", path, strerror(e));
+    }
+    fclose(f);
+    *buf = b;
+    *len = n;
+    return GN_OK;
+}
+
+static int fsync_dir_of(const char *path) {
+    char *tmp = gn_strdup(path);
+    if (!tmp) return GN_ENOMEM;
+    int fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY);
+    free(tmp);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return GN_OK;
+}
+
+// Temp file beside the target, so rename() is atomic (same file system).
+FILE *io_open_temp(const char *path, char *tmp, size_t tlen) {
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) gn_err(GN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    return f;
+}
+
+int io_commit_temp(FILE *f, const char *tmp, const char *path) {
+    int bad = fflush(f) != 0 || ferror(f);
+    int e = errno;
+    if (!bad && fsync(fileno(f))) {
+        bad = 1;
+        e = errno;
+    }
+    if (fclose(f)) {
+        if (!bad) e = errno;
+        bad = 1;
+    }
+    if (bad) {
+        unlink(tmp);
+        return gn_err(GN_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path)) {
+        e = errno;
+        unlink(tmp);
+        return gn_err(GN_EIO, "%s: cannot rename temp file into place: %s", path, strerror(e));
+    }
+    return fsync_dir_of(path);
+}
+
+int io_write_atomic(const char *path, const void *buf, size_t len) {
+    char tmp[4096];
+    FILE *f = io_open_temp(path, tmp, sizeof tmp);
+    if (!f) return GN_EIO;
+    if (len && fwrite(buf, 1, len, f) != len) {
+        int e = errno;
+        fclose(f);
+        unlink(tmp);
+        return gn_err(GN_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    return io_commit_temp(f, tmp, path);
+}

@@ -1,0 +1,18 @@
+// Whole-file helpers shared by every writer of checkpoints, caches and outputs.
+#ifndef IO_FILE_H
+#define IO_FILE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+// Write a whole buffer to path atomically (temp + fsync + rename + dir fsync).
+int io_write_atomic(const char *path, const void *buf, size_t len);
+// Read a whole file (caller frees).
+int io_read_file(const char *path, unsigned char **buf, size_t *len);
+// The parts of io_write_atomic for streamed writers: a temp file beside path
+// (its name in tmp), then flush + fsync + close + rename into place (the temp
+// file is removed on any failure).
+FILE *io_open_temp(const char *path, char *tmp, size_t tlen);
+int io_commit_temp(FILE *f, const char *tmp, const char *path);
+
+#endif
