@@ -78,6 +78,7 @@ static float *randbuf(size_t n, gn_rng *r) {
 
 int main(int argc, char **argv) {
     int threads = 0, reps = 5, N = 64;
+    nn_tune tune = {0, -1, -1, -1};
     const layer *layers = LAYERS;
     size_t nlayers = sizeof LAYERS / sizeof LAYERS[0];
     const char *net = "ResNet-18 at 64x64";
@@ -85,9 +86,9 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) N = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--layout")) nn_wino_iv = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--one-chunk")) nn_wino_batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batched")) nn_conv_batched = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--layout")) tune.wino_layout = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--one-chunk")) tune.wino_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batched")) tune.conv_batched = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--net") && !strcmp(argv[i + 1], "multibranch")) {
             layers = MULTI, nlayers = sizeof MULTI / sizeof MULTI[0];
             net = "the multi-branch ResNet-18 of train_bench (width 32; branches a 5x64x64, b 2x48x48)";
@@ -103,6 +104,7 @@ int main(int argc, char **argv) {
     gn_rng_seed(&r, 1, 1);
     nn_ctx c;
     nn_ctx_init(&c, 256u << 20);
+    c.tune = tune;
     double tot_flop = 0, tot_conv = 0, tot_gemm = 0, tot_wino = 0;
     for (size_t l = 0; l < nlayers; l++) {
         const layer *L = &layers[l];

@@ -16,7 +16,7 @@
 #include "../nn/gemm.h"
 
 int main(int argc, char **argv) {
-    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1;
+    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--keep-im2col")) keep = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--winograd")) wino = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batched")) nn_conv_batched = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batched")) batched = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -47,6 +47,7 @@ int main(int argc, char **argv) {
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     c.keep_im2col = keep;
     c.winograd = wino;
+    c.tune.conv_batched = batched;
     gn_rng r;
     gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);

@@ -142,10 +142,7 @@ GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda,
     }
 }
 
-int nn_gemm_blas = 0;
-
 static int have_fma(void) {
-    if (nn_gemm_blas) return 0;
     static int known = -1; // a benign race: every thread computes the same answer
     if (known < 0) {
         __builtin_cpu_init();
@@ -153,14 +150,12 @@ static int have_fma(void) {
     }
     return known;
 }
-#else
-int nn_gemm_blas = 0;
 #endif
 
-void nn_gemm_small(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef NN_GEMM_X86
-    if (have_fma()) {
+    if (!blas && have_fma()) {
         gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }
@@ -169,10 +164,10 @@ void nn_gemm_small(int ta, int M, int N, int K, const float *A, int lda, const f
                 ldc);
 }
 
-void nn_gemm_small_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #ifdef NN_GEMM_X86
-    if (have_fma()) {
+    if (!blas && have_fma()) {
         gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }

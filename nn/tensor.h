@@ -84,6 +84,14 @@ typedef struct nn_node {
     float fa[4];         // op-specific float arguments
 } nn_node;
 
+// Paths forced for tests and benchmarks; -1 (0 for gemm_blas): the default rule.
+typedef struct nn_tune {
+    int gemm_blas;    // 1: every small product through cblas_sgemm (the path of CPUs without AVX2+FMA)
+    int wino_layout;  // Winograd transforms: 0 rows of tiles, 1 image vectors
+    int wino_batch;   // image vectors: 1 the threads share one chunk of the batch (while under 32 MiB), 0 not
+    int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
+} nn_tune;
+
 typedef struct nn_ctx {
     nn_arena arena;
     nn_node *tape;       // last recorded node
@@ -96,6 +104,7 @@ typedef struct nn_ctx {
     int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
                          // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
                          // tile only; 0: im2col + GEMM
+    nn_tune tune;        // paths forced for tests and benchmarks (nn_ctx_init: none forced)
     nn_gblock *gpool;    // every gradient block this context has made
     size_t gpool_bytes;  // their total size
 } nn_ctx;

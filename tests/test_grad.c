@@ -656,7 +656,7 @@ static void test_conv_paths(void **st) {
         for (int path = 0; path < 2; path++) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.winograd = 0, nn_conv_batched = path;
+            c.winograd = 0, c.tune.conv_batched = path;
             nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
             nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
             tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
@@ -680,7 +680,6 @@ static void test_conv_paths(void **st) {
             }
             nn_ctx_free(&c);
         }
-        nn_conv_batched = -1;
         free(x), free(w), free(r), free(y0), free(gx0), free(gw0);
     }
 }
@@ -713,7 +712,7 @@ static void test_winograd(void **st) {
         for (int v = 0; v < 7; v++) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.winograd = mode[v], nn_wino_iv = layout[v], nn_wino_batch = batch[v];
+            c.winograd = mode[v], c.tune.wino_layout = layout[v], c.tune.wino_batch = batch[v];
             nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
             nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 3, 3), w);
             nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
@@ -732,7 +731,6 @@ static void test_winograd(void **st) {
             free(r);
             nn_ctx_free(&c);
         }
-        nn_wino_iv = nn_wino_batch = -1;
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
         for (int v = 1; v < 7; v++)
@@ -752,12 +750,11 @@ static void test_winograd(void **st) {
 // C = op(A) B and C += A B^T on shapes with every remainder (rows not a
 // multiple of 6 or 3, columns not of 16 or 4, K tails not of 8), strided
 // operands, and C's columns past N left untouched; and the same through
-// cblas_sgemm (nn_gemm_blas = 1, the path on CPUs without AVX2+FMA).
+// cblas_sgemm (blas = 1, the path on CPUs without AVX2+FMA).
 static void test_gemm_small(void **st) {
     (void)st;
     const int shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 5}, {32, 64, 32}, {13, 33, 9}, {5, 3, 0}, {64, 80, 71}, {2, 9, 23}};
     for (int blas = 0; blas < 2; blas++) {
-        nn_gemm_blas = blas;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = 3;
             int lda = (M > K ? M : K) + pad, ldb = (N > K ? N : K) + pad, ldc = N + pad;
@@ -767,8 +764,8 @@ static void test_gemm_small(void **st) {
             tu_randn(A, na, 1, 100 + s), tu_randn(B, nb, 1, 200 + s), tu_randn(C0, nc, 1, 300 + s);
             for (int kind = 0; kind < 3; kind++) { // 0: A B, 1: A^T B, 2: C += A B^T
                 memcpy(C, C0, sizeof(float) * nc);
-                if (kind < 2) nn_gemm_small(kind, M, N, K, A, lda, B, ldb, C, ldc);
-                else nn_gemm_small_nt_acc(M, N, K, A, lda, B, ldb, C, ldc);
+                if (kind < 2) nn_gemm_small(blas, kind, M, N, K, A, lda, B, ldb, C, ldc);
+                else nn_gemm_small_nt_acc(blas, M, N, K, A, lda, B, ldb, C, ldc);
                 double worst = 0;
                 for (int i = 0; i < M; i++) {
                     for (int j = 0; j < N; j++) {
@@ -789,7 +786,6 @@ static void test_gemm_small(void **st) {
             free(A), free(B), free(C), free(C0);
         }
     }
-    nn_gemm_blas = 0;
 }
 
 // relu(batchnorm(x) + r) in one op gives the values and gradients of the three

@@ -1,0 +1,47 @@
+// Shared by the convolution files (nn/ops_conv.c: the op and its im2col
+// path; nn/ops_winograd.c; nn/ops_conv_groups.c). Not part of the engine's API.
+#ifndef NN_CONV_INTERNAL_H
+#define NN_CONV_INTERNAL_H
+
+#include <string.h>
+
+#include "ops.h"
+#include "simd.h"
+
+typedef struct geom {
+    int N, C, H, W;   // conv input
+    int O, kh, kw;    // output channels, kernel
+    int sh, sw, pt, pl;
+    int Ho, Wo;       // conv output
+} geom;
+
+#define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
+#define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
+
+static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
+#define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv
+#define NN_CONV_GROUPS 22 // node->ia slot: 1 if computed by groups of images
+static inline void geom_load(geom *g, const int *ia) { memcpy(g, ia, sizeof *g); }
+_Static_assert(sizeof(geom) < NN_CONV_GROUPS * sizeof(int), "geom fits in a node");
+
+// col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside):
+// row r of col over images n0 .. n0+nb-1 (into dst[(n - n0)*Ho*Wo + ...])
+NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0, int nb, float *dst);
+// The adjoint for plane (n, c) of x from the columns of image slot s of col (rows ld floats apart).
+void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
+
+// Winograd (nn/ops_winograd.c): the tile size for this conv under ctx->winograd (0: not by
+// Winograd), the forward (y = conv(x, w) + b) and the backward (gx, gw accumulated; either may be NULL).
+int nn_wino_tile(const nn_ctx *c, const geom *g);
+int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y);
+void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
+                float *gx);
+
+// By groups of images (nn/ops_conv_groups.c): whether this context takes that path, and its
+// forward and backward (as nn_wino_fwd / nn_wino_bw).
+int nn_conv_by_groups(const nn_ctx *c);
+int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y);
+void nn_conv_bw_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *gy, float *gw,
+                       float *gx);
+
+#endif

@@ -1,0 +1,924 @@
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) for the 3x3 stride-1 convolutions of
+// nn/ops_conv.c: transforms, their adjoints, the chunk plan and the products.
+#include <cblas.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_internal.h"
+#include "gemm.h"
+#include "ops.h"
+#include "simd.h"
+
+// ---- Winograd F(m x m, 3 x 3), m = 2 or 4, for 3x3 stride-1 convolutions (Lavin & Gray 2016) ----
+// Every m x m output tile of every image comes from an a x a input patch d (a = m + 2):
+//   y = At [ (G g Gt) .* (Bt d B) ] A,
+// so the a*a positions xi of the transformed domain are a*a independent GEMMs
+//   M_xi (O, T) = U_xi (O, C) x V_xi (C, T),   U = G g Gt, V = Bt d B,
+// with a^2/m^2 multiplications per output instead of the direct method's 9:
+// 4 for F(2x2) (interpolation points 0, 1, -1, inf) and 2.25 for F(4x4)
+// (points 0, 1, -1, 2, -2, inf; rounding errors a few times those of F(2x2)).
+// Backward is the exact adjoint of this map:
+//   dM = A dy At;  dU_xi = dM_xi V_xi^T, dg = Gt dU G;  dV_xi = U_xi^T dM_xi, dd = B dV Bt.
+// Tiles at the border read zeros outside the input (the padding) and drop
+// outputs beyond Ho x Wo. Layout: V[xi][c][t], M[xi][o][t] with t the tiles of a chunk of images
+// (rows of tiles, or for small images 8 images per vector: see wchunk).
+// ctx->winograd: 0 off; 1 (default) the tile size with fewer multiplications
+// (F(4x4) except at 5x5 and 6x6 outputs), im2col below 3x3 outputs; 2 or 4:
+// that tile size only.
+
+#define WG_INLINE static inline __attribute__((always_inline))
+
+// 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
+// y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
+WG_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
+    if (m == 2) {
+        v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];
+        return;
+    }
+    v8 t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1], t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);
+    v[0] = 4.0f * (d[0] - d[2]) + t3, v[1] = t1 + t2, v[2] = t1 - t2, v[3] = t3 + t4, v[4] = t3 - t4;
+    v[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
+}
+WG_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
+    if (m == 2) {
+        d[0] = v[0], d[1] = v[1] - v[2] + v[3], d[2] = v[1] + v[2] - v[0], d[3] = -v[3];
+        return;
+    }
+    v8 s12 = v[1] + v[2], d12 = v[2] - v[1], s34 = v[3] + v[4], d34 = v[4] - v[3];
+    d[0] = 4.0f * v[0], d[1] = 4.0f * d12 + 2.0f * d34 + 4.0f * v[5], d[2] = -5.0f * v[0] - 4.0f * s12 - s34;
+    d[3] = -d12 - 2.0f * d34 - 5.0f * v[5], d[4] = v[0] + s12 + s34, d[5] = v[5];
+}
+WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
+    if (m == 2) {
+        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
+        return;
+    }
+    v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
+    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34, y[3] = d12 + 8.0f * d34 + mm[5];
+}
+WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
+    if (m == 2) {
+        mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
+        return;
+    }
+    v8 e = y[0] + y[2], o = y[1] + y[3], e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
+    mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = e2 + o2, mm[4] = e2 - o2, mm[5] = y[3];
+}
+WG_INLINE void wg_g(int m, const v8 *f, v8 *u) {
+    if (m == 2) {
+        u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
+        return;
+    }
+    v8 p = f[0] + f[2], q = (1.0f / 24) * f[0] + (1.0f / 6) * f[2], r = (1.0f / 12) * f[1];
+    u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + f[1]), u[2] = (-1.0f / 6) * (p - f[1]);
+    u[3] = q + r, u[4] = q - r, u[5] = f[2];
+}
+WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
+    if (m == 2) {
+        f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
+        return;
+    }
+    v8 s12 = u[1] + u[2], s34 = u[3] + u[4];
+    f[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
+    f[1] = (1.0f / 6) * (u[2] - u[1]) + (1.0f / 12) * (u[3] - u[4]);
+    f[2] = (1.0f / 6) * (s34 - s12) + u[5];
+}
+
+// p[0 .. n) = the first n lanes of v (n <= 8)
+#define V8_STORE_N(p, v, n) (__extension__({                                       \
+    if ((n) == 8) v8_store((p), (v));                                              \
+    else {                                                                         \
+        float t_[8];                                                               \
+        v8_store(t_, (v));                                                         \
+        memcpy((p), t_, sizeof(float) * (size_t)(n));                              \
+    } }))
+
+// The transforms run over one row of tiles at a time, 8 tiles per vector,
+// on one channel of one image copied into a per-thread buffer with its
+// padding (`pin`), so that every vector load and store stays inside with no
+// border cases. A patch row's a values are that buffer's row split into m
+// phases (every m-th column) at tiles j and, for the last a - m, at j + 1;
+// outputs are m phases merged back into a buffer row (`pout`, `pacc`).
+// Per-thread row buffers hold the phases: 36 rows of `len` floats.
+typedef struct wrow {
+    float *buf;
+    size_t len;
+} wrow;
+static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len; }
+
+#define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
+#define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
+
+// Per-thread buffers of a chunk: V (C planes), M (O planes), the phase rows,
+// and three image buffers of rows `wp` floats apart, wp = m*(tv + 1) with tv
+// the tiles 0..tw in whole vectors:
+//   pin  (m*th + 2 rows): one input channel, input (y, x) at row y + pt, column x + pl, 0 elsewhere;
+//   pout (m*th rows): one output channel's tiles before they go to y; in backward dy, 0 beyond Ho x Wo;
+//   pacc (m*th + 2 rows): the input gradient of one channel with its padding, summed over patches.
+// They come from the arena (one block per thread, reused from step to step).
+typedef struct wbufs {
+    float *V, *M, *pin, *pout, *pacc;
+    size_t vps, mps, img, vm; // plane strides, floats per image buffer, floats of V and M
+    int wp, hp;
+    wrow e;
+} wbufs;
+
+// out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
+WG_INLINE void wg_split8(const float *t, int s, v8 *out) {
+    v8 a = v8_load(t), b = v8_load(t + 8);
+    v8 ev = __builtin_shuffle(a, b, EVEN8), od = __builtin_shuffle(a, b, ODD8);
+    if (s == 2) {
+        out[0] = ev, out[1] = od;
+        return;
+    }
+    v8 c = v8_load(t + 16), d = v8_load(t + 24);
+    v8 ev2 = __builtin_shuffle(c, d, EVEN8), od2 = __builtin_shuffle(c, d, ODD8);
+    out[0] = __builtin_shuffle(ev, ev2, EVEN8), out[1] = __builtin_shuffle(od, od2, EVEN8);
+    out[2] = __builtin_shuffle(ev, ev2, ODD8), out[3] = __builtin_shuffle(od, od2, ODD8);
+}
+// t[s*l + p] = in[p][l]: the inverse of wg_split8
+WG_INLINE void wg_merge8(const v8 *in, int s, v8 *t) {
+    if (s == 2) {
+        t[0] = __builtin_shuffle(in[0], in[1], LO8), t[1] = __builtin_shuffle(in[0], in[1], HI8);
+        return;
+    }
+    v8 a0 = __builtin_shuffle(in[0], in[2], LO8), a1 = __builtin_shuffle(in[0], in[2], HI8);
+    v8 b0 = __builtin_shuffle(in[1], in[3], LO8), b1 = __builtin_shuffle(in[1], in[3], HI8);
+    t[0] = __builtin_shuffle(a0, b0, LO8), t[1] = __builtin_shuffle(a0, b0, HI8);
+    t[2] = __builtin_shuffle(a1, b1, LO8), t[3] = __builtin_shuffle(a1, b1, HI8);
+}
+
+// ph[p][j] = row[m*j + p] for p < m, and with `shifted`, ph[m + p][j] = row[m*(j + 1) + p]
+// for p < 2, over tiles j < nj (a multiple of 8)
+WG_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float *const *ph) {
+    for (int j = 0; j < nj; j += 8) {
+        v8 v[4];
+        wg_split8(row + m * j, m, v);
+        for (int p = 0; p < m; p++) v8_store(ph[p] + j, v[p]);
+        if (shifted) {
+            wg_split8(row + m * (j + 1), m, v);
+            v8_store(ph[m] + j, v[0]), v8_store(ph[m + 1] + j, v[1]);
+        }
+    }
+}
+
+// rows [0, h) of w floats from src (stride ss) to dst (stride ds), plus b; add: dst +=
+WG_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h, int w, float b, int add) {
+    v8 vb = v8_set1(b);
+    for (int y = 0; y < h; y++) {
+        float *d = dst + (size_t)y * ds;
+        const float *s = src + (size_t)y * ss;
+        int x = 0;
+        for (; x + 8 <= w; x += 8) v8_store(d + x, (add ? v8_load(d + x) : vb) + v8_load(s + x));
+        for (; x < w; x++) d[x] = (add ? d[x] : b) + s[x];
+    }
+}
+
+// The transforms work on a chunk of nb images from n0 with every channel:
+// V[xi][c][tc], M[xi][o][tc] with tc = (n - n0)*th*tw + i*tw + j over the
+// chunk's TC = nb*th*tw tiles, so a chunk's V and M stay in cache between the
+// transform and its GEMMs. Chunks run in parallel; each is serial inside.
+// The planes xi are `ps` floats apart, 8 more than they hold: vectors read
+// and write whole (8 tiles) at the end of a row of tiles, the lanes past it
+// read the next row (values never used) and write into the next row, which
+// the loops fill later (they run over every plane in address order), or
+// into the 8 spare floats at the end of the plane.
+typedef struct wchunk {
+    int n0, nb, th, tw, nbp; // nbp: image slots (nb, or in the image-vector layout nb rounded up to 8)
+    size_t TC, ld;           // tiles, and the row stride of V and M (>= TC)
+    int c0, c1;              // image-vector layout: the channels (of x or y) to transform, c1 clipped to C or O
+    int blas;                // the products by cblas_sgemm
+} wchunk;
+
+// V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
+WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
+    float *ph[6][6];
+    for (int r = 0; r < a; r++)
+        for (int p = 0; p < a; p++) ph[r][p] = wrow_at(&b->e, r * a + p);
+    for (int c = 0; c < g->C; c++)
+        for (int n = k->n0; n < k->n0 + k->nb; n++) {
+            wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W, g->W, g->H,
+                         g->W, 0.0f, 0);
+            float *vp = V + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
+            for (int i = 0; i < th; i++) {
+                for (int r = 0; r < a; r++) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
+                float *vrow = vp + (size_t)i * tw;
+                for (int j = 0; j < tw; j += 8) {
+                    v8 t[6][6];
+                    for (int q = 0; q < a; q++) { // columns: Bt d
+                        v8 d[6], v[6];
+                        for (int r = 0; r < a; r++) d[r] = v8_load(ph[r][q] + j);
+                        wg_bt(m, d, v);
+                        for (int r = 0; r < a; r++) t[r][q] = v[r];
+                    }
+                    for (int r = 0; r < a; r++) { // rows: (Bt d) B
+                        v8 v[6];
+                        wg_bt(m, t[r], v);
+                        for (int q = 0; q < a; q++) v8_store(vrow + (size_t)(r * a + q) * ps + j, v[q]);
+                    }
+                }
+            }
+        }
+}
+
+// gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
+WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int c = 0; c < g->C; c++) {
+            memset(b->pacc, 0, sizeof(float) * (size_t)b->hp * wp);
+            const float *vp = dV + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
+            for (int i = 0; i < th; i++) {
+                const float *vrow = vp + (size_t)i * tw;
+                v8 prev[6][2]; // the last a - m columns of every patch row at the previous 8 tiles
+                for (int r = 0; r < a; r++) prev[r][0] = prev[r][1] = v8_set1(0.0f);
+                for (int j = 0; j <= tw; j += 8) { // tile tw: only tile tw - 1's overlap
+                    v8 dd[6][6];
+                    if (j < tw) {
+                        v8 t[6][6];
+                        v8i live = lane + j < tw; // tiles past the row end: 0
+                        for (int r = 0; r < a; r++) { // rows: dV Bt
+                            v8 v[6], u[6];
+                            for (int q = 0; q < a; q++) v[q] = v8_and(v8_load(vrow + (size_t)(r * a + q) * ps + j), live);
+                            wg_bt_adj(m, v, u);
+                            for (int q = 0; q < a; q++) t[r][q] = u[q];
+                        }
+                        for (int q = 0; q < a; q++) { // columns: B (dV Bt)
+                            v8 col[6], u[6];
+                            for (int r = 0; r < a; r++) col[r] = t[r][q];
+                            wg_bt_adj(m, col, u);
+                            for (int r = 0; r < a; r++) dd[r][q] = u[r];
+                        }
+                    } else {
+                        for (int r = 0; r < a; r++)
+                            for (int q = 0; q < a; q++) dd[r][q] = v8_set1(0.0f);
+                    }
+                    for (int r = 0; r < a; r++) {
+                        // column m*j + p: tile j's value p plus, for p < a - m, tile j-1's value p + m
+                        v8 ph[4], out[4];
+                        for (int p = 0; p < m; p++) ph[p] = dd[r][p];
+                        for (int p = 0; p < a - m; p++) {
+                            ph[p] += __builtin_shuffle(prev[r][p], dd[r][m + p], (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                            prev[r][p] = dd[r][m + p];
+                        }
+                        wg_merge8(ph, m, out);
+                        float *row = b->pacc + (size_t)(m * i + r) * wp + m * j;
+                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, v8_load(row + 8 * q) + out[q]);
+                    }
+                }
+            }
+            wg_copy_rows(gx + ((size_t)n * g->C + c) * g->H * g->W, g->W, b->pacc + (size_t)g->pt * wp + g->pl, wp,
+                         g->H, g->W, 0.0f, 1);
+        }
+}
+
+// y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
+WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                             wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    for (int n = k->n0; n < k->n0 + k->nb; n++)
+        for (int o = 0; o < g->O; o++) {
+            const float *mp = M + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
+            for (int i = 0; i < th; i++) {
+                const float *mrow = mp + (size_t)i * tw;
+                for (int j = 0; j < tw; j += 8) {
+                    v8 t[4][6];
+                    for (int q = 0; q < a; q++) { // columns: At M
+                        v8 mm[6], v[4];
+                        for (int r = 0; r < a; r++) mm[r] = v8_load(mrow + (size_t)(r * a + q) * ps + j);
+                        wg_at(m, mm, v);
+                        for (int r = 0; r < m; r++) t[r][q] = v[r];
+                    }
+                    for (int r = 0; r < m; r++) { // rows: (At M) A
+                        v8 v[4], out[4];
+                        wg_at(m, t[r], v);
+                        wg_merge8(v, m, out);
+                        float *row = b->pout + (size_t)(m * i + r) * wp + m * j;
+                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, out[q]);
+                    }
+                }
+            }
+            wg_copy_rows(y + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, b->pout, wp, g->Ho, g->Wo,
+                         bias ? bias[o] : 0.0f, 0);
+        }
+}
+
+// dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
+WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
+    float *ph[4][4];
+    for (int r = 0; r < m; r++)
+        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(&b->e, r * m + p);
+    for (int o = 0; o < g->O; o++)
+        for (int n = k->n0; n < k->n0 + k->nb; n++) {
+            wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f, 0);
+            float *mp = dM + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
+            for (int i = 0; i < th; i++) {
+                for (int r = 0; r < m; r++) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
+                float *mrow = mp + (size_t)i * tw;
+                for (int j = 0; j < tw; j += 8) {
+                    v8 t[4][6];
+                    for (int r = 0; r < m; r++) { // rows: dy A
+                        v8 yv[4], v[6];
+                        for (int p = 0; p < m; p++) yv[p] = v8_load(ph[r][p] + j);
+                        wg_at_adj(m, yv, v);
+                        for (int q = 0; q < a; q++) t[r][q] = v[q];
+                    }
+                    for (int q = 0; q < a; q++) { // columns: A (dy A)
+                        v8 col[4], v[6];
+                        for (int r = 0; r < m; r++) col[r] = t[r][q];
+                        wg_at_adj(m, col, v);
+                        for (int r = 0; r < a; r++) v8_store(mrow + (size_t)(r * a + q) * ps + j, v[r]);
+                    }
+                }
+            }
+        }
+}
+
+// ---- image-vector layout ----
+// With fewer than 8 tiles per row (small images), a row of tiles fills only
+// part of a vector. There the chunks hold multiples of 8 images and lane l of
+// every vector is image 8*g + l of the chunk, at the same tile: the channel's
+// planes of 8 images are interleaved (pixel-major, 8 floats per pixel) into
+// the per-thread buffers by 8x8 transposes, and every patch value is one
+// whole-vector load. Tile order: tc = (i*tw + j)*nbp + (n - n0), nbp the
+// chunk's images rounded up to 8 (the missing images' lanes are zeros).
+
+// r[l][k] <-> r[k][l]
+WG_INLINE void wg_tr8(v8 *r) {
+    const v8i ulo = {0, 8, 1, 9, 4, 12, 5, 13}, uhi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
+    const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8 t[8], u[8];
+    for (int k = 0; k < 8; k += 2)
+        t[k] = __builtin_shuffle(r[k], r[k + 1], ulo), t[k + 1] = __builtin_shuffle(r[k], r[k + 1], uhi);
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = __builtin_shuffle(t[k], t[k + 2], slo), u[k + 1] = __builtin_shuffle(t[k], t[k + 2], shi);
+        u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo), u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
+    }
+    for (int k = 0; k < 4; k++)
+        r[k] = __builtin_shuffle(u[k], u[k + 4], plo), r[k + 4] = __builtin_shuffle(u[k], u[k + 4], phi);
+}
+
+// The 9 taps of filters b .. b+7 (w[(b + l)*9 + k], nl <= 8 of them) as f[k]
+// lane l, and back (gw += f): two 8x8 transposes for taps 0-7, tap 8 by lane.
+WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
+    v8 r[8];
+    float t8[8] = {0};
+    for (int l = 0; l < 8; l++) {
+        if (l < nl) {
+            r[l] = v8_load(w + (b + l) * 9);
+            t8[l] = w[(b + l) * 9 + 8];
+        } else r[l] = v8_set1(0.0f);
+    }
+    wg_tr8(r);
+    for (int k = 0; k < 8; k++) f[k] = r[k];
+    f[8] = v8_load(t8);
+}
+WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
+    v8 r[8];
+    for (int k = 0; k < 8; k++) r[k] = f[k];
+    wg_tr8(r);
+    for (int l = 0; l < nl; l++) {
+        float *d = gw + (b + l) * 9;
+        v8_store(d, v8_load(d) + r[l]);
+        d[8] += f[8][l];
+    }
+}
+
+// U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
+NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1) {
+    int a = m + 2;
+    long OC = (long)g->O * g->C;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        v8 f[9], t[6][3];
+        wg_taps_load(w, b, nl, f);
+        for (int j = 0; j < 3; j++) { // columns: G f
+            v8 col[3] = {f[j], f[3 + j], f[6 + j]}, u[6];
+            wg_g(m, col, u);
+            for (int i = 0; i < a; i++) t[i][j] = u[i];
+        }
+        for (int i = 0; i < a; i++) { // rows: (G f) Gt
+            v8 u[6];
+            wg_g(m, t[i], u);
+            for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)(i * a + q) * OC + b, u[q], nl);
+        }
+    }
+}
+static void wino_filter(const geom *g, const float *w, float *U, int m) {
+    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        wino_filter_m(g, w, U, m, nblk * t / nt * 8, nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
+    }
+}
+
+// gw[o][c] += Gt dU[o][c] G
+// gw += the adjoint of the filter transform applied to dU summed over its
+// `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
+NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
+                                             long b0, long b1) {
+    int a = m + 2;
+    long OC = (long)g->O * g->C;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        v8 t[3][6];
+        for (int i = 0; i < a; i++) { // rows: dU G
+            v8 u[6], f[3];
+            for (int q = 0; q < a; q++) {
+                const float *src = dU + (size_t)(i * a + q) * OC + b;
+                if (nl == 8) {
+                    u[q] = v8_load(src);
+                    for (int p = 1; p < parts; p++) u[q] += v8_load(src + p * pstride);
+                } else {
+                    float r[8] = {0};
+                    for (int p = 0; p < parts; p++)
+                        for (int l = 0; l < nl; l++) r[l] += src[p * pstride + l];
+                    u[q] = v8_load(r);
+                }
+            }
+            wg_g_adj(m, u, f);
+            for (int j = 0; j < 3; j++) t[j][i] = f[j];
+        }
+        v8 f[9];
+        for (int j = 0; j < 3; j++) { // columns: Gt (dU G)
+            v8 r[3];
+            wg_g_adj(m, t[j], r);
+            for (int k = 0; k < 3; k++) f[k * 3 + j] = r[k];
+        }
+        wg_taps_add(gw, b, nl, f);
+    }
+}
+static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
+    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+#pragma omp parallel
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        wino_filter_adj_m(g, dU, parts, pstride, gw, m, nblk * t / nt * 8,
+                          nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
+    }
+}
+
+// dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w; src[l] NULL: 0
+WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x += 8) {
+            int n = w - x < 8 ? w - x : 8;
+            v8 r[8];
+            for (int l = 0; l < 8; l++) {
+                const float *s = src[l] ? src[l] + (size_t)y * w + x : NULL;
+                if (!s) r[l] = v8_set1(0.0f);
+                else if (n == 8) r[l] = v8_load(s);
+                else {
+                    float t[8] = {0};
+                    memcpy(t, s, sizeof(float) * (size_t)n);
+                    r[l] = v8_load(t);
+                }
+            }
+            wg_tr8(r);
+            float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
+            for (int k = 0; k < n; k++) v8_store(d + 8 * k, r[k]);
+        }
+}
+
+// dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped
+WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox, float b,
+                               int add) {
+    v8 vb = v8_set1(b);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x += 8) {
+            int n = w - x < 8 ? w - x : 8;
+            const float *s = src + ((size_t)(y + oy) * dw + x + ox) * 8;
+            v8 r[8];
+            for (int k = 0; k < 8; k++) r[k] = k < n ? v8_load(s + 8 * k) : v8_set1(0.0f);
+            wg_tr8(r);
+            for (int l = 0; l < 8; l++) {
+                float *d = dst[l] ? dst[l] + (size_t)y * w + x : NULL;
+                if (!d) continue;
+                if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
+                else {
+                    float t[8];
+                    v8_store(t, r[l]);
+                    for (int k = 0; k < n; k++) d[k] = (add ? d[k] : b) + t[k];
+                }
+            }
+        }
+}
+
+// the planes of images g0 .. g0+7 of the chunk at channel c of C (NULL past the chunk's end)
+#define WG_PLANES8(p, k, g0, base, c, C, plane)                                                                        \
+    for (int l_ = 0; l_ < 8; l_++)                                                                                     \
+        (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
+
+WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    size_t nbp = (size_t)k->nbp;
+    for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
+        for (int g0 = 0; g0 < k->nb; g0 += 8) {
+            const float *src[8];
+            WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
+            wg_interleave(b->pin, wp, g->pt, g->pl, src, g->H, g->W);
+            float *vp = V + (size_t)c * k->ld + g0;
+            for (int i = 0; i < th; i++)
+                for (int j = 0; j < tw; j++) {
+                    const float *p = b->pin + ((size_t)m * i * wp + (size_t)m * j) * 8;
+                    float *vt = vp + (size_t)(i * tw + j) * nbp;
+                    v8 t[6][6];
+                    for (int q = 0; q < a; q++) { // columns: Bt d
+                        v8 d[6], v[6];
+                        for (int r = 0; r < a; r++) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
+                        wg_bt(m, d, v);
+                        for (int r = 0; r < a; r++) t[r][q] = v[r];
+                    }
+                    for (int r = 0; r < a; r++) { // rows: (Bt d) B
+                        v8 v[6];
+                        wg_bt(m, t[r], v);
+                        for (int q = 0; q < a; q++) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
+                    }
+                }
+        }
+}
+
+WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b,
+                                   int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    size_t nbp = (size_t)k->nbp;
+    for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
+        for (int g0 = 0; g0 < k->nb; g0 += 8) {
+            memset(b->pacc, 0, sizeof(float) * 8 * (size_t)b->hp * wp);
+            const float *vp = dV + (size_t)c * k->ld + g0;
+            for (int i = 0; i < th; i++)
+                for (int j = 0; j < tw; j++) {
+                    const float *vt = vp + (size_t)(i * tw + j) * nbp;
+                    float *p = b->pacc + ((size_t)m * i * wp + (size_t)m * j) * 8;
+                    v8 t[6][6];
+                    for (int r = 0; r < a; r++) { // rows: dV Bt
+                        v8 v[6], u[6];
+                        for (int q = 0; q < a; q++) v[q] = v8_load(vt + (size_t)(r * a + q) * ps);
+                        wg_bt_adj(m, v, u);
+                        for (int q = 0; q < a; q++) t[r][q] = u[q];
+                    }
+                    for (int q = 0; q < a; q++) { // columns: B (dV Bt), added into the patch
+                        v8 col[6], u[6];
+                        for (int r = 0; r < a; r++) col[r] = t[r][q];
+                        wg_bt_adj(m, col, u);
+                        for (int r = 0; r < a; r++) {
+                            float *d = p + ((size_t)r * wp + q) * 8;
+                            v8_store(d, v8_load(d) + u[r]);
+                        }
+                    }
+                }
+            float *dst[8];
+            WG_PLANES8(dst, k, g0, gx, c, g->C, (size_t)g->H * g->W);
+            wg_deinterleave(dst, g->H, g->W, b->pacc, wp, g->pt, g->pl, 0.0f, 1);
+        }
+}
+
+WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                                wbufs *b, int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    size_t nbp = (size_t)k->nbp;
+    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
+        for (int g0 = 0; g0 < k->nb; g0 += 8) {
+            const float *mp = M + (size_t)o * k->ld + g0;
+            for (int i = 0; i < th; i++)
+                for (int j = 0; j < tw; j++) {
+                    const float *mt = mp + (size_t)(i * tw + j) * nbp;
+                    float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
+                    v8 t[4][6];
+                    for (int q = 0; q < a; q++) { // columns: At M
+                        v8 mm[6], v[4];
+                        for (int r = 0; r < a; r++) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
+                        wg_at(m, mm, v);
+                        for (int r = 0; r < m; r++) t[r][q] = v[r];
+                    }
+                    for (int r = 0; r < m; r++) { // rows: (At M) A
+                        v8 v[4];
+                        wg_at(m, t[r], v);
+                        for (int q = 0; q < m; q++) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
+                    }
+                }
+            float *dst[8];
+            WG_PLANES8(dst, k, g0, y, o, g->O, (size_t)g->Ho * g->Wo);
+            wg_deinterleave(dst, g->Ho, g->Wo, b->pout, wp, 0, 0, bias ? bias[o] : 0.0f, 0);
+        }
+}
+
+WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b,
+                                    int m) {
+    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+    size_t nbp = (size_t)k->nbp;
+    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
+        for (int g0 = 0; g0 < k->nb; g0 += 8) {
+            const float *src[8];
+            WG_PLANES8(src, k, g0, gy, o, g->O, (size_t)g->Ho * g->Wo);
+            wg_interleave(b->pout, wp, 0, 0, src, g->Ho, g->Wo); // beyond Ho x Wo: the buffer's zeros
+            float *mp = dM + (size_t)o * k->ld + g0;
+            for (int i = 0; i < th; i++)
+                for (int j = 0; j < tw; j++) {
+                    const float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
+                    float *mt = mp + (size_t)(i * tw + j) * nbp;
+                    v8 t[4][6];
+                    for (int r = 0; r < m; r++) { // rows: dy A
+                        v8 yv[4], v[6];
+                        for (int q = 0; q < m; q++) yv[q] = v8_load(p + ((size_t)r * wp + q) * 8);
+                        wg_at_adj(m, yv, v);
+                        for (int q = 0; q < a; q++) t[r][q] = v[q];
+                    }
+                    for (int q = 0; q < a; q++) { // columns: A (dy A)
+                        v8 col[4], v[6];
+                        for (int r = 0; r < m; r++) col[r] = t[r][q];
+                        wg_at_adj(m, col, v);
+                        for (int r = 0; r < a; r++) v8_store(mt + (size_t)(r * a + q) * ps, v[r]);
+                    }
+                }
+        }
+}
+
+// each transform for m = 2 and m = 4 (the tile size a compile-time constant),
+// compiled for AVX2 and baseline x86-64
+#define WG_VARIANTS(name, params, ...)                                                                                 \
+    NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                             \
+    NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
+WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k, x, V, ps, b)
+WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV,
+            ps, gx, b)
+WG_VARIANTS(wino_output, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                          wbufs *b), g, k, M, ps, bias, y, b)
+WG_VARIANTS(wino_output_adj, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy,
+            dM, ps, b)
+WG_VARIANTS(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k, x, V, ps,
+            b)
+WG_VARIANTS(wino_input_adj_iv, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k,
+            dV, ps, gx, b)
+WG_VARIANTS(wino_output_iv, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+                             wbufs *b), g, k, M, ps, bias, y, b)
+WG_VARIANTS(wino_output_adj_iv, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k,
+            gy, dM, ps, b)
+// transform `name` of plan p's layout and tile size
+#define WG_CALL(name, p, ...)                                                                                          \
+    ((p)->iv ? ((p)->m == 4 ? name##_iv4(__VA_ARGS__) : name##_iv2(__VA_ARGS__))                                      \
+             : ((p)->m == 4 ? name##4(__VA_ARGS__) : name##2(__VA_ARGS__)))
+
+static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
+
+// the tile size for this conv under ctx->winograd (0: not by Winograd)
+int nn_wino_tile(const nn_ctx *c, const geom *g) {
+    if (!c->winograd || !wino_ok(g)) return 0;
+    if (c->winograd == 2 || c->winograd == 4) return c->winograd;
+    // The tile size with fewer multiplications (a^2 per tile), F(2x2) at a
+    // tie (e.g. 5x5 and 6x6 outputs); im2col below 3x3 outputs, where F(2x2)
+    // takes as many as the direct method. Measured with bench/conv_bench.c
+    // --net multibranch: this picks the faster of the two at every size there.
+    int t2 = ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), t4 = ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4);
+    if (g->Ho < 3 || g->Wo < 3) return 0;
+    return 36 * t4 < 16 * t2 ? 4 : 2;
+}
+
+// Chunks of whole images (patches overlap within an image only), with at
+// least WG_CHUNK_VALUES transformed values per channel so that the GEMMs stay
+// efficient at small sizes and V and M fit in the L2 cache. The number of
+// chunks is a multiple of the thread count where the batch allows, and the
+// images are spread evenly over the chunks (sizes differ by at most one), so
+// that each thread's contiguous share of chunks holds N/threads images. In the
+// image-vector layout the chunks hold multiples of 8 images (the last one the
+// rest), as many as the thread count allows.
+#define WG_CHUNK_VALUES 4096
+typedef struct wplan {
+    int m, iv;     // tile size, image-vector layout
+    int batch;     // one chunk of the whole batch, shared by the threads
+    long nchunks;
+    int nbmax;     // images per chunk, at most
+    int blas;      // the products by cblas_sgemm (ctx->tune.gemm_blas)
+    size_t ld;     // the row stride of V and M
+} wplan;
+
+static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
+    int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
+    int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi, nt = gn_threads() > 0 ? gn_threads() : 1;
+    wplan p = {m, c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8, 0, 0, 0, c->tune.gemm_blas, 0};
+    if (p.iv) {
+        int per_thread = (g->N + nt - 1) / nt;
+        nb = (nb + 7) / 8 * 8;
+        if (nb > (per_thread + 7) / 8 * 8) nb = (per_thread + 7) / 8 * 8;
+        p.nchunks = (g->N + nb - 1) / nb, p.nbmax = nb;
+        // Few and small images and many channels: per-thread chunks would each
+        // stream the whole of U for a few tiles and sum a copy of dU per
+        // thread. Instead the threads share one chunk of the batch where its V
+        // and M take at most 12 MiB (measured: faster from 12x12 outputs down
+        // on the multi-branch net, the same at 16x16, slower at 24x24).
+        size_t vm = (size_t)a * a * (g->C + g->O) * ((g->N + 7) / 8 * 8) * tpi;
+        int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20) : vm <= ((size_t)3 << 20);
+        if (batch) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
+    } else {
+        if (nb >= g->N) nb = g->N;
+        long nchunks = (g->N + nb - 1) / nb;
+        nchunks = (nchunks + nt - 1) / nt * nt;
+        p.nchunks = nchunks < g->N ? nchunks : g->N;
+        p.nbmax = (int)((g->N + p.nchunks - 1) / p.nchunks);
+    }
+    // The rows of V and M (one per channel) are an odd number of cache lines
+    // apart: at a power-of-two stride the rows of a GEMM's 16-column panel of B
+    // would share a few L1 sets and evict each other.
+    size_t ld = ((size_t)(p.iv ? (p.nbmax + 7) / 8 * 8 : p.nbmax) * tpi + 15) / 16 * 16;
+    p.ld = ld / 16 % 2 ? ld : ld + 16;
+    return p;
+}
+static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
+    int m = p->m, n0, n1;
+    if (p->iv) n0 = (int)(idx * p->nbmax), n1 = n0 + p->nbmax < g->N ? n0 + p->nbmax : g->N;
+    else n0 = (int)(idx * g->N / p->nchunks), n1 = (int)((idx + 1) * g->N / p->nchunks);
+    wchunk k = {n0, n1 - n0, (g->Ho + m - 1) / m, (g->Wo + m - 1) / m, p->iv ? (n1 - n0 + 7) / 8 * 8 : n1 - n0, 0, p->ld,
+                0, INT_MAX, 0};
+    k.TC = (size_t)k.nbp * k.th * k.tw;
+    k.blas = p->blas;
+    return k;
+}
+
+// the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
+enum { WG_FWD, WG_DATA, WG_WEIGHT };
+static void wino_gemms(int kind, int x0, int x1, const geom *g, const wchunk *k, const float *U, float *dU, float *V,
+                       size_t vps, float *M, size_t mps) {
+    size_t OC = (size_t)g->O * g->C;
+    int TC = (int)k->TC, ld = (int)k->ld;
+    for (int xi = x0; xi < x1; xi++) {
+        const float *Ux = U ? U + xi * OC : NULL;
+        float *Vx = V + xi * vps, *Mx = M + xi * mps;
+        if (kind == WG_FWD) nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
+        else if (kind == WG_DATA) nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
+        else nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + xi * OC, g->C); // dU += dM V^T
+    }
+}
+
+#define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
+// the buffers' sizes; returns the floats one thread needs
+static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
+    int m = p->m, a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
+    b->vps = (size_t)g->C * p->ld + 8, b->mps = (size_t)g->O * p->ld + 8;
+    b->wp = p->iv ? m * tw + 2 : m * (tv + 1), b->hp = m * th + 2;
+    b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));
+    b->e.len = WG_ROUND16((size_t)tv);
+    b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
+    return (p->batch ? 0 : b->vm) + 3 * b->img + 36 * b->e.len; // the batch's V and M are shared
+}
+// thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
+// of `base`; the image buffers start at 0 (their borders stay 0)
+static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
+    int a = m + 2;
+    if (!vm) vm = base, base += b->vm;
+    b->V = vm, b->M = vm + WG_ROUND16((size_t)a * a * b->vps);
+    b->pin = base, b->pout = b->pin + b->img, b->pacc = b->pout + b->img;
+    b->e.buf = b->pacc + b->img;
+    memset(b->pin, 0, sizeof(float) * 2 * b->img);
+}
+
+// The batch as one chunk (wplan.batch): the threads split the transforms by
+// channel and the products by xi, so each xi's dU is one thread's sum over
+// every tile (no per-thread copies) and U is read once per call.
+static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const float *x, const float *b, float *y,
+                           float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
+    int m = p->m, a = m + 2;
+    wchunk k0 = wino_chunk(g, p, 0);
+#pragma omp parallel num_threads(nt)
+    {
+        wbufs t = *t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
+        wchunk k = k0;
+#pragma omp for schedule(static)
+        for (int c = 0; c < g->C; c++) {
+            k.c0 = c, k.c1 = c + 1;
+            WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
+        }
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < a * a; xi++) wino_gemms(WG_FWD, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
+#pragma omp for schedule(static)
+        for (int o = 0; o < g->O; o++) {
+            k.c0 = o, k.c1 = o + 1;
+            WG_CALL(wino_output, p, g, &k, t.M, t.mps, b, y, &t);
+        }
+    }
+}
+
+static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *dU, const float *x, const float *gy,
+                          float *gx, float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
+    int m = p->m, a = m + 2;
+    size_t OC = (size_t)g->O * g->C;
+    wchunk k0 = wino_chunk(g, p, 0);
+#pragma omp parallel num_threads(nt)
+    {
+        wbufs t = *t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
+        wchunk k = k0;
+#pragma omp for schedule(static)
+        for (int o = 0; o < g->O; o++) {
+            k.c0 = o, k.c1 = o + 1;
+            WG_CALL(wino_output_adj, p, g, &k, gy, t.M, t.mps, &t);
+        }
+        if (dU) {
+#pragma omp for schedule(static)
+            for (int c = 0; c < g->C; c++) {
+                k.c0 = c, k.c1 = c + 1;
+                WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < a * a; xi++) {
+            if (dU) { // dU_xi = dM_xi V_xi^T, then V_xi is free for dV_xi
+                memset(dU + xi * OC, 0, sizeof(float) * OC);
+                wino_gemms(WG_WEIGHT, xi, xi + 1, g, &k0, NULL, dU, t.V, t.vps, t.M, t.mps);
+            }
+            if (gx) wino_gemms(WG_DATA, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
+        }
+        if (gx) {
+#pragma omp for schedule(static)
+            for (int c = 0; c < g->C; c++) {
+                k.c0 = c, k.c1 = c + 1;
+                WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
+            }
+        }
+    }
+}
+
+int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
+    int a = m + 2;
+    size_t OC = (size_t)g->O * g->C;
+    wplan p = wino_plan(c, g, m);
+    nn_arena_mark mark = nn_arena_get_mark(&c->arena);
+    int nt = gn_threads() > 0 ? gn_threads() : 1;
+    wbufs t0;
+    size_t per = wbufs_layout(&t0, g, &p);
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)a * a * OC);
+    float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
+    if (!U || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
+    wino_filter(g, w, U, m);
+    if (p.batch) {
+        float *vm = nn_arena_alloc(&c->arena, sizeof(float) * t0.vm);
+        if (!vm) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
+        wino_fwd_batch(g, &p, U, x, b, y, vm, scr, per, &t0, nt);
+        nn_arena_release(&c->arena, mark);
+        return GN_OK;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        wbufs t = t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), NULL, m);
+#pragma omp for schedule(static)
+        for (long ci = 0; ci < p.nchunks; ci++) {
+            wchunk k = wino_chunk(g, &p, ci);
+            WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
+            wino_gemms(WG_FWD, 0, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+            WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
+        }
+    }
+    nn_arena_release(&c->arena, mark);
+    return GN_OK;
+}
+
+void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
+                    float *gx) {
+    int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
+    size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
+    wplan p = wino_plan(c, g, m);
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
+    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)(p.batch ? 1 : nt)) : NULL; // per thread
+    wbufs t0;
+    size_t per = wbufs_layout(&t0, g, &p);
+    float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
+    float *vm = p.batch ? nn_arena_alloc(&c->arena, sizeof(float) * t0.vm) : NULL;
+    if (!U || (gw && !dU) || !scr || (p.batch && !vm)) return;
+    if (gx) wino_filter(g, w, U, m);
+    if (p.batch) {
+        wino_bw_batch(g, &p, U, dU, x, gy, gx, vm, scr, per, &t0, nt);
+        if (gw) wino_filter_adj(g, dU, 1, UN, gw, m);
+        return;
+    }
+    int team = 1;
+#pragma omp parallel num_threads(nt)
+    {
+        wbufs t = t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), NULL, m);
+        float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
+        if (dUt) memset(dUt, 0, sizeof(float) * UN);
+        if (omp_get_thread_num() == 0) team = omp_get_num_threads(); // the parts that were zeroed
+#pragma omp for schedule(static)
+        for (long ci = 0; ci < p.nchunks; ci++) {
+            wchunk k = wino_chunk(g, &p, ci);
+            WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
+            if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
+                WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
+                wino_gemms(WG_WEIGHT, 0, a * a, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);
+            }
+            if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
+                wino_gemms(WG_DATA, 0, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+                WG_CALL(wino_input_adj, &p, g, &k, t.V, t.vps, gx, &t);
+            }
+        }
+    }
+    if (gw) wino_filter_adj(g, dU, team, UN, gw, m); // the threads' sums in thread order
+}
