@@ -15,7 +15,7 @@ SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 
 LIB_DIRS = common nn io stats models
 LIB_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
-APP_SRC  = $(wildcard apps/*.c)
+APP_SRC  = $(wildcard apps/*.c apps/pipeline/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_UTIL = $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC = $(wildcard bench/*.c)

@@ -5,7 +5,7 @@
 
 #include "../common/gn_common.h"
 #include "cmd.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 void cmd_embed_help(void) {
     printf("usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"

@@ -9,7 +9,7 @@
 #include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 void cmd_eval_help(void) {
     printf("usage: galnn eval --ckpt RUN/best.npz [--split test|val|train] [--catalog CSV] [--images TEMPLATE]\n"

@@ -15,8 +15,8 @@
 #include "../io/spectra.h"
 #include "../nn/attrib.h"
 #include "cmd.h"
-#include "run.h"
-#include "spec_common.h"
+#include "pipeline/run.h"
+#include "pipeline/spec_common.h"
 
 void cmd_explain_help(void) {
     printf("usage: galnn explain --ckpt RUN/best.npz --out DIR [--split test] [--n N | --ids ID,ID,...] [--target NAME]\n"

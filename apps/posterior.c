@@ -12,7 +12,7 @@
 #include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 void cmd_posterior_help(void) {
     printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--join T.csv] [--split all|train|val|test]\n"

@@ -6,7 +6,7 @@
 
 #include "../common/gn_common.h"
 #include "cmd.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 void cmd_predict_help(void) {
     printf("usage: galnn predict --ckpt RUN/best.npz --out preds.csv [--catalog CSV] [--images TEMPLATE]\n"

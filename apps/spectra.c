@@ -14,8 +14,8 @@
 #include "../stats/linalg.h"
 #include "../stats/mi.h"
 #include "cmd.h"
-#include "run.h"
-#include "spec_common.h"
+#include "pipeline/run.h"
+#include "pipeline/spec_common.h"
 
 // ---- fit quality ----
 

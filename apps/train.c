@@ -14,7 +14,7 @@
 #include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 void cmd_train_help(void) {
     printf("usage: galnn train --config FILE [--catalog CSV] [--images TEMPLATE] [--bands LIST] [--target NAMES]\n"

@@ -5,12 +5,12 @@
 #ifndef APP_RUN_H
 #define APP_RUN_H
 
-#include "../io/catalog.h"
-#include "../io/ckpt.h"
-#include "../io/config.h"
-#include "../io/dataset.h"
-#include "../io/loader.h"
-#include "../models/branchnet.h"
+#include "../../io/catalog.h"
+#include "../../io/ckpt.h"
+#include "../../io/config.h"
+#include "../../io/dataset.h"
+#include "../../io/loader.h"
+#include "../../models/branchnet.h"
 
 #define RUN_MAX_COLS 32
 

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/gn_common.h"
-#include "../io/specset.h"
-#include "../stats/metrics.h"
-#include "cmd.h"
+#include "../../common/gn_common.h"
+#include "../../io/specset.h"
+#include "../../stats/metrics.h"
 
 static void say(void *u, const char *line) {
     if (*(int *)u) printf("  %s\n", line);
