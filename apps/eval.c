@@ -51,7 +51,7 @@ static int eval_flow(run *r, int split, const char *split_name, const char *ckpt
     run *rs[16] = {r}, more[15];
     int loaded = 1;
     for (int k = 1; k < K; k++, loaded++)
-        if (run_from_checkpoint(&more[k - 1], members[k], ov, n_ov, 1, 0) || (rs[k] = &more[k - 1])->net.kind != MD_KIND_FLOW) {
+        if (run_from_checkpoint(&more[k - 1], members[k], ov, n_ov, 1, 0) || run_report(rs[k] = &more[k - 1]) != MD_REPORT_POSTERIOR) {
             if (!gn_errmsg()[0] || rs[k]) gn_err(GN_EINVAL, "%s is not a flow model", members[k]);
             cmd_error("eval: ensemble member %s: %s", members[k], gn_errmsg());
             for (int j = 1; j <= k; j++) run_free(&more[j - 1]);
@@ -135,18 +135,19 @@ int cmd_eval(int argc, char **argv) {
         run_free(&r);
         return cmd_error("eval: %s", gn_errmsg());
     }
-    if (r.net.kind == MD_KIND_VAE) {
+    if (run_report(&r) == MD_REPORT_LATENT) {
         run_free(&r);
-        return cmd_error("eval: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
+        return cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt,
+                         md_kind_of(&r.net)->what);
     }
-    if (r.net.kind == MD_KIND_SPECVAE) {
+    if (run_report(&r) == MD_REPORT_SPECTRA) {
         char *cp = strdup(ckpt);
         int src = run_spec_eval(&r, ckpt, split_name ? split_name : "test", split, out ? out : dirname(cp), json);
         free(cp), free(mlist);
         run_free(&r);
         return src;
     }
-    if (r.net.kind == MD_KIND_FLOW) {
+    if (run_report(&r) == MD_REPORT_POSTERIOR) {
         int frc = eval_flow(&r, split, split_name, ckpt, out, json, (int)samples, (uint64_t)seed, members, K, ov, n_ov);
         free(mlist);
         return frc;

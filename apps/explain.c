@@ -191,8 +191,8 @@ int cmd_explain(int argc, char **argv) {
     run r;
     if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) return run_free(&r), cmd_error("explain: %s", gn_errmsg());
     const md_net *net = &r.net;
-    int spectral = net->kind == MD_KIND_SPECVAE, branch = -1, T = 1, rc = 0;
-    if (net->kind == MD_KIND_VAE) return run_free(&r), cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
+    int spectral = run_report(&r) == MD_REPORT_SPECTRA, branch = -1, T = 1, rc = 0;
+    if (run_report(&r) == MD_REPORT_LATENT) return run_free(&r), cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
     for (int b = 0; b < net->n_branch && branch < 0; b++)
         if (net->spec[b].input == (spectral ? MD_IN_SPECTRUM : MD_IN_IMAGE)) branch = b;
     if (branch < 0) return run_free(&r), cmd_error("explain: %s has no image input to attribute to", ckpt);

@@ -73,7 +73,7 @@ int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n
 }
 
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out) {
-    if (r->net.kind != MD_KIND_FLOW) return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
+    if (run_report(r) != MD_REPORT_POSTERIOR) return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
     int D = r->net.post.sp.in_dim, T = r->n_targets;
     float *X = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D);
     if (!X) return GN_ENOMEM;
@@ -130,7 +130,7 @@ int cmd_posterior(int argc, char **argv) {
     char *buf = NULL;
     nn_ctx c;
     memset(&c, 0, sizeof c);
-    if (r.net.kind != MD_KIND_FLOW) {
+    if (run_report(&r) != MD_REPORT_POSTERIOR) {
         gn_err(GN_EINVAL, "%s is not a flow model ([model] kind = flow)", ckpt);
         goto done;
     }

@@ -61,9 +61,10 @@ int cmd_predict(int argc, char **argv) {
         run_free(&r);
         return cmd_error("predict: %s", gn_errmsg());
     }
-    if (r.net.kind == MD_KIND_VAE) {
+    if (run_report(&r) == MD_REPORT_LATENT) {
         run_free(&r);
-        return cmd_error("predict: %s is a VAE: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt);
+        return cmd_error("predict: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt,
+                         md_kind_of(&r.net)->what);
     }
     int rc = 1, T = r.n_targets, binned = r.net.head == MD_HEAD_BINNED;
     size_t n = 0;

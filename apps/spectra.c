@@ -21,7 +21,7 @@
 
 int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f) {
     const md_net *m = &r->net;
-    if (m->kind != MD_KIND_SPECVAE) return gn_err(GN_EINVAL, "not a spectral VAE");
+    if (run_report(r) != MD_REPORT_SPECTRA) return gn_err(GN_EINVAL, "not a spectral VAE");
     memset(f, 0, sizeof *f);
     int P = m->svae.sp.pixels, d = m->svae.sp.latent, B = r->batch > 0 ? r->batch : 64;
     f->n = n, f->pixels = P, f->latent = d, f->n_cond = m->svae.sp.n_cond;
@@ -362,7 +362,7 @@ int cmd_spectra_scan(int argc, char **argv) {
             char cat_ov[4200];
             int ncov = 0;
             if (catalog) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", catalog), cov[ncov++] = cat_ov;
-            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || r.net.kind != MD_KIND_SPECVAE || nn_ctx_init(&c, 64u << 20) ||
+            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || run_report(&r) != MD_REPORT_SPECTRA || nn_ctx_init(&c, 64u << 20) ||
                 run_spec_fit(&r, &c, r.rows[split], r.n_rows[split], &fit[ci * nl + li]))
                 rc = cmd_error("spectra-scan: %s: %s", best, gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
             if (c.arena.head) nn_ctx_free(&c);
@@ -473,7 +473,7 @@ int cmd_spectra_latents(int argc, char **argv) {
     gn_set_threads((int)threads);
     run r;
     if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 1)) return run_free(&r), cmd_error("spectra-latents: %s", gn_errmsg());
-    if (r.net.kind != MD_KIND_SPECVAE) return run_free(&r), cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
+    if (run_report(&r) != MD_REPORT_SPECTRA) return run_free(&r), cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
     const md_net *m = &r.net;
     int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond, rc = 0;
     const run_branch *rb = &r.br[m->lat_x];

@@ -198,77 +198,43 @@ static int restore(trainer *T, const char *path, const io_npz *z) {
     return GN_OK;
 }
 
-// Mean loss and point-prediction metrics on the validation rows.
-// A VAE's validation loss, with ε from a stream seeded afresh every time (the
-// same draws each epoch, and none taken from the training streams).
-static int validate_vae(trainer *T, double *loss) {
-    run *r = &T->r;
-    size_t n = r->n_rows[IO_SPLIT_VAL], B = (size_t)r->batch;
-    gn_rng eps;
-    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
-    io_aug none[1024];
-    for (size_t i = 0; i < B && i < 1024; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    T->ctx.training = 0, T->ctx.grad_enabled = 0;
-    double tot = 0;
-    int rc = GN_OK;
-    for (size_t o = 0; o < n && !rc; o += B) {
-        int b = (int)(n - o < B ? n - o : B);
-        nn_tensor *in[MD_MAX_BRANCH];
-        nn_ctx_reset(&T->ctx);
-        if ((rc = run_batch(r, &T->ctx, r->rows[IO_SPLIT_VAL] + o, none, b, in, NULL, T->scratch))) break;
-        const md_net *m = &r->net;
-        nn_tensor *L = m->kind == MD_KIND_VAE ? md_vae_loss(&T->ctx, &m->vae, in[m->lat_x], &eps, NULL, NULL)
-                                              : md_specvae_loss(&T->ctx, &m->svae, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, &eps, NULL, NULL);
-        if (!L) rc = GN_EINVAL;
-        else
-            tot += L->data[0] * b;
-    }
-    T->ctx.training = 1, T->ctx.grad_enabled = 1;
-    *loss = n ? tot / (double)n : NAN;
-    return rc;
-}
-
+// Mean loss on the validation rows and, where the kind reports them, point
+// metrics of its predictions (first target, in its own units). Noise (a VAE's
+// ε) comes from a stream seeded afresh every time: the same draws each epoch,
+// and none taken from the training streams.
 static int validate(trainer *T, double *loss, st_metrics *met) {
     run *r = &T->r;
-    if (r->net.kind == MD_KIND_VAE || r->net.kind == MD_KIND_SPECVAE) {
-        *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
-        return validate_vae(T, loss);
-    }
-    size_t n = r->n_rows[IO_SPLIT_VAL], B = (size_t)r->batch;
+    const md_kind *k = md_kind_of(&r->net);
+    size_t n = r->n_rows[IO_SPLIT_VAL];
     int Tn = r->n_targets;
     double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
-    float *p = gn_malloc(sizeof(float) * B * (size_t)Tn);
+    float *p = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(Tn ? Tn : 1));
     if (!pred || !tru || !p) return free(pred), free(tru), free(p), GN_ENOMEM;
-    T->ctx.training = 0;
-    T->ctx.grad_enabled = 0;
+    gn_rng eps;
+    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
     double tot = 0;
-    io_aug none[1024];
-    for (size_t i = 0; i < B && i < 1024; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    int rc = GN_OK;
-    for (size_t o = 0; o < n && !rc; o += B) {
-        int b = (int)(n - o < B ? n - o : B);
-        nn_tensor *in[MD_MAX_BRANCH];
-        nn_ctx_reset(&T->ctx);
-        if ((rc = run_batch(r, &T->ctx, r->rows[IO_SPLIT_VAL] + o, none, b, in, T->y, T->scratch))) break;
-        nn_tensor *out = md_net_fwd(&T->ctx, &r->net, in);
-        nn_tensor *L = r->net.kind == MD_KIND_FLOW ? md_net_train_loss(&T->ctx, &r->net, in, NULL, T->y, b)
-                                                   : md_net_loss(&T->ctx, &r->net, out, T->y, b);
+    run_batches it;
+    int rc = run_batches_begin(&it, r, &T->ctx, r->rows[IO_SPLIT_VAL], n, r->batch, 1);
+    while (!rc && run_batches_next(&it)) {
+        nn_tensor *out = k->val_metrics ? md_net_fwd(&T->ctx, &r->net, it.in) : NULL;
+        nn_tensor *L = k->val_loss(&T->ctx, &r->net, it.in, out, it.y, it.b, &eps);
         if (!L) {
             rc = GN_EINVAL;
             break;
         }
-        tot += L->data[0] * b;
+        tot += L->data[0] * it.b;
+        if (!k->val_metrics) continue;
         md_net_predict(&r->net, out, p, NULL);
-        for (int i = 0; i < b; i++) { // first target, in its own units
-            uint32_t row = r->rows[IO_SPLIT_VAL][o + (size_t)i];
-            pred[o + (size_t)i] = r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
-            tru[o + (size_t)i] = r->target[0][row];
+        for (int i = 0; i < it.b; i++) {
+            size_t j = it.o + (size_t)i;
+            pred[j] = r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
+            tru[j] = r->target[0][r->rows[IO_SPLIT_VAL][j]];
         }
     }
-    T->ctx.training = 1;
-    T->ctx.grad_enabled = 1;
+    rc = run_batches_end(&it, rc);
     *loss = n ? tot / (double)n : NAN;
-    if (!rc && n) rc = st_point_metrics(pred, tru, n, met);
+    *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
+    if (!rc && n && k->val_metrics) rc = st_point_metrics(pred, tru, n, met);
     free(pred), free(tru), free(p);
     return rc;
 }
@@ -451,8 +417,8 @@ int cmd_train(int argc, char **argv) {
         rc = gn_err(GN_EINVAL, "no usable training galaxies");
         goto fail;
     }
-    T.pairs = r->net.kind == MD_KIND_LATENT && r->net.lat.sp.objective != MD_OBJ_CE;
-    T.morph = T.pairs && r->net.lat.sp.encoder == MD_ENC_INCEPTION; // images: the morphology-augmented view
+    T.pairs = r->net.pairs;
+    T.morph = r->net.morph; // images: the morphology-augmented view
     int per_step = T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from io_draw_partners
     io_loader_opts lo = {.batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
     if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
@@ -532,7 +498,7 @@ int cmd_train(int argc, char **argv) {
                      (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias, m.sigma_mad, m.eta,
                      m.rmse, m.r2, gn_now() - te);
             progress(&T, T.opt.step, t0, step0, 1);
-            if (r->net.kind == MD_KIND_VAE || r->net.kind == MD_KIND_SPECVAE)
+            if (!md_kind_of(&r->net)->val_metrics)
                 printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T.L.epoch, T.epochs, tl, vl, gn_now() - te);
             else
                 printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,

@@ -90,24 +90,8 @@ static nn_tensor *mlp_fwd(nn_ctx *c, const md_mlpnet *m, nn_tensor *x) {
     return x;
 }
 
-int md_net_make(md_net *m, nn_store *s) {
+static int branches_make(md_net *m, nn_store *s) {
     int feat = 0, rc = 0;
-    if (m->kind == MD_KIND_LATENT) {
-        m->n_out = m->bins;
-        return md_latent_make(&m->lat, s);
-    }
-    if (m->kind == MD_KIND_VAE) {
-        m->n_out = m->vae.sp.latent; // "outputs": the latent means
-        return md_vae_make(&m->vae, s);
-    }
-    if (m->kind == MD_KIND_FLOW) {
-        m->n_out = m->n_targets; // outputs: the mean head
-        return md_post_make(&m->post, s);
-    }
-    if (m->kind == MD_KIND_SPECVAE) {
-        m->n_out = m->svae.sp.latent; // "outputs": the latent means
-        return md_specvae_make(&m->svae, s);
-    }
     for (int b = 0; b < m->n_branch && !rc; b++) {
         const md_branch_spec *sp = &m->spec[b];
         switch (sp->backbone) {
@@ -121,60 +105,7 @@ int md_net_make(md_net *m, nn_store *s) {
     return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
 }
 
-// The flow model's features: every branch's columns side by side.
-static nn_tensor *features(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
-    return m->n_branch == 1 ? in[0] : nn_concat(c, m->n_branch, (nn_tensor **)in, 1);
-}
-
-nn_tensor *md_net_flow_features(nn_ctx *c, const md_net *m, nn_tensor *const *in) { return features(c, m, in); }
-
-static nn_tensor *lat_encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
-    return md_latent_encode(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL);
-}
-
-static nn_tensor *svae_cond(const md_net *m, nn_tensor *const *in) { return m->lat_a >= 0 ? in[m->lat_a] : NULL; }
-
-nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full) {
-    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) {
-        nn_tensor *mu, *lv;
-        if (m->kind == MD_KIND_VAE) md_vae_encode(c, &m->vae, in[m->lat_x], &mu, &lv);
-        else md_specvae_encode(c, &m->svae, in[m->lat_x], svae_cond(m, in), &mu, &lv);
-        return full ? nn_concat(c, 2, (nn_tensor *[]){mu, nn_exp(c, nn_scale(c, lv, 0.5f, 0))}, 1) : mu;
-    }
-    nn_tensor *l = lat_encode(c, m, in);
-    return full ? l : md_latent_S(c, &m->lat, l);
-}
-
-int md_net_embed_dim(const md_net *m, int full) {
-    if (m->kind == MD_KIND_VAE) return (full ? 2 : 1) * m->vae.sp.latent;
-    if (m->kind == MD_KIND_SPECVAE) return (full ? 2 : 1) * m->svae.sp.latent;
-    if (m->kind == MD_KIND_LATENT) return full ? md_latent_dim(&m->lat) : m->lat.sp.dim_main;
-    return 0;
-}
-
-void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
-    int L = m->kind == MD_KIND_SPECVAE ? m->svae.sp.latent : m->vae.sp.latent;
-    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
-    else
-        snprintf(buf, len, "s%d", d);
-}
-
-nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N) {
-    if (m->kind == MD_KIND_BRANCH) return md_net_loss(c, m, md_net_fwd(c, m, in), y, N);
-    if (m->kind == MD_KIND_VAE) return md_vae_loss(c, &m->vae, in[m->lat_x], &c->dropout_rng, NULL, NULL); // ε: the noise stream
-    if (m->kind == MD_KIND_SPECVAE) return md_specvae_loss(c, &m->svae, in[m->lat_x], svae_cond(m, in), &c->dropout_rng, NULL, NULL);
-    if (m->kind == MD_KIND_FLOW) {
-        nn_tensor *Y = nn_tensor_from(c, NN_SHAPE(N, m->n_targets), y);
-        return Y ? md_post_loss(c, &m->post, features(c, m, in), Y) : NULL;
-    }
-    return md_latent_loss(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL, in_m ? in_m[m->lat_x] : NULL, y, N);
-}
-
-nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
-    if (m->kind == MD_KIND_LATENT) return md_latent_logits(c, &m->lat, lat_encode(c, m, in));
-    if (m->kind == MD_KIND_VAE || m->kind == MD_KIND_SPECVAE) return md_net_embed(c, m, in, 0);
-    if (m->kind == MD_KIND_FLOW) return md_post_point(c, &m->post, features(c, m, in));
+static nn_tensor *branches_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     nn_tensor *f[MD_MAX_BRANCH];
     for (int b = 0; b < m->n_branch; b++) {
         switch (m->spec[b].backbone) {
@@ -186,6 +117,53 @@ nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     nn_tensor *z = m->n_branch == 1 ? f[0] : nn_concat(c, m->n_branch, f, 1);
     return nn_dense_fwd(c, &m->fc, z);
 }
+
+static int branches_parse(md_net *m, io_config *c, const md_data_info *d) { return (void)m, (void)c, (void)d, GN_OK; }
+
+static nn_tensor *branches_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                                const float *y, int N) {
+    (void)in_m;
+    return md_net_loss(c, m, branches_fwd(c, m, in), y, N);
+}
+
+static nn_tensor *branches_val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y,
+                                   int N, gn_rng *eps) {
+    (void)in, (void)eps;
+    return md_net_loss(c, m, out, y, N);
+}
+
+static int no_embed(const md_net *m, int full) { return (void)m, (void)full, 0; }
+
+const md_kind md_kind_branches = {"branches", "a multi-branch network", 1, 1, MD_REPORT_POINT, branches_parse,
+                                  branches_make, branches_loss, branches_fwd, branches_val_loss, NULL, no_embed, 0};
+
+int md_net_make(md_net *m, nn_store *s) { return md_kind_of(m)->make(m, s); }
+
+// The flow model's features: every branch's columns side by side.
+nn_tensor *md_net_flow_features(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    return m->n_branch == 1 ? in[0] : nn_concat(c, m->n_branch, (nn_tensor **)in, 1);
+}
+
+nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full) {
+    const md_kind *k = md_kind_of(m);
+    return k->embed ? k->embed(c, m, in, full) : NULL;
+}
+
+int md_net_embed_dim(const md_net *m, int full) { return md_kind_of(m)->embed_dim(m, full); }
+
+void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
+    int L = md_net_embed_dim(m, 0);
+    if (md_kind_of(m)->latent_names) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
+    else
+        snprintf(buf, len, "s%d", d);
+}
+
+nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
+                             int N) {
+    return md_kind_of(m)->train_loss(c, m, in, in_m, y, N);
+}
+
+nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) { return md_kind_of(m)->forward(c, m, in); }
 
 int md_bin_label(const md_net *m, double y) {
     double w = (m->hi - m->lo) / m->bins;

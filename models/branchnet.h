@@ -11,6 +11,7 @@
 #define MD_BRANCHNET_H
 
 #include "../nn/nn.h"
+#include "kind.h"
 #include "latent.h"
 #include "posterior.h"
 #include "specvae.h"
@@ -22,15 +23,6 @@
 enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS, MD_IN_SPECTRUM };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
 enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
-// MD_KIND_BRANCH: branches -> concatenated features -> head (above);
-// MD_KIND_LATENT: the S-space model of models/latent.h over two of the
-// branches' inputs (main x, optional additional vector a), binned head.
-// MD_KIND_VAE: the image VAE of models/vae.h over one image branch (lat_x).
-// MD_KIND_FLOW: the conditional-flow posterior of models/posterior.h over the
-// column branches' values (concatenated), standardised targets.
-// MD_KIND_SPECVAE: the spectral VAE/CVAE of models/specvae.h over one
-// spectrum branch (lat_x), conditioned on the column branch lat_a (-1: none).
-enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE, MD_KIND_FLOW, MD_KIND_SPECVAE };
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
@@ -69,8 +61,10 @@ typedef struct md_branch_spec {
 } md_branch_spec;
 
 typedef struct md_net {
-    int kind;       // MD_KIND_*
+    int kind;       // MD_KIND_*: its row md_kinds[kind] (models/kind.h)
     int lat_x, lat_a; // latent: the branches feeding x and a (-1: none)
+    int optional_target; // a target that may be missing (a flow's chain target), -1: none
+    int pairs, morph;    // training batches are set-1/set-2 pairs; each row also has a morphology view
     md_latent lat;
     md_vae vae;       // vae: over branch lat_x
     md_post post;     // flow: over every (column) branch
@@ -86,6 +80,8 @@ typedef struct md_net {
     nn_dense fc;
 } md_net;
 
+// "a,b,c" -> positive integers (at most max); the count, or -1 with a message naming what.
+int md_parse_int_list(const char *s, int *out, int max, const char *what);
 // Register every parameter (names "<branch>.<layer>...", "head.fc...") in s.
 int md_net_make(md_net *m, nn_store *s);
 // inputs[b]: (N, C, H, W) for image branches, (N, n_cols) for column branches.

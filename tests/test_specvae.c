@@ -68,6 +68,22 @@ static double corr(const double *x, const double *y, int n) {
     return sxy / sqrt(sxx * syy);
 }
 
+// The multiple correlation of y with the L (1 or 2) columns m: sqrt(R^2) of
+// the least-squares fit of y on them (invariant to a rotation of the latents).
+static double multi_corr(double m[2][256], int L, const double *y, int n) {
+    if (L == 1) return fabs(corr(m[0], y, n));
+    double mu[3] = {0}, S[3][3] = {{0}};
+    for (int i = 0; i < n; i++) mu[0] += m[0][i] / n, mu[1] += m[1][i] / n, mu[2] += y[i] / n;
+    for (int i = 0; i < n; i++) {
+        double d[3] = {m[0][i] - mu[0], m[1][i] - mu[1], y[i] - mu[2]};
+        for (int p = 0; p < 3; p++)
+            for (int q = 0; q < 3; q++) S[p][q] += d[p] * d[q];
+    }
+    double det = S[0][0] * S[1][1] - S[0][1] * S[1][0];
+    double b0 = (S[1][1] * S[0][2] - S[0][1] * S[1][2]) / det, b1 = (S[0][0] * S[1][2] - S[1][0] * S[0][2]) / det;
+    return sqrt(fmax(0, (b0 * S[0][2] + b1 * S[1][2]) / S[2][2]));
+}
+
 static void train_and_check(int cond) {
     nn_store s;
     nn_store_init(&s);
@@ -109,12 +125,12 @@ static void train_and_check(int cond) {
     c.training = 0, c.grad_enabled = 0;
     nn_tensor *mu, *lv;
     md_specvae_encode(&c, &v, nn_tensor_from(&c, NN_SHAPE(256, 128), g), cond ? nn_tensor_from(&c, NN_SHAPE(256, 1), cg) : NULL, &mu, &lv);
-    double m[2][256], best_a = 0, best_b = 0;
-    for (int d = 0; d < v.sp.latent; d++) {
+    double m[2][256];
+    for (int d = 0; d < v.sp.latent; d++)
         for (int i = 0; i < 256; i++) m[d][i] = mu->data[i * v.sp.latent + d];
-        best_a = fmax(best_a, fabs(corr(m[d], a, 256))), best_b = fmax(best_b, fabs(corr(m[d], b, 256)));
-    }
-    printf("    %s: loss %.3f -> %.3f; best |corr| of a latent mean with the line strength %.3f, with the slope %.3f\n",
+    double best_a = multi_corr(m, v.sp.latent, a, 256), best_b = multi_corr(m, v.sp.latent, b, 256);
+    printf("    %s: loss %.3f -> %.3f; multiple correlation of the latent means with the line strength %.3f, "
+           "with the slope %.3f\n",
            cond ? "CVAE (slope as the condition, 1 latent)" : "VAE (2 latents)", first, last, best_b, best_a);
     free(g);
     nn_optim_free(&o);
@@ -122,8 +138,8 @@ static void train_and_check(int cond) {
     nn_store_free(&s);
     assert_true(last < (san ? 1.0 : 0.3) * first);
     if (san) return;
-    assert_true(best_b > 0.85);
-    if (!cond) assert_true(best_a > 0.85);
+    assert_true(best_b > 0.9);
+    if (!cond) assert_true(best_a > 0.9);
     else assert_true(best_a < 0.6); // the condition carries the slope: the latent need not
 }
 

@@ -13,20 +13,6 @@ static void say(void *u, const char *line) {
     if (*(int *)u) printf("  %s\n", line);
 }
 
-static int parse_int_list(const char *s, int *out, int max, const char *what) {
-    int n = 0;
-    const char *p = s;
-    while (*p && n < max) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v <= 0) return gn_err(GN_EINVAL, "%s: '%s' is not a list of positive integers", what, s);
-        out[n++] = (int)v;
-        p = end;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    return n;
-}
-
 // A dataset's entry per catalog row (-1: none) for dataset di.
 static int map_entries(run *r, int di) {
     r->entry[di] = gn_malloc(sizeof(int32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
@@ -118,7 +104,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     if ((rc = io_config_int(c, sec, "stem_pool", 0, &v))) return rc;
     sp->stem_pool = (int)v;
     const char *hid = io_config_str(c, sec, "hidden", "128,128");
-    if ((sp->n_hidden = parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
+    if ((sp->n_hidden = md_parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
     if (!strcmp(input, "columns")) {
         if (sp->backbone != MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] column inputs need backbone = mlp", c->name, sec);
         const char *cols = io_config_str(c, sec, "columns", NULL);
@@ -190,220 +176,25 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     return GN_OK;
 }
 
-// The VAEs' input: [model] main (default: the only branch) as lat_x, which
-// must be of the given input kind; nonzero if it is not.
-static int find_main(run *r, int input) {
-    md_net *m = &r->net;
-    const char *main = io_config_str(&r->cfg, "model", "main", m->n_branch == 1 ? m->spec[0].name : NULL);
-    m->lat_x = m->lat_a = -1;
-    for (int b = 0; main && b < m->n_branch; b++)
-        if (!strcmp(m->spec[b].name, main)) m->lat_x = b;
-    return m->lat_x < 0 || m->spec[m->lat_x].input != input;
-}
+static int add_columns(void *user, int b, const char *cols) { return setup_columns(user, b, "model", cols); }
 
-// [model] kind = vae: the image VAE (models/vae.h) over the branch `main`.
-static int setup_vae(run *r) {
-    io_config *c = &r->cfg;
+// [model]: the kind's own section, through its row of models/kind.h.
+static int setup_kind(run *r, const md_kind *k) {
     md_net *m = &r->net;
-    m->kind = MD_KIND_VAE;
-    md_vae_spec *p = &m->vae.sp;
-    if (find_main(r, MD_IN_IMAGE)) return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
-    int h = r->ds[r->br[m->lat_x].ds].h;
-    p->in_c = m->spec[m->lat_x].in_ch;
-    p->size = r->crop > 0 && r->crop < h ? r->crop : h;
-    long v;
-    int rc;
-    if ((rc = io_config_int(c, "model", "latent", 32, &v))) return rc;
-    p->latent = (int)v;
-    double d;
-    if ((rc = io_config_double(c, "model", "beta", 1, &d))) return rc;
-    p->beta = (float)d;
-    if ((rc = io_config_double(c, "model", "leaky_slope", 0.2, &d))) return rc;
-    p->slope = (float)d;
-    const char *w = io_config_str(c, "model", "widths", "32,64,128");
-    if ((p->n_down = parse_int_list(w, p->width, MD_VAE_MAXDOWN, "[model] widths")) < 1) return GN_EINVAL;
-    return GN_OK;
-}
-
-// [model] kind = specvae: the spectral VAE / CVAE (models/specvae.h) over the
-// spectrum branch `main`; [model] conditions = a,b,... (catalog columns,
-// standardised with the training statistics) become the column branch "cond".
-static int setup_specvae(run *r) {
-    io_config *c = &r->cfg;
-    md_net *m = &r->net;
-    m->kind = MD_KIND_SPECVAE;
-    md_specvae_spec *p = &m->svae.sp;
-    for (int b = 0; b < m->n_branch; b++)
-        if (m->spec[b].input == MD_IN_IMAGE)
-            return gn_err(GN_EINVAL, "%s: [branch.%s]: a spectral VAE takes a spectrum (and conditions), not images", c->name, m->spec[b].name);
-    if (find_main(r, MD_IN_SPECTRUM))
-        return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum", c->name);
-    const char *cond = io_config_str(c, "model", "conditions", "none");
-    if (strcmp(cond, "none") && *cond) {
-        if (m->n_branch == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: no room for the conditions' branch", c->name);
-        int b = m->n_branch;
-        snprintf(m->spec[b].name, sizeof m->spec[b].name, "cond");
-        for (int k = 0; k < b; k++)
-            if (!strcmp(m->spec[k].name, "cond")) return gn_err(GN_EINVAL, "%s: [branch.cond] is reserved for [model] conditions", c->name);
-        int rc = setup_columns(r, b, "model", cond);
-        if (rc) return rc;
-        m->spec[b].backbone = MD_BB_MLP;
-        m->n_branch++;
-        m->lat_a = b;
-        p->n_cond = r->br[b].n_cols;
-    }
-    p->pixels = m->spec[m->lat_x].in_ch;
-    long v;
-    int rc;
-    if ((rc = io_config_int(c, "model", "latent", 4, &v))) return rc;
-    p->latent = (int)v;
-    double d;
-    if ((rc = io_config_double(c, "model", "alpha", 1e3, &d))) return rc;
-    p->alpha = (float)d;
-    if ((rc = io_config_double(c, "model", "beta", 0.1, &d))) return rc;
-    p->beta = (float)d;
-    if ((rc = io_config_double(c, "model", "leaky_slope", 0.01, &d))) return rc;
-    p->slope = (float)d;
-    p->out_bias = (float)r->br[m->lat_x].median;
-    if (p->latent < 1 || p->latent > 64) return gn_err(GN_EINVAL, "%s: [model] latent = %d: give 1..64", c->name, p->latent);
-    return GN_OK;
-}
-
-// [model] kind = flow: the conditional-flow posterior over the column branches.
-static int setup_flow(run *r) {
-    io_config *c = &r->cfg;
-    md_net *m = &r->net;
-    m->kind = MD_KIND_FLOW;
-    if (m->head != MD_HEAD_REGRESSION)
-        return gn_err(GN_EINVAL, "%s: a flow model has its own posterior: leave [target] head unset", c->name);
-    md_post_spec *p = &m->post.sp;
-    p->in_dim = 0;
+    md_data_info d = {.n_targets = r->n_targets, .target_names = r->target_names, .batch = r->batch_hint,
+                      .add_columns = add_columns, .user = r};
     for (int b = 0; b < m->n_branch; b++) {
-        if (m->spec[b].input != MD_IN_COLUMNS)
-            return gn_err(GN_EINVAL, "%s: [branch.%s]: a flow model takes catalog columns (join a VAE's mu/sigma with [data] join)",
-                          c->name, m->spec[b].name);
-        p->in_dim += m->spec[b].in_ch;
+        if (m->spec[b].input == MD_IN_IMAGE) {
+            int h = r->ds[r->br[b].ds].h; // the size run_batch renders
+            d.img_size[b] = r->crop > 0 && r->crop < h ? r->crop : h;
+        }
+        d.median[b] = r->br[b].median;
     }
-    p->dim = r->n_targets;
-    const char *chain = io_config_str(c, "model", "chain", NULL);
-    if (chain) { // the chain-rule target: listed last, may be missing
-        if (r->n_targets < 2 || strcmp(r->target_names[r->n_targets - 1], chain))
-            return gn_err(GN_EINVAL, "%s: [model] chain = %s must be the last of at least two [target] names", c->name, chain);
-        p->chain = 1, p->dim = r->n_targets - 1;
-        r->optional_target = r->n_targets - 1;
-    }
-    struct {
-        const char *key;
-        long def;
-        int *dst;
-    } ik[] = {{"context", 256, &p->ctx},         {"context_depth", 2, &p->ctx_depth},   {"mean_hidden", 128, &p->mean_hidden},
-              {"layers", 12, &p->flow.layers},   {"flow_hidden", 128, &p->flow.hidden}, {"flow_depth", 2, &p->flow.depth},
-              {"chain_layers", 1, &p->chain_layers}};
-    for (int k = 0; k < 7; k++) {
-        long v;
-        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
-        if (rc) return rc;
-        *ik[k].dst = (int)v;
-    }
-    double d;
-    int rc;
-    if ((rc = io_config_double(c, "model", "mean_weight", 1, &d))) return rc;
-    p->mean_weight = (float)d;
-    if ((rc = io_config_double(c, "model", "det_weight", 1, &d))) return rc;
-    p->det_weight = (float)d;
-    if ((rc = io_config_double(c, "model", "clamp", 2, &d))) return rc;
-    p->flow.clamp = (float)d;
-    const char *sc = io_config_str(c, "model", "scale", "tanh");
-    if (strcmp(sc, "tanh") && strcmp(sc, "exp")) return gn_err(GN_EINVAL, "%s: [model] scale '%s' is not tanh or exp", c->name, sc);
-    p->flow.scale = strcmp(sc, "tanh") ? MD_FLOW_EXP : MD_FLOW_TANH;
-    return GN_OK;
-}
-
-// [model] kind = latent: the S-space model (models/latent.h) over the inputs of
-// the branches named by `main` (x) and `extra` (a).
-static int setup_latent(run *r) {
-    io_config *c = &r->cfg;
-    md_net *m = &r->net;
-    const char *kind = io_config_str(c, "model", "kind", "branches");
-    if (!strcmp(kind, "branches")) return GN_OK;
-    if (!strcmp(kind, "vae")) return setup_vae(r);
-    if (!strcmp(kind, "flow")) return setup_flow(r);
-    if (!strcmp(kind, "specvae")) return setup_specvae(r);
-    if (strcmp(kind, "latent"))
-        return gn_err(GN_EINVAL, "%s: [model] kind '%s' is not branches, latent, vae, flow or specvae", c->name, kind);
-    m->kind = MD_KIND_LATENT;
-    md_latent_spec *p = &m->lat.sp;
-    if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
-    const char *obj = io_config_str(c, "model", "objective", "scl");
-    const char *objs[] = {"scl", "ce", "supcon", "rnc"};
-    p->objective = -1;
-    for (int k = 0; k < 4; k++)
-        if (!strcmp(obj, objs[k])) p->objective = k;
-    if (p->objective < 0) return gn_err(GN_EINVAL, "%s: [model] objective '%s' is not scl, ce, supcon or rnc", c->name, obj);
-    const char *enc = io_config_str(c, "model", "encoder", "mlp");
-    if (strcmp(enc, "mlp") && strcmp(enc, "inception"))
-        return gn_err(GN_EINVAL, "%s: [model] encoder '%s' is not mlp or inception", c->name, enc);
-    p->encoder = strcmp(enc, "mlp") ? MD_ENC_INCEPTION : MD_ENC_MLP;
-    int img = p->encoder == MD_ENC_INCEPTION;
-    const char *names[2] = {io_config_str(c, "model", "main", NULL), io_config_str(c, "model", "extra", NULL)};
-    int *which[2] = {&m->lat_x, &m->lat_a};
-    for (int k = 0; k < 2; k++) {
-        *which[k] = -1;
-        if (!names[k]) continue;
-        for (int b = 0; b < m->n_branch; b++)
-            if (!strcmp(m->spec[b].name, names[k])) *which[k] = b;
-        if (*which[k] < 0) return gn_err(GN_EINVAL, "%s: [model] %s = %s names no [branch.%s]", c->name, k ? "extra" : "main", names[k], names[k]);
-        int want = k == 0 && img ? MD_IN_IMAGE : MD_IN_COLUMNS;
-        if (m->spec[*which[k]].input != want)
-            return gn_err(GN_EINVAL, "%s: [branch.%s] must be %s for the %s encoder", c->name, names[k],
-                          want == MD_IN_IMAGE ? "an image input" : "catalog columns", enc);
-    }
-    if (m->lat_x < 0) return gn_err(GN_EINVAL, "%s: [model] main = BRANCH names the main input", c->name);
-    p->x_dim = m->spec[m->lat_x].in_ch;
-    p->a_dim = m->lat_a >= 0 ? m->spec[m->lat_a].in_ch : 0;
-    if (img) {
-        int h = r->ds[r->br[m->lat_x].ds].h; // the size run_batch renders (train.crop is read before this)
-        p->img_c = p->x_dim;
-        p->img_size = r->crop > 0 && r->crop < h ? r->crop : h;
-    }
-    struct {
-        const char *key;
-        long def;
-        int *dst;
-    } ik[] = {{"dim_main", img ? 16 : 8, &p->dim_main}, {"dim_ext", p->objective == MD_OBJ_CE ? 0 : img ? 512 : 8, &p->dim_ext},
-              {"depth", 20, &p->depth},         {"hidden", 128, &p->hidden},
-              {"est_hidden", img ? 1024 : 128, &p->est_hidden},
-              {"conv_width", 96, &p->conv_w},   {"inception_width", 156, &p->inc_w},
-              {"fc_width", 1024, &p->fc_w},     {"decoder_channels", 16, &p->dec_ch},
-              {"decoder_width", 32, &p->dec_w}};
-    for (int k = 0; k < (int)(sizeof ik / sizeof ik[0]); k++) {
-        if (!img && k >= 5) break; // the image keys mean nothing to the MLP encoder
-        long v;
-        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
-        if (rc) return rc;
-        *ik[k].dst = (int)v;
-    }
-    struct {
-        const char *key;
-        double def;
-        float *dst;
-    } fk[] = {{"lambda_rec", img ? 100 : 1, &p->lambda_rec},
-              {"tau", p->objective == MD_OBJ_RNC ? 2 : 0.1, &p->tau},
-              {"base_tau", 0.07, &p->base_tau},
-              {"supcon_width", 0.1, &p->supcon_width},
-              {"leaky_slope", 0.2, &p->slope}};
-    for (int k = 0; k < 5; k++) {
-        double v;
-        int rc = io_config_double(c, "model", fk[k].key, fk[k].def, &v);
-        if (rc) return rc;
-        *fk[k].dst = (float)v;
-    }
-    if (!(p->supcon_width > 0) || !(p->tau > 0) || !(p->base_tau > 0))
-        return gn_err(GN_EINVAL, "%s: [model] tau, base_tau and supcon_width must be positive", c->name);
-    p->bins = m->bins, p->lo = m->lo, p->hi = m->hi;
-    if (p->objective != MD_OBJ_CE && r->batch_hint % 2)
-        return gn_err(GN_EINVAL, "%s: a contrastive batch is set-1/set-2 pairs: [train] batch must be even", c->name);
-    return GN_OK;
+    m->kind = md_kind_index(k);
+    m->optional_target = -1;
+    int rc = k->parse(m, &r->cfg, &d);
+    r->optional_target = m->optional_target;
+    return rc;
 }
 
 // norm.<what>.mean / .std from a checkpoint, n values each.
@@ -483,9 +274,9 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
     // targets and head
     const char *tn = io_config_str(c, "target", "names", NULL);
-    const char *mk = io_config_str(c, "model", "kind", "branches");
-    int vae = !strcmp(mk, "vae") || !strcmp(mk, "specvae"); // a VAE needs no target
-    if (!tn && !vae) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
+    const md_kind *kind = md_kind_find(c->name, io_config_str(c, "model", "kind", "branches"));
+    if (!kind) return GN_EINVAL;
+    if (!tn && kind->needs_target) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
     if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
     r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
     for (int t = 0; t < r->n_targets; t++)
@@ -517,7 +308,7 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
     if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
     r->batch_hint = (int)v;
-    if ((rc = setup_latent(r))) return rc;
+    if ((rc = setup_kind(r, kind))) return rc;
     // usable rows per split
     for (int s = 0; s < 3; s++) {
         r->rows[s] = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
@@ -597,124 +388,6 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
         n += 2;
     }
     return n;
-}
-
-int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **in, float *y,
-              float *scratch) {
-    const md_net *m = &r->net;
-    for (int b = 0; b < m->n_branch; b++) {
-        const run_branch *rb = &r->br[b];
-        if (m->spec[b].input == MD_IN_SPECTRUM) {
-            const io_dataset *D = &r->ds[rb->ds];
-            in[b] = nn_tensor_new(c, NN_SHAPE(n, D->w));
-            if (!in[b]) return GN_ENOMEM;
-            for (int i = 0; i < n; i++)
-                memcpy(in[b]->data + (size_t)i * D->w, io_dataset_image(D, (size_t)r->entry[rb->ds][ids[i]]), sizeof(float) * D->w);
-        } else if (m->spec[b].input == MD_IN_IMAGE) {
-            const io_dataset *D = &r->ds[rb->ds];
-            int C = m->spec[b].in_ch, S = rb->ro.crop ? rb->ro.crop : D->h;
-            in[b] = nn_tensor_new(c, NN_SHAPE(n, C, S, S));
-            if (!in[b]) return GN_ENOMEM;
-            for (int i = 0; i < n; i++)
-                io_render(D, (uint32_t)r->entry[rb->ds][ids[i]], &rb->ro, &aug[i], in[b]->data + (size_t)i * C * S * S, scratch);
-        } else {
-            in[b] = nn_tensor_new(c, NN_SHAPE(n, rb->n_cols));
-            if (!in[b]) return GN_ENOMEM;
-            for (int i = 0; i < n; i++)
-                for (int k = 0; k < rb->n_cols; k++)
-                    in[b]->data[i * rb->n_cols + k] = (float)((rb->col[k][ids[i]] - rb->cmean[k]) / rb->cstd[k]);
-        }
-    }
-    if (y)
-        for (int i = 0; i < n; i++)
-            for (int t = 0; t < r->n_targets; t++) {
-                double v = r->target[t][ids[i]];
-                y[i * r->n_targets + t] = (float)(m->head == MD_HEAD_BINNED ? v : (v - r->tmean[t]) / r->tstd[t]);
-            }
-    return GN_OK;
-}
-
-// Evaluation-mode forward passes in batches: head outputs (embed < 0) or the
-// latent model's S (embed 0) / full latent (embed 1), width `dim` per row.
-static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int embed, int dim, float *out) {
-    int B = r->batch > 0 ? r->batch : 64, maxS = 1;
-    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
-    float *scratch = gn_malloc(sizeof(float) * (size_t)maxS * maxS);
-    io_aug *none = gn_malloc(sizeof(io_aug) * (size_t)B);
-    if (!scratch || !none) return free(scratch), free(none), GN_ENOMEM;
-    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
-    c->training = 0, c->grad_enabled = 0;
-    for (size_t o = 0; o < n && !rc; o += (size_t)B) {
-        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
-        nn_tensor *in[MD_MAX_BRANCH];
-        nn_ctx_reset(c);
-        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, scratch))) break;
-        nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, in) : md_net_embed(c, &r->net, in, embed);
-        if (!y) {
-            rc = GN_EINVAL;
-            break;
-        }
-        memcpy(out + o * (size_t)dim, y->data, sizeof(float) * y->n);
-    }
-    c->training = tr, c->grad_enabled = ge;
-    free(scratch), free(none);
-    return rc;
-}
-
-int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
-    return infer(r, c, rows, n, -1, r->net.n_out, out);
-}
-
-int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out) {
-    int D = md_net_embed_dim(&r->net, full);
-    if (!D) return gn_err(GN_EINVAL, "embed: the checkpoint is not a latent (S-space) model or a VAE");
-    return infer(r, c, rows, n, full, D, out);
-}
-
-int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n) {
-    *n = 0;
-    *rows = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
-    uint8_t *use = gn_calloc(r->cat.n_rows ? r->cat.n_rows : 1, 1);
-    if (!*rows || !use) return free(use), GN_ENOMEM;
-    for (int s = 0; s < 3; s++)
-        if (only < 0 || only == s)
-            for (size_t k = 0; k < r->n_rows[s]; k++) use[r->rows[s][k]] = 1;
-    for (size_t row = 0; row < r->cat.n_rows; row++) // catalog order
-        if (use[row]) (*rows)[(*n)++] = (uint32_t)row;
-    free(use);
-    return GN_OK;
-}
-
-void run_estimate(const run *r, const float *o, run_est *est) {
-    const md_net *m = &r->net;
-    int T = m->n_targets;
-    for (int t = 0; t < T; t++) {
-        run_est *e = &est[t];
-        if (m->head == MD_HEAD_BINNED) {
-            double mx = o[0], s = 0, m1 = 0, m2 = 0, w = (m->hi - m->lo) / m->bins, best = -1;
-            for (int k = 1; k < m->bins; k++) mx = o[k] > mx ? o[k] : mx;
-            for (int k = 0; k < m->bins; k++) s += exp(o[k] - mx);
-            double cdf = 0, dmed = 2;
-            e->p16 = e->p84 = e->median = NAN;
-            for (int k = 0; k < m->bins; k++) {
-                double p = exp(o[k] - mx) / s, yk = m->lo + (k + 0.5) * w;
-                m1 += p * yk, m2 += p * yk * yk;
-                if (p > best) best = p, e->mode = yk;
-                cdf += p;
-                if (fabs(cdf - 0.5) < dmed) dmed = fabs(cdf - 0.5), e->median = yk; // spec §1.8
-                if (isnan(e->p16) && cdf >= 0.16) e->p16 = yk;
-                if (isnan(e->p84) && cdf >= 0.84) e->p84 = yk;
-            }
-            e->mean = m1;
-            e->sd = sqrt(fmax(m2 - m1 * m1, 0));
-        } else {
-            e->mean = o[t] * r->tstd[t] + r->tmean[t];
-            e->sd = m->head == MD_HEAD_GAUSSIAN ? exp(0.5 * o[T + t]) * r->tstd[t] : 0;
-            e->median = e->mode = e->mean;
-            e->p16 = e->mean - e->sd, e->p84 = e->mean + e->sd;
-        }
-    }
 }
 
 int run_from_checkpoint(run *r, const char *ckpt, const char **ov, int n_ov, int need_targets, int verbose) {

@@ -60,6 +60,35 @@ int run_norm_arrays(const run *r, io_named_array *out, int max);
 int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **inputs, float *y,
               float *scratch);
 
+// What the run's model kind reports (models/kind.h): what the programs may do with it.
+static inline md_report run_report(const run *r) { return md_kind_of(&r->net)->report; }
+
+// Identity augmentations for n rows (allocated).
+io_aug *run_no_aug(size_t n);
+
+// The rows in batches of B in evaluation mode (no augmentation, no tape):
+//   run_batches it;
+//   int rc = run_batches_begin(&it, r, c, rows, n, B, want_y);
+//   while (!rc && run_batches_next(&it)) { ... it.in, rows it.o .. it.o + it.b ... }
+//   rc = run_batches_end(&it, rc);
+// next resets the context and fills it.in (and it.y, the standardised targets, if
+// want_y); it returns 0 at the end or on an error, which end returns.
+typedef struct run_batches {
+    const run *r;
+    nn_ctx *c;
+    const uint32_t *rows;
+    size_t n, o;             // rows, and the first of the current batch
+    int B, b;                // batch size, and the current batch's
+    nn_tensor *in[MD_MAX_BRANCH];
+    float *y;                // (B, targets) or NULL
+    io_aug *none;
+    float *scratch;
+    int training, grad_enabled, rc;
+} run_batches;
+int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B, int want_y);
+int run_batches_next(run_batches *it);
+int run_batches_end(run_batches *it, int rc);
+
 // Evaluation-mode forward pass over catalog rows: raw head outputs (n, n_out).
 int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out);
 // Latent models: S (full = 0, dim_main per row) or the full latent vector.

@@ -1,0 +1,149 @@
+// Batches of catalog rows: the network inputs of every branch (run_batch),
+// and the one loop that walks a list of rows in evaluation mode (run_batches),
+// which every program that evaluates, predicts, embeds or explains uses.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/gn_common.h"
+#include "run.h"
+
+io_aug *run_no_aug(size_t n) {
+    io_aug *a = gn_malloc(sizeof(io_aug) * (n ? n : 1));
+    for (size_t i = 0; a && i < n; i++) a[i] = (io_aug){0, 0.5f, 0.5f};
+    return a;
+}
+
+int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B, int want_y) {
+    memset(it, 0, sizeof *it);
+    it->r = r, it->c = c, it->rows = rows, it->n = n, it->B = B > 0 ? B : 64;
+    int maxS = 1;
+    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
+    it->scratch = gn_malloc(sizeof(float) * (size_t)maxS * maxS);
+    it->none = run_no_aug((size_t)it->B);
+    it->y = want_y ? gn_malloc(sizeof(float) * (size_t)it->B * (size_t)(r->n_targets ? r->n_targets : 1)) : NULL;
+    it->training = c->training, it->grad_enabled = c->grad_enabled;
+    c->training = 0, c->grad_enabled = 0;
+    if (!it->scratch || !it->none || (want_y && !it->y)) return GN_ENOMEM;
+    return GN_OK;
+}
+
+int run_batches_next(run_batches *it) {
+    it->o += (size_t)it->b;
+    if (it->o >= it->n) return 0;
+    it->b = (int)(it->n - it->o < (size_t)it->B ? it->n - it->o : (size_t)it->B);
+    nn_ctx_reset(it->c);
+    it->rc = run_batch(it->r, it->c, it->rows + it->o, it->none, it->b, it->in, it->y, it->scratch);
+    return it->rc == GN_OK;
+}
+
+int run_batches_end(run_batches *it, int rc) {
+    if (it->c) it->c->training = it->training, it->c->grad_enabled = it->grad_enabled;
+    free(it->scratch), free(it->none), free(it->y);
+    it->scratch = NULL, it->none = NULL, it->y = NULL;
+    return rc ? rc : it->rc;
+}
+
+int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **in, float *y,
+              float *scratch) {
+    const md_net *m = &r->net;
+    for (int b = 0; b < m->n_branch; b++) {
+        const run_branch *rb = &r->br[b];
+        if (m->spec[b].input == MD_IN_SPECTRUM) {
+            const io_dataset *D = &r->ds[rb->ds];
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, D->w));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                memcpy(in[b]->data + (size_t)i * D->w, io_dataset_image(D, (size_t)r->entry[rb->ds][ids[i]]), sizeof(float) * D->w);
+        } else if (m->spec[b].input == MD_IN_IMAGE) {
+            const io_dataset *D = &r->ds[rb->ds];
+            int C = m->spec[b].in_ch, S = rb->ro.crop ? rb->ro.crop : D->h;
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, C, S, S));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                io_render(D, (uint32_t)r->entry[rb->ds][ids[i]], &rb->ro, &aug[i], in[b]->data + (size_t)i * C * S * S, scratch);
+        } else {
+            in[b] = nn_tensor_new(c, NN_SHAPE(n, rb->n_cols));
+            if (!in[b]) return GN_ENOMEM;
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < rb->n_cols; k++)
+                    in[b]->data[i * rb->n_cols + k] = (float)((rb->col[k][ids[i]] - rb->cmean[k]) / rb->cstd[k]);
+        }
+    }
+    if (y)
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < r->n_targets; t++) {
+                double v = r->target[t][ids[i]];
+                y[i * r->n_targets + t] = (float)(m->head == MD_HEAD_BINNED ? v : (v - r->tmean[t]) / r->tstd[t]);
+            }
+    return GN_OK;
+}
+
+// Evaluation-mode forward passes in batches: head outputs (embed < 0) or the
+// latent model's S (embed 0) / full latent (embed 1), width `dim` per row.
+static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int embed, int dim, float *out) {
+    run_batches it;
+    int rc = run_batches_begin(&it, r, c, rows, n, r->batch > 0 ? r->batch : 64, 0);
+    while (!rc && run_batches_next(&it)) {
+        nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, it.in) : md_net_embed(c, &r->net, it.in, embed);
+        if (!y) rc = GN_EINVAL;
+        else memcpy(out + it.o * (size_t)dim, y->data, sizeof(float) * y->n);
+    }
+    return run_batches_end(&it, rc);
+}
+
+int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
+    return infer(r, c, rows, n, -1, r->net.n_out, out);
+}
+
+int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out) {
+    int D = md_net_embed_dim(&r->net, full);
+    if (!D) return gn_err(GN_EINVAL, "embed: the checkpoint is not a latent (S-space) model or a VAE");
+    return infer(r, c, rows, n, full, D, out);
+}
+
+int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n) {
+    *n = 0;
+    *rows = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+    uint8_t *use = gn_calloc(r->cat.n_rows ? r->cat.n_rows : 1, 1);
+    if (!*rows || !use) return free(use), GN_ENOMEM;
+    for (int s = 0; s < 3; s++)
+        if (only < 0 || only == s)
+            for (size_t k = 0; k < r->n_rows[s]; k++) use[r->rows[s][k]] = 1;
+    for (size_t row = 0; row < r->cat.n_rows; row++) // catalog order
+        if (use[row]) (*rows)[(*n)++] = (uint32_t)row;
+    free(use);
+    return GN_OK;
+}
+
+void run_estimate(const run *r, const float *o, run_est *est) {
+    const md_net *m = &r->net;
+    int T = m->n_targets;
+    for (int t = 0; t < T; t++) {
+        run_est *e = &est[t];
+        if (m->head == MD_HEAD_BINNED) {
+            double mx = o[0], s = 0, m1 = 0, m2 = 0, w = (m->hi - m->lo) / m->bins, best = -1;
+            for (int k = 1; k < m->bins; k++) mx = o[k] > mx ? o[k] : mx;
+            for (int k = 0; k < m->bins; k++) s += exp(o[k] - mx);
+            double cdf = 0, dmed = 2;
+            e->p16 = e->p84 = e->median = NAN;
+            for (int k = 0; k < m->bins; k++) {
+                double p = exp(o[k] - mx) / s, yk = m->lo + (k + 0.5) * w;
+                m1 += p * yk, m2 += p * yk * yk;
+                if (p > best) best = p, e->mode = yk;
+                cdf += p;
+                if (fabs(cdf - 0.5) < dmed) dmed = fabs(cdf - 0.5), e->median = yk; // spec §1.8
+                if (isnan(e->p16) && cdf >= 0.16) e->p16 = yk;
+                if (isnan(e->p84) && cdf >= 0.84) e->p84 = yk;
+            }
+            e->mean = m1;
+            e->sd = sqrt(fmax(m2 - m1 * m1, 0));
+        } else {
+            e->mean = o[t] * r->tstd[t] + r->tmean[t];
+            e->sd = m->head == MD_HEAD_GAUSSIAN ? exp(0.5 * o[T + t]) * r->tstd[t] : 0;
+            e->median = e->mode = e->mean;
+            e->p16 = e->mean - e->sd, e->p84 = e->mean + e->sd;
+        }
+    }
+}
