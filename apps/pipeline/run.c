@@ -390,7 +390,7 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
     return n;
 }
 
-int run_from_checkpoint(run *r, const char *ckpt, const char **ov, int n_ov, int need_targets, int verbose) {
+int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_ov, int need_targets, int verbose) {
     io_npz z;
     memset(r, 0, sizeof *r);
     int rc = io_npz_read(ckpt, &z);

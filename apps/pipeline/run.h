@@ -105,7 +105,7 @@ typedef struct run_est {
 void run_estimate(const run *r, const float *o, run_est *est);
 // Open a checkpoint for inference: its configuration (+ data overrides), the
 // run, and the weights.
-int run_from_checkpoint(run *r, const char *ckpt, const char **overrides, int n_overrides, int need_targets, int verbose);
+int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides, int need_targets, int verbose);
 
 // Flow models (apps/posterior.c): S posterior samples per row, in the
 // targets' units, out (n, S, T); and the evaluation galnn eval prints and

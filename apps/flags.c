@@ -1,0 +1,81 @@
+#include "flags.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+int cmd_strs_add(cmd_strs *l, const char *s) {
+    if (l->n == CMD_MAX_STRS) return cmd_error("at most %d values or overrides", CMD_MAX_STRS);
+    l->v[l->n++] = s;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *val, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !(v >= lo && v <= hi))
+        return cmd_error("%s: '%s' is not a number in [%g, %g]", flag, val, lo, hi);
+    *out = v;
+    return 0;
+}
+
+// One flag with its value v (NULL for FL_ON/FL_OFF).
+static int take(const cmd_flag *f, const char *v) {
+    switch (f->type) {
+    case FL_STR: *(const char **)f->target = v; return 0;
+    case FL_INT: return cmd_parse_int(f->name, v, (long)f->lo, (long)f->hi, f->target);
+    case FL_DBL: return parse_double(f->name, v, f->lo, f->hi, f->target);
+    case FL_ON: *(int *)f->target = 1; return 0;
+    case FL_OFF: *(int *)f->target = 0; return 0;
+    case FL_STRS: return cmd_strs_add(f->target, v);
+    case FL_SET: {
+        cmd_strs *l = f->target;
+        if (l->n_own == 8) return cmd_error("%s: too many data options", f->name);
+        char *o = l->own[l->n_own++];
+        snprintf(o, sizeof l->own[0], "%s=%s", f->key, v);
+        return cmd_strs_add(l, o);
+    }
+    case FL_FN: return f->fn(f->target, v);
+    }
+    return 1;
+}
+
+int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, cmd_strs *sets) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const cmd_flag *hit = NULL;
+        for (const cmd_flag *p = f; p->name && !hit; p++)
+            if (!strcmp(a, p->name)) hit = p;
+        if (!hit) {
+            if (sets && a[0] != '-' && strchr(a, '=') && strchr(a, '.')) {
+                if (cmd_strs_add(sets, a)) return 1;
+                continue;
+            }
+            return cmd_error("%s: unknown option '%s' (see `galnn help %s`)", cmd, a, cmd);
+        }
+        const char *v = NULL;
+        if (hit->type != FL_ON && hit->type != FL_OFF) {
+            if (i + 1 >= argc) return cmd_error("%s needs a value", a);
+            v = argv[++i];
+        }
+        if (take(hit, v)) return 1;
+    }
+    return 0;
+}
+
+void cmd_flags_help(const cmd_flag *f) {
+    printf("options:\n");
+    for (; f->name; f++) {
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
+        printf("  %-22s %s", lhs, f->help ? f->help : "");
+        if (f->type == FL_INT && *(long *)f->target) printf(" (default %ld)", *(long *)f->target);
+        if (f->type == FL_DBL) printf(" (default %g)", *(double *)f->target);
+        if (f->type == FL_STR && *(const char **)f->target) printf(" (default %s)", *(const char **)f->target);
+        printf("\n");
+    }
+}

@@ -1,0 +1,61 @@
+// One table-driven flag parser for every subcommand: a table of
+// {name, type, target, range, help} rows parses argv and prints the options'
+// help, so each cmd_* is parse -> compute -> write. Errors are printed as
+// "galnn: error: ..." and make the parse return nonzero.
+#ifndef APP_FLAGS_H
+#define APP_FLAGS_H
+
+typedef enum cmd_fltype {
+    FL_STR,  // const char **: the next argument
+    FL_INT,  // long *: an integer in [lo, hi]
+    FL_DBL,  // double *: a number in [lo, hi]
+    FL_ON,   // int *: set to 1, no value
+    FL_OFF,  // int *: set to 0, no value
+    FL_STRS, // cmd_strs *: repeatable, each value appended
+    FL_SET,  // cmd_strs *: appends "key=VALUE" (a configuration override; key in .key)
+    FL_FN,   // .fn(target, value) parses the value, prints its own error, nonzero on failure
+} cmd_fltype;
+
+#define CMD_MAX_STRS 64
+
+// A list of strings: repeated flag values, or configuration overrides
+// (SECTION.KEY=VALUE) from FL_SET flags and the command line.
+typedef struct cmd_strs {
+    const char *v[CMD_MAX_STRS];
+    int n;
+    char own[8][2048]; // the "key=value" texts made by FL_SET
+    int n_own;
+} cmd_strs;
+
+typedef struct cmd_flag {
+    const char *name; // "--ckpt"; NULL ends the table
+    cmd_fltype type;
+    void *target;
+    double lo, hi;    // FL_INT, FL_DBL
+    const char *arg;  // the value's name in the help ("FILE", "N"), NULL for FL_ON/FL_OFF
+    const char *help;
+    const char *key;  // FL_SET: the configuration key, e.g. "data.catalog"
+    int (*fn)(void *target, const char *val);
+} cmd_flag;
+
+// Table rows (every field given, as -Wextra wants).
+#define F_STR(name, t, arg, help) {name, FL_STR, t, 0, 0, arg, help, NULL, NULL}
+#define F_INT(name, t, lo, hi, arg, help) {name, FL_INT, t, lo, hi, arg, help, NULL, NULL}
+#define F_DBL(name, t, lo, hi, arg, help) {name, FL_DBL, t, lo, hi, arg, help, NULL, NULL}
+#define F_ON(name, t, help) {name, FL_ON, t, 0, 0, NULL, help, NULL, NULL}
+#define F_OFF(name, t, help) {name, FL_OFF, t, 0, 0, NULL, help, NULL, NULL}
+#define F_STRS(name, t, arg, help) {name, FL_STRS, t, 0, 0, arg, help, NULL, NULL}
+#define F_SET(name, t, key, arg, help) {name, FL_SET, t, 0, 0, arg, help, key, NULL}
+#define F_FN(name, t, fn, arg, help) {name, FL_FN, t, 0, 0, arg, help, NULL, fn}
+#define F_THREADS(t) F_INT("--threads", t, 0, 1024, "N", "threads (default: all cores)")
+#define F_END {NULL, FL_STR, NULL, 0, 0, NULL, NULL, NULL, NULL}
+
+// Parse argv[1..argc) (argv[0] is the command name) by the table. Arguments
+// of the form SECTION.KEY=VALUE go to sets (an error where sets is NULL).
+int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, cmd_strs *sets);
+// The options' help: "  --name ARG  help (default: ...)".
+void cmd_flags_help(const cmd_flag *f);
+// Append one string (nonzero and a message when the list is full).
+int cmd_strs_add(cmd_strs *l, const char *s);
+
+#endif
