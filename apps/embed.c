@@ -5,9 +5,10 @@
 
 #include "../common/gn_common.h"
 #include "cmd.h"
+#include "flags.h"
 #include "pipeline/run.h"
 
-void cmd_embed_help(void) {
+static void embed_usage(void) {
     printf("usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"
            "                   [--split all|train|val|test] [--full] [--threads N]\n\n"
            "Writes id, split and s0..s{D-1} for every galaxy with usable inputs: S, the first dim_main latent\n"
@@ -16,40 +17,42 @@ void cmd_embed_help(void) {
            "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
 }
 
+typedef struct embed_cli {
+    const char *ckpt, *out, *which;
+    int full;
+    long threads;
+    cmd_strs sets;
+} embed_cli;
+
+#define EMBED_FLAGS(o)                                                                                        \
+    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a latent model or a VAE"),                     \
+     F_STR("--out", &(o)->out, "CSV", "id, split and the latent columns"),                                 \
+     F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                    \
+     F_ON("--full", &(o)->full, "the whole latent (VAEs: mu then sigma)"),                                \
+     F_THREADS(&(o)->threads),                                                                           \
+     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog"),                             \
+     F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"),                              \
+     F_END}
+
+void cmd_embed_help(void) {
+    embed_usage();
+    embed_cli o = {.which = "all"};
+    cmd_flag f[] = EMBED_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
 int cmd_embed(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *which = "all";
-    long threads = 0;
-    int full = 0;
-    const char *ov[4];
-    char fov[4][1024];
-    int n_ov = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--full")) {
-            full = 1;
-            continue;
-        }
-        if (!v) return cmd_error("%s needs a value", a);
-        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images" : NULL;
-        if (key) {
-            snprintf(fov[n_ov], sizeof fov[n_ov], "%s=%s", key, v);
-            ov[n_ov] = fov[n_ov];
-            n_ov++;
-        } else if (!strcmp(a, "--ckpt")) ckpt = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--split")) which = v;
-        else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-        } else
-            return cmd_error("embed: unknown option '%s' (see `galnn help embed`)", a);
-        i++;
-    }
+    embed_cli cl = {.which = "all"};
+    cmd_flag ft[] = EMBED_FLAGS(&cl);
+    if (cmd_flags_parse("embed", ft, argc, argv, NULL)) return 1;
+    const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which;
+    int full = cl.full;
     if (!ckpt || !out) return cmd_error("embed: --ckpt and --out are required");
     int only = strcmp(which, "all") ? io_split_parse(which) : -1;
     if (strcmp(which, "all") && only < 0) return cmd_error("embed: --split '%s' is not all, train, val or test", which);
-    gn_set_threads((int)threads);
+    gn_set_threads((int)cl.threads);
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) {
+    if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
         run_free(&r);
         return cmd_error("embed: %s", gn_errmsg());
     }

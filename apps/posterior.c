@@ -12,9 +12,10 @@
 #include "../io/plot.h"
 #include "../stats/metrics.h"
 #include "cmd.h"
+#include "flags.h"
 #include "pipeline/run.h"
 
-void cmd_posterior_help(void) {
+static void posterior_usage(void) {
     printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--join T.csv] [--split all|train|val|test]\n"
            "                       [--samples 1000] [--seed 1] [--dump samples.npy] [--threads N]\n\n"
            "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) and\n"
@@ -38,20 +39,15 @@ static int cmp_d(const void *a, const void *b) {
 
 // The feature matrix (n, in_dim) of the rows.
 static int features(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *X) {
-    int D = r->net.post.sp.in_dim, B = 512;
-    io_aug none[512];
-    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    for (size_t o = 0; o < n; o += (size_t)B) {
-        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
-        nn_tensor *in[MD_MAX_BRANCH];
-        nn_ctx_reset(c);
-        int rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL);
-        if (rc) return rc;
-        nn_tensor *f = md_net_flow_features(c, &r->net, in);
-        if (!f) return GN_ENOMEM;
-        memcpy(X + o * (size_t)D, f->data, sizeof(float) * (size_t)b * D);
+    int D = r->net.post.sp.in_dim;
+    run_batches it;
+    int rc = run_batches_begin(&it, r, c, rows, n, 512, 0);
+    while (!rc && run_batches_next(&it)) {
+        nn_tensor *f = md_net_flow_features(c, &r->net, it.in);
+        if (!f) rc = GN_ENOMEM;
+        else memcpy(X + it.o * (size_t)D, f->data, sizeof(float) * (size_t)it.b * D);
     }
-    return GN_OK;
+    return run_batches_end(&it, rc);
 }
 
 int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p) {
@@ -87,39 +83,47 @@ int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t 
     return rc;
 }
 
+typedef struct posterior_cli {
+    const char *ckpt, *out, *dump, *which;
+    long S, seed, threads;
+    cmd_strs sets;
+} posterior_cli;
+
+#define POSTERIOR_FLAGS(o)                                                                                    \
+    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a flow model"),                                \
+     F_STR("--out", &(o)->out, "CSV", "the per-galaxy summaries"),                                         \
+     F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                    \
+     F_INT("--samples", &(o)->S, 2, 1000000, "S", "posterior draws per galaxy"),                          \
+     F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "the sampling seed"),                                \
+     F_STR("--dump", &(o)->dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),               \
+     F_THREADS(&(o)->threads),                                                                           \
+     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),        \
+     F_SET("--join", &(o)->sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),          \
+     F_END}
+
+#define POSTERIOR_DEFAULTS {.which = "all", .S = 1000, .seed = 1}
+
+void cmd_posterior_help(void) {
+    posterior_usage();
+    posterior_cli o = POSTERIOR_DEFAULTS;
+    cmd_flag f[] = POSTERIOR_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
 int cmd_posterior(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *dump = NULL, *which = "all";
-    long S = 1000, seed = 1, threads = 0;
-    const char *ov[4];
-    char fov[4][1024];
-    int n_ov = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return cmd_error("posterior: %s needs a value (see `galnn help posterior`)", a);
-        if ((!strcmp(a, "--catalog") || !strcmp(a, "--join")) && n_ov < 4)
-            snprintf(fov[n_ov], sizeof fov[0], "data.%s=%s", a + 2, v), ov[n_ov] = fov[n_ov], n_ov++;
-        else if (!strcmp(a, "--ckpt")) ckpt = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--dump")) dump = v;
-        else if (!strcmp(a, "--split")) which = v;
-        else if (!strcmp(a, "--samples")) {
-            if (cmd_parse_int(a, v, 2, 1000000, &S)) return 1;
-        } else if (!strcmp(a, "--seed")) {
-            if (cmd_parse_int(a, v, 0, 0x7fffffffL, &seed)) return 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-        } else
-            return cmd_error("posterior: unknown option '%s' (see `galnn help posterior`)", a);
-        i++;
-    }
+    posterior_cli cl = POSTERIOR_DEFAULTS;
+    cmd_flag ft[] = POSTERIOR_FLAGS(&cl);
+    if (cmd_flags_parse("posterior", ft, argc, argv, NULL)) return 1;
+    const char *ckpt = cl.ckpt, *out = cl.out, *dump = cl.dump, *which = cl.which;
+    long S = cl.S, seed = cl.seed;
     if (!ckpt || !out) return cmd_error("posterior: give --ckpt RUN/best.npz and --out post.csv");
     int only = !strcmp(which, "all") ? -1 : !strcmp(which, "train") ? IO_SPLIT_TRAIN : !strcmp(which, "val") ? IO_SPLIT_VAL
                                                                    : !strcmp(which, "test")                ? IO_SPLIT_TEST
                                                                                                            : -2;
     if (only == -2) return cmd_error("posterior: --split '%s' is not all, train, val or test", which);
-    gn_set_threads((int)threads);
+    gn_set_threads((int)cl.threads);
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) {
+    if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
         run_free(&r);
         return cmd_error("posterior: %s", gn_errmsg());
     }
