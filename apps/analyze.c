@@ -25,7 +25,8 @@
 
 void cmd_analyze_help(void) {
     printf(
-        "usage: galnn analyze --config analysis.cfg --out DIR [--catalog CSV] [--images TEMPLATE] [--threads N]\n"
+        "usage: galnn analyze --config analysis.cfg --out DIR [--catalog CSV] [--images TEMPLATE] [--threads "
+        "N]\n"
         "                     [--replace] [SECTION.KEY=VALUE ...]\n\n"
         "Runs the study an analysis configuration describes and writes DIR/report.md and DIR/report.html.\n"
         "Rerunning the command after a kill (or a failure) skips the finished steps and resumes training\n"
@@ -38,10 +39,13 @@ void cmd_analyze_help(void) {
         "             checkpoint (last, as the paper, or best). Trained in DIR/runs/NAME, evaluated on the\n"
         "             test split (metrics.json, pred_vs_true_*.png) and embedded (DIR/runs/NAME/S.csv).\n"
         "[causal]     models (NAME, ...), vars (columns or derived), k (100), perms (1), alpha (0.01),\n"
-        "             given (C, ...: conditional variants), precondition (G, ...: pre-conditioned variants).\n"
-        "             Results in DIR/causal/NAME[.given_C|.pre_G] (local.csv, summary.json, pe.png, r_*.png).\n"
+        "             given (C, ...: conditional variants), precondition (G, ...: pre-conditioned "
+        "variants).\n"
+        "             Results in DIR/causal/NAME[.given_C|.pre_G] (local.csv, summary.json, pe.png, "
+        "r_*.png).\n"
         "[pid.NAME]   an MI triplet: x1, x2, x12 (configs of the networks for X1, X2 and their union), set,\n"
-        "             label1, label2, checkpoint (best). Trained in DIR/runs/NAME.x1 etc.; the pointwise PID\n"
+        "             label1, label2, checkpoint (best). Trained in DIR/runs/NAME.x1 etc.; the pointwise "
+        "PID\n"
         "             of the test split in DIR/pid/NAME (pointwise.csv, pid.json, pid.png).\n\n"
         "models/demo_analysis.cfg is the demo's study; `galnn help train` lists the model keys.\n");
 }
@@ -83,7 +87,8 @@ static int uses_images(const char *config) {
     const char *secs[32];
     int n = io_config_sections(&c, "branch.", secs, 32), any = 0;
     for (int b = 0; b < n; b++)
-        any |= !strcmp(io_config_str(&c, secs[b], "input", "image"), "image") && !io_config_str(&c, secs[b], "images", NULL);
+        any |= !strcmp(io_config_str(&c, secs[b], "input", "image"), "image") &&
+               !io_config_str(&c, secs[b], "images", NULL);
     io_config_free(&c);
     return any;
 }
@@ -108,7 +113,8 @@ static int train_step(const study *S, const char *name, const char *config, cons
     al_add(&l, "train");
     if (file_exists(last)) {
         printf("-- %s: resuming %s\n", name, last);
-        al_add(&l, "--resume"), al_add(&l, "%s", last), al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
+        al_add(&l, "--resume"), al_add(&l, "%s", last), al_add(&l, "--threads"),
+            al_add(&l, "%ld", S->threads);
     } else {
         printf("-- %s: training %s\n", name, config);
         al_add(&l, "--config"), al_add(&l, "%s", config), al_add(&l, "--out"), al_add(&l, "%s", rd);
@@ -121,7 +127,8 @@ static int train_step(const study *S, const char *name, const char *config, cons
     return mark(S, step);
 }
 
-static const char *ckpt_of(const study *S, const char *sec, const char *name, const char *def, char *buf, size_t len) {
+static const char *ckpt_of(const study *S, const char *sec, const char *name, const char *def, char *buf,
+                           size_t len) {
     const char *which = io_config_str((io_config *)&S->cfg, sec, "checkpoint", def);
     snprintf(buf, len, "%s/runs/%s/%s.npz", S->dir, name, which);
     return buf;
@@ -137,7 +144,8 @@ static int model_steps(study *S, const char *name) {
     snprintf(step, sizeof step, "eval.%s", name);
     if (!done(S, step)) {
         argl l = {0};
-        al_add(&l, "eval"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
+        al_add(&l, "eval"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--threads"),
+            al_add(&l, "%ld", S->threads);
         if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
         if (al_run(cmd_eval, &l) || mark(S, step)) return 1;
     }
@@ -145,7 +153,8 @@ static int model_steps(study *S, const char *name) {
     if (!done(S, step)) {
         snprintf(p, sizeof p, "%s/runs/%s/S.csv", S->dir, name);
         argl l = {0};
-        al_add(&l, "embed"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--out"), al_add(&l, "%s", p);
+        al_add(&l, "embed"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--out"),
+            al_add(&l, "%s", p);
         al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
         if (al_run(cmd_embed, &l) || mark(S, step)) return 1;
     }
@@ -176,7 +185,8 @@ static int variants(study *S, variant *v) {
 }
 
 static int causal_steps(study *S) {
-    const char *models = io_config_str(&S->cfg, "causal", "models", NULL), *vars = io_config_str(&S->cfg, "causal", "vars", NULL);
+    const char *models = io_config_str(&S->cfg, "causal", "models", NULL),
+               *vars = io_config_str(&S->cfg, "causal", "vars", NULL);
     if (!models && !vars) return 0;
     if (!models || !vars) return cmd_error("analyze: [causal] needs models = NAME, ... and vars = COL, ...");
     char buf[1024], *it[MAXN];
@@ -187,7 +197,8 @@ static int causal_steps(study *S) {
     for (int m = 0; m < nm; m++) {
         int known = 0;
         for (int k = 0; k < S->n_models; k++) known |= !strcmp(S->model[k], it[m]);
-        if (!known) return cmd_error("analyze: [causal] models names '%s', which has no [model.%s]", it[m], it[m]);
+        if (!known)
+            return cmd_error("analyze: [causal] models names '%s', which has no [model.%s]", it[m], it[m]);
         for (int k = 0; k < nv; k++) {
             char step[1024];
             snprintf(step, sizeof step, "causal.%s%s", it[m], v[k].suffix);
@@ -195,9 +206,12 @@ static int causal_steps(study *S) {
             printf("-- local tests in the S space of %s%s\n", it[m], v[k].suffix);
             argl l = {0};
             al_add(&l, "causal"), al_add(&l, "--latent"), al_add(&l, "%s/runs/%s/S.csv", S->dir, it[m]);
-            al_add(&l, "--catalog"), al_add(&l, "%s", S->catalog), al_add(&l, "--target"), al_add(&l, "%s", S->target);
-            al_add(&l, "--vars"), al_add(&l, "%s", vars), al_add(&l, "--out"), al_add(&l, "%s/causal/%s%s", S->dir, it[m], v[k].suffix);
-            al_add(&l, "--threads"), al_add(&l, "%ld", S->threads), al_add(&l, "--seed"), al_add(&l, "%ld", S->seed);
+            al_add(&l, "--catalog"), al_add(&l, "%s", S->catalog), al_add(&l, "--target"),
+                al_add(&l, "%s", S->target);
+            al_add(&l, "--vars"), al_add(&l, "%s", vars), al_add(&l, "--out"),
+                al_add(&l, "%s/causal/%s%s", S->dir, it[m], v[k].suffix);
+            al_add(&l, "--threads"), al_add(&l, "%ld", S->threads), al_add(&l, "--seed"),
+                al_add(&l, "%ld", S->seed);
             if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
             if (v[k].given[0]) al_add(&l, "--given"), al_add(&l, "%s", v[k].given);
             if (v[k].pre[0]) al_add(&l, "--precondition"), al_add(&l, "%s", v[k].pre);
@@ -226,14 +240,16 @@ static int pid_steps(study *S, const char *name) {
     static const char *keys[3] = {"x1", "x2", "x12"};
     for (int k = 0; k < 3; k++) {
         const char *config = io_config_str(&S->cfg, sec, keys[k], NULL);
-        if (!config) return cmd_error("analyze: [%s] needs x1, x2 and x12 (the three networks' configs)", sec);
+        if (!config)
+            return cmd_error("analyze: [%s] needs x1, x2 and x12 (the three networks' configs)", sec);
         snprintf(rn[k], sizeof rn[k], "%s.%s", name, keys[k]);
         if (train_step(S, rn[k], config, io_config_str(&S->cfg, sec, "set", NULL))) return 1;
         snprintf(pf[k], sizeof pf[k], "%s/runs/%s/test_logp.csv", S->dir, rn[k]);
         snprintf(step, sizeof step, "predict.%s", rn[k]);
         if (done(S, step)) continue;
         argl l = {0};
-        al_add(&l, "predict"), al_add(&l, "--ckpt"), al_add(&l, "%s", ckpt_of(S, sec, rn[k], "best", ck, sizeof ck));
+        al_add(&l, "predict"), al_add(&l, "--ckpt"),
+            al_add(&l, "%s", ckpt_of(S, sec, rn[k], "best", ck, sizeof ck));
         al_add(&l, "--out"), al_add(&l, "%s", pf[k]), al_add(&l, "--split"), al_add(&l, "test");
         al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
         if (al_run(cmd_predict, &l) || mark(S, step)) return 1;
@@ -242,10 +258,11 @@ static int pid_steps(study *S, const char *name) {
     if (done(S, step)) return 0;
     printf("-- pointwise PID of %s\n", name);
     argl l = {0};
-    al_add(&l, "pid"), al_add(&l, "--pointwise"), al_add(&l, "--p1"), al_add(&l, "%s", pf[0]), al_add(&l, "--p2"),
-        al_add(&l, "%s", pf[1]);
+    al_add(&l, "pid"), al_add(&l, "--pointwise"), al_add(&l, "--p1"), al_add(&l, "%s", pf[0]),
+        al_add(&l, "--p2"), al_add(&l, "%s", pf[1]);
     al_add(&l, "--p12"), al_add(&l, "%s", pf[2]), al_add(&l, "--catalog"), al_add(&l, "%s", S->catalog);
-    al_add(&l, "--target"), al_add(&l, "%s", S->target), al_add(&l, "--out"), al_add(&l, "%s/pid/%s", S->dir, name);
+    al_add(&l, "--target"), al_add(&l, "%s", S->target), al_add(&l, "--out"),
+        al_add(&l, "%s/pid/%s", S->dir, name);
     al_add(&l, "--seed"), al_add(&l, "%ld", S->seed);
     if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
     if (al_run(cmd_pid, &l) || mark(S, step)) return 1;
@@ -328,7 +345,8 @@ static void rp_figs(report *R, const char *dir, const char *const *rel, const ch
         if (!file_exists(p)) continue;
         fprintf(R->md, "![%s](%s) ", caption[i], rel[i]);
         if (!any) fputs("<p>", R->html);
-        fprintf(R->html, "<figure style=\"display:inline-block\"><img src=\"%s\" width=\"420\"><figcaption>", rel[i]);
+        fprintf(R->html, "<figure style=\"display:inline-block\"><img src=\"%s\" width=\"420\"><figcaption>",
+                rel[i]);
         html_esc(R->html, caption[i]);
         fputs("</figcaption></figure>", R->html);
         any = 1;
@@ -336,7 +354,9 @@ static void rp_figs(report *R, const char *dir, const char *const *rel, const ch
     if (any) fputs("\n\n", R->md), fputs("</p>\n", R->html);
 }
 
-static const char *label_of(study *S, const char *sec, const char *def) { return io_config_str(&S->cfg, sec, "label", def); }
+static const char *label_of(study *S, const char *sec, const char *def) {
+    return io_config_str(&S->cfg, sec, "label", def);
+}
 
 static void fmt_p(char *buf, size_t len, double p) {
     if (isnan(p)) snprintf(buf, len, "-");
@@ -397,7 +417,8 @@ static void print_causal_digest(study *S, char **models, int nm, char **vars, in
             char pb[32], cell[64];
             fmt_p(pb, sizeof pb, io_json_num(io_json_get(g, "p_ks_pe"), -1));
             const io_json *ext = io_json_get(g, "external");
-            snprintf(cell, sizeof cell, "%.3f (%.3f) p %s%s", io_json_num(io_json_get(g, "pe_p16_p50_p84"), 1),
+            snprintf(cell, sizeof cell, "%.3f (%.3f) p %s%s",
+                     io_json_num(io_json_get(g, "pe_p16_p50_p84"), 1),
                      io_json_num(io_json_get(g, "pe_perm_p16_p50_p84"), 1), pb, ext && ext->num ? " *" : "");
             printf("  %-30s", cell);
         }
@@ -407,15 +428,20 @@ static void print_causal_digest(study *S, char **models, int nm, char **vars, in
 }
 
 static void report_causal(study *S, report *R) {
-    const char *models = io_config_str(&S->cfg, "causal", "models", NULL), *vars = io_config_str(&S->cfg, "causal", "vars", NULL);
+    const char *models = io_config_str(&S->cfg, "causal", "models", NULL),
+               *vars = io_config_str(&S->cfg, "causal", "vars", NULL);
     if (!models || !vars) return;
     rp_head(R, 2, "2. Local tests in S space");
-    rp_par(R, "For each test galaxy, its K nearest training galaxies in the model's S space; over them the local "
-              "Pearson r between %s and each variable, and the predictive efficiency PE (local R^2 of a quadratic fit), "
-              "each against a reference with %s permuted among the neighbours. A variable is external (information "
-              "the S space does not hold) when a KS test of PE against the reference gives p < alpha and the median "
-              "PE is above the reference's.",
-           S->target, S->target);
+    rp_par(
+        R,
+        "For each test galaxy, its K nearest training galaxies in the model's S space; over them the local "
+        "Pearson r between %s and each variable, and the predictive efficiency PE (local R^2 of a quadratic "
+        "fit), "
+        "each against a reference with %s permuted among the neighbours. A variable is external (information "
+        "the S space does not hold) when a KS test of PE against the reference gives p < alpha and the "
+        "median "
+        "PE is above the reference's.",
+        S->target, S->target);
     char mb[1024], vb[1024], *mi[MAXN], *vi[32];
     snprintf(mb, sizeof mb, "%s", models);
     snprintf(vb, sizeof vb, "%s", vars);
@@ -426,8 +452,9 @@ static void report_causal(study *S, report *R) {
         for (int k = 0; k < nv; k++) {
             char p[4500], title[512], sec[300];
             snprintf(sec, sizeof sec, "model.%s", mi[m]);
-            snprintf(title, sizeof title, "%s%s%s%s%s", label_of(S, sec, mi[m]), v[k].given[0] ? ", given " : "", v[k].given,
-                     v[k].pre[0] ? ", pre-conditioned on " : "", v[k].pre);
+            snprintf(title, sizeof title, "%s%s%s%s%s", label_of(S, sec, mi[m]),
+                     v[k].given[0] ? ", given " : "", v[k].given, v[k].pre[0] ? ", pre-conditioned on " : "",
+                     v[k].pre);
             rp_head(R, 3, title);
             snprintf(p, sizeof p, "%s/causal/%s%s/summary.json", S->dir, mi[m], v[k].suffix);
             io_json j;
@@ -439,14 +466,16 @@ static void report_causal(study *S, report *R) {
             for (int q = 0; q < nvar; q++) {
                 const io_json *var = io_json_path(&j, "variables", vi[q], NULL);
                 for (int g = 0; var && g < var->n; g++) {
-                    const io_json *x = &var->kids[g], *r = io_json_get(x, "r_p16_p50_p84"), *pe = io_json_get(x, "pe_p16_p50_p84");
+                    const io_json *x = &var->kids[g], *r = io_json_get(x, "r_p16_p50_p84"),
+                                  *pe = io_json_get(x, "pe_p16_p50_p84");
                     const io_json *ext = io_json_get(x, "external");
                     char pb[32];
                     fmt_p(pb, sizeof pb, io_json_num(io_json_get(x, "p_ks_pe"), -1));
                     rp_row(R, 0, "%s|%s|%.0f|%.3f / %.3f / %.3f|%.3f / %.3f / %.3f|%.3f|%s|%s", vi[q], x->key,
-                           io_json_num(io_json_get(x, "n"), -1), io_json_num(r, 0), io_json_num(r, 1), io_json_num(r, 2),
-                           io_json_num(pe, 0), io_json_num(pe, 1), io_json_num(pe, 2),
-                           io_json_num(io_json_get(x, "pe_perm_p16_p50_p84"), 1), pb, ext && ext->num ? "yes" : "no");
+                           io_json_num(io_json_get(x, "n"), -1), io_json_num(r, 0), io_json_num(r, 1),
+                           io_json_num(r, 2), io_json_num(pe, 0), io_json_num(pe, 1), io_json_num(pe, 2),
+                           io_json_num(io_json_get(x, "pe_perm_p16_p50_p84"), 1), pb,
+                           ext && ext->num ? "yes" : "no");
                 }
             }
             rp_end_table(R);
@@ -454,7 +483,8 @@ static void report_causal(study *S, report *R) {
             char rels[33][300], caps[33][300];
             const char *rp[33], *cp[33];
             int nf = 0;
-            snprintf(rels[nf], 300, "causal/%s%s/pe.png", mi[m], v[k].suffix), snprintf(caps[nf], 300, "PE per variable (Fig. 4/5 style)"), nf++;
+            snprintf(rels[nf], 300, "causal/%s%s/pe.png", mi[m], v[k].suffix),
+                snprintf(caps[nf], 300, "PE per variable (Fig. 4/5 style)"), nf++;
             for (int q = 0; q < nvar && nf < 33; q++, nf++)
                 snprintf(rels[nf], 300, "causal/%s%s/r_%s.png", mi[m], v[k].suffix, vi[q]),
                     snprintf(caps[nf], 300, "local r: %s (Fig. 3 style)", vi[q]);
@@ -467,15 +497,20 @@ static void report_causal(study *S, report *R) {
 static void report_pid(study *S, report *R) {
     if (!S->n_pid) return;
     rp_head(R, 2, "3. Partial information decomposition");
-    rp_par(R, "Pointwise MMI decomposition of the information the inputs X1 and X2 carry about %s, from the cross-"
-              "entropies of three networks (X1, X2, X1 and X2) on the test split: Red (shared), Unq1, Unq2 (unique) and "
-              "Syn (synergistic), in nats; mean over galaxies with the 16th-84th percentiles of 1000 bootstrap means.",
-           S->target);
+    rp_par(
+        R,
+        "Pointwise MMI decomposition of the information the inputs X1 and X2 carry about %s, from the cross-"
+        "entropies of three networks (X1, X2, X1 and X2) on the test split: Red (shared), Unq1, Unq2 "
+        "(unique) and "
+        "Syn (synergistic), in nats; mean over galaxies with the 16th-84th percentiles of 1000 bootstrap "
+        "means.",
+        S->target);
     static const char *atoms[4] = {"red", "unq1", "unq2", "syn"}, *names[4] = {"Red", "Unq1", "Unq2", "Syn"};
     for (int q = 0; q < S->n_pid; q++) {
         char sec[300], title[600], p[4500];
         snprintf(sec, sizeof sec, "pid.%s", S->pid[q]);
-        const char *l1 = io_config_str(&S->cfg, sec, "label1", "X1"), *l2 = io_config_str(&S->cfg, sec, "label2", "X2");
+        const char *l1 = io_config_str(&S->cfg, sec, "label1", "X1"),
+                   *l2 = io_config_str(&S->cfg, sec, "label2", "X2");
         snprintf(title, sizeof title, "%s: X1 = %s, X2 = %s", S->pid[q], l1, l2);
         rp_head(R, 3, title);
         snprintf(p, sizeof p, "%s/pid/%s/pid.json", S->dir, S->pid[q]);
@@ -495,12 +530,16 @@ static void report_pid(study *S, report *R) {
             char cell[4][64];
             for (int a = 0; a < 4; a++) {
                 const io_json *v = io_json_get(x, atoms[a]);
-                snprintf(cell[a], 64, "%.3f [%.3f, %.3f]", io_json_num(v, 0), io_json_num(v, 1), io_json_num(v, 2));
-                if (ng < MAXN) vals[ng][a] = io_json_num(v, 0), vals[ng][4 + a] = io_json_num(v, 1), vals[ng][8 + a] = io_json_num(v, 2);
+                snprintf(cell[a], 64, "%.3f [%.3f, %.3f]", io_json_num(v, 0), io_json_num(v, 1),
+                         io_json_num(v, 2));
+                if (ng < MAXN)
+                    vals[ng][a] = io_json_num(v, 0), vals[ng][4 + a] = io_json_num(v, 1),
+                    vals[ng][8 + a] = io_json_num(v, 2);
             }
-            rp_row(R, 0, "%s|%.0f|%s|%s|%s|%s", x->key, io_json_num(io_json_get(x, "n"), -1), cell[0], cell[1], cell[2], cell[3]);
-            printf("  %-10s n %-5.0f Red %s  Unq1 %s  Unq2 %s  Syn %s\n", x->key, io_json_num(io_json_get(x, "n"), -1), cell[0],
+            rp_row(R, 0, "%s|%.0f|%s|%s|%s|%s", x->key, io_json_num(io_json_get(x, "n"), -1), cell[0],
                    cell[1], cell[2], cell[3]);
+            printf("  %-10s n %-5.0f Red %s  Unq1 %s  Unq2 %s  Syn %s\n", x->key,
+                   io_json_num(io_json_get(x, "n"), -1), cell[0], cell[1], cell[2], cell[3]);
             if (ng < MAXN) g[ng] = (io_errbars){x->key, vals[ng], vals[ng] + 4, vals[ng] + 8}, ng++;
         }
         rp_end_table(R);
@@ -528,13 +567,17 @@ static int write_report(study *S) {
         if (R.html) fclose(R.html);
         return cmd_error("analyze: cannot write %s: %s", pm, strerror(errno));
     }
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>galnn analysis</title><style>body{font-family:sans-serif;"
-          "max-width:1400px;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>galnn "
+          "analysis</title><style>body{font-family:sans-serif;"
+          "max-width:1400px;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid "
+          "#bbb;padding:3px 8px;"
           "text-align:right}th{background:#eee}</style></head><body>\n",
           R.html);
     rp_head(&R, 1, "galnn analysis: why the models estimate stellar mass");
-    rp_par(&R, "Catalog %s; target %s; populations by %s. Configuration: analysis.cfg in this directory; every number "
-               "below is read from the run directories next to it (runs/, causal/, pid/).",
+    rp_par(&R,
+           "Catalog %s; target %s; populations by %s. Configuration: analysis.cfg in this directory; every "
+           "number "
+           "below is read from the run directories next to it (runs/, causal/, pid/).",
            S->catalog, S->target, S->by ? S->by : "(none)");
     report_accuracy(S, &R);
     report_causal(S, &R);
@@ -571,9 +614,11 @@ int cmd_analyze(int argc, char **argv) {
     char *text = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = !strcmp(a, "--config") ? &config : !strcmp(a, "--out") ? &dir : !strcmp(a, "--catalog") ? &catalog
-                           : !strcmp(a, "--images")                             ? &images
-                                                                                : NULL;
+        const char **dst = !strcmp(a, "--config")    ? &config
+                           : !strcmp(a, "--out")     ? &dir
+                           : !strcmp(a, "--catalog") ? &catalog
+                           : !strcmp(a, "--images")  ? &images
+                                                     : NULL;
         if (dst) {
             if (!v) return cmd_error("%s needs a value", a);
             *dst = v, i++;
@@ -636,7 +681,9 @@ int cmd_analyze(int argc, char **argv) {
         int same = old && got == L && !memcmp(old, text, L);
         free(old);
         if (!same && !replace) {
-            cmd_error("analyze: %s holds a different analysis (%s); use a new --out, or --replace to start over", dir, p);
+            cmd_error(
+                "analyze: %s holds a different analysis (%s); use a new --out, or --replace to start over",
+                dir, p);
             goto out;
         }
         if (!same) {

@@ -16,26 +16,27 @@
 #include "cmd.h"
 
 void cmd_causal_help(void) {
-    printf("usage: galnn causal --latent S.csv --catalog CAT.csv --target COL --vars A,B,... --out DIR\n"
-           "                    [--given C] [--precondition G] [--k 100] [--perms 1] [--by COL]\n"
-           "                    [--query-split test|val|train|all] [--latent-cols COLS] [--alpha 0.01]\n"
-           "                    [--seed 1] [--derive NAME=EXPR] [--threads N]\n\n"
-           "For every query galaxy (default: the test split), its K nearest training galaxies in the latent\n"
-           "space (Euclidean; a training galaxy is its own first neighbour), and over them, per candidate\n"
-           "variable X: the local Pearson r(target, X), the reference r with the target permuted among the\n"
-           "neighbours, the predictive efficiency PE (local R^2 of a quadratic fit target ~ X) and its\n"
-           "permuted reference (spec methods.md 1.10). --given C residualises target and X on C first;\n"
-           "--precondition G residualises everything on G before that (the paper's g-r step). Nulls (NaN,\n"
-           "|v| >= 9000) are left out of each neighbourhood. --perms B > 1 gives per-galaxy p-values.\n\n"
-           "S.csv: an id column, optionally a split column, and the latent components (all other numeric\n"
-           "columns, or --latent-cols). Splits come from S.csv's split column, else the catalog's, else the id\n"
-           "hash that galnn train and eval use. CAT.csv is joined by id.\n"
-           "Per population (--by, plus 'all'): 16/50/84th percentiles of r, r_perm, PE, PE_perm, and a two-\n"
-           "sample KS test of PE against PE_perm: X is flagged 'external' (information the latent space does\n"
-           "not hold) when p < alpha and the median PE exceeds the reference.\n\n"
-           "Writes DIR/local.csv (per galaxy), DIR/summary.json, DIR/r_<var>.png (Fig. 3 style: r per\n"
-           "population over the grey permutation reference) and DIR/pe.png (Fig. 4/5 style: median PE with\n"
-           "16-84%% bars per variable and population, dashed reference).\n");
+    printf(
+        "usage: galnn causal --latent S.csv --catalog CAT.csv --target COL --vars A,B,... --out DIR\n"
+        "                    [--given C] [--precondition G] [--k 100] [--perms 1] [--by COL]\n"
+        "                    [--query-split test|val|train|all] [--latent-cols COLS] [--alpha 0.01]\n"
+        "                    [--seed 1] [--derive NAME=EXPR] [--threads N]\n\n"
+        "For every query galaxy (default: the test split), its K nearest training galaxies in the latent\n"
+        "space (Euclidean; a training galaxy is its own first neighbour), and over them, per candidate\n"
+        "variable X: the local Pearson r(target, X), the reference r with the target permuted among the\n"
+        "neighbours, the predictive efficiency PE (local R^2 of a quadratic fit target ~ X) and its\n"
+        "permuted reference (spec methods.md 1.10). --given C residualises target and X on C first;\n"
+        "--precondition G residualises everything on G before that (the paper's g-r step). Nulls (NaN,\n"
+        "|v| >= 9000) are left out of each neighbourhood. --perms B > 1 gives per-galaxy p-values.\n\n"
+        "S.csv: an id column, optionally a split column, and the latent components (all other numeric\n"
+        "columns, or --latent-cols). Splits come from S.csv's split column, else the catalog's, else the id\n"
+        "hash that galnn train and eval use. CAT.csv is joined by id.\n"
+        "Per population (--by, plus 'all'): 16/50/84th percentiles of r, r_perm, PE, PE_perm, and a two-\n"
+        "sample KS test of PE against PE_perm: X is flagged 'external' (information the latent space does\n"
+        "not hold) when p < alpha and the median PE exceeds the reference.\n\n"
+        "Writes DIR/local.csv (per galaxy), DIR/summary.json, DIR/r_<var>.png (Fig. 3 style: r per\n"
+        "population over the grey permutation reference) and DIR/pe.png (Fig. 4/5 style: median PE with\n"
+        "16-84%% bars per variable and population, dashed reference).\n");
 }
 
 #define MAXV 32
@@ -52,8 +53,9 @@ static void fmt_num(FILE *f, double v) {
     else fprintf(f, "%.6g", v);
 }
 
-static int write_summary_json(const char *path, char **vars, int nv, const popset *ps, st_local_summary (*sum)[MAXPOP + 1],
-                              double alpha, const char *target, const char *given, const char *pre, int k, int perms) {
+static int write_summary_json(const char *path, char **vars, int nv, const popset *ps,
+                              st_local_summary (*sum)[MAXPOP + 1], double alpha, const char *target,
+                              const char *given, const char *pre, int k, int perms) {
     FILE *f = fopen(path, "w");
     if (!f) return gn_err(GN_EIO, "%s: cannot write: %s", path, strerror(errno));
     fprintf(f, "{\n  \"target\": \"%s\", \"k\": %d, \"perms\": %d, \"alpha\": %g", target, k, perms, alpha);
@@ -65,7 +67,8 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
         for (int p = 0; p <= ps->n; p++) {
             const st_local_summary *s = &sum[v][p];
             int ext = s->n && s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
-            fprintf(f, "      \"%s\": {\"n\": %zu, \"n_undefined\": %zu", p < ps->n ? ps->name[p] : "all", s->n, s->n_nan);
+            fprintf(f, "      \"%s\": {\"n\": %zu, \"n_undefined\": %zu", p < ps->n ? ps->name[p] : "all",
+                    s->n, s->n_nan);
             const char *nm[4] = {"r", "r_perm", "pe", "pe_perm"};
             const double *q[4] = {s->r, s->r_perm, s->pe, s->pe_perm};
             for (int a = 0; a < 4; a++) {
@@ -87,7 +90,8 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
 }
 
 int cmd_causal(int argc, char **argv) {
-    const char *lat = NULL, *catp = NULL, *target = NULL, *vars_s = NULL, *out = NULL, *given = NULL, *pre = NULL;
+    const char *lat = NULL, *catp = NULL, *target = NULL, *vars_s = NULL, *out = NULL, *given = NULL,
+               *pre = NULL;
     const char *by = NULL, *qsplit = "test", *lcols = NULL, *derive[8];
     int n_der = 0;
     long k = 100, perms = 1, seed = 1, threads = 0;
@@ -109,7 +113,8 @@ int cmd_causal(int argc, char **argv) {
         else if (!strcmp(a, "--alpha")) {
             char *e;
             alpha = strtod(v, &e);
-            if (*e || !(alpha > 0 && alpha < 1)) return cmd_error("--alpha '%s' is not a number in (0, 1)", v);
+            if (*e || !(alpha > 0 && alpha < 1))
+                return cmd_error("--alpha '%s' is not a number in (0, 1)", v);
         } else if (!strcmp(a, "--k")) {
             if (cmd_parse_int(a, v, 3, 100000, &k)) return 1;
         } else if (!strcmp(a, "--perms")) {
@@ -124,7 +129,8 @@ int cmd_causal(int argc, char **argv) {
     if (!lat || !catp || !target || !vars_s || !out)
         return cmd_error("causal: --latent, --catalog, --target, --vars and --out are required");
     int want_split = !strcmp(qsplit, "all") ? -2 : io_split_parse(qsplit);
-    if (want_split == -1) return cmd_error("causal: --query-split '%s' is not train, val, test or all", qsplit);
+    if (want_split == -1)
+        return cmd_error("causal: --query-split '%s' is not train, val, test or all", qsplit);
     gn_set_threads((int)threads);
 
     io_catalog L, C;
@@ -198,7 +204,8 @@ int cmd_causal(int argc, char **argv) {
         goto out;
     }
     // splits: S.csv's column, else the catalog's column, else the id hash (as galnn train/eval)
-    if ((L.split_col >= 0 && io_catalog_splits(&L, 0.8, 0.1, lsplit)) || io_catalog_splits(&C, 0.8, 0.1, csplit)) {
+    if ((L.split_col >= 0 && io_catalog_splits(&L, 0.8, 0.1, lsplit)) ||
+        io_catalog_splits(&C, 0.8, 0.1, csplit)) {
         cmd_error("causal: %s", gn_errmsg());
         goto out;
     }
@@ -250,9 +257,12 @@ int cmd_causal(int argc, char **argv) {
         cmd_error("causal: %s", gn_errmsg());
         goto out;
     }
-    fprintf(stderr, "causal: %zu query galaxies, %zu training galaxies in a %d-D latent space; K = %ld neighbours (%.1f s)\n",
+    fprintf(stderr,
+            "causal: %zu query galaxies, %zu training galaxies in a %d-D latent space; K = %ld neighbours "
+            "(%.1f s)\n",
             n_q, n_ref, dS, k, gn_now() - t0);
-    if (n_null) fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", n_null, lat);
+    if (n_null)
+        fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", n_null, lat);
     // values of the reference galaxies
     y = gn_malloc(sizeof(double) * n_ref);
     if (tc) cv = gn_malloc(sizeof(double) * n_ref);
@@ -314,8 +324,8 @@ int cmd_causal(int argc, char **argv) {
     fprintf(f, "id%s", bycol >= 0 ? "," : "");
     if (bycol >= 0) fprintf(f, "%s", by);
     for (int v = 0; v < nv; v++)
-        fprintf(f, ",r_%s,r_perm_%s,pe_%s,pe_perm_%s,p_r_%s,p_pe_%s,n_%s", vars[v], vars[v], vars[v], vars[v], vars[v],
-                vars[v], vars[v]);
+        fprintf(f, ",r_%s,r_perm_%s,pe_%s,pe_perm_%s,p_r_%s,p_pe_%s,n_%s", vars[v], vars[v], vars[v], vars[v],
+                vars[v], vars[v], vars[v]);
     fprintf(f, "\n");
     for (size_t i = 0; i < n_q; i++) {
         fprintf(f, "%s", io_catalog_id(&L, lrow[qry[i]]));
@@ -325,7 +335,8 @@ int cmd_causal(int argc, char **argv) {
         }
         for (int v = 0; v < nv; v++) {
             const st_local_row *r = &rows[v][i];
-            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d", r->r, r->r_perm, r->pe, r->pe_perm, r->p_r, r->p_pe, r->n_valid);
+            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d", r->r, r->r_perm, r->pe, r->pe_perm, r->p_r,
+                    r->p_pe, r->n_valid);
         }
         fprintf(f, "\n");
     }
@@ -356,8 +367,8 @@ int cmd_causal(int argc, char **argv) {
             h[nh++] = (io_hist){ps.n ? ps.name[p] : "all", rr[p], m, 0};
         }
         char title[256];
-        snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", target, given ? "|c" : "", vars[v], given ? "|c" : "",
-                 given ? ", c = " : "", given ? given : "");
+        snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", target, given ? "|c" : "", vars[v],
+                 given ? "|c" : "", given ? ", c = " : "", given ? given : "");
         snprintf(path, sizeof path, "%s/r_%s.png", out, vars[v]);
         int pe = io_plot_hists(path, title, "Pearson r over the K nearest neighbours", h, nh, 40, -1, 1);
         free(rp);
@@ -372,13 +383,14 @@ int cmd_causal(int argc, char **argv) {
         for (int p = 0; p < ng; p++) {
             int pi = p < ps.n ? p : ps.n; // "all" last
             double *m = buf + (size_t)3 * nv * p;
-            for (int v = 0; v < nv; v++) m[v] = sum[v][pi].pe[1], m[nv + v] = sum[v][pi].pe[0], m[2 * nv + v] = sum[v][pi].pe[2];
+            for (int v = 0; v < nv; v++)
+                m[v] = sum[v][pi].pe[1], m[nv + v] = sum[v][pi].pe[0], m[2 * nv + v] = sum[v][pi].pe[2];
             g[p] = (io_errbars){pi < ps.n ? ps.name[pi] : "all", m, m + nv, m + 2 * nv};
         }
         for (int v = 0; v < nv; v++) ref_all += sum[v][ps.n].pe_perm[1] / nv;
         char title[256];
-        snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", target, given ? " given " : "",
-                 given ? given : "");
+        snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", target,
+                 given ? " given " : "", given ? given : "");
         snprintf(path, sizeof path, "%s/pe.png", out);
         if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)vars, nv,
                               ps.n ? g : g + 0, ps.n ? ng : 1, ref_all, "permuted median"))
@@ -386,18 +398,20 @@ int cmd_causal(int argc, char **argv) {
         free(buf);
     }
     // table
-    printf("%-16s %-12s %6s  %-22s %-22s %-9s %s\n", "variable", "population", "n", "r  16/50/84", "PE 16/50/84",
-           "KS p(PE)", "external?");
+    printf("%-16s %-12s %6s  %-22s %-22s %-9s %s\n", "variable", "population", "n", "r  16/50/84",
+           "PE 16/50/84", "KS p(PE)", "external?");
     for (int v = 0; v < nv; v++)
         for (int p = 0; p <= ps.n; p++) {
             const st_local_summary *s = &sum[v][p];
             int ext = s->n && s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
-            printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", vars[v], p < ps.n ? ps.name[p] : "all",
-                   s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1], s->pe[2], s->p_ks_pe, ext ? "yes" : "no");
+            printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", vars[v],
+                   p < ps.n ? ps.name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
+                   s->pe[2], s->p_ks_pe, ext ? "yes" : "no");
         }
-    printf("reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
-           "summary.json, r_*.png, pe.png\n",
-           sum[0][ps.n].pe_perm[1], alpha, out);
+    printf(
+        "reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
+        "summary.json, r_*.png, pe.png\n",
+        sum[0][ps.n].pe_perm[1], alpha, out);
     rc = 0;
     goto out;
 oom:
@@ -405,7 +419,8 @@ oom:
 out:
     for (int v = 0; v < MAXV; v++) free(xv[v]), free(rows[v]);
     for (int p = 0; p < ps.n; p++) free(ps.name[p]), free(ps.sel[p]);
-    free(S), free(dist), free(y), free(cv), free(gv), free(lrow), free(crow), free(ref), free(qry), free(nb), free(nbr);
+    free(S), free(dist), free(y), free(cv), free(gv), free(lrow), free(crow), free(ref), free(qry), free(nb),
+        free(nbr);
     free(lsplit), free(csplit), free(sum);
     io_id_index_free(&cix);
     io_catalog_free(&L), io_catalog_free(&C);

@@ -57,12 +57,13 @@ int cmd_data(int argc, char **argv) {
     }
     size_t count[3] = {0};
     for (size_t i = 0; i < ds.n; i++) count[split[ds.row[i]]]++;
-    printf("splits (%s): train %zu, val %zu, test %zu\n", cat.split_col >= 0 ? "from the split column" : "from id hashes",
-           count[0], count[1], count[2]);
+    printf("splits (%s): train %zu, val %zu, test %zu\n",
+           cat.split_col >= 0 ? "from the split column" : "from id hashes", count[0], count[1], count[2]);
     double mean[IO_MAX_BANDS], sd[IO_MAX_BANDS];
     if (count[0] && !io_dataset_band_stats(&ds, split, IO_SPLIT_TRAIN, mean, sd)) {
         printf("training-split pixel statistics after the transform (used to standardise):\n");
-        for (int b = 0; b < ds.c; b++) printf("  band %-4s mean %10.4g  std %10.4g\n", ds.bands[b], mean[b], sd[b]);
+        for (int b = 0; b < ds.c; b++)
+            printf("  band %-4s mean %10.4g  std %10.4g\n", ds.bands[b], mean[b], sd[b]);
     }
     if (epoch && count[0]) {
         io_loader L;

@@ -12,17 +12,20 @@ const char DATAOPTS_HELP[] =
     "  --catalog FILE       CSV catalog: header row, an 'id' column, optional 'split' column\n"
     "  --images TEMPLATE    cutout path with {id} and optional {band}, e.g. 'cutouts/{id}.fits',\n"
     "                       'png/{id}_{band}.png', 'x/{id}.fits[SCI]' (FITS extension)\n"
-    "  --bands LIST         band names, e.g. u,g,r,i,z: one file each with {band}, else the planes of each file\n"
+    "  --bands LIST         band names, e.g. u,g,r,i,z: one file each with {band}, else the planes of each "
+    "file\n"
     "  --size S             centre-crop cutouts to S x S (default: their size)\n"
     "  --bin B              then sum B x B pixel blocks (flux-conserving downsampling; default 1)\n"
     "  --transform T        none | signlog (sign(x) ln(1+|x|), default) | asinh\n"
     "  --asinh-scale A      asinh(x / A) (default 1)\n"
     "  --fluxnorm TEMPLATE  divide each band by its clipped catalog flux, e.g. 'flux_{band}'\n"
-    "  --derive NAME=EXPR   add a column, e.g. 'g-r=mag_g-mag_r' (repeatable; + - * / ( ) log10 ln exp sqrt abs pow)\n"
+    "  --derive NAME=EXPR   add a column, e.g. 'g-r=mag_g-mag_r' (repeatable; + - * / ( ) log10 ln exp sqrt "
+    "abs pow)\n"
     "  --split-frac T,V     train/val fractions when there is no split column (default 0.7,0.15)\n"
     "  --null-threshold X   |v| >= X counts as null (default 9000)\n"
     "  --cache-dir DIR      where the decoded-cutout cache lives (default: .galnn-cache beside the catalog)\n"
-    "  --strict             a missing/unreadable cutout or a NaN pixel is an error (default: skip and report)\n";
+    "  --strict             a missing/unreadable cutout or a NaN pixel is an error (default: skip and "
+    "report)\n";
 
 void dataopts_defaults(dataopts *d) {
     memset(d, 0, sizeof *d);
@@ -63,7 +66,9 @@ int dataopts_parse(dataopts *d, int argc, char **argv, int *i) {
         (*i)++;
         return 1;
     }
-    double *dv = !strcmp(a, "--asinh-scale") ? &d->asinh_scale : !strcmp(a, "--null-threshold") ? &d->null_threshold : NULL;
+    double *dv = !strcmp(a, "--asinh-scale")      ? &d->asinh_scale
+                 : !strcmp(a, "--null-threshold") ? &d->null_threshold
+                                                  : NULL;
     if (dv) {
         char *end;
         if (!v || (*dv = strtod(v, &end), end == v || *end || !(*dv > 0)))
@@ -74,7 +79,8 @@ int dataopts_parse(dataopts *d, int argc, char **argv, int *i) {
     if (!strcmp(a, "--split-frac")) {
         if (!v || sscanf(v, "%lf,%lf", &d->f_train, &d->f_val) != 2 || d->f_train < 0 || d->f_val < 0 ||
             d->f_train + d->f_val > 1)
-            return cmd_error("--split-frac: '%s' is not TRAIN,VAL fractions adding to at most 1", v ? v : ""), -1;
+            return cmd_error("--split-frac: '%s' is not TRAIN,VAL fractions adding to at most 1", v ? v : ""),
+                   -1;
         (*i)++;
         return 1;
     }

@@ -15,22 +15,28 @@
 #include "cmd.h"
 
 void cmd_demo_help(void) {
-    printf("usage: galnn demo [--out DIR] [--n N] [--seed S] [--threads N] [--epochs-scale F]\n\n"
-           "1. writes the mock survey (default 4000 galaxies, 64x64 u,g,r,i,z cutouts) to DIR (default galnn-demo),\n"
-           "2. trains models/demo_mlp.cfg (photometry only) and models/demo_cnn.cfg (photometry + cutouts) to\n"
-           "   predict log M*, in DIR/runs/photometry and DIR/runs/images (loss.png in each),\n"
-           "3. evaluates both on the test split (pred_vs_true_logmstar.png in each run) and prints a table,\n"
-           "4. asks why: galnn analyze --config models/demo_analysis.cfg --out DIR/analysis trains S-space\n"
-           "   models of the magnitudes and of the cutouts, runs the local tests for Sersic n, size, axis ratio,\n"
-           "   spec-z and W1-W2 in both, trains the MI triplet <magnitudes, morphology> for the pointwise PID,\n"
-           "   and writes DIR/analysis/report.html,\n"
-           "5. posteriors: a VAE on the cutouts, then conditional flows over log M*, log SFR, z and log M/L_r from\n"
-           "   photometry and from photometry + the VAE latent; their calibration (interval coverage, PIT),\n"
-           "6. spectra: galnn spectra-scan trains spectral VAEs/CVAEs (latent sizes 1, 2, 4, 8; no condition or\n"
-           "   log M*) on the mock spectra and ranks them by BIC (DIR/spectra_scan/bic.png); galnn spectra-latents\n"
-           "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
-           "About 12 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
-           "analysis steps.\n");
+    printf(
+        "usage: galnn demo [--out DIR] [--n N] [--seed S] [--threads N] [--epochs-scale F]\n\n"
+        "1. writes the mock survey (default 4000 galaxies, 64x64 u,g,r,i,z cutouts) to DIR (default "
+        "galnn-demo),\n"
+        "2. trains models/demo_mlp.cfg (photometry only) and models/demo_cnn.cfg (photometry + cutouts) to\n"
+        "   predict log M*, in DIR/runs/photometry and DIR/runs/images (loss.png in each),\n"
+        "3. evaluates both on the test split (pred_vs_true_logmstar.png in each run) and prints a table,\n"
+        "4. asks why: galnn analyze --config models/demo_analysis.cfg --out DIR/analysis trains S-space\n"
+        "   models of the magnitudes and of the cutouts, runs the local tests for Sersic n, size, axis "
+        "ratio,\n"
+        "   spec-z and W1-W2 in both, trains the MI triplet <magnitudes, morphology> for the pointwise PID,\n"
+        "   and writes DIR/analysis/report.html,\n"
+        "5. posteriors: a VAE on the cutouts, then conditional flows over log M*, log SFR, z and log M/L_r "
+        "from\n"
+        "   photometry and from photometry + the VAE latent; their calibration (interval coverage, PIT),\n"
+        "6. spectra: galnn spectra-scan trains spectral VAEs/CVAEs (latent sizes 1, 2, 4, 8; no condition "
+        "or\n"
+        "   log M*) on the mock spectra and ranks them by BIC (DIR/spectra_scan/bic.png); galnn "
+        "spectra-latents\n"
+        "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
+        "About 12 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
+        "analysis steps.\n");
 }
 
 static int call(int (*fn)(int, char **), char **args) {
@@ -51,7 +57,8 @@ static int read_metrics(const char *path, double *v) {
     buf[n] = 0;
     char *a = strstr(buf, "\"all\": {");
     if (!a) return 1;
-    static const char *keys[6] = {"\"bias\": ", "\"sigma_mad\": ", "\"eta\": ", "\"rmse\": ", "\"r2\": ", "\"n\": "};
+    static const char *keys[6] = {
+        "\"bias\": ", "\"sigma_mad\": ", "\"eta\": ", "\"rmse\": ", "\"r2\": ", "\"n\": "};
     for (int k = 0; k < 6; k++) {
         char *p = strstr(a, keys[k]);
         if (!p) return 1;
@@ -80,7 +87,8 @@ int cmd_demo(int argc, char **argv) {
     }
     gn_set_threads((int)threads);
     double t0 = gn_now();
-    printf("galnn demo: photometry vs photometry + images for log M* on the mock survey (%d threads)\n\n", gn_threads());
+    printf("galnn demo: photometry vs photometry + images for log M* on the mock survey (%d threads)\n\n",
+           gn_threads());
     char cat[4096], tmpl[4096], runs[4096], r1[4200], r2[4200], th[16], sd[32];
     snprintf(cat, sizeof cat, "%s/catalog.csv", out);
     snprintf(tmpl, sizeof tmpl, "%s/cutouts/{id}.fits", out);
@@ -106,10 +114,12 @@ int cmd_demo(int argc, char **argv) {
     }
     mkdir(runs, 0755);
     printf("== 2. photometry only (models/demo_mlp.cfg)\n");
-    char *a1[] = {"train", "--config", "models/demo_mlp.cfg", "--catalog", cat, "--out", r1, "--threads", th, sd, NULL};
+    char *a1[] = {"train", "--config", "models/demo_mlp.cfg", "--catalog", cat, "--out", r1, "--threads", th,
+                  sd,      NULL};
     if (call(cmd_train, a1)) return 1;
     printf("\n== 3. photometry + 5-band cutouts (models/demo_cnn.cfg)\n");
-    char *a2[] = {"train", "--config", "models/demo_cnn.cfg", "--catalog", cat, "--images", tmpl, "--out", r2, "--threads", th, sd, NULL};
+    char *a2[] = {"train", "--config", "models/demo_cnn.cfg", "--catalog", cat, "--images", tmpl,
+                  "--out", r2,         "--threads",           th,          sd,  NULL};
     if (call(cmd_train, a2)) return 1;
     printf("\n== 4. test split\n");
     char ck1[4300], ck2[4300], m1[4300], m2[4300];
@@ -133,12 +143,17 @@ int cmd_demo(int argc, char **argv) {
     // 5. why: the interpretation study (spec/methods.md §1) in one analyze run
     char adir[4300];
     snprintf(adir, sizeof adir, "%s/analysis", out);
-    printf("\n== 5. why: galnn analyze --config models/demo_analysis.cfg (S-space models of the magnitudes and of the\n"
-           "   cutouts, local tests in both S spaces, the PID of <magnitudes, morphology>) -> %s\n", adir);
+    printf("\n== 5. why: galnn analyze --config models/demo_analysis.cfg (S-space models of the magnitudes "
+           "and of the\n"
+           "   cutouts, local tests in both S spaces, the PID of <magnitudes, morphology>) -> %s\n",
+           adir);
     char aseed[64];
     snprintf(aseed, sizeof aseed, "analysis.seed=%ld", seed);
-    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--replace", "--catalog", cat, "--images", tmpl,
-                  "--threads", th, aseed, NULL};
+    char *az[] = {"analyze",   "--config",  "models/demo_analysis.cfg",
+                  "--out",     adir,        "--replace",
+                  "--catalog", cat,         "--images",
+                  tmpl,        "--threads", th,
+                  aseed,       NULL};
     if (call(cmd_analyze, az)) return 1;
     // 6. posteriors: a VAE on the cutouts, then conditional flows from photometry alone and with its latent
     char vdir[4300], vck[4400], mucsv[4400], join[4500], fdir[2][4300], fck[2][8800], fm[2][8800];
@@ -146,24 +161,54 @@ int cmd_demo(int argc, char **argv) {
     snprintf(vck, sizeof vck, "%s/best.npz", vdir);
     snprintf(mucsv, sizeof mucsv, "%s/mu.csv", vdir);
     snprintf(join, sizeof join, "data.join=%s", mucsv);
-    printf("\n== 6. posteriors: a VAE on the cutouts (models/vae_ugriz.cfg, 2x2-binned, 20 epochs), then conditional\n"
-           "   RealNVP flows over log M*, log SFR, z and log M/L_r from photometry (models/flow_phot.cfg) and from\n"
+    printf("\n== 6. posteriors: a VAE on the cutouts (models/vae_ugriz.cfg, 2x2-binned, 20 epochs), then "
+           "conditional\n"
+           "   RealNVP flows over log M*, log SFR, z and log M/L_r from photometry (models/flow_phot.cfg) "
+           "and from\n"
            "   photometry + the VAE latent (models/flow_vae_phot.cfg)\n");
-    char *av[] = {"train", "--config", "models/vae_ugriz.cfg", "--catalog", cat, "--images", tmpl, "--out", vdir, "--threads", th, sd,
-                  "data.bin=2", "train.epochs=20", "train.lr=1e-3", NULL};
+    char *av[] = {"train",
+                  "--config",
+                  "models/vae_ugriz.cfg",
+                  "--catalog",
+                  cat,
+                  "--images",
+                  tmpl,
+                  "--out",
+                  vdir,
+                  "--threads",
+                  th,
+                  sd,
+                  "data.bin=2",
+                  "train.epochs=20",
+                  "train.lr=1e-3",
+                  NULL};
     char *ae[] = {"embed", "--ckpt", vck, "--full", "--out", mucsv, "--threads", th, NULL};
     if (call(cmd_train, av) || call(cmd_embed, ae)) return 1;
-    const char *fcfg[2] = {"models/flow_phot.cfg", "models/flow_vae_phot.cfg"}, *fname[2] = {"flow_phot", "flow_vae"};
+    const char *fcfg[2] = {"models/flow_phot.cfg", "models/flow_vae_phot.cfg"},
+               *fname[2] = {"flow_phot", "flow_vae"};
     for (int k = 0; k < 2; k++) {
         snprintf(fdir[k], sizeof fdir[k], "%s/%s", runs, fname[k]);
         snprintf(fck[k], sizeof fck[k], "%s/best.npz", fdir[k]);
         snprintf(fm[k], sizeof fm[k], "%s/metrics.json", fdir[k]);
-        char *af[] = {"train", "--config", (char *)fcfg[k], "--catalog", cat, "--out", fdir[k], "--threads", th, sd,
-                      "model.context=128", "model.layers=8", k ? join : NULL, NULL};
+        char *af[] = {"train",
+                      "--config",
+                      (char *)fcfg[k],
+                      "--catalog",
+                      cat,
+                      "--out",
+                      fdir[k],
+                      "--threads",
+                      th,
+                      sd,
+                      "model.context=128",
+                      "model.layers=8",
+                      k ? join : NULL,
+                      NULL};
         char *ev[] = {"eval", "--ckpt", fck[k], "--samples", "500", "--threads", th, NULL};
         if (call(cmd_train, af) || call(cmd_eval, ev)) return 1;
     }
-    printf("\n== posteriors on the test split: R2 of the posterior mean, 68 %% / 95 %% interval coverage, PIT KS\n");
+    printf("\n== posteriors on the test split: R2 of the posterior mean, 68 %% / 95 %% interval coverage, "
+           "PIT KS\n");
     printf("  %-10s %-34s %-34s\n", "target", "photometry", "photometry + VAE latent");
     static const char *tg[4] = {"logmstar", "logsfr", "z", "logml_r"};
     for (int t = 0; t < 4; t++) {
@@ -173,8 +218,9 @@ int cmd_demo(int argc, char **argv) {
             char cell[80] = "(no metrics)";
             if (!io_json_read(fm[k], &j)) {
                 const io_json *x = io_json_path(&j, "targets", tg[t], NULL);
-                snprintf(cell, sizeof cell, "R2 %.3f  %.3f / %.3f  KS %.3f", io_json_num(io_json_get(x, "r2"), -1),
-                         io_json_num(io_json_get(x, "coverage68"), -1), io_json_num(io_json_get(x, "coverage95"), -1),
+                snprintf(cell, sizeof cell, "R2 %.3f  %.3f / %.3f  KS %.3f",
+                         io_json_num(io_json_get(x, "r2"), -1), io_json_num(io_json_get(x, "coverage68"), -1),
+                         io_json_num(io_json_get(x, "coverage95"), -1),
                          io_json_num(io_json_get(x, "pit_ks"), -1));
                 io_json_free(&j);
             }
@@ -182,22 +228,44 @@ int cmd_demo(int argc, char **argv) {
         }
         printf("\n");
     }
-    printf("  (calibrated: 0.68 / 0.95 and a small KS distance; PIT histograms in %s and %s)\n", fdir[0], fdir[1]);
+    printf("  (calibrated: 0.68 / 0.95 and a small KS distance; PIT histograms in %s and %s)\n", fdir[0],
+           fdir[1]);
 
     // 7. spectra: the VAE/CVAE grid, the latent space's physics, where the latents look
-    char sdir[4200], spat[4200], swave[4300], sgrid[64] = "branch.spec.grid=3500,7500,256", best[4400], ldir[4200], xdir[4200];
+    char sdir[4200], spat[4200], swave[4300], sgrid[64] = "branch.spec.grid=3500,7500,256", best[4400],
+                                              ldir[4200], xdir[4200];
     snprintf(sdir, sizeof sdir, "%s/spectra_scan", out);
     snprintf(spat, sizeof spat, "branch.spec.spectra=%s/spectra/{id}.npy", out);
     snprintf(swave, sizeof swave, "branch.spec.wave=%s", wave);
     snprintf(ldir, sizeof ldir, "%s/spectra_latents", out);
     snprintf(xdir, sizeof xdir, "%s/spectra_explain", out);
-    printf("\n== 7. spectra (models/specvae.cfg on 256 rest-frame pixels, 3500-7500 Å): the VAE/CVAE grid over latent\n"
-           "   sizes 1, 2, 4, 8 without and with log M* as the condition, ranked by BIC; then the best plain VAE's\n"
-           "   latent space (PCA rotation, MI with catalog properties, traversals) and its wavelength attributions\n");
+    printf("\n== 7. spectra (models/specvae.cfg on 256 rest-frame pixels, 3500-7500 Å): the VAE/CVAE grid "
+           "over latent\n"
+           "   sizes 1, 2, 4, 8 without and with log M* as the condition, ranked by BIC; then the best plain "
+           "VAE's\n"
+           "   latent space (PCA rotation, MI with catalog properties, traversals) and its wavelength "
+           "attributions\n");
     char catov[4200];
     snprintf(catov, sizeof catov, "data.catalog=%s", cat);
-    char *as[] = {"spectra-scan", "--config", "models/specvae.cfg", "--out", sdir, "--latents", "1,2,4,8", "--conditions", "none,logmstar",
-                  "--threads", th, catov, spat, swave, sgrid, "train.batch=64", "train.epochs=12", "train.patience=4", NULL};
+    char *as[] = {"spectra-scan",
+                  "--config",
+                  "models/specvae.cfg",
+                  "--out",
+                  sdir,
+                  "--latents",
+                  "1,2,4,8",
+                  "--conditions",
+                  "none,logmstar",
+                  "--threads",
+                  th,
+                  catov,
+                  spat,
+                  swave,
+                  sgrid,
+                  "train.batch=64",
+                  "train.epochs=12",
+                  "train.patience=4",
+                  NULL};
     if (call(cmd_spectra_scan, as)) return 1;
     // the plain VAE with the lowest BIC
     io_catalog sc;
@@ -219,7 +287,9 @@ int cmd_demo(int argc, char **argv) {
     if (call(cmd_spectra_latents, al) || call(cmd_explain, ax)) return 1;
     printf("   plots: %s/bic.png, %s/traversal_D1.png, mi.png, %s/attr.png\n", sdir, ldir, xdir);
 
-    printf("\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"
-           "study's report: %s/report.html (and report.md). %.0f s in all.\n", runs, adir, gn_now() - t0);
+    printf(
+        "\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"
+        "study's report: %s/report.html (and report.md). %.0f s in all.\n",
+        runs, adir, gn_now() - t0);
     return 0;
 }

@@ -9,12 +9,13 @@
 #include "pipeline/run.h"
 
 static void embed_usage(void) {
-    printf("usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"
-           "                   [--split all|train|val|test] [--full] [--threads N]\n\n"
-           "Writes id, split and s0..s{D-1} for every galaxy with usable inputs: S, the first dim_main latent\n"
-           "components that feed the estimator (spec §1.5), or with --full the whole latent (dim_main +\n"
-           "dim_ext). The split column comes from the run's own split rule, so `galnn causal --latent S.csv`\n"
-           "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
+    printf(
+        "usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"
+        "                   [--split all|train|val|test] [--full] [--threads N]\n\n"
+        "Writes id, split and s0..s{D-1} for every galaxy with usable inputs: S, the first dim_main latent\n"
+        "components that feed the estimator (spec §1.5), or with --full the whole latent (dim_main +\n"
+        "dim_ext). The split column comes from the run's own split rule, so `galnn causal --latent S.csv`\n"
+        "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
 }
 
 typedef struct embed_cli {
@@ -24,15 +25,15 @@ typedef struct embed_cli {
     cmd_strs sets;
 } embed_cli;
 
-#define EMBED_FLAGS(o)                                                                                        \
-    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a latent model or a VAE"),                     \
-     F_STR("--out", &(o)->out, "CSV", "id, split and the latent columns"),                                 \
-     F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                    \
-     F_ON("--full", &(o)->full, "the whole latent (VAEs: mu then sigma)"),                                \
-     F_THREADS(&(o)->threads),                                                                           \
-     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog"),                             \
-     F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"),                              \
-     F_END}
+#define EMBED_FLAGS(o)                                                                                       \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a latent model or a VAE"),                    \
+            F_STR("--out", &(o)->out, "CSV", "id, split and the latent columns"),                            \
+            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
+            F_ON("--full", &(o)->full, "the whole latent (VAEs: mu then sigma)"), F_THREADS(&(o)->threads),  \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog"),                        \
+            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"), F_END                   \
+    }
 
 void cmd_embed_help(void) {
     embed_usage();
@@ -49,7 +50,8 @@ int cmd_embed(int argc, char **argv) {
     int full = cl.full;
     if (!ckpt || !out) return cmd_error("embed: --ckpt and --out are required");
     int only = strcmp(which, "all") ? io_split_parse(which) : -1;
-    if (strcmp(which, "all") && only < 0) return cmd_error("embed: --split '%s' is not all, train, val or test", which);
+    if (strcmp(which, "all") && only < 0)
+        return cmd_error("embed: --split '%s' is not all, train, val or test", which);
     gn_set_threads((int)cl.threads);
     run r;
     if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
@@ -64,10 +66,14 @@ int cmd_embed(int argc, char **argv) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
     if (!(D = md_net_embed_dim(&r.net, full))) {
-        gn_err(GN_EINVAL, "%s is not a latent (S-space) model or a VAE: its configuration has no [model] kind = latent or vae", ckpt);
+        gn_err(GN_EINVAL,
+               "%s is not a latent (S-space) model or a VAE: its configuration has no [model] kind = latent "
+               "or vae",
+               ckpt);
         goto out;
     }
-    if (run_select_rows(&r, only, &rows, &n) || !(S = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D))) goto out;
+    if (run_select_rows(&r, only, &rows, &n) || !(S = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D)))
+        goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows, n, full, S)) goto out;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto out;
@@ -85,7 +91,8 @@ int cmd_embed(int argc, char **argv) {
     }
     fclose(f);
     if (io_write_atomic(out, buf, blen)) goto out;
-    printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D, r.n_unusable);
+    printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D,
+           r.n_unusable);
     rc = 0;
 out:
     if (rc) cmd_error("embed: %s", gn_errmsg());

@@ -13,21 +13,27 @@
 #include "pipeline/run.h"
 
 static void eval_usage(void) {
-    printf("usage: galnn eval --ckpt RUN/best.npz [--split test|val|train] [--catalog CSV] [--images TEMPLATE]\n"
-           "                  [--by COLUMN] [--json] [--out DIR] [--threads N] [--samples 1000] [--seed 1]\n"
-           "       galnn eval --ensemble RUN1/best.npz,RUN2/best.npz,... [same options]   (flow models)\n"
-           "                  [SECTION.KEY=VALUE ...]\n\n"
-           "Evaluates the checkpoint's model (its configuration and normalisation come from the checkpoint;\n"
-           "--catalog/--images point at the data if it moved). Per target: N, bias, sigma_MAD = 1.4826 MAD,\n"
-           "outlier fraction eta (|d| > 3 sigma_MAD), RMSE, R^2, mean +- 1 sigma of d = pred - true (dex for log\n"
-           "quantities) and, for probabilistic heads, the mean CRPS; overall and per value of --by (e.g. type).\n"
-           "Writes metrics.json to DIR (default: the checkpoint's directory); --json also prints it.\n"
-           "Flow models ([model] kind = flow): from --samples posterior draws per galaxy, per target the\n"
-           "metrics of the posterior mean, the CRPS of the samples, the coverage of the central 68 %% and 95 %%\n"
-           "intervals, the PIT histogram (pit_<target>.png) and its KS distance from uniform; and the joint\n"
-           "test NLL in the targets' units. --ensemble (a deep ensemble: the same configuration trained with\n"
-           "different seeds) pools the members' samples, scores the mixture, and splits the predictive spread by\n"
-           "the law of total variance: sigma_ale = sqrt(mean E_k Var(y|x,k)), sigma_epi = sqrt(mean Var_k E(y|x,k)).\n");
+    printf(
+        "usage: galnn eval --ckpt RUN/best.npz [--split test|val|train] [--catalog CSV] [--images TEMPLATE]\n"
+        "                  [--by COLUMN] [--json] [--out DIR] [--threads N] [--samples 1000] [--seed 1]\n"
+        "       galnn eval --ensemble RUN1/best.npz,RUN2/best.npz,... [same options]   (flow models)\n"
+        "                  [SECTION.KEY=VALUE ...]\n\n"
+        "Evaluates the checkpoint's model (its configuration and normalisation come from the checkpoint;\n"
+        "--catalog/--images point at the data if it moved). Per target: N, bias, sigma_MAD = 1.4826 MAD,\n"
+        "outlier fraction eta (|d| > 3 sigma_MAD), RMSE, R^2, mean +- 1 sigma of d = pred - true (dex for "
+        "log\n"
+        "quantities) and, for probabilistic heads, the mean CRPS; overall and per value of --by (e.g. "
+        "type).\n"
+        "Writes metrics.json to DIR (default: the checkpoint's directory); --json also prints it.\n"
+        "Flow models ([model] kind = flow): from --samples posterior draws per galaxy, per target the\n"
+        "metrics of the posterior mean, the CRPS of the samples, the coverage of the central 68 %% and 95 "
+        "%%\n"
+        "intervals, the PIT histogram (pit_<target>.png) and its KS distance from uniform; and the joint\n"
+        "test NLL in the targets' units. --ensemble (a deep ensemble: the same configuration trained with\n"
+        "different seeds) pools the members' samples, scores the mixture, and splits the predictive spread "
+        "by\n"
+        "the law of total variance: sigma_ale = sqrt(mean E_k Var(y|x,k)), sigma_epi = sqrt(mean Var_k "
+        "E(y|x,k)).\n");
 }
 
 typedef struct acc {
@@ -37,8 +43,9 @@ typedef struct acc {
 } acc;
 
 static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
-    fprintf(f, "{\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
-               "\"mean_dex\": %.6g, \"std_dex\": %.6g",
+    fprintf(f,
+            "{\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
+            "\"mean_dex\": %.6g, \"std_dex\": %.6g",
             m->n, m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std);
     if (prob) fprintf(f, ", \"crps\": %.6g", crps);
     fputc('}', f);
@@ -58,7 +65,8 @@ static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K
     run *rs[16] = {r}, more[15];
     int loaded = 1;
     for (int k = 1; k < K; k++, loaded++)
-        if (run_from_checkpoint(&more[k - 1], members[k], o->sets.v, o->sets.n, 1, 0) || run_report(rs[k] = &more[k - 1]) != MD_REPORT_POSTERIOR) {
+        if (run_from_checkpoint(&more[k - 1], members[k], o->sets.v, o->sets.n, 1, 0) ||
+            run_report(rs[k] = &more[k - 1]) != MD_REPORT_POSTERIOR) {
             if (!gn_errmsg()[0] || rs[k]) gn_err(GN_EINVAL, "%s is not a flow model", members[k]);
             cmd_error("eval: ensemble member %s: %s", members[k], gn_errmsg());
             for (int j = 1; j <= k; j++) run_free(&more[j - 1]);
@@ -74,9 +82,8 @@ static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K
     int rc = 1;
     if (!r->n_rows[split]) cmd_error("eval: the %s split has no usable galaxies", o->split_name);
     else if (nn_ctx_init(&c, 64u << 20) ||
-             run_posterior_eval((const run *const *)rs, K, &c, r->rows[split], r->n_rows[split], (int)o->samples,
-                                (uint64_t)o->seed, dir, o->split_name, o->json, &jb,
-                                &jl) ||
+             run_posterior_eval((const run *const *)rs, K, &c, r->rows[split], r->n_rows[split],
+                                (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, &jb, &jl) ||
              io_write_atomic(path, jb, jl))
         cmd_error("eval: %s", gn_errmsg());
     else {
@@ -92,20 +99,24 @@ static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K
     return rc;
 }
 
-#define EVAL_FLAGS(o)                                                                                         \
-    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                   \
-     F_STR("--ensemble", &(o)->ensemble, "CKPT,CKPT,...", "a deep ensemble of flow models (2 to 16)"),        \
-     F_STR("--split", &(o)->split_name, "NAME", "test, val or train"),                                      \
-     F_STR("--by", &(o)->by, "COLUMN", "metrics per value of this catalog column too"),                      \
-     F_STR("--out", &(o)->out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),      \
-     F_ON("--json", &(o)->json, "print metrics.json"),                                                     \
-     F_INT("--samples", &(o)->samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),          \
-     F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "flow models: the sampling seed"),                      \
-     F_THREADS(&(o)->threads),                                                                             \
-     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"),                      \
-     F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),                 \
-     F_SET("--join", &(o)->sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"),        \
-     F_END}
+#define EVAL_FLAGS(o)                                                                                        \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                \
+            F_STR("--ensemble", &(o)->ensemble, "CKPT,CKPT,...",                                             \
+                  "a deep ensemble of flow models (2 to 16)"),                                               \
+            F_STR("--split", &(o)->split_name, "NAME", "test, val or train"),                                \
+            F_STR("--by", &(o)->by, "COLUMN", "metrics per value of this catalog column too"),               \
+            F_STR("--out", &(o)->out, "DIR",                                                                 \
+                  "where metrics.json goes (default: the checkpoint's directory)"),                          \
+            F_ON("--json", &(o)->json, "print metrics.json"),                                                \
+            F_INT("--samples", &(o)->samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),   \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "flow models: the sampling seed"),               \
+            F_THREADS(&(o)->threads),                                                                        \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"),               \
+            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),          \
+            F_SET("--join", &(o)->sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"), \
+            F_END                                                                                            \
+    }
 
 static void eval_defaults(eval_cli *o) {
     memset(o, 0, sizeof *o);
@@ -152,7 +163,8 @@ static double head_crps(const run *r, const float *o, const run_est *e, double y
 }
 
 // pred_vs_true_<target>.png beside metrics.json: everything in the split.
-static void plot_pred_vs_true(const acc *all, const char *jpath, const char *target, const char *split_name, int json) {
+static void plot_pred_vs_true(const acc *all, const char *jpath, const char *target, const char *split_name,
+                              int json) {
     st_metrics m0;
     if (st_point_metrics(all->pred, all->tru, all->n, &m0)) return;
     double lo = INFINITY, hi = -INFINITY;
@@ -167,7 +179,8 @@ static void plot_pred_vs_true(const acc *all, const char *jpath, const char *tar
     snprintf(png, sizeof png, "%s/pred_vs_true_%s.png", dirname(cp2), target);
     free(cp2);
     snprintf(title, sizeof title, "%s split, %zu galaxies", split_name, m0.n);
-    snprintf(note, sizeof note, "bias %.4f   sigma_MAD %.4f   eta %.3f   R2 %.3f", m0.bias, m0.sigma_mad, m0.eta, m0.r2);
+    snprintf(note, sizeof note, "bias %.4f   sigma_MAD %.4f   eta %.3f   R2 %.3f", m0.bias, m0.sigma_mad,
+             m0.eta, m0.r2);
     snprintf(xl, sizeof xl, "true %s", target);
     snprintf(yl, sizeof yl, "predicted %s", target);
     if (io_plot_density(png, title, xl, yl, all->tru, all->pred, all->n, lo - pad, hi + pad, note))
@@ -196,8 +209,8 @@ static void eval_target(const run *r, int t, const float *outv, const uint32_t *
         }
     }
     if (!o->json)
-        printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r->target_names[t], "population", "N", "bias",
-               "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
+        printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r->target_names[t], "population", "N",
+               "bias", "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
     plot_pred_vs_true(&groups[0], jpath, r->target_names[t], o->split_name, o->json);
     fprintf(jf, "%s\"%s\": {", t ? ", " : "", r->target_names[t]);
     for (int g = 0; g < ng; g++) {
@@ -235,7 +248,8 @@ static int eval_point(run *r, int split, const eval_cli *o) {
     } else if (!n) cmd_error("eval: the %s split has no usable galaxies", o->split_name);
     else if (!outv || !groups || nn_ctx_init(&c, 64u << 20) || run_infer(r, &c, rows, n, outv))
         cmd_error("eval: %s", gn_errmsg());
-    else if (strcpy(groups[0].name, "all"), !(gi = group_index(r, rows, n, bycol, groups, &ng))) cmd_error("eval: out of memory");
+    else if (strcpy(groups[0].name, "all"), !(gi = group_index(r, rows, n, bycol, groups, &ng)))
+        cmd_error("eval: out of memory");
     else {
         if (!o->json) printf("\n%s split: %zu galaxies\n", o->split_name, n);
         FILE *jf = open_memstream(&jbuf, &jlen);
@@ -266,12 +280,14 @@ int cmd_eval(int argc, char **argv) {
         K = io_split_list(mlist, members, 16);
         if (K < 2) return free(mlist), cmd_error("--ensemble: give at least two checkpoints (at most 16)");
         if (o.ckpt && strcmp(o.ckpt, members[0]))
-            return free(mlist), cmd_error("eval: --ensemble lists the checkpoints, --ckpt then is not needed");
+            return free(mlist),
+                   cmd_error("eval: --ensemble lists the checkpoints, --ckpt then is not needed");
         o.ckpt = members[0];
     }
     if (!o.ckpt) return cmd_error("eval: --ckpt is required");
     int split = io_split_parse(o.split_name);
-    if (split < 0) return free(mlist), cmd_error("eval: --split '%s' is not train, val or test", o.split_name);
+    if (split < 0)
+        return free(mlist), cmd_error("eval: --split '%s' is not train, val or test", o.split_name);
     gn_set_threads((int)o.threads);
     run r;
     if (run_from_checkpoint(&r, o.ckpt, o.sets.v, o.sets.n, 1, !o.json)) {
@@ -281,8 +297,8 @@ int cmd_eval(int argc, char **argv) {
     md_report rep = run_report(&r);
     int rc = 1;
     if (rep == MD_REPORT_LATENT)
-        cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", o.ckpt,
-                  md_kind_of(&r.net)->what);
+        cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)",
+                  o.ckpt, md_kind_of(&r.net)->what);
     else if (rep == MD_REPORT_SPECTRA) {
         char *cp = strdup(o.ckpt);
         rc = run_spec_eval(&r, o.ckpt, o.split_name, split, o.out ? o.out : dirname(cp), o.json);

@@ -19,24 +19,37 @@
 #include "pipeline/spec_common.h"
 
 void cmd_explain_help(void) {
-    printf("usage: galnn explain --ckpt RUN/best.npz --out DIR [--split test] [--n N | --ids ID,ID,...] [--target NAME]\n"
-           "                     [--background 200] [--stratify COLUMN] [--samples 200] [--seed 1] [--threads N]\n"
-           "                     [--catalog CSV] [--images TEMPLATE] [SECTION.KEY=VALUE ...]\n\n"
-           "Expected gradients (Erion et al. 2021): phi_j(x) = E[(x_j - b_j) df/dx_j(b + a (x - b))] over background\n"
-           "galaxies b and a ~ U(0, 1), from --samples draws per galaxy and output. The attributions of one galaxy add\n"
-           "up to f(x) - E_b f(b) (completeness; the sampling error is printed). They approximate DeepSHAP.\n\n"
-           "The background: --background training galaxies, stratified in 5 quantile bins of --stratify (default: the\n"
-           "first condition of a CVAE, the first target of other models; logmstar if present otherwise), the same\n"
-           "number from each bin. Explained: the first --n galaxies of --split (default 20 spectra, 4 images) or --ids.\n\n"
-           "Spectral VAE/CVAE: f = each PCA-rotated latent D_k (as galnn spectra-latents: the training latent means\n"
-           "rotated onto their principal axes, +D_k bluer), attributed to every wavelength; the conditions stay at the\n"
-           "explained galaxy's values. Writes attr.npy (galaxies, components, pixels), mean_abs.csv and attr.png:\n"
-           "log10 of the mean |phi| per wavelength for each D_k (the paper's Fig. 6C).\n"
-           "Image models (branch CNNs, latent S-space models): f = the point prediction of --target\n"
-           "(default: the first) in its own units, attributed to every pixel and band of the first image branch (the\n"
-           "other inputs stay at the galaxy's values). Writes attr.npy (galaxies, bands, height, width), per galaxy\n"
-           "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"
-           "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n");
+    printf(
+        "usage: galnn explain --ckpt RUN/best.npz --out DIR [--split test] [--n N | --ids ID,ID,...] "
+        "[--target NAME]\n"
+        "                     [--background 200] [--stratify COLUMN] [--samples 200] [--seed 1] [--threads "
+        "N]\n"
+        "                     [--catalog CSV] [--images TEMPLATE] [SECTION.KEY=VALUE ...]\n\n"
+        "Expected gradients (Erion et al. 2021): phi_j(x) = E[(x_j - b_j) df/dx_j(b + a (x - b))] over "
+        "background\n"
+        "galaxies b and a ~ U(0, 1), from --samples draws per galaxy and output. The attributions of one "
+        "galaxy add\n"
+        "up to f(x) - E_b f(b) (completeness; the sampling error is printed). They approximate DeepSHAP.\n\n"
+        "The background: --background training galaxies, stratified in 5 quantile bins of --stratify "
+        "(default: the\n"
+        "first condition of a CVAE, the first target of other models; logmstar if present otherwise), the "
+        "same\n"
+        "number from each bin. Explained: the first --n galaxies of --split (default 20 spectra, 4 images) "
+        "or --ids.\n\n"
+        "Spectral VAE/CVAE: f = each PCA-rotated latent D_k (as galnn spectra-latents: the training latent "
+        "means\n"
+        "rotated onto their principal axes, +D_k bluer), attributed to every wavelength; the conditions stay "
+        "at the\n"
+        "explained galaxy's values. Writes attr.npy (galaxies, components, pixels), mean_abs.csv and "
+        "attr.png:\n"
+        "log10 of the mean |phi| per wavelength for each D_k (the paper's Fig. 6C).\n"
+        "Image models (branch CNNs, latent S-space models): f = the point prediction of --target\n"
+        "(default: the first) in its own units, attributed to every pixel and band of the first image branch "
+        "(the\n"
+        "other inputs stay at the galaxy's values). Writes attr.npy (galaxies, bands, height, width), per "
+        "galaxy\n"
+        "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"
+        "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n");
 }
 
 typedef struct xuser {
@@ -63,7 +76,8 @@ static int fill_others(nn_ctx *c, const xuser *u, nn_tensor *x, int m, nn_tensor
             sh[0] = m, sh[1] = net->spec[b].in_ch, sh[2] = sh[3] = S, nd = 4;
         }
         if (!(in[b] = nn_tensor_new(c, nd, sh))) return GN_ENOMEM;
-        for (int i = 0; i < m; i++) memcpy(in[b]->data + (size_t)i * u->row_len[b], u->row_in[b], sizeof(float) * u->row_len[b]);
+        for (int i = 0; i < m; i++)
+            memcpy(in[b]->data + (size_t)i * u->row_len[b], u->row_in[b], sizeof(float) * u->row_len[b]);
     }
     return GN_OK;
 }
@@ -80,7 +94,8 @@ static nn_tensor *model_f(nn_ctx *c, nn_tensor *x, void *user) {
         int d = u->R->d;
         float v[SPEC_MAXLAT];
         double off = 0;
-        for (int a = 0; a < d; a++) v[a] = (float)u->R->V[a * d + u->comp], off += u->R->mean[a] * u->R->V[a * d + u->comp];
+        for (int a = 0; a < d; a++)
+            v[a] = (float)u->R->V[a * d + u->comp], off += u->R->mean[a] * u->R->V[a * d + u->comp];
         nn_tensor *V = nn_tensor_from(c, NN_SHAPE(d, 1), v);
         return nn_scale(c, nn_matmul(c, mu, V), 1, (float)-off);
     }
@@ -94,7 +109,8 @@ static nn_tensor *model_f(nn_ctx *c, nn_tensor *x, void *user) {
         for (int k = 0; k < net->bins; k++) cen[k] = (float)(net->lo + (k + 0.5) * w);
         return nn_matmul(c, nn_softmax(c, out, 1), nn_tensor_from(c, NN_SHAPE(net->bins, 1), cen));
     }
-    return nn_scale(c, nn_slice(c, out, 1, u->target, u->target + 1), (float)r->tstd[u->target], (float)r->tmean[u->target]);
+    return nn_scale(c, nn_slice(c, out, 1, u->target, u->target + 1), (float)r->tstd[u->target],
+                    (float)r->tmean[u->target]);
 }
 
 // f over n inputs (evaluation, no gradients).
@@ -143,7 +159,8 @@ static int pick_background(const run *r, const double *col, int nb, gn_rng *rng,
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++) {
             double x = col ? col[tr[i]] : 0;
-            if (nbins == 1 || (!isnan(x) && x >= e[b] && (b == 4 ? x <= e[5] : x < e[b + 1]))) bin[cnt++] = tr[i];
+            if (nbins == 1 || (!isnan(x) && x >= e[b] && (b == 4 ? x <= e[5] : x < e[b + 1])))
+                bin[cnt++] = tr[i];
         }
         int want = (nb - got) / (nbins - b);
         for (int k = 0; k < want && cnt; k++) { // without replacement within the bin (with, if it runs short)
@@ -174,25 +191,36 @@ int cmd_explain(int argc, char **argv) {
         else if (!strcmp(a, "--catalog") || !strcmp(a, "--images")) {
             if (v) snprintf(fov[n_f], sizeof fov[0], "data.%s=%s", a + 2, v), ov[n_ov++] = fov[n_f++];
             i++;
-        } else if (!strcmp(a, "--n") || !strcmp(a, "--background") || !strcmp(a, "--samples") || !strcmp(a, "--seed") ||
-                   !strcmp(a, "--threads")) {
-            long *dst = a[2] == 'n' ? &nshow : a[2] == 'b' ? &nb : a[3] == 'a' ? &samples : a[3] == 'e' ? &seed : &threads;
-            if (cmd_parse_int(a, v, a[2] == 't' || a[3] == 'e' ? 0 : 1, a[3] == 'e' ? 0x7fffffffL : 100000, dst)) return 1;
+        } else if (!strcmp(a, "--n") || !strcmp(a, "--background") || !strcmp(a, "--samples") ||
+                   !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+            long *dst = a[2] == 'n'   ? &nshow
+                        : a[2] == 'b' ? &nb
+                        : a[3] == 'a' ? &samples
+                        : a[3] == 'e' ? &seed
+                                      : &threads;
+            if (cmd_parse_int(a, v, a[2] == 't' || a[3] == 'e' ? 0 : 1, a[3] == 'e' ? 0x7fffffffL : 100000,
+                              dst))
+                return 1;
             i++;
-        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 62) ov[n_ov++] = a;
+        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 62)
+            ov[n_ov++] = a;
         else return cmd_error("explain: unknown option '%s' (see `galnn help explain`)", a);
         if (i >= argc) return cmd_error("%s needs a value", a);
     }
     if (!ckpt || !out) return cmd_error("explain: --ckpt and --out are required");
     int split = io_split_parse(split_name);
     if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", split_name);
-    if (mkdir(out, 0755) && errno != EEXIST) return cmd_error("explain: %s: cannot create: %s", out, strerror(errno));
+    if (mkdir(out, 0755) && errno != EEXIST)
+        return cmd_error("explain: %s: cannot create: %s", out, strerror(errno));
     gn_set_threads((int)threads);
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0)) return run_free(&r), cmd_error("explain: %s", gn_errmsg());
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0))
+        return run_free(&r), cmd_error("explain: %s", gn_errmsg());
     const md_net *net = &r.net;
     int spectral = run_report(&r) == MD_REPORT_SPECTRA, branch = -1, T = 1, rc = 0;
-    if (run_report(&r) == MD_REPORT_LATENT) return run_free(&r), cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
+    if (run_report(&r) == MD_REPORT_LATENT)
+        return run_free(&r),
+               cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
     for (int b = 0; b < net->n_branch && branch < 0; b++)
         if (net->spec[b].input == (spectral ? MD_IN_SPECTRUM : MD_IN_IMAGE)) branch = b;
     if (branch < 0) return run_free(&r), cmd_error("explain: %s has no image input to attribute to", ckpt);
@@ -201,7 +229,8 @@ int cmd_explain(int argc, char **argv) {
         tgt = -1;
         for (int t = 0; t < r.n_targets; t++)
             if (!strcmp(r.target_names[t], target)) tgt = t;
-        if (tgt < 0) return run_free(&r), cmd_error("explain: --target %s is not one of the model's targets", target);
+        if (tgt < 0)
+            return run_free(&r), cmd_error("explain: --target %s is not one of the model's targets", target);
     }
     // the input shape
     int ndim, shape[3];
@@ -226,7 +255,8 @@ int cmd_explain(int argc, char **argv) {
             for (int s = 0; s < 3 && hit < 0; s++)
                 for (size_t j = 0; j < r.n_rows[s]; j++)
                     if (!strcmp(io_catalog_id(&r.cat, r.rows[s][j]), it[q])) hit = (int)r.rows[s][j];
-            if (hit < 0) rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
+            if (hit < 0)
+                rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
             else rows[n++] = (uint32_t)hit;
         }
         free(buf);
@@ -255,7 +285,8 @@ int cmd_explain(int argc, char **argv) {
     spec_rot R;
     int nbg = 0;
     if (!rc && (!brow || !bg || !X || !phi || !fb || !A || !mabs)) rc = cmd_error("out of memory");
-    if (!rc && (nn_ctx_init(&c, 256u << 20) || (spectral && spec_pca(&r, &c, &R)) || pick_background(&r, scol, (int)nb, &rng, brow, &nbg)))
+    if (!rc && (nn_ctx_init(&c, 256u << 20) || (spectral && spec_pca(&r, &c, &R)) ||
+                pick_background(&r, scol, (int)nb, &rng, brow, &nbg)))
         rc = cmd_error("explain: %s", gn_errmsg());
     // inputs of the background and of the explained galaxies, as the model sees them
     int scr = 1;
@@ -294,23 +325,28 @@ int cmd_explain(int argc, char **argv) {
             u.comp = k;
             gn_rng sr;
             gn_rng_seed(&sr, (uint64_t)seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k, GN_STREAM_SAMPLE);
-            if (nn_expected_gradients(&c, model_f, &u, ndim, shape, X + (size_t)i * dim, bg, nbg, (int)samples, 25, &sr, phi) ||
-                eval_f(&c, &u, ndim, shape, X + (size_t)i * dim, 1, &fx) || eval_f(&c, &u, ndim, shape, bg, nbg, fb)) {
+            if (nn_expected_gradients(&c, model_f, &u, ndim, shape, X + (size_t)i * dim, bg, nbg,
+                                      (int)samples, 25, &sr, phi) ||
+                eval_f(&c, &u, ndim, shape, X + (size_t)i * dim, 1, &fx) ||
+                eval_f(&c, &u, ndim, shape, bg, nbg, fb)) {
                 rc = cmd_error("explain: %s", gn_errmsg());
                 break;
             }
             double s = 0, mb = 0, vb = 0;
-            for (size_t j = 0; j < dim; j++) s += phi[j], A[((size_t)i * T + k) * dim + j] = (float)phi[j], mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
+            for (size_t j = 0; j < dim; j++)
+                s += phi[j], A[((size_t)i * T + k) * dim + j] = (float)phi[j],
+                                                           mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
             for (int q = 0; q < nbg; q++) mb += fb[q] / nbg;
             for (int q = 0; q < nbg; q++) vb += (fb[q] - mb) * (fb[q] - mb) / nbg;
             err_sum += fabs(s - (fx - mb)), spread += sqrt(vb), n_err++;
         }
     }
     if (!rc) {
-        printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n, T, nbg,
-               scol ? " stratified by " : "", scol ? sc : "", samples);
-        printf("  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n", err_sum / n_err,
-               spread / n_err);
+        printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n,
+               T, nbg, scol ? " stratified by " : "", scol ? sc : "", samples);
+        printf(
+            "  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n",
+            err_sum / n_err, spread / n_err);
         int64_t sh[5] = {n, T};
         int nd = 2;
         for (int k = 0; k < ndim; k++) sh[nd++] = shape[k];
@@ -344,10 +380,11 @@ int cmd_explain(int argc, char **argv) {
                 s[k] = (io_series){nm[k], wl, ys + (size_t)k * P, (size_t)P};
             }
             snprintf(p, sizeof p, "%s/attr.png", out);
-            if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength", "rest-frame wavelength (Å)", "mean |phi|", s,
-                              T < 6 ? T : 6, 1))
+            if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength",
+                              "rest-frame wavelength (Å)", "mean |phi|", s, T < 6 ? T : 6, 1))
                 fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-            // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000 Å
+            // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000
+            // Å
             for (int k = 0; k < T; k++) {
                 int jm = 0;
                 double tot = 0, blue = 0;
@@ -356,7 +393,8 @@ int cmd_explain(int argc, char **argv) {
                     if (v > mabs[(size_t)k * P + jm]) jm = j;
                     tot += v, blue += wl[j] < 5000 ? v : 0;
                 }
-                printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm], tot > 0 ? 100 * blue / tot : 0);
+                printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1,
+                       wl[jm], tot > 0 ? 100 * blue / tot : 0);
             }
             printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
         }
@@ -367,21 +405,27 @@ int cmd_explain(int argc, char **argv) {
         const char *lab[IO_MAX_BANDS];
         const io_dataset *D = &r.ds[r.br[branch].ds];
         float *mm = malloc(sizeof(float) * dim);
-        for (int b = 0; b < C; b++) lab[b] = D->bands[r.br[branch].ro.n_channels ? r.br[branch].ro.channels[b] : b];
+        for (int b = 0; b < C; b++)
+            lab[b] = D->bands[r.br[branch].ro.n_channels ? r.br[branch].ro.channels[b] : b];
         char p[4400], t[256];
         for (int i = 0; i < n && !rc; i++) {
             const char *id = io_catalog_id(&r.cat, rows[i]);
             snprintf(p, sizeof p, "%s/input_%s.png", out, id);
             snprintf(t, sizeof t, "galaxy %s: standardised input", id);
-            if (io_plot_maps(p, t, X + (size_t)i * dim, C, S, S, lab, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+            if (io_plot_maps(p, t, X + (size_t)i * dim, C, S, S, lab, 0))
+                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
             snprintf(p, sizeof p, "%s/attr_%s.png", out, id);
-            snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id, r.n_targets ? r.target_names[tgt] : "the output");
-            if (io_plot_maps(p, t, A + (size_t)i * dim, C, S, S, lab, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+            snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id,
+                     r.n_targets ? r.target_names[tgt] : "the output");
+            if (io_plot_maps(p, t, A + (size_t)i * dim, C, S, S, lab, 1))
+                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         }
         double tot = 0, band[IO_MAX_BANDS] = {0};
-        for (size_t j = 0; mm && j < dim; j++) mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
+        for (size_t j = 0; mm && j < dim; j++)
+            mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
         snprintf(p, sizeof p, "%s/mean_abs_attr.png", out);
-        if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         printf("  share of the total |phi| per band:");
         for (int b = 0; b < C; b++) printf(" %s %.1f%%", lab[b], tot > 0 ? 100 * band[b] / tot : 0);
         // concentration: share of |phi| within the central half of the cutout (in radius)
@@ -392,8 +436,8 @@ int cmd_explain(int argc, char **argv) {
                     double dx = x - (S - 1) / 2.0, dy = y - (S - 1) / 2.0;
                     if (dx * dx + dy * dy <= S * S / 16.0) cen += mabs[((size_t)b * S + y) * S + x];
                 }
-        printf("\n  %.0f %% of it within the central circle of radius S/4 (%.0f %% of the area)\n", tot > 0 ? 100 * cen / tot : 0,
-               100 * M_PI / 16);
+        printf("\n  %.0f %% of it within the central circle of radius S/4 (%.0f %% of the area)\n",
+               tot > 0 ? 100 * cen / tot : 0, 100 * M_PI / 16);
         printf("  wrote %s/attr.npy, input_*.png, attr_*.png and mean_abs_attr.png\n", out);
         free(mm);
     }

@@ -75,7 +75,8 @@ void cmd_flags_help(const cmd_flag *f) {
         printf("  %-22s %s", lhs, f->help ? f->help : "");
         if (f->type == FL_INT && *(long *)f->target) printf(" (default %ld)", *(long *)f->target);
         if (f->type == FL_DBL) printf(" (default %g)", *(double *)f->target);
-        if (f->type == FL_STR && *(const char **)f->target) printf(" (default %s)", *(const char **)f->target);
+        if (f->type == FL_STR && *(const char **)f->target)
+            printf(" (default %s)", *(const char **)f->target);
         printf("\n");
     }
 }

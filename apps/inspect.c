@@ -34,16 +34,19 @@ int cmd_inspect(int argc, char **argv) {
         if (!strcmp(z.names[i], "meta.config") || !strcmp(z.names[i], "meta.log")) continue;
         char shape[128] = "(";
         for (int d = 0; d < a->ndim; d++)
-            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), d ? ", %lld" : "%lld", (long long)a->shape[d]);
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), d ? ", %lld" : "%lld",
+                     (long long)a->shape[d]);
         strcat(shape, a->ndim == 1 ? ",)" : ")");
         printf("  %-48s %-8s %s\n", z.names[i], io_dtype_name(a->dtype), shape);
     }
-    const io_array *e = io_npz_get(&z, "data.epoch"), *s = io_npz_get(&z, "opt.step"), *b = io_npz_get(&z, "meta.loss_sum_best_val");
+    const io_array *e = io_npz_get(&z, "data.epoch"), *s = io_npz_get(&z, "opt.step"),
+                   *b = io_npz_get(&z, "meta.loss_sum_best_val");
     printf("\n%d parameter tensors, %zu values; %.1f MiB in all\n", np, params, bytes / 1048576.0);
     if (e && e->dtype == IO_I64 && s && s->dtype == IO_I64)
         printf("position: %lld epoch(s) completed, optimizer step %lld\n", (long long)((int64_t *)e->data)[0],
                (long long)((int64_t *)s->data)[0]);
-    if (b && b->dtype == IO_F64 && b->n == 2) printf("best validation loss so far: %.6g\n", ((double *)b->data)[1]);
+    if (b && b->dtype == IO_F64 && b->n == 2)
+        printf("best validation loss so far: %.6g\n", ((double *)b->data)[1]);
     if (show_cfg) {
         char *cfg = io_ckpt_config(path, &z);
         if (cfg) printf("\nconfiguration:\n%s", cfg);

@@ -12,14 +12,15 @@
 #include "cmd.h"
 
 void cmd_knn_help(void) {
-    printf("usage: galnn knn --ref REF.csv [--query Q.csv] --cols COLS --k K --out NN.csv [--metric l2|linf]\n"
-           "                 [--include-self] [--threads N]\n\n"
-           "For every query row, its K nearest reference rows in the space of COLS. Exact: a KD-tree, or a\n"
-           "GEMM brute force for Euclidean spaces of 8 or more dimensions (same answers); ties by reference\n"
-           "order. Without --query the reference set queries itself, each point excluded from its own\n"
-           "neighbours unless --include-self (then it is its own first neighbour, as in the S-space\n"
-           "analysis). Rows with a null in COLS are left out (counted). NN.csv: query_id, rank, ref_id,\n"
-           "distance.\n");
+    printf(
+        "usage: galnn knn --ref REF.csv [--query Q.csv] --cols COLS --k K --out NN.csv [--metric l2|linf]\n"
+        "                 [--include-self] [--threads N]\n\n"
+        "For every query row, its K nearest reference rows in the space of COLS. Exact: a KD-tree, or a\n"
+        "GEMM brute force for Euclidean spaces of 8 or more dimensions (same answers); ties by reference\n"
+        "order. Without --query the reference set queries itself, each point excluded from its own\n"
+        "neighbours unless --include-self (then it is its own first neighbour, as in the S-space\n"
+        "analysis). Rows with a null in COLS are left out (counted). NN.csv: query_id, rank, ref_id,\n"
+        "distance.\n");
 }
 
 static double *load(const char *path, const char *cols, io_catalog *c, size_t *n, int *d, uint32_t **rows) {
@@ -113,8 +114,8 @@ int cmd_knn(int argc, char **argv) {
     fclose(f);
     if (io_write_atomic(out, buf, len)) cmd_error("knn: %s", gn_errmsg());
     else {
-        printf("wrote %s: %ld neighbours of %zu queries among %zu reference points (%d-D, %s) in %.2f s\n", out, k, nq, nr,
-               dr, metric, el);
+        printf("wrote %s: %ld neighbours of %zu queries among %zu reference points (%d-D, %s) in %.2f s\n",
+               out, k, nq, nr, dr, metric, el);
         rc = 0;
     }
     free(buf);

@@ -11,28 +11,30 @@
 #include "cmd.h"
 
 void cmd_mi_help(void) {
-    printf("usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3]\n"
-           "                [--estimator ksg1|ksg2|gauss|binned] [--bins 8] [--quantile] [--no-miller-madow]\n"
-           "                [--transform none|rank|standardize] [--noise A] [--perms B] [--shuffle-k 5]\n"
-           "                [--seed 1] [--units nats|bits] [--json] [--threads N] [--join T.csv] [--each]\n\n"
-           "I(X;Y), or I(X;Y|Z) with --z, from the rows where every named column is present (rows with a\n"
-           "null are dropped and counted). Estimators (spec stats.md A.1): ksg1 / ksg2 (Kraskov et al. 2004;\n"
-           "max-norm, the point itself never a neighbour; with --z, ksg1 is Frenzel-Pompe); gauss (from\n"
-           "covariance log-determinants); binned (plug-in on per-column bins, equal width or --quantile, with\n"
-           "the Miller-Madow correction (m-1)/2N per entropy unless --no-miller-madow).\n"
-           "--transform ranks or standardises every column first; --noise A adds A x sd x N(0,1) to break\n"
-           "ties (seeded). Both are off by default.\n"
-           "--perms B: permutation p-value (1 + #{null >= I}) / (B + 1); with --z, Y is permuted only among\n"
-           "each row's --shuffle-k nearest neighbours in Z (Runge 2018, the local-permutation CI test).\n"
-           "COLS are comma-separated column names, PREFIX* for every column starting so; derived columns can\n"
-           "be added with --derive NAME=EXPR, and the columns of other tables matched by id with --join T.csv\n"
-           "(e.g. a VAE's mu/sigma from galnn embed --full). --each estimates I(X_j ; Y) for every X column\n"
-           "on its own (e.g. --x 'mu*' --y logmstar --each: the information each latent dimension holds).\n");
+    printf(
+        "usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3]\n"
+        "                [--estimator ksg1|ksg2|gauss|binned] [--bins 8] [--quantile] [--no-miller-madow]\n"
+        "                [--transform none|rank|standardize] [--noise A] [--perms B] [--shuffle-k 5]\n"
+        "                [--seed 1] [--units nats|bits] [--json] [--threads N] [--join T.csv] [--each]\n\n"
+        "I(X;Y), or I(X;Y|Z) with --z, from the rows where every named column is present (rows with a\n"
+        "null are dropped and counted). Estimators (spec stats.md A.1): ksg1 / ksg2 (Kraskov et al. 2004;\n"
+        "max-norm, the point itself never a neighbour; with --z, ksg1 is Frenzel-Pompe); gauss (from\n"
+        "covariance log-determinants); binned (plug-in on per-column bins, equal width or --quantile, with\n"
+        "the Miller-Madow correction (m-1)/2N per entropy unless --no-miller-madow).\n"
+        "--transform ranks or standardises every column first; --noise A adds A x sd x N(0,1) to break\n"
+        "ties (seeded). Both are off by default.\n"
+        "--perms B: permutation p-value (1 + #{null >= I}) / (B + 1); with --z, Y is permuted only among\n"
+        "each row's --shuffle-k nearest neighbours in Z (Runge 2018, the local-permutation CI test).\n"
+        "COLS are comma-separated column names, PREFIX* for every column starting so; derived columns can\n"
+        "be added with --derive NAME=EXPR, and the columns of other tables matched by id with --join T.csv\n"
+        "(e.g. a VAE's mu/sigma from galnn embed --full). --each estimates I(X_j ; Y) for every X column\n"
+        "on its own (e.g. --x 'mu*' --y logmstar --each: the information each latent dimension holds).\n");
 }
 
 // The columns a list names; an item ending in '*' stands for every numeric
 // column with that prefix (e.g. mu* for a VAE's latent means). names: their names.
-static int columns(io_catalog *c, const char *list, const double **v, int max, char *buf, size_t blen, const char **names) {
+static int columns(io_catalog *c, const char *list, const double **v, int max, char *buf, size_t blen,
+                   const char **names) {
     snprintf(buf, blen, "%s", list);
     char *items[64];
     int n = io_split_list(buf, items, 64), m = 0;
@@ -43,7 +45,8 @@ static int columns(io_catalog *c, const char *list, const double **v, int max, c
             for (int k = 0; k < c->n_cols && m < max; k++)
                 if (c->cols[k].numeric && k != c->id_col && !strncmp(c->cols[k].name, items[i], L - 1))
                     names[m] = c->cols[k].name, v[m++] = c->cols[k].v;
-            if (m == before) return gn_err(GN_EINVAL, "no numeric column starts with '%.*s'", (int)(L - 1), items[i]);
+            if (m == before)
+                return gn_err(GN_EINVAL, "no numeric column starts with '%.*s'", (int)(L - 1), items[i]);
             continue;
         }
         if (m == max) return gn_err(GN_EINVAL, "at most %d columns per set", max);
@@ -110,10 +113,15 @@ int cmd_mi(int argc, char **argv) {
                     : !strcmp(est, "binned") ? ST_MI_BINNED
                                              : -1;
     if (estimator < 0) return cmd_error("mi: --estimator '%s' is not ksg1, ksg2, gauss or binned", est);
-    int tkind = !strcmp(tf, "none") ? ST_TF_NONE : !strcmp(tf, "rank") ? ST_TF_RANK : !strcmp(tf, "standardize") ? ST_TF_STANDARDIZE : -1;
+    int tkind = !strcmp(tf, "none")          ? ST_TF_NONE
+                : !strcmp(tf, "rank")        ? ST_TF_RANK
+                : !strcmp(tf, "standardize") ? ST_TF_STANDARDIZE
+                                             : -1;
     if (tkind < 0) return cmd_error("mi: --transform '%s' is not none, rank or standardize", tf);
-    if (strcmp(units, "nats") && strcmp(units, "bits")) return cmd_error("mi: --units '%s' is not nats or bits", units);
-    if (zs && estimator == ST_MI_KSG2) return cmd_error("mi: --z (conditional MI) needs ksg1 (Frenzel-Pompe), gauss or binned");
+    if (strcmp(units, "nats") && strcmp(units, "bits"))
+        return cmd_error("mi: --units '%s' is not nats or bits", units);
+    if (zs && estimator == ST_MI_KSG2)
+        return cmd_error("mi: --z (conditional MI) needs ksg1 (Frenzel-Pompe), gauss or binned");
     gn_set_threads((int)threads);
     io_catalog c;
     if (io_catalog_read(in, NULL, &c)) return cmd_error("%s", gn_errmsg());
@@ -191,28 +199,35 @@ int cmd_mi(int argc, char **argv) {
         e = st_transform(blocks[b], n, dims[b], tkind);
         if (!e && noise > 0) e = st_add_noise(blocks[b], n, dims[b], noise, (uint64_t)seed * 3 + (uint64_t)b);
     }
-    if (!e) e = perms ? st_mi_permtest(&mo, X, dx, Y, dy, Z, dz, n, (int)perms, (int)shuffle_k, (uint64_t)seed, &v, &pval, NULL)
-                      : st_mi(&mo, X, dx, Y, dy, Z, dz, n, &v);
+    if (!e)
+        e = perms ? st_mi_permtest(&mo, X, dx, Y, dy, Z, dz, n, (int)perms, (int)shuffle_k, (uint64_t)seed,
+                                   &v, &pval, NULL)
+                  : st_mi(&mo, X, dx, Y, dy, Z, dz, n, &v);
     if (e) cmd_error("mi: %s", gn_errmsg());
     else {
         double scale = strcmp(units, "bits") ? 1.0 : 1.0 / log(2.0);
         char how[64];
         if (estimator == ST_MI_BINNED)
-            snprintf(how, sizeof how, "%ld %s bins%s", bins, quantile ? "quantile" : "equal-width", mm ? ", Miller-Madow" : "");
+            snprintf(how, sizeof how, "%ld %s bins%s", bins, quantile ? "quantile" : "equal-width",
+                     mm ? ", Miller-Madow" : "");
         else if (estimator == ST_MI_GAUSS) snprintf(how, sizeof how, "Gaussian");
         else snprintf(how, sizeof how, "k = %ld", k);
         if (json) {
-            printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, \"dropped\": %zu, "
+            printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
+                   "\"dropped\": %zu, "
                    "\"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
                    v * scale, units, est, k, n, N - n, dz ? "true" : "false", tf, noise);
-            if (estimator == ST_MI_BINNED) printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", bins, quantile ? "true" : "false", mm ? "true" : "false");
+            if (estimator == ST_MI_BINNED)
+                printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", bins,
+                       quantile ? "true" : "false", mm ? "true" : "false");
             if (perms) printf(", \"perms\": %ld, \"p_value\": %.6g", perms, pval);
             printf("}\n");
         } else {
-            printf("I(%s ; %s%s%s) = %.6f %s  (%s, %s, %zu rows, %zu with nulls dropped)\n", xs, ys, dz ? " | " : "",
-                   dz ? zs : "", v * scale, units, est, how, n, N - n);
+            printf("I(%s ; %s%s%s) = %.6f %s  (%s, %s, %zu rows, %zu with nulls dropped)\n", xs, ys,
+                   dz ? " | " : "", dz ? zs : "", v * scale, units, est, how, n, N - n);
             if (perms)
-                printf("permutation test (%ld surrogates%s): p = %.4g\n", perms, dz ? ", Y shuffled within Z-neighbourhoods" : "", pval);
+                printf("permutation test (%ld surrogates%s): p = %.4g\n", perms,
+                       dz ? ", Y shuffled within Z-neighbourhoods" : "", pval);
         }
         rc = 0;
     }

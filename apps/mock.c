@@ -8,7 +8,8 @@
 #include "cmd.h"
 
 void cmd_mock_help(void) {
-    printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics] [--spectra]\n"
+    printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics] "
+           "[--spectra]\n"
            "                  [--kin-size K] [--threads N]\n\n"
            "Writes a mock survey: DIR/catalog.csv and DIR/cutouts/{id}.fits (5-band u,g,r,i,z cubes).\n"
            "Defaults: 3000 galaxies, seed 1, 64x64 cutouts, 48x48 kinematic maps. Deterministic for a seed,\n"
@@ -19,7 +20,8 @@ void cmd_mock_help(void) {
 static void progress(void *u, int done, int total) {
     double el = gn_now() - *(double *)u;
     if (cmd_is_tty())
-        fprintf(stderr, "\r  %d / %d galaxies  %.0f/s  ETA %.0f s   ", done, total, done / el, (total - done) * el / done);
+        fprintf(stderr, "\r  %d / %d galaxies  %.0f/s  ETA %.0f s   ", done, total, done / el,
+                (total - done) * el / done);
     else if (done == total || done % 1024 == 0)
         fprintf(stderr, "  %d / %d galaxies (%.0f/s)\n", done, total, done / el);
     if (done == total && cmd_is_tty()) fputc('\n', stderr);

@@ -15,26 +15,27 @@
 #include "cmd.h"
 
 void cmd_pid_help(void) {
-    printf("usage: galnn pid --dist DIST.csv [--measure imin|mmi|broja|ccs|all] [--json]\n"
-           "       galnn pid --samples DATA.csv --x1 COLS --x2 COLS --y COLS [--method binned|ksg-mmi|gauss]\n"
-           "                 [--bins 8] [--quantile] [--measure M] [--k 3] [--json]\n"
-           "       galnn pid --pointwise --p1 A.csv --p2 B.csv --p12 AB.csv --catalog CAT.csv --target COL\n"
-           "                 [--split test|val|train|all] [--by COL] [--bins 520] [--range 6,12.5]\n"
-           "                 [--boot 1000] [--seed 1] [--out DIR] [--json]\n\n"
-           "Two sources X1, X2 and a target Y: Red (shared), Unq1, Unq2 (unique) and Syn (synergistic)\n"
-           "information, with Unq_i = I(X_i;Y) - Red and Syn = I(X1X2;Y) - Red - Unq1 - Unq2.\n\n"
-           "--dist: a joint distribution with columns x1,x2,y,p (symbols are any strings; p must sum to 1).\n"
-           "  Measures (bits): imin (Williams-Beer), mmi (minimum MI), broja (Bertschinger et al., to ~1e-8\n"
-           "  1e-9), ccs (Ince, on the max-entropy distribution with the pairwise marginals).\n"
-           "--samples: continuous columns (nats): gauss (MMI with Gaussian MIs; exact for a univariate\n"
-           "  jointly Gaussian target), ksg-mmi (MMI with KSG 1 MIs), or binned (every column into --bins\n"
-           "  equal-width or --quantile bins, then --measure on the table, bits).\n"
-           "--pointwise (the stellar-mass paper, nats): per galaxy i_m = ln q_m(bin | X_m) - ln p(bin), the\n"
-           "  prior p a histogram of the target over every catalog galaxy (--bins over --range);\n"
-           "  R = min(i1, i2), U_m = i_m - R, S = i12 - max(i1, i2); negative values are kept. Each file has\n"
-           "  an id column and either `logp` (ln q of the galaxy's true bin) or p0..p{bins-1} (q per bin;\n"
-           "  ln(q + 1e-20) is used). Averages per population (--by, and 'all') with percentile bootstrap\n"
-           "  68%% intervals; with --out, DIR/pointwise.csv and DIR/pid.json.\n");
+    printf(
+        "usage: galnn pid --dist DIST.csv [--measure imin|mmi|broja|ccs|all] [--json]\n"
+        "       galnn pid --samples DATA.csv --x1 COLS --x2 COLS --y COLS [--method binned|ksg-mmi|gauss]\n"
+        "                 [--bins 8] [--quantile] [--measure M] [--k 3] [--json]\n"
+        "       galnn pid --pointwise --p1 A.csv --p2 B.csv --p12 AB.csv --catalog CAT.csv --target COL\n"
+        "                 [--split test|val|train|all] [--by COL] [--bins 520] [--range 6,12.5]\n"
+        "                 [--boot 1000] [--seed 1] [--out DIR] [--json]\n\n"
+        "Two sources X1, X2 and a target Y: Red (shared), Unq1, Unq2 (unique) and Syn (synergistic)\n"
+        "information, with Unq_i = I(X_i;Y) - Red and Syn = I(X1X2;Y) - Red - Unq1 - Unq2.\n\n"
+        "--dist: a joint distribution with columns x1,x2,y,p (symbols are any strings; p must sum to 1).\n"
+        "  Measures (bits): imin (Williams-Beer), mmi (minimum MI), broja (Bertschinger et al., to ~1e-8\n"
+        "  1e-9), ccs (Ince, on the max-entropy distribution with the pairwise marginals).\n"
+        "--samples: continuous columns (nats): gauss (MMI with Gaussian MIs; exact for a univariate\n"
+        "  jointly Gaussian target), ksg-mmi (MMI with KSG 1 MIs), or binned (every column into --bins\n"
+        "  equal-width or --quantile bins, then --measure on the table, bits).\n"
+        "--pointwise (the stellar-mass paper, nats): per galaxy i_m = ln q_m(bin | X_m) - ln p(bin), the\n"
+        "  prior p a histogram of the target over every catalog galaxy (--bins over --range);\n"
+        "  R = min(i1, i2), U_m = i_m - R, S = i12 - max(i1, i2); negative values are kept. Each file has\n"
+        "  an id column and either `logp` (ln q of the galaxy's true bin) or p0..p{bins-1} (q per bin;\n"
+        "  ln(q + 1e-20) is used). Averages per population (--by, and 'all') with percentile bootstrap\n"
+        "  68%% intervals; with --out, DIR/pointwise.csv and DIR/pid.json.\n");
 }
 
 static const char *MEAS[5] = {"", "imin", "mmi", "broja", "ccs"};
@@ -47,12 +48,13 @@ static int parse_measure(const char *s) {
 
 static void print_pid(const char *label, const st_pid *o, const char *units, int json, int last) {
     if (json)
-        printf("  \"%s\": {\"red\": %.10g, \"unq1\": %.10g, \"unq2\": %.10g, \"syn\": %.10g, \"i1\": %.10g, \"i2\": %.10g, "
+        printf("  \"%s\": {\"red\": %.10g, \"unq1\": %.10g, \"unq2\": %.10g, \"syn\": %.10g, \"i1\": %.10g, "
+               "\"i2\": %.10g, "
                "\"i12\": %.10g}%s\n",
                label, o->red, o->unq0, o->unq1, o->syn, o->i0, o->i1, o->i01, last ? "" : ",");
     else
-        printf("%-8s %10.6f %10.6f %10.6f %10.6f   (I1 %.6f, I2 %.6f, I12 %.6f %s)\n", label, o->red, o->unq0, o->unq1,
-               o->syn, o->i0, o->i1, o->i01, units);
+        printf("%-8s %10.6f %10.6f %10.6f %10.6f   (I1 %.6f, I2 %.6f, I12 %.6f %s)\n", label, o->red, o->unq0,
+               o->unq1, o->syn, o->i0, o->i1, o->i01, units);
 }
 
 // --dist: symbols -> indices in order of appearance
@@ -93,7 +95,8 @@ static int run_dist(const char *path, int measure, int json) {
             free(ia);
             goto out;
         }
-        ia[3 * r] = sym_index(n1, &k1, a, MAXS), ia[3 * r + 1] = sym_index(n2, &k2, b, MAXS), ia[3 * r + 2] = sym_index(ny, &ky, y, MAXS);
+        ia[3 * r] = sym_index(n1, &k1, a, MAXS), ia[3 * r + 1] = sym_index(n2, &k2, b, MAXS),
+               ia[3 * r + 2] = sym_index(ny, &ky, y, MAXS);
         if (ia[3 * r] < 0 || ia[3 * r + 1] < 0 || ia[3 * r + 2] < 0) {
             cmd_error("pid: %s: more than %d symbols in a column", path, MAXS);
             free(ia);
@@ -113,10 +116,13 @@ static int run_dist(const char *path, int measure, int json) {
         goto out;
     }
     d.p = tab;
-    for (size_t r = 0; r < c.n_rows; r++) tab[((size_t)ia[3 * r] * k2 + ia[3 * r + 1]) * ky + ia[3 * r + 2]] += p[r] / sum;
+    for (size_t r = 0; r < c.n_rows; r++)
+        tab[((size_t)ia[3 * r] * k2 + ia[3 * r + 1]) * ky + ia[3 * r + 2]] += p[r] / sum;
     free(ia);
     if (json) printf("{\n  \"units\": \"bits\",\n");
-    else printf("%-8s %10s %10s %10s %10s   (bits; %d x %d x %d outcomes)\n", "measure", "Red", "Unq1", "Unq2", "Syn", k1, k2, ky);
+    else
+        printf("%-8s %10s %10s %10s %10s   (bits; %d x %d x %d outcomes)\n", "measure", "Red", "Unq1", "Unq2",
+               "Syn", k1, k2, ky);
     for (int m = 1; m <= 4; m++) {
         if (measure && m != measure) continue;
         st_pid o;
@@ -144,18 +150,21 @@ static int columns(io_catalog *c, const char *list, const double **v, int max) {
     return n;
 }
 
-static int run_samples(const char *path, const char *x1s, const char *x2s, const char *ys, const char *method, int measure,
-                       int bins, int quantile, int k, int json) {
+static int run_samples(const char *path, const char *x1s, const char *x2s, const char *ys, const char *method,
+                       int measure, int bins, int quantile, int k, int json) {
     io_catalog c;
     if (io_catalog_read(path, NULL, &c)) return cmd_error("pid: %s", gn_errmsg());
     const double *c1[32], *c2[32], *cy[32];
-    int d1 = columns(&c, x1s, c1, 32), d2 = d1 < 0 ? -1 : columns(&c, x2s, c2, 32), dy = d2 < 0 ? -1 : columns(&c, ys, cy, 32);
+    int d1 = columns(&c, x1s, c1, 32), d2 = d1 < 0 ? -1 : columns(&c, x2s, c2, 32),
+        dy = d2 < 0 ? -1 : columns(&c, ys, cy, 32);
     if (d1 < 1 || d2 < 1 || dy < 1) {
         io_catalog_free(&c);
-        return cmd_error("pid: %s", d1 < 0 || d2 < 0 || dy < 0 ? gn_errmsg() : "--x1, --x2 and --y need columns");
+        return cmd_error("pid: %s",
+                         d1 < 0 || d2 < 0 || dy < 0 ? gn_errmsg() : "--x1, --x2 and --y need columns");
     }
     size_t N = c.n_rows, n = 0;
-    double *X1 = malloc(sizeof(double) * (N + 1) * d1), *X2 = malloc(sizeof(double) * (N + 1) * d2), *Y = malloc(sizeof(double) * (N + 1) * dy);
+    double *X1 = malloc(sizeof(double) * (N + 1) * d1), *X2 = malloc(sizeof(double) * (N + 1) * d2),
+           *Y = malloc(sizeof(double) * (N + 1) * dy);
     int rc = 1;
     if (!X1 || !X2 || !Y) goto out;
     for (size_t r = 0; r < N; r++) {
@@ -186,8 +195,12 @@ static int run_samples(const char *path, const char *x1s, const char *x2s, const
         goto out;
     }
     const char *label = !strcmp(method, "binned") ? MEAS[measure ? measure : ST_PID_BROJA] : "mmi";
-    if (json) printf("{\n  \"units\": \"%s\", \"method\": \"%s\", \"n\": %zu, \"dropped\": %zu,\n", units, method, n, N - n);
-    else printf("%-8s %10s %10s %10s %10s   (%s, %s, %zu rows, %zu with nulls dropped)\n", "measure", "Red", "Unq1", "Unq2", "Syn", units, method, n, N - n);
+    if (json)
+        printf("{\n  \"units\": \"%s\", \"method\": \"%s\", \"n\": %zu, \"dropped\": %zu,\n", units, method,
+               n, N - n);
+    else
+        printf("%-8s %10s %10s %10s %10s   (%s, %s, %zu rows, %zu with nulls dropped)\n", "measure", "Red",
+               "Unq1", "Unq2", "Syn", units, method, n, N - n);
     print_pid(label, &o, units, json, 1);
     if (json) printf("}\n");
     rc = 0;
@@ -217,7 +230,8 @@ static int pfile_open(pfile *f, const char *path, int B) {
         char nm[32];
         snprintf(nm, sizeof nm, "p%d", b);
         if (io_catalog_find(&f->c, nm) < 0)
-            return gn_err(GN_EFORMAT, "%s: neither a `logp` column nor p0..p%d (missing %s)", path, B - 1, nm);
+            return gn_err(GN_EFORMAT, "%s: neither a `logp` column nor p0..p%d (missing %s)", path, B - 1,
+                          nm);
         if (!(f->pb[b] = io_catalog_values(&f->c, nm))) return -1;
     }
     return 0;
@@ -235,8 +249,9 @@ static void pfile_close(pfile *f) {
     io_catalog_free(&f->c);
 }
 
-static int run_pointwise(const char *pp[3], const char *catp, const char *target, const char *split_s, const char *by,
-                         int B, double lo, double hi, int boot, long seed, const char *out, int json) {
+static int run_pointwise(const char *pp[3], const char *catp, const char *target, const char *split_s,
+                         const char *by, int B, double lo, double hi, int boot, long seed, const char *out,
+                         int json) {
     pfile f[3];
     memset(f, 0, sizeof f);
     io_catalog C;
@@ -331,12 +346,15 @@ static int run_pointwise(const char *pp[3], const char *catp, const char *target
     }
     if (!n) {
         free(rowof), free(lp);
-        cmd_error("pid: no galaxy of the %s split with a %s value is in all three probability files", split_s, target);
+        cmd_error("pid: no galaxy of the %s split with a %s value is in all three probability files", split_s,
+                  target);
         goto out;
     }
     double *R = at[3], *U1 = at[4], *U2 = at[5], *S = at[6];
     st_pid_pointwise(l[0], l[1], l[2], lp, n, R, U1, U2, S);
-    if (missing) fprintf(stderr, "pid: %zu galaxies of the %s split are missing from a probability file (left out)\n", missing, split_s);
+    if (missing)
+        fprintf(stderr, "pid: %zu galaxies of the %s split are missing from a probability file (left out)\n",
+                missing, split_s);
     // per population means and bootstrap intervals
     int ng = npop + 1;
     double *v = malloc(sizeof(double) * n);
@@ -363,8 +381,8 @@ static int run_pointwise(const char *pp[3], const char *catp, const char *target
         for (size_t i = 0; i < n; i++) {
             fprintf(pc, "%s", io_catalog_id(&C, rowof[i]));
             if (bycol >= 0) fprintf(pc, ",%s", popname[pop[i]]);
-            fprintf(pc, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", l[0][i] - lp[i], l[1][i] - lp[i], l[2][i] - lp[i], R[i], U1[i],
-                    U2[i], S[i]);
+            fprintf(pc, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", l[0][i] - lp[i], l[1][i] - lp[i],
+                    l[2][i] - lp[i], R[i], U1[i], U2[i], S[i]);
         }
         if (fclose(pc)) {
             free(rowof), free(lp), free(v);
@@ -376,10 +394,16 @@ static int run_pointwise(const char *pp[3], const char *catp, const char *target
     }
     const char *an[4] = {"red", "unq1", "unq2", "syn"};
     const double *av[4] = {R, U1, U2, S};
-    if (!json) printf("%-12s %6s  %-26s %-26s %-26s %-26s (nats; mean [16%%, 84%%])\n", "population", "n", "Red", "Unq1", "Unq2", "Syn");
+    if (!json)
+        printf("%-12s %6s  %-26s %-26s %-26s %-26s (nats; mean [16%%, 84%%])\n", "population", "n", "Red",
+               "Unq1", "Unq2", "Syn");
     FILE *outs[2] = {json ? stdout : NULL, js};
     for (int o = 0; o < 2; o++)
-        if (outs[o]) fprintf(outs[o], "{\n  \"units\": \"nats\", \"target\": \"%s\", \"split\": \"%s\", \"bins\": %d, \"range\": [%g, %g], \"populations\": {\n", target, split_s, B, lo, hi);
+        if (outs[o])
+            fprintf(outs[o],
+                    "{\n  \"units\": \"nats\", \"target\": \"%s\", \"split\": \"%s\", \"bins\": %d, "
+                    "\"range\": [%g, %g], \"populations\": {\n",
+                    target, split_s, B, lo, hi);
     for (int g = 0; g < ng; g++) {
         int p = g < npop ? g : -1;
         size_t m = 0;
@@ -399,12 +423,17 @@ static int run_pointwise(const char *pp[3], const char *catp, const char *target
         for (int o = 0; o < 2; o++) {
             if (!outs[o]) continue;
             fprintf(outs[o], "    \"%s\": {\"n\": %zu", name, m);
-            for (int a = 0; a < 4; a++) fprintf(outs[o], ", \"%s\": [%.6g, %.6g, %.6g]", an[a], mean[a], blo[a], bhi[a]);
+            for (int a = 0; a < 4; a++)
+                fprintf(outs[o], ", \"%s\": [%.6g, %.6g, %.6g]", an[a], mean[a], blo[a], bhi[a]);
             fprintf(outs[o], "}%s\n", g + 1 < ng ? "," : "");
         }
     }
     for (int o = 0; o < 2; o++)
-        if (outs[o]) fprintf(outs[o], "  },\n  \"note\": \"each atom: [mean, 16th, 84th percentile of %d bootstrap means]\"\n}\n", boot);
+        if (outs[o])
+            fprintf(
+                outs[o],
+                "  },\n  \"note\": \"each atom: [mean, 16th, 84th percentile of %d bootstrap means]\"\n}\n",
+                boot);
     if (js && fclose(js)) fprintf(stderr, "pid: write failed on %s\n", path);
     free(rowof), free(lp), free(v);
     rc = 0;
@@ -423,8 +452,10 @@ out:
 }
 
 int cmd_pid(int argc, char **argv) {
-    const char *dist = NULL, *samples = NULL, *x1 = NULL, *x2 = NULL, *ys = NULL, *method = "binned", *meas = NULL;
-    const char *pp[3] = {NULL, NULL, NULL}, *catp = NULL, *target = NULL, *split = "test", *by = NULL, *out = NULL;
+    const char *dist = NULL, *samples = NULL, *x1 = NULL, *x2 = NULL, *ys = NULL, *method = "binned",
+               *meas = NULL;
+    const char *pp[3] = {NULL, NULL, NULL}, *catp = NULL, *target = NULL, *split = "test", *by = NULL,
+               *out = NULL;
     int json = 0, quantile = 0, pointwise = 0;
     long bins = -1, k = 3, boot = 1000, seed = 1;
     double lo = 6, hi = 12.5;
@@ -453,7 +484,8 @@ int cmd_pid(int argc, char **argv) {
             else if (!strcmp(a, "--range")) {
                 char *e;
                 lo = strtod(v, &e);
-                if (*e != ',' || (hi = strtod(e + 1, &e), *e) || !(hi > lo)) return cmd_error("--range '%s' is not LO,HI", v);
+                if (*e != ',' || (hi = strtod(e + 1, &e), *e) || !(hi > lo))
+                    return cmd_error("--range '%s' is not LO,HI", v);
             } else if (!strcmp(a, "--bins")) {
                 if (cmd_parse_int(a, v, 2, 100000, &bins)) return 1;
             } else if (!strcmp(a, "--k")) {
@@ -468,13 +500,16 @@ int cmd_pid(int argc, char **argv) {
     }
     int measure = meas ? parse_measure(meas) : 0;
     if (measure < 0) return cmd_error("pid: --measure '%s' is not imin, mmi, broja, ccs or all", meas);
-    if (!!dist + !!samples + pointwise != 1) return cmd_error("pid: give exactly one of --dist, --samples or --pointwise");
+    if (!!dist + !!samples + pointwise != 1)
+        return cmd_error("pid: give exactly one of --dist, --samples or --pointwise");
     if (dist) return run_dist(dist, measure, json);
     if (samples) {
         if (!x1 || !x2 || !ys) return cmd_error("pid: --samples needs --x1, --x2 and --y");
-        return run_samples(samples, x1, x2, ys, method, measure, bins > 0 ? (int)bins : 8, quantile, (int)k, json);
+        return run_samples(samples, x1, x2, ys, method, measure, bins > 0 ? (int)bins : 8, quantile, (int)k,
+                           json);
     }
     if (!pp[0] || !pp[1] || !pp[2] || !catp || !target)
         return cmd_error("pid: --pointwise needs --p1, --p2, --p12, --catalog and --target");
-    return run_pointwise(pp, catp, target, split, by, bins > 0 ? (int)bins : 520, lo, hi, (int)boot, seed, out, json);
+    return run_pointwise(pp, catp, target, split, by, bins > 0 ? (int)bins : 520, lo, hi, (int)boot, seed,
+                         out, json);
 }

@@ -16,13 +16,18 @@
 #include "pipeline/run.h"
 
 static void posterior_usage(void) {
-    printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--join T.csv] [--split all|train|val|test]\n"
+    printf("usage: galnn posterior --ckpt RUN/best.npz --out post.csv [--catalog CSV] [--join T.csv] "
+           "[--split all|train|val|test]\n"
            "                       [--samples 1000] [--seed 1] [--dump samples.npy] [--threads N]\n\n"
-           "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) and\n"
+           "Draws --samples values of p(targets | inputs) per galaxy from a flow model ([model] kind = flow) "
+           "and\n"
            "writes id, split and per target the posterior mean, median and the 16/84th and 2.5/97.5th\n"
-           "percentiles, in the targets' units; with a chain-rule target ([model] chain) also <target>_pdetect,\n"
-           "the probability that it is measurable. --dump writes every sample as NPY, shape (galaxies, samples,\n"
-           "targets), rows in the CSV's order. Targets are not needed in the catalog. For another catalog, give\n"
+           "percentiles, in the targets' units; with a chain-rule target ([model] chain) also "
+           "<target>_pdetect,\n"
+           "the probability that it is measurable. --dump writes every sample as NPY, shape (galaxies, "
+           "samples,\n"
+           "targets), rows in the CSV's order. Targets are not needed in the catalog. For another catalog, "
+           "give\n"
            "--catalog and, for a model with image features, --join the VAE latent of those galaxies\n"
            "(galnn embed --ckpt VAE --full --catalog CSV --images ... --out mu.csv).\n");
 }
@@ -68,8 +73,10 @@ int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n
     return rc;
 }
 
-int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out) {
-    if (run_report(r) != MD_REPORT_POSTERIOR) return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
+int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
+                          float *out) {
+    if (run_report(r) != MD_REPORT_POSTERIOR)
+        return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
     int D = r->net.post.sp.in_dim, T = r->n_targets;
     float *X = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D);
     if (!X) return GN_ENOMEM;
@@ -89,17 +96,19 @@ typedef struct posterior_cli {
     cmd_strs sets;
 } posterior_cli;
 
-#define POSTERIOR_FLAGS(o)                                                                                    \
-    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a flow model"),                                \
-     F_STR("--out", &(o)->out, "CSV", "the per-galaxy summaries"),                                         \
-     F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                    \
-     F_INT("--samples", &(o)->S, 2, 1000000, "S", "posterior draws per galaxy"),                          \
-     F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "the sampling seed"),                                \
-     F_STR("--dump", &(o)->dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),               \
-     F_THREADS(&(o)->threads),                                                                           \
-     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),        \
-     F_SET("--join", &(o)->sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),          \
-     F_END}
+#define POSTERIOR_FLAGS(o)                                                                                   \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a flow model"),                               \
+            F_STR("--out", &(o)->out, "CSV", "the per-galaxy summaries"),                                    \
+            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
+            F_INT("--samples", &(o)->S, 2, 1000000, "S", "posterior draws per galaxy"),                      \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "the sampling seed"),                            \
+            F_STR("--dump", &(o)->dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),           \
+            F_THREADS(&(o)->threads),                                                                        \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),   \
+            F_SET("--join", &(o)->sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),      \
+            F_END                                                                                            \
+    }
 
 #define POSTERIOR_DEFAULTS {.which = "all", .S = 1000, .seed = 1}
 
@@ -117,9 +126,11 @@ int cmd_posterior(int argc, char **argv) {
     const char *ckpt = cl.ckpt, *out = cl.out, *dump = cl.dump, *which = cl.which;
     long S = cl.S, seed = cl.seed;
     if (!ckpt || !out) return cmd_error("posterior: give --ckpt RUN/best.npz and --out post.csv");
-    int only = !strcmp(which, "all") ? -1 : !strcmp(which, "train") ? IO_SPLIT_TRAIN : !strcmp(which, "val") ? IO_SPLIT_VAL
-                                                                   : !strcmp(which, "test")                ? IO_SPLIT_TEST
-                                                                                                           : -2;
+    int only = !strcmp(which, "all")     ? -1
+               : !strcmp(which, "train") ? IO_SPLIT_TRAIN
+               : !strcmp(which, "val")   ? IO_SPLIT_VAL
+               : !strcmp(which, "test")  ? IO_SPLIT_TEST
+                                         : -2;
     if (only == -2) return cmd_error("posterior: --split '%s' is not all, train, val or test", which);
     gn_set_threads((int)cl.threads);
     run r;
@@ -138,8 +149,11 @@ int cmd_posterior(int argc, char **argv) {
         gn_err(GN_EINVAL, "%s is not a flow model ([model] kind = flow)", ckpt);
         goto done;
     }
-    if (run_select_rows(&r, only, &rows, &n) || !(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T))) goto done;
-    if (nn_ctx_init(&c, 64u << 20) || run_posterior_samples(&r, &c, rows, n, (int)S, (uint64_t)seed, smp)) goto done;
+    if (run_select_rows(&r, only, &rows, &n) ||
+        !(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T)))
+        goto done;
+    if (nn_ctx_init(&c, 64u << 20) || run_posterior_samples(&r, &c, rows, n, (int)S, (uint64_t)seed, smp))
+        goto done;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto done;
     fprintf(f, "id,split");
@@ -150,7 +164,8 @@ int cmd_posterior(int argc, char **argv) {
     double *pdet = NULL; // a chain target: the probability that it is measured
     if (r.optional_target >= 0) {
         fprintf(f, ",%s_pdetect", r.target_names[r.optional_target]);
-        if (!(pdet = gn_malloc(sizeof(double) * (n ? n : 1))) || run_posterior_detect(&r, &c, rows, n, pdet)) {
+        if (!(pdet = gn_malloc(sizeof(double) * (n ? n : 1))) ||
+            run_posterior_detect(&r, &c, rows, n, pdet)) {
             fclose(f), free(pdet);
             goto done;
         }
@@ -163,7 +178,8 @@ int cmd_posterior(int argc, char **argv) {
             double m = 0;
             for (long s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
             qsort(v, (size_t)S, sizeof(float), cmp_f);
-            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, st_quantile_sorted(v, (int)S, 0.5), st_quantile_sorted(v, (int)S, 0.16), st_quantile_sorted(v, (int)S, 0.84),
+            fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", m, st_quantile_sorted(v, (int)S, 0.5),
+                    st_quantile_sorted(v, (int)S, 0.16), st_quantile_sorted(v, (int)S, 0.84),
                     st_quantile_sorted(v, (int)S, 0.025), st_quantile_sorted(v, (int)S, 0.975));
         }
         if (pdet) fprintf(f, ",%.4f", pdet[i]);
@@ -172,7 +188,8 @@ int cmd_posterior(int argc, char **argv) {
     free(v), free(pdet);
     fclose(f);
     if (io_write_atomic(out, buf, blen)) goto done;
-    printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out, n, S, r.n_unusable);
+    printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out, n, S,
+           r.n_unusable);
     if (dump) {
         int64_t shape[3] = {(int64_t)n, S, T};
         io_array a = io_array_view(IO_F32, 3, shape, smp);
@@ -201,13 +218,15 @@ static int log_probs(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, do
     for (size_t o = 0; !rc && o < n; o += 512) {
         int b = (int)(n - o < 512 ? n - o : 512);
         nn_ctx_reset(c);
-        nn_tensor *Xt = nn_tensor_from(c, NN_SHAPE(b, D), X + o * (size_t)D), *Y = nn_tensor_new(c, NN_SHAPE(b, T));
+        nn_tensor *Xt = nn_tensor_from(c, NN_SHAPE(b, D), X + o * (size_t)D),
+                  *Y = nn_tensor_new(c, NN_SHAPE(b, T));
         if (!Xt || !Y) {
             rc = GN_ENOMEM;
             break;
         }
         for (int i = 0; i < b; i++)
-            for (int t = 0; t < T; t++) Y->data[i * T + t] = (float)((r->target[t][rows[o + i]] - r->tmean[t]) / r->tstd[t]);
+            for (int t = 0; t < T; t++)
+                Y->data[i * T + t] = (float)((r->target[t][rows[o + i]] - r->tmean[t]) / r->tstd[t]);
         nn_tensor *L = md_post_log_prob(c, &r->net.post, Xt, Y);
         if (!L) rc = GN_ENOMEM;
         for (int i = 0; !rc && i < b; i++) lp[o + i] = L->data[i] - lstd;
@@ -217,17 +236,23 @@ static int log_probs(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, do
     return rc;
 }
 
-int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
-                       const char *split_name, int quiet, char **json, size_t *json_len) {
+int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S,
+                       uint64_t seed, const char *dir, const char *split_name, int quiet, char **json,
+                       size_t *json_len) {
     const run *r = rs[0];
     int T = r->n_targets, KS = K * S;
     for (int k = 1; k < K; k++) { // an ensemble: the same targets and galaxies
         int same = rs[k]->n_targets == T && rs[k]->cat.n_rows == r->cat.n_rows;
         for (int t = 0; same && t < T; t++) same = !strcmp(rs[k]->target_names[t], r->target_names[t]);
-        for (size_t i = 0; same && i < n; i++) same = !strcmp(io_catalog_id(&rs[k]->cat, rows[i]), io_catalog_id(&r->cat, rows[i]));
-        if (!same) return gn_err(GN_EINVAL, "ensemble member %d predicts other targets or reads another catalog than the first", k + 1);
+        for (size_t i = 0; same && i < n; i++)
+            same = !strcmp(io_catalog_id(&rs[k]->cat, rows[i]), io_catalog_id(&r->cat, rows[i]));
+        if (!same)
+            return gn_err(GN_EINVAL,
+                          "ensemble member %d predicts other targets or reads another catalog than the first",
+                          k + 1);
     }
-    float *smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)KS * T), *one = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T);
+    float *smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)KS * T),
+          *one = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T);
     float *v = gn_malloc(sizeof(float) * (size_t)KS);
     double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
     double *pit = gn_malloc(sizeof(double) * (n ? n : 1)), *lp = gn_malloc(sizeof(double) * (n ? n : 1) * K);
@@ -236,7 +261,9 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
     for (int k = 0; !rc && k < K; k++) {
         // member k's samples go to columns [k S, (k + 1) S) of each galaxy's pool
         if ((rc = run_posterior_samples(rs[k], c, rows, n, S, seed + (uint64_t)k, one))) break;
-        for (size_t i = 0; i < n; i++) memcpy(smp + ((size_t)i * KS + (size_t)k * S) * T, one + (size_t)i * S * T, sizeof(float) * (size_t)S * T);
+        for (size_t i = 0; i < n; i++)
+            memcpy(smp + ((size_t)i * KS + (size_t)k * S) * T, one + (size_t)i * S * T,
+                   sizeof(float) * (size_t)S * T);
         rc = log_probs(rs[k], c, rows, n, lp + (size_t)k * n);
     }
     FILE *jf = NULL;
@@ -268,12 +295,13 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
             ale[t] += va / (double)n, epi[t] += fmax(m2 - mm * mm, 0) * K / (K - 1.0) / (double)n;
         }
     if (!quiet) {
-        printf("\n%s split: %zu galaxies, %d posterior samples each%s; joint NLL %.4f nats per galaxy\n", split_name, n, KS,
-               K > 1 ? " (pooled over the ensemble)" : "", nll);
-        printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s%s\n", "target", "bias", "sigma_MAD", "eta", "RMSE", "R2", "CRPS", "cov68",
-               "cov95", "PIT KS", K > 1 ? "  sigma_ale  sigma_epi" : "");
+        printf("\n%s split: %zu galaxies, %d posterior samples each%s; joint NLL %.4f nats per galaxy\n",
+               split_name, n, KS, K > 1 ? " (pooled over the ensemble)" : "", nll);
+        printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s%s\n", "target", "bias", "sigma_MAD", "eta",
+               "RMSE", "R2", "CRPS", "cov68", "cov95", "PIT KS", K > 1 ? "  sigma_ale  sigma_epi" : "");
     }
-    fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d, \"nll\": %.6g, \"targets\": {", split_name, KS, K, nll);
+    fprintf(jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d, \"nll\": %.6g, \"targets\": {",
+            split_name, KS, K, nll);
     for (int t = 0; t < T; t++) {
         double crps = 0, c68 = 0, c95 = 0;
         size_t n0 = n;
@@ -292,33 +320,41 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
             pit[n++] = (below + 0.5) / (KS + 1.0);
         }
         if (n) crps /= (double)n, c68 /= (double)n, c95 /= (double)n;
-        double *sp = gn_malloc(sizeof(double) * (n ? n : 1)), ks = 0; // KS distance of the PIT values from uniform
+        double *sp = gn_malloc(sizeof(double) * (n ? n : 1)),
+               ks = 0; // KS distance of the PIT values from uniform
         if (!sp) {
             rc = GN_ENOMEM;
             break;
         }
         memcpy(sp, pit, sizeof(double) * n);
         qsort(sp, n, sizeof(double), cmp_d);
-        for (size_t i = 0; i < n; i++) ks = fmax(ks, fmax(fabs((i + 1.0) / n - sp[i]), fabs(sp[i] - (double)i / n)));
+        for (size_t i = 0; i < n; i++)
+            ks = fmax(ks, fmax(fabs((i + 1.0) / n - sp[i]), fabs(sp[i] - (double)i / n)));
         free(sp);
         st_metrics m;
         if ((rc = st_point_metrics(pred, tru, n, &m))) break;
         if (!quiet) {
-            printf("  %-12s %9.4f %9.4f %7.4f %8.4f %7.4f %8.4f %8.3f %8.3f %8.4f", r->target_names[t], m.bias, m.sigma_mad, m.eta,
-                   m.rmse, m.r2, crps, c68, c95, ks);
+            printf("  %-12s %9.4f %9.4f %7.4f %8.4f %7.4f %8.4f %8.3f %8.3f %8.4f", r->target_names[t],
+                   m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks);
             if (K > 1) printf("  %9.4f  %9.4f", sqrt(ale[t]), sqrt(epi[t]));
             printf("\n");
         }
-        fprintf(jf, "%s\"%s\": {\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
-                    "\"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g",
-                t ? ", " : "", r->target_names[t], m.n, m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks);
-        if (K > 1) fprintf(jf, ", \"sigma_aleatoric\": %.6g, \"sigma_epistemic\": %.6g", sqrt(ale[t]), sqrt(epi[t]));
+        fprintf(jf,
+                "%s\"%s\": {\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, "
+                "\"r2\": %.6g, "
+                "\"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g",
+                t ? ", " : "", r->target_names[t], m.n, m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68,
+                c95, ks);
+        if (K > 1)
+            fprintf(jf, ", \"sigma_aleatoric\": %.6g, \"sigma_epistemic\": %.6g", sqrt(ale[t]), sqrt(epi[t]));
         fputc('}', jf);
         char png[4300], title[300];
         snprintf(png, sizeof png, "%s/pit_%s.png", dir, r->target_names[t]);
-        snprintf(title, sizeof title, "PIT of %s, %s split (flat = calibrated; KS %.3f)", r->target_names[t], split_name, ks);
+        snprintf(title, sizeof title, "PIT of %s, %s split (flat = calibrated; KS %.3f)", r->target_names[t],
+                 split_name, ks);
         io_hist h = {"PIT", pit, n, 0};
-        if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         else if (!quiet) printf("  plot: %s\n", png);
         n = n0;
     }
@@ -336,14 +372,17 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
         }
         free(pd);
         if (!quiet)
-            printf("  %s measured for %.1f %% of the galaxies; the detectability head classifies %.1f %% correctly\n",
+            printf("  %s measured for %.1f %% of the galaxies; the detectability head classifies %.1f %% "
+                   "correctly\n",
                    r->target_names[r->optional_target], 100 * frac, 100 * acc);
-        fprintf(jf, ", \"detect\": {\"target\": \"%s\", \"measured\": %.6g, \"accuracy\": %.6g}", r->target_names[r->optional_target],
-                frac, acc);
+        fprintf(jf, ", \"detect\": {\"target\": \"%s\", \"measured\": %.6g, \"accuracy\": %.6g}",
+                r->target_names[r->optional_target], frac, acc);
     }
     if (K > 1 && !quiet)
-        printf("  (sigma_ale = sqrt(mean over galaxies of E_k Var(y | x, k)), sigma_epi = sqrt(mean of Var_k E(y | x, k)),\n"
-               "   the law of total variance over the %d members)\n", K);
+        printf("  (sigma_ale = sqrt(mean over galaxies of E_k Var(y | x, k)), sigma_epi = sqrt(mean of Var_k "
+               "E(y | x, k)),\n"
+               "   the law of total variance over the %d members)\n",
+               K);
     fprintf(jf, "}\n");
     fclose(jf);
     if (!rc) *json = jb, *json_len = jl;

@@ -10,19 +10,23 @@
 #include "pipeline/run.h"
 
 static void predict_usage(void) {
-    printf("usage: galnn predict --ckpt RUN/best.npz --out preds.csv [--catalog CSV] [--images TEMPLATE]\n"
-           "                     [--split all|train|val|test] [--threads N]\n\n"
-           "Writes one row per galaxy with usable inputs: id, split, and per target the prediction (the\n"
-           "posterior mean for probabilistic heads) with, for Gaussian heads, its standard deviation, and for\n"
-           "binned heads also the median, mode and 16th/84th percentiles of p(y) and `logp`, the log probability\n"
-           "of the galaxy's true bin (empty when the catalog has no target) — the input of\n"
-           "`galnn pid --pointwise`; --bins adds p0..p{bins-1}, the whole p(bin). Targets are not needed.\n"
-           "--dump N FILE.npz also writes the first N galaxies' network inputs (input.<branch>) and head outputs\n"
-           "(output), e.g. to check the weights in another framework (tools/torch_model.py).\n");
+    printf(
+        "usage: galnn predict --ckpt RUN/best.npz --out preds.csv [--catalog CSV] [--images TEMPLATE]\n"
+        "                     [--split all|train|val|test] [--threads N]\n\n"
+        "Writes one row per galaxy with usable inputs: id, split, and per target the prediction (the\n"
+        "posterior mean for probabilistic heads) with, for Gaussian heads, its standard deviation, and for\n"
+        "binned heads also the median, mode and 16th/84th percentiles of p(y) and `logp`, the log "
+        "probability\n"
+        "of the galaxy's true bin (empty when the catalog has no target) — the input of\n"
+        "`galnn pid --pointwise`; --bins adds p0..p{bins-1}, the whole p(bin). Targets are not needed.\n"
+        "--dump N FILE.npz also writes the first N galaxies' network inputs (input.<branch>) and head "
+        "outputs\n"
+        "(output), e.g. to check the weights in another framework (tools/torch_model.py).\n");
 }
 
 // One row per galaxy: id, split, per target the estimates; binned heads also logp (and p(bin)).
-static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float *o, int pbins, run_est *est, FILE *f) {
+static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float *o, int pbins, run_est *est,
+                      FILE *f) {
     int T = rp->n_targets, binned = rp->net.head == MD_HEAD_BINNED;
     fprintf(f, "id,split");
     for (int t = 0; t < T; t++) {
@@ -31,7 +35,8 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
         if (rp->net.head != MD_HEAD_REGRESSION) fprintf(f, ",%s_sd", nm);
         if (binned) fprintf(f, ",%s_median,%s_mode,%s_p16,%s_p84", nm, nm, nm, nm);
     }
-    if (binned) fprintf(f, ",logp"); // ln q(true bin | inputs), empty without a target (galnn pid --pointwise)
+    if (binned)
+        fprintf(f, ",logp"); // ln q(true bin | inputs), empty without a target (galnn pid --pointwise)
     for (int k = 0; pbins && k < rp->net.bins; k++) fprintf(f, ",p%d", k);
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
@@ -40,7 +45,8 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
         for (int t = 0; t < T; t++) {
             fprintf(f, ",%.6f", est[t].mean);
             if (rp->net.head != MD_HEAD_REGRESSION) fprintf(f, ",%.6f", est[t].sd);
-            if (binned) fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
+            if (binned)
+                fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
         }
         if (binned) {
             const float *lo = o + i * (size_t)rp->net.n_out;
@@ -86,16 +92,17 @@ typedef struct predict_cli {
     cmd_strs sets, dump; // dump: N FILE
 } predict_cli;
 
-#define PREDICT_FLAGS(o)                                                                                      \
-    {F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                \
-     F_STR("--out", &(o)->out, "CSV", "the predictions"),                                                 \
-     F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                    \
-     F_ON("--bins", &(o)->pbins, "binned heads: also p0..p{bins-1}"),                                     \
-     F_FN("--dump", &(o)->dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),      \
-     F_THREADS(&(o)->threads),                                                                           \
-     F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),        \
-     F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"),                              \
-     F_END}
+#define PREDICT_FLAGS(o)                                                                                     \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                \
+            F_STR("--out", &(o)->out, "CSV", "the predictions"),                                             \
+            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
+            F_ON("--bins", &(o)->pbins, "binned heads: also p0..p{bins-1}"),                                 \
+            F_FN("--dump", &(o)->dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"), \
+            F_THREADS(&(o)->threads),                                                                        \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),   \
+            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"), F_END                   \
+    }
 
 // --dump N FILE: N here, FILE as the next argument (taken by the parser as an override slot).
 static int take_dump(void *t, const char *v) {
@@ -134,7 +141,8 @@ int cmd_predict(int argc, char **argv) {
     }
     if (!ckpt || !out) return cmd_error("predict: --ckpt and --out are required");
     int only = strcmp(which, "all") ? io_split_parse(which) : -1;
-    if (strcmp(which, "all") && only < 0) return cmd_error("predict: --split '%s' is not all, train, val or test", which);
+    if (strcmp(which, "all") && only < 0)
+        return cmd_error("predict: --split '%s' is not all, train, val or test", which);
     gn_set_threads((int)threads);
     run r;
     if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
@@ -143,8 +151,9 @@ int cmd_predict(int argc, char **argv) {
     }
     if (run_report(&r) == MD_REPORT_LATENT) {
         run_free(&r);
-        return cmd_error("predict: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt,
-                         md_kind_of(&r.net)->what);
+        return cmd_error(
+            "predict: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt,
+            md_kind_of(&r.net)->what);
     }
     int rc = 1, T = r.n_targets;
     size_t n = 0;

@@ -81,19 +81,22 @@ static int plot_recon(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, c
     char names[6][96];
     for (int i = 0; i < k && !rc; i++) {
         const float *x = io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][rows[i]]);
-        for (int j = 0; j < P; j++) y[(2 * i) * P + j] = x[j] + 1.0 * i, y[(2 * i + 1) * P + j] = rec[(size_t)i * P + j] + 1.0 * i;
+        for (int j = 0; j < P; j++)
+            y[(2 * i) * P + j] = x[j] + 1.0 * i, y[(2 * i + 1) * P + j] = rec[(size_t)i * P + j] + 1.0 * i;
         snprintf(names[2 * i], sizeof names[0], "%s (+%d)", io_catalog_id(&r->cat, rows[i]), i);
         snprintf(names[2 * i + 1], sizeof names[0], "model");
         s[2 * i] = (io_series){names[2 * i], wl, y + (2 * i) * P, (size_t)P};
         s[2 * i + 1] = (io_series){names[2 * i + 1], wl, y + (2 * i + 1) * P, (size_t)P};
     }
-    if (!rc) rc = io_plot_lines(path, "spectra and their reconstructions (z = mu; offset by 1 each)", "rest-frame wavelength (Å)",
-                                "flux (median 0.5)", s, 2 * k, 0);
+    if (!rc)
+        rc = io_plot_lines(path, "spectra and their reconstructions (z = mu; offset by 1 each)",
+                           "rest-frame wavelength (Å)", "flux (median 0.5)", s, 2 * k, 0);
     free(wl), free(y), free(rec);
     return rc;
 }
 
-int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir, int json) {
+int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
+                  int json) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
     run_specfit f;
@@ -107,24 +110,31 @@ int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int sp
     size_t len = 0;
     FILE *jf = open_memstream(&buf, &len);
     fprintf(jf,
-            "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu, \"pixels\": %d, \"latent\": %d, \"conditions\": %d, "
-            "\"mse_mu\": %.8g, \"mse_z\": %.8g, \"kl_per_spectrum\": %.6g, \"neg_elbo_per_spectrum\": %.6g, \"bic\": %.6f, "
+            "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu, \"pixels\": %d, \"latent\": %d, "
+            "\"conditions\": %d, "
+            "\"mse_mu\": %.8g, \"mse_z\": %.8g, \"kl_per_spectrum\": %.6g, \"neg_elbo_per_spectrum\": %.6g, "
+            "\"bic\": %.6f, "
             "\"bic_gauss\": %.6f}\n",
-            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond, f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic, f.bic_gauss);
+            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond, f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic,
+            f.bic_gauss);
     fclose(jf);
     snprintf(path, sizeof path, "%s/metrics.json", dir);
     int rc = io_write_atomic(path, buf, len);
     if (json) fputs(buf, stdout);
     else {
-        printf("\n%s split: %zu spectra of %d pixels; latent %d, %d condition(s)\n", split_name, f.n, f.pixels, f.latent, f.n_cond);
-        printf("  MSE (z = mu)            %.4g\n  MSE (z ~ q(z|x))        %.4g\n  KL per spectrum         %.3f nats\n"
-               "  -ELBO per spectrum      %.2f nats (Gaussian decoder, fitted variance)\n  BIC                     %.2f\n"
+        printf("\n%s split: %zu spectra of %d pixels; latent %d, %d condition(s)\n", split_name, f.n,
+               f.pixels, f.latent, f.n_cond);
+        printf("  MSE (z = mu)            %.4g\n  MSE (z ~ q(z|x))        %.4g\n  KL per spectrum         "
+               "%.3f nats\n"
+               "  -ELBO per spectrum      %.2f nats (Gaussian decoder, fitted variance)\n  BIC               "
+               "      %.2f\n"
                "  BIC (Gaussian, mean)    %.2f\n",
                f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic, f.bic_gauss);
     }
     free(buf);
     snprintf(path, sizeof path, "%s/recon_%s.png", dir, split_name);
-    if (!rc && plot_recon(r, &c, r->rows[split], n, path)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    if (!rc && plot_recon(r, &c, r->rows[split], n, path))
+        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     else if (!rc && !json) printf("  wrote %s/metrics.json and %s\n", dir, path);
     nn_ctx_free(&c);
     return rc ? cmd_error("eval: %s", gn_errmsg()) : 0;
@@ -160,7 +170,8 @@ int spec_decode_z(const run *r, nn_ctx *c, const float *z, const float *cond, in
     int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
     c->training = 0, c->grad_enabled = 0;
     nn_ctx_reset(c);
-    nn_tensor *Z = nn_tensor_from(c, NN_SHAPE(n, d), z), *C = nc ? nn_tensor_from(c, NN_SHAPE(n, nc), cond) : NULL;
+    nn_tensor *Z = nn_tensor_from(c, NN_SHAPE(n, d), z),
+              *C = nc ? nn_tensor_from(c, NN_SHAPE(n, nc), cond) : NULL;
     nn_tensor *x = Z && (!nc || C) ? md_specvae_decode(c, &m->svae, Z, C) : NULL;
     if (!x) rc = GN_EINVAL;
     else memcpy(out, x->data, sizeof(float) * (size_t)n * P);
@@ -185,7 +196,8 @@ int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
     if (n < 2) return gn_err(GN_EINVAL, "the PCA rotation needs training spectra (found %zu)", n);
     float *mu = malloc(sizeof(float) * n * d);
     double *A = malloc(sizeof(double) * d * d);
-    float *z = malloc(sizeof(float) * 2 * d), *cond = calloc(2 * (size_t)(nc ? nc : 1), sizeof(float)), *x = malloc(sizeof(float) * 2 * P);
+    float *z = malloc(sizeof(float) * 2 * d), *cond = calloc(2 * (size_t)(nc ? nc : 1), sizeof(float)),
+          *x = malloc(sizeof(float) * 2 * P);
     int rc = mu && A && z && cond && x ? run_embed(r, c, r->rows[IO_SPLIT_TRAIN], n, 0, mu) : GN_ENOMEM;
     if (!rc) {
         for (int a = 0; a < d; a++) {
@@ -196,7 +208,8 @@ int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
         for (int a = 0; a < d; a++)
             for (int b = 0; b < d; b++) {
                 double s = 0;
-                for (size_t i = 0; i < n; i++) s += (mu[i * d + a] - R->mean[a]) * (mu[i * d + b] - R->mean[b]);
+                for (size_t i = 0; i < n; i++)
+                    s += (mu[i * d + a] - R->mean[a]) * (mu[i * d + b] - R->mean[b]);
                 A[a * d + b] = s / (n - 1);
             }
         st_eig_sym(A, d, R->var, R->V);
@@ -208,7 +221,8 @@ int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
     for (int k = 0; !rc && k < d; k++) {
         double sd = sqrt(fmax(R->var[k], 1e-12));
         for (int s = 0; s < 2; s++)
-            for (int a = 0; a < d; a++) z[s * d + a] = (float)(R->mean[a] + (s ? 1 : -1) * sd * R->V[a * d + k]);
+            for (int a = 0; a < d; a++)
+                z[s * d + a] = (float)(R->mean[a] + (s ? 1 : -1) * sd * R->V[a * d + k]);
         if ((rc = spec_decode_z(r, c, z, cond, 2, x))) break;
         if (blueness(x + P, P) < blueness(x, P))
             for (int a = 0; a < d; a++) R->V[a * d + k] = -R->V[a * d + k];
@@ -243,21 +257,34 @@ static double dn4000(const float *x, const double *wl, int P) {
 // ---- galnn spectra-scan ----
 
 void cmd_spectra_scan_help(void) {
-    printf("usage: galnn spectra-scan --config models/specvae.cfg --out DIR [--latents 1..10] [--conditions none,logmstar,...]\n"
-           "                          [--epochs N] [--seed S] [--threads N] [--split val|test] [--catalog CSV] [SECTION.KEY=VALUE ...]\n\n"
-           "Trains the grid of spectral VAE / CVAE models of spec/methods.md §4.4: every latent size of --latents\n"
-           "(a range A..B or a list) with every condition set of --conditions (none: the plain VAE; logmstar: a CVAE\n"
-           "conditioned on that column; a+b: on both). Each model is a normal run directory DIR/runs/COND_dD\n"
-           "(configuration = --config with model.latent and model.conditions set); a rerun resumes unfinished runs\n"
-           "from last.npz and skips finished ones, so the scan can be stopped and restarted at any time.\n\n"
-           "Each model's best checkpoint is scored on --split (default val) by BIC = k ln n - 2 ln L with k = latent\n"
-           "size + number of conditions and n = spectra. The paper leaves ln L undefined; galnn uses the ELBO (a lower\n"
-           "bound on ln L) of a Gaussian decoder whose variance is fitted to the reconstruction error of one posterior\n"
-           "draw per spectrum: -2 ln L := n P [ln(2 pi s2) + 1] + 2 sum KL_i, with P pixels and s2 the per-pixel MSE.\n"
-           "The KL term charges each latent for the information it carries, so a latent that only memorises noise\n"
-           "raises the BIC. bic_gauss (k ln(nP) + nP[ln(2 pi mse) + 1], the mean reconstruction only) is listed too.\n\n"
-           "Writes DIR/scan.csv, DIR/scan.md (the table) and DIR/bic.png (BIC - min as a heat map, conditions x latent\n"
-           "size, as the paper's Fig. 2).\n");
+    printf(
+        "usage: galnn spectra-scan --config models/specvae.cfg --out DIR [--latents 1..10] [--conditions "
+        "none,logmstar,...]\n"
+        "                          [--epochs N] [--seed S] [--threads N] [--split val|test] [--catalog CSV] "
+        "[SECTION.KEY=VALUE ...]\n\n"
+        "Trains the grid of spectral VAE / CVAE models of spec/methods.md §4.4: every latent size of "
+        "--latents\n"
+        "(a range A..B or a list) with every condition set of --conditions (none: the plain VAE; logmstar: a "
+        "CVAE\n"
+        "conditioned on that column; a+b: on both). Each model is a normal run directory DIR/runs/COND_dD\n"
+        "(configuration = --config with model.latent and model.conditions set); a rerun resumes unfinished "
+        "runs\n"
+        "from last.npz and skips finished ones, so the scan can be stopped and restarted at any time.\n\n"
+        "Each model's best checkpoint is scored on --split (default val) by BIC = k ln n - 2 ln L with k = "
+        "latent\n"
+        "size + number of conditions and n = spectra. The paper leaves ln L undefined; galnn uses the ELBO "
+        "(a lower\n"
+        "bound on ln L) of a Gaussian decoder whose variance is fitted to the reconstruction error of one "
+        "posterior\n"
+        "draw per spectrum: -2 ln L := n P [ln(2 pi s2) + 1] + 2 sum KL_i, with P pixels and s2 the "
+        "per-pixel MSE.\n"
+        "The KL term charges each latent for the information it carries, so a latent that only memorises "
+        "noise\n"
+        "raises the BIC. bic_gauss (k ln(nP) + nP[ln(2 pi mse) + 1], the mean reconstruction only) is listed "
+        "too.\n\n"
+        "Writes DIR/scan.csv, DIR/scan.md (the table) and DIR/bic.png (BIC - min as a heat map, conditions x "
+        "latent\n"
+        "size, as the paper's Fig. 2).\n");
 }
 
 static int parse_latents(const char *s, int *out, int max) {
@@ -285,7 +312,8 @@ static int exists(const char *p) {
 }
 
 int cmd_spectra_scan(int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *lat = "1..10", *conds = "none", *split_name = "val", *catalog = NULL;
+    const char *config = NULL, *out = NULL, *lat = "1..10", *conds = "none", *split_name = "val",
+               *catalog = NULL;
     long epochs = 0, seed = -1, threads = 0;
     const char *ov[64];
     int n_ov = 0;
@@ -362,15 +390,17 @@ int cmd_spectra_scan(int argc, char **argv) {
             char cat_ov[4200];
             int ncov = 0;
             if (catalog) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", catalog), cov[ncov++] = cat_ov;
-            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || run_report(&r) != MD_REPORT_SPECTRA || nn_ctx_init(&c, 64u << 20) ||
+            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || run_report(&r) != MD_REPORT_SPECTRA ||
+                nn_ctx_init(&c, 64u << 20) ||
                 run_spec_fit(&r, &c, r.rows[split], r.n_rows[split], &fit[ci * nl + li]))
-                rc = cmd_error("spectra-scan: %s: %s", best, gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
+                rc = cmd_error("spectra-scan: %s: %s", best,
+                               gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
             if (c.arena.head) nn_ctx_free(&c);
             run_free(&r);
             bic[ci * nl + li] = fit[ci * nl + li].bic;
             if (!rc)
-                printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, split_name, fit[ci * nl + li].mse_z,
-                       fit[ci * nl + li].kl, bic[ci * nl + li]);
+                printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, split_name,
+                       fit[ci * nl + li].mse_z, fit[ci * nl + li].kl, bic[ci * nl + li]);
         }
     if (rc) return free(fit), free(bic), 1;
     // the table
@@ -390,20 +420,24 @@ int cmd_spectra_scan(int argc, char **argv) {
         return cmd_error("spectra-scan: cannot write %s: %s", p, strerror(errno));
     }
     fprintf(f, "conditions,latent,k,n,mse_mu,mse_z,kl,neg_elbo,bic,bic_gauss,delta_bic\n");
-    fprintf(md, "# Spectral VAE/CVAE scan (%s split)\n\nBIC = k ln n + n P [ln(2π σ̂²) + 1] + 2 Σ KL (see `galnn help spectra-scan`); "
-                "ΔBIC from the best model.\n\n| conditions | latent | k | MSE | KL (nats) | BIC | ΔBIC |\n|---|---|---|---|---|---|---|\n",
+    fprintf(md,
+            "# Spectral VAE/CVAE scan (%s split)\n\nBIC = k ln n + n P [ln(2π σ̂²) + 1] + 2 Σ KL (see `galnn "
+            "help spectra-scan`); "
+            "ΔBIC from the best model.\n\n| conditions | latent | k | MSE | KL (nats) | BIC | ΔBIC "
+            "|\n|---|---|---|---|---|---|---|\n",
             split_name);
     printf("\n%-24s %6s %3s %10s %9s %14s %10s\n", "conditions", "latent", "k", "MSE", "KL", "BIC", "dBIC");
     for (int ci = 0; ci < ncs; ci++)
         for (int li = 0; li < nl; li++) {
             const run_specfit *t = &fit[ci * nl + li];
             int k = t->latent + t->n_cond;
-            fprintf(f, "%s,%d,%d,%zu,%.8g,%.8g,%.6g,%.6g,%.4f,%.4f,%.4f\n", C[ci], L[li], k, t->n, t->mse_mu, t->mse_z, t->kl, t->nelbo,
-                    t->bic, t->bic_gauss, t->bic - mn);
-            fprintf(md, "| %s | %d | %d | %.4g | %.2f | %.1f | %s%.1f%s |\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic,
-                    ci * nl + li == bi ? "**" : "", t->bic - mn, ci * nl + li == bi ? "**" : "");
-            printf("%-24s %6d %3d %10.4g %9.2f %14.1f %10.1f%s\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic, t->bic - mn,
-                   ci * nl + li == bi ? "  <- best" : "");
+            fprintf(f, "%s,%d,%d,%zu,%.8g,%.8g,%.6g,%.6g,%.4f,%.4f,%.4f\n", C[ci], L[li], k, t->n, t->mse_mu,
+                    t->mse_z, t->kl, t->nelbo, t->bic, t->bic_gauss, t->bic - mn);
+            fprintf(md, "| %s | %d | %d | %.4g | %.2f | %.1f | %s%.1f%s |\n", C[ci], L[li], k, t->mse_z,
+                    t->kl, t->bic, ci * nl + li == bi ? "**" : "", t->bic - mn,
+                    ci * nl + li == bi ? "**" : "");
+            printf("%-24s %6d %3d %10.4g %9.2f %14.1f %10.1f%s\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic,
+                   t->bic - mn, ci * nl + li == bi ? "  <- best" : "");
         }
     fprintf(md, "\nBest: conditions %s, latent %d.\n", C[bi / nl], L[bi % nl]);
     fclose(f), fclose(md);
@@ -414,9 +448,11 @@ int cmd_spectra_scan(int argc, char **argv) {
     for (int ci = 0; ci < ncs; ci++) rows[ci] = C[ci];
     for (int k = 0; dv && k < nl * ncs; k++) dv[k] = bic[k] - mn;
     snprintf(p, sizeof p, "%s/bic.png", out);
-    if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size", "conditions", rows, ncs, cols, nl, dv, "%.0f"))
+    if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size", "conditions",
+                               rows, ncs, cols, nl, dv, "%.0f"))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-    printf("\nbest: conditions %s, latent %d (BIC %.1f); wrote %s/scan.csv, scan.md and bic.png\n", C[bi / nl], L[bi % nl], mn, out);
+    printf("\nbest: conditions %s, latent %d (BIC %.1f); wrote %s/scan.csv, scan.md and bic.png\n",
+           C[bi / nl], L[bi % nl], mn, out);
     free(dv), free(fit), free(bic);
     return 0;
 }
@@ -424,21 +460,27 @@ int cmd_spectra_scan(int argc, char **argv) {
 // ---- galnn spectra-latents ----
 
 void cmd_spectra_latents_help(void) {
-    printf("usage: galnn spectra-latents --ckpt RUN/best.npz --out DIR [--split test] [--properties a,b,...] [--k 3]\n"
-           "                             [--catalog CSV] [--threads N] [SECTION.KEY=VALUE ...]\n\n"
-           "The latent space of a spectral VAE/CVAE (spec/methods.md §4.4):\n"
-           "  PCA rotation: the latent means mu of the training spectra are rotated onto their principal axes\n"
-           "    D1, D2, ... (explained variance per component). Each axis is oriented so that +D_k makes the\n"
-           "    decoded spectrum bluer (more flux in the bluest third of the grid relative to the reddest third).\n"
-           "  MI: KSG mutual information (k = 3, nats) between each D_k and each catalog property on --split,\n"
-           "    and Dn4000 measured on the pre-processed spectra (when the grid covers 3850-4100 Å). Properties:\n"
-           "    --properties (default: every numeric catalog column except ids and errors). mi.csv; mi.png shows\n"
-           "    the ten properties with the highest MI (the paper's Fig. 4).\n"
-           "  Traversals: decode D = t sigma_k e_k (all other components at 0, conditions at their mean) for\n"
-           "    t = -2..2: traversal_Dk.png (Figs. 3/5); for a CVAE also each condition varied by -2..2 standard\n"
-           "    deviations with the latents at 0: traversal_COND.png.\n"
-           "Writes DIR/latents.csv (id, D1.., dn4000), pca.csv, mi.csv, the plots and DIR/report.md.\n"
-           "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n");
+    printf(
+        "usage: galnn spectra-latents --ckpt RUN/best.npz --out DIR [--split test] [--properties a,b,...] "
+        "[--k 3]\n"
+        "                             [--catalog CSV] [--threads N] [SECTION.KEY=VALUE ...]\n\n"
+        "The latent space of a spectral VAE/CVAE (spec/methods.md §4.4):\n"
+        "  PCA rotation: the latent means mu of the training spectra are rotated onto their principal axes\n"
+        "    D1, D2, ... (explained variance per component). Each axis is oriented so that +D_k makes the\n"
+        "    decoded spectrum bluer (more flux in the bluest third of the grid relative to the reddest "
+        "third).\n"
+        "  MI: KSG mutual information (k = 3, nats) between each D_k and each catalog property on --split,\n"
+        "    and Dn4000 measured on the pre-processed spectra (when the grid covers 3850-4100 Å). "
+        "Properties:\n"
+        "    --properties (default: every numeric catalog column except ids and errors). mi.csv; mi.png "
+        "shows\n"
+        "    the ten properties with the highest MI (the paper's Fig. 4).\n"
+        "  Traversals: decode D = t sigma_k e_k (all other components at 0, conditions at their mean) for\n"
+        "    t = -2..2: traversal_Dk.png (Figs. 3/5); for a CVAE also each condition varied by -2..2 "
+        "standard\n"
+        "    deviations with the latents at 0: traversal_COND.png.\n"
+        "Writes DIR/latents.csv (id, D1.., dn4000), pca.csv, mi.csv, the plots and DIR/report.md.\n"
+        "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n");
 }
 
 int cmd_spectra_latents(int argc, char **argv) {
@@ -469,11 +511,15 @@ int cmd_spectra_latents(int argc, char **argv) {
     if (!ckpt || !out) return cmd_error("spectra-latents: --ckpt and --out are required");
     int split = io_split_parse(split_name);
     if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", split_name);
-    if (mkdir(out, 0755) && errno != EEXIST) return cmd_error("spectra-latents: %s: cannot create: %s", out, strerror(errno));
+    if (mkdir(out, 0755) && errno != EEXIST)
+        return cmd_error("spectra-latents: %s: cannot create: %s", out, strerror(errno));
     gn_set_threads((int)threads);
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 1)) return run_free(&r), cmd_error("spectra-latents: %s", gn_errmsg());
-    if (run_report(&r) != MD_REPORT_SPECTRA) return run_free(&r), cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
+    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 1))
+        return run_free(&r), cmd_error("spectra-latents: %s", gn_errmsg());
+    if (run_report(&r) != MD_REPORT_SPECTRA)
+        return run_free(&r),
+               cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
     const md_net *m = &r.net;
     int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond, rc = 0;
     const run_branch *rb = &r.br[m->lat_x];
@@ -482,8 +528,10 @@ int cmd_spectra_latents(int argc, char **argv) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
     spec_rot R;
-    float *mu = malloc(sizeof(float) * (n ? n : 1) * d), *zz = malloc(sizeof(float) * 5 * (d + nc + 1)), *xs = malloc(sizeof(float) * 5 * P);
-    double *D = malloc(sizeof(double) * (n ? n : 1) * d), *wl = malloc(sizeof(double) * P), *d4 = malloc(sizeof(double) * (n ? n : 1));
+    float *mu = malloc(sizeof(float) * (n ? n : 1) * d), *zz = malloc(sizeof(float) * 5 * (d + nc + 1)),
+          *xs = malloc(sizeof(float) * 5 * P);
+    double *D = malloc(sizeof(double) * (n ? n : 1) * d), *wl = malloc(sizeof(double) * P),
+           *d4 = malloc(sizeof(double) * (n ? n : 1));
     double *ys = malloc(sizeof(double) * 5 * P);
     float *cz = calloc(5 * (size_t)(nc + 1), sizeof(float));
     char path[4400];
@@ -492,14 +540,15 @@ int cmd_spectra_latents(int argc, char **argv) {
         rc = cmd_error("spectra-latents: the %s split has no usable spectra", split_name);
         goto out;
     }
-    if (!mu || !zz || !xs || !D || !wl || !d4 || !ys || !cz || nn_ctx_init(&c, 64u << 20) || spec_pca(&r, &c, &R) ||
-        run_embed(&r, &c, rows, n, 0, mu)) {
+    if (!mu || !zz || !xs || !D || !wl || !d4 || !ys || !cz || nn_ctx_init(&c, 64u << 20) ||
+        spec_pca(&r, &c, &R) || run_embed(&r, &c, rows, n, 0, mu)) {
         rc = cmd_error("spectra-latents: %s", gn_errmsg());
         goto out;
     }
     spec_rotate(&R, mu, n, D);
     io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
-    for (size_t i = 0; i < n; i++) d4[i] = dn4000(io_dataset_image(&r.ds[rb->ds], (size_t)r.entry[rb->ds][rows[i]]), wl, P);
+    for (size_t i = 0; i < n; i++)
+        d4[i] = dn4000(io_dataset_image(&r.ds[rb->ds], (size_t)r.entry[rb->ds][rows[i]]), wl, P);
     // latents.csv and pca.csv
     snprintf(path, sizeof path, "%s/latents.csv", out);
     if (!(f = fopen(path, "w"))) {
@@ -542,11 +591,14 @@ int cmd_spectra_latents(int argc, char **argv) {
         } else
             for (int j = 0; j < r.cat.n_cols && np < 255; j++) {
                 const char *nm = r.cat.cols[j].name;
-                if (j == r.cat.id_col || j == r.cat.split_col || !r.cat.cols[j].numeric || strstr(nm, "err") || r.cat.cols[j].n_null * 2 > r.cat.n_rows) continue;
+                if (j == r.cat.id_col || j == r.cat.split_col || !r.cat.cols[j].numeric ||
+                    strstr(nm, "err") || r.cat.cols[j].n_null * 2 > r.cat.n_rows)
+                    continue;
                 pn[np++] = (char *)nm;
             }
         int npa = np + 1; // + dn4000
-        double *mi = malloc(sizeof(double) * npa * d), *xv = malloc(sizeof(double) * n), *yv = malloc(sizeof(double) * n);
+        double *mi = malloc(sizeof(double) * npa * d), *xv = malloc(sizeof(double) * n),
+               *yv = malloc(sizeof(double) * n);
         const char **names = malloc(sizeof(char *) * npa);
         if (!mi || !xv || !yv || !names) rc = cmd_error("out of memory");
         for (int j = 0; !rc && j < npa; j++) {
@@ -564,7 +616,8 @@ int cmd_spectra_latents(int argc, char **argv) {
                     xv[cnt] = D[i * d + k], yv[cnt++] = y;
                 }
                 mi[j * d + k] = NAN;
-                if (cnt > (size_t)kk + 1 && st_mi_ksg(xv, 1, yv, 1, cnt, (int)kk, 1, &mi[j * d + k])) mi[j * d + k] = NAN;
+                if (cnt > (size_t)kk + 1 && st_mi_ksg(xv, 1, yv, 1, cnt, (int)kk, 1, &mi[j * d + k]))
+                    mi[j * d + k] = NAN;
             }
         }
         if (!rc) {
@@ -587,7 +640,8 @@ int cmd_spectra_latents(int argc, char **argv) {
             for (int a = 0; a < no; a++)
                 for (int b = a + 1; b < no; b++) {
                     double ma = 0, mb = 0;
-                    for (int k = 0; k < d; k++) ma = fmax(ma, mi[order[a] * d + k]), mb = fmax(mb, mi[order[b] * d + k]);
+                    for (int k = 0; k < d; k++)
+                        ma = fmax(ma, mi[order[a] * d + k]), mb = fmax(mb, mi[order[b] * d + k]);
                     if (mb > ma) {
                         int t = order[a];
                         order[a] = order[b], order[b] = t;
@@ -605,9 +659,12 @@ int cmd_spectra_latents(int argc, char **argv) {
                 g[k] = (io_bars){gn[k], vals[k]};
             }
             snprintf(path, sizeof path, "%s/mi.png", out);
-            if (io_plot_bars(path, "KSG mutual information between the rotated latents and catalog properties", "MI (nats)", cats, top, g, ng))
+            if (io_plot_bars(path,
+                             "KSG mutual information between the rotated latents and catalog properties",
+                             "MI (nats)", cats, top, g, ng))
                 fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-            printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s", kk, split_name, "property");
+            printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s",
+                   kk, split_name, "property");
             for (int k = 0; k < d; k++) {
                 char h[16];
                 snprintf(h, sizeof h, "D%d", k + 1);
@@ -622,11 +679,15 @@ int cmd_spectra_latents(int argc, char **argv) {
             // report
             snprintf(path, sizeof path, "%s/report.md", out);
             if ((f = fopen(path, "w"))) {
-                fprintf(f, "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## PCA rotation\n\n"
-                           "| component | explained variance |\n|---|---|\n",
+                fprintf(f,
+                        "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## "
+                        "PCA rotation\n\n"
+                        "| component | explained variance |\n|---|---|\n",
                         ckpt, d, nc, P, rb->grid_lo, rb->grid_hi);
                 for (int k = 0; k < d; k++) fprintf(f, "| D%d | %.1f %% |\n", k + 1, 100 * R.frac[k]);
-                fprintf(f, "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |", kk, split_name, n);
+                fprintf(f,
+                        "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |",
+                        kk, split_name, n);
                 for (int k = 0; k < d; k++) fprintf(f, " D%d |", k + 1);
                 fprintf(f, "\n|---|");
                 for (int k = 0; k < d; k++) fprintf(f, "---|");
@@ -638,7 +699,9 @@ int cmd_spectra_latents(int argc, char **argv) {
                 }
                 fprintf(f, "\n![MI](mi.png)\n\n## Traversals\n\n");
                 for (int k = 0; k < d; k++) fprintf(f, "![D%d](traversal_D%d.png)\n", k + 1, k + 1);
-                for (int q = 0; q < nc; q++) fprintf(f, "![%s](traversal_%s.png)\n", r.br[m->lat_a].col_names[q], r.br[m->lat_a].col_names[q]);
+                for (int q = 0; q < nc; q++)
+                    fprintf(f, "![%s](traversal_%s.png)\n", r.br[m->lat_a].col_names[q],
+                            r.br[m->lat_a].col_names[q]);
                 fclose(f);
                 f = NULL;
             }
@@ -669,9 +732,12 @@ int cmd_spectra_latents(int argc, char **argv) {
         }
         if (k < d) snprintf(path, sizeof path, "%s/traversal_D%d.png", out, k + 1);
         else snprintf(path, sizeof path, "%s/traversal_%s.png", out, what);
-        if (k < d) snprintf(ttl, sizeof ttl, "decoded spectra along D%d (%.1f %% of the latent variance)", k + 1, 100 * R.frac[k]);
+        if (k < d)
+            snprintf(ttl, sizeof ttl, "decoded spectra along D%d (%.1f %% of the latent variance)", k + 1,
+                     100 * R.frac[k]);
         else snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
-        if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     }
     if (!rc) printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", out);
 out:

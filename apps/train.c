@@ -17,42 +17,63 @@
 #include "pipeline/run.h"
 
 void cmd_train_help(void) {
-    printf("usage: galnn train --config FILE [--catalog CSV] [--images TEMPLATE] [--bands LIST] [--target NAMES]\n"
-           "                   [--out DIR] [--epochs E] [--seed S] [--threads N] [--ckpt-every STEPS] [SECTION.KEY=VALUE ...]\n"
-           "       galnn train --resume DIR/last.npz [--epochs E] [--threads N]\n\n"
-           "Trains the network the configuration describes (see models/*.cfg) and keeps, in DIR (default\n"
-           "runs/<config name>): config.cfg, log.csv (train/val loss and metrics per epoch), last.npz (every epoch\n"
-           "and every --ckpt-every steps) and best.npz (lowest validation loss). A checkpoint holds the whole\n"
-           "state (weights, batch-norm statistics, optimizer moments, schedule step, every random stream, the\n"
-           "data order and position, normalisation statistics, the configuration), so --resume continues with\n"
-           "bit-identical results for the same thread count. Any configuration key can be overridden on the\n"
-           "command line, e.g. train.lr=3e-4 branch.img.width=32.\n\n"
-           "Configuration keys (an unknown key is an error):\n"
-           "  [data]         images, bands, transform (signlog|asinh|none), asinh_scale, size (centre crop), bin\n"
-           "                 (sum bin x bin pixel blocks), fluxnorm (e.g. flux_{band}), derive (NAME=EXPR; ...), join (CSV;\n"
-           "                 ...: more columns matched by id, e.g. a VAE's mu/sigma from galnn embed), cache_dir\n"
-           "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
-           "  [branch.NAME]  input (image|columns|spectrum), columns, bands (a subset of [data]'s), images (own cutouts),\n"
-           "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, hidden;\n"
-           "                 spectrum: spectra (template, NPY or FITS), wave (shared grid NPY), redshift (column, z; none:\n"
-           "                 rest frame), grid (LO,HI,PIXELS: 3400,8400,4000), max_gap (0.075), err_percentile (95),\n"
-           "                 pca_components (15), pca_iters (10), median (0.5)\n"
-           "  [model]        kind (branches|latent|vae|flow|specvae); specvae: main (a spectrum branch), latent (4),\n"
-           "                 conditions (catalog columns, or none), alpha (1e3), beta (0.1), leaky_slope (0.01); flow (posterior over the column branches): context (256),\n"
-           "                 context_depth (2), mean_hidden (128), mean_weight (1), layers (12), flow_hidden (128),\n"
-           "                 flow_depth (2), scale (tanh|exp), clamp (2); vae: main (an image branch), latent (32), beta (1),\n"
-           "                 widths (32,64,128: one stride-2 convolution each), leaky_slope; latent (S-space) models: encoder (mlp|inception), objective\n"
-           "                 (scl|ce|supcon|rnc), main, extra (branch names for x and a), dim_main, dim_ext,\n"
-           "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, hidden;\n"
-           "                 inception: conv_width, inception_width, fc_width, decoder_channels, decoder_width\n"
-           "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
-           "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step with drops = STEP,...\n"
-           "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), seed,\n"
-           "                 ckpt_every, keep_im2col (1 faster, 0 less memory), winograd (3x3 stride-1 convolutions:\n"
-           "                 1 Winograd F(4x4,3x3), or F(2x2,3x3) at 5x5 and 6x6 outputs, im2col below 3x3; 2 or 4\n"
-           "                 that tile only; 0 im2col + GEMM),\n"
-           "                 patience (stop after this many epochs without a better validation\n"
-           "                 loss; 0: never)\n");
+    printf(
+        "usage: galnn train --config FILE [--catalog CSV] [--images TEMPLATE] [--bands LIST] [--target "
+        "NAMES]\n"
+        "                   [--out DIR] [--epochs E] [--seed S] [--threads N] [--ckpt-every STEPS] "
+        "[SECTION.KEY=VALUE ...]\n"
+        "       galnn train --resume DIR/last.npz [--epochs E] [--threads N]\n\n"
+        "Trains the network the configuration describes (see models/*.cfg) and keeps, in DIR (default\n"
+        "runs/<config name>): config.cfg, log.csv (train/val loss and metrics per epoch), last.npz (every "
+        "epoch\n"
+        "and every --ckpt-every steps) and best.npz (lowest validation loss). A checkpoint holds the whole\n"
+        "state (weights, batch-norm statistics, optimizer moments, schedule step, every random stream, the\n"
+        "data order and position, normalisation statistics, the configuration), so --resume continues with\n"
+        "bit-identical results for the same thread count. Any configuration key can be overridden on the\n"
+        "command line, e.g. train.lr=3e-4 branch.img.width=32.\n\n"
+        "Configuration keys (an unknown key is an error):\n"
+        "  [data]         images, bands, transform (signlog|asinh|none), asinh_scale, size (centre crop), "
+        "bin\n"
+        "                 (sum bin x bin pixel blocks), fluxnorm (e.g. flux_{band}), derive (NAME=EXPR; "
+        "...), join (CSV;\n"
+        "                 ...: more columns matched by id, e.g. a VAE's mu/sigma from galnn embed), "
+        "cache_dir\n"
+        "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
+        "  [branch.NAME]  input (image|columns|spectrum), columns, bands (a subset of [data]'s), images (own "
+        "cutouts),\n"
+        "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, "
+        "hidden;\n"
+        "                 spectrum: spectra (template, NPY or FITS), wave (shared grid NPY), redshift "
+        "(column, z; none:\n"
+        "                 rest frame), grid (LO,HI,PIXELS: 3400,8400,4000), max_gap (0.075), err_percentile "
+        "(95),\n"
+        "                 pca_components (15), pca_iters (10), median (0.5)\n"
+        "  [model]        kind (branches|latent|vae|flow|specvae); specvae: main (a spectrum branch), latent "
+        "(4),\n"
+        "                 conditions (catalog columns, or none), alpha (1e3), beta (0.1), leaky_slope "
+        "(0.01); flow (posterior over the column branches): context (256),\n"
+        "                 context_depth (2), mean_hidden (128), mean_weight (1), layers (12), flow_hidden "
+        "(128),\n"
+        "                 flow_depth (2), scale (tanh|exp), clamp (2); vae: main (an image branch), latent "
+        "(32), beta (1),\n"
+        "                 widths (32,64,128: one stride-2 convolution each), leaky_slope; latent (S-space) "
+        "models: encoder (mlp|inception), objective\n"
+        "                 (scl|ce|supcon|rnc), main, extra (branch names for x and a), dim_main, dim_ext,\n"
+        "                 est_hidden, lambda_rec, leaky_slope, tau, base_tau, supcon_width; mlp: depth, "
+        "hidden;\n"
+        "                 inception: conv_width, inception_width, fc_width, decoder_channels, decoder_width\n"
+        "  [train]        optimizer (adam|adamw|sgd), lr, amsgrad, momentum, weight_decay, clip, schedule\n"
+        "                 (constant with warmup | cosine with warmup, min_lr | epoch_cos with period | step "
+        "with drops = STEP,...\n"
+        "                 and drop_factor); batch, epochs or iterations, crop, augment (dihedral|none), "
+        "seed,\n"
+        "                 ckpt_every, keep_im2col (1 faster, 0 less memory), winograd (3x3 stride-1 "
+        "convolutions:\n"
+        "                 1 Winograd F(4x4,3x3), or F(2x2,3x3) at 5x5 and 6x6 outputs, im2col below 3x3; 2 "
+        "or 4\n"
+        "                 that tile only; 0 im2col + GEMM),\n"
+        "                 patience (stop after this many epochs without a better validation\n"
+        "                 loss; 0: never)\n");
 }
 
 typedef struct trainer {
@@ -120,7 +141,8 @@ static int plot_losses(const trainer *T) {
     char path[2200];
     snprintf(path, sizeof path, "%s/loss.png", T->dir);
     int log_y = 1;
-    for (size_t i = 0; i < k; i++) log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
+    for (size_t i = 0; i < k; i++)
+        log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
     int rc = k ? io_plot_lines(path, "training curve", "epoch", "loss", s, 2, log_y) : GN_OK;
     free(ep);
     return rc;
@@ -290,7 +312,8 @@ static int setup_optim(trainer *T, io_config *c) {
         if ((rc = io_config_double(c, "train", "drop_factor", 0.1, &v))) return rc;
         s->factor = (float)v;
     } else
-        return gn_err(GN_EINVAL, "%s: [train] schedule '%s' is not constant, cosine, epoch_cos or step", c->name, sc);
+        return gn_err(GN_EINVAL, "%s: [train] schedule '%s' is not constant, cosine, epoch_cos or step",
+                      c->name, sc);
     return nn_optim_init(&T->opt, &T->r.st);
 }
 
@@ -300,8 +323,9 @@ static void progress(trainer *T, long step, double t0, long steps_done0, int fin
     long total = (long)spe * T->epochs;
     double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
     if (cmd_is_tty()) {
-        fprintf(stderr, "\r  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s   ", (long)T->L.epoch + 1,
-                T->epochs, step, total, T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta);
+        fprintf(stderr, "\r  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s   ",
+                (long)T->L.epoch + 1, T->epochs, step, total,
+                T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta);
         if (final) fputc('\n', stderr);
     }
 }
@@ -317,8 +341,11 @@ int cmd_train(int argc, char **argv) {
     int n_fov = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char *key = !strcmp(a, "--catalog") ? "data.catalog" : !strcmp(a, "--images") ? "data.images"
-                        : !strcmp(a, "--bands")   ? "data.bands"   : !strcmp(a, "--target") ? "target.names" : NULL;
+        const char *key = !strcmp(a, "--catalog")  ? "data.catalog"
+                          : !strcmp(a, "--images") ? "data.images"
+                          : !strcmp(a, "--bands")  ? "data.bands"
+                          : !strcmp(a, "--target") ? "target.names"
+                                                   : NULL;
         if (key) {
             if (!v) return cmd_error("%s needs a value", a);
             if (n_fov == 8) return cmd_error("too many options");
@@ -367,7 +394,10 @@ int cmd_train(int argc, char **argv) {
             return cmd_error("%s", gn_errmsg());
         }
         free(text);
-        if (n_ov) return io_npz_free(&ck), io_config_free(&cfg), cmd_error("train --resume: overrides would change the run; only --epochs and --threads apply");
+        if (n_ov)
+            return io_npz_free(&ck), io_config_free(&cfg),
+                   cmd_error(
+                       "train --resume: overrides would change the run; only --epochs and --threads apply");
         char *cp = gn_strdup(resume);
         snprintf(T.dir, sizeof T.dir, "%s", dirname(cp));
         free(cp);
@@ -388,7 +418,8 @@ int cmd_train(int argc, char **argv) {
             snprintf(T.dir, sizeof T.dir, "runs/%s", base);
             free(cp);
         }
-        if (mkdir(T.dir, 0755) && errno != EEXIST) return io_config_free(&cfg), cmd_error("%s: cannot create: %s", T.dir, strerror(errno));
+        if (mkdir(T.dir, 0755) && errno != EEXIST)
+            return io_config_free(&cfg), cmd_error("%s: cannot create: %s", T.dir, strerror(errno));
     }
     if (epochs > 0) { // --epochs extends (or sets) the run's length, also on resume
         char b[32];
@@ -401,7 +432,8 @@ int cmd_train(int argc, char **argv) {
     if ((rc = run_setup(r, &cfg, resume, resume ? &ck : NULL, 1, 1))) goto fail;
     long v;
     io_config *c = &r->cfg;
-    if ((rc = io_config_int(c, "train", "epochs", 10, &T.epochs)) || (rc = io_config_int(c, "train", "batch", 32, &v)))
+    if ((rc = io_config_int(c, "train", "epochs", 10, &T.epochs)) ||
+        (rc = io_config_int(c, "train", "batch", 32, &v)))
         goto fail;
     r->batch = (int)v;
     long sd;
@@ -419,14 +451,18 @@ int cmd_train(int argc, char **argv) {
     }
     T.pairs = r->net.pairs;
     T.morph = r->net.morph; // images: the morphology-augmented view
-    int per_step = T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from io_draw_partners
-    io_loader_opts lo = {.batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
+    int per_step =
+        T.pairs ? r->batch / 2 : r->batch; // set 1 comes from the loader, set 2 from io_draw_partners
+    io_loader_opts lo = {
+        .batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
     if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
     if (T.pairs && r->n_rows[IO_SPLIT_TRAIN] < 2) {
         rc = gn_err(GN_EINVAL, "a contrastive objective needs at least 2 training galaxies");
         goto fail;
     }
-    if ((rc = io_loader_init_ids(&T.L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, (uint64_t)sd))) goto fail;
+    if ((rc =
+             io_loader_init_ids(&T.L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, (uint64_t)sd)))
+        goto fail;
     gn_rng_seed(&T.pair, (uint64_t)sd, GN_STREAM_SAMPLE);
     long iters;
     if ((rc = io_config_int(c, "train", "iterations", 0, &iters))) goto fail;
@@ -441,7 +477,8 @@ int cmd_train(int argc, char **argv) {
     T.ctx.keep_im2col = (int)keep; // 0: recompute in backward (less memory, a little slower)
     if ((rc = io_config_int(c, "train", "winograd", 1, &keep))) goto fail;
     if (keep != 0 && keep != 1 && keep != 2 && keep != 4) {
-        rc = gn_err(GN_EINVAL, "%s: [train] winograd = %ld is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)", c->name,
+        rc = gn_err(GN_EINVAL,
+                    "%s: [train] winograd = %ld is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)", c->name,
                     keep);
         goto fail;
     }
@@ -449,7 +486,8 @@ int cmd_train(int argc, char **argv) {
     if ((rc = setup_optim(&T, c)) || (rc = io_config_check_unused(c))) goto fail;
     T.best_val = INFINITY;
     int maxS = 0, maxC = 0;
-    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS, maxC = r->ds[d].c > maxC ? r->ds[d].c : maxC;
+    for (int d = 0; d < r->n_ds; d++)
+        maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS, maxC = r->ds[d].c > maxC ? r->ds[d].c : maxC;
     T.scratch = gn_malloc(sizeof(float) * (size_t)(maxS * maxS + 1));
     T.y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(r->n_targets ? r->n_targets : 1));
     T.ids = gn_malloc(sizeof(uint32_t) * (size_t)r->batch);
@@ -473,18 +511,20 @@ int cmd_train(int argc, char **argv) {
             goto fail;
         }
         free(text);
-        if ((rc = log_append(&T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,val_rmse,val_r2,seconds\n")))
+        if ((rc = log_append(&T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,val_rmse,"
+                                 "val_r2,seconds\n")))
             goto fail;
     }
     io_npz_free(&ck);
-    printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n", r->st.n_param_values,
-           r->net.n_branch, T.epochs, io_loader_batches_per_epoch(&T.L), r->batch);
+    printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n",
+           r->st.n_param_values, r->net.n_branch, T.epochs, io_loader_batches_per_epoch(&T.L), r->batch);
     double t0 = gn_now(), te = gn_now();
     long step0 = T.opt.step;
     while (T.L.epoch < T.epochs && !(T.patience > 0 && T.stall >= T.patience)) {
         int b = io_loader_next_ids(&T.L, T.ids, T.aug);
         if (b && T.pairs) {
-            io_draw_partners(&T.pair, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], T.ids, b, r->augment, T.ids + b, T.aug + b);
+            io_draw_partners(&T.pair, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], T.ids, b,
+                             r->augment, T.ids + b, T.aug + b);
             b *= 2;
         }
         if (b && T.morph) draw_morph(&T, b);
@@ -494,23 +534,28 @@ int cmd_train(int argc, char **argv) {
             if (r->n_rows[IO_SPLIT_VAL] && (rc = validate(&T, &vl, &m))) goto fail;
             double tl = T.loss_n ? T.loss_sum / (double)T.loss_n : NAN;
             char line[512];
-            snprintf(line, sizeof line, "%ld,%ld,%.6g,%.6f,%.6f,%.5f,%.5f,%.5f,%.5f,%.5f,%.2f\n", (long)T.L.epoch, T.opt.step,
-                     (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias, m.sigma_mad, m.eta,
-                     m.rmse, m.r2, gn_now() - te);
+            snprintf(line, sizeof line, "%ld,%ld,%.6g,%.6f,%.6f,%.5f,%.5f,%.5f,%.5f,%.5f,%.2f\n",
+                     (long)T.L.epoch, T.opt.step,
+                     (double)nn_sched_lr(&T.sched, T.opt.step ? T.opt.step - 1 : 0), tl, vl, m.bias,
+                     m.sigma_mad, m.eta, m.rmse, m.r2, gn_now() - te);
             progress(&T, T.opt.step, t0, step0, 1);
             if (!md_kind_of(&r->net)->val_metrics)
-                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T.L.epoch, T.epochs, tl, vl, gn_now() - te);
+                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T.L.epoch,
+                       T.epochs, tl, vl, gn_now() - te);
             else
-                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n", (long)T.L.epoch,
-                       T.epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - te);
+                printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f "
+                       "s)\n",
+                       (long)T.L.epoch, T.epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - te);
             fflush(stdout);
             T.loss_sum = 0, T.loss_n = 0;
             int improved = !isnan(vl) && vl < T.best_val;
             if (improved) T.best_val = vl;
             T.stall = improved ? 0 : T.stall + 1;
-            if ((rc = log_append(&T, line)) || (rc = save(&T, "last.npz")) || (improved && (rc = save(&T, "best.npz"))))
+            if ((rc = log_append(&T, line)) || (rc = save(&T, "last.npz")) ||
+                (improved && (rc = save(&T, "best.npz"))))
                 goto fail;
-            if (plot_losses(&T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
+            if (plot_losses(&T))
+                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
             te = gn_now();
             if (T.patience > 0 && T.stall >= T.patience) break;
             continue;
@@ -526,7 +571,8 @@ int cmd_train(int argc, char **argv) {
             goto fail;
         }
         if (!isfinite(L->data[0])) {
-            rc = gn_err(GN_EINVAL, "the loss became %g at step %ld (lower train.lr or set train.clip)", (double)L->data[0], T.opt.step + 1);
+            rc = gn_err(GN_EINVAL, "the loss became %g at step %ld (lower train.lr or set train.clip)",
+                        (double)L->data[0], T.opt.step + 1);
             goto fail;
         }
         if (T.clip > 0) nn_clip_grad_norm(&r->st, T.clip);
@@ -536,7 +582,8 @@ int cmd_train(int argc, char **argv) {
         if (T.ckpt_every > 0 && T.opt.step % T.ckpt_every == 0 && (rc = save(&T, "last.npz"))) goto fail;
     }
     if (T.patience > 0 && T.stall >= T.patience)
-        printf("stopped early after epoch %ld: no better validation loss in %ld epochs (train.patience)\n", (long)T.L.epoch, T.stall);
+        printf("stopped early after epoch %ld: no better validation loss in %ld epochs (train.patience)\n",
+               (long)T.L.epoch, T.stall);
     printf("done: best validation loss %.5f; checkpoints in %s\n", T.best_val, T.dir);
     rc = 0;
 fail:

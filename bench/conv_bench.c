@@ -13,9 +13,12 @@
 // --net multibranch: instead, the convs of bench/train_bench.c's network
 // (width 32, 3x3/2 stems, no max-pool; branches at 64x64 and 48x48).
 //   usage: conv_bench [--threads N] [--reps R] [--batch B] [--net resnet18|multibranch]
-//                     [--layout -1|0|1]     (Winograd transforms: by the size rule, rows of tiles, image vectors)
-//                     [--one-chunk -1|0|1]  (image vectors: the threads share one chunk of the batch: by the rule, no, yes)
-//                     [--batched -1|0|1]    (other convs: as keep_im2col says, by groups of images, by one im2col + sgemm)
+//                     [--layout -1|0|1]     (Winograd transforms: by the size rule, rows of tiles, image
+//                     vectors)
+//                     [--one-chunk -1|0|1]  (image vectors: the threads share one chunk of the batch: by the
+//                     rule, no, yes)
+//                     [--batched -1|0|1]    (other convs: as keep_im2col says, by groups of images, by one
+//                     im2col + sgemm)
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,8 +101,8 @@ int main(int argc, char **argv) {
     printf("conv2d forward+backward vs cblas_sgemm on the same products: %s, batch %d, %d threads,\n"
            "best of %d repetitions\n\n",
            net, N, gn_threads(), reps);
-    printf("%-24s %5s %7s %8s %8s %6s %8s %8s %8s %6s\n", "layer", "count", "GFLOP", "im2col", "sgemm", "ratio", "F(2x2)",
-           "F(4x4)", "default", "ratio");
+    printf("%-24s %5s %7s %8s %8s %6s %8s %8s %8s %6s\n", "layer", "count", "GFLOP", "im2col", "sgemm",
+           "ratio", "F(2x2)", "F(4x4)", "default", "ratio");
     gn_rng r;
     gn_rng_seed(&r, 1, 1);
     nn_ctx c;
@@ -158,7 +161,8 @@ int main(int argc, char **argv) {
     printf("\nwhole network (each conv weighted by its count): %.2f GFLOP per step\n", tot_flop * 1e-9);
     printf("  conv2d fwd+bwd %.1f GFLOP/s, cblas_sgemm %.1f GFLOP/s, ratio %.2f (target >= 0.70)\n",
            tot_flop / tot_conv * 1e-9, tot_flop / tot_gemm * 1e-9, tot_gemm / tot_conv);
-    printf("  default path (Winograd for the 3x3 stride-1 layers): %.1f effective GFLOP/s, %.2fx sgemm, %.2fx im2col\n",
+    printf("  default path (Winograd for the 3x3 stride-1 layers): %.1f effective GFLOP/s, %.2fx sgemm, "
+           "%.2fx im2col\n",
            tot_flop / tot_wino * 1e-9, tot_gemm / tot_wino, tot_conv / tot_wino);
     printf("  arena peak %.1f MiB\n", c.arena.peak / 1048576.0);
     nn_ctx_free(&c);

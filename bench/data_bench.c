@@ -63,7 +63,8 @@ int main(int argc, char **argv) {
         printf("  %.1f s (%.0f galaxies/s)\n", gn_now() - t0, n / (gn_now() - t0));
         if (io_catalog_read(cat_path, NULL, &cat)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     }
-    printf("dataset benchmark: %d galaxies, 5 x 64 x 64 float32 FITS cutouts, %d threads\n\n", n, gn_threads());
+    printf("dataset benchmark: %d galaxies, 5 x 64 x 64 float32 FITS cutouts, %d threads\n\n", n,
+           gn_threads());
     // warm the page cache so both sides read memory, then time cat of the FITS files
     snprintf(cmd, sizeof cmd, "cat %s/cutouts/*.fits > /dev/null", dir);
     timed_system(cmd);
@@ -98,18 +99,18 @@ int main(int argc, char **argv) {
     double mb = (double)ds.map_len / 1048576.0;
     printf("%-52s %9s %12s\n", "step", "seconds", "galaxies/s");
     printf("%-52s %9.2f %12.0f\n", "cat of the FITS cutouts (page cache warm)", t_cat, n / t_cat);
-    printf("%-52s %9.2f %12.0f   (%.2fx the cat)\n", "build the cache: decode + signlog + write + CRC", t_build,
-           n / t_build, t_cat / t_build);
+    printf("%-52s %9.2f %12.0f   (%.2fx the cat)\n", "build the cache: decode + signlog + write + CRC",
+           t_build, n / t_build, t_cat / t_build);
     printf("%-52s %9.2f %12.0f\n", "open + verify the cache (CRC of the whole file)", t_open, n / t_open);
     printf("%-52s %9.2f %12.0f\n", "cat of the cache file", t_cat_cache, n / t_cat_cache);
     printf("%-52s %9.2f %12.0f   (%.2fx the cat)\n", "one epoch, batch 64, shuffled", t_plain, cnt / t_plain,
            t_cat_cache / t_plain);
-    printf("%-52s %9.2f %12.0f   (%.2fx the cat)\n", "one epoch, + dihedral augmentation + standardise", t_aug,
-           cnt / t_aug, t_cat_cache / t_aug);
+    printf("%-52s %9.2f %12.0f   (%.2fx the cat)\n", "one epoch, + dihedral augmentation + standardise",
+           t_aug, cnt / t_aug, t_cat_cache / t_aug);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("\ncache file %.0f MiB; peak resident memory %.0f MiB (the mapped cache pages count once read)\n", mb,
-           ru.ru_maxrss / 1024.0);
+    printf("\ncache file %.0f MiB; peak resident memory %.0f MiB (the mapped cache pages count once read)\n",
+           mb, ru.ru_maxrss / 1024.0);
     io_dataset_close(&ds);
     io_catalog_free(&cat);
     return 0;

@@ -30,8 +30,11 @@ int main(int argc, char **argv) {
     enum { B = 512, D = 5, C = 64 };
     nn_store st;
     nn_store_init(&st);
-    md_flow f = {.sp = {.dim = D, .ctx = C, .layers = 12, .depth = 2, .hidden = 128, .scale = MD_FLOW_TANH, .clamp = 2}};
-    if (md_flow_make(&f, &st, "flow") || nn_store_finalize(&st)) return fprintf(stderr, "flow_bench: %s\n", gn_errmsg()), 1;
+    md_flow f = {
+        .sp = {
+            .dim = D, .ctx = C, .layers = 12, .depth = 2, .hidden = 128, .scale = MD_FLOW_TANH, .clamp = 2}};
+    if (md_flow_make(&f, &st, "flow") || nn_store_finalize(&st))
+        return fprintf(stderr, "flow_bench: %s\n", gn_errmsg()), 1;
     nn_store_reset_values(&st, &r);
     nn_optim opt;
     nn_optim_defaults(&opt, NN_OPT_ADAM);
@@ -45,7 +48,8 @@ int main(int argc, char **argv) {
         nn_ctx_reset(&c);
         c.grad_enabled = 1;
         nn_store_zero_grad(&st);
-        nn_tensor *L = md_flow_nll(&c, &f, nn_tensor_from(&c, NN_SHAPE(B, D), x), nn_tensor_from(&c, NN_SHAPE(B, C), h));
+        nn_tensor *L =
+            md_flow_nll(&c, &f, nn_tensor_from(&c, NN_SHAPE(B, D), x), nn_tensor_from(&c, NN_SHAPE(B, C), h));
         if (!L || nn_backward(&c, L)) return 1;
         nn_optim_step(&opt, &st, 1e-4f);
         if (s) t_train += gn_now() - t0;
@@ -54,7 +58,9 @@ int main(int argc, char **argv) {
         double t0 = gn_now();
         nn_ctx_reset(&c);
         c.grad_enabled = 0;
-        if (!md_flow_log_prob(&c, &f, nn_tensor_from(&c, NN_SHAPE(B, D), x), nn_tensor_from(&c, NN_SHAPE(B, C), h))) return 1;
+        if (!md_flow_log_prob(&c, &f, nn_tensor_from(&c, NN_SHAPE(B, D), x),
+                              nn_tensor_from(&c, NN_SHAPE(B, C), h)))
+            return 1;
         if (s) t_lp += gn_now() - t0;
     }
     nn_optim_free(&opt);
@@ -63,8 +69,15 @@ int main(int argc, char **argv) {
     // ---- VAE ----
     enum { VB = 64, VC = 5, VS = 64 };
     nn_store_init(&st);
-    md_vae v = {.sp = {.in_c = VC, .size = VS, .n_down = 3, .width = {32, 64, 128}, .latent = 32, .beta = 1, .slope = 0.2f}};
-    if (md_vae_make(&v, &st) || nn_store_finalize(&st)) return fprintf(stderr, "flow_bench: %s\n", gn_errmsg()), 1;
+    md_vae v = {.sp = {.in_c = VC,
+                       .size = VS,
+                       .n_down = 3,
+                       .width = {32, 64, 128},
+                       .latent = 32,
+                       .beta = 1,
+                       .slope = 0.2f}};
+    if (md_vae_make(&v, &st) || nn_store_finalize(&st))
+        return fprintf(stderr, "flow_bench: %s\n", gn_errmsg()), 1;
     nn_store_reset_values(&st, &r);
     nn_optim_defaults(&opt, NN_OPT_ADAM);
     if (nn_optim_init(&opt, &st) || nn_ctx_init(&c, 256u << 20)) return 1;
@@ -82,7 +95,8 @@ int main(int argc, char **argv) {
         nn_optim_step(&opt, &st, 1e-4f);
         if (s) t_vae += gn_now() - t0;
     }
-    printf("galnn     flow train %9.0f samples/s   flow log-prob %9.0f samples/s   VAE train %7.1f images/s   (%d threads)\n",
+    printf("galnn     flow train %9.0f samples/s   flow log-prob %9.0f samples/s   VAE train %7.1f images/s  "
+           " (%d threads)\n",
            steps * (double)B / t_train, steps * (double)B / t_lp, vsteps * (double)VB / t_vae, gn_threads());
     free(x), free(h), free(img);
     nn_optim_free(&opt);

@@ -33,14 +33,17 @@ int main(int argc, char **argv) {
     uint32_t *idx = malloc(sizeof(uint32_t) * nbuf * k), *idx2 = malloc(sizeof(uint32_t) * nbuf * k);
     double *dist = malloc(sizeof(double) * nbuf * k), *dist2 = malloc(sizeof(double) * nbuf * k);
     double t0 = gn_now();
-    if (st_knn_ex(p, n_knn, p, n_knn, d, k, ST_L2, 1, ST_KNN_BRUTE, idx, dist)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
+    if (st_knn_ex(p, n_knn, p, n_knn, d, k, ST_L2, 1, ST_KNN_BRUTE, idx, dist))
+        return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     double t_brute = gn_now() - t0;
     // the KD-tree (16-D is where it degrades) on the first 2,000 queries: time and identity of the answers
     const size_t nq2 = n_knn < 2000 ? n_knn : 2000;
     t0 = gn_now();
-    if (st_knn_ex(p, n_knn, p, nq2, d, k, ST_L2, 1, ST_KNN_KDTREE, idx2, dist2)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
+    if (st_knn_ex(p, n_knn, p, nq2, d, k, ST_L2, 1, ST_KNN_KDTREE, idx2, dist2))
+        return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     double t_kd = gn_now() - t0;
-    int same = !memcmp(idx, idx2, sizeof(uint32_t) * nq2 * k) && !memcmp(dist, dist2, sizeof(double) * nq2 * k);
+    int same =
+        !memcmp(idx, idx2, sizeof(uint32_t) * nq2 * k) && !memcmp(dist, dist2, sizeof(double) * nq2 * k);
     printf("knn_brute %.3f\nknn_kdtree_2000_queries %.3f\nknn_identical %d\n", t_brute, t_kd, same);
     free(p);
 
@@ -52,7 +55,8 @@ int main(int argc, char **argv) {
     st_local_row *rows = malloc(sizeof(st_local_row) * nq);
     t0 = gn_now();
     st_local_opts o = {1, 10, 7, 9000};
-    if (st_knn(S, nt, Q, nq, ds, k, ST_L2, 0, idx, dist) || st_local_test(idx, nq, k, y, x, NULL, NULL, &o, rows))
+    if (st_knn(S, nt, Q, nq, ds, k, ST_L2, 0, idx, dist) ||
+        st_local_test(idx, nq, k, y, x, NULL, NULL, &o, rows))
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     printf("local_pass %.3f\n", gn_now() - t0);
 

@@ -3,8 +3,10 @@
 // regression head with 2 targets), batch 64, Adam, random inputs; and the
 // process's peak resident memory. bench/train_bench_torch.py runs the same
 // model in PyTorch; `make bench` prints both and their ratios.
-//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4] [--keep-im2col 0|1]
-//                      [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says, by groups of images, by one im2col + sgemm)
+//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4] [--keep-im2col
+//   0|1]
+//                      [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says, by groups of images,
+//                      by one im2col + sgemm)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +32,13 @@ int main(int argc, char **argv) {
     md_net m;
     memset(&m, 0, sizeof m);
     m.n_branch = 2;
-    md_branch_spec a = {.name = "img", .input = MD_IN_IMAGE, .backbone = MD_BB_RESNET18, .in_ch = 5, .width = width,
-                        .stem_kernel = 3, .stem_stride = 2};
+    md_branch_spec a = {.name = "img",
+                        .input = MD_IN_IMAGE,
+                        .backbone = MD_BB_RESNET18,
+                        .in_ch = 5,
+                        .width = width,
+                        .stem_kernel = 3,
+                        .stem_stride = 2};
     md_branch_spec k = a;
     snprintf(k.name, sizeof k.name, "kin");
     k.in_ch = 2;
@@ -43,7 +50,8 @@ int main(int argc, char **argv) {
     nn_optim opt;
     nn_optim_defaults(&opt, NN_OPT_ADAM);
     nn_ctx c;
-    if (md_net_make(&m, &st) || nn_store_finalize(&st) || nn_optim_init(&opt, &st) || nn_ctx_init(&c, 256u << 20))
+    if (md_net_make(&m, &st) || nn_store_finalize(&st) || nn_optim_init(&opt, &st) ||
+        nn_ctx_init(&c, 256u << 20))
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     c.keep_im2col = keep;
     c.winograd = wino;
@@ -61,7 +69,8 @@ int main(int argc, char **argv) {
         double t0 = gn_now();
         nn_ctx_reset(&c);
         nn_store_zero_grad(&st);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1), nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
+        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1),
+                            nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
         nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y, B);
         if (!L || nn_backward(&c, L)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         nn_optim_step(&opt, &st, 1e-3f);
@@ -71,16 +80,23 @@ int main(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         double t0 = gn_now();
         nn_ctx_reset(&c);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1), nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
+        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1),
+                            nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
         if (!md_net_fwd(&c, &m, in)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         if (s) t_inf += gn_now() - t0;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     char label[48];
-    snprintf(label, sizeof label, "galnn (%s%s)", wino == 2 ? "Winograd F(2x2)" : wino == 4 ? "Winograd F(4x4)" : wino ? "Winograd" : "im2col",
+    snprintf(label, sizeof label, "galnn (%s%s)",
+             wino == 2   ? "Winograd F(2x2)"
+             : wino == 4 ? "Winograd F(4x4)"
+             : wino      ? "Winograd"
+                         : "im2col",
              keep ? "" : ", groups");
-    printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, %d threads)\n",
-           label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values, gn_threads());
+    printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, "
+           "%d threads)\n",
+           label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values,
+           gn_threads());
     return 0;
 }

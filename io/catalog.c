@@ -65,8 +65,10 @@ static int missing_column(const io_catalog *c, const char *name) {
         if (d < bd) bd = d, best = j;
     }
     if (best >= 0 && bd <= 3)
-        return gn_err(GN_EINVAL, "%s: no column '%s' (did you mean '%s'?)", c->path, name, c->cols[best].name);
-    return gn_err(GN_EINVAL, "%s: no column '%s' (%d columns, see the header line)", c->path, name, c->n_cols);
+        return gn_err(GN_EINVAL, "%s: no column '%s' (did you mean '%s'?)", c->path, name,
+                      c->cols[best].name);
+    return gn_err(GN_EINVAL, "%s: no column '%s' (%d columns, see the header line)", c->path, name,
+                  c->n_cols);
 }
 
 const double *io_catalog_values(const io_catalog *c, const char *name) {
@@ -83,8 +85,8 @@ const double *io_catalog_values(const io_catalog *c, const char *name) {
                 char *end;
                 strtod(c->cols[j].s[r], &end);
                 if (*end) {
-                    gn_err(GN_EINVAL, "%s: column '%s' holds text ('%s' in data row %zu), not numbers", c->path,
-                           name, c->cols[j].s[r], r + 1);
+                    gn_err(GN_EINVAL, "%s: column '%s' holds text ('%s' in data row %zu), not numbers",
+                           c->path, name, c->cols[j].s[r], r + 1);
                     break;
                 }
             }
@@ -409,7 +411,8 @@ static double e_atom(expr *e, size_t r) {
         return v[r];
     }
     if (!e->err)
-        e->err = gn_err(GN_EINVAL, "expression '%s': unexpected '%s'", e->s, *e->p ? e->p : "end of expression");
+        e->err =
+            gn_err(GN_EINVAL, "expression '%s': unexpected '%s'", e->s, *e->p ? e->p : "end of expression");
     return NAN;
 }
 
@@ -434,7 +437,8 @@ static double e_sum(expr *e, size_t r) {
 }
 
 int io_catalog_derive(io_catalog *c, const char *name, const char *text) {
-    if (io_catalog_find(c, name) >= 0) return gn_err(GN_EINVAL, "%s: column '%s' exists already", c->path, name);
+    if (io_catalog_find(c, name) >= 0)
+        return gn_err(GN_EINVAL, "%s: column '%s' exists already", c->path, name);
     size_t n = c->n_rows ? c->n_rows : 1;
     double *vals = gn_malloc(sizeof(double) * n);
     if (!vals) return GN_ENOMEM;
@@ -538,13 +542,14 @@ int io_split_from_id(const char *id, double ft, double fv) {
 
 int io_catalog_splits(const io_catalog *c, double ft, double fv, uint8_t *split) {
     if (!(ft >= 0 && fv >= 0 && ft + fv <= 1))
-        return gn_err(GN_EINVAL, "split fractions %g (train) and %g (val) must be >= 0 and add to <= 1", ft, fv);
+        return gn_err(GN_EINVAL, "split fractions %g (train) and %g (val) must be >= 0 and add to <= 1", ft,
+                      fv);
     for (size_t r = 0; r < c->n_rows; r++) {
         if (c->split_col >= 0) {
             int s = io_split_parse(c->cols[c->split_col].s[r]);
             if (s < 0)
-                return gn_err(GN_EFORMAT, "%s: data row %zu: split '%s' is not train, val or test", c->path, r + 1,
-                              c->cols[c->split_col].s[r]);
+                return gn_err(GN_EFORMAT, "%s: data row %zu: split '%s' is not train, val or test", c->path,
+                              r + 1, c->cols[c->split_col].s[r]);
             split[r] = (uint8_t)s;
         } else if (c->id_col >= 0)
             split[r] = (uint8_t)io_split_from_id(c->cols[c->id_col].s[r], ft, fv);
@@ -568,7 +573,8 @@ int io_id_index_build(const io_catalog *cat, io_id_index *ix) {
             if (!strcmp(io_catalog_id(cat, ix->slot[h] - 1), id)) {
                 size_t first = ix->slot[h] - 1;
                 io_id_index_free(ix);
-                return gn_err(GN_EFORMAT, "%s: id '%s' appears twice (data rows %zu and %zu)", cat->path, id, first + 1, r + 1);
+                return gn_err(GN_EFORMAT, "%s: id '%s' appears twice (data rows %zu and %zu)", cat->path, id,
+                              first + 1, r + 1);
             }
             h = (h + 1) & (cap - 1);
         }

@@ -70,7 +70,8 @@ typedef struct io_id_index {
     uint32_t *slot; // open addressing, row + 1 (0 = empty)
     size_t cap;
 } io_id_index;
-int io_id_index_build(const io_catalog *cat, io_id_index *ix); // error on a missing id column or a duplicate id
+int io_id_index_build(const io_catalog *cat,
+                      io_id_index *ix); // error on a missing id column or a duplicate id
 long io_id_find(const io_id_index *ix, const char *id);
 void io_id_index_free(io_id_index *ix);
 

@@ -10,8 +10,8 @@ static int add_f32(io_npz_writer *w, const char *prefix, const nn_tensor *t, con
     return io_npz_add_f32(w, name, t->ndim, t->shape, data);
 }
 
-int io_ckpt_save(const char *path, const nn_store *s, const nn_optim *o, const io_named_array *extra, int n_extra,
-                 const char *config) {
+int io_ckpt_save(const char *path, const nn_store *s, const nn_optim *o, const io_named_array *extra,
+                 int n_extra, const char *config) {
     io_npz_writer *w = io_npz_create(path, 0);
     if (!w) return GN_EIO;
     int rc = GN_OK;
@@ -44,17 +44,20 @@ int io_ckpt_save(const char *path, const nn_store *s, const nn_optim *o, const i
     return io_npz_close(w);
 }
 
-static int restore_one(const char *path, const io_npz *z, const char *prefix, const nn_tensor *t, float *dst) {
+static int restore_one(const char *path, const io_npz *z, const char *prefix, const nn_tensor *t,
+                       float *dst) {
     char name[512];
     snprintf(name, sizeof name, "%s%s", prefix, t->name);
     const io_array *a = io_npz_get(z, name);
-    if (!a) return gn_err(GN_EFORMAT, "%s: checkpoint lacks '%s' (a different model or configuration?)", path, name);
+    if (!a)
+        return gn_err(GN_EFORMAT, "%s: checkpoint lacks '%s' (a different model or configuration?)", path,
+                      name);
     int ok = a->dtype == IO_F32 && a->ndim == t->ndim;
     for (int d = 0; ok && d < t->ndim; d++) ok = a->shape[d] == t->shape[d];
     if (!ok) {
         char s[96];
-        return gn_err(GN_EFORMAT, "%s: '%s' has the wrong shape or type (the model expects float32 %s)", path, name,
-                      nn_shape_str(t, s, sizeof s));
+        return gn_err(GN_EFORMAT, "%s: '%s' has the wrong shape or type (the model expects float32 %s)", path,
+                      name, nn_shape_str(t, s, sizeof s));
     }
     memcpy(dst, a->data, sizeof(float) * t->n);
     return GN_OK;
@@ -88,8 +91,8 @@ const io_array *io_ckpt_get(const char *path, const io_npz *z, const char *name,
         return NULL;
     }
     if (a->dtype != t || a->n != n) {
-        gn_err(GN_EFORMAT, "%s: '%s' is %s with %zu values, expected %s with %zu", path, name, io_dtype_name(a->dtype),
-               a->n, io_dtype_name(t), n);
+        gn_err(GN_EFORMAT, "%s: '%s' is %s with %zu values, expected %s with %zu", path, name,
+               io_dtype_name(a->dtype), a->n, io_dtype_name(t), n);
         return NULL;
     }
     return a;

@@ -18,8 +18,8 @@ typedef struct io_named_array {
     io_array a;
 } io_named_array;
 
-int io_ckpt_save(const char *path, const nn_store *s, const nn_optim *o, const io_named_array *extra, int n_extra,
-                 const char *config_text);
+int io_ckpt_save(const char *path, const nn_store *s, const nn_optim *o, const io_named_array *extra,
+                 int n_extra, const char *config_text);
 // Restore the store (and optimizer, if given) from an opened checkpoint.
 int io_ckpt_restore(const char *path, const io_npz *z, nn_store *s, nn_optim *o);
 // A required extra array with an exact element count (and dtype), or an error naming the file.

@@ -54,7 +54,9 @@ static int put(io_config *c, const char *sec, const char *key, const char *val, 
     return GN_OK;
 }
 
-int io_config_put(io_config *c, const char *sec, const char *key, const char *val) { return put(c, sec, key, val, 0); }
+int io_config_put(io_config *c, const char *sec, const char *key, const char *val) {
+    return put(c, sec, key, val, 0);
+}
 
 int io_config_parse(const char *name, const char *text, io_config *c) {
     memset(c, 0, sizeof *c);
@@ -81,7 +83,8 @@ int io_config_parse(const char *name, const char *text, io_config *c) {
             else {
                 *e = 0;
                 char *t = trim(s + 1);
-                if (!*t || strlen(t) >= sizeof sec) rc = gn_err(GN_EFORMAT, "%s:%d: bad section name", name, line);
+                if (!*t || strlen(t) >= sizeof sec)
+                    rc = gn_err(GN_EFORMAT, "%s:%d: bad section name", name, line);
                 else strcpy(sec, t);
             }
         } else if (*s) {
@@ -92,7 +95,8 @@ int io_config_parse(const char *name, const char *text, io_config *c) {
                 *eq = 0;
                 char *k = trim(s), *v = trim(eq + 1);
                 if (!*k) rc = gn_err(GN_EFORMAT, "%s:%d: empty key", name, line);
-                else if (find(c, sec, k)) rc = gn_err(GN_EFORMAT, "%s:%d: [%s] %s given twice", name, line, sec, k);
+                else if (find(c, sec, k))
+                    rc = gn_err(GN_EFORMAT, "%s:%d: [%s] %s given twice", name, line, sec, k);
                 else rc = put(c, sec, k, v, line);
             }
         }
@@ -125,7 +129,8 @@ int io_config_set(io_config *c, const char *a) {
     while (kd > a && *kd != '.') kd--;
     char sec[128], key[128];
     size_t ls = (size_t)(kd - a), lk = (size_t)(eq - kd - 1);
-    if (!ls || !lk || ls >= sizeof sec || lk >= sizeof key) return gn_err(GN_EINVAL, "override '%s': bad name", a);
+    if (!ls || !lk || ls >= sizeof sec || lk >= sizeof key)
+        return gn_err(GN_EINVAL, "override '%s': bad name", a);
     memcpy(sec, a, ls), sec[ls] = 0;
     memcpy(key, kd + 1, lk), key[lk] = 0;
     return put(c, trim(sec), trim(key), eq + 1, 0);
@@ -133,7 +138,8 @@ int io_config_set(io_config *c, const char *a) {
 
 char *io_config_text(const io_config *c) {
     size_t cap = 256;
-    for (int i = 0; i < c->n; i++) cap += strlen(c->e[i].section) + strlen(c->e[i].key) + strlen(c->e[i].value) + 16;
+    for (int i = 0; i < c->n; i++)
+        cap += strlen(c->e[i].section) + strlen(c->e[i].key) + strlen(c->e[i].value) + 16;
     char *t = gn_malloc(cap);
     if (!t) return NULL;
     size_t o = 0;
@@ -216,7 +222,8 @@ int io_config_check_unused(const io_config *c) {
         if (!c->e[i].used) {
             char w[600];
             where(c, &c->e[i], w, sizeof w);
-            return gn_err(GN_EINVAL, "%s: unknown setting [%s] %s (misspelt?)", w, c->e[i].section, c->e[i].key);
+            return gn_err(GN_EINVAL, "%s: unknown setting [%s] %s (misspelt?)", w, c->e[i].section,
+                          c->e[i].key);
         }
     return GN_OK;
 }

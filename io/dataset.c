@@ -56,8 +56,10 @@ int io_parse_bands(const char *list, io_dataset_spec *s) {
         const char *e = strchr(p, ',');
         size_t L = e ? (size_t)(e - p) : strlen(p);
         while (L && (p[L - 1] == ' ' || p[L - 1] == '\t')) L--;
-        if (!L || L >= IO_BAND_NAME) return gn_err(GN_EINVAL, "band list '%s': empty or too long band name", list);
-        if (s->n_bands == IO_MAX_BANDS) return gn_err(GN_EINVAL, "band list '%s': more than %d bands", list, IO_MAX_BANDS);
+        if (!L || L >= IO_BAND_NAME)
+            return gn_err(GN_EINVAL, "band list '%s': empty or too long band name", list);
+        if (s->n_bands == IO_MAX_BANDS)
+            return gn_err(GN_EINVAL, "band list '%s': more than %d bands", list, IO_MAX_BANDS);
         memcpy(s->bands[s->n_bands], p, L);
         s->bands[s->n_bands++][L] = 0;
         p = e ? e + 1 : p + strlen(p);
@@ -179,9 +181,14 @@ static int fluxclip_init(const io_dataset_spec *s, int nb, fluxclip *fc) {
         int ok;
         fc->lo[b] = percentile(fc->col[b], s->cat->n_rows, strcmp(s->bands[b], "u") ? 0.1 : 2.0, &ok);
         fc->hi[b] = percentile(fc->col[b], s->cat->n_rows, 100.0, &ok);
-        if (!ok) return gn_err(GN_EINVAL, "%s: column '%s' has no valid values for flux normalisation", s->cat->path, name);
-        if (!(fc->lo[b] > 0)) return gn_err(GN_EINVAL, "%s: column '%s': the low clip %g is not positive", s->cat->path, name, fc->lo[b]);
-        logf_(s, "flux normalisation, band %s: %s clipped to [%.4g, %.4g]", s->bands[b], name, fc->lo[b], fc->hi[b]);
+        if (!ok)
+            return gn_err(GN_EINVAL, "%s: column '%s' has no valid values for flux normalisation",
+                          s->cat->path, name);
+        if (!(fc->lo[b] > 0))
+            return gn_err(GN_EINVAL, "%s: column '%s': the low clip %g is not positive", s->cat->path, name,
+                          fc->lo[b]);
+        logf_(s, "flux normalisation, band %s: %s clipped to [%.4g, %.4g]", s->bands[b], name, fc->lo[b],
+              fc->hi[b]);
     }
     return GN_OK;
 }
@@ -202,13 +209,15 @@ static void rebin(float *p, int C, int S, int bin) {
             for (int x = 0; x < So; x++) {
                 float acc = 0;
                 for (int dy = 0; dy < bin; dy++)
-                    for (int dx = 0; dx < bin; dx++) acc += p[((size_t)b * S + (size_t)(y * bin + dy)) * S + x * bin + dx];
+                    for (int dx = 0; dx < bin; dx++)
+                        acc += p[((size_t)b * S + (size_t)(y * bin + dy)) * S + x * bin + dx];
                 p[((size_t)b * So + y) * So + x] = acc;
             }
 }
 
 // Decode, crop, bin, normalise and transform galaxy `row` into out (C, S/bin, S/bin).
-static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const fluxclip *fc, float *out, slot *sl) {
+static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const fluxclip *fc, float *out,
+                       slot *sl) {
     const char *id = io_catalog_id(s->cat, row);
     int per_band = uses_band(s->template);
     char path[4096];
@@ -232,7 +241,8 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
             return;
         }
         if (im.h < S || im.w < S) {
-            snprintf(sl->reason, sizeof sl->reason, "%.400s: %dx%d is smaller than the %dx%d cutout size", path, im.h, im.w, S, S);
+            snprintf(sl->reason, sizeof sl->reason, "%.400s: %dx%d is smaller than the %dx%d cutout size",
+                     path, im.h, im.w, S, S);
             io_image_free(&im);
             return;
         }
@@ -251,8 +261,8 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
         if (s->fluxnorm) {
             double fl = fc->col[b][row];
             if (isnan(fl)) {
-                snprintf(sl->reason, sizeof sl->reason, "flux for band %s is null (needed for flux normalisation)",
-                         s->bands[b]);
+                snprintf(sl->reason, sizeof sl->reason,
+                         "flux for band %s is null (needed for flux normalisation)", s->bands[b]);
                 return;
             }
             fl = fl < fc->lo[b] ? fc->lo[b] : fl > fc->hi[b] ? fc->hi[b] : fl;
@@ -284,7 +294,8 @@ static int probe(const io_dataset_spec *s, int *C, int *H, int *W) {
     char path[4096];
     int per_band = uses_band(s->template);
     for (size_t r = 0; r < s->cat->n_rows && r < 1000; r++) {
-        if (io_expand_template(s->template, io_catalog_id(s->cat, r), per_band ? s->bands[0] : NULL, path, sizeof path))
+        if (io_expand_template(s->template, io_catalog_id(s->cat, r), per_band ? s->bands[0] : NULL, path,
+                               sizeof path))
             return GN_EINVAL;
         io_image im;
         if (io_image_read(path, &im)) continue;
@@ -295,8 +306,8 @@ static int probe(const io_dataset_spec *s, int *C, int *H, int *W) {
             return gn_err(GN_EINVAL, "%s has %d planes but %d band names were given", path, im.c, s->n_bands);
         return GN_OK;
     }
-    return gn_err(GN_EIO, "no readable cutout among the first catalog rows (template '%s'; first: %s)", s->template,
-                  gn_errmsg());
+    return gn_err(GN_EIO, "no readable cutout among the first catalog rows (template '%s'; first: %s)",
+                  s->template, gn_errmsg());
 }
 
 static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_dataset *ds) {
@@ -310,17 +321,22 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     }
     if (C > IO_MAX_BANDS) return gn_err(GN_EINVAL, "%d bands (at most %d)", C, IO_MAX_BANDS);
     int S = s->size ? s->size : H;
-    if (!s->size && H != W) return gn_err(GN_EINVAL, "cutouts are %dx%d: give a square --size to crop to", H, W);
+    if (!s->size && H != W)
+        return gn_err(GN_EINVAL, "cutouts are %dx%d: give a square --size to crop to", H, W);
     int bin = s->bin > 1 ? s->bin : 1;
-    if (S % bin) return gn_err(GN_EINVAL, "cutout size %d is not a multiple of the binning factor %d", S, bin);
+    if (S % bin)
+        return gn_err(GN_EINVAL, "cutout size %d is not a multiple of the binning factor %d", S, bin);
     fluxclip fc;
     memset(&fc, 0, sizeof fc);
     if (s->fluxnorm && (rc = fluxclip_init(s, C, &fc))) return rc;
-    size_t per = (size_t)C * S * S, N = s->cat->n_rows, per_out = per / ((size_t)bin * bin); // per: decode buffer
+    size_t per = (size_t)C * S * S, N = s->cat->n_rows,
+           per_out = per / ((size_t)bin * bin); // per: decode buffer
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w+b"); // read back for the CRC
-    if (!f) return gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp, strerror(errno));
+    if (!f)
+        return gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp,
+                      strerror(errno));
     uint32_t *rows = gn_malloc(sizeof(uint32_t) * (N ? N : 1));
     float *buf = gn_malloc(sizeof(float) * per * CHUNK);
     slot *sl = gn_malloc(sizeof(slot) * CHUNK);
@@ -335,7 +351,8 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
     size_t rows_bytes = (sizeof(uint32_t) * N + 63) / 64 * 64;
     if (!rc && (fwrite(zeros, 1, HEADER_BYTES, f) != HEADER_BYTES)) rc = GN_EIO;
     for (size_t o = 0; !rc && o < rows_bytes; o += sizeof zeros)
-        if (fwrite(zeros, 1, rows_bytes - o < sizeof zeros ? rows_bytes - o : sizeof zeros, f) == 0) rc = GN_EIO;
+        if (fwrite(zeros, 1, rows_bytes - o < sizeof zeros ? rows_bytes - o : sizeof zeros, f) == 0)
+            rc = GN_EIO;
     FILE *skiplog = NULL;
     char skippath[4300];
     snprintf(skippath, sizeof skippath, "%s.skipped.txt", path);
@@ -347,11 +364,14 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
             size_t r = c0 + (size_t)k;
             if (!sl[k].ok) {
                 if (s->strict) {
-                    rc = gn_err(GN_EIO, "galaxy %s (catalog row %zu): %s", io_catalog_id(s->cat, r), r + 1, sl[k].reason);
+                    rc = gn_err(GN_EIO, "galaxy %s (catalog row %zu): %s", io_catalog_id(s->cat, r), r + 1,
+                                sl[k].reason);
                     break;
                 }
-                if (ds->n_skipped < 20) logf_(s, "skipping galaxy %s: %s", io_catalog_id(s->cat, r), sl[k].reason);
-                else if (ds->n_skipped == 20) logf_(s, "(further skipped galaxies are listed in %s)", skippath);
+                if (ds->n_skipped < 20)
+                    logf_(s, "skipping galaxy %s: %s", io_catalog_id(s->cat, r), sl[k].reason);
+                else if (ds->n_skipped == 20)
+                    logf_(s, "(further skipped galaxies are listed in %s)", skippath);
                 if (!skiplog) skiplog = fopen(skippath, "w");
                 if (skiplog) fprintf(skiplog, "%s\t%s\n", io_catalog_id(s->cat, r), sl[k].reason);
                 ds->n_skipped++;
@@ -365,12 +385,15 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
             rows[kept++] = (uint32_t)r;
         }
         if (s->log && (c0 + (size_t)m) % (CHUNK * 8) == 0)
-            logf_(s, "decoded %zu / %zu cutouts (%.0f galaxies/s)", c0 + (size_t)m, N, (double)(c0 + (size_t)m) / (gn_now() - t0));
+            logf_(s, "decoded %zu / %zu cutouts (%.0f galaxies/s)", c0 + (size_t)m, N,
+                  (double)(c0 + (size_t)m) / (gn_now() - t0));
     }
     if (skiplog) fclose(skiplog);
     free(buf);
     free(sl);
-    if (!rc && kept == 0) rc = gn_err(GN_EIO, "no catalog row has a usable cutout (%zu skipped; template '%s')", ds->n_skipped, s->template);
+    if (!rc && kept == 0)
+        rc = gn_err(GN_EIO, "no catalog row has a usable cutout (%zu skipped; template '%s')", ds->n_skipped,
+                    s->template);
     if (!rc) {
         // CRC over the row table (padded) and pixels, in file order
         memset(rows + kept, 0, sizeof(uint32_t) * (N - kept));
@@ -385,15 +408,18 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         // the row table was reserved for N rows; move pixels up if fewer were kept
         if (!rc && fflush(f)) rc = GN_EIO;
         int fd = fileno(f);
-        size_t pix_bytes = sizeof(float) * per_out * kept, from = HEADER_BYTES + rows_bytes, to = HEADER_BYTES + rb;
+        size_t pix_bytes = sizeof(float) * per_out * kept, from = HEADER_BYTES + rows_bytes,
+               to = HEADER_BYTES + rb;
         unsigned char *blk = gn_malloc(1 << 22);
         if (!blk) rc = GN_ENOMEM;
         for (size_t o = 0; !rc && o < pix_bytes; o += 1 << 22) {
             size_t L = pix_bytes - o < (1u << 22) ? pix_bytes - o : (1u << 22);
-            if (pread(fd, blk, L, (off_t)(from + o)) != (ssize_t)L) rc = gn_err(GN_EIO, "%s: read back failed", tmp);
+            if (pread(fd, blk, L, (off_t)(from + o)) != (ssize_t)L)
+                rc = gn_err(GN_EIO, "%s: read back failed", tmp);
             else {
                 crc = (uint32_t)crc32(crc, blk, (uInt)L);
-                if (from != to && pwrite(fd, blk, L, (off_t)(to + o)) != (ssize_t)L) rc = gn_err(GN_EIO, "%s: write failed", tmp);
+                if (from != to && pwrite(fd, blk, L, (off_t)(to + o)) != (ssize_t)L)
+                    rc = gn_err(GN_EIO, "%s: write failed", tmp);
             }
         }
         free(blk);
@@ -407,10 +433,12 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         hd.n_skipped = (uint32_t)ds->n_skipped;
         hd.n_masked_gal = ds->n_masked_gal, hd.n_masked_pix = ds->n_masked_pix;
         for (int b = 0; b < C; b++) memcpy(hd.bands[b], s->bands[b], IO_BAND_NAME);
-        snprintf(hd.describe, sizeof hd.describe, "catalog=%s template=%s size=%d bin=%d transform=%d asinh=%g fluxnorm=%s",
-                 s->cat->path, s->template, S, bin, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
-        if (!rc && (pwrite(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd ||
-                    pwrite(fd, rows, sizeof(uint32_t) * kept, HEADER_BYTES) != (ssize_t)(sizeof(uint32_t) * kept)))
+        snprintf(hd.describe, sizeof hd.describe,
+                 "catalog=%s template=%s size=%d bin=%d transform=%d asinh=%g fluxnorm=%s", s->cat->path,
+                 s->template, S, bin, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
+        if (!rc &&
+            (pwrite(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd ||
+             pwrite(fd, rows, sizeof(uint32_t) * kept, HEADER_BYTES) != (ssize_t)(sizeof(uint32_t) * kept)))
             rc = gn_err(GN_EIO, "%s: write failed", tmp);
         if (!rc && fsync(fd)) rc = gn_err(GN_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
     }
@@ -463,7 +491,8 @@ int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, 
     uint32_t crc = (uint32_t)crc32(0, NULL, 0);
     size_t total = (size_t)st.st_size - HEADER_BYTES;
     for (size_t o = 0; o < total; o += 1u << 30)
-        crc = (uint32_t)crc32(crc, b + HEADER_BYTES + o, (uInt)(total - o < (1u << 30) ? total - o : (1u << 30)));
+        crc = (uint32_t)crc32(crc, b + HEADER_BYTES + o,
+                              (uInt)(total - o < (1u << 30) ? total - o : (1u << 30)));
     if (crc != hd.payload_crc) {
         munmap(map, (size_t)st.st_size);
         snprintf(why, wlen, "CRC mismatch (the cache file is corrupt)");
@@ -480,7 +509,8 @@ int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, 
     return GN_OK;
 }
 
-int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out, size_t len) {
+int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out,
+                  size_t len) {
     char dir[3800];
     if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
     else {
@@ -490,7 +520,8 @@ int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *pref
         free(cp);
     }
     if (mkdir(dir, 0755) && errno != EEXIST)
-        return gn_err(GN_EIO, "%s: cannot create the cache directory: %s (use --cache-dir)", dir, strerror(errno));
+        return gn_err(GN_EIO, "%s: cannot create the cache directory: %s (use --cache-dir)", dir,
+                      strerror(errno));
     snprintf(out, len, "%s/%s-%016llx.bin", dir, prefix, (unsigned long long)hash);
     return GN_OK;
 }
@@ -498,7 +529,8 @@ int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *pref
 int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const char *describe) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    size_t rb = (sizeof(uint32_t) * d->n + 63) / 64 * 64, pix = sizeof(float) * d->n * (size_t)d->c * d->h * d->w;
+    size_t rb = (sizeof(uint32_t) * d->n + 63) / 64 * 64,
+           pix = sizeof(float) * d->n * (size_t)d->c * d->h * d->w;
     unsigned char *rt = gn_calloc(1, rb ? rb : 1);
     if (!rt) return GN_ENOMEM;
     memcpy(rt, d->row, sizeof(uint32_t) * d->n);
@@ -512,7 +544,8 @@ int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const 
     uint32_t crc = (uint32_t)crc32(0, NULL, 0);
     crc = (uint32_t)crc32(crc, rt, (uInt)rb);
     for (size_t o = 0; o < pix; o += 1u << 30)
-        crc = (uint32_t)crc32(crc, (const unsigned char *)d->pix + o, (uInt)(pix - o < (1u << 30) ? pix - o : (1u << 30)));
+        crc = (uint32_t)crc32(crc, (const unsigned char *)d->pix + o,
+                              (uInt)(pix - o < (1u << 30) ? pix - o : (1u << 30)));
     hd.payload_crc = crc;
     hd.n_skipped = (uint32_t)d->n_skipped;
     hd.n_masked_gal = d->n_masked_gal, hd.n_masked_pix = d->n_masked_pix;
@@ -520,9 +553,13 @@ int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const 
     snprintf(hd.describe, sizeof hd.describe, "%s", describe ? describe : "");
     static const char zeros[HEADER_BYTES];
     FILE *f = fopen(tmp, "wb");
-    int rc = f ? GN_OK : gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp, strerror(errno));
-    if (!rc && (fwrite(&hd, sizeof hd, 1, f) != 1 || fwrite(zeros, 1, HEADER_BYTES - sizeof hd, f) != HEADER_BYTES - sizeof hd ||
-                fwrite(rt, 1, rb, f) != rb || fwrite(d->pix, 1, pix, f) != pix || fflush(f) || fsync(fileno(f))))
+    int rc =
+        f ? GN_OK
+          : gn_err(GN_EIO, "%s: cannot create the dataset cache: %s (use --cache-dir)", tmp, strerror(errno));
+    if (!rc &&
+        (fwrite(&hd, sizeof hd, 1, f) != 1 ||
+         fwrite(zeros, 1, HEADER_BYTES - sizeof hd, f) != HEADER_BYTES - sizeof hd ||
+         fwrite(rt, 1, rb, f) != rb || fwrite(d->pix, 1, pix, f) != pix || fflush(f) || fsync(fileno(f))))
         rc = gn_err(GN_EIO, "%s: write failed: %s", tmp, strerror(errno));
     if (f && fclose(f) && !rc) rc = gn_err(GN_EIO, "%s: close failed: %s", tmp, strerror(errno));
     if (!rc && rename(tmp, path)) rc = gn_err(GN_EIO, "%s: rename failed: %s", path, strerror(errno));
@@ -534,14 +571,17 @@ int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const 
 int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     memset(ds, 0, sizeof *ds);
     if (!s->cat || s->cat->id_col < 0) return gn_err(GN_EINVAL, "the catalog needs an 'id' column");
-    if (s->transform == IO_TF_ASINH && !(s->asinh_scale > 0)) return gn_err(GN_EINVAL, "asinh scale must be positive");
-    if (uses_band(s->template) && !s->n_bands) return gn_err(GN_EINVAL, "template '%s' uses {band}: give --bands", s->template);
+    if (s->transform == IO_TF_ASINH && !(s->asinh_scale > 0))
+        return gn_err(GN_EINVAL, "asinh scale must be positive");
+    if (uses_band(s->template) && !s->n_bands)
+        return gn_err(GN_EINVAL, "template '%s' uses {band}: give --bands", s->template);
     if (s->fluxnorm && !s->n_bands) return gn_err(GN_EINVAL, "flux normalisation needs band names (--bands)");
     if (s->size < 0 || s->size > 16384) return gn_err(GN_EINVAL, "cutout size %d", s->size);
     uint64_t hash;
     int rc = source_hash(s, &hash);
     if (rc) return rc;
-    if ((rc = io_cache_path(s->cat, s->cache_dir, "ds", hash, ds->cache_path, sizeof ds->cache_path))) return rc;
+    if ((rc = io_cache_path(s->cat, s->cache_dir, "ds", hash, ds->cache_path, sizeof ds->cache_path)))
+        return rc;
     char why[256];
     if (io_dataset_load(ds->cache_path, hash, ds, why, sizeof why) == GN_OK) {
         if (s->strict && (ds->n_skipped || ds->n_masked_gal)) {
@@ -549,9 +589,11 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
             char cp[4096];
             memcpy(cp, ds->cache_path, sizeof cp);
             io_dataset_close(ds);
-            return gn_err(GN_EIO, "--strict: %zu catalog row(s) have no usable cutout and %zu galaxies have NaN pixels "
-                                  "(reported when the cache was built; skipped ids in %s.skipped.txt)",
-                          sk, mg, cp);
+            return gn_err(
+                GN_EIO,
+                "--strict: %zu catalog row(s) have no usable cutout and %zu galaxies have NaN pixels "
+                "(reported when the cache was built; skipped ids in %s.skipped.txt)",
+                sk, mg, cp);
         }
         logf_(s, "dataset cache %s: %zu galaxies, %d bands, %dx%d (%zu catalog rows skipped when built)",
               ds->cache_path, ds->n, ds->c, ds->h, ds->w, ds->n_skipped);
@@ -565,11 +607,12 @@ int io_dataset_open(const io_dataset_spec *s, io_dataset *ds) {
     double secs = ds->build_seconds;
     memset(ds, 0, sizeof *ds);
     memcpy(ds->cache_path, cache_path, sizeof cache_path);
-    if (io_dataset_load(cache_path, hash, ds, why, sizeof why)) return gn_err(GN_EIO, "%s: the new cache does not verify: %s", cache_path, why);
+    if (io_dataset_load(cache_path, hash, ds, why, sizeof why))
+        return gn_err(GN_EIO, "%s: the new cache does not verify: %s", cache_path, why);
     ds->built = 1;
     ds->build_seconds = secs;
-    logf_(s, "dataset: %zu galaxies, %d bands, %dx%d in %.1f s; %zu catalog row(s) skipped", ds->n, ds->c, ds->h, ds->w,
-          secs, skipped);
+    logf_(s, "dataset: %zu galaxies, %d bands, %dx%d in %.1f s; %zu catalog row(s) skipped", ds->n, ds->c,
+          ds->h, ds->w, secs, skipped);
     if (ds->n_masked_gal)
         logf_(s, "dataset: %zu galaxies had %zu NaN/blank pixel(s), set to 0 (--strict makes this an error)",
               ds->n_masked_gal, ds->n_masked_pix);
@@ -594,7 +637,9 @@ int io_dataset_band_stats(const io_dataset *ds, const uint8_t *split, int which,
             mean[b] += s;
         }
     }
-    if (!cnt) return gn_err(GN_EINVAL, "no galaxies in the %s split to compute band statistics from", io_split_name(which));
+    if (!cnt)
+        return gn_err(GN_EINVAL, "no galaxies in the %s split to compute band statistics from",
+                      io_split_name(which));
     for (int b = 0; b < ds->c; b++) mean[b] /= (double)cnt * (double)P;
     for (size_t i = 0; i < ds->n; i++) {
         if (split && split[ds->row[i]] != which) continue;

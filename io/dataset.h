@@ -67,7 +67,8 @@ static inline const float *io_dataset_image(const io_dataset *ds, size_t i) {
 // A cache key's share of one source file: its name, size and modification time
 // (name: as written in the key; path: the file to stat).
 uint64_t io_hash_file(uint64_t h, const char *name, const char *path);
-int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out, size_t len);
+int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out,
+                  size_t len);
 int io_dataset_save(const char *path, uint64_t hash, const io_dataset *d, const char *describe);
 int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, size_t wlen);
 // Parse "u,g,r,i,z" into spec->bands.

@@ -31,8 +31,10 @@ int io_image_sniff(const unsigned char *b, size_t n) {
 }
 
 static int check_dims(const char *name, long c, long h, long w) {
-    if (c < 1 || h < 1 || w < 1) return gn_err(GN_EFORMAT, "%s: empty image (%ld x %ld x %ld)", name, c, h, w);
-    if (c > IO_IMAGE_MAX_BANDS) return gn_err(GN_EFORMAT, "%s: %ld bands (at most %d)", name, c, IO_IMAGE_MAX_BANDS);
+    if (c < 1 || h < 1 || w < 1)
+        return gn_err(GN_EFORMAT, "%s: empty image (%ld x %ld x %ld)", name, c, h, w);
+    if (c > IO_IMAGE_MAX_BANDS)
+        return gn_err(GN_EFORMAT, "%s: %ld bands (at most %d)", name, c, IO_IMAGE_MAX_BANDS);
     if (h > IO_IMAGE_MAX_SIDE || w > IO_IMAGE_MAX_SIDE || c * h * w > IO_IMAGE_MAX_PIXELS)
         return gn_err(GN_EFORMAT, "%s: image of %ld x %ld x %ld is too large for a cutout", name, c, h, w);
     return GN_OK;
@@ -58,22 +60,26 @@ static int fits_fail(const char *name, int status, const char *what) {
 static int fits_read_opened(fitsfile *f, const char *name, io_image *img, size_t avail) {
     int st = 0, bitpix, naxis;
     LONGLONG nax[4] = {0};
-    if (fits_get_img_paramll(f, 4, &bitpix, &naxis, nax, &st)) return fits_fail(name, st, "reading the image header");
+    if (fits_get_img_paramll(f, 4, &bitpix, &naxis, nax, &st))
+        return fits_fail(name, st, "reading the image header");
     long c, h, w;
     if (naxis == 2) {
         c = 1, h = (long)nax[1], w = (long)nax[0];
     } else if (naxis == 3) {
         c = (long)nax[2], h = (long)nax[1], w = (long)nax[0];
     } else if (naxis == 0)
-        return gn_err(GN_EFORMAT, "%s: the HDU holds no image data (name an extension: file.fits[NAME])", name);
+        return gn_err(GN_EFORMAT, "%s: the HDU holds no image data (name an extension: file.fits[NAME])",
+                      name);
     else
-        return gn_err(GN_EFORMAT, "%s: %d-dimensional image (expected 2-D per band or a 3-D band cube)", name, naxis);
+        return gn_err(GN_EFORMAT, "%s: %d-dimensional image (expected 2-D per band or a 3-D band cube)", name,
+                      naxis);
     int rc = check_dims(name, c, h, w); // each axis is bounded before their product is formed
     if (rc) return rc;
     LONGLONG head, data, end;
     if (avail && !fits_get_hduaddrll(f, &head, &data, &end, &st) &&
         (size_t)data + (size_t)(c * h * w) * (size_t)(bitpix < 0 ? -bitpix : bitpix) / 8 > avail)
-        return gn_err(GN_EFORMAT, "%s: truncated: the header promises %ld x %ld x %ld pixels that the file does not hold",
+        return gn_err(GN_EFORMAT,
+                      "%s: truncated: the header promises %ld x %ld x %ld pixels that the file does not hold",
                       name, c, h, w);
     if ((rc = alloc_image(img, (int)c, (int)h, (int)w))) return rc;
     float nulval = NAN;
@@ -161,7 +167,8 @@ static int stb_decode(const unsigned char *buf, size_t len, const char *name, io
     for (size_t p = 0; p < P; p++)
         for (int b = 0; b < bands; b++) {
             size_t k = p * (size_t)comp + (size_t)b;
-            img->data[(size_t)b * P + p] = sixteen ? (float)((unsigned short *)pix)[k] : (float)((unsigned char *)pix)[k];
+            img->data[(size_t)b * P + p] =
+                sixteen ? (float)((unsigned short *)pix)[k] : (float)((unsigned char *)pix)[k];
         }
     stbi_image_free(pix);
     return GN_OK;
@@ -256,7 +263,8 @@ int io_fits_write(const char *path, const io_image *img, const io_fits_card *car
 }
 
 static void put32be(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8),
+    p[3] = (unsigned char)v;
 }
 
 static int png_chunk(FILE *f, const char *type, const unsigned char *data, size_t n) {
@@ -267,14 +275,17 @@ static int png_chunk(FILE *f, const char *type, const unsigned char *data, size_
     if (n) crc = (uint32_t)crc32(crc, data, (uInt)n);
     unsigned char c[4];
     put32be(c, crc);
-    return fwrite(h, 1, 8, f) == 8 && (!n || fwrite(data, 1, n, f) == n) && fwrite(c, 1, 4, f) == 4 ? GN_OK : GN_EIO;
+    return fwrite(h, 1, 8, f) == 8 && (!n || fwrite(data, 1, n, f) == n) && fwrite(c, 1, 4, f) == 4 ? GN_OK
+                                                                                                    : GN_EIO;
 }
 
 // PNG (ISO/IEC 15948): signature, IHDR, one zlib IDAT of filter-0 scanlines, IEND.
 int io_png_write(const char *path, const io_image *img, int depth) {
     if (img->c < 1 || img->c > 4 || (depth != 8 && depth != 16))
-        return gn_err(GN_EINVAL, "%s: PNG needs 1-4 bands (gray, gray+alpha, RGB, RGBA) and 8 or 16 bits", path);
-    size_t bpp = (size_t)img->c * (size_t)(depth / 8), row = 1 + bpp * (size_t)img->w, P = (size_t)img->w * img->h;
+        return gn_err(GN_EINVAL, "%s: PNG needs 1-4 bands (gray, gray+alpha, RGB, RGBA) and 8 or 16 bits",
+                      path);
+    size_t bpp = (size_t)img->c * (size_t)(depth / 8), row = 1 + bpp * (size_t)img->w,
+           P = (size_t)img->w * img->h;
     unsigned char *raw = gn_malloc(row * (size_t)img->h);
     if (!raw) return GN_ENOMEM;
     float top = depth == 8 ? 255.0f : 65535.0f;

@@ -29,7 +29,10 @@ static int hex4(const char *s, unsigned *v) {
     *v = 0;
     for (int i = 0; i < 4; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         *v = *v * 16 + (unsigned)d;
     }
@@ -61,15 +64,17 @@ static char *string(parser *p) {
         p->s += 4;
         if (u >= 0xD800 && u < 0xDC00 && p->end - p->s >= 6 && p->s[0] == '\\' && p->s[1] == 'u') {
             unsigned lo;
-            if (!hex4(p->s + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00), p->s += 6;
+            if (!hex4(p->s + 2, &lo) && lo >= 0xDC00 && lo < 0xE000)
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00), p->s += 6;
         }
         if (u < 0x80) out[n++] = (char)u;
         else if (u < 0x800) out[n++] = (char)(0xC0 | u >> 6), out[n++] = (char)(0x80 | (u & 63));
         else if (u < 0x10000)
-            out[n++] = (char)(0xE0 | u >> 12), out[n++] = (char)(0x80 | (u >> 6 & 63)), out[n++] = (char)(0x80 | (u & 63));
-        else
-            out[n++] = (char)(0xF0 | u >> 18), out[n++] = (char)(0x80 | (u >> 12 & 63)), out[n++] = (char)(0x80 | (u >> 6 & 63)),
+            out[n++] = (char)(0xE0 | u >> 12), out[n++] = (char)(0x80 | (u >> 6 & 63)),
             out[n++] = (char)(0x80 | (u & 63));
+        else
+            out[n++] = (char)(0xF0 | u >> 18), out[n++] = (char)(0x80 | (u >> 12 & 63)),
+            out[n++] = (char)(0x80 | (u >> 6 & 63)), out[n++] = (char)(0x80 | (u & 63));
     }
     if (p->s >= p->end || *p->s != '"') {
         free(out);

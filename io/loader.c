@@ -19,14 +19,15 @@ void io_dihedral(const float *src, float *dst, int S, int k) {
         }
 }
 
-void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral, uint32_t *set2,
-                      io_aug *aug2) {
+void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral,
+                      uint32_t *set2, io_aug *aug2) {
     for (int i = 0; i < b; i++) {
         uint32_t j;
         do j = rows[gn_rng_below(rng, n)];
         while (j == set1[i] && n > 1);
         set2[i] = j;
-        aug2[i] = (io_aug){(int)gn_rng_below(rng, dihedral ? 8 : 1), (float)gn_rng_uniform(rng), (float)gn_rng_uniform(rng)};
+        aug2[i] = (io_aug){(int)gn_rng_below(rng, dihedral ? 8 : 1), (float)gn_rng_uniform(rng),
+                           (float)gn_rng_uniform(rng)};
     }
 }
 
@@ -50,13 +51,14 @@ static void new_epoch(io_loader *L) {
     L->cursor = 0;
 }
 
-int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int which, const io_loader_opts *o,
-                   uint64_t seed) {
+int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int which,
+                   const io_loader_opts *o, uint64_t seed) {
     memset(L, 0, sizeof *L);
     L->ds = ds;
     L->o = *o;
     if (o->batch < 1) return gn_err(GN_EINVAL, "batch size must be at least 1");
-    if (o->crop < 0 || o->crop > ds->h) return gn_err(GN_EINVAL, "crop %d outside 1..%d (the cutout size)", o->crop, ds->h);
+    if (o->crop < 0 || o->crop > ds->h)
+        return gn_err(GN_EINVAL, "crop %d outside 1..%d (the cutout size)", o->crop, ds->h);
     if (o->dihedral && ds->h != ds->w) return gn_err(GN_EINVAL, "rotations need square cutouts");
     for (int i = 0; i < o->n_channels; i++)
         if (o->channels[i] < 0 || o->channels[i] >= ds->c)
@@ -93,7 +95,8 @@ size_t io_loader_batches_per_epoch(const io_loader *L) {
     return L->o.drop_last ? L->n / B : (L->n + B - 1) / B;
 }
 
-void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst, float *plane) {
+void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst,
+               float *plane) {
     int C = o->n_channels ? o->n_channels : ds->c, H = ds->h, S = o->crop ? o->crop : H;
     size_t P = (size_t)H * H;
     int oy = (H - S) / 2, ox = (H - S) / 2;

@@ -18,7 +18,7 @@ typedef struct io_loader_opts {
     int batch;
     int shuffle;       // a new permutation each epoch (training); else catalog order
     int dihedral;      // random rotation by k*90 deg and flip (8 transforms, uniform)
-    int crop;          // output size (<= dataset size); random position when augmenting, else centred; 0: full
+    int crop; // output size (<= dataset size); random position when augmenting, else centred; 0: full
     int random_crop;   // draw the crop position (training)
     int drop_last;     // skip a final partial batch
     int n_channels;    // 0: all bands; else the dataset band indices in `channels`
@@ -41,8 +41,8 @@ typedef struct io_loader {
 
 // split: per catalog row (io_catalog_splits), `which` the split to serve, or
 // split == NULL for every entry.
-int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int which, const io_loader_opts *o,
-                   uint64_t seed);
+int io_loader_init(io_loader *L, const io_dataset *ds, const uint8_t *split, int which,
+                   const io_loader_opts *o, uint64_t seed);
 void io_loader_free(io_loader *L);
 int io_loader_out_channels(const io_loader *L);
 int io_loader_out_size(const io_loader *L);
@@ -69,7 +69,8 @@ int io_loader_init_ids(io_loader *L, const uint32_t *ids, size_t n, const io_loa
 int io_loader_next_ids(io_loader *L, uint32_t *ids, io_aug *aug);
 // Render dataset entry e with the augmentation into dst (C', S, S): band
 // subset, crop (S = crop or the full size), dihedral transform, standardisation.
-void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst, float *scratch);
+void io_render(const io_dataset *ds, uint32_t e, const io_loader_opts *o, const io_aug *a, float *dst,
+               float *scratch);
 
 // Apply dihedral transform k (0..7: rotate k%4 quarter turns counter-clockwise,
 // then flip left-right when k >= 4) to a square (S, S) plane.
@@ -78,8 +79,8 @@ void io_dihedral(const float *src, float *dst, int S, int k);
 // set1[i], a row drawn uniformly with replacement from rows[0..n) that is not
 // set1[i] (n >= 2), with its own augmentation draw (dihedral: k in 0..7, else
 // 0; crop position u, v), all from rng.
-void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral, uint32_t *set2,
-                      io_aug *aug2);
+void io_draw_partners(gn_rng *rng, const uint32_t *rows, size_t n, const uint32_t *set1, int b, int dihedral,
+                      uint32_t *set2, io_aug *aug2);
 // The single transform "k1, then k2": with T_k = F^(k>=4) R^(k%4) and
 // R^r F = F R^-r, T_k2 T_k1 = F^(f1 xor f2) R^(r1 + (f1 ? -r2 : r2)).
 int io_dihedral_then(int k1, int k2);

@@ -57,16 +57,23 @@ const char IO_MOCK_DOC[] =
     "             tanh(2.5); rotation support 1.0 (SF), 0.6 (other), 0.3 (passive);\n"
     "             sigma(R) = s V_c exp(-R/2R_e) + 10 km/s, s = 0.35, 0.55, 0.75; maps over +-3 R_e.\n"
     "\n"
-    "Catalog columns: id, zspec, ebv, mag_{ugriz}, magerr_{ugriz}, flux_{ugriz} (mJy = 3.631e-3 nanomaggies), w1, w2, w3,\n"
-    "w1err, w2err, w3err (Vega), sersic_n, ba, r50 (observed morphology, r50 in arcsec), type (sf/passive/other),\n"
-    "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r, oh12 (gas-phase 12 + log O/H,\n"
-    "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm with --kinematics).\n"
+    "Catalog columns: id, zspec, ebv, mag_{ugriz}, magerr_{ugriz}, flux_{ugriz} (mJy = 3.631e-3 "
+    "nanomaggies), w1, w2, w3,\n"
+    "w1err, w2err, w3err (Vega), sersic_n, ba, r50 (observed morphology, r50 in arcsec), type "
+    "(sf/passive/other),\n"
+    "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r, oh12 (gas-phase 12 + log "
+    "O/H,\n"
+    "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm with "
+    "--kinematics).\n"
     "Files: cutouts/{id}.fits (5 x S x S cube, BANDS = u,g,r,i,z, nanomaggies per pixel); with --png,\n"
     "png/{id}_{band}.png (16-bit, code = round(1000 x + 1000)); with --npy, npy/{id}.npy (5, S, S) float32;\n"
     "with --kinematics, kin/{id}.fits (2 x K x K: line-of-sight velocity, dispersion; km/s; +-3 R_e);\n"
-    "with --spectra, spectra/{id}.npy (2 x 3000: flux density, inverse variance, 0 = masked) on the observed-frame\n"
-    "grid spectra/wave.npy (log-spaced 3600-9200 Å): old + young continua (the old one with a 4000 Å break) mixed\n"
-    "by sSFR, dust, [O II], Hβ, [O III], Hα, [N II] (EW(Hα) = 10^(0.9 (log sSFR + 10) + 1.3) Å, [N II]/Hα rising\n"
+    "with --spectra, spectra/{id}.npy (2 x 3000: flux density, inverse variance, 0 = masked) on the "
+    "observed-frame\n"
+    "grid spectra/wave.npy (log-spaced 3600-9200 Å): old + young continua (the old one with a 4000 Å break) "
+    "mixed\n"
+    "by sSFR, dust, [O II], Hβ, [O III], Hα, [N II] (EW(Hα) = 10^(0.9 (log sSFR + 10) + 1.3) Å, [N II]/Hα "
+    "rising\n"
     "with mass), S/N ~ 12, the 5577 Å sky line and 0.5 % bad pixels masked.\n";
 
 static const double A_OVER_AV[5] = {1.58, 1.19, 0.87, 0.68, 0.49};
@@ -174,7 +181,8 @@ void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
         double rpx = 2 * g->re_arcsec / PIXSCALE + 2 * PSF_FWHM[b] / 2.355 / PIXSCALE;
         double sF = sig_pix * sqrt(M_PI * rpx * rpx);
         double Fo = F + sF * gauss(&r);
-        g->flux[b] = Fo * 3.631e-3; // mJy: nanomaggies would reach the |v| >= 9000 null sentinels for bright galaxies
+        g->flux[b] =
+            Fo * 3.631e-3; // mJy: nanomaggies would reach the |v| >= 9000 null sentinels for bright galaxies
         if (Fo / sF < 2) {
             g->mag[b] = g->magerr[b] = -9999;
         } else {
@@ -187,7 +195,8 @@ void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
     double w12 = 0.05 + 0.1 * (lssfr + 11) + (g->logm > 10.5 && unif(&r) < 0.03 ? 0.6 : 0);
     g->w[1] = g->w[0] - w12;
     g->w[2] = g->w[1] - (1.0 + 2.5 / (1 + exp(-(lssfr + 10.8) / 0.4)));
-    static const double wfloor[3] = {0.02, 0.03, 0.05}, wscale[3] = {0.03, 0.05, 0.2}, wref[3] = {15, 14.5, 11};
+    static const double wfloor[3] = {0.02, 0.03, 0.05}, wscale[3] = {0.03, 0.05, 0.2},
+                        wref[3] = {15, 14.5, 11};
     for (int k = 0; k < 3; k++) {
         g->werr[k] = wfloor[k] + wscale[k] * pow(10, 0.4 * (g->w[k] - wref[k]));
         g->w[k] += g->werr[k] * gauss(&r);
@@ -261,9 +270,11 @@ void io_mock_render(uint64_t seed, int i, const io_mock_galaxy *g, int S, float 
     free(tmp);
 }
 
-void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux, float *ivar) {
+void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux,
+                      float *ivar) {
     gn_rng r = galaxy_rng(seed, i, 3);
-    double lssfr = g->logsfr - g->logm, wy = 1 / (1 + exp(-(lssfr + 10.3) / 0.35)); // young fraction at 5500 Å
+    double lssfr = g->logsfr - g->logm,
+           wy = 1 / (1 + exp(-(lssfr + 10.3) / 0.35)); // young fraction at 5500 Å
     // emission-line equivalent widths (rest, Å) rising with sSFR; [N II]/Hα with mass (metallicity, AGN-like)
     double ew_ha = pow(10, 0.9 * (lssfr + 10) + 1.3), nii = pow(10, -0.5 + 0.35 * (g->logm - 10));
     static const double lam[5] = {3727, 4861, 5007, 6563, 6584};
@@ -271,12 +282,16 @@ void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const doubl
     double fr = pow(10, -0.4 * (g->mag_true[2] - 22.5)); // continuum level at 5500 Å rest ~ the r-band flux
     for (int k = 0; k < n; k++) {
         double lr = wl[k] / (1 + g->z), x = lr / 5500;
-        double brk = 1 / (1 + exp(-(lr - 4000) / 25)), old = pow(x, 0.6) * (0.35 + 0.65 * brk), young = pow(x, -1.2);
+        double brk = 1 / (1 + exp(-(lr - 4000) / 25)), old = pow(x, 0.6) * (0.35 + 0.65 * brk),
+               young = pow(x, -1.2);
         double cont = (1 - wy) * old + wy * young;
         double dust = pow(10, -0.4 * g->av * pow(x, -0.7));
         double line = 0;
-        for (int q = 0; q < 5; q++) line += rel[q] * ew_ha * exp(-0.5 * (lr - lam[q]) * (lr - lam[q]) / 4.0) / sqrt(2 * M_PI * 4.0);
-        double f = fr * dust * cont * (1 + line / fmax(cont, 1e-3) * ((1 - wy) * pow(6563 / 5500.0, 0.6) + wy * pow(6563 / 5500.0, -1.2)));
+        for (int q = 0; q < 5; q++)
+            line += rel[q] * ew_ha * exp(-0.5 * (lr - lam[q]) * (lr - lam[q]) / 4.0) / sqrt(2 * M_PI * 4.0);
+        double f = fr * dust * cont *
+                   (1 + line / fmax(cont, 1e-3) *
+                            ((1 - wy) * pow(6563 / 5500.0, 0.6) + wy * pow(6563 / 5500.0, -1.2)));
         double sig = 0.08 * fr * (1 + 0.3 * fabs(x - 1)); // S/N ~ 12 at 5500 Å
         flux[k] = (float)(f + sig * gauss(&r));
         ivar[k] = (float)(1 / (sig * sig));
@@ -304,7 +319,8 @@ void io_mock_kinematics(const io_mock_galaxy *g, int S, float *maps) {
 }
 
 static int mkdir_p(const char *dir) {
-    if (mkdir(dir, 0755) && errno != EEXIST) return gn_err(GN_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return gn_err(GN_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
     return GN_OK;
 }
 
@@ -348,7 +364,8 @@ int io_mock_write(const io_mock_opts *o) {
 #pragma omp parallel for schedule(dynamic, 8)
     for (int i = 0; i < N; i++) {
         io_mock_draw(o->seed, i, &gal[i]);
-        float *img = malloc(sizeof(float) * 5 * (size_t)S * S), *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
+        float *img = malloc(sizeof(float) * 5 * (size_t)S * S),
+              *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
         char path[4096];
         int st = img && kin ? GN_OK : GN_ENOMEM;
         if (!st) {
@@ -379,7 +396,8 @@ int io_mock_write(const io_mock_opts *o) {
                 float *sp = malloc(sizeof(float) * 2 * IO_MOCK_SPEC_PIXELS);
                 if (!sp) st = GN_ENOMEM;
                 else {
-                    io_mock_spectrum(o->seed, i, &gal[i], swl, IO_MOCK_SPEC_PIXELS, sp, sp + IO_MOCK_SPEC_PIXELS);
+                    io_mock_spectrum(o->seed, i, &gal[i], swl, IO_MOCK_SPEC_PIXELS, sp,
+                                     sp + IO_MOCK_SPEC_PIXELS);
                     int64_t sh[2] = {2, IO_MOCK_SPEC_PIXELS};
                     io_array a = io_array_view(IO_F32, 2, sh, sp);
                     snprintf(path, sizeof path, "%s/spectra/%s.npy", o->out, gal[i].id);
@@ -390,10 +408,11 @@ int io_mock_write(const io_mock_opts *o) {
             if (!st && o->kinematics) {
                 io_mock_kinematics(&gal[i], K, kin);
                 io_image km = {2, K, K, kin};
-                static const io_fits_card kc[] = {{"PLANES", "vlos,sigma", "line-of-sight velocity, dispersion"},
-                                                  {"BUNIT", "km/s", NULL},
-                                                  {"EXTENT", "+-3 R_e", NULL},
-                                                  {NULL, NULL, NULL}};
+                static const io_fits_card kc[] = {
+                    {"PLANES", "vlos,sigma", "line-of-sight velocity, dispersion"},
+                    {"BUNIT", "km/s", NULL},
+                    {"EXTENT", "+-3 R_e", NULL},
+                    {NULL, NULL, NULL}};
                 snprintf(path, sizeof path, "%s/kin/%s.fits", o->out, gal[i].id);
                 st = io_fits_write(path, &km, kc);
             }
@@ -425,15 +444,19 @@ int io_mock_write(const io_mock_opts *o) {
         FILE *f = fopen(tmp, "w");
         if (!f) rc = gn_err(GN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
         else {
-            fprintf(f, "# galnn mock survey: seed %llu, %d galaxies; -9999 = null. `galnn help mock` documents the model.\n",
+            fprintf(f,
+                    "# galnn mock survey: seed %llu, %d galaxies; -9999 = null. `galnn help mock` documents "
+                    "the model.\n",
                     (unsigned long long)o->seed, N);
             fprintf(f, "id,zspec,ebv");
             for (int b = 0; b < 5; b++) fprintf(f, ",mag_%s", IO_MOCK_BANDS[b]);
             for (int b = 0; b < 5; b++) fprintf(f, ",magerr_%s", IO_MOCK_BANDS[b]);
             for (int b = 0; b < 5; b++) fprintf(f, ",flux_%s", IO_MOCK_BANDS[b]);
-            fprintf(f, ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
-                       "gr0,logml_r,oh12%s\n",
-                    o->kinematics ? ",logmtot,fdm" : "");
+            fprintf(
+                f,
+                ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
+                "gr0,logml_r,oh12%s\n",
+                o->kinematics ? ",logmtot,fdm" : "");
             for (int i = 0; i < N; i++) {
                 const io_mock_galaxy *g = &gal[i];
                 fprintf(f, "%s,%.6f,%.4f", g->id, g->zspec, g->ebv);
@@ -442,9 +465,9 @@ int io_mock_write(const io_mock_opts *o) {
                 for (int b = 0; b < 5; b++) put_num(f, g->flux[b], "%.5g");
                 for (int k = 0; k < 3; k++) put_num(f, g->w[k], "%.4f");
                 for (int k = 0; k < 3; k++) put_num(f, g->werr[k], "%.4f");
-                fprintf(f, ",%.3f,%.3f,%.3f,%s,%.4f,%.4f,%.5f,%.4f,%.3f,%.3f,%.4f,%.4f,%.4f", g->n_obs, g->ba_obs,
-                        g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc, g->n, g->q, g->av,
-                        g->gr0, g->logml_r);
+                fprintf(f, ",%.3f,%.3f,%.3f,%s,%.4f,%.4f,%.5f,%.4f,%.3f,%.3f,%.4f,%.4f,%.4f", g->n_obs,
+                        g->ba_obs, g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc,
+                        g->n, g->q, g->av, g->gr0, g->logml_r);
                 put_num(f, isnan(g->oh12) ? -9999 : g->oh12, "%.4f");
                 if (o->kinematics) fprintf(f, ",%.4f,%.4f", g->logmtot, g->fdm);
                 fputc('\n', f);

@@ -48,7 +48,8 @@ void io_mock_render(uint64_t seed, int i, const io_mock_galaxy *g, int size, flo
 // [O III], Hα, [N II]) with strengths set by the sSFR and an AGN-like
 // [N II]/Hα rising with mass, noise, a sky-line mask and random bad pixels.
 // Own random stream: the other mock values do not depend on it.
-void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux, float *ivar);
+void io_mock_spectrum(uint64_t seed, int i, const io_mock_galaxy *g, const double *wl, int n, float *flux,
+                      float *ivar);
 #define IO_MOCK_SPEC_PIXELS 3000 // log-spaced 3600-9200 Å observed
 // Render its kinematic maps (2, size, size): line-of-sight velocity and
 // dispersion in km/s over +-3 R_e.

@@ -61,8 +61,10 @@ float *io_array_to_f32(const io_array *a) {
 int io_npy_encode(const io_array *a, unsigned char **buf, size_t *len) {
     if (a->ndim < 0 || a->ndim > IO_MAXDIM) return gn_err(GN_EINVAL, "npy: rank %d unsupported", a->ndim);
     char hdr[512];
-    int o = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", DT[a->dtype].descr);
-    for (int i = 0; i < a->ndim; i++) o += snprintf(hdr + o, sizeof hdr - (size_t)o, "%lld, ", (long long)a->shape[i]);
+    int o =
+        snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", DT[a->dtype].descr);
+    for (int i = 0; i < a->ndim; i++)
+        o += snprintf(hdr + o, sizeof hdr - (size_t)o, "%lld, ", (long long)a->shape[i]);
     if (a->ndim >= 2) o -= 2; // "(2, 3)" but "(5,)" for rank 1
     else if (a->ndim == 1) o -= 1;
     o += snprintf(hdr + o, sizeof hdr - (size_t)o, "), }");
@@ -116,7 +118,8 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
         hoff = 12;
     } else
         return gn_err(GN_EFORMAT, "NPY format version %d.%d unsupported", major, buf[7]);
-    if (hoff + hlen > len) return gn_err(GN_EFORMAT, "truncated NPY header (%zu of %zu bytes)", len, hoff + hlen);
+    if (hoff + hlen > len)
+        return gn_err(GN_EFORMAT, "truncated NPY header (%zu of %zu bytes)", len, hoff + hlen);
     const char *h = (const char *)buf + hoff, *e = h + hlen;
     const char *d = dict_value(h, e, "descr");
     if (!d || d + 1 >= e || (*d != '\'' && *d != '"')) return gn_err(GN_EFORMAT, "NPY header has no 'descr'");
@@ -129,12 +132,13 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
         if (!strcmp(descr, DT[i].descr) || (descr[0] == '=' && !strcmp(descr + 1, DT[i].descr + 1))) dt = i;
     if (!strcmp(descr, "<u1")) dt = IO_U8;
     if (dt < 0)
-        return gn_err(GN_EFORMAT, "NPY dtype '%s' unsupported (float32/float64/int32/int64/uint8, little-endian)",
-                      descr);
+        return gn_err(GN_EFORMAT,
+                      "NPY dtype '%s' unsupported (float32/float64/int32/int64/uint8, little-endian)", descr);
     const char *fo = dict_value(h, e, "fortran_order");
     if (!fo || fo >= e) return gn_err(GN_EFORMAT, "NPY header has no 'fortran_order'");
     if (e - fo >= 4 && !strncmp(fo, "True", 4))
-        return gn_err(GN_EFORMAT, "NPY array is in Fortran order; save it with numpy.ascontiguousarray first");
+        return gn_err(GN_EFORMAT,
+                      "NPY array is in Fortran order; save it with numpy.ascontiguousarray first");
     const char *s = dict_value(h, e, "shape");
     if (!s || s >= e || *s != '(') return gn_err(GN_EFORMAT, "NPY header has no 'shape'");
     s++;
@@ -151,7 +155,8 @@ int io_npy_decode(const unsigned char *buf, size_t len, io_array *out) {
         if (s == st || v >= (1LL << 40)) return gn_err(GN_EFORMAT, "NPY header: bad shape");
         if (out->ndim == IO_MAXDIM) return gn_err(GN_EFORMAT, "NPY array has more than %d axes", IO_MAXDIM);
         out->shape[out->ndim++] = v;
-        if (v && out->n > ((size_t)1 << 50) / (size_t)v) return gn_err(GN_EFORMAT, "NPY header: shape too large");
+        if (v && out->n > ((size_t)1 << 50) / (size_t)v)
+            return gn_err(GN_EFORMAT, "NPY header: shape too large");
         out->n *= (size_t)v;
         s = skip_ws(s, e);
         if (s < e && *s == 'L') s++; // Python 2 longs
@@ -305,7 +310,8 @@ int io_npz_add(io_npz_writer *w, const char *name, const io_array *a) {
         free(npy);
         free(out);
         w->failed = 1;
-        return gn_err(GN_EINVAL, "%s: archive would exceed 4 GiB (zip64 writing is not supported); split the data",
+        return gn_err(GN_EINVAL,
+                      "%s: archive would exceed 4 GiB (zip64 writing is not supported); split the data",
                       w->path);
     }
     if (w->n == w->cap) {
@@ -464,7 +470,8 @@ static int inflate_raw(const unsigned char *in, size_t inlen, unsigned char *out
 }
 
 static int parse_npz(const char *path, const unsigned char *b, size_t len, io_npz *z) {
-    if (len < 22) return gn_err(GN_EFORMAT, "%s: too short to be an NPZ (zip) archive (%zu bytes)", path, len);
+    if (len < 22)
+        return gn_err(GN_EFORMAT, "%s: too short to be an NPZ (zip) archive (%zu bytes)", path, len);
     // The end-of-central-directory record is within the last 64 KiB + 22 bytes.
     size_t eo = (size_t)-1;
     size_t lo = len > 65557 ? len - 65557 : 0;
@@ -473,7 +480,8 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
             eo = i;
             break;
         }
-    if (eo == (size_t)-1) return gn_err(GN_EFORMAT, "%s: not a zip archive (no end-of-directory record; truncated?)", path);
+    if (eo == (size_t)-1)
+        return gn_err(GN_EFORMAT, "%s: not a zip archive (no end-of-directory record; truncated?)", path);
     uint64_t count = get16(b + eo + 10), cd_size = get32(b + eo + 12), cd_off = get32(b + eo + 16);
     if ((count == 0xFFFF || cd_off == 0xFFFFFFFF || cd_size == 0xFFFFFFFF) && eo >= 20 &&
         get32(b + eo - 20) == 0x07064b50) {
@@ -484,23 +492,27 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
         cd_size = get64(b + z64 + 40);
         cd_off = get64(b + z64 + 48);
     }
-    if (cd_off + cd_size > len) return gn_err(GN_EFORMAT, "%s: central directory lies past the end (truncated?)", path);
-    if (count > cd_size / 46) return gn_err(GN_EFORMAT, "%s: central directory too small for %llu entries", path,
-                                            (unsigned long long)count);
+    if (cd_off + cd_size > len)
+        return gn_err(GN_EFORMAT, "%s: central directory lies past the end (truncated?)", path);
+    if (count > cd_size / 46)
+        return gn_err(GN_EFORMAT, "%s: central directory too small for %llu entries", path,
+                      (unsigned long long)count);
     z->names = gn_calloc(count ? count : 1, sizeof(char *));
     z->arrays = gn_calloc(count ? count : 1, sizeof(io_array));
     if (!z->names || !z->arrays) return GN_ENOMEM;
     size_t p = cd_off;
     for (uint64_t k = 0; k < count; k++) {
         if (p + 46 > cd_off + cd_size || get32(b + p) != 0x02014b50)
-            return gn_err(GN_EFORMAT, "%s: corrupt central directory entry %llu", path, (unsigned long long)k);
+            return gn_err(GN_EFORMAT, "%s: corrupt central directory entry %llu", path,
+                          (unsigned long long)k);
         unsigned flags = get16(b + p + 8), method = get16(b + p + 10);
         uint32_t crc = get32(b + p + 16);
         uint64_t csize = get32(b + p + 20), usize = get32(b + p + 24);
         unsigned fl = get16(b + p + 28), xl = get16(b + p + 30), cl = get16(b + p + 32);
         uint64_t loff = get32(b + p + 42);
         if (p + 46 + fl + xl + cl > cd_off + cd_size)
-            return gn_err(GN_EFORMAT, "%s: central directory entry %llu overruns", path, (unsigned long long)k);
+            return gn_err(GN_EFORMAT, "%s: central directory entry %llu overruns", path,
+                          (unsigned long long)k);
         char name[1024];
         if (fl >= sizeof name) return gn_err(GN_EFORMAT, "%s: member name too long", path);
         memcpy(name, b + p + 46, fl);
@@ -521,8 +533,8 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
         p += 46 + fl + xl + cl;
         if (flags & 1) return gn_err(GN_EFORMAT, "%s: member '%s' is encrypted", path, name);
         if (method != 0 && method != 8)
-            return gn_err(GN_EFORMAT, "%s: member '%s' uses compression method %u (only stored/deflate)", path, name,
-                          method);
+            return gn_err(GN_EFORMAT, "%s: member '%s' uses compression method %u (only stored/deflate)",
+                          path, name, method);
         if (loff + 30 > len || get32(b + loff) != 0x04034b50)
             return gn_err(GN_EFORMAT, "%s: member '%s': bad local header (corrupt or truncated)", path, name);
         uint64_t doff = loff + 30 + get16(b + loff + 26) + get16(b + loff + 28);
@@ -531,7 +543,8 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
                           (unsigned long long)(len > doff ? len - doff : 0), (unsigned long long)csize);
         // deflate cannot expand more than ~1032:1; stored members are as long as their data
         if ((method == 0 && usize != csize) || (method == 8 && usize > csize * 1032 + 64))
-            return gn_err(GN_EFORMAT, "%s: member '%s': size %llu is impossible for %llu %s bytes (corrupt directory)",
+            return gn_err(GN_EFORMAT,
+                          "%s: member '%s': size %llu is impossible for %llu %s bytes (corrupt directory)",
                           path, name, (unsigned long long)usize, (unsigned long long)csize,
                           method ? "compressed" : "stored");
         unsigned char *raw = gn_malloc(usize ? usize : 1);

@@ -35,7 +35,8 @@ static double py(const frame *f, double y) {
     return H - MB - (y - f->y0) / (f->y1 - f->y0) * (H - MT - MB);
 }
 
-static void text(cairo_t *cr, double x, double y, const char *s, double ax, double ay, double size, int rotate) {
+static void text(cairo_t *cr, double x, double y, const char *s, double ax, double ay, double size,
+                 int rotate) {
     cairo_set_font_size(cr, size);
     cairo_text_extents_t e;
     cairo_text_extents(cr, s, &e);
@@ -96,11 +97,13 @@ static int finish(cairo_surface_t *s, cairo_t *cr, const char *path) {
     cairo_destroy(cr);
     cairo_status_t st = cairo_surface_write_to_png(s, path);
     cairo_surface_destroy(s);
-    return st == CAIRO_STATUS_SUCCESS ? GN_OK : gn_err(GN_EIO, "%s: cannot write the plot: %s", path, cairo_status_to_string(st));
+    return st == CAIRO_STATUS_SUCCESS
+               ? GN_OK
+               : gn_err(GN_EIO, "%s: cannot write the plot: %s", path, cairo_status_to_string(st));
 }
 
-int io_plot_lines(const char *path, const char *title, const char *xl, const char *yl, const io_series *s, int ns,
-                  int log_y) {
+int io_plot_lines(const char *path, const char *title, const char *xl, const char *yl, const io_series *s,
+                  int ns, int log_y) {
     frame f = {0};
     f.x0 = f.y0 = INFINITY, f.x1 = f.y1 = -INFINITY;
     f.log_y = log_y;
@@ -172,7 +175,8 @@ int io_plot_density(const char *path, const char *title, const char *xl, const c
         }
     cairo_set_source_rgb(f.cr, 0.84, 0.15, 0.16);
     cairo_set_line_width(f.cr, 1.5);
-    cairo_move_to(f.cr, px(&f, lo), py(&f, lo)), cairo_line_to(f.cr, px(&f, hi), py(&f, hi)), cairo_stroke(f.cr);
+    cairo_move_to(f.cr, px(&f, lo), py(&f, lo)), cairo_line_to(f.cr, px(&f, hi), py(&f, hi)),
+        cairo_stroke(f.cr);
     cairo_set_source_rgb(f.cr, 0, 0, 0);
     if (note) text(f.cr, ML + 12, MT + 12, note, 0, 0, 13, 0);
     return finish(sf, f.cr, path);
@@ -182,15 +186,17 @@ static void legend(frame *f, int k, const char *name, const double *c, int fille
     double ly = MT + 18 + 20 * k;
     cairo_set_source_rgb(f->cr, c[0], c[1], c[2]);
     if (filled) cairo_rectangle(f->cr, W - MR - 170, ly - 6, 30, 12), cairo_fill(f->cr);
-    else cairo_set_line_width(f->cr, 2), cairo_move_to(f->cr, W - MR - 170, ly), cairo_line_to(f->cr, W - MR - 140, ly),
-        cairo_stroke(f->cr);
+    else
+        cairo_set_line_width(f->cr, 2), cairo_move_to(f->cr, W - MR - 170, ly),
+            cairo_line_to(f->cr, W - MR - 140, ly), cairo_stroke(f->cr);
     cairo_set_source_rgb(f->cr, 0, 0, 0);
     text(f->cr, W - MR - 132, ly, name, 0, 0.5, 13, 0);
 }
 
-int io_plot_hists(const char *path, const char *title, const char *xl, const io_hist *h, int nh, int bins, double lo,
-                  double hi) {
-    if (bins < 1 || bins > 1000 || !(hi > lo)) return gn_err(GN_EINVAL, "%s: bad histogram range or bin count", path);
+int io_plot_hists(const char *path, const char *title, const char *xl, const io_hist *h, int nh, int bins,
+                  double lo, double hi) {
+    if (bins < 1 || bins > 1000 || !(hi > lo))
+        return gn_err(GN_EINVAL, "%s: bad histogram range or bin count", path);
     double *c = gn_calloc((size_t)nh * (size_t)bins, sizeof(double)), w = (hi - lo) / bins, top = 0;
     if (!c) return GN_ENOMEM;
     for (int k = 0; k < nh; k++) {
@@ -219,7 +225,8 @@ int io_plot_hists(const char *path, const char *title, const char *xl, const io_
             cairo_move_to(f.cr, px(&f, lo), py(&f, 0));
             for (int b = 0; b < bins; b++) {
                 double y = c[(size_t)k * bins + b];
-                cairo_line_to(f.cr, px(&f, lo + b * w), py(&f, y)), cairo_line_to(f.cr, px(&f, lo + (b + 1) * w), py(&f, y));
+                cairo_line_to(f.cr, px(&f, lo + b * w), py(&f, y)),
+                    cairo_line_to(f.cr, px(&f, lo + (b + 1) * w), py(&f, y));
             }
             cairo_line_to(f.cr, px(&f, hi), py(&f, 0));
             if (h[k].grey) cairo_close_path(f.cr), cairo_fill(f.cr);
@@ -236,7 +243,8 @@ int io_plot_errorbars(const char *path, const char *title, const char *yl, const
     f.x0 = -0.6, f.x1 = nc - 0.4, f.y0 = INFINITY, f.y1 = -INFINITY;
     for (int k = 0; k < ng; k++)
         for (int i = 0; i < nc; i++) {
-            double a = isnan(g[k].lo[i]) ? g[k].mid[i] : g[k].lo[i], b = isnan(g[k].hi[i]) ? g[k].mid[i] : g[k].hi[i];
+            double a = isnan(g[k].lo[i]) ? g[k].mid[i] : g[k].lo[i],
+                   b = isnan(g[k].hi[i]) ? g[k].mid[i] : g[k].hi[i];
             if (!isnan(a)) f.y0 = fmin(f.y0, a), f.y1 = fmax(f.y1, b);
         }
     if (!isnan(ref_y)) f.y0 = fmin(f.y0, ref_y), f.y1 = fmax(f.y1, ref_y);
@@ -259,7 +267,8 @@ int io_plot_errorbars(const char *path, const char *title, const char *yl, const
         double dash[2] = {6, 4};
         cairo_set_dash(f.cr, dash, 2, 0);
         cairo_set_line_width(f.cr, 1.5);
-        cairo_move_to(f.cr, ML, py(&f, ref_y)), cairo_line_to(f.cr, W - MR, py(&f, ref_y)), cairo_stroke(f.cr);
+        cairo_move_to(f.cr, ML, py(&f, ref_y)), cairo_line_to(f.cr, W - MR, py(&f, ref_y)),
+            cairo_stroke(f.cr);
         cairo_set_dash(f.cr, NULL, 0, 0);
         legend(&f, leg++, ref_label ? ref_label : "reference", GREY, 0);
     }
@@ -272,9 +281,12 @@ int io_plot_errorbars(const char *path, const char *title, const char *yl, const
             if (isnan(g[k].mid[i])) continue;
             double x = px(&f, i + off);
             if (!isnan(g[k].lo[i]) && !isnan(g[k].hi[i])) {
-                cairo_move_to(f.cr, x, py(&f, g[k].lo[i])), cairo_line_to(f.cr, x, py(&f, g[k].hi[i])), cairo_stroke(f.cr);
-                cairo_move_to(f.cr, x - 4, py(&f, g[k].lo[i])), cairo_line_to(f.cr, x + 4, py(&f, g[k].lo[i]));
-                cairo_move_to(f.cr, x - 4, py(&f, g[k].hi[i])), cairo_line_to(f.cr, x + 4, py(&f, g[k].hi[i]));
+                cairo_move_to(f.cr, x, py(&f, g[k].lo[i])), cairo_line_to(f.cr, x, py(&f, g[k].hi[i])),
+                    cairo_stroke(f.cr);
+                cairo_move_to(f.cr, x - 4, py(&f, g[k].lo[i])),
+                    cairo_line_to(f.cr, x + 4, py(&f, g[k].lo[i]));
+                cairo_move_to(f.cr, x - 4, py(&f, g[k].hi[i])),
+                    cairo_line_to(f.cr, x + 4, py(&f, g[k].hi[i]));
                 cairo_stroke(f.cr);
             }
             cairo_arc(f.cr, x, py(&f, g[k].mid[i]), 4.5, 0, 2 * M_PI), cairo_fill(f.cr);
@@ -285,7 +297,8 @@ int io_plot_errorbars(const char *path, const char *title, const char *yl, const
 }
 
 // Bars: categories along x, one bar per group side by side, from 0.
-int io_plot_bars(const char *path, const char *title, const char *yl, const char *const *cats, int nc, const io_bars *g, int ng) {
+int io_plot_bars(const char *path, const char *title, const char *yl, const char *const *cats, int nc,
+                 const io_bars *g, int ng) {
     frame f = {0};
     f.x0 = -0.6, f.x1 = nc - 0.4, f.y0 = 0, f.y1 = 0;
     for (int k = 0; k < ng; k++)
@@ -308,7 +321,8 @@ int io_plot_bars(const char *path, const char *title, const char *yl, const char
         cairo_set_source_rgb(f.cr, rgb[0], rgb[1], rgb[2]);
         for (int i = 0; i < nc; i++) {
             if (isnan(g[k].v[i])) continue;
-            double a = px(&f, i - 0.4 + k * bw), b = px(&f, i - 0.4 + (k + 1) * bw), y0 = py(&f, 0), y1 = py(&f, g[k].v[i]);
+            double a = px(&f, i - 0.4 + k * bw), b = px(&f, i - 0.4 + (k + 1) * bw), y0 = py(&f, 0),
+                   y1 = py(&f, g[k].v[i]);
             cairo_rectangle(f.cr, a + 1, fmin(y0, y1), b - a - 2, fabs(y1 - y0)), cairo_fill(f.cr);
         }
         legend(&f, k, g[k].name, rgb, 1);
@@ -330,8 +344,9 @@ static void cmap(cairo_t *cr, double t, int diverging) {
     else cairo_set_source_rgb(cr, 1 - 0.2 * u, 1 - 0.85 * u, 1 - 0.85 * u);
 }
 
-int io_plot_heatmap(const char *path, const char *title, const char *xl, const char *yl, const char *const *rows, int nr,
-                    const char *const *cols, int nc, const double *v, const char *fmt) {
+int io_plot_heatmap(const char *path, const char *title, const char *xl, const char *yl,
+                    const char *const *rows, int nr, const char *const *cols, int nc, const double *v,
+                    const char *fmt) {
     if (nr < 1 || nc < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < nr * nc; i++)
@@ -367,8 +382,8 @@ int io_plot_heatmap(const char *path, const char *title, const char *xl, const c
     return finish(sf, cr, path);
 }
 
-int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w, const char *const *labels,
-                 int diverging) {
+int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w,
+                 const char *const *labels, int diverging) {
     if (n < 1 || h < 1 || w < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
     int cell = 180, gap = 16, top = 44, lab = 22;
     int cols = n < 6 ? n : 6, rws = (n + cols - 1) / cols;
@@ -388,7 +403,8 @@ int io_plot_maps(const char *path, const char *title, const float *maps, int n, 
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 double v = m[y * w + x];
-                double t = diverging ? (a > 0 ? 0.5 + 0.5 * v / a : 0.5) : (hi > lo ? (v - lo) / (hi - lo) : 0);
+                double t =
+                    diverging ? (a > 0 ? 0.5 + 0.5 * v / a : 0.5) : (hi > lo ? (v - lo) / (hi - lo) : 0);
                 cmap(cr, isfinite(v) ? t : 0.5, diverging);
                 cairo_rectangle(cr, x0 + x * pw, y0 + y * ph, pw + 0.5, ph + 0.5), cairo_fill(cr);
             }

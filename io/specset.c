@@ -26,7 +26,8 @@ void io_specset_defaults(io_specset_spec *s) {
 // ---- reading one file ----
 
 static int alloc3(int n, double **wl, double **flux, double **err) {
-    *wl = malloc(sizeof(double) * (size_t)n), *flux = malloc(sizeof(double) * (size_t)n), *err = malloc(sizeof(double) * (size_t)n);
+    *wl = malloc(sizeof(double) * (size_t)n), *flux = malloc(sizeof(double) * (size_t)n),
+    *err = malloc(sizeof(double) * (size_t)n);
     if (*wl && *flux && *err) return GN_OK;
     free(*wl), free(*flux), free(*err);
     *wl = *flux = *err = NULL;
@@ -49,7 +50,8 @@ static int read_grid(const char *wave, int n, double *wl) {
     if (a.ndim != 1 || (int)a.n != n) {
         int64_t got = a.n;
         io_array_free(&a);
-        return gn_err(GN_EFORMAT, "%s: the wavelength grid has %lld values, the spectrum %d pixels", wave, (long long)got, n);
+        return gn_err(GN_EFORMAT, "%s: the wavelength grid has %lld values, the spectrum %d pixels", wave,
+                      (long long)got, n);
     }
     float *g = io_array_to_f32(&a);
     if (a.dtype == IO_F64)
@@ -69,8 +71,10 @@ static int read_npy(const char *path, const char *wave, int *n, double **wl, dou
     int w0 = wave ? 0 : 1; // rows before the flux
     if (a.ndim > 2 || rows - w0 < 1 || rows - w0 > 3 || P < 2) {
         io_array_free(&a);
-        return gn_err(GN_EFORMAT, "%s: a spectrum is %s (P) or (R, P) rows %s; got %d dimension(s) with %d row(s)", path,
-                      wave ? "flux" : "wave, flux", wave ? "flux, ivar[, mask]" : "wave, flux[, ivar[, mask]]", a.ndim, rows);
+        return gn_err(GN_EFORMAT,
+                      "%s: a spectrum is %s (P) or (R, P) rows %s; got %d dimension(s) with %d row(s)", path,
+                      wave ? "flux" : "wave, flux",
+                      wave ? "flux, ivar[, mask]" : "wave, flux[, ivar[, mask]]", a.ndim, rows);
     }
     float *v = io_array_to_f32(&a);
     if (!v) return io_array_free(&a), GN_ENOMEM;
@@ -100,16 +104,21 @@ static int fits_fail(const char *path, int st, const char *what) {
 static int fits_header_grid(fitsfile *f, const char *path, int n, double *wl) {
     int st = 0;
     double c0, c1, crval, cdelt, crpix = 1;
-    if (!fits_read_key(f, TDOUBLE, "COEFF0", &c0, NULL, &st) && !fits_read_key(f, TDOUBLE, "COEFF1", &c1, NULL, &st)) {
+    if (!fits_read_key(f, TDOUBLE, "COEFF0", &c0, NULL, &st) &&
+        !fits_read_key(f, TDOUBLE, "COEFF1", &c1, NULL, &st)) {
         for (int i = 0; i < n; i++) wl[i] = pow(10, c0 + c1 * i);
         return GN_OK;
     }
     st = 0;
     if (fits_read_key(f, TDOUBLE, "CRVAL1", &crval, NULL, &st))
-        return gn_err(GN_EFORMAT, "%s: no wavelength grid in the header (COEFF0/COEFF1 or CRVAL1/CDELT1) and no [branch] wave file", path);
+        return gn_err(
+            GN_EFORMAT,
+            "%s: no wavelength grid in the header (COEFF0/COEFF1 or CRVAL1/CDELT1) and no [branch] wave file",
+            path);
     if (fits_read_key(f, TDOUBLE, "CDELT1", &cdelt, NULL, &st)) {
         st = 0;
-        if (fits_read_key(f, TDOUBLE, "CD1_1", &cdelt, NULL, &st)) return fits_fail(path, st, "CRVAL1 without CDELT1 or CD1_1");
+        if (fits_read_key(f, TDOUBLE, "CD1_1", &cdelt, NULL, &st))
+            return fits_fail(path, st, "CRVAL1 without CDELT1 or CD1_1");
     }
     st = 0;
     fits_read_key(f, TDOUBLE, "CRPIX1", &crpix, NULL, &st);
@@ -153,7 +162,8 @@ static int read_fits(const char *path, const char *wave, int *n, double **wl, do
             if (fits_get_img_param(f, 3, NULL, &naxis, ax, &st) || naxis < 1 || ax[0] < 2) continue;
             int P = (int)ax[0], rows = naxis > 1 ? (int)ax[1] : 1;
             if (naxis > 2 || rows > 3) {
-                rc = gn_err(GN_EFORMAT, "%s: a spectrum image has 1-3 rows (flux, ivar, mask), not %d x %ld", path, rows, naxis > 2 ? ax[2] : 1);
+                rc = gn_err(GN_EFORMAT, "%s: a spectrum image has 1-3 rows (flux, ivar, mask), not %d x %ld",
+                            path, rows, naxis > 2 ? ax[2] : 1);
                 break;
             }
             if (!(buf = malloc(sizeof(float) * (size_t)P * rows)) || (rc = alloc3(P, wl, flux, err))) {
@@ -162,19 +172,22 @@ static int read_fits(const char *path, const char *wave, int *n, double **wl, do
             }
             float nul = NAN;
             int any;
-            if (fits_read_img(f, TFLOAT, 1, (LONGLONG)P * rows, &nul, buf, &any, &st)) rc = fits_fail(path, st, "reading the spectrum");
+            if (fits_read_img(f, TFLOAT, 1, (LONGLONG)P * rows, &nul, buf, &any, &st))
+                rc = fits_fail(path, st, "reading the spectrum");
             else rc = wave ? read_grid(wave, P, *wl) : fits_header_grid(f, path, P, *wl);
-            if (!rc) set_pixels(P, buf, rows > 1 ? buf + P : NULL, rows > 2 ? buf + 2 * P : NULL, *flux, *err);
+            if (!rc)
+                set_pixels(P, buf, rows > 1 ? buf + P : NULL, rows > 2 ? buf + 2 * P : NULL, *flux, *err);
             *n = P;
             goto done;
         }
         if (type == BINARY_TBL) {
             static const char *const fl[] = {"flux", NULL}, *const ll[] = {"loglam", NULL},
-                                     *const wv[] = {"wave", "wavelength", "lambda", NULL}, *const iv[] = {"ivar", NULL},
-                                     *const mk[] = {"and_mask", "mask", NULL};
+                                     *const wv[] = {"wave", "wavelength", "lambda", NULL},
+                                     *const iv[] = {"ivar", NULL}, *const mk[] = {"and_mask", "mask", NULL};
             int cf, cl = 0, cw = 0, ci = 0, cm = 0;
             if (!fits_col(f, fl, &cf)) continue;
-            int has_l = fits_col(f, ll, &cl), has_w = !has_l && fits_col(f, wv, &cw), has_i = fits_col(f, iv, &ci), has_m = fits_col(f, mk, &cm);
+            int has_l = fits_col(f, ll, &cl), has_w = !has_l && fits_col(f, wv, &cw),
+                has_i = fits_col(f, iv, &ci), has_m = fits_col(f, mk, &cm);
             long nr = 0;
             fits_get_num_rows(f, &nr, &st);
             if (nr < 2) {
@@ -182,7 +195,9 @@ static int read_fits(const char *path, const char *wave, int *n, double **wl, do
                 break;
             }
             if (!wave && !has_l && !has_w) {
-                rc = gn_err(GN_EFORMAT, "%s: the table has flux but no loglam/wave column (or give a [branch] wave file)", path);
+                rc = gn_err(GN_EFORMAT,
+                            "%s: the table has flux but no loglam/wave column (or give a [branch] wave file)",
+                            path);
                 break;
             }
             int P = (int)nr;
@@ -206,7 +221,9 @@ static int read_fits(const char *path, const char *wave, int *n, double **wl, do
             goto done;
         }
     }
-    if (!rc) rc = gn_err(GN_EFORMAT, "%s: no spectrum: no image HDU with pixels and no table with a flux column", path);
+    if (!rc)
+        rc = gn_err(GN_EFORMAT, "%s: no spectrum: no image HDU with pixels and no table with a flux column",
+                    path);
     fits_close_file(f, &st);
     free(buf);
     return rc;
@@ -249,7 +266,8 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static void prep_one(const io_specset_spec *s, size_t row, const double *grid, float *out, uint8_t *mask, slot *sl) {
+static void prep_one(const io_specset_spec *s, size_t row, const double *grid, float *out, uint8_t *mask,
+                     slot *sl) {
     char path[4096], wpath[4096];
     const char *id = io_catalog_id(s->cat, row);
     sl->ok = 0, sl->gaps = sl->clipped = 0;
@@ -274,7 +292,8 @@ static void prep_one(const io_specset_spec *s, size_t row, const double *grid, f
         }
         io_spec_to_rest(wl, fl, er, n, z);
     }
-    double *fo = malloc(sizeof(double) * (size_t)P * 3), *eo = fo ? fo + P : NULL, *tmp = fo ? fo + 2 * P : NULL;
+    double *fo = malloc(sizeof(double) * (size_t)P * 3), *eo = fo ? fo + P : NULL,
+           *tmp = fo ? fo + 2 * P : NULL;
     if (!fo) {
         snprintf(sl->reason, sizeof sl->reason, "out of memory");
         free(wl), free(fl), free(er);
@@ -288,8 +307,9 @@ static void prep_one(const io_specset_spec *s, size_t row, const double *grid, f
         return;
     }
     if (gaps > s->max_gap * P) {
-        snprintf(sl->reason, sizeof sl->reason, "%d of %d grid pixels have no good data at z = %.4f (more than max_gap %.3g)", gaps, P,
-                 z, s->max_gap);
+        snprintf(sl->reason, sizeof sl->reason,
+                 "%d of %d grid pixels have no good data at z = %.4f (more than max_gap %.3g)", gaps, P, z,
+                 s->max_gap);
         free(fo);
         return;
     }
@@ -322,7 +342,9 @@ static void prep_one(const io_specset_spec *s, size_t row, const double *grid, f
 
 // ---- the cache ----
 
-static uint64_t hash_str(uint64_t h, const char *s) { return io_fnv1a(s ? s : "", strlen(s ? s : "") + 1, h); }
+static uint64_t hash_str(uint64_t h, const char *s) {
+    return io_fnv1a(s ? s : "", strlen(s ? s : "") + 1, h);
+}
 
 static int source_hash(const io_specset_spec *s, uint64_t *out) {
     uint64_t h = io_fnv1a(SPEC_MAGIC, 8, IO_FNV_INIT);
@@ -339,7 +361,8 @@ static int source_hash(const io_specset_spec *s, uint64_t *out) {
     for (size_t r = 0; r < s->cat->n_rows; r++)
         for (int k = 0; k < 2; k++) {
             if (!tm[k] || (k == 1 && r > 0 && !strstr(tm[k], "{"))) continue; // a shared grid: once
-            if (io_expand_template(tm[k], io_catalog_id(s->cat, r), NULL, path, sizeof path)) return GN_EINVAL;
+            if (io_expand_template(tm[k], io_catalog_id(s->cat, r), NULL, path, sizeof path))
+                return GN_EINVAL;
             h = io_hash_file(h, path, path);
         }
     *out = h;
@@ -375,17 +398,23 @@ static int build(const io_specset_spec *s, uint64_t hash, const char *cache, io_
             skipped++;
             continue;
         }
-        if (kept != r) memmove(X + kept * P, X + r * P, sizeof(float) * P), memmove(mask + kept * P, mask + r * P, (size_t)P);
+        if (kept != r)
+            memmove(X + kept * P, X + r * P, sizeof(float) * P),
+                memmove(mask + kept * P, mask + r * P, (size_t)P);
         for (int i = 0; i < P; i++) filled += mask[kept * P + i];
         gap_px += (size_t)sl[r].gaps;
         rows[kept++] = (uint32_t)r;
     }
     if (skiplog) fclose(skiplog);
     int rc = GN_OK;
-    if (!kept) rc = gn_err(GN_EIO, "no catalog row has a usable spectrum (%zu skipped; template '%s')", skipped, s->template);
+    if (!kept)
+        rc = gn_err(GN_EIO, "no catalog row has a usable spectrum (%zu skipped; template '%s')", skipped,
+                    s->template);
     if (!rc) {
-        logf_(s, "spectra: %zu read and resampled in %.1f s; filling %zu masked pixels (%zu outside coverage or bad, %zu error-clipped) "
-                 "by iterative PCA (%d components, %d rounds)",
+        logf_(s,
+              "spectra: %zu read and resampled in %.1f s; filling %zu masked pixels (%zu outside coverage or "
+              "bad, %zu error-clipped) "
+              "by iterative PCA (%d components, %d rounds)",
               kept, gn_now() - t0, filled, gap_px, filled - gap_px, s->n_ev, s->iters);
         rc = st_pca_fill(X, mask, kept, P, s->n_ev, s->iters);
     }
@@ -397,8 +426,10 @@ static int build(const io_specset_spec *s, uint64_t hash, const char *cache, io_
         }
         for (int j = 0; j < P; j++) tmp[j] = X[i * P + j];
         double f = io_spec_median_norm(tmp, NULL, P, s->median);
-        if (!isfinite(f)) rc = gn_err(GN_EINVAL, "galaxy %s: its spectrum's median is not positive after gap filling (flux units?)",
-                                      io_catalog_id(s->cat, rows[i]));
+        if (!isfinite(f))
+            rc = gn_err(GN_EINVAL,
+                        "galaxy %s: its spectrum's median is not positive after gap filling (flux units?)",
+                        io_catalog_id(s->cat, rows[i]));
         for (int j = 0; j < P; j++) X[i * P + j] = (float)tmp[j];
         free(tmp);
     }
@@ -410,9 +441,11 @@ static int build(const io_specset_spec *s, uint64_t hash, const char *cache, io_
         d.n_skipped = skipped, d.n_masked_gal = kept, d.n_masked_pix = filled;
         snprintf(d.bands[0], IO_BAND_NAME, "flux");
         char desc[1024];
-        snprintf(desc, sizeof desc, "spectra catalog=%s template=%s wave=%s z=%s grid=%g-%g/%d max_gap=%g err_pct=%g pca=%d/%d median=%g",
-                 s->cat->path, s->template, s->wave ? s->wave : "-", s->z_col ? s->z_col : "-", s->lo, s->hi, P, s->max_gap,
-                 s->err_pct, s->n_ev, s->iters, s->median);
+        snprintf(desc, sizeof desc,
+                 "spectra catalog=%s template=%s wave=%s z=%s grid=%g-%g/%d max_gap=%g err_pct=%g pca=%d/%d "
+                 "median=%g",
+                 s->cat->path, s->template, s->wave ? s->wave : "-", s->z_col ? s->z_col : "-", s->lo, s->hi,
+                 P, s->max_gap, s->err_pct, s->n_ev, s->iters, s->median);
         rc = io_dataset_save(cache, hash, &d, desc);
     }
     ds->n_skipped = skipped;
@@ -426,11 +459,15 @@ int io_specset_open(const io_specset_spec *s, io_dataset *ds) {
     if (!s->cat || s->cat->id_col < 0) return gn_err(GN_EINVAL, "the catalog needs an 'id' column");
     if (!s->template) return gn_err(GN_EINVAL, "no spectra: give [branch] spectra = 'spectra/{id}.npy'");
     if (!(s->lo > 0) || !(s->hi > s->lo) || s->pixels < 64 || s->pixels > 1000000)
-        return gn_err(GN_EINVAL, "spectral grid %g-%g Å with %d pixels: need 0 < lo < hi and 64..1000000 pixels", s->lo, s->hi, s->pixels);
-    if (!(s->max_gap >= 0 && s->max_gap < 1) || !(s->err_pct >= 0 && s->err_pct <= 100) || s->n_ev < 1 || s->iters < 0 ||
-        !(s->median > 0))
-        return gn_err(GN_EINVAL, "spectra: max_gap in [0, 1), err_pct in [0, 100], pca components >= 1, median > 0");
-    if (s->z_col && *s->z_col && !io_catalog_values(s->cat, s->z_col)) return gn_err_prefix(GN_EINVAL, "spectra redshift: ");
+        return gn_err(GN_EINVAL,
+                      "spectral grid %g-%g Å with %d pixels: need 0 < lo < hi and 64..1000000 pixels", s->lo,
+                      s->hi, s->pixels);
+    if (!(s->max_gap >= 0 && s->max_gap < 1) || !(s->err_pct >= 0 && s->err_pct <= 100) || s->n_ev < 1 ||
+        s->iters < 0 || !(s->median > 0))
+        return gn_err(GN_EINVAL,
+                      "spectra: max_gap in [0, 1), err_pct in [0, 100], pca components >= 1, median > 0");
+    if (s->z_col && *s->z_col && !io_catalog_values(s->cat, s->z_col))
+        return gn_err_prefix(GN_EINVAL, "spectra redshift: ");
     uint64_t hash;
     int rc = source_hash(s, &hash);
     if (rc) return rc;
@@ -438,17 +475,22 @@ int io_specset_open(const io_specset_spec *s, io_dataset *ds) {
     if ((rc = io_cache_path(s->cat, s->cache_dir, "spec", hash, path, sizeof path))) return rc;
     if (io_dataset_load(path, hash, ds, why, sizeof why) == GN_OK) {
         snprintf(ds->cache_path, sizeof ds->cache_path, "%s", path);
-        logf_(s, "spectra cache %s: %zu spectra of %d pixels (%zu catalog rows skipped when built)", path, ds->n, ds->w, ds->n_skipped);
+        logf_(s, "spectra cache %s: %zu spectra of %d pixels (%zu catalog rows skipped when built)", path,
+              ds->n, ds->w, ds->n_skipped);
         return GN_OK;
     }
     logf_(s, "building spectra cache %s (%s)", path, why);
     if ((rc = build(s, hash, path, ds))) return rc;
     double secs = ds->build_seconds;
     memset(ds, 0, sizeof *ds);
-    if (io_dataset_load(path, hash, ds, why, sizeof why)) return gn_err(GN_EIO, "%s: the new cache does not verify: %s", path, why);
+    if (io_dataset_load(path, hash, ds, why, sizeof why))
+        return gn_err(GN_EIO, "%s: the new cache does not verify: %s", path, why);
     snprintf(ds->cache_path, sizeof ds->cache_path, "%s", path);
     ds->built = 1, ds->build_seconds = secs;
-    logf_(s, "spectra: %zu galaxies on %g-%g Å (%d log-spaced pixels) in %.1f s; %zu catalog row(s) skipped; %.2f%% of pixels filled",
-          ds->n, s->lo, s->hi, ds->w, secs, ds->n_skipped, 100.0 * ds->n_masked_pix / ((double)ds->n * ds->w));
+    logf_(s,
+          "spectra: %zu galaxies on %g-%g Å (%d log-spaced pixels) in %.1f s; %zu catalog row(s) skipped; "
+          "%.2f%% of pixels filled",
+          ds->n, s->lo, s->hi, ds->w, secs, ds->n_skipped,
+          100.0 * ds->n_masked_pix / ((double)ds->n * ds->w));
     return GN_OK;
 }

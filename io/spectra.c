@@ -26,13 +26,15 @@ static void edges(const double *c, int n, double *e) {
     e[n] = c[n - 1] + (n > 1 ? (c[n - 1] - c[n - 2]) / 2 : 0.5);
 }
 
-int io_spec_resample(const double *wl, const double *flux, const double *err, int n, const double *wl_out, int n_out,
-                     double *flux_out, double *err_out) {
+int io_spec_resample(const double *wl, const double *flux, const double *err, int n, const double *wl_out,
+                     int n_out, double *flux_out, double *err_out) {
     if (n < 1 || n_out < 1) return gn_err(GN_EINVAL, "resample: empty grid"), -1;
     for (int i = 1; i < n; i++)
-        if (!(wl[i] > wl[i - 1])) return gn_err(GN_EINVAL, "resample: input wavelengths not increasing at pixel %d", i), -1;
+        if (!(wl[i] > wl[i - 1]))
+            return gn_err(GN_EINVAL, "resample: input wavelengths not increasing at pixel %d", i), -1;
     for (int i = 1; i < n_out; i++)
-        if (!(wl_out[i] > wl_out[i - 1])) return gn_err(GN_EINVAL, "resample: output wavelengths not increasing at pixel %d", i), -1;
+        if (!(wl_out[i] > wl_out[i - 1]))
+            return gn_err(GN_EINVAL, "resample: output wavelengths not increasing at pixel %d", i), -1;
     double *e = malloc(sizeof(double) * (size_t)(n + 1)), *eo = malloc(sizeof(double) * (size_t)(n_out + 1));
     if (!e || !eo) return free(e), free(eo), gn_err(GN_ENOMEM, "out of memory"), -1;
     edges(wl, n, e);

@@ -23,8 +23,8 @@ void io_spec_to_rest(double *wl, double *flux, double *err, int n, double z);
 // old grid, or less than half covered by good old pixels, get NaN flux and
 // error (masked). Grids must increase. Returns the number
 // of masked output pixels, or -1 on a bad grid (error message set).
-int io_spec_resample(const double *wl, const double *flux, const double *err, int n, const double *wl_out, int n_out,
-                     double *flux_out, double *err_out);
+int io_spec_resample(const double *wl, const double *flux, const double *err, int n, const double *wl_out,
+                     int n_out, double *flux_out, double *err_out);
 
 // Scale so that the median of the finite pixels is `target` (0.5 in the
 // paper); returns the factor applied (NaN if no finite pixel or median <= 0).

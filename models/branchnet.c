@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int conv_bn(nn_conv *cv, nn_bn *bn, nn_store *s, const char *pre, const char *name, int cin, int cout, int k,
-                   int stride, int pad) {
+static int conv_bn(nn_conv *cv, nn_bn *bn, nn_store *s, const char *pre, const char *name, int cin, int cout,
+                   int k, int stride, int pad) {
     char n1[128], n2[128];
     snprintf(n1, sizeof n1, "%s.%s", pre, name);
     snprintf(n2, sizeof n2, "%s.%s_bn", pre, name);
@@ -101,7 +101,9 @@ static int branches_make(md_net *m, nn_store *s) {
         }
     }
     if (rc) return rc;
-    m->n_out = m->head == MD_HEAD_BINNED ? m->bins : m->head == MD_HEAD_GAUSSIAN ? 2 * m->n_targets : m->n_targets;
+    m->n_out = m->head == MD_HEAD_BINNED     ? m->bins
+               : m->head == MD_HEAD_GAUSSIAN ? 2 * m->n_targets
+                                             : m->n_targets;
     return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
 }
 
@@ -118,7 +120,9 @@ static nn_tensor *branches_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in)
     return nn_dense_fwd(c, &m->fc, z);
 }
 
-static int branches_parse(md_net *m, io_config *c, const md_data_info *d) { return (void)m, (void)c, (void)d, GN_OK; }
+static int branches_parse(md_net *m, io_config *c, const md_data_info *d) {
+    return (void)m, (void)c, (void)d, GN_OK;
+}
 
 static nn_tensor *branches_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
                                 const float *y, int N) {
@@ -126,16 +130,27 @@ static nn_tensor *branches_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in
     return md_net_loss(c, m, branches_fwd(c, m, in), y, N);
 }
 
-static nn_tensor *branches_val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y,
-                                   int N, gn_rng *eps) {
+static nn_tensor *branches_val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out,
+                                    const float *y, int N, gn_rng *eps) {
     (void)in, (void)eps;
     return md_net_loss(c, m, out, y, N);
 }
 
 static int no_embed(const md_net *m, int full) { return (void)m, (void)full, 0; }
 
-const md_kind md_kind_branches = {"branches", "a multi-branch network", 1, 1, MD_REPORT_POINT, branches_parse,
-                                  branches_make, branches_loss, branches_fwd, branches_val_loss, NULL, no_embed, 0};
+const md_kind md_kind_branches = {"branches",
+                                  "a multi-branch network",
+                                  1,
+                                  1,
+                                  MD_REPORT_POINT,
+                                  branches_parse,
+                                  branches_make,
+                                  branches_loss,
+                                  branches_fwd,
+                                  branches_val_loss,
+                                  NULL,
+                                  no_embed,
+                                  0};
 
 int md_net_make(md_net *m, nn_store *s) { return md_kind_of(m)->make(m, s); }
 
@@ -158,12 +173,14 @@ void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
         snprintf(buf, len, "s%d", d);
 }
 
-nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N) {
+nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                             const float *y, int N) {
     return md_kind_of(m)->train_loss(c, m, in, in_m, y, N);
 }
 
-nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) { return md_kind_of(m)->forward(c, m, in); }
+nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
+    return md_kind_of(m)->forward(c, m, in);
+}
 
 int md_bin_label(const md_net *m, double y) {
     double w = (m->hi - m->lo) / m->bins;

@@ -96,8 +96,8 @@ int md_bin_label(const md_net *m, double y);
 // The training objective on a batch: the head loss of md_net_fwd for branch
 // networks; the latent model's objective (rows [0, N/2) and [N/2, N) the two
 // sets of a contrastive batch; in_m: morphology views or NULL) otherwise.
-nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N);
+nn_tensor *md_net_train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                             const float *y, int N);
 // Latent models: the latent vector l (full = 1) or S (its first dim_main);
 // VAEs: mu (full = 1: mu then sigma = exp(log sigma^2 / 2)).
 nn_tensor *md_net_embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int full);

@@ -8,10 +8,12 @@ int md_flow_keeps(const md_flow *f, int l, int j) { return f->sp.dim > 1 && (j +
 
 int md_flow_make(md_flow *f, nn_store *s, const char *prefix) {
     const md_flow_spec *p = &f->sp;
-    if (p->dim < 1 || p->ctx < 0 || p->layers < 1 || p->layers > MD_FLOW_MAXLAYERS || p->depth < 0 || p->depth > MD_FLOW_MAXDEPTH ||
-        (p->depth && p->hidden < 1) || (p->scale == MD_FLOW_TANH && !(p->clamp > 0)))
-        return gn_err(GN_EINVAL, "flow: bad sizes (dim %d, context %d, %d layers, depth %d, hidden %d, clamp %g)", p->dim, p->ctx,
-                      p->layers, p->depth, p->hidden, (double)p->clamp);
+    if (p->dim < 1 || p->ctx < 0 || p->layers < 1 || p->layers > MD_FLOW_MAXLAYERS || p->depth < 0 ||
+        p->depth > MD_FLOW_MAXDEPTH || (p->depth && p->hidden < 1) ||
+        (p->scale == MD_FLOW_TANH && !(p->clamp > 0)))
+        return gn_err(GN_EINVAL,
+                      "flow: bad sizes (dim %d, context %d, %d layers, depth %d, hidden %d, clamp %g)",
+                      p->dim, p->ctx, p->layers, p->depth, p->hidden, (double)p->clamp);
     int in = p->dim + p->ctx;
     for (int l = 0; l < p->layers; l++)
         for (int k = 0; k <= p->depth; k++) {
@@ -19,7 +21,8 @@ int md_flow_make(md_flow *f, nn_store *s, const char *prefix) {
             snprintf(nm, sizeof nm, "%s.c%d.fc%d", prefix, l + 1, k + 1);
             int last = k == p->depth, fi = k ? p->hidden : in, fo = last ? 2 * p->dim : p->hidden;
             // the last layer starts at zero: every coupling is the identity at first
-            if (nn_dense_make(&f->net[l][k], s, nm, fi, fo, 1, last ? nn_init_const(0) : nn_init_glorot(), nn_init_const(0)))
+            if (nn_dense_make(&f->net[l][k], s, nm, fi, fo, 1, last ? nn_init_const(0) : nn_init_glorot(),
+                              nn_init_const(0)))
                 return GN_EINVAL;
         }
     return GN_OK;
@@ -34,7 +37,8 @@ static nn_tensor *mask(nn_ctx *c, const md_flow *f, int l, int keep) {
 }
 
 // s and t of layer l from the kept part xa = b ⊙ x (both zero on kept dimensions).
-static void coupling_st(nn_ctx *c, const md_flow *f, int l, nn_tensor *xa, nn_tensor *h, nn_tensor **s, nn_tensor **t) {
+static void coupling_st(nn_ctx *c, const md_flow *f, int l, nn_tensor *xa, nn_tensor *h, nn_tensor **s,
+                        nn_tensor **t) {
     const md_flow_spec *p = &f->sp;
     nn_tensor *z = h ? nn_concat(c, 2, (nn_tensor *[]){xa, h}, 1) : xa;
     for (int k = 0; k < p->depth; k++) {
@@ -69,7 +73,8 @@ nn_tensor *md_flow_inverse(nn_ctx *c, const md_flow *f, nn_tensor *u, nn_tensor 
     nn_tensor *ld = NULL;
     for (int l = f->sp.layers - 1; l >= 0; l--) {
         nn_tensor *s, *t;
-        coupling_st(c, f, l, nn_mul(c, u, mask(c, f, l, 1)), h, &s, &t); // the kept part is unchanged by the layer
+        coupling_st(c, f, l, nn_mul(c, u, mask(c, f, l, 1)), h, &s,
+                    &t); // the kept part is unchanged by the layer
         u = nn_mul(c, nn_sub(c, u, t), nn_exp(c, nn_scale(c, s, -1, 0)));
         ld = acc(c, ld, s, -1);
     }
@@ -80,7 +85,8 @@ nn_tensor *md_flow_inverse(nn_ctx *c, const md_flow *f, nn_tensor *u, nn_tensor 
 nn_tensor *md_flow_log_prob(nn_ctx *c, const md_flow *f, nn_tensor *x, nn_tensor *h) {
     nn_tensor *ld = NULL, *u = md_flow_forward(c, f, x, h, &ld);
     // log N(u; 0, I) = -0.5 |u|^2 - (D/2) ln 2π
-    nn_tensor *lp = nn_scale(c, nn_sum(c, nn_mul(c, u, u), 1u << 1, 0), -0.5f, (float)(-0.5 * f->sp.dim * log(2 * M_PI)));
+    nn_tensor *lp =
+        nn_scale(c, nn_sum(c, nn_mul(c, u, u), 1u << 1, 0), -0.5f, (float)(-0.5 * f->sp.dim * log(2 * M_PI)));
     return nn_add(c, lp, ld);
 }
 

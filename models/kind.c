@@ -17,8 +17,8 @@ const md_kind *md_kind_find(const char *cfg_name, const char *name) {
         if (!strcmp(md_kinds[k]->name, name)) return md_kinds[k];
     char list[256] = "";
     for (int k = 0; k < MD_KIND_COUNT; k++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? (k == MD_KIND_COUNT - 1 ? " or " : ", ") : "",
-                 md_kinds[k]->name);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 k ? (k == MD_KIND_COUNT - 1 ? " or " : ", ") : "", md_kinds[k]->name);
     gn_err(GN_EINVAL, "%s: [model] kind '%s' is not %s", cfg_name, name, list);
     return NULL;
 }
@@ -45,7 +45,8 @@ int md_parse_int_list(const char *s, int *out, int max, const char *what) {
     while (*p && n < max) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v <= 0) return gn_err(GN_EINVAL, "%s: '%s' is not a list of positive integers", what, s);
+        if (end == p || v <= 0)
+            return gn_err(GN_EINVAL, "%s: '%s' is not a list of positive integers", what, s);
         out[n++] = (int)v;
         p = end;
         while (*p == ',' || *p == ' ') p++;

@@ -7,7 +7,8 @@
 
 // [model] main / extra -> m->lat_x / m->lat_a, checked against the encoder's inputs.
 static int parse_inputs(md_net *m, io_config *c, int img, const char *enc) {
-    const char *names[2] = {io_config_str(c, "model", "main", NULL), io_config_str(c, "model", "extra", NULL)};
+    const char *names[2] = {io_config_str(c, "model", "main", NULL),
+                            io_config_str(c, "model", "extra", NULL)};
     int *which[2] = {&m->lat_x, &m->lat_a};
     for (int k = 0; k < 2; k++) {
         *which[k] = -1;
@@ -15,8 +16,8 @@ static int parse_inputs(md_net *m, io_config *c, int img, const char *enc) {
         for (int b = 0; b < m->n_branch; b++)
             if (!strcmp(m->spec[b].name, names[k])) *which[k] = b;
         if (*which[k] < 0)
-            return gn_err(GN_EINVAL, "%s: [model] %s = %s names no [branch.%s]", c->name, k ? "extra" : "main",
-                          names[k], names[k]);
+            return gn_err(GN_EINVAL, "%s: [model] %s = %s names no [branch.%s]", c->name,
+                          k ? "extra" : "main", names[k], names[k]);
         int want = k == 0 && img ? MD_IN_IMAGE : MD_IN_COLUMNS;
         if (m->spec[*which[k]].input != want)
             return gn_err(GN_EINVAL, "%s: [branch.%s] must be %s for the %s encoder", c->name, names[k],
@@ -68,7 +69,8 @@ static int parse_keys(md_latent_spec *p, io_config *c, int img) {
 
 static int parse(md_net *m, io_config *c, const md_data_info *d) {
     md_latent_spec *p = &m->lat.sp;
-    if (m->head != MD_HEAD_BINNED) return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
+    if (m->head != MD_HEAD_BINNED)
+        return gn_err(GN_EINVAL, "%s: latent models need [target] head = binned", c->name);
     const char *obj = io_config_str(c, "model", "objective", "scl");
     const char *objs[] = {"scl", "ce", "supcon", "rnc"};
     p->objective = -1;
@@ -88,7 +90,8 @@ static int parse(md_net *m, io_config *c, const md_data_info *d) {
     if ((rc = parse_keys(p, c, img))) return rc;
     p->bins = m->bins, p->lo = m->lo, p->hi = m->hi;
     if (p->objective != MD_OBJ_CE && d->batch % 2)
-        return gn_err(GN_EINVAL, "%s: a contrastive batch is set-1/set-2 pairs: [train] batch must be even", c->name);
+        return gn_err(GN_EINVAL, "%s: a contrastive batch is set-1/set-2 pairs: [train] batch must be even",
+                      c->name);
     m->pairs = p->objective != MD_OBJ_CE;
     m->morph = m->pairs && img; // images: the morphology-augmented view
     return GN_OK;
@@ -103,8 +106,8 @@ static nn_tensor *encode(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     return md_latent_encode(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL);
 }
 
-static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N) {
+static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                             const float *y, int N) {
     return md_latent_loss(c, &m->lat, in[m->lat_x], m->lat_a >= 0 ? in[m->lat_a] : NULL,
                           in_m ? in_m[m->lat_x] : NULL, y, N);
 }
@@ -113,8 +116,8 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
     return md_latent_logits(c, &m->lat, encode(c, m, in));
 }
 
-static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y, int N,
-                           gn_rng *eps) {
+static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y,
+                           int N, gn_rng *eps) {
     (void)in, (void)eps;
     return md_net_loss(c, m, out, y, N);
 }
@@ -126,5 +129,16 @@ static nn_tensor *embed(nn_ctx *c, const md_net *m, nn_tensor *const *in, int fu
 
 static int embed_dim(const md_net *m, int full) { return full ? md_latent_dim(&m->lat) : m->lat.sp.dim_main; }
 
-const md_kind md_kind_latent = {"latent", "a latent (S-space) model", 1, 1, MD_REPORT_POINT, parse, make, train_loss,
-                                forward, val_loss, embed, embed_dim, 0};
+const md_kind md_kind_latent = {"latent",
+                                "a latent (S-space) model",
+                                1,
+                                1,
+                                MD_REPORT_POINT,
+                                parse,
+                                make,
+                                train_loss,
+                                forward,
+                                val_loss,
+                                embed,
+                                embed_dim,
+                                0};

@@ -9,7 +9,8 @@
 static int add_conditions(md_net *m, io_config *c, const md_data_info *d) {
     const char *cond = io_config_str(c, "model", "conditions", "none");
     if (!strcmp(cond, "none") || !*cond) return GN_OK;
-    if (m->n_branch == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: no room for the conditions' branch", c->name);
+    if (m->n_branch == MD_MAX_BRANCH)
+        return gn_err(GN_EINVAL, "%s: no room for the conditions' branch", c->name);
     int b = m->n_branch;
     snprintf(m->spec[b].name, sizeof m->spec[b].name, "cond");
     for (int k = 0; k < b; k++)
@@ -28,10 +29,12 @@ static int parse(md_net *m, io_config *c, const md_data_info *d) {
     md_specvae_spec *p = &m->svae.sp;
     for (int b = 0; b < m->n_branch; b++)
         if (m->spec[b].input == MD_IN_IMAGE)
-            return gn_err(GN_EINVAL, "%s: [branch.%s]: a spectral VAE takes a spectrum (and conditions), not images",
+            return gn_err(GN_EINVAL,
+                          "%s: [branch.%s]: a spectral VAE takes a spectrum (and conditions), not images",
                           c->name, m->spec[b].name);
     if (md_kind_main(m, c, MD_IN_SPECTRUM))
-        return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum", c->name);
+        return gn_err(GN_EINVAL, "%s: a spectral VAE needs [model] main = a branch with input = spectrum",
+                      c->name);
     int rc = add_conditions(m, c, d);
     if (rc) return rc;
     p->pixels = m->spec[m->lat_x].in_ch;
@@ -56,16 +59,18 @@ static int make(md_net *m, nn_store *s) {
     return md_specvae_make(&m->svae, s);
 }
 
-static nn_tensor *cond_of(const md_net *m, nn_tensor *const *in) { return m->lat_a >= 0 ? in[m->lat_a] : NULL; }
+static nn_tensor *cond_of(const md_net *m, nn_tensor *const *in) {
+    return m->lat_a >= 0 ? in[m->lat_a] : NULL;
+}
 
-static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N) {
+static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                             const float *y, int N) {
     (void)in_m, (void)y, (void)N;
     return md_specvae_loss(c, &m->svae, in[m->lat_x], cond_of(m, in), &c->dropout_rng, NULL, NULL);
 }
 
-static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y, int N,
-                           gn_rng *eps) {
+static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y,
+                           int N, gn_rng *eps) {
     (void)out, (void)y, (void)N;
     return md_specvae_loss(c, &m->svae, in[m->lat_x], cond_of(m, in), eps, NULL, NULL);
 }
@@ -80,5 +85,6 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) { re
 
 static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->svae.sp.latent; }
 
-const md_kind md_kind_specvae = {"specvae", "a spectral VAE", 0, 0, MD_REPORT_SPECTRA, parse, make, train_loss,
-                                 forward, val_loss, embed, embed_dim, 1};
+const md_kind md_kind_specvae = {
+    "specvae",  "a spectral VAE", 0,        0,     MD_REPORT_SPECTRA, parse, make,
+    train_loss, forward,          val_loss, embed, embed_dim,         1};

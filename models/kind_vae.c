@@ -6,7 +6,8 @@
 
 static int parse(md_net *m, io_config *c, const md_data_info *d) {
     md_vae_spec *p = &m->vae.sp;
-    if (md_kind_main(m, c, MD_IN_IMAGE)) return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
+    if (md_kind_main(m, c, MD_IN_IMAGE))
+        return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
     p->in_c = m->spec[m->lat_x].in_ch;
     p->size = d->img_size[m->lat_x];
     long v;
@@ -29,14 +30,14 @@ static int make(md_net *m, nn_store *s) {
 }
 
 // ε: the noise stream (training: the context's, validation: a fresh one)
-static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m, const float *y,
-                             int N) {
+static nn_tensor *train_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *const *in_m,
+                             const float *y, int N) {
     (void)in_m, (void)y, (void)N;
     return md_vae_loss(c, &m->vae, in[m->lat_x], &c->dropout_rng, NULL, NULL);
 }
 
-static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y, int N,
-                           gn_rng *eps) {
+static nn_tensor *val_loss(nn_ctx *c, const md_net *m, nn_tensor *const *in, nn_tensor *out, const float *y,
+                           int N, gn_rng *eps) {
     (void)out, (void)y, (void)N;
     return md_vae_loss(c, &m->vae, in[m->lat_x], eps, NULL, NULL);
 }
@@ -51,5 +52,5 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) { re
 
 static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->vae.sp.latent; }
 
-const md_kind md_kind_vae = {"vae", "a VAE", 0, 0, MD_REPORT_LATENT, parse, make, train_loss, forward, val_loss, embed,
-                             embed_dim, 1};
+const md_kind md_kind_vae = {"vae",      "a VAE", 0,        0,     MD_REPORT_LATENT, parse, make,
+                             train_loss, forward, val_loss, embed, embed_dim,        1};

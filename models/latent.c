@@ -15,7 +15,8 @@ static int dense(nn_dense *l, nn_store *s, const char *pre, int k, int in, int o
     return nn_dense_make(l, s, nm, in, out, 1, nn_init_glorot(), nn_init_const(0.1f));
 }
 
-static int conv(nn_conv *l, nn_store *s, const char *pre, const char *what, int k, int in, int out, int ksize, int pad) {
+static int conv(nn_conv *l, nn_store *s, const char *pre, const char *what, int k, int in, int out, int ksize,
+                int pad) {
     char nm[64];
     snprintf(nm, sizeof nm, "%s.%s%d", pre, what, k);
     return nn_conv_make(l, s, nm, in, out, ksize, 1, pad, 1, nn_init_glorot(), nn_init_const(0.1f));
@@ -42,19 +43,25 @@ static int image_make(md_latent *m, nn_store *s) {
     const md_latent_spec *p = &m->sp;
     int S = p->img_size, q = S / 16;
     if (S < 16 || S % 16 || (q & (q - 1)))
-        return gn_err(GN_EINVAL, "Inception encoder: the cutout size %d is not 16, 32, 64, 128, ... (crop with [data] size or "
-                                 "bin)", S);
+        return gn_err(
+            GN_EINVAL,
+            "Inception encoder: the cutout size %d is not 16, 32, 64, 128, ... (crop with [data] size or "
+            "bin)",
+            S);
     if (p->img_c < 1 || p->conv_w < 1 || p->inc_w < 2 || p->fc_w < 1 || p->dec_ch < 1 || p->dec_w < 1)
-        return gn_err(GN_EINVAL, "Inception encoder: bad widths (conv %d, inception %d, fc %d, decoder %d/%d)", p->conv_w,
-                      p->inc_w, p->fc_w, p->dec_ch, p->dec_w);
+        return gn_err(GN_EINVAL,
+                      "Inception encoder: bad widths (conv %d, inception %d, fc %d, decoder %d/%d)",
+                      p->conv_w, p->inc_w, p->fc_w, p->dec_ch, p->dec_w);
     int L = md_latent_dim(m), I = incep_out(p->inc_w), rc = 0;
     if (p->a_dim) rc = dense(&m->enc[0], s, "enc", 0, p->a_dim, p->conv_w);
     rc = rc ? rc : conv(&m->stem[0], s, "enc", "stem", 1, p->img_c, p->conv_w, 5, -1);
     rc = rc ? rc : conv(&m->stem[1], s, "enc", "stem", 2, p->conv_w, p->conv_w, 3, -1);
     for (int k = 0; k < 6 && !rc; k++) rc = incep_make(&m->inc[k], s, k + 1, k ? I : p->conv_w, p->inc_w);
     m->n_valid = (S / 8 - 2) / 2;
-    if (m->n_valid > MD_LAT_MAXCONV) return gn_err(GN_EINVAL, "Inception encoder: cutout size %d is too large", S);
-    for (int k = 0; k < m->n_valid && !rc; k++) rc = conv(&m->valid[k], s, "enc", "valid", k + 1, k ? p->conv_w : I, p->conv_w, 3, 0);
+    if (m->n_valid > MD_LAT_MAXCONV)
+        return gn_err(GN_EINVAL, "Inception encoder: cutout size %d is too large", S);
+    for (int k = 0; k < m->n_valid && !rc; k++)
+        rc = conv(&m->valid[k], s, "enc", "valid", k + 1, k ? p->conv_w : I, p->conv_w, 3, 0);
     int flat = 4 * (m->n_valid ? p->conv_w : I);
     rc = rc ? rc : dense(&m->enc[1], s, "enc", 1, flat, p->fc_w);
     rc = rc ? rc : dense(&m->enc[2], s, "enc", 2, p->fc_w, L);
@@ -63,7 +70,8 @@ static int image_make(md_latent *m, nn_store *s) {
     int n = 0, in = p->dec_ch;
     for (int size = 8; !rc; size *= 2) {
         int convs = size == S ? 1 : 2;
-        for (int j = 0; j < convs && !rc; j++, n++) rc = conv(&m->dconv[n], s, "dec", "conv", n + 1, in, p->dec_w, 3, -1), in = p->dec_w;
+        for (int j = 0; j < convs && !rc; j++, n++)
+            rc = conv(&m->dconv[n], s, "dec", "conv", n + 1, in, p->dec_w, 3, -1), in = p->dec_w;
         if (size == S) break;
     }
     if (!rc) rc = conv(&m->dconv[n], s, "dec", "conv", n + 1, p->dec_w, p->img_c, 3, -1), n++;
@@ -74,26 +82,31 @@ static int image_make(md_latent *m, nn_store *s) {
 int md_latent_make(md_latent *m, nn_store *s) {
     const md_latent_spec *p = &m->sp;
     int img = p->encoder == MD_ENC_INCEPTION;
-    if ((!img && (p->depth < 1 || p->depth > MD_LAT_MAXDEPTH || p->hidden < 1 || p->x_dim < 1)) || p->dim_main < 1 ||
-        p->dim_ext < 0 || p->a_dim < 0 || p->est_hidden < 1 || p->bins < 2)
-        return gn_err(GN_EINVAL, "latent model: bad sizes (depth %d, hidden %d, dim_main %d, dim_ext %d)", p->depth, p->hidden,
-                      p->dim_main, p->dim_ext);
+    if ((!img && (p->depth < 1 || p->depth > MD_LAT_MAXDEPTH || p->hidden < 1 || p->x_dim < 1)) ||
+        p->dim_main < 1 || p->dim_ext < 0 || p->a_dim < 0 || p->est_hidden < 1 || p->bins < 2)
+        return gn_err(GN_EINVAL, "latent model: bad sizes (depth %d, hidden %d, dim_main %d, dim_ext %d)",
+                      p->depth, p->hidden, p->dim_main, p->dim_ext);
     int L = md_latent_dim(m), in = p->x_dim + p->a_dim, rc = 0;
     if (img) rc = image_make(m, s);
     else {
-        for (int k = 0; k < p->depth && !rc; k++) rc = dense(&m->enc[k], s, "enc", k + 1, k ? p->hidden : in, p->hidden);
+        for (int k = 0; k < p->depth && !rc; k++)
+            rc = dense(&m->enc[k], s, "enc", k + 1, k ? p->hidden : in, p->hidden);
         if (!rc) rc = dense(&m->enc[p->depth], s, "enc", p->depth + 1, p->hidden, L);
     }
     if (!img && has_decoder(m)) {
-        for (int k = 0; k < p->depth - 1 && !rc; k++) rc = dense(&m->dec[k], s, "dec", k + 1, k ? p->hidden : L, p->hidden);
-        if (!rc) rc = dense(&m->dec[p->depth - 1], s, "dec", p->depth, p->depth > 1 ? p->hidden : L, p->x_dim);
+        for (int k = 0; k < p->depth - 1 && !rc; k++)
+            rc = dense(&m->dec[k], s, "dec", k + 1, k ? p->hidden : L, p->hidden);
+        if (!rc)
+            rc = dense(&m->dec[p->depth - 1], s, "dec", p->depth, p->depth > 1 ? p->hidden : L, p->x_dim);
     }
     if (!rc) rc = dense(&m->est[0], s, "est", 1, p->dim_main, p->est_hidden);
     if (!rc) rc = dense(&m->est[1], s, "est", 2, p->est_hidden, p->bins);
     return rc;
 }
 
-static nn_tensor *relu_conv(nn_ctx *c, const nn_conv *l, nn_tensor *x) { return nn_relu(c, nn_conv_fwd(c, l, x)); }
+static nn_tensor *relu_conv(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
+    return nn_relu(c, nn_conv_fwd(c, l, x));
+}
 
 // TF's 2x2 stride-1 SAME average pool: one cell of padding after, excluded
 // from the mean.
@@ -101,11 +114,14 @@ static nn_tensor *pool_same(nn_ctx *c, nn_tensor *x) {
     return nn_avgpool2d(c, x, 2, 2, 1, 1, (nn_pad2d){0, 1, 0, 1}, 0);
 }
 
-static nn_tensor *pool_half(nn_ctx *c, nn_tensor *x) { return nn_avgpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0), 0); }
+static nn_tensor *pool_half(nn_ctx *c, nn_tensor *x) {
+    return nn_avgpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0), 0);
+}
 
 static nn_tensor *incep_fwd(nn_ctx *c, const md_incep *b, nn_tensor *x) {
-    nn_tensor *br[4] = {relu_conv(c, &b->a5, relu_conv(c, &b->a1, x)), relu_conv(c, &b->b3, relu_conv(c, &b->b1, x)),
-                        pool_same(c, relu_conv(c, &b->c1, x)), relu_conv(c, &b->d1, x)};
+    nn_tensor *br[4] = {relu_conv(c, &b->a5, relu_conv(c, &b->a1, x)),
+                        relu_conv(c, &b->b3, relu_conv(c, &b->b1, x)), pool_same(c, relu_conv(c, &b->c1, x)),
+                        relu_conv(c, &b->d1, x)};
     return nn_concat(c, 4, br, 1);
 }
 
@@ -149,7 +165,8 @@ nn_tensor *md_latent_encode(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tens
 nn_tensor *md_latent_decode(nn_ctx *c, const md_latent *m, nn_tensor *l) {
     if (m->sp.encoder == MD_ENC_INCEPTION) return image_decode(c, m, l);
     nn_tensor *h = l;
-    for (int k = 0; k < m->sp.depth - 1; k++) h = nn_leaky_relu(c, nn_dense_fwd(c, &m->dec[k], h), m->sp.slope);
+    for (int k = 0; k < m->sp.depth - 1; k++)
+        h = nn_leaky_relu(c, nn_dense_fwd(c, &m->dec[k], h), m->sp.slope);
     return nn_dense_fwd(c, &m->dec[m->sp.depth - 1], h);
 }
 
@@ -173,14 +190,16 @@ int md_latent_label(const md_latent *m, double y) {
 // 1e-12) (§1.6; the 1e-12 keeps the gradient finite at d = 0).
 static nn_tensor *mean_rms(nn_ctx *c, nn_tensor *u, nn_tensor *v) {
     nn_tensor *d = nn_sub(c, u, v);
-    return nn_mean(c, nn_sqrt(c, nn_scale(c, nn_mean(c, nn_mul(c, d, d), 1u << 1, 0), 1, 1e-12f)), NN_ALL_AXES, 0);
+    return nn_mean(c, nn_sqrt(c, nn_scale(c, nn_mean(c, nn_mul(c, d, d), 1u << 1, 0), 1, 1e-12f)),
+                   NN_ALL_AXES, 0);
 }
 
 static nn_tensor *add(nn_ctx *c, nn_tensor *a, nn_tensor *b) { return a ? nn_add(c, a, b) : b; }
 
 // CE(sg(softmax p), q) + CE(sg(softmax q), p): the prediction contrast.
 static nn_tensor *ycon(nn_ctx *c, nn_tensor *p, nn_tensor *q) {
-    return nn_add(c, nn_cross_entropy_soft(c, q, nn_softmax(c, p, 1)), nn_cross_entropy_soft(c, p, nn_softmax(c, q, 1)));
+    return nn_add(c, nn_cross_entropy_soft(c, q, nn_softmax(c, p, 1)),
+                  nn_cross_entropy_soft(c, p, nn_softmax(c, q, 1)));
 }
 
 // Row-wise L2 normalisation (SupCon's features).
@@ -189,14 +208,15 @@ static nn_tensor *l2norm(nn_ctx *c, nn_tensor *x) {
     return nn_div(c, x, nn_sqrt(c, nn_scale(c, n2, 1, 1e-12f)));
 }
 
-nn_tensor *md_latent_loss(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a, nn_tensor *xm, const float *y,
-                          int N) {
+nn_tensor *md_latent_loss(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a, nn_tensor *xm,
+                          const float *y, int N) {
     if (!x) return NULL;
     const md_latent_spec *p = &m->sp;
     int32_t *lab = nn_arena_alloc(&c->arena, sizeof(int32_t) * (size_t)N);
     if (!lab) return NULL;
     for (int i = 0; i < N; i++) lab[i] = md_latent_label(m, y[i]);
-    if (p->objective == MD_OBJ_CE) return nn_cross_entropy(c, md_latent_logits(c, m, md_latent_encode(c, m, x, a)), lab);
+    if (p->objective == MD_OBJ_CE)
+        return nn_cross_entropy(c, md_latent_logits(c, m, md_latent_encode(c, m, x, a)), lab);
     if (N % 2 || N < 2) {
         gn_err(GN_EINVAL, "contrastive batch: %d rows is not an even number of set-1/set-2 pairs", N);
         return NULL;
@@ -205,22 +225,27 @@ nn_tensor *md_latent_loss(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor
     // Both sets go through the networks together (no layer mixes rows), so a
     // mean over the N rows is (set 1 mean + set 2 mean) / 2: the paper's sums
     // over the two sets are 2 x these means.
-    nn_tensor *l1 = md_latent_encode(c, m, x, a), *xh1 = md_latent_decode(c, m, l1), *z1 = md_latent_logits(c, m, l1);
-    nn_tensor *l2 = md_latent_encode(c, m, xh1, a), *xh2 = md_latent_decode(c, m, l2), *z2 = md_latent_logits(c, m, l2);
+    nn_tensor *l1 = md_latent_encode(c, m, x, a), *xh1 = md_latent_decode(c, m, l1),
+              *z1 = md_latent_logits(c, m, l1);
+    nn_tensor *l2 = md_latent_encode(c, m, xh1, a), *xh2 = md_latent_decode(c, m, l2),
+              *z2 = md_latent_logits(c, m, l2);
     nn_tensor *lm = NULL, *zm = NULL, *xhm = NULL;
-    if (xm) lm = md_latent_encode(c, m, xm, a), xhm = md_latent_decode(c, m, lm), zm = md_latent_logits(c, m, lm);
+    if (xm)
+        lm = md_latent_encode(c, m, xm, a), xhm = md_latent_decode(c, m, lm), zm = md_latent_logits(c, m, lm);
     nn_tensor *ce = nn_add(c, nn_cross_entropy(c, z1, lab), nn_cross_entropy(c, z2, lab));
     nn_tensor *rec = nn_add(c, nn_mse_loss(c, xh1, x), nn_mse_loss(c, xh2, x));
     if (xm) rec = nn_add(c, rec, nn_mse_loss(c, xhm, xm));
     nn_tensor *yc = ycon(c, z1, z2);
     if (xm) yc = nn_add(c, yc, ycon(c, z1, zm));
-    nn_tensor *S1 = md_latent_S(c, m, l1), *S2 = md_latent_S(c, m, l2), *Sm = xm ? md_latent_S(c, m, lm) : NULL;
+    nn_tensor *S1 = md_latent_S(c, m, l1), *S2 = md_latent_S(c, m, l2),
+              *Sm = xm ? md_latent_S(c, m, lm) : NULL;
     nn_tensor *lcon = NULL;
     if (p->objective == MD_OBJ_SCL) {
         // positives: (l, l') for every row (+ (l, l_m)); negatives: (l1_i, l2_i) of
         // the two sets; softplus(mean_pos d - mean_neg d)
         nn_tensor *pos = mean_rms(c, S1, S2);
-        if (xm) pos = nn_scale(c, nn_add(c, pos, mean_rms(c, S1, Sm)), 0.5f, 0); // mean over all positive rows
+        if (xm)
+            pos = nn_scale(c, nn_add(c, pos, mean_rms(c, S1, Sm)), 0.5f, 0); // mean over all positive rows
         nn_tensor *neg = mean_rms(c, nn_slice(c, S1, 0, 0, P), nn_slice(c, S1, 0, P, N));
         lcon = nn_softplus(c, nn_sub(c, pos, neg));
     } else { // views: the first cycle, the second (and the morphology view)

@@ -67,8 +67,8 @@ nn_tensor *md_latent_logits(nn_ctx *c, const md_latent *m, nn_tensor *l); // fro
 // The training loss. CE: every row is a galaxy. SCL/SupCon/RnC: rows [0, P)
 // are set 1 and [P, 2P) set 2 (row i + P a different galaxy from row i), N =
 // 2P; xm: the morphology-augmented views (images) or NULL. y: raw targets (N).
-nn_tensor *md_latent_loss(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a, nn_tensor *xm, const float *y,
-                          int N);
+nn_tensor *md_latent_loss(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a, nn_tensor *xm,
+                          const float *y, int N);
 int md_latent_label(const md_latent *m, double y); // clip(floor((y - lo)/w), 0, bins - 1)
 
 #endif

@@ -6,29 +6,41 @@
 
 int md_post_make(md_post *p, nn_store *s) {
     md_post_spec *q = &p->sp;
-    if (q->in_dim < 1 || q->dim < 1 || q->ctx < 1 || q->ctx_depth < 1 || q->ctx_depth > MD_POST_MAXDEPTH || q->mean_hidden < 1 ||
-        q->mean_weight < 0)
-        return gn_err(GN_EINVAL, "posterior: bad sizes (%d features, %d targets, context %d x %d, mean head %d)", q->in_dim, q->dim,
-                      q->ctx_depth, q->ctx, q->mean_hidden);
+    if (q->in_dim < 1 || q->dim < 1 || q->ctx < 1 || q->ctx_depth < 1 || q->ctx_depth > MD_POST_MAXDEPTH ||
+        q->mean_hidden < 1 || q->mean_weight < 0)
+        return gn_err(GN_EINVAL,
+                      "posterior: bad sizes (%d features, %d targets, context %d x %d, mean head %d)",
+                      q->in_dim, q->dim, q->ctx_depth, q->ctx, q->mean_hidden);
     char nm[64];
     int rc = 0;
     for (int k = 0; k < q->ctx_depth && !rc; k++) {
         snprintf(nm, sizeof nm, "post.ctx.fc%d", k + 1);
-        rc = nn_dense_make(&p->cx[k], s, nm, k ? q->ctx : q->in_dim, q->ctx, 1, nn_init_he(), nn_init_const(0));
+        rc = nn_dense_make(&p->cx[k], s, nm, k ? q->ctx : q->in_dim, q->ctx, 1, nn_init_he(),
+                           nn_init_const(0));
     }
-    rc = rc ? rc : nn_dense_make(&p->mh[0], s, "post.mean.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(), nn_init_const(0));
-    rc = rc ? rc : nn_dense_make(&p->mh[1], s, "post.mean.fc2", q->mean_hidden, q->dim, 1, nn_init_glorot(), nn_init_const(0));
+    rc = rc ? rc
+            : nn_dense_make(&p->mh[0], s, "post.mean.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(),
+                            nn_init_const(0));
+    rc = rc ? rc
+            : nn_dense_make(&p->mh[1], s, "post.mean.fc2", q->mean_hidden, q->dim, 1, nn_init_glorot(),
+                            nn_init_const(0));
     q->flow.dim = q->dim, q->flow.ctx = q->ctx;
     p->flow.sp = q->flow;
     rc = rc ? rc : md_flow_make(&p->flow, s, "post.flow");
     if (rc || !q->chain) return rc;
-    if (q->chain_layers < 1 || q->det_weight < 0) return gn_err(GN_EINVAL, "posterior: chain_layers %d, det_weight %g", q->chain_layers, (double)q->det_weight);
+    if (q->chain_layers < 1 || q->det_weight < 0)
+        return gn_err(GN_EINVAL, "posterior: chain_layers %d, det_weight %g", q->chain_layers,
+                      (double)q->det_weight);
     md_flow_spec cs = q->flow;
     cs.dim = 1, cs.ctx = q->ctx + q->dim, cs.layers = q->chain_layers;
     p->chainf.sp = cs;
     rc = md_flow_make(&p->chainf, s, "post.chain");
-    rc = rc ? rc : nn_dense_make(&p->det[0], s, "post.detect.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(), nn_init_const(0));
-    return rc ? rc : nn_dense_make(&p->det[1], s, "post.detect.fc2", q->mean_hidden, 1, 1, nn_init_glorot(), nn_init_const(0));
+    rc = rc ? rc
+            : nn_dense_make(&p->det[0], s, "post.detect.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(),
+                            nn_init_const(0));
+    return rc ? rc
+              : nn_dense_make(&p->det[1], s, "post.detect.fc2", q->mean_hidden, 1, 1, nn_init_glorot(),
+                              nn_init_const(0));
 }
 
 // The core columns of y, and the chain column with its presence mask (NaN -> 0).
@@ -81,7 +93,8 @@ nn_tensor *md_post_log_prob(nn_ctx *c, const md_post *p, nn_tensor *x, nn_tensor
 static nn_tensor *chain_lp(nn_ctx *c, const md_post *p, nn_tensor *h, nn_tensor *y, nn_tensor **mask) {
     nn_tensor *yc = chain_of(c, p, y, mask);
     if (!yc) return NULL;
-    nn_tensor *ctx = nn_concat(c, 2, (nn_tensor *[]){h, core_of(c, p, y)}, 1); // teacher forcing: the true y_core
+    nn_tensor *ctx =
+        nn_concat(c, 2, (nn_tensor *[]){h, core_of(c, p, y)}, 1); // teacher forcing: the true y_core
     return nn_mul(c, md_flow_log_prob(c, &p->chainf, yc, ctx), *mask);
 }
 
@@ -122,7 +135,9 @@ int md_post_sample(nn_ctx *c, const md_post *p, const float *x, int n, int S, gn
             break;
         }
         for (int i = 0; i < b; i++)
-            for (int s = 0; s < S; s++) memcpy(X->data + ((size_t)i * S + s) * q->in_dim, x + (size_t)(o + i) * q->in_dim, sizeof(float) * q->in_dim);
+            for (int s = 0; s < S; s++)
+                memcpy(X->data + ((size_t)i * S + s) * q->in_dim, x + (size_t)(o + i) * q->in_dim,
+                       sizeof(float) * q->in_dim);
         for (size_t k = 0; k < U->n; k++) U->data[k] = (float)gn_rng_normal(rng);
         nn_tensor *h = md_post_context(c, p, X), *r = md_flow_inverse(c, &p->flow, U, h, NULL);
         nn_tensor *y = nn_add(c, r, md_post_mean(c, p, h));
@@ -130,7 +145,9 @@ int md_post_sample(nn_ctx *c, const md_post *p, const float *x, int n, int S, gn
             nn_tensor *Uc = nn_tensor_new(c, NN_SHAPE(m, 1));
             if (Uc)
                 for (int k = 0; k < m; k++) Uc->data[k] = (float)gn_rng_normal(rng);
-            nn_tensor *yc = Uc ? md_flow_inverse(c, &p->chainf, Uc, nn_concat(c, 2, (nn_tensor *[]){h, y}, 1), NULL) : NULL;
+            nn_tensor *yc =
+                Uc ? md_flow_inverse(c, &p->chainf, Uc, nn_concat(c, 2, (nn_tensor *[]){h, y}, 1), NULL)
+                   : NULL;
             y = yc ? nn_concat(c, 2, (nn_tensor *[]){y, yc}, 1) : NULL;
         }
         if (!y) {

@@ -34,9 +34,11 @@ typedef struct md_specvae {
 
 int md_specvae_make(md_specvae *v, nn_store *s);
 // x (N, P), cond (N, n_cond) or NULL -> mu, logvar (N, d).
-void md_specvae_encode(nn_ctx *c, const md_specvae *v, nn_tensor *x, nn_tensor *cond, nn_tensor **mu, nn_tensor **logvar);
+void md_specvae_encode(nn_ctx *c, const md_specvae *v, nn_tensor *x, nn_tensor *cond, nn_tensor **mu,
+                       nn_tensor **logvar);
 nn_tensor *md_specvae_decode(nn_ctx *c, const md_specvae *v, nn_tensor *z, nn_tensor *cond); // (N, P)
 // The loss with eps from rng; *mse, *kl (the two terms before weighting) may be NULL.
-nn_tensor *md_specvae_loss(nn_ctx *c, const md_specvae *v, nn_tensor *x, nn_tensor *cond, gn_rng *rng, double *mse, double *kl);
+nn_tensor *md_specvae_loss(nn_ctx *c, const md_specvae *v, nn_tensor *x, nn_tensor *cond, gn_rng *rng,
+                           double *mse, double *kl);
 
 #endif

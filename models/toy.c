@@ -28,8 +28,8 @@ int md_mlp_make(md_mlp *m, nn_store *s, const char *prefix, int in, int hidden, 
     char name[128];
     for (int i = 0; i <= depth; i++) {
         snprintf(name, sizeof name, "%s.%d", prefix, i);
-        int rc = nn_dense_make(&m->layer[i], s, name, i ? hidden : in, i == depth ? out : hidden, 1, nn_init_glorot(),
-                               nn_init_const(0));
+        int rc = nn_dense_make(&m->layer[i], s, name, i ? hidden : in, i == depth ? out : hidden, 1,
+                               nn_init_glorot(), nn_init_const(0));
         if (rc) return rc;
     }
     return GN_OK;
@@ -47,7 +47,8 @@ static uint32_t slab_crc(const nn_store *s) {
     return (uint32_t)crc32(0L, (const unsigned char *)s->data, (uInt)(s->n_param_floats * sizeof(float)));
 }
 
-int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, void *user, md_toy_result *res) {
+int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, void *user,
+                    md_toy_result *res) {
     const int S = 16, B = 32, NTEST = 512;
     int rc = GN_ENOMEM;
     nn_store st;
@@ -56,7 +57,8 @@ int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, v
     nn_optim opt;
     nn_optim_defaults(&opt, NN_OPT_ADAM);
     md_tinycnn m;
-    float *xtr = gn_malloc(sizeof(float) * (size_t)n_train * S * S), *xte = gn_malloc(sizeof(float) * NTEST * S * S);
+    float *xtr = gn_malloc(sizeof(float) * (size_t)n_train * S * S),
+          *xte = gn_malloc(sizeof(float) * NTEST * S * S);
     int32_t *ytr = gn_malloc(sizeof(int32_t) * (size_t)n_train), *yte = gn_malloc(sizeof(int32_t) * NTEST);
     uint32_t *perm = gn_malloc(sizeof(uint32_t) * (size_t)n_train);
     float *xb = gn_malloc(sizeof(float) * B * S * S);
@@ -69,7 +71,8 @@ int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, v
     gn_rng_seed(&rshuf, seed, GN_STREAM_SHUFFLE);
     io_synth_shapes(&rdata, n_train, S, xtr, ytr);
     io_synth_shapes(&rdata, NTEST, S, xte, yte);
-    if ((rc = md_tinycnn_make(&m, &st, 1, 2)) || (rc = nn_store_finalize(&st)) || (rc = nn_optim_init(&opt, &st)))
+    if ((rc = md_tinycnn_make(&m, &st, 1, 2)) || (rc = nn_store_finalize(&st)) ||
+        (rc = nn_optim_init(&opt, &st)))
         goto out;
     nn_store_reset_values(&st, &rinit);
     int steps_per_epoch = n_train / B;
@@ -108,7 +111,8 @@ int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, v
                 rc = GN_EINVAL;
                 goto out;
             }
-            for (int i = 0; i < B; i++) correct += (lg->data[2 * i + 1] > lg->data[2 * i]) == (yte[s * B + i] == 1);
+            for (int i = 0; i < B; i++)
+                correct += (lg->data[2 * i + 1] > lg->data[2 * i]) == (yte[s * B + i] == 1);
         }
         ctx.training = 1;
         ctx.grad_enabled = 1;
@@ -159,7 +163,8 @@ int md_train_curve(uint64_t seed, int steps, md_progress_fn cb, void *user, md_t
     for (int s = 0; s < steps; s++) {
         nn_ctx_reset(&ctx);
         nn_store_zero_grad(&st);
-        nn_tensor *x = nn_tensor_from(&ctx, NN_SHAPE(N, 1), xs), *y = nn_tensor_from(&ctx, NN_SHAPE(N, 1), ys);
+        nn_tensor *x = nn_tensor_from(&ctx, NN_SHAPE(N, 1), xs),
+                  *y = nn_tensor_from(&ctx, NN_SHAPE(N, 1), ys);
         nn_tensor *loss = nn_mse_loss(&ctx, md_mlp_fwd(&ctx, &m, x), y);
         if (!loss || (rc = nn_backward(&ctx, loss))) {
             rc = GN_EINVAL;

@@ -38,7 +38,8 @@ typedef struct md_toy_result {
 
 // Train the tiny CNN on n_train shapes for `epochs` (batch 32, Adam 3e-3),
 // then measure accuracy on 512 fresh test shapes.
-int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, void *user, md_toy_result *res);
+int md_train_shapes(uint64_t seed, int n_train, int epochs, md_progress_fn cb, void *user,
+                    md_toy_result *res);
 // Train a 1-32-32-1 tanh MLP on 256 points of io_synth_curve over [-2, 2]
 // (full batch, Adam 1e-2, cosine schedule), test MSE on a 1000-point grid.
 int md_train_curve(uint64_t seed, int steps, md_progress_fn cb, void *user, md_toy_result *res);

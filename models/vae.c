@@ -5,10 +5,13 @@
 int md_vae_make(md_vae *v, nn_store *s) {
     const md_vae_spec *p = &v->sp;
     int f = 1 << (p->n_down > 0 ? p->n_down : 0);
-    if (p->n_down < 1 || p->n_down > MD_VAE_MAXDOWN || p->in_c < 1 || p->latent < 1 || p->size < f || p->size % f || p->beta < 0)
-        return gn_err(GN_EINVAL, "VAE: a %dx%d cutout with %d stride-2 convolutions (the size must be a multiple of %d), "
-                                 "latent %d, beta %g",
-                      p->size, p->size, p->n_down, f, p->latent, (double)p->beta);
+    if (p->n_down < 1 || p->n_down > MD_VAE_MAXDOWN || p->in_c < 1 || p->latent < 1 || p->size < f ||
+        p->size % f || p->beta < 0)
+        return gn_err(
+            GN_EINVAL,
+            "VAE: a %dx%d cutout with %d stride-2 convolutions (the size must be a multiple of %d), "
+            "latent %d, beta %g",
+            p->size, p->size, p->n_down, f, p->latent, (double)p->beta);
     int in = p->in_c, rc = 0;
     char nm[64];
     for (int k = 0; k < p->n_down && !rc; k++) {
@@ -19,8 +22,12 @@ int md_vae_make(md_vae *v, nn_store *s) {
     }
     int m = p->size / f, feat = in * m * m;
     rc = rc ? rc : nn_dense_make(&v->mu, s, "vae.mu", feat, p->latent, 1, nn_init_glorot(), nn_init_const(0));
-    rc = rc ? rc : nn_dense_make(&v->logvar, s, "vae.logvar", feat, p->latent, 1, nn_init_glorot(), nn_init_const(0));
-    rc = rc ? rc : nn_dense_make(&v->dec_fc, s, "vae.dec_fc", p->latent, feat, 1, nn_init_glorot(), nn_init_const(0));
+    rc = rc ? rc
+            : nn_dense_make(&v->logvar, s, "vae.logvar", feat, p->latent, 1, nn_init_glorot(),
+                            nn_init_const(0));
+    rc = rc ? rc
+            : nn_dense_make(&v->dec_fc, s, "vae.dec_fc", p->latent, feat, 1, nn_init_glorot(),
+                            nn_init_const(0));
     for (int k = p->n_down - 1; k >= 0 && !rc; k--) { // mirror: widths back down, then the bands
         int ci = p->width[k], co = k ? p->width[k - 1] : p->in_c;
         snprintf(nm, sizeof nm, "vae.dec%d.weight", p->n_down - k);

@@ -3,9 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int nn_expected_gradients(nn_ctx *c, nn_attrib_fn f, void *user, int ndim, const int *shape, const float *x, const float *background,
-                          int nb, int samples, int batch, gn_rng *rng, double *phi) {
-    if (ndim < 1 || ndim >= NN_MAXDIM || nb < 1 || samples < 1 || batch < 1) return gn_err(GN_EINVAL, "expected gradients: bad sizes");
+int nn_expected_gradients(nn_ctx *c, nn_attrib_fn f, void *user, int ndim, const int *shape, const float *x,
+                          const float *background, int nb, int samples, int batch, gn_rng *rng, double *phi) {
+    if (ndim < 1 || ndim >= NN_MAXDIM || nb < 1 || samples < 1 || batch < 1)
+        return gn_err(GN_EINVAL, "expected gradients: bad sizes");
     size_t d = 1;
     for (int k = 0; k < ndim; k++) d *= (size_t)shape[k];
     int sh[NN_MAXDIM];
@@ -34,7 +35,9 @@ int nn_expected_gradients(nn_ctx *c, nn_attrib_fn f, void *user, int ndim, const
         z->requires_grad = 1;
         nn_tensor *y = f(c, z, user);
         if (!y || y->n != (size_t)m) {
-            rc = y ? gn_err(GN_EINVAL, "expected gradients: the model gives %zu values for %d inputs", y->n, m) : GN_EINVAL;
+            rc =
+                y ? gn_err(GN_EINVAL, "expected gradients: the model gives %zu values for %d inputs", y->n, m)
+                  : GN_EINVAL;
             break;
         }
         // the rows are independent, so the gradient of their sum is each row's own gradient

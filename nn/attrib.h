@@ -16,7 +16,7 @@ typedef nn_tensor *(*nn_attrib_fn)(nn_ctx *c, nn_tensor *x, void *user);
 // φ (d values, d = the product of shape) for one input x against nb
 // background rows (nb x d), from `samples` draws of (b, α) taken from rng, in
 // batches of `batch`. Gradients only: the model's parameters are not changed.
-int nn_expected_gradients(nn_ctx *c, nn_attrib_fn f, void *user, int ndim, const int *shape, const float *x, const float *background,
-                          int nb, int samples, int batch, gn_rng *rng, double *phi);
+int nn_expected_gradients(nn_ctx *c, nn_attrib_fn f, void *user, int ndim, const int *shape, const float *x,
+                          const float *background, int nb, int samples, int batch, gn_rng *rng, double *phi);
 
 #endif

@@ -20,12 +20,12 @@ GEMM_K __m256i lanes_below(int rem) {
 }
 
 // C[0:R, 0:8*NV] = op(A)[0:R, :] B[:, 0:8*NV]; the last vector masked to `rem` lanes if masked
-GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const float *A, int lda, const float *B, int ldb,
-                     float *C, int ldc) {
+GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc) {
     __m256i mask = lanes_below(rem);
     __m256 acc[6][2];
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =
-        _mm256_setzero_ps();
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
+        acc[r][v] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * ldb;
         __m256 bv[2];
@@ -33,7 +33,8 @@ GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const fl
             masked && v == NV - 1 ? _mm256_maskload_ps(b + 8 * v, mask) : _mm256_loadu_ps(b + 8 * v);
         _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
             __m256 a = _mm256_broadcast_ss(ta ? A + (size_t)k * lda + r : A + (size_t)r * lda + k);
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(a, bv[v], acc[r][v]);
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =
+                _mm256_fmadd_ps(a, bv[v], acc[r][v]);
         }
     }
     _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
@@ -43,18 +44,18 @@ GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const fl
     }
 }
 
-#define NN_ROWS(NV, TA, MASKED)                                                                                        \
-    switch (R) {                                                                                                       \
-    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
-    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
-    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
-    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
-    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                                        \
-    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc);                                              \
+#define NN_ROWS(NV, TA, MASKED)                                                                              \
+    switch (R) {                                                                                             \
+    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
+    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
+    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
+    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
+    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
+    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc);                                    \
     }
 
-GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                               int ldc) {
+GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                               float *C, int ldc) {
     for (int j = 0; j < N; j += 16) {
         int nc = N - j < 16 ? N - j : 16, nv = (nc + 7) / 8, rem = nc - 8 * (nv - 1), masked = rem < 8;
         for (int i = 0; i < M; i += 6) {
@@ -85,19 +86,21 @@ GEMM_K __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 
 // C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T, S <= 4 columns (rows of B past S repeat row S-1, their sums dropped)
-GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                     int ldc) {
     const float *b[4];
     for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
     __m256 acc[3][4];
-    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
-        _mm256_setzero_ps();
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++)
+        acc[r][s] = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= K; k += 8) {
         __m256 bv[4];
         _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_loadu_ps(b[s] + k);
         _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
             __m256 a = _mm256_loadu_ps(A + (size_t)r * lda + k);
-            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] = _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
+                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
         }
     }
     if (k < K) { // both operands masked: the lanes past K may hold anything
@@ -106,7 +109,8 @@ GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *
         _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_maskload_ps(b[s] + k, mask);
         _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
             __m256 a = _mm256_maskload_ps(A + (size_t)r * lda + k, mask);
-            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] = _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
+                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
         }
     }
     _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
@@ -121,8 +125,8 @@ GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *
     }
 }
 
-GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                                   int ldc) {
+GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                   float *C, int ldc) {
     for (int j = 0; j < N; j += 4) {
         int S = N - j < 4 ? N - j : 4;
         for (int i = 0; i < M; i += 3) {
@@ -152,7 +156,8 @@ static int have_fma(void) {
 }
 #endif
 
-void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef NN_GEMM_X86
     if (!blas && have_fma()) {
@@ -160,11 +165,12 @@ void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int ld
         return;
     }
 #endif
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C,
-                ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                0.0f, C, ldc);
 }
 
-void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #ifdef NN_GEMM_X86
     if (!blas && have_fma()) {

@@ -10,10 +10,12 @@
 // AVX2+FMA register-blocked kernel where the CPU has it (B and C are used in
 // place, no packing); cblas_sgemm otherwise, or always when blas = 1 (tests
 // and benchmarks: ctx->tune.gemm_blas). Deterministic for a given CPU.
-void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc);
 
 // C (M x N, ldc) += A (M x K, lda) * B^T, B being N x K (ldb): the weight
 // gradient's form, both operands contiguous along K.
-void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float *C, int ldc);
 
 #endif

@@ -2,14 +2,15 @@
 
 #include <stdio.h>
 
-static nn_tensor *param(nn_store *s, const char *prefix, const char *what, int ndim, const int *shape, nn_init init,
-                        int buffer) {
+static nn_tensor *param(nn_store *s, const char *prefix, const char *what, int ndim, const int *shape,
+                        nn_init init, int buffer) {
     char name[256];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
     return buffer ? nn_store_buffer(s, name, ndim, shape, init) : nn_store_param(s, name, ndim, shape, init);
 }
 
-int nn_dense_make(nn_dense *l, nn_store *s, const char *prefix, int in, int out, int bias, nn_init wi, nn_init bi) {
+int nn_dense_make(nn_dense *l, nn_store *s, const char *prefix, int in, int out, int bias, nn_init wi,
+                  nn_init bi) {
     l->w = param(s, prefix, "weight", NN_SHAPE(out, in), wi, 0);
     l->b = bias ? param(s, prefix, "bias", NN_SHAPE(out), bi, 0) : NULL;
     return l->w && (!bias || l->b) ? GN_OK : GN_EINVAL;
@@ -17,8 +18,8 @@ int nn_dense_make(nn_dense *l, nn_store *s, const char *prefix, int in, int out,
 
 nn_tensor *nn_dense_fwd(nn_ctx *c, const nn_dense *l, nn_tensor *x) { return nn_linear(c, x, l->w, l->b); }
 
-int nn_conv_make(nn_conv *l, nn_store *s, const char *prefix, int cin, int cout, int k, int stride, int pad, int bias,
-                 nn_init wi, nn_init bi) {
+int nn_conv_make(nn_conv *l, nn_store *s, const char *prefix, int cin, int cout, int k, int stride, int pad,
+                 int bias, nn_init wi, nn_init bi) {
     l->w = param(s, prefix, "weight", NN_SHAPE(cout, cin, k, k), wi, 0);
     l->b = bias ? param(s, prefix, "bias", NN_SHAPE(cout), bi, 0) : NULL;
     l->sh = l->sw = stride;
@@ -30,7 +31,8 @@ int nn_conv_make(nn_conv *l, nn_store *s, const char *prefix, int cin, int cout,
 nn_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
     if (!x) return NULL;
     nn_pad2d p = l->pad;
-    if (l->same && x->ndim == 4) p = nn_pad_same(x->shape[2], x->shape[3], l->w->shape[2], l->w->shape[3], l->sh, l->sw);
+    if (l->same && x->ndim == 4)
+        p = nn_pad_same(x->shape[2], x->shape[3], l->w->shape[2], l->w->shape[3], l->sh, l->sw);
     return nn_conv2d(c, x, l->w, l->b, l->sh, l->sw, p);
 }
 

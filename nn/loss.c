@@ -54,7 +54,8 @@ nn_tensor *nn_l1_loss(nn_ctx *c, nn_tensor *p, nn_tensor *t) { return reg_loss(c
 
 static int ce_logits_ok(const nn_tensor *x, const char *what) {
     char s[96];
-    if (x->ndim != 2) return gn_err(GN_EINVAL, "%s: logits %s are not (N, K)", what, nn_shape_str(x, s, sizeof s));
+    if (x->ndim != 2)
+        return gn_err(GN_EINVAL, "%s: logits %s are not (N, K)", what, nn_shape_str(x, s, sizeof s));
     return GN_OK;
 }
 
@@ -251,14 +252,16 @@ static void supcon_bw(nn_node *nd, nn_ctx *c) {
         }
 }
 
-nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau, float base_tau) {
+nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau,
+                          float base_tau) {
     if (!f) return NULL;
     if (f->ndim != 2 || views < 1 || f->shape[0] % views || !(tau > 0) || !(base_tau > 0)) {
         gn_err(GN_EINVAL, "supcon_loss: features must be (views x B, D) with views >= 1 and tau > 0");
         return NULL;
     }
     int n = f->shape[0], D = f->shape[1], B = n / views;
-    double *G = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n * n), *l = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n);
+    double *G = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n * n),
+           *l = nn_arena_alloc(&c->arena, sizeof(double) * (size_t)n);
     if (!G || !l) return NULL;
     double scale = (double)tau / base_tau, total = 0;
     for (int i = 0; i < n; i++) {
@@ -333,7 +336,8 @@ nn_tensor *nn_rnc_loss(nn_ctx *c, nn_tensor *f, int views, const float *labels, 
     }
     int n = f->shape[0], D = f->shape[1], B = n / views;
     size_t nn2 = (size_t)n * n;
-    double *G = nn_arena_alloc(&c->arena, sizeof(double) * nn2), *s = nn_arena_alloc(&c->arena, sizeof(double) * nn2),
+    double *G = nn_arena_alloc(&c->arena, sizeof(double) * nn2),
+           *s = nn_arena_alloc(&c->arena, sizeof(double) * nn2),
            *dl = nn_arena_alloc(&c->arena, sizeof(double) * nn2);
     if (!G || !s || !dl) return NULL;
     for (int i = 0; i < n; i++)
@@ -343,7 +347,8 @@ nn_tensor *nn_rnc_loss(nn_ctx *c, nn_tensor *f, int views, const float *labels, 
                 double v = (double)f->data[(size_t)i * D + d] - f->data[(size_t)j * D + d];
                 r += v * v;
             }
-            for (int t = 0; t < dy; t++) a += fabs((double)labels[(i % B) * dy + t] - labels[(j % B) * dy + t]);
+            for (int t = 0; t < dy; t++)
+                a += fabs((double)labels[(i % B) * dy + t] - labels[(j % B) * dy + t]);
             s[(size_t)i * n + j] = -sqrt(r) / tau, dl[(size_t)i * n + j] = a;
             G[(size_t)i * n + j] = 0;
         }

@@ -43,7 +43,8 @@ nn_tensor *nn_softmax(nn_ctx *c, nn_tensor *x, int axis);
 
 // ---- dense (ops_linear.c) ----
 nn_tensor *nn_matmul(nn_ctx *c, nn_tensor *a, nn_tensor *b);            // (M,K) x (K,N)
-nn_tensor *nn_linear(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b); // x (..., in), w (out, in), b (out) or NULL
+nn_tensor *nn_linear(nn_ctx *c, nn_tensor *x, nn_tensor *w,
+                     nn_tensor *b); // x (..., in), w (out, in), b (out) or NULL
 
 // ---- convolution (ops_conv.c) ----
 // Padding per side: top, bottom, left, right. Weights are PyTorch layout:
@@ -86,8 +87,9 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
                         nn_tensor *running_var, float momentum, float eps);
 // relu(batchnorm(x) + res) in one op (res may be NULL, relu 0 or 1): the same
 // values as the separate ops with fewer stored tensors (ops_norm.c).
-nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean,
-                            nn_tensor *running_var, float momentum, float eps, nn_tensor *res, int relu);
+nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
+                            nn_tensor *running_mean, nn_tensor *running_var, float momentum, float eps,
+                            nn_tensor *res, int relu);
 // Inverted dropout from ctx->dropout_rng; identity when not training or p = 0.
 nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p);
 
@@ -109,7 +111,8 @@ nn_tensor *nn_kl_normal(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar);
 // SupCon (Khosla et al. 2020; spec/stats.md §E.1): f (views*B, D) view-major
 // (row v*B + i = view v of sample i; normalise first if wanted), labels (B)
 // or NULL (SimCLR: positives are the other views of the same sample).
-nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau, float base_tau);
+nn_tensor *nn_supcon_loss(nn_ctx *c, nn_tensor *f, int views, const int32_t *labels, float tau,
+                          float base_tau);
 // Rank-N-Contrast (Zha et al. 2023; §E.2): f (views*B, D) view-major, labels
 // (B, dy) constants; L2 feature distance, L1 label distance.
 nn_tensor *nn_rnc_loss(nn_ctx *c, nn_tensor *f, int views, const float *labels, int dy, float tau);

@@ -112,18 +112,21 @@ static void col2im(const geom *g, const float *col, float *x) {
     size_t NP = (size_t)g->N * g->Ho * g->Wo;
     long planes = (long)g->N * g->C;
 #pragma omp parallel for schedule(static)
-    for (long pl = 0; pl < planes; pl++) nn_col2im_plane(g, col, NP, (int)(pl / g->C), (int)(pl / g->C), (int)(pl % g->C), x);
+    for (long pl = 0; pl < planes; pl++)
+        nn_col2im_plane(g, col, NP, (int)(pl / g->C), (int)(pl / g->C), (int)(pl % g->C), x);
 }
 
 // (N, C, P) <-> (C, N*P)
 static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
-        for (int n = 0; n < N; n++) memcpy(dst + ((size_t)c * N + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * P);
+        for (int n = 0; n < N; n++)
+            memcpy(dst + ((size_t)c * N + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * P);
 }
 
 // dst (N, C, P) (+)= src (C, N*P) + bias[c]
-static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, const float *bias, int accumulate) {
+static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, const float *bias,
+                       int accumulate) {
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
@@ -152,8 +155,8 @@ static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
 
 static int check_geom(const geom *g, const char *what) {
     if (g->Ho <= 0 || g->Wo <= 0)
-        return gn_err(GN_EINVAL, "%s: kernel %dx%d with padding larger than the %dx%d input", what, g->kh, g->kw, g->H,
-                      g->W);
+        return gn_err(GN_EINVAL, "%s: kernel %dx%d with padding larger than the %dx%d input", what, g->kh,
+                      g->kw, g->H, g->W);
     if (g->sh <= 0 || g->sw <= 0) return gn_err(GN_EINVAL, "%s: stride must be positive", what);
     if (g->pt < 0 || g->pl < 0) return gn_err(GN_EINVAL, "%s: negative padding", what);
     return GN_OK;
@@ -181,18 +184,19 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
         return;
     }
     float *gyt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP); // (O, N*P)
-    float *col = nd->saved ? nd->saved : nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP); // (K, N*P)
+    float *col =
+        nd->saved ? nd->saved : nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP); // (K, N*P)
     if (!gyt || !col) return;
     nchw_to_cm(y->grad, gyt, g.N, g.O, P);
     if (w->grad) { // gw (O, K) += gyt (O, NP) x col^T (NP, K)
         if (!nd->saved) im2col(&g, x->data, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, gyt, (int)NP, col, (int)NP, 1.0f,
-                    w->grad, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, gyt, (int)NP, col,
+                    (int)NP, 1.0f, w->grad, K);
     }
     if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
     if (x->grad) { // dcol (K, NP) = w^T (K, O) x gyt (O, NP), over the col buffer (no longer needed)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, gyt, (int)NP, 0.0f,
-                    col, (int)NP);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, gyt, (int)NP,
+                    0.0f, col, (int)NP);
         col2im(&g, col, x->grad);
     }
     nn_arena_release(&c->arena, mark);
@@ -203,7 +207,8 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     if (check_geom(&g, what)) return NULL;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
     int K = g.C * g.kh * g.kw;
-    nn_tensor *y = one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo)) : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
+    nn_tensor *y =
+        one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo)) : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
     if (!y) return NULL;
     nn_tensor *in[3] = {x, w, b};
     int tile = nn_wino_tile(c, &g);
@@ -226,8 +231,8 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     float *yt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
     if (!col || !yt) return NULL;
     im2col(&g, x->data, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP, 0.0f, yt,
-                (int)NP);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP,
+                0.0f, yt, (int)NP);
     cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0);
     nn_arena_release(&c->arena, keep ? mark : before_col); // yt (and col unless kept) were temporaries
     nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
@@ -238,25 +243,37 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     return y;
 }
 
-static int conv_args_ok(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b, int rank, int weight_c_axis,
-                        const char *what) {
+static int conv_args_ok(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b, int rank,
+                        int weight_c_axis, const char *what) {
     char s1[96], s2[96];
     if (x->ndim != rank || w->ndim != rank)
-        return gn_err(GN_EINVAL, "%s: input %s and weight %s must both have %d axes", what, nn_shape_str(x, s1, sizeof s1),
-                      nn_shape_str(w, s2, sizeof s2), rank);
+        return gn_err(GN_EINVAL, "%s: input %s and weight %s must both have %d axes", what,
+                      nn_shape_str(x, s1, sizeof s1), nn_shape_str(w, s2, sizeof s2), rank);
     if (w->shape[weight_c_axis] != x->shape[1])
         return gn_err(GN_EINVAL, "%s: input %s has %d channels but weight %s expects %d", what,
                       nn_shape_str(x, s1, sizeof s1), x->shape[1], nn_shape_str(w, s2, sizeof s2),
                       w->shape[weight_c_axis]);
     int nout = w->shape[1 - weight_c_axis];
-    if (b && b->n != (size_t)nout) return gn_err(GN_EINVAL, "%s: bias has %zu values for %d channels", what, b->n, nout);
+    if (b && b->n != (size_t)nout)
+        return gn_err(GN_EINVAL, "%s: bias has %zu values for %d channels", what, b->n, nout);
     return GN_OK;
 }
 
 nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad) {
     if (!x || !w || conv_args_ok(x, w, b, 4, 1, "conv2d")) return NULL;
-    geom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], sh, sw,
-              pad.top, pad.left, 0, 0};
+    geom g = {x->shape[0],
+              x->shape[1],
+              x->shape[2],
+              x->shape[3],
+              w->shape[0],
+              w->shape[2],
+              w->shape[3],
+              sh,
+              sw,
+              pad.top,
+              pad.left,
+              0,
+              0};
     if (sh > 0 && sw > 0) {
         g.Ho = (g.H + pad.top + pad.bottom - g.kh) / sh + 1;
         g.Wo = (g.W + pad.left + pad.right - g.kw) / sw + 1;
@@ -267,7 +284,8 @@ nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh
 
 nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad_l, int pad_r) {
     if (!x || !w || conv_args_ok(x, w, b, 3, 1, "conv1d")) return NULL;
-    geom g = {x->shape[0], x->shape[1], 1, x->shape[2], w->shape[0], 1, w->shape[2], 1, stride, 0, pad_l, 1, 0};
+    geom g = {x->shape[0], x->shape[1], 1, x->shape[2], w->shape[0], 1, w->shape[2],
+              1,           stride,      0, pad_l,       1,           0};
     if (stride > 0) g.Wo = g.W + pad_l + pad_r < g.kw ? 0 : (g.W + pad_l + pad_r - g.kw) / stride + 1;
     return conv_impl(c, x, w, b, g, 1);
 }
@@ -287,13 +305,13 @@ static void convt_bw(nn_node *nd, nn_ctx *c) {
     im2col(&g, y->grad, colg);
     if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.C, (size_t)g.H * g.W);
     if (w->grad) // gw (C_in, K) += xt (C_in, NP) x colg^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, nd->saved, (int)NP, colg, (int)NP,
-                    1.0f, w->grad, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, nd->saved, (int)NP, colg,
+                    (int)NP, 1.0f, w->grad, K);
     if (x->grad) {
         float *gxt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
         if (!gxt) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, colg, (int)NP, 0.0f,
-                    gxt, (int)NP);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, colg,
+                    (int)NP, 0.0f, gxt, (int)NP);
         cm_to_nchw(gxt, x->grad, g.N, g.O, P, NULL, 1);
     }
     nn_arena_release(&c->arena, mark);
@@ -308,14 +326,15 @@ static nn_tensor *convt_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b
     if (check_geom(&g, what)) return NULL;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
     int K = g.C * g.kh * g.kw;
-    nn_tensor *y = one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.W)) : nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.H, g.W));
+    nn_tensor *y =
+        one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.W)) : nn_tensor_new(c, NN_SHAPE(g.N, g.C, g.H, g.W));
     float *xt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
     float *col = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
     if (!y || !xt || !col) return NULL;
     nchw_to_cm(x->data, xt, g.N, g.O, P);
     // col (K, NP) = w^T (K, C_in) x xt (C_in, NP)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, xt, (int)NP, 0.0f, col,
-                (int)NP);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, xt, (int)NP, 0.0f,
+                col, (int)NP);
     size_t HW = (size_t)g.H * g.W;
     for (int n = 0; n < g.N; n++)
         for (int ch = 0; ch < g.C; ch++) {
@@ -333,25 +352,28 @@ static nn_tensor *convt_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b
     return y;
 }
 
-nn_tensor *nn_conv_transpose2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad,
-                               int oph, int opw) {
+nn_tensor *nn_conv_transpose2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw,
+                               nn_pad2d pad, int oph, int opw) {
     if (!x || !w || conv_args_ok(x, w, b, 4, 0, "conv_transpose2d")) return NULL;
     if (oph < 0 || opw < 0 || (oph >= sh && oph) || (opw >= sw && opw)) {
-        gn_err(GN_EINVAL, "conv_transpose2d: output padding (%d, %d) must be smaller than the stride (%d, %d)", oph,
-               opw, sh, sw);
+        gn_err(GN_EINVAL,
+               "conv_transpose2d: output padding (%d, %d) must be smaller than the stride (%d, %d)", oph, opw,
+               sh, sw);
         return NULL;
     }
-    geom g = {x->shape[0], w->shape[1], 0, 0, x->shape[1], w->shape[2], w->shape[3], sh, sw, pad.top, pad.left,
-              x->shape[2], x->shape[3]};
+    geom g = {x->shape[0], w->shape[1], 0,       0,        x->shape[1], w->shape[2], w->shape[3],
+              sh,          sw,          pad.top, pad.left, x->shape[2], x->shape[3]};
     g.H = (g.Ho - 1) * sh - pad.top - pad.bottom + g.kh + oph;
     g.W = (g.Wo - 1) * sw - pad.left - pad.right + g.kw + opw;
     return convt_impl(c, x, w, b, g, 0);
 }
 
-nn_tensor *nn_conv_transpose1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad, int out_pad) {
+nn_tensor *nn_conv_transpose1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad,
+                               int out_pad) {
     if (!x || !w || conv_args_ok(x, w, b, 3, 0, "conv_transpose1d")) return NULL;
     if (out_pad < 0 || (out_pad && out_pad >= stride)) {
-        gn_err(GN_EINVAL, "conv_transpose1d: output padding %d must be smaller than the stride %d", out_pad, stride);
+        gn_err(GN_EINVAL, "conv_transpose1d: output padding %d must be smaller than the stride %d", out_pad,
+               stride);
         return NULL;
     }
     geom g = {x->shape[0], w->shape[1], 1, 0, x->shape[1], 1, w->shape[2], 1, stride, 0, pad, 1, x->shape[2]};

@@ -29,7 +29,9 @@ typedef struct cgroups {
 // low-memory setting): no batch-sized buffers at all. Otherwise one product
 // over the batch: measured 4-8 % faster for the multi-branch net's training
 // (OpenBLAS's packed, K-blocked products; no columns computed twice).
-int nn_conv_by_groups(const nn_ctx *c) { return c->tune.conv_batched >= 0 ? !c->tune.conv_batched : !c->keep_im2col; }
+int nn_conv_by_groups(const nn_ctx *c) {
+    return c->tune.conv_batched >= 0 ? !c->tune.conv_batched : !c->keep_im2col;
+}
 
 static cgroups conv_groups(const geom *g) {
     int nt = gn_threads() > 0 ? gn_threads() : 1, P = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
@@ -57,7 +59,8 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
         for (int gi = 0; gi < q.ngroups; gi++) {
             int n0 = gi * q.nb, nb = g->N - n0 < q.nb ? g->N - n0 : q.nb;
             for (long r = 0; r < K; r++) nn_im2col_row(g, x, r, n0, nb, col + (size_t)r * q.ld);
-            nn_gemm_small(c->tune.gemm_blas, 0, g->O, nb * (int)P, K, w, K, col, (int)q.ld, Y, (int)q.ld); // Y (O, nb*P) = W col
+            nn_gemm_small(c->tune.gemm_blas, 0, g->O, nb * (int)P, K, w, K, col, (int)q.ld, Y,
+                          (int)q.ld); // Y (O, nb*P) = W col
             for (int n = n0; n < n0 + nb; n++)
                 for (int o = 0; o < g->O; o++) {
                     const float *src = Y + (size_t)o * q.ld + (size_t)(n - n0) * P;
@@ -82,7 +85,8 @@ void nn_conv_bw_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num();
-        float *col = scr + q.per * (size_t)t, *G = col + q.ld * (size_t)K, *gwp = gw ? gwt + OK * (size_t)t : NULL;
+        float *col = scr + q.per * (size_t)t, *G = col + q.ld * (size_t)K,
+              *gwp = gw ? gwt + OK * (size_t)t : NULL;
         if (gwp) memset(gwp, 0, sizeof(float) * OK);
         if (t == 0) team = omp_get_num_threads(); // the parts that were zeroed
 #pragma omp for schedule(static)
@@ -90,7 +94,8 @@ void nn_conv_bw_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
             int n0 = gi * q.nb, nb = g->N - n0 < q.nb ? g->N - n0 : q.nb, cols = nb * (int)P;
             for (int n = n0; n < n0 + nb; n++) // G (O, nb*P) = dY of the group
                 for (int o = 0; o < g->O; o++)
-                    memcpy(G + (size_t)o * q.ld + (size_t)(n - n0) * P, gy + ((size_t)n * g->O + o) * P, sizeof(float) * P);
+                    memcpy(G + (size_t)o * q.ld + (size_t)(n - n0) * P, gy + ((size_t)n * g->O + o) * P,
+                           sizeof(float) * P);
             if (gwp) { // dW (O, K) += G col^T
                 for (long r = 0; r < K; r++) nn_im2col_row(g, x, r, n0, nb, col + (size_t)r * q.ld);
                 nn_gemm_small_nt_acc(c->tune.gemm_blas, g->O, K, cols, G, (int)q.ld, col, (int)q.ld, gwp, K);

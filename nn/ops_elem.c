@@ -52,9 +52,11 @@ static inline float deriv(int k, float x, float y, float a) {
 
 // The hot kinds get loops of their own (the per-element switch of the generic
 // loop blocks vectorisation: ReLU forward+backward were 12 % of a ResNet step).
-#define ELEM_LOOP(n, BODY)                                                                                       \
-    do {                                                                                                         \
-        _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)") for (long i = 0; i < (n); i++) { BODY; } \
+#define ELEM_LOOP(n, BODY)                                                                                   \
+    do {                                                                                                     \
+        _Pragma("omp parallel for if (n > PAR_MIN) schedule(static)") for (long i = 0; i < (n); i++) {       \
+            BODY;                                                                                            \
+        }                                                                                                    \
     } while (0)
 
 static void unary_bw(nn_node *nd, nn_ctx *c) {
@@ -150,21 +152,21 @@ static int make_bcast(const nn_tensor *a, const nn_tensor *b, bcast *bc) {
 }
 
 // Walk the output index space with an odometer, tracking offsets into a and b.
-#define BCAST_LOOP(bc, n, BODY)                                                                                  \
-    do {                                                                                                         \
-        int idx_[NN_MAXDIM] = {0};                                                                               \
-        long ia = 0, ib = 0;                                                                                     \
-        for (size_t i = 0; i < (n); i++) {                                                                       \
-            BODY;                                                                                                \
-            for (int d = (bc)->nd - 1; d >= 0; d--) {                                                            \
-                ia += (bc)->sa[d];                                                                               \
-                ib += (bc)->sb[d];                                                                               \
-                if (++idx_[d] < (bc)->shape[d]) break;                                                           \
-                ia -= (bc)->sa[d] * (bc)->shape[d];                                                              \
-                ib -= (bc)->sb[d] * (bc)->shape[d];                                                              \
-                idx_[d] = 0;                                                                                     \
-            }                                                                                                    \
-        }                                                                                                        \
+#define BCAST_LOOP(bc, n, BODY)                                                                              \
+    do {                                                                                                     \
+        int idx_[NN_MAXDIM] = {0};                                                                           \
+        long ia = 0, ib = 0;                                                                                 \
+        for (size_t i = 0; i < (n); i++) {                                                                   \
+            BODY;                                                                                            \
+            for (int d = (bc)->nd - 1; d >= 0; d--) {                                                        \
+                ia += (bc)->sa[d];                                                                           \
+                ib += (bc)->sb[d];                                                                           \
+                if (++idx_[d] < (bc)->shape[d]) break;                                                       \
+                ia -= (bc)->sa[d] * (bc)->shape[d];                                                          \
+                ib -= (bc)->sb[d] * (bc)->shape[d];                                                          \
+                idx_[d] = 0;                                                                                 \
+            }                                                                                                \
+        }                                                                                                    \
     } while (0)
 
 static void binary_bw(nn_node *nd, nn_ctx *c) {

@@ -37,8 +37,8 @@ NN_SIMD_CLONES static double row_sqdev(const float *x, size_t S, float mu) {
 }
 
 // y = act((x - mean) * inv * g + b [+ r])
-NN_SIMD_CLONES static void row_norm(const float *x, const float *r, float *y, size_t S, float mean, float inv, float g, float b,
-                     int relu) {
+NN_SIMD_CLONES static void row_norm(const float *x, const float *r, float *y, size_t S, float mean, float inv,
+                                    float g, float b, int relu) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vg = v8_set1(g), vb = v8_set1(b);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
@@ -55,8 +55,8 @@ NN_SIMD_CLONES static void row_norm(const float *x, const float *r, float *y, si
 }
 
 // gz = gy masked by y > 0 (relu); sums of gz and gz * xhat; gres += gz
-NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S, float mean, float inv,
-                        int relu, double *sg, double *sgx) {
+NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S,
+                                       float mean, float inv, int relu, double *sg, double *sgx) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), a1 = v8_set1(0.0f), a2 = v8_set1(0.0f);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
@@ -77,8 +77,8 @@ NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const fl
 }
 
 // gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0)
-NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S, float mean, float inv,
-                      float g, int relu, float a, float b) {
+NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S,
+                                     float mean, float inv, float g, int relu, float a, float b) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vgi = v8_set1(g * inv), va = v8_set1(a), vb = v8_set1(b);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
@@ -110,8 +110,8 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
         double sg = 0, sgx = 0; // sum(gz), sum(gz * xhat)
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            row_bw_sums(x->data + off, y->grad + off, y->data + off, res && res->grad ? res->grad + off : NULL, S, mean,
-                        inv, relu, &sg, &sgx);
+            row_bw_sums(x->data + off, y->grad + off, y->data + off,
+                        res && res->grad ? res->grad + off : NULL, S, mean, inv, relu, &sg, &sgx);
         }
         if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
         if (beta && beta->grad) beta->grad[ch] += (float)sg;
@@ -119,7 +119,8 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
         float a = training ? (float)(sg / M) : 0.0f, b = training ? (float)(sgx / M) : 0.0f;
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, mean, inv, g, relu, a, b);
+            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, mean, inv, g, relu, a,
+                      b);
         }
     }
 }
@@ -135,12 +136,13 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
     int N = x->shape[0], C = x->shape[1];
     if (rmean->n != (size_t)C || rvar->n != (size_t)C || (gamma && gamma->n != (size_t)C) ||
         (beta && beta->n != (size_t)C)) {
-        gn_err(GN_EINVAL, "batchnorm: input %s has %d channels, statistics/affine do not", nn_shape_str(x, s, sizeof s), C);
+        gn_err(GN_EINVAL, "batchnorm: input %s has %d channels, statistics/affine do not",
+               nn_shape_str(x, s, sizeof s), C);
         return NULL;
     }
     if (res && !nn_same_shape(x, res)) {
-        gn_err(GN_EINVAL, "batchnorm: residual %s does not match the input %s", nn_shape_str(res, s2, sizeof s2),
-               nn_shape_str(x, s, sizeof s));
+        gn_err(GN_EINVAL, "batchnorm: residual %s does not match the input %s",
+               nn_shape_str(res, s2, sizeof s2), nn_shape_str(x, s, sizeof s));
         return NULL;
     }
     size_t S = x->n / ((size_t)N * C);
@@ -196,8 +198,8 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
     return y;
 }
 
-nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean, nn_tensor *rvar,
-                        float momentum, float eps) {
+nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,
+                        nn_tensor *rvar, float momentum, float eps) {
     return bn_impl(c, x, gamma, beta, rmean, rvar, momentum, eps, NULL, 0);
 }
 

@@ -6,15 +6,19 @@
 
 #include "ops.h"
 
-static int pool_out(const nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d p, int *Ho, int *Wo, const char *what) {
+static int pool_out(const nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d p, int *Ho, int *Wo,
+                    const char *what) {
     char s[96];
-    if (x->ndim != 4) return gn_err(GN_EINVAL, "%s: input %s is not (N, C, H, W)", what, nn_shape_str(x, s, sizeof s));
-    if (kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0) return gn_err(GN_EINVAL, "%s: kernel and stride must be positive", what);
-    if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0 || p.top >= kh || p.bottom >= kh || p.left >= kw ||
-        p.right >= kw)
+    if (x->ndim != 4)
+        return gn_err(GN_EINVAL, "%s: input %s is not (N, C, H, W)", what, nn_shape_str(x, s, sizeof s));
+    if (kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0)
+        return gn_err(GN_EINVAL, "%s: kernel and stride must be positive", what);
+    if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0 || p.top >= kh || p.bottom >= kh ||
+        p.left >= kw || p.right >= kw)
         return gn_err(GN_EINVAL, "%s: padding must be in [0, kernel)", what);
     int hh = x->shape[2] + p.top + p.bottom, ww = x->shape[3] + p.left + p.right;
-    if (hh < kh || ww < kw) return gn_err(GN_EINVAL, "%s: %dx%d kernel larger than the padded input", what, kh, kw);
+    if (hh < kh || ww < kw)
+        return gn_err(GN_EINVAL, "%s: %dx%d kernel larger than the padded input", what, kh, kw);
     *Ho = (hh - kh) / sh + 1;
     *Wo = (ww - kw) / sw + 1;
     return GN_OK;
@@ -115,7 +119,8 @@ static void avgpool_bw(nn_node *nd, nn_ctx *c) {
     }
 }
 
-nn_tensor *nn_avgpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d pad, int count_pad) {
+nn_tensor *nn_avgpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw, nn_pad2d pad,
+                        int count_pad) {
     if (!x) return NULL;
     int Ho, Wo;
     if (pool_out(x, kh, kw, sh, sw, pad, &Ho, &Wo, "avgpool2d")) return NULL;

@@ -31,19 +31,19 @@ typedef struct red {
     float scale;
 } red;
 
-#define RED_LOOP(r, n, BODY)                                                                                     \
-    do {                                                                                                         \
-        int idx_[NN_MAXDIM] = {0};                                                                               \
-        long io = 0;                                                                                             \
-        for (size_t i = 0; i < (n); i++) {                                                                       \
-            BODY;                                                                                                \
-            for (int d = (r)->nd - 1; d >= 0; d--) {                                                             \
-                io += (r)->so[d];                                                                                \
-                if (++idx_[d] < (r)->shape[d]) break;                                                            \
-                io -= (r)->so[d] * (r)->shape[d];                                                                \
-                idx_[d] = 0;                                                                                     \
-            }                                                                                                    \
-        }                                                                                                        \
+#define RED_LOOP(r, n, BODY)                                                                                 \
+    do {                                                                                                     \
+        int idx_[NN_MAXDIM] = {0};                                                                           \
+        long io = 0;                                                                                         \
+        for (size_t i = 0; i < (n); i++) {                                                                   \
+            BODY;                                                                                            \
+            for (int d = (r)->nd - 1; d >= 0; d--) {                                                         \
+                io += (r)->so[d];                                                                            \
+                if (++idx_[d] < (r)->shape[d]) break;                                                        \
+                io -= (r)->so[d] * (r)->shape[d];                                                            \
+                idx_[d] = 0;                                                                                 \
+            }                                                                                                \
+        }                                                                                                    \
     } while (0)
 
 static void reduce_bw(nn_node *nd, nn_ctx *c) {
@@ -142,7 +142,8 @@ nn_tensor *nn_reshape(nn_ctx *c, nn_tensor *x, int ndim, const int *shape) {
     return y;
 bad: {
     char b[96];
-    gn_err(GN_EINVAL, "reshape: %zu elements of %s do not fit the new shape", x->n, nn_shape_str(x, b, sizeof b));
+    gn_err(GN_EINVAL, "reshape: %zu elements of %s do not fit the new shape", x->n,
+           nn_shape_str(x, b, sizeof b));
     return NULL;
 }
 }
@@ -187,8 +188,8 @@ nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis) {
             if (d != axis && xs[k]->shape[d] != xs[0]->shape[d]) ok = 0;
         if (!ok) {
             char s1[96], s2[96];
-            gn_err(GN_EINVAL, "concat: shapes %s and %s differ off axis %d", nn_shape_str(xs[0], s1, sizeof s1),
-                   nn_shape_str(xs[k], s2, sizeof s2), axis);
+            gn_err(GN_EINVAL, "concat: shapes %s and %s differ off axis %d",
+                   nn_shape_str(xs[0], s1, sizeof s1), nn_shape_str(xs[k], s2, sizeof s2), axis);
             return NULL;
         }
         shape[axis] += xs[k]->shape[axis];

@@ -56,7 +56,8 @@ WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
         return;
     }
     v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
-    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34, y[3] = d12 + 8.0f * d34 + mm[5];
+    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34,
+    y[3] = d12 + 8.0f * d34 + mm[5];
 }
 WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     if (m == 2) {
@@ -188,20 +189,21 @@ WG_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h,
 typedef struct wchunk {
     int n0, nb, th, tw, nbp; // nbp: image slots (nb, or in the image-vector layout nb rounded up to 8)
     size_t TC, ld;           // tiles, and the row stride of V and M (>= TC)
-    int c0, c1;              // image-vector layout: the channels (of x or y) to transform, c1 clipped to C or O
+    int c0, c1; // image-vector layout: the channels (of x or y) to transform, c1 clipped to C or O
     int blas;                // the products by cblas_sgemm
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
-WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b, int m) {
+WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
+                            int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[6][6];
     for (int r = 0; r < a; r++)
         for (int p = 0; p < a; p++) ph[r][p] = wrow_at(&b->e, r * a + p);
     for (int c = 0; c < g->C; c++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
-            wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W, g->W, g->H,
-                         g->W, 0.0f, 0);
+            wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W,
+                         g->W, g->H, g->W, 0.0f, 0);
             float *vp = V + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int r = 0; r < a; r++) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
@@ -225,7 +227,8 @@ WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
 }
 
 // gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
-WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b, int m) {
+WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
+                                wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int n = k->n0; n < k->n0 + k->nb; n++)
@@ -243,7 +246,8 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
                         v8i live = lane + j < tw; // tiles past the row end: 0
                         for (int r = 0; r < a; r++) { // rows: dV Bt
                             v8 v[6], u[6];
-                            for (int q = 0; q < a; q++) v[q] = v8_and(v8_load(vrow + (size_t)(r * a + q) * ps + j), live);
+                            for (int q = 0; q < a; q++)
+                                v[q] = v8_and(v8_load(vrow + (size_t)(r * a + q) * ps + j), live);
                             wg_bt_adj(m, v, u);
                             for (int q = 0; q < a; q++) t[r][q] = u[q];
                         }
@@ -262,7 +266,8 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
                         v8 ph[4], out[4];
                         for (int p = 0; p < m; p++) ph[p] = dd[r][p];
                         for (int p = 0; p < a - m; p++) {
-                            ph[p] += __builtin_shuffle(prev[r][p], dd[r][m + p], (v8i){7, 8, 9, 10, 11, 12, 13, 14});
+                            ph[p] += __builtin_shuffle(prev[r][p], dd[r][m + p],
+                                                       (v8i){7, 8, 9, 10, 11, 12, 13, 14});
                             prev[r][p] = dd[r][m + p];
                         }
                         wg_merge8(ph, m, out);
@@ -271,14 +276,14 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
                     }
                 }
             }
-            wg_copy_rows(gx + ((size_t)n * g->C + c) * g->H * g->W, g->W, b->pacc + (size_t)g->pt * wp + g->pl, wp,
-                         g->H, g->W, 0.0f, 1);
+            wg_copy_rows(gx + ((size_t)n * g->C + c) * g->H * g->W, g->W,
+                         b->pacc + (size_t)g->pt * wp + g->pl, wp, g->H, g->W, 0.0f, 1);
         }
 }
 
 // y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
-WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
-                             wbufs *b, int m) {
+WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
+                             float *y, wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
         for (int o = 0; o < g->O; o++) {
@@ -308,14 +313,16 @@ WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, siz
 }
 
 // dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
-WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b, int m) {
+WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
+                                 wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[4][4];
     for (int r = 0; r < m; r++)
         for (int p = 0; p < m; p++) ph[r][p] = wrow_at(&b->e, r * m + p);
     for (int o = 0; o < g->O; o++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
-            wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f, 0);
+            wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f,
+                         0);
             float *mp = dM + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 for (int r = 0; r < m; r++) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
@@ -358,7 +365,8 @@ WG_INLINE void wg_tr8(v8 *r) {
         t[k] = __builtin_shuffle(r[k], r[k + 1], ulo), t[k + 1] = __builtin_shuffle(r[k], r[k + 1], uhi);
     for (int k = 0; k < 8; k += 4) {
         u[k] = __builtin_shuffle(t[k], t[k + 2], slo), u[k + 1] = __builtin_shuffle(t[k], t[k + 2], shi);
-        u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo), u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
+        u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo),
+              u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
     }
     for (int k = 0; k < 4; k++)
         r[k] = __builtin_shuffle(u[k], u[k + 4], plo), r[k + 4] = __builtin_shuffle(u[k], u[k + 4], phi);
@@ -415,15 +423,16 @@ static void wino_filter(const geom *g, const float *w, float *U, int m) {
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        wino_filter_m(g, w, U, m, nblk * t / nt * 8, nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
+        wino_filter_m(g, w, U, m, nblk * t / nt * 8,
+                      nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
     }
 }
 
 // gw[o][c] += Gt dU[o][c] G
 // gw += the adjoint of the filter transform applied to dU summed over its
 // `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
-NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
-                                             long b0, long b1) {
+NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride,
+                                             float *gw, int m, long b0, long b1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -488,8 +497,8 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
 }
 
 // dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped
-WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox, float b,
-                               int add) {
+WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
+                               float b, int add) {
     v8 vb = v8_set1(b);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x += 8) {
@@ -512,11 +521,12 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
 }
 
 // the planes of images g0 .. g0+7 of the chunk at channel c of C (NULL past the chunk's end)
-#define WG_PLANES8(p, k, g0, base, c, C, plane)                                                                        \
-    for (int l_ = 0; l_ < 8; l_++)                                                                                     \
-        (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
+#define WG_PLANES8(p, k, g0, base, c, C, plane)                                                              \
+    for (int l_ = 0; l_ < 8; l_++)                                                                           \
+    (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
-WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b, int m) {
+WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
+                               int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
@@ -545,8 +555,8 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
         }
 }
 
-WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b,
-                                   int m) {
+WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
+                                   wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
@@ -580,8 +590,8 @@ WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
         }
 }
 
-WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
-                                wbufs *b, int m) {
+WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
+                                float *y, wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
@@ -610,8 +620,8 @@ WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
         }
 }
 
-WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b,
-                                    int m) {
+WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
+                                    wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
@@ -643,27 +653,35 @@ WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
 
 // each transform for m = 2 and m = 4 (the tile size a compile-time constant),
 // compiled for AVX2 and baseline x86-64
-#define WG_VARIANTS(name, params, ...)                                                                                 \
-    NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                             \
+#define WG_VARIANTS(name, params, ...)                                                                       \
+    NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                  \
     NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
-WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k, x, V, ps, b)
-WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV,
-            ps, gx, b)
-WG_VARIANTS(wino_output, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
-                          wbufs *b), g, k, M, ps, bias, y, b)
-WG_VARIANTS(wino_output_adj, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy,
-            dM, ps, b)
-WG_VARIANTS(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k, x, V, ps,
-            b)
-WG_VARIANTS(wino_input_adj_iv, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k,
-            dV, ps, gx, b)
-WG_VARIANTS(wino_output_iv, (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
-                             wbufs *b), g, k, M, ps, bias, y, b)
-WG_VARIANTS(wino_output_adj_iv, (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k,
-            gy, dM, ps, b)
+WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k,
+            x, V, ps, b)
+WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b),
+            g, k, dV, ps, gx, b)
+WG_VARIANTS(wino_output,
+            (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+             wbufs *b),
+            g, k, M, ps, bias, y, b)
+WG_VARIANTS(wino_output_adj,
+            (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy, dM,
+            ps, b)
+WG_VARIANTS(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g,
+            k, x, V, ps, b)
+WG_VARIANTS(wino_input_adj_iv,
+            (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV, ps,
+            gx, b)
+WG_VARIANTS(wino_output_iv,
+            (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
+             wbufs *b),
+            g, k, M, ps, bias, y, b)
+WG_VARIANTS(wino_output_adj_iv,
+            (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy, dM,
+            ps, b)
 // transform `name` of plan p's layout and tile size
-#define WG_CALL(name, p, ...)                                                                                          \
-    ((p)->iv ? ((p)->m == 4 ? name##_iv4(__VA_ARGS__) : name##_iv2(__VA_ARGS__))                                      \
+#define WG_CALL(name, p, ...)                                                                                \
+    ((p)->iv ? ((p)->m == 4 ? name##_iv4(__VA_ARGS__) : name##_iv2(__VA_ARGS__))                             \
              : ((p)->m == 4 ? name##4(__VA_ARGS__) : name##2(__VA_ARGS__)))
 
 static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
@@ -701,8 +719,11 @@ typedef struct wplan {
 
 static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
     int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
-    int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi, nt = gn_threads() > 0 ? gn_threads() : 1;
-    wplan p = {m, c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8, 0, 0, 0, c->tune.gemm_blas, 0};
+    int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi,
+        nt = gn_threads() > 0 ? gn_threads() : 1;
+    wplan p = {
+        m, c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8, 0, 0, 0, c->tune.gemm_blas,
+        0};
     if (p.iv) {
         int per_thread = (g->N + nt - 1) / nt;
         nb = (nb + 7) / 8 * 8;
@@ -714,7 +735,8 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
         // and M take at most 12 MiB (measured: faster from 12x12 outputs down
         // on the multi-branch net, the same at 16x16, slower at 24x24).
         size_t vm = (size_t)a * a * (g->C + g->O) * ((g->N + 7) / 8 * 8) * tpi;
-        int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20) : vm <= ((size_t)3 << 20);
+        int batch =
+            c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20) : vm <= ((size_t)3 << 20);
         if (batch) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
     } else {
         if (nb >= g->N) nb = g->N;
@@ -734,8 +756,16 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
     int m = p->m, n0, n1;
     if (p->iv) n0 = (int)(idx * p->nbmax), n1 = n0 + p->nbmax < g->N ? n0 + p->nbmax : g->N;
     else n0 = (int)(idx * g->N / p->nchunks), n1 = (int)((idx + 1) * g->N / p->nchunks);
-    wchunk k = {n0, n1 - n0, (g->Ho + m - 1) / m, (g->Wo + m - 1) / m, p->iv ? (n1 - n0 + 7) / 8 * 8 : n1 - n0, 0, p->ld,
-                0, INT_MAX, 0};
+    wchunk k = {n0,
+                n1 - n0,
+                (g->Ho + m - 1) / m,
+                (g->Wo + m - 1) / m,
+                p->iv ? (n1 - n0 + 7) / 8 * 8 : n1 - n0,
+                0,
+                p->ld,
+                0,
+                INT_MAX,
+                0};
     k.TC = (size_t)k.nbp * k.th * k.tw;
     k.blas = p->blas;
     return k;
@@ -743,16 +773,18 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
 
 // the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
 enum { WG_FWD, WG_DATA, WG_WEIGHT };
-static void wino_gemms(int kind, int x0, int x1, const geom *g, const wchunk *k, const float *U, float *dU, float *V,
-                       size_t vps, float *M, size_t mps) {
+static void wino_gemms(int kind, int x0, int x1, const geom *g, const wchunk *k, const float *U, float *dU,
+                       float *V, size_t vps, float *M, size_t mps) {
     size_t OC = (size_t)g->O * g->C;
     int TC = (int)k->TC, ld = (int)k->ld;
     for (int xi = x0; xi < x1; xi++) {
         const float *Ux = U ? U + xi * OC : NULL;
         float *Vx = V + xi * vps, *Mx = M + xi * mps;
         if (kind == WG_FWD) nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
-        else if (kind == WG_DATA) nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
-        else nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + xi * OC, g->C); // dU += dM V^T
+        else if (kind == WG_DATA)
+            nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
+        else
+            nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + xi * OC, g->C); // dU += dM V^T
     }
 }
 
@@ -781,8 +813,8 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
 // The batch as one chunk (wplan.batch): the threads split the transforms by
 // channel and the products by xi, so each xi's dU is one thread's sum over
 // every tile (no per-thread copies) and U is read once per call.
-static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const float *x, const float *b, float *y,
-                           float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
+static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const float *x, const float *b,
+                           float *y, float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
     int m = p->m, a = m + 2;
     wchunk k0 = wino_chunk(g, p, 0);
 #pragma omp parallel num_threads(nt)
@@ -796,7 +828,8 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
             WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
         }
 #pragma omp for schedule(static)
-        for (int xi = 0; xi < a * a; xi++) wino_gemms(WG_FWD, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
+        for (int xi = 0; xi < a * a; xi++)
+            wino_gemms(WG_FWD, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
@@ -805,8 +838,9 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
     }
 }
 
-static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *dU, const float *x, const float *gy,
-                          float *gx, float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
+static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *dU, const float *x,
+                          const float *gy, float *gx, float *vm, float *scr, size_t per, const wbufs *t0,
+                          int nt) {
     int m = p->m, a = m + 2;
     size_t OC = (size_t)g->O * g->C;
     wchunk k0 = wino_chunk(g, p, 0);
@@ -886,7 +920,8 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
-    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)(p.batch ? 1 : nt)) : NULL; // per thread
+    float *dU =
+        gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)(p.batch ? 1 : nt)) : NULL; // per thread
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);

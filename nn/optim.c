@@ -91,7 +91,8 @@ float nn_clip_grad_norm(nn_store *s, float max_norm) {
 
 float nn_sched_lr(const nn_sched *s, long step) {
     switch (s->kind) {
-    case NN_SCHED_CONST: return step < s->warmup ? s->base_lr * (float)(step + 1) / (float)s->warmup : s->base_lr;
+    case NN_SCHED_CONST:
+        return step < s->warmup ? s->base_lr * (float)(step + 1) / (float)s->warmup : s->base_lr;
     case NN_SCHED_STEP: {
         int k = 0;
         while (k < s->n_drops && step >= s->drop_steps[k]) k++;

@@ -27,6 +27,12 @@ typedef int v8i __attribute__((vector_size(32)));
 #define v8_and(v, m) ((v8)((v8i)(v) & (m)))
 #define v8_relu(v) (__extension__({ v8 r_ = (v); v8_and(r_, r_ > v8_set1(0.0f)); }))
 // the lanes' sum in double, lane 0 first
-#define v8_hsum(v) (__extension__({ v8 h_ = (v); double s_ = 0; for (int l_ = 0; l_ < 8; l_++) s_ += h_[l_]; s_; }))
+#define v8_hsum(v)                                                                                           \
+    (__extension__({                                                                                         \
+        v8 h_ = (v);                                                                                         \
+        double s_ = 0;                                                                                       \
+        for (int l_ = 0; l_ < 8; l_++) s_ += h_[l_];                                                         \
+        s_;                                                                                                  \
+    }))
 
 #endif

@@ -13,7 +13,8 @@
 // pages (measured: 6.6 % of data TLB lookups missed both TLB levels).
 #define HUGE_PAGE ((size_t)2 << 20)
 static void *big_alloc(size_t bytes) {
-    if (bytes < 2 * HUGE_PAGE) return aligned_alloc(ARENA_ALIGN, (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (bytes < 2 * HUGE_PAGE)
+        return aligned_alloc(ARENA_ALIGN, (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
     size_t n = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
     void *p = aligned_alloc(HUGE_PAGE, n);
 #ifdef MADV_HUGEPAGE
@@ -82,7 +83,9 @@ void nn_arena_reset(nn_arena *a) {
     a->used = 0;
 }
 
-nn_arena_mark nn_arena_get_mark(const nn_arena *a) { return (nn_arena_mark){a->head, a->head ? a->head->used : 0, a->used}; }
+nn_arena_mark nn_arena_get_mark(const nn_arena *a) {
+    return (nn_arena_mark){a->head, a->head ? a->head->used : 0, a->used};
+}
 
 void nn_arena_release(nn_arena *a, nn_arena_mark m) {
     if (a->head != m.block) return; // a new block was chained: keep it (it is merged at reset)
@@ -197,8 +200,8 @@ static float *gpool_get(nn_ctx *ctx, size_t bytes) {
         if (best) best->mem = big_alloc(al ? al : 64);
         if (!best || !best->mem) {
             free(best);
-            gn_err(GN_ENOMEM, "out of memory for a %zu-byte gradient (%zu bytes of gradients already held)", bytes,
-                   ctx->gpool_bytes);
+            gn_err(GN_ENOMEM, "out of memory for a %zu-byte gradient (%zu bytes of gradients already held)",
+                   bytes, ctx->gpool_bytes);
             return NULL;
         }
         best->bytes = al;

@@ -27,7 +27,8 @@ typedef struct nn_tensor {
     float *grad;         // same shape; NULL until backward needs it
     unsigned char requires_grad;
     unsigned char is_param; // data/grad live in an nn_store slab
-    unsigned char grad_pooled; // grad is a gradient-pool block (released once the tensor's producer has run backward)
+    unsigned char
+        grad_pooled; // grad is a gradient-pool block (released once the tensor's producer has run backward)
     const char *name;    // parameters and buffers only
 } nn_tensor;
 
@@ -99,11 +100,11 @@ typedef struct nn_ctx {
     int training;        // batch norm uses batch statistics, dropout is active
     int grad_enabled;    // record the tape
     gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
-    int keep_im2col;     // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
-                         // backward (faster); 0: by groups of images, recomputed in backward (less memory)
-    int winograd;        // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
-                         // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
-                         // tile only; 0: im2col + GEMM
+    int keep_im2col; // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
+                     // backward (faster); 0: by groups of images, recomputed in backward (less memory)
+    int winograd;    // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
+                     // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
+                     // tile only; 0: im2col + GEMM
     nn_tune tune;        // paths forced for tests and benchmarks (nn_ctx_init: none forced)
     nn_gblock *gpool;    // every gradient block this context has made
     size_t gpool_bytes;  // their total size

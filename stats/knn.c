@@ -30,7 +30,9 @@ static double dist(const double *a, const double *b, int d, int metric) {
 // Nodes of a subtree over m points (an upper bound: a box of identical points
 // stays a leaf and leaves its slots unused). Node ids are laid out
 // depth-first from this, so subtrees can be built concurrently.
-static size_t subtree_nodes(size_t m) { return m <= LEAF ? 1 : 1 + subtree_nodes(m / 2) + subtree_nodes(m - m / 2); }
+static size_t subtree_nodes(size_t m) {
+    return m <= LEAF ? 1 : 1 + subtree_nodes(m / 2) + subtree_nodes(m - m / 2);
+}
 
 // Quickselect over positions [lo, hi) of the tree-order arrays (idx and the
 // coordinate rows tp, swapped together so every access is contiguous), by
@@ -118,7 +120,8 @@ int st_kd_build(st_kdtree *t, const double *pts, size_t n, int d, int metric) {
     if (n == 0 || d < 1) return gn_err(GN_EINVAL, "kNN: no points (n = %zu, d = %d)", n, d);
     if (n > 0x7fffffffu) return gn_err(GN_EINVAL, "kNN: at most 2^31 - 1 points");
     for (size_t i = 0; i < n * (size_t)d; i++)
-        if (!isfinite(pts[i])) return gn_err(GN_EINVAL, "kNN: point %zu has a NaN or infinite coordinate", i / (size_t)d);
+        if (!isfinite(pts[i]))
+            return gn_err(GN_EINVAL, "kNN: point %zu has a NaN or infinite coordinate", i / (size_t)d);
     t->d = d, t->metric = metric, t->n = n, t->pts = pts;
     size_t nn = subtree_nodes(n);
     t->n_nodes = t->cap = (int)nn;
@@ -135,7 +138,8 @@ int st_kd_build(st_kdtree *t, const double *pts, size_t n, int d, int metric) {
     double cell[2 * d]; // the root's cell: the bounding box of all points
     for (int j = 0; j < d; j++) cell[j] = INFINITY, cell[d + j] = -INFINITY;
     for (size_t i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) cell[j] = fmin(cell[j], pts[i * d + j]), cell[d + j] = fmax(cell[d + j], pts[i * d + j]);
+        for (int j = 0; j < d; j++)
+            cell[j] = fmin(cell[j], pts[i * d + j]), cell[d + j] = fmax(cell[d + j], pts[i * d + j]);
 #pragma omp parallel if (n > 20000)
 #pragma omp single
     build(t, 0, 0, (uint32_t)n, cell);
@@ -202,22 +206,23 @@ static double box_dist(const st_kdtree *t, int id, const double *q) {
 // Depth-first search, nearer child first; a full heap prunes boxes farther
 // than its worst entry, and leaf points no better than it are skipped
 // before the (out-of-line) heap update.
-#define KNN_REC(name, metric)                                                                                        \
-    static void name(const st_kdtree *t, int id, const double *q, long self, heap *h) {                              \
-        const st_kdnode *nd = &t->node[id];                                                                          \
-        if (h->n == h->k && box_dist_m(t, id, q, metric) > h->d[0]) return;                                          \
-        if (nd->left < 0) {                                                                                          \
-            for (uint32_t a = nd->lo; a < nd->hi; a++) {                                                             \
-                double v = dist_m(q, t->tp + (size_t)a * t->d, t->d, metric);                                        \
-                if (h->n == h->k && v > h->d[0]) continue;                                                           \
-                uint32_t i = t->idx[a];                                                                              \
-                if ((long)i != self) heap_push(h, v, i);                                                             \
-            }                                                                                                        \
-            return;                                                                                                  \
-        }                                                                                                            \
-        int first = q[nd->dim] < nd->split ? nd->left : nd->right, second = first == nd->left ? nd->right : nd->left; \
-        name(t, first, q, self, h);                                                                                  \
-        name(t, second, q, self, h);                                                                                 \
+#define KNN_REC(name, metric)                                                                                \
+    static void name(const st_kdtree *t, int id, const double *q, long self, heap *h) {                      \
+        const st_kdnode *nd = &t->node[id];                                                                  \
+        if (h->n == h->k && box_dist_m(t, id, q, metric) > h->d[0]) return;                                  \
+        if (nd->left < 0) {                                                                                  \
+            for (uint32_t a = nd->lo; a < nd->hi; a++) {                                                     \
+                double v = dist_m(q, t->tp + (size_t)a * t->d, t->d, metric);                                \
+                if (h->n == h->k && v > h->d[0]) continue;                                                   \
+                uint32_t i = t->idx[a];                                                                      \
+                if ((long)i != self) heap_push(h, v, i);                                                     \
+            }                                                                                                \
+            return;                                                                                          \
+        }                                                                                                    \
+        int first = q[nd->dim] < nd->split ? nd->left : nd->right,                                           \
+            second = first == nd->left ? nd->right : nd->left;                                               \
+        name(t, first, q, self, h);                                                                          \
+        name(t, second, q, self, h);                                                                         \
     }
 KNN_REC(knn_rec_linf, ST_LINF)
 KNN_REC(knn_rec_l2, ST_L2)
@@ -328,8 +333,8 @@ static void cand_prune(cand *c, float thr) {
     c->n = m;
 }
 
-static int knn_brute(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int same_set,
-                     uint32_t *idx, double *dist_out) {
+static int knn_brute(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k,
+                     int same_set, uint32_t *idx, double *dist_out) {
     double *mu = gn_calloc((size_t)d, sizeof(double));
     float *R = gn_malloc(sizeof(float) * n_ref * (size_t)d), *rn = gn_malloc(sizeof(float) * n_ref);
     if (!mu || !R || !rn) return free(mu), free(R), free(rn), GN_ENOMEM;
@@ -377,8 +382,8 @@ static int knn_brute(const double *ref, size_t n_ref, const double *query, size_
             }
             for (size_t r0 = 0; r0 < n_ref && !bad; r0 += RB) {
                 size_t nr = n_ref - r0 < RB ? n_ref - r0 : RB;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nr, d, -2.0f, Q, d, R + r0 * d, d,
-                            0.0f, G, (int)nr);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nr, d, -2.0f, Q, d,
+                            R + r0 * d, d, 0.0f, G, (int)nr);
                 for (size_t a = 0; a < nq && !bad; a++) {
                     const float *g = G + a * nr;
                     heap *hp = &h[a];
@@ -405,7 +410,8 @@ static int knn_brute(const double *ref, size_t n_ref, const double *query, size_
                 heap e = {k, 0, dist_out + (q0 + a) * k, idx + (q0 + a) * k};
                 const double *qq = query + (q0 + a) * d;
                 for (size_t j = 0; j < cs[a].n; j++)
-                    if (cs[a].a[j] <= thr) heap_push(&e, dist(qq, ref + (size_t)cs[a].i[j] * d, d, ST_L2), cs[a].i[j]);
+                    if (cs[a].a[j] <= thr)
+                        heap_push(&e, dist(qq, ref + (size_t)cs[a].i[j] * d, d, ST_L2), cs[a].i[j]);
                 heap_sort(&e);
             }
         }
@@ -417,16 +423,21 @@ static int knn_brute(const double *ref, size_t n_ref, const double *query, size_
     return rc ? gn_err(rc, "kNN: out of memory") : GN_OK;
 }
 
-int st_knn_method(int d, int metric) { return metric == ST_L2 && d >= ST_KNN_BRUTE_MIN_DIM ? ST_KNN_BRUTE : ST_KNN_KDTREE; }
+int st_knn_method(int d, int metric) {
+    return metric == ST_L2 && d >= ST_KNN_BRUTE_MIN_DIM ? ST_KNN_BRUTE : ST_KNN_KDTREE;
+}
 
 int st_knn_ex(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric,
               int same_set, int method, uint32_t *idx, double *dist_out) {
     if (k < 1 || (size_t)k > n_ref - (same_set && n_ref ? 1 : 0))
-        return gn_err(GN_EINVAL, "kNN: k = %d but only %zu reference points%s", k, n_ref, same_set ? " besides the query" : "");
+        return gn_err(GN_EINVAL, "kNN: k = %d but only %zu reference points%s", k, n_ref,
+                      same_set ? " besides the query" : "");
     for (size_t i = 0; i < n_query * (size_t)d; i++)
-        if (!isfinite(query[i])) return gn_err(GN_EINVAL, "kNN: query %zu has a NaN coordinate", i / (size_t)d);
+        if (!isfinite(query[i]))
+            return gn_err(GN_EINVAL, "kNN: query %zu has a NaN coordinate", i / (size_t)d);
     for (size_t i = 0; i < n_ref * (size_t)d; i++)
-        if (!isfinite(ref[i])) return gn_err(GN_EINVAL, "kNN: reference point %zu has a NaN coordinate", i / (size_t)d);
+        if (!isfinite(ref[i]))
+            return gn_err(GN_EINVAL, "kNN: reference point %zu has a NaN coordinate", i / (size_t)d);
     if (method == ST_KNN_AUTO) method = st_knn_method(d, metric);
     if (method == ST_KNN_BRUTE) {
         if (metric != ST_L2) return gn_err(GN_EINVAL, "kNN: the GEMM brute force is Euclidean only");
@@ -437,12 +448,13 @@ int st_knn_ex(const double *ref, size_t n_ref, const double *query, size_t n_que
     if (rc) return rc;
 #pragma omp parallel for schedule(dynamic, 64)
     for (long q = 0; q < (long)n_query; q++)
-        st_kd_knn(&t, query + (size_t)q * d, k, same_set ? q : -1, idx + (size_t)q * k, dist_out + (size_t)q * k);
+        st_kd_knn(&t, query + (size_t)q * d, k, same_set ? q : -1, idx + (size_t)q * k,
+                  dist_out + (size_t)q * k);
     st_kd_free(&t);
     return GN_OK;
 }
 
-int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric, int same_set,
-           uint32_t *idx, double *dist_out) {
+int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric,
+           int same_set, uint32_t *idx, double *dist_out) {
     return st_knn_ex(ref, n_ref, query, n_query, d, k, metric, same_set, ST_KNN_AUTO, idx, dist_out);
 }

@@ -38,8 +38,8 @@ size_t st_kd_count(const st_kdtree *t, const double *q, double r, int strict, lo
 
 // Batch: the k nearest reference points of every query (self excluded when
 // query and reference are the same set, same_set = 1). Parallel over queries.
-int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric, int same_set,
-           uint32_t *idx, double *dist);
+int st_knn(const double *ref, size_t n_ref, const double *query, size_t n_query, int d, int k, int metric,
+           int same_set, uint32_t *idx, double *dist);
 
 // The same with the method chosen: ST_KNN_AUTO picks the KD-tree for low
 // dimensions or the max-norm, and the blocked-GEMM brute force (float32

@@ -21,7 +21,8 @@ void st_eig_sym(double *A, int d, double *ev, double *V) {
             for (int q = p + 1; q < d; q++) {
                 if (fabs(A[p * d + q]) < 1e-300) continue;
                 double th = (A[q * d + q] - A[p * d + p]) / (2 * A[p * d + q]);
-                double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1)), cs = 1 / sqrt(t * t + 1), sn = t * cs;
+                double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1)), cs = 1 / sqrt(t * t + 1),
+                       sn = t * cs;
                 for (int k = 0; k < d; k++) { // A <- J^T A J
                     double akp = A[k * d + p], akq = A[k * d + q];
                     A[k * d + p] = cs * akp - sn * akq, A[k * d + q] = sn * akp + cs * akq;
@@ -97,9 +98,12 @@ int st_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int it
     int k = n_ev < p ? n_ev : p;
     if ((size_t)k > n) k = (int)n;
     if (k < 1) return gn_err(GN_EINVAL, "PCA fill: n_ev %d", n_ev);
-    double *norm = malloc(sizeof(double) * n), *mu = calloc((size_t)p, sizeof(double)), *cnt = calloc((size_t)p, sizeof(double));
-    float *Y = malloc(sizeof(float) * n * (size_t)p), *Q = malloc(sizeof(float) * (size_t)p * k), *T = malloc(sizeof(float) * n * (size_t)k);
-    double *A = malloc(sizeof(double) * (size_t)k * k), *b = malloc(sizeof(double) * (size_t)k), *lam = malloc(sizeof(double) * (size_t)k);
+    double *norm = malloc(sizeof(double) * n), *mu = calloc((size_t)p, sizeof(double)),
+           *cnt = calloc((size_t)p, sizeof(double));
+    float *Y = malloc(sizeof(float) * n * (size_t)p), *Q = malloc(sizeof(float) * (size_t)p * k),
+          *T = malloc(sizeof(float) * n * (size_t)k);
+    double *A = malloc(sizeof(double) * (size_t)k * k), *b = malloc(sizeof(double) * (size_t)k),
+           *lam = malloc(sizeof(double) * (size_t)k);
     float *keep = malloc(sizeof(float) * n * (size_t)p); // the present pixels, restored exactly at the end
     if (!norm || !mu || !cnt || !Y || !Q || !T || !A || !b || !keep || !lam) {
         free(norm), free(mu), free(cnt), free(Y), free(Q), free(T), free(A), free(b), free(keep), free(lam);
@@ -113,7 +117,8 @@ int st_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int it
             if (!mask[i * p + j]) s += (double)X[i * p + j] * X[i * p + j];
         norm[i] = s > 0 ? sqrt(s) : 1;
         for (int j = 0; j < p; j++)
-            if (!mask[i * p + j]) X[i * p + j] = (float)(X[i * p + j] / norm[i]), mu[j] += X[i * p + j], cnt[j]++;
+            if (!mask[i * p + j])
+                X[i * p + j] = (float)(X[i * p + j] / norm[i]), mu[j] += X[i * p + j], cnt[j]++;
     }
     for (int j = 0; j < p; j++) mu[j] = cnt[j] ? mu[j] / cnt[j] : 0;
     for (size_t i = 0; i < n; i++)
@@ -132,8 +137,10 @@ int st_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int it
         for (size_t q = 0; q < (size_t)p * k; q++) Q[q] = (float)gn_rng_normal(&r);
         orth(Q, p, k);
         for (int s = 0; s < 40; s++) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, k, p, 1, Y, p, Q, k, 0, T, k); // T = Y Q
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, k, (int)n, 1, Y, p, T, k, 0, Q, k);   // Q = Y^T T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, k, p, 1, Y, p, Q, k, 0, T,
+                        k); // T = Y Q
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, k, (int)n, 1, Y, p, T, k, 0, Q,
+                        k); // Q = Y^T T
             orth(Q, p, k);
         }
         // the components' variances and the residual variance per pixel (probabilistic PCA): the
@@ -148,7 +155,8 @@ int st_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int it
             top += lam[a];
         }
         double sig2 = p > k ? (tot - top) / (p - k) : 0;
-        if (!(sig2 > 1e-10 * tot / p)) sig2 = 1e-10 * tot / p + 1e-300; // float32 data: no finer than ~1e-5 relative
+        if (!(sig2 > 1e-10 * tot / p))
+            sig2 = 1e-10 * tot / p + 1e-300; // float32 data: no finer than ~1e-5 relative
         // each spectrum: coefficients from its present pixels, then refill the gaps
         for (size_t i = 0; i < n; i++) {
             int gaps = 0;
@@ -176,7 +184,8 @@ int st_pca_fill(float *X, const uint8_t *mask, size_t n, int p, int n_ev, int it
         }
     }
     for (size_t i = 0; i < n; i++)
-        for (int j = 0; j < p; j++) X[i * p + j] = mask[i * p + j] ? (float)(X[i * p + j] * norm[i]) : keep[i * p + j];
+        for (int j = 0; j < p; j++)
+            X[i * p + j] = mask[i * p + j] ? (float)(X[i * p + j] * norm[i]) : keep[i * p + j];
     free(norm), free(mu), free(cnt), free(Y), free(Q), free(T), free(A), free(b), free(keep), free(lam);
     return GN_OK;
 }

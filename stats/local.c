@@ -29,7 +29,8 @@ int st_quadfit(const double *x, const double *y, int n, double *coef, double *e)
     // With unit-RMS u, D ~ n^3 for three or more distinct values; exactly two
     // values give D = 0 up to rounding.
     if (sxx > 0 && D > 1e-9 * N * N * N) {
-        a0 = ((Sx2 * Sx4 - Sx3 * Sx3) * Sy + (Sx2 * Sx3 - Sx * Sx4) * Sxy + (Sx * Sx3 - Sx2 * Sx2) * Sx2y) / D;
+        a0 =
+            ((Sx2 * Sx4 - Sx3 * Sx3) * Sy + (Sx2 * Sx3 - Sx * Sx4) * Sxy + (Sx * Sx3 - Sx2 * Sx2) * Sx2y) / D;
         a1 = ((Sx2 * Sx3 - Sx * Sx4) * Sy + (N * Sx4 - Sx2 * Sx2) * Sxy + (Sx * Sx2 - N * Sx3) * Sx2y) / D;
         a2 = ((Sx * Sx3 - Sx2 * Sx2) * Sy + (Sx * Sx2 - N * Sx3) * Sxy + (N * Sx2 - Sx * Sx) * Sx2y) / D;
         deg = 2;
@@ -89,9 +90,10 @@ double st_pred_eff(const double *x, const double *y, int n) {
 
 static int valid(double v, double null_abs) { return isfinite(v) && fabs(v) < null_abs; }
 
-static void local_one(const uint32_t *nb, int k, const double *y, const double *x, const double *c, const double *g,
-                      const st_local_opts *o, uint64_t q, double *buf, st_local_row *out) {
-    double *yy = buf, *xx = buf + k, *cc = buf + 2 * k, *gg = buf + 3 * k, *yp = buf + 4 * k, *e = buf + 5 * k;
+static void local_one(const uint32_t *nb, int k, const double *y, const double *x, const double *c,
+                      const double *g, const st_local_opts *o, uint64_t q, double *buf, st_local_row *out) {
+    double *yy = buf, *xx = buf + k, *cc = buf + 2 * k, *gg = buf + 3 * k, *yp = buf + 4 * k,
+           *e = buf + 5 * k;
     int n = 0;
     for (int j = 0; j < k; j++) {
         uint32_t i = nb[j];
@@ -141,7 +143,8 @@ int st_local_test(const uint32_t *nb, size_t nq, int k, const double *y, const d
                   const double *g, const st_local_opts *opts, st_local_row *out) {
     st_local_opts o = {1, 10, 0, 9000};
     if (opts) o = *opts;
-    if (o.perms < 1) return gn_err(GN_EINVAL, "local test: the number of permutations must be >= 1 (got %d)", o.perms);
+    if (o.perms < 1)
+        return gn_err(GN_EINVAL, "local test: the number of permutations must be >= 1 (got %d)", o.perms);
     if (o.min_valid < 3) o.min_valid = 3;
     if (!(o.null_abs > 0)) o.null_abs = 9000;
     if (k < 3) return gn_err(GN_EINVAL, "local test: K = %d neighbours is too few (at least 3)", k);

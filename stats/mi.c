@@ -12,12 +12,15 @@ double st_digamma(double x) {
     double r = 0;
     while (x < 6) r -= 1 / x, x += 1; // recurrence up to where the asymptotic series is accurate
     double f = 1 / (x * x);
-    return r + log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
+    return r + log(x) - 0.5 / x -
+           f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
 }
 
 static int check(const double *v, size_t n, int d, const char *what) {
     for (size_t i = 0; i < n * (size_t)d; i++)
-        if (!isfinite(v[i])) return gn_err(GN_EINVAL, "MI: %s has a NaN or infinite value in row %zu (mask nulls first)", what, i / (size_t)d);
+        if (!isfinite(v[i]))
+            return gn_err(GN_EINVAL, "MI: %s has a NaN or infinite value in row %zu (mask nulls first)", what,
+                          i / (size_t)d);
     return GN_OK;
 }
 
@@ -115,8 +118,8 @@ static void space_free(space *sp) {
 }
 
 // The joint tree and the marginal spaces, built concurrently.
-static int build_spaces(st_kdtree *tj, const double *j, int dj, size_t n, int m, space *sp, const double *const *p,
-                        const int *d) {
+static int build_spaces(st_kdtree *tj, const double *j, int dj, size_t n, int m, space *sp,
+                        const double *const *p, const int *d) {
     memset(tj, 0, sizeof *tj);
     for (int a = 0; a < m; a++) memset(&sp[a], 0, sizeof sp[a]);
     int rc = GN_OK;
@@ -141,22 +144,22 @@ static int build_spaces(st_kdtree *tj, const double *j, int dj, size_t n, int m,
 // Galloping from lo brackets the answer at a cost O(log of its distance)
 // rather than O(log n); a branch-free binary search finishes inside the
 // bracket (the comparisons are unpredictable, the data is in cache).
-#define GALLOP_UP(lo, hi, in)                                                                                         \
-    do {                                                                                                             \
-        size_t step_ = 1, a_ = lo, b_;                                                                               \
-        while (a_ + step_ < hi && (in(a_ + step_))) a_ += step_, step_ *= 2;                                         \
-        b_ = a_ + step_ < hi ? a_ + step_ : hi; /* in(a_) holds or a_ == lo; answer in (a_, b_] */                  \
-        size_t base_ = a_ + 1, len_ = b_ - base_;                                                                    \
-        if (len_ == 0) {                                                                                             \
-            lo = b_;                                                                                                 \
-            break;                                                                                                   \
-        }                                                                                                            \
-        while (len_ > 1) {                                                                                           \
-            size_t half_ = len_ / 2;                                                                                 \
-            base_ = (in(base_ + half_ - 1)) ? base_ + half_ : base_;                                                 \
-            len_ -= half_;                                                                                           \
-        }                                                                                                            \
-        lo = base_ + ((in(base_)) ? 1 : 0);                                                                          \
+#define GALLOP_UP(lo, hi, in)                                                                                \
+    do {                                                                                                     \
+        size_t step_ = 1, a_ = lo, b_;                                                                       \
+        while (a_ + step_ < hi && (in(a_ + step_))) a_ += step_, step_ *= 2;                                 \
+        b_ = a_ + step_ < hi ? a_ + step_ : hi; /* in(a_) holds or a_ == lo; answer in (a_, b_] */           \
+        size_t base_ = a_ + 1, len_ = b_ - base_;                                                            \
+        if (len_ == 0) {                                                                                     \
+            lo = b_;                                                                                         \
+            break;                                                                                           \
+        }                                                                                                    \
+        while (len_ > 1) {                                                                                   \
+            size_t half_ = len_ / 2;                                                                         \
+            base_ = (in(base_ + half_ - 1)) ? base_ + half_ : base_;                                         \
+            len_ -= half_;                                                                                   \
+        }                                                                                                    \
+        lo = base_ + ((in(base_)) ? 1 : 0);                                                                  \
     } while (0)
 
 // #{j != i : |p_j - p_i| < r} (strict) or <= r, for the point at position
@@ -203,8 +206,8 @@ static void space_counts(const space *sp, const double *r, int strict, uint32_t 
 // The k-th neighbour of every point in the joint (max-norm) tree, self
 // excluded: its distance eps[i], or with x/y given (KSG 2) the extents of the
 // k neighbours along each side, ex[i] and ey[i]. Queries in tree order.
-static int joint_radii(const st_kdtree *tj, size_t n, int k, double *eps, const double *x, int dx, const double *y,
-                       int dy, double *ex, double *ey) {
+static int joint_radii(const st_kdtree *tj, size_t n, int k, double *eps, const double *x, int dx,
+                       const double *y, int dy, double *ex, double *ey) {
     int fail = 0;
 #pragma omp parallel
     {
@@ -232,7 +235,8 @@ static int joint_radii(const st_kdtree *tj, size_t n, int k, double *eps, const 
 }
 
 int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k, int variant, double *mi) {
-    if (k < 1 || (size_t)k >= n) return gn_err(GN_EINVAL, "KSG: k = %d needs at least k + 1 = %d samples (have %zu)", k, k + 1, n);
+    if (k < 1 || (size_t)k >= n)
+        return gn_err(GN_EINVAL, "KSG: k = %d needs at least k + 1 = %d samples (have %zu)", k, k + 1, n);
     if (variant != 1 && variant != 2) return gn_err(GN_EINVAL, "KSG: variant must be 1 or 2");
     int rc = check(x, n, dx, "X");
     if (!rc) rc = check(y, n, dy, "Y");
@@ -261,7 +265,8 @@ int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k,
             s += variant == 1 ? st_digamma((double)nx[i] + 1) + st_digamma((double)ny[i] + 1)
                               : st_digamma((double)nx[i]) + st_digamma((double)ny[i]);
         s /= (double)n;
-        *mi = variant == 1 ? st_digamma(k) + st_digamma((double)n) - s : st_digamma(k) - 1.0 / k + st_digamma((double)n) - s;
+        *mi = variant == 1 ? st_digamma(k) + st_digamma((double)n) - s
+                           : st_digamma(k) - 1.0 / k + st_digamma((double)n) - s;
     }
     if (ry != rx) free(ry);
     free(rx), free(nx), free(ny);
@@ -269,9 +274,11 @@ int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k,
     return rc;
 }
 
-int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int k, double *cmi) {
+int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int k,
+              double *cmi) {
     if (dz == 0) return st_mi_ksg(x, dx, y, dy, n, k, 1, cmi);
-    if (k < 1 || (size_t)k >= n) return gn_err(GN_EINVAL, "CMI: k = %d needs at least k + 1 samples (have %zu)", k, n);
+    if (k < 1 || (size_t)k >= n)
+        return gn_err(GN_EINVAL, "CMI: k = %d needs at least k + 1 samples (have %zu)", k, n);
     int rc = check(x, n, dx, "X");
     if (!rc) rc = check(y, n, dy, "Y");
     if (!rc) rc = check(z, n, dz, "Z");
@@ -279,14 +286,16 @@ int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z,
     int dj, dxz, dyz;
     const double *pj[3] = {x, y, z};
     int dmj[3] = {dx, dy, dz};
-    double *j = join(n, 3, pj, dmj, &dj), *xz = join2(x, dx, z, dz, n, &dxz), *yz = join2(y, dy, z, dz, n, &dyz);
+    double *j = join(n, 3, pj, dmj, &dj), *xz = join2(x, dx, z, dz, n, &dxz),
+           *yz = join2(y, dy, z, dz, n, &dyz);
     st_kdtree tj;
     space sp[3];
     memset(&tj, 0, sizeof tj), memset(sp, 0, sizeof sp);
     const double *pp[3] = {xz, yz, z};
     int dd[3] = {dxz, dyz, dz};
     double *eps = gn_malloc(sizeof(double) * n);
-    uint32_t *c[3] = {gn_malloc(sizeof(uint32_t) * n), gn_malloc(sizeof(uint32_t) * n), gn_malloc(sizeof(uint32_t) * n)};
+    uint32_t *c[3] = {gn_malloc(sizeof(uint32_t) * n), gn_malloc(sizeof(uint32_t) * n),
+                      gn_malloc(sizeof(uint32_t) * n)};
     if (!j || !xz || !yz || !eps || !c[0] || !c[1] || !c[2]) rc = GN_ENOMEM;
     if (!rc) rc = build_spaces(&tj, j, dj, n, 3, sp, pp, dd);
     if (!rc) rc = joint_radii(&tj, n, k, eps, NULL, 0, NULL, 0, NULL, NULL);
@@ -294,7 +303,8 @@ int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z,
         for (int a = 0; a < 3; a++) space_counts(&sp[a], eps, 1, c[a]);
         double s = 0;
         for (size_t i = 0; i < n; i++)
-            s += st_digamma((double)c[0][i] + 1) + st_digamma((double)c[1][i] + 1) - st_digamma((double)c[2][i] + 1);
+            s += st_digamma((double)c[0][i] + 1) + st_digamma((double)c[1][i] + 1) -
+                 st_digamma((double)c[2][i] + 1);
         *cmi = st_digamma(k) - s / (double)n;
     }
     free(j), free(xz), free(yz), free(eps), free(c[0]), free(c[1]), free(c[2]);
@@ -321,7 +331,9 @@ static int logdet_cov(const double *v, size_t n, int d, const int *cols, int m, 
             double t = c[a * m + b] / (double)(n - 1);
             for (int q = 0; q < b; q++) t -= c[a * m + q] * c[b * m + q];
             if (a == b) {
-                if (!(t > 0)) rc = gn_err(GN_EINVAL, "Gaussian MI: the covariance is singular (a constant or duplicated column?)");
+                if (!(t > 0))
+                    rc = gn_err(GN_EINVAL,
+                                "Gaussian MI: the covariance is singular (a constant or duplicated column?)");
                 else c[a * m + a] = sqrt(t), s += log(t);
             } else
                 c[a * m + b] = t / c[b * m + b];
@@ -334,7 +346,8 @@ static int logdet_cov(const double *v, size_t n, int d, const int *cols, int m, 
 }
 
 int st_mi_gauss(const double *x, int dx, const double *y, int dy, size_t n, double *mi) {
-    if (n < (size_t)(dx + dy) + 2) return gn_err(GN_EINVAL, "Gaussian MI: %zu samples for %d dimensions", n, dx + dy);
+    if (n < (size_t)(dx + dy) + 2)
+        return gn_err(GN_EINVAL, "Gaussian MI: %zu samples for %d dimensions", n, dx + dy);
     int rc = check(x, n, dx, "X");
     if (!rc) rc = check(y, n, dy, "Y");
     if (rc) return rc;
@@ -353,7 +366,8 @@ int st_mi_gauss(const double *x, int dx, const double *y, int dy, size_t n, doub
     return rc;
 }
 
-int st_cmi_gauss(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, double *cmi) {
+int st_cmi_gauss(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
+                 double *cmi) {
     if (dz == 0) return st_mi_gauss(x, dx, y, dy, n, cmi);
     int dt = dx + dy + dz;
     if (dt > 64) return gn_err(GN_EINVAL, "Gaussian CMI: at most 64 dimensions");
@@ -453,8 +467,8 @@ double st_entropy_codes(const int *const *codes, int nc, size_t n, int miller_ma
     return h + (miller_madow ? (double)(m - 1) / (2.0 * (double)n) : 0);
 }
 
-int st_mi_binned(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int bins,
-                 int quantile, int miller_madow, double *mi) {
+int st_mi_binned(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
+                 int bins, int quantile, int miller_madow, double *mi) {
     int dt = dx + dy + dz;
     if (dt > 64) return gn_err(GN_EINVAL, "binned MI: at most 64 columns");
     int rc = check(x, n, dx, "X");
@@ -477,26 +491,32 @@ int st_mi_binned(const double *x, int dx, const double *y, int dy, const double 
     for (int a = 0; a < dx; a++) xz[nxz++] = cols[a];
     for (int a = 0; a < dy; a++) yz[nyz++] = cols[dx + a];
     for (int a = 0; a < dz; a++) xz[nxz++] = yz[nyz++] = cols[dx + dy + a];
-    double hxz = st_entropy_codes(xz, nxz, n, miller_madow, NULL), hyz = st_entropy_codes(yz, nyz, n, miller_madow, NULL);
+    double hxz = st_entropy_codes(xz, nxz, n, miller_madow, NULL),
+           hyz = st_entropy_codes(yz, nyz, n, miller_madow, NULL);
     double hz = dz ? st_entropy_codes(cols + dx + dy, dz, n, miller_madow, NULL) : 0;
     double hall = st_entropy_codes(cols, dt, n, miller_madow, NULL);
     free(buf);
-    if (isnan(hxz) || isnan(hyz) || isnan(hz) || isnan(hall)) return gn_err(GN_ENOMEM, "binned MI: out of memory");
+    if (isnan(hxz) || isnan(hyz) || isnan(hz) || isnan(hall))
+        return gn_err(GN_ENOMEM, "binned MI: out of memory");
     *mi = hxz + hyz - hz - hall;
     return GN_OK;
 }
 
-int st_mi(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
-          double *mi) {
+int st_mi(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz,
+          size_t n, double *mi) {
     int k = o->k > 0 ? o->k : 3;
     switch (o->estimator) {
-    case ST_MI_KSG1: return dz ? st_cmi_fp(x, dx, y, dy, z, dz, n, k, mi) : st_mi_ksg(x, dx, y, dy, n, k, 1, mi);
+    case ST_MI_KSG1:
+        return dz ? st_cmi_fp(x, dx, y, dy, z, dz, n, k, mi) : st_mi_ksg(x, dx, y, dy, n, k, 1, mi);
     case ST_MI_KSG2:
-        if (dz) return gn_err(GN_EINVAL, "conditional MI: KSG 2 has no conditional form here; use KSG 1 (Frenzel-Pompe)");
+        if (dz)
+            return gn_err(GN_EINVAL,
+                          "conditional MI: KSG 2 has no conditional form here; use KSG 1 (Frenzel-Pompe)");
         return st_mi_ksg(x, dx, y, dy, n, k, 2, mi);
     case ST_MI_GAUSS: return st_cmi_gauss(x, dx, y, dy, z, dz, n, mi);
     case ST_MI_BINNED:
-        return st_mi_binned(x, dx, y, dy, z, dz, n, o->bins > 0 ? o->bins : 8, o->quantile, o->miller_madow, mi);
+        return st_mi_binned(x, dx, y, dy, z, dz, n, o->bins > 0 ? o->bins : 8, o->quantile, o->miller_madow,
+                            mi);
     }
     return gn_err(GN_EINVAL, "MI: unknown estimator %d", o->estimator);
 }
@@ -513,7 +533,8 @@ int st_transform(double *v, size_t n, int d, int kind) {
             m /= (double)n;
             for (size_t i = 0; i < n; i++) s += (v[i * d + j] - m) * (v[i * d + j] - m);
             s = sqrt(s / (double)(n - 1));
-            if (!(s > 0)) return gn_err(GN_EINVAL, "transform: column %d is constant (cannot standardise)", j + 1);
+            if (!(s > 0))
+                return gn_err(GN_EINVAL, "transform: column %d is constant (cannot standardise)", j + 1);
             for (size_t i = 0; i < n; i++) v[i * d + j] = (v[i * d + j] - m) / s;
         }
         return GN_OK;
@@ -550,8 +571,9 @@ int st_add_noise(double *v, size_t n, int d, double amp, uint64_t seed) {
 
 // ---- local-permutation test (spec §A.6) ----
 
-int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz,
-                   size_t n, int B, int shuffle_k, uint64_t seed, double *value, double *p, double *null) {
+int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z,
+                   int dz, size_t n, int B, int shuffle_k, uint64_t seed, double *value, double *p,
+                   double *null) {
     if (B < 1) return gn_err(GN_EINVAL, "permutation test: B = %d surrogates", B);
     if (n > 0xffffffffu) return gn_err(GN_EINVAL, "permutation test: too many samples");
     int rc = st_mi(o, x, dx, y, dy, z, dz, n, value);
@@ -564,7 +586,8 @@ int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y
     double *yp = gn_malloc(sizeof(double) * n * (size_t)dy), *nd = NULL;
     if (!perm || !order || !lst || !used || !yp) rc = GN_ENOMEM;
     if (!rc && dz) {
-        nb = gn_malloc(sizeof(uint32_t) * n * (size_t)shuffle_k), nd = gn_malloc(sizeof(double) * n * (size_t)shuffle_k);
+        nb = gn_malloc(sizeof(uint32_t) * n * (size_t)shuffle_k),
+        nd = gn_malloc(sizeof(double) * n * (size_t)shuffle_k);
         if (!nb || !nd) rc = GN_ENOMEM;
         // the shuffle_k nearest in Z, the point itself included (same_set = 0)
         else rc = st_knn(z, n, z, n, dz, shuffle_k, ST_LINF, 0, nb, nd);
@@ -593,7 +616,8 @@ int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y
                 perm[i] = pick, used[pick] = 1;
             }
         }
-        for (size_t i = 0; i < n; i++) memcpy(yp + i * (size_t)dy, y + (size_t)perm[i] * dy, sizeof(double) * (size_t)dy);
+        for (size_t i = 0; i < n; i++)
+            memcpy(yp + i * (size_t)dy, y + (size_t)perm[i] * dy, sizeof(double) * (size_t)dy);
         double v;
         rc = st_mi(o, x, dx, yp, dy, z, dz, n, &v);
         if (!rc) {

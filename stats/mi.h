@@ -15,12 +15,14 @@ double st_digamma(double x);
 // inclusive counts within each side's own extent of the k neighbours.
 int st_mi_ksg(const double *x, int dx, const double *y, int dy, size_t n, int k, int variant, double *mi);
 // I(X;Y|Z) (Frenzel-Pompe); with dz = 0 it is KSG 1.
-int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int k, double *cmi);
+int st_cmi_fp(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int k,
+              double *cmi);
 // 1/2 ln(det S_x det S_y / det S_xy) from the sample covariance.
 int st_mi_gauss(const double *x, int dx, const double *y, int dy, size_t n, double *mi);
 
 // I(X;Y|Z) = 1/2 ln(det S_xz det S_yz / (det S_xyz det S_z)) (spec §A.5); dz = 0: st_mi_gauss.
-int st_cmi_gauss(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, double *cmi);
+int st_cmi_gauss(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
+                 double *cmi);
 
 // ---- binned (plug-in) estimates ----
 // Discretise one column into `bins` codes 0..bins-1 (spec §B.4, IDTxl's rules):
@@ -34,8 +36,8 @@ int st_discretize(const double *x, size_t n, size_t stride, int bins, int quanti
 double st_entropy_codes(const int *const *codes, int nc, size_t n, int miller_madow, size_t *m_out);
 // I(X;Y) or I(X;Y|Z) from the binned columns (every column binned alone),
 // H(XZ) + H(YZ) - H(Z) - H(XYZ), each entropy plug-in (+ Miller-Madow).
-int st_mi_binned(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n, int bins,
-                 int quantile, int miller_madow, double *mi);
+int st_mi_binned(const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
+                 int bins, int quantile, int miller_madow, double *mi);
 
 // ---- one entry point for every estimator ----
 enum { ST_MI_KSG1 = 1, ST_MI_KSG2 = 2, ST_MI_GAUSS = 3, ST_MI_BINNED = 4 };
@@ -47,8 +49,8 @@ typedef struct st_mi_opts {
     int miller_madow; // binned: the bias correction (default on)
 } st_mi_opts;
 // I(X;Y), or I(X;Y|Z) when dz > 0 (KSG 1 -> Frenzel-Pompe, Gaussian, binned; not KSG 2).
-int st_mi(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz, size_t n,
-          double *mi);
+int st_mi(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz,
+          size_t n, double *mi);
 
 // ---- transforms (in place on (n, d) data; off unless asked for) ----
 enum { ST_TF_NONE = 0, ST_TF_RANK = 1, ST_TF_STANDARDIZE = 2 };
@@ -64,7 +66,8 @@ int st_add_noise(double *v, size_t n, int d, double amp, uint64_t seed);
 // (max-norm, the point itself included; the restricted-permutation draw of
 // tigramite's CMIknn); with dz = 0, Y is permuted freely. The p-value is
 // (1 + #{null >= value}) / (B + 1). null (may be NULL) receives the B values.
-int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z, int dz,
-                   size_t n, int B, int shuffle_k, uint64_t seed, double *value, double *p, double *null);
+int st_mi_permtest(const st_mi_opts *o, const double *x, int dx, const double *y, int dy, const double *z,
+                   int dz, size_t n, int B, int shuffle_k, uint64_t seed, double *value, double *p,
+                   double *null);
 
 #endif

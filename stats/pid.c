@@ -30,7 +30,9 @@ static int marg_init(marg *m, int n0, int n1, int ny, const double *p) {
     return GN_OK;
 }
 
-static void marg_free(marg *m) { free(m->p0), free(m->p1), free(m->py), free(m->p01), free(m->p0y), free(m->p1y); }
+static void marg_free(marg *m) {
+    free(m->p0), free(m->p1), free(m->py), free(m->p01), free(m->p0y), free(m->p1y);
+}
 
 // I(Y; X0X1) of a table q with the given y-marginal (bits)
 static double mi_joint(int n0, int n1, int ny, const double *q, const double *py) {
@@ -106,7 +108,8 @@ static int broja(const st_dist3 *d, const marg *m, double tol, double *q, int *i
     for (int a = 0; a < n0; a++)
         for (int b = 0; b < n1; b++)
             for (int c = 0; c < ny; c++)
-                q[((size_t)a * n1 + b) * ny + c] = m->py[c] > 0 ? m->p0y[a * ny + c] * m->p1y[b * ny + c] / m->py[c] : 0;
+                q[((size_t)a * n1 + b) * ny + c] =
+                    m->py[c] > 0 ? m->p0y[a * ny + c] * m->p1y[b * ny + c] / m->py[c] : 0;
     double f = mi_joint(n0, n1, ny, q, m->py);
     int it;
     for (it = 0; it < 200000; it++) {
@@ -227,7 +230,8 @@ static int ccs(const st_dist3 *d, const marg *m, double *red) {
                 if (fabs(i1) < 1e-9) i1 = 0;
                 if (fabs(i01) < 1e-9) i01 = 0;
                 int sg = (cc > 0) - (cc < 0);
-                if (sg == (i0 > 0) - (i0 < 0) && sg == (i1 > 0) - (i1 < 0) && sg == (i01 > 0) - (i01 < 0)) s += pe * cc;
+                if (sg == (i0 > 0) - (i0 < 0) && sg == (i1 > 0) - (i1 < 0) && sg == (i01 > 0) - (i01 < 0))
+                    s += pe * cc;
             }
     marg_free(&mq);
     free(q);
@@ -240,7 +244,8 @@ static int check_dist(const st_dist3 *d) {
     size_t N = (size_t)d->n0 * d->n1 * d->ny;
     double s = 0;
     for (size_t i = 0; i < N; i++) {
-        if (!isfinite(d->p[i]) || d->p[i] < 0) return gn_err(GN_EINVAL, "PID: probability %zu is negative or not a number", i);
+        if (!isfinite(d->p[i]) || d->p[i] < 0)
+            return gn_err(GN_EINVAL, "PID: probability %zu is negative or not a number", i);
         s += d->p[i];
     }
     if (fabs(s - 1) > 1e-9) return gn_err(GN_EINVAL, "PID: the probabilities sum to %.12g, not 1", s);
@@ -262,7 +267,8 @@ int st_pid_discrete(const st_dist3 *d, int measure, double tol, st_pid *o) {
     if (rc) return rc;
     st_dist3_mi(d, &o->i0, &o->i1, &o->i01);
     marg m;
-    if (marg_init(&m, d->n0, d->n1, d->ny, d->p)) return marg_free(&m), gn_err(GN_ENOMEM, "PID: out of memory");
+    if (marg_init(&m, d->n0, d->n1, d->ny, d->p))
+        return marg_free(&m), gn_err(GN_ENOMEM, "PID: out of memory");
     double red = NAN;
     switch (measure) {
     case ST_PID_IMIN: red = imin(d, &m); break;
@@ -299,7 +305,8 @@ static double *join_src(const double *x0, int d0, const double *x1, int d1, size
     return j;
 }
 
-int st_pid_gauss(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, st_pid *o) {
+int st_pid_gauss(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
+                 st_pid *o) {
     double *j = join_src(x0, d0, x1, d1, n);
     if (!j) return GN_ENOMEM;
     int rc = st_mi_gauss(x0, d0, y, dy, n, &o->i0);
@@ -310,7 +317,8 @@ int st_pid_gauss(const double *x0, int d0, const double *x1, int d1, const doubl
     return rc;
 }
 
-int st_pid_ksg(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int k, st_pid *o) {
+int st_pid_ksg(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int k,
+               st_pid *o) {
     double *j = join_src(x0, d0, x1, d1, n);
     if (!j) return GN_ENOMEM;
     int rc = st_mi_ksg(x0, d0, y, dy, n, k, 1, &o->i0);
@@ -332,7 +340,8 @@ static int symbols(const double *v, int d, size_t n, int bins, int quantile, int
     int *codes = malloc(sizeof(int) * n * (size_t)d);
     if (!codes) return GN_ENOMEM;
     int rc = GN_OK;
-    for (int j = 0; j < d && !rc; j++) rc = st_discretize(v + j, n, (size_t)d, bins, quantile, codes + (size_t)j * n);
+    for (int j = 0; j < d && !rc; j++)
+        rc = st_discretize(v + j, n, (size_t)d, bins, quantile, codes + (size_t)j * n);
     if (rc) return free(codes), rc;
     // mixed radix in a 64-bit key (bins^d < 2^63 is checked by the caller)
     uint64_t *key = malloc(sizeof(uint64_t) * n);
@@ -365,20 +374,22 @@ static int symbols(const double *v, int d, size_t n, int bins, int quantile, int
     return GN_OK;
 }
 
-int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
-                          int bins, int quantile, st_dist3 *d) {
+int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, const double *y, int dy,
+                          size_t n, int bins, int quantile, st_dist3 *d) {
     memset(d, 0, sizeof *d);
     if (!n) return gn_err(GN_EINVAL, "PID: no samples");
     int dm = d0 > d1 ? d0 : d1;
     if (dy > dm) dm = dy;
     if (bins < 2 || dm * log2((double)bins) > 62)
         return gn_err(GN_EINVAL, "PID: %d bins over %d columns is too many symbols", bins, dm);
-    int *s0 = malloc(sizeof(int) * n), *s1 = malloc(sizeof(int) * n), *sy = malloc(sizeof(int) * n), m0, m1, my;
+    int *s0 = malloc(sizeof(int) * n), *s1 = malloc(sizeof(int) * n), *sy = malloc(sizeof(int) * n), m0, m1,
+        my;
     int rc = !s0 || !s1 || !sy ? GN_ENOMEM : GN_OK;
     if (!rc) rc = symbols(x0, d0, n, bins, quantile, s0, &m0);
     if (!rc) rc = symbols(x1, d1, n, bins, quantile, s1, &m1);
     if (!rc) rc = symbols(y, dy, n, bins, quantile, sy, &my);
-    if (!rc && (double)m0 * m1 * my > 5e7) rc = gn_err(GN_EINVAL, "PID: the joint table (%d x %d x %d) is too large", m0, m1, my);
+    if (!rc && (double)m0 * m1 * my > 5e7)
+        rc = gn_err(GN_EINVAL, "PID: the joint table (%d x %d x %d) is too large", m0, m1, my);
     if (!rc) {
         d->n0 = m0, d->n1 = m1, d->ny = my;
         d->p = calloc((size_t)m0 * m1 * my, sizeof(double));
@@ -390,8 +401,8 @@ int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, co
     return rc;
 }
 
-int st_pid_binned(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int bins,
-                  int quantile, int measure, st_pid *o) {
+int st_pid_binned(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
+                  int bins, int quantile, int measure, st_pid *o) {
     st_dist3 d;
     int rc = st_dist3_from_samples(x0, d0, x1, d1, y, dy, n, bins, quantile, &d);
     if (!rc) {
@@ -406,8 +417,8 @@ int st_pid_binned(const double *x0, int d0, const double *x1, int d1, const doub
     return rc;
 }
 
-void st_pid_pointwise(const double *l1, const double *l2, const double *l12, const double *lp, size_t n, double *R,
-                      double *U1, double *U2, double *S) {
+void st_pid_pointwise(const double *l1, const double *l2, const double *l12, const double *lp, size_t n,
+                      double *R, double *U1, double *U2, double *S) {
     for (size_t i = 0; i < n; i++) {
         double i1 = l1[i] - lp[i], i2 = l2[i] - lp[i], i12 = l12[i] - lp[i];
         double r = fmin(i1, i2);
@@ -416,9 +427,11 @@ void st_pid_pointwise(const double *l1, const double *l2, const double *l12, con
     }
 }
 
-int st_bootstrap_mean(const double *v, size_t n, int B, double level, uint64_t seed, double *mean, double *lo, double *hi) {
+int st_bootstrap_mean(const double *v, size_t n, int B, double level, uint64_t seed, double *mean, double *lo,
+                      double *hi) {
     size_t m = 0;
-    double *w = gn_malloc(sizeof(double) * (n ? n : 1)), *bm = gn_malloc(sizeof(double) * (size_t)(B > 0 ? B : 1));
+    double *w = gn_malloc(sizeof(double) * (n ? n : 1)),
+           *bm = gn_malloc(sizeof(double) * (size_t)(B > 0 ? B : 1));
     if (!w || !bm) return free(w), free(bm), GN_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (!isnan(v[i])) w[m++] = v[i];

@@ -38,24 +38,27 @@ int st_broja_q(const st_dist3 *d, double tol, double *q, int *iters);
 
 // Gaussian MMI from samples: Gaussian MIs of (n, d0), (n, d1) sources and a
 // (n, dy) target; nats.
-int st_pid_gauss(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, st_pid *out);
+int st_pid_gauss(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
+                 st_pid *out);
 // KSG-MMI: KSG 1 MIs (k neighbours); nats.
-int st_pid_ksg(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int k, st_pid *out);
+int st_pid_ksg(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int k,
+               st_pid *out);
 // Binned: every column into `bins` (quantile or equal width), the joint
 // symbols of each source and the target become the alphabets of a table.
-int st_pid_binned(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n, int bins,
-                  int quantile, int measure, st_pid *out);
+int st_pid_binned(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
+                  int bins, int quantile, int measure, st_pid *out);
 // The table of joint symbols built from binned columns (allocates d->p).
-int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, const double *y, int dy, size_t n,
-                          int bins, int quantile, st_dist3 *d);
+int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, const double *y, int dy,
+                          size_t n, int bins, int quantile, st_dist3 *d);
 
 // Pointwise MMI of §1.11 for n galaxies: i_m = log q_m(bin | X_m) - log p(bin),
 // m = 1, 2, 12; R = min(i1, i2), U_m = i_m - R, S = i12 - max(i1, i2).
 // Any argument may be NaN (a missing galaxy): its atoms are NaN.
-void st_pid_pointwise(const double *logq1, const double *logq2, const double *logq12, const double *logprior, size_t n,
-                      double *R, double *U1, double *U2, double *S);
+void st_pid_pointwise(const double *logq1, const double *logq2, const double *logq12, const double *logprior,
+                      size_t n, double *R, double *U1, double *U2, double *S);
 // Percentile bootstrap of a mean (NaN skipped): B resamples, seeded;
 // lo/hi are the (1-level)/2 and (1+level)/2 quantiles.
-int st_bootstrap_mean(const double *v, size_t n, int B, double level, uint64_t seed, double *mean, double *lo, double *hi);
+int st_bootstrap_mean(const double *v, size_t n, int B, double level, uint64_t seed, double *mean, double *lo,
+                      double *hi);
 
 #endif

@@ -15,14 +15,16 @@ io_aug *run_no_aug(size_t n) {
     return a;
 }
 
-int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B, int want_y) {
+int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B,
+                      int want_y) {
     memset(it, 0, sizeof *it);
     it->r = r, it->c = c, it->rows = rows, it->n = n, it->B = B > 0 ? B : 64;
     int maxS = 1;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
     it->scratch = gn_malloc(sizeof(float) * (size_t)maxS * maxS);
     it->none = run_no_aug((size_t)it->B);
-    it->y = want_y ? gn_malloc(sizeof(float) * (size_t)it->B * (size_t)(r->n_targets ? r->n_targets : 1)) : NULL;
+    it->y =
+        want_y ? gn_malloc(sizeof(float) * (size_t)it->B * (size_t)(r->n_targets ? r->n_targets : 1)) : NULL;
     it->training = c->training, it->grad_enabled = c->grad_enabled;
     c->training = 0, c->grad_enabled = 0;
     if (!it->scratch || !it->none || (want_y && !it->y)) return GN_ENOMEM;
@@ -45,8 +47,8 @@ int run_batches_end(run_batches *it, int rc) {
     return rc ? rc : it->rc;
 }
 
-int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **in, float *y,
-              float *scratch) {
+int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **in,
+              float *y, float *scratch) {
     const md_net *m = &r->net;
     for (int b = 0; b < m->n_branch; b++) {
         const run_branch *rb = &r->br[b];
@@ -55,27 +57,31 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
             in[b] = nn_tensor_new(c, NN_SHAPE(n, D->w));
             if (!in[b]) return GN_ENOMEM;
             for (int i = 0; i < n; i++)
-                memcpy(in[b]->data + (size_t)i * D->w, io_dataset_image(D, (size_t)r->entry[rb->ds][ids[i]]), sizeof(float) * D->w);
+                memcpy(in[b]->data + (size_t)i * D->w, io_dataset_image(D, (size_t)r->entry[rb->ds][ids[i]]),
+                       sizeof(float) * D->w);
         } else if (m->spec[b].input == MD_IN_IMAGE) {
             const io_dataset *D = &r->ds[rb->ds];
             int C = m->spec[b].in_ch, S = rb->ro.crop ? rb->ro.crop : D->h;
             in[b] = nn_tensor_new(c, NN_SHAPE(n, C, S, S));
             if (!in[b]) return GN_ENOMEM;
             for (int i = 0; i < n; i++)
-                io_render(D, (uint32_t)r->entry[rb->ds][ids[i]], &rb->ro, &aug[i], in[b]->data + (size_t)i * C * S * S, scratch);
+                io_render(D, (uint32_t)r->entry[rb->ds][ids[i]], &rb->ro, &aug[i],
+                          in[b]->data + (size_t)i * C * S * S, scratch);
         } else {
             in[b] = nn_tensor_new(c, NN_SHAPE(n, rb->n_cols));
             if (!in[b]) return GN_ENOMEM;
             for (int i = 0; i < n; i++)
                 for (int k = 0; k < rb->n_cols; k++)
-                    in[b]->data[i * rb->n_cols + k] = (float)((rb->col[k][ids[i]] - rb->cmean[k]) / rb->cstd[k]);
+                    in[b]->data[i * rb->n_cols + k] =
+                        (float)((rb->col[k][ids[i]] - rb->cmean[k]) / rb->cstd[k]);
         }
     }
     if (y)
         for (int i = 0; i < n; i++)
             for (int t = 0; t < r->n_targets; t++) {
                 double v = r->target[t][ids[i]];
-                y[i * r->n_targets + t] = (float)(m->head == MD_HEAD_BINNED ? v : (v - r->tmean[t]) / r->tstd[t]);
+                y[i * r->n_targets + t] =
+                    (float)(m->head == MD_HEAD_BINNED ? v : (v - r->tmean[t]) / r->tstd[t]);
             }
     return GN_OK;
 }

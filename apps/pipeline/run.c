@@ -34,7 +34,9 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     ss.log = say;
     ss.log_user = verbose;
     ss.template = io_config_str(c, sec, "spectra", NULL);
-    if (!ss.template) return gn_err(GN_EINVAL, "%s: [%s] input = spectrum needs spectra = 'spectra/{id}.npy'", c->name, sec);
+    if (!ss.template)
+        return gn_err(GN_EINVAL, "%s: [%s] input = spectrum needs spectra = 'spectra/{id}.npy'", c->name,
+                      sec);
     ss.wave = io_config_str(c, sec, "wave", NULL);
     ss.z_col = io_config_str(c, sec, "redshift", "z");
     if (!strcmp(ss.z_col, "none")) ss.z_col = NULL;
@@ -75,7 +77,8 @@ static int setup_columns(run *r, int b, const char *sec, const char *cols) {
     if (!(r->list_buf[b] = gn_strdup(cols))) return GN_ENOMEM;
     rb->n_cols = io_split_list(r->list_buf[b], rb->col_names, RUN_MAX_COLS);
     for (int k = 0; k < rb->n_cols; k++)
-        if (!(rb->col[k] = io_catalog_values(&r->cat, rb->col_names[k]))) return gn_err_prefix(GN_EINVAL, "[%s] ", sec);
+        if (!(rb->col[k] = io_catalog_values(&r->cat, rb->col_names[k])))
+            return gn_err_prefix(GN_EINVAL, "[%s] ", sec);
     sp->in_ch = rb->n_cols;
     return GN_OK;
 }
@@ -94,7 +97,8 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     if (!strcmp(bb, "resnet18")) sp->backbone = MD_BB_RESNET18;
     else if (!strcmp(bb, "smallcnn")) sp->backbone = MD_BB_SMALLCNN;
     else if (!strcmp(bb, "mlp")) sp->backbone = MD_BB_MLP;
-    else return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
+    else
+        return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
     if ((rc = io_config_int(c, sec, "width", sp->backbone == MD_BB_RESNET18 ? 64 : 32, &v))) return rc;
     sp->width = (int)v;
     if ((rc = io_config_int(c, sec, "stem_kernel", 3, &v))) return rc;
@@ -106,13 +110,16 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     const char *hid = io_config_str(c, sec, "hidden", "128,128");
     if ((sp->n_hidden = md_parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
     if (!strcmp(input, "columns")) {
-        if (sp->backbone != MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] column inputs need backbone = mlp", c->name, sec);
+        if (sp->backbone != MD_BB_MLP)
+            return gn_err(GN_EINVAL, "%s: [%s] column inputs need backbone = mlp", c->name, sec);
         const char *cols = io_config_str(c, sec, "columns", NULL);
         if (!cols) return gn_err(GN_EINVAL, "%s: [%s] needs columns = a,b,c", c->name, sec);
         return setup_columns(r, b, sec, cols);
     }
-    if (strcmp(input, "image")) return gn_err(GN_EINVAL, "%s: [%s] input '%s' is not image or columns", c->name, sec, input);
-    if (sp->backbone == MD_BB_MLP) return gn_err(GN_EINVAL, "%s: [%s] image inputs need resnet18 or smallcnn", c->name, sec);
+    if (strcmp(input, "image"))
+        return gn_err(GN_EINVAL, "%s: [%s] input '%s' is not image or columns", c->name, sec, input);
+    if (sp->backbone == MD_BB_MLP)
+        return gn_err(GN_EINVAL, "%s: [%s] image inputs need resnet18 or smallcnn", c->name, sec);
     sp->input = MD_IN_IMAGE;
     // its own images (e.g. kinematic maps), or a band subset of [data]'s
     const char *tmpl = io_config_str(c, sec, "images", NULL);
@@ -144,7 +151,8 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         di = r->n_ds;
     } else {
         ds.template = io_config_str(c, "data", "images", NULL);
-        if (!ds.template) return gn_err(GN_EINVAL, "no images: give --images (or [data] images, or [%s] images)", sec);
+        if (!ds.template)
+            return gn_err(GN_EINVAL, "no images: give --images (or [data] images, or [%s] images)", sec);
         const char *db = io_config_str(c, "data", "bands", NULL);
         if (db && io_parse_bands(db, &ds)) return GN_EINVAL;
         di = r->shared_ds >= 0 ? r->shared_ds : r->n_ds; // one [data] dataset for every branch that uses it
@@ -168,7 +176,9 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
             int f = -1;
             for (int j = 0; j < D->c; j++)
                 if (!strcmp(D->bands[j], items[k])) f = j;
-            if (f < 0) return gn_err(GN_EINVAL, "%s: [%s] band '%s' is not among the dataset's bands", c->name, sec, items[k]);
+            if (f < 0)
+                return gn_err(GN_EINVAL, "%s: [%s] band '%s' is not among the dataset's bands", c->name, sec,
+                              items[k]);
             rb->ro.channels[rb->ro.n_channels++] = f;
         }
     }
@@ -198,7 +208,8 @@ static int setup_kind(run *r, const md_kind *k) {
 }
 
 // norm.<what>.mean / .std from a checkpoint, n values each.
-static int load_norm(const char *path, const io_npz *ck, const char *what, size_t n, double *mean, double *sd) {
+static int load_norm(const char *path, const io_npz *ck, const char *what, size_t n, double *mean,
+                     double *sd) {
     char name[300];
     snprintf(name, sizeof name, "norm.%s.mean", what);
     const io_array *am = io_ckpt_get(path, ck, name, IO_F64, n);
@@ -253,7 +264,8 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
             while (L && t[L - 1] == ' ') t[--L] = 0;
             if (!L) continue;
             rc = io_catalog_join(&r->cat, t, &hit);
-            if (!rc && verbose) printf("  joined %s: %zu of %zu galaxies matched by id\n", t, hit, r->cat.n_rows);
+            if (!rc && verbose)
+                printf("  joined %s: %zu of %zu galaxies matched by id\n", t, hit, r->cat.n_rows);
         }
         free(d);
         if (rc) return rc;
@@ -262,12 +274,14 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if (der) {
         char *d = gn_strdup(der), *save = NULL;
         if (!d) return GN_ENOMEM;
-        for (char *t = strtok_r(d, ";", &save); t && !rc; t = strtok_r(NULL, ";", &save)) rc = io_catalog_derive_spec(&r->cat, t);
+        for (char *t = strtok_r(d, ";", &save); t && !rc; t = strtok_r(NULL, ";", &save))
+            rc = io_catalog_derive_spec(&r->cat, t);
         free(d);
         if (rc) return rc;
     }
     double ft, fv;
-    if ((rc = io_config_double(c, "data", "train_frac", 0.7, &ft)) || (rc = io_config_double(c, "data", "val_frac", 0.15, &fv)))
+    if ((rc = io_config_double(c, "data", "train_frac", 0.7, &ft)) ||
+        (rc = io_config_double(c, "data", "val_frac", 0.15, &fv)))
         return rc;
     r->split = gn_malloc(r->cat.n_rows ? r->cat.n_rows : 1);
     if (!r->split) return GN_ENOMEM;
@@ -280,16 +294,21 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
     r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
     for (int t = 0; t < r->n_targets; t++)
-        if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t]))) return gn_err_prefix(GN_EINVAL, "[target] ");
+        if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t])))
+            return gn_err_prefix(GN_EINVAL, "[target] ");
     md_net *m = &r->net;
     m->n_targets = r->n_targets;
     const char *head = io_config_str(c, "target", "head", "regression");
-    m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN : !strcmp(head, "binned") ? MD_HEAD_BINNED : MD_HEAD_REGRESSION;
+    m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN
+              : !strcmp(head, "binned") ? MD_HEAD_BINNED
+                                        : MD_HEAD_REGRESSION;
     if (strcmp(head, "gaussian") && strcmp(head, "binned") && strcmp(head, "regression"))
-        return gn_err(GN_EINVAL, "%s: [target] head '%s' is not regression, gaussian or binned", c->name, head);
+        return gn_err(GN_EINVAL, "%s: [target] head '%s' is not regression, gaussian or binned", c->name,
+                      head);
     if ((rc = io_config_int(c, "target", "bins", 520, &v))) return rc;
     m->bins = (int)v;
-    if ((rc = io_config_double(c, "target", "lo", 6.0, &m->lo)) || (rc = io_config_double(c, "target", "hi", 12.5, &m->hi)))
+    if ((rc = io_config_double(c, "target", "lo", 6.0, &m->lo)) ||
+        (rc = io_config_double(c, "target", "hi", 12.5, &m->hi)))
         return rc;
     if (m->head == MD_HEAD_BINNED && (r->n_targets != 1 || m->bins < 2 || !(m->hi > m->lo)))
         return gn_err(GN_EINVAL, "%s: the binned head needs one target, bins >= 2 and hi > lo", c->name);
@@ -298,12 +317,14 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     r->crop = (int)v;
     const char *aug = io_config_str(c, "train", "augment", "dihedral");
     r->augment = !strcmp(aug, "dihedral");
-    if (!r->augment && strcmp(aug, "none")) return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
+    if (!r->augment && strcmp(aug, "none"))
+        return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
     // branches
     const char *secs[MD_MAX_BRANCH + 1];
     m->n_branch = io_config_sections(c, "branch.", secs, MD_MAX_BRANCH + 1);
     if (m->n_branch == 0) return gn_err(GN_EINVAL, "%s: no [branch.NAME] section", c->name);
-    if (m->n_branch > MD_MAX_BRANCH) return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
+    if (m->n_branch > MD_MAX_BRANCH)
+        return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
     for (int b = 0; b < m->n_branch; b++)
         if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
     if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
@@ -316,7 +337,8 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     }
     for (size_t row = 0; row < r->cat.n_rows; row++) {
         int ok = 1;
-        for (int t = 0; need_targets && t < r->n_targets; t++) ok &= t == r->optional_target || !isnan(r->target[t][row]);
+        for (int t = 0; need_targets && t < r->n_targets; t++)
+            ok &= t == r->optional_target || !isnan(r->target[t][row]);
         for (int b = 0; b < m->n_branch; b++) {
             if (m->spec[b].input != MD_IN_COLUMNS) ok &= r->entry[r->br[b].ds][row] >= 0;
             else
@@ -344,15 +366,18 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         } else if (ck)
             rc = load_norm(ck_path, ck, m->spec[b].name, (size_t)rb->n_cols, rb->cmean, rb->cstd);
         else
-            for (int k = 0; k < rb->n_cols && !rc; k++) rc = train_stats(r, rb->col[k], &rb->cmean[k], &rb->cstd[k]);
+            for (int k = 0; k < rb->n_cols && !rc; k++)
+                rc = train_stats(r, rb->col[k], &rb->cmean[k], &rb->cstd[k]);
         if (rc) return rc;
     }
     if (ck) rc = load_norm(ck_path, ck, "target", (size_t)r->n_targets, r->tmean, r->tstd);
-    for (int t = 0; !ck && t < r->n_targets && !rc; t++) rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t]);
+    for (int t = 0; !ck && t < r->n_targets && !rc; t++)
+        rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t]);
     if (rc) return rc;
     if ((rc = md_net_make(m, &r->st)) || (rc = nn_store_finalize(&r->st))) return rc;
     if (verbose)
-        printf("  samples: train %zu, val %zu, test %zu (%zu catalog rows lack a target, an input column or an image)\n",
+        printf("  samples: train %zu, val %zu, test %zu (%zu catalog rows lack a target, an input column or "
+               "an image)\n",
                r->n_rows[0], r->n_rows[1], r->n_rows[2], r->n_unusable);
     return GN_OK;
 }
@@ -378,7 +403,8 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
         snprintf(names[n], sizeof names[n], "norm.%s.mean", r->net.spec[b].name);
         snprintf(names[n + 1], sizeof names[n + 1], "norm.%s.std", r->net.spec[b].name);
         out[n] = (io_named_array){names[n], io_array_view(IO_F64, 1, &shapes[n], img ? rb->mean : rb->cmean)};
-        out[n + 1] = (io_named_array){names[n + 1], io_array_view(IO_F64, 1, &shapes[n + 1], img ? rb->std : rb->cstd)};
+        out[n + 1] = (io_named_array){names[n + 1],
+                                      io_array_view(IO_F64, 1, &shapes[n + 1], img ? rb->std : rb->cstd)};
         n += 2;
     }
     if (n + 2 <= max) {
@@ -390,7 +416,8 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
     return n;
 }
 
-int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_ov, int need_targets, int verbose) {
+int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_ov, int need_targets,
+                        int verbose) {
     io_npz z;
     memset(r, 0, sizeof *r);
     int rc = io_npz_read(ckpt, &z);

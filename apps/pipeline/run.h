@@ -57,8 +57,8 @@ void run_free(run *r);
 int run_norm_arrays(const run *r, io_named_array *out, int max);
 // Build a batch: the inputs of every branch for catalog rows ids with
 // augmentation aug, and standardised targets y (N, T) (binned head: raw).
-int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **inputs, float *y,
-              float *scratch);
+int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, int n, nn_tensor **inputs,
+              float *y, float *scratch);
 
 // What the run's model kind reports (models/kind.h): what the programs may do with it.
 static inline md_report run_report(const run *r) { return md_kind_of(&r->net)->report; }
@@ -85,7 +85,8 @@ typedef struct run_batches {
     float *scratch;
     int training, grad_enabled, rc;
 } run_batches;
-int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B, int want_y);
+int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B,
+                      int want_y);
 int run_batches_next(run_batches *it);
 int run_batches_end(run_batches *it, int rc);
 
@@ -105,17 +106,20 @@ typedef struct run_est {
 void run_estimate(const run *r, const float *o, run_est *est);
 // Open a checkpoint for inference: its configuration (+ data overrides), the
 // run, and the weights.
-int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides, int need_targets, int verbose);
+int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides,
+                        int need_targets, int verbose);
 
 // Flow models (apps/posterior.c): S posterior samples per row, in the
 // targets' units, out (n, S, T); and the evaluation galnn eval prints and
 // writes (metrics JSON in *json, PIT histograms in dir) for one model or a
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
-int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, float *out);
+int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
+                          float *out);
 // A chain-rule flow model: P(the chain target is measured | x) per row.
 int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p);
-int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed, const char *dir,
-                       const char *split_name, int quiet, char **json, size_t *json_len);
+int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S,
+                       uint64_t seed, const char *dir, const char *split_name, int quiet, char **json,
+                       size_t *json_len);
 
 // Spectral VAE/CVAE (apps/spectra.c): how well it models the spectra of some
 // rows. Reconstructions from z = mu and from one posterior draw z ~ q(z|x)
@@ -135,6 +139,7 @@ typedef struct run_specfit {
 } run_specfit;
 int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f);
 // galnn eval on a spectral VAE: the fit on a split, metrics.json and recon.png in dir.
-int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir, int json);
+int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
+                  int json);
 
 #endif
