@@ -83,6 +83,27 @@ static int setup_columns(run *r, int b, const char *sec, const char *cols) {
     return GN_OK;
 }
 
+// Branch b reads the bands of the list `bands` of its (shared) dataset.
+static int band_subset(run *r, int b, const char *sec, const char *bands) {
+    io_config *c = &r->cfg;
+    run_branch *rb = &r->br[b];
+    const io_dataset *D = &r->ds[rb->ds];
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", bands);
+    char *items[IO_MAX_BANDS];
+    int nb = io_split_list(buf, items, IO_MAX_BANDS);
+    for (int k = 0; k < nb; k++) {
+        int f = -1;
+        for (int j = 0; j < D->c; j++)
+            if (!strcmp(D->bands[j], items[k])) f = j;
+        if (f < 0)
+            return gn_err(GN_EINVAL, "%s: [%s] band '%s' is not among the dataset's bands", c->name, sec,
+                          items[k]);
+        rb->ro.channels[rb->ro.n_channels++] = f;
+    }
+    return GN_OK;
+}
+
 // One [branch.NAME] section into spec + data wiring.
 static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     io_config *c = &r->cfg;
@@ -167,21 +188,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     rb->ds = di;
     const io_dataset *D = &r->ds[di];
     rb->ro.n_channels = 0;
-    if (!tmpl && bands) { // a subset of the shared dataset's bands
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", bands);
-        char *items[IO_MAX_BANDS];
-        int nb = io_split_list(buf, items, IO_MAX_BANDS);
-        for (int k = 0; k < nb; k++) {
-            int f = -1;
-            for (int j = 0; j < D->c; j++)
-                if (!strcmp(D->bands[j], items[k])) f = j;
-            if (f < 0)
-                return gn_err(GN_EINVAL, "%s: [%s] band '%s' is not among the dataset's bands", c->name, sec,
-                              items[k]);
-            rb->ro.channels[rb->ro.n_channels++] = f;
-        }
-    }
+    if (!tmpl && bands && (rc = band_subset(r, b, sec, bands))) return rc; // a subset of [data]'s bands
     sp->in_ch = rb->ro.n_channels ? rb->ro.n_channels : D->c;
     return GN_OK;
 }
@@ -235,19 +242,10 @@ static int train_stats(const run *r, const double *v, double *mean, double *sd) 
     return GN_OK;
 }
 
-int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose) {
-    memset(r, 0, sizeof *r);
-    r->shared_ds = -1;
-    r->optional_target = -1;
-    r->cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
+// The catalog with its joined and derived columns, and the split of every row.
+static int setup_catalog(run *r, int verbose) {
     io_config *c = &r->cfg;
-    nn_store_init(&r->st);
     int rc;
-    long v;
-    static int vflag;
-    vflag = verbose;
-    // catalog
     const char *catp = io_config_str(c, "data", "catalog", NULL);
     if (!catp) return gn_err(GN_EINVAL, "no catalog: give --catalog (or [data] catalog)");
     double thr;
@@ -286,17 +284,22 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     r->split = gn_malloc(r->cat.n_rows ? r->cat.n_rows : 1);
     if (!r->split) return GN_ENOMEM;
     if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
-    // targets and head
+    return GN_OK;
+}
+
+// [target]: the target columns and the head.
+static int setup_targets(run *r, const md_kind *kind) {
+    io_config *c = &r->cfg;
+    md_net *m = &r->net;
+    long v;
+    int rc;
     const char *tn = io_config_str(c, "target", "names", NULL);
-    const md_kind *kind = md_kind_find(c->name, io_config_str(c, "model", "kind", "branches"));
-    if (!kind) return GN_EINVAL;
     if (!tn && kind->needs_target) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
     if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
     r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
     for (int t = 0; t < r->n_targets; t++)
         if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t])))
             return gn_err_prefix(GN_EINVAL, "[target] ");
-    md_net *m = &r->net;
     m->n_targets = r->n_targets;
     const char *head = io_config_str(c, "target", "head", "regression");
     m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN
@@ -312,25 +315,12 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         return rc;
     if (m->head == MD_HEAD_BINNED && (r->n_targets != 1 || m->bins < 2 || !(m->hi > m->lo)))
         return gn_err(GN_EINVAL, "%s: the binned head needs one target, bins >= 2 and hi > lo", c->name);
-    // training-side data options
-    if ((rc = io_config_int(c, "train", "crop", 0, &v))) return rc;
-    r->crop = (int)v;
-    const char *aug = io_config_str(c, "train", "augment", "dihedral");
-    r->augment = !strcmp(aug, "dihedral");
-    if (!r->augment && strcmp(aug, "none"))
-        return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
-    // branches
-    const char *secs[MD_MAX_BRANCH + 1];
-    m->n_branch = io_config_sections(c, "branch.", secs, MD_MAX_BRANCH + 1);
-    if (m->n_branch == 0) return gn_err(GN_EINVAL, "%s: no [branch.NAME] section", c->name);
-    if (m->n_branch > MD_MAX_BRANCH)
-        return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
-    for (int b = 0; b < m->n_branch; b++)
-        if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
-    if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
-    r->batch_hint = (int)v;
-    if ((rc = setup_kind(r, kind))) return rc;
-    // usable rows per split
+    return GN_OK;
+}
+
+// The usable catalog rows of each split: every input present (and the targets, if need_targets).
+static int select_usable(run *r, int need_targets) {
+    const md_net *m = &r->net;
     for (int s = 0; s < 3; s++) {
         r->rows[s] = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
         if (!r->rows[s]) return GN_ENOMEM;
@@ -351,7 +341,13 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         int s = r->split[row];
         r->rows[s][r->n_rows[s]++] = (uint32_t)row;
     }
-    // normalisation: from the training split, or from the checkpoint
+    return GN_OK;
+}
+
+// Normalisation statistics: from the training split, or from the checkpoint ck.
+static int setup_norm(run *r, const char *ck_path, const io_npz *ck) {
+    const md_net *m = &r->net;
+    int rc = GN_OK;
     for (int b = 0; b < m->n_branch; b++) {
         run_branch *rb = &r->br[b];
         if (m->spec[b].input == MD_IN_SPECTRUM) { // median-normalised already: kept as they are
@@ -374,6 +370,46 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     for (int t = 0; !ck && t < r->n_targets && !rc; t++)
         rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t]);
     if (rc) return rc;
+    return GN_OK;
+}
+
+int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int need_targets, int verbose) {
+    memset(r, 0, sizeof *r);
+    r->shared_ds = -1;
+    r->optional_target = -1;
+    r->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    io_config *c = &r->cfg;
+    nn_store_init(&r->st);
+    int rc;
+    long v;
+    static int vflag;
+    vflag = verbose;
+    if ((rc = setup_catalog(r, verbose))) return rc;
+    const md_kind *kind = md_kind_find(c->name, io_config_str(c, "model", "kind", "branches"));
+    if (!kind) return GN_EINVAL;
+    if ((rc = setup_targets(r, kind))) return rc;
+    md_net *m = &r->net;
+    // training-side data options
+    if ((rc = io_config_int(c, "train", "crop", 0, &v))) return rc;
+    r->crop = (int)v;
+    const char *aug = io_config_str(c, "train", "augment", "dihedral");
+    r->augment = !strcmp(aug, "dihedral");
+    if (!r->augment && strcmp(aug, "none"))
+        return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
+    // branches
+    const char *secs[MD_MAX_BRANCH + 1];
+    m->n_branch = io_config_sections(c, "branch.", secs, MD_MAX_BRANCH + 1);
+    if (m->n_branch == 0) return gn_err(GN_EINVAL, "%s: no [branch.NAME] section", c->name);
+    if (m->n_branch > MD_MAX_BRANCH)
+        return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
+    for (int b = 0; b < m->n_branch; b++)
+        if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
+    if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
+    r->batch_hint = (int)v;
+    if ((rc = setup_kind(r, kind))) return rc;
+    if ((rc = select_usable(r, need_targets))) return rc;
+    if ((rc = setup_norm(r, ck_path, ck))) return rc;
     if ((rc = md_net_make(m, &r->st)) || (rc = nn_store_finalize(&r->st))) return rc;
     if (verbose)
         printf("  samples: train %zu, val %zu, test %zu (%zu catalog rows lack a target, an input column or "
