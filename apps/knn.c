@@ -10,8 +10,9 @@
 #include "../io/npy.h"
 #include "../stats/knn.h"
 #include "cmd.h"
+#include "flags.h"
 
-void cmd_knn_help(void) {
+static void knn_usage(void) {
     printf(
         "usage: galnn knn --ref REF.csv [--query Q.csv] --cols COLS --k K --out NN.csv [--metric l2|linf]\n"
         "                 [--include-self] [--threads N]\n\n"
@@ -45,29 +46,37 @@ static double *load(const char *path, const char *cols, io_catalog *c, size_t *n
     return p;
 }
 
+typedef struct knn_cli {
+    const char *ref, *query, *cols, *out, *metric;
+    long k, threads;
+    int include_self;
+} knn_cli;
+
+#define KNN_FLAGS(o)                                                                                          \
+    {F_STR("--ref", &(o)->ref, "REF.csv", "the reference table"),                                          \
+     F_STR("--query", &(o)->query, "Q.csv", "the query table (default: the reference set)"),               \
+     F_STR("--cols", &(o)->cols, "COLS", "the columns of the space"),                                      \
+     F_INT("--k", &(o)->k, 1, 1000000, "K", "neighbours per query"),                                       \
+     F_STR("--out", &(o)->out, "NN.csv", "query_id, rank, ref_id, distance"),                              \
+     F_STR("--metric", &(o)->metric, "l2|linf", "the distance"),                                           \
+     F_ON("--include-self", &(o)->include_self, "a point is its own first neighbour"),                     \
+     F_THREADS(&(o)->threads),                                                                           \
+     F_END}
+
+void cmd_knn_help(void) {
+    knn_usage();
+    knn_cli o = {.metric = "l2", .k = 10};
+    cmd_flag f[] = KNN_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
 int cmd_knn(int argc, char **argv) {
-    const char *ref = NULL, *query = NULL, *cols = NULL, *out = NULL, *metric = "l2";
-    long k = 10, threads = 0;
-    int include_self = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--include-self")) {
-            include_self = 1;
-            continue;
-        }
-        if (!v) return cmd_error("%s needs a value", a);
-        if (!strcmp(a, "--ref")) ref = v;
-        else if (!strcmp(a, "--query")) query = v;
-        else if (!strcmp(a, "--cols")) cols = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--metric")) metric = v;
-        else if (!strcmp(a, "--k")) {
-            if (cmd_parse_int(a, v, 1, 1000000, &k)) return 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-        } else return cmd_error("knn: unknown option '%s' (see `galnn help knn`)", a);
-        i++;
-    }
+    knn_cli cl = {.metric = "l2", .k = 10};
+    cmd_flag ft[] = KNN_FLAGS(&cl);
+    if (cmd_flags_parse("knn", ft, argc, argv, NULL)) return 1;
+    const char *ref = cl.ref, *query = cl.query, *cols = cl.cols, *out = cl.out, *metric = cl.metric;
+    long k = cl.k, threads = cl.threads;
+    int include_self = cl.include_self;
     if (!ref || !cols || !out) return cmd_error("knn: --ref, --cols and --out are required");
     int m = !strcmp(metric, "l2") ? ST_L2 : !strcmp(metric, "linf") ? ST_LINF : -1;
     if (m < 0) return cmd_error("knn: --metric '%s' is not l2 or linf", metric);
