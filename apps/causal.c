@@ -14,8 +14,9 @@
 #include "../stats/knn.h"
 #include "../stats/local.h"
 #include "cmd.h"
+#include "flags.h"
 
-void cmd_causal_help(void) {
+static void causal_usage(void) {
     printf(
         "usage: galnn causal --latent S.csv --catalog CAT.csv --target COL --vars A,B,... --out DIR\n"
         "                    [--given C] [--precondition G] [--k 100] [--perms 1] [--by COL]\n"
@@ -89,340 +90,365 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
     return GN_OK;
 }
 
-int cmd_causal(int argc, char **argv) {
-    const char *lat = NULL, *catp = NULL, *target = NULL, *vars_s = NULL, *out = NULL, *given = NULL,
-               *pre = NULL;
-    const char *by = NULL, *qsplit = "test", *lcols = NULL, *derive[8];
-    int n_der = 0;
-    long k = 100, perms = 1, seed = 1, threads = 0;
-    double alpha = 0.01;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return cmd_error("%s needs a value", a);
-        if (!strcmp(a, "--latent")) lat = v;
-        else if (!strcmp(a, "--catalog")) catp = v;
-        else if (!strcmp(a, "--target")) target = v;
-        else if (!strcmp(a, "--vars")) vars_s = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--given")) given = v;
-        else if (!strcmp(a, "--precondition")) pre = v;
-        else if (!strcmp(a, "--by")) by = v;
-        else if (!strcmp(a, "--query-split")) qsplit = v;
-        else if (!strcmp(a, "--latent-cols")) lcols = v;
-        else if (!strcmp(a, "--derive") && n_der < 8) derive[n_der++] = v;
-        else if (!strcmp(a, "--alpha")) {
-            char *e;
-            alpha = strtod(v, &e);
-            if (*e || !(alpha > 0 && alpha < 1))
-                return cmd_error("--alpha '%s' is not a number in (0, 1)", v);
-        } else if (!strcmp(a, "--k")) {
-            if (cmd_parse_int(a, v, 3, 100000, &k)) return 1;
-        } else if (!strcmp(a, "--perms")) {
-            if (cmd_parse_int(a, v, 1, 100000, &perms)) return 1;
-        } else if (!strcmp(a, "--seed")) {
-            if (cmd_parse_int(a, v, 0, 0x7fffffff, &seed)) return 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-        } else return cmd_error("causal: unknown option '%s' (see `galnn help causal`)", a);
-        i++;
+#define CAUSAL_FLAGS(o)                                                                                      \
+    {                                                                                                        \
+        F_STR("--latent", &(o)->latent, "S.csv", "the latent vectors (id, optional split, components)"),     \
+            F_STR("--catalog", &(o)->catalog, "CAT.csv", "the catalog, joined by id"),                       \
+            F_STR("--target", &(o)->target, "COL", "the target column"),                                     \
+            F_STR("--vars", &(o)->vars, "A,B,...", "the candidate variables"),                               \
+            F_STR("--out", &(o)->out, "DIR", "where the tables and figures go"),                             \
+            F_STR("--given", &(o)->given, "C", "residualise target and X on C first"),                       \
+            F_STR("--precondition", &(o)->pre, "G", "residualise everything on G before that"),              \
+            F_INT("--k", &(o)->k, 3, 100000, "K", "neighbours"),                                             \
+            F_INT("--perms", &(o)->perms, 1, 100000, "B", "permutations per galaxy (> 1: p-values)"),        \
+            F_STR("--by", &(o)->by, "COL", "populations by this catalog column"),                            \
+            F_STR("--query-split", &(o)->qsplit, "NAME", "query galaxies: test, val, train or all"),         \
+            F_STR("--latent-cols", &(o)->lcols, "COLS", "the latent components (default: numeric columns)"), \
+            F_DBL("--alpha", &(o)->alpha, 1e-300, 0.999999, "A", "KS level for 'external'"),                 \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "permutation seed"),                             \
+            F_STRS("--derive", &(o)->derive, "NAME=EXPR", "add a catalog column (repeatable)"),              \
+            F_THREADS(&(o)->threads), F_END                                                                  \
     }
-    if (!lat || !catp || !target || !vars_s || !out)
-        return cmd_error("causal: --latent, --catalog, --target, --vars and --out are required");
-    int want_split = !strcmp(qsplit, "all") ? -2 : io_split_parse(qsplit);
-    if (want_split == -1)
-        return cmd_error("causal: --query-split '%s' is not train, val, test or all", qsplit);
-    gn_set_threads((int)threads);
 
+void causal_defaults(causal_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->qsplit = "test", o->k = 100, o->perms = 1, o->seed = 1, o->alpha = 0.01;
+    o->f_train = 0.8, o->f_val = 0.1; // splits by id hash when neither table has a split column
+}
+
+void cmd_causal_help(void) {
+    causal_usage();
+    causal_cli o;
+    causal_defaults(&o);
+    cmd_flag f[] = CAUSAL_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+// The state of one causal analysis: the joined latent table and catalog,
+// reference (training) and query galaxies, their neighbours and the results.
+typedef struct causal_job {
+    const causal_cli *o;
     io_catalog L, C;
-    memset(&L, 0, sizeof L), memset(&C, 0, sizeof C);
-    io_catalog_opts ro = {0, 1};
-    int rc = 1;
-    io_id_index cix = {0};
-    double *S = NULL, *dist = NULL, *y = NULL, *xv[MAXV] = {0}, *cv = NULL, *gv = NULL;
-    uint32_t *lrow = NULL, *crow = NULL, *ref = NULL, *qry = NULL, *nb = NULL, *nbr = NULL;
-    uint8_t *lsplit = NULL, *csplit = NULL;
-    st_local_row *rows[MAXV] = {0};
-    popset ps = {0};
-    char vbuf[1024], *vars[MAXV], path[4096];
-    st_local_summary(*sum)[MAXPOP + 1] = NULL;
-    snprintf(vbuf, sizeof vbuf, "%s", vars_s);
-    int nv = io_split_list(vbuf, vars, MAXV);
-    if (nv < 1) return cmd_error("causal: --vars lists no variable");
+    io_id_index cix;
+    char vbuf[1024], *vars[MAXV];
+    int nv, dS, bycol;
+    const double *lc[64], *ty, *tc, *tg, *tx[MAXV];
+    size_t n, n_null, n_ref, n_q;
+    double *S, *dist, *y, *xv[MAXV], *cv, *gv;
+    uint32_t *lrow, *crow, *ref, *qry, *nb;
+    uint8_t *lsplit, *csplit;
+    st_local_row *rows[MAXV];
+    popset ps;
+    st_local_summary (*sum)[MAXPOP + 1];
+} causal_job;
 
-    if (io_catalog_read(lat, &ro, &L) || io_catalog_read(catp, &ro, &C)) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
-    }
-    for (int d = 0; d < n_der; d++)
-        if (io_catalog_derive_spec(&C, derive[d])) {
-            cmd_error("causal: --derive: %s", gn_errmsg());
-            goto out;
-        }
-    // latent columns
-    const double *lc[64];
-    int dS = 0;
-    if (lcols) {
+static void job_free(causal_job *J) {
+    for (int v = 0; v < MAXV; v++) free(J->xv[v]), free(J->rows[v]);
+    for (int p = 0; p < J->ps.n; p++) free(J->ps.name[p]), free(J->ps.sel[p]);
+    free(J->S), free(J->dist), free(J->y), free(J->cv), free(J->gv), free(J->lrow), free(J->crow);
+    free(J->ref), free(J->qry), free(J->nb), free(J->lsplit), free(J->csplit), free(J->sum);
+    io_id_index_free(&J->cix);
+    io_catalog_free(&J->L), io_catalog_free(&J->C);
+}
+
+// The two tables, their derived columns, the latent components and the
+// catalog columns the analysis names.
+static int load_columns(causal_job *J) {
+    const causal_cli *o = J->o;
+    io_catalog_opts ro = {0, 1};
+    int rc;
+    if ((rc = io_catalog_read(o->latent, &ro, &J->L)) || (rc = io_catalog_read(o->catalog, &ro, &J->C)))
+        return rc;
+    for (int d = 0; d < o->derive.n; d++)
+        if ((rc = io_catalog_derive_spec(&J->C, o->derive.v[d]))) return gn_err_prefix(rc, "--derive: ");
+    io_catalog *L = &J->L, *C = &J->C;
+    if (o->lcols) {
         char b[2048], *it[64];
-        snprintf(b, sizeof b, "%s", lcols);
+        snprintf(b, sizeof b, "%s", o->lcols);
         int m = io_split_list(b, it, 64);
         for (int j = 0; j < m; j++)
-            if (!(lc[dS++] = io_catalog_values(&L, it[j]))) {
-                cmd_error("causal: %s", gn_errmsg());
-                goto out;
-            }
+            if (!(J->lc[J->dS++] = io_catalog_values(L, it[j]))) return GN_EINVAL;
     } else
-        for (int j = 0; j < L.n_cols && dS < 64; j++)
-            if (j != L.id_col && j != L.split_col && L.cols[j].numeric) lc[dS++] = L.cols[j].v;
-    if (dS < 1) {
-        cmd_error("causal: %s has no numeric latent columns", lat);
-        goto out;
-    }
-    // catalog columns
-    const double *ty = io_catalog_values(&C, target), *tc = given ? io_catalog_values(&C, given) : NULL;
-    const double *tg = pre ? io_catalog_values(&C, pre) : NULL, *tx[MAXV];
-    if (!ty || (given && !tc) || (pre && !tg)) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
-    }
-    for (int v = 0; v < nv; v++)
-        if (!(tx[v] = io_catalog_values(&C, vars[v]))) {
-            cmd_error("causal: %s", gn_errmsg());
-            goto out;
-        }
-    int bycol = by ? io_catalog_find(&C, by) : -1;
-    if (by && bycol < 0) {
-        cmd_error("causal: --by: %s has no column '%s'", catp, by);
-        goto out;
-    }
-    // join and split
-    size_t nL = L.n_rows;
-    lrow = gn_malloc(sizeof(uint32_t) * (nL + 1)), crow = gn_malloc(sizeof(uint32_t) * (nL + 1));
-    lsplit = gn_malloc(nL + 1), csplit = gn_malloc(C.n_rows + 1);
-    S = gn_malloc(sizeof(double) * (nL + 1) * (size_t)dS);
-    if (!lrow || !crow || !lsplit || !csplit || !S || io_id_index_build(&C, &cix)) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
-    }
-    // splits: S.csv's column, else the catalog's column, else the id hash (as galnn train/eval)
-    if ((L.split_col >= 0 && io_catalog_splits(&L, 0.8, 0.1, lsplit)) ||
-        io_catalog_splits(&C, 0.8, 0.1, csplit)) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
-    }
-    size_t n = 0, n_null = 0, n_ref = 0, n_q = 0;
+        for (int j = 0; j < L->n_cols && J->dS < 64; j++)
+            if (j != L->id_col && j != L->split_col && L->cols[j].numeric) J->lc[J->dS++] = L->cols[j].v;
+    if (J->dS < 1) return gn_err(GN_EINVAL, "%s has no numeric latent columns", o->latent);
+    J->ty = io_catalog_values(C, o->target);
+    J->tc = o->given ? io_catalog_values(C, o->given) : NULL;
+    J->tg = o->pre ? io_catalog_values(C, o->pre) : NULL;
+    if (!J->ty || (o->given && !J->tc) || (o->pre && !J->tg)) return GN_EINVAL;
+    for (int v = 0; v < J->nv; v++)
+        if (!(J->tx[v] = io_catalog_values(C, J->vars[v]))) return GN_EINVAL;
+    J->bycol = o->by ? io_catalog_find(C, o->by) : -1;
+    if (o->by && J->bycol < 0) return gn_err(GN_EINVAL, "--by: %s has no column '%s'", o->catalog, o->by);
+    return GN_OK;
+}
+
+// Latent rows joined to the catalog by id (rows with a null component left
+// out) and their splits: S.csv's column, else the catalog's, else the id hash.
+static int join_split(causal_job *J) {
+    const causal_cli *o = J->o;
+    size_t nL = J->L.n_rows;
+    int dS = J->dS, rc;
+    J->lrow = gn_malloc(sizeof(uint32_t) * (nL + 1)), J->crow = gn_malloc(sizeof(uint32_t) * (nL + 1));
+    J->lsplit = gn_malloc(nL + 1), J->csplit = gn_malloc(J->C.n_rows + 1);
+    J->S = gn_malloc(sizeof(double) * (nL + 1) * (size_t)dS);
+    if (!J->lrow || !J->crow || !J->lsplit || !J->csplit || !J->S) return GN_ENOMEM;
+    if ((rc = io_id_index_build(&J->C, &J->cix))) return rc;
+    if ((J->L.split_col >= 0 && (rc = io_catalog_splits(&J->L, o->f_train, o->f_val, J->lsplit))) ||
+        (rc = io_catalog_splits(&J->C, o->f_train, o->f_val, J->csplit)))
+        return rc;
     for (size_t r = 0; r < nL; r++) {
-        long c = io_id_find(&cix, io_catalog_id(&L, r));
-        if (c < 0) {
-            cmd_error("causal: id '%s' (row %zu of %s) is not in %s", io_catalog_id(&L, r), r + 1, lat, catp);
-            goto out;
-        }
+        long c = io_id_find(&J->cix, io_catalog_id(&J->L, r));
+        if (c < 0)
+            return gn_err(GN_EINVAL, "id '%s' (row %zu of %s) is not in %s", io_catalog_id(&J->L, r), r + 1,
+                          o->latent, o->catalog);
         int ok = 1;
-        for (int j = 0; j < dS; j++) ok &= isfinite(lc[j][r]);
+        for (int j = 0; j < dS; j++) ok &= isfinite(J->lc[j][r]);
         if (!ok) {
-            n_null++;
+            J->n_null++;
             continue;
         }
-        for (int j = 0; j < dS; j++) S[n * dS + j] = lc[j][r];
-        lrow[n] = (uint32_t)r, crow[n] = (uint32_t)c;
-        lsplit[n] = L.split_col >= 0 ? lsplit[r] : csplit[c];
-        n++;
+        for (int j = 0; j < dS; j++) J->S[J->n * dS + j] = J->lc[j][r];
+        J->lrow[J->n] = (uint32_t)r, J->crow[J->n] = (uint32_t)c;
+        J->lsplit[J->n] = J->L.split_col >= 0 ? J->lsplit[r] : J->csplit[c];
+        J->n++;
     }
-    ref = gn_malloc(sizeof(uint32_t) * (n + 1)), qry = gn_malloc(sizeof(uint32_t) * (n + 1));
-    if (!ref || !qry) goto oom;
+    return GN_OK;
+}
+
+// Reference (training) and query galaxies, and the K nearest references of each query.
+static int neighbours(causal_job *J, int want_split) {
+    const causal_cli *o = J->o;
+    size_t n = J->n, dS = (size_t)J->dS, k = (size_t)o->k;
+    J->ref = gn_malloc(sizeof(uint32_t) * (n + 1)), J->qry = gn_malloc(sizeof(uint32_t) * (n + 1));
+    if (!J->ref || !J->qry) return GN_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (lsplit[i] == IO_SPLIT_TRAIN) ref[n_ref++] = (uint32_t)i;
-        if (want_split == -2 || lsplit[i] == want_split) qry[n_q++] = (uint32_t)i;
+        if (J->lsplit[i] == IO_SPLIT_TRAIN) J->ref[J->n_ref++] = (uint32_t)i;
+        if (want_split == -2 || J->lsplit[i] == want_split) J->qry[J->n_q++] = (uint32_t)i;
     }
-    if (n_ref <= (size_t)k) {
-        cmd_error("causal: %zu training galaxies with a latent vector, need more than K = %ld", n_ref, k);
-        goto out;
-    }
-    if (!n_q) {
-        cmd_error("causal: no query galaxies in the %s split", qsplit);
-        goto out;
-    }
-    // kNN among the training galaxies
-    double *Sr = gn_malloc(sizeof(double) * n_ref * dS), *Sq = gn_malloc(sizeof(double) * n_q * dS);
-    nb = gn_malloc(sizeof(uint32_t) * n_q * k), dist = gn_malloc(sizeof(double) * n_q * k);
-    if (!Sr || !Sq || !nb || !dist) {
-        free(Sr), free(Sq);
-        goto oom;
-    }
-    for (size_t i = 0; i < n_ref; i++) memcpy(Sr + i * dS, S + (size_t)ref[i] * dS, sizeof(double) * dS);
-    for (size_t i = 0; i < n_q; i++) memcpy(Sq + i * dS, S + (size_t)qry[i] * dS, sizeof(double) * dS);
+    if (J->n_ref <= k)
+        return gn_err(GN_EINVAL, "%zu training galaxies with a latent vector, need more than K = %ld", J->n_ref,
+                      o->k);
+    if (!J->n_q) return gn_err(GN_EINVAL, "no query galaxies in the %s split", o->qsplit);
+    double *Sr = gn_malloc(sizeof(double) * J->n_ref * dS), *Sq = gn_malloc(sizeof(double) * J->n_q * dS);
+    J->nb = gn_malloc(sizeof(uint32_t) * J->n_q * k), J->dist = gn_malloc(sizeof(double) * J->n_q * k);
+    int rc = !Sr || !Sq || !J->nb || !J->dist ? GN_ENOMEM : GN_OK;
+    for (size_t i = 0; !rc && i < J->n_ref; i++)
+        memcpy(Sr + i * dS, J->S + (size_t)J->ref[i] * dS, sizeof(double) * dS);
+    for (size_t i = 0; !rc && i < J->n_q; i++)
+        memcpy(Sq + i * dS, J->S + (size_t)J->qry[i] * dS, sizeof(double) * dS);
     double t0 = gn_now();
-    int e = st_knn(Sr, n_ref, Sq, n_q, dS, (int)k, ST_L2, 0, nb, dist);
+    if (!rc) rc = st_knn(Sr, J->n_ref, Sq, J->n_q, (int)dS, (int)k, ST_L2, 0, J->nb, J->dist);
     free(Sr), free(Sq);
-    if (e) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
-    }
+    if (rc) return rc;
     fprintf(stderr,
-            "causal: %zu query galaxies, %zu training galaxies in a %d-D latent space; K = %ld neighbours "
+            "causal: %zu query galaxies, %zu training galaxies in a %zu-D latent space; K = %ld neighbours "
             "(%.1f s)\n",
-            n_q, n_ref, dS, k, gn_now() - t0);
-    if (n_null)
-        fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", n_null, lat);
-    // values of the reference galaxies
-    y = gn_malloc(sizeof(double) * n_ref);
-    if (tc) cv = gn_malloc(sizeof(double) * n_ref);
-    if (tg) gv = gn_malloc(sizeof(double) * n_ref);
-    if (!y || (tc && !cv) || (tg && !gv)) goto oom;
-    for (size_t i = 0; i < n_ref; i++) {
-        uint32_t c = crow[ref[i]];
-        y[i] = ty[c];
-        if (cv) cv[i] = tc[c];
-        if (gv) gv[i] = tg[c];
-    }
-    // populations of the query galaxies
-    if (bycol >= 0)
-        for (size_t i = 0; i < n_q; i++) {
-            const io_column *col = &C.cols[bycol];
-            uint32_t c = crow[qry[i]];
-            const char *val = col->s[c] && *col->s[c] ? col->s[c] : "(null)";
-            int p = 0;
-            while (p < ps.n && strcmp(ps.name[p], val)) p++;
-            if (p == ps.n) {
-                if (ps.n == MAXPOP) {
-                    cmd_error("causal: --by %s has more than %d distinct values", by, MAXPOP);
-                    goto out;
-                }
-                ps.name[p] = gn_strdup(val), ps.sel[p] = gn_calloc(n_q, 1), ps.n++;
-                if (!ps.name[p] || !ps.sel[p]) goto oom;
-            }
-            ps.sel[p][i] = 1;
+            J->n_q, J->n_ref, dS, o->k, gn_now() - t0);
+    if (J->n_null)
+        fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", J->n_null, o->latent);
+    return GN_OK;
+}
+
+// The populations of the query galaxies by the --by column.
+static int populations(causal_job *J) {
+    popset *ps = &J->ps;
+    if (J->bycol < 0) return GN_OK;
+    const io_column *col = &J->C.cols[J->bycol];
+    for (size_t i = 0; i < J->n_q; i++) {
+        uint32_t c = J->crow[J->qry[i]];
+        const char *val = col->s[c] && *col->s[c] ? col->s[c] : "(null)";
+        int p = 0;
+        while (p < ps->n && strcmp(ps->name[p], val)) p++;
+        if (p == ps->n) {
+            if (ps->n == MAXPOP)
+                return gn_err(GN_EINVAL, "--by %s has more than %d distinct values", J->o->by, MAXPOP);
+            ps->name[p] = gn_strdup(val), ps->sel[p] = gn_calloc(J->n_q, 1), ps->n++;
+            if (!ps->name[p] || !ps->sel[p]) return GN_ENOMEM;
         }
-    sum = gn_calloc((size_t)nv, sizeof *sum);
-    if (!sum) goto oom;
-    st_local_opts o = {(int)perms, 10, (uint64_t)seed, C.null_threshold > 0 ? C.null_threshold : 9000};
-    for (int v = 0; v < nv; v++) {
-        xv[v] = gn_malloc(sizeof(double) * n_ref), rows[v] = gn_malloc(sizeof(st_local_row) * n_q);
-        if (!xv[v] || !rows[v]) goto oom;
-        for (size_t i = 0; i < n_ref; i++) xv[v][i] = tx[v][crow[ref[i]]];
-        o.seed = (uint64_t)seed * 1000003u + (uint64_t)v; // a stream per variable
-        if (st_local_test(nb, n_q, (int)k, y, xv[v], cv, gv, &o, rows[v])) {
-            cmd_error("causal: %s", gn_errmsg());
-            goto out;
-        }
-        for (int p = 0; p <= ps.n; p++)
-            if (st_local_summarize(rows[v], n_q, p < ps.n ? ps.sel[p] : NULL, &sum[v][p])) {
-                cmd_error("causal: %s: %s", vars[v], gn_errmsg());
-                goto out;
-            }
+        ps->sel[p][i] = 1;
     }
-    // outputs
-    if (mkdir(out, 0777) && errno != EEXIST) {
-        cmd_error("causal: cannot create %s: %s", out, strerror(errno));
-        goto out;
+    return GN_OK;
+}
+
+// The local tests per variable and their summaries per population.
+static int local_tests(causal_job *J) {
+    const causal_cli *o = J->o;
+    size_t nr = J->n_ref, nq = J->n_q;
+    J->y = gn_malloc(sizeof(double) * nr);
+    if (J->tc) J->cv = gn_malloc(sizeof(double) * nr);
+    if (J->tg) J->gv = gn_malloc(sizeof(double) * nr);
+    J->sum = gn_calloc((size_t)J->nv, sizeof *J->sum);
+    if (!J->y || (J->tc && !J->cv) || (J->tg && !J->gv) || !J->sum) return GN_ENOMEM;
+    for (size_t i = 0; i < nr; i++) {
+        uint32_t c = J->crow[J->ref[i]];
+        J->y[i] = J->ty[c];
+        if (J->cv) J->cv[i] = J->tc[c];
+        if (J->gv) J->gv[i] = J->tg[c];
     }
-    snprintf(path, sizeof path, "%s/local.csv", out);
+    st_local_opts so = {(int)o->perms, 10, (uint64_t)o->seed, J->C.null_threshold > 0 ? J->C.null_threshold : 9000};
+    for (int v = 0; v < J->nv; v++) {
+        J->xv[v] = gn_malloc(sizeof(double) * nr), J->rows[v] = gn_malloc(sizeof(st_local_row) * nq);
+        if (!J->xv[v] || !J->rows[v]) return GN_ENOMEM;
+        for (size_t i = 0; i < nr; i++) J->xv[v][i] = J->tx[v][J->crow[J->ref[i]]];
+        so.seed = (uint64_t)o->seed * 1000003u + (uint64_t)v; // a stream per variable
+        int rc = st_local_test(J->nb, nq, (int)o->k, J->y, J->xv[v], J->cv, J->gv, &so, J->rows[v]);
+        if (rc) return rc;
+        for (int p = 0; p <= J->ps.n; p++)
+            if ((rc = st_local_summarize(J->rows[v], nq, p < J->ps.n ? J->ps.sel[p] : NULL, &J->sum[v][p])))
+                return gn_err_prefix(rc, "%s: ", J->vars[v]);
+    }
+    return GN_OK;
+}
+
+// DIR/local.csv: one row per query galaxy.
+static int write_local(const causal_job *J, const char *path) {
     FILE *f = fopen(path, "w");
-    if (!f) {
-        cmd_error("causal: cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
-    fprintf(f, "id%s", bycol >= 0 ? "," : "");
-    if (bycol >= 0) fprintf(f, "%s", by);
-    for (int v = 0; v < nv; v++)
+    if (!f) return gn_err(GN_EIO, "cannot write %s: %s", path, strerror(errno));
+    char *const *vars = J->vars;
+    fprintf(f, "id%s", J->bycol >= 0 ? "," : "");
+    if (J->bycol >= 0) fprintf(f, "%s", J->o->by);
+    for (int v = 0; v < J->nv; v++)
         fprintf(f, ",r_%s,r_perm_%s,pe_%s,pe_perm_%s,p_r_%s,p_pe_%s,n_%s", vars[v], vars[v], vars[v], vars[v],
                 vars[v], vars[v], vars[v]);
     fprintf(f, "\n");
-    for (size_t i = 0; i < n_q; i++) {
-        fprintf(f, "%s", io_catalog_id(&L, lrow[qry[i]]));
-        if (bycol >= 0) {
-            const char *s = C.cols[bycol].s[crow[qry[i]]];
+    for (size_t i = 0; i < J->n_q; i++) {
+        fprintf(f, "%s", io_catalog_id(&J->L, J->lrow[J->qry[i]]));
+        if (J->bycol >= 0) {
+            const char *s = J->C.cols[J->bycol].s[J->crow[J->qry[i]]];
             fprintf(f, ",%s", s ? s : "");
         }
-        for (int v = 0; v < nv; v++) {
-            const st_local_row *r = &rows[v][i];
+        for (int v = 0; v < J->nv; v++) {
+            const st_local_row *r = &J->rows[v][i];
             fprintf(f, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d", r->r, r->r_perm, r->pe, r->pe_perm, r->p_r,
                     r->p_pe, r->n_valid);
         }
         fprintf(f, "\n");
     }
-    if (fclose(f)) {
-        cmd_error("causal: write failed on %s", path);
-        goto out;
+    if (fclose(f)) return gn_err(GN_EIO, "write failed on %s", path);
+    return GN_OK;
+}
+
+// DIR/r_<var>.png: local r per population over the permutation reference.
+static int plot_r(const causal_job *J, int v) {
+    const causal_cli *o = J->o;
+    const popset *ps = &J->ps;
+    io_hist h[MAXPOP + 2];
+    int nh = 0, np = ps->n ? ps->n : 1, rc = GN_OK;
+    double *rp = gn_malloc(sizeof(double) * J->n_q), *rr[MAXPOP + 1] = {0};
+    if (!rp) return GN_ENOMEM;
+    for (size_t i = 0; i < J->n_q; i++) rp[i] = J->rows[v][i].r_perm;
+    h[nh++] = (io_hist){"permuted (reference)", rp, J->n_q, 1};
+    for (int p = 0; p < np; p++) {
+        if (!(rr[p] = gn_malloc(sizeof(double) * J->n_q))) break;
+        size_t m = 0;
+        for (size_t i = 0; i < J->n_q; i++)
+            if (!ps->n || ps->sel[p][i]) rr[p][m++] = J->rows[v][i].r;
+        h[nh++] = (io_hist){ps->n ? ps->name[p] : "all", rr[p], m, 0};
     }
-    snprintf(path, sizeof path, "%s/summary.json", out);
-    if (write_summary_json(path, vars, nv, &ps, sum, alpha, target, given, pre, (int)k, (int)perms)) {
-        cmd_error("causal: %s", gn_errmsg());
-        goto out;
+    char title[256], path[4096];
+    const char *g = o->given;
+    snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", o->target, g ? "|c" : "", J->vars[v], g ? "|c" : "",
+             g ? ", c = " : "", g ? g : "");
+    snprintf(path, sizeof path, "%s/r_%s.png", o->out, J->vars[v]);
+    if (io_plot_hists(path, title, "Pearson r over the K nearest neighbours", h, nh, 40, -1, 1))
+        fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
+    free(rp);
+    for (int p = 0; p < np; p++) free(rr[p]);
+    return rc;
+}
+
+// DIR/pe.png: median PE with 16-84 % bars per variable and population.
+static int plot_pe(const causal_job *J) {
+    const causal_cli *o = J->o;
+    const popset *ps = &J->ps;
+    int ng = ps->n + 1, nv = J->nv;
+    io_errbars g[MAXPOP + 1];
+    double *buf = gn_malloc(sizeof(double) * 3 * (size_t)nv * ng), ref_all = 0;
+    if (!buf) return GN_ENOMEM;
+    for (int p = 0; p < ng; p++) {
+        int pi = p < ps->n ? p : ps->n; // "all" last
+        double *m = buf + (size_t)3 * nv * p;
+        for (int v = 0; v < nv; v++)
+            m[v] = J->sum[v][pi].pe[1], m[nv + v] = J->sum[v][pi].pe[0], m[2 * nv + v] = J->sum[v][pi].pe[2];
+        g[p] = (io_errbars){pi < ps->n ? ps->name[pi] : "all", m, m + nv, m + 2 * nv};
     }
-    // figures
-    for (int v = 0; v < nv; v++) {
-        io_hist h[MAXPOP + 2];
-        int nh = 0;
-        double *rp = gn_malloc(sizeof(double) * n_q), *rr[MAXPOP + 1] = {0};
-        if (!rp) goto oom;
-        for (size_t i = 0; i < n_q; i++) rp[i] = rows[v][i].r_perm;
-        h[nh++] = (io_hist){"permuted (reference)", rp, n_q, 1};
-        int np = ps.n ? ps.n : 1;
-        for (int p = 0; p < np; p++) {
-            rr[p] = gn_malloc(sizeof(double) * n_q);
-            if (!rr[p]) break;
-            size_t m = 0;
-            for (size_t i = 0; i < n_q; i++)
-                if (!ps.n || ps.sel[p][i]) rr[p][m++] = rows[v][i].r;
-            h[nh++] = (io_hist){ps.n ? ps.name[p] : "all", rr[p], m, 0};
-        }
-        char title[256];
-        snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", target, given ? "|c" : "", vars[v],
-                 given ? "|c" : "", given ? ", c = " : "", given ? given : "");
-        snprintf(path, sizeof path, "%s/r_%s.png", out, vars[v]);
-        int pe = io_plot_hists(path, title, "Pearson r over the K nearest neighbours", h, nh, 40, -1, 1);
-        free(rp);
-        for (int p = 0; p < np; p++) free(rr[p]);
-        if (pe) fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
-    }
-    {
-        int ng = ps.n + 1;
-        io_errbars g[MAXPOP + 1];
-        double *buf = gn_malloc(sizeof(double) * 3 * (size_t)nv * ng), ref_all = 0;
-        if (!buf) goto oom;
-        for (int p = 0; p < ng; p++) {
-            int pi = p < ps.n ? p : ps.n; // "all" last
-            double *m = buf + (size_t)3 * nv * p;
-            for (int v = 0; v < nv; v++)
-                m[v] = sum[v][pi].pe[1], m[nv + v] = sum[v][pi].pe[0], m[2 * nv + v] = sum[v][pi].pe[2];
-            g[p] = (io_errbars){pi < ps.n ? ps.name[pi] : "all", m, m + nv, m + 2 * nv};
-        }
-        for (int v = 0; v < nv; v++) ref_all += sum[v][ps.n].pe_perm[1] / nv;
-        char title[256];
-        snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", target,
-                 given ? " given " : "", given ? given : "");
-        snprintf(path, sizeof path, "%s/pe.png", out);
-        if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)vars, nv,
-                              ps.n ? g : g + 0, ps.n ? ng : 1, ref_all, "permuted median"))
-            fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
-        free(buf);
-    }
-    // table
+    for (int v = 0; v < nv; v++) ref_all += J->sum[v][ps->n].pe_perm[1] / nv;
+    char title[256], path[4096];
+    snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", o->target,
+             o->given ? " given " : "", o->given ? o->given : "");
+    snprintf(path, sizeof path, "%s/pe.png", o->out);
+    if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)J->vars, nv, g,
+                          ps->n ? ng : 1, ref_all, "permuted median"))
+        fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
+    free(buf);
+    return GN_OK;
+}
+
+static void print_table(const causal_job *J) {
+    const popset *ps = &J->ps;
+    double alpha = J->o->alpha;
     printf("%-16s %-12s %6s  %-22s %-22s %-9s %s\n", "variable", "population", "n", "r  16/50/84",
            "PE 16/50/84", "KS p(PE)", "external?");
-    for (int v = 0; v < nv; v++)
-        for (int p = 0; p <= ps.n; p++) {
-            const st_local_summary *s = &sum[v][p];
+    for (int v = 0; v < J->nv; v++)
+        for (int p = 0; p <= ps->n; p++) {
+            const st_local_summary *s = &J->sum[v][p];
             int ext = s->n && s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
-            printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", vars[v],
-                   p < ps.n ? ps.name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
+            printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", J->vars[v],
+                   p < ps->n ? ps->name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
                    s->pe[2], s->p_ks_pe, ext ? "yes" : "no");
         }
-    printf(
-        "reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
-        "summary.json, r_*.png, pe.png\n",
-        sum[0][ps.n].pe_perm[1], alpha, out);
-    rc = 0;
-    goto out;
-oom:
-    cmd_error("causal: out of memory");
-out:
-    for (int v = 0; v < MAXV; v++) free(xv[v]), free(rows[v]);
-    for (int p = 0; p < ps.n; p++) free(ps.name[p]), free(ps.sel[p]);
-    free(S), free(dist), free(y), free(cv), free(gv), free(lrow), free(crow), free(ref), free(qry), free(nb),
-        free(nbr);
-    free(lsplit), free(csplit), free(sum);
-    io_id_index_free(&cix);
-    io_catalog_free(&L), io_catalog_free(&C);
-    return rc;
+    printf("reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
+           "summary.json, r_*.png, pe.png\n",
+           J->sum[0][ps->n].pe_perm[1], alpha, J->o->out);
+}
+
+static int causal_outputs(causal_job *J) {
+    const causal_cli *o = J->o;
+    char path[4096];
+    int rc;
+    if (mkdir(o->out, 0777) && errno != EEXIST)
+        return gn_err(GN_EIO, "cannot create %s: %s", o->out, strerror(errno));
+    snprintf(path, sizeof path, "%s/local.csv", o->out);
+    if ((rc = write_local(J, path))) return rc;
+    snprintf(path, sizeof path, "%s/summary.json", o->out);
+    if ((rc = write_summary_json(path, J->vars, J->nv, &J->ps, J->sum, o->alpha, o->target, o->given, o->pre,
+                                 (int)o->k, (int)o->perms)))
+        return rc;
+    for (int v = 0; v < J->nv; v++)
+        if ((rc = plot_r(J, v))) return rc;
+    if ((rc = plot_pe(J))) return rc;
+    print_table(J);
+    return GN_OK;
+}
+
+int causal_run(const causal_cli *o) {
+    if (!o->latent || !o->catalog || !o->target || !o->vars || !o->out)
+        return cmd_error("causal: --latent, --catalog, --target, --vars and --out are required");
+    int want_split = !strcmp(o->qsplit, "all") ? -2 : io_split_parse(o->qsplit);
+    if (want_split == -1) return cmd_error("causal: --query-split '%s' is not train, val, test or all", o->qsplit);
+    gn_set_threads((int)o->threads);
+    causal_job J;
+    memset(&J, 0, sizeof J);
+    J.o = o;
+    snprintf(J.vbuf, sizeof J.vbuf, "%s", o->vars);
+    J.nv = io_split_list(J.vbuf, J.vars, MAXV);
+    if (J.nv < 1) return cmd_error("causal: --vars lists no variable");
+    int rc = load_columns(&J);
+    if (!rc) rc = join_split(&J);
+    if (!rc) rc = neighbours(&J, want_split);
+    if (!rc) rc = populations(&J);
+    if (!rc) rc = local_tests(&J);
+    if (!rc) rc = causal_outputs(&J);
+    if (rc) cmd_error("causal: %s", rc == GN_ENOMEM && !gn_errmsg()[0] ? "out of memory" : gn_errmsg());
+    job_free(&J);
+    return rc ? 1 : 0;
+}
+
+int cmd_causal(int argc, char **argv) {
+    causal_cli o;
+    causal_defaults(&o);
+    cmd_flag f[] = CAUSAL_FLAGS(&o);
+    if (cmd_flags_parse("causal", f, argc, argv, NULL)) return 1;
+    return causal_run(&o);
 }

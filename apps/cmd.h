@@ -2,6 +2,8 @@
 #ifndef CMD_H
 #define CMD_H
 
+#include "flags.h"
+
 int cmd_demo(int argc, char **argv);
 void cmd_demo_help(void);
 int cmd_mock(int argc, char **argv);
@@ -36,6 +38,18 @@ int cmd_spectra_latents(int argc, char **argv);
 void cmd_spectra_latents_help(void);
 int cmd_explain(int argc, char **argv);
 void cmd_explain_help(void);
+
+// Subcommands other programs call (analyze, spectra-scan, demo): the parsed
+// options as a struct, filled by X_defaults and the flag table or by the
+// caller, and X_run doing the work (0, or 1 after printing the error).
+typedef struct causal_cli {
+    const char *latent, *catalog, *target, *vars, *out, *given, *pre, *by, *qsplit, *lcols;
+    long k, perms, seed, threads;
+    double alpha, f_train, f_val;
+    cmd_strs derive;
+} causal_cli;
+void causal_defaults(causal_cli *o);
+int causal_run(const causal_cli *o);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
 // printing "galnn: error: ..." and returning nonzero when it is not one.

@@ -23,7 +23,7 @@ int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_sp
     const md_net *m = &r->net;
     if (run_report(r) != MD_REPORT_SPECTRA) return gn_err(GN_EINVAL, "not a spectral VAE");
     memset(f, 0, sizeof *f);
-    int P = m->svae.sp.pixels, d = m->svae.sp.latent, B = r->batch > 0 ? r->batch : 64;
+    int P = m->svae.sp.pixels, d = m->svae.sp.latent, B = r->batch;
     f->n = n, f->pixels = P, f->latent = d, f->n_cond = m->svae.sp.n_cond;
     if (!n) return gn_err(GN_EINVAL, "no spectra to evaluate");
     gn_rng eps;

@@ -90,7 +90,7 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
 // latent model's S (embed 0) / full latent (embed 1), width `dim` per row.
 static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int embed, int dim, float *out) {
     run_batches it;
-    int rc = run_batches_begin(&it, r, c, rows, n, r->batch > 0 ? r->batch : 64, 0);
+    int rc = run_batches_begin(&it, r, c, rows, n, r->batch, 0);
     while (!rc && run_batches_next(&it)) {
         nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, it.in) : md_net_embed(c, &r->net, it.in, embed);
         if (!y) rc = GN_EINVAL;

@@ -54,7 +54,7 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     ss.n_ev = (int)v;
     if ((rc = io_config_int(c, sec, "pca_iters", ss.iters, &v))) return rc;
     ss.iters = (int)v;
-    ss.cache_dir = io_config_str(c, "data", "cache_dir", NULL);
+    ss.cache_dir = r->data.cache_dir;
     if (r->n_ds == MD_MAX_BRANCH) return gn_err(GN_EINVAL, "too many datasets");
     int di = r->n_ds;
     if ((rc = io_specset_open(&ss, &r->ds[di]))) return gn_err_prefix(rc, "[%s] ", sec);
@@ -144,38 +144,23 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     sp->input = MD_IN_IMAGE;
     // its own images (e.g. kinematic maps), or a band subset of [data]'s
     const char *tmpl = io_config_str(c, sec, "images", NULL);
-    const char *bands = io_config_str(c, sec, "bands", NULL);
+    run_image_opts own;
+    const run_image_opts *io = &r->data.img;
+    if (tmpl && (rc = run_image_opts_read(c, sec, &own))) return rc;
+    if (tmpl) io = &own;
+    const char *bands = tmpl ? own.bands : io_config_str(c, sec, "bands", NULL);
+    if (!io->images)
+        return gn_err(GN_EINVAL, "no images: give --images (or [data] images, or [%s] images)", sec);
     io_dataset_spec ds;
     memset(&ds, 0, sizeof ds);
     ds.cat = &r->cat;
     ds.log = say;
     ds.log_user = verbose;
-    const char *tf = io_config_str(c, tmpl ? sec : "data", "transform", "signlog");
-    ds.transform = !strcmp(tf, "none") ? IO_TF_NONE : !strcmp(tf, "asinh") ? IO_TF_ASINH : IO_TF_SIGNLOG;
-    if (strcmp(tf, "none") && strcmp(tf, "asinh") && strcmp(tf, "signlog"))
-        return gn_err(GN_EINVAL, "%s: transform '%s' is not none, signlog or asinh", c->name, tf);
-    double a;
-    if ((rc = io_config_double(c, tmpl ? sec : "data", "asinh_scale", 1, &a))) return rc;
-    ds.asinh_scale = (float)a;
-    if ((rc = io_config_int(c, tmpl ? sec : "data", "size", 0, &v))) return rc;
-    ds.size = (int)v;
-    if ((rc = io_config_int(c, tmpl ? sec : "data", "bin", 1, &v))) return rc;
-    if (v < 1 || v > 16) return gn_err(GN_EINVAL, "%s: bin = %ld: give a block size 1..16", c->name, v);
-    ds.bin = (int)v;
-    ds.fluxnorm = io_config_str(c, tmpl ? sec : "data", "fluxnorm", NULL);
-    ds.cache_dir = io_config_str(c, "data", "cache_dir", NULL);
-    ds.strict = 0;
+    ds.cache_dir = r->data.cache_dir;
+    if ((rc = run_image_spec(io, &ds))) return rc;
     int di = -1;
-    if (tmpl) {
-        ds.template = tmpl;
-        if (bands && io_parse_bands(bands, &ds)) return GN_EINVAL;
-        di = r->n_ds;
-    } else {
-        ds.template = io_config_str(c, "data", "images", NULL);
-        if (!ds.template)
-            return gn_err(GN_EINVAL, "no images: give --images (or [data] images, or [%s] images)", sec);
-        const char *db = io_config_str(c, "data", "bands", NULL);
-        if (db && io_parse_bands(db, &ds)) return GN_EINVAL;
+    if (tmpl) di = r->n_ds;
+    else {
         di = r->shared_ds >= 0 ? r->shared_ds : r->n_ds; // one [data] dataset for every branch that uses it
         if (r->shared_ds < 0) r->shared_ds = di;
     }
@@ -198,7 +183,7 @@ static int add_columns(void *user, int b, const char *cols) { return setup_colum
 // [model]: the kind's own section, through its row of models/kind.h.
 static int setup_kind(run *r, const md_kind *k) {
     md_net *m = &r->net;
-    md_data_info d = {.n_targets = r->n_targets, .target_names = r->target_names, .batch = r->batch_hint,
+    md_data_info d = {.n_targets = r->n_targets, .target_names = r->target_names, .batch = r->batch,
                       .add_columns = add_columns, .user = r};
     for (int b = 0; b < m->n_branch; b++) {
         if (m->spec[b].input == MD_IN_IMAGE) {
@@ -246,13 +231,12 @@ static int train_stats(const run *r, const double *v, double *mean, double *sd) 
 static int setup_catalog(run *r, int verbose) {
     io_config *c = &r->cfg;
     int rc;
-    const char *catp = io_config_str(c, "data", "catalog", NULL);
+    if ((rc = run_data_opts_read(c, &r->data))) return rc;
+    const char *catp = r->data.catalog;
     if (!catp) return gn_err(GN_EINVAL, "no catalog: give --catalog (or [data] catalog)");
-    double thr;
-    if ((rc = io_config_double(c, "data", "null_threshold", 9000, &thr))) return rc;
-    io_catalog_opts co = {thr, 1};
+    io_catalog_opts co = {r->data.null_threshold, 1};
     if ((rc = io_catalog_read(catp, &co, &r->cat))) return rc;
-    const char *join = io_config_str(c, "data", "join", NULL); // "S.csv; vae_mu.csv": more columns by id
+    const char *join = r->data.join;
     if (join) {
         char *d = gn_strdup(join), *save = NULL;
         if (!d) return GN_ENOMEM;
@@ -268,7 +252,7 @@ static int setup_catalog(run *r, int verbose) {
         free(d);
         if (rc) return rc;
     }
-    const char *der = io_config_str(c, "data", "derive", NULL); // "a=x-y; b=..."
+    const char *der = r->data.derive;
     if (der) {
         char *d = gn_strdup(der), *save = NULL;
         if (!d) return GN_ENOMEM;
@@ -277,13 +261,9 @@ static int setup_catalog(run *r, int verbose) {
         free(d);
         if (rc) return rc;
     }
-    double ft, fv;
-    if ((rc = io_config_double(c, "data", "train_frac", 0.7, &ft)) ||
-        (rc = io_config_double(c, "data", "val_frac", 0.15, &fv)))
-        return rc;
     r->split = gn_malloc(r->cat.n_rows ? r->cat.n_rows : 1);
     if (!r->split) return GN_ENOMEM;
-    if ((rc = io_catalog_splits(&r->cat, ft, fv, r->split))) return rc;
+    if ((rc = io_catalog_splits(&r->cat, r->data.train_frac, r->data.val_frac, r->split))) return rc;
     return GN_OK;
 }
 
@@ -382,7 +362,6 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     io_config *c = &r->cfg;
     nn_store_init(&r->st);
     int rc;
-    long v;
     static int vflag;
     vflag = verbose;
     if ((rc = setup_catalog(r, verbose))) return rc;
@@ -391,12 +370,10 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = setup_targets(r, kind))) return rc;
     md_net *m = &r->net;
     // training-side data options
-    if ((rc = io_config_int(c, "train", "crop", 0, &v))) return rc;
-    r->crop = (int)v;
-    const char *aug = io_config_str(c, "train", "augment", "dihedral");
-    r->augment = !strcmp(aug, "dihedral");
-    if (!r->augment && strcmp(aug, "none"))
-        return gn_err(GN_EINVAL, "%s: [train] augment '%s' is not dihedral or none", c->name, aug);
+    if ((rc = run_train_opts_read(c, &r->train))) return rc;
+    r->crop = (int)r->train.crop;
+    r->augment = !strcmp(r->train.augment, "dihedral");
+    r->batch = (int)r->train.batch;
     // branches
     const char *secs[MD_MAX_BRANCH + 1];
     m->n_branch = io_config_sections(c, "branch.", secs, MD_MAX_BRANCH + 1);
@@ -405,8 +382,6 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
         return gn_err(GN_EINVAL, "%s: at most %d branches", c->name, MD_MAX_BRANCH);
     for (int b = 0; b < m->n_branch; b++)
         if ((rc = setup_branch(r, b, secs[b], &vflag))) return rc;
-    if ((rc = io_config_int(c, "train", "batch", 32, &v))) return rc;
-    r->batch_hint = (int)v;
     if ((rc = setup_kind(r, kind))) return rc;
     if ((rc = select_usable(r, need_targets))) return rc;
     if ((rc = setup_norm(r, ck_path, ck))) return rc;
@@ -467,9 +442,6 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
     if (!rc) rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
     else io_config_free(&cfg);
     if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
-    long b;
-    if (!rc) rc = io_config_int(&r->cfg, "train", "batch", 64, &b);
-    r->batch = (int)b;
     for (int i = 0; i < r->cfg.n; i++) r->cfg.e[i].used = 1; // training keys are not ours to check here
     io_npz_free(&z);
     return rc;

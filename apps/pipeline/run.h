@@ -11,6 +11,7 @@
 #include "../../io/dataset.h"
 #include "../../io/loader.h"
 #include "../../models/branchnet.h"
+#include "opts.h"
 
 #define RUN_MAX_COLS 32
 
@@ -43,7 +44,9 @@ typedef struct run {
     size_t n_unusable;               // rows lacking a target, an input column or an image
     md_net net;
     nn_store st;
-    int crop, augment, batch, batch_hint; // batch_hint: [train] batch as configured
+    run_data_opts data;              // [data]
+    run_train_opts train;            // [train]
+    int crop, augment, batch;        // from train: crop, augment = dihedral, batch
     int optional_target;             // a target that may be missing (a flow's chain target), -1: none
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;

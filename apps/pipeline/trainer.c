@@ -1,0 +1,369 @@
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/gn_common.h"
+#include "../../io/plot.h"
+#include "../../stats/metrics.h"
+
+#include <unistd.h>
+
+
+// Set 2 of a contrastive batch (spec/methods.md §1.6): for each of the b set-1
+// galaxies a partner drawn uniformly with replacement from the training
+// galaxies, never the same galaxy; it gets its own augmentation draw.
+// The morphology-augmented view of every row of an image SCL batch (spec
+// 1.4): a further, never-identity dihedral transform of the row's image, same crop.
+static void draw_morph(run_trainer *T, int n) {
+    for (int i = 0; i < n; i++) {
+        double u1 = gn_rng_uniform(&T->pair), u2 = gn_rng_uniform(&T->pair);
+        T->aug_m[i] = T->aug[i];
+        T->aug_m[i].k = io_dihedral_then(T->aug[i].k, io_dihedral_morph(u1, u2));
+    }
+}
+
+static int log_append(run_trainer *T, const char *line) {
+    size_t L = strlen(line);
+    char *n = gn_realloc(T->log, T->log_len + L + 1);
+    if (!n) return GN_ENOMEM;
+    memcpy(n + T->log_len, line, L + 1);
+    T->log = n;
+    T->log_len += L;
+    char p[2200];
+    snprintf(p, sizeof p, "%s/log.csv", T->dir);
+    return io_write_atomic(p, T->log, T->log_len);
+}
+
+// loss.png from the log: train and validation loss per epoch.
+static int plot_losses(const run_trainer *T) {
+    size_t n = 0;
+    for (size_t i = 0; i < T->log_len; i++) n += T->log[i] == '\n';
+    double *ep = gn_malloc(sizeof(double) * 3 * (n + 1));
+    if (!ep) return GN_ENOMEM;
+    double *tr = ep + n + 1, *va = tr + n + 1;
+    size_t k = 0;
+    const char *p = strchr(T->log, '\n'); // skip the header
+    while (p && *++p) {
+        double e, t, v;
+        if (sscanf(p, "%lf,%*f,%*f,%lf,%lf", &e, &t, &v) == 3) ep[k] = e, tr[k] = t, va[k] = v, k++;
+        p = strchr(p, '\n');
+    }
+    io_series s[2] = {{"train", ep, tr, k}, {"validation", ep, va, k}};
+    char path[2200];
+    snprintf(path, sizeof path, "%s/loss.png", T->dir);
+    int log_y = 1;
+    for (size_t i = 0; i < k; i++)
+        log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
+    int rc = k ? io_plot_lines(path, "training curve", "epoch", "loss", s, 2, log_y) : GN_OK;
+    free(ep);
+    return rc;
+}
+
+// Everything beyond the store and the optimizer that a resumed run needs.
+static int save(run_trainer *T, const char *file) {
+    io_named_array ex[32];
+    int n = run_norm_arrays(&T->r, ex, 24);
+    static int64_t s1 = 1, s4 = 4, sN;
+    static uint64_t rng[4][4];
+    static int64_t ep, cur, ln;
+    static double acc[2];
+    static int64_t s2 = 2;
+    memcpy(rng[0], T->L.shuffle.s, 32);
+    memcpy(rng[1], T->L.augment.s, 32);
+    memcpy(rng[2], T->ctx.dropout_rng.s, 32);
+    memcpy(rng[3], T->pair.s, 32);
+    ep = T->L.epoch, cur = (int64_t)T->L.cursor, ln = T->loss_n, sN = (int64_t)T->L.n;
+    acc[0] = T->loss_sum, acc[1] = T->best_val;
+    static int64_t stall;
+    stall = T->stall;
+    ex[n++] = (io_named_array){"rng.shuffle", io_array_view(IO_I64, 1, &s4, rng[0])};
+    ex[n++] = (io_named_array){"rng.augment", io_array_view(IO_I64, 1, &s4, rng[1])};
+    ex[n++] = (io_named_array){"rng.dropout", io_array_view(IO_I64, 1, &s4, rng[2])};
+    ex[n++] = (io_named_array){"rng.pair", io_array_view(IO_I64, 1, &s4, rng[3])};
+    ex[n++] = (io_named_array){"data.epoch", io_array_view(IO_I64, 1, &s1, &ep)};
+    ex[n++] = (io_named_array){"data.cursor", io_array_view(IO_I64, 1, &s1, &cur)};
+    ex[n++] = (io_named_array){"data.perm", io_array_view(IO_I32, 1, &sN, T->L.perm)};
+    ex[n++] = (io_named_array){"data.loss_count", io_array_view(IO_I64, 1, &s1, &ln)};
+    ex[n++] = (io_named_array){"meta.loss_sum_best_val", io_array_view(IO_F64, 1, &s2, acc)};
+    ex[n++] = (io_named_array){"meta.stall", io_array_view(IO_I64, 1, &s1, &stall)};
+    int64_t LL = (int64_t)T->log_len;
+    ex[n++] = (io_named_array){"meta.log", io_array_view(IO_U8, 1, &LL, T->log)};
+    char *cfg = io_config_text(&T->r.cfg);
+    if (!cfg) return GN_ENOMEM;
+    char p[2200];
+    snprintf(p, sizeof p, "%s/%s", T->dir, file);
+    int rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
+    free(cfg);
+    return rc;
+}
+
+static int restore(run_trainer *T, const char *path, const io_npz *z) {
+    int rc = io_ckpt_restore(path, z, &T->r.st, &T->opt);
+    if (rc) return rc;
+    const io_array *a;
+    const char *rn[4] = {"rng.shuffle", "rng.augment", "rng.dropout", "rng.pair"};
+    gn_rng *dst[4] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng, &T->pair};
+    for (int k = 0; k < 4; k++) {
+        if (!(a = io_ckpt_get(path, z, rn[k], IO_I64, 4))) return GN_EFORMAT;
+        memcpy(dst[k]->s, a->data, 32);
+    }
+    if (!(a = io_ckpt_get(path, z, "data.epoch", IO_I64, 1))) return GN_EFORMAT;
+    T->L.epoch = ((int64_t *)a->data)[0];
+    if (!(a = io_ckpt_get(path, z, "data.cursor", IO_I64, 1))) return GN_EFORMAT;
+    T->L.cursor = (uint64_t)((int64_t *)a->data)[0];
+    if (!(a = io_ckpt_get(path, z, "data.perm", IO_I32, T->L.n)))
+        return gn_err_prefix(GN_EFORMAT, "(the training sample changed since the checkpoint) ");
+    memcpy(T->L.perm, a->data, sizeof(uint32_t) * T->L.n);
+    if (T->L.cursor > T->L.n) return gn_err(GN_EFORMAT, "%s: data.cursor beyond the epoch", path);
+    if (!(a = io_ckpt_get(path, z, "data.loss_count", IO_I64, 1))) return GN_EFORMAT;
+    T->loss_n = ((int64_t *)a->data)[0];
+    if (!(a = io_ckpt_get(path, z, "meta.loss_sum_best_val", IO_F64, 2))) return GN_EFORMAT;
+    T->loss_sum = ((double *)a->data)[0], T->best_val = ((double *)a->data)[1];
+    const io_array *sa = io_npz_get(z, "meta.stall"); // absent in checkpoints from before early stopping
+    T->stall = sa && sa->dtype == IO_I64 && sa->n == 1 ? (long)((int64_t *)sa->data)[0] : 0;
+    const io_array *lg = io_npz_get(z, "meta.log");
+    if (!lg || lg->dtype != IO_U8) return gn_err(GN_EFORMAT, "%s: checkpoint lacks meta.log", path);
+    T->log = gn_malloc(lg->n + 1);
+    if (!T->log) return GN_ENOMEM;
+    memcpy(T->log, lg->data, lg->n);
+    T->log[lg->n] = 0;
+    T->log_len = lg->n;
+    return GN_OK;
+}
+
+// Mean loss on the validation rows and, where the kind reports them, point
+// metrics of its predictions (first target, in its own units). Noise (a VAE's
+// ε) comes from a stream seeded afresh every time: the same draws each epoch,
+// and none taken from the training streams.
+static int validate(run_trainer *T, double *loss, st_metrics *met) {
+    run *r = &T->r;
+    const md_kind *k = md_kind_of(&r->net);
+    size_t n = r->n_rows[IO_SPLIT_VAL];
+    int Tn = r->n_targets;
+    double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
+    float *p = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(Tn ? Tn : 1));
+    if (!pred || !tru || !p) return free(pred), free(tru), free(p), GN_ENOMEM;
+    gn_rng eps;
+    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
+    double tot = 0;
+    run_batches it;
+    int rc = run_batches_begin(&it, r, &T->ctx, r->rows[IO_SPLIT_VAL], n, r->batch, 1);
+    while (!rc && run_batches_next(&it)) {
+        nn_tensor *out = k->val_metrics ? md_net_fwd(&T->ctx, &r->net, it.in) : NULL;
+        nn_tensor *L = k->val_loss(&T->ctx, &r->net, it.in, out, it.y, it.b, &eps);
+        if (!L) {
+            rc = GN_EINVAL;
+            break;
+        }
+        tot += L->data[0] * it.b;
+        if (!k->val_metrics) continue;
+        md_net_predict(&r->net, out, p, NULL);
+        for (int i = 0; i < it.b; i++) {
+            size_t j = it.o + (size_t)i;
+            pred[j] = r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
+            tru[j] = r->target[0][r->rows[IO_SPLIT_VAL][j]];
+        }
+    }
+    rc = run_batches_end(&it, rc);
+    *loss = n ? tot / (double)n : NAN;
+    *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
+    if (!rc && n && k->val_metrics) rc = st_point_metrics(pred, tru, n, met);
+    free(pred), free(tru), free(p);
+    return rc;
+}
+
+static int setup_optim(run_trainer *T) {
+    const run_train_opts *o = &T->r.train;
+    nn_opt_kind k = !strcmp(o->optimizer, "sgd") ? NN_OPT_SGD : !strcmp(o->optimizer, "adamw") ? NN_OPT_ADAMW
+                                                                                              : NN_OPT_ADAM;
+    nn_optim_defaults(&T->opt, k);
+    T->opt.weight_decay = (float)o->weight_decay;
+    T->opt.momentum = k == NN_OPT_SGD ? (float)o->momentum : 0;
+    T->opt.amsgrad = (int)o->amsgrad;
+    T->clip = (float)o->clip;
+    nn_sched *s = &T->sched;
+    memset(s, 0, sizeof *s);
+    s->base_lr = (float)o->lr;
+    long spe = (long)io_loader_batches_per_epoch(&T->L);
+    if (!strcmp(o->schedule, "constant")) {
+        s->kind = NN_SCHED_CONST;
+        s->warmup = o->warmup;
+    } else if (!strcmp(o->schedule, "cosine")) {
+        s->kind = NN_SCHED_COSINE;
+        s->warmup = o->warmup;
+        s->total = spe * T->epochs;
+        s->min_lr = (float)o->min_lr;
+    } else if (!strcmp(o->schedule, "epoch_cos")) {
+        s->kind = NN_SCHED_EPOCH_COS;
+        s->steps_per_epoch = spe;
+        s->period = (float)o->period;
+    } else { // step
+        s->kind = NN_SCHED_STEP;
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", o->drops);
+        char *it[NN_SCHED_MAXDROPS];
+        s->n_drops = io_split_list(buf, it, NN_SCHED_MAXDROPS);
+        for (int i = 0; i < s->n_drops; i++) s->drop_steps[i] = atol(it[i]);
+        s->factor = (float)o->drop_factor;
+    }
+    return nn_optim_init(&T->opt, &T->r.st);
+}
+
+static void progress(run_trainer *T, long step, double t0, long steps_done0, int final) {
+    size_t spe = io_loader_batches_per_epoch(&T->L);
+    double el = gn_now() - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
+    long total = (long)spe * T->epochs;
+    double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
+    if (isatty(fileno(stderr))) {
+        fprintf(stderr, "\r  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s   ",
+                (long)T->L.epoch + 1, T->epochs, step, total,
+                T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta);
+        if (final) fputc('\n', stderr);
+    }
+}
+
+int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
+    run *r = &T->r;
+    const run_train_opts *o = &r->train;
+    uint64_t sd = (uint64_t)o->seed;
+    int rc;
+    T->epochs = o->epochs, T->ckpt_every = o->ckpt_every, T->patience = o->patience;
+    if (r->n_rows[IO_SPLIT_TRAIN] == 0) return gn_err(GN_EINVAL, "no usable training galaxies");
+    T->pairs = r->net.pairs;
+    T->morph = r->net.morph; // images: the morphology-augmented view
+    int per_step = T->pairs ? r->batch / 2 : r->batch; // set 1 from the loader, set 2 from io_draw_partners
+    io_loader_opts lo = {
+        .batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};
+    if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
+    if (T->pairs && r->n_rows[IO_SPLIT_TRAIN] < 2)
+        return gn_err(GN_EINVAL, "a contrastive objective needs at least 2 training galaxies");
+    if ((rc = io_loader_init_ids(&T->L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, sd))) return rc;
+    gn_rng_seed(&T->pair, sd, GN_STREAM_SAMPLE);
+    if (o->iterations > 0) { // a length in optimizer steps, rounded up to whole epochs
+        long spe = (long)io_loader_batches_per_epoch(&T->L);
+        T->epochs = (o->iterations + spe - 1) / spe;
+    }
+    if ((rc = nn_ctx_init(&T->ctx, 64u << 20))) return rc;
+    gn_rng_seed(&T->ctx.dropout_rng, sd, GN_STREAM_DROPOUT);
+    T->ctx.keep_im2col = (int)o->keep_im2col;
+    T->ctx.winograd = (int)o->winograd; // 0: 3x3 stride-1 convs by im2col + GEMM as well
+    if ((rc = setup_optim(T)) || (rc = io_config_check_unused(&r->cfg))) return rc;
+    T->best_val = INFINITY;
+    int maxS = 0;
+    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
+    T->scratch = gn_malloc(sizeof(float) * (size_t)(maxS * maxS + 1));
+    T->y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(r->n_targets ? r->n_targets : 1));
+    T->ids = gn_malloc(sizeof(uint32_t) * (size_t)r->batch);
+    T->aug = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
+    T->aug_m = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
+    if (!T->scratch || !T->y || !T->ids || !T->aug || !T->aug_m) return GN_ENOMEM;
+    if (resume) {
+        if ((rc = restore(T, resume, ck))) return rc;
+        printf("  resuming at epoch %ld, step %ld\n", (long)T->L.epoch + 1, T->opt.step);
+    } else {
+        gn_rng ri;
+        gn_rng_seed(&ri, sd, GN_STREAM_INIT);
+        nn_store_reset_values(&r->st, &ri);
+        char *text = io_config_text(&r->cfg), p[2200];
+        snprintf(p, sizeof p, "%s/config.cfg", T->dir);
+        rc = text ? io_write_atomic(p, text, strlen(text)) : GN_ENOMEM;
+        free(text);
+        if (rc || (rc = log_append(T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,"
+                                      "val_rmse,val_r2,seconds\n")))
+            return rc;
+    }
+    printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n",
+           r->st.n_param_values, r->net.n_branch, T->epochs, io_loader_batches_per_epoch(&T->L), r->batch);
+    return GN_OK;
+}
+
+// The end of an epoch: validate, log, checkpoint, plot; *stop when patience ran out.
+static int epoch_end(run_trainer *T, double t0, long step0, double *te, int *stop) {
+    run *r = &T->r;
+    double vl = NAN;
+    st_metrics m = {0};
+    int rc;
+    if (r->n_rows[IO_SPLIT_VAL] && (rc = validate(T, &vl, &m))) return rc;
+    double tl = T->loss_n ? T->loss_sum / (double)T->loss_n : NAN;
+    char line[512];
+    snprintf(line, sizeof line, "%ld,%ld,%.6g,%.6f,%.6f,%.5f,%.5f,%.5f,%.5f,%.5f,%.2f\n", (long)T->L.epoch,
+             T->opt.step, (double)nn_sched_lr(&T->sched, T->opt.step ? T->opt.step - 1 : 0), tl, vl, m.bias,
+             m.sigma_mad, m.eta, m.rmse, m.r2, gn_now() - *te);
+    progress(T, T->opt.step, t0, step0, 1);
+    if (!md_kind_of(&r->net)->val_metrics)
+        printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  (%.1f s)\n", (long)T->L.epoch, T->epochs, tl,
+               vl, gn_now() - *te);
+    else
+        printf("  epoch %ld/%ld  train loss %.4f  val loss %.4f  val sigma_MAD %.4f  R2 %.3f  (%.1f s)\n",
+               (long)T->L.epoch, T->epochs, tl, vl, m.sigma_mad, m.r2, gn_now() - *te);
+    fflush(stdout);
+    T->loss_sum = 0, T->loss_n = 0;
+    int improved = !isnan(vl) && vl < T->best_val;
+    if (improved) T->best_val = vl;
+    T->stall = improved ? 0 : T->stall + 1;
+    if ((rc = log_append(T, line)) || (rc = save(T, "last.npz")) || (improved && (rc = save(T, "best.npz"))))
+        return rc;
+    if (plot_losses(T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
+    *te = gn_now();
+    *stop = T->patience > 0 && T->stall >= T->patience;
+    return GN_OK;
+}
+
+// One optimizer step on a batch of b rows (T->ids, T->aug).
+static int train_step(run_trainer *T, int b) {
+    run *r = &T->r;
+    nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
+    int rc;
+    nn_ctx_reset(&T->ctx);
+    nn_store_zero_grad(&r->st);
+    if ((rc = run_batch(r, &T->ctx, T->ids, T->aug, b, in, T->y, T->scratch))) return rc;
+    if (T->morph && (rc = run_batch(r, &T->ctx, T->ids, T->aug_m, b, in_m, NULL, T->scratch))) return rc;
+    nn_tensor *L = md_net_train_loss(&T->ctx, &r->net, in, T->morph ? in_m : NULL, T->y, b);
+    if (!L || (rc = nn_backward(&T->ctx, L))) return rc ? rc : GN_EINVAL;
+    if (!isfinite(L->data[0]))
+        return gn_err(GN_EINVAL, "the loss became %g at step %ld (lower train.lr or set train.clip)",
+                      (double)L->data[0], T->opt.step + 1);
+    if (T->clip > 0) nn_clip_grad_norm(&r->st, T->clip);
+    nn_optim_step(&T->opt, &r->st, nn_sched_lr(&T->sched, T->opt.step));
+    T->loss_sum += L->data[0], T->loss_n++;
+    return GN_OK;
+}
+
+int run_trainer_fit(run_trainer *T) {
+    run *r = &T->r;
+    double t0 = gn_now(), te = gn_now();
+    long step0 = T->opt.step;
+    int rc, stop = T->patience > 0 && T->stall >= T->patience;
+    while (T->L.epoch < T->epochs && !stop) {
+        int b = io_loader_next_ids(&T->L, T->ids, T->aug);
+        if (b && T->pairs) {
+            io_draw_partners(&T->pair, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], T->ids, b,
+                             r->augment, T->ids + b, T->aug + b);
+            b *= 2;
+        }
+        if (b && T->morph) draw_morph(T, b);
+        if (b == 0) { // the epoch is over (the loader already holds the next epoch's order)
+            if ((rc = epoch_end(T, t0, step0, &te, &stop))) return rc;
+            continue;
+        }
+        if ((rc = train_step(T, b))) return rc;
+        if (T->opt.step % 10 == 0) progress(T, T->opt.step, t0, step0, 0);
+        if (T->ckpt_every > 0 && T->opt.step % T->ckpt_every == 0 && (rc = save(T, "last.npz"))) return rc;
+    }
+    if (stop)
+        printf("stopped early after epoch %ld: no better validation loss in %ld epochs (train.patience)\n",
+               (long)T->L.epoch, T->stall);
+    printf("done: best validation loss %.5f; checkpoints in %s\n", T->best_val, T->dir);
+    return GN_OK;
+}
+
+void run_trainer_free(run_trainer *T) {
+    io_loader_free(&T->L);
+    nn_optim_free(&T->opt);
+    if (T->ctx.arena.head) nn_ctx_free(&T->ctx);
+    free(T->scratch), free(T->y), free(T->ids), free(T->aug), free(T->aug_m), free(T->log);
+    run_free(&T->r);
+}

@@ -1,0 +1,40 @@
+// Training a run: the loop (batches, optimizer steps, validation each epoch,
+// early stopping) and the checkpoint that holds its whole state — weights,
+// batch-norm statistics, optimizer moments, schedule step, every random
+// stream, data order and position, normalisation, configuration, log — so a
+// resumed run continues bit-identically for the same thread count.
+#ifndef RUN_TRAINER_H
+#define RUN_TRAINER_H
+
+#include "run.h"
+
+typedef struct run_trainer {
+    run r;
+    nn_optim opt;
+    nn_sched sched;
+    io_loader L;
+    nn_ctx ctx;
+    long epochs, ckpt_every;
+    float clip;
+    double best_val, loss_sum;
+    long patience, stall; // early stopping: epochs without a better validation loss (checkpointed)
+    int64_t loss_n;
+    char dir[2048];
+    char *log;       // log.csv text so far (also kept in the checkpoint)
+    size_t log_len;
+    float *scratch, *y;
+    uint32_t *ids;
+    io_aug *aug, *aug_m;
+    int pairs;       // contrastive latent objective: batches are set-1/set-2 pairs
+    int morph;       // image contrastive objective: every row also has a morphology-augmented view (aug_m)
+    gn_rng pair;     // draws the set-2 partners (checkpointed)
+} run_trainer;
+
+// After run_setup (T->r) and with T->dir set: the loader, optimizer and
+// schedule; a fresh initialisation, or the state of checkpoint ck (at resume).
+int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck);
+// Train to the configured length (or early stop), checkpointing as configured.
+int run_trainer_fit(run_trainer *T);
+void run_trainer_free(run_trainer *T);
+
+#endif
