@@ -22,6 +22,7 @@
 #include "../io/npy.h"
 #include "../io/plot.h"
 #include "cmd.h"
+#include "pipeline/opts.h"
 
 void cmd_analyze_help(void) {
     printf(
@@ -93,12 +94,6 @@ static int uses_images(const char *config) {
     return any;
 }
 
-static void common_args(const study *S, argl *l, int images) {
-    al_add(l, "--catalog"), al_add(l, "%s", S->catalog);
-    if (images && S->images) al_add(l, "--images"), al_add(l, "%s", S->images);
-    al_add(l, "--threads"), al_add(l, "%ld", S->threads);
-}
-
 // Train config into DIR/runs/name (resuming a started run), then mark it.
 static int train_step(const study *S, const char *name, const char *config, const char *sets) {
     char step[1024], rd[4400], last[4500];
@@ -109,21 +104,24 @@ static int train_step(const study *S, const char *name, const char *config, cons
     }
     snprintf(rd, sizeof rd, "%s/runs/%s", S->dir, name);
     snprintf(last, sizeof last, "%s/last.npz", rd);
-    argl l = {0};
-    al_add(&l, "train");
+    train_cli o;
+    train_defaults(&o);
+    o.threads = S->threads;
+    int bad = 0;
     if (file_exists(last)) {
         printf("-- %s: resuming %s\n", name, last);
-        al_add(&l, "--resume"), al_add(&l, "%s", last), al_add(&l, "--threads"),
-            al_add(&l, "%ld", S->threads);
+        o.resume = last;
     } else {
         printf("-- %s: training %s\n", name, config);
-        al_add(&l, "--config"), al_add(&l, "%s", config), al_add(&l, "--out"), al_add(&l, "%s", rd);
-        common_args(S, &l, uses_images(config));
-        al_add(&l, "train.seed=%ld", S->seed);
-        if (S->derive) al_add(&l, "data.derive=%s", S->derive);
-        al_sets(&l, sets);
+        o.config = config, o.out = rd;
+        bad |= cmd_strs_addf(&o.sets, "data.catalog=%s", S->catalog);
+        if (S->images && uses_images(config)) bad |= cmd_strs_addf(&o.sets, "data.images=%s", S->images);
+        bad |= cmd_strs_addf(&o.sets, "train.seed=%ld", S->seed);
+        if (S->derive) bad |= cmd_strs_addf(&o.sets, "data.derive=%s", S->derive);
+        bad |= cmd_strs_split(&o.sets, sets, ';');
     }
-    if (al_run(cmd_train, &l)) return cmd_error("analyze: training %s failed (rerun to resume)", name);
+    if (bad || train_run(&o)) return cmd_error("analyze: training %s failed (rerun to resume)", name);
+    fflush(stdout);
     return mark(S, step);
 }
 
@@ -143,20 +141,22 @@ static int model_steps(study *S, const char *name) {
     ckpt_of(S, sec, name, "last", ck, sizeof ck);
     snprintf(step, sizeof step, "eval.%s", name);
     if (!done(S, step)) {
-        argl l = {0};
-        al_add(&l, "eval"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--threads"),
-            al_add(&l, "%ld", S->threads);
-        if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
-        if (al_run(cmd_eval, &l) || mark(S, step)) return 1;
+        eval_cli o;
+        eval_defaults(&o);
+        o.ckpt = ck, o.threads = S->threads, o.by = S->by;
+        int rc = eval_run(&o);
+        fflush(stdout);
+        if (rc || mark(S, step)) return 1;
     }
     snprintf(step, sizeof step, "embed.%s", name);
     if (!done(S, step)) {
         snprintf(p, sizeof p, "%s/runs/%s/S.csv", S->dir, name);
-        argl l = {0};
-        al_add(&l, "embed"), al_add(&l, "--ckpt"), al_add(&l, "%s", ck), al_add(&l, "--out"),
-            al_add(&l, "%s", p);
-        al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
-        if (al_run(cmd_embed, &l) || mark(S, step)) return 1;
+        embed_cli o;
+        embed_defaults(&o);
+        o.ckpt = ck, o.out = p, o.threads = S->threads;
+        int rc = embed_run(&o);
+        fflush(stdout);
+        if (rc || mark(S, step)) return 1;
     }
     return 0;
 }
@@ -184,6 +184,31 @@ static int variants(study *S, variant *v) {
     return n;
 }
 
+#define TYPE causal_cli
+static const run_key causal_keys[] = { // [causal] keys with the ranges of galnn causal's flags
+    {"k", RK_INT, offsetof(TYPE, k), 3, 100000, 100, NULL, NULL},
+    {"perms", RK_INT, offsetof(TYPE, perms), 1, 100000, 1, NULL, NULL},
+    {"alpha", RK_DBL, offsetof(TYPE, alpha), 1e-300, 0.999999, 0.01, NULL, NULL},
+    {NULL, RK_INT, 0, 0, 0, 0, NULL, NULL}};
+#undef TYPE
+
+// The local tests in the S space of one model, one variant.
+static int causal_variant(study *S, const char *model, const char *vars, const variant *v) {
+    char lat[4400], out[4400];
+    snprintf(lat, sizeof lat, "%s/runs/%s/S.csv", S->dir, model);
+    snprintf(out, sizeof out, "%s/causal/%s%s", S->dir, model, v->suffix);
+    causal_cli o;
+    causal_defaults(&o);
+    o.latent = lat, o.catalog = S->catalog, o.target = S->target, o.vars = vars, o.out = out;
+    o.threads = S->threads, o.seed = S->seed, o.by = S->by;
+    o.given = v->given[0] ? v->given : NULL, o.pre = v->pre[0] ? v->pre : NULL;
+    if (run_keys_read(&S->cfg, "causal", causal_keys, &o)) return cmd_error("analyze: %s", gn_errmsg());
+    if (cmd_strs_split(&o.derive, S->derive, ';')) return 1;
+    int rc = causal_run(&o);
+    fflush(stdout);
+    return rc;
+}
+
 static int causal_steps(study *S) {
     const char *models = io_config_str(&S->cfg, "causal", "models", NULL),
                *vars = io_config_str(&S->cfg, "causal", "vars", NULL);
@@ -204,31 +229,7 @@ static int causal_steps(study *S) {
             snprintf(step, sizeof step, "causal.%s%s", it[m], v[k].suffix);
             if (done(S, step)) continue;
             printf("-- local tests in the S space of %s%s\n", it[m], v[k].suffix);
-            argl l = {0};
-            al_add(&l, "causal"), al_add(&l, "--latent"), al_add(&l, "%s/runs/%s/S.csv", S->dir, it[m]);
-            al_add(&l, "--catalog"), al_add(&l, "%s", S->catalog), al_add(&l, "--target"),
-                al_add(&l, "%s", S->target);
-            al_add(&l, "--vars"), al_add(&l, "%s", vars), al_add(&l, "--out"),
-                al_add(&l, "%s/causal/%s%s", S->dir, it[m], v[k].suffix);
-            al_add(&l, "--threads"), al_add(&l, "%ld", S->threads), al_add(&l, "--seed"),
-                al_add(&l, "%ld", S->seed);
-            if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
-            if (v[k].given[0]) al_add(&l, "--given"), al_add(&l, "%s", v[k].given);
-            if (v[k].pre[0]) al_add(&l, "--precondition"), al_add(&l, "%s", v[k].pre);
-            const char *keys[3] = {"k", "perms", "alpha"};
-            for (int q = 0; q < 3; q++) {
-                const char *val = io_config_str(&S->cfg, "causal", keys[q], NULL);
-                if (val) al_add(&l, "--%s", keys[q]), al_add(&l, "%s", val);
-            }
-            if (S->derive) {
-                char d[1024], *save = NULL;
-                snprintf(d, sizeof d, "%s", S->derive);
-                for (char *t = strtok_r(d, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
-                    while (*t == ' ') t++;
-                    if (*t) al_add(&l, "--derive"), al_add(&l, "%s", t);
-                }
-            }
-            if (al_run(cmd_causal, &l) || mark(S, step)) return 1;
+            if (causal_variant(S, it[m], vars, &v[k]) || mark(S, step)) return 1;
         }
     }
     return 0;
@@ -247,25 +248,26 @@ static int pid_steps(study *S, const char *name) {
         snprintf(pf[k], sizeof pf[k], "%s/runs/%s/test_logp.csv", S->dir, rn[k]);
         snprintf(step, sizeof step, "predict.%s", rn[k]);
         if (done(S, step)) continue;
-        argl l = {0};
-        al_add(&l, "predict"), al_add(&l, "--ckpt"),
-            al_add(&l, "%s", ckpt_of(S, sec, rn[k], "best", ck, sizeof ck));
-        al_add(&l, "--out"), al_add(&l, "%s", pf[k]), al_add(&l, "--split"), al_add(&l, "test");
-        al_add(&l, "--threads"), al_add(&l, "%ld", S->threads);
-        if (al_run(cmd_predict, &l) || mark(S, step)) return 1;
+        predict_cli o;
+        predict_defaults(&o);
+        o.ckpt = ckpt_of(S, sec, rn[k], "best", ck, sizeof ck), o.out = pf[k], o.which = "test";
+        o.threads = S->threads;
+        int rc = predict_run(&o);
+        fflush(stdout);
+        if (rc || mark(S, step)) return 1;
     }
     snprintf(step, sizeof step, "pid.%s", name);
     if (done(S, step)) return 0;
     printf("-- pointwise PID of %s\n", name);
-    argl l = {0};
-    al_add(&l, "pid"), al_add(&l, "--pointwise"), al_add(&l, "--p1"), al_add(&l, "%s", pf[0]),
-        al_add(&l, "--p2"), al_add(&l, "%s", pf[1]);
-    al_add(&l, "--p12"), al_add(&l, "%s", pf[2]), al_add(&l, "--catalog"), al_add(&l, "%s", S->catalog);
-    al_add(&l, "--target"), al_add(&l, "%s", S->target), al_add(&l, "--out"),
-        al_add(&l, "%s/pid/%s", S->dir, name);
-    al_add(&l, "--seed"), al_add(&l, "%ld", S->seed);
-    if (S->by) al_add(&l, "--by"), al_add(&l, "%s", S->by);
-    if (al_run(cmd_pid, &l) || mark(S, step)) return 1;
+    char out[4400];
+    snprintf(out, sizeof out, "%s/pid/%s", S->dir, name);
+    pid_cli o;
+    pid_defaults(&o);
+    o.pointwise = 1, o.p[0] = pf[0], o.p[1] = pf[1], o.p[2] = pf[2], o.catalog = S->catalog;
+    o.target = S->target, o.out = out, o.seed = S->seed, o.by = S->by;
+    int rc = pid_run(&o);
+    fflush(stdout);
+    if (rc || mark(S, step)) return 1;
     return 0;
 }
 

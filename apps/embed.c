@@ -18,12 +18,6 @@ static void embed_usage(void) {
         "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
 }
 
-typedef struct embed_cli {
-    const char *ckpt, *out, *which;
-    int full;
-    long threads;
-    cmd_strs sets;
-} embed_cli;
 
 #define EMBED_FLAGS(o)                                                                                       \
     {                                                                                                        \
@@ -42,10 +36,21 @@ void cmd_embed_help(void) {
     cmd_flags_help(f);
 }
 
+void embed_defaults(embed_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->which = "all";
+}
+
 int cmd_embed(int argc, char **argv) {
-    embed_cli cl = {.which = "all"};
+    embed_cli cl;
+    embed_defaults(&cl);
     cmd_flag ft[] = EMBED_FLAGS(&cl);
-    if (cmd_flags_parse("embed", ft, argc, argv, NULL)) return 1;
+    if (cmd_flags_parse("embed", ft, argc, argv, &cl.sets)) return 1;
+    return embed_run(&cl);
+}
+
+int embed_run(const embed_cli *op) {
+    const embed_cli cl = *op;
     const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which;
     int full = cl.full;
     if (!ckpt || !out) return cmd_error("embed: --ckpt and --out are required");

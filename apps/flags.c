@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,28 @@
 int cmd_strs_add(cmd_strs *l, const char *s) {
     if (l->n == CMD_MAX_STRS) return cmd_error("at most %d values or overrides", CMD_MAX_STRS);
     l->v[l->n++] = s;
+    return 0;
+}
+
+int cmd_strs_addf(cmd_strs *l, const char *fmt, ...) {
+    if (l->n_own == (int)(sizeof l->own / sizeof l->own[0])) return cmd_error("too many options");
+    char *o = l->own[l->n_own++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o, sizeof l->own[0], fmt, ap);
+    va_end(ap);
+    return cmd_strs_add(l, o);
+}
+
+int cmd_strs_split(cmd_strs *l, const char *list, char sep) {
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ') p++;
+        const char *e = strchr(p, sep);
+        size_t L = e ? (size_t)(e - p) : strlen(p);
+        while (L && p[L - 1] == ' ') L--;
+        if (L && cmd_strs_addf(l, "%.*s", (int)L, p)) return 1;
+        p = e ? e + 1 : p + strlen(p);
+    }
     return 0;
 }
 
@@ -34,10 +57,7 @@ static int take(const cmd_flag *f, const char *v) {
     case FL_STRS: return cmd_strs_add(f->target, v);
     case FL_SET: {
         cmd_strs *l = f->target;
-        if (l->n_own == 8) return cmd_error("%s: too many data options", f->name);
-        char *o = l->own[l->n_own++];
-        snprintf(o, sizeof l->own[0], "%s=%s", f->key, v);
-        return cmd_strs_add(l, o);
+        return cmd_strs_addf(l, "%s=%s", f->key, v);
     }
     case FL_FN: return f->fn(f->target, v);
     }

@@ -23,7 +23,7 @@ typedef enum cmd_fltype {
 typedef struct cmd_strs {
     const char *v[CMD_MAX_STRS];
     int n;
-    char own[8][2048]; // the "key=value" texts made by FL_SET
+    char own[16][2048]; // texts made by FL_SET and cmd_strs_addf
     int n_own;
 } cmd_strs;
 
@@ -57,5 +57,9 @@ int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, c
 void cmd_flags_help(const cmd_flag *f);
 // Append one string (nonzero and a message when the list is full).
 int cmd_strs_add(cmd_strs *l, const char *s);
+// Append a formatted string, kept in the list's own storage.
+int cmd_strs_addf(cmd_strs *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Append each item of "a=1; b=2" (split at sep, spaces trimmed, empty items skipped).
+int cmd_strs_split(cmd_strs *l, const char *list, char sep);
 
 #endif

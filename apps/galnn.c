@@ -81,39 +81,6 @@ int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out
 
 int cmd_is_tty(void) { return isatty(fileno(stderr)); }
 
-void al_add(argl *l, const char *fmt, ...) {
-    if (l->n >= 126) return;
-    char buf[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    l->a[l->n++] = gn_strdup(buf);
-    l->a[l->n] = NULL;
-}
-
-// "a=1; b=2" -> one argument each
-void al_sets(argl *l, const char *sets) {
-    if (!sets) return;
-    char *d = gn_strdup(sets), *save = NULL;
-    for (char *t = d ? strtok_r(d, ";", &save) : NULL; t; t = strtok_r(NULL, ";", &save)) {
-        while (*t == ' ') t++;
-        size_t L = strlen(t);
-        while (L && t[L - 1] == ' ') t[--L] = 0;
-        if (L) al_add(l, "%s", t);
-    }
-    free(d);
-}
-
-int al_run(int (*fn)(int, char **), argl *l) {
-    int rc = fn(l->n, l->a);
-    fflush(stdout);
-    for (int i = 0; i < l->n; i++) free(l->a[i]);
-    l->n = 0;
-    return rc;
-}
-
-
 static void usage(FILE *f) {
     fprintf(f, "usage: galnn <command> [options]\n\n"
                "galnn trains, evaluates and interprets deep models of galaxy properties\n"

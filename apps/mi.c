@@ -9,8 +9,9 @@
 #include "../io/config.h"
 #include "../stats/mi.h"
 #include "cmd.h"
+#include "flags.h"
 
-void cmd_mi_help(void) {
+static void mi_usage(void) {
     printf(
         "usage: galnn mi --in TABLE.csv --x COLS --y COLS [--z COLS] [--k 3]\n"
         "                [--estimator ksg1|ksg2|gauss|binned] [--bins 8] [--quantile] [--no-miller-madow]\n"
@@ -56,128 +57,89 @@ static int columns(io_catalog *c, const char *list, const double **v, int max, c
     return m;
 }
 
-static int g_nested; // inside --each: the per-column runs stay quiet about joins
+typedef struct mi_cli {
+    const char *in, *x, *y, *z, *est, *units, *tf;
+    int json, quantile, mm, each;
+    long k, threads, bins, perms, shuffle_k, seed;
+    double noise;
+    cmd_strs derive, join;
+} mi_cli;
 
-int cmd_mi(int argc, char **argv) {
-    const char *in = NULL, *xs = NULL, *ys = NULL, *zs = NULL, *est = "ksg1", *units = "nats", *tf = "none";
-    const char *derive[8], *joins[8];
-    int n_der = 0, n_join = 0, json = 0, quantile = 0, mm = 1, each = 0;
-    long k = 3, threads = 0, bins = 8, perms = 0, shuffle_k = 5, seed = 1;
-    double noise = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--each")) {
-            each = 1;
-            continue;
-        }
-        if (!strcmp(a, "--json") || !strcmp(a, "--quantile") || !strcmp(a, "--no-miller-madow")) {
-            if (a[2] == 'j') json = 1;
-            else if (a[2] == 'q') quantile = 1;
-            else mm = 0;
-            continue;
-        }
-        if (!v) return cmd_error("%s needs a value", a);
-        if (!strcmp(a, "--in")) in = v;
-        else if (!strcmp(a, "--x")) xs = v;
-        else if (!strcmp(a, "--y")) ys = v;
-        else if (!strcmp(a, "--z")) zs = v;
-        else if (!strcmp(a, "--estimator")) est = v;
-        else if (!strcmp(a, "--units")) units = v;
-        else if (!strcmp(a, "--derive") && n_der < 8) derive[n_der++] = v;
-        else if (!strcmp(a, "--join") && n_join < 8) joins[n_join++] = v;
-        else if (!strcmp(a, "--transform")) tf = v;
-        else if (!strcmp(a, "--noise")) {
-            char *e;
-            noise = strtod(v, &e);
-            if (*e || !(noise >= 0)) return cmd_error("--noise '%s' is not a non-negative number", v);
-        } else if (!strcmp(a, "--bins")) {
-            if (cmd_parse_int(a, v, 1, 1024, &bins)) return 1;
-        } else if (!strcmp(a, "--perms")) {
-            if (cmd_parse_int(a, v, 0, 1000000, &perms)) return 1;
-        } else if (!strcmp(a, "--shuffle-k")) {
-            if (cmd_parse_int(a, v, 1, 100000, &shuffle_k)) return 1;
-        } else if (!strcmp(a, "--seed")) {
-            if (cmd_parse_int(a, v, 0, 0x7fffffff, &seed)) return 1;
-        }
-        else if (!strcmp(a, "--k")) {
-            if (cmd_parse_int(a, v, 1, 100000, &k)) return 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-        } else return cmd_error("mi: unknown option '%s' (see `galnn help mi`)", a);
-        i++;
+#define MI_FLAGS(o)                                                                                          \
+    {                                                                                                        \
+        F_STR("--in", &(o)->in, "TABLE.csv", "the table"), F_STR("--x", &(o)->x, "COLS", "X's columns"),     \
+            F_STR("--y", &(o)->y, "COLS", "Y's columns"),                                                    \
+            F_STR("--z", &(o)->z, "COLS", "condition on Z's columns"),                                       \
+            F_STR("--estimator", &(o)->est, "E", "ksg1, ksg2, gauss or binned"),                             \
+            F_INT("--k", &(o)->k, 1, 100000, "K", "KSG neighbours"),                                         \
+            F_INT("--bins", &(o)->bins, 1, 1024, "B", "binned: bins per column"),                            \
+            F_ON("--quantile", &(o)->quantile, "binned: quantile bins"),                                     \
+            F_OFF("--no-miller-madow", &(o)->mm, "binned: no Miller-Madow correction"),                      \
+            F_STR("--transform", &(o)->tf, "T", "none, rank or standardize"),                                \
+            F_DBL("--noise", &(o)->noise, 0, 1e300, "A", "add A x sd x N(0,1) to break ties"),               \
+            F_INT("--perms", &(o)->perms, 0, 1000000, "B", "permutation test surrogates"),                   \
+            F_INT("--shuffle-k", &(o)->shuffle_k, 1, 100000, "K", "with --z: local permutation neighbours"), \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "noise and permutation seed"),                   \
+            F_STR("--units", &(o)->units, "U", "nats or bits"), F_ON("--json", &(o)->json, "print JSON"),    \
+            F_STRS("--derive", &(o)->derive, "NAME=EXPR", "add a column (repeatable)"),                      \
+            F_STRS("--join", &(o)->join, "T.csv", "more columns matched by id (repeatable)"),                \
+            F_ON("--each", &(o)->each, "I(X_j ; Y) for every X column on its own"),                          \
+            F_THREADS(&(o)->threads), F_END                                                                  \
     }
-    if (!in || !xs || !ys) return cmd_error("mi: --in, --x and --y are required");
-    int estimator = !strcmp(est, "ksg1")     ? ST_MI_KSG1
-                    : !strcmp(est, "ksg2")   ? ST_MI_KSG2
-                    : !strcmp(est, "gauss")  ? ST_MI_GAUSS
-                    : !strcmp(est, "binned") ? ST_MI_BINNED
-                                             : -1;
-    if (estimator < 0) return cmd_error("mi: --estimator '%s' is not ksg1, ksg2, gauss or binned", est);
-    int tkind = !strcmp(tf, "none")          ? ST_TF_NONE
-                : !strcmp(tf, "rank")        ? ST_TF_RANK
-                : !strcmp(tf, "standardize") ? ST_TF_STANDARDIZE
-                                             : -1;
-    if (tkind < 0) return cmd_error("mi: --transform '%s' is not none, rank or standardize", tf);
-    if (strcmp(units, "nats") && strcmp(units, "bits"))
-        return cmd_error("mi: --units '%s' is not nats or bits", units);
-    if (zs && estimator == ST_MI_KSG2)
-        return cmd_error("mi: --z (conditional MI) needs ksg1 (Frenzel-Pompe), gauss or binned");
-    gn_set_threads((int)threads);
-    io_catalog c;
-    if (io_catalog_read(in, NULL, &c)) return cmd_error("%s", gn_errmsg());
-    int rc = 1;
-    for (int j = 0; j < n_join; j++) {
-        size_t hit;
-        if (io_catalog_join(&c, joins[j], &hit)) {
-            cmd_error("--join: %s", gn_errmsg());
-            goto out0;
-        }
-        if (!json && !g_nested) printf("joined %s: %zu of %zu rows matched by id\n", joins[j], hit, c.n_rows);
+
+static void mi_defaults(mi_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->est = "ksg1", o->units = "nats", o->tf = "none", o->mm = 1;
+    o->k = 3, o->bins = 8, o->shuffle_k = 5, o->seed = 1;
+}
+
+void cmd_mi_help(void) {
+    mi_usage();
+    mi_cli o;
+    mi_defaults(&o);
+    cmd_flag f[] = MI_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+static void print_result(const mi_cli *o, double v, double pval, size_t n, size_t N, int conditional) {
+    double scale = strcmp(o->units, "bits") ? 1.0 : 1.0 / log(2.0);
+    int binned = !strcmp(o->est, "binned");
+    char how[64];
+    if (binned)
+        snprintf(how, sizeof how, "%ld %s bins%s", o->bins, o->quantile ? "quantile" : "equal-width",
+                 o->mm ? ", Miller-Madow" : "");
+    else if (!strcmp(o->est, "gauss")) snprintf(how, sizeof how, "Gaussian");
+    else snprintf(how, sizeof how, "k = %ld", o->k);
+    if (o->json) {
+        printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
+               "\"dropped\": %zu, \"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
+               v * scale, o->units, o->est, o->k, n, N - n, conditional ? "true" : "false", o->tf, o->noise);
+        if (binned)
+            printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", o->bins,
+                   o->quantile ? "true" : "false", o->mm ? "true" : "false");
+        if (o->perms) printf(", \"perms\": %ld, \"p_value\": %.6g", o->perms, pval);
+        printf("}\n");
+        return;
     }
-    for (int d = 0; d < n_der; d++)
-        if (io_catalog_derive_spec(&c, derive[d])) {
-            cmd_error("--derive: %s", gn_errmsg());
-            goto out0;
-        }
+    printf("I(%s ; %s%s%s) = %.6f %s  (%s, %s, %zu rows, %zu with nulls dropped)\n", o->x, o->y,
+           conditional ? " | " : "", conditional ? o->z : "", v * scale, o->units, o->est, how, n, N - n);
+    if (o->perms)
+        printf("permutation test (%ld surrogates%s): p = %.4g\n", o->perms,
+               conditional ? ", Y shuffled within Z-neighbourhoods" : "", pval);
+}
+
+// I(X;Y[|Z]) of the columns o->x, o->y, o->z of c on the rows where all are present.
+static int mi_one(const mi_cli *o, io_catalog *c, int estimator, int tkind) {
     const double *cx[64], *cy[32], *cz[32];
     const char *nx[64], *ny[32], *nz[32];
     char b1[1024], b2[1024], b3[1024];
-    int dx = columns(&c, xs, cx, 64, b1, sizeof b1, nx), dy = columns(&c, ys, cy, 32, b2, sizeof b2, ny);
-    int dz = zs ? columns(&c, zs, cz, 32, b3, sizeof b3, nz) : 0;
-    if (dx < 0 || dy < 0 || dz < 0) {
-        cmd_error("mi: %s", gn_errmsg());
-        goto out0;
-    }
-    if (each) { // I(X_j ; Y [| Z]) for every column of X on its own, e.g. per latent dimension
-        rc = 0;
-        if (json) printf("{\"units\": \"%s\", \"estimator\": \"%s\", \"mi\": {", units, est);
-        for (int j = 0; j < dx && !rc; j++) {
-            char sub[256];
-            snprintf(sub, sizeof sub, "%s", nx[j]);
-            char *args[40];
-            int na = 0;
-            // the same command for one column, without --each (simplest: recurse)
-            args[na++] = "mi";
-            for (int i = 1; i < argc && na < 38; i++) {
-                if (!strcmp(argv[i], "--each")) continue;
-                if (!strcmp(argv[i], "--x")) {
-                    args[na++] = "--x", args[na++] = sub, i++;
-                    continue;
-                }
-                args[na++] = argv[i];
-            }
-            args[na] = NULL;
-            if (json) printf("%s\"%s\": ", j ? ", " : "", nx[j]), fflush(stdout);
-            g_nested = 1;
-            rc = cmd_mi(na, args);
-            g_nested = 0;
-        }
-        if (json) printf("}}\n");
-        goto out0;
-    }
-    size_t n = 0, N = c.n_rows;
+    int dx = columns(c, o->x, cx, 64, b1, sizeof b1, nx), dy = columns(c, o->y, cy, 32, b2, sizeof b2, ny);
+    int dz = o->z ? columns(c, o->z, cz, 32, b3, sizeof b3, nz) : 0;
+    if (dx < 0 || dy < 0 || dz < 0) return cmd_error("mi: %s", gn_errmsg());
+    size_t n = 0, N = c->n_rows;
     double *X = malloc(sizeof(double) * N * (size_t)dx), *Y = malloc(sizeof(double) * N * (size_t)dy);
     double *Z = malloc(sizeof(double) * N * (size_t)(dz ? dz : 1));
+    if (!X || !Y || !Z) return free(X), free(Y), free(Z), cmd_error("mi: out of memory");
     for (size_t r = 0; r < N; r++) {
         int ok = 1;
         for (int j = 0; j < dx; j++) ok &= !isnan(cx[j][r]);
@@ -190,49 +152,82 @@ int cmd_mi(int argc, char **argv) {
         n++;
     }
     double v, pval = NAN;
-    st_mi_opts mo = {estimator, (int)k, (int)bins, quantile, mm};
+    st_mi_opts mo = {estimator, (int)o->k, (int)o->bins, o->quantile, o->mm};
     int e = 0;
     double *blocks[3] = {X, Y, Z};
     int dims[3] = {dx, dy, dz};
     for (int b = 0; b < 3 && !e; b++) {
         if (!dims[b]) continue;
         e = st_transform(blocks[b], n, dims[b], tkind);
-        if (!e && noise > 0) e = st_add_noise(blocks[b], n, dims[b], noise, (uint64_t)seed * 3 + (uint64_t)b);
+        if (!e && o->noise > 0)
+            e = st_add_noise(blocks[b], n, dims[b], o->noise, (uint64_t)o->seed * 3 + (uint64_t)b);
     }
     if (!e)
-        e = perms ? st_mi_permtest(&mo, X, dx, Y, dy, Z, dz, n, (int)perms, (int)shuffle_k, (uint64_t)seed,
-                                   &v, &pval, NULL)
-                  : st_mi(&mo, X, dx, Y, dy, Z, dz, n, &v);
-    if (e) cmd_error("mi: %s", gn_errmsg());
-    else {
-        double scale = strcmp(units, "bits") ? 1.0 : 1.0 / log(2.0);
-        char how[64];
-        if (estimator == ST_MI_BINNED)
-            snprintf(how, sizeof how, "%ld %s bins%s", bins, quantile ? "quantile" : "equal-width",
-                     mm ? ", Miller-Madow" : "");
-        else if (estimator == ST_MI_GAUSS) snprintf(how, sizeof how, "Gaussian");
-        else snprintf(how, sizeof how, "k = %ld", k);
-        if (json) {
-            printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
-                   "\"dropped\": %zu, "
-                   "\"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
-                   v * scale, units, est, k, n, N - n, dz ? "true" : "false", tf, noise);
-            if (estimator == ST_MI_BINNED)
-                printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", bins,
-                       quantile ? "true" : "false", mm ? "true" : "false");
-            if (perms) printf(", \"perms\": %ld, \"p_value\": %.6g", perms, pval);
-            printf("}\n");
-        } else {
-            printf("I(%s ; %s%s%s) = %.6f %s  (%s, %s, %zu rows, %zu with nulls dropped)\n", xs, ys,
-                   dz ? " | " : "", dz ? zs : "", v * scale, units, est, how, n, N - n);
-            if (perms)
-                printf("permutation test (%ld surrogates%s): p = %.4g\n", perms,
-                       dz ? ", Y shuffled within Z-neighbourhoods" : "", pval);
-        }
-        rc = 0;
-    }
+        e = o->perms ? st_mi_permtest(&mo, X, dx, Y, dy, Z, dz, n, (int)o->perms, (int)o->shuffle_k,
+                                      (uint64_t)o->seed, &v, &pval, NULL)
+                     : st_mi(&mo, X, dx, Y, dy, Z, dz, n, &v);
     free(X), free(Y), free(Z);
-out0:
+    if (e) return cmd_error("mi: %s", gn_errmsg());
+    print_result(o, v, pval, n, N, dz > 0);
+    return 0;
+}
+
+// --each: I(X_j ; Y [| Z]) for every column of X on its own, e.g. per latent dimension.
+static int mi_each(const mi_cli *o, io_catalog *c, int estimator, int tkind) {
+    const double *cx[64];
+    const char *nx[64];
+    char b1[1024];
+    int dx = columns(c, o->x, cx, 64, b1, sizeof b1, nx), rc = 0;
+    if (dx < 0) return cmd_error("mi: %s", gn_errmsg());
+    if (o->json) printf("{\"units\": \"%s\", \"estimator\": \"%s\", \"mi\": {", o->units, o->est);
+    for (int j = 0; j < dx && !rc; j++) {
+        mi_cli one = *o;
+        one.x = nx[j];
+        if (o->json) printf("%s\"%s\": ", j ? ", " : "", nx[j]), fflush(stdout);
+        rc = mi_one(&one, c, estimator, tkind);
+    }
+    if (o->json) printf("}}\n");
+    return rc;
+}
+
+static int mi_run(const mi_cli *o) {
+    if (!o->in || !o->x || !o->y) return cmd_error("mi: --in, --x and --y are required");
+    const char *est = o->est, *tf = o->tf;
+    int estimator = !strcmp(est, "ksg1")     ? ST_MI_KSG1
+                    : !strcmp(est, "ksg2")   ? ST_MI_KSG2
+                    : !strcmp(est, "gauss")  ? ST_MI_GAUSS
+                    : !strcmp(est, "binned") ? ST_MI_BINNED
+                                             : -1;
+    if (estimator < 0) return cmd_error("mi: --estimator '%s' is not ksg1, ksg2, gauss or binned", est);
+    int tkind = !strcmp(tf, "none")          ? ST_TF_NONE
+                : !strcmp(tf, "rank")        ? ST_TF_RANK
+                : !strcmp(tf, "standardize") ? ST_TF_STANDARDIZE
+                                             : -1;
+    if (tkind < 0) return cmd_error("mi: --transform '%s' is not none, rank or standardize", tf);
+    if (strcmp(o->units, "nats") && strcmp(o->units, "bits"))
+        return cmd_error("mi: --units '%s' is not nats or bits", o->units);
+    if (o->z && estimator == ST_MI_KSG2)
+        return cmd_error("mi: --z (conditional MI) needs ksg1 (Frenzel-Pompe), gauss or binned");
+    gn_set_threads((int)o->threads);
+    io_catalog c;
+    if (io_catalog_read(o->in, NULL, &c)) return cmd_error("%s", gn_errmsg());
+    int rc = 0;
+    for (int j = 0; j < o->join.n && !rc; j++) {
+        size_t hit;
+        if (io_catalog_join(&c, o->join.v[j], &hit)) rc = cmd_error("--join: %s", gn_errmsg());
+        else if (!o->json) printf("joined %s: %zu of %zu rows matched by id\n", o->join.v[j], hit, c.n_rows);
+    }
+    for (int d = 0; d < o->derive.n && !rc; d++)
+        if (io_catalog_derive_spec(&c, o->derive.v[d])) rc = cmd_error("--derive: %s", gn_errmsg());
+    if (!rc) rc = o->each ? mi_each(o, &c, estimator, tkind) : mi_one(o, &c, estimator, tkind);
     io_catalog_free(&c);
     return rc;
+}
+
+int cmd_mi(int argc, char **argv) {
+    mi_cli o;
+    mi_defaults(&o);
+    cmd_flag f[] = MI_FLAGS(&o);
+    if (cmd_flags_parse("mi", f, argc, argv, NULL)) return 1;
+    return mi_run(&o);
 }

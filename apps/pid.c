@@ -13,8 +13,9 @@
 #include "../io/config.h"
 #include "../stats/pid.h"
 #include "cmd.h"
+#include "flags.h"
 
-void cmd_pid_help(void) {
+static void pid_usage(void) {
     printf(
         "usage: galnn pid --dist DIST.csv [--measure imin|mmi|broja|ccs|all] [--json]\n"
         "       galnn pid --samples DATA.csv --x1 COLS --x2 COLS --y COLS [--method binned|ksg-mmi|gauss]\n"
@@ -249,7 +250,7 @@ static void pfile_close(pfile *f) {
     io_catalog_free(&f->c);
 }
 
-static int run_pointwise(const char *pp[3], const char *catp, const char *target, const char *split_s,
+static int run_pointwise(const char *const pp[3], const char *catp, const char *target, const char *split_s,
                          const char *by, int B, double lo, double hi, int boot, long seed, const char *out,
                          int json) {
     pfile f[3];
@@ -451,65 +452,78 @@ out:
     return rc;
 }
 
-int cmd_pid(int argc, char **argv) {
-    const char *dist = NULL, *samples = NULL, *x1 = NULL, *x2 = NULL, *ys = NULL, *method = "binned",
-               *meas = NULL;
-    const char *pp[3] = {NULL, NULL, NULL}, *catp = NULL, *target = NULL, *split = "test", *by = NULL,
-               *out = NULL;
-    int json = 0, quantile = 0, pointwise = 0;
-    long bins = -1, k = 3, boot = 1000, seed = 1;
-    double lo = 6, hi = 12.5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--quantile")) quantile = 1;
-        else if (!strcmp(a, "--pointwise")) pointwise = 1;
-        else {
-            if (!v) return cmd_error("%s needs a value", a);
-            if (!strcmp(a, "--dist")) dist = v;
-            else if (!strcmp(a, "--samples")) samples = v;
-            else if (!strcmp(a, "--x1")) x1 = v;
-            else if (!strcmp(a, "--x2")) x2 = v;
-            else if (!strcmp(a, "--y")) ys = v;
-            else if (!strcmp(a, "--method")) method = v;
-            else if (!strcmp(a, "--measure")) meas = v;
-            else if (!strcmp(a, "--p1")) pp[0] = v;
-            else if (!strcmp(a, "--p2")) pp[1] = v;
-            else if (!strcmp(a, "--p12")) pp[2] = v;
-            else if (!strcmp(a, "--catalog")) catp = v;
-            else if (!strcmp(a, "--target")) target = v;
-            else if (!strcmp(a, "--split")) split = v;
-            else if (!strcmp(a, "--by")) by = v;
-            else if (!strcmp(a, "--out")) out = v;
-            else if (!strcmp(a, "--range")) {
-                char *e;
-                lo = strtod(v, &e);
-                if (*e != ',' || (hi = strtod(e + 1, &e), *e) || !(hi > lo))
-                    return cmd_error("--range '%s' is not LO,HI", v);
-            } else if (!strcmp(a, "--bins")) {
-                if (cmd_parse_int(a, v, 2, 100000, &bins)) return 1;
-            } else if (!strcmp(a, "--k")) {
-                if (cmd_parse_int(a, v, 1, 100000, &k)) return 1;
-            } else if (!strcmp(a, "--boot")) {
-                if (cmd_parse_int(a, v, 0, 1000000, &boot)) return 1;
-            } else if (!strcmp(a, "--seed")) {
-                if (cmd_parse_int(a, v, 0, 0x7fffffff, &seed)) return 1;
-            } else return cmd_error("pid: unknown option '%s' (see `galnn help pid`)", a);
-            i++;
-        }
+static int parse_range(void *t, const char *v) {
+    double *lh = t;
+    char *e;
+    lh[0] = strtod(v, &e);
+    if (*e != ',' || (lh[1] = strtod(e + 1, &e), *e) || !(lh[1] > lh[0]))
+        return cmd_error("--range '%s' is not LO,HI", v);
+    return 0;
+}
+
+#define PID_FLAGS(o)                                                                                         \
+    {                                                                                                        \
+        F_STR("--dist", &(o)->dist, "DIST.csv", "a discrete joint distribution"),                            \
+            F_STR("--samples", &(o)->samples, "DATA.csv", "samples of (x1, x2, y)"),                         \
+            F_ON("--pointwise", &(o)->pointwise, "pointwise PID from three networks' predictions"),          \
+            F_STR("--measure", &(o)->measure, "M", "imin, mmi, broja, ccs or all"),                          \
+            F_ON("--json", &(o)->json, "print JSON"),                                                        \
+            F_STR("--x1", &(o)->x1, "COLS", "--samples: the first source's columns"),                        \
+            F_STR("--x2", &(o)->x2, "COLS", "--samples: the second source's columns"),                       \
+            F_STR("--y", &(o)->y, "COLS", "--samples: the target's columns"),                                \
+            F_STR("--method", &(o)->method, "M", "--samples: binned, ksg-mmi or gauss"),                     \
+            F_INT("--bins", &(o)->bins, 2, 100000, "B", "bins (default 8; --pointwise: 520)"),               \
+            F_ON("--quantile", &(o)->quantile, "--samples: quantile bins"),                                  \
+            F_INT("--k", &(o)->k, 1, 100000, "K", "--samples: KSG neighbours"),                              \
+            F_STR("--p1", &(o)->p[0], "CSV", "--pointwise: predictions from source 1"),                      \
+            F_STR("--p2", &(o)->p[1], "CSV", "--pointwise: predictions from source 2"),                      \
+            F_STR("--p12", &(o)->p[2], "CSV", "--pointwise: predictions from both"),                         \
+            F_STR("--catalog", &(o)->catalog, "CSV", "--pointwise: the catalog with the target"),            \
+            F_STR("--target", &(o)->target, "COL", "--pointwise: the target column"),                        \
+            F_STR("--split", &(o)->split, "NAME", "--pointwise: the split the predictions are of"),          \
+            F_STR("--by", &(o)->by, "COL", "--pointwise: per population too"),                               \
+            F_STR("--out", &(o)->out, "DIR", "--pointwise: where the tables and figures go"),                \
+            F_FN("--range", (o)->range, parse_range, "LO,HI", "--pointwise: the binned target's range"),     \
+            F_INT("--boot", &(o)->boot, 0, 1000000, "B", "--pointwise: bootstrap resamples"),                \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "--pointwise: bootstrap seed"), F_END            \
     }
-    int measure = meas ? parse_measure(meas) : 0;
-    if (measure < 0) return cmd_error("pid: --measure '%s' is not imin, mmi, broja, ccs or all", meas);
-    if (!!dist + !!samples + pointwise != 1)
+
+void pid_defaults(pid_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->method = "binned", o->split = "test", o->bins = -1, o->k = 3, o->boot = 1000, o->seed = 1;
+    o->range[0] = 6, o->range[1] = 12.5;
+}
+
+void cmd_pid_help(void) {
+    pid_usage();
+    pid_cli o;
+    pid_defaults(&o);
+    o.bins = 0;
+    cmd_flag f[] = PID_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+int pid_run(const pid_cli *o) {
+    int measure = o->measure ? parse_measure(o->measure) : 0;
+    if (measure < 0) return cmd_error("pid: --measure '%s' is not imin, mmi, broja, ccs or all", o->measure);
+    if (!!o->dist + !!o->samples + o->pointwise != 1)
         return cmd_error("pid: give exactly one of --dist, --samples or --pointwise");
-    if (dist) return run_dist(dist, measure, json);
-    if (samples) {
-        if (!x1 || !x2 || !ys) return cmd_error("pid: --samples needs --x1, --x2 and --y");
-        return run_samples(samples, x1, x2, ys, method, measure, bins > 0 ? (int)bins : 8, quantile, (int)k,
-                           json);
+    if (o->dist) return run_dist(o->dist, measure, o->json);
+    if (o->samples) {
+        if (!o->x1 || !o->x2 || !o->y) return cmd_error("pid: --samples needs --x1, --x2 and --y");
+        return run_samples(o->samples, o->x1, o->x2, o->y, o->method, measure, o->bins > 0 ? (int)o->bins : 8,
+                           o->quantile, (int)o->k, o->json);
     }
-    if (!pp[0] || !pp[1] || !pp[2] || !catp || !target)
+    if (!o->p[0] || !o->p[1] || !o->p[2] || !o->catalog || !o->target)
         return cmd_error("pid: --pointwise needs --p1, --p2, --p12, --catalog and --target");
-    return run_pointwise(pp, catp, target, split, by, bins > 0 ? (int)bins : 520, lo, hi, (int)boot, seed,
-                         out, json);
+    return run_pointwise(o->p, o->catalog, o->target, o->split, o->by, o->bins > 0 ? (int)o->bins : 520,
+                         o->range[0], o->range[1], (int)o->boot, o->seed, o->out, o->json);
+}
+
+int cmd_pid(int argc, char **argv) {
+    pid_cli o;
+    pid_defaults(&o);
+    cmd_flag f[] = PID_FLAGS(&o);
+    if (cmd_flags_parse("pid", f, argc, argv, NULL)) return 1;
+    return pid_run(&o);
 }

@@ -85,12 +85,6 @@ static int write_dump(const run *rp, nn_ctx *cp, const uint32_t *rows, size_t n,
     return 0;
 }
 
-typedef struct predict_cli {
-    const char *ckpt, *out, *which;
-    int pbins;
-    long threads;
-    cmd_strs sets, dump; // dump: N FILE
-} predict_cli;
 
 #define PREDICT_FLAGS(o)                                                                                     \
     {                                                                                                        \
@@ -117,8 +111,14 @@ void cmd_predict_help(void) {
     cmd_flags_help(f);
 }
 
+void predict_defaults(predict_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->which = "all";
+}
+
 int cmd_predict(int argc, char **argv) {
-    predict_cli cl = {.which = "all"};
+    predict_cli cl;
+    predict_defaults(&cl);
     cmd_flag ft[] = PREDICT_FLAGS(&cl);
     // --dump takes two values: split "--dump N FILE" into the flag and a trailing value
     char *args[256];
@@ -131,6 +131,11 @@ int cmd_predict(int argc, char **argv) {
         }
     }
     if (cmd_flags_parse("predict", ft, na, args, NULL)) return 1;
+    return predict_run(&cl);
+}
+
+int predict_run(const predict_cli *op) {
+    const predict_cli cl = *op;
     const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which, *dump = NULL;
     int pbins = cl.pbins;
     long n_dump = 0, threads = cl.threads;

@@ -1,6 +1,7 @@
-// Spectral VAE/CVAE programs (spec/methods.md §4): the fit quality and BIC
-// (galnn eval), the model grid (galnn spectra-scan) and the latent space's
-// physics (galnn spectra-latents). Attributions are in apps/explain.c.
+// Spectral VAE/CVAE programs (spec/methods.md §4): the model grid (galnn
+// spectra-scan) and the latent space's physics (galnn spectra-latents). The
+// fit quality and the shared helpers are in apps/pipeline/spec.c; galnn eval
+// reports a spectral model's fit, apps/explain.c its attributions.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,235 +15,12 @@
 #include "../stats/linalg.h"
 #include "../stats/mi.h"
 #include "cmd.h"
+#include "flags.h"
 #include "pipeline/run.h"
 #include "pipeline/spec_common.h"
 
-// ---- fit quality ----
+static void print_scan_flags(void);
 
-int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f) {
-    const md_net *m = &r->net;
-    if (run_report(r) != MD_REPORT_SPECTRA) return gn_err(GN_EINVAL, "not a spectral VAE");
-    memset(f, 0, sizeof *f);
-    int P = m->svae.sp.pixels, d = m->svae.sp.latent, B = r->batch;
-    f->n = n, f->pixels = P, f->latent = d, f->n_cond = m->svae.sp.n_cond;
-    if (!n) return gn_err(GN_EINVAL, "no spectra to evaluate");
-    gn_rng eps;
-    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT); // the validation draws of galnn train
-    io_aug none[1024];
-    if (B > 1024) B = 1024;
-    for (int i = 0; i < B; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
-    c->training = 0, c->grad_enabled = 0;
-    double se_mu = 0, se_z = 0, kl = 0;
-    for (size_t o = 0; o < n && !rc; o += (size_t)B) {
-        int b = (int)(n - o < (size_t)B ? n - o : (size_t)B);
-        nn_tensor *in[MD_MAX_BRANCH], *mu, *lv;
-        nn_ctx_reset(c);
-        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL))) break;
-        nn_tensor *x = in[m->lat_x], *cond = m->lat_a >= 0 ? in[m->lat_a] : NULL;
-        md_specvae_encode(c, &m->svae, x, cond, &mu, &lv);
-        nn_tensor *xm = md_specvae_decode(c, &m->svae, mu, cond);
-        nn_tensor *xz = md_specvae_decode(c, &m->svae, md_vae_sample(c, mu, lv, &eps), cond);
-        if (!xm || !xz) {
-            rc = GN_EINVAL;
-            break;
-        }
-        for (size_t k = 0; k < (size_t)b * P; k++) {
-            double a = xm->data[k] - x->data[k], z = xz->data[k] - x->data[k];
-            se_mu += a * a, se_z += z * z;
-        }
-        for (size_t k = 0; k < (size_t)b * d; k++) {
-            double u = mu->data[k], l = lv->data[k];
-            kl += -0.5 * (1 + l - u * u - exp(l));
-        }
-    }
-    c->training = tr, c->grad_enabled = ge;
-    if (rc) return rc;
-    double N = (double)n;
-    f->mse_mu = se_mu / (N * P), f->mse_z = se_z / (N * P), f->kl = kl / N;
-    f->nelbo = 0.5 * P * (log(2 * M_PI * f->mse_z) + 1) + f->kl;
-    int k = d + f->n_cond;
-    f->bic = k * log(N) + 2 * N * f->nelbo;
-    f->bic_gauss = k * log(N * P) + N * P * (log(2 * M_PI * f->mse_mu) + 1);
-    return GN_OK;
-}
-
-// Reconstructions (z = mu) of the first few spectra: data and model.
-static int plot_recon(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, const char *path) {
-    const md_net *m = &r->net;
-    int P = m->svae.sp.pixels, k = n < 3 ? (int)n : 3;
-    const run_branch *rb = &r->br[m->lat_x];
-    double *wl = malloc(sizeof(double) * P), *y = malloc(sizeof(double) * 2 * k * (size_t)P);
-    float *rec = malloc(sizeof(float) * (size_t)k * P);
-    if (!wl || !y || !rec) return free(wl), free(y), free(rec), GN_ENOMEM;
-    io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
-    int rc = spec_decode_rows(r, c, rows, k, rec);
-    io_series s[6];
-    char names[6][96];
-    for (int i = 0; i < k && !rc; i++) {
-        const float *x = io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][rows[i]]);
-        for (int j = 0; j < P; j++)
-            y[(2 * i) * P + j] = x[j] + 1.0 * i, y[(2 * i + 1) * P + j] = rec[(size_t)i * P + j] + 1.0 * i;
-        snprintf(names[2 * i], sizeof names[0], "%s (+%d)", io_catalog_id(&r->cat, rows[i]), i);
-        snprintf(names[2 * i + 1], sizeof names[0], "model");
-        s[2 * i] = (io_series){names[2 * i], wl, y + (2 * i) * P, (size_t)P};
-        s[2 * i + 1] = (io_series){names[2 * i + 1], wl, y + (2 * i + 1) * P, (size_t)P};
-    }
-    if (!rc)
-        rc = io_plot_lines(path, "spectra and their reconstructions (z = mu; offset by 1 each)",
-                           "rest-frame wavelength (Å)", "flux (median 0.5)", s, 2 * k, 0);
-    free(wl), free(y), free(rec);
-    return rc;
-}
-
-int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
-                  int json) {
-    nn_ctx c;
-    memset(&c, 0, sizeof c);
-    run_specfit f;
-    size_t n = r->n_rows[split];
-    if (!n) return cmd_error("eval: the %s split has no usable spectra", split_name);
-    if (nn_ctx_init(&c, 64u << 20) || run_spec_fit(r, &c, r->rows[split], n, &f)) {
-        if (c.arena.head) nn_ctx_free(&c);
-        return cmd_error("eval: %s", gn_errmsg());
-    }
-    char path[4400], *buf = NULL;
-    size_t len = 0;
-    FILE *jf = open_memstream(&buf, &len);
-    fprintf(jf,
-            "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu, \"pixels\": %d, \"latent\": %d, "
-            "\"conditions\": %d, "
-            "\"mse_mu\": %.8g, \"mse_z\": %.8g, \"kl_per_spectrum\": %.6g, \"neg_elbo_per_spectrum\": %.6g, "
-            "\"bic\": %.6f, "
-            "\"bic_gauss\": %.6f}\n",
-            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond, f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic,
-            f.bic_gauss);
-    fclose(jf);
-    snprintf(path, sizeof path, "%s/metrics.json", dir);
-    int rc = io_write_atomic(path, buf, len);
-    if (json) fputs(buf, stdout);
-    else {
-        printf("\n%s split: %zu spectra of %d pixels; latent %d, %d condition(s)\n", split_name, f.n,
-               f.pixels, f.latent, f.n_cond);
-        printf("  MSE (z = mu)            %.4g\n  MSE (z ~ q(z|x))        %.4g\n  KL per spectrum         "
-               "%.3f nats\n"
-               "  -ELBO per spectrum      %.2f nats (Gaussian decoder, fitted variance)\n  BIC               "
-               "      %.2f\n"
-               "  BIC (Gaussian, mean)    %.2f\n",
-               f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic, f.bic_gauss);
-    }
-    free(buf);
-    snprintf(path, sizeof path, "%s/recon_%s.png", dir, split_name);
-    if (!rc && plot_recon(r, &c, r->rows[split], n, path))
-        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-    else if (!rc && !json) printf("  wrote %s/metrics.json and %s\n", dir, path);
-    nn_ctx_free(&c);
-    return rc ? cmd_error("eval: %s", gn_errmsg()) : 0;
-}
-
-// ---- shared by spectra-latents and explain (spec_common.h) ----
-
-int spec_decode_rows(const run *r, nn_ctx *c, const uint32_t *rows, int n, float *out) {
-    const md_net *m = &r->net;
-    io_aug none[64];
-    for (int i = 0; i < 64; i++) none[i] = (io_aug){0, 0.5f, 0.5f};
-    int tr = c->training, ge = c->grad_enabled, rc = GN_OK, P = m->svae.sp.pixels;
-    c->training = 0, c->grad_enabled = 0;
-    for (int o = 0; o < n && !rc; o += 64) {
-        int b = n - o < 64 ? n - o : 64;
-        nn_tensor *in[MD_MAX_BRANCH], *mu, *lv;
-        nn_ctx_reset(c);
-        if ((rc = run_batch(r, c, rows + o, none, b, in, NULL, NULL))) break;
-        nn_tensor *cond = m->lat_a >= 0 ? in[m->lat_a] : NULL;
-        md_specvae_encode(c, &m->svae, in[m->lat_x], cond, &mu, &lv);
-        nn_tensor *x = md_specvae_decode(c, &m->svae, mu, cond);
-        if (!x) rc = GN_EINVAL;
-        else memcpy(out + (size_t)o * P, x->data, sizeof(float) * (size_t)b * P);
-    }
-    c->training = tr, c->grad_enabled = ge;
-    return rc;
-}
-
-// Decode n latent vectors z (n, d) with standardised conditions cond (n, n_cond) or NULL.
-int spec_decode_z(const run *r, nn_ctx *c, const float *z, const float *cond, int n, float *out) {
-    const md_net *m = &r->net;
-    int d = m->svae.sp.latent, nc = m->svae.sp.n_cond, P = m->svae.sp.pixels;
-    int tr = c->training, ge = c->grad_enabled, rc = GN_OK;
-    c->training = 0, c->grad_enabled = 0;
-    nn_ctx_reset(c);
-    nn_tensor *Z = nn_tensor_from(c, NN_SHAPE(n, d), z),
-              *C = nc ? nn_tensor_from(c, NN_SHAPE(n, nc), cond) : NULL;
-    nn_tensor *x = Z && (!nc || C) ? md_specvae_decode(c, &m->svae, Z, C) : NULL;
-    if (!x) rc = GN_EINVAL;
-    else memcpy(out, x->data, sizeof(float) * (size_t)n * P);
-    c->training = tr, c->grad_enabled = ge;
-    return rc;
-}
-
-// Blue-to-red flux ratio of a spectrum: mean of the bluest third over the reddest third.
-static double blueness(const float *x, int P) {
-    double a = 0, b = 0;
-    int t = P / 3;
-    for (int j = 0; j < t; j++) a += x[j], b += x[P - 1 - j];
-    return b > 0 ? a / b : a;
-}
-
-int spec_pca(const run *r, nn_ctx *c, spec_rot *R) {
-    const md_net *m = &r->net;
-    int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond;
-    memset(R, 0, sizeof *R);
-    R->d = d;
-    size_t n = r->n_rows[IO_SPLIT_TRAIN];
-    if (n < 2) return gn_err(GN_EINVAL, "the PCA rotation needs training spectra (found %zu)", n);
-    float *mu = malloc(sizeof(float) * n * d);
-    double *A = malloc(sizeof(double) * d * d);
-    float *z = malloc(sizeof(float) * 2 * d), *cond = calloc(2 * (size_t)(nc ? nc : 1), sizeof(float)),
-          *x = malloc(sizeof(float) * 2 * P);
-    int rc = mu && A && z && cond && x ? run_embed(r, c, r->rows[IO_SPLIT_TRAIN], n, 0, mu) : GN_ENOMEM;
-    if (!rc) {
-        for (int a = 0; a < d; a++) {
-            double s = 0;
-            for (size_t i = 0; i < n; i++) s += mu[i * d + a];
-            R->mean[a] = s / n;
-        }
-        for (int a = 0; a < d; a++)
-            for (int b = 0; b < d; b++) {
-                double s = 0;
-                for (size_t i = 0; i < n; i++)
-                    s += (mu[i * d + a] - R->mean[a]) * (mu[i * d + b] - R->mean[b]);
-                A[a * d + b] = s / (n - 1);
-            }
-        st_eig_sym(A, d, R->var, R->V);
-        double tot = 0;
-        for (int a = 0; a < d; a++) tot += fmax(R->var[a], 0);
-        for (int a = 0; a < d; a++) R->frac[a] = tot > 0 ? fmax(R->var[a], 0) / tot : 0;
-    }
-    // orientation: +D_k makes the decoded spectrum bluer (conditions at their training mean)
-    for (int k = 0; !rc && k < d; k++) {
-        double sd = sqrt(fmax(R->var[k], 1e-12));
-        for (int s = 0; s < 2; s++)
-            for (int a = 0; a < d; a++)
-                z[s * d + a] = (float)(R->mean[a] + (s ? 1 : -1) * sd * R->V[a * d + k]);
-        if ((rc = spec_decode_z(r, c, z, cond, 2, x))) break;
-        if (blueness(x + P, P) < blueness(x, P))
-            for (int a = 0; a < d; a++) R->V[a * d + k] = -R->V[a * d + k];
-    }
-    free(mu), free(A), free(z), free(cond), free(x);
-    return rc;
-}
-
-void spec_rotate(const spec_rot *R, const float *mu, size_t n, double *D) {
-    int d = R->d;
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < d; k++) {
-            double s = 0;
-            for (int a = 0; a < d; a++) s += (mu[i * d + a] - R->mean[a]) * R->V[a * d + k];
-            D[i * d + k] = s;
-        }
-}
-
-// Dn4000 (Balogh et al. 1999): <f_ν> over 4000-4100 Å / <f_ν> over 3850-3950 Å, f_ν ∝ λ² f_λ;
-// NaN when the grid does not cover both windows.
 static double dn4000(const float *x, const double *wl, int P) {
     double a = 0, b = 0;
     int na = 0, nb = 0;
@@ -284,7 +62,8 @@ void cmd_spectra_scan_help(void) {
         "too.\n\n"
         "Writes DIR/scan.csv, DIR/scan.md (the table) and DIR/bic.png (BIC - min as a heat map, conditions x "
         "latent\n"
-        "size, as the paper's Fig. 2).\n");
+        "size, as the paper's Fig. 2).\n\n");
+    print_scan_flags();
 }
 
 static int parse_latents(const char *s, int *out, int max) {
@@ -311,112 +90,91 @@ static int exists(const char *p) {
     return !stat(p, &st);
 }
 
-int cmd_spectra_scan(int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *lat = "1..10", *conds = "none", *split_name = "val",
-               *catalog = NULL;
-    long epochs = 0, seed = -1, threads = 0;
-    const char *ov[64];
-    int n_ov = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--config")) config = v, i++;
-        else if (!strcmp(a, "--out")) out = v, i++;
-        else if (!strcmp(a, "--latents")) lat = v, i++;
-        else if (!strcmp(a, "--conditions")) conds = v, i++;
-        else if (!strcmp(a, "--split")) split_name = v, i++;
-        else if (!strcmp(a, "--catalog")) catalog = v, i++;
-        else if (!strcmp(a, "--epochs")) {
-            if (cmd_parse_int(a, v, 1, 1000000, &epochs)) return 1;
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (cmd_parse_int(a, v, 0, 0x7fffffffL, &seed)) return 1;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-            i++;
-        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 64) ov[n_ov++] = a;
-        else return cmd_error("spectra-scan: unknown option '%s' (see `galnn help spectra-scan`)", a);
-        if (i >= argc) return cmd_error("%s needs a value", a);
+typedef struct scan_cli {
+    const char *config, *out, *latents, *conds, *split_name, *catalog;
+    long epochs, seed, threads;
+    cmd_strs sets;
+} scan_cli;
+
+#define SCAN_FLAGS(o)                                                                                        \
+    {                                                                                                        \
+        F_STR("--config", &(o)->config, "FILE", "the spectral VAE configuration (models/specvae.cfg)"),      \
+            F_STR("--out", &(o)->out, "DIR", "the scan's directory"),                                        \
+            F_STR("--latents", &(o)->latents, "A..B|LIST", "latent sizes"),                                  \
+            F_STR("--conditions", &(o)->conds, "SETS", "condition sets: none, a column, a+b, ..."),          \
+            F_STR("--split", &(o)->split_name, "NAME", "where the BIC is measured: val or test"),            \
+            F_STR("--catalog", &(o)->catalog, "CSV", "the catalog ([data] catalog)"),                        \
+            F_INT("--epochs", &(o)->epochs, 1, 1000000, "E", "epochs per model (default: the config's)"),    \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "[train] seed"), F_THREADS(&(o)->threads), F_END \
     }
-    if (!config || !out) return cmd_error("spectra-scan: --config and --out are required");
-    int L[64], nl = parse_latents(lat, L, 64);
-    if (nl < 1) return cmd_error("spectra-scan: --latents '%s': give A..B or a list of sizes 1..64", lat);
-    char cbuf[1024], *C[32];
-    snprintf(cbuf, sizeof cbuf, "%s", conds);
-    int ncs = io_split_list(cbuf, C, 32);
-    if (ncs < 1) return cmd_error("spectra-scan: --conditions is empty");
-    int split = io_split_parse(split_name);
-    if (split < 0) return cmd_error("spectra-scan: --split '%s' is not train, val or test", split_name);
-    char rdir[4200];
-    snprintf(rdir, sizeof rdir, "%s/runs", out);
-    if ((mkdir(out, 0755) && errno != EEXIST) || (mkdir(rdir, 0755) && errno != EEXIST))
-        return cmd_error("spectra-scan: %s: cannot create: %s", rdir, strerror(errno));
-    gn_set_threads((int)threads);
-    run_specfit *fit = calloc((size_t)nl * ncs, sizeof(run_specfit));
-    double *bic = malloc(sizeof(double) * nl * ncs);
-    if (!fit || !bic) return free(fit), free(bic), cmd_error("out of memory");
-    int rc = 0;
-    argl l = {.n = 0};
-    for (int ci = 0; ci < ncs && !rc; ci++)
-        for (int li = 0; li < nl && !rc; li++) {
-            char name[300], dir[4600], last[4700], best[4700], condl[1024];
-            snprintf(name, sizeof name, "%s_d%d", C[ci], L[li]);
-            snprintf(dir, sizeof dir, "%s/%s", rdir, name);
-            snprintf(last, sizeof last, "%s/last.npz", dir);
-            snprintf(best, sizeof best, "%s/best.npz", dir);
-            snprintf(condl, sizeof condl, "%s", C[ci]);
-            for (char *p = condl; *p; p++) *p = *p == '+' ? ',' : *p;
-            printf("\n== spectra-scan: %s (latent %d, conditions %s) ==\n", name, L[li], C[ci]);
-            fflush(stdout);
-            al_add(&l, "train");
-            if (exists(last)) al_add(&l, "--resume"), al_add(&l, "%s", last);
-            else {
-                al_add(&l, "--config"), al_add(&l, "%s", config), al_add(&l, "--out"), al_add(&l, "%s", dir);
-                al_add(&l, "model.latent=%d", L[li]), al_add(&l, "model.conditions=%s", condl);
-                if (catalog) al_add(&l, "data.catalog=%s", catalog);
-                if (epochs) al_add(&l, "--epochs"), al_add(&l, "%ld", epochs);
-                if (seed >= 0) al_add(&l, "--seed"), al_add(&l, "%ld", seed);
-                for (int k = 0; k < n_ov; k++) al_add(&l, "%s", ov[k]);
-            }
-            al_add(&l, "--threads"), al_add(&l, "%d", gn_threads());
-            if (al_run(cmd_train, &l)) {
-                rc = cmd_error("spectra-scan: training %s failed (rerun to resume)", name);
-                break;
-            }
-            run r;
-            nn_ctx c;
-            memset(&c, 0, sizeof c);
-            const char *cov[1];
-            char cat_ov[4200];
-            int ncov = 0;
-            if (catalog) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", catalog), cov[ncov++] = cat_ov;
-            if (run_from_checkpoint(&r, best, cov, ncov, 0, 0) || run_report(&r) != MD_REPORT_SPECTRA ||
-                nn_ctx_init(&c, 64u << 20) ||
-                run_spec_fit(&r, &c, r.rows[split], r.n_rows[split], &fit[ci * nl + li]))
-                rc = cmd_error("spectra-scan: %s: %s", best,
-                               gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
-            if (c.arena.head) nn_ctx_free(&c);
-            run_free(&r);
-            bic[ci * nl + li] = fit[ci * nl + li].bic;
-            if (!rc)
-                printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, split_name,
-                       fit[ci * nl + li].mse_z, fit[ci * nl + li].kl, bic[ci * nl + li]);
-        }
-    if (rc) return free(fit), free(bic), 1;
-    // the table
-    double mn = INFINITY;
-    int bi = 0;
-    for (int k = 0; k < nl * ncs; k++)
-        if (bic[k] < mn) mn = bic[k], bi = k;
+
+static void scan_defaults(scan_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->latents = "1..10", o->conds = "none", o->split_name = "val", o->seed = -1;
+}
+
+static void print_scan_flags(void) {
+    scan_cli o;
+    scan_defaults(&o);
+    o.seed = 0;
+    cmd_flag f[] = SCAN_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+// Train (or resume, or reuse) one model of the grid and score its best checkpoint.
+static int scan_one(const scan_cli *o, const char *rdir, const char *cond, int latent, int split,
+                    run_specfit *fit) {
+    char name[300], dir[4600], last[4700], best[4700], condl[1024];
+    snprintf(name, sizeof name, "%s_d%d", cond, latent);
+    snprintf(dir, sizeof dir, "%s/%s", rdir, name);
+    snprintf(last, sizeof last, "%s/last.npz", dir);
+    snprintf(best, sizeof best, "%s/best.npz", dir);
+    snprintf(condl, sizeof condl, "%s", cond);
+    for (char *p = condl; *p; p++) *p = *p == '+' ? ',' : *p;
+    printf("\n== spectra-scan: %s (latent %d, conditions %s) ==\n", name, latent, cond);
+    fflush(stdout);
+    train_cli t;
+    train_defaults(&t);
+    t.threads = gn_threads();
+    int bad = 0;
+    if (exists(last)) t.resume = last;
+    else {
+        t.config = o->config, t.out = dir, t.epochs = o->epochs ? o->epochs : -1, t.seed = o->seed;
+        bad |= cmd_strs_addf(&t.sets, "model.latent=%d", latent);
+        bad |= cmd_strs_addf(&t.sets, "model.conditions=%s", condl);
+        if (o->catalog) bad |= cmd_strs_addf(&t.sets, "data.catalog=%s", o->catalog);
+        for (int k = 0; k < o->sets.n; k++) bad |= cmd_strs_add(&t.sets, o->sets.v[k]);
+    }
+    int rc = bad || train_run(&t);
+    fflush(stdout);
+    if (rc) return cmd_error("spectra-scan: training %s failed (rerun to resume)", name);
+    run r;
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    cmd_strs cov = {.n = 0};
+    if (o->catalog) cmd_strs_addf(&cov, "data.catalog=%s", o->catalog);
+    if (run_from_checkpoint(&r, best, cov.v, cov.n, 0, 0) || run_report(&r) != MD_REPORT_SPECTRA ||
+        nn_ctx_init(&c, 64u << 20) || run_spec_fit(&r, &c, r.rows[split], r.n_rows[split], fit))
+        rc = cmd_error("spectra-scan: %s: %s", best, gn_errmsg()[0] ? gn_errmsg() : "not a spectral VAE");
+    if (c.arena.head) nn_ctx_free(&c);
+    run_free(&r);
+    if (!rc)
+        printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, o->split_name, fit->mse_z, fit->kl,
+               fit->bic);
+    return rc;
+}
+
+// DIR/scan.csv and DIR/scan.md, and the table on screen; bi: the best model.
+static int scan_table(const scan_cli *o, char **C, int ncs, const int *L, int nl, const run_specfit *fit,
+                      double mn, int bi) {
     char p[4400];
-    snprintf(p, sizeof p, "%s/scan.csv", out);
+    snprintf(p, sizeof p, "%s/scan.csv", o->out);
     FILE *f = fopen(p, "w"), *md;
-    snprintf(p, sizeof p, "%s/scan.md", out);
+    snprintf(p, sizeof p, "%s/scan.md", o->out);
     md = fopen(p, "w");
     if (!f || !md) {
         if (f) fclose(f);
         if (md) fclose(md);
-        free(fit), free(bic);
         return cmd_error("spectra-scan: cannot write %s: %s", p, strerror(errno));
     }
     fprintf(f, "conditions,latent,k,n,mse_mu,mse_z,kl,neg_elbo,bic,bic_gauss,delta_bic\n");
@@ -425,36 +183,76 @@ int cmd_spectra_scan(int argc, char **argv) {
             "help spectra-scan`); "
             "ΔBIC from the best model.\n\n| conditions | latent | k | MSE | KL (nats) | BIC | ΔBIC "
             "|\n|---|---|---|---|---|---|---|\n",
-            split_name);
+            o->split_name);
     printf("\n%-24s %6s %3s %10s %9s %14s %10s\n", "conditions", "latent", "k", "MSE", "KL", "BIC", "dBIC");
     for (int ci = 0; ci < ncs; ci++)
         for (int li = 0; li < nl; li++) {
             const run_specfit *t = &fit[ci * nl + li];
-            int k = t->latent + t->n_cond;
+            int k = t->latent + t->n_cond, best = ci * nl + li == bi;
             fprintf(f, "%s,%d,%d,%zu,%.8g,%.8g,%.6g,%.6g,%.4f,%.4f,%.4f\n", C[ci], L[li], k, t->n, t->mse_mu,
                     t->mse_z, t->kl, t->nelbo, t->bic, t->bic_gauss, t->bic - mn);
             fprintf(md, "| %s | %d | %d | %.4g | %.2f | %.1f | %s%.1f%s |\n", C[ci], L[li], k, t->mse_z,
-                    t->kl, t->bic, ci * nl + li == bi ? "**" : "", t->bic - mn,
-                    ci * nl + li == bi ? "**" : "");
+                    t->kl, t->bic, best ? "**" : "", t->bic - mn, best ? "**" : "");
             printf("%-24s %6d %3d %10.4g %9.2f %14.1f %10.1f%s\n", C[ci], L[li], k, t->mse_z, t->kl, t->bic,
-                   t->bic - mn, ci * nl + li == bi ? "  <- best" : "");
+                   t->bic - mn, best ? "  <- best" : "");
         }
     fprintf(md, "\nBest: conditions %s, latent %d.\n", C[bi / nl], L[bi % nl]);
-    fclose(f), fclose(md);
+    int bad = fclose(f) | fclose(md);
+    return bad ? cmd_error("spectra-scan: write failed in %s", o->out) : 0;
+}
+
+// DIR/bic.png: BIC - min as a heat map, conditions x latent size.
+static void scan_plot(const scan_cli *o, char **C, int ncs, const int *L, int nl, const run_specfit *fit,
+                      double mn) {
     double *dv = malloc(sizeof(double) * nl * ncs);
-    char lab[64][16];
+    char lab[64][16], p[4400];
     const char *cols[64], *rows[32];
     for (int li = 0; li < nl; li++) snprintf(lab[li], sizeof lab[li], "%d", L[li]), cols[li] = lab[li];
     for (int ci = 0; ci < ncs; ci++) rows[ci] = C[ci];
-    for (int k = 0; dv && k < nl * ncs; k++) dv[k] = bic[k] - mn;
-    snprintf(p, sizeof p, "%s/bic.png", out);
+    for (int k = 0; dv && k < nl * ncs; k++) dv[k] = fit[k].bic - mn;
+    snprintf(p, sizeof p, "%s/bic.png", o->out);
     if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size", "conditions",
                                rows, ncs, cols, nl, dv, "%.0f"))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-    printf("\nbest: conditions %s, latent %d (BIC %.1f); wrote %s/scan.csv, scan.md and bic.png\n",
-           C[bi / nl], L[bi % nl], mn, out);
-    free(dv), free(fit), free(bic);
-    return 0;
+    free(dv);
+}
+
+int cmd_spectra_scan(int argc, char **argv) {
+    scan_cli o;
+    scan_defaults(&o);
+    cmd_flag ft[] = SCAN_FLAGS(&o);
+    if (cmd_flags_parse("spectra-scan", ft, argc, argv, &o.sets)) return 1;
+    if (!o.config || !o.out) return cmd_error("spectra-scan: --config and --out are required");
+    int L[64], nl = parse_latents(o.latents, L, 64);
+    if (nl < 1)
+        return cmd_error("spectra-scan: --latents '%s': give A..B or a list of sizes 1..64", o.latents);
+    char cbuf[1024], *C[32];
+    snprintf(cbuf, sizeof cbuf, "%s", o.conds);
+    int ncs = io_split_list(cbuf, C, 32);
+    if (ncs < 1) return cmd_error("spectra-scan: --conditions is empty");
+    int split = io_split_parse(o.split_name);
+    if (split < 0) return cmd_error("spectra-scan: --split '%s' is not train, val or test", o.split_name);
+    char rdir[4200];
+    snprintf(rdir, sizeof rdir, "%s/runs", o.out);
+    if ((mkdir(o.out, 0755) && errno != EEXIST) || (mkdir(rdir, 0755) && errno != EEXIST))
+        return cmd_error("spectra-scan: %s: cannot create: %s", rdir, strerror(errno));
+    gn_set_threads((int)o.threads);
+    run_specfit *fit = calloc((size_t)nl * ncs, sizeof(run_specfit));
+    if (!fit) return cmd_error("out of memory");
+    int rc = 0, bi = 0;
+    for (int ci = 0; ci < ncs && !rc; ci++)
+        for (int li = 0; li < nl && !rc; li++) rc = scan_one(&o, rdir, C[ci], L[li], split, &fit[ci * nl + li]);
+    double mn = INFINITY;
+    for (int k = 0; !rc && k < nl * ncs; k++)
+        if (fit[k].bic < mn) mn = fit[k].bic, bi = k;
+    if (!rc) rc = scan_table(&o, C, ncs, L, nl, fit, mn, bi);
+    if (!rc) {
+        scan_plot(&o, C, ncs, L, nl, fit, mn);
+        printf("\nbest: conditions %s, latent %d (BIC %.1f); wrote %s/scan.csv, scan.md and bic.png\n",
+               C[bi / nl], L[bi % nl], mn, o.out);
+    }
+    free(fit);
+    return rc ? 1 : 0;
 }
 
 // ---- galnn spectra-latents ----

@@ -73,11 +73,6 @@ static void train_usage(void) {
         "                 loss; 0: never)\n");
 }
 
-typedef struct train_cli {
-    const char *config, *resume, *out;
-    long threads, epochs, seed, ckpt_every;
-    cmd_strs sets; // --catalog/--images/--bands/--target and SECTION.KEY=VALUE
-} train_cli;
 
 #define TRAIN_FLAGS(o)                                                                                       \
     {                                                                                                        \
@@ -94,7 +89,7 @@ typedef struct train_cli {
             F_THREADS(&(o)->threads), F_END                                                                  \
     }
 
-static void train_defaults(train_cli *o) {
+void train_defaults(train_cli *o) {
     memset(o, 0, sizeof *o);
     o->epochs = o->seed = o->ckpt_every = -1;
 }
@@ -153,6 +148,11 @@ int cmd_train(int argc, char **argv) {
     train_defaults(&o);
     cmd_flag f[] = TRAIN_FLAGS(&o);
     if (cmd_flags_parse("train", f, argc, argv, &o.sets)) return 1;
+    return train_run(&o);
+}
+
+int train_run(const train_cli *op) {
+    const train_cli o = *op;
     if (!o.config == !o.resume) return cmd_error("train: give either --config FILE or --resume CHECKPOINT");
     gn_set_threads((int)o.threads);
     run_trainer T;

@@ -142,7 +142,4 @@ typedef struct run_specfit {
 } run_specfit;
 int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f);
 // galnn eval on a spectral VAE: the fit on a split, metrics.json and recon.png in dir.
-int run_spec_eval(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
-                  int json);
-
 #endif
