@@ -15,10 +15,11 @@
 #include "../io/spectra.h"
 #include "../nn/attrib.h"
 #include "cmd.h"
+#include "flags.h"
 #include "pipeline/run.h"
 #include "pipeline/spec_common.h"
 
-void cmd_explain_help(void) {
+static void explain_usage(void) {
     printf(
         "usage: galnn explain --ckpt RUN/best.npz --out DIR [--split test] [--n N | --ids ID,ID,...] "
         "[--target NAME]\n"
@@ -174,276 +175,321 @@ static int pick_background(const run *r, const double *col, int nb, gn_rng *rng,
     return got > 0 ? GN_OK : gn_err(GN_EINVAL, "no background galaxies drawn");
 }
 
-int cmd_explain(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *split_name = "test", *ids = NULL, *target = NULL, *strat = NULL;
-    long nshow = -1, nb = 200, samples = 200, seed = 1, threads = 0;
-    const char *ov[64];
-    char fov[2][4200];
-    int n_ov = 0, n_f = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--ckpt")) ckpt = v, i++;
-        else if (!strcmp(a, "--out")) out = v, i++;
-        else if (!strcmp(a, "--split")) split_name = v, i++;
-        else if (!strcmp(a, "--ids")) ids = v, i++;
-        else if (!strcmp(a, "--target")) target = v, i++;
-        else if (!strcmp(a, "--stratify")) strat = v, i++;
-        else if (!strcmp(a, "--catalog") || !strcmp(a, "--images")) {
-            if (v) snprintf(fov[n_f], sizeof fov[0], "data.%s=%s", a + 2, v), ov[n_ov++] = fov[n_f++];
-            i++;
-        } else if (!strcmp(a, "--n") || !strcmp(a, "--background") || !strcmp(a, "--samples") ||
-                   !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
-            long *dst = a[2] == 'n'   ? &nshow
-                        : a[2] == 'b' ? &nb
-                        : a[3] == 'a' ? &samples
-                        : a[3] == 'e' ? &seed
-                                      : &threads;
-            if (cmd_parse_int(a, v, a[2] == 't' || a[3] == 'e' ? 0 : 1, a[3] == 'e' ? 0x7fffffffL : 100000,
-                              dst))
-                return 1;
-            i++;
-        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 62)
-            ov[n_ov++] = a;
-        else return cmd_error("explain: unknown option '%s' (see `galnn help explain`)", a);
-        if (i >= argc) return cmd_error("%s needs a value", a);
+typedef struct explain_cli {
+    const char *ckpt, *out, *split_name, *ids, *target, *strat;
+    long nshow, nb, samples, seed, threads;
+    cmd_strs sets;
+} explain_cli;
+
+#define EXPLAIN_FLAGS(o)                                                                                     \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint"),                                               \
+            F_STR("--out", &(o)->out, "DIR", "where the attributions and plots go"),                         \
+            F_STR("--split", &(o)->split_name, "NAME", "explained galaxies from this split"),                \
+            F_INT("--n", &(o)->nshow, 1, 100000, "N", "explain the first N (default 20 spectra, 4 images)"), \
+            F_STR("--ids", &(o)->ids, "ID,ID,...", "explain these galaxies"),                                \
+            F_STR("--target", &(o)->target, "NAME", "image models: the target (default: the first)"),        \
+            F_INT("--background", &(o)->nb, 1, 100000, "B", "background galaxies"),                         \
+            F_STR("--stratify", &(o)->strat, "COLUMN", "background stratified by this column"),              \
+            F_INT("--samples", &(o)->samples, 1, 100000, "S", "expected-gradients draws per output"),        \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "background and sampling seed"),                 \
+            F_THREADS(&(o)->threads),                                                                        \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"),               \
+            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts, if they moved"), F_END    \
     }
-    if (!ckpt || !out) return cmd_error("explain: --ckpt and --out are required");
-    int split = io_split_parse(split_name);
-    if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", split_name);
-    if (mkdir(out, 0755) && errno != EEXIST)
-        return cmd_error("explain: %s: cannot create: %s", out, strerror(errno));
-    gn_set_threads((int)threads);
+
+static void explain_defaults(explain_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->split_name = "test", o->nb = 200, o->samples = 200, o->seed = 1;
+}
+
+void cmd_explain_help(void) {
+    explain_usage();
+    explain_cli o;
+    explain_defaults(&o);
+    cmd_flag f[] = EXPLAIN_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+// One explanation: the model, the explained galaxies and background, their
+// inputs (X, bg: as the model sees them) and the attributions A (n, T, dim).
+typedef struct xjob {
+    const explain_cli *o;
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 0))
-        return run_free(&r), cmd_error("explain: %s", gn_errmsg());
-    const md_net *net = &r.net;
-    int spectral = run_report(&r) == MD_REPORT_SPECTRA, branch = -1, T = 1, rc = 0;
-    if (run_report(&r) == MD_REPORT_LATENT)
-        return run_free(&r),
-               cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", ckpt);
-    for (int b = 0; b < net->n_branch && branch < 0; b++)
-        if (net->spec[b].input == (spectral ? MD_IN_SPECTRUM : MD_IN_IMAGE)) branch = b;
-    if (branch < 0) return run_free(&r), cmd_error("explain: %s has no image input to attribute to", ckpt);
-    int tgt = 0;
-    if (!spectral && target) {
-        tgt = -1;
-        for (int t = 0; t < r.n_targets; t++)
-            if (!strcmp(r.target_names[t], target)) tgt = t;
-        if (tgt < 0)
-            return run_free(&r), cmd_error("explain: --target %s is not one of the model's targets", target);
-    }
-    // the input shape
-    int ndim, shape[3];
-    if (spectral) ndim = 1, shape[0] = net->svae.sp.pixels;
-    else {
-        const io_dataset *D = &r.ds[r.br[branch].ds];
-        int S = r.br[branch].ro.crop ? r.br[branch].ro.crop : D->h;
-        ndim = 3, shape[0] = net->spec[branch].in_ch, shape[1] = shape[2] = S;
-    }
-    size_t dim = 1;
-    for (int k = 0; k < ndim; k++) dim *= (size_t)shape[k];
-    if (spectral) T = net->svae.sp.latent;
-    // the explained galaxies
-    uint32_t *rows = malloc(sizeof(uint32_t) * (r.cat.n_rows ? r.cat.n_rows : 1));
-    int n = 0;
-    if (!rows) return run_free(&r), cmd_error("out of memory");
-    if (ids) {
-        char *buf = gn_strdup(ids), *it[1024];
-        int k = buf ? io_split_list(buf, it, 1024) : 0;
-        for (int q = 0; q < k && !rc; q++) {
-            int hit = -1;
-            for (int s = 0; s < 3 && hit < 0; s++)
-                for (size_t j = 0; j < r.n_rows[s]; j++)
-                    if (!strcmp(io_catalog_id(&r.cat, r.rows[s][j]), it[q])) hit = (int)r.rows[s][j];
-            if (hit < 0)
-                rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
-            else rows[n++] = (uint32_t)hit;
-        }
-        free(buf);
-    } else {
-        long want = nshow > 0 ? nshow : spectral ? 20 : 4;
-        for (size_t j = 0; j < r.n_rows[split] && n < want; j++) rows[n++] = r.rows[split][j];
-        if (!n) rc = cmd_error("explain: the %s split has no usable galaxies", split_name);
-    }
-    // the background
-    const char *sc = strat;
-    if (!sc && spectral && net->lat_a >= 0) sc = r.br[net->lat_a].col_names[0];
-    if (!sc && !spectral && r.n_targets) sc = r.target_names[0];
-    if (!sc && io_catalog_find(&r.cat, "logmstar") >= 0) sc = "logmstar";
-    const double *scol = sc ? io_catalog_values(&r.cat, sc) : NULL;
-    if (!rc && sc && !scol) rc = cmd_error("explain: --stratify: %s", gn_errmsg());
+    int spectral, branch, tgt, T, ndim, shape[3], n, nbg;
+    size_t dim;
+    uint32_t *rows, *brow;
+    float *bg, *X, *A;
+    double *mabs;
+    const char *sc;
+    const double *scol;
     nn_ctx c;
-    memset(&c, 0, sizeof c);
-    gn_rng rng;
-    gn_rng_seed(&rng, (uint64_t)seed, GN_STREAM_SAMPLE);
-    uint32_t *brow = malloc(sizeof(uint32_t) * (size_t)nb);
-    float *bg = malloc(sizeof(float) * (size_t)nb * dim), *X = malloc(sizeof(float) * (size_t)n * dim);
-    float *rowbuf[MD_MAX_BRANCH] = {0};
-    double *phi = malloc(sizeof(double) * dim), *fb = malloc(sizeof(double) * (size_t)nb), fx;
-    float *A = malloc(sizeof(float) * (size_t)n * T * dim);
-    double *mabs = calloc((size_t)T * dim, sizeof(double));
     spec_rot R;
-    int nbg = 0;
-    if (!rc && (!brow || !bg || !X || !phi || !fb || !A || !mabs)) rc = cmd_error("out of memory");
-    if (!rc && (nn_ctx_init(&c, 256u << 20) || (spectral && spec_pca(&r, &c, &R)) ||
-                pick_background(&r, scol, (int)nb, &rng, brow, &nbg)))
-        rc = cmd_error("explain: %s", gn_errmsg());
-    // inputs of the background and of the explained galaxies, as the model sees them
-    int scr = 1;
-    for (int d = 0; d < r.n_ds; d++) scr = r.ds[d].h * r.ds[d].h > scr ? r.ds[d].h * r.ds[d].h : scr;
-    float *scratch = malloc(sizeof(float) * (size_t)scr);
-    io_aug none = {0, 0.5f, 0.5f};
-    for (int pass = 0; !rc && pass < 2; pass++)
-        for (int i = 0; !rc && i < (pass ? n : nbg); i++) {
-            nn_tensor *in[MD_MAX_BRANCH];
-            nn_ctx_reset(&c);
-            uint32_t row = pass ? rows[i] : brow[i];
-            if (!scratch || run_batch(&r, &c, &row, &none, 1, in, NULL, scratch)) {
-                rc = cmd_error("explain: %s", gn_errmsg());
-                break;
-            }
-            memcpy((pass ? X : bg) + (size_t)i * dim, in[branch]->data, sizeof(float) * dim);
-        }
+} xjob;
+
+// The checkpoint's model: which branch is attributed, to which output, and its input shape.
+static int open_model(xjob *J) {
+    const explain_cli *o = J->o;
+    run *r = &J->r;
+    if (run_from_checkpoint(r, o->ckpt, o->sets.v, o->sets.n, 0, 0)) return cmd_error("explain: %s", gn_errmsg());
+    const md_net *net = &r->net;
+    J->spectral = run_report(r) == MD_REPORT_SPECTRA, J->branch = -1, J->T = 1;
+    if (run_report(r) == MD_REPORT_LATENT)
+        return cmd_error("explain: %s is an image VAE; explain its latents' users (a flow) instead", o->ckpt);
+    for (int b = 0; b < net->n_branch && J->branch < 0; b++)
+        if (net->spec[b].input == (J->spectral ? MD_IN_SPECTRUM : MD_IN_IMAGE)) J->branch = b;
+    if (J->branch < 0) return cmd_error("explain: %s has no image input to attribute to", o->ckpt);
+    if (!J->spectral && o->target) {
+        J->tgt = -1;
+        for (int t = 0; t < r->n_targets; t++)
+            if (!strcmp(r->target_names[t], o->target)) J->tgt = t;
+        if (J->tgt < 0) return cmd_error("explain: --target %s is not one of the model's targets", o->target);
+    }
+    if (J->spectral) J->ndim = 1, J->shape[0] = net->svae.sp.pixels, J->T = net->svae.sp.latent;
+    else {
+        const run_branch *rb = &r->br[J->branch];
+        int S = rb->ro.crop ? rb->ro.crop : r->ds[rb->ds].h;
+        J->ndim = 3, J->shape[0] = net->spec[J->branch].in_ch, J->shape[1] = J->shape[2] = S;
+    }
+    J->dim = 1;
+    for (int k = 0; k < J->ndim; k++) J->dim *= (size_t)J->shape[k];
+    return 0;
+}
+
+// The explained galaxies: --ids, or the first of the split.
+static int pick_rows(xjob *J, int split) {
+    const explain_cli *o = J->o;
+    const run *r = &J->r;
+    J->rows = malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));
+    if (!J->rows) return cmd_error("out of memory");
+    if (!o->ids) {
+        long want = o->nshow > 0 ? o->nshow : J->spectral ? 20 : 4;
+        for (size_t j = 0; j < r->n_rows[split] && J->n < want; j++) J->rows[J->n++] = r->rows[split][j];
+        return J->n ? 0 : cmd_error("explain: the %s split has no usable galaxies", o->split_name);
+    }
+    char *buf = gn_strdup(o->ids), *it[1024];
+    int k = buf ? io_split_list(buf, it, 1024) : 0, rc = 0;
+    for (int q = 0; q < k && !rc; q++) {
+        int hit = -1;
+        for (int s = 0; s < 3 && hit < 0; s++)
+            for (size_t j = 0; j < r->n_rows[s]; j++)
+                if (!strcmp(io_catalog_id(&r->cat, r->rows[s][j]), it[q])) hit = (int)r->rows[s][j];
+        if (hit < 0) rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
+        else J->rows[J->n++] = (uint32_t)hit;
+    }
+    free(buf);
+    return rc;
+}
+
+// The attributed branch's inputs of rows, as the model sees them (out: n x dim).
+static int branch_inputs(xjob *J, const uint32_t *rows, int n, float *out) {
+    run_batches it;
+    int rc = run_batches_begin(&it, &J->r, &J->c, rows, (size_t)n, 64, 0);
+    while (!rc && run_batches_next(&it))
+        memcpy(out + it.o * J->dim, it.in[J->branch]->data, sizeof(float) * (size_t)it.b * J->dim);
+    return run_batches_end(&it, rc);
+}
+
+// The stratified background and the inputs of background and explained galaxies.
+static int prepare(xjob *J) {
+    const explain_cli *o = J->o;
+    const run *r = &J->r;
+    const md_net *net = &r->net;
+    size_t nb = (size_t)o->nb, dim = J->dim;
+    const char *sc = o->strat;
+    if (!sc && J->spectral && net->lat_a >= 0) sc = r->br[net->lat_a].col_names[0];
+    if (!sc && !J->spectral && r->n_targets) sc = r->target_names[0];
+    if (!sc && io_catalog_find(&r->cat, "logmstar") >= 0) sc = "logmstar";
+    J->sc = sc;
+    J->scol = sc ? io_catalog_values(&r->cat, sc) : NULL;
+    if (sc && !J->scol) return cmd_error("explain: --stratify: %s", gn_errmsg());
+    gn_rng rng;
+    gn_rng_seed(&rng, (uint64_t)o->seed, GN_STREAM_SAMPLE);
+    J->brow = malloc(sizeof(uint32_t) * nb);
+    J->bg = malloc(sizeof(float) * nb * dim), J->X = malloc(sizeof(float) * (size_t)J->n * dim);
+    J->A = malloc(sizeof(float) * (size_t)J->n * J->T * dim);
+    J->mabs = calloc((size_t)J->T * dim, sizeof(double));
+    if (!J->brow || !J->bg || !J->X || !J->A || !J->mabs) return cmd_error("out of memory");
+    if (nn_ctx_init(&J->c, 256u << 20) || (J->spectral && spec_pca(r, &J->c, &J->R)) ||
+        pick_background(r, J->scol, (int)nb, &rng, J->brow, &J->nbg) ||
+        branch_inputs(J, J->brow, J->nbg, J->bg) || branch_inputs(J, J->rows, J->n, J->X))
+        return cmd_error("explain: %s", gn_errmsg());
+    return 0;
+}
+
+// Expected gradients of every output for every explained galaxy; prints the completeness check.
+static int attribute(xjob *J) {
+    const explain_cli *o = J->o;
+    const run *r = &J->r;
+    size_t dim = J->dim;
+    int n = J->n, T = J->T, nbg = J->nbg, rc = 0, scr = 1, n_err = 0;
+    for (int d = 0; d < r->n_ds; d++) scr = r->ds[d].h * r->ds[d].h > scr ? r->ds[d].h * r->ds[d].h : scr;
+    float *scratch = malloc(sizeof(float) * (size_t)scr), *rowbuf[MD_MAX_BRANCH] = {0};
+    double *phi = malloc(sizeof(double) * dim), *fb = malloc(sizeof(double) * (size_t)nbg), fx;
     double err_sum = 0, spread = 0;
-    int n_err = 0;
-    xuser u = {.r = &r, .spectral = spectral, .branch = branch, .target = tgt, .R = &R};
+    io_aug none = {0, 0.5f, 0.5f};
+    xuser u = {.r = r, .spectral = J->spectral, .branch = J->branch, .target = J->tgt, .R = &J->R};
+    if (!scratch || !phi || !fb) rc = GN_ENOMEM;
     for (int i = 0; !rc && i < n; i++) {
         nn_tensor *in[MD_MAX_BRANCH];
-        nn_ctx_reset(&c);
-        if (run_batch(&r, &c, &rows[i], &none, 1, in, NULL, scratch)) {
-            rc = cmd_error("explain: %s", gn_errmsg());
-            break;
-        }
-        for (int b = 0; b < net->n_branch; b++) { // keep the galaxy's other inputs beyond the context's reset
+        nn_ctx_reset(&J->c);
+        if ((rc = run_batch(r, &J->c, &J->rows[i], &none, 1, in, NULL, scratch))) break;
+        for (int b = 0; b < r->net.n_branch && !rc; b++) { // the galaxy's other inputs, beyond the reset
             free(rowbuf[b]);
-            rowbuf[b] = malloc(sizeof(float) * in[b]->n);
-            if (!rowbuf[b]) rc = GN_ENOMEM;
+            if (!(rowbuf[b] = malloc(sizeof(float) * in[b]->n))) rc = GN_ENOMEM;
             else memcpy(rowbuf[b], in[b]->data, sizeof(float) * in[b]->n);
             u.row_in[b] = rowbuf[b], u.row_len[b] = in[b]->n;
         }
         for (int k = 0; !rc && k < T; k++) {
             u.comp = k;
             gn_rng sr;
-            gn_rng_seed(&sr, (uint64_t)seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k, GN_STREAM_SAMPLE);
-            if (nn_expected_gradients(&c, model_f, &u, ndim, shape, X + (size_t)i * dim, bg, nbg,
-                                      (int)samples, 25, &sr, phi) ||
-                eval_f(&c, &u, ndim, shape, X + (size_t)i * dim, 1, &fx) ||
-                eval_f(&c, &u, ndim, shape, bg, nbg, fb)) {
-                rc = cmd_error("explain: %s", gn_errmsg());
+            gn_rng_seed(&sr, (uint64_t)o->seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k, GN_STREAM_SAMPLE);
+            const float *x = J->X + (size_t)i * dim;
+            if ((rc = nn_expected_gradients(&J->c, model_f, &u, J->ndim, J->shape, x, J->bg, nbg, (int)o->samples,
+                                            25, &sr, phi)) ||
+                (rc = eval_f(&J->c, &u, J->ndim, J->shape, x, 1, &fx)) ||
+                (rc = eval_f(&J->c, &u, J->ndim, J->shape, J->bg, nbg, fb)))
                 break;
-            }
             double s = 0, mb = 0, vb = 0;
             for (size_t j = 0; j < dim; j++)
-                s += phi[j], A[((size_t)i * T + k) * dim + j] = (float)phi[j],
-                                                           mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
+                s += phi[j], J->A[((size_t)i * T + k) * dim + j] = (float)phi[j],
+                             J->mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
             for (int q = 0; q < nbg; q++) mb += fb[q] / nbg;
             for (int q = 0; q < nbg; q++) vb += (fb[q] - mb) * (fb[q] - mb) / nbg;
             err_sum += fabs(s - (fx - mb)), spread += sqrt(vb), n_err++;
         }
     }
-    if (!rc) {
-        printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n,
-               T, nbg, scol ? " stratified by " : "", scol ? sc : "", samples);
-        printf(
-            "  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n",
-            err_sum / n_err, spread / n_err);
-        int64_t sh[5] = {n, T};
-        int nd = 2;
-        for (int k = 0; k < ndim; k++) sh[nd++] = shape[k];
-        char p[4400];
-        snprintf(p, sizeof p, "%s/attr.npy", out);
-        io_array arr = io_array_view(IO_F32, nd, sh, A);
-        if (io_npy_write(p, &arr)) rc = cmd_error("explain: %s", gn_errmsg());
-    }
-    if (!rc && spectral) {
-        int P = shape[0];
-        const run_branch *rb = &r.br[branch];
-        double *wl = malloc(sizeof(double) * P), *ys = malloc(sizeof(double) * (size_t)T * P);
-        char p[4400], nm[SPEC_MAXLAT][16];
-        io_series s[SPEC_MAXLAT];
-        snprintf(p, sizeof p, "%s/mean_abs.csv", out);
-        FILE *f = fopen(p, "w");
-        if (!wl || !ys || !f) rc = cmd_error("explain: %s: %s", p, strerror(errno));
-        if (!rc) {
-            io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
-            fprintf(f, "wavelength");
-            for (int k = 0; k < T; k++) fprintf(f, ",D%d", k + 1);
-            fprintf(f, "\n");
-            for (int j = 0; j < P; j++) {
-                fprintf(f, "%.3f", wl[j]);
-                for (int k = 0; k < T; k++) fprintf(f, ",%.6g", mabs[(size_t)k * P + j]);
-                fprintf(f, "\n");
-            }
-            for (int k = 0; k < T; k++) {
-                for (int j = 0; j < P; j++) ys[(size_t)k * P + j] = mabs[(size_t)k * P + j];
-                snprintf(nm[k], sizeof nm[k], "D%d", k + 1);
-                s[k] = (io_series){nm[k], wl, ys + (size_t)k * P, (size_t)P};
-            }
-            snprintf(p, sizeof p, "%s/attr.png", out);
-            if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength",
-                              "rest-frame wavelength (Å)", "mean |phi|", s, T < 6 ? T : 6, 1))
-                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-            // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000
-            // Å
-            for (int k = 0; k < T; k++) {
-                int jm = 0;
-                double tot = 0, blue = 0;
-                for (int j = 0; j < P; j++) {
-                    double v = mabs[(size_t)k * P + j];
-                    if (v > mabs[(size_t)k * P + jm]) jm = j;
-                    tot += v, blue += wl[j] < 5000 ? v : 0;
-                }
-                printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1,
-                       wl[jm], tot > 0 ? 100 * blue / tot : 0);
-            }
-            printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
-        }
-        if (f) fclose(f);
-        free(wl), free(ys);
-    } else if (!rc) {
-        int C = shape[0], S = shape[1];
-        const char *lab[IO_MAX_BANDS];
-        const io_dataset *D = &r.ds[r.br[branch].ds];
-        float *mm = malloc(sizeof(float) * dim);
-        for (int b = 0; b < C; b++)
-            lab[b] = D->bands[r.br[branch].ro.n_channels ? r.br[branch].ro.channels[b] : b];
-        char p[4400], t[256];
-        for (int i = 0; i < n && !rc; i++) {
-            const char *id = io_catalog_id(&r.cat, rows[i]);
-            snprintf(p, sizeof p, "%s/input_%s.png", out, id);
-            snprintf(t, sizeof t, "galaxy %s: standardised input", id);
-            if (io_plot_maps(p, t, X + (size_t)i * dim, C, S, S, lab, 0))
-                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-            snprintf(p, sizeof p, "%s/attr_%s.png", out, id);
-            snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id,
-                     r.n_targets ? r.target_names[tgt] : "the output");
-            if (io_plot_maps(p, t, A + (size_t)i * dim, C, S, S, lab, 1))
-                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-        }
-        double tot = 0, band[IO_MAX_BANDS] = {0};
-        for (size_t j = 0; mm && j < dim; j++)
-            mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
-        snprintf(p, sizeof p, "%s/mean_abs_attr.png", out);
-        if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0))
-            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-        printf("  share of the total |phi| per band:");
-        for (int b = 0; b < C; b++) printf(" %s %.1f%%", lab[b], tot > 0 ? 100 * band[b] / tot : 0);
-        // concentration: share of |phi| within the central half of the cutout (in radius)
-        double cen = 0;
-        for (int b = 0; b < C; b++)
-            for (int y = 0; y < S; y++)
-                for (int x = 0; x < S; x++) {
-                    double dx = x - (S - 1) / 2.0, dy = y - (S - 1) / 2.0;
-                    if (dx * dx + dy * dy <= S * S / 16.0) cen += mabs[((size_t)b * S + y) * S + x];
-                }
-        printf("\n  %.0f %% of it within the central circle of radius S/4 (%.0f %% of the area)\n",
-               tot > 0 ? 100 * cen / tot : 0, 100 * M_PI / 16);
-        printf("  wrote %s/attr.npy, input_*.png, attr_*.png and mean_abs_attr.png\n", out);
-        free(mm);
-    }
     for (int b = 0; b < MD_MAX_BRANCH; b++) free(rowbuf[b]);
-    if (c.arena.head) nn_ctx_free(&c);
-    free(rows), free(brow), free(bg), free(X), free(phi), free(fb), free(A), free(mabs), free(scratch);
-    run_free(&r);
+    free(scratch), free(phi), free(fb);
+    if (rc) return cmd_error("explain: %s", gn_errmsg()[0] ? gn_errmsg() : "out of memory");
+    printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n, T, nbg,
+           J->scol ? " stratified by " : "", J->scol ? J->sc : "", o->samples);
+    printf("  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n",
+           err_sum / n_err, spread / n_err);
+    int64_t sh[5] = {n, T};
+    int nd = 2;
+    for (int k = 0; k < J->ndim; k++) sh[nd++] = J->shape[k];
+    char p[4400];
+    snprintf(p, sizeof p, "%s/attr.npy", o->out);
+    io_array arr = io_array_view(IO_F32, nd, sh, J->A);
+    return io_npy_write(p, &arr) ? cmd_error("explain: %s", gn_errmsg()) : 0;
+}
+
+// Spectra: mean |phi| per wavelength and component (mean_abs.csv, attr.png) and where each looks.
+static int report_spectral(const xjob *J) {
+    const char *out = J->o->out;
+    int P = J->shape[0], T = J->T, rc = 0;
+    const run_branch *rb = &J->r.br[J->branch];
+    const double *mabs = J->mabs;
+    double *wl = malloc(sizeof(double) * P), *ys = malloc(sizeof(double) * (size_t)T * P);
+    char p[4400], nm[SPEC_MAXLAT][16];
+    io_series s[SPEC_MAXLAT];
+    snprintf(p, sizeof p, "%s/mean_abs.csv", out);
+    FILE *f = fopen(p, "w");
+    if (!wl || !ys || !f) rc = cmd_error("explain: %s: %s", p, strerror(errno));
+    if (!rc) {
+        io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
+        fprintf(f, "wavelength");
+        for (int k = 0; k < T; k++) fprintf(f, ",D%d", k + 1);
+        fprintf(f, "\n");
+        for (int j = 0; j < P; j++) {
+            fprintf(f, "%.3f", wl[j]);
+            for (int k = 0; k < T; k++) fprintf(f, ",%.6g", mabs[(size_t)k * P + j]);
+            fprintf(f, "\n");
+        }
+        for (int k = 0; k < T; k++) {
+            for (int j = 0; j < P; j++) ys[(size_t)k * P + j] = mabs[(size_t)k * P + j];
+            snprintf(nm[k], sizeof nm[k], "D%d", k + 1);
+            s[k] = (io_series){nm[k], wl, ys + (size_t)k * P, (size_t)P};
+        }
+        snprintf(p, sizeof p, "%s/attr.png", out);
+        if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength", "rest-frame wavelength (Å)",
+                          "mean |phi|", s, T < 6 ? T : 6, 1))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000 Å
+        for (int k = 0; k < T; k++) {
+            int jm = 0;
+            double tot = 0, blue = 0;
+            for (int j = 0; j < P; j++) {
+                double v = mabs[(size_t)k * P + j];
+                if (v > mabs[(size_t)k * P + jm]) jm = j;
+                tot += v, blue += wl[j] < 5000 ? v : 0;
+            }
+            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm],
+                   tot > 0 ? 100 * blue / tot : 0);
+        }
+        printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
+    }
+    if (f && fclose(f) && !rc) rc = cmd_error("explain: write failed on %s", p);
+    free(wl), free(ys);
+    return rc;
+}
+
+// Images: input and attribution maps per galaxy, the mean |phi| map, per-band and central shares.
+static int report_images(const xjob *J) {
+    const run *r = &J->r;
+    const char *out = J->o->out;
+    int C = J->shape[0], S = J->shape[1];
+    size_t dim = J->dim;
+    const double *mabs = J->mabs;
+    const char *lab[IO_MAX_BANDS];
+    const run_branch *rb = &r->br[J->branch];
+    const io_dataset *D = &r->ds[rb->ds];
+    for (int b = 0; b < C; b++) lab[b] = D->bands[rb->ro.n_channels ? rb->ro.channels[b] : b];
+    char p[4400], t[256];
+    for (int i = 0; i < J->n; i++) {
+        const char *id = io_catalog_id(&r->cat, J->rows[i]);
+        snprintf(p, sizeof p, "%s/input_%s.png", out, id);
+        snprintf(t, sizeof t, "galaxy %s: standardised input", id);
+        if (io_plot_maps(p, t, J->X + (size_t)i * dim, C, S, S, lab, 0))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+        snprintf(p, sizeof p, "%s/attr_%s.png", out, id);
+        snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id,
+                 r->n_targets ? r->target_names[J->tgt] : "the output");
+        if (io_plot_maps(p, t, J->A + (size_t)i * dim, C, S, S, lab, 1))
+            fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    }
+    float *mm = malloc(sizeof(float) * dim);
+    double tot = 0, band[IO_MAX_BANDS] = {0}, cen = 0;
+    for (size_t j = 0; mm && j < dim; j++)
+        mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
+    snprintf(p, sizeof p, "%s/mean_abs_attr.png", out);
+    if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0))
+        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    printf("  share of the total |phi| per band:");
+    for (int b = 0; b < C; b++) printf(" %s %.1f%%", lab[b], tot > 0 ? 100 * band[b] / tot : 0);
+    // concentration: share of |phi| within the central half of the cutout (in radius)
+    for (int b = 0; b < C; b++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                double dx = x - (S - 1) / 2.0, dy = y - (S - 1) / 2.0;
+                if (dx * dx + dy * dy <= S * S / 16.0) cen += mabs[((size_t)b * S + y) * S + x];
+            }
+    printf("\n  %.0f %% of it within the central circle of radius S/4 (%.0f %% of the area)\n",
+           tot > 0 ? 100 * cen / tot : 0, 100 * M_PI / 16);
+    printf("  wrote %s/attr.npy, input_*.png, attr_*.png and mean_abs_attr.png\n", out);
+    free(mm);
+    return 0;
+}
+
+int cmd_explain(int argc, char **argv) {
+    explain_cli o;
+    explain_defaults(&o);
+    cmd_flag f[] = EXPLAIN_FLAGS(&o);
+    if (cmd_flags_parse("explain", f, argc, argv, &o.sets)) return 1;
+    if (!o.ckpt || !o.out) return cmd_error("explain: --ckpt and --out are required");
+    int split = io_split_parse(o.split_name);
+    if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", o.split_name);
+    if (mkdir(o.out, 0755) && errno != EEXIST)
+        return cmd_error("explain: %s: cannot create: %s", o.out, strerror(errno));
+    gn_set_threads((int)o.threads);
+    xjob J;
+    memset(&J, 0, sizeof J);
+    J.o = &o;
+    int rc = open_model(&J) || pick_rows(&J, split) || prepare(&J) || attribute(&J);
+    if (!rc) rc = J.spectral ? report_spectral(&J) : report_images(&J);
+    if (J.c.arena.head) nn_ctx_free(&J.c);
+    free(J.rows), free(J.brow), free(J.bg), free(J.X), free(J.A), free(J.mabs);
+    run_free(&J.r);
     return rc ? 1 : 0;
 }

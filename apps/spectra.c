@@ -20,6 +20,7 @@
 #include "pipeline/spec_common.h"
 
 static void print_scan_flags(void);
+static void print_latents_flags(void);
 
 static double dn4000(const float *x, const double *wl, int P) {
     double a = 0, b = 0;
@@ -278,269 +279,299 @@ void cmd_spectra_latents_help(void) {
         "standard\n"
         "    deviations with the latents at 0: traversal_COND.png.\n"
         "Writes DIR/latents.csv (id, D1.., dn4000), pca.csv, mi.csv, the plots and DIR/report.md.\n"
-        "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n");
+        "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n\n");
+    print_latents_flags();
 }
 
-int cmd_spectra_latents(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *split_name = "test", *props = NULL;
-    long threads = 0, kk = 3;
-    const char *ov[64];
-    char cat_ov[4200];
-    int n_ov = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--ckpt")) ckpt = v, i++;
-        else if (!strcmp(a, "--out")) out = v, i++;
-        else if (!strcmp(a, "--split")) split_name = v, i++;
-        else if (!strcmp(a, "--properties")) props = v, i++;
-        else if (!strcmp(a, "--catalog")) {
-            if (v) snprintf(cat_ov, sizeof cat_ov, "data.catalog=%s", v), ov[n_ov++] = cat_ov;
-            i++;
-        } else if (!strcmp(a, "--k")) {
-            if (cmd_parse_int(a, v, 1, 100, &kk)) return 1;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-            i++;
-        } else if (strchr(a, '=') && a[0] != '-' && n_ov < 63) ov[n_ov++] = a;
-        else return cmd_error("spectra-latents: unknown option '%s' (see `galnn help spectra-latents`)", a);
-        if (i >= argc) return cmd_error("%s needs a value", a);
+typedef struct latents_cli {
+    const char *ckpt, *out, *split_name, *props;
+    long threads, k;
+    cmd_strs sets;
+} latents_cli;
+
+#define LATENTS_FLAGS(o)                                                                                     \
+    {                                                                                                        \
+        F_STR("--ckpt", &(o)->ckpt, "FILE", "a spectral VAE/CVAE checkpoint"),                               \
+            F_STR("--out", &(o)->out, "DIR", "where the tables and plots go"),                               \
+            F_STR("--split", &(o)->split_name, "NAME", "the spectra whose latents are studied"),             \
+            F_STR("--properties", &(o)->props, "A,B,...", "catalog columns for the MI (default: numeric)"),  \
+            F_INT("--k", &(o)->k, 1, 100, "K", "KSG neighbours"), F_THREADS(&(o)->threads),                  \
+            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"), F_END         \
     }
-    if (!ckpt || !out) return cmd_error("spectra-latents: --ckpt and --out are required");
-    int split = io_split_parse(split_name);
-    if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", split_name);
-    if (mkdir(out, 0755) && errno != EEXIST)
-        return cmd_error("spectra-latents: %s: cannot create: %s", out, strerror(errno));
-    gn_set_threads((int)threads);
+
+static void print_latents_flags(void) {
+    latents_cli o = {.split_name = "test", .k = 3};
+    cmd_flag f[] = LATENTS_FLAGS(&o);
+    cmd_flags_help(f);
+}
+
+// The latent space of one spectral model: rotated latents D (n, d) of the
+// split's spectra, their Dn4000, and the MI table (npa properties x d).
+typedef struct sljob {
+    const latents_cli *o;
     run r;
-    if (run_from_checkpoint(&r, ckpt, ov, n_ov, 0, 1))
-        return run_free(&r), cmd_error("spectra-latents: %s", gn_errmsg());
-    if (run_report(&r) != MD_REPORT_SPECTRA)
-        return run_free(&r),
-               cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", ckpt);
-    const md_net *m = &r.net;
-    int d = m->svae.sp.latent, P = m->svae.sp.pixels, nc = m->svae.sp.n_cond, rc = 0;
-    const run_branch *rb = &r.br[m->lat_x];
-    size_t n = r.n_rows[split];
-    const uint32_t *rows = r.rows[split];
+    int d, P, nc, np, npa, no, order[256];
+    size_t n;
+    const uint32_t *rows;
     nn_ctx c;
-    memset(&c, 0, sizeof c);
     spec_rot R;
-    float *mu = malloc(sizeof(float) * (n ? n : 1) * d), *zz = malloc(sizeof(float) * 5 * (d + nc + 1)),
-          *xs = malloc(sizeof(float) * 5 * P);
-    double *D = malloc(sizeof(double) * (n ? n : 1) * d), *wl = malloc(sizeof(double) * P),
-           *d4 = malloc(sizeof(double) * (n ? n : 1));
-    double *ys = malloc(sizeof(double) * 5 * P);
-    float *cz = calloc(5 * (size_t)(nc + 1), sizeof(float));
-    char path[4400];
-    FILE *f = NULL;
-    if (!n) {
-        rc = cmd_error("spectra-latents: the %s split has no usable spectra", split_name);
-        goto out;
-    }
-    if (!mu || !zz || !xs || !D || !wl || !d4 || !ys || !cz || nn_ctx_init(&c, 64u << 20) ||
-        spec_pca(&r, &c, &R) || run_embed(&r, &c, rows, n, 0, mu)) {
-        rc = cmd_error("spectra-latents: %s", gn_errmsg());
-        goto out;
-    }
-    spec_rotate(&R, mu, n, D);
-    io_spec_log_grid(rb->grid_lo, rb->grid_hi, P, wl);
+    float *mu;
+    double *D, *wl, *d4, *mi;
+    char *pb, *pn[256];
+    const char *names[257];
+} sljob;
+
+static int sl_open(sljob *J, int split) {
+    const latents_cli *o = J->o;
+    run *r = &J->r;
+    if (run_from_checkpoint(r, o->ckpt, o->sets.v, o->sets.n, 0, 1))
+        return cmd_error("spectra-latents: %s", gn_errmsg());
+    if (run_report(r) != MD_REPORT_SPECTRA)
+        return cmd_error("spectra-latents: %s is not a spectral VAE ([model] kind = specvae)", o->ckpt);
+    const md_net *m = &r->net;
+    J->d = m->svae.sp.latent, J->P = m->svae.sp.pixels, J->nc = m->svae.sp.n_cond;
+    J->n = r->n_rows[split], J->rows = r->rows[split];
+    if (!J->n) return cmd_error("spectra-latents: the %s split has no usable spectra", o->split_name);
+    const run_branch *rb = &r->br[m->lat_x];
+    size_t n = J->n;
+    J->mu = malloc(sizeof(float) * n * J->d), J->D = malloc(sizeof(double) * n * J->d);
+    J->wl = malloc(sizeof(double) * J->P), J->d4 = malloc(sizeof(double) * n);
+    if (!J->mu || !J->D || !J->wl || !J->d4 || nn_ctx_init(&J->c, 64u << 20) || spec_pca(r, &J->c, &J->R) ||
+        run_embed(r, &J->c, J->rows, n, 0, J->mu))
+        return cmd_error("spectra-latents: %s", gn_errmsg());
+    spec_rotate(&J->R, J->mu, n, J->D);
+    io_spec_log_grid(rb->grid_lo, rb->grid_hi, J->P, J->wl);
     for (size_t i = 0; i < n; i++)
-        d4[i] = dn4000(io_dataset_image(&r.ds[rb->ds], (size_t)r.entry[rb->ds][rows[i]]), wl, P);
-    // latents.csv and pca.csv
-    snprintf(path, sizeof path, "%s/latents.csv", out);
-    if (!(f = fopen(path, "w"))) {
-        rc = cmd_error("spectra-latents: %s: %s", path, strerror(errno));
-        goto out;
-    }
+        J->d4[i] = dn4000(io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][J->rows[i]]), J->wl, J->P);
+    return 0;
+}
+
+// latents.csv (id, D1.., dn4000) and pca.csv (the rotation).
+static int sl_tables(const sljob *J) {
+    char path[4400];
+    int d = J->d;
+    snprintf(path, sizeof path, "%s/latents.csv", J->o->out);
+    FILE *f = fopen(path, "w");
+    if (!f) return cmd_error("spectra-latents: %s: %s", path, strerror(errno));
     fprintf(f, "id");
     for (int k = 0; k < d; k++) fprintf(f, ",D%d", k + 1);
     fprintf(f, ",dn4000\n");
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "%s", io_catalog_id(&r.cat, rows[i]));
-        for (int k = 0; k < d; k++) fprintf(f, ",%.6g", D[i * d + k]);
-        fprintf(f, ",%.6g\n", d4[i]);
+    for (size_t i = 0; i < J->n; i++) {
+        fprintf(f, "%s", io_catalog_id(&J->r.cat, J->rows[i]));
+        for (int k = 0; k < d; k++) fprintf(f, ",%.6g", J->D[i * d + k]);
+        fprintf(f, ",%.6g\n", J->d4[i]);
     }
-    fclose(f);
-    snprintf(path, sizeof path, "%s/pca.csv", out);
-    if (!(f = fopen(path, "w"))) {
-        rc = cmd_error("spectra-latents: %s: %s", path, strerror(errno));
-        goto out;
-    }
+    if (fclose(f)) return cmd_error("spectra-latents: write failed on %s", path);
+    snprintf(path, sizeof path, "%s/pca.csv", J->o->out);
+    if (!(f = fopen(path, "w"))) return cmd_error("spectra-latents: %s: %s", path, strerror(errno));
     fprintf(f, "component,variance,explained");
     for (int a = 0; a < d; a++) fprintf(f, ",mu%d", a);
     fprintf(f, "\n");
-    printf("\nPCA of the training latents (%zu spectra):\n", r.n_rows[IO_SPLIT_TRAIN]);
+    printf("\nPCA of the training latents (%zu spectra):\n", J->r.n_rows[IO_SPLIT_TRAIN]);
     for (int k = 0; k < d; k++) {
-        fprintf(f, "D%d,%.6g,%.6f", k + 1, R.var[k], R.frac[k]);
-        for (int a = 0; a < d; a++) fprintf(f, ",%.6f", R.V[a * d + k]);
+        fprintf(f, "D%d,%.6g,%.6f", k + 1, J->R.var[k], J->R.frac[k]);
+        for (int a = 0; a < d; a++) fprintf(f, ",%.6f", J->R.V[a * d + k]);
         fprintf(f, "\n");
-        printf("  D%d  explained variance %5.1f %%\n", k + 1, 100 * R.frac[k]);
+        printf("  D%d  explained variance %5.1f %%\n", k + 1, 100 * J->R.frac[k]);
     }
+    return fclose(f) ? cmd_error("spectra-latents: write failed on %s", path) : 0;
+}
+
+// KSG MI of every rotated latent with every property (and Dn4000); order: by the largest MI.
+static int sl_mi(sljob *J) {
+    const run *r = &J->r;
+    int d = J->d, np = 0;
+    size_t n = J->n;
+    if (J->o->props) {
+        J->pb = gn_strdup(J->o->props);
+        np = J->pb ? io_split_list(J->pb, J->pn, 255) : 0;
+    } else
+        for (int j = 0; j < r->cat.n_cols && np < 255; j++) {
+            const io_column *col = &r->cat.cols[j];
+            if (j == r->cat.id_col || j == r->cat.split_col || !col->numeric || strstr(col->name, "err") ||
+                col->n_null * 2 > r->cat.n_rows)
+                continue;
+            J->pn[np++] = col->name;
+        }
+    J->np = np, J->npa = np + 1; // + dn4000
+    J->mi = malloc(sizeof(double) * J->npa * d);
+    double *xv = malloc(sizeof(double) * n), *yv = malloc(sizeof(double) * n);
+    int rc = !J->mi || !xv || !yv ? cmd_error("out of memory") : 0;
+    for (int j = 0; !rc && j < J->npa; j++) {
+        const double *col = j < np ? io_catalog_values(&r->cat, J->pn[j]) : NULL;
+        if (j < np && !col) {
+            rc = cmd_error("spectra-latents: --properties: %s", gn_errmsg());
+            break;
+        }
+        J->names[j] = j < np ? J->pn[j] : "dn4000";
+        for (int k = 0; k < d; k++) {
+            size_t cnt = 0;
+            for (size_t i = 0; i < n; i++) {
+                double y = j < np ? col[J->rows[i]] : J->d4[i];
+                if (isnan(y)) continue;
+                xv[cnt] = J->D[i * d + k], yv[cnt++] = y;
+            }
+            double *v = &J->mi[j * d + k];
+            *v = NAN;
+            if (cnt > (size_t)J->o->k + 1 && st_mi_ksg(xv, 1, yv, 1, cnt, (int)J->o->k, 1, v)) *v = NAN;
+        }
+    }
+    free(xv), free(yv);
+    for (int j = 0; j < J->npa; j++) J->order[J->no++] = j;
+    for (int a = 0; !rc && a < J->no; a++)
+        for (int b = a + 1; b < J->no; b++) {
+            double ma = 0, mb = 0;
+            for (int k = 0; k < d; k++)
+                ma = fmax(ma, J->mi[J->order[a] * d + k]), mb = fmax(mb, J->mi[J->order[b] * d + k]);
+            if (mb > ma) {
+                int t = J->order[a];
+                J->order[a] = J->order[b], J->order[b] = t;
+            }
+        }
+    return rc;
+}
+
+// mi.csv, mi.png and the table of the ten properties most tied to the latents.
+static void sl_mi_outputs(const sljob *J) {
+    const latents_cli *o = J->o;
+    int d = J->d;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/mi.csv", o->out);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "property");
+        for (int k = 0; k < d; k++) fprintf(f, ",D%d", k + 1);
+        fprintf(f, "\n");
+        for (int j = 0; j < J->npa; j++) {
+            fprintf(f, "%s", J->names[j]);
+            for (int k = 0; k < d; k++) fprintf(f, ",%.5f", J->mi[j * d + k]);
+            fprintf(f, "\n");
+        }
+        fclose(f);
+    }
+    int top = J->no < 10 ? J->no : 10, ng = d < 6 ? d : 6;
+    const char *cats[10];
+    double vals[6][10];
+    io_bars g[6];
+    char gn[6][16];
+    for (int a = 0; a < top; a++) cats[a] = J->names[J->order[a]];
+    for (int k = 0; k < ng; k++) {
+        for (int a = 0; a < top; a++) vals[k][a] = J->mi[J->order[a] * d + k];
+        snprintf(gn[k], sizeof gn[k], "D%d", k + 1);
+        g[k] = (io_bars){gn[k], vals[k]};
+    }
+    snprintf(path, sizeof path, "%s/mi.png", o->out);
+    if (io_plot_bars(path, "KSG mutual information between the rotated latents and catalog properties",
+                     "MI (nats)", cats, top, g, ng))
+        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
+    printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s", o->k,
+           o->split_name, "property");
+    for (int k = 0; k < d; k++) {
+        char h[16];
+        snprintf(h, sizeof h, "D%d", k + 1);
+        printf(" %7s", h);
+    }
+    printf("\n");
+    for (int a = 0; a < top; a++) {
+        printf("  %-14s", J->names[J->order[a]]);
+        for (int k = 0; k < d; k++) printf(" %7.3f", J->mi[J->order[a] * d + k]);
+        printf("\n");
+    }
+}
+
+static void sl_report(const sljob *J) {
+    const latents_cli *o = J->o;
+    const md_net *m = &J->r.net;
+    const run_branch *rb = &J->r.br[m->lat_x];
+    int d = J->d, nc = J->nc;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/report.md", o->out);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f,
+            "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## PCA rotation\n\n"
+            "| component | explained variance |\n|---|---|\n",
+            o->ckpt, d, nc, J->P, rb->grid_lo, rb->grid_hi);
+    for (int k = 0; k < d; k++) fprintf(f, "| D%d | %.1f %% |\n", k + 1, 100 * J->R.frac[k]);
+    fprintf(f, "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |", o->k,
+            o->split_name, J->n);
+    for (int k = 0; k < d; k++) fprintf(f, " D%d |", k + 1);
+    fprintf(f, "\n|---|");
+    for (int k = 0; k < d; k++) fprintf(f, "---|");
+    fprintf(f, "\n");
+    for (int a = 0; a < J->no; a++) {
+        fprintf(f, "| %s |", J->names[J->order[a]]);
+        for (int k = 0; k < d; k++) fprintf(f, " %.3f |", J->mi[J->order[a] * d + k]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n![MI](mi.png)\n\n## Traversals\n\n");
+    for (int k = 0; k < d; k++) fprintf(f, "![D%d](traversal_D%d.png)\n", k + 1, k + 1);
+    for (int q = 0; q < nc; q++)
+        fprintf(f, "![%s](traversal_%s.png)\n", J->r.br[m->lat_a].col_names[q], J->r.br[m->lat_a].col_names[q]);
     fclose(f);
-    f = NULL;
-    // MI with the properties
-    {
-        char *pb = NULL, *pn[256];
-        int np = 0;
-        if (props) {
-            pb = gn_strdup(props);
-            np = pb ? io_split_list(pb, pn, 255) : 0;
-        } else
-            for (int j = 0; j < r.cat.n_cols && np < 255; j++) {
-                const char *nm = r.cat.cols[j].name;
-                if (j == r.cat.id_col || j == r.cat.split_col || !r.cat.cols[j].numeric ||
-                    strstr(nm, "err") || r.cat.cols[j].n_null * 2 > r.cat.n_rows)
-                    continue;
-                pn[np++] = (char *)nm;
-            }
-        int npa = np + 1; // + dn4000
-        double *mi = malloc(sizeof(double) * npa * d), *xv = malloc(sizeof(double) * n),
-               *yv = malloc(sizeof(double) * n);
-        const char **names = malloc(sizeof(char *) * npa);
-        if (!mi || !xv || !yv || !names) rc = cmd_error("out of memory");
-        for (int j = 0; !rc && j < npa; j++) {
-            const double *col = j < np ? io_catalog_values(&r.cat, pn[j]) : NULL;
-            if (j < np && !col) {
-                rc = cmd_error("spectra-latents: --properties: %s", gn_errmsg());
-                break;
-            }
-            names[j] = j < np ? pn[j] : "dn4000";
-            for (int k = 0; k < d; k++) {
-                size_t cnt = 0;
-                for (size_t i = 0; i < n; i++) {
-                    double y = j < np ? col[rows[i]] : d4[i];
-                    if (isnan(y)) continue;
-                    xv[cnt] = D[i * d + k], yv[cnt++] = y;
-                }
-                mi[j * d + k] = NAN;
-                if (cnt > (size_t)kk + 1 && st_mi_ksg(xv, 1, yv, 1, cnt, (int)kk, 1, &mi[j * d + k]))
-                    mi[j * d + k] = NAN;
-            }
-        }
-        if (!rc) {
-            snprintf(path, sizeof path, "%s/mi.csv", out);
-            if ((f = fopen(path, "w"))) {
-                fprintf(f, "property");
-                for (int k = 0; k < d; k++) fprintf(f, ",D%d", k + 1);
-                fprintf(f, "\n");
-                for (int j = 0; j < npa; j++) {
-                    fprintf(f, "%s", names[j]);
-                    for (int k = 0; k < d; k++) fprintf(f, ",%.5f", mi[j * d + k]);
-                    fprintf(f, "\n");
-                }
-                fclose(f);
-                f = NULL;
-            }
-            // the ten properties with the highest MI with any component
-            int order[256], no = 0;
-            for (int j = 0; j < npa; j++) order[no++] = j;
-            for (int a = 0; a < no; a++)
-                for (int b = a + 1; b < no; b++) {
-                    double ma = 0, mb = 0;
-                    for (int k = 0; k < d; k++)
-                        ma = fmax(ma, mi[order[a] * d + k]), mb = fmax(mb, mi[order[b] * d + k]);
-                    if (mb > ma) {
-                        int t = order[a];
-                        order[a] = order[b], order[b] = t;
-                    }
-                }
-            int top = no < 10 ? no : 10, ng = d < 6 ? d : 6;
-            const char *cats[10];
-            double vals[6][10];
-            io_bars g[6];
-            char gn[6][16];
-            for (int a = 0; a < top; a++) cats[a] = names[order[a]];
-            for (int k = 0; k < ng; k++) {
-                for (int a = 0; a < top; a++) vals[k][a] = mi[order[a] * d + k];
-                snprintf(gn[k], sizeof gn[k], "D%d", k + 1);
-                g[k] = (io_bars){gn[k], vals[k]};
-            }
-            snprintf(path, sizeof path, "%s/mi.png", out);
-            if (io_plot_bars(path,
-                             "KSG mutual information between the rotated latents and catalog properties",
-                             "MI (nats)", cats, top, g, ng))
-                fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-            printf("\nMI (nats, KSG k = %ld, %s split) of the properties most tied to the latents:\n  %-14s",
-                   kk, split_name, "property");
-            for (int k = 0; k < d; k++) {
-                char h[16];
-                snprintf(h, sizeof h, "D%d", k + 1);
-                printf(" %7s", h);
-            }
-            printf("\n");
-            for (int a = 0; a < top; a++) {
-                printf("  %-14s", names[order[a]]);
-                for (int k = 0; k < d; k++) printf(" %7.3f", mi[order[a] * d + k]);
-                printf("\n");
-            }
-            // report
-            snprintf(path, sizeof path, "%s/report.md", out);
-            if ((f = fopen(path, "w"))) {
-                fprintf(f,
-                        "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## "
-                        "PCA rotation\n\n"
-                        "| component | explained variance |\n|---|---|\n",
-                        ckpt, d, nc, P, rb->grid_lo, rb->grid_hi);
-                for (int k = 0; k < d; k++) fprintf(f, "| D%d | %.1f %% |\n", k + 1, 100 * R.frac[k]);
-                fprintf(f,
-                        "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |",
-                        kk, split_name, n);
-                for (int k = 0; k < d; k++) fprintf(f, " D%d |", k + 1);
-                fprintf(f, "\n|---|");
-                for (int k = 0; k < d; k++) fprintf(f, "---|");
-                fprintf(f, "\n");
-                for (int a = 0; a < no; a++) {
-                    fprintf(f, "| %s |", names[order[a]]);
-                    for (int k = 0; k < d; k++) fprintf(f, " %.3f |", mi[order[a] * d + k]);
-                    fprintf(f, "\n");
-                }
-                fprintf(f, "\n![MI](mi.png)\n\n## Traversals\n\n");
-                for (int k = 0; k < d; k++) fprintf(f, "![D%d](traversal_D%d.png)\n", k + 1, k + 1);
-                for (int q = 0; q < nc; q++)
-                    fprintf(f, "![%s](traversal_%s.png)\n", r.br[m->lat_a].col_names[q],
-                            r.br[m->lat_a].col_names[q]);
-                fclose(f);
-                f = NULL;
-            }
-        }
-        free(mi), free(xv), free(yv), free(names), free(pb);
-    }
-    // traversals: D = t sigma_k e_k, t = -2..2 (and each condition for a CVAE)
+}
+
+// Traversals: D = t sigma_k e_k, t = -2..2 (and each condition of a CVAE with the latents at 0).
+static int sl_traversals(sljob *J) {
+    int d = J->d, nc = J->nc, P = J->P, rc = 0;
+    const spec_rot *R = &J->R;
+    float *zz = malloc(sizeof(float) * 5 * (d + nc + 1)), *xs = malloc(sizeof(float) * 5 * P);
+    float *cz = calloc(5 * (size_t)(nc + 1), sizeof(float));
+    double *ys = malloc(sizeof(double) * 5 * P);
+    if (!zz || !xs || !cz || !ys) rc = cmd_error("out of memory");
     for (int k = 0; !rc && k < d + nc; k++) {
         io_series s[5];
-        char nm[5][48], ttl[200];
+        char nm[5][48], ttl[200], path[4400];
         for (int t = 0; t < 5; t++) {
             for (int a = 0; a < d; a++) {
-                double sd = sqrt(fmax(R.var[k < d ? k : 0], 1e-12));
-                zz[t * d + a] = (float)(R.mean[a] + (k < d ? (t - 2) * sd * R.V[a * d + k] : 0));
+                double sd = sqrt(fmax(R->var[k < d ? k : 0], 1e-12));
+                zz[t * d + a] = (float)(R->mean[a] + (k < d ? (t - 2) * sd * R->V[a * d + k] : 0));
             }
             for (int q = 0; q < nc; q++) cz[t * nc + q] = k >= d && q == k - d ? (float)(t - 2) : 0;
         }
-        if (spec_decode_z(&r, &c, zz, cz, 5, xs)) {
+        if (spec_decode_z(&J->r, &J->c, zz, cz, 5, xs)) {
             rc = cmd_error("spectra-latents: %s", gn_errmsg());
             break;
         }
-        const char *what = k < d ? NULL : r.br[m->lat_a].col_names[k - d];
+        const char *what = k < d ? NULL : J->r.br[J->r.net.lat_a].col_names[k - d];
         for (int t = 0; t < 5; t++) {
             for (int j = 0; j < P; j++) ys[t * P + j] = xs[t * P + j];
             if (k < d) snprintf(nm[t], sizeof nm[t], "D%d = %+d sigma", k + 1, t - 2);
             else snprintf(nm[t], sizeof nm[t], "%s %+d sd", what, t - 2);
-            s[t] = (io_series){nm[t], wl, ys + t * P, (size_t)P};
+            s[t] = (io_series){nm[t], J->wl, ys + t * P, (size_t)P};
         }
-        if (k < d) snprintf(path, sizeof path, "%s/traversal_D%d.png", out, k + 1);
-        else snprintf(path, sizeof path, "%s/traversal_%s.png", out, what);
+        if (k < d) snprintf(path, sizeof path, "%s/traversal_D%d.png", J->o->out, k + 1);
+        else snprintf(path, sizeof path, "%s/traversal_%s.png", J->o->out, what);
         if (k < d)
             snprintf(ttl, sizeof ttl, "decoded spectra along D%d (%.1f %% of the latent variance)", k + 1,
-                     100 * R.frac[k]);
+                     100 * R->frac[k]);
         else snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
         if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     }
-    if (!rc) printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", out);
-out:
-    if (c.arena.head) nn_ctx_free(&c);
-    free(mu), free(zz), free(xs), free(D), free(wl), free(d4), free(ys), free(cz);
-    run_free(&r);
+    free(zz), free(xs), free(cz), free(ys);
+    return rc;
+}
+
+int cmd_spectra_latents(int argc, char **argv) {
+    latents_cli o = {.split_name = "test", .k = 3};
+    cmd_flag ft[] = LATENTS_FLAGS(&o);
+    if (cmd_flags_parse("spectra-latents", ft, argc, argv, &o.sets)) return 1;
+    if (!o.ckpt || !o.out) return cmd_error("spectra-latents: --ckpt and --out are required");
+    int split = io_split_parse(o.split_name);
+    if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", o.split_name);
+    if (mkdir(o.out, 0755) && errno != EEXIST)
+        return cmd_error("spectra-latents: %s: cannot create: %s", o.out, strerror(errno));
+    gn_set_threads((int)o.threads);
+    sljob J;
+    memset(&J, 0, sizeof J);
+    J.o = &o;
+    int rc = sl_open(&J, split) || sl_tables(&J) || sl_mi(&J);
+    if (!rc) sl_mi_outputs(&J), sl_report(&J);
+    if (!rc) rc = sl_traversals(&J);
+    if (!rc) printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", o.out);
+    if (J.c.arena.head) nn_ctx_free(&J.c);
+    free(J.mu), free(J.D), free(J.wl), free(J.d4), free(J.mi), free(J.pb);
+    run_free(&J.r);
     return rc ? 1 : 0;
 }
