@@ -24,7 +24,7 @@
 #include "cmd.h"
 #include "pipeline/opts.h"
 
-void cmd_analyze_help(void) {
+static void analyze_usage(void) {
     printf(
         "usage: galnn analyze --config analysis.cfg --out DIR [--catalog CSV] [--images TEMPLATE] [--threads "
         "N]\n"
@@ -48,7 +48,13 @@ void cmd_analyze_help(void) {
         "             label1, label2, checkpoint (best). Trained in DIR/runs/NAME.x1 etc.; the pointwise "
         "PID\n"
         "             of the test split in DIR/pid/NAME (pointwise.csv, pid.json, pid.png).\n\n"
-        "models/demo_analysis.cfg is the demo's study; `galnn help train` lists the model keys.\n");
+        "models/demo_analysis.cfg is the demo's study; `galnn help train` lists the model keys.\n\n");
+}
+
+static void print_analyze_flags(void);
+void cmd_analyze_help(void) {
+    analyze_usage();
+    print_analyze_flags();
 }
 
 #define MAXN 16
@@ -608,71 +614,52 @@ static int wipe(const char *dir) {
     return 0;
 }
 
-int cmd_analyze(int argc, char **argv) {
-    const char *config = NULL, *dir = NULL, *catalog = NULL, *images = NULL;
-    long threads = 0;
-    const char *sets[32];
-    int n_sets = 0, replace = 0;
-    char *text = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **dst = !strcmp(a, "--config")    ? &config
-                           : !strcmp(a, "--out")     ? &dir
-                           : !strcmp(a, "--catalog") ? &catalog
-                           : !strcmp(a, "--images")  ? &images
-                                                     : NULL;
-        if (dst) {
-            if (!v) return cmd_error("%s needs a value", a);
-            *dst = v, i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, v, 0, 1024, &threads)) return 1;
-            i++;
-        } else if (!strcmp(a, "--replace"))
-            replace = 1;
-        else if (strchr(a, '=') && a[0] != '-' && n_sets < 32)
-            sets[n_sets++] = a;
-        else
-            return cmd_error("analyze: unknown option '%s' (see `galnn help analyze`)", a);
+typedef struct analyze_cli {
+    const char *config, *dir, *catalog, *images;
+    long threads;
+    int replace;
+    cmd_strs sets;
+} analyze_cli;
+
+#define ANALYZE_FLAGS(o)                                                                                     \
+    {                                                                                                        \
+        F_STR("--config", &(o)->config, "FILE", "the analysis configuration (models/demo_analysis.cfg)"),    \
+            F_STR("--out", &(o)->dir, "DIR", "the study's directory"),                                       \
+            F_STR("--catalog", &(o)->catalog, "CSV", "[analysis] catalog"),                                  \
+            F_STR("--images", &(o)->images, "TEMPLATE", "[analysis] images"),                                \
+            F_ON("--replace", &(o)->replace, "start over if DIR holds a different analysis"),                \
+            F_THREADS(&(o)->threads), F_END                                                                  \
     }
-    if (!config || !dir) return cmd_error("analyze: give --config analysis.cfg and --out DIR");
-    study S;
-    memset(&S, 0, sizeof S);
-    if (io_config_read(config, &S.cfg)) return cmd_error("%s", gn_errmsg());
-    int rc = 1;
-    if (catalog && io_config_put(&S.cfg, "analysis", "catalog", catalog)) goto out;
-    if (images && io_config_put(&S.cfg, "analysis", "images", images)) goto out;
-    for (int k = 0; k < n_sets; k++)
-        if (io_config_set(&S.cfg, sets[k])) {
-            cmd_error("analyze: %s", gn_errmsg());
-            goto out;
-        }
-    S.dir = dir;
-    S.threads = threads;
-    S.catalog = io_config_str(&S.cfg, "analysis", "catalog", NULL);
-    S.images = io_config_str(&S.cfg, "analysis", "images", NULL);
-    S.target = io_config_str(&S.cfg, "analysis", "target", "logmstar");
-    S.by = io_config_str(&S.cfg, "analysis", "by", NULL);
-    S.derive = io_config_str(&S.cfg, "analysis", "derive", NULL);
-    if (io_config_int(&S.cfg, "analysis", "seed", 1, &S.seed)) {
-        cmd_error("%s", gn_errmsg());
-        goto out;
-    }
-    if (!S.catalog) {
-        cmd_error("analyze: no catalog: give --catalog or [analysis] catalog");
-        goto out;
-    }
-    S.n_models = io_config_sections(&S.cfg, "model.", S.model, MAXN);
-    S.n_pid = io_config_sections(&S.cfg, "pid.", S.pid, MAXN);
-    for (int k = 0; k < S.n_models; k++) S.model[k] += strlen("model.");
-    for (int k = 0; k < S.n_pid; k++) S.pid[k] += strlen("pid.");
-    if (!S.n_models && !S.n_pid) {
-        cmd_error("%s: no [model.NAME] or [pid.NAME] sections: nothing to analyse", config);
-        goto out;
-    }
-    // the run directory and its configuration (a different study is refused, or replaced)
+
+// The study's configuration (file + overrides) and what it names.
+static int study_open(study *S, const analyze_cli *o) {
+    if (io_config_read(o->config, &S->cfg)) return cmd_error("%s", gn_errmsg());
+    if (o->catalog && io_config_put(&S->cfg, "analysis", "catalog", o->catalog)) return 1;
+    if (o->images && io_config_put(&S->cfg, "analysis", "images", o->images)) return 1;
+    for (int k = 0; k < o->sets.n; k++)
+        if (io_config_set(&S->cfg, o->sets.v[k])) return cmd_error("analyze: %s", gn_errmsg());
+    S->dir = o->dir;
+    S->threads = o->threads;
+    S->catalog = io_config_str(&S->cfg, "analysis", "catalog", NULL);
+    S->images = io_config_str(&S->cfg, "analysis", "images", NULL);
+    S->target = io_config_str(&S->cfg, "analysis", "target", "logmstar");
+    S->by = io_config_str(&S->cfg, "analysis", "by", NULL);
+    S->derive = io_config_str(&S->cfg, "analysis", "derive", NULL);
+    if (io_config_int(&S->cfg, "analysis", "seed", 1, &S->seed)) return cmd_error("%s", gn_errmsg());
+    if (!S->catalog) return cmd_error("analyze: no catalog: give --catalog or [analysis] catalog");
+    S->n_models = io_config_sections(&S->cfg, "model.", S->model, MAXN);
+    S->n_pid = io_config_sections(&S->cfg, "pid.", S->pid, MAXN);
+    for (int k = 0; k < S->n_models; k++) S->model[k] += strlen("model.");
+    for (int k = 0; k < S->n_pid; k++) S->pid[k] += strlen("pid.");
+    if (!S->n_models && !S->n_pid)
+        return cmd_error("%s: no [model.NAME] or [pid.NAME] sections: nothing to analyse", o->config);
+    return 0;
+}
+
+// The run directory and its configuration: a different study is refused, or replaced.
+static int study_dir(const analyze_cli *o, const char *text) {
+    const char *dir = o->dir;
     char p[4400];
-    text = io_config_text(&S.cfg);
-    if (!text) goto out;
     snprintf(p, sizeof p, "%s/analysis.cfg", dir);
     FILE *f = fopen(p, "rb");
     if (f) {
@@ -682,53 +669,61 @@ int cmd_analyze(int argc, char **argv) {
         fclose(f);
         int same = old && got == L && !memcmp(old, text, L);
         free(old);
-        if (!same && !replace) {
-            cmd_error(
+        if (!same && !o->replace)
+            return cmd_error(
                 "analyze: %s holds a different analysis (%s); use a new --out, or --replace to start over",
                 dir, p);
-            goto out;
-        }
         if (!same) {
             printf("galnn analyze: %s held a different analysis: starting over (--replace)\n", dir);
-            if (wipe(dir)) {
-                    goto out;
-            }
+            if (wipe(dir)) return 1;
         } else
             printf("galnn analyze: continuing %s\n", dir);
     }
-    snprintf(p, sizeof p, "%s/state", dir);
-    if ((mkdir(dir, 0777) && errno != EEXIST) || (mkdir(p, 0777) && errno != EEXIST)) {
-        cmd_error("analyze: cannot create %s: %s", p, strerror(errno));
-        goto out;
-    }
-    const char *subs[3] = {"runs", "causal", "pid"};
-    for (int k = 0; k < 3; k++) {
+    const char *subs[4] = {"state", "runs", "causal", "pid"};
+    if (mkdir(dir, 0777) && errno != EEXIST)
+        return cmd_error("analyze: cannot create %s: %s", dir, strerror(errno));
+    for (int k = 0; k < 4; k++) {
         snprintf(p, sizeof p, "%s/%s", dir, subs[k]);
-        if (mkdir(p, 0777) && errno != EEXIST) {
-            cmd_error("analyze: cannot create %s: %s", p, strerror(errno));
-            goto out;
-        }
+        if (mkdir(p, 0777) && errno != EEXIST)
+            return cmd_error("analyze: cannot create %s: %s", p, strerror(errno));
     }
     snprintf(p, sizeof p, "%s/analysis.cfg", dir);
     if (!file_exists(p)) {
-        if (io_write_atomic(p, text, strlen(text))) {
-            cmd_error("%s", gn_errmsg());
-            goto out;
-        }
-        printf("galnn analyze: %s -> %s\n", config, dir);
+        if (io_write_atomic(p, text, strlen(text))) return cmd_error("%s", gn_errmsg());
+        printf("galnn analyze: %s -> %s\n", o->config, dir);
     }
-    gn_set_threads((int)threads);
-    double t0 = gn_now();
-    for (int k = 0; k < S.n_models; k++)
-        if (model_steps(&S, S.model[k])) goto out;
-    if (causal_steps(&S)) goto out;
-    for (int k = 0; k < S.n_pid; k++)
-        if (pid_steps(&S, S.pid[k])) goto out;
-    if (write_report(&S)) goto out;
-    printf("analysis done in %.0f s\n", gn_now() - t0);
-    rc = 0;
-out:
+    return 0;
+}
+
+int cmd_analyze(int argc, char **argv) {
+    analyze_cli o;
+    memset(&o, 0, sizeof o);
+    cmd_flag f[] = ANALYZE_FLAGS(&o);
+    if (cmd_flags_parse("analyze", f, argc, argv, &o.sets)) return 1;
+    if (!o.config || !o.dir) return cmd_error("analyze: give --config analysis.cfg and --out DIR");
+    study S;
+    memset(&S, 0, sizeof S);
+    char *text = NULL;
+    int rc = study_open(&S, &o);
+    if (!rc && !(text = io_config_text(&S.cfg))) rc = cmd_error("out of memory");
+    if (!rc) rc = study_dir(&o, text);
+    if (!rc) {
+        gn_set_threads((int)o.threads);
+        double t0 = gn_now();
+        for (int k = 0; k < S.n_models && !rc; k++) rc = model_steps(&S, S.model[k]);
+        if (!rc) rc = causal_steps(&S);
+        for (int k = 0; k < S.n_pid && !rc; k++) rc = pid_steps(&S, S.pid[k]);
+        if (!rc) rc = write_report(&S);
+        if (!rc) printf("analysis done in %.0f s\n", gn_now() - t0);
+    }
     free(text);
     io_config_free(&S.cfg);
-    return rc;
+    return rc ? 1 : 0;
+}
+
+static void print_analyze_flags(void) {
+    analyze_cli o;
+    memset(&o, 0, sizeof o);
+    cmd_flag f[] = ANALYZE_FLAGS(&o);
+    cmd_flags_help(f);
 }

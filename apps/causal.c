@@ -227,8 +227,8 @@ static int neighbours(causal_job *J, int want_split) {
         if (want_split == -2 || J->lsplit[i] == want_split) J->qry[J->n_q++] = (uint32_t)i;
     }
     if (J->n_ref <= k)
-        return gn_err(GN_EINVAL, "%zu training galaxies with a latent vector, need more than K = %ld", J->n_ref,
-                      o->k);
+        return gn_err(GN_EINVAL, "%zu training galaxies with a latent vector, need more than K = %ld",
+                      J->n_ref, o->k);
     if (!J->n_q) return gn_err(GN_EINVAL, "no query galaxies in the %s split", o->qsplit);
     double *Sr = gn_malloc(sizeof(double) * J->n_ref * dS), *Sq = gn_malloc(sizeof(double) * J->n_q * dS);
     J->nb = gn_malloc(sizeof(uint32_t) * J->n_q * k), J->dist = gn_malloc(sizeof(double) * J->n_q * k);
@@ -246,7 +246,8 @@ static int neighbours(causal_job *J, int want_split) {
             "(%.1f s)\n",
             J->n_q, J->n_ref, dS, o->k, gn_now() - t0);
     if (J->n_null)
-        fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", J->n_null, o->latent);
+        fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", J->n_null,
+                o->latent);
     return GN_OK;
 }
 
@@ -286,7 +287,8 @@ static int local_tests(causal_job *J) {
         if (J->cv) J->cv[i] = J->tc[c];
         if (J->gv) J->gv[i] = J->tg[c];
     }
-    st_local_opts so = {(int)o->perms, 10, (uint64_t)o->seed, J->C.null_threshold > 0 ? J->C.null_threshold : 9000};
+    st_local_opts so = {(int)o->perms, 10, (uint64_t)o->seed,
+                        J->C.null_threshold > 0 ? J->C.null_threshold : 9000};
     for (int v = 0; v < J->nv; v++) {
         J->xv[v] = gn_malloc(sizeof(double) * nr), J->rows[v] = gn_malloc(sizeof(st_local_row) * nq);
         if (!J->xv[v] || !J->rows[v]) return GN_ENOMEM;
@@ -348,8 +350,8 @@ static int plot_r(const causal_job *J, int v) {
     }
     char title[256], path[4096];
     const char *g = o->given;
-    snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", o->target, g ? "|c" : "", J->vars[v], g ? "|c" : "",
-             g ? ", c = " : "", g ? g : "");
+    snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", o->target, g ? "|c" : "", J->vars[v],
+             g ? "|c" : "", g ? ", c = " : "", g ? g : "");
     snprintf(path, sizeof path, "%s/r_%s.png", o->out, J->vars[v]);
     if (io_plot_hists(path, title, "Pearson r over the K nearest neighbours", h, nh, 40, -1, 1))
         fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
@@ -378,8 +380,8 @@ static int plot_pe(const causal_job *J) {
     snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", o->target,
              o->given ? " given " : "", o->given ? o->given : "");
     snprintf(path, sizeof path, "%s/pe.png", o->out);
-    if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)J->vars, nv, g,
-                          ps->n ? ng : 1, ref_all, "permuted median"))
+    if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)J->vars, nv,
+                          g, ps->n ? ng : 1, ref_all, "permuted median"))
         fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
     free(buf);
     return GN_OK;
@@ -398,9 +400,10 @@ static void print_table(const causal_job *J) {
                    p < ps->n ? ps->name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
                    s->pe[2], s->p_ks_pe, ext ? "yes" : "no");
         }
-    printf("reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
-           "summary.json, r_*.png, pe.png\n",
-           J->sum[0][ps->n].pe_perm[1], alpha, J->o->out);
+    printf(
+        "reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "
+        "summary.json, r_*.png, pe.png\n",
+        J->sum[0][ps->n].pe_perm[1], alpha, J->o->out);
 }
 
 static int causal_outputs(causal_job *J) {
@@ -426,7 +429,8 @@ int causal_run(const causal_cli *o) {
     if (!o->latent || !o->catalog || !o->target || !o->vars || !o->out)
         return cmd_error("causal: --latent, --catalog, --target, --vars and --out are required");
     int want_split = !strcmp(o->qsplit, "all") ? -2 : io_split_parse(o->qsplit);
-    if (want_split == -1) return cmd_error("causal: --query-split '%s' is not train, val, test or all", o->qsplit);
+    if (want_split == -1)
+        return cmd_error("causal: --query-split '%s' is not train, val, test or all", o->qsplit);
     gn_set_threads((int)o->threads);
     causal_job J;
     memset(&J, 0, sizeof J);

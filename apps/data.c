@@ -11,34 +11,45 @@
 #include "cmd.h"
 #include "dataopts.h"
 
+typedef struct data_cli {
+    dataopts d;
+    long batch, threads;
+    int epoch;
+} data_cli;
+
+#define DATA_FLAGS(o)                                                                                        \
+    {                                                                                                        \
+        DATAOPTS_FLAGS(&(o)->d), F_INT("--batch", &(o)->batch, 1, 100000, "B", "--epoch: the batch size"),   \
+            F_ON("--epoch", &(o)->epoch, "iterate one augmented training epoch"), F_THREADS(&(o)->threads), \
+            F_END                                                                                            \
+    }
+
+static void data_defaults(data_cli *o) {
+    memset(o, 0, sizeof *o);
+    dataopts_defaults(&o->d);
+    o->batch = 32;
+}
+
 void cmd_data_help(void) {
     printf("usage: galnn data --catalog FILE --images TEMPLATE [data options] [--batch B] [--epoch]\n\n"
            "Reads the catalog (reporting null values per column), decodes every cutout once into the\n"
            "dataset cache (or verifies the existing one), assigns train/val/test splits, prints per-band\n"
            "statistics of the training split and, with --epoch, iterates one augmented training epoch\n"
-           "in batches of B (default 32), reporting galaxies/s.\n\n%s",
-           DATAOPTS_HELP);
+           "in batches of B, reporting galaxies/s.\n\n");
+    data_cli o;
+    data_defaults(&o);
+    cmd_flag f[] = DATA_FLAGS(&o);
+    cmd_flags_help(f);
 }
 
 int cmd_data(int argc, char **argv) {
-    dataopts d;
-    dataopts_defaults(&d);
-    long batch = 32, threads = 0;
-    int epoch = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = dataopts_parse(&d, argc, argv, &i);
-        if (r < 0) return 1;
-        if (r) continue;
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--batch")) {
-            if (cmd_parse_int("--batch", v, 1, 100000, &batch)) return 1;
-            i++;
-        } else if (!strcmp(argv[i], "--threads")) {
-            if (cmd_parse_int("--threads", v, 0, 1024, &threads)) return 1;
-            i++;
-        } else if (!strcmp(argv[i], "--epoch")) epoch = 1;
-        else return cmd_error("data: unknown option '%s' (see `galnn help data`)", argv[i]);
-    }
+    data_cli o;
+    data_defaults(&o);
+    cmd_flag f[] = DATA_FLAGS(&o);
+    if (cmd_flags_parse("data", f, argc, argv, NULL)) return 1;
+    const dataopts d = o.d;
+    long batch = o.batch, threads = o.threads;
+    int epoch = o.epoch;
     gn_set_threads((int)threads);
     io_catalog cat;
     if (dataopts_catalog(&d, &cat, 1)) return 1;
@@ -47,7 +58,7 @@ int cmd_data(int argc, char **argv) {
     int rc = 1;
     uint8_t *split = malloc(cat.n_rows ? cat.n_rows : 1);
     if (!split || dataopts_spec(&d, &cat, &spec, 1)) goto out0;
-    if (io_catalog_splits(&cat, d.f_train, d.f_val, split)) {
+    if (io_catalog_splits(&cat, d.frac[0], d.frac[1], split)) {
         cmd_error("%s", gn_errmsg());
         goto out0;
     }

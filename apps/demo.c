@@ -13,10 +13,13 @@
 #include "../io/json.h"
 #include "../io/mock.h"
 #include "cmd.h"
+#include "flags.h"
+
+static void print_demo_flags(void);
 
 void cmd_demo_help(void) {
     printf(
-        "usage: galnn demo [--out DIR] [--n N] [--seed S] [--threads N] [--epochs-scale F]\n\n"
+        "usage: galnn demo [--out DIR] [--n N] [--seed S] [--threads N]\n\n"
         "1. writes the mock survey (default 4000 galaxies, 64x64 u,g,r,i,z cutouts) to DIR (default "
         "galnn-demo),\n"
         "2. trains models/demo_mlp.cfg (photometry only) and models/demo_cnn.cfg (photometry + cutouts) to\n"
@@ -36,7 +39,8 @@ void cmd_demo_help(void) {
         "spectra-latents\n"
         "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
         "About 12 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
-        "analysis steps.\n");
+        "analysis steps.\n\n");
+    print_demo_flags();
 }
 
 static int call(int (*fn)(int, char **), char **args) {
@@ -67,58 +71,44 @@ static int read_metrics(const char *path, double *v) {
     return 0;
 }
 
-int cmd_demo(int argc, char **argv) {
-    long seed = 1, threads = 0, n = 4000;
-    const char *out = "galnn-demo";
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--seed")) {
-            if (cmd_parse_int("--seed", v, 0, 0x7fffffffL, &seed)) return 1;
-        } else if (!strcmp(argv[i], "--threads")) {
-            if (cmd_parse_int("--threads", v, 0, 1024, &threads)) return 1;
-        } else if (!strcmp(argv[i], "--n")) {
-            if (cmd_parse_int("--n", v, 200, 1000000, &n)) return 1;
-        } else if (!strcmp(argv[i], "--out")) {
-            if (!v) return cmd_error("--out needs a directory");
-            out = v;
-        } else
-            return cmd_error("demo: unknown option '%s' (see `galnn help demo`)", argv[i]);
-        i++;
-    }
-    gn_set_threads((int)threads);
-    double t0 = gn_now();
-    printf("galnn demo: photometry vs photometry + images for log M* on the mock survey (%d threads)\n\n",
-           gn_threads());
-    char cat[4096], tmpl[4096], runs[4096], r1[4200], r2[4200], th[16], sd[32];
-    snprintf(cat, sizeof cat, "%s/catalog.csv", out);
-    snprintf(tmpl, sizeof tmpl, "%s/cutouts/{id}.fits", out);
-    snprintf(runs, sizeof runs, "%s/runs", out);
-    snprintf(r1, sizeof r1, "%s/photometry", runs);
-    snprintf(r2, sizeof r2, "%s/images", runs);
-    snprintf(th, sizeof th, "%ld", threads);
-    snprintf(sd, sizeof sd, "train.seed=%ld", seed);
+// The demo's paths and settings.
+typedef struct demo {
+    const char *out;
+    long n, seed, threads;
+    char cat[4096], tmpl[4096], runs[4096], th[16], sd[32], wave[4200];
+} demo;
+
+// 1. the mock survey (reused when it is there and complete).
+static int demo_mock(const demo *D, double t0) {
     io_catalog c;
     io_catalog_opts co = {0, 1};
-    char wave[4200];
-    snprintf(wave, sizeof wave, "%s/spectra/wave.npy", out);
     struct stat wst;
-    if (io_catalog_read(cat, &co, &c) || c.n_rows != (size_t)n || stat(wave, &wst)) {
+    if (io_catalog_read(D->cat, &co, &c) || c.n_rows != (size_t)D->n || stat(D->wave, &wst)) {
         if (c.path) io_catalog_free(&c);
-        printf("== 1. mock survey: %ld galaxies -> %s\n", n, out);
-        io_mock_opts mo = {.out = out, .n = (int)n, .seed = (uint64_t)seed, .size = 64, .spectra = 1};
+        printf("== 1. mock survey: %ld galaxies -> %s\n", D->n, D->out);
+        io_mock_opts mo = {
+            .out = D->out, .n = (int)D->n, .seed = (uint64_t)D->seed, .size = 64, .spectra = 1};
         if (io_mock_write(&mo)) return cmd_error("demo: %s", gn_errmsg());
         printf("   written in %.1f s (`galnn help mock` documents the model)\n\n", gn_now() - t0);
     } else {
         io_catalog_free(&c);
-        printf("== 1. mock survey: reusing %s\n\n", cat);
+        printf("== 1. mock survey: reusing %s\n\n", D->cat);
     }
-    mkdir(runs, 0755);
+    mkdir(D->runs, 0755);
+    return 0;
+}
+
+// 2-4. photometry only against photometry + cutouts on the test split.
+static int demo_point(demo *D) {
+    char r1[4200], r2[4200], *cat = D->cat, *th = D->th, *sd = D->sd;
+    snprintf(r1, sizeof r1, "%s/photometry", D->runs);
+    snprintf(r2, sizeof r2, "%s/images", D->runs);
     printf("== 2. photometry only (models/demo_mlp.cfg)\n");
     char *a1[] = {"train", "--config", "models/demo_mlp.cfg", "--catalog", cat, "--out", r1, "--threads", th,
                   sd,      NULL};
     if (call(cmd_train, a1)) return 1;
     printf("\n== 3. photometry + 5-band cutouts (models/demo_cnn.cfg)\n");
-    char *a2[] = {"train", "--config", "models/demo_cnn.cfg", "--catalog", cat, "--images", tmpl,
+    char *a2[] = {"train", "--config", "models/demo_cnn.cfg", "--catalog", cat, "--images", D->tmpl,
                   "--out", r2,         "--threads",           th,          sd,  NULL};
     if (call(cmd_train, a2)) return 1;
     printf("\n== 4. test split\n");
@@ -139,74 +129,25 @@ int cmd_demo(int argc, char **argv) {
     printf("\nThe cutouts change sigma_MAD by %+.1f %% (the mock's M/L depends on Sersic n and dust with\n"
            "inclination, which only the images show).\n",
            100 * (b[1] / a[1] - 1));
+    return 0;
+}
 
-    // 5. why: the interpretation study (spec/methods.md §1) in one analyze run
-    char adir[4300];
-    snprintf(adir, sizeof adir, "%s/analysis", out);
+// 5. why: the interpretation study (spec/methods.md §1) in one analyze run.
+static int demo_why(demo *D, char *adir, size_t len) {
+    snprintf(adir, len, "%s/analysis", D->out);
     printf("\n== 5. why: galnn analyze --config models/demo_analysis.cfg (S-space models of the magnitudes "
            "and of the\n"
            "   cutouts, local tests in both S spaces, the PID of <magnitudes, morphology>) -> %s\n",
            adir);
     char aseed[64];
-    snprintf(aseed, sizeof aseed, "analysis.seed=%ld", seed);
-    char *az[] = {"analyze",   "--config",  "models/demo_analysis.cfg",
-                  "--out",     adir,        "--replace",
-                  "--catalog", cat,         "--images",
-                  tmpl,        "--threads", th,
-                  aseed,       NULL};
-    if (call(cmd_analyze, az)) return 1;
-    // 6. posteriors: a VAE on the cutouts, then conditional flows from photometry alone and with its latent
-    char vdir[4300], vck[4400], mucsv[4400], join[4500], fdir[2][4300], fck[2][8800], fm[2][8800];
-    snprintf(vdir, sizeof vdir, "%s/vae", runs);
-    snprintf(vck, sizeof vck, "%s/best.npz", vdir);
-    snprintf(mucsv, sizeof mucsv, "%s/mu.csv", vdir);
-    snprintf(join, sizeof join, "data.join=%s", mucsv);
-    printf("\n== 6. posteriors: a VAE on the cutouts (models/vae_ugriz.cfg, 2x2-binned, 20 epochs), then "
-           "conditional\n"
-           "   RealNVP flows over log M*, log SFR, z and log M/L_r from photometry (models/flow_phot.cfg) "
-           "and from\n"
-           "   photometry + the VAE latent (models/flow_vae_phot.cfg)\n");
-    char *av[] = {"train",
-                  "--config",
-                  "models/vae_ugriz.cfg",
-                  "--catalog",
-                  cat,
-                  "--images",
-                  tmpl,
-                  "--out",
-                  vdir,
-                  "--threads",
-                  th,
-                  sd,
-                  "data.bin=2",
-                  "train.epochs=20",
-                  "train.lr=1e-3",
-                  NULL};
-    char *ae[] = {"embed", "--ckpt", vck, "--full", "--out", mucsv, "--threads", th, NULL};
-    if (call(cmd_train, av) || call(cmd_embed, ae)) return 1;
-    const char *fcfg[2] = {"models/flow_phot.cfg", "models/flow_vae_phot.cfg"},
-               *fname[2] = {"flow_phot", "flow_vae"};
-    for (int k = 0; k < 2; k++) {
-        snprintf(fdir[k], sizeof fdir[k], "%s/%s", runs, fname[k]);
-        snprintf(fck[k], sizeof fck[k], "%s/best.npz", fdir[k]);
-        snprintf(fm[k], sizeof fm[k], "%s/metrics.json", fdir[k]);
-        char *af[] = {"train",
-                      "--config",
-                      (char *)fcfg[k],
-                      "--catalog",
-                      cat,
-                      "--out",
-                      fdir[k],
-                      "--threads",
-                      th,
-                      sd,
-                      "model.context=128",
-                      "model.layers=8",
-                      k ? join : NULL,
-                      NULL};
-        char *ev[] = {"eval", "--ckpt", fck[k], "--samples", "500", "--threads", th, NULL};
-        if (call(cmd_train, af) || call(cmd_eval, ev)) return 1;
-    }
+    snprintf(aseed, sizeof aseed, "analysis.seed=%ld", D->seed);
+    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--replace", "--catalog",
+                  D->cat, "--images", D->tmpl, "--threads", D->th, aseed, NULL};
+    return call(cmd_analyze, az);
+}
+
+// The posterior table: R2, 68 / 95 % coverage and PIT KS per target, for both flows.
+static void posterior_table(char fm[2][8800]) {
     printf("\n== posteriors on the test split: R2 of the posterior mean, 68 %% / 95 %% interval coverage, "
            "PIT KS\n");
     printf("  %-10s %-34s %-34s\n", "target", "photometry", "photometry + VAE latent");
@@ -228,68 +169,136 @@ int cmd_demo(int argc, char **argv) {
         }
         printf("\n");
     }
+}
+
+// 6. posteriors: a VAE on the cutouts, then conditional flows from photometry alone and with its latent.
+static int demo_posteriors(demo *D) {
+    char vdir[4300], vck[4400], mucsv[4400], join[4500], fdir[2][4300], fck[2][8800], fm[2][8800];
+    char *cat = D->cat, *th = D->th;
+    snprintf(vdir, sizeof vdir, "%s/vae", D->runs);
+    snprintf(vck, sizeof vck, "%s/best.npz", vdir);
+    snprintf(mucsv, sizeof mucsv, "%s/mu.csv", vdir);
+    snprintf(join, sizeof join, "data.join=%s", mucsv);
+    printf("\n== 6. posteriors: a VAE on the cutouts (models/vae_ugriz.cfg, 2x2-binned, 20 epochs), then "
+           "conditional\n"
+           "   RealNVP flows over log M*, log SFR, z and log M/L_r from photometry (models/flow_phot.cfg) "
+           "and from\n"
+           "   photometry + the VAE latent (models/flow_vae_phot.cfg)\n");
+    char *av[] = {"train", "--config", "models/vae_ugriz.cfg", "--catalog", cat, "--images", D->tmpl, "--out",
+                  vdir, "--threads", th, D->sd, "data.bin=2", "train.epochs=20", "train.lr=1e-3", NULL};
+    char *ae[] = {"embed", "--ckpt", vck, "--full", "--out", mucsv, "--threads", th, NULL};
+    if (call(cmd_train, av) || call(cmd_embed, ae)) return 1;
+    const char *fcfg[2] = {"models/flow_phot.cfg", "models/flow_vae_phot.cfg"},
+               *fname[2] = {"flow_phot", "flow_vae"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(fdir[k], sizeof fdir[k], "%s/%s", D->runs, fname[k]);
+        snprintf(fck[k], sizeof fck[k], "%s/best.npz", fdir[k]);
+        snprintf(fm[k], sizeof fm[k], "%s/metrics.json", fdir[k]);
+        char *af[] = {"train",
+                      "--config",
+                      (char *)fcfg[k],
+                      "--catalog",
+                      cat,
+                      "--out",
+                      fdir[k],
+                      "--threads",
+                      th,
+                      D->sd,
+                      "model.context=128",
+                      "model.layers=8",
+                      k ? join : NULL,
+                      NULL};
+        char *ev[] = {"eval", "--ckpt", fck[k], "--samples", "500", "--threads", th, NULL};
+        if (call(cmd_train, af) || call(cmd_eval, ev)) return 1;
+    }
+    posterior_table(fm);
     printf("  (calibrated: 0.68 / 0.95 and a small KS distance; PIT histograms in %s and %s)\n", fdir[0],
            fdir[1]);
+    return 0;
+}
 
-    // 7. spectra: the VAE/CVAE grid, the latent space's physics, where the latents look
+// The plain VAE of the scan with the lowest BIC (its latent size; 4 if the table is unreadable).
+static int best_plain_latent(const char *sdir) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/scan.csv", sdir);
+    io_catalog sc;
+    double bb = 1e300;
+    int bl = 4;
+    io_catalog_opts big = {1e300, 0}; // BIC values are large numbers, not nulls
+    if (!io_catalog_read(p, &big, &sc)) {
+        const double *bic = io_catalog_values(&sc, "bic"), *lat = io_catalog_values(&sc, "latent");
+        for (size_t i = 0; bic && lat && i < sc.n_rows; i++)
+            if (!strcmp(sc.cols[0].s[i], "none") && bic[i] < bb) bb = bic[i], bl = (int)lat[i];
+        io_catalog_free(&sc);
+    }
+    return bl;
+}
+
+// 7. spectra: the VAE/CVAE grid, the latent space's physics, where the latents look.
+static int demo_spectra(demo *D) {
     char sdir[4200], spat[4200], swave[4300], sgrid[64] = "branch.spec.grid=3500,7500,256", best[4400],
-                                              ldir[4200], xdir[4200];
-    snprintf(sdir, sizeof sdir, "%s/spectra_scan", out);
-    snprintf(spat, sizeof spat, "branch.spec.spectra=%s/spectra/{id}.npy", out);
-    snprintf(swave, sizeof swave, "branch.spec.wave=%s", wave);
-    snprintf(ldir, sizeof ldir, "%s/spectra_latents", out);
-    snprintf(xdir, sizeof xdir, "%s/spectra_explain", out);
+                                              ldir[4200], xdir[4200], catov[4200];
+    snprintf(sdir, sizeof sdir, "%s/spectra_scan", D->out);
+    snprintf(spat, sizeof spat, "branch.spec.spectra=%s/spectra/{id}.npy", D->out);
+    snprintf(swave, sizeof swave, "branch.spec.wave=%s", D->wave);
+    snprintf(ldir, sizeof ldir, "%s/spectra_latents", D->out);
+    snprintf(xdir, sizeof xdir, "%s/spectra_explain", D->out);
+    snprintf(catov, sizeof catov, "data.catalog=%s", D->cat);
     printf("\n== 7. spectra (models/specvae.cfg on 256 rest-frame pixels, 3500-7500 Å): the VAE/CVAE grid "
            "over latent\n"
            "   sizes 1, 2, 4, 8 without and with log M* as the condition, ranked by BIC; then the best plain "
            "VAE's\n"
            "   latent space (PCA rotation, MI with catalog properties, traversals) and its wavelength "
            "attributions\n");
-    char catov[4200];
-    snprintf(catov, sizeof catov, "data.catalog=%s", cat);
-    char *as[] = {"spectra-scan",
-                  "--config",
-                  "models/specvae.cfg",
-                  "--out",
-                  sdir,
-                  "--latents",
-                  "1,2,4,8",
-                  "--conditions",
-                  "none,logmstar",
-                  "--threads",
-                  th,
-                  catov,
-                  spat,
-                  swave,
-                  sgrid,
-                  "train.batch=64",
-                  "train.epochs=12",
-                  "train.patience=4",
-                  NULL};
+    char *as[] = {"spectra-scan", "--config", "models/specvae.cfg", "--out", sdir, "--latents", "1,2,4,8",
+                  "--conditions", "none,logmstar", "--threads", D->th, catov, spat, swave, sgrid,
+                  "train.batch=64", "train.epochs=12", "train.patience=4", NULL};
     if (call(cmd_spectra_scan, as)) return 1;
-    // the plain VAE with the lowest BIC
-    io_catalog sc;
-    double bb = 1e300;
-    int bl = 4;
-    snprintf(best, sizeof best, "%s/scan.csv", sdir);
-    io_catalog_opts big = {1e300, 0}; // BIC values are large numbers, not nulls
-    if (!io_catalog_read(best, &big, &sc)) {
-        const double *bic = io_catalog_values(&sc, "bic"), *lat = io_catalog_values(&sc, "latent");
-        for (size_t i = 0; bic && lat && i < sc.n_rows; i++)
-            if (!strcmp(sc.cols[0].s[i], "none") && bic[i] < bb) bb = bic[i], bl = (int)lat[i];
-        io_catalog_free(&sc);
-    }
-    snprintf(best, sizeof best, "%s/runs/none_d%d/best.npz", sdir, bl);
-    printf("\n   the best plain VAE has %d latent(s): %s\n", bl, best);
-    char *al[] = {"spectra-latents", "--ckpt", best, "--out", ldir, "--threads", th, catov,
+    snprintf(best, sizeof best, "%s/runs/none_d%d/best.npz", sdir, best_plain_latent(sdir));
+    printf("\n   the best plain VAE has %d latent(s): %s\n", best_plain_latent(sdir), best);
+    char *al[] = {"spectra-latents", "--ckpt", best, "--out", ldir, "--threads", D->th, catov,
                   "--properties", "logmstar,logsfr,av,oh12,gr0,n_true,re_kpc,z", NULL};
-    char *ax[] = {"explain", "--ckpt", best, "--out", xdir, "--n", "20", "--threads", th, catov, NULL};
+    char *ax[] = {"explain", "--ckpt", best, "--out", xdir, "--n", "20", "--threads", D->th, catov, NULL};
     if (call(cmd_spectra_latents, al) || call(cmd_explain, ax)) return 1;
     printf("   plots: %s/bic.png, %s/traversal_D1.png, mi.png, %s/attr.png\n", sdir, ldir, xdir);
+    return 0;
+}
 
+#define DEMO_FLAGS(o)                                                                                        \
+    {                                                                                                        \
+        F_STR("--out", &(o)->out, "DIR", "where the survey, runs and reports go"),                           \
+            F_INT("--n", &(o)->n, 200, 1000000, "N", "galaxies in the mock survey"),                         \
+            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "survey and training seed"),                     \
+            F_THREADS(&(o)->threads), F_END                                                                  \
+    }
+
+static void print_demo_flags(void) {
+    demo d = {.out = "galnn-demo", .n = 4000, .seed = 1};
+    cmd_flag f[] = DEMO_FLAGS(&d);
+    cmd_flags_help(f);
+}
+
+int cmd_demo(int argc, char **argv) {
+    demo D = {.out = "galnn-demo", .n = 4000, .seed = 1};
+    cmd_flag f[] = DEMO_FLAGS(&D);
+    if (cmd_flags_parse("demo", f, argc, argv, NULL)) return 1;
+    gn_set_threads((int)D.threads);
+    double t0 = gn_now();
+    printf("galnn demo: photometry vs photometry + images for log M* on the mock survey (%d threads)\n\n",
+           gn_threads());
+    snprintf(D.cat, sizeof D.cat, "%s/catalog.csv", D.out);
+    snprintf(D.tmpl, sizeof D.tmpl, "%s/cutouts/{id}.fits", D.out);
+    snprintf(D.runs, sizeof D.runs, "%s/runs", D.out);
+    snprintf(D.th, sizeof D.th, "%ld", D.threads);
+    snprintf(D.sd, sizeof D.sd, "train.seed=%ld", D.seed);
+    snprintf(D.wave, sizeof D.wave, "%s/spectra/wave.npy", D.out);
+    char adir[4300];
+    if (demo_mock(&D, t0) || demo_point(&D) || demo_why(&D, adir, sizeof adir) || demo_posteriors(&D) ||
+        demo_spectra(&D))
+        return 1;
     printf(
         "\nRunning the demo again reuses the survey and the finished steps. Runs, logs and plots: %s; the\n"
         "study's report: %s/report.html (and report.md). %.0f s in all.\n",
-        runs, adir, gn_now() - t0);
+        D.runs, adir, gn_now() - t0);
     return 0;
 }

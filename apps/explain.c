@@ -231,7 +231,8 @@ typedef struct xjob {
 static int open_model(xjob *J) {
     const explain_cli *o = J->o;
     run *r = &J->r;
-    if (run_from_checkpoint(r, o->ckpt, o->sets.v, o->sets.n, 0, 0)) return cmd_error("explain: %s", gn_errmsg());
+    if (run_from_checkpoint(r, o->ckpt, o->sets.v, o->sets.n, 0, 0))
+        return cmd_error("explain: %s", gn_errmsg());
     const md_net *net = &r->net;
     J->spectral = run_report(r) == MD_REPORT_SPECTRA, J->branch = -1, J->T = 1;
     if (run_report(r) == MD_REPORT_LATENT)
@@ -274,7 +275,8 @@ static int pick_rows(xjob *J, int split) {
         for (int s = 0; s < 3 && hit < 0; s++)
             for (size_t j = 0; j < r->n_rows[s]; j++)
                 if (!strcmp(io_catalog_id(&r->cat, r->rows[s][j]), it[q])) hit = (int)r->rows[s][j];
-        if (hit < 0) rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
+        if (hit < 0)
+            rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
         else J->rows[J->n++] = (uint32_t)hit;
     }
     free(buf);
@@ -343,10 +345,11 @@ static int attribute(xjob *J) {
         for (int k = 0; !rc && k < T; k++) {
             u.comp = k;
             gn_rng sr;
-            gn_rng_seed(&sr, (uint64_t)o->seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k, GN_STREAM_SAMPLE);
+            gn_rng_seed(&sr, (uint64_t)o->seed * 1000003u + (uint64_t)i * 101 + (uint64_t)k,
+                        GN_STREAM_SAMPLE);
             const float *x = J->X + (size_t)i * dim;
-            if ((rc = nn_expected_gradients(&J->c, model_f, &u, J->ndim, J->shape, x, J->bg, nbg, (int)o->samples,
-                                            25, &sr, phi)) ||
+            if ((rc = nn_expected_gradients(&J->c, model_f, &u, J->ndim, J->shape, x, J->bg, nbg,
+                                            (int)o->samples, 25, &sr, phi)) ||
                 (rc = eval_f(&J->c, &u, J->ndim, J->shape, x, 1, &fx)) ||
                 (rc = eval_f(&J->c, &u, J->ndim, J->shape, J->bg, nbg, fb)))
                 break;
@@ -362,8 +365,8 @@ static int attribute(xjob *J) {
     for (int b = 0; b < MD_MAX_BRANCH; b++) free(rowbuf[b]);
     free(scratch), free(phi), free(fb);
     if (rc) return cmd_error("explain: %s", gn_errmsg()[0] ? gn_errmsg() : "out of memory");
-    printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n, T, nbg,
-           J->scol ? " stratified by " : "", J->scol ? J->sc : "", o->samples);
+    printf("galnn explain: %d galaxies x %d output(s), %d background galaxies%s%s, %ld samples each\n", n, T,
+           nbg, J->scol ? " stratified by " : "", J->scol ? J->sc : "", o->samples);
     printf("  completeness: mean |sum(phi) - (f(x) - E f(b))| = %.4g (the background spread of f is %.4g)\n",
            err_sum / n_err, spread / n_err);
     int64_t sh[5] = {n, T};
@@ -403,8 +406,8 @@ static int report_spectral(const xjob *J) {
             s[k] = (io_series){nm[k], wl, ys + (size_t)k * P, (size_t)P};
         }
         snprintf(p, sizeof p, "%s/attr.png", out);
-        if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength", "rest-frame wavelength (Å)",
-                          "mean |phi|", s, T < 6 ? T : 6, 1))
+        if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength",
+                          "rest-frame wavelength (Å)", "mean |phi|", s, T < 6 ? T : 6, 1))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000 Å
         for (int k = 0; k < T; k++) {
@@ -415,7 +418,8 @@ static int report_spectral(const xjob *J) {
                 if (v > mabs[(size_t)k * P + jm]) jm = j;
                 tot += v, blue += wl[j] < 5000 ? v : 0;
             }
-            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm],
+            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1,
+                   wl[jm],
                    tot > 0 ? 100 * blue / tot : 0);
         }
         printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);

@@ -6,6 +6,7 @@
 #include "../common/gn_common.h"
 #include "../io/ckpt.h"
 #include "cmd.h"
+#include "flags.h"
 
 void cmd_inspect_help(void) {
     printf("usage: galnn inspect FILE.npz [--config]\n\n"
@@ -15,12 +16,13 @@ void cmd_inspect_help(void) {
 
 int cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
-    int show_cfg = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config")) show_cfg = 1;
-        else if (argv[i][0] == '-') return cmd_error("inspect: unknown option '%s'", argv[i]);
-        else path = argv[i];
-    }
+    int show_cfg = 0, na = 0, rc = 0;
+    char *args[64];
+    for (int i = 0; i < argc && na < 64; i++) // the file is the one argument that is not a flag
+        if (i && argv[i][0] != '-' && !path) path = argv[i];
+        else args[na++] = argv[i];
+    cmd_flag f[] = {F_ON("--config", &show_cfg, "print the configuration it was trained with"), F_END};
+    if (cmd_flags_parse("inspect", f, na, args, NULL)) return 1;
     if (!path) return cmd_error("inspect: give a checkpoint file");
     io_npz z;
     if (io_npz_read(path, &z)) return cmd_error("%s", gn_errmsg());
@@ -50,9 +52,9 @@ int cmd_inspect(int argc, char **argv) {
     if (show_cfg) {
         char *cfg = io_ckpt_config(path, &z);
         if (cfg) printf("\nconfiguration:\n%s", cfg);
-        else cmd_error("%s", gn_errmsg());
+        else rc = cmd_error("%s", gn_errmsg());
         free(cfg);
     }
     io_npz_free(&z);
-    return 0;
+    return rc;
 }

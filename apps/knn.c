@@ -52,16 +52,17 @@ typedef struct knn_cli {
     int include_self;
 } knn_cli;
 
-#define KNN_FLAGS(o)                                                                                          \
-    {F_STR("--ref", &(o)->ref, "REF.csv", "the reference table"),                                          \
-     F_STR("--query", &(o)->query, "Q.csv", "the query table (default: the reference set)"),               \
-     F_STR("--cols", &(o)->cols, "COLS", "the columns of the space"),                                      \
-     F_INT("--k", &(o)->k, 1, 1000000, "K", "neighbours per query"),                                       \
-     F_STR("--out", &(o)->out, "NN.csv", "query_id, rank, ref_id, distance"),                              \
-     F_STR("--metric", &(o)->metric, "l2|linf", "the distance"),                                           \
-     F_ON("--include-self", &(o)->include_self, "a point is its own first neighbour"),                     \
-     F_THREADS(&(o)->threads),                                                                           \
-     F_END}
+#define KNN_FLAGS(o)                                                                                         \
+    {                                                                                                        \
+        F_STR("--ref", &(o)->ref, "REF.csv", "the reference table"),                                         \
+            F_STR("--query", &(o)->query, "Q.csv", "the query table (default: the reference set)"),          \
+            F_STR("--cols", &(o)->cols, "COLS", "the columns of the space"),                                 \
+            F_INT("--k", &(o)->k, 1, 1000000, "K", "neighbours per query"),                                  \
+            F_STR("--out", &(o)->out, "NN.csv", "query_id, rank, ref_id, distance"),                         \
+            F_STR("--metric", &(o)->metric, "l2|linf", "the distance"),                                      \
+            F_ON("--include-self", &(o)->include_self, "a point is its own first neighbour"),                \
+            F_THREADS(&(o)->threads), F_END                                                                  \
+    }
 
 void cmd_knn_help(void) {
     knn_usage();

@@ -6,6 +6,9 @@
 #include "../common/gn_common.h"
 #include "../io/mock.h"
 #include "cmd.h"
+#include "flags.h"
+
+static void print_mock_flags(void);
 
 void cmd_mock_help(void) {
     printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics] "
@@ -15,6 +18,8 @@ void cmd_mock_help(void) {
            "Defaults: 3000 galaxies, seed 1, 64x64 cutouts, 48x48 kinematic maps. Deterministic for a seed,\n"
            "whatever the thread count.\n\n%s",
            IO_MOCK_DOC);
+    printf("\n");
+    print_mock_flags();
 }
 
 static void progress(void *u, int done, int total) {
@@ -27,39 +32,46 @@ static void progress(void *u, int done, int total) {
     if (done == total && cmd_is_tty()) fputc('\n', stderr);
 }
 
-int cmd_mock(int argc, char **argv) {
-    io_mock_opts o = {0};
-    o.n = 3000;
-    o.seed = 1;
-    o.size = 64;
-    o.kin_size = 48;
-    long v, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--out")) {
-            if (!val) return cmd_error("--out needs a directory");
-            o.out = val, i++;
-        } else if (!strcmp(a, "--n")) {
-            if (cmd_parse_int(a, val, 1, 10000000, &v)) return 1;
-            o.n = (int)v, i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (cmd_parse_int(a, val, 0, 0x7fffffffL, &v)) return 1;
-            o.seed = (uint64_t)v, i++;
-        } else if (!strcmp(a, "--size")) {
-            if (cmd_parse_int(a, val, 16, 1024, &v)) return 1;
-            o.size = (int)v, i++;
-        } else if (!strcmp(a, "--kin-size")) {
-            if (cmd_parse_int(a, val, 8, 1024, &v)) return 1;
-            o.kin_size = (int)v, i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (cmd_parse_int(a, val, 0, 1024, &threads)) return 1;
-            i++;
-        } else if (!strcmp(a, "--png")) o.png = 1;
-        else if (!strcmp(a, "--npy")) o.npy = 1;
-        else if (!strcmp(a, "--kinematics")) o.kinematics = 1;
-        else if (!strcmp(a, "--spectra")) o.spectra = 1;
-        else return cmd_error("mock: unknown option '%s' (see `galnn help mock`)", a);
+typedef struct mock_cli {
+    const char *out;
+    long n, seed, size, kin_size, threads;
+    int png, npy, kinematics, spectra;
+} mock_cli;
+
+#define MOCK_FLAGS(c)                                                                                        \
+    {                                                                                                        \
+        F_STR("--out", &(c)->out, "DIR", "where the survey goes"),                                           \
+            F_INT("--n", &(c)->n, 1, 10000000, "N", "galaxies"),                                             \
+            F_INT("--seed", &(c)->seed, 0, 0x7fffffff, "S", "the survey's seed"),                            \
+            F_INT("--size", &(c)->size, 16, 1024, "S", "cutout size in pixels"),                             \
+            F_INT("--kin-size", &(c)->kin_size, 8, 1024, "K", "kinematic map size"),                         \
+            F_ON("--png", &(c)->png, "also 16-bit PNG cutouts per band"),                                    \
+            F_ON("--npy", &(c)->npy, "also NPY cutouts"),                                                    \
+            F_ON("--kinematics", &(c)->kinematics, "also kinematic maps"),                                   \
+            F_ON("--spectra", &(c)->spectra, "also spectra"), F_THREADS(&(c)->threads), F_END                \
     }
+
+static void mock_defaults(mock_cli *c) {
+    memset(c, 0, sizeof *c);
+    c->n = 3000, c->seed = 1, c->size = 64, c->kin_size = 48;
+}
+
+static void print_mock_flags(void) {
+    mock_cli c;
+    mock_defaults(&c);
+    cmd_flag f[] = MOCK_FLAGS(&c);
+    cmd_flags_help(f);
+}
+
+int cmd_mock(int argc, char **argv) {
+    mock_cli c;
+    mock_defaults(&c);
+    cmd_flag f[] = MOCK_FLAGS(&c);
+    if (cmd_flags_parse("mock", f, argc, argv, NULL)) return 1;
+    io_mock_opts o = {.out = c.out, .n = (int)c.n, .seed = (uint64_t)c.seed, .size = (int)c.size,
+                      .kin_size = (int)c.kin_size, .png = c.png, .npy = c.npy, .kinematics = c.kinematics,
+                      .spectra = c.spectra};
+    long threads = c.threads;
     if (!o.out) return cmd_error("mock: --out DIR is required");
     gn_set_threads((int)threads);
     double t0 = gn_now();

@@ -160,8 +160,8 @@ static int scan_one(const scan_cli *o, const char *rdir, const char *cond, int l
     if (c.arena.head) nn_ctx_free(&c);
     run_free(&r);
     if (!rc)
-        printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, o->split_name, fit->mse_z, fit->kl,
-               fit->bic);
+        printf("  %s: %s MSE %.4g, KL %.2f nats/spectrum, BIC %.1f\n", name, o->split_name, fit->mse_z,
+               fit->kl, fit->bic);
     return rc;
 }
 
@@ -180,7 +180,8 @@ static int scan_table(const scan_cli *o, char **C, int ncs, const int *L, int nl
     }
     fprintf(f, "conditions,latent,k,n,mse_mu,mse_z,kl,neg_elbo,bic,bic_gauss,delta_bic\n");
     fprintf(md,
-            "# Spectral VAE/CVAE scan (%s split)\n\nBIC = k ln n + n P [ln(2π σ̂²) + 1] + 2 Σ KL (see `galnn "
+            "# Spectral VAE/CVAE scan (%s split)\n\nBIC = k ln n + n P [ln(2π σ̂²) + 1] + 2 Σ KL "
+            "(see `galnn "
             "help spectra-scan`); "
             "ΔBIC from the best model.\n\n| conditions | latent | k | MSE | KL (nats) | BIC | ΔBIC "
             "|\n|---|---|---|---|---|---|---|\n",
@@ -242,7 +243,8 @@ int cmd_spectra_scan(int argc, char **argv) {
     if (!fit) return cmd_error("out of memory");
     int rc = 0, bi = 0;
     for (int ci = 0; ci < ncs && !rc; ci++)
-        for (int li = 0; li < nl && !rc; li++) rc = scan_one(&o, rdir, C[ci], L[li], split, &fit[ci * nl + li]);
+        for (int li = 0; li < nl && !rc; li++)
+            rc = scan_one(&o, rdir, C[ci], L[li], split, &fit[ci * nl + li]);
     double mn = INFINITY;
     for (int k = 0; !rc && k < nl * ncs; k++)
         if (fit[k].bic < mn) mn = fit[k].bic, bi = k;
@@ -342,7 +344,8 @@ static int sl_open(sljob *J, int split) {
     spec_rotate(&J->R, J->mu, n, J->D);
     io_spec_log_grid(rb->grid_lo, rb->grid_hi, J->P, J->wl);
     for (size_t i = 0; i < n; i++)
-        J->d4[i] = dn4000(io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][J->rows[i]]), J->wl, J->P);
+        J->d4[i] =
+            dn4000(io_dataset_image(&r->ds[rb->ds], (size_t)r->entry[rb->ds][J->rows[i]]), J->wl, J->P);
     return 0;
 }
 
@@ -488,10 +491,11 @@ static void sl_report(const sljob *J) {
     snprintf(path, sizeof path, "%s/report.md", o->out);
     FILE *f = fopen(path, "w");
     if (!f) return;
-    fprintf(f,
-            "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## PCA rotation\n\n"
-            "| component | explained variance |\n|---|---|\n",
-            o->ckpt, d, nc, J->P, rb->grid_lo, rb->grid_hi);
+    fprintf(
+        f,
+        "# Latent space of %s\n\n%d latent(s), %d condition(s), %d pixels on %g-%g Å.\n\n## PCA rotation\n\n"
+        "| component | explained variance |\n|---|---|\n",
+        o->ckpt, d, nc, J->P, rb->grid_lo, rb->grid_hi);
     for (int k = 0; k < d; k++) fprintf(f, "| D%d | %.1f %% |\n", k + 1, 100 * J->R.frac[k]);
     fprintf(f, "\n## Mutual information (KSG, k = %ld, nats; %s split, %zu spectra)\n\n| property |", o->k,
             o->split_name, J->n);
@@ -507,7 +511,8 @@ static void sl_report(const sljob *J) {
     fprintf(f, "\n![MI](mi.png)\n\n## Traversals\n\n");
     for (int k = 0; k < d; k++) fprintf(f, "![D%d](traversal_D%d.png)\n", k + 1, k + 1);
     for (int q = 0; q < nc; q++)
-        fprintf(f, "![%s](traversal_%s.png)\n", J->r.br[m->lat_a].col_names[q], J->r.br[m->lat_a].col_names[q]);
+        fprintf(f, "![%s](traversal_%s.png)\n", J->r.br[m->lat_a].col_names[q],
+                J->r.br[m->lat_a].col_names[q]);
     fclose(f);
 }
 
@@ -569,7 +574,8 @@ int cmd_spectra_latents(int argc, char **argv) {
     int rc = sl_open(&J, split) || sl_tables(&J) || sl_mi(&J);
     if (!rc) sl_mi_outputs(&J), sl_report(&J);
     if (!rc) rc = sl_traversals(&J);
-    if (!rc) printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", o.out);
+    if (!rc)
+        printf("\nwrote %s/latents.csv, pca.csv, mi.csv, mi.png, traversal_*.png and report.md\n", o.out);
     if (J.c.arena.head) nn_ctx_free(&J.c);
     free(J.mu), free(J.D), free(J.wl), free(J.d4), free(J.mi), free(J.pb);
     run_free(&J.r);

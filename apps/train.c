@@ -73,7 +73,6 @@ static void train_usage(void) {
         "                 loss; 0: never)\n");
 }
 
-
 #define TRAIN_FLAGS(o)                                                                                       \
     {                                                                                                        \
         F_STR("--config", &(o)->config, "FILE", "the configuration (models/*.cfg)"),                         \
@@ -85,7 +84,8 @@ static void train_usage(void) {
             F_STR("--out", &(o)->out, "DIR", "the run's directory (default runs/<config name>)"),            \
             F_INT("--epochs", &(o)->epochs, 1, 1000000, "E", "train to E epochs (also extends a resume)"),   \
             F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "[train] seed"),                                 \
-            F_INT("--ckpt-every", &(o)->ckpt_every, 0, 100000000, "STEPS", "also write last.npz every STEPS"), \
+            F_INT("--ckpt-every", &(o)->ckpt_every, 0, 100000000, "STEPS",                                   \
+                  "also write last.npz every STEPS"),                                                        \
             F_THREADS(&(o)->threads), F_END                                                                  \
     }
 
@@ -120,7 +120,8 @@ static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir
         if (bad) return cmd_error("%s", gn_errmsg());
         if (o->sets.n)
             return io_config_free(cfg),
-                   cmd_error("train --resume: overrides would change the run; only --epochs and --threads apply");
+                   cmd_error(
+                       "train --resume: overrides would change the run; only --epochs and --threads apply");
         char *cp = gn_strdup(o->resume);
         snprintf(dir, dir_len, "%s", dirname(cp));
         free(cp);

@@ -94,7 +94,8 @@ int run_train_opts_read(io_config *c, run_train_opts *o) {
     int rc = run_keys_read(c, "train", train_keys, o);
     if (rc) return rc;
     if (o->winograd == 3)
-        return gn_err(GN_EINVAL, "%s: [train] winograd = 3 is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)",
+        return gn_err(GN_EINVAL,
+                      "%s: [train] winograd = 3 is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)",
                       c->name);
     if (isnan(o->weight_decay)) o->weight_decay = !strcmp(o->optimizer, "adamw") ? 0.01 : 0;
     const run_key *sk = !strcmp(o->schedule, "constant") ? warmup_keys

@@ -240,7 +240,8 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     if (r->n_rows[IO_SPLIT_TRAIN] < (size_t)per_step) lo.drop_last = 0;
     if (T->pairs && r->n_rows[IO_SPLIT_TRAIN] < 2)
         return gn_err(GN_EINVAL, "a contrastive objective needs at least 2 training galaxies");
-    if ((rc = io_loader_init_ids(&T->L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, sd))) return rc;
+    if ((rc = io_loader_init_ids(&T->L, r->rows[IO_SPLIT_TRAIN], r->n_rows[IO_SPLIT_TRAIN], &lo, sd)))
+        return rc;
     gn_rng_seed(&T->pair, sd, GN_STREAM_SAMPLE);
     if (o->iterations > 0) { // a length in optimizer steps, rounded up to whole epochs
         long spe = (long)io_loader_batches_per_epoch(&T->L);
