@@ -48,13 +48,7 @@ static void analyze_usage(void) {
         "             label1, label2, checkpoint (best). Trained in DIR/runs/NAME.x1 etc.; the pointwise "
         "PID\n"
         "             of the test split in DIR/pid/NAME (pointwise.csv, pid.json, pid.png).\n\n"
-        "models/demo_analysis.cfg is the demo's study; `galnn help train` lists the model keys.\n\n");
-}
-
-static void print_analyze_flags(void);
-void cmd_analyze_help(void) {
-    analyze_usage();
-    print_analyze_flags();
+        "models/demo_analysis.cfg is the demo's study; `galnn help train` lists the model keys.\n");
 }
 
 #define MAXN 16
@@ -285,10 +279,14 @@ typedef struct report {
 
 static void html_esc(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '<') fputs("&lt;", f);
-        else if (*s == '>') fputs("&gt;", f);
-        else if (*s == '&') fputs("&amp;", f);
-        else fputc(*s, f);
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -367,9 +365,12 @@ static const char *label_of(study *S, const char *sec, const char *def) {
 }
 
 static void fmt_p(char *buf, size_t len, double p) {
-    if (isnan(p)) snprintf(buf, len, "-");
-    else if (p < 1e-300) snprintf(buf, len, "< 1e-300");
-    else snprintf(buf, len, "%.2g", p);
+    if (isnan(p))
+        snprintf(buf, len, "-");
+    else if (p < 1e-300)
+        snprintf(buf, len, "< 1e-300");
+    else
+        snprintf(buf, len, "%.2g", p);
 }
 
 static void report_accuracy(study *S, report *R) {
@@ -621,15 +622,16 @@ typedef struct analyze_cli {
     cmd_strs sets;
 } analyze_cli;
 
-#define ANALYZE_FLAGS(o)                                                                                     \
-    {                                                                                                        \
-        F_STR("--config", &(o)->config, "FILE", "the analysis configuration (models/demo_analysis.cfg)"),    \
-            F_STR("--out", &(o)->dir, "DIR", "the study's directory"),                                       \
-            F_STR("--catalog", &(o)->catalog, "CSV", "[analysis] catalog"),                                  \
-            F_STR("--images", &(o)->images, "TEMPLATE", "[analysis] images"),                                \
-            F_ON("--replace", &(o)->replace, "start over if DIR holds a different analysis"),                \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI analyze_cli
+static const cmd_flag analyze_flags[] = {
+    F_STR("--config", config, "FILE", "the analysis configuration (models/demo_analysis.cfg)"),
+    F_STR("--out", dir, "DIR", "the study's directory"),
+    F_STR("--catalog", catalog, "CSV", "[analysis] catalog"),
+    F_STR("--images", images, "TEMPLATE", "[analysis] images"),
+    F_ON("--replace", replace, "start over if DIR holds a different analysis"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
 // The study's configuration (file + overrides) and what it names.
 static int study_open(study *S, const analyze_cli *o) {
@@ -695,11 +697,8 @@ static int study_dir(const analyze_cli *o, const char *text) {
     return 0;
 }
 
-int cmd_analyze(int argc, char **argv) {
-    analyze_cli o;
-    memset(&o, 0, sizeof o);
-    cmd_flag f[] = ANALYZE_FLAGS(&o);
-    if (cmd_flags_parse("analyze", f, argc, argv, &o.sets)) return 1;
+static int analyze_run(const void *p) {
+    const analyze_cli o = *(const analyze_cli *)p;
     if (!o.config || !o.dir) return cmd_error("analyze: give --config analysis.cfg and --out DIR");
     study S;
     memset(&S, 0, sizeof S);
@@ -721,9 +720,13 @@ int cmd_analyze(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
-static void print_analyze_flags(void) {
-    analyze_cli o;
-    memset(&o, 0, sizeof o);
-    cmd_flag f[] = ANALYZE_FLAGS(&o);
-    cmd_flags_help(f);
-}
+const cmd_def cmd_analyze = {
+    "analyze",
+    "the whole study from one config: latent models, local tests, MI triplets, PID, a report",
+    analyze_usage,
+    analyze_flags,
+    sizeof(analyze_cli),
+    NULL,
+    analyze_run,
+    offsetof(analyze_cli, sets),
+    NULL};

@@ -50,8 +50,10 @@ typedef struct popset {
 } popset;
 
 static void fmt_num(FILE *f, double v) {
-    if (isnan(v)) fprintf(f, "null");
-    else fprintf(f, "%.6g", v);
+    if (isnan(v))
+        fprintf(f, "null");
+    else
+        fprintf(f, "%.6g", v);
 }
 
 static int write_summary_json(const char *path, char **vars, int nv, const popset *ps,
@@ -90,38 +92,32 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
     return GN_OK;
 }
 
-#define CAUSAL_FLAGS(o)                                                                                      \
-    {                                                                                                        \
-        F_STR("--latent", &(o)->latent, "S.csv", "the latent vectors (id, optional split, components)"),     \
-            F_STR("--catalog", &(o)->catalog, "CAT.csv", "the catalog, joined by id"),                       \
-            F_STR("--target", &(o)->target, "COL", "the target column"),                                     \
-            F_STR("--vars", &(o)->vars, "A,B,...", "the candidate variables"),                               \
-            F_STR("--out", &(o)->out, "DIR", "where the tables and figures go"),                             \
-            F_STR("--given", &(o)->given, "C", "residualise target and X on C first"),                       \
-            F_STR("--precondition", &(o)->pre, "G", "residualise everything on G before that"),              \
-            F_INT("--k", &(o)->k, 3, 100000, "K", "neighbours"),                                             \
-            F_INT("--perms", &(o)->perms, 1, 100000, "B", "permutations per galaxy (> 1: p-values)"),        \
-            F_STR("--by", &(o)->by, "COL", "populations by this catalog column"),                            \
-            F_STR("--query-split", &(o)->qsplit, "NAME", "query galaxies: test, val, train or all"),         \
-            F_STR("--latent-cols", &(o)->lcols, "COLS", "the latent components (default: numeric columns)"), \
-            F_DBL("--alpha", &(o)->alpha, 1e-300, 0.999999, "A", "KS level for 'external'"),                 \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "permutation seed"),                             \
-            F_STRS("--derive", &(o)->derive, "NAME=EXPR", "add a catalog column (repeatable)"),              \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI causal_cli
+static const cmd_flag causal_flags[] = {
+    F_STR("--latent", latent, "S.csv", "the latent vectors (id, optional split, components)"),
+    F_STR("--catalog", catalog, "CAT.csv", "the catalog, joined by id"),
+    F_STR("--target", target, "COL", "the target column"),
+    F_STR("--vars", vars, "A,B,...", "the candidate variables"),
+    F_STR("--out", out, "DIR", "where the tables and figures go"),
+    F_STR("--given", given, "C", "residualise target and X on C first"),
+    F_STR("--precondition", pre, "G", "residualise everything on G before that"),
+    F_INT("--k", k, 3, 100000, "K", "neighbours"),
+    F_INT("--perms", perms, 1, 100000, "B", "permutations per galaxy (> 1: p-values)"),
+    F_STR("--by", by, "COL", "populations by this catalog column"),
+    F_STR("--query-split", qsplit, "NAME", "query galaxies: test, val, train or all"),
+    F_STR("--latent-cols", lcols, "COLS", "the latent components (default: numeric columns)"),
+    F_DBL("--alpha", alpha, 1e-300, 0.999999, "A", "KS level for 'external'"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "permutation seed"),
+    F_STRS("--derive", derive, "NAME=EXPR", "add a catalog column (repeatable)"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
-void causal_defaults(causal_cli *o) {
+void causal_defaults(void *p) {
+    causal_cli *o = p;
     memset(o, 0, sizeof *o);
     o->qsplit = "test", o->k = 100, o->perms = 1, o->seed = 1, o->alpha = 0.01;
     o->f_train = 0.8, o->f_val = 0.1; // splits by id hash when neither table has a split column
-}
-
-void cmd_causal_help(void) {
-    causal_usage();
-    causal_cli o;
-    causal_defaults(&o);
-    cmd_flag f[] = CAUSAL_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 // The state of one causal analysis: the joined latent table and catalog,
@@ -449,10 +445,15 @@ int causal_run(const causal_cli *o) {
     return rc ? 1 : 0;
 }
 
-int cmd_causal(int argc, char **argv) {
-    causal_cli o;
-    causal_defaults(&o);
-    cmd_flag f[] = CAUSAL_FLAGS(&o);
-    if (cmd_flags_parse("causal", f, argc, argv, NULL)) return 1;
-    return causal_run(&o);
-}
+static int causal_run_v(const void *o) { return causal_run(o); }
+
+const cmd_def cmd_causal = {
+    "causal",
+    "local nearest-neighbour tests in a latent space: is a variable's information in it?",
+    causal_usage,
+    causal_flags,
+    sizeof(causal_cli),
+    causal_defaults,
+    causal_run_v,
+    -1,
+    NULL};

@@ -4,40 +4,25 @@
 
 #include "flags.h"
 
-int cmd_demo(int argc, char **argv);
-void cmd_demo_help(void);
-int cmd_mock(int argc, char **argv);
-void cmd_mock_help(void);
-int cmd_data(int argc, char **argv);
-void cmd_data_help(void);
-int cmd_train(int argc, char **argv);
-void cmd_train_help(void);
-int cmd_eval(int argc, char **argv);
-void cmd_eval_help(void);
-int cmd_predict(int argc, char **argv);
-void cmd_predict_help(void);
-int cmd_posterior(int argc, char **argv);
-void cmd_posterior_help(void);
-int cmd_embed(int argc, char **argv);
-void cmd_embed_help(void);
-int cmd_inspect(int argc, char **argv);
-void cmd_inspect_help(void);
-int cmd_knn(int argc, char **argv);
-void cmd_knn_help(void);
-int cmd_causal(int argc, char **argv);
-void cmd_causal_help(void);
-int cmd_pid(int argc, char **argv);
-void cmd_pid_help(void);
-int cmd_analyze(int argc, char **argv);
-void cmd_analyze_help(void);
-int cmd_mi(int argc, char **argv);
-void cmd_mi_help(void);
-int cmd_spectra_scan(int argc, char **argv);
-void cmd_spectra_scan_help(void);
-int cmd_spectra_latents(int argc, char **argv);
-void cmd_spectra_latents_help(void);
-int cmd_explain(int argc, char **argv);
-void cmd_explain_help(void);
+#include <stddef.h>
+
+// A subcommand: the prose of its help, its flag table and options struct, and
+// what it does once the flags are parsed (parse -> compute -> write). Each
+// command's file defines one `const cmd_def cmd_NAME`; apps/galnn.c lists them.
+// `galnn help NAME` prints usage() and the table with the defaults.
+typedef struct cmd_def {
+    const char *name, *summary;
+    void (*usage)(void);
+    const cmd_flag *flags;
+    size_t size;                        // sizeof the options struct
+    void (*defaults)(void *o);          // NULL: all zero
+    int (*run)(const void *o);          // 0, or 1 after printing the error
+    ptrdiff_t sets;                     // offsetof the cmd_strs taking SECTION.KEY=VALUE, or -1
+    int (*main)(int argc, char **argv); // a command that reads argv itself, or NULL
+} cmd_def;
+
+// Run a command on argv (argv[0]: its name): parse the flags, then run.
+int cmd_run(const cmd_def *d, int argc, char **argv);
 
 // Subcommands other programs call (analyze, spectra-scan, demo): the parsed
 // options as a struct, filled by X_defaults and the flag table or by the
@@ -48,7 +33,7 @@ typedef struct eval_cli {
     long threads, samples, seed;
     cmd_strs sets; // --catalog/--images/--join and SECTION.KEY=VALUE
 } eval_cli;
-void eval_defaults(eval_cli *o);
+void eval_defaults(void *o);
 int eval_run(const eval_cli *o);
 
 typedef struct embed_cli {
@@ -57,7 +42,7 @@ typedef struct embed_cli {
     long threads;
     cmd_strs sets;
 } embed_cli;
-void embed_defaults(embed_cli *o);
+void embed_defaults(void *o);
 int embed_run(const embed_cli *o);
 
 typedef struct predict_cli {
@@ -66,7 +51,7 @@ typedef struct predict_cli {
     long threads;
     cmd_strs sets, dump; // dump: N FILE
 } predict_cli;
-void predict_defaults(predict_cli *o);
+void predict_defaults(void *o);
 int predict_run(const predict_cli *o);
 
 typedef struct train_cli {
@@ -74,7 +59,7 @@ typedef struct train_cli {
     long threads, epochs, seed, ckpt_every;
     cmd_strs sets; // --catalog/--images/--bands/--target and SECTION.KEY=VALUE
 } train_cli;
-void train_defaults(train_cli *o);
+void train_defaults(void *o);
 int train_run(const train_cli *o);
 
 typedef struct causal_cli {
@@ -83,7 +68,7 @@ typedef struct causal_cli {
     double alpha, f_train, f_val;
     cmd_strs derive;
 } causal_cli;
-void causal_defaults(causal_cli *o);
+void causal_defaults(void *o);
 int causal_run(const causal_cli *o);
 
 typedef struct pid_cli {
@@ -92,7 +77,7 @@ typedef struct pid_cli {
     long bins, k, boot, seed;
     double range[2];
 } pid_cli;
-void pid_defaults(pid_cli *o);
+void pid_defaults(void *o);
 int pid_run(const pid_cli *o);
 
 // Shared flag helpers: parse an integer / a non-negative integer flag value,
@@ -100,6 +85,5 @@ int pid_run(const pid_cli *o);
 int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out);
 int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_is_tty(void);
-
 
 #endif

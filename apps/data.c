@@ -17,36 +17,28 @@ typedef struct data_cli {
     int epoch;
 } data_cli;
 
-#define DATA_FLAGS(o)                                                                                        \
-    {                                                                                                        \
-        DATAOPTS_FLAGS(&(o)->d), F_INT("--batch", &(o)->batch, 1, 100000, "B", "--epoch: the batch size"),   \
-            F_ON("--epoch", &(o)->epoch, "iterate one augmented training epoch"), F_THREADS(&(o)->threads), \
-            F_END                                                                                            \
-    }
+#define CLI data_cli
+static const cmd_flag data_flags[] = {
+    DATAOPTS_FLAGS(d), F_INT("--batch", batch, 1, 100000, "B", "--epoch: the batch size"),
+    F_ON("--epoch", epoch, "iterate one augmented training epoch"), F_THREADS(threads), F_END};
+#undef CLI
 
-static void data_defaults(data_cli *o) {
-    memset(o, 0, sizeof *o);
+static void data_defaults(void *p) {
+    data_cli *o = p;
     dataopts_defaults(&o->d);
     o->batch = 32;
 }
 
-void cmd_data_help(void) {
+static void data_usage(void) {
     printf("usage: galnn data --catalog FILE --images TEMPLATE [data options] [--batch B] [--epoch]\n\n"
            "Reads the catalog (reporting null values per column), decodes every cutout once into the\n"
            "dataset cache (or verifies the existing one), assigns train/val/test splits, prints per-band\n"
            "statistics of the training split and, with --epoch, iterates one augmented training epoch\n"
-           "in batches of B, reporting galaxies/s.\n\n");
-    data_cli o;
-    data_defaults(&o);
-    cmd_flag f[] = DATA_FLAGS(&o);
-    cmd_flags_help(f);
+           "in batches of B, reporting galaxies/s.\n");
 }
 
-int cmd_data(int argc, char **argv) {
-    data_cli o;
-    data_defaults(&o);
-    cmd_flag f[] = DATA_FLAGS(&o);
-    if (cmd_flags_parse("data", f, argc, argv, NULL)) return 1;
+static int data_run(const void *p) {
+    const data_cli o = *(const data_cli *)p;
     const dataopts d = o.d;
     long batch = o.batch, threads = o.threads;
     int epoch = o.epoch;
@@ -108,3 +100,13 @@ out0:
     io_catalog_free(&cat);
     return rc;
 }
+
+const cmd_def cmd_data = {"data",
+                          "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput",
+                          data_usage,
+                          data_flags,
+                          sizeof(data_cli),
+                          data_defaults,
+                          data_run,
+                          -1,
+                          NULL};

@@ -15,9 +15,7 @@
 #include "cmd.h"
 #include "flags.h"
 
-static void print_demo_flags(void);
-
-void cmd_demo_help(void) {
+static void demo_usage(void) {
     printf(
         "usage: galnn demo [--out DIR] [--n N] [--seed S] [--threads N]\n\n"
         "1. writes the mock survey (default 4000 galaxies, 64x64 u,g,r,i,z cutouts) to DIR (default "
@@ -39,14 +37,17 @@ void cmd_demo_help(void) {
         "spectra-latents\n"
         "   and galnn explain then show what the best VAE's latents mean and which wavelengths they read.\n"
         "About 12 minutes on 2 cores. A second run reuses the survey, the dataset cache and the finished\n"
-        "analysis steps.\n\n");
-    print_demo_flags();
+        "analysis steps.\n");
 }
 
-static int call(int (*fn)(int, char **), char **args) {
+extern const cmd_def cmd_train, cmd_eval, cmd_embed, cmd_analyze, cmd_spectra_scan, cmd_spectra_latents,
+    cmd_explain;
+
+// Run a command as a user would type it (args: NULL-terminated, args[0] its name).
+static int call(const cmd_def *cmd, char **args) {
     int n = 0;
     while (args[n]) n++;
-    int rc = fn(n, args);
+    int rc = cmd_run(cmd, n, args);
     fflush(stdout); // keep the steps in order when stdout is a file (subcommands also write to stderr)
     return rc;
 }
@@ -106,18 +107,18 @@ static int demo_point(demo *D) {
     printf("== 2. photometry only (models/demo_mlp.cfg)\n");
     char *a1[] = {"train", "--config", "models/demo_mlp.cfg", "--catalog", cat, "--out", r1, "--threads", th,
                   sd,      NULL};
-    if (call(cmd_train, a1)) return 1;
+    if (call(&cmd_train, a1)) return 1;
     printf("\n== 3. photometry + 5-band cutouts (models/demo_cnn.cfg)\n");
     char *a2[] = {"train", "--config", "models/demo_cnn.cfg", "--catalog", cat, "--images", D->tmpl,
                   "--out", r2,         "--threads",           th,          sd,  NULL};
-    if (call(cmd_train, a2)) return 1;
+    if (call(&cmd_train, a2)) return 1;
     printf("\n== 4. test split\n");
     char ck1[4300], ck2[4300], m1[4300], m2[4300];
     snprintf(ck1, sizeof ck1, "%s/best.npz", r1);
     snprintf(ck2, sizeof ck2, "%s/best.npz", r2);
     char *e1[] = {"eval", "--ckpt", ck1, "--by", "type", "--threads", th, NULL};
     char *e2[] = {"eval", "--ckpt", ck2, "--by", "type", "--threads", th, NULL};
-    if (call(cmd_eval, e1) || call(cmd_eval, e2)) return 1;
+    if (call(&cmd_eval, e1) || call(&cmd_eval, e2)) return 1;
     snprintf(m1, sizeof m1, "%s/metrics.json", r1);
     snprintf(m2, sizeof m2, "%s/metrics.json", r2);
     double a[6], b[6];
@@ -141,9 +142,12 @@ static int demo_why(demo *D, char *adir, size_t len) {
            adir);
     char aseed[64];
     snprintf(aseed, sizeof aseed, "analysis.seed=%ld", D->seed);
-    char *az[] = {"analyze", "--config", "models/demo_analysis.cfg", "--out", adir, "--replace", "--catalog",
-                  D->cat, "--images", D->tmpl, "--threads", D->th, aseed, NULL};
-    return call(cmd_analyze, az);
+    char *az[] = {"analyze",   "--config",  "models/demo_analysis.cfg",
+                  "--out",     adir,        "--replace",
+                  "--catalog", D->cat,      "--images",
+                  D->tmpl,     "--threads", D->th,
+                  aseed,       NULL};
+    return call(&cmd_analyze, az);
 }
 
 // The posterior table: R2, 68 / 95 % coverage and PIT KS per target, for both flows.
@@ -184,10 +188,24 @@ static int demo_posteriors(demo *D) {
            "   RealNVP flows over log M*, log SFR, z and log M/L_r from photometry (models/flow_phot.cfg) "
            "and from\n"
            "   photometry + the VAE latent (models/flow_vae_phot.cfg)\n");
-    char *av[] = {"train", "--config", "models/vae_ugriz.cfg", "--catalog", cat, "--images", D->tmpl, "--out",
-                  vdir, "--threads", th, D->sd, "data.bin=2", "train.epochs=20", "train.lr=1e-3", NULL};
+    char *av[] = {"train",
+                  "--config",
+                  "models/vae_ugriz.cfg",
+                  "--catalog",
+                  cat,
+                  "--images",
+                  D->tmpl,
+                  "--out",
+                  vdir,
+                  "--threads",
+                  th,
+                  D->sd,
+                  "data.bin=2",
+                  "train.epochs=20",
+                  "train.lr=1e-3",
+                  NULL};
     char *ae[] = {"embed", "--ckpt", vck, "--full", "--out", mucsv, "--threads", th, NULL};
-    if (call(cmd_train, av) || call(cmd_embed, ae)) return 1;
+    if (call(&cmd_train, av) || call(&cmd_embed, ae)) return 1;
     const char *fcfg[2] = {"models/flow_phot.cfg", "models/flow_vae_phot.cfg"},
                *fname[2] = {"flow_phot", "flow_vae"};
     for (int k = 0; k < 2; k++) {
@@ -209,7 +227,7 @@ static int demo_posteriors(demo *D) {
                       k ? join : NULL,
                       NULL};
         char *ev[] = {"eval", "--ckpt", fck[k], "--samples", "500", "--threads", th, NULL};
-        if (call(cmd_train, af) || call(cmd_eval, ev)) return 1;
+        if (call(&cmd_train, af) || call(&cmd_eval, ev)) return 1;
     }
     posterior_table(fm);
     printf("  (calibrated: 0.68 / 0.95 and a small KS distance; PIT histograms in %s and %s)\n", fdir[0],
@@ -250,38 +268,59 @@ static int demo_spectra(demo *D) {
            "VAE's\n"
            "   latent space (PCA rotation, MI with catalog properties, traversals) and its wavelength "
            "attributions\n");
-    char *as[] = {"spectra-scan", "--config", "models/specvae.cfg", "--out", sdir, "--latents", "1,2,4,8",
-                  "--conditions", "none,logmstar", "--threads", D->th, catov, spat, swave, sgrid,
-                  "train.batch=64", "train.epochs=12", "train.patience=4", NULL};
-    if (call(cmd_spectra_scan, as)) return 1;
+    char *as[] = {"spectra-scan",
+                  "--config",
+                  "models/specvae.cfg",
+                  "--out",
+                  sdir,
+                  "--latents",
+                  "1,2,4,8",
+                  "--conditions",
+                  "none,logmstar",
+                  "--threads",
+                  D->th,
+                  catov,
+                  spat,
+                  swave,
+                  sgrid,
+                  "train.batch=64",
+                  "train.epochs=12",
+                  "train.patience=4",
+                  NULL};
+    if (call(&cmd_spectra_scan, as)) return 1;
     snprintf(best, sizeof best, "%s/runs/none_d%d/best.npz", sdir, best_plain_latent(sdir));
     printf("\n   the best plain VAE has %d latent(s): %s\n", best_plain_latent(sdir), best);
-    char *al[] = {"spectra-latents", "--ckpt", best, "--out", ldir, "--threads", D->th, catov,
-                  "--properties", "logmstar,logsfr,av,oh12,gr0,n_true,re_kpc,z", NULL};
+    char *al[] = {"spectra-latents",
+                  "--ckpt",
+                  best,
+                  "--out",
+                  ldir,
+                  "--threads",
+                  D->th,
+                  catov,
+                  "--properties",
+                  "logmstar,logsfr,av,oh12,gr0,n_true,re_kpc,z",
+                  NULL};
     char *ax[] = {"explain", "--ckpt", best, "--out", xdir, "--n", "20", "--threads", D->th, catov, NULL};
-    if (call(cmd_spectra_latents, al) || call(cmd_explain, ax)) return 1;
+    if (call(&cmd_spectra_latents, al) || call(&cmd_explain, ax)) return 1;
     printf("   plots: %s/bic.png, %s/traversal_D1.png, mi.png, %s/attr.png\n", sdir, ldir, xdir);
     return 0;
 }
 
-#define DEMO_FLAGS(o)                                                                                        \
-    {                                                                                                        \
-        F_STR("--out", &(o)->out, "DIR", "where the survey, runs and reports go"),                           \
-            F_INT("--n", &(o)->n, 200, 1000000, "N", "galaxies in the mock survey"),                         \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "survey and training seed"),                     \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI demo
+static const cmd_flag demo_flags[] = {F_STR("--out", out, "DIR", "where the survey, runs and reports go"),
+                                      F_INT("--n", n, 200, 1000000, "N", "galaxies in the mock survey"),
+                                      F_INT("--seed", seed, 0, 0x7fffffff, "S", "survey and training seed"),
+                                      F_THREADS(threads), F_END};
+#undef CLI
 
-static void print_demo_flags(void) {
-    demo d = {.out = "galnn-demo", .n = 4000, .seed = 1};
-    cmd_flag f[] = DEMO_FLAGS(&d);
-    cmd_flags_help(f);
+static void demo_defaults(void *p) {
+    demo *D = p;
+    D->out = "galnn-demo", D->n = 4000, D->seed = 1;
 }
 
-int cmd_demo(int argc, char **argv) {
-    demo D = {.out = "galnn-demo", .n = 4000, .seed = 1};
-    cmd_flag f[] = DEMO_FLAGS(&D);
-    if (cmd_flags_parse("demo", f, argc, argv, NULL)) return 1;
+static int demo_run(const void *p) {
+    demo D = *(const demo *)p;
     gn_set_threads((int)D.threads);
     double t0 = gn_now();
     printf("galnn demo: photometry vs photometry + images for log M* on the mock survey (%d threads)\n\n",
@@ -302,3 +341,10 @@ int cmd_demo(int argc, char **argv) {
         D.runs, adir, gn_now() - t0);
     return 0;
 }
+
+const cmd_def cmd_demo = {
+    "demo",       "the main job on built-in data: mock survey, then log M* from photometry vs + cutouts",
+    demo_usage,   demo_flags,
+    sizeof(demo), demo_defaults,
+    demo_run,     -1,
+    NULL};

@@ -18,35 +18,22 @@ static void embed_usage(void) {
         "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
 }
 
+#define CLI embed_cli
+static const cmd_flag embed_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "the checkpoint of a latent model or a VAE"),
+    F_STR("--out", out, "CSV", "id, split and the latent columns"),
+    F_STR("--split", which, "NAME", "all, train, val or test"),
+    F_ON("--full", full, "the whole latent (VAEs: mu then sigma)"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog"),
+    F_SET("--images", sets, "data.images", "TEMPLATE", "its cutouts"),
+    F_END};
+#undef CLI
 
-#define EMBED_FLAGS(o)                                                                                       \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a latent model or a VAE"),                    \
-            F_STR("--out", &(o)->out, "CSV", "id, split and the latent columns"),                            \
-            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
-            F_ON("--full", &(o)->full, "the whole latent (VAEs: mu then sigma)"), F_THREADS(&(o)->threads),  \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog"),                        \
-            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"), F_END                   \
-    }
-
-void cmd_embed_help(void) {
-    embed_usage();
-    embed_cli o = {.which = "all"};
-    cmd_flag f[] = EMBED_FLAGS(&o);
-    cmd_flags_help(f);
-}
-
-void embed_defaults(embed_cli *o) {
+void embed_defaults(void *p) {
+    embed_cli *o = p;
     memset(o, 0, sizeof *o);
     o->which = "all";
-}
-
-int cmd_embed(int argc, char **argv) {
-    embed_cli cl;
-    embed_defaults(&cl);
-    cmd_flag ft[] = EMBED_FLAGS(&cl);
-    if (cmd_flags_parse("embed", ft, argc, argv, &cl.sets)) return 1;
-    return embed_run(&cl);
 }
 
 int embed_run(const embed_cli *op) {
@@ -106,3 +93,15 @@ out:
     run_free(&r);
     return rc;
 }
+
+static int embed_run_v(const void *o) { return embed_run(o); }
+
+const cmd_def cmd_embed = {"embed",
+                           "the S-space vector of every galaxy from a latent model (for galnn causal)",
+                           embed_usage,
+                           embed_flags,
+                           sizeof(embed_cli),
+                           embed_defaults,
+                           embed_run_v,
+                           offsetof(embed_cli, sets),
+                           NULL};

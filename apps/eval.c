@@ -76,14 +76,16 @@ static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K
     char *jb = NULL;
     size_t jl = 0;
     int rc = 1;
-    if (!r->n_rows[split]) cmd_error("eval: the %s split has no usable galaxies", o->split_name);
+    if (!r->n_rows[split])
+        cmd_error("eval: the %s split has no usable galaxies", o->split_name);
     else if (nn_ctx_init(&c, 64u << 20) ||
              run_posterior_eval((const run *const *)rs, K, &c, r->rows[split], r->n_rows[split],
                                 (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, &jb, &jl) ||
              io_write_atomic(path, jb, jl))
         cmd_error("eval: %s", gn_errmsg());
     else {
-        if (o->json) fputs(jb, stdout);
+        if (o->json)
+            fputs(jb, stdout);
         else
             printf("\nwrote %s\n", path);
         rc = 0;
@@ -124,7 +126,7 @@ static int plot_recon(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, c
 }
 
 static int eval_spectra(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
-                  int json) {
+                        int json) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
     run_specfit f;
@@ -148,7 +150,8 @@ static int eval_spectra(const run *r, const char *ckpt, const char *split_name, 
     fclose(jf);
     snprintf(path, sizeof path, "%s/metrics.json", dir);
     int rc = io_write_atomic(path, buf, len);
-    if (json) fputs(buf, stdout);
+    if (json)
+        fputs(buf, stdout);
     else {
         printf("\n%s split: %zu spectra of %d pixels; latent %d, %d condition(s)\n", split_name, f.n,
                f.pixels, f.latent, f.n_cond);
@@ -163,41 +166,33 @@ static int eval_spectra(const run *r, const char *ckpt, const char *split_name, 
     snprintf(path, sizeof path, "%s/recon_%s.png", dir, split_name);
     if (!rc && plot_recon(r, &c, r->rows[split], n, path))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-    else if (!rc && !json) printf("  wrote %s/metrics.json and %s\n", dir, path);
+    else if (!rc && !json)
+        printf("  wrote %s/metrics.json and %s\n", dir, path);
     nn_ctx_free(&c);
     return rc ? cmd_error("eval: %s", gn_errmsg()) : 0;
 }
 
-#define EVAL_FLAGS(o)                                                                                        \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                \
-            F_STR("--ensemble", &(o)->ensemble, "CKPT,CKPT,...",                                             \
-                  "a deep ensemble of flow models (2 to 16)"),                                               \
-            F_STR("--split", &(o)->split_name, "NAME", "test, val or train"),                                \
-            F_STR("--by", &(o)->by, "COLUMN", "metrics per value of this catalog column too"),               \
-            F_STR("--out", &(o)->out, "DIR",                                                                 \
-                  "where metrics.json goes (default: the checkpoint's directory)"),                          \
-            F_ON("--json", &(o)->json, "print metrics.json"),                                                \
-            F_INT("--samples", &(o)->samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),   \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "flow models: the sampling seed"),               \
-            F_THREADS(&(o)->threads),                                                                        \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"),               \
-            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),          \
-            F_SET("--join", &(o)->sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"), \
-            F_END                                                                                            \
-    }
+#define CLI eval_cli
+static const cmd_flag eval_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "the checkpoint (RUN/best.npz)"),
+    F_STR("--ensemble", ensemble, "CKPT,CKPT,...", "a deep ensemble of flow models (2 to 16)"),
+    F_STR("--split", split_name, "NAME", "test, val or train"),
+    F_STR("--by", by, "COLUMN", "metrics per value of this catalog column too"),
+    F_STR("--out", out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),
+    F_ON("--json", json, "print metrics.json"),
+    F_INT("--samples", samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "flow models: the sampling seed"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
+    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),
+    F_SET("--join", sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"),
+    F_END};
+#undef CLI
 
-void eval_defaults(eval_cli *o) {
+void eval_defaults(void *p) {
+    eval_cli *o = p;
     memset(o, 0, sizeof *o);
     o->split_name = "test", o->samples = 1000, o->seed = 1;
-}
-
-void cmd_eval_help(void) {
-    eval_usage();
-    eval_cli o;
-    eval_defaults(&o);
-    cmd_flag f[] = EVAL_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 // The group (population) index of each galaxy by the --by column (0: all only).
@@ -254,7 +249,8 @@ static void plot_pred_vs_true(const acc *all, const char *jpath, const char *tar
     snprintf(yl, sizeof yl, "predicted %s", target);
     if (io_plot_density(png, title, xl, yl, all->tru, all->pred, all->n, lo - pad, hi + pad, note))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-    else if (!json) printf("  plot: %s\n", png);
+    else if (!json)
+        printf("  plot: %s\n", png);
 }
 
 // One target: the table rows and its JSON object.
@@ -314,7 +310,8 @@ static int eval_point(run *r, int split, const eval_cli *o) {
     if (o->by && bycol < 0) {
         io_catalog_values(&r->cat, o->by); // sets "no column ... did you mean"
         cmd_error("eval: --by: %s", gn_errmsg());
-    } else if (!n) cmd_error("eval: the %s split has no usable galaxies", o->split_name);
+    } else if (!n)
+        cmd_error("eval: the %s split has no usable galaxies", o->split_name);
     else if (!outv || !groups || nn_ctx_init(&c, 64u << 20) || run_infer(r, &c, rows, n, outv))
         cmd_error("eval: %s", gn_errmsg());
     else if (strcpy(groups[0].name, "all"), !(gi = group_index(r, rows, n, bycol, groups, &ng)))
@@ -326,8 +323,10 @@ static int eval_point(run *r, int split, const eval_cli *o) {
         for (int t = 0; t < T; t++) eval_target(r, t, outv, rows, n, gi, groups, ng, o, jpath, jf);
         fprintf(jf, "}}\n");
         fclose(jf);
-        if (io_write_atomic(jpath, jbuf, jlen)) cmd_error("eval: %s", gn_errmsg());
-        else if (!o->json) printf("\nwrote %s\n", jpath);
+        if (io_write_atomic(jpath, jbuf, jlen))
+            cmd_error("eval: %s", gn_errmsg());
+        else if (!o->json)
+            printf("\nwrote %s\n", jpath);
         if (o->json) fputs(jbuf, stdout);
         rc = 0;
     }
@@ -335,14 +334,6 @@ static int eval_point(run *r, int split, const eval_cli *o) {
     free(groups), free(outv), free(gi), free(jbuf);
     if (c.arena.head) nn_ctx_free(&c);
     return rc;
-}
-
-int cmd_eval(int argc, char **argv) {
-    eval_cli o;
-    eval_defaults(&o);
-    cmd_flag f[] = EVAL_FLAGS(&o);
-    if (cmd_flags_parse("eval", f, argc, argv, &o.sets)) return 1;
-    return eval_run(&o);
 }
 
 int eval_run(const eval_cli *op) {
@@ -380,9 +371,24 @@ int eval_run(const eval_cli *op) {
     } else if (rep == MD_REPORT_POSTERIOR) {
         rc = eval_flow(&r, split, &o, members, K);
         return free(mlist), rc; // eval_flow frees r
-    } else if (K > 1) cmd_error("eval: --ensemble is for flow models ([model] kind = flow)");
-    else rc = eval_point(&r, split, &o);
+    } else if (K > 1)
+        cmd_error("eval: --ensemble is for flow models ([model] kind = flow)");
+    else
+        rc = eval_point(&r, split, &o);
     free(mlist);
     run_free(&r);
     return rc;
 }
+
+static int eval_run_v(const void *o) { return eval_run(o); }
+
+const cmd_def cmd_eval = {
+    "eval",
+    "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS",
+    eval_usage,
+    eval_flags,
+    sizeof(eval_cli),
+    eval_defaults,
+    eval_run_v,
+    offsetof(eval_cli, sets),
+    NULL};

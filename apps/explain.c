@@ -70,7 +70,8 @@ static int fill_others(nn_ctx *c, const xuser *u, nn_tensor *x, int m, nn_tensor
             continue;
         }
         int sh[NN_MAXDIM], nd = 0;
-        if (net->spec[b].input == MD_IN_COLUMNS) sh[0] = m, sh[1] = (int)u->row_len[b], nd = 2;
+        if (net->spec[b].input == MD_IN_COLUMNS)
+            sh[0] = m, sh[1] = (int)u->row_len[b], nd = 2;
         else {
             const io_dataset *D = &u->r->ds[u->r->br[b].ds];
             int S = u->r->br[b].ro.crop ? u->r->br[b].ro.crop : D->h;
@@ -126,7 +127,8 @@ static int eval_f(nn_ctx *c, xuser *u, int ndim, const int *shape, const float *
         sh[0] = m;
         nn_ctx_reset(c);
         nn_tensor *x = nn_tensor_from(c, ndim + 1, sh, X + (size_t)o * d), *y = x ? model_f(c, x, u) : NULL;
-        if (!y) rc = GN_EINVAL;
+        if (!y)
+            rc = GN_EINVAL;
         else
             for (int i = 0; i < m; i++) out[o + i] = y->data[i];
     }
@@ -181,34 +183,28 @@ typedef struct explain_cli {
     cmd_strs sets;
 } explain_cli;
 
-#define EXPLAIN_FLAGS(o)                                                                                     \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint"),                                               \
-            F_STR("--out", &(o)->out, "DIR", "where the attributions and plots go"),                         \
-            F_STR("--split", &(o)->split_name, "NAME", "explained galaxies from this split"),                \
-            F_INT("--n", &(o)->nshow, 1, 100000, "N", "explain the first N (default 20 spectra, 4 images)"), \
-            F_STR("--ids", &(o)->ids, "ID,ID,...", "explain these galaxies"),                                \
-            F_STR("--target", &(o)->target, "NAME", "image models: the target (default: the first)"),        \
-            F_INT("--background", &(o)->nb, 1, 100000, "B", "background galaxies"),                         \
-            F_STR("--stratify", &(o)->strat, "COLUMN", "background stratified by this column"),              \
-            F_INT("--samples", &(o)->samples, 1, 100000, "S", "expected-gradients draws per output"),        \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "background and sampling seed"),                 \
-            F_THREADS(&(o)->threads),                                                                        \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"),               \
-            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts, if they moved"), F_END    \
-    }
+#define CLI explain_cli
+static const cmd_flag explain_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "the checkpoint"),
+    F_STR("--out", out, "DIR", "where the attributions and plots go"),
+    F_STR("--split", split_name, "NAME", "explained galaxies from this split"),
+    F_INT("--n", nshow, 1, 100000, "N", "explain the first N (default 20 spectra, 4 images)"),
+    F_STR("--ids", ids, "ID,ID,...", "explain these galaxies"),
+    F_STR("--target", target, "NAME", "image models: the target (default: the first)"),
+    F_INT("--background", nb, 1, 100000, "B", "background galaxies"),
+    F_STR("--stratify", strat, "COLUMN", "background stratified by this column"),
+    F_INT("--samples", samples, 1, 100000, "S", "expected-gradients draws per output"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "background and sampling seed"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
+    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),
+    F_END};
+#undef CLI
 
-static void explain_defaults(explain_cli *o) {
+static void explain_defaults(void *p) {
+    explain_cli *o = p;
     memset(o, 0, sizeof *o);
     o->split_name = "test", o->nb = 200, o->samples = 200, o->seed = 1;
-}
-
-void cmd_explain_help(void) {
-    explain_usage();
-    explain_cli o;
-    explain_defaults(&o);
-    cmd_flag f[] = EXPLAIN_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 // One explanation: the model, the explained galaxies and background, their
@@ -246,7 +242,8 @@ static int open_model(xjob *J) {
             if (!strcmp(r->target_names[t], o->target)) J->tgt = t;
         if (J->tgt < 0) return cmd_error("explain: --target %s is not one of the model's targets", o->target);
     }
-    if (J->spectral) J->ndim = 1, J->shape[0] = net->svae.sp.pixels, J->T = net->svae.sp.latent;
+    if (J->spectral)
+        J->ndim = 1, J->shape[0] = net->svae.sp.pixels, J->T = net->svae.sp.latent;
     else {
         const run_branch *rb = &r->br[J->branch];
         int S = rb->ro.crop ? rb->ro.crop : r->ds[rb->ds].h;
@@ -277,7 +274,8 @@ static int pick_rows(xjob *J, int split) {
                 if (!strcmp(io_catalog_id(&r->cat, r->rows[s][j]), it[q])) hit = (int)r->rows[s][j];
         if (hit < 0)
             rc = cmd_error("explain: --ids: galaxy %s is not in the catalog or lacks an input", it[q]);
-        else J->rows[J->n++] = (uint32_t)hit;
+        else
+            J->rows[J->n++] = (uint32_t)hit;
     }
     free(buf);
     return rc;
@@ -338,8 +336,10 @@ static int attribute(xjob *J) {
         if ((rc = run_batch(r, &J->c, &J->rows[i], &none, 1, in, NULL, scratch))) break;
         for (int b = 0; b < r->net.n_branch && !rc; b++) { // the galaxy's other inputs, beyond the reset
             free(rowbuf[b]);
-            if (!(rowbuf[b] = malloc(sizeof(float) * in[b]->n))) rc = GN_ENOMEM;
-            else memcpy(rowbuf[b], in[b]->data, sizeof(float) * in[b]->n);
+            if (!(rowbuf[b] = malloc(sizeof(float) * in[b]->n)))
+                rc = GN_ENOMEM;
+            else
+                memcpy(rowbuf[b], in[b]->data, sizeof(float) * in[b]->n);
             u.row_in[b] = rowbuf[b], u.row_len[b] = in[b]->n;
         }
         for (int k = 0; !rc && k < T; k++) {
@@ -355,8 +355,9 @@ static int attribute(xjob *J) {
                 break;
             double s = 0, mb = 0, vb = 0;
             for (size_t j = 0; j < dim; j++)
-                s += phi[j], J->A[((size_t)i * T + k) * dim + j] = (float)phi[j],
-                             J->mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
+                s += phi[j],
+                    J->A[((size_t)i * T + k) * dim + j] = (float)phi[j],
+                                                     J->mabs[(size_t)k * dim + j] += fabs(phi[j]) / n;
             for (int q = 0; q < nbg; q++) mb += fb[q] / nbg;
             for (int q = 0; q < nbg; q++) vb += (fb[q] - mb) * (fb[q] - mb) / nbg;
             err_sum += fabs(s - (fx - mb)), spread += sqrt(vb), n_err++;
@@ -418,8 +419,7 @@ static int report_spectral(const xjob *J) {
                 if (v > mabs[(size_t)k * P + jm]) jm = j;
                 tot += v, blue += wl[j] < 5000 ? v : 0;
             }
-            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1,
-                   wl[jm],
+            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm],
                    tot > 0 ? 100 * blue / tot : 0);
         }
         printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
@@ -476,11 +476,8 @@ static int report_images(const xjob *J) {
     return 0;
 }
 
-int cmd_explain(int argc, char **argv) {
-    explain_cli o;
-    explain_defaults(&o);
-    cmd_flag f[] = EXPLAIN_FLAGS(&o);
-    if (cmd_flags_parse("explain", f, argc, argv, &o.sets)) return 1;
+static int explain_run(const void *p) {
+    const explain_cli o = *(const explain_cli *)p;
     if (!o.ckpt || !o.out) return cmd_error("explain: --ckpt and --out are required");
     int split = io_split_parse(o.split_name);
     if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", o.split_name);
@@ -497,3 +494,14 @@ int cmd_explain(int argc, char **argv) {
     run_free(&J.r);
     return rc ? 1 : 0;
 }
+
+const cmd_def cmd_explain = {
+    "explain",
+    "expected-gradients attributions: per wavelength (spectral VAE) or per pixel and band (image models)",
+    explain_usage,
+    explain_flags,
+    sizeof(explain_cli),
+    explain_defaults,
+    explain_run,
+    offsetof(explain_cli, sets),
+    NULL};

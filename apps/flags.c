@@ -46,25 +46,23 @@ static int parse_double(const char *flag, const char *val, double lo, double hi,
     return 0;
 }
 
-// One flag with its value v (NULL for FL_ON/FL_OFF).
-static int take(const cmd_flag *f, const char *v) {
+// One flag with its value v (NULL for FL_ON/FL_OFF) into the options struct o.
+static int take(const cmd_flag *f, void *o, const char *v) {
+    void *t = (char *)o + f->off;
     switch (f->type) {
-    case FL_STR: *(const char **)f->target = v; return 0;
-    case FL_INT: return cmd_parse_int(f->name, v, (long)f->lo, (long)f->hi, f->target);
-    case FL_DBL: return parse_double(f->name, v, f->lo, f->hi, f->target);
-    case FL_ON: *(int *)f->target = 1; return 0;
-    case FL_OFF: *(int *)f->target = 0; return 0;
-    case FL_STRS: return cmd_strs_add(f->target, v);
-    case FL_SET: {
-        cmd_strs *l = f->target;
-        return cmd_strs_addf(l, "%s=%s", f->key, v);
-    }
-    case FL_FN: return f->fn(f->target, v);
+    case FL_STR: *(const char **)t = v; return 0;
+    case FL_INT: return cmd_parse_int(f->name, v, (long)f->lo, (long)f->hi, t);
+    case FL_DBL: return parse_double(f->name, v, f->lo, f->hi, t);
+    case FL_ON: *(int *)t = 1; return 0;
+    case FL_OFF: *(int *)t = 0; return 0;
+    case FL_STRS: return cmd_strs_add(t, v);
+    case FL_SET: return cmd_strs_addf(t, "%s=%s", f->key, v);
+    case FL_FN: return f->fn(t, v);
     }
     return 1;
 }
 
-int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, cmd_strs *sets) {
+int cmd_flags_parse(const char *cmd, const cmd_flag *f, void *o, int argc, char **argv, cmd_strs *sets) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const cmd_flag *hit = NULL;
@@ -82,21 +80,22 @@ int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, c
             if (i + 1 >= argc) return cmd_error("%s needs a value", a);
             v = argv[++i];
         }
-        if (take(hit, v)) return 1;
+        if (take(hit, o, v)) return 1;
     }
     return 0;
 }
 
-void cmd_flags_help(const cmd_flag *f) {
+void cmd_flags_help(const cmd_flag *f, const void *o) {
     printf("options:\n");
     for (; f->name; f++) {
+        const void *t = (const char *)o + f->off;
         char lhs[64];
         snprintf(lhs, sizeof lhs, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
         printf("  %-22s %s", lhs, f->help ? f->help : "");
-        if (f->type == FL_INT && *(long *)f->target) printf(" (default %ld)", *(long *)f->target);
-        if (f->type == FL_DBL) printf(" (default %g)", *(double *)f->target);
-        if (f->type == FL_STR && *(const char **)f->target)
-            printf(" (default %s)", *(const char **)f->target);
+        long l = f->type == FL_INT ? *(const long *)t : 0;
+        if (f->type == FL_INT && l && l >= f->lo && l <= f->hi) printf(" (default %ld)", l);
+        if (f->type == FL_DBL) printf(" (default %g)", *(const double *)t);
+        if (f->type == FL_STR && *(const char *const *)t) printf(" (default %s)", *(const char *const *)t);
         printf("\n");
     }
 }

@@ -5,6 +5,8 @@
 #ifndef APP_FLAGS_H
 #define APP_FLAGS_H
 
+#include <stddef.h>
+
 typedef enum cmd_fltype {
     FL_STR,  // const char **: the next argument
     FL_INT,  // long *: an integer in [lo, hi]
@@ -30,31 +32,39 @@ typedef struct cmd_strs {
 typedef struct cmd_flag {
     const char *name; // "--ckpt"; NULL ends the table
     cmd_fltype type;
-    void *target;
-    double lo, hi;    // FL_INT, FL_DBL
-    const char *arg;  // the value's name in the help ("FILE", "N"), NULL for FL_ON/FL_OFF
+    size_t off;      // the field's offset in the command's options struct
+    double lo, hi;   // FL_INT, FL_DBL
+    const char *arg; // the value's name in the help ("FILE", "N"), NULL for FL_ON/FL_OFF
     const char *help;
-    const char *key;  // FL_SET: the configuration key, e.g. "data.catalog"
-    int (*fn)(void *target, const char *val);
+    const char *key; // FL_SET: the configuration key, e.g. "data.catalog"
+    int (*fn)(void *field, const char *val);
 } cmd_flag;
 
-// Table rows (every field given, as -Wextra wants).
-#define F_STR(name, t, arg, help) {name, FL_STR, t, 0, 0, arg, help, NULL, NULL}
-#define F_INT(name, t, lo, hi, arg, help) {name, FL_INT, t, lo, hi, arg, help, NULL, NULL}
-#define F_DBL(name, t, lo, hi, arg, help) {name, FL_DBL, t, lo, hi, arg, help, NULL, NULL}
-#define F_ON(name, t, help) {name, FL_ON, t, 0, 0, NULL, help, NULL, NULL}
-#define F_OFF(name, t, help) {name, FL_OFF, t, 0, 0, NULL, help, NULL, NULL}
-#define F_STRS(name, t, arg, help) {name, FL_STRS, t, 0, 0, arg, help, NULL, NULL}
-#define F_SET(name, t, key, arg, help) {name, FL_SET, t, 0, 0, arg, help, key, NULL}
-#define F_FN(name, t, fn, arg, help) {name, FL_FN, t, 0, 0, arg, help, NULL, fn}
-#define F_THREADS(t) F_INT("--threads", t, 0, 1024, "N", "threads (default: all cores)")
-#define F_END {NULL, FL_STR, NULL, 0, 0, NULL, NULL, NULL, NULL}
+// Table rows (every field given, as -Wextra wants). A file defines CLI as its
+// options struct before its table: F_STR("--out", out, ...) is the field CLI.out.
+#define F_ROW(name, type, f, lo, hi, arg, help, key, fn)                                                     \
+    { name, type, offsetof(CLI, f), lo, hi, arg, help, key, fn }
+#define F_STR(name, f, arg, help) F_ROW(name, FL_STR, f, 0, 0, arg, help, NULL, NULL)
+#define F_INT(name, f, lo, hi, arg, help) F_ROW(name, FL_INT, f, lo, hi, arg, help, NULL, NULL)
+#define F_DBL(name, f, lo, hi, arg, help) F_ROW(name, FL_DBL, f, lo, hi, arg, help, NULL, NULL)
+#define F_ON(name, f, help) F_ROW(name, FL_ON, f, 0, 0, NULL, help, NULL, NULL)
+#define F_OFF(name, f, help) F_ROW(name, FL_OFF, f, 0, 0, NULL, help, NULL, NULL)
+#define F_STRS(name, f, arg, help) F_ROW(name, FL_STRS, f, 0, 0, arg, help, NULL, NULL)
+#define F_SET(name, f, key, arg, help) F_ROW(name, FL_SET, f, 0, 0, arg, help, key, NULL)
+#define F_FN(name, f, fn, arg, help) F_ROW(name, FL_FN, f, 0, 0, arg, help, NULL, fn)
+#define F_THREADS(f) F_INT("--threads", f, 0, 1024, "N", "threads (default: all cores)")
+// The data-moved rows of commands that read a checkpoint (configuration overrides into sets).
+#define F_CATALOG(sets, help) F_SET("--catalog", sets, "data.catalog", "CSV", help)
+#define F_IMAGES(sets, help) F_SET("--images", sets, "data.images", "TEMPLATE", help)
+#define F_END                                                                                                \
+    { NULL, FL_STR, 0, 0, 0, NULL, NULL, NULL, NULL }
 
-// Parse argv[1..argc) (argv[0] is the command name) by the table. Arguments
-// of the form SECTION.KEY=VALUE go to sets (an error where sets is NULL).
-int cmd_flags_parse(const char *cmd, const cmd_flag *f, int argc, char **argv, cmd_strs *sets);
-// The options' help: "  --name ARG  help (default: ...)".
-void cmd_flags_help(const cmd_flag *f);
+// Parse argv[1..argc) (argv[0] is the command name) by the table into the
+// options struct o. Arguments of the form SECTION.KEY=VALUE go to sets (an
+// error where sets is NULL).
+int cmd_flags_parse(const char *cmd, const cmd_flag *f, void *o, int argc, char **argv, cmd_strs *sets);
+// The options' help: "  --name ARG  help (default: ...)", defaults read from o.
+void cmd_flags_help(const cmd_flag *f, const void *o);
 // Append one string (nonzero and a message when the list is full).
 int cmd_strs_add(cmd_strs *l, const char *s);
 // Append a formatted string, kept in the list's own storage.

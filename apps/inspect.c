@@ -8,21 +8,34 @@
 #include "cmd.h"
 #include "flags.h"
 
-void cmd_inspect_help(void) {
+static void inspect_usage(void) {
     printf("usage: galnn inspect FILE.npz [--config]\n\n"
            "Lists a checkpoint's tensors (name, dtype, shape), its training position (epoch, step) and best\n"
            "validation loss; --config prints the configuration it was trained with. Works on any NPZ.\n");
 }
 
-int cmd_inspect(int argc, char **argv) {
+typedef struct inspect_cli {
+    int config;
+} inspect_cli;
+
+#define CLI inspect_cli
+static const cmd_flag inspect_flags[] = {
+    F_ON("--config", config, "print the configuration it was trained with"), F_END};
+#undef CLI
+
+// The file is the one argument that is not a flag.
+static int inspect_main(int argc, char **argv) {
     const char *path = NULL;
-    int show_cfg = 0, na = 0, rc = 0;
+    int na = 0, rc = 0;
     char *args[64];
-    for (int i = 0; i < argc && na < 64; i++) // the file is the one argument that is not a flag
-        if (i && argv[i][0] != '-' && !path) path = argv[i];
-        else args[na++] = argv[i];
-    cmd_flag f[] = {F_ON("--config", &show_cfg, "print the configuration it was trained with"), F_END};
-    if (cmd_flags_parse("inspect", f, na, args, NULL)) return 1;
+    for (int i = 0; i < argc && na < 64; i++)
+        if (i && argv[i][0] != '-' && !path)
+            path = argv[i];
+        else
+            args[na++] = argv[i];
+    inspect_cli o = {0};
+    if (cmd_flags_parse("inspect", inspect_flags, &o, na, args, NULL)) return 1;
+    int show_cfg = o.config;
     if (!path) return cmd_error("inspect: give a checkpoint file");
     io_npz z;
     if (io_npz_read(path, &z)) return cmd_error("%s", gn_errmsg());
@@ -51,10 +64,22 @@ int cmd_inspect(int argc, char **argv) {
         printf("best validation loss so far: %.6g\n", ((double *)b->data)[1]);
     if (show_cfg) {
         char *cfg = io_ckpt_config(path, &z);
-        if (cfg) printf("\nconfiguration:\n%s", cfg);
-        else rc = cmd_error("%s", gn_errmsg());
+        if (cfg)
+            printf("\nconfiguration:\n%s", cfg);
+        else
+            rc = cmd_error("%s", gn_errmsg());
         free(cfg);
     }
     io_npz_free(&z);
     return rc;
 }
+
+const cmd_def cmd_inspect = {"inspect",
+                             "what a checkpoint holds: tensors, training position, configuration",
+                             inspect_usage,
+                             inspect_flags,
+                             sizeof(inspect_cli),
+                             NULL,
+                             NULL,
+                             -1,
+                             inspect_main};

@@ -52,29 +52,26 @@ typedef struct knn_cli {
     int include_self;
 } knn_cli;
 
-#define KNN_FLAGS(o)                                                                                         \
-    {                                                                                                        \
-        F_STR("--ref", &(o)->ref, "REF.csv", "the reference table"),                                         \
-            F_STR("--query", &(o)->query, "Q.csv", "the query table (default: the reference set)"),          \
-            F_STR("--cols", &(o)->cols, "COLS", "the columns of the space"),                                 \
-            F_INT("--k", &(o)->k, 1, 1000000, "K", "neighbours per query"),                                  \
-            F_STR("--out", &(o)->out, "NN.csv", "query_id, rank, ref_id, distance"),                         \
-            F_STR("--metric", &(o)->metric, "l2|linf", "the distance"),                                      \
-            F_ON("--include-self", &(o)->include_self, "a point is its own first neighbour"),                \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI knn_cli
+static const cmd_flag knn_flags[] = {
+    F_STR("--ref", ref, "REF.csv", "the reference table"),
+    F_STR("--query", query, "Q.csv", "the query table (default: the reference set)"),
+    F_STR("--cols", cols, "COLS", "the columns of the space"),
+    F_INT("--k", k, 1, 1000000, "K", "neighbours per query"),
+    F_STR("--out", out, "NN.csv", "query_id, rank, ref_id, distance"),
+    F_STR("--metric", metric, "l2|linf", "the distance"),
+    F_ON("--include-self", include_self, "a point is its own first neighbour"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
-void cmd_knn_help(void) {
-    knn_usage();
-    knn_cli o = {.metric = "l2", .k = 10};
-    cmd_flag f[] = KNN_FLAGS(&o);
-    cmd_flags_help(f);
+static void knn_defaults(void *p) {
+    knn_cli *o = p;
+    o->metric = "l2", o->k = 10;
 }
 
-int cmd_knn(int argc, char **argv) {
-    knn_cli cl = {.metric = "l2", .k = 10};
-    cmd_flag ft[] = KNN_FLAGS(&cl);
-    if (cmd_flags_parse("knn", ft, argc, argv, NULL)) return 1;
+static int knn_run(const void *p) {
+    const knn_cli cl = *(const knn_cli *)p;
     const char *ref = cl.ref, *query = cl.query, *cols = cl.cols, *out = cl.out, *metric = cl.metric;
     long k = cl.k, threads = cl.threads;
     int include_self = cl.include_self;
@@ -114,15 +111,20 @@ int cmd_knn(int argc, char **argv) {
         for (long a = 0; a < k; a++) {
             const char *qid = qc->id_col >= 0 ? io_catalog_id(qc, rq[q]) : NULL;
             const char *rid = cr.id_col >= 0 ? io_catalog_id(&cr, rr[idx[q * (size_t)k + (size_t)a]]) : NULL;
-            if (qid) fprintf(f, "%s,", qid);
-            else fprintf(f, "%u,", rq[q]);
+            if (qid)
+                fprintf(f, "%s,", qid);
+            else
+                fprintf(f, "%u,", rq[q]);
             fprintf(f, "%ld,", a + 1);
-            if (rid) fprintf(f, "%s,", rid);
-            else fprintf(f, "%u,", rr[idx[q * (size_t)k + (size_t)a]]);
+            if (rid)
+                fprintf(f, "%s,", rid);
+            else
+                fprintf(f, "%u,", rr[idx[q * (size_t)k + (size_t)a]]);
             fprintf(f, "%.9g\n", dist[q * (size_t)k + (size_t)a]);
         }
     fclose(f);
-    if (io_write_atomic(out, buf, len)) cmd_error("knn: %s", gn_errmsg());
+    if (io_write_atomic(out, buf, len))
+        cmd_error("knn: %s", gn_errmsg());
     else {
         printf("wrote %s: %ld neighbours of %zu queries among %zu reference points (%d-D, %s) in %.2f s\n",
                out, k, nq, nr, dr, metric, el);
@@ -137,3 +139,13 @@ out:
     if (query) io_catalog_free(&cq);
     return rc;
 }
+
+const cmd_def cmd_knn = {"knn",
+                         "exact k nearest neighbours between two tables (KD-tree or GEMM, L2 or max-norm)",
+                         knn_usage,
+                         knn_flags,
+                         sizeof(knn_cli),
+                         knn_defaults,
+                         knn_run,
+                         -1,
+                         NULL};

@@ -65,40 +65,36 @@ typedef struct mi_cli {
     cmd_strs derive, join;
 } mi_cli;
 
-#define MI_FLAGS(o)                                                                                          \
-    {                                                                                                        \
-        F_STR("--in", &(o)->in, "TABLE.csv", "the table"), F_STR("--x", &(o)->x, "COLS", "X's columns"),     \
-            F_STR("--y", &(o)->y, "COLS", "Y's columns"),                                                    \
-            F_STR("--z", &(o)->z, "COLS", "condition on Z's columns"),                                       \
-            F_STR("--estimator", &(o)->est, "E", "ksg1, ksg2, gauss or binned"),                             \
-            F_INT("--k", &(o)->k, 1, 100000, "K", "KSG neighbours"),                                         \
-            F_INT("--bins", &(o)->bins, 1, 1024, "B", "binned: bins per column"),                            \
-            F_ON("--quantile", &(o)->quantile, "binned: quantile bins"),                                     \
-            F_OFF("--no-miller-madow", &(o)->mm, "binned: no Miller-Madow correction"),                      \
-            F_STR("--transform", &(o)->tf, "T", "none, rank or standardize"),                                \
-            F_DBL("--noise", &(o)->noise, 0, 1e300, "A", "add A x sd x N(0,1) to break ties"),               \
-            F_INT("--perms", &(o)->perms, 0, 1000000, "B", "permutation test surrogates"),                   \
-            F_INT("--shuffle-k", &(o)->shuffle_k, 1, 100000, "K", "with --z: local permutation neighbours"), \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "noise and permutation seed"),                   \
-            F_STR("--units", &(o)->units, "U", "nats or bits"), F_ON("--json", &(o)->json, "print JSON"),    \
-            F_STRS("--derive", &(o)->derive, "NAME=EXPR", "add a column (repeatable)"),                      \
-            F_STRS("--join", &(o)->join, "T.csv", "more columns matched by id (repeatable)"),                \
-            F_ON("--each", &(o)->each, "I(X_j ; Y) for every X column on its own"),                          \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI mi_cli
+static const cmd_flag mi_flags[] = {
+    F_STR("--in", in, "TABLE.csv", "the table"),
+    F_STR("--x", x, "COLS", "X's columns"),
+    F_STR("--y", y, "COLS", "Y's columns"),
+    F_STR("--z", z, "COLS", "condition on Z's columns"),
+    F_STR("--estimator", est, "E", "ksg1, ksg2, gauss or binned"),
+    F_INT("--k", k, 1, 100000, "K", "KSG neighbours"),
+    F_INT("--bins", bins, 1, 1024, "B", "binned: bins per column"),
+    F_ON("--quantile", quantile, "binned: quantile bins"),
+    F_OFF("--no-miller-madow", mm, "binned: no Miller-Madow correction"),
+    F_STR("--transform", tf, "T", "none, rank or standardize"),
+    F_DBL("--noise", noise, 0, 1e300, "A", "add A x sd x N(0,1) to break ties"),
+    F_INT("--perms", perms, 0, 1000000, "B", "permutation test surrogates"),
+    F_INT("--shuffle-k", shuffle_k, 1, 100000, "K", "with --z: local permutation neighbours"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "noise and permutation seed"),
+    F_STR("--units", units, "U", "nats or bits"),
+    F_ON("--json", json, "print JSON"),
+    F_STRS("--derive", derive, "NAME=EXPR", "add a column (repeatable)"),
+    F_STRS("--join", join, "T.csv", "more columns matched by id (repeatable)"),
+    F_ON("--each", each, "I(X_j ; Y) for every X column on its own"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
-static void mi_defaults(mi_cli *o) {
+static void mi_defaults(void *p) {
+    mi_cli *o = p;
     memset(o, 0, sizeof *o);
     o->est = "ksg1", o->units = "nats", o->tf = "none", o->mm = 1;
     o->k = 3, o->bins = 8, o->shuffle_k = 5, o->seed = 1;
-}
-
-void cmd_mi_help(void) {
-    mi_usage();
-    mi_cli o;
-    mi_defaults(&o);
-    cmd_flag f[] = MI_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 static void print_result(const mi_cli *o, double v, double pval, size_t n, size_t N, int conditional) {
@@ -108,8 +104,10 @@ static void print_result(const mi_cli *o, double v, double pval, size_t n, size_
     if (binned)
         snprintf(how, sizeof how, "%ld %s bins%s", o->bins, o->quantile ? "quantile" : "equal-width",
                  o->mm ? ", Miller-Madow" : "");
-    else if (!strcmp(o->est, "gauss")) snprintf(how, sizeof how, "Gaussian");
-    else snprintf(how, sizeof how, "k = %ld", o->k);
+    else if (!strcmp(o->est, "gauss"))
+        snprintf(how, sizeof how, "Gaussian");
+    else
+        snprintf(how, sizeof how, "k = %ld", o->k);
     if (o->json) {
         printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
                "\"dropped\": %zu, \"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
@@ -190,7 +188,8 @@ static int mi_each(const mi_cli *o, io_catalog *c, int estimator, int tkind) {
     return rc;
 }
 
-static int mi_run(const mi_cli *o) {
+static int mi_run(const void *p) {
+    const mi_cli *o = p;
     if (!o->in || !o->x || !o->y) return cmd_error("mi: --in, --x and --y are required");
     const char *est = o->est, *tf = o->tf;
     int estimator = !strcmp(est, "ksg1")     ? ST_MI_KSG1
@@ -214,8 +213,10 @@ static int mi_run(const mi_cli *o) {
     int rc = 0;
     for (int j = 0; j < o->join.n && !rc; j++) {
         size_t hit;
-        if (io_catalog_join(&c, o->join.v[j], &hit)) rc = cmd_error("--join: %s", gn_errmsg());
-        else if (!o->json) printf("joined %s: %zu of %zu rows matched by id\n", o->join.v[j], hit, c.n_rows);
+        if (io_catalog_join(&c, o->join.v[j], &hit))
+            rc = cmd_error("--join: %s", gn_errmsg());
+        else if (!o->json)
+            printf("joined %s: %zu of %zu rows matched by id\n", o->join.v[j], hit, c.n_rows);
     }
     for (int d = 0; d < o->derive.n && !rc; d++)
         if (io_catalog_derive_spec(&c, o->derive.v[d])) rc = cmd_error("--derive: %s", gn_errmsg());
@@ -224,10 +225,13 @@ static int mi_run(const mi_cli *o) {
     return rc;
 }
 
-int cmd_mi(int argc, char **argv) {
-    mi_cli o;
-    mi_defaults(&o);
-    cmd_flag f[] = MI_FLAGS(&o);
-    if (cmd_flags_parse("mi", f, argc, argv, NULL)) return 1;
-    return mi_run(&o);
-}
+const cmd_def cmd_mi = {
+    "mi",
+    "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian",
+    mi_usage,
+    mi_flags,
+    sizeof(mi_cli),
+    mi_defaults,
+    mi_run,
+    -1,
+    NULL};

@@ -8,9 +8,7 @@
 #include "cmd.h"
 #include "flags.h"
 
-static void print_mock_flags(void);
-
-void cmd_mock_help(void) {
+static void mock_usage(void) {
     printf("usage: galnn mock --out DIR [--n N] [--seed S] [--size S] [--png] [--npy] [--kinematics] "
            "[--spectra]\n"
            "                  [--kin-size K] [--threads N]\n\n"
@@ -18,8 +16,6 @@ void cmd_mock_help(void) {
            "Defaults: 3000 galaxies, seed 1, 64x64 cutouts, 48x48 kinematic maps. Deterministic for a seed,\n"
            "whatever the thread count.\n\n%s",
            IO_MOCK_DOC);
-    printf("\n");
-    print_mock_flags();
 }
 
 static void progress(void *u, int done, int total) {
@@ -38,38 +34,35 @@ typedef struct mock_cli {
     int png, npy, kinematics, spectra;
 } mock_cli;
 
-#define MOCK_FLAGS(c)                                                                                        \
-    {                                                                                                        \
-        F_STR("--out", &(c)->out, "DIR", "where the survey goes"),                                           \
-            F_INT("--n", &(c)->n, 1, 10000000, "N", "galaxies"),                                             \
-            F_INT("--seed", &(c)->seed, 0, 0x7fffffff, "S", "the survey's seed"),                            \
-            F_INT("--size", &(c)->size, 16, 1024, "S", "cutout size in pixels"),                             \
-            F_INT("--kin-size", &(c)->kin_size, 8, 1024, "K", "kinematic map size"),                         \
-            F_ON("--png", &(c)->png, "also 16-bit PNG cutouts per band"),                                    \
-            F_ON("--npy", &(c)->npy, "also NPY cutouts"),                                                    \
-            F_ON("--kinematics", &(c)->kinematics, "also kinematic maps"),                                   \
-            F_ON("--spectra", &(c)->spectra, "also spectra"), F_THREADS(&(c)->threads), F_END                \
-    }
+#define CLI mock_cli
+static const cmd_flag mock_flags[] = {F_STR("--out", out, "DIR", "where the survey goes"),
+                                      F_INT("--n", n, 1, 10000000, "N", "galaxies"),
+                                      F_INT("--seed", seed, 0, 0x7fffffff, "S", "the survey's seed"),
+                                      F_INT("--size", size, 16, 1024, "S", "cutout size in pixels"),
+                                      F_INT("--kin-size", kin_size, 8, 1024, "K", "kinematic map size"),
+                                      F_ON("--png", png, "also 16-bit PNG cutouts per band"),
+                                      F_ON("--npy", npy, "also NPY cutouts"),
+                                      F_ON("--kinematics", kinematics, "also kinematic maps"),
+                                      F_ON("--spectra", spectra, "also spectra"),
+                                      F_THREADS(threads),
+                                      F_END};
+#undef CLI
 
-static void mock_defaults(mock_cli *c) {
-    memset(c, 0, sizeof *c);
+static void mock_defaults(void *p) {
+    mock_cli *c = p;
     c->n = 3000, c->seed = 1, c->size = 64, c->kin_size = 48;
 }
 
-static void print_mock_flags(void) {
-    mock_cli c;
-    mock_defaults(&c);
-    cmd_flag f[] = MOCK_FLAGS(&c);
-    cmd_flags_help(f);
-}
-
-int cmd_mock(int argc, char **argv) {
-    mock_cli c;
-    mock_defaults(&c);
-    cmd_flag f[] = MOCK_FLAGS(&c);
-    if (cmd_flags_parse("mock", f, argc, argv, NULL)) return 1;
-    io_mock_opts o = {.out = c.out, .n = (int)c.n, .seed = (uint64_t)c.seed, .size = (int)c.size,
-                      .kin_size = (int)c.kin_size, .png = c.png, .npy = c.npy, .kinematics = c.kinematics,
+static int mock_run(const void *p) {
+    const mock_cli c = *(const mock_cli *)p;
+    io_mock_opts o = {.out = c.out,
+                      .n = (int)c.n,
+                      .seed = (uint64_t)c.seed,
+                      .size = (int)c.size,
+                      .kin_size = (int)c.kin_size,
+                      .png = c.png,
+                      .npy = c.npy,
+                      .kinematics = c.kinematics,
                       .spectra = c.spectra};
     long threads = c.threads;
     if (!o.out) return cmd_error("mock: --out DIR is required");
@@ -83,3 +76,14 @@ int cmd_mock(int argc, char **argv) {
            o.npy ? " + NPY" : "", o.kinematics ? " + kinematic maps" : "", gn_now() - t0);
     return 0;
 }
+
+const cmd_def cmd_mock = {
+    "mock",
+    "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)",
+    mock_usage,
+    mock_flags,
+    sizeof(mock_cli),
+    mock_defaults,
+    mock_run,
+    -1,
+    NULL};

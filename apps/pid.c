@@ -120,7 +120,8 @@ static int run_dist(const char *path, int measure, int json) {
     for (size_t r = 0; r < c.n_rows; r++)
         tab[((size_t)ia[3 * r] * k2 + ia[3 * r + 1]) * ky + ia[3 * r + 2]] += p[r] / sum;
     free(ia);
-    if (json) printf("{\n  \"units\": \"bits\",\n");
+    if (json)
+        printf("{\n  \"units\": \"bits\",\n");
     else
         printf("%-8s %10s %10s %10s %10s   (bits; %d x %d x %d outcomes)\n", "measure", "Red", "Unq1", "Unq2",
                "Syn", k1, k2, ky);
@@ -182,8 +183,10 @@ static int run_samples(const char *path, const char *x1s, const char *x2s, const
     st_pid o;
     int e;
     const char *units = "nats";
-    if (!strcmp(method, "gauss")) e = st_pid_gauss(X1, d1, X2, d2, Y, dy, n, &o);
-    else if (!strcmp(method, "ksg-mmi")) e = st_pid_ksg(X1, d1, X2, d2, Y, dy, n, k, &o);
+    if (!strcmp(method, "gauss"))
+        e = st_pid_gauss(X1, d1, X2, d2, Y, dy, n, &o);
+    else if (!strcmp(method, "ksg-mmi"))
+        e = st_pid_ksg(X1, d1, X2, d2, Y, dy, n, k, &o);
     else if (!strcmp(method, "binned")) {
         e = st_pid_binned(X1, d1, X2, d2, Y, dy, n, bins, quantile, measure ? measure : ST_PID_BROJA, &o);
         units = "bits";
@@ -216,8 +219,8 @@ out:
 typedef struct pfile {
     io_catalog c;
     io_id_index ix;
-    const double *logp;  // or
-    const double **pb;   // p0..p{B-1}
+    const double *logp; // or
+    const double **pb;  // p0..p{B-1}
 } pfile;
 
 static int pfile_open(pfile *f, const char *path, int B) {
@@ -461,46 +464,39 @@ static int parse_range(void *t, const char *v) {
     return 0;
 }
 
-#define PID_FLAGS(o)                                                                                         \
-    {                                                                                                        \
-        F_STR("--dist", &(o)->dist, "DIST.csv", "a discrete joint distribution"),                            \
-            F_STR("--samples", &(o)->samples, "DATA.csv", "samples of (x1, x2, y)"),                         \
-            F_ON("--pointwise", &(o)->pointwise, "pointwise PID from three networks' predictions"),          \
-            F_STR("--measure", &(o)->measure, "M", "imin, mmi, broja, ccs or all"),                          \
-            F_ON("--json", &(o)->json, "print JSON"),                                                        \
-            F_STR("--x1", &(o)->x1, "COLS", "--samples: the first source's columns"),                        \
-            F_STR("--x2", &(o)->x2, "COLS", "--samples: the second source's columns"),                       \
-            F_STR("--y", &(o)->y, "COLS", "--samples: the target's columns"),                                \
-            F_STR("--method", &(o)->method, "M", "--samples: binned, ksg-mmi or gauss"),                     \
-            F_INT("--bins", &(o)->bins, 2, 100000, "B", "bins (default 8; --pointwise: 520)"),               \
-            F_ON("--quantile", &(o)->quantile, "--samples: quantile bins"),                                  \
-            F_INT("--k", &(o)->k, 1, 100000, "K", "--samples: KSG neighbours"),                              \
-            F_STR("--p1", &(o)->p[0], "CSV", "--pointwise: predictions from source 1"),                      \
-            F_STR("--p2", &(o)->p[1], "CSV", "--pointwise: predictions from source 2"),                      \
-            F_STR("--p12", &(o)->p[2], "CSV", "--pointwise: predictions from both"),                         \
-            F_STR("--catalog", &(o)->catalog, "CSV", "--pointwise: the catalog with the target"),            \
-            F_STR("--target", &(o)->target, "COL", "--pointwise: the target column"),                        \
-            F_STR("--split", &(o)->split, "NAME", "--pointwise: the split the predictions are of"),          \
-            F_STR("--by", &(o)->by, "COL", "--pointwise: per population too"),                               \
-            F_STR("--out", &(o)->out, "DIR", "--pointwise: where the tables and figures go"),                \
-            F_FN("--range", (o)->range, parse_range, "LO,HI", "--pointwise: the binned target's range"),     \
-            F_INT("--boot", &(o)->boot, 0, 1000000, "B", "--pointwise: bootstrap resamples"),                \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "--pointwise: bootstrap seed"), F_END            \
-    }
+#define CLI pid_cli
+static const cmd_flag pid_flags[] = {
+    F_STR("--dist", dist, "DIST.csv", "a discrete joint distribution"),
+    F_STR("--samples", samples, "DATA.csv", "samples of (x1, x2, y)"),
+    F_ON("--pointwise", pointwise, "pointwise PID from three networks' predictions"),
+    F_STR("--measure", measure, "M", "imin, mmi, broja, ccs or all"),
+    F_ON("--json", json, "print JSON"),
+    F_STR("--x1", x1, "COLS", "--samples: the first source's columns"),
+    F_STR("--x2", x2, "COLS", "--samples: the second source's columns"),
+    F_STR("--y", y, "COLS", "--samples: the target's columns"),
+    F_STR("--method", method, "M", "--samples: binned, ksg-mmi or gauss"),
+    F_INT("--bins", bins, 2, 100000, "B", "bins (default 8; --pointwise: 520)"),
+    F_ON("--quantile", quantile, "--samples: quantile bins"),
+    F_INT("--k", k, 1, 100000, "K", "--samples: KSG neighbours"),
+    F_STR("--p1", p[0], "CSV", "--pointwise: predictions from source 1"),
+    F_STR("--p2", p[1], "CSV", "--pointwise: predictions from source 2"),
+    F_STR("--p12", p[2], "CSV", "--pointwise: predictions from both"),
+    F_STR("--catalog", catalog, "CSV", "--pointwise: the catalog with the target"),
+    F_STR("--target", target, "COL", "--pointwise: the target column"),
+    F_STR("--split", split, "NAME", "--pointwise: the split the predictions are of"),
+    F_STR("--by", by, "COL", "--pointwise: per population too"),
+    F_STR("--out", out, "DIR", "--pointwise: where the tables and figures go"),
+    F_FN("--range", range, parse_range, "LO,HI", "--pointwise: the binned target's range"),
+    F_INT("--boot", boot, 0, 1000000, "B", "--pointwise: bootstrap resamples"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "--pointwise: bootstrap seed"),
+    F_END};
+#undef CLI
 
-void pid_defaults(pid_cli *o) {
+void pid_defaults(void *p) {
+    pid_cli *o = p;
     memset(o, 0, sizeof *o);
     o->method = "binned", o->split = "test", o->bins = -1, o->k = 3, o->boot = 1000, o->seed = 1;
     o->range[0] = 6, o->range[1] = 12.5;
-}
-
-void cmd_pid_help(void) {
-    pid_usage();
-    pid_cli o;
-    pid_defaults(&o);
-    o.bins = 0;
-    cmd_flag f[] = PID_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 int pid_run(const pid_cli *o) {
@@ -520,10 +516,15 @@ int pid_run(const pid_cli *o) {
                          o->range[0], o->range[1], (int)o->boot, o->seed, o->out, o->json);
 }
 
-int cmd_pid(int argc, char **argv) {
-    pid_cli o;
-    pid_defaults(&o);
-    cmd_flag f[] = PID_FLAGS(&o);
-    if (cmd_flags_parse("pid", f, argc, argv, NULL)) return 1;
-    return pid_run(&o);
-}
+static int pid_run_v(const void *o) { return pid_run(o); }
+
+const cmd_def cmd_pid = {
+    "pid",
+    "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
+    pid_usage,
+    pid_flags,
+    sizeof(pid_cli),
+    pid_defaults,
+    pid_run_v,
+    -1,
+    NULL};

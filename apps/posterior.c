@@ -49,8 +49,10 @@ static int features(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, flo
     int rc = run_batches_begin(&it, r, c, rows, n, 512, 0);
     while (!rc && run_batches_next(&it)) {
         nn_tensor *f = md_net_flow_features(c, &r->net, it.in);
-        if (!f) rc = GN_ENOMEM;
-        else memcpy(X + it.o * (size_t)D, f->data, sizeof(float) * (size_t)it.b * D);
+        if (!f)
+            rc = GN_ENOMEM;
+        else
+            memcpy(X + it.o * (size_t)D, f->data, sizeof(float) * (size_t)it.b * D);
     }
     return run_batches_end(&it, rc);
 }
@@ -96,33 +98,27 @@ typedef struct posterior_cli {
     cmd_strs sets;
 } posterior_cli;
 
-#define POSTERIOR_FLAGS(o)                                                                                   \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint of a flow model"),                               \
-            F_STR("--out", &(o)->out, "CSV", "the per-galaxy summaries"),                                    \
-            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
-            F_INT("--samples", &(o)->S, 2, 1000000, "S", "posterior draws per galaxy"),                      \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "the sampling seed"),                            \
-            F_STR("--dump", &(o)->dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),           \
-            F_THREADS(&(o)->threads),                                                                        \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),   \
-            F_SET("--join", &(o)->sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),      \
-            F_END                                                                                            \
-    }
+#define CLI posterior_cli
+static const cmd_flag posterior_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "the checkpoint of a flow model"),
+    F_STR("--out", out, "CSV", "the per-galaxy summaries"),
+    F_STR("--split", which, "NAME", "all, train, val or test"),
+    F_INT("--samples", S, 2, 1000000, "S", "posterior draws per galaxy"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "the sampling seed"),
+    F_STR("--dump", dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog (targets not needed)"),
+    F_SET("--join", sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),
+    F_END};
+#undef CLI
 
-#define POSTERIOR_DEFAULTS {.which = "all", .S = 1000, .seed = 1}
-
-void cmd_posterior_help(void) {
-    posterior_usage();
-    posterior_cli o = POSTERIOR_DEFAULTS;
-    cmd_flag f[] = POSTERIOR_FLAGS(&o);
-    cmd_flags_help(f);
+static void posterior_defaults(void *p) {
+    posterior_cli *o = p;
+    o->which = "all", o->S = 1000, o->seed = 1;
 }
 
-int cmd_posterior(int argc, char **argv) {
-    posterior_cli cl = POSTERIOR_DEFAULTS;
-    cmd_flag ft[] = POSTERIOR_FLAGS(&cl);
-    if (cmd_flags_parse("posterior", ft, argc, argv, NULL)) return 1;
+static int posterior_run(const void *p) {
+    const posterior_cli cl = *(const posterior_cli *)p;
     const char *ckpt = cl.ckpt, *out = cl.out, *dump = cl.dump, *which = cl.which;
     long S = cl.S, seed = cl.seed;
     if (!ckpt || !out) return cmd_error("posterior: give --ckpt RUN/best.npz and --out post.csv");
@@ -355,10 +351,11 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
         io_hist h = {"PIT", pit, n, 0};
         if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
-        else if (!quiet) printf("  plot: %s\n", png);
+        else if (!quiet)
+            printf("  plot: %s\n", png);
         n = n0;
     }
-    fputc('}', jf); // targets
+    fputc('}', jf);                       // targets
     if (!rc && r->optional_target >= 0) { // the detectability head: P(measured | x) against whether it was
         double acc = 0, frac = 0, *pd = gn_malloc(sizeof(double) * (n ? n : 1));
         if (!pd || (rc = run_posterior_detect(r, c, rows, n, pd))) {
@@ -385,10 +382,22 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
                K);
     fprintf(jf, "}\n");
     fclose(jf);
-    if (!rc) *json = jb, *json_len = jl;
+    if (!rc)
+        *json = jb, *json_len = jl;
     else
         free(jb);
 out:
     free(smp), free(one), free(v), free(pred), free(tru), free(pit), free(lp), free(ale), free(epi);
     return rc;
 }
+
+const cmd_def cmd_posterior = {
+    "posterior",
+    "posterior samples of a flow model: mean, median, 68/95 % intervals per galaxy (and raw samples)",
+    posterior_usage,
+    posterior_flags,
+    sizeof(posterior_cli),
+    posterior_defaults,
+    posterior_run,
+    offsetof(posterior_cli, sets),
+    NULL};

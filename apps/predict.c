@@ -53,8 +53,10 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
             double yt = rp->target[0] ? rp->target[0][rows[i]] : NAN, mx = lo[0], z = 0;
             for (int k = 1; k < rp->net.bins; k++) mx = lo[k] > mx ? lo[k] : mx;
             for (int k = 0; k < rp->net.bins; k++) z += exp(lo[k] - mx);
-            if (isnan(yt)) fprintf(f, ",");
-            else fprintf(f, ",%.6f", lo[md_bin_label(&rp->net, yt)] - mx - log(z));
+            if (isnan(yt))
+                fprintf(f, ",");
+            else
+                fprintf(f, ",%.6f", lo[md_bin_label(&rp->net, yt)] - mx - log(z));
             for (int k = 0; pbins && k < rp->net.bins; k++) fprintf(f, ",%.6g", exp(lo[k] - mx) / z);
         }
         fputc('\n', f);
@@ -85,42 +87,35 @@ static int write_dump(const run *rp, nn_ctx *cp, const uint32_t *rows, size_t n,
     return 0;
 }
 
-
-#define PREDICT_FLAGS(o)                                                                                     \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "the checkpoint (RUN/best.npz)"),                                \
-            F_STR("--out", &(o)->out, "CSV", "the predictions"),                                             \
-            F_STR("--split", &(o)->which, "NAME", "all, train, val or test"),                                \
-            F_ON("--bins", &(o)->pbins, "binned heads: also p0..p{bins-1}"),                                 \
-            F_FN("--dump", &(o)->dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"), \
-            F_THREADS(&(o)->threads),                                                                        \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "another catalog (targets not needed)"),   \
-            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "its cutouts"), F_END                   \
-    }
-
 // --dump N FILE: N here, FILE as the next argument (taken by the parser as an override slot).
 static int take_dump(void *t, const char *v) {
     cmd_strs *d = t;
     return cmd_strs_add(d, v);
 }
 
-void cmd_predict_help(void) {
-    predict_usage();
-    predict_cli o = {.which = "all"};
-    cmd_flag f[] = PREDICT_FLAGS(&o);
-    cmd_flags_help(f);
-}
+#define CLI predict_cli
+static const cmd_flag predict_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "the checkpoint (RUN/best.npz)"),
+    F_STR("--out", out, "CSV", "the predictions"),
+    F_STR("--split", which, "NAME", "all, train, val or test"),
+    F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
+    F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog (targets not needed)"),
+    F_SET("--images", sets, "data.images", "TEMPLATE", "its cutouts"),
+    F_END};
+#undef CLI
 
-void predict_defaults(predict_cli *o) {
+void predict_defaults(void *p) {
+    predict_cli *o = p;
     memset(o, 0, sizeof *o);
     o->which = "all";
 }
 
-int cmd_predict(int argc, char **argv) {
+// --dump takes two values; the table parses "--dump N --dump FILE".
+static int predict_main(int argc, char **argv) {
     predict_cli cl;
     predict_defaults(&cl);
-    cmd_flag ft[] = PREDICT_FLAGS(&cl);
-    // --dump takes two values: split "--dump N FILE" into the flag and a trailing value
     char *args[256];
     int na = 0;
     for (int i = 0; i < argc && na < 255; i++) {
@@ -130,7 +125,7 @@ int cmd_predict(int argc, char **argv) {
             args[na++] = "--dump", args[na++] = argv[++i];
         }
     }
-    if (cmd_flags_parse("predict", ft, na, args, NULL)) return 1;
+    if (cmd_flags_parse("predict", predict_flags, &cl, na, args, NULL)) return 1;
     return predict_run(&cl);
 }
 
@@ -189,3 +184,13 @@ out:
     run_free(&r);
     return rc;
 }
+
+const cmd_def cmd_predict = {"predict",
+                             "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog",
+                             predict_usage,
+                             predict_flags,
+                             sizeof(predict_cli),
+                             predict_defaults,
+                             NULL,
+                             offsetof(predict_cli, sets),
+                             predict_main};

@@ -19,9 +19,6 @@
 #include "pipeline/run.h"
 #include "pipeline/spec_common.h"
 
-static void print_scan_flags(void);
-static void print_latents_flags(void);
-
 static double dn4000(const float *x, const double *wl, int P) {
     double a = 0, b = 0;
     int na = 0, nb = 0;
@@ -35,7 +32,7 @@ static double dn4000(const float *x, const double *wl, int P) {
 
 // ---- galnn spectra-scan ----
 
-void cmd_spectra_scan_help(void) {
+static void scan_usage(void) {
     printf(
         "usage: galnn spectra-scan --config models/specvae.cfg --out DIR [--latents 1..10] [--conditions "
         "none,logmstar,...]\n"
@@ -63,8 +60,7 @@ void cmd_spectra_scan_help(void) {
         "too.\n\n"
         "Writes DIR/scan.csv, DIR/scan.md (the table) and DIR/bic.png (BIC - min as a heat map, conditions x "
         "latent\n"
-        "size, as the paper's Fig. 2).\n\n");
-    print_scan_flags();
+        "size, as the paper's Fig. 2).\n");
 }
 
 static int parse_latents(const char *s, int *out, int max) {
@@ -97,29 +93,24 @@ typedef struct scan_cli {
     cmd_strs sets;
 } scan_cli;
 
-#define SCAN_FLAGS(o)                                                                                        \
-    {                                                                                                        \
-        F_STR("--config", &(o)->config, "FILE", "the spectral VAE configuration (models/specvae.cfg)"),      \
-            F_STR("--out", &(o)->out, "DIR", "the scan's directory"),                                        \
-            F_STR("--latents", &(o)->latents, "A..B|LIST", "latent sizes"),                                  \
-            F_STR("--conditions", &(o)->conds, "SETS", "condition sets: none, a column, a+b, ..."),          \
-            F_STR("--split", &(o)->split_name, "NAME", "where the BIC is measured: val or test"),            \
-            F_STR("--catalog", &(o)->catalog, "CSV", "the catalog ([data] catalog)"),                        \
-            F_INT("--epochs", &(o)->epochs, 1, 1000000, "E", "epochs per model (default: the config's)"),    \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "[train] seed"), F_THREADS(&(o)->threads), F_END \
-    }
+#define CLI scan_cli
+static const cmd_flag scan_flags[] = {
+    F_STR("--config", config, "FILE", "the spectral VAE configuration (models/specvae.cfg)"),
+    F_STR("--out", out, "DIR", "the scan's directory"),
+    F_STR("--latents", latents, "A..B|LIST", "latent sizes"),
+    F_STR("--conditions", conds, "SETS", "condition sets: none, a column, a+b, ..."),
+    F_STR("--split", split_name, "NAME", "where the BIC is measured: val or test"),
+    F_STR("--catalog", catalog, "CSV", "the catalog ([data] catalog)"),
+    F_INT("--epochs", epochs, 1, 1000000, "E", "epochs per model (default: the config's)"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "[train] seed"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
-static void scan_defaults(scan_cli *o) {
+static void scan_defaults(void *p) {
+    scan_cli *o = p;
     memset(o, 0, sizeof *o);
     o->latents = "1..10", o->conds = "none", o->split_name = "val", o->seed = -1;
-}
-
-static void print_scan_flags(void) {
-    scan_cli o;
-    scan_defaults(&o);
-    o.seed = 0;
-    cmd_flag f[] = SCAN_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 // Train (or resume, or reuse) one model of the grid and score its best checkpoint.
@@ -138,7 +129,8 @@ static int scan_one(const scan_cli *o, const char *rdir, const char *cond, int l
     train_defaults(&t);
     t.threads = gn_threads();
     int bad = 0;
-    if (exists(last)) t.resume = last;
+    if (exists(last))
+        t.resume = last;
     else {
         t.config = o->config, t.out = dir, t.epochs = o->epochs ? o->epochs : -1, t.seed = o->seed;
         bad |= cmd_strs_addf(&t.sets, "model.latent=%d", latent);
@@ -219,11 +211,8 @@ static void scan_plot(const scan_cli *o, char **C, int ncs, const int *L, int nl
     free(dv);
 }
 
-int cmd_spectra_scan(int argc, char **argv) {
-    scan_cli o;
-    scan_defaults(&o);
-    cmd_flag ft[] = SCAN_FLAGS(&o);
-    if (cmd_flags_parse("spectra-scan", ft, argc, argv, &o.sets)) return 1;
+static int scan_run(const void *p) {
+    const scan_cli o = *(const scan_cli *)p;
     if (!o.config || !o.out) return cmd_error("spectra-scan: --config and --out are required");
     int L[64], nl = parse_latents(o.latents, L, 64);
     if (nl < 1)
@@ -260,7 +249,7 @@ int cmd_spectra_scan(int argc, char **argv) {
 
 // ---- galnn spectra-latents ----
 
-void cmd_spectra_latents_help(void) {
+static void latents_usage(void) {
     printf(
         "usage: galnn spectra-latents --ckpt RUN/best.npz --out DIR [--split test] [--properties a,b,...] "
         "[--k 3]\n"
@@ -281,8 +270,7 @@ void cmd_spectra_latents_help(void) {
         "standard\n"
         "    deviations with the latents at 0: traversal_COND.png.\n"
         "Writes DIR/latents.csv (id, D1.., dn4000), pca.csv, mi.csv, the plots and DIR/report.md.\n"
-        "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n\n");
-    print_latents_flags();
+        "`galnn explain` gives the wavelength attributions of each D_k (Fig. 6).\n");
 }
 
 typedef struct latents_cli {
@@ -291,21 +279,17 @@ typedef struct latents_cli {
     cmd_strs sets;
 } latents_cli;
 
-#define LATENTS_FLAGS(o)                                                                                     \
-    {                                                                                                        \
-        F_STR("--ckpt", &(o)->ckpt, "FILE", "a spectral VAE/CVAE checkpoint"),                               \
-            F_STR("--out", &(o)->out, "DIR", "where the tables and plots go"),                               \
-            F_STR("--split", &(o)->split_name, "NAME", "the spectra whose latents are studied"),             \
-            F_STR("--properties", &(o)->props, "A,B,...", "catalog columns for the MI (default: numeric)"),  \
-            F_INT("--k", &(o)->k, 1, 100, "K", "KSG neighbours"), F_THREADS(&(o)->threads),                  \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog, if it moved"), F_END         \
-    }
-
-static void print_latents_flags(void) {
-    latents_cli o = {.split_name = "test", .k = 3};
-    cmd_flag f[] = LATENTS_FLAGS(&o);
-    cmd_flags_help(f);
-}
+#define CLI latents_cli
+static const cmd_flag latents_flags[] = {
+    F_STR("--ckpt", ckpt, "FILE", "a spectral VAE/CVAE checkpoint"),
+    F_STR("--out", out, "DIR", "where the tables and plots go"),
+    F_STR("--split", split_name, "NAME", "the spectra whose latents are studied"),
+    F_STR("--properties", props, "A,B,...", "catalog columns for the MI (default: numeric)"),
+    F_INT("--k", k, 1, 100, "K", "KSG neighbours"),
+    F_THREADS(threads),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
+    F_END};
+#undef CLI
 
 // The latent space of one spectral model: rotated latents D (n, d) of the
 // split's spectra, their Dn4000, and the MI table (npa properties x d).
@@ -541,16 +525,21 @@ static int sl_traversals(sljob *J) {
         const char *what = k < d ? NULL : J->r.br[J->r.net.lat_a].col_names[k - d];
         for (int t = 0; t < 5; t++) {
             for (int j = 0; j < P; j++) ys[t * P + j] = xs[t * P + j];
-            if (k < d) snprintf(nm[t], sizeof nm[t], "D%d = %+d sigma", k + 1, t - 2);
-            else snprintf(nm[t], sizeof nm[t], "%s %+d sd", what, t - 2);
+            if (k < d)
+                snprintf(nm[t], sizeof nm[t], "D%d = %+d sigma", k + 1, t - 2);
+            else
+                snprintf(nm[t], sizeof nm[t], "%s %+d sd", what, t - 2);
             s[t] = (io_series){nm[t], J->wl, ys + t * P, (size_t)P};
         }
-        if (k < d) snprintf(path, sizeof path, "%s/traversal_D%d.png", J->o->out, k + 1);
-        else snprintf(path, sizeof path, "%s/traversal_%s.png", J->o->out, what);
+        if (k < d)
+            snprintf(path, sizeof path, "%s/traversal_D%d.png", J->o->out, k + 1);
+        else
+            snprintf(path, sizeof path, "%s/traversal_%s.png", J->o->out, what);
         if (k < d)
             snprintf(ttl, sizeof ttl, "decoded spectra along D%d (%.1f %% of the latent variance)", k + 1,
                      100 * R->frac[k]);
-        else snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
+        else
+            snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
         if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     }
@@ -558,10 +547,13 @@ static int sl_traversals(sljob *J) {
     return rc;
 }
 
-int cmd_spectra_latents(int argc, char **argv) {
-    latents_cli o = {.split_name = "test", .k = 3};
-    cmd_flag ft[] = LATENTS_FLAGS(&o);
-    if (cmd_flags_parse("spectra-latents", ft, argc, argv, &o.sets)) return 1;
+static void latents_defaults(void *p) {
+    latents_cli *o = p;
+    o->split_name = "test", o->k = 3;
+}
+
+static int latents_run(const void *p) {
+    const latents_cli o = *(const latents_cli *)p;
     if (!o.ckpt || !o.out) return cmd_error("spectra-latents: --ckpt and --out are required");
     int split = io_split_parse(o.split_name);
     if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", o.split_name);
@@ -581,3 +573,25 @@ int cmd_spectra_latents(int argc, char **argv) {
     run_free(&J.r);
     return rc ? 1 : 0;
 }
+
+const cmd_def cmd_spectra_scan = {
+    "spectra-scan",
+    "train the grid of spectral VAE/CVAE models (latent sizes x conditions) and rank them by BIC",
+    scan_usage,
+    scan_flags,
+    sizeof(scan_cli),
+    scan_defaults,
+    scan_run,
+    offsetof(scan_cli, sets),
+    NULL};
+
+const cmd_def cmd_spectra_latents = {
+    "spectra-latents",
+    "a spectral VAE's latent space: PCA rotation, MI with catalog properties, traversal spectra",
+    latents_usage,
+    latents_flags,
+    sizeof(latents_cli),
+    latents_defaults,
+    latents_run,
+    offsetof(latents_cli, sets),
+    NULL};

@@ -73,34 +73,26 @@ static void train_usage(void) {
         "                 loss; 0: never)\n");
 }
 
-#define TRAIN_FLAGS(o)                                                                                       \
-    {                                                                                                        \
-        F_STR("--config", &(o)->config, "FILE", "the configuration (models/*.cfg)"),                         \
-            F_STR("--resume", &(o)->resume, "CKPT", "continue the run of this checkpoint (DIR/last.npz)"),   \
-            F_SET("--catalog", &(o)->sets, "data.catalog", "CSV", "the catalog ([data] catalog)"),           \
-            F_SET("--images", &(o)->sets, "data.images", "TEMPLATE", "the cutouts ([data] images)"),         \
-            F_SET("--bands", &(o)->sets, "data.bands", "LIST", "the bands ([data] bands)"),                  \
-            F_SET("--target", &(o)->sets, "target.names", "NAMES", "the targets ([target] names)"),          \
-            F_STR("--out", &(o)->out, "DIR", "the run's directory (default runs/<config name>)"),            \
-            F_INT("--epochs", &(o)->epochs, 1, 1000000, "E", "train to E epochs (also extends a resume)"),   \
-            F_INT("--seed", &(o)->seed, 0, 0x7fffffff, "S", "[train] seed"),                                 \
-            F_INT("--ckpt-every", &(o)->ckpt_every, 0, 100000000, "STEPS",                                   \
-                  "also write last.npz every STEPS"),                                                        \
-            F_THREADS(&(o)->threads), F_END                                                                  \
-    }
+#define CLI train_cli
+static const cmd_flag train_flags[] = {
+    F_STR("--config", config, "FILE", "the configuration (models/*.cfg)"),
+    F_STR("--resume", resume, "CKPT", "continue the run of this checkpoint (DIR/last.npz)"),
+    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog ([data] catalog)"),
+    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts ([data] images)"),
+    F_SET("--bands", sets, "data.bands", "LIST", "the bands ([data] bands)"),
+    F_SET("--target", sets, "target.names", "NAMES", "the targets ([target] names)"),
+    F_STR("--out", out, "DIR", "the run's directory (default runs/<config name>)"),
+    F_INT("--epochs", epochs, 1, 1000000, "E", "train to E epochs (also extends a resume)"),
+    F_INT("--seed", seed, 0, 0x7fffffff, "S", "[train] seed"),
+    F_INT("--ckpt-every", ckpt_every, 0, 100000000, "STEPS", "also write last.npz every STEPS"),
+    F_THREADS(threads),
+    F_END};
+#undef CLI
 
-void train_defaults(train_cli *o) {
+void train_defaults(void *p) {
+    train_cli *o = p;
     memset(o, 0, sizeof *o);
     o->epochs = o->seed = o->ckpt_every = -1;
-}
-
-void cmd_train_help(void) {
-    train_usage();
-    train_cli o;
-    train_defaults(&o);
-    o.epochs = o.seed = o.ckpt_every = 0; // no defaults to print: the configuration has them
-    cmd_flag f[] = TRAIN_FLAGS(&o);
-    cmd_flags_help(f);
 }
 
 static void put_long(io_config *c, const char *key, long v) {
@@ -131,7 +123,8 @@ static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir
     for (int k = 0; k < o->sets.n; k++)
         if (io_config_set(cfg, o->sets.v[k])) return io_config_free(cfg), cmd_error("%s", gn_errmsg());
     if (o->seed >= 0) put_long(cfg, "seed", o->seed);
-    if (o->out) snprintf(dir, dir_len, "%s", o->out);
+    if (o->out)
+        snprintf(dir, dir_len, "%s", o->out);
     else {
         char *cp = gn_strdup(o->config), *base = basename(cp), *dot = strrchr(base, '.');
         if (dot) *dot = 0;
@@ -142,14 +135,6 @@ static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir
     if (mkdir(dir, 0755) && errno != EEXIST)
         return io_config_free(cfg), cmd_error("%s: cannot create: %s", dir, strerror(errno));
     return 0;
-}
-
-int cmd_train(int argc, char **argv) {
-    train_cli o;
-    train_defaults(&o);
-    cmd_flag f[] = TRAIN_FLAGS(&o);
-    if (cmd_flags_parse("train", f, argc, argv, &o.sets)) return 1;
-    return train_run(&o);
 }
 
 int train_run(const train_cli *op) {
@@ -176,3 +161,15 @@ int train_run(const train_cli *op) {
     run_trainer_free(&T);
     return rc ? 1 : 0;
 }
+
+static int train_run_v(const void *o) { return train_run(o); }
+
+const cmd_def cmd_train = {"train",
+                           "train a network from a configuration (models/*.cfg), or --resume a run exactly",
+                           train_usage,
+                           train_flags,
+                           sizeof(train_cli),
+                           train_defaults,
+                           train_run_v,
+                           offsetof(train_cli, sets),
+                           NULL};

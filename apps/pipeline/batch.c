@@ -93,8 +93,10 @@ static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int em
     int rc = run_batches_begin(&it, r, c, rows, n, r->batch, 0);
     while (!rc && run_batches_next(&it)) {
         nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, it.in) : md_net_embed(c, &r->net, it.in, embed);
-        if (!y) rc = GN_EINVAL;
-        else memcpy(out + it.o * (size_t)dim, y->data, sizeof(float) * y->n);
+        if (!y)
+            rc = GN_EINVAL;
+        else
+            memcpy(out + it.o * (size_t)dim, y->data, sizeof(float) * y->n);
     }
     return run_batches_end(&it, rc);
 }

@@ -18,9 +18,9 @@ static int check_choice(const io_config *c, const char *sec, const run_key *k, c
         if (n == L && !strncmp(p, v, n)) return GN_OK;
         p = e ? e + 1 : p + n;
     }
-    return k->choices ? gn_err(GN_EINVAL, "%s: [%s] %s = '%s' is not one of %s", c->name, sec, k->key, v,
-                               k->choices)
-                      : GN_OK;
+    return k->choices
+               ? gn_err(GN_EINVAL, "%s: [%s] %s = '%s' is not one of %s", c->name, sec, k->key, v, k->choices)
+               : GN_OK;
 }
 
 static int range_error(const io_config *c, const char *sec, const run_key *k, double v) {
@@ -55,10 +55,14 @@ int run_keys_read(io_config *c, const char *sec, const run_key *t, void *base) {
     return GN_OK;
 }
 
-#define I(name, lo, hi, def) {#name, RK_INT, offsetof(TYPE, name), lo, hi, def, NULL, NULL}
-#define D(name, lo, hi, def) {#name, RK_DBL, offsetof(TYPE, name), lo, hi, def, NULL, NULL}
-#define S(name, def, choices) {#name, RK_STR, offsetof(TYPE, name), 0, 0, 0, def, choices}
-#define END {NULL, RK_INT, 0, 0, 0, 0, NULL, NULL}
+#define I(name, lo, hi, def)                                                                                 \
+    { #name, RK_INT, offsetof(TYPE, name), lo, hi, def, NULL, NULL }
+#define D(name, lo, hi, def)                                                                                 \
+    { #name, RK_DBL, offsetof(TYPE, name), lo, hi, def, NULL, NULL }
+#define S(name, def, choices)                                                                                \
+    { #name, RK_STR, offsetof(TYPE, name), 0, 0, 0, def, choices }
+#define END                                                                                                  \
+    { NULL, RK_INT, 0, 0, 0, 0, NULL, NULL }
 
 #define TYPE run_train_opts
 static const run_key train_keys[] = {
@@ -106,15 +110,14 @@ int run_train_opts_read(io_config *c, run_train_opts *o) {
 }
 
 #define TYPE run_image_opts
-static const run_key image_keys[] = {
-    S(images, NULL, NULL),
-    S(bands, NULL, NULL),
-    S(transform, "signlog", "none|signlog|asinh"),
-    S(fluxnorm, NULL, NULL),
-    I(size, 0, 16384, 0),
-    I(bin, 1, 16, 1),
-    D(asinh_scale, POS, BIG, 1),
-    END};
+static const run_key image_keys[] = {S(images, NULL, NULL),
+                                     S(bands, NULL, NULL),
+                                     S(transform, "signlog", "none|signlog|asinh"),
+                                     S(fluxnorm, NULL, NULL),
+                                     I(size, 0, 16384, 0),
+                                     I(bin, 1, 16, 1),
+                                     D(asinh_scale, POS, BIG, 1),
+                                     END};
 #undef TYPE
 
 int run_image_opts_read(io_config *c, const char *sec, run_image_opts *o) {
@@ -136,15 +139,14 @@ int run_image_spec(const run_image_opts *o, io_dataset_spec *s) {
 }
 
 #define TYPE run_data_opts
-static const run_key data_keys[] = {
-    S(catalog, NULL, NULL),
-    S(join, NULL, NULL),   // "S.csv; vae_mu.csv": more columns matched by id
-    S(derive, NULL, NULL), // "a=x-y; b=..."
-    S(cache_dir, NULL, NULL),
-    D(null_threshold, POS, BIG, 9000),
-    D(train_frac, 0, 1, 0.7),
-    D(val_frac, 0, 1, 0.15),
-    END};
+static const run_key data_keys[] = {S(catalog, NULL, NULL),
+                                    S(join, NULL, NULL),   // "S.csv; vae_mu.csv": more columns matched by id
+                                    S(derive, NULL, NULL), // "a=x-y; b=..."
+                                    S(cache_dir, NULL, NULL),
+                                    D(null_threshold, POS, BIG, 9000),
+                                    D(train_frac, 0, 1, 0.7),
+                                    D(val_frac, 0, 1, 0.15),
+                                    END};
 #undef TYPE
 
 int run_check_fractions(const char *where, double f_train, double f_val) {

@@ -43,8 +43,7 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     const char *grid = io_config_str(c, sec, "grid", "3400,8400,4000");
     int np = 0;
     if (sscanf(grid, "%lf , %lf , %d%n", &ss.lo, &ss.hi, &ss.pixels, &np) != 3 || grid[np])
-        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS (Å, Å, count)", c->name, sec,
-                      grid);
+        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS (Å, Å, count)", c->name, sec, grid);
     long v;
     int rc;
     if ((rc = io_config_double(c, sec, "max_gap", ss.max_gap, &ss.max_gap)) ||
@@ -116,9 +115,12 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     const char *bb = io_config_str(c, sec, "backbone", strcmp(input, "columns") ? "resnet18" : "mlp");
     long v;
     int rc;
-    if (!strcmp(bb, "resnet18")) sp->backbone = MD_BB_RESNET18;
-    else if (!strcmp(bb, "smallcnn")) sp->backbone = MD_BB_SMALLCNN;
-    else if (!strcmp(bb, "mlp")) sp->backbone = MD_BB_MLP;
+    if (!strcmp(bb, "resnet18"))
+        sp->backbone = MD_BB_RESNET18;
+    else if (!strcmp(bb, "smallcnn"))
+        sp->backbone = MD_BB_SMALLCNN;
+    else if (!strcmp(bb, "mlp"))
+        sp->backbone = MD_BB_MLP;
     else
         return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
     if ((rc = io_config_int(c, sec, "width", sp->backbone == MD_BB_RESNET18 ? 64 : 32, &v))) return rc;
@@ -160,7 +162,8 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     ds.cache_dir = r->data.cache_dir;
     if ((rc = run_image_spec(io, &ds))) return rc;
     int di = -1;
-    if (tmpl) di = r->n_ds;
+    if (tmpl)
+        di = r->n_ds;
     else {
         di = r->shared_ds >= 0 ? r->shared_ds : r->n_ds; // one [data] dataset for every branch that uses it
         if (r->shared_ds < 0) r->shared_ds = di;
@@ -184,8 +187,11 @@ static int add_columns(void *user, int b, const char *cols) { return setup_colum
 // [model]: the kind's own section, through its row of models/kind.h.
 static int setup_kind(run *r, const md_kind *k) {
     md_net *m = &r->net;
-    md_data_info d = {.n_targets = r->n_targets, .target_names = r->target_names, .batch = r->batch,
-                      .add_columns = add_columns, .user = r};
+    md_data_info d = {.n_targets = r->n_targets,
+                      .target_names = r->target_names,
+                      .batch = r->batch,
+                      .add_columns = add_columns,
+                      .user = r};
     for (int b = 0; b < m->n_branch; b++) {
         if (m->spec[b].input == MD_IN_IMAGE) {
             int h = r->ds[r->br[b].ds].h; // the size run_batch renders
@@ -311,7 +317,8 @@ static int select_usable(run *r, int need_targets) {
         for (int t = 0; need_targets && t < r->n_targets; t++)
             ok &= t == r->optional_target || !isnan(r->target[t][row]);
         for (int b = 0; b < m->n_branch; b++) {
-            if (m->spec[b].input != MD_IN_COLUMNS) ok &= r->entry[r->br[b].ds][row] >= 0;
+            if (m->spec[b].input != MD_IN_COLUMNS)
+                ok &= r->entry[r->br[b].ds][row] >= 0;
             else
                 for (int k = 0; k < r->br[b].n_cols; k++) ok &= !isnan(r->br[b].col[k][row]);
         }
@@ -440,8 +447,10 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
     rc = io_config_parse(ckpt, text, &cfg);
     free(text);
     for (int k = 0; !rc && k < n_ov; k++) rc = io_config_set(&cfg, ov[k]);
-    if (!rc) rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
-    else io_config_free(&cfg);
+    if (!rc)
+        rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
+    else
+        io_config_free(&cfg);
     if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
     for (int i = 0; i < r->cfg.n; i++) r->cfg.e[i].used = 1; // training keys are not ours to check here
     io_npz_free(&z);

@@ -16,38 +16,38 @@
 #define RUN_MAX_COLS 32
 
 typedef struct run_branch {
-    int ds;                          // image: index into run.ds
-    io_loader_opts ro;               // image: bands, crop, standardisation
+    int ds;            // image: index into run.ds
+    io_loader_opts ro; // image: bands, crop, standardisation
     double mean[IO_MAX_BANDS], std[IO_MAX_BANDS];
-    int n_cols;                      // columns
+    int n_cols; // columns
     const double *col[RUN_MAX_COLS];
     char *col_names[RUN_MAX_COLS];
     double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
-    double median;                   // spectrum: the level the spectra are normalised to
-    double grid_lo, grid_hi;         // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
+    double median;           // spectrum: the level the spectra are normalised to
+    double grid_lo, grid_hi; // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
 } run_branch;
 
 typedef struct run {
     io_config cfg;
     io_catalog cat;
-    uint8_t *split;                  // (rows)
-    int n_ds, shared_ds;            // shared_ds: the [data] dataset's index, -1 until opened
+    uint8_t *split;      // (rows)
+    int n_ds, shared_ds; // shared_ds: the [data] dataset's index, -1 until opened
     io_dataset ds[MD_MAX_BRANCH];
-    int32_t *entry[MD_MAX_BRANCH];   // (rows) dataset entry of each catalog row, -1 if none
+    int32_t *entry[MD_MAX_BRANCH]; // (rows) dataset entry of each catalog row, -1 if none
     run_branch br[MD_MAX_BRANCH];
     int n_targets;
     const double *target[MD_MAX_TARGETS];
     char *target_names[MD_MAX_TARGETS];
     double tmean[MD_MAX_TARGETS], tstd[MD_MAX_TARGETS];
-    uint32_t *rows[3];               // usable catalog rows per split
+    uint32_t *rows[3]; // usable catalog rows per split
     size_t n_rows[3];
-    size_t n_unusable;               // rows lacking a target, an input column or an image
+    size_t n_unusable; // rows lacking a target, an input column or an image
     md_net net;
     nn_store st;
-    run_data_opts data;              // [data]
-    run_train_opts train;            // [train]
-    int crop, augment, batch;        // from train: crop, augment = dihedral, batch
-    int optional_target;             // a target that may be missing (a flow's chain target), -1: none
+    run_data_opts data;       // [data]
+    run_train_opts train;     // [train]
+    int crop, augment, batch; // from train: crop, augment = dihedral, batch
+    int optional_target;      // a target that may be missing (a flow's chain target), -1: none
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
 
@@ -80,10 +80,10 @@ typedef struct run_batches {
     const run *r;
     nn_ctx *c;
     const uint32_t *rows;
-    size_t n, o;             // rows, and the first of the current batch
-    int B, b;                // batch size, and the current batch's
+    size_t n, o; // rows, and the first of the current batch
+    int B, b;    // batch size, and the current batch's
     nn_tensor *in[MD_MAX_BRANCH];
-    float *y;                // (B, targets) or NULL
+    float *y; // (B, targets) or NULL
     io_aug *none;
     float *scratch;
     int training, grad_enabled, rc;

@@ -11,7 +11,6 @@
 #include "run.h"
 #include "spec_common.h"
 
-
 int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_specfit *f) {
     const md_net *m = &r->net;
     if (run_report(r) != MD_REPORT_SPECTRA) return gn_err(GN_EINVAL, "not a spectral VAE");
@@ -52,7 +51,6 @@ int run_spec_fit(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, run_sp
     return GN_OK;
 }
 
-
 int spec_decode_rows(const run *r, nn_ctx *c, const uint32_t *rows, int n, float *out) {
     const md_net *m = &r->net;
     int P = m->svae.sp.pixels;
@@ -62,8 +60,10 @@ int spec_decode_rows(const run *r, nn_ctx *c, const uint32_t *rows, int n, float
         nn_tensor *mu, *lv, *cond = m->lat_a >= 0 ? it.in[m->lat_a] : NULL;
         md_specvae_encode(c, &m->svae, it.in[m->lat_x], cond, &mu, &lv);
         nn_tensor *x = md_specvae_decode(c, &m->svae, mu, cond);
-        if (!x) rc = GN_EINVAL;
-        else memcpy(out + it.o * P, x->data, sizeof(float) * (size_t)it.b * P);
+        if (!x)
+            rc = GN_EINVAL;
+        else
+            memcpy(out + it.o * P, x->data, sizeof(float) * (size_t)it.b * P);
     }
     return run_batches_end(&it, rc);
 }
@@ -78,8 +78,10 @@ int spec_decode_z(const run *r, nn_ctx *c, const float *z, const float *cond, in
     nn_tensor *Z = nn_tensor_from(c, NN_SHAPE(n, d), z),
               *C = nc ? nn_tensor_from(c, NN_SHAPE(n, nc), cond) : NULL;
     nn_tensor *x = Z && (!nc || C) ? md_specvae_decode(c, &m->svae, Z, C) : NULL;
-    if (!x) rc = GN_EINVAL;
-    else memcpy(out, x->data, sizeof(float) * (size_t)n * P);
+    if (!x)
+        rc = GN_EINVAL;
+    else
+        memcpy(out, x->data, sizeof(float) * (size_t)n * P);
     c->training = tr, c->grad_enabled = ge;
     return rc;
 }

@@ -11,8 +11,8 @@
 
 typedef struct spec_rot {
     int d;
-    double mean[SPEC_MAXLAT];              // of the training mu
-    double V[SPEC_MAXLAT * SPEC_MAXLAT];   // (d, d): column k is D_k's direction in mu space
+    double mean[SPEC_MAXLAT];                   // of the training mu
+    double V[SPEC_MAXLAT * SPEC_MAXLAT];        // (d, d): column k is D_k's direction in mu space
     double var[SPEC_MAXLAT], frac[SPEC_MAXLAT]; // variance along D_k and its share
 } spec_rot;
 

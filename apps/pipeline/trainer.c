@@ -11,7 +11,6 @@
 
 #include <unistd.h>
 
-
 // Set 2 of a contrastive batch (spec/methods.md §1.6): for each of the b set-1
 // galaxies a partner drawn uniformly with replacement from the training
 // galaxies, never the same galaxy; it gets its own augmentation draw.
@@ -177,8 +176,9 @@ static int validate(run_trainer *T, double *loss, st_metrics *met) {
 
 static int setup_optim(run_trainer *T) {
     const run_train_opts *o = &T->r.train;
-    nn_opt_kind k = !strcmp(o->optimizer, "sgd") ? NN_OPT_SGD : !strcmp(o->optimizer, "adamw") ? NN_OPT_ADAMW
-                                                                                              : NN_OPT_ADAM;
+    nn_opt_kind k = !strcmp(o->optimizer, "sgd")     ? NN_OPT_SGD
+                    : !strcmp(o->optimizer, "adamw") ? NN_OPT_ADAMW
+                                                     : NN_OPT_ADAM;
     nn_optim_defaults(&T->opt, k);
     T->opt.weight_decay = (float)o->weight_decay;
     T->opt.momentum = k == NN_OPT_SGD ? (float)o->momentum : 0;
@@ -233,7 +233,7 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     T->epochs = o->epochs, T->ckpt_every = o->ckpt_every, T->patience = o->patience;
     if (r->n_rows[IO_SPLIT_TRAIN] == 0) return gn_err(GN_EINVAL, "no usable training galaxies");
     T->pairs = r->net.pairs;
-    T->morph = r->net.morph; // images: the morphology-augmented view
+    T->morph = r->net.morph;                           // images: the morphology-augmented view
     int per_step = T->pairs ? r->batch / 2 : r->batch; // set 1 from the loader, set 2 from io_draw_partners
     io_loader_opts lo = {
         .batch = per_step, .shuffle = 1, .dihedral = r->augment, .random_crop = r->crop > 0, .drop_last = 1};

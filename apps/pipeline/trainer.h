@@ -20,14 +20,14 @@ typedef struct run_trainer {
     long patience, stall; // early stopping: epochs without a better validation loss (checkpointed)
     int64_t loss_n;
     char dir[2048];
-    char *log;       // log.csv text so far (also kept in the checkpoint)
+    char *log; // log.csv text so far (also kept in the checkpoint)
     size_t log_len;
     float *scratch, *y;
     uint32_t *ids;
     io_aug *aug, *aug_m;
-    int pairs;       // contrastive latent objective: batches are set-1/set-2 pairs
-    int morph;       // image contrastive objective: every row also has a morphology-augmented view (aug_m)
-    gn_rng pair;     // draws the set-2 partners (checkpointed)
+    int pairs;   // contrastive latent objective: batches are set-1/set-2 pairs
+    int morph;   // image contrastive objective: every row also has a morphology-augmented view (aug_m)
+    gn_rng pair; // draws the set-2 partners (checkpointed)
 } run_trainer;
 
 // After run_setup (T->r) and with T->dir set: the loader, optimizer and
