@@ -625,7 +625,7 @@ typedef struct analyze_cli {
 #define CLI analyze_cli
 static const cmd_flag analyze_flags[] = {
     F_STR("--config", config, "FILE", "the analysis configuration (models/demo_analysis.cfg)"),
-    F_STR("--out", dir, "DIR", "the study's directory"),
+    F_OUT(dir, "DIR", "the study's directory"),
     F_STR("--catalog", catalog, "CSV", "[analysis] catalog"),
     F_STR("--images", images, "TEMPLATE", "[analysis] images"),
     F_ON("--replace", replace, "start over if DIR holds a different analysis"),
@@ -720,13 +720,7 @@ static int analyze_run(const void *p) {
     return rc ? 1 : 0;
 }
 
-const cmd_def cmd_analyze = {
-    "analyze",
-    "the whole study from one config: latent models, local tests, MI triplets, PID, a report",
-    analyze_usage,
-    analyze_flags,
-    sizeof(analyze_cli),
-    NULL,
-    analyze_run,
-    offsetof(analyze_cli, sets),
-    NULL};
+CMD_DEF(cmd_analyze, "analyze",
+        "the whole study from one config: latent models, local tests, MI triplets, PID, a report",
+        analyze_usage, analyze_flags, sizeof(analyze_cli), NULL, analyze_run, offsetof(analyze_cli, sets),
+        NULL);

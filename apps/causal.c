@@ -98,7 +98,7 @@ static const cmd_flag causal_flags[] = {
     F_STR("--catalog", catalog, "CAT.csv", "the catalog, joined by id"),
     F_STR("--target", target, "COL", "the target column"),
     F_STR("--vars", vars, "A,B,...", "the candidate variables"),
-    F_STR("--out", out, "DIR", "where the tables and figures go"),
+    F_OUT(out, "DIR", "where the tables and figures go"),
     F_STR("--given", given, "C", "residualise target and X on C first"),
     F_STR("--precondition", pre, "G", "residualise everything on G before that"),
     F_INT("--k", k, 3, 100000, "K", "neighbours"),
@@ -107,7 +107,7 @@ static const cmd_flag causal_flags[] = {
     F_STR("--query-split", qsplit, "NAME", "query galaxies: test, val, train or all"),
     F_STR("--latent-cols", lcols, "COLS", "the latent components (default: numeric columns)"),
     F_DBL("--alpha", alpha, 1e-300, 0.999999, "A", "KS level for 'external'"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "permutation seed"),
+    F_SEED(seed, "permutation seed"),
     F_STRS("--derive", derive, "NAME=EXPR", "add a catalog column (repeatable)"),
     F_THREADS(threads),
     F_END};
@@ -447,13 +447,6 @@ int causal_run(const causal_cli *o) {
 
 static int causal_run_v(const void *o) { return causal_run(o); }
 
-const cmd_def cmd_causal = {
-    "causal",
-    "local nearest-neighbour tests in a latent space: is a variable's information in it?",
-    causal_usage,
-    causal_flags,
-    sizeof(causal_cli),
-    causal_defaults,
-    causal_run_v,
-    -1,
-    NULL};
+CMD_DEF(cmd_causal, "causal",
+        "local nearest-neighbour tests in a latent space: is a variable's information in it?", causal_usage,
+        causal_flags, sizeof(causal_cli), causal_defaults, causal_run_v, -1, NULL);

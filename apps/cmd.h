@@ -21,6 +21,9 @@ typedef struct cmd_def {
     int (*main)(int argc, char **argv); // a command that reads argv itself, or NULL
 } cmd_def;
 
+// const cmd_def var = {name, summary, usage, flags, size, defaults, run, sets, main}
+#define CMD_DEF(var, ...) const cmd_def var = {__VA_ARGS__}
+
 // Run a command on argv (argv[0]: its name): parse the flags, then run.
 int cmd_run(const cmd_def *d, int argc, char **argv);
 

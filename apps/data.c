@@ -101,12 +101,5 @@ out0:
     return rc;
 }
 
-const cmd_def cmd_data = {"data",
-                          "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput",
-                          data_usage,
-                          data_flags,
-                          sizeof(data_cli),
-                          data_defaults,
-                          data_run,
-                          -1,
-                          NULL};
+CMD_DEF(cmd_data, "data", "open a catalog + cutouts: nulls, splits, cache, band statistics, batch throughput",
+        data_usage, data_flags, sizeof(data_cli), data_defaults, data_run, -1, NULL);

@@ -308,10 +308,9 @@ static int demo_spectra(demo *D) {
 }
 
 #define CLI demo
-static const cmd_flag demo_flags[] = {F_STR("--out", out, "DIR", "where the survey, runs and reports go"),
+static const cmd_flag demo_flags[] = {F_OUT(out, "DIR", "where the survey, runs and reports go"),
                                       F_INT("--n", n, 200, 1000000, "N", "galaxies in the mock survey"),
-                                      F_INT("--seed", seed, 0, 0x7fffffff, "S", "survey and training seed"),
-                                      F_THREADS(threads), F_END};
+                                      F_SEED(seed, "survey and training seed"), F_THREADS(threads), F_END};
 #undef CLI
 
 static void demo_defaults(void *p) {
@@ -342,9 +341,6 @@ static int demo_run(const void *p) {
     return 0;
 }
 
-const cmd_def cmd_demo = {
-    "demo",       "the main job on built-in data: mock survey, then log M* from photometry vs + cutouts",
-    demo_usage,   demo_flags,
-    sizeof(demo), demo_defaults,
-    demo_run,     -1,
-    NULL};
+CMD_DEF(cmd_demo, "demo",
+        "the main job on built-in data: mock survey, then log M* from photometry vs + cutouts", demo_usage,
+        demo_flags, sizeof(demo), demo_defaults, demo_run, -1, NULL);

@@ -19,15 +19,14 @@ static void embed_usage(void) {
 }
 
 #define CLI embed_cli
-static const cmd_flag embed_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "the checkpoint of a latent model or a VAE"),
-    F_STR("--out", out, "CSV", "id, split and the latent columns"),
-    F_STR("--split", which, "NAME", "all, train, val or test"),
-    F_ON("--full", full, "the whole latent (VAEs: mu then sigma)"),
-    F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog"),
-    F_SET("--images", sets, "data.images", "TEMPLATE", "its cutouts"),
-    F_END};
+static const cmd_flag embed_flags[] = {F_CKPT(ckpt, "the checkpoint of a latent model or a VAE"),
+                                       F_OUT(out, "CSV", "id, split and the latent columns"),
+                                       F_SPLIT(which, "all, train, val or test"),
+                                       F_ON("--full", full, "the whole latent (VAEs: mu then sigma)"),
+                                       F_THREADS(threads),
+                                       F_CATALOG(sets, "another catalog"),
+                                       F_IMAGES(sets, "its cutouts"),
+                                       F_END};
 #undef CLI
 
 void embed_defaults(void *p) {
@@ -96,12 +95,6 @@ out:
 
 static int embed_run_v(const void *o) { return embed_run(o); }
 
-const cmd_def cmd_embed = {"embed",
-                           "the S-space vector of every galaxy from a latent model (for galnn causal)",
-                           embed_usage,
-                           embed_flags,
-                           sizeof(embed_cli),
-                           embed_defaults,
-                           embed_run_v,
-                           offsetof(embed_cli, sets),
-                           NULL};
+CMD_DEF(cmd_embed, "embed", "the S-space vector of every galaxy from a latent model (for galnn causal)",
+        embed_usage, embed_flags, sizeof(embed_cli), embed_defaults, embed_run_v, offsetof(embed_cli, sets),
+        NULL);

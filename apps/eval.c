@@ -174,17 +174,17 @@ static int eval_spectra(const run *r, const char *ckpt, const char *split_name, 
 
 #define CLI eval_cli
 static const cmd_flag eval_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "the checkpoint (RUN/best.npz)"),
+    F_CKPT(ckpt, "the checkpoint (RUN/best.npz)"),
     F_STR("--ensemble", ensemble, "CKPT,CKPT,...", "a deep ensemble of flow models (2 to 16)"),
-    F_STR("--split", split_name, "NAME", "test, val or train"),
+    F_SPLIT(split_name, "test, val or train"),
     F_STR("--by", by, "COLUMN", "metrics per value of this catalog column too"),
-    F_STR("--out", out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),
+    F_OUT(out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),
     F_ON("--json", json, "print metrics.json"),
     F_INT("--samples", samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "flow models: the sampling seed"),
+    F_SEED(seed, "flow models: the sampling seed"),
     F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
-    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),
+    F_CATALOG(sets, "the catalog, if it moved"),
+    F_IMAGES(sets, "the cutouts, if they moved"),
     F_SET("--join", sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"),
     F_END};
 #undef CLI
@@ -382,13 +382,6 @@ int eval_run(const eval_cli *op) {
 
 static int eval_run_v(const void *o) { return eval_run(o); }
 
-const cmd_def cmd_eval = {
-    "eval",
-    "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS",
-    eval_usage,
-    eval_flags,
-    sizeof(eval_cli),
-    eval_defaults,
-    eval_run_v,
-    offsetof(eval_cli, sets),
-    NULL};
+CMD_DEF(cmd_eval, "eval",
+        "metrics of saved weights on a split: bias, sigma_MAD, outliers, RMSE, R2, dex, CRPS", eval_usage,
+        eval_flags, sizeof(eval_cli), eval_defaults, eval_run_v, offsetof(eval_cli, sets), NULL);

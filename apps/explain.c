@@ -185,19 +185,19 @@ typedef struct explain_cli {
 
 #define CLI explain_cli
 static const cmd_flag explain_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "the checkpoint"),
-    F_STR("--out", out, "DIR", "where the attributions and plots go"),
-    F_STR("--split", split_name, "NAME", "explained galaxies from this split"),
+    F_CKPT(ckpt, "the checkpoint"),
+    F_OUT(out, "DIR", "where the attributions and plots go"),
+    F_SPLIT(split_name, "explained galaxies from this split"),
     F_INT("--n", nshow, 1, 100000, "N", "explain the first N (default 20 spectra, 4 images)"),
     F_STR("--ids", ids, "ID,ID,...", "explain these galaxies"),
     F_STR("--target", target, "NAME", "image models: the target (default: the first)"),
     F_INT("--background", nb, 1, 100000, "B", "background galaxies"),
     F_STR("--stratify", strat, "COLUMN", "background stratified by this column"),
     F_INT("--samples", samples, 1, 100000, "S", "expected-gradients draws per output"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "background and sampling seed"),
+    F_SEED(seed, "background and sampling seed"),
     F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
-    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts, if they moved"),
+    F_CATALOG(sets, "the catalog, if it moved"),
+    F_IMAGES(sets, "the cutouts, if they moved"),
     F_END};
 #undef CLI
 
@@ -495,13 +495,7 @@ static int explain_run(const void *p) {
     return rc ? 1 : 0;
 }
 
-const cmd_def cmd_explain = {
-    "explain",
-    "expected-gradients attributions: per wavelength (spectral VAE) or per pixel and band (image models)",
-    explain_usage,
-    explain_flags,
-    sizeof(explain_cli),
-    explain_defaults,
-    explain_run,
-    offsetof(explain_cli, sets),
-    NULL};
+CMD_DEF(cmd_explain, "explain",
+        "expected-gradients attributions: per wavelength (spectral VAE) or per pixel and band (image models)",
+        explain_usage, explain_flags, sizeof(explain_cli), explain_defaults, explain_run,
+        offsetof(explain_cli, sets), NULL);

@@ -53,6 +53,11 @@ typedef struct cmd_flag {
 #define F_SET(name, f, key, arg, help) F_ROW(name, FL_SET, f, 0, 0, arg, help, key, NULL)
 #define F_FN(name, f, fn, arg, help) F_ROW(name, FL_FN, f, 0, 0, arg, help, NULL, fn)
 #define F_THREADS(f) F_INT("--threads", f, 0, 1024, "N", "threads (default: all cores)")
+// Rows most commands share.
+#define F_CKPT(f, help) F_STR("--ckpt", f, "FILE", help)
+#define F_OUT(f, arg, help) F_STR("--out", f, arg, help)
+#define F_SPLIT(f, help) F_STR("--split", f, "NAME", help)
+#define F_SEED(f, help) F_INT("--seed", f, 0, 0x7fffffff, "S", help)
 // The data-moved rows of commands that read a checkpoint (configuration overrides into sets).
 #define F_CATALOG(sets, help) F_SET("--catalog", sets, "data.catalog", "CSV", help)
 #define F_IMAGES(sets, help) F_SET("--images", sets, "data.images", "TEMPLATE", help)

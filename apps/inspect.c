@@ -74,12 +74,5 @@ static int inspect_main(int argc, char **argv) {
     return rc;
 }
 
-const cmd_def cmd_inspect = {"inspect",
-                             "what a checkpoint holds: tensors, training position, configuration",
-                             inspect_usage,
-                             inspect_flags,
-                             sizeof(inspect_cli),
-                             NULL,
-                             NULL,
-                             -1,
-                             inspect_main};
+CMD_DEF(cmd_inspect, "inspect", "what a checkpoint holds: tensors, training position, configuration",
+        inspect_usage, inspect_flags, sizeof(inspect_cli), NULL, NULL, -1, inspect_main);

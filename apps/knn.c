@@ -58,7 +58,7 @@ static const cmd_flag knn_flags[] = {
     F_STR("--query", query, "Q.csv", "the query table (default: the reference set)"),
     F_STR("--cols", cols, "COLS", "the columns of the space"),
     F_INT("--k", k, 1, 1000000, "K", "neighbours per query"),
-    F_STR("--out", out, "NN.csv", "query_id, rank, ref_id, distance"),
+    F_OUT(out, "NN.csv", "query_id, rank, ref_id, distance"),
     F_STR("--metric", metric, "l2|linf", "the distance"),
     F_ON("--include-self", include_self, "a point is its own first neighbour"),
     F_THREADS(threads),
@@ -140,12 +140,5 @@ out:
     return rc;
 }
 
-const cmd_def cmd_knn = {"knn",
-                         "exact k nearest neighbours between two tables (KD-tree or GEMM, L2 or max-norm)",
-                         knn_usage,
-                         knn_flags,
-                         sizeof(knn_cli),
-                         knn_defaults,
-                         knn_run,
-                         -1,
-                         NULL};
+CMD_DEF(cmd_knn, "knn", "exact k nearest neighbours between two tables (KD-tree or GEMM, L2 or max-norm)",
+        knn_usage, knn_flags, sizeof(knn_cli), knn_defaults, knn_run, -1, NULL);

@@ -80,7 +80,7 @@ static const cmd_flag mi_flags[] = {
     F_DBL("--noise", noise, 0, 1e300, "A", "add A x sd x N(0,1) to break ties"),
     F_INT("--perms", perms, 0, 1000000, "B", "permutation test surrogates"),
     F_INT("--shuffle-k", shuffle_k, 1, 100000, "K", "with --z: local permutation neighbours"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "noise and permutation seed"),
+    F_SEED(seed, "noise and permutation seed"),
     F_STR("--units", units, "U", "nats or bits"),
     F_ON("--json", json, "print JSON"),
     F_STRS("--derive", derive, "NAME=EXPR", "add a column (repeatable)"),
@@ -225,13 +225,6 @@ static int mi_run(const void *p) {
     return rc;
 }
 
-const cmd_def cmd_mi = {
-    "mi",
-    "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian",
-    mi_usage,
-    mi_flags,
-    sizeof(mi_cli),
-    mi_defaults,
-    mi_run,
-    -1,
-    NULL};
+CMD_DEF(cmd_mi, "mi",
+        "mutual information between column sets: KSG 1/2, conditional (Frenzel-Pompe), Gaussian", mi_usage,
+        mi_flags, sizeof(mi_cli), mi_defaults, mi_run, -1, NULL);

@@ -35,9 +35,9 @@ typedef struct mock_cli {
 } mock_cli;
 
 #define CLI mock_cli
-static const cmd_flag mock_flags[] = {F_STR("--out", out, "DIR", "where the survey goes"),
+static const cmd_flag mock_flags[] = {F_OUT(out, "DIR", "where the survey goes"),
                                       F_INT("--n", n, 1, 10000000, "N", "galaxies"),
-                                      F_INT("--seed", seed, 0, 0x7fffffff, "S", "the survey's seed"),
+                                      F_SEED(seed, "the survey's seed"),
                                       F_INT("--size", size, 16, 1024, "S", "cutout size in pixels"),
                                       F_INT("--kin-size", kin_size, 8, 1024, "K", "kinematic map size"),
                                       F_ON("--png", png, "also 16-bit PNG cutouts per band"),
@@ -77,13 +77,6 @@ static int mock_run(const void *p) {
     return 0;
 }
 
-const cmd_def cmd_mock = {
-    "mock",
-    "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)",
-    mock_usage,
-    mock_flags,
-    sizeof(mock_cli),
-    mock_defaults,
-    mock_run,
-    -1,
-    NULL};
+CMD_DEF(cmd_mock, "mock",
+        "write the built-in mock survey (catalog + 5-band cutouts, optional kinematic maps)", mock_usage,
+        mock_flags, sizeof(mock_cli), mock_defaults, mock_run, -1, NULL);

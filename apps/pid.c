@@ -483,12 +483,12 @@ static const cmd_flag pid_flags[] = {
     F_STR("--p12", p[2], "CSV", "--pointwise: predictions from both"),
     F_STR("--catalog", catalog, "CSV", "--pointwise: the catalog with the target"),
     F_STR("--target", target, "COL", "--pointwise: the target column"),
-    F_STR("--split", split, "NAME", "--pointwise: the split the predictions are of"),
+    F_SPLIT(split, "--pointwise: the split the predictions are of"),
     F_STR("--by", by, "COL", "--pointwise: per population too"),
-    F_STR("--out", out, "DIR", "--pointwise: where the tables and figures go"),
+    F_OUT(out, "DIR", "--pointwise: where the tables and figures go"),
     F_FN("--range", range, parse_range, "LO,HI", "--pointwise: the binned target's range"),
     F_INT("--boot", boot, 0, 1000000, "B", "--pointwise: bootstrap resamples"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "--pointwise: bootstrap seed"),
+    F_SEED(seed, "--pointwise: bootstrap seed"),
     F_END};
 #undef CLI
 
@@ -518,13 +518,6 @@ int pid_run(const pid_cli *o) {
 
 static int pid_run_v(const void *o) { return pid_run(o); }
 
-const cmd_def cmd_pid = {
-    "pid",
-    "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
-    pid_usage,
-    pid_flags,
-    sizeof(pid_cli),
-    pid_defaults,
-    pid_run_v,
-    -1,
-    NULL};
+CMD_DEF(cmd_pid, "pid",
+        "partial information decomposition: redundant, unique, synergistic (discrete, samples, pointwise)",
+        pid_usage, pid_flags, sizeof(pid_cli), pid_defaults, pid_run_v, -1, NULL);

@@ -100,14 +100,14 @@ typedef struct posterior_cli {
 
 #define CLI posterior_cli
 static const cmd_flag posterior_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "the checkpoint of a flow model"),
-    F_STR("--out", out, "CSV", "the per-galaxy summaries"),
-    F_STR("--split", which, "NAME", "all, train, val or test"),
+    F_CKPT(ckpt, "the checkpoint of a flow model"),
+    F_OUT(out, "CSV", "the per-galaxy summaries"),
+    F_SPLIT(which, "all, train, val or test"),
     F_INT("--samples", S, 2, 1000000, "S", "posterior draws per galaxy"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "the sampling seed"),
+    F_SEED(seed, "the sampling seed"),
     F_STR("--dump", dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),
     F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog (targets not needed)"),
+    F_CATALOG(sets, "another catalog (targets not needed)"),
     F_SET("--join", sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),
     F_END};
 #undef CLI
@@ -391,13 +391,7 @@ out:
     return rc;
 }
 
-const cmd_def cmd_posterior = {
-    "posterior",
-    "posterior samples of a flow model: mean, median, 68/95 % intervals per galaxy (and raw samples)",
-    posterior_usage,
-    posterior_flags,
-    sizeof(posterior_cli),
-    posterior_defaults,
-    posterior_run,
-    offsetof(posterior_cli, sets),
-    NULL};
+CMD_DEF(cmd_posterior, "posterior",
+        "posterior samples of a flow model: mean, median, 68/95 % intervals per galaxy (and raw samples)",
+        posterior_usage, posterior_flags, sizeof(posterior_cli), posterior_defaults, posterior_run,
+        offsetof(posterior_cli, sets), NULL);

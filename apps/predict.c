@@ -95,14 +95,14 @@ static int take_dump(void *t, const char *v) {
 
 #define CLI predict_cli
 static const cmd_flag predict_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "the checkpoint (RUN/best.npz)"),
-    F_STR("--out", out, "CSV", "the predictions"),
-    F_STR("--split", which, "NAME", "all, train, val or test"),
+    F_CKPT(ckpt, "the checkpoint (RUN/best.npz)"),
+    F_OUT(out, "CSV", "the predictions"),
+    F_SPLIT(which, "all, train, val or test"),
     F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
     F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
     F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "another catalog (targets not needed)"),
-    F_SET("--images", sets, "data.images", "TEMPLATE", "its cutouts"),
+    F_CATALOG(sets, "another catalog (targets not needed)"),
+    F_IMAGES(sets, "its cutouts"),
     F_END};
 #undef CLI
 
@@ -185,12 +185,7 @@ out:
     return rc;
 }
 
-const cmd_def cmd_predict = {"predict",
-                             "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog",
-                             predict_usage,
-                             predict_flags,
-                             sizeof(predict_cli),
-                             predict_defaults,
-                             NULL,
-                             offsetof(predict_cli, sets),
-                             predict_main};
+CMD_DEF(cmd_predict, "predict",
+        "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", predict_usage,
+        predict_flags, sizeof(predict_cli), predict_defaults, NULL, offsetof(predict_cli, sets),
+        predict_main);

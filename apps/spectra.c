@@ -96,13 +96,13 @@ typedef struct scan_cli {
 #define CLI scan_cli
 static const cmd_flag scan_flags[] = {
     F_STR("--config", config, "FILE", "the spectral VAE configuration (models/specvae.cfg)"),
-    F_STR("--out", out, "DIR", "the scan's directory"),
+    F_OUT(out, "DIR", "the scan's directory"),
     F_STR("--latents", latents, "A..B|LIST", "latent sizes"),
     F_STR("--conditions", conds, "SETS", "condition sets: none, a column, a+b, ..."),
-    F_STR("--split", split_name, "NAME", "where the BIC is measured: val or test"),
+    F_SPLIT(split_name, "where the BIC is measured: val or test"),
     F_STR("--catalog", catalog, "CSV", "the catalog ([data] catalog)"),
     F_INT("--epochs", epochs, 1, 1000000, "E", "epochs per model (default: the config's)"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "[train] seed"),
+    F_SEED(seed, "[train] seed"),
     F_THREADS(threads),
     F_END};
 #undef CLI
@@ -281,13 +281,13 @@ typedef struct latents_cli {
 
 #define CLI latents_cli
 static const cmd_flag latents_flags[] = {
-    F_STR("--ckpt", ckpt, "FILE", "a spectral VAE/CVAE checkpoint"),
-    F_STR("--out", out, "DIR", "where the tables and plots go"),
-    F_STR("--split", split_name, "NAME", "the spectra whose latents are studied"),
+    F_CKPT(ckpt, "a spectral VAE/CVAE checkpoint"),
+    F_OUT(out, "DIR", "where the tables and plots go"),
+    F_SPLIT(split_name, "the spectra whose latents are studied"),
     F_STR("--properties", props, "A,B,...", "catalog columns for the MI (default: numeric)"),
     F_INT("--k", k, 1, 100, "K", "KSG neighbours"),
     F_THREADS(threads),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog, if it moved"),
+    F_CATALOG(sets, "the catalog, if it moved"),
     F_END};
 #undef CLI
 
@@ -574,24 +574,11 @@ static int latents_run(const void *p) {
     return rc ? 1 : 0;
 }
 
-const cmd_def cmd_spectra_scan = {
-    "spectra-scan",
-    "train the grid of spectral VAE/CVAE models (latent sizes x conditions) and rank them by BIC",
-    scan_usage,
-    scan_flags,
-    sizeof(scan_cli),
-    scan_defaults,
-    scan_run,
-    offsetof(scan_cli, sets),
-    NULL};
+CMD_DEF(cmd_spectra_scan, "spectra-scan",
+        "train the grid of spectral VAE/CVAE models (latent sizes x conditions) and rank them by BIC",
+        scan_usage, scan_flags, sizeof(scan_cli), scan_defaults, scan_run, offsetof(scan_cli, sets), NULL);
 
-const cmd_def cmd_spectra_latents = {
-    "spectra-latents",
-    "a spectral VAE's latent space: PCA rotation, MI with catalog properties, traversal spectra",
-    latents_usage,
-    latents_flags,
-    sizeof(latents_cli),
-    latents_defaults,
-    latents_run,
-    offsetof(latents_cli, sets),
-    NULL};
+CMD_DEF(cmd_spectra_latents, "spectra-latents",
+        "a spectral VAE's latent space: PCA rotation, MI with catalog properties, traversal spectra",
+        latents_usage, latents_flags, sizeof(latents_cli), latents_defaults, latents_run,
+        offsetof(latents_cli, sets), NULL);

@@ -77,13 +77,13 @@ static void train_usage(void) {
 static const cmd_flag train_flags[] = {
     F_STR("--config", config, "FILE", "the configuration (models/*.cfg)"),
     F_STR("--resume", resume, "CKPT", "continue the run of this checkpoint (DIR/last.npz)"),
-    F_SET("--catalog", sets, "data.catalog", "CSV", "the catalog ([data] catalog)"),
-    F_SET("--images", sets, "data.images", "TEMPLATE", "the cutouts ([data] images)"),
+    F_CATALOG(sets, "the catalog ([data] catalog)"),
+    F_IMAGES(sets, "the cutouts ([data] images)"),
     F_SET("--bands", sets, "data.bands", "LIST", "the bands ([data] bands)"),
     F_SET("--target", sets, "target.names", "NAMES", "the targets ([target] names)"),
-    F_STR("--out", out, "DIR", "the run's directory (default runs/<config name>)"),
+    F_OUT(out, "DIR", "the run's directory (default runs/<config name>)"),
     F_INT("--epochs", epochs, 1, 1000000, "E", "train to E epochs (also extends a resume)"),
-    F_INT("--seed", seed, 0, 0x7fffffff, "S", "[train] seed"),
+    F_SEED(seed, "[train] seed"),
     F_INT("--ckpt-every", ckpt_every, 0, 100000000, "STEPS", "also write last.npz every STEPS"),
     F_THREADS(threads),
     F_END};
@@ -164,12 +164,6 @@ int train_run(const train_cli *op) {
 
 static int train_run_v(const void *o) { return train_run(o); }
 
-const cmd_def cmd_train = {"train",
-                           "train a network from a configuration (models/*.cfg), or --resume a run exactly",
-                           train_usage,
-                           train_flags,
-                           sizeof(train_cli),
-                           train_defaults,
-                           train_run_v,
-                           offsetof(train_cli, sets),
-                           NULL};
+CMD_DEF(cmd_train, "train", "train a network from a configuration (models/*.cfg), or --resume a run exactly",
+        train_usage, train_flags, sizeof(train_cli), train_defaults, train_run_v, offsetof(train_cli, sets),
+        NULL);
