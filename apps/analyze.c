@@ -104,7 +104,7 @@ static int train_step(const study *S, const char *name, const char *config, cons
     }
     snprintf(rd, sizeof rd, "%s/runs/%s", S->dir, name);
     snprintf(last, sizeof last, "%s/last.npz", rd);
-    train_cli o;
+    train_cli o = {0};
     train_defaults(&o);
     o.threads = S->threads;
     int bad = 0;
@@ -141,7 +141,7 @@ static int model_steps(study *S, const char *name) {
     ckpt_of(S, sec, name, "last", ck, sizeof ck);
     snprintf(step, sizeof step, "eval.%s", name);
     if (!done(S, step)) {
-        eval_cli o;
+        eval_cli o = {0};
         eval_defaults(&o);
         o.ckpt = ck, o.threads = S->threads, o.by = S->by;
         int rc = eval_run(&o);
@@ -151,7 +151,7 @@ static int model_steps(study *S, const char *name) {
     snprintf(step, sizeof step, "embed.%s", name);
     if (!done(S, step)) {
         snprintf(p, sizeof p, "%s/runs/%s/S.csv", S->dir, name);
-        embed_cli o;
+        embed_cli o = {0};
         embed_defaults(&o);
         o.ckpt = ck, o.out = p, o.threads = S->threads;
         int rc = embed_run(&o);
@@ -197,7 +197,7 @@ static int causal_variant(study *S, const char *model, const char *vars, const v
     char lat[4400], out[4400];
     snprintf(lat, sizeof lat, "%s/runs/%s/S.csv", S->dir, model);
     snprintf(out, sizeof out, "%s/causal/%s%s", S->dir, model, v->suffix);
-    causal_cli o;
+    causal_cli o = {0};
     causal_defaults(&o);
     o.latent = lat, o.catalog = S->catalog, o.target = S->target, o.vars = vars, o.out = out;
     o.threads = S->threads, o.seed = S->seed, o.by = S->by;
@@ -248,7 +248,7 @@ static int pid_steps(study *S, const char *name) {
         snprintf(pf[k], sizeof pf[k], "%s/runs/%s/test_logp.csv", S->dir, rn[k]);
         snprintf(step, sizeof step, "predict.%s", rn[k]);
         if (done(S, step)) continue;
-        predict_cli o;
+        predict_cli o = {0};
         predict_defaults(&o);
         o.ckpt = ckpt_of(S, sec, rn[k], "best", ck, sizeof ck), o.out = pf[k], o.which = "test";
         o.threads = S->threads;
@@ -261,7 +261,7 @@ static int pid_steps(study *S, const char *name) {
     printf("-- pointwise PID of %s\n", name);
     char out[4400];
     snprintf(out, sizeof out, "%s/pid/%s", S->dir, name);
-    pid_cli o;
+    pid_cli o = {0};
     pid_defaults(&o);
     o.pointwise = 1, o.p[0] = pf[0], o.p[1] = pf[1], o.p[2] = pf[2], o.catalog = S->catalog;
     o.target = S->target, o.out = out, o.seed = S->seed, o.by = S->by;
@@ -631,7 +631,6 @@ static const cmd_flag analyze_flags[] = {
     F_ON("--replace", replace, "start over if DIR holds a different analysis"),
     F_THREADS(threads),
     F_END};
-#undef CLI
 
 // The study's configuration (file + overrides) and what it names.
 static int study_open(study *S, const analyze_cli *o) {

@@ -111,11 +111,9 @@ static const cmd_flag causal_flags[] = {
     F_STRS("--derive", derive, "NAME=EXPR", "add a catalog column (repeatable)"),
     F_THREADS(threads),
     F_END};
-#undef CLI
 
 void causal_defaults(void *p) {
     causal_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->qsplit = "test", o->k = 100, o->perms = 1, o->seed = 1, o->alpha = 0.01;
     o->f_train = 0.8, o->f_val = 0.1; // splits by id hash when neither table has a split column
 }

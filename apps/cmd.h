@@ -28,7 +28,7 @@ typedef struct cmd_def {
 int cmd_run(const cmd_def *d, int argc, char **argv);
 
 // Subcommands other programs call (analyze, spectra-scan, demo): the parsed
-// options as a struct, filled by X_defaults and the flag table or by the
+// options as a struct, filled by X_defaults (on a zeroed struct) and the flag table or by the
 // caller, and X_run doing the work (0, or 1 after printing the error).
 typedef struct eval_cli {
     const char *ckpt, *split_name, *by, *out, *ensemble;
@@ -88,5 +88,9 @@ int pid_run(const pid_cli *o);
 int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out);
 int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_is_tty(void);
+// Commands that read a checkpoint and write into a directory: --ckpt and --out
+// given, the split parsed, the directory made, the threads set; the split, or
+// -1 after printing the error.
+int cmd_ckpt_out(const char *cmd, const char *ckpt, const char *out, const char *split_name, long threads);
 
 #endif

@@ -21,7 +21,6 @@ typedef struct data_cli {
 static const cmd_flag data_flags[] = {
     DATAOPTS_FLAGS(d), F_INT("--batch", batch, 1, 100000, "B", "--epoch: the batch size"),
     F_ON("--epoch", epoch, "iterate one augmented training epoch"), F_THREADS(threads), F_END};
-#undef CLI
 
 static void data_defaults(void *p) {
     data_cli *o = p;

@@ -311,7 +311,6 @@ static int demo_spectra(demo *D) {
 static const cmd_flag demo_flags[] = {F_OUT(out, "DIR", "where the survey, runs and reports go"),
                                       F_INT("--n", n, 200, 1000000, "N", "galaxies in the mock survey"),
                                       F_SEED(seed, "survey and training seed"), F_THREADS(threads), F_END};
-#undef CLI
 
 static void demo_defaults(void *p) {
     demo *D = p;

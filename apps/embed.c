@@ -27,11 +27,9 @@ static const cmd_flag embed_flags[] = {F_CKPT(ckpt, "the checkpoint of a latent 
                                        F_CATALOG(sets, "another catalog"),
                                        F_IMAGES(sets, "its cutouts"),
                                        F_END};
-#undef CLI
 
 void embed_defaults(void *p) {
     embed_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->which = "all";
 }
 

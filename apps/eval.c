@@ -187,11 +187,9 @@ static const cmd_flag eval_flags[] = {
     F_IMAGES(sets, "the cutouts, if they moved"),
     F_SET("--join", sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"),
     F_END};
-#undef CLI
 
 void eval_defaults(void *p) {
     eval_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->split_name = "test", o->samples = 1000, o->seed = 1;
 }
 

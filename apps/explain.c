@@ -199,11 +199,9 @@ static const cmd_flag explain_flags[] = {
     F_CATALOG(sets, "the catalog, if it moved"),
     F_IMAGES(sets, "the cutouts, if they moved"),
     F_END};
-#undef CLI
 
 static void explain_defaults(void *p) {
     explain_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->split_name = "test", o->nb = 200, o->samples = 200, o->seed = 1;
 }
 
@@ -478,12 +476,8 @@ static int report_images(const xjob *J) {
 
 static int explain_run(const void *p) {
     const explain_cli o = *(const explain_cli *)p;
-    if (!o.ckpt || !o.out) return cmd_error("explain: --ckpt and --out are required");
-    int split = io_split_parse(o.split_name);
-    if (split < 0) return cmd_error("explain: --split '%s' is not train, val or test", o.split_name);
-    if (mkdir(o.out, 0755) && errno != EEXIST)
-        return cmd_error("explain: %s: cannot create: %s", o.out, strerror(errno));
-    gn_set_threads((int)o.threads);
+    int split = cmd_ckpt_out("explain", o.ckpt, o.out, o.split_name, o.threads);
+    if (split < 0) return 1;
     xjob J;
     memset(&J, 0, sizeof J);
     J.o = &o;

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "../common/gn_common.h"
+#include "../io/catalog.h"
 #include "cmd.h"
 
 // The subcommands, in the order `galnn help` lists them (each defined in its own file).
@@ -42,6 +45,16 @@ int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out
 }
 
 int cmd_is_tty(void) { return isatty(fileno(stderr)); }
+
+int cmd_ckpt_out(const char *cmd, const char *ckpt, const char *out, const char *split_name, long threads) {
+    if (!ckpt || !out) return cmd_error("%s: --ckpt and --out are required", cmd), -1;
+    int split = io_split_parse(split_name);
+    if (split < 0) return cmd_error("%s: --split '%s' is not train, val or test", cmd, split_name), -1;
+    if (mkdir(out, 0755) && errno != EEXIST)
+        return cmd_error("%s: %s: cannot create: %s", cmd, out, strerror(errno)), -1;
+    gn_set_threads((int)threads);
+    return split;
+}
 
 static void usage(FILE *f) {
     fprintf(f, "usage: galnn <command> [options]\n\n"

@@ -21,7 +21,6 @@ typedef struct inspect_cli {
 #define CLI inspect_cli
 static const cmd_flag inspect_flags[] = {
     F_ON("--config", config, "print the configuration it was trained with"), F_END};
-#undef CLI
 
 // The file is the one argument that is not a flag.
 static int inspect_main(int argc, char **argv) {

@@ -63,7 +63,6 @@ static const cmd_flag knn_flags[] = {
     F_ON("--include-self", include_self, "a point is its own first neighbour"),
     F_THREADS(threads),
     F_END};
-#undef CLI
 
 static void knn_defaults(void *p) {
     knn_cli *o = p;

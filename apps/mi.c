@@ -88,11 +88,9 @@ static const cmd_flag mi_flags[] = {
     F_ON("--each", each, "I(X_j ; Y) for every X column on its own"),
     F_THREADS(threads),
     F_END};
-#undef CLI
 
 static void mi_defaults(void *p) {
     mi_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->est = "ksg1", o->units = "nats", o->tf = "none", o->mm = 1;
     o->k = 3, o->bins = 8, o->shuffle_k = 5, o->seed = 1;
 }
@@ -138,22 +136,13 @@ static int mi_one(const mi_cli *o, io_catalog *c, int estimator, int tkind) {
     double *X = malloc(sizeof(double) * N * (size_t)dx), *Y = malloc(sizeof(double) * N * (size_t)dy);
     double *Z = malloc(sizeof(double) * N * (size_t)(dz ? dz : 1));
     if (!X || !Y || !Z) return free(X), free(Y), free(Z), cmd_error("mi: out of memory");
-    for (size_t r = 0; r < N; r++) {
-        int ok = 1;
-        for (int j = 0; j < dx; j++) ok &= !isnan(cx[j][r]);
-        for (int j = 0; j < dy; j++) ok &= !isnan(cy[j][r]);
-        for (int j = 0; j < dz; j++) ok &= !isnan(cz[j][r]);
-        if (!ok) continue;
-        for (int j = 0; j < dx; j++) X[n * (size_t)dx + (size_t)j] = cx[j][r];
-        for (int j = 0; j < dy; j++) Y[n * (size_t)dy + (size_t)j] = cy[j][r];
-        for (int j = 0; j < dz; j++) Z[n * (size_t)dz + (size_t)j] = cz[j][r];
-        n++;
-    }
+    const double *const *sets[3] = {cx, cy, cz};
+    int dims[3] = {dx, dy, dz};
+    n = io_gather_complete(N, 3, sets, dims, (double *const[3]){X, Y, Z}); // rows with no null
     double v, pval = NAN;
     st_mi_opts mo = {estimator, (int)o->k, (int)o->bins, o->quantile, o->mm};
     int e = 0;
     double *blocks[3] = {X, Y, Z};
-    int dims[3] = {dx, dy, dz};
     for (int b = 0; b < 3 && !e; b++) {
         if (!dims[b]) continue;
         e = st_transform(blocks[b], n, dims[b], tkind);

@@ -46,7 +46,6 @@ static const cmd_flag mock_flags[] = {F_OUT(out, "DIR", "where the survey goes")
                                       F_ON("--spectra", spectra, "also spectra"),
                                       F_THREADS(threads),
                                       F_END};
-#undef CLI
 
 static void mock_defaults(void *p) {
     mock_cli *c = p;

@@ -169,17 +169,9 @@ static int run_samples(const char *path, const char *x1s, const char *x2s, const
            *Y = malloc(sizeof(double) * (N + 1) * dy);
     int rc = 1;
     if (!X1 || !X2 || !Y) goto out;
-    for (size_t r = 0; r < N; r++) {
-        int ok = 1;
-        for (int j = 0; j < d1; j++) ok &= !isnan(c1[j][r]);
-        for (int j = 0; j < d2; j++) ok &= !isnan(c2[j][r]);
-        for (int j = 0; j < dy; j++) ok &= !isnan(cy[j][r]);
-        if (!ok) continue;
-        for (int j = 0; j < d1; j++) X1[n * d1 + j] = c1[j][r];
-        for (int j = 0; j < d2; j++) X2[n * d2 + j] = c2[j][r];
-        for (int j = 0; j < dy; j++) Y[n * dy + j] = cy[j][r];
-        n++;
-    }
+    const double *const *sets[3] = {c1, c2, cy};
+    int dims[3] = {d1, d2, dy};
+    n = io_gather_complete(N, 3, sets, dims, (double *const[3]){X1, X2, Y});
     st_pid o;
     int e;
     const char *units = "nats";
@@ -490,11 +482,9 @@ static const cmd_flag pid_flags[] = {
     F_INT("--boot", boot, 0, 1000000, "B", "--pointwise: bootstrap resamples"),
     F_SEED(seed, "--pointwise: bootstrap seed"),
     F_END};
-#undef CLI
 
 void pid_defaults(void *p) {
     pid_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->method = "binned", o->split = "test", o->bins = -1, o->k = 3, o->boot = 1000, o->seed = 1;
     o->range[0] = 6, o->range[1] = 12.5;
 }

@@ -110,7 +110,6 @@ static const cmd_flag posterior_flags[] = {
     F_CATALOG(sets, "another catalog (targets not needed)"),
     F_SET("--join", sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),
     F_END};
-#undef CLI
 
 static void posterior_defaults(void *p) {
     posterior_cli *o = p;

@@ -104,17 +104,15 @@ static const cmd_flag predict_flags[] = {
     F_CATALOG(sets, "another catalog (targets not needed)"),
     F_IMAGES(sets, "its cutouts"),
     F_END};
-#undef CLI
 
 void predict_defaults(void *p) {
     predict_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->which = "all";
 }
 
 // --dump takes two values; the table parses "--dump N --dump FILE".
 static int predict_main(int argc, char **argv) {
-    predict_cli cl;
+    predict_cli cl = {0};
     predict_defaults(&cl);
     char *args[256];
     int na = 0;

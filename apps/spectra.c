@@ -109,7 +109,6 @@ static const cmd_flag scan_flags[] = {
 
 static void scan_defaults(void *p) {
     scan_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->latents = "1..10", o->conds = "none", o->split_name = "val", o->seed = -1;
 }
 
@@ -125,7 +124,7 @@ static int scan_one(const scan_cli *o, const char *rdir, const char *cond, int l
     for (char *p = condl; *p; p++) *p = *p == '+' ? ',' : *p;
     printf("\n== spectra-scan: %s (latent %d, conditions %s) ==\n", name, latent, cond);
     fflush(stdout);
-    train_cli t;
+    train_cli t = {0};
     train_defaults(&t);
     t.threads = gn_threads();
     int bad = 0;
@@ -554,12 +553,8 @@ static void latents_defaults(void *p) {
 
 static int latents_run(const void *p) {
     const latents_cli o = *(const latents_cli *)p;
-    if (!o.ckpt || !o.out) return cmd_error("spectra-latents: --ckpt and --out are required");
-    int split = io_split_parse(o.split_name);
-    if (split < 0) return cmd_error("spectra-latents: --split '%s' is not train, val or test", o.split_name);
-    if (mkdir(o.out, 0755) && errno != EEXIST)
-        return cmd_error("spectra-latents: %s: cannot create: %s", o.out, strerror(errno));
-    gn_set_threads((int)o.threads);
+    int split = cmd_ckpt_out("spectra-latents", o.ckpt, o.out, o.split_name, o.threads);
+    if (split < 0) return 1;
     sljob J;
     memset(&J, 0, sizeof J);
     J.o = &o;

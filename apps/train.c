@@ -87,11 +87,9 @@ static const cmd_flag train_flags[] = {
     F_INT("--ckpt-every", ckpt_every, 0, 100000000, "STEPS", "also write last.npz every STEPS"),
     F_THREADS(threads),
     F_END};
-#undef CLI
 
 void train_defaults(void *p) {
     train_cli *o = p;
-    memset(o, 0, sizeof *o);
     o->epochs = o->seed = o->ckpt_every = -1;
 }
 

@@ -596,3 +596,18 @@ void io_id_index_free(io_id_index *ix) {
     free(ix->slot);
     memset(ix, 0, sizeof *ix);
 }
+
+size_t io_gather_complete(size_t N, int n_sets, const double *const *const *cols, const int *dims,
+                          double *const *out) {
+    size_t n = 0;
+    for (size_t r = 0; r < N; r++) {
+        int ok = 1;
+        for (int s = 0; s < n_sets; s++)
+            for (int j = 0; j < dims[s]; j++) ok &= !isnan(cols[s][j][r]);
+        if (!ok) continue;
+        for (int s = 0; s < n_sets; s++)
+            for (int j = 0; j < dims[s]; j++) out[s][n * (size_t)dims[s] + (size_t)j] = cols[s][j][r];
+        n++;
+    }
+    return n;
+}

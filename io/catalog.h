@@ -46,6 +46,11 @@ int io_catalog_find(const io_catalog *cat, const char *name); // column index or
 // Values of a numeric column; NULL and an error naming the catalog and the
 // column (and the closest names) when it is missing or holds text.
 const double *io_catalog_values(const io_catalog *cat, const char *name);
+// The rows (of N) where every column of every set is present (not NaN),
+// gathered set by set: out[s] (n, dims[s]) from the columns cols[s][0..dims[s]).
+// Returns n; out[s] must hold N x dims[s] values.
+size_t io_gather_complete(size_t N, int n_sets, const double *const *const *cols, const int *dims,
+                          double *const *out);
 const char *io_catalog_id(const io_catalog *cat, size_t row);
 
 // Add column `name` = expr, where expr uses column names, numbers, + - * /,
