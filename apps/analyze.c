@@ -184,13 +184,10 @@ static int variants(study *S, variant *v) {
     return n;
 }
 
-#define TYPE causal_cli
-static const run_key causal_keys[] = { // [causal] keys with the ranges of galnn causal's flags
-    {"k", RK_INT, offsetof(TYPE, k), 3, 100000, 100, NULL, NULL},
-    {"perms", RK_INT, offsetof(TYPE, perms), 1, 100000, 1, NULL, NULL},
-    {"alpha", RK_DBL, offsetof(TYPE, alpha), 1e-300, 0.999999, 0.01, NULL, NULL},
-    {NULL, RK_INT, 0, 0, 0, 0, NULL, NULL}};
-#undef TYPE
+#define IO_KEY_TYPE causal_cli
+static const io_key causal_keys[] = { // [causal] keys with the ranges of galnn causal's flags
+    IO_KL(k, 3, 100000, 100), IO_KL(perms, 1, 100000, 1), IO_KD(alpha, IO_KEY_POS, 0.999999, 0.01), IO_KEND};
+#undef IO_KEY_TYPE
 
 // The local tests in the S space of one model, one variant.
 static int causal_variant(study *S, const char *model, const char *vars, const variant *v) {
@@ -202,7 +199,7 @@ static int causal_variant(study *S, const char *model, const char *vars, const v
     o.latent = lat, o.catalog = S->catalog, o.target = S->target, o.vars = vars, o.out = out;
     o.threads = S->threads, o.seed = S->seed, o.by = S->by;
     o.given = v->given[0] ? v->given : NULL, o.pre = v->pre[0] ? v->pre : NULL;
-    if (run_keys_read(&S->cfg, "causal", causal_keys, &o)) return cmd_error("analyze: %s", gn_errmsg());
+    if (io_config_keys(&S->cfg, "causal", causal_keys, &o)) return cmd_error("analyze: %s", gn_errmsg());
     if (cmd_strs_split(&o.derive, S->derive, ';')) return 1;
     int rc = causal_run(&o);
     fflush(stdout);

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,4 +238,58 @@ int io_split_list(char *s, char **items, int max) {
         p = cm ? cm + 1 : NULL;
     }
     return n;
+}
+
+static int check_choice(const io_config *c, const char *sec, const io_key *k, const char *v) {
+    size_t L = strlen(v);
+    for (const char *p = k->choices; p && *p;) {
+        const char *e = strchr(p, '|');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == L && !strncmp(p, v, n)) return GN_OK;
+        p = e ? e + 1 : p + n;
+    }
+    return k->choices ? gn_err(GN_EINVAL, "%s: [%s] %s = '%s' is not one of %s", c->name, sec, k->key, v,
+                               k->choices)
+                      : GN_OK;
+}
+
+static int range_error(const io_config *c, const char *sec, const io_key *k, double v) {
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, k->lo == IO_KEY_POS ? "> 0" : ">= %g", k->lo);
+    snprintf(hi, sizeof hi, k->hi >= IO_KEY_BIG ? "" : " and <= %g", k->hi);
+    return gn_err(GN_EINVAL, "%s: [%s] %s = %g: give a value %s%s", c->name, sec, k->key, v, lo, hi);
+}
+
+// One numeric key into its field (absent with a NAN default: the field is left as it is).
+static int read_number(io_config *c, const char *sec, const io_key *k, void *f) {
+    int rc, integer = k->type == IO_KEY_INT || k->type == IO_KEY_LONG;
+    double v;
+    long l = 0;
+    if (isnan(k->def) && !io_config_str(c, sec, k->key, NULL)) return GN_OK;
+    if (integer) rc = io_config_int(c, sec, k->key, (long)k->def, &l), v = (double)l;
+    else rc = io_config_double(c, sec, k->key, k->def, &v);
+    if (rc) return rc;
+    if (!(v >= k->lo && v <= k->hi)) return range_error(c, sec, k, v);
+    switch (k->type) {
+    case IO_KEY_INT: *(int *)f = (int)l; break;
+    case IO_KEY_LONG: *(long *)f = l; break;
+    case IO_KEY_FLOAT: *(float *)f = (float)v; break;
+    default: *(double *)f = v;
+    }
+    return GN_OK;
+}
+
+int io_config_keys(io_config *c, const char *sec, const io_key *t, void *base) {
+    int rc;
+    for (const io_key *k = t; k->key; k++) {
+        char *f = (char *)base + k->off;
+        if (k->type != IO_KEY_STR) {
+            if ((rc = read_number(c, sec, k, f))) return rc;
+            continue;
+        }
+        const char *v = io_config_str(c, sec, k->key, k->sdef);
+        if (v && (rc = check_choice(c, sec, k, v))) return rc;
+        *(const char **)f = v;
+    }
+    return GN_OK;
 }

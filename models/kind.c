@@ -6,10 +6,8 @@
 
 #include "branchnet.h"
 
-const md_kind *const md_kinds[MD_KIND_COUNT] = {
-    [MD_KIND_BRANCH] = &md_kind_branches, [MD_KIND_LATENT] = &md_kind_latent, [MD_KIND_VAE] = &md_kind_vae,
-    [MD_KIND_FLOW] = &md_kind_flow,       [MD_KIND_SPECVAE] = &md_kind_specvae,
-};
+#define MD_KIND_ROW_(E, row) [MD_KIND_##E] = &md_kind_##row,
+const md_kind *const md_kinds[] = {MD_KINDS(MD_KIND_ROW_)};
 _Static_assert(sizeof md_kinds / sizeof md_kinds[0] == MD_KIND_COUNT, "one row per model kind");
 
 const md_kind *md_kind_find(const char *cfg_name, const char *name) {

@@ -4,9 +4,11 @@
 // `galnn eval` reports for it. The programs above never test a kind; they
 // call through the row, or ask it what it can do (md_report, embed).
 //
-// A new kind: its own file models/kind_NAME.c (parse + the row), its name in
-// the enum below and its row in models/kind.c (a static_assert checks the
-// count), and its model's member in md_net (models/branchnet.h).
+// A new kind: its own file models/kind_NAME.c (parse + the row `md_kind_NAME`)
+// and one X(...) entry in MD_KINDS below, which makes its MD_KIND_* index, the
+// row's declaration and its place in the table (models/kind.c, with a
+// static_assert on the count). A kind whose network is not built from the
+// existing parts also adds its member to md_net (models/branchnet.h).
 #ifndef MD_KIND_H
 #define MD_KIND_H
 
@@ -24,7 +26,9 @@ struct md_net;
 // column branches' values (concatenated), standardised targets.
 // MD_KIND_SPECVAE: the spectral VAE/CVAE of models/specvae.h over one
 // spectrum branch (lat_x), conditioned on the column branch lat_a (-1: none).
-enum { MD_KIND_BRANCH = 0, MD_KIND_LATENT, MD_KIND_VAE, MD_KIND_FLOW, MD_KIND_SPECVAE, MD_KIND_COUNT };
+#define MD_KINDS(X) X(BRANCH, branches) X(LATENT, latent) X(VAE, vae) X(FLOW, flow) X(SPECVAE, specvae)
+#define MD_KIND_ENUM_(E, row) MD_KIND_##E,
+enum { MD_KINDS(MD_KIND_ENUM_) MD_KIND_COUNT };
 
 // What `galnn eval` reports for a kind (and so which programs apply to it).
 typedef enum md_report {
@@ -70,7 +74,8 @@ typedef struct md_kind {
 } md_kind;
 
 extern const md_kind *const md_kinds[MD_KIND_COUNT];
-extern const md_kind md_kind_branches, md_kind_latent, md_kind_vae, md_kind_flow, md_kind_specvae;
+#define MD_KIND_EXTERN_(E, row) extern const md_kind md_kind_##row;
+MD_KINDS(MD_KIND_EXTERN_)
 
 // The row named name, or NULL with an error message naming the config file.
 const md_kind *md_kind_find(const char *cfg_name, const char *name);

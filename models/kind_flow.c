@@ -6,28 +6,21 @@
 #include "branchnet.h"
 
 static int parse_keys(md_post_spec *p, io_config *c) {
-    struct {
-        const char *key;
-        long def;
-        int *dst;
-    } ik[] = {{"context", 256, &p->ctx},       {"context_depth", 2, &p->ctx_depth},
-              {"mean_hidden", 128, &p->mean_hidden}, {"layers", 12, &p->flow.layers},
-              {"flow_hidden", 128, &p->flow.hidden}, {"flow_depth", 2, &p->flow.depth},
-              {"chain_layers", 1, &p->chain_layers}};
-    for (int k = 0; k < 7; k++) {
-        long v;
-        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
-        if (rc) return rc;
-        *ik[k].dst = (int)v;
-    }
-    double d;
-    int rc;
-    if ((rc = io_config_double(c, "model", "mean_weight", 1, &d))) return rc;
-    p->mean_weight = (float)d;
-    if ((rc = io_config_double(c, "model", "det_weight", 1, &d))) return rc;
-    p->det_weight = (float)d;
-    if ((rc = io_config_double(c, "model", "clamp", 2, &d))) return rc;
-    p->flow.clamp = (float)d;
+#define IO_KEY_TYPE md_post_spec
+    static const io_key keys[] = {IO_K("context", IO_KEY_INT, ctx, 1, 65536, 256),
+                                  IO_K("context_depth", IO_KEY_INT, ctx_depth, 1, MD_POST_MAXDEPTH, 2),
+                                  IO_KI(mean_hidden, 1, 65536, 128),
+                                  IO_K("layers", IO_KEY_INT, flow.layers, 1, MD_FLOW_MAXLAYERS, 12),
+                                  IO_K("flow_hidden", IO_KEY_INT, flow.hidden, 1, 65536, 128),
+                                  IO_K("flow_depth", IO_KEY_INT, flow.depth, 1, MD_FLOW_MAXDEPTH, 2),
+                                  IO_KI(chain_layers, 1, 1024, 1),
+                                  IO_KF(mean_weight, 0, IO_KEY_BIG, 1),
+                                  IO_KF(det_weight, 0, IO_KEY_BIG, 1),
+                                  IO_K("clamp", IO_KEY_FLOAT, flow.clamp, IO_KEY_POS, IO_KEY_BIG, 2),
+                                  IO_KEND};
+#undef IO_KEY_TYPE
+    int rc = io_config_keys(c, "model", keys, p);
+    if (rc) return rc;
     const char *sc = io_config_str(c, "model", "scale", "tanh");
     if (strcmp(sc, "tanh") && strcmp(sc, "exp"))
         return gn_err(GN_EINVAL, "%s: [model] scale '%s' is not tanh or exp", c->name, sc);

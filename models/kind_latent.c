@@ -29,42 +29,29 @@ static int parse_inputs(md_net *m, io_config *c, int img, const char *enc) {
 
 // The sizes and weights of [model], with the defaults of the MLP or the image encoder.
 static int parse_keys(md_latent_spec *p, io_config *c, int img) {
-    struct {
-        const char *key;
-        long def;
-        int *dst;
-    } ik[] = {{"dim_main", img ? 16 : 8, &p->dim_main},
-              {"dim_ext", p->objective == MD_OBJ_CE ? 0 : img ? 512 : 8, &p->dim_ext},
-              {"depth", 20, &p->depth},           {"hidden", 128, &p->hidden},
-              {"est_hidden", img ? 1024 : 128, &p->est_hidden},
-              {"conv_width", 96, &p->conv_w},     {"inception_width", 156, &p->inc_w},
-              {"fc_width", 1024, &p->fc_w},       {"decoder_channels", 16, &p->dec_ch},
-              {"decoder_width", 32, &p->dec_w}};
-    for (int k = 0; k < (int)(sizeof ik / sizeof ik[0]); k++) {
-        if (!img && k >= 5) break; // the image keys mean nothing to the MLP encoder
-        long v;
-        int rc = io_config_int(c, "model", ik[k].key, ik[k].def, &v);
-        if (rc) return rc;
-        *ik[k].dst = (int)v;
-    }
-    struct {
-        const char *key;
-        double def;
-        float *dst;
-    } fk[] = {{"lambda_rec", img ? 100 : 1, &p->lambda_rec},
-              {"tau", p->objective == MD_OBJ_RNC ? 2 : 0.1, &p->tau},
-              {"base_tau", 0.07, &p->base_tau},
-              {"supcon_width", 0.1, &p->supcon_width},
-              {"leaky_slope", 0.2, &p->slope}};
-    for (int k = 0; k < 5; k++) {
-        double v;
-        int rc = io_config_double(c, "model", fk[k].key, fk[k].def, &v);
-        if (rc) return rc;
-        *fk[k].dst = (float)v;
-    }
-    if (!(p->supcon_width > 0) || !(p->tau > 0) || !(p->base_tau > 0))
-        return gn_err(GN_EINVAL, "%s: [model] tau, base_tau and supcon_width must be positive", c->name);
-    return GN_OK;
+    int rnc = p->objective == MD_OBJ_RNC, ce = p->objective == MD_OBJ_CE, rc;
+#define IO_KEY_TYPE md_latent_spec
+    const io_key keys[] = {
+        IO_KI(dim_main, 1, 65536, img ? 16 : 8),
+        IO_KI(dim_ext, 0, 65536, ce ? 0 : img ? 512 : 8),
+        IO_KI(est_hidden, 1, 65536, img ? 1024 : 128),
+        IO_KF(lambda_rec, 0, IO_KEY_BIG, img ? 100 : 1),
+        IO_KF(tau, IO_KEY_POS, IO_KEY_BIG, rnc ? 2 : 0.1),
+        IO_KF(base_tau, IO_KEY_POS, IO_KEY_BIG, 0.07),
+        IO_KF(supcon_width, IO_KEY_POS, IO_KEY_BIG, 0.1),
+        IO_K("leaky_slope", IO_KEY_FLOAT, slope, 0, 1, 0.2),
+        IO_KEND};
+    // the MLP encoder's sizes (also read, unused, for the image encoder), and the image encoder's
+    static const io_key mlp[] = {IO_KI(depth, 1, MD_LAT_MAXDEPTH, 20), IO_KI(hidden, 1, 65536, 128), IO_KEND};
+    static const io_key inception[] = {IO_K("conv_width", IO_KEY_INT, conv_w, 1, 65536, 96),
+                                       IO_K("inception_width", IO_KEY_INT, inc_w, 1, 65536, 156),
+                                       IO_K("fc_width", IO_KEY_INT, fc_w, 1, 65536, 1024),
+                                       IO_K("decoder_channels", IO_KEY_INT, dec_ch, 1, 65536, 16),
+                                       IO_K("decoder_width", IO_KEY_INT, dec_w, 1, 65536, 32),
+                                       IO_KEND};
+#undef IO_KEY_TYPE
+    if ((rc = io_config_keys(c, "model", keys, p)) || (rc = io_config_keys(c, "model", mlp, p))) return rc;
+    return img ? io_config_keys(c, "model", inception, p) : GN_OK;
 }
 
 static int parse(md_net *m, io_config *c, const md_data_info *d) {

@@ -38,19 +38,13 @@ static int parse(md_net *m, io_config *c, const md_data_info *d) {
     int rc = add_conditions(m, c, d);
     if (rc) return rc;
     p->pixels = m->spec[m->lat_x].in_ch;
-    long v;
-    if ((rc = io_config_int(c, "model", "latent", 4, &v))) return rc;
-    p->latent = (int)v;
-    double x;
-    if ((rc = io_config_double(c, "model", "alpha", 1e3, &x))) return rc;
-    p->alpha = (float)x;
-    if ((rc = io_config_double(c, "model", "beta", 0.1, &x))) return rc;
-    p->beta = (float)x;
-    if ((rc = io_config_double(c, "model", "leaky_slope", 0.01, &x))) return rc;
-    p->slope = (float)x;
+#define IO_KEY_TYPE md_specvae_spec
+    static const io_key keys[] = {IO_KI(latent, 1, 64, 4), IO_KF(alpha, 0, IO_KEY_BIG, 1e3),
+                                  IO_KF(beta, 0, IO_KEY_BIG, 0.1),
+                                  IO_K("leaky_slope", IO_KEY_FLOAT, slope, 0, 1, 0.01), IO_KEND};
+#undef IO_KEY_TYPE
+    if ((rc = io_config_keys(c, "model", keys, p))) return rc;
     p->out_bias = (float)d->median[m->lat_x];
-    if (p->latent < 1 || p->latent > 64)
-        return gn_err(GN_EINVAL, "%s: [model] latent = %d: give 1..64", c->name, p->latent);
     return GN_OK;
 }
 

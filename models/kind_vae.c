@@ -10,15 +10,12 @@ static int parse(md_net *m, io_config *c, const md_data_info *d) {
         return gn_err(GN_EINVAL, "%s: a VAE needs [model] main = an image branch", c->name);
     p->in_c = m->spec[m->lat_x].in_ch;
     p->size = d->img_size[m->lat_x];
-    long v;
-    int rc;
-    if ((rc = io_config_int(c, "model", "latent", 32, &v))) return rc;
-    p->latent = (int)v;
-    double x;
-    if ((rc = io_config_double(c, "model", "beta", 1, &x))) return rc;
-    p->beta = (float)x;
-    if ((rc = io_config_double(c, "model", "leaky_slope", 0.2, &x))) return rc;
-    p->slope = (float)x;
+#define IO_KEY_TYPE md_vae_spec
+    static const io_key keys[] = {IO_KI(latent, 1, 4096, 32), IO_KF(beta, 0, IO_KEY_BIG, 1),
+                                  IO_K("leaky_slope", IO_KEY_FLOAT, slope, 0, 1, 0.2), IO_KEND};
+#undef IO_KEY_TYPE
+    int rc = io_config_keys(c, "model", keys, p);
+    if (rc) return rc;
     const char *w = io_config_str(c, "model", "widths", "32,64,128");
     if ((p->n_down = md_parse_int_list(w, p->width, MD_VAE_MAXDOWN, "[model] widths")) < 1) return GN_EINVAL;
     return GN_OK;

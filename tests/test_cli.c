@@ -56,6 +56,40 @@ static void test_errors(void **s) {
     assert_non_null(strstr(out, "unknown option '--bogus'"));
 }
 
+// Configuration values out of range or not among the choices are errors naming the key (typed sections).
+static void test_config_ranges(void **s) {
+    (void)s;
+    char out[4096];
+    FILE *f = fopen("/tmp/galnn_cli_cfg.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b,y\n");
+    for (int i = 0; i < 60; i++) fprintf(f, "g%d,%d,%d,%g\n", i, i % 7, i % 5, 0.1 * i);
+    fclose(f);
+    f = fopen("/tmp/galnn_cli_cfg.cfg", "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\ncatalog = /tmp/galnn_cli_cfg.csv\n[target]\nnames = y\n[branch.p]\ninput = columns\n"
+               "columns = a, b\n[train]\nepochs = 1\n");
+    fclose(f);
+    const char *base = "train --config /tmp/galnn_cli_cfg.cfg --out /tmp/galnn_cli_cfg";
+    struct {
+        const char *set, *says;
+    } bad[] = {{"train.lr=-1", "[train] lr = -1: give a value > 0"},
+               {"train.epochs=0", "[train] epochs = 0: give a value >= 1"},
+               {"train.optimizer=adagrad", "optimizer = 'adagrad' is not one of adam|adamw|sgd"},
+               {"data.val_frac=0.9", "must add to at most 1"},
+               {"branch.p.width=0", "[branch.p] width = 0"},
+               {"train.warmup=-5", "[train] warmup = -5"}};
+    for (int k = 0; k < (int)(sizeof bad / sizeof bad[0]); k++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s %s", base, bad[k].set);
+        assert_int_equal(run(cmd, out, sizeof out), 1);
+        if (!strstr(out, bad[k].says)) fail_msg("%s: expected '%s' in: %s", bad[k].set, bad[k].says, out);
+    }
+    assert_int_equal(run(base, out, sizeof out), 0); // and the valid configuration trains
+    remove("/tmp/galnn_cli_cfg.csv"), remove("/tmp/galnn_cli_cfg.cfg");
+    (void)system("rm -rf /tmp/galnn_cli_cfg");
+}
+
 static void test_mi_knn(void **s) {
     (void)s;
     char out[4096];
@@ -623,7 +657,7 @@ static void test_analyze(void **s) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors), cmocka_unit_test(test_config_ranges),
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
                                        cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli), cmocka_unit_test(test_spectra_cli),
                                        cmocka_unit_test(test_analyze)};

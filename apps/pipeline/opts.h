@@ -1,8 +1,8 @@
 // Typed configuration: each section a program reads is parsed once, by a
-// table of {key, type, field, range, default, choices}, into a struct. The
-// defaults and valid ranges of every key live in these tables and nowhere
-// else; a value out of range or not among the choices is an error naming the
-// file, the section and the key. Reading a key marks it used, so
+// table of {key, type, field, range, default, choices} (io_config_keys) into a
+// struct. The defaults and valid ranges of every key live in these tables and
+// nowhere else; a value out of range or not among the choices is an error
+// naming the file, the section and the key. Reading a key marks it used, so
 // io_config_check_unused still catches misspelt keys.
 #ifndef RUN_OPTS_H
 #define RUN_OPTS_H
@@ -11,20 +11,6 @@
 
 #include "../../io/config.h"
 #include "../../io/dataset.h"
-
-typedef enum run_keytype { RK_INT, RK_DBL, RK_STR } run_keytype;
-
-typedef struct run_key {
-    const char *key;
-    run_keytype type;
-    size_t off;          // offsetof the field: long (RK_INT), double (RK_DBL), const char * (RK_STR)
-    double lo, hi, def;  // RK_INT, RK_DBL: the range [lo, hi] and the default
-    const char *sdef;    // RK_STR: the default (may be NULL)
-    const char *choices; // RK_STR: "a|b|c", or NULL for any text
-} run_key;
-
-// Read the keys of one section into base (NULL key ends the table).
-int run_keys_read(io_config *c, const char *sec, const run_key *t, void *base);
 
 // [train]: the optimisation and the training loop.
 typedef struct run_train_opts {

@@ -113,7 +113,6 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     const char *input = io_config_str(c, sec, "input", "image");
     if (!strcmp(input, "spectrum")) return setup_spectrum(r, b, sec, verbose);
     const char *bb = io_config_str(c, sec, "backbone", strcmp(input, "columns") ? "resnet18" : "mlp");
-    long v;
     int rc;
     if (!strcmp(bb, "resnet18"))
         sp->backbone = MD_BB_RESNET18;
@@ -123,14 +122,12 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         sp->backbone = MD_BB_MLP;
     else
         return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
-    if ((rc = io_config_int(c, sec, "width", sp->backbone == MD_BB_RESNET18 ? 64 : 32, &v))) return rc;
-    sp->width = (int)v;
-    if ((rc = io_config_int(c, sec, "stem_kernel", 3, &v))) return rc;
-    sp->stem_kernel = (int)v;
-    if ((rc = io_config_int(c, sec, "stem_stride", 2, &v))) return rc;
-    sp->stem_stride = (int)v;
-    if ((rc = io_config_int(c, sec, "stem_pool", 0, &v))) return rc;
-    sp->stem_pool = (int)v;
+#define IO_KEY_TYPE md_branch_spec
+    const io_key keys[] = {IO_KI(width, 1, 4096, sp->backbone == MD_BB_RESNET18 ? 64 : 32),
+                           IO_KI(stem_kernel, 1, 15, 3), IO_KI(stem_stride, 1, 8, 2), IO_KI(stem_pool, 0, 1, 0),
+                           IO_KEND};
+#undef IO_KEY_TYPE
+    if ((rc = io_config_keys(c, sec, keys, sp))) return rc;
     const char *hid = io_config_str(c, sec, "hidden", "128,128");
     if ((sp->n_hidden = md_parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
     if (!strcmp(input, "columns")) {
