@@ -15,6 +15,7 @@
 #include "../stats/local.h"
 #include "cmd.h"
 #include "flags.h"
+#include "pipeline/opts.h"
 
 static void causal_usage(void) {
     printf(
@@ -115,7 +116,6 @@ static const cmd_flag causal_flags[] = {
 void causal_defaults(void *p) {
     causal_cli *o = p;
     o->qsplit = "test", o->k = 100, o->perms = 1, o->seed = 1, o->alpha = 0.01;
-    o->f_train = 0.8, o->f_val = 0.1; // splits by id hash when neither table has a split column
 }
 
 // The state of one causal analysis: the joined latent table and catalog,
@@ -188,8 +188,8 @@ static int join_split(causal_job *J) {
     J->S = gn_malloc(sizeof(double) * (nL + 1) * (size_t)dS);
     if (!J->lrow || !J->crow || !J->lsplit || !J->csplit || !J->S) return GN_ENOMEM;
     if ((rc = io_id_index_build(&J->C, &J->cix))) return rc;
-    if ((J->L.split_col >= 0 && (rc = io_catalog_splits(&J->L, o->f_train, o->f_val, J->lsplit))) ||
-        (rc = io_catalog_splits(&J->C, o->f_train, o->f_val, J->csplit)))
+    if ((J->L.split_col >= 0 && (rc = io_catalog_splits(&J->L, RUN_TRAIN_FRAC, RUN_VAL_FRAC, J->lsplit))) ||
+        (rc = io_catalog_splits(&J->C, RUN_TRAIN_FRAC, RUN_VAL_FRAC, J->csplit)))
         return rc;
     for (size_t r = 0; r < nL; r++) {
         long c = io_id_find(&J->cix, io_catalog_id(&J->L, r));

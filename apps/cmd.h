@@ -68,7 +68,7 @@ int train_run(const train_cli *o);
 typedef struct causal_cli {
     const char *latent, *catalog, *target, *vars, *out, *given, *pre, *by, *qsplit, *lcols;
     long k, perms, seed, threads;
-    double alpha, f_train, f_val;
+    double alpha;
     cmd_strs derive;
 } causal_cli;
 void causal_defaults(void *o);

@@ -12,7 +12,7 @@ void dataopts_defaults(dataopts *d) {
     d->img.transform = "signlog";
     d->img.asinh_scale = 1;
     d->img.bin = 1;
-    d->frac[0] = 0.7, d->frac[1] = 0.15;
+    d->frac[0] = RUN_TRAIN_FRAC, d->frac[1] = RUN_VAL_FRAC;
     d->null_threshold = 9000;
 }
 

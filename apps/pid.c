@@ -14,6 +14,7 @@
 #include "../stats/pid.h"
 #include "cmd.h"
 #include "flags.h"
+#include "pipeline/opts.h"
 
 static void pid_usage(void) {
     printf(
@@ -281,7 +282,7 @@ static int run_pointwise(const char *const pp[3], const char *catp, const char *
     // predict writes), else the catalog's, else the id hash with galnn train's
     // default fractions
     split = malloc(C.n_rows + 1);
-    if (!split || io_catalog_splits(&C, 0.7, 0.15, split)) {
+    if (!split || io_catalog_splits(&C, RUN_TRAIN_FRAC, RUN_VAL_FRAC, split)) {
         cmd_error("pid: %s", gn_errmsg());
         goto out;
     }

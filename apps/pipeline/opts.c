@@ -93,8 +93,8 @@ static const io_key data_keys[] = {S(catalog, NULL, NULL),
                                     S(derive, NULL, NULL), // "a=x-y; b=..."
                                     S(cache_dir, NULL, NULL),
                                     D(null_threshold, POS, BIG, 9000),
-                                    D(train_frac, 0, 1, 0.7),
-                                    D(val_frac, 0, 1, 0.15),
+                                    D(train_frac, 0, 1, RUN_TRAIN_FRAC),
+                                    D(val_frac, 0, 1, RUN_VAL_FRAC),
                                     END};
 #undef IO_KEY_TYPE
 

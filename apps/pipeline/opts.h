@@ -30,6 +30,11 @@ int run_image_opts_read(io_config *c, const char *sec, run_image_opts *o);
 // The dataset spec of image options (bands parsed; cat, cache_dir, log set by the caller).
 int run_image_spec(const run_image_opts *o, io_dataset_spec *s);
 
+// The train/val fractions of the id-hash split where a catalog has no split
+// column: one rule for training, evaluation and the analyses.
+#define RUN_TRAIN_FRAC 0.7
+#define RUN_VAL_FRAC 0.15
+
 // [data]: the catalog, its splits and the shared cutouts.
 typedef struct run_data_opts {
     const char *catalog, *join, *derive, *cache_dir;
