@@ -124,8 +124,8 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
 #define IO_KEY_TYPE md_branch_spec
     const io_key keys[] = {IO_KI(width, 1, 4096, sp->backbone == MD_BB_RESNET18 ? 64 : 32),
-                           IO_KI(stem_kernel, 1, 15, 3), IO_KI(stem_stride, 1, 8, 2), IO_KI(stem_pool, 0, 1, 0),
-                           IO_KEND};
+                           IO_KI(stem_kernel, 1, 15, 3), IO_KI(stem_stride, 1, 8, 2),
+                           IO_KI(stem_pool, 0, 1, 0), IO_KEND};
 #undef IO_KEY_TYPE
     if ((rc = io_config_keys(c, sec, keys, sp))) return rc;
     const char *hid = io_config_str(c, sec, "hidden", "128,128");
