@@ -246,205 +246,190 @@ static void pfile_close(pfile *f) {
     io_catalog_free(&f->c);
 }
 
-static int run_pointwise(const char *const pp[3], const char *catp, const char *target, const char *split_s,
-                         const char *by, int B, double lo, double hi, int boot, long seed, const char *out,
-                         int json) {
+// The pointwise PID of three networks' predictions (spec §1.11): the state.
+typedef struct pwjob {
+    const pid_cli *o;
+    int B, want, bycol, npop;
+    double lo, hi, w, *cnt, *at[7], *lp;
+    size_t ntot, n, missing;
     pfile f[3];
-    memset(f, 0, sizeof f);
     io_catalog C;
-    memset(&C, 0, sizeof C);
-    int rc = 1;
-    double *cnt = NULL, *at[7] = {0};
-    uint8_t *split = NULL;
-    char **popname = NULL;
-    int *pop = NULL, npop = 0;
+    const double *y;
+    uint8_t *split;
+    uint32_t *rowof;
+    char **popname;
+    int *pop;
+} pwjob;
+
+// The probability files, the catalog and each galaxy's split: the one its
+// models used (the `split` column galnn predict writes), else the catalog's,
+// else the id hash of galnn train.
+static int pw_open(pwjob *J) {
+    const pid_cli *o = J->o;
     for (int m = 0; m < 3; m++)
-        if (pfile_open(&f[m], pp[m], B)) {
-            cmd_error("pid: %s", gn_errmsg());
-            goto out;
-        }
-    if (io_catalog_read(catp, NULL, &C)) {
-        cmd_error("pid: %s", gn_errmsg());
-        goto out;
-    }
-    const double *y = io_catalog_values(&C, target);
-    int bycol = by ? io_catalog_find(&C, by) : -1;
-    if (!y || (by && bycol < 0)) {
-        cmd_error("pid: %s", y ? "--by names no catalog column" : gn_errmsg());
-        goto out;
-    }
-    int want = !strcmp(split_s, "all") ? -2 : io_split_parse(split_s);
-    if (want == -1) {
-        cmd_error("pid: --split '%s' is not train, val, test or all", split_s);
-        goto out;
-    }
-    // a galaxy's split: the one its models used (the `split` column galnn
-    // predict writes), else the catalog's, else the id hash with galnn train's
-    // default fractions
-    split = malloc(C.n_rows + 1);
-    if (!split || io_catalog_splits(&C, RUN_TRAIN_FRAC, RUN_VAL_FRAC, split)) {
-        cmd_error("pid: %s", gn_errmsg());
-        goto out;
-    }
-    int sc = io_catalog_find(&f[0].c, "split");
-    for (size_t r = 0; sc >= 0 && r < C.n_rows; r++) {
-        long k = io_id_find(&f[0].ix, io_catalog_id(&C, r));
-        const char *v = k >= 0 ? f[0].c.cols[sc].s[k] : NULL;
+        if (pfile_open(&J->f[m], o->p[m], J->B)) return cmd_error("pid: %s", gn_errmsg());
+    if (io_catalog_read(o->catalog, NULL, &J->C)) return cmd_error("pid: %s", gn_errmsg());
+    J->y = io_catalog_values(&J->C, o->target);
+    J->bycol = o->by ? io_catalog_find(&J->C, o->by) : -1;
+    if (!J->y || (o->by && J->bycol < 0))
+        return cmd_error("pid: %s", J->y ? "--by names no catalog column" : gn_errmsg());
+    J->want = !strcmp(o->split, "all") ? -2 : io_split_parse(o->split);
+    if (J->want == -1) return cmd_error("pid: --split '%s' is not train, val, test or all", o->split);
+    J->split = malloc(J->C.n_rows + 1);
+    if (!J->split || io_catalog_splits(&J->C, RUN_TRAIN_FRAC, RUN_VAL_FRAC, J->split))
+        return cmd_error("pid: %s", gn_errmsg());
+    int sc = io_catalog_find(&J->f[0].c, "split");
+    for (size_t r = 0; sc >= 0 && r < J->C.n_rows; r++) {
+        long k = io_id_find(&J->f[0].ix, io_catalog_id(&J->C, r));
+        const char *v = k >= 0 ? J->f[0].c.cols[sc].s[k] : NULL;
         int sp = v ? io_split_parse(v) : -1;
-        if (sp >= 0) split[r] = (uint8_t)sp;
+        if (sp >= 0) J->split[r] = (uint8_t)sp;
     }
-    // prior: histogram of the target over every catalog galaxy (§1.11)
-    double w = (hi - lo) / B;
-    cnt = calloc((size_t)B, sizeof(double));
-    size_t ntot = 0;
-    if (!cnt) goto oom;
-    for (size_t r = 0; r < C.n_rows; r++) {
-        if (isnan(y[r])) continue;
-        int b = (int)floor((y[r] - lo) / w);
-        cnt[b < 0 ? 0 : b >= B ? B - 1 : b]++, ntot++;
-    }
-    if (!ntot) {
-        cmd_error("pid: the catalog has no %s values", target);
-        goto out;
-    }
+    return 0;
+}
+
+static int pw_bin(const pwjob *J, double y) {
+    int b = (int)floor((y - J->lo) / J->w);
+    return b < 0 ? 0 : b >= J->B ? J->B - 1 : b;
+}
+
+// The prior (the target's histogram over every catalog galaxy) and, per galaxy
+// of the split in all three files, log q1, q2, q12 and log p of its bin.
+static int pw_rows(pwjob *J) {
+    size_t N = J->C.n_rows;
+    J->cnt = calloc((size_t)J->B, sizeof(double));
+    if (!J->cnt) return cmd_error("pid: out of memory");
+    for (size_t r = 0; r < N; r++)
+        if (!isnan(J->y[r])) J->cnt[pw_bin(J, J->y[r])]++, J->ntot++;
+    if (!J->ntot) return cmd_error("pid: the catalog has no %s values", J->o->target);
     for (int a = 0; a < 7; a++)
-        if (!(at[a] = malloc(sizeof(double) * (C.n_rows + 1)))) goto oom;
-    pop = malloc(sizeof(int) * (C.n_rows + 1)), popname = calloc(C.n_rows + 1, sizeof(char *));
-    if (!pop || !popname) goto oom;
-    size_t n = 0, missing = 0;
-    uint32_t *rowof = malloc(sizeof(uint32_t) * (C.n_rows + 1));
-    if (!rowof) goto oom;
-    double *l[3] = {at[0], at[1], at[2]}, *lp = malloc(sizeof(double) * (C.n_rows + 1));
-    if (!lp) {
-        free(rowof);
-        goto oom;
-    }
-    for (size_t r = 0; r < C.n_rows; r++) {
-        if (isnan(y[r]) || (want != -2 && split[r] != want)) continue;
-        int b = (int)floor((y[r] - lo) / w);
-        b = b < 0 ? 0 : b >= B ? B - 1 : b;
-        const char *id = io_catalog_id(&C, r);
+        if (!(J->at[a] = malloc(sizeof(double) * (N + 1)))) return cmd_error("pid: out of memory");
+    J->pop = malloc(sizeof(int) * (N + 1)), J->popname = calloc(N + 1, sizeof(char *));
+    J->rowof = malloc(sizeof(uint32_t) * (N + 1)), J->lp = malloc(sizeof(double) * (N + 1));
+    if (!J->pop || !J->popname || !J->rowof || !J->lp) return cmd_error("pid: out of memory");
+    for (size_t r = 0; r < N; r++) {
+        if (isnan(J->y[r]) || (J->want != -2 && J->split[r] != J->want)) continue;
+        int b = pw_bin(J, J->y[r]);
+        const char *id = io_catalog_id(&J->C, r);
         double q[3];
-        for (int m = 0; m < 3; m++) q[m] = pfile_logq(&f[m], id, b);
+        for (int m = 0; m < 3; m++) q[m] = pfile_logq(&J->f[m], id, b);
         if (isnan(q[0]) || isnan(q[1]) || isnan(q[2])) {
-            missing++;
+            J->missing++;
             continue;
         }
-        for (int m = 0; m < 3; m++) l[m][n] = q[m];
-        lp[n] = log(cnt[b] / (double)ntot);
+        for (int m = 0; m < 3; m++) J->at[m][J->n] = q[m];
+        J->lp[J->n] = log(J->cnt[b] / (double)J->ntot);
         int p = 0;
-        if (bycol >= 0) {
-            const char *v = C.cols[bycol].s[r] && *C.cols[bycol].s[r] ? C.cols[bycol].s[r] : "(null)";
-            while (p < npop && strcmp(popname[p], v)) p++;
-            if (p == npop) popname[npop++] = (char *)v;
+        if (J->bycol >= 0) {
+            const char *v =
+                J->C.cols[J->bycol].s[r] && *J->C.cols[J->bycol].s[r] ? J->C.cols[J->bycol].s[r] : "(null)";
+            while (p < J->npop && strcmp(J->popname[p], v)) p++;
+            if (p == J->npop) J->popname[J->npop++] = (char *)v;
         }
-        pop[n] = p, rowof[n] = (uint32_t)r;
-        n++;
+        J->pop[J->n] = p, J->rowof[J->n] = (uint32_t)r;
+        J->n++;
     }
-    if (!n) {
-        free(rowof), free(lp);
-        cmd_error("pid: no galaxy of the %s split with a %s value is in all three probability files", split_s,
-                  target);
-        goto out;
-    }
-    double *R = at[3], *U1 = at[4], *U2 = at[5], *S = at[6];
-    st_pid_pointwise(l[0], l[1], l[2], lp, n, R, U1, U2, S);
-    if (missing)
+    if (!J->n)
+        return cmd_error("pid: no galaxy of the %s split with a %s value is in all three probability files",
+                         J->o->split, J->o->target);
+    if (J->missing)
         fprintf(stderr, "pid: %zu galaxies of the %s split are missing from a probability file (left out)\n",
-                missing, split_s);
-    // per population means and bootstrap intervals
-    int ng = npop + 1;
-    double *v = malloc(sizeof(double) * n);
-    if (!v) {
-        free(rowof), free(lp);
-        goto oom;
+                J->missing, J->o->split);
+    return 0;
+}
+
+// OUT/pointwise.csv: the informations and the atoms per galaxy.
+static int pw_csv(const pwjob *J, const char *path) {
+    FILE *pc = fopen(path, "w");
+    if (!pc) return cmd_error("pid: cannot write %s: %s", path, strerror(errno));
+    int by = J->bycol >= 0;
+    fprintf(pc, "id%s%s,i1,i2,i12,red,unq1,unq2,syn\n", by ? "," : "", by ? J->o->by : "");
+    double *const *l = J->at, *lp = J->lp;
+    for (size_t i = 0; i < J->n; i++) {
+        fprintf(pc, "%s", io_catalog_id(&J->C, J->rowof[i]));
+        if (by) fprintf(pc, ",%s", J->popname[J->pop[i]]);
+        fprintf(pc, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", l[0][i] - lp[i], l[1][i] - lp[i],
+                l[2][i] - lp[i], l[3][i], l[4][i], l[5][i], l[6][i]);
     }
-    FILE *js = NULL;
-    char path[4096];
-    if (out) {
-        if (mkdir(out, 0777) && errno != EEXIST) {
-            free(rowof), free(lp), free(v);
-            cmd_error("pid: cannot create %s: %s", out, strerror(errno));
-            goto out;
-        }
-        snprintf(path, sizeof path, "%s/pointwise.csv", out);
-        FILE *pc = fopen(path, "w");
-        if (!pc) {
-            free(rowof), free(lp), free(v);
-            cmd_error("pid: cannot write %s: %s", path, strerror(errno));
-            goto out;
-        }
-        fprintf(pc, "id%s%s,i1,i2,i12,red,unq1,unq2,syn\n", bycol >= 0 ? "," : "", bycol >= 0 ? by : "");
-        for (size_t i = 0; i < n; i++) {
-            fprintf(pc, "%s", io_catalog_id(&C, rowof[i]));
-            if (bycol >= 0) fprintf(pc, ",%s", popname[pop[i]]);
-            fprintf(pc, ",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", l[0][i] - lp[i], l[1][i] - lp[i],
-                    l[2][i] - lp[i], R[i], U1[i], U2[i], S[i]);
-        }
-        if (fclose(pc)) {
-            free(rowof), free(lp), free(v);
-            cmd_error("pid: write failed on %s", path);
-            goto out;
-        }
-        snprintf(path, sizeof path, "%s/pid.json", out);
-        js = fopen(path, "w");
-    }
-    const char *an[4] = {"red", "unq1", "unq2", "syn"};
-    const double *av[4] = {R, U1, U2, S};
-    if (!json)
+    return fclose(pc) ? cmd_error("pid: write failed on %s", path) : 0;
+}
+
+// Per population, the mean of each atom and its bootstrap interval: on screen
+// (or as JSON with --json) and in OUT/pid.json.
+static int pw_summary(const pwjob *J, FILE *js) {
+    const pid_cli *o = J->o;
+    static const char *an[4] = {"red", "unq1", "unq2", "syn"};
+    double *v = malloc(sizeof(double) * J->n);
+    if (!v) return cmd_error("pid: out of memory");
+    if (!o->json)
         printf("%-12s %6s  %-26s %-26s %-26s %-26s (nats; mean [16%%, 84%%])\n", "population", "n", "Red",
                "Unq1", "Unq2", "Syn");
-    FILE *outs[2] = {json ? stdout : NULL, js};
-    for (int o = 0; o < 2; o++)
-        if (outs[o])
-            fprintf(outs[o],
+    FILE *outs[2] = {o->json ? stdout : NULL, js};
+    for (int k = 0; k < 2; k++)
+        if (outs[k])
+            fprintf(outs[k],
                     "{\n  \"units\": \"nats\", \"target\": \"%s\", \"split\": \"%s\", \"bins\": %d, "
                     "\"range\": [%g, %g], \"populations\": {\n",
-                    target, split_s, B, lo, hi);
-    for (int g = 0; g < ng; g++) {
-        int p = g < npop ? g : -1;
+                    o->target, o->split, J->B, J->lo, J->hi);
+    int rc = 0, ng = J->npop + 1;
+    for (int g = 0; g < ng && !rc; g++) {
+        int p = g < J->npop ? g : -1;
         size_t m = 0;
         double mean[4], blo[4], bhi[4];
-        for (int a = 0; a < 4; a++) {
+        for (int a = 0; a < 4 && !rc; a++) {
             m = 0;
-            for (size_t i = 0; i < n; i++)
-                if (p < 0 || pop[i] == p) v[m++] = av[a][i];
-            if (st_bootstrap_mean(v, m, boot, 0.68, (uint64_t)seed, &mean[a], &blo[a], &bhi[a])) goto oom2;
+            for (size_t i = 0; i < J->n; i++)
+                if (p < 0 || J->pop[i] == p) v[m++] = J->at[3 + a][i];
+            rc = st_bootstrap_mean(v, m, (int)o->boot, 0.68, (uint64_t)o->seed, &mean[a], &blo[a], &bhi[a]);
         }
-        const char *name = p < 0 ? "all" : popname[p];
-        if (!json) {
+        const char *name = p < 0 ? "all" : J->popname[p];
+        if (!rc && !o->json) {
             printf("%-12s %6zu ", name, m);
             for (int a = 0; a < 4; a++) printf(" %8.4f [%7.4f, %7.4f]", mean[a], blo[a], bhi[a]);
             printf("\n");
         }
-        for (int o = 0; o < 2; o++) {
-            if (!outs[o]) continue;
-            fprintf(outs[o], "    \"%s\": {\"n\": %zu", name, m);
+        for (int k = 0; !rc && k < 2; k++) {
+            if (!outs[k]) continue;
+            fprintf(outs[k], "    \"%s\": {\"n\": %zu", name, m);
             for (int a = 0; a < 4; a++)
-                fprintf(outs[o], ", \"%s\": [%.6g, %.6g, %.6g]", an[a], mean[a], blo[a], bhi[a]);
-            fprintf(outs[o], "}%s\n", g + 1 < ng ? "," : "");
+                fprintf(outs[k], ", \"%s\": [%.6g, %.6g, %.6g]", an[a], mean[a], blo[a], bhi[a]);
+            fprintf(outs[k], "}%s\n", g + 1 < ng ? "," : "");
         }
     }
-    for (int o = 0; o < 2; o++)
-        if (outs[o])
+    for (int k = 0; !rc && k < 2; k++)
+        if (outs[k])
             fprintf(
-                outs[o],
-                "  },\n  \"note\": \"each atom: [mean, 16th, 84th percentile of %d bootstrap means]\"\n}\n",
-                boot);
-    if (js && fclose(js)) fprintf(stderr, "pid: write failed on %s\n", path);
-    free(rowof), free(lp), free(v);
-    rc = 0;
-    goto out;
-oom2:
-    free(rowof), free(lp), free(v);
-    if (js) fclose(js);
-oom:
-    cmd_error("pid: out of memory");
-out:
-    for (int m = 0; m < 3; m++) pfile_close(&f[m]);
-    io_catalog_free(&C);
-    free(cnt), free(split), free(pop), free(popname);
-    for (int a = 0; a < 7; a++) free(at[a]);
+                outs[k],
+                "  },\n  \"note\": \"each atom: [mean, 16th, 84th percentile of %ld bootstrap means]\"\n}\n",
+                o->boot);
+    free(v);
+    return rc ? cmd_error("pid: %s", gn_errmsg()) : 0;
+}
+
+static int run_pointwise(const pid_cli *o) {
+    pwjob J;
+    memset(&J, 0, sizeof J);
+    J.o = o, J.B = o->bins > 0 ? (int)o->bins : 520, J.lo = o->range[0], J.hi = o->range[1];
+    J.w = (J.hi - J.lo) / J.B;
+    char path[4096];
+    FILE *js = NULL;
+    int rc = pw_open(&J) || pw_rows(&J);
+    if (!rc) st_pid_pointwise(J.at[0], J.at[1], J.at[2], J.lp, J.n, J.at[3], J.at[4], J.at[5], J.at[6]);
+    if (!rc && o->out) {
+        if (mkdir(o->out, 0777) && errno != EEXIST)
+            rc = cmd_error("pid: cannot create %s: %s", o->out, strerror(errno));
+        snprintf(path, sizeof path, "%s/pointwise.csv", o->out);
+        if (!rc) rc = pw_csv(&J, path);
+        snprintf(path, sizeof path, "%s/pid.json", o->out);
+        if (!rc && !(js = fopen(path, "w")))
+            rc = cmd_error("pid: cannot write %s: %s", path, strerror(errno));
+    }
+    if (!rc) rc = pw_summary(&J, js);
+    if (js && fclose(js) && !rc) rc = cmd_error("pid: write failed on %s", path);
+    for (int m = 0; m < 3; m++) pfile_close(&J.f[m]);
+    io_catalog_free(&J.C);
+    free(J.cnt), free(J.split), free(J.pop), free(J.popname), free(J.rowof), free(J.lp);
+    for (int a = 0; a < 7; a++) free(J.at[a]);
     return rc;
 }
 
@@ -503,8 +488,7 @@ int pid_run(const pid_cli *o) {
     }
     if (!o->p[0] || !o->p[1] || !o->p[2] || !o->catalog || !o->target)
         return cmd_error("pid: --pointwise needs --p1, --p2, --p12, --catalog and --target");
-    return run_pointwise(o->p, o->catalog, o->target, o->split, o->by, o->bins > 0 ? (int)o->bins : 520,
-                         o->range[0], o->range[1], (int)o->boot, o->seed, o->out, o->json);
+    return run_pointwise(o);
 }
 
 static int pid_run_v(const void *o) { return pid_run(o); }

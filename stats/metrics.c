@@ -86,3 +86,10 @@ double st_crps_sorted(const float *v, int n, double y) {
     for (int i = 0; i < n; i++) a += fabs(v[i] - y), b += (2.0 * (i + 1) - n - 1) * v[i];
     return a / n - b / ((double)n * n);
 }
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+void st_sort_f(float *v, size_t n) { qsort(v, n, sizeof(float), cmp_float); }

@@ -23,9 +23,11 @@ double st_crps_binned(const double *p, int B, double lo, double w, double y);
 // Of a sample sorted ascending (v, n values): the linearly interpolated
 // q-quantile, and the CRPS of its empirical distribution at y,
 // mean |v - y| - (1 / 2n^2) sum_ij |v_i - v_j| (the double sum from the order statistics).
+// Sort v (n values) ascending, for the two below.
+void st_sort_f(float *v, size_t n);
 double st_quantile_sorted(const float *v, int n, double q);
 double st_crps_sorted(const float *v, int n, double y);
-double st_median(double *x, size_t n); // reorders x
+double st_median(double *x, size_t n);                                 // reorders x
 void st_mean_std(const double *x, size_t n, double *mean, double *sd); // skips NaN; population std
 
 #endif

@@ -112,7 +112,7 @@ void run_estimate(const run *r, const float *o, run_est *est);
 int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides,
                         int need_targets, int verbose);
 
-// Flow models (apps/posterior.c): S posterior samples per row, in the
+// Flow models (apps/pipeline/posterior.c): S posterior samples per row, in the
 // targets' units, out (n, S, T); and the evaluation galnn eval prints and
 // writes (metrics JSON in *json, PIT histograms in dir) for one model or a
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
@@ -124,7 +124,7 @@ int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *r
                        uint64_t seed, const char *dir, const char *split_name, int quiet, char **json,
                        size_t *json_len);
 
-// Spectral VAE/CVAE (apps/spectra.c): how well it models the spectra of some
+// Spectral VAE/CVAE (apps/pipeline/spec.c): how well it models the spectra of some
 // rows. Reconstructions from z = mu and from one posterior draw z ~ q(z|x)
 // (a fixed noise stream); the Gaussian decoder's variance is fitted, σ̂² =
 // mse_z; the ELBO per spectrum is then -(P/2)[ln(2π σ̂²) + 1] - KL, and
