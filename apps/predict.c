@@ -41,7 +41,8 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         run_estimate(rp, o + i * (size_t)rp->net.n_out, est);
-        fprintf(f, "%s,%s", io_catalog_id(&rp->cat, rows[i]), io_split_name(rp->split[rows[i]]));
+        const char *sp = rp->foreign_catalog ? "none" : io_split_name(rp->split[rows[i]]);
+        fprintf(f, "%s,%s", io_catalog_id(&rp->cat, rows[i]), sp);
         for (int t = 0; t < T; t++) {
             fprintf(f, ",%.6f", est[t].mean);
             if (rp->net.head != MD_HEAD_REGRESSION) fprintf(f, ",%.6f", est[t].sd);
@@ -152,6 +153,13 @@ int predict_run(const predict_cli *op) {
         return cmd_error(
             "predict: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)", ckpt,
             md_kind_of(&r.net)->what);
+    }
+    if (r.foreign_catalog && only >= 0) {
+        cmd_error("predict: --split %s: %s is not the catalog the model was trained on, so its galaxies have "
+                  "no train/val/test split (use --split all)",
+                  which, r.data.catalog);
+        run_free(&r);
+        return 1;
     }
     int rc = 1, T = r.n_targets;
     size_t n = 0;

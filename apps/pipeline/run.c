@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../common/gn_common.h"
 #include "../../io/specset.h"
@@ -272,7 +273,8 @@ static int setup_catalog(run *r, int verbose) {
 }
 
 // [target]: the target columns and the head.
-static int setup_targets(run *r, const md_kind *kind) {
+// need_targets 0 (applying a model to new galaxies): a target column the catalog lacks stays NULL.
+static int setup_targets(run *r, const md_kind *kind, int need_targets) {
     io_config *c = &r->cfg;
     md_net *m = &r->net;
     long v;
@@ -281,9 +283,12 @@ static int setup_targets(run *r, const md_kind *kind) {
     if (!tn && kind->needs_target) return gn_err(GN_EINVAL, "no target: give --target (or [target] names)");
     if (tn && !(r->list_buf[MD_MAX_BRANCH] = gn_strdup(tn))) return GN_ENOMEM;
     r->n_targets = tn ? io_split_list(r->list_buf[MD_MAX_BRANCH], r->target_names, MD_MAX_TARGETS) : 0;
-    for (int t = 0; t < r->n_targets; t++)
+    for (int t = 0; t < r->n_targets; t++) {
+        int have = io_catalog_find(&r->cat, r->target_names[t]) >= 0;
+        if (!have && !need_targets) continue;
         if (!(r->target[t] = io_catalog_values(&r->cat, r->target_names[t])))
             return gn_err_prefix(GN_EINVAL, "[target] ");
+    }
     m->n_targets = r->n_targets;
     const char *head = io_config_str(c, "target", "head", "regression");
     m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN
@@ -372,7 +377,7 @@ int run_setup(run *r, io_config *cfg, const char *ck_path, const io_npz *ck, int
     if ((rc = setup_catalog(r, verbose))) return rc;
     const md_kind *kind = md_kind_find(c->name, io_config_str(c, "model", "kind", "branches"));
     if (!kind) return GN_EINVAL;
-    if ((rc = setup_targets(r, kind))) return rc;
+    if ((rc = setup_targets(r, kind, need_targets))) return rc;
     md_net *m = &r->net;
     // training-side data options
     if ((rc = run_train_opts_read(c, &r->train))) return rc;
@@ -432,22 +437,33 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
     return n;
 }
 
+// Two paths name the same file (or, where either is missing, the same text).
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!stat(a, &sa) && !stat(b, &sb)) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !strcmp(a, b);
+}
+
 int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_ov, int need_targets,
                         int verbose) {
     io_npz z;
     memset(r, 0, sizeof *r);
     int rc = io_npz_read(ckpt, &z);
     if (rc) return rc;
-    char *text = io_ckpt_config(ckpt, &z);
+    char *text = io_ckpt_config(ckpt, &z), *trained = NULL;
     io_config cfg;
     if (!text) return io_npz_free(&z), GN_EFORMAT;
     rc = io_config_parse(ckpt, text, &cfg);
     free(text);
+    const char *tc = rc ? NULL : io_config_str(&cfg, "data", "catalog", NULL);
+    if (tc && !(trained = gn_strdup(tc))) rc = GN_ENOMEM;
     for (int k = 0; !rc && k < n_ov; k++) rc = io_config_set(&cfg, ov[k]);
     if (!rc)
         rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
     else
         io_config_free(&cfg);
+    if (!rc) r->foreign_catalog = !trained || !same_file(trained, r->data.catalog);
+    free(trained);
     if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
     for (int i = 0; i < r->cfg.n; i++) r->cfg.e[i].used = 1; // training keys are not ours to check here
     io_npz_free(&z);

@@ -48,6 +48,9 @@ typedef struct run {
     run_train_opts train;     // [train]
     int crop, augment, batch; // from train: crop, augment = dihedral, batch
     int optional_target;      // a target that may be missing (a flow's chain target), -1: none
+    // from a checkpoint, on another catalog than the training one: its galaxies have no
+    // train/val/test split (and maybe no target column)
+    int foreign_catalog;
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
 
