@@ -52,6 +52,7 @@ typedef struct predict_cli {
     const char *ckpt, *out, *which;
     int pbins;
     long threads;
+    double ood_sigma;
     cmd_strs sets, dump; // dump: N FILE
 } predict_cli;
 void predict_defaults(void *o);

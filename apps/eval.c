@@ -292,6 +292,25 @@ static void eval_target(const run *r, int t, const float *outv, const uint32_t *
 }
 
 // Point metrics of a model with a head, per target and population; metrics.json.
+// How many evaluated galaxies have an input or a prediction beyond the training range (6 training
+// standard deviations, as galnn predict flags them): in metrics.json, and on screen when there are any.
+static void ood_counts(const run *r, const uint32_t *rows, size_t n, const float *outv, FILE *jf, int quiet) {
+    if (!r->has_range) return;
+    size_t cnt[2] = {0, 0};
+    run_est est[MD_MAX_TARGETS];
+    for (size_t i = 0; i < n; i++) {
+        run_estimate(r, outv + i * (size_t)r->net.n_out, est);
+        int f = run_ood(r, rows[i], est, 6);
+        cnt[0] += (f & RUN_OOD_INPUT) != 0, cnt[1] += (f & RUN_OOD_PRED) != 0;
+    }
+    fprintf(jf, ", \"out_of_range\": {\"sigma\": 6, \"inputs\": %zu, \"predictions\": %zu}", cnt[0], cnt[1]);
+    if (!quiet && (cnt[0] || cnt[1]))
+        printf("  WARNING: %zu galaxies have an input and %zu a prediction more than 6 training standard "
+               "deviations "
+               "outside the training range\n",
+               cnt[0], cnt[1]);
+}
+
 static int eval_point(run *r, int split, const eval_cli *o) {
     int rc = 1, T = r->n_targets, ng = 1;
     size_t n = r->n_rows[split];
@@ -319,14 +338,13 @@ static int eval_point(run *r, int split, const eval_cli *o) {
         FILE *jf = open_memstream(&jbuf, &jlen);
         fprintf(jf, "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"targets\": {", o->ckpt, o->split_name);
         for (int t = 0; t < T; t++) eval_target(r, t, outv, rows, n, gi, groups, ng, o, jpath, jf);
-        fprintf(jf, "}}\n");
+        fprintf(jf, "}");
+        ood_counts(r, rows, n, outv, jf, o->json);
+        fprintf(jf, "}\n");
         fclose(jf);
-        if (io_write_atomic(jpath, jbuf, jlen))
-            cmd_error("eval: %s", gn_errmsg());
-        else if (!o->json)
-            printf("\nwrote %s\n", jpath);
+        rc = io_write_atomic(jpath, jbuf, jlen) ? cmd_error("eval: %s", gn_errmsg()) : 0;
+        if (!rc && !o->json) printf("\nwrote %s\n", jpath);
         if (o->json) fputs(jbuf, stdout);
-        rc = 0;
     }
     for (int g = 0; groups && g < 65; g++) free(groups[g].pred), free(groups[g].tru);
     free(groups), free(outv), free(gi), free(jbuf);

@@ -26,7 +26,7 @@ static void predict_usage(void) {
 
 // One row per galaxy: id, split, per target the estimates; binned heads also logp (and p(bin)).
 static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float *o, int pbins, run_est *est,
-                      FILE *f) {
+                      double nsig, size_t *n_ood, FILE *f) {
     int T = rp->n_targets, binned = rp->net.head == MD_HEAD_BINNED;
     fprintf(f, "id,split");
     for (int t = 0; t < T; t++) {
@@ -38,7 +38,7 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
     if (binned)
         fprintf(f, ",logp"); // ln q(true bin | inputs), empty without a target (galnn pid --pointwise)
     for (int k = 0; pbins && k < rp->net.bins; k++) fprintf(f, ",p%d", k);
-    fputc('\n', f);
+    fprintf(f, rp->has_range ? ",ood\n" : "\n");
     for (size_t i = 0; i < n; i++) {
         run_estimate(rp, o + i * (size_t)rp->net.n_out, est);
         const char *sp = rp->foreign_catalog ? "none" : io_split_name(rp->split[rows[i]]);
@@ -60,6 +60,9 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
                 fprintf(f, ",%.6f", lo[md_bin_label(&rp->net, yt)] - mx - log(z));
             for (int k = 0; pbins && k < rp->net.bins; k++) fprintf(f, ",%.6g", exp(lo[k] - mx) / z);
         }
+        int ood = run_ood(rp, rows[i], est, nsig);
+        if (rp->has_range) fprintf(f, ",%d", ood);
+        n_ood[0] += (ood & RUN_OOD_INPUT) != 0, n_ood[1] += (ood & RUN_OOD_PRED) != 0;
         fputc('\n', f);
     }
 }
@@ -101,13 +104,29 @@ static const cmd_flag predict_flags[] = {
     F_SPLIT(which, "all, train, val or test"),
     F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
     F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
+    F_DBL("--ood-sigma", ood_sigma, 0, 1e6, "N",
+          "flag inputs and predictions beyond the training range by N training standard deviations"),
     F_THREADS(threads),
     F_CATALOG(sets, "another catalog (targets not needed)"),
     F_IMAGES(sets, "its cutouts"),
     F_END};
 
+// The out-of-range counts on screen (the ood column flags the galaxies).
+static void report_ood(const run *r, const size_t *n_ood, double nsig) {
+    if (!r->has_range) {
+        printf("  (the checkpoint predates training ranges: no out-of-range flags)\n");
+        return;
+    }
+    if (n_ood[0] || n_ood[1])
+        printf("  WARNING: %zu galaxies have an input and %zu a prediction more than %g training standard "
+               "deviations outside the training range (flagged in the ood column: 1 input, 2 prediction, 3 "
+               "both)\n",
+               n_ood[0], n_ood[1], nsig);
+}
+
 void predict_defaults(void *p) {
     predict_cli *o = p;
+    o->ood_sigma = 6;
     o->which = "all";
 }
 
@@ -124,7 +143,7 @@ static int predict_main(int argc, char **argv) {
             args[na++] = "--dump", args[na++] = argv[++i];
         }
     }
-    if (cmd_flags_parse("predict", predict_flags, &cl, na, args, NULL)) return 1;
+    if (cmd_flags_parse("predict", predict_flags, &cl, na, args, &cl.sets)) return 1;
     return predict_run(&cl);
 }
 
@@ -175,11 +194,13 @@ int predict_run(const predict_cli *op) {
     if (!(o = malloc(sizeof(float) * (n ? n : 1) * (size_t)r.net.n_out))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows, n, o)) goto out;
     f = open_memstream(&buf, &blen);
-    write_csv(&r, rows, n, o, pbins, est, f);
+    size_t n_ood[2] = {0, 0};
+    write_csv(&r, rows, n, o, pbins, est, cl.ood_sigma, n_ood, f);
     fclose(f);
     f = NULL;
     if (io_write_atomic(out, buf, blen)) goto out;
     printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
+    report_ood(&r, n_ood, cl.ood_sigma);
     if (dump && write_dump(&r, &c, rows, n, o, n_dump, dump)) goto out;
     rc = 0;
 out:

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "../common/gn_common.h"
+#include "config.h"
 #include "npy.h"
 
 uint64_t io_fnv1a(const void *data, size_t n, uint64_t h) {
@@ -327,7 +328,8 @@ void io_catalog_report_nulls(const io_catalog *c, void (*print)(void *, const ch
     char line[256];
     for (int j = 0; j < c->n_cols; j++)
         if (c->cols[j].numeric && c->cols[j].n_null) {
-            snprintf(line, sizeof line, "  %s: %zu of %zu value(s) null (empty, NaN or |v| >= %g), masked",
+            snprintf(line, sizeof line,
+                     "  %s: %zu of %zu value(s) null (empty, NaN, |v| >= %g or a null rule), masked",
                      c->cols[j].name, c->cols[j].n_null, c->n_rows, c->null_threshold);
             print(user, line);
         }
@@ -420,9 +422,12 @@ static double e_prod(expr *e, size_t r) {
     double v = e_atom(e, r);
     for (;;) {
         skipws(e);
-        if (*e->p == '*') e->p++, v *= e_atom(e, r);
-        else if (*e->p == '/') e->p++, v /= e_atom(e, r);
-        else return v;
+        if (*e->p == '*')
+            e->p++, v *= e_atom(e, r);
+        else if (*e->p == '/')
+            e->p++, v /= e_atom(e, r);
+        else
+            return v;
     }
 }
 
@@ -430,9 +435,12 @@ static double e_sum(expr *e, size_t r) {
     double v = e_prod(e, r);
     for (;;) {
         skipws(e);
-        if (*e->p == '+') e->p++, v += e_prod(e, r);
-        else if (*e->p == '-') e->p++, v -= e_prod(e, r);
-        else return v;
+        if (*e->p == '+')
+            e->p++, v += e_prod(e, r);
+        else if (*e->p == '-')
+            e->p++, v -= e_prod(e, r);
+        else
+            return v;
     }
 }
 
@@ -610,4 +618,50 @@ size_t io_gather_complete(size_t N, int n_sets, const double *const *const *cols
         n++;
     }
     return n;
+}
+
+// One null-rule term: "V" (equal), "<=V", "<V", ">=V", ">V". op: 0 =, 1 <=, 2 <, 3 >=, 4 >.
+static int null_term(const char *t, int *op, double *v) {
+    while (isspace((unsigned char)*t)) t++;
+    *op = t[0] == '<' ? (t[1] == '=' ? 1 : 2) : t[0] == '>' ? (t[1] == '=' ? 3 : 4) : 0;
+    t += *op == 0 ? 0 : *op == 1 || *op == 3 ? 2 : 1;
+    char *end;
+    *v = strtod(t, &end);
+    while (isspace((unsigned char)*end)) end++;
+    return end != t && !*end && !isnan(*v);
+}
+
+static int null_match(int op, double r, double x) {
+    return op == 0 ? x == r : op == 1 ? x <= r : op == 2 ? x < r : op == 3 ? x >= r : x > r;
+}
+
+int io_catalog_null_rule(io_catalog *c, const char *pattern, const char *rules, size_t *masked) {
+    int op[32];
+    double val[32];
+    char buf[1024], *items[32];
+    snprintf(buf, sizeof buf, "%s", rules);
+    int nt = io_split_list(buf, items, 32);
+    for (int k = 0; k < nt; k++)
+        if (!null_term(items[k], &op[k], &val[k]))
+            return gn_err(GN_EINVAL, "%s: null rule '%s': '%s' is not V, <=V, <V, >=V or >V", c->path, rules,
+                          items[k]);
+    if (nt < 1) return gn_err(GN_EINVAL, "%s: null rule for %s lists no value", c->path, pattern);
+    size_t L = strlen(pattern), n = 0;
+    int prefix = L && pattern[L - 1] == '*', hits = 0;
+    for (int j = 0; j < c->n_cols; j++) {
+        io_column *col = &c->cols[j];
+        if (!col->numeric || j == c->id_col || j == c->split_col) continue;
+        if (prefix ? strncmp(col->name, pattern, L - 1) : strcmp(col->name, pattern)) continue;
+        hits++;
+        for (size_t r = 0; r < c->n_rows; r++) {
+            int hit = 0;
+            for (int k = 0; k < nt && !isnan(col->v[r]); k++) hit |= null_match(op[k], val[k], col->v[r]);
+            if (hit) col->v[r] = NAN, col->n_null++, n++;
+        }
+    }
+    if (!hits)
+        return gn_err(GN_EINVAL, "%s: a null rule names '%s', which matches no numeric column", c->path,
+                      pattern);
+    if (masked) *masked = n;
+    return GN_OK;
 }

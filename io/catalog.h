@@ -65,6 +65,12 @@ int io_catalog_derive_spec(io_catalog *cat, const char *spec);
 // `galnn embed` writes) matched by id; rows without a match get NaN (null).
 // A column name the catalog has already is an error. *matched: rows found.
 int io_catalog_join(io_catalog *cat, const char *path, size_t *matched);
+// Null rules: mask (set to NaN, count as null) the values of the numeric
+// columns matching pattern — a name, a prefix ending in '*' ("flux_*"), or "*"
+// for every numeric column but id and split — that match any term of rules:
+// "99, -99, -9999" (equal to), "<=0", "<0", ">=100", ">100". An unknown column
+// or a malformed term is an error naming it. *masked (may be NULL): values masked.
+int io_catalog_null_rule(io_catalog *cat, const char *pattern, const char *rules, size_t *masked);
 // One line per column with nulls: "  mag_u: 12 null(s) masked".
 void io_catalog_report_nulls(const io_catalog *cat, void (*print)(void *user, const char *line), void *user);
 

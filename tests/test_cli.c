@@ -86,7 +86,43 @@ static void test_config_ranges(void **s) {
         if (!strstr(out, bad[k].says)) fail_msg("%s: expected '%s' in: %s", bad[k].set, bad[k].says, out);
     }
     assert_int_equal(run(base, out, sizeof out), 0); // and the valid configuration trains
+    // applying it to new galaxies: a catalog without the target column, one with a sentinel magnitude
+    f = fopen("/tmp/galnn_cli_new.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b\nn1,3,2\nn2,99,2\nn3,4,1\n");
+    fclose(f);
+    const char *pr = "predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
+                     "/tmp/galnn_cli_new_pred.csv";
+    assert_int_equal(run(pr, out, sizeof out), 0);
+    assert_non_null(strstr(out, "wrote /tmp/galnn_cli_new_pred.csv: 3 galaxies"));
+    assert_non_null(strstr(out, "1 galaxies have an input")); // a = 99 is far beyond the training range 0..6
+    char csv[1024] = "", cmd[512];
+    f = fopen("/tmp/galnn_cli_new_pred.csv", "r");
+    assert_non_null(f);
+    csv[fread(csv, 1, sizeof csv - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(csv, "id,split,y_pred,ood\n"));
+    assert_non_null(strstr(csv, "n1,none,")), assert_non_null(strstr(csv, "n2,none,"));
+    assert_true(atoi(strrchr(strstr(csv, "n2,none,"), ',') + 1) & 1); // flagged: an input out of range
+    snprintf(cmd, sizeof cmd, "%s --split test", pr); // a new catalog has no train/val/test split
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "no train/val/test split"));
+    snprintf(cmd, sizeof cmd, "%s data.null.a=99", pr); // the sentinel declared: the row is left out
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "2 galaxies (1 catalog rows lack an input)"));
+    snprintf(cmd, sizeof cmd, "%s 'data.nulls=<=-1, 99'", pr);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "2 galaxies"));
+    snprintf(cmd, sizeof cmd, "%s data.null.nope=99", pr);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "'nope', which matches no numeric column"));
+    // eval exits non-zero when it cannot write metrics.json
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/such",
+                         out, sizeof out),
+                     1);
+    assert_non_null(strstr(out, "metrics.json"));
     remove("/tmp/galnn_cli_cfg.csv"), remove("/tmp/galnn_cli_cfg.cfg");
+    remove("/tmp/galnn_cli_new.csv"), remove("/tmp/galnn_cli_new_pred.csv");
     (void)system("rm -rf /tmp/galnn_cli_cfg");
 }
 

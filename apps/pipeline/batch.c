@@ -155,3 +155,21 @@ void run_estimate(const run *r, const float *o, run_est *est) {
         }
     }
 }
+
+static int beyond(double v, const double *range, double sd, double nsig) {
+    return !isnan(v) && (v < range[0] - nsig * sd || v > range[1] + nsig * sd);
+}
+
+int run_ood(const run *r, uint32_t row, const run_est *est, double nsig) {
+    if (!r->has_range) return 0;
+    int f = 0;
+    for (int b = 0; b < r->net.n_branch; b++) {
+        const run_branch *rb = &r->br[b];
+        if (r->net.spec[b].input != MD_IN_COLUMNS) continue;
+        for (int k = 0; k < rb->n_cols; k++)
+            if (beyond(rb->col[k][row], rb->crange[k], rb->cstd[k], nsig)) f |= RUN_OOD_INPUT;
+    }
+    for (int t = 0; est && t < r->n_targets; t++)
+        if (beyond(est[t].mean, r->trange[t], r->tstd[t], nsig)) f |= RUN_OOD_PRED;
+    return f;
+}

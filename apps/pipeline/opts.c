@@ -92,6 +92,7 @@ static const io_key data_keys[] = {S(catalog, NULL, NULL),
                                     S(join, NULL, NULL),   // "S.csv; vae_mu.csv": more columns matched by id
                                     S(derive, NULL, NULL), // "a=x-y; b=..."
                                     S(cache_dir, NULL, NULL),
+    S(nulls, NULL, NULL), // "-9999, 99, -99": sentinels of every numeric column (null.COL: one column's)
                                     D(null_threshold, POS, BIG, 9000),
                                     D(train_frac, 0, 1, RUN_TRAIN_FRAC),
                                     D(val_frac, 0, 1, RUN_VAL_FRAC),

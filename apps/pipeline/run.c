@@ -219,7 +219,7 @@ static int load_norm(const char *path, const io_npz *ck, const char *what, size_
 }
 
 // Mean and standard deviation of v over the training rows (std 1 if constant).
-static int train_stats(const run *r, const double *v, double *mean, double *sd) {
+static int train_stats(const run *r, const double *v, double *mean, double *sd, double *range) {
     size_t n = r->n_rows[IO_SPLIT_TRAIN];
     double *tmp = gn_malloc(sizeof(double) * (n ? n : 1));
     if (!tmp) return GN_ENOMEM;
@@ -227,9 +227,29 @@ static int train_stats(const run *r, const double *v, double *mean, double *sd) 
     for (size_t i = 0; i < n; i++) // present values only (an optional target may be missing)
         if (!isnan(v[r->rows[IO_SPLIT_TRAIN][i]])) tmp[m++] = v[r->rows[IO_SPLIT_TRAIN][i]];
     st_mean_std(tmp, m, mean, sd);
+    range[0] = INFINITY, range[1] = -INFINITY;
+    for (size_t i = 0; i < m; i++) range[0] = fmin(range[0], tmp[i]), range[1] = fmax(range[1], tmp[i]);
+    if (!m) range[0] = -INFINITY, range[1] = INFINITY; // nothing to compare with
     free(tmp);
     if (!(*sd > 0)) *sd = 1;
     return GN_OK;
+}
+
+// The null rules of [data]: `nulls = V, ...` for every numeric column, `null.COL = V, <=V, ...` (COL may
+// end in '*') for some; applied before the derived columns, which inherit the nulls.
+static int apply_nulls(run *r, int verbose) {
+    io_config *c = &r->cfg;
+    size_t n = 0, m = 0;
+    int rc = r->data.nulls ? io_catalog_null_rule(&r->cat, "*", r->data.nulls, &n) : GN_OK;
+    for (int i = 0; !rc && i < c->n; i++) {
+        io_config_entry *e = &c->e[i]; // [data] null.COL = ..., or data.null.COL=... on the command line
+        int in_data = !strcmp(e->section, "data") && !strncmp(e->key, "null.", 5);
+        if (!in_data && strcmp(e->section, "data.null")) continue;
+        e->used = 1;
+        rc = io_catalog_null_rule(&r->cat, e->key + (in_data ? 5 : 0), e->value, &m), n += m;
+    }
+    if (!rc && n && verbose) printf("  null rules masked %zu catalog value(s)\n", n);
+    return rc;
 }
 
 // The catalog with its joined and derived columns, and the split of every row.
@@ -257,6 +277,7 @@ static int setup_catalog(run *r, int verbose) {
         free(d);
         if (rc) return rc;
     }
+    if ((rc = apply_nulls(r, verbose))) return rc;
     const char *der = r->data.derive;
     if (der) {
         char *d = gn_strdup(der), *save = NULL;
@@ -335,9 +356,22 @@ static int select_usable(run *r, int need_targets) {
 }
 
 // Normalisation statistics: from the training split, or from the checkpoint ck.
+// The training ranges norm.<what>.range (n (min, max) pairs); absent in older checkpoints.
+static int load_range(run *r, const char *path, const io_npz *ck, const char *what, size_t n,
+                      double (*range)[2]) {
+    char name[300];
+    snprintf(name, sizeof name, "norm.%s.range", what);
+    if (!io_npz_get(ck, name)) return r->has_range = 0, GN_OK;
+    const io_array *a = io_ckpt_get(path, ck, name, IO_F64, 2 * n);
+    if (!a) return GN_EFORMAT;
+    memcpy(range, a->data, sizeof(double) * 2 * n);
+    return GN_OK;
+}
+
 static int setup_norm(run *r, const char *ck_path, const io_npz *ck) {
     const md_net *m = &r->net;
     int rc = GN_OK;
+    r->has_range = 1; // until a checkpoint from before the ranges lacks them
     for (int b = 0; b < m->n_branch; b++) {
         run_branch *rb = &r->br[b];
         if (m->spec[b].input == MD_IN_SPECTRUM) { // median-normalised already: kept as they are
@@ -349,16 +383,18 @@ static int setup_norm(run *r, const char *ck_path, const io_npz *ck) {
             rb->ro.mean = rb->mean;
             rb->ro.std = rb->std;
             rb->ro.crop = r->crop > 0 && r->crop < D->h ? r->crop : 0;
-        } else if (ck)
+        } else if (ck) {
             rc = load_norm(ck_path, ck, m->spec[b].name, (size_t)rb->n_cols, rb->cmean, rb->cstd);
-        else
+            if (!rc) rc = load_range(r, ck_path, ck, m->spec[b].name, (size_t)rb->n_cols, rb->crange);
+        } else
             for (int k = 0; k < rb->n_cols && !rc; k++)
-                rc = train_stats(r, rb->col[k], &rb->cmean[k], &rb->cstd[k]);
+                rc = train_stats(r, rb->col[k], &rb->cmean[k], &rb->cstd[k], rb->crange[k]);
         if (rc) return rc;
     }
     if (ck) rc = load_norm(ck_path, ck, "target", (size_t)r->n_targets, r->tmean, r->tstd);
+    if (ck && !rc) rc = load_range(r, ck_path, ck, "target", (size_t)r->n_targets, r->trange);
     for (int t = 0; !ck && t < r->n_targets && !rc; t++)
-        rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t]);
+        rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t], r->trange[t]);
     if (rc) return rc;
     return GN_OK;
 }
@@ -414,8 +450,8 @@ void run_free(run *r) {
 }
 
 int run_norm_arrays(const run *r, io_named_array *out, int max) {
-    static char names[2 * MD_MAX_BRANCH + 2][160];
-    static int64_t shapes[2 * MD_MAX_BRANCH + 2];
+    static char names[3 * MD_MAX_BRANCH + 3][160];
+    static int64_t shapes[3 * MD_MAX_BRANCH + 3];
     int n = 0;
     for (int b = 0; b < r->net.n_branch && n + 2 <= max; b++) {
         const run_branch *rb = &r->br[b];
@@ -433,6 +469,15 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
         out[n] = (io_named_array){"norm.target.mean", io_array_view(IO_F64, 1, &shapes[n], r->tmean)};
         out[n + 1] = (io_named_array){"norm.target.std", io_array_view(IO_F64, 1, &shapes[n + 1], r->tstd)};
         n += 2;
+    }
+    for (int b = 0; r->has_range && b <= r->net.n_branch && n < max; b++) { // the training ranges
+        int tgt = b == r->net.n_branch;
+        if (!tgt && r->net.spec[b].input != MD_IN_COLUMNS) continue;
+        shapes[n] = 2 * (tgt ? r->n_targets : r->br[b].n_cols);
+        snprintf(names[n], sizeof names[n], "norm.%s.range", tgt ? "target" : r->net.spec[b].name);
+        out[n] = (io_named_array){
+            names[n], io_array_view(IO_F64, 1, &shapes[n], tgt ? &r->trange[0][0] : &r->br[b].crange[0][0])};
+        n++;
     }
     return n;
 }

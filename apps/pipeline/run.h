@@ -23,6 +23,7 @@ typedef struct run_branch {
     const double *col[RUN_MAX_COLS];
     char *col_names[RUN_MAX_COLS];
     double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
+    double crange[RUN_MAX_COLS][2];  // columns: the training split's min and max
     double median;           // spectrum: the level the spectra are normalised to
     double grid_lo, grid_hi; // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
 } run_branch;
@@ -39,6 +40,8 @@ typedef struct run {
     const double *target[MD_MAX_TARGETS];
     char *target_names[MD_MAX_TARGETS];
     double tmean[MD_MAX_TARGETS], tstd[MD_MAX_TARGETS];
+    double trange[MD_MAX_TARGETS][2]; // the training split's target min and max
+    int has_range;                    // crange and trange are known (checkpoints from before lack them)
     uint32_t *rows[3]; // usable catalog rows per split
     size_t n_rows[3];
     size_t n_unusable; // rows lacking a target, an input column or an image
@@ -110,6 +113,13 @@ typedef struct run_est {
     double mean, sd, median, mode, p16, p84;
 } run_est;
 void run_estimate(const run *r, const float *o, run_est *est);
+// Out of the training range (spec: "no silent wrong answers"): bit 1 when a
+// column input of row lies more than nsig training standard deviations
+// beyond the training split's [min, max] of that column, bit 2 when a
+// prediction (est, one per target) does so for the target. 0 without ranges.
+#define RUN_OOD_INPUT 1
+#define RUN_OOD_PRED 2
+int run_ood(const run *r, uint32_t row, const run_est *est, double nsig);
 // Open a checkpoint for inference: its configuration (+ data overrides), the
 // run, and the weights.
 int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides,
