@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../io/json.h"
 #include "../io/plot.h"
 #include "../io/spectra.h"
 #include "../stats/metrics.h"
@@ -45,11 +46,10 @@ typedef struct acc {
 } acc;
 
 static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
-    fprintf(f,
-            "{\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, \"r2\": %.6g, "
-            "\"mean_dex\": %.6g, \"std_dex\": %.6g",
-            m->n, m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std);
-    if (prob) fprintf(f, ", \"crps\": %.6g", crps);
+    static const char *key[8] = {"bias", "sigma_mad", "eta", "rmse", "r2", "mean_dex", "std_dex", "crps"};
+    const double v[8] = {m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std, crps};
+    fprintf(f, "{\"n\": %zu", m->n);
+    for (int k = 0; k < 7 + (prob != 0); k++) fprintf(f, ", \"%s\": ", key[k]), io_json_put_num(f, v[k], 6);
     fputc('}', f);
 }
 

@@ -10,6 +10,7 @@
 
 #include "../common/gn_common.h"
 #include "../io/catalog.h"
+#include "../io/json.h"
 #include "../io/config.h"
 #include "../stats/pid.h"
 #include "cmd.h"
@@ -49,12 +50,13 @@ static int parse_measure(const char *s) {
 }
 
 static void print_pid(const char *label, const st_pid *o, const char *units, int json, int last) {
-    if (json)
-        printf("  \"%s\": {\"red\": %.10g, \"unq1\": %.10g, \"unq2\": %.10g, \"syn\": %.10g, \"i1\": %.10g, "
-               "\"i2\": %.10g, "
-               "\"i12\": %.10g}%s\n",
-               label, o->red, o->unq0, o->unq1, o->syn, o->i0, o->i1, o->i01, last ? "" : ",");
-    else
+    if (json) { // a value that is not finite (an estimator that failed) is null, never nan or inf
+        static const char *key[7] = {"red", "unq1", "unq2", "syn", "i1", "i2", "i12"};
+        const double v[7] = {o->red, o->unq0, o->unq1, o->syn, o->i0, o->i1, o->i01};
+        printf("  \"%s\": {", label);
+        for (int k = 0; k < 7; k++) printf("%s\"%s\": ", k ? ", " : "", key[k]), io_json_put_num(stdout, v[k], 10);
+        printf("}%s\n", last ? "" : ",");
+    } else
         printf("%-8s %10.6f %10.6f %10.6f %10.6f   (I1 %.6f, I2 %.6f, I12 %.6f %s)\n", label, o->red, o->unq0,
                o->unq1, o->syn, o->i0, o->i1, o->i01, units);
 }

@@ -224,3 +224,8 @@ double io_json_num(const io_json *j, int i) {
     if (j && i >= 0) j = j->type == IO_JSON_ARR && i < j->n ? &j->kids[i] : NULL;
     return j && (j->type == IO_JSON_NUM || j->type == IO_JSON_BOOL) ? j->num : NAN;
 }
+
+void io_json_put_num(FILE *f, double v, int digits) {
+    if (isfinite(v)) fprintf(f, "%.*g", digits, v);
+    else fputs("null", f);
+}

@@ -42,8 +42,8 @@ static double mi_joint(int n0, int n1, int ny, const double *q, const double *py
             const double *r = q + ((size_t)a * n1 + b) * ny;
             double qab = 0;
             for (int c = 0; c < ny; c++) qab += r[c];
-            for (int c = 0; c < ny; c++)
-                if (r[c] > 0) s += r[c] * log2(r[c] / (qab * py[c]));
+            for (int c = 0; c < ny; c++) // r[c] <= qab: the ratio stays finite when cells underflow
+                if (r[c] > 0) s += r[c] * (log2(r[c] / qab) - log2(py[c]));
         }
     return s;
 }
@@ -144,8 +144,11 @@ static int broja(const st_dist3 *d, const marg *m, double tol, double *q, int *i
                 }
                 if (err < 1e-15) break;
             }
-            for (int a = 0; a < n0; a++)
-                for (int b = 0; b < n1; b++) q[((size_t)a * n1 + b) * ny + c] = R[a * n1 + b] * u[a] * v[b];
+            for (int a = 0; a < n0; a++) // optima on the boundary of Delta_P drive cells to 0: flush them
+                for (int b = 0; b < n1; b++) {
+                    double x = R[a * n1 + b] * u[a] * v[b];
+                    q[((size_t)a * n1 + b) * ny + c] = x > 1e-300 ? x : 0;
+                }
         }
         double fn = mi_joint(n0, n1, ny, q, m->py);
         double step = f - fn;

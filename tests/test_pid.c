@@ -82,6 +82,15 @@ static void test_pid_extra(void **st) {
     assert_int_equal(st_pid_discrete(&d, ST_PID_IMIN, 0, &o), 0);
     assert_float_equal(o.red, 0.5 * s0 + 0.5 * s1, 1e-12);
     assert_float_equal(o.i0, o.i1, 1e-15); // symmetric
+    // BROJA: Delta_P fixes the y = 0 slice; the y = 1 slice is [[t, 1/4 - t], [1/4 - t, t]] and I_Q(Y; X0X1)
+    // decreases all the way to t = 1/4, the boundary (cells 011 and 101 at 0):
+    // min I_Q = 1/2 log2(4/3) + 1/4 log2(2/3) + 1/4, which is I(X0;Y): Red = I(X0;Y), Unq = 0.
+    double minI = 0.5 * log2(4.0 / 3) + 0.25 * log2(2.0 / 3) + 0.25;
+    assert_int_equal(st_pid_discrete(&d, ST_PID_BROJA, 0, &o), 0);
+    assert_true(isfinite(o.red) && isfinite(o.unq0) && isfinite(o.unq1) && isfinite(o.syn));
+    assert_float_equal(o.red, o.i0 + o.i1 - minI, 1e-6);
+    assert_float_equal(o.unq0, 0, 1e-6), assert_float_equal(o.unq1, 0, 1e-6);
+    assert_float_equal(o.syn, 1 - minI, 1e-6);
 }
 
 // BROJA on random 2x2x2 tables: each y slice of Delta_P has one free cell, so
