@@ -186,7 +186,7 @@ static int variants(study *S, variant *v) {
 
 #define IO_KEY_TYPE causal_cli
 static const io_key causal_keys[] = { // [causal] keys with the ranges of galnn causal's flags
-    IO_KL(k, 3, 100000, 100), IO_KL(perms, 1, 100000, 1), IO_KD(alpha, IO_KEY_POS, 0.999999, 0.01), IO_KEND};
+    IO_KL(k, 5, 100000, 100), IO_KL(perms, 1, 100000, 1), IO_KD(alpha, IO_KEY_POS, 0.999999, 0.01), IO_KEND};
 #undef IO_KEY_TYPE
 
 // The local tests in the S space of one model, one variant.

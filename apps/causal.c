@@ -57,6 +57,14 @@ static void fmt_num(FILE *f, double v) {
         fprintf(f, "%.6g", v);
 }
 
+// X is 'external' (information the latent space lacks) when PE's KS test against the permutation
+// reference passes and its median exceeds the reference's; -1: undefined (no galaxy had enough valid
+// neighbours, so there is nothing to test — never reported as "not external").
+static int external(const st_local_summary *s, double alpha) {
+    if (!s->n || isnan(s->p_ks_pe) || isnan(s->pe[1])) return -1;
+    return s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
+}
+
 static int write_summary_json(const char *path, char **vars, int nv, const popset *ps,
                               st_local_summary (*sum)[MAXPOP + 1], double alpha, const char *target,
                               const char *given, const char *pre, int k, int perms) {
@@ -70,7 +78,7 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
         fprintf(f, "    \"%s\": {\n", vars[v]);
         for (int p = 0; p <= ps->n; p++) {
             const st_local_summary *s = &sum[v][p];
-            int ext = s->n && s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
+            int ext = external(s, alpha);
             fprintf(f, "      \"%s\": {\"n\": %zu, \"n_undefined\": %zu", p < ps->n ? ps->name[p] : "all",
                     s->n, s->n_nan);
             const char *nm[4] = {"r", "r_perm", "pe", "pe_perm"};
@@ -84,7 +92,7 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
             fprintf(f, ", \"ks_pe\": "), fmt_num(f, s->ks_pe);
             fprintf(f, ", \"p_ks_pe\": "), fmt_num(f, s->p_ks_pe);
             if (perms > 1) fprintf(f, ", \"frac_p_pe_below_0.05\": "), fmt_num(f, s->frac_p05);
-            fprintf(f, ", \"external\": %s}%s\n", ext ? "true" : "false", p < ps->n ? "," : "");
+            fprintf(f, ", \"external\": %s}%s\n", ext < 0 ? "null" : ext ? "true" : "false", p < ps->n ? "," : "");
         }
         fprintf(f, "    }%s\n", v + 1 < nv ? "," : "");
     }
@@ -102,7 +110,7 @@ static const cmd_flag causal_flags[] = {
     F_OUT(out, "DIR", "where the tables and figures go"),
     F_STR("--given", given, "C", "residualise target and X on C first"),
     F_STR("--precondition", pre, "G", "residualise everything on G before that"),
-    F_INT("--k", k, 3, 100000, "K", "neighbours"),
+    F_INT("--k", k, 5, 100000, "K", "neighbours (a galaxy needs min(K, 10) with valid values)"),
     F_INT("--perms", perms, 1, 100000, "B", "permutations per galaxy (> 1: p-values)"),
     F_STR("--by", by, "COL", "populations by this catalog column"),
     F_STR("--query-split", qsplit, "NAME", "query galaxies: test, val, train or all"),
@@ -281,7 +289,7 @@ static int local_tests(causal_job *J) {
         if (J->cv) J->cv[i] = J->tc[c];
         if (J->gv) J->gv[i] = J->tg[c];
     }
-    st_local_opts so = {(int)o->perms, 10, (uint64_t)o->seed,
+    st_local_opts so = {(int)o->perms, o->k < 10 ? (int)o->k : 10, (uint64_t)o->seed,
                         J->C.null_threshold > 0 ? J->C.null_threshold : 9000};
     for (int v = 0; v < J->nv; v++) {
         J->xv[v] = gn_malloc(sizeof(double) * nr), J->rows[v] = gn_malloc(sizeof(st_local_row) * nq);
@@ -389,10 +397,10 @@ static void print_table(const causal_job *J) {
     for (int v = 0; v < J->nv; v++)
         for (int p = 0; p <= ps->n; p++) {
             const st_local_summary *s = &J->sum[v][p];
-            int ext = s->n && s->p_ks_pe < alpha && s->pe[1] > s->pe_perm[1];
+            int ext = external(s, alpha);
             printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", J->vars[v],
                    p < ps->n ? ps->name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
-                   s->pe[2], s->p_ks_pe, ext ? "yes" : "no");
+                   s->pe[2], s->p_ks_pe, ext < 0 ? "undefined" : ext ? "yes" : "no");
         }
     printf(
         "reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "

@@ -226,6 +226,19 @@ static void test_causal_pid(void **s) {
                          out, sizeof out),
                      1);
     assert_non_null(strstr(out, "need more than K"));
+    // a small K: every galaxy still gets its statistics (the minimum of valid neighbours follows K)
+    assert_int_equal(run("causal --latent /tmp/galnn_cli_causal.csv --latent-cols s0,s1 --catalog /tmp/galnn_cli_causal.csv "
+                         "--target logmstar --vars n --k 6 --out /tmp/galnn_cli_causal6",
+                         out, sizeof out),
+                     0);
+    assert_null(strstr(out, "undefined"));
+    io_json j6;
+    assert_int_equal(io_json_read("/tmp/galnn_cli_causal6/summary.json", &j6), 0);
+    const io_json *a6 = io_json_path(&j6, "variables", "n", "all", NULL);
+    assert_int_equal((int)io_json_num(io_json_get(a6, "n_undefined"), -1), 0);
+    assert_true(io_json_num(io_json_get(a6, "pe_p16_p50_p84"), 1) > 0); // a finite median PE
+    io_json_free(&j6);
+    (void)system("rm -rf /tmp/galnn_cli_causal6");
 
     // pid --pointwise: every galaxy at log M* = 10 (prior 1 in its bin), constant model probabilities
     f = fopen("/tmp/galnn_cli_p1.csv", "w");
