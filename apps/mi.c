@@ -22,8 +22,9 @@ static void mi_usage(void) {
         "max-norm, the point itself never a neighbour; with --z, ksg1 is Frenzel-Pompe); gauss (from\n"
         "covariance log-determinants); binned (plug-in on per-column bins, equal width or --quantile, with\n"
         "the Miller-Madow correction (m-1)/2N per entropy unless --no-miller-madow).\n"
-        "--transform ranks or standardises every column first; --noise A adds A x sd x N(0,1) to break\n"
-        "ties (seeded). Both are off by default.\n"
+        "--transform: every column is standardised first by default (zero mean, unit variance: the KSG\n"
+        "max-norm neighbourhoods would otherwise mix the columns' scales), or ranked, or left as it is\n"
+        "(none). --noise A adds A x sd x N(0,1) to break ties (seeded; off by default).\n"
         "--perms B: permutation p-value (1 + #{null >= I}) / (B + 1); with --z, Y is permuted only among\n"
         "each row's --shuffle-k nearest neighbours in Z (Runge 2018, the local-permutation CI test).\n"
         "COLS are comma-separated column names, PREFIX* for every column starting so; derived columns can\n"
@@ -91,7 +92,7 @@ static const cmd_flag mi_flags[] = {
 
 static void mi_defaults(void *p) {
     mi_cli *o = p;
-    o->est = "ksg1", o->units = "nats", o->tf = "none", o->mm = 1;
+    o->est = "ksg1", o->units = "nats", o->tf = "standardize", o->mm = 1;
     o->k = 3, o->bins = 8, o->shuffle_k = 5, o->seed = 1;
 }
 

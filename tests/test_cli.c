@@ -137,8 +137,30 @@ static void test_mi_knn(void **s) {
     assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y b --json", out, sizeof out), 0);
     assert_non_null(strstr(out, "\"mi\": "));
     assert_true(atof(strstr(out, "\"mi\": ") + 6) > 1.0); // b is nearly a function of a
-    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y c --estimator gauss", out, sizeof out), 1);
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y c --estimator gauss --transform none", out,
+                         sizeof out),
+                     1);
     assert_non_null(strstr(out, "singular")); // c is constant once its null is dropped
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y c --estimator gauss", out, sizeof out), 1);
+    assert_non_null(strstr(out, "constant (cannot standardise)")); // the default standardises first
+    // columns of very different scales: the default standardises them, so KSG's max-norm
+    // neighbourhoods see both; I = 0.5 ln(var y / var noise) = 0.5 ln(2.04 / 0.04) for y = a + b + 0.2 e
+    FILE *sf = fopen("/tmp/galnn_cli_mis.csv", "w");
+    assert_non_null(sf);
+    fprintf(sf, "id,a,b,y\n");
+    gn_rng sr;
+    gn_rng_seed(&sr, 5, GN_STREAM_SAMPLE);
+    for (int i = 0; i < 1500; i++) {
+        double a = gn_rng_normal(&sr), b = gn_rng_normal(&sr), e = gn_rng_normal(&sr);
+        fprintf(sf, "r%d,%.6f,%.4f,%.6f\n", i, a, 1000 * b, a + b + 0.2 * e);
+    }
+    fclose(sf);
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mis.csv --x a,b --y y --json", out, sizeof out), 0);
+    assert_float_equal(atof(strstr(out, "\"mi\": ") + 6), 0.5 * log(2.04 / 0.04), 0.1);
+    assert_non_null(strstr(out, "\"transform\": \"standardize\""));
+    assert_int_equal(run("mi --in /tmp/galnn_cli_mis.csv --x a,b --y y --transform none --json", out, sizeof out), 0);
+    assert_true(atof(strstr(out, "\"mi\": ") + 6) < 0.5); // raw scales: b alone sets the neighbourhoods
+    remove("/tmp/galnn_cli_mis.csv");
     assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y nope", out, sizeof out), 1);
     assert_non_null(strstr(out, "no column 'nope'"));
     assert_int_equal(run("mi --in /tmp/galnn_cli_mi.csv --x a --y b --estimator ksg9", out, sizeof out), 1);
