@@ -71,7 +71,8 @@ int io_expand_template(const char *t, const char *id, const char *band, char *ou
     size_t o = 0;
     for (const char *p = t; *p;) {
         const char *sub = NULL;
-        if (!strncmp(p, "{id}", 4)) sub = id, p += 4;
+        if (!strncmp(p, "{id}", 4))
+            sub = id, p += 4;
         else if (!strncmp(p, "{band}", 6)) {
             if (!band) return gn_err(GN_EINVAL, "template '%s' uses {band} but no bands were given", t);
             sub = band, p += 6;
@@ -240,9 +241,9 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
             io_image_free(&im);
             return;
         }
-        if (im.h < S || im.w < S) {
-            snprintf(sl->reason, sizeof sl->reason, "%.400s: %dx%d is smaller than the %dx%d cutout size",
-                     path, im.h, im.w, S, S);
+        if (im.h < S || im.w < S || (!s->size && (im.h != S || im.w != S))) {
+            snprintf(sl->reason, sizeof sl->reason, "%.400s: %dx%d, but the dataset's cutouts are %dx%d%s",
+                     path, im.h, im.w, S, S, s->size ? "" : " (--size or [data] size crops larger ones)");
             io_image_free(&im);
             return;
         }
@@ -277,8 +278,10 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
                 continue;
             }
             v *= scale;
-            if (s->transform == IO_TF_SIGNLOG) v = copysignf(log1pf(fabsf(v)), v);
-            else if (s->transform == IO_TF_ASINH) v = asinhf(v / s->asinh_scale);
+            if (s->transform == IO_TF_SIGNLOG)
+                v = copysignf(log1pf(fabsf(v)), v);
+            else if (s->transform == IO_TF_ASINH)
+                v = asinhf(v / s->asinh_scale);
             p[i] = v;
         }
     }
@@ -289,25 +292,35 @@ static void decode_one(const io_dataset_spec *s, size_t row, int C, int S, const
     sl->ok = 1;
 }
 
-// Probe the first readable cutout for the band count and size.
+// Probe the band count and the size of the cutouts: the most common size among
+// the first readable ones (up to 64 of the first 1000 rows), so one odd file
+// first in the catalog does not set the size of the whole dataset.
 static int probe(const io_dataset_spec *s, int *C, int *H, int *W) {
     char path[4096];
-    int per_band = uses_band(s->template);
-    for (size_t r = 0; r < s->cat->n_rows && r < 1000; r++) {
+    int per_band = uses_band(s->template), n = 0, hw[64][3]; // h, w, count
+    for (size_t r = 0; r < s->cat->n_rows && r < 1000 && n < 64; r++) {
         if (io_expand_template(s->template, io_catalog_id(s->cat, r), per_band ? s->bands[0] : NULL, path,
                                sizeof path))
             return GN_EINVAL;
         io_image im;
         if (io_image_read(path, &im)) continue;
-        *C = per_band ? s->n_bands : im.c;
-        *H = im.h, *W = im.w;
+        if (!n) *C = per_band ? s->n_bands : im.c;
+        int c = im.c, k = 0;
+        hw[n][0] = im.h, hw[n][1] = im.w, hw[n][2] = 0;
         io_image_free(&im);
-        if (!per_band && s->n_bands && s->n_bands != im.c)
-            return gn_err(GN_EINVAL, "%s has %d planes but %d band names were given", path, im.c, s->n_bands);
-        return GN_OK;
+        if (!n && !per_band && s->n_bands && s->n_bands != c)
+            return gn_err(GN_EINVAL, "%s has %d planes but %d band names were given", path, c, s->n_bands);
+        while (hw[k][0] != hw[n][0] || hw[k][1] != hw[n][1]) k++;
+        hw[k][2]++, n++;
     }
-    return gn_err(GN_EIO, "no readable cutout among the first catalog rows (template '%s'; first: %s)",
-                  s->template, gn_errmsg());
+    if (!n)
+        return gn_err(GN_EIO, "no readable cutout among the first catalog rows (template '%s'; first: %s)",
+                      s->template, gn_errmsg());
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (hw[k][2] > hw[best][2]) best = k;
+    *H = hw[best][0], *W = hw[best][1];
+    return GN_OK;
 }
 
 static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_dataset *ds) {
@@ -399,7 +412,8 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         memset(rows + kept, 0, sizeof(uint32_t) * (N - kept));
         size_t rb = (sizeof(uint32_t) * kept + 63) / 64 * 64; // final row table size
         unsigned char *rt = gn_calloc(1, rb ? rb : 1);
-        if (!rt) rc = GN_ENOMEM;
+        if (!rt)
+            rc = GN_ENOMEM;
         else {
             memcpy(rt, rows, sizeof(uint32_t) * kept);
             crc = (uint32_t)crc32(crc, rt, (uInt)rb);
@@ -512,7 +526,8 @@ int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, 
 int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out,
                   size_t len) {
     char dir[3800];
-    if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
+    if (cache_dir)
+        snprintf(dir, sizeof dir, "%s", cache_dir);
     else {
         char *cp = gn_strdup(cat->path);
         if (!cp) return GN_ENOMEM;

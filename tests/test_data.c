@@ -774,6 +774,39 @@ static void test_dataset_bin(void **st) {
     io_catalog_free(&cat);
 }
 
+// The dataset's size is the cutouts' majority size, not the first file's: a 32x32 file first in the
+// catalog is skipped with its reason while the 64x64 ones are kept whole.
+static void test_dataset_majority_size(void **st) {
+    (void)st;
+    char csv[256] = "id\n", line[64];
+    for (int i = 0; i < 6; i++) {
+        int S = i == 0 ? 32 : 64;
+        float *px = calloc((size_t)S * S, sizeof(float));
+        assert_non_null(px);
+        for (int p = 0; p < S * S; p++) px[p] = (float)(p % 7) + i;
+        int64_t sh[3] = {1, S, S};
+        io_array a = io_array_view(IO_F32, 3, sh, px);
+        snprintf(line, sizeof line, "ms_g%d.npy", i);
+        assert_int_equal(io_npy_write(tu_tmp(line), &a), 0);
+        free(px);
+        snprintf(line, sizeof line, "g%d\n", i);
+        strcat(csv, line);
+    }
+    write_text(tu_tmp("ms.csv"), csv);
+    io_catalog cat;
+    assert_int_equal(io_catalog_read(tu_tmp("ms.csv"), NULL, &cat), 0);
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/ms_{id}.npy", tu_tmpdir());
+    io_dataset_spec s = {.cat = &cat, .template = tmpl, .transform = IO_TF_NONE, .cache_dir = tu_tmpdir()};
+    io_dataset d;
+    assert_int_equal(io_dataset_open(&s, &d), 0);
+    assert_int_equal(d.h, 64), assert_int_equal(d.w, 64);
+    assert_int_equal(d.n, 5), assert_int_equal(d.n_skipped, 1);
+    assert_int_equal(d.row[0], 1); // g0 (32x32) is the one left out
+    io_dataset_close(&d);
+    io_catalog_free(&cat);
+}
+
 static void test_loader(void **st) {
     (void)st;
     io_catalog cat;
@@ -890,7 +923,7 @@ int main(void) {
         cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors),  cmocka_unit_test(test_splits),
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
-        cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_partners),
+        cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_dataset_majority_size), cmocka_unit_test(test_partners),
         cmocka_unit_test(test_json), cmocka_unit_test(test_catalog_join), cmocka_unit_test(test_mock_spectra),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };

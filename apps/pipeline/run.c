@@ -174,6 +174,9 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     }
     rb->ds = di;
     const io_dataset *D = &r->ds[di];
+    if (r->crop > D->h)
+        return gn_err(GN_EINVAL, "%s: [train] crop = %d is larger than the %dx%d cutouts of [%s]", c->name,
+                      r->crop, D->h, D->w, sec);
     rb->ro.n_channels = 0;
     if (!tmpl && bands && (rc = band_subset(r, b, sec, bands))) return rc; // a subset of [data]'s bands
     sp->in_ch = rb->ro.n_channels ? rb->ro.n_channels : D->c;
