@@ -85,6 +85,10 @@ static void test_config_ranges(void **s) {
         assert_int_equal(run(cmd, out, sizeof out), 1);
         if (!strstr(out, bad[k].says)) fail_msg("%s: expected '%s' in: %s", bad[k].set, bad[k].says, out);
     }
+    char wcmd[512];
+    snprintf(wcmd, sizeof wcmd, "%s train.warmup=100000", base); // valid, but worth a warning
+    assert_int_equal(run(wcmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "is longer than the run"));
     assert_int_equal(run(base, out, sizeof out), 0); // and the valid configuration trains
     // applying it to new galaxies: a catalog without the target column, one with a sentinel magnitude
     f = fopen("/tmp/galnn_cli_new.csv", "w");

@@ -252,6 +252,12 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     T->ctx.keep_im2col = (int)o->keep_im2col;
     T->ctx.winograd = (int)o->winograd; // 0: 3x3 stride-1 convs by im2col + GEMM as well
     if ((rc = setup_optim(T)) || (rc = io_config_check_unused(&r->cfg))) return rc;
+    long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs;
+    if (T->sched.warmup > total)
+        fprintf(stderr,
+                "galnn: warning: [train] warmup = %ld steps is longer than the run (%ld steps): the learning rate "
+                "never reaches train.lr\n",
+                (long)T->sched.warmup, total);
     T->best_val = INFINITY;
     int maxS = 0;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
