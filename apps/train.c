@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/gn_common.h"
+#include "../io/file.h"
 #include "cmd.h"
 #include "flags.h"
 #include "pipeline/trainer.h"
@@ -101,7 +103,7 @@ static void put_long(io_config *c, const char *key, long v) {
 
 // The configuration of a new run (file + overrides) or of the checkpoint to
 // resume, and the run's directory.
-static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir, size_t dir_len) {
+static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir, size_t dir_len, int *made) {
     if (o->resume) {
         if (io_npz_read(o->resume, ck)) return cmd_error("%s", gn_errmsg());
         char *text = io_ckpt_config(o->resume, ck);
@@ -126,12 +128,10 @@ static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir
     else {
         char *cp = gn_strdup(o->config), *base = basename(cp), *dot = strrchr(base, '.');
         if (dot) *dot = 0;
-        mkdir("runs", 0755);
         snprintf(dir, dir_len, "runs/%s", base);
         free(cp);
     }
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return io_config_free(cfg), cmd_error("%s: cannot create: %s", dir, strerror(errno));
+    if (io_mkdirs(dir, made)) return io_config_free(cfg), cmd_error("%s", gn_errmsg()); // and its parents
     return 0;
 }
 
@@ -144,7 +144,10 @@ int train_run(const train_cli *op) {
     io_config cfg;
     io_npz ck;
     memset(&ck, 0, sizeof ck);
-    if (open_config(&o, &cfg, &ck, T.dir, sizeof T.dir)) return io_npz_free(&ck), 1;
+    int made = 0;
+    if (open_config(&o, &cfg, &ck, T.dir, sizeof T.dir, &made)) return io_npz_free(&ck), 1;
+    int stale = io_remove_stale_temps(T.dir); // a killed checkpoint write leaves NAME.tmp.PID behind
+    if (stale) printf("  removed %d temp file(s) of an interrupted checkpoint write in %s\n", stale, T.dir);
     if (o.epochs > 0) { // --epochs extends (or sets) the run's length, also on resume
         put_long(&cfg, "epochs", o.epochs);
         io_config_put(&cfg, "train", "iterations", "0"); // an explicit --epochs wins over [train] iterations
@@ -157,6 +160,7 @@ int train_run(const train_cli *op) {
     if (!rc) rc = run_trainer_fit(&T);
     if (rc) cmd_error("train: %s", gn_errmsg());
     run_trainer_free(&T);
+    if (rc && made) io_rmdirs(T.dir, made); // a run that failed before writing leaves no empty directories
     return rc ? 1 : 0;
 }
 

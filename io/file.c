@@ -3,6 +3,8 @@
 // a crash or a full disk never leaves a half-written checkpoint or output.
 #include "file.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -94,4 +96,55 @@ int io_write_atomic(const char *path, const void *buf, size_t len) {
         return gn_err(GN_EIO, "%s: write failed: %s", path, strerror(e));
     }
     return io_commit_temp(f, tmp, path);
+}
+
+int io_mkdirs(const char *path, int *made) {
+    char p[4096];
+    if (made) *made = 0;
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return gn_err(GN_EINVAL, "%s: path too long", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (!mkdir(p, 0755)) {
+            if (made) ++*made;
+        } else if (errno != EEXIST)
+            return gn_err(GN_EIO, "%s: cannot create: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (!mkdir(p, 0755)) {
+        if (made) ++*made;
+    } else if (errno != EEXIST)
+        return gn_err(GN_EIO, "%s: cannot create: %s", p, strerror(errno));
+    struct stat st;
+    if (stat(p, &st) || !S_ISDIR(st.st_mode)) return gn_err(GN_EIO, "%s: exists and is not a directory", p);
+    return GN_OK;
+}
+
+int io_remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    char p[4400];
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || !t[5] || strspn(t + 5, "0123456789") != strlen(t + 5)) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        n += !unlink(p);
+    }
+    closedir(d);
+    return n;
+}
+
+void io_rmdirs(const char *path, int levels) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    for (int k = 0; k < levels; k++) {
+        size_t L = strlen(p);
+        while (L > 1 && p[L - 1] == '/') p[--L] = 0;
+        if (rmdir(p)) return; // not empty: it holds something worth keeping
+        char *s = strrchr(p, '/');
+        if (!s || s == p) return;
+        *s = 0;
+    }
 }

@@ -15,4 +15,13 @@ int io_read_file(const char *path, unsigned char **buf, size_t *len);
 FILE *io_open_temp(const char *path, char *tmp, size_t tlen);
 int io_commit_temp(FILE *f, const char *tmp, const char *path);
 
+// mkdir -p: the directory and its missing parents. *made (may be NULL): how
+// many of the path's directories this call created (the deepest ones), so
+// that a run that fails may remove them again with io_rmdirs.
+int io_mkdirs(const char *path, int *made);
+// Remove path and up to levels - 1 of its parents while they are empty.
+void io_rmdirs(const char *path, int levels);
+// Remove the temp files (NAME.tmp.PID) a killed atomic write left in dir; returns how many.
+int io_remove_stale_temps(const char *dir);
+
 #endif

@@ -86,6 +86,22 @@ static void test_config_ranges(void **s) {
         if (!strstr(out, bad[k].says)) fail_msg("%s: expected '%s' in: %s", bad[k].set, bad[k].says, out);
     }
     char wcmd[512];
+    // --out: missing parents are made; a run that fails leaves none of them behind
+    (void)system("rm -rf /tmp/galnn_cli_deep");
+    assert_int_equal(run("train --config /tmp/galnn_cli_cfg.cfg --out /tmp/galnn_cli_deep/a/b train.lr=-1", out,
+                         sizeof out),
+                     1);
+    struct stat dst;
+    assert_int_not_equal(stat("/tmp/galnn_cli_deep", &dst), 0);
+    assert_int_equal(run("train --config /tmp/galnn_cli_cfg.cfg --out /tmp/galnn_cli_deep/a/b", out, sizeof out), 0);
+    // the temp file of a killed checkpoint write is removed when the run resumes
+    FILE *tf = fopen("/tmp/galnn_cli_deep/a/b/last.npz.tmp.4242", "w");
+    assert_non_null(tf);
+    fclose(tf);
+    assert_int_equal(run("train --resume /tmp/galnn_cli_deep/a/b/last.npz --epochs 2", out, sizeof out), 0);
+    assert_non_null(strstr(out, "removed 1 temp file"));
+    assert_int_not_equal(stat("/tmp/galnn_cli_deep/a/b/last.npz.tmp.4242", &dst), 0);
+    (void)system("rm -rf /tmp/galnn_cli_deep");
     snprintf(wcmd, sizeof wcmd, "%s train.warmup=100000", base); // valid, but worth a warning
     assert_int_equal(run(wcmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "is longer than the run"));
