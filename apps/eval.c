@@ -49,7 +49,8 @@ static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
     static const char *key[8] = {"bias", "sigma_mad", "eta", "rmse", "r2", "mean_dex", "std_dex", "crps"};
     const double v[8] = {m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std, crps};
     fprintf(f, "{\"n\": %zu", m->n);
-    for (int k = 0; k < 7 + (prob != 0); k++) fprintf(f, ", \"%s\": ", key[k]), io_json_put_num(f, v[k], 6);
+    for (int k = 0; k < 7 + (prob != 0); k++)
+        fprintf(f, ", \"%s\": ", key[k]), io_json_put_num(f, "%.6g", v[k]);
     fputc('}', f);
 }
 
@@ -141,12 +142,13 @@ static int eval_spectra(const run *r, const char *ckpt, const char *split_name, 
     FILE *jf = open_memstream(&buf, &len);
     fprintf(jf,
             "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu, \"pixels\": %d, \"latent\": %d, "
-            "\"conditions\": %d, "
-            "\"mse_mu\": %.8g, \"mse_z\": %.8g, \"kl_per_spectrum\": %.6g, \"neg_elbo_per_spectrum\": %.6g, "
-            "\"bic\": %.6f, "
-            "\"bic_gauss\": %.6f}\n",
-            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond, f.mse_mu, f.mse_z, f.kl, f.nelbo, f.bic,
-            f.bic_gauss);
+            "\"conditions\": %d",
+            ckpt, split_name, f.n, f.pixels, f.latent, f.n_cond);
+    io_json_put_kv(jf, "mse_mu", "%.8g", f.mse_mu), io_json_put_kv(jf, "mse_z", "%.8g", f.mse_z);
+    io_json_put_kv(jf, "kl_per_spectrum", "%.6g", f.kl),
+        io_json_put_kv(jf, "neg_elbo_per_spectrum", "%.6g", f.nelbo);
+    io_json_put_kv(jf, "bic", "%.6f", f.bic), io_json_put_kv(jf, "bic_gauss", "%.6f", f.bic_gauss);
+    fprintf(jf, "}\n");
     fclose(jf);
     snprintf(path, sizeof path, "%s/metrics.json", dir);
     int rc = io_write_atomic(path, buf, len);

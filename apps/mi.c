@@ -7,6 +7,7 @@
 #include "../common/gn_common.h"
 #include "../io/catalog.h"
 #include "../io/config.h"
+#include "../io/json.h"
 #include "../stats/mi.h"
 #include "cmd.h"
 #include "flags.h"
@@ -108,13 +109,15 @@ static void print_result(const mi_cli *o, double v, double pval, size_t n, size_
     else
         snprintf(how, sizeof how, "k = %ld", o->k);
     if (o->json) {
-        printf("{\"mi\": %.10g, \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
+        printf("{\"mi\": ");
+        io_json_put_num(stdout, "%.10g", v * scale);
+        printf(", \"units\": \"%s\", \"estimator\": \"%s\", \"k\": %ld, \"n\": %zu, "
                "\"dropped\": %zu, \"conditional\": %s, \"transform\": \"%s\", \"noise\": %g",
-               v * scale, o->units, o->est, o->k, n, N - n, conditional ? "true" : "false", o->tf, o->noise);
+               o->units, o->est, o->k, n, N - n, conditional ? "true" : "false", o->tf, o->noise);
         if (binned)
             printf(", \"bins\": %ld, \"quantile\": %s, \"miller_madow\": %s", o->bins,
                    o->quantile ? "true" : "false", o->mm ? "true" : "false");
-        if (o->perms) printf(", \"perms\": %ld, \"p_value\": %.6g", o->perms, pval);
+        if (o->perms) printf(", \"perms\": %ld", o->perms), io_json_put_kv(stdout, "p_value", "%.6g", pval);
         printf("}\n");
         return;
     }

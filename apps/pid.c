@@ -54,7 +54,8 @@ static void print_pid(const char *label, const st_pid *o, const char *units, int
         static const char *key[7] = {"red", "unq1", "unq2", "syn", "i1", "i2", "i12"};
         const double v[7] = {o->red, o->unq0, o->unq1, o->syn, o->i0, o->i1, o->i01};
         printf("  \"%s\": {", label);
-        for (int k = 0; k < 7; k++) printf("%s\"%s\": ", k ? ", " : "", key[k]), io_json_put_num(stdout, v[k], 10);
+        for (int k = 0; k < 7; k++)
+            printf("%s\"%s\": ", k ? ", " : "", key[k]), io_json_put_num(stdout, "%.10g", v[k]);
         printf("}%s\n", last ? "" : ",");
     } else
         printf("%-8s %10.6f %10.6f %10.6f %10.6f   (I1 %.6f, I2 %.6f, I12 %.6f %s)\n", label, o->red, o->unq0,

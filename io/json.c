@@ -225,7 +225,12 @@ double io_json_num(const io_json *j, int i) {
     return j && (j->type == IO_JSON_NUM || j->type == IO_JSON_BOOL) ? j->num : NAN;
 }
 
-void io_json_put_num(FILE *f, double v, int digits) {
-    if (isfinite(v)) fprintf(f, "%.*g", digits, v);
+void io_json_put_num(FILE *f, const char *fmt, double v) {
+    if (isfinite(v)) fprintf(f, fmt, v);
     else fputs("null", f);
+}
+
+void io_json_put_kv(FILE *f, const char *key, const char *fmt, double v) {
+    fprintf(f, ", \"%s\": ", key);
+    io_json_put_num(f, fmt, v);
 }

@@ -28,9 +28,11 @@ const io_json *io_json_path(const io_json *j, ...);
 // The number at j (or element i of an array j, i >= 0); NaN if absent or not a number.
 double io_json_num(const io_json *j, int i);
 
-// Writing: a number as JSON, %.*g with digits significant digits, or null when
-// it is not finite (NaN, inf: no JSON reader accepts them).
+// Writing: a number as JSON in the printf format fmt ("%.6g"), or null when it
+// is not finite (NaN, inf: no JSON reader accepts them).
 #include <stdio.h>
-void io_json_put_num(FILE *f, double v, int digits);
+void io_json_put_num(FILE *f, const char *fmt, double v);
+// `, "key": v` (v as io_json_put_num).
+void io_json_put_kv(FILE *f, const char *key, const char *fmt, double v);
 
 #endif

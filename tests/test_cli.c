@@ -282,6 +282,18 @@ static void test_causal_pid(void **s) {
     io_json_free(&j6);
     (void)system("rm -rf /tmp/galnn_cli_causal6");
 
+    // pid --dist on ReducedOr (BROJA's optimum on the boundary of Delta_P): finite numbers, valid JSON
+    FILE *rf = fopen("/tmp/galnn_cli_ror.csv", "w");
+    assert_non_null(rf);
+    fprintf(rf, "x1,x2,y,p\n0,0,0,0.5\n0,1,1,0.25\n1,0,1,0.25\n");
+    fclose(rf);
+    assert_int_equal(run("pid --dist /tmp/galnn_cli_ror.csv --measure all --json", out, sizeof out), 0);
+    io_json jr;
+    assert_int_equal(io_json_parse(out, strlen(out), "pid --json", &jr), 0);
+    assert_float_equal(io_json_num(io_json_path(&jr, "broja", "syn", NULL), -1), 0.688722, 1e-5);
+    io_json_free(&jr);
+    remove("/tmp/galnn_cli_ror.csv");
+
     // pid --pointwise: every galaxy at log M* = 10 (prior 1 in its bin), constant model probabilities
     f = fopen("/tmp/galnn_cli_p1.csv", "w");
     FILE *f2 = fopen("/tmp/galnn_cli_p2.csv", "w"), *f3 = fopen("/tmp/galnn_cli_p12.csv", "w"), *fc = fopen("/tmp/galnn_cli_pc.csv", "w");

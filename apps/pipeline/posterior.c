@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../common/gn_common.h"
+#include "../../io/json.h"
 #include "../../io/plot.h"
 #include "../../stats/metrics.h"
 #include "run.h"
@@ -214,11 +215,12 @@ static int pe_target(post_eval *E, int t) {
         if (E->K > 1) printf("  %9.4f  %9.4f", sa, se);
         printf("\n");
     }
-    fprintf(E->jf,
-            "%s\"%s\": {\"n\": %zu, \"bias\": %.6g, \"sigma_mad\": %.6g, \"eta\": %.6g, \"rmse\": %.6g, "
-            "\"r2\": %.6g, \"crps\": %.6g, \"coverage68\": %.6g, \"coverage95\": %.6g, \"pit_ks\": %.6g",
-            t ? ", " : "", name, m.n, m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks);
-    if (E->K > 1) fprintf(E->jf, ", \"sigma_aleatoric\": %.6g, \"sigma_epistemic\": %.6g", sa, se);
+    fprintf(E->jf, "%s\"%s\": {\"n\": %zu", t ? ", " : "", name, m.n);
+    static const char *key[11] = {"bias",           "sigma_mad",  "eta",        "rmse",   "r2",
+                                  "crps",           "coverage68", "coverage95", "pit_ks", "sigma_aleatoric",
+                                  "sigma_epistemic"};
+    const double val[11] = {m.bias, m.sigma_mad, m.eta, m.rmse, m.r2, crps, c68, c95, ks, sa, se};
+    for (int k = 0; k < (E->K > 1 ? 11 : 9); k++) io_json_put_kv(E->jf, key[k], "%.6g", val[k]);
     fputc('}', E->jf);
     char png[4300], title[300];
     snprintf(png, sizeof png, "%s/pit_%s.png", E->dir, name);
@@ -249,8 +251,9 @@ static int pe_detect(post_eval *E) {
         printf("  %s measured for %.1f %% of the galaxies; the detectability head classifies %.1f %% "
                "correctly\n",
                name, 100 * frac, 100 * acc);
-    fprintf(E->jf, ", \"detect\": {\"target\": \"%s\", \"measured\": %.6g, \"accuracy\": %.6g}", name, frac,
-            acc);
+    fprintf(E->jf, ", \"detect\": {\"target\": \"%s\"", name);
+    io_json_put_kv(E->jf, "measured", "%.6g", frac), io_json_put_kv(E->jf, "accuracy", "%.6g", acc);
+    fputc('}', E->jf);
     return GN_OK;
 }
 
@@ -262,8 +265,9 @@ static void pe_header(const post_eval *E) {
         printf("  %-12s %9s %9s %7s %8s %7s %8s %8s %8s %8s%s\n", "target", "bias", "sigma_MAD", "eta",
                "RMSE", "R2", "CRPS", "cov68", "cov95", "PIT KS", K > 1 ? "  sigma_ale  sigma_epi" : "");
     }
-    fprintf(E->jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d, \"nll\": %.6g, \"targets\": {",
-            E->split_name, E->KS, K, E->nll);
+    fprintf(E->jf, "{\"split\": \"%s\", \"samples\": %d, \"members\": %d", E->split_name, E->KS, K);
+    io_json_put_kv(E->jf, "nll", "%.6g", E->nll);
+    fprintf(E->jf, ", \"targets\": {");
 }
 
 int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S,
