@@ -318,6 +318,11 @@ int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_o
                 rc = gn_err(GN_EFORMAT, "%s: data row %zu has an empty id", path, r + 1);
                 goto fail;
             }
+    if (c->id_col >= 0 && o && o->require_id) { // ids name galaxies: two rows with one id is an error
+        io_id_index ix;
+        if ((rc = io_id_index_build(c, &ix))) goto fail;
+        io_id_index_free(&ix);
+    }
     return GN_OK;
 fail:
     io_catalog_free(c);
@@ -401,6 +406,7 @@ static double e_atom(expr *e, size_t r) {
             if (!strcmp(name, "exp")) return exp(a);
             if (!strcmp(name, "sqrt")) return sqrt(a);
             if (!strcmp(name, "abs")) return fabs(a);
+            if (!strcmp(name, "asinh")) return asinh(a); // luptitudes: 22.5 - 2.5/ln(10) (asinh(f/2b) + ln b)
             if (!strcmp(name, "pow")) return pow(a, b);
             if (!e->err) e->err = gn_err(GN_EINVAL, "expression '%s': unknown function '%s'", e->s, name);
             return NAN;

@@ -54,7 +54,7 @@ size_t io_gather_complete(size_t N, int n_sets, const double *const *const *cols
 const char *io_catalog_id(const io_catalog *cat, size_t row);
 
 // Add column `name` = expr, where expr uses column names, numbers, + - * /,
-// unary minus, parentheses and log10() ln() exp() sqrt() abs() pow(a, b).
+// unary minus, parentheses and log10() ln() exp() sqrt() abs() asinh() pow(a, b).
 // A row is null in the result if any column it uses is null there, or the
 // result is not finite.
 int io_catalog_derive(io_catalog *cat, const char *name, const char *expr);

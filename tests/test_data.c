@@ -111,6 +111,15 @@ static void test_catalog_errors(void **st) {
     io_catalog_opts o = {0, 1};
     assert_int_not_equal(io_catalog_read(tu_tmp("noid.csv"), &o, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "no 'id' column"));
+    write_text(tu_tmp("dupid.csv"), "id,a\ng1,1\ng2,2\ng1,3\n"); // a galaxy twice: an error naming it
+    assert_int_not_equal(io_catalog_read(tu_tmp("dupid.csv"), &o, &c), 0);
+    assert_non_null(strstr(gn_errmsg(), "id 'g1' appears twice (data rows 1 and 3)"));
+    write_text(tu_tmp("lup.csv"), "id,f\ng1,0\ng2,3\n"); // asinh in derived columns (luptitudes)
+    assert_int_equal(io_catalog_read(tu_tmp("lup.csv"), &o, &c), 0);
+    assert_int_equal(io_catalog_derive(&c, "mu", "22.5 - 2.5 / ln(10) * (asinh(f / 2) + ln(1))"), 0);
+    assert_float_equal(io_catalog_values(&c, "mu")[0], 22.5, 1e-12);
+    assert_float_equal(io_catalog_values(&c, "mu")[1], 22.5 - 2.5 / log(10) * asinh(1.5), 1e-12);
+    io_catalog_free(&c);
     unsigned char bin[8] = {1, 2, 0, 3, 4, 5, 6, 7};
     write_bytes(tu_tmp("bin.csv"), bin, 8);
     assert_int_not_equal(io_catalog_read(tu_tmp("bin.csv"), NULL, &c), 0);
