@@ -15,12 +15,14 @@ int cmd_strs_add(cmd_strs *l, const char *s) {
 }
 
 int cmd_strs_addf(cmd_strs *l, const char *fmt, ...) {
-    if (l->n_own == (int)(sizeof l->own / sizeof l->own[0])) return cmd_error("too many options");
-    char *o = l->own[l->n_own++];
+    char *o = l->own + l->n_own;
+    size_t room = sizeof l->own - l->n_own;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(o, sizeof l->own[0], fmt, ap);
+    int n = vsnprintf(o, room, fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= room) return cmd_error("options too long (%zu bytes in all)", sizeof l->own);
+    l->n_own += (size_t)n + 1;
     return cmd_strs_add(l, o);
 }
 

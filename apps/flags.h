@@ -25,8 +25,8 @@ typedef enum cmd_fltype {
 typedef struct cmd_strs {
     const char *v[CMD_MAX_STRS];
     int n;
-    char own[16][2048]; // texts made by FL_SET and cmd_strs_addf
-    int n_own;
+    char own[32768];    // the texts made by FL_SET and cmd_strs_addf, one after another
+    size_t n_own;       // bytes of own in use
 } cmd_strs;
 
 typedef struct cmd_flag {

@@ -686,7 +686,7 @@ static void test_analyze(void **s) {
                "[model.img]\nconfig = models/scl_iopt.cfg\nlabel = cutouts + magnitudes\n"
                "set = data.bin=2; branch.a.columns=ebv,mag_u,mag_g,mag_r,mag_i,mag_z; model.conv_width=4; model.inception_width=4; "
                "model.fc_width=32; model.est_hidden=32; model.dim_ext=4; model.decoder_channels=2; model.decoder_width=4; "
-               "model.lambda_rec=1; train.iterations=40; train.lr=1e-3\n"
+               "model.lambda_rec=1; train.iterations=40; train.lr=1e-3; train.clip=0; train.amsgrad=0; train.crop=0\n"
                "[causal]\nmodels = mags, morph, img\nvars = sersic_n\nk = 50\ngiven = zspec\n"
                "[pid.mm]\nlabel1 = magnitudes\nlabel2 = morphology\nx1 = models/mi_mopt.cfg\nx2 = models/mi_morph.cfg\n"
                "x12 = models/mi_mopt_morph.cfg\nset = model.depth=4; model.hidden=64; train.iterations=600; train.lr=1e-3\n");
