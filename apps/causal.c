@@ -157,7 +157,7 @@ static void job_free(causal_job *J) {
 // catalog columns the analysis names.
 static int load_columns(causal_job *J) {
     const causal_cli *o = J->o;
-    io_catalog_opts ro = {0, 1};
+    io_catalog_opts ro = {0, 1, NULL};
     int rc;
     if ((rc = io_catalog_read(o->latent, &ro, &J->L)) || (rc = io_catalog_read(o->catalog, &ro, &J->C)))
         return rc;

@@ -31,7 +31,7 @@ static void print_line(void *u, const char *line) {
 
 int dataopts_catalog(const dataopts *d, io_catalog *cat, int verbose) {
     if (!d->catalog) return cmd_error("--catalog is required");
-    io_catalog_opts co = {d->null_threshold, 1};
+    io_catalog_opts co = {d->null_threshold, 1, d->id_column};
     if (io_catalog_read(d->catalog, &co, cat)) return cmd_error("%s", gn_errmsg());
     for (int k = 0; k < d->derive.n; k++)
         if (io_catalog_derive_spec(cat, d->derive.v[k])) {

@@ -10,7 +10,7 @@
 #include "pipeline/opts.h"
 
 typedef struct dataopts {
-    const char *catalog, *cache_dir;
+    const char *catalog, *cache_dir, *id_column;
     run_image_opts img; // images, bands, size, bin, transform, asinh_scale, fluxnorm: as [data] has them
     cmd_strs derive;
     int strict;
@@ -38,6 +38,7 @@ int dataopts_parse_frac(void *target, const char *val);
         F_DBL("--null-threshold", d.null_threshold, 1e-300, 1e300, "X", "|v| >= X counts as null"),          \
         F_STR("--cache-dir", d.cache_dir, "DIR",                                                             \
               "where the decoded-cutout cache lives (default: .galnn-cache beside the catalog)"),            \
+        F_STR("--id-column", d.id_column, "NAME", "the catalog's id column (default id)"),                   \
         F_ON("--strict", d.strict, "a missing/unreadable cutout or a NaN pixel is an error (default: skip)")
 
 void dataopts_defaults(dataopts *d);

@@ -82,7 +82,7 @@ typedef struct demo {
 // 1. the mock survey (reused when it is there and complete).
 static int demo_mock(const demo *D, double t0) {
     io_catalog c;
-    io_catalog_opts co = {0, 1};
+    io_catalog_opts co = {0, 1, NULL};
     struct stat wst;
     if (io_catalog_read(D->cat, &co, &c) || c.n_rows != (size_t)D->n || stat(D->wave, &wst)) {
         if (c.path) io_catalog_free(&c);
@@ -242,7 +242,7 @@ static int best_plain_latent(const char *sdir) {
     io_catalog sc;
     double bb = 1e300;
     int bl = 4;
-    io_catalog_opts big = {1e300, 0}; // BIC values are large numbers, not nulls
+    io_catalog_opts big = {1e300, 0, NULL}; // BIC values are large numbers, not nulls
     if (!io_catalog_read(p, &big, &sc)) {
         const double *bic = io_catalog_values(&sc, "bic"), *lat = io_catalog_values(&sc, "latent");
         for (size_t i = 0; bic && lat && i < sc.n_rows; i++)

@@ -221,7 +221,7 @@ typedef struct pfile {
 
 static int pfile_open(pfile *f, const char *path, int B) {
     memset(f, 0, sizeof *f);
-    io_catalog_opts o = {0, 1};
+    io_catalog_opts o = {0, 1, NULL};
     if (io_catalog_read(path, &o, &f->c) || io_id_index_build(&f->c, &f->ix)) return -1;
     if (io_catalog_find(&f->c, "logp") >= 0) return (f->logp = io_catalog_values(&f->c, "logp")) ? 0 : -1;
     f->pb = calloc((size_t)B, sizeof(double *));

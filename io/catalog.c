@@ -306,10 +306,13 @@ int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_o
     free(lineno);
     if (rc) goto fail;
     for (int j = 0; j < c->n_cols; j++) c->cols[j].numeric = c->cols[j].n_text == 0;
-    c->id_col = io_catalog_find(c, "id");
+    const char *idn = o && o->id_column ? o->id_column : "id";
+    c->id_col = io_catalog_find(c, idn);
     c->split_col = io_catalog_find(c, "split");
     if (o && o->require_id && c->id_col < 0) {
-        rc = gn_err(GN_EINVAL, "%s: no 'id' column (the header must name one column 'id')", path);
+        rc = gn_err(GN_EINVAL, "%s: no '%s' column (the header must name the id column; [data] id_column or "
+                               "--id-column name another one)",
+                    path, idn);
         goto fail;
     }
     if (c->id_col >= 0)
@@ -483,7 +486,7 @@ int io_catalog_derive(io_catalog *c, const char *name, const char *text) {
 
 int io_catalog_join(io_catalog *c, const char *path, size_t *matched) {
     io_catalog o;
-    io_catalog_opts op = {c->null_threshold, 1};
+    io_catalog_opts op = {c->null_threshold, 1, NULL};
     int rc = io_catalog_read(path, &op, &o);
     if (rc) return rc;
     io_id_index ix;

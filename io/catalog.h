@@ -35,7 +35,8 @@ typedef struct io_catalog {
 
 typedef struct io_catalog_opts {
     double null_threshold; // <= 0: 9000
-    int require_id;        // error if there is no `id` column
+    int require_id;        // error if there is no id column
+    const char *id_column; // the id column's name (NULL: "id"), e.g. "objid" or "specobjid"
 } io_catalog_opts;
 
 int io_catalog_read(const char *path, const io_catalog_opts *o, io_catalog *cat);

@@ -362,7 +362,7 @@ static void test_latent_cli(void **s) {
                      0);
     assert_non_null(strstr(out, "x 16 latent dimensions"));
     io_catalog c;
-    io_catalog_opts co = {9000, 1};
+    io_catalog_opts co = {9000, 1, NULL};
     assert_int_equal(io_catalog_read("/tmp/galnn_cli_lat/S.csv", &co, &c), 0);
     assert_true(io_catalog_find(&c, "split") >= 0 && io_catalog_find(&c, "s7") >= 0 && io_catalog_find(&c, "s8") < 0);
     size_t n_all = c.n_rows;
@@ -456,7 +456,7 @@ static void test_spectra_cli(void **s) {
     const char *scan = "spectra-scan --config /tmp/galnn_cli_spec/s.cfg --out /tmp/galnn_cli_spec/scan --latents 2,4,16 --threads 2";
     assert_int_equal(run(scan, out, sizeof out), 0);
     io_catalog c;
-    io_catalog_opts big = {1e300, 0}; // BIC values are large numbers, not nulls
+    io_catalog_opts big = {1e300, 0, NULL}; // BIC values are large numbers, not nulls
     assert_int_equal(io_catalog_read("/tmp/galnn_cli_spec/scan/scan.csv", &big, &c), 0);
     assert_int_equal(c.n_rows, 3);
     const double *bic = io_catalog_values(&c, "bic"), *kl = io_catalog_values(&c, "kl"), *lat = io_catalog_values(&c, "latent");

@@ -108,12 +108,19 @@ static void test_catalog_errors(void **st) {
     write_text(tu_tmp("dup.csv"), "id,a,a\n");
     assert_int_not_equal(io_catalog_read(tu_tmp("dup.csv"), NULL, &c), 0);
     write_text(tu_tmp("noid.csv"), "name,a\nx,1\n");
-    io_catalog_opts o = {0, 1};
+    io_catalog_opts o = {0, 1, NULL};
     assert_int_not_equal(io_catalog_read(tu_tmp("noid.csv"), &o, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "no 'id' column"));
     write_text(tu_tmp("dupid.csv"), "id,a\ng1,1\ng2,2\ng1,3\n"); // a galaxy twice: an error naming it
     assert_int_not_equal(io_catalog_read(tu_tmp("dupid.csv"), &o, &c), 0);
     assert_non_null(strstr(gn_errmsg(), "id 'g1' appears twice (data rows 1 and 3)"));
+    write_text(tu_tmp("objid.csv"), "objid,a\n1237648702966005915,1\n1237648702966005916,2\n"); // SDSS style
+    io_catalog_opts oo = {0, 1, "objid"};
+    assert_int_equal(io_catalog_read(tu_tmp("objid.csv"), &oo, &c), 0);
+    assert_string_equal(io_catalog_id(&c, 1), "1237648702966005916"); // ids are text: no float rounding
+    io_catalog_free(&c);
+    assert_int_not_equal(io_catalog_read(tu_tmp("objid.csv"), &o, &c), 0); // no `id` column
+    assert_non_null(strstr(gn_errmsg(), "--id-column"));
     write_text(tu_tmp("lup.csv"), "id,f\ng1,0\ng2,3\n"); // asinh in derived columns (luptitudes)
     assert_int_equal(io_catalog_read(tu_tmp("lup.csv"), &o, &c), 0);
     assert_int_equal(io_catalog_derive(&c, "mu", "22.5 - 2.5 / ln(10) * (asinh(f / 2) + ln(1))"), 0);
@@ -396,7 +403,7 @@ static void test_dataset_cache(void **st) {
     (void)st;
     mock_survey(tu_tmp("m"), 40, 1);
     io_catalog cat;
-    io_catalog_opts co = {0, 1};
+    io_catalog_opts co = {0, 1, NULL};
     assert_int_equal(io_catalog_read(tu_tmp("m/catalog.csv"), &co, &cat), 0);
     assert_int_equal(cat.n_rows, 40);
     char tf[512], tp[512], tn[512];

@@ -37,7 +37,7 @@ int run_image_spec(const run_image_opts *o, io_dataset_spec *s);
 
 // [data]: the catalog, its splits and the shared cutouts.
 typedef struct run_data_opts {
-    const char *catalog, *join, *derive, *cache_dir, *nulls;
+    const char *catalog, *join, *derive, *cache_dir, *nulls, *id_column;
     double null_threshold, train_frac, val_frac;
     run_image_opts img;
 } run_data_opts;

@@ -262,7 +262,7 @@ static int setup_catalog(run *r, int verbose) {
     if ((rc = run_data_opts_read(c, &r->data))) return rc;
     const char *catp = r->data.catalog;
     if (!catp) return gn_err(GN_EINVAL, "no catalog: give --catalog (or [data] catalog)");
-    io_catalog_opts co = {r->data.null_threshold, 1};
+    io_catalog_opts co = {r->data.null_threshold, 1, r->data.id_column};
     if ((rc = io_catalog_read(catp, &co, &r->cat))) return rc;
     const char *join = r->data.join;
     if (join) {
