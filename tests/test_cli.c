@@ -136,6 +136,15 @@ static void test_config_ranges(void **s) {
     snprintf(cmd, sizeof cmd, "%s data.null.nope=99", pr);
     assert_int_equal(run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "'nope', which matches no numeric column"));
+    // data that moved since training: the message says how to point at it, and --catalog does
+    assert_int_equal(rename("/tmp/galnn_cli_cfg.csv", "/tmp/galnn_cli_cfg_moved.csv"), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz", out, sizeof out), 1);
+    assert_non_null(strstr(out, "is not there: pass --catalog"));
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_cfg_moved.csv "
+                         "--out /tmp/galnn_cli_cfg",
+                         out, sizeof out),
+                     0);
+    assert_int_equal(rename("/tmp/galnn_cli_cfg_moved.csv", "/tmp/galnn_cli_cfg.csv"), 0);
     // eval exits non-zero when it cannot write metrics.json
     assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/such",
                          out, sizeof out),

@@ -510,6 +510,14 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
         rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
     else
         io_config_free(&cfg);
+    struct stat st;
+    if (rc && r->data.catalog && stat(r->data.catalog, &st)) { // the data moved since training
+        char why[512];
+        snprintf(why, sizeof why, "%s", gn_errmsg());
+        gn_err(rc, "%s (the checkpoint's catalog %s is not there: pass --catalog CSV, and --images TEMPLATE if "
+                   "the cutouts moved too)",
+               why, r->data.catalog);
+    }
     if (!rc) r->foreign_catalog = !trained || !same_file(trained, r->data.catalog);
     free(trained);
     if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
