@@ -212,17 +212,20 @@ static int setup_optim(run_trainer *T) {
     return nn_optim_init(&T->opt, &T->r.st);
 }
 
+// Progress on stderr: a line rewritten in place on a terminal; otherwise (a log file, a batch job) a
+// plain line every ~10 s inside an epoch. final: the epoch just ended (it is the one shown).
 static void progress(run_trainer *T, long step, double t0, long steps_done0, int final) {
     size_t spe = io_loader_batches_per_epoch(&T->L);
-    double el = gn_now() - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
-    long total = (long)spe * T->epochs;
+    double now = gn_now(), el = now - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
+    long total = (long)spe * T->epochs, ep = (long)T->L.epoch + (final ? 0 : 1);
     double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
-    if (isatty(fileno(stderr))) {
-        fprintf(stderr, "\r  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s   ",
-                (long)T->L.epoch + 1, T->epochs, step, total,
-                T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta);
-        if (final) fputc('\n', stderr);
-    }
+    if (ep > T->epochs) ep = T->epochs;
+    int tty = isatty(fileno(stderr));
+    if (!tty && (final || now - T->last_note < 10)) return;
+    T->last_note = now;
+    fprintf(stderr, "%s  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s%s", tty ? "\r" : "", ep,
+            T->epochs, step, total, T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta,
+            tty ? (final ? "   \n" : "   ") : "\n");
 }
 
 int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
@@ -343,6 +346,7 @@ int run_trainer_fit(run_trainer *T) {
     run *r = &T->r;
     double t0 = gn_now(), te = gn_now();
     long step0 = T->opt.step;
+    T->last_note = t0;
     int rc, stop = T->patience > 0 && T->stall >= T->patience;
     while (T->L.epoch < T->epochs && !stop) {
         int b = io_loader_next_ids(&T->L, T->ids, T->aug);

@@ -27,6 +27,7 @@ typedef struct run_trainer {
     io_aug *aug, *aug_m;
     int pairs;   // contrastive latent objective: batches are set-1/set-2 pairs
     int morph;   // image contrastive objective: every row also has a morphology-augmented view (aug_m)
+    double last_note; // progress: when the last plain (non-terminal) line was written
     gn_rng pair; // draws the set-2 partners (checkpointed)
 } run_trainer;
 
