@@ -92,7 +92,11 @@ static int write_summary_json(const char *path, char **vars, int nv, const popse
             fprintf(f, ", \"ks_pe\": "), fmt_num(f, s->ks_pe);
             fprintf(f, ", \"p_ks_pe\": "), fmt_num(f, s->p_ks_pe);
             if (perms > 1) fprintf(f, ", \"frac_p_pe_below_0.05\": "), fmt_num(f, s->frac_p05);
-            fprintf(f, ", \"external\": %s}%s\n", ext < 0 ? "null" : ext ? "true" : "false", p < ps->n ? "," : "");
+            fprintf(f, ", \"external\": %s}%s\n",
+                    ext < 0 ? "null"
+                    : ext   ? "true"
+                            : "false",
+                    p < ps->n ? "," : "");
         }
         fprintf(f, "    }%s\n", v + 1 < nv ? "," : "");
     }
@@ -400,7 +404,10 @@ static void print_table(const causal_job *J) {
             int ext = external(s, alpha);
             printf("%-16s %-12s %6zu  %6.3f %6.3f %6.3f   %6.3f %6.3f %6.3f   %-9.2g %s\n", J->vars[v],
                    p < ps->n ? ps->name[p] : "all", s->n, s->r[0], s->r[1], s->r[2], s->pe[0], s->pe[1],
-                   s->pe[2], s->p_ks_pe, ext < 0 ? "undefined" : ext ? "yes" : "no");
+                   s->pe[2], s->p_ks_pe,
+                   ext < 0 ? "undefined"
+                   : ext   ? "yes"
+                           : "no");
         }
     printf(
         "reference (target permuted among the neighbours): median PE %.4f; alpha = %g\nwrote %s/local.csv, "

@@ -310,8 +310,9 @@ int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_o
     c->id_col = io_catalog_find(c, idn);
     c->split_col = io_catalog_find(c, "split");
     if (o && o->require_id && c->id_col < 0) {
-        rc = gn_err(GN_EINVAL, "%s: no '%s' column (the header must name the id column; [data] id_column or "
-                               "--id-column name another one)",
+        rc = gn_err(GN_EINVAL,
+                    "%s: no '%s' column (the header must name the id column; [data] id_column or "
+                    "--id-column name another one)",
                     path, idn);
         goto fail;
     }

@@ -101,7 +101,8 @@ int io_write_atomic(const char *path, const void *buf, size_t len) {
 int io_mkdirs(const char *path, int *made) {
     char p[4096];
     if (made) *made = 0;
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return gn_err(GN_EINVAL, "%s: path too long", path);
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
+        return gn_err(GN_EINVAL, "%s: path too long", path);
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = 0;

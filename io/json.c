@@ -67,8 +67,10 @@ static char *string(parser *p) {
             if (!hex4(p->s + 2, &lo) && lo >= 0xDC00 && lo < 0xE000)
                 u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00), p->s += 6;
         }
-        if (u < 0x80) out[n++] = (char)u;
-        else if (u < 0x800) out[n++] = (char)(0xC0 | u >> 6), out[n++] = (char)(0x80 | (u & 63));
+        if (u < 0x80)
+            out[n++] = (char)u;
+        else if (u < 0x800)
+            out[n++] = (char)(0xC0 | u >> 6), out[n++] = (char)(0x80 | (u & 63));
         else if (u < 0x10000)
             out[n++] = (char)(0xE0 | u >> 12), out[n++] = (char)(0x80 | (u >> 6 & 63)),
             out[n++] = (char)(0x80 | (u & 63));
@@ -226,8 +228,10 @@ double io_json_num(const io_json *j, int i) {
 }
 
 void io_json_put_num(FILE *f, const char *fmt, double v) {
-    if (isfinite(v)) fprintf(f, fmt, v);
-    else fputs("null", f);
+    if (isfinite(v))
+        fprintf(f, fmt, v);
+    else
+        fputs("null", f);
 }
 
 void io_json_put_kv(FILE *f, const char *key, const char *fmt, double v) {

@@ -514,8 +514,9 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
     if (rc && r->data.catalog && stat(r->data.catalog, &st)) { // the data moved since training
         char why[512];
         snprintf(why, sizeof why, "%s", gn_errmsg());
-        gn_err(rc, "%s (the checkpoint's catalog %s is not there: pass --catalog CSV, and --images TEMPLATE if "
-                   "the cutouts moved too)",
+        gn_err(rc,
+               "%s (the checkpoint's catalog %s is not there: pass --catalog CSV, and --images TEMPLATE if "
+               "the cutouts moved too)",
                why, r->data.catalog);
     }
     if (!rc) r->foreign_catalog = !trained || !same_file(trained, r->data.catalog);

@@ -216,16 +216,17 @@ static int setup_optim(run_trainer *T) {
 // plain line every ~10 s inside an epoch. final: the epoch just ended (it is the one shown).
 static void progress(run_trainer *T, long step, double t0, long steps_done0, int final) {
     size_t spe = io_loader_batches_per_epoch(&T->L);
-    double now = gn_now(), el = now - t0, rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
+    double now = gn_now(), el = now - t0,
+           rate = (double)(step - steps_done0) * T->r.batch / (el > 0 ? el : 1e-9);
     long total = (long)spe * T->epochs, ep = (long)T->L.epoch + (final ? 0 : 1);
     double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
     if (ep > T->epochs) ep = T->epochs;
     int tty = isatty(fileno(stderr));
     if (!tty && (final || now - T->last_note < 10)) return;
     T->last_note = now;
-    fprintf(stderr, "%s  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s%s", tty ? "\r" : "", ep,
-            T->epochs, step, total, T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0, rate, eta,
-            tty ? (final ? "   \n" : "   ") : "\n");
+    fprintf(stderr, "%s  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s%s",
+            tty ? "\r" : "", ep, T->epochs, step, total, T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0,
+            rate, eta, tty ? (final ? "   \n" : "   ") : "\n");
 }
 
 int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
@@ -258,7 +259,8 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs;
     if (T->sched.warmup > total)
         fprintf(stderr,
-                "galnn: warning: [train] warmup = %ld steps is longer than the run (%ld steps): the learning rate "
+                "galnn: warning: [train] warmup = %ld steps is longer than the run (%ld steps): the learning "
+                "rate "
                 "never reaches train.lr\n",
                 (long)T->sched.warmup, total);
     T->best_val = INFINITY;
