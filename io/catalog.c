@@ -211,6 +211,60 @@ int io_catalog_read(const char *path, const io_catalog_opts *o, io_catalog *c) {
     return io_catalog_parse(path, (char *)raw, len, o, c);
 }
 
+// The id and split columns; every row has an id, and no id appears twice.
+static int find_ids(io_catalog *c, const char *path, const io_catalog_opts *o) {
+    int rc;
+    const char *idn = o && o->id_column ? o->id_column : "id";
+    c->id_col = io_catalog_find(c, idn);
+    c->split_col = io_catalog_find(c, "split");
+    if (o && o->require_id && c->id_col < 0) {
+        rc = gn_err(GN_EINVAL,
+                    "%s: no '%s' column (the header must name the id column; [data] id_column or "
+                    "--id-column name another one)",
+                    path, idn);
+        return rc;
+    }
+    if (c->id_col >= 0)
+        for (size_t r = 0; r < c->n_rows; r++)
+            if (!c->cols[c->id_col].s[r][0]) {
+                rc = gn_err(GN_EFORMAT, "%s: data row %zu has an empty id", path, r + 1);
+                return rc;
+            }
+    if (c->id_col >= 0 && o && o->require_id) { // ids name galaxies: two rows with one id is an error
+        io_id_index ix;
+        if ((rc = io_id_index_build(c, &ix))) return rc;
+        io_id_index_free(&ix);
+    }
+    return GN_OK;
+}
+
+// The text's lines, split in place: CR, comment lines (#) and blank lines dropped; lineno: 1-based.
+static int split_lines(char *buf, size_t len, const char *path, char ***lines_out, size_t **lineno_out,
+                       size_t *n_out) {
+    size_t n_lines = 1, nl = 0, ln = 0;
+    for (size_t i = 0; i < len; i++) n_lines += buf[i] == '\n';
+    char **lines = gn_malloc(sizeof(char *) * n_lines);
+    size_t *lineno = gn_malloc(sizeof(size_t) * n_lines);
+    if (!lines || !lineno) return free(lines), free(lineno), GN_ENOMEM;
+    for (char *p = buf; p;) {
+        char *e = strchr(p, '\n');
+        if (e) *e = 0;
+        ln++;
+        size_t L = strlen(p);
+        if (L && p[L - 1] == '\r') p[--L] = 0;
+        char *q = p;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q && *q != '#') lines[nl] = p, lineno[nl++] = ln;
+        p = e ? e + 1 : NULL;
+    }
+    if (nl == 0) {
+        free(lines), free(lineno);
+        return gn_err(GN_EFORMAT, "%s: empty catalog (no header line)", path);
+    }
+    *lines_out = lines, *lineno_out = lineno, *n_out = nl;
+    return GN_OK;
+}
+
 int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_opts *o, io_catalog *c) {
     memset(c, 0, sizeof *c);
     c->id_col = c->split_col = -1;
@@ -229,36 +283,9 @@ int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_o
         rc = gn_err(GN_EFORMAT, "%s: contains NUL bytes (binary file, not a CSV table)", path);
         goto fail;
     }
-    // Lines: split in place, drop CR, comments and blank lines.
-    size_t n_lines = 1;
-    for (size_t i = 0; i < len; i++) n_lines += c->buf[i] == '\n';
-    char **lines = gn_malloc(sizeof(char *) * n_lines);
-    size_t *lineno = gn_malloc(sizeof(size_t) * n_lines);
-    if (!lines || !lineno) {
-        free(lines), free(lineno);
-        rc = GN_ENOMEM;
-        goto fail;
-    }
-    size_t nl = 0, ln = 0;
-    for (char *p = c->buf; p;) {
-        char *e = strchr(p, '\n');
-        if (e) *e = 0;
-        ln++;
-        size_t L = strlen(p);
-        if (L && p[L - 1] == '\r') p[--L] = 0;
-        char *q = p;
-        while (*q == ' ' || *q == '\t') q++;
-        if (*q && *q != '#') {
-            lines[nl] = p;
-            lineno[nl++] = ln;
-        }
-        p = e ? e + 1 : NULL;
-    }
-    if (nl == 0) {
-        free(lines), free(lineno);
-        rc = gn_err(GN_EFORMAT, "%s: empty catalog (no header line)", path);
-        goto fail;
-    }
+    char **lines = NULL;
+    size_t *lineno = NULL, nl = 0;
+    if ((rc = split_lines(c->buf, len, path, &lines, &lineno, &nl))) goto fail;
     int comma = strchr(lines[0], ',') != NULL;
     int maxf = 1;
     for (char *p = lines[0]; *p; p++) maxf += (*p == ',' || *p == ' ' || *p == '\t');
@@ -306,27 +333,7 @@ int io_catalog_parse(const char *path, char *raw, size_t len, const io_catalog_o
     free(lineno);
     if (rc) goto fail;
     for (int j = 0; j < c->n_cols; j++) c->cols[j].numeric = c->cols[j].n_text == 0;
-    const char *idn = o && o->id_column ? o->id_column : "id";
-    c->id_col = io_catalog_find(c, idn);
-    c->split_col = io_catalog_find(c, "split");
-    if (o && o->require_id && c->id_col < 0) {
-        rc = gn_err(GN_EINVAL,
-                    "%s: no '%s' column (the header must name the id column; [data] id_column or "
-                    "--id-column name another one)",
-                    path, idn);
-        goto fail;
-    }
-    if (c->id_col >= 0)
-        for (size_t r = 0; r < c->n_rows; r++)
-            if (!c->cols[c->id_col].s[r][0]) {
-                rc = gn_err(GN_EFORMAT, "%s: data row %zu has an empty id", path, r + 1);
-                goto fail;
-            }
-    if (c->id_col >= 0 && o && o->require_id) { // ids name galaxies: two rows with one id is an error
-        io_id_index ix;
-        if ((rc = io_id_index_build(c, &ix))) goto fail;
-        io_id_index_free(&ix);
-    }
+    if ((rc = find_ids(c, path, o))) goto fail;
     return GN_OK;
 fail:
     io_catalog_free(c);

@@ -323,22 +323,81 @@ static int probe(const io_dataset_spec *s, int *C, int *H, int *W) {
     return GN_OK;
 }
 
-static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_dataset *ds) {
-    io_dataset_spec sd = *s0, *s = &sd;
-    int C = 0, H = 0, W = 0;
-    int rc = probe(s, &C, &H, &W);
+// A galaxy without a usable cutout: an error with --strict, else logged (the first 20) and listed in
+// the cache's .skipped.txt.
+static int skip(const io_dataset_spec *s, io_dataset *ds, size_t r, const char *reason, FILE **skiplog,
+                const char *skippath) {
+    if (s->strict)
+        return gn_err(GN_EIO, "galaxy %s (catalog row %zu): %s", io_catalog_id(s->cat, r), r + 1, reason);
+    if (ds->n_skipped < 20)
+        logf_(s, "skipping galaxy %s: %s", io_catalog_id(s->cat, r), reason);
+    else if (ds->n_skipped == 20)
+        logf_(s, "(further skipped galaxies are listed in %s)", skippath);
+    if (!*skiplog) *skiplog = fopen(skippath, "w");
+    if (*skiplog) fprintf(*skiplog, "%s\t%s\n", io_catalog_id(s->cat, r), reason);
+    ds->n_skipped++;
+    return GN_OK;
+}
+
+// Move n pixel bytes of the cache file from offset `from` to `to` (to <= from) and add them to the CRC,
+// then cut the file there.
+static int move_pixels(int fd, const char *tmp, size_t n, size_t from, size_t to, uint32_t *crc) {
+    unsigned char *blk = gn_malloc(1 << 22);
+    int rc = blk ? GN_OK : GN_ENOMEM;
+    for (size_t o = 0; !rc && o < n; o += 1 << 22) {
+        size_t L = n - o < (1u << 22) ? n - o : (1u << 22);
+        if (pread(fd, blk, L, (off_t)(from + o)) != (ssize_t)L)
+            rc = gn_err(GN_EIO, "%s: read back failed", tmp);
+        else {
+            *crc = (uint32_t)crc32(*crc, blk, (uInt)L);
+            if (from != to && pwrite(fd, blk, L, (off_t)(to + o)) != (ssize_t)L)
+                rc = gn_err(GN_EIO, "%s: write failed", tmp);
+        }
+    }
+    free(blk);
+    if (!rc && ftruncate(fd, (off_t)(to + n))) rc = gn_err(GN_EIO, "%s: truncate failed", tmp);
+    return rc;
+}
+
+static void fill_header(cache_header *hd, const io_dataset_spec *s, size_t kept, int C, int S, int bin,
+                        uint64_t hash, uint32_t crc, const io_dataset *ds) {
+    memcpy(hd->magic, CACHE_MAGIC, 8);
+    hd->version = CACHE_VERSION;
+    hd->header_bytes = HEADER_BYTES;
+    hd->n = kept, hd->c = (uint64_t)C, hd->h = hd->w = (uint64_t)(S / bin);
+    hd->source_hash = hash;
+    hd->payload_crc = crc;
+    hd->n_skipped = (uint32_t)ds->n_skipped;
+    hd->n_masked_gal = ds->n_masked_gal, hd->n_masked_pix = ds->n_masked_pix;
+    for (int b = 0; b < C; b++) memcpy(hd->bands[b], s->bands[b], IO_BAND_NAME);
+    snprintf(hd->describe, sizeof hd->describe,
+             "catalog=%s template=%s size=%d bin=%d transform=%d asinh=%g fluxnorm=%s", s->cat->path,
+             s->template, S, bin, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
+}
+
+// The bands (named 0.. when the spec names none), the decoded size S and the binning factor.
+static int geometry(io_dataset_spec *s, int *C, int *S, int *bin) {
+    int H = 0, W = 0, rc = probe(s, C, &H, &W);
     if (rc) return rc;
     if (!s->n_bands) {
-        s->n_bands = C;
-        for (int b = 0; b < C; b++) snprintf(s->bands[b], IO_BAND_NAME, "%d", b);
+        s->n_bands = *C;
+        for (int b = 0; b < *C; b++) snprintf(s->bands[b], IO_BAND_NAME, "%d", b);
     }
-    if (C > IO_MAX_BANDS) return gn_err(GN_EINVAL, "%d bands (at most %d)", C, IO_MAX_BANDS);
-    int S = s->size ? s->size : H;
+    if (*C > IO_MAX_BANDS) return gn_err(GN_EINVAL, "%d bands (at most %d)", *C, IO_MAX_BANDS);
+    *S = s->size ? s->size : H;
     if (!s->size && H != W)
         return gn_err(GN_EINVAL, "cutouts are %dx%d: give a square --size to crop to", H, W);
-    int bin = s->bin > 1 ? s->bin : 1;
-    if (S % bin)
-        return gn_err(GN_EINVAL, "cutout size %d is not a multiple of the binning factor %d", S, bin);
+    *bin = s->bin > 1 ? s->bin : 1;
+    if (*S % *bin)
+        return gn_err(GN_EINVAL, "cutout size %d is not a multiple of the binning factor %d", *S, *bin);
+    return GN_OK;
+}
+
+static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_dataset *ds) {
+    io_dataset_spec sd = *s0, *s = &sd;
+    int C = 0, S = 0, bin = 1;
+    int rc = geometry(s, &C, &S, &bin);
+    if (rc) return rc;
     fluxclip fc;
     memset(&fc, 0, sizeof fc);
     if (s->fluxnorm && (rc = fluxclip_init(s, C, &fc))) return rc;
@@ -376,18 +435,7 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         for (int k = 0; k < m && !rc; k++) {
             size_t r = c0 + (size_t)k;
             if (!sl[k].ok) {
-                if (s->strict) {
-                    rc = gn_err(GN_EIO, "galaxy %s (catalog row %zu): %s", io_catalog_id(s->cat, r), r + 1,
-                                sl[k].reason);
-                    break;
-                }
-                if (ds->n_skipped < 20)
-                    logf_(s, "skipping galaxy %s: %s", io_catalog_id(s->cat, r), sl[k].reason);
-                else if (ds->n_skipped == 20)
-                    logf_(s, "(further skipped galaxies are listed in %s)", skippath);
-                if (!skiplog) skiplog = fopen(skippath, "w");
-                if (skiplog) fprintf(skiplog, "%s\t%s\n", io_catalog_id(s->cat, r), sl[k].reason);
-                ds->n_skipped++;
+                if ((rc = skip(s, ds, r, sl[k].reason, &skiplog, skippath))) break;
                 continue;
             }
             if (sl[k].masked) ds->n_masked_gal++, ds->n_masked_pix += sl[k].masked;
@@ -422,34 +470,10 @@ static int build(const io_dataset_spec *s0, uint64_t hash, const char *path, io_
         // the row table was reserved for N rows; move pixels up if fewer were kept
         if (!rc && fflush(f)) rc = GN_EIO;
         int fd = fileno(f);
-        size_t pix_bytes = sizeof(float) * per_out * kept, from = HEADER_BYTES + rows_bytes,
-               to = HEADER_BYTES + rb;
-        unsigned char *blk = gn_malloc(1 << 22);
-        if (!blk) rc = GN_ENOMEM;
-        for (size_t o = 0; !rc && o < pix_bytes; o += 1 << 22) {
-            size_t L = pix_bytes - o < (1u << 22) ? pix_bytes - o : (1u << 22);
-            if (pread(fd, blk, L, (off_t)(from + o)) != (ssize_t)L)
-                rc = gn_err(GN_EIO, "%s: read back failed", tmp);
-            else {
-                crc = (uint32_t)crc32(crc, blk, (uInt)L);
-                if (from != to && pwrite(fd, blk, L, (off_t)(to + o)) != (ssize_t)L)
-                    rc = gn_err(GN_EIO, "%s: write failed", tmp);
-            }
-        }
-        free(blk);
-        if (!rc && ftruncate(fd, (off_t)(to + pix_bytes))) rc = gn_err(GN_EIO, "%s: truncate failed", tmp);
-        memcpy(hd.magic, CACHE_MAGIC, 8);
-        hd.version = CACHE_VERSION;
-        hd.header_bytes = HEADER_BYTES;
-        hd.n = kept, hd.c = (uint64_t)C, hd.h = hd.w = (uint64_t)(S / bin);
-        hd.source_hash = hash;
-        hd.payload_crc = crc;
-        hd.n_skipped = (uint32_t)ds->n_skipped;
-        hd.n_masked_gal = ds->n_masked_gal, hd.n_masked_pix = ds->n_masked_pix;
-        for (int b = 0; b < C; b++) memcpy(hd.bands[b], s->bands[b], IO_BAND_NAME);
-        snprintf(hd.describe, sizeof hd.describe,
-                 "catalog=%s template=%s size=%d bin=%d transform=%d asinh=%g fluxnorm=%s", s->cat->path,
-                 s->template, S, bin, s->transform, (double)s->asinh_scale, s->fluxnorm ? s->fluxnorm : "-");
+        if (!rc)
+            rc = move_pixels(fd, tmp, sizeof(float) * per_out * kept, HEADER_BYTES + rows_bytes,
+                             HEADER_BYTES + rb, &crc);
+        fill_header(&hd, s, kept, C, S, bin, hash, crc, ds);
         if (!rc &&
             (pwrite(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd ||
              pwrite(fd, rows, sizeof(uint32_t) * kept, HEADER_BYTES) != (ssize_t)(sizeof(uint32_t) * kept)))
