@@ -26,6 +26,7 @@ static const cmd_flag embed_flags[] = {F_CKPT(ckpt, "the checkpoint of a latent 
                                        F_THREADS(threads),
                                        F_CATALOG(sets, "another catalog"),
                                        F_IMAGES(sets, "its cutouts"),
+                                       F_DATA_KEYS(sets),
                                        F_END};
 
 void embed_defaults(void *p) {

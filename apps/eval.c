@@ -187,6 +187,7 @@ static const cmd_flag eval_flags[] = {
     F_THREADS(threads),
     F_CATALOG(sets, "the catalog, if it moved"),
     F_IMAGES(sets, "the cutouts, if they moved"),
+    F_DATA_KEYS(sets),
     F_SET("--join", sets, "data.join", "CSV;...", "more columns by id (e.g. a VAE's latent)"),
     F_END};
 

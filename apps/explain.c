@@ -198,6 +198,7 @@ static const cmd_flag explain_flags[] = {
     F_THREADS(threads),
     F_CATALOG(sets, "the catalog, if it moved"),
     F_IMAGES(sets, "the cutouts, if they moved"),
+    F_DATA_KEYS(sets),
     F_END};
 
 static void explain_defaults(void *p) {

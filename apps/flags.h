@@ -61,6 +61,11 @@ typedef struct cmd_flag {
 // The data-moved rows of commands that read a checkpoint (configuration overrides into sets).
 #define F_CATALOG(sets, help) F_SET("--catalog", sets, "data.catalog", "CSV", help)
 #define F_IMAGES(sets, help) F_SET("--images", sets, "data.images", "TEMPLATE", help)
+// The catalog conventions every command that reads data accepts ([data] keys, as overrides).
+#define F_DATA_KEYS(sets)                                                                                    \
+    F_SET("--id-column", sets, "data.id_column", "NAME", "the catalog's id column (default id)"),          \
+        F_SET("--nulls", sets, "data.nulls", "V,...", "null sentinels of every column, e.g. '-9999, 99'"),  \
+        F_SET("--cache-dir", sets, "data.cache_dir", "DIR", "where the decoded-cutout cache lives")
 #define F_END                                                                                                \
     { NULL, FL_STR, 0, 0, 0, NULL, NULL, NULL, NULL }
 

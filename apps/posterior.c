@@ -48,6 +48,7 @@ static const cmd_flag posterior_flags[] = {
     F_STR("--dump", dump, "FILE.npy", "every sample, (galaxies, samples, targets)"),
     F_THREADS(threads),
     F_CATALOG(sets, "another catalog (targets not needed)"),
+    F_DATA_KEYS(sets),
     F_SET("--join", sets, "data.join", "CSV;...", "its VAE latent (galnn embed --full)"),
     F_END};
 

@@ -109,6 +109,7 @@ static const cmd_flag predict_flags[] = {
     F_THREADS(threads),
     F_CATALOG(sets, "another catalog (targets not needed)"),
     F_IMAGES(sets, "its cutouts"),
+    F_DATA_KEYS(sets),
     F_END};
 
 // The out-of-range counts on screen (the ood column flags the galaxies).

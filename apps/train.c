@@ -81,6 +81,7 @@ static const cmd_flag train_flags[] = {
     F_STR("--resume", resume, "CKPT", "continue the run of this checkpoint (DIR/last.npz)"),
     F_CATALOG(sets, "the catalog ([data] catalog)"),
     F_IMAGES(sets, "the cutouts ([data] images)"),
+    F_DATA_KEYS(sets),
     F_SET("--bands", sets, "data.bands", "LIST", "the bands ([data] bands)"),
     F_SET("--target", sets, "target.names", "NAMES", "the targets ([target] names)"),
     F_OUT(out, "DIR", "the run's directory (default runs/<config name>)"),

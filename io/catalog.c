@@ -219,8 +219,8 @@ static int find_ids(io_catalog *c, const char *path, const io_catalog_opts *o) {
     c->split_col = io_catalog_find(c, "split");
     if (o && o->require_id && c->id_col < 0) {
         rc = gn_err(GN_EINVAL,
-                    "%s: no '%s' column (the header must name the id column; [data] id_column or "
-                    "--id-column name another one)",
+                    "%s: no '%s' column (the header must name the id column, or --id-column / [data] "
+                    "id_column another one)",
                     path, idn);
         return rc;
     }
