@@ -37,7 +37,7 @@ int dataopts_parse_frac(void *target, const char *val);
              "train/val fractions when there is no split column (default 0.7,0.15)"),                        \
         F_DBL("--null-threshold", d.null_threshold, 1e-300, 1e300, "X", "|v| >= X counts as null"),          \
         F_STR("--cache-dir", d.cache_dir, "DIR",                                                             \
-              "where the decoded-cutout cache lives (default: .galnn-cache beside the catalog)"),            \
+              "where the decoded-cutout cache lives (default: $GALNN_CACHE or ~/.cache/galnn)"),            \
         F_STR("--id-column", d.id_column, "NAME", "the catalog's id column (default id)"),                   \
         F_ON("--strict", d.strict, "a missing/unreadable cutout or a NaN pixel is an error (default: skip)")
 

@@ -1,5 +1,7 @@
 #include "dataset.h"
 
+#include "file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -547,20 +549,32 @@ int io_dataset_load(const char *path, uint64_t hash, io_dataset *ds, char *why, 
     return GN_OK;
 }
 
-int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out,
-                  size_t len) {
-    char dir[3800];
-    if (cache_dir)
-        snprintf(dir, sizeof dir, "%s", cache_dir);
+// The default cache directory: $GALNN_CACHE, else $XDG_CACHE_HOME/galnn, else ~/.cache/galnn (caches are
+// keyed by content, so one directory serves every catalog); without a home, .galnn-cache beside the catalog.
+static int default_cache_dir(const io_catalog *cat, char *dir, size_t len) {
+    const char *g = getenv("GALNN_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (g && *g) snprintf(dir, len, "%s", g);
+    else if (x && *x) snprintf(dir, len, "%s/galnn", x);
+    else if (h && *h) snprintf(dir, len, "%s/.cache/galnn", h);
     else {
         char *cp = gn_strdup(cat->path);
         if (!cp) return GN_ENOMEM;
-        snprintf(dir, sizeof dir, "%s/.galnn-cache", dirname(cp));
+        snprintf(dir, len, "%s/.galnn-cache", dirname(cp));
         free(cp);
     }
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return gn_err(GN_EIO, "%s: cannot create the cache directory: %s (use --cache-dir)", dir,
-                      strerror(errno));
+    return GN_OK;
+}
+
+int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *prefix, uint64_t hash, char *out,
+                  size_t len) {
+    char dir[3800];
+    int rc = GN_OK;
+    if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
+    else rc = default_cache_dir(cat, dir, sizeof dir);
+    if (!rc && io_mkdirs(dir, NULL))
+        return gn_err(GN_EIO, "%s: cannot create the cache directory (%s; set --cache-dir or GALNN_CACHE)", dir,
+                      gn_errmsg());
+    if (rc) return rc;
     snprintf(out, len, "%s/%s-%016llx.bin", dir, prefix, (unsigned long long)hash);
     return GN_OK;
 }

@@ -32,7 +32,7 @@ typedef struct io_dataset_spec {
     int transform;        // IO_TF_*: sign(x) ln(1+|x|) or asinh(x / asinh_scale), after flux normalisation
     float asinh_scale;
     const char *fluxnorm; // column template, e.g. "flux_{band}": divide band b by its clipped flux
-    const char *cache_dir; // NULL: ".galnn-cache" beside the catalog
+    const char *cache_dir; // NULL: $GALNN_CACHE, $XDG_CACHE_HOME/galnn or ~/.cache/galnn
     int strict;           // a missing/unreadable cutout or a NaN pixel is an error, not a skip
     io_log_fn log;        // messages (skips, progress); may be NULL
     void *log_user;
@@ -60,7 +60,7 @@ static inline const float *io_dataset_image(const io_dataset *ds, size_t i) {
     return ds->pix + i * (size_t)ds->c * ds->h * ds->w;
 }
 // Cache files for datasets made elsewhere (io/specset.c): the path DIR/PREFIX-HASH.bin
-// (DIR: cache_dir, or .galnn-cache beside the catalog; created), an atomic
+// (DIR: cache_dir, or $GALNN_CACHE, $XDG_CACHE_HOME/galnn, ~/.cache/galnn; created), an atomic
 // write of an in-memory dataset (d->row, d->pix, n, c, h, w, bands, counters),
 // and a verified, memory-mapped load (GN_OK only if the hash and CRC match;
 // otherwise why says what is wrong).
