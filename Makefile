@@ -32,7 +32,7 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all deps test test-fast test-san demo bench build clean help fuzz
+.PHONY: all deps test test-fast test-san demo bench build clean help fuzz install
 .SECONDARY:
 # Each entry point first makes sure the packages are there, then builds in a
 # sub-make, so the order holds even under make -j.
@@ -48,6 +48,7 @@ help:
 	@echo "make test       install missing Debian packages (root), build, run all tests, then the unit tests under ASan+UBSan"
 	@echo "make bench      benchmarks (not part of make test)"
 	@echo "make fuzz       run every parser under libFuzzer for FUZZ_SECONDS (default 60) each"
+	@echo "make install    PREFIX=/usr/local: bin/galnn, the presets (share/galnn/models), the man page"
 
 deps:
 	@sh tools/deps.sh
@@ -110,6 +111,15 @@ fuzz:
 	@sh tools/deps.sh clang libclang-rt-14-dev
 	@$(MAKE) --no-print-directory build
 	@sh tools/fuzz.sh
+
+# The binary, the presets (found by name: --config ugriz_mlp) and galnn(1) from the help texts.
+PREFIX ?= /usr/local
+install: all
+	install -D -m 755 bin/galnn $(DESTDIR)$(PREFIX)/bin/galnn
+	install -d $(DESTDIR)$(PREFIX)/share/galnn/models $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 models/*.cfg $(DESTDIR)$(PREFIX)/share/galnn/models/
+	sh tools/man.sh bin/galnn > $(B)/galnn.1
+	install -m 644 $(B)/galnn.1 $(DESTDIR)$(PREFIX)/share/man/man1/galnn.1
 
 clean:
 	rm -rf $(B) bin

@@ -631,7 +631,9 @@ static const cmd_flag analyze_flags[] = {
 
 // The study's configuration (file + overrides) and what it names.
 static int study_open(study *S, const analyze_cli *o) {
-    if (io_config_read(o->config, &S->cfg)) return cmd_error("%s", gn_errmsg());
+    char preset[4400];
+    if (io_config_read(cmd_find_preset(o->config, preset, sizeof preset), &S->cfg))
+        return cmd_error("%s", gn_errmsg());
     if (o->catalog && io_config_put(&S->cfg, "analysis", "catalog", o->catalog)) return 1;
     if (o->images && io_config_put(&S->cfg, "analysis", "images", o->images)) return 1;
     for (int k = 0; k < o->sets.n; k++)

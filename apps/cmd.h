@@ -89,6 +89,10 @@ int pid_run(const pid_cli *o);
 int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out);
 int cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_is_tty(void);
+// A configuration by path, or a preset by name ("ugriz_mlp", "models/ugriz_mlp.cfg" from anywhere):
+// ./models, then the models/ of the source tree or share/galnn/models of the installation the binary
+// runs from. Returns config itself when nothing else is found (the caller reports it).
+const char *cmd_find_preset(const char *config, char *buf, size_t len);
 // Commands that read a checkpoint and write into a directory: --ckpt and --out
 // given, the split parsed, the directory made, the threads set; the split, or
 // -1 after printing the error.

@@ -46,6 +46,26 @@ int cmd_parse_int(const char *flag, const char *val, long lo, long hi, long *out
 
 int cmd_is_tty(void) { return isatty(fileno(stderr)); }
 
+const char *cmd_find_preset(const char *config, char *buf, size_t len) {
+    struct stat st;
+    if (!stat(config, &st)) return config;
+    char name[256], exe[4096], *slash = strrchr(config, '/');
+    snprintf(name, sizeof name, "%s", slash ? slash + 1 : config);
+    char *dot = strstr(name, ".cfg");
+    if (dot && !dot[4]) *dot = 0;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *e = strrchr(exe, '/');
+    if (e) *e = 0; // the binary's directory: bin/ of the source tree or of the installation
+    const char *where[3] = {"models", "../models", "../share/galnn/models"};
+    for (int k = 0; k < 3; k++) {
+        if (k) snprintf(buf, len, "%s/%s/%s.cfg", exe, where[k], name);
+        else snprintf(buf, len, "%s/%s.cfg", where[k], name);
+        if (!stat(buf, &st)) return buf;
+    }
+    return config;
+}
+
 int cmd_ckpt_out(const char *cmd, const char *ckpt, const char *out, const char *split_name, long threads) {
     if (!ckpt || !out) return cmd_error("%s: --ckpt and --out are required", cmd), -1;
     int split = io_split_parse(split_name);

@@ -120,7 +120,9 @@ static int open_config(const train_cli *o, io_config *cfg, io_npz *ck, char *dir
         free(cp);
         return 0;
     }
-    if (io_config_read(o->config, cfg)) return cmd_error("%s", gn_errmsg());
+    char preset[4400];
+    const char *path = cmd_find_preset(o->config, preset, sizeof preset);
+    if (io_config_read(path, cfg)) return cmd_error("%s", gn_errmsg());
     for (int k = 0; k < o->sets.n; k++)
         if (io_config_set(cfg, o->sets.v[k])) return io_config_free(cfg), cmd_error("%s", gn_errmsg());
     if (o->seed >= 0) put_long(cfg, "seed", o->seed);

@@ -39,6 +39,24 @@ static void test_help_version(void **s) {
     assert_non_null(strstr(out, "--threads"));
 }
 
+// galnn(1) is made from the help texts: a section per command; and presets are found by name.
+static void test_man_preset(void **s) {
+    (void)s;
+    char out[4096];
+    FILE *p = popen("sh tools/man.sh ./bin/galnn", "r");
+    assert_non_null(p);
+    int sections = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, p)) sections += !strncmp(line, ".SH \"galnn ", 11);
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(sections, 17);
+    // --config by name: the preset is read (the error is then about the catalog, not the configuration)
+    assert_int_equal(run("train --config ugriz_mlp --catalog /tmp/galnn_cli_no_such.csv --out /tmp/galnn_cli_pz", out,
+                         sizeof out),
+                     1);
+    assert_non_null(strstr(out, "/tmp/galnn_cli_no_such.csv: cannot open"));
+}
+
 static void test_errors(void **s) {
     (void)s;
     char out[4096];
@@ -769,7 +787,7 @@ static void test_analyze(void **s) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors), cmocka_unit_test(test_config_ranges),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors), cmocka_unit_test(test_man_preset), cmocka_unit_test(test_config_ranges),
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
                                        cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli), cmocka_unit_test(test_spectra_cli),
                                        cmocka_unit_test(test_analyze)};
