@@ -5,6 +5,7 @@ set -e
 G=${1:-bin/galnn}
 esc() { sed -e 's/\\/\\e/g' -e "s/^\\([.']\\)/\\\\\\&\\1/"; }
 cmds=$("$G" help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}' | grep -v -e '^help$' -e '^version$')
+echo ".\\\" -*- coding: UTF-8 -*-"
 echo ".TH GALNN 1 \"\" \"$("$G" version)\" \"galnn manual\""
 echo ".SH NAME"
 echo "galnn \\- train, evaluate and interpret deep models of galaxy properties"
