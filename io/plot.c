@@ -15,7 +15,7 @@
 #define MT 44.0
 #define MB 64.0
 
-static const double COLORS[6][3] = {{0.12, 0.47, 0.71}, {1.0, 0.50, 0.05}, {0.17, 0.63, 0.17},
+static const double COLORS[6][3] = {{0.12, 0.47, 0.71}, {1.0, 0.50, 0.05},  {0.17, 0.63, 0.17},
                                     {0.84, 0.15, 0.16}, {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}};
 
 static double nice_step(double range) {
@@ -74,6 +74,12 @@ static void axes(frame *f, const char *title, const char *xl, const char *yl) {
                 double t = log10(mant[m]) + k;
                 if (t >= f->y0 && t <= f->y1) ticks[nt++] = t;
             }
+        if (nt < 3) { // less than a decade: nice steps of the values themselves
+            double a = pow(10, f->y0), b = pow(10, f->y1), st = nice_step(b - a);
+            nt = 0;
+            for (double v = ceil(a / st) * st; v <= b * (1 + 1e-9) && nt < 60; v += st)
+                if (v > 0) ticks[nt++] = log10(v);
+        }
     } else
         for (double t = ceil(f->y0 / sy) * sy; t <= f->y1 + 1e-9 * sy && nt < 60; t += sy) ticks[nt++] = t;
     for (int i = 0; i < nt; i++) {
@@ -81,8 +87,10 @@ static void axes(frame *f, const char *title, const char *xl, const char *yl) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, ML, yy), cairo_line_to(cr, W - MR, yy), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
-        if (f->log_y) snprintf(b, sizeof b, "%.3g", pow(10, t));
-        else snprintf(b, sizeof b, "%.4g", fabs(t) < 1e-12 * sy ? 0.0 : t);
+        if (f->log_y)
+            snprintf(b, sizeof b, "%.3g", pow(10, t));
+        else
+            snprintf(b, sizeof b, "%.4g", fabs(t) < 1e-12 * sy ? 0.0 : t);
         text(cr, ML - 8, yy, b, 1, 0.5, 13, 0);
     }
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -133,8 +141,10 @@ int io_plot_lines(const char *path, const char *title, const char *xl, const cha
                 pen = 0;
                 continue;
             }
-            if (pen) cairo_line_to(f.cr, px(&f, x), py(&f, y));
-            else cairo_move_to(f.cr, px(&f, x), py(&f, y)), pen = 1;
+            if (pen)
+                cairo_line_to(f.cr, px(&f, x), py(&f, y));
+            else
+                cairo_move_to(f.cr, px(&f, x), py(&f, y)), pen = 1;
             if (s[k].n == 1) cairo_arc(f.cr, px(&f, x), py(&f, y), 3, 0, 2 * M_PI);
         }
         cairo_stroke(f.cr);
@@ -185,7 +195,8 @@ int io_plot_density(const char *path, const char *title, const char *xl, const c
 static void legend(frame *f, int k, const char *name, const double *c, int filled) {
     double ly = MT + 18 + 20 * k;
     cairo_set_source_rgb(f->cr, c[0], c[1], c[2]);
-    if (filled) cairo_rectangle(f->cr, W - MR - 170, ly - 6, 30, 12), cairo_fill(f->cr);
+    if (filled)
+        cairo_rectangle(f->cr, W - MR - 170, ly - 6, 30, 12), cairo_fill(f->cr);
     else
         cairo_set_line_width(f->cr, 2), cairo_move_to(f->cr, W - MR - 170, ly),
             cairo_line_to(f->cr, W - MR - 140, ly), cairo_stroke(f->cr);
@@ -229,8 +240,10 @@ int io_plot_hists(const char *path, const char *title, const char *xl, const io_
                     cairo_line_to(f.cr, px(&f, lo + (b + 1) * w), py(&f, y));
             }
             cairo_line_to(f.cr, px(&f, hi), py(&f, 0));
-            if (h[k].grey) cairo_close_path(f.cr), cairo_fill(f.cr);
-            else cairo_set_line_width(f.cr, 2), cairo_stroke(f.cr);
+            if (h[k].grey)
+                cairo_close_path(f.cr), cairo_fill(f.cr);
+            else
+                cairo_set_line_width(f.cr, 2), cairo_stroke(f.cr);
             legend(&f, leg++, h[k].name, rgb, h[k].grey);
         }
     free(c);
@@ -340,8 +353,10 @@ static void cmap(cairo_t *cr, double t, int diverging) {
         return;
     }
     double u = 2 * t - 1; // -1 blue, 0 white, +1 red
-    if (u < 0) cairo_set_source_rgb(cr, 1 + 0.85 * u, 1 + 0.6 * u, 1 + 0.2 * u);
-    else cairo_set_source_rgb(cr, 1 - 0.2 * u, 1 - 0.85 * u, 1 - 0.85 * u);
+    if (u < 0)
+        cairo_set_source_rgb(cr, 1 + 0.85 * u, 1 + 0.6 * u, 1 + 0.2 * u);
+    else
+        cairo_set_source_rgb(cr, 1 - 0.2 * u, 1 - 0.85 * u, 1 - 0.85 * u);
 }
 
 int io_plot_heatmap(const char *path, const char *title, const char *xl, const char *yl,
@@ -361,12 +376,16 @@ int io_plot_heatmap(const char *path, const char *title, const char *xl, const c
     for (int i = 0; i < nr; i++)
         for (int j = 0; j < nc; j++) {
             double x = ml + j * cw, y = MT + i * ch, val = v[i * nc + j];
-            if (isnan(val)) cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
-            else cmap(cr, hi > lo ? (val - lo) / (hi - lo) : 0, 0);
+            if (isnan(val))
+                cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
+            else
+                cmap(cr, hi > lo ? (val - lo) / (hi - lo) : 0, 0);
             cairo_rectangle(cr, x, y, cw, ch), cairo_fill(cr);
             char b[64];
-            if (isnan(val)) snprintf(b, sizeof b, "-");
-            else snprintf(b, sizeof b, fmt ? fmt : "%.3g", val);
+            if (isnan(val))
+                snprintf(b, sizeof b, "-");
+            else
+                snprintf(b, sizeof b, fmt ? fmt : "%.3g", val);
             double t = hi > lo && !isnan(val) ? (val - lo) / (hi - lo) : 0;
             cairo_set_source_rgb(cr, t > 0.6 ? 1 : 0, t > 0.6 ? 1 : 0, t > 0.6 ? 1 : 0);
             text(cr, x + cw / 2, y + ch / 2, b, 0.5, 0.5, ch > 30 && cw > 60 ? 12 : 9, 0);
@@ -382,10 +401,26 @@ int io_plot_heatmap(const char *path, const char *title, const char *xl, const c
     return finish(sf, cr, path);
 }
 
+// A colour bar under a map: the colour scale from lo to hi, labelled at both ends and at 0 when it is inside.
+static void colour_bar(cairo_t *cr, double x0, double y0, double w, double lo, double hi, int diverging) {
+    if (!(hi > lo)) return;
+    for (int i = 0; i < 64; i++) {
+        cmap(cr, (i + 0.5) / 64, diverging);
+        cairo_rectangle(cr, x0 + i * w / 64, y0, w / 64 + 0.5, 7), cairo_fill(cr);
+    }
+    char b[32];
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    snprintf(b, sizeof b, "%.2g", lo);
+    text(cr, x0, y0 + 9, b, 0, 0, 10, 0);
+    snprintf(b, sizeof b, "%.2g", hi);
+    text(cr, x0 + w, y0 + 9, b, 1, 0, 10, 0);
+    if (lo < 0 && hi > 0) text(cr, x0 + w * (-lo) / (hi - lo), y0 + 9, "0", 0.5, 0, 10, 0);
+}
+
 int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w,
                  const char *const *labels, int diverging) {
     if (n < 1 || h < 1 || w < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
-    int cell = 180, gap = 16, top = 44, lab = 22;
+    int cell = 180, gap = 16, top = 44, lab = 48;
     int cols = n < 6 ? n : 6, rws = (n + cols - 1) / cols;
     int Wd = cols * (cell + gap) + gap, Hd = top + rws * (cell + lab + gap);
     cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Wd, Hd);
@@ -412,6 +447,7 @@ int io_plot_maps(const char *path, const char *title, const float *maps, int n, 
         cairo_set_line_width(cr, 1);
         cairo_rectangle(cr, x0, y0, cell, cell), cairo_stroke(cr);
         if (labels && labels[k]) text(cr, x0 + cell / 2.0, y0 + cell + 4, labels[k], 0.5, 0, 12, 0);
+        colour_bar(cr, x0, y0 + cell + 20, cell, diverging ? -a : lo, diverging ? a : hi, diverging);
     }
     text(cr, Wd / 2.0, 12, title, 0.5, 0, 16, 0);
     return finish(sf, cr, path);

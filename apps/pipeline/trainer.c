@@ -56,7 +56,9 @@ static int plot_losses(const run_trainer *T) {
     int log_y = 1;
     for (size_t i = 0; i < k; i++)
         log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
-    int rc = k ? io_plot_lines(path, "training curve", "epoch", "loss", s, 2, log_y) : GN_OK;
+    char title[2300];
+    snprintf(title, sizeof title, "training curve: %s", T->dir); // which run, when plots sit side by side
+    int rc = k ? io_plot_lines(path, title, "epoch", "loss (per sample)", s, 2, log_y) : GN_OK;
     free(ep);
     return rc;
 }
