@@ -9,6 +9,7 @@
 
 #include "../common/gn_common.h"
 #include "config.h"
+#include "fitstable.h"
 #include "npy.h"
 
 uint64_t io_fnv1a(const void *data, size_t n, uint64_t h) {
@@ -206,7 +207,8 @@ int io_catalog_read(const char *path, const io_catalog_opts *o, io_catalog *c) {
     size_t len;
     memset(c, 0, sizeof *c);
     c->id_col = c->split_col = -1;
-    int rc = io_read_file(path, &raw, &len);
+    int rc = io_is_fits_table(path) ? io_fits_table_csv(path, NULL, 0, (char **)&raw, &len)
+                                    : io_read_file(path, &raw, &len);
     if (rc) return rc;
     return io_catalog_parse(path, (char *)raw, len, o, c);
 }

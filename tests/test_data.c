@@ -134,6 +134,51 @@ static void test_catalog_errors(void **st) {
     assert_non_null(strstr(gn_errmsg(), "missing.csv"));
 }
 
+// A FITS binary table read as a catalog: string ids, float columns with NaN, an integer column with
+// TNULL, a vector column as name_0..name_2, and the extension syntax cat.fits[1].
+static void test_catalog_fits(void **st) {
+    (void)st;
+    char path[512], ext[520];
+    snprintf(path, sizeof path, "!%s", tu_tmp("cat.fits")); // '!': overwrite
+    fitsfile *f;
+    int s = 0;
+    char *ttype[4] = {"objid", "mag_r", "flag", "vec"}, *tform[4] = {"20A", "1E", "1J", "3D"};
+    fits_create_file(&f, path, &s);
+    fits_create_tbl(f, BINARY_TBL, 3, 4, ttype, tform, NULL, "CAT", &s);
+    char *ids[3] = {"1237648702966005915", "g,2", "g3"};
+    float mag[3] = {17.5f, NAN, 18.25f};
+    int flag[3] = {1, -1, 3};
+    double vec[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    int tnull = -1;
+    fits_write_key(f, TINT, "TNULL3", &tnull, "null flag", &s);
+    fits_write_col(f, TSTRING, 1, 1, 1, 3, ids, &s);
+    fits_write_col(f, TFLOAT, 2, 1, 1, 3, mag, &s);
+    fits_write_col(f, TINT, 3, 1, 1, 3, flag, &s);
+    fits_write_col(f, TDOUBLE, 4, 1, 1, 9, vec, &s);
+    fits_close_file(f, &s);
+    assert_int_equal(s, 0);
+    io_catalog c;
+    io_catalog_opts o = {0, 1, "objid"};
+    snprintf(ext, sizeof ext, "%s[1]", tu_tmp("cat.fits"));
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(io_catalog_read(k ? ext : tu_tmp("cat.fits"), &o, &c), 0);
+        assert_int_equal(c.n_rows, 3);
+        assert_string_equal(io_catalog_id(&c, 0), "1237648702966005915");
+        assert_string_equal(io_catalog_id(&c, 1), "g,2"); // a comma inside a string survives
+        const double *m = io_catalog_values(&c, "mag_r"), *fl = io_catalog_values(&c, "flag"),
+                     *v2 = io_catalog_values(&c, "vec_2");
+        assert_non_null(m), assert_non_null(fl), assert_non_null(v2);
+        assert_float_equal(m[0], 17.5, 0), assert_true(isnan(m[1]));
+        assert_true(isnan(fl[1])), assert_float_equal(fl[2], 3, 0); // TNULL -> null
+        assert_float_equal(v2[1], 6, 0);
+        assert_int_equal(c.cols[io_catalog_find(&c, "mag_r")].n_null, 1);
+        io_catalog_free(&c);
+    }
+    write_text(tu_tmp("bad.fits"), "SIMPLE  =                    T / not really");
+    assert_int_not_equal(io_catalog_read(tu_tmp("bad.fits"), &o, &c), 0);
+    assert_non_null(strstr(gn_errmsg(), "bad.fits"));
+}
+
 static void test_splits(void **st) {
     (void)st;
     write_text(tu_tmp("s.csv"), "id,split\na,train\nb,Validation\nc,TEST\n");
@@ -939,7 +984,7 @@ int main(void) {
         cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors),  cmocka_unit_test(test_splits),
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
-        cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_dataset_majority_size), cmocka_unit_test(test_partners),
+        cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_catalog_fits), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_dataset_majority_size), cmocka_unit_test(test_partners),
         cmocka_unit_test(test_json), cmocka_unit_test(test_catalog_join), cmocka_unit_test(test_mock_spectra),
         cmocka_unit_test(test_loader),          cmocka_unit_test(test_mock),
     };
