@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../io/fitstable.h"
 #include "cmd.h"
 #include "flags.h"
 #include "pipeline/run.h"
@@ -112,6 +113,19 @@ static const cmd_flag predict_flags[] = {
     F_DATA_KEYS(sets),
     F_END};
 
+// The predictions as CSV, or as a FITS binary table when out ends in .fits (the CSV text is parsed back
+// into columns: the text buffer goes to the catalog).
+static int write_out(const char *out, char **buf, size_t len) {
+    size_t L = strlen(out);
+    if (L < 5 || strcmp(out + L - 5, ".fits")) return io_write_atomic(out, *buf, len);
+    io_catalog c;
+    io_catalog_opts co = {1e300, 1, NULL}; // predictions are values, not sentinels
+    int rc = io_catalog_parse(out, *buf, len, &co, &c);
+    *buf = NULL;
+    if (!rc) rc = io_catalog_write_fits(&c, out), io_catalog_free(&c);
+    return rc;
+}
+
 // The out-of-range counts on screen (the ood column flags the galaxies).
 static void report_ood(const run *r, const size_t *n_ood, double nsig) {
     if (!r->has_range) {
@@ -199,7 +213,7 @@ int predict_run(const predict_cli *op) {
     write_csv(&r, rows, n, o, pbins, est, cl.ood_sigma, n_ood, f);
     fclose(f);
     f = NULL;
-    if (io_write_atomic(out, buf, blen)) goto out;
+    if (write_out(out, &buf, blen)) goto out;
     printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
     report_ood(&r, n_ood, cl.ood_sigma);
     if (dump && write_dump(&r, &c, rows, n, o, n_dump, dump)) goto out;

@@ -6,12 +6,15 @@
 #include "fitstable.h"
 
 #include <fitsio.h>
+#include <unistd.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "catalog.h"
 #include "file.h"
 
 #define CHUNK 4096
@@ -212,5 +215,42 @@ int io_fits_table_csv(const char *path, const void *mem, size_t memlen, char **t
     if (!rc) rc = table_csv(f, path, text, len);
     if (f) fits_close_file(f, &(int){0});
     free(own);
+    return rc;
+}
+
+// One catalog column into the table being written: numbers as 'D' (null: NaN), text as 'wA'.
+static int put_column(fitsfile *f, const io_catalog *c, int j, int k, int *st) {
+    const io_column *col = &c->cols[j];
+    if (col->numeric && j != c->id_col) return fits_write_col(f, TDOUBLE, k, 1, 1, (LONGLONG)c->n_rows, col->v, st);
+    return fits_write_col(f, TSTRING, k, 1, 1, (LONGLONG)c->n_rows, col->s, st);
+}
+
+int io_catalog_write_fits(const io_catalog *c, const char *path) {
+    int n = c->n_cols, st = 0;
+    char **ttype = gn_calloc((size_t)n, sizeof(char *)), (*tform)[16] = gn_calloc((size_t)n, 16), **tf;
+    tf = gn_calloc((size_t)n, sizeof(char *));
+    if (!ttype || !tform || !tf) return free(ttype), free(tform), free(tf), GN_ENOMEM;
+    for (int j = 0; j < n; j++) {
+        const io_column *col = &c->cols[j];
+        size_t w = 1;
+        for (size_t r = 0; !(col->numeric && j != c->id_col) && r < c->n_rows; r++)
+            w = strlen(col->s[r]) > w ? strlen(col->s[r]) : w;
+        if (col->numeric && j != c->id_col) snprintf(tform[j], 16, "1D");
+        else snprintf(tform[j], 16, "%dA", (int)(w < 99999 ? w : 99999));
+        ttype[j] = col->name, tf[j] = tform[j];
+    }
+    char tmp[4200], bang[4210];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(bang, sizeof bang, "!%s", tmp);
+    fitsfile *f = NULL;
+    fits_create_file(&f, bang, &st);
+    fits_create_tbl(f, BINARY_TBL, (LONGLONG)c->n_rows, n, ttype, tf, NULL, "GALNN", &st);
+    for (int j = 0; j < n && !st; j++) put_column(f, c, j, j + 1, &st);
+    int rc = st ? fail(path, st, "writing the FITS table") : GN_OK;
+    if (f) fits_close_file(f, &st);
+    if (!rc && st) rc = fail(path, st, "closing the FITS table");
+    if (!rc && rename(tmp, path)) rc = gn_err(GN_EIO, "%s: cannot write: %s", path, strerror(errno));
+    if (rc) unlink(tmp);
+    free(ttype), free(tform), free(tf);
     return rc;
 }

@@ -14,4 +14,9 @@ int io_is_fits_table(const char *path);
 // is an error (cfitsio would read past them).
 int io_fits_table_csv(const char *path, const void *mem, size_t memlen, char **text, size_t *len);
 
+// Write a catalog as a FITS binary table (atomically): numeric columns as doubles (nulls: NaN),
+// the id and text columns as strings.
+struct io_catalog;
+int io_catalog_write_fits(const struct io_catalog *c, const char *path);
+
 #endif

@@ -142,6 +142,18 @@ static void test_config_ranges(void **s) {
     assert_non_null(strstr(csv, "id,split,y_pred,ood\n"));
     assert_non_null(strstr(csv, "n1,none,")), assert_non_null(strstr(csv, "n2,none,"));
     assert_true(atoi(strrchr(strstr(csv, "n2,none,"), ',') + 1) & 1); // flagged: an input out of range
+    // --out NAME.fits: a FITS binary table, which reads back as a catalog
+    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
+                         "/tmp/galnn_cli_new_pred.fits",
+                         out, sizeof out),
+                     0);
+    io_catalog pc;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_new_pred.fits", NULL, &pc), 0);
+    assert_int_equal(pc.n_rows, 3);
+    assert_string_equal(io_catalog_id(&pc, 1), "n2");
+    assert_non_null(io_catalog_values(&pc, "y_pred")), assert_non_null(io_catalog_values(&pc, "ood"));
+    io_catalog_free(&pc);
+    remove("/tmp/galnn_cli_new_pred.fits");
     snprintf(cmd, sizeof cmd, "%s --split test", pr); // a new catalog has no train/val/test split
     assert_int_equal(run(cmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "no train/val/test split"));
