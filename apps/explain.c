@@ -418,8 +418,9 @@ static int report_spectral(const xjob *J) {
                 if (v > mabs[(size_t)k * P + jm]) jm = j;
                 tot += v, blue += wl[j] < 5000 ? v : 0;
             }
-            printf("  D%d: largest mean |phi| at %.0f Å; %.0f %% of the total below 5000 Å\n", k + 1, wl[jm],
-                   tot > 0 ? 100 * blue / tot : 0);
+            printf("  D%d: largest mean |phi| at %.0f Å; "
+                   "%.0f %% of the total below 5000 Å\n",
+                   k + 1, wl[jm], tot > 0 ? 100 * blue / tot : 0);
         }
         printf("  wrote %s/attr.npy, mean_abs.csv and attr.png\n", out);
     }

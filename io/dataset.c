@@ -572,7 +572,8 @@ int io_cache_path(const io_catalog *cat, const char *cache_dir, const char *pref
     if (cache_dir) snprintf(dir, sizeof dir, "%s", cache_dir);
     else rc = default_cache_dir(cat, dir, sizeof dir);
     if (!rc && io_mkdirs(dir, NULL))
-        return gn_err(GN_EIO, "%s: cannot create the cache directory (%s; set --cache-dir or GALNN_CACHE)", dir,
+        return gn_err(GN_EIO, "%s: cannot create the cache directory (%s; set --cache-dir or GALNN_CACHE)",
+                      dir,
                       gn_errmsg());
     if (rc) return rc;
     snprintf(out, len, "%s/%s-%016llx.bin", dir, prefix, (unsigned long long)hash);

@@ -16,6 +16,7 @@
 #include "../common/gn_common.h"
 #include "catalog.h"
 #include "file.h"
+#include "image.h"
 
 #define CHUNK 4096
 
@@ -27,13 +28,6 @@ typedef struct tcol {
     int use;
 } tcol;
 
-static int fail(const char *name, int st, const char *what) {
-    char msg[FLEN_STATUS];
-    fits_get_errstatus(st, msg);
-    fits_clear_errmsg();
-    return gn_err(GN_EFORMAT, "%s: %s: %s (cfitsio %d)", name, what, msg, st);
-}
-
 static int columns(fitsfile *f, const char *name, tcol *c, int n) {
     int st = 0;
     for (int j = 0; j < n; j++) {
@@ -42,7 +36,7 @@ static int columns(fitsfile *f, const char *name, tcol *c, int n) {
         long rep, w;
         snprintf(key, sizeof key, "TTYPE%d", j + 1);
         if (fits_read_key(f, TSTRING, key, v, cm, &st)) st = 0, snprintf(v, sizeof v, "col%d", j + 1);
-        if (fits_get_coltype(f, j + 1, &t, &rep, &w, &st)) return fail(name, st, "reading the column types");
+        if (fits_get_coltype(f, j + 1, &t, &rep, &w, &st)) return io_fits_error(name, st, "reading the column types");
         snprintf(c[j].name, sizeof c[j].name, "%s", v);
         c[j].type = t, c[j].repeat = t == TSTRING ? 1 : rep, c[j].width = w;
         c[j].use = t != TCOMPLEX && t != TDBLCOMPLEX && t != TBIT && t != TLOGICAL && rep >= 1 &&
@@ -86,7 +80,7 @@ static int rows_csv(fitsfile *f, const char *name, const tcol *c, int n, long r0
         else
             fits_read_col(f, TDOUBLE, j + 1, r0 + 1, 1, nr * c[j].repeat, &(double){NAN}, num[j], &anynul,
                           &st);
-        if (st) return fail(name, st, "reading the table (truncated file?)");
+        if (st) return io_fits_error(name, st, "reading the table (truncated file?)");
     }
     for (long r = 0; r < nr; r++) {
         int first = 1;
@@ -111,7 +105,7 @@ static int table_csv(fitsfile *f, const char *name, char **text, size_t *len) {
     int st = 0, n = 0;
     long nrows = 0;
     if (fits_get_num_rows(f, &nrows, &st) || fits_get_num_cols(f, &n, &st))
-        return fail(name, st, "reading the table's size");
+        return io_fits_error(name, st, "reading the table's size");
     if (n < 1) return gn_err(GN_EFORMAT, "%s: the table has no columns", name);
     tcol *c = gn_calloc((size_t)n, sizeof *c);
     double **num = gn_calloc((size_t)n, sizeof *num);
@@ -173,7 +167,7 @@ static int to_table(fitsfile *f, const char *path, const char *ext) {
             fits_movabs_hdu(f, (int)k + 1, &type, &st);
         else
             fits_movnam_hdu(f, ANY_HDU, (char *)ext, 0, &st);
-        return st ? fail(path, st, "no such extension") : GN_OK;
+        return st ? io_fits_error(path, st, "no such extension") : GN_OK;
     }
     for (int h = 2; !st; h++)
         if (!fits_movabs_hdu(f, h, &type, &st) && (type == BINARY_TBL || type == ASCII_TBL)) return GN_OK;
@@ -202,13 +196,13 @@ int io_fits_table_csv(const char *path, const void *mem, size_t memlen, char **t
     void *buf = (void *)mem;
     size_t sz = n;
     if (!rc && fits_open_memfile(&f, file, READONLY, &buf, &sz, 0, NULL, &st))
-        rc = fail(path, st, "not a FITS file");
+        rc = io_fits_error(path, st, "not a FITS file");
     if (!rc) rc = to_table(f, path, ext);
     LONGLONG head, data, end;
     if (!rc &&
         (fits_get_hduaddrll(f, &head, &data, &end, &st) || (size_t)end > n)) // claims more than there is
         rc =
-            st ? fail(path, st, "reading the table header") : gn_err(GN_EFORMAT, "%s: truncated table", path);
+            st ? io_fits_error(path, st, "reading the table header") : gn_err(GN_EFORMAT, "%s: truncated table", path);
     int type = 0;
     if (!rc && (fits_get_hdu_type(f, &type, &st), type != BINARY_TBL && type != ASCII_TBL))
         rc = gn_err(GN_EFORMAT, "%s: extension %s is not a table", path, ext);
@@ -221,7 +215,8 @@ int io_fits_table_csv(const char *path, const void *mem, size_t memlen, char **t
 // One catalog column into the table being written: numbers as 'D' (null: NaN), text as 'wA'.
 static int put_column(fitsfile *f, const io_catalog *c, int j, int k, int *st) {
     const io_column *col = &c->cols[j];
-    if (col->numeric && j != c->id_col) return fits_write_col(f, TDOUBLE, k, 1, 1, (LONGLONG)c->n_rows, col->v, st);
+    if (col->numeric && j != c->id_col)
+        return fits_write_col(f, TDOUBLE, k, 1, 1, (LONGLONG)c->n_rows, col->v, st);
     return fits_write_col(f, TSTRING, k, 1, 1, (LONGLONG)c->n_rows, col->s, st);
 }
 
@@ -246,9 +241,9 @@ int io_catalog_write_fits(const io_catalog *c, const char *path) {
     fits_create_file(&f, bang, &st);
     fits_create_tbl(f, BINARY_TBL, (LONGLONG)c->n_rows, n, ttype, tf, NULL, "GALNN", &st);
     for (int j = 0; j < n && !st; j++) put_column(f, c, j, j + 1, &st);
-    int rc = st ? fail(path, st, "writing the FITS table") : GN_OK;
+    int rc = st ? io_fits_error(path, st, "writing the FITS table") : GN_OK;
     if (f) fits_close_file(f, &st);
-    if (!rc && st) rc = fail(path, st, "closing the FITS table");
+    if (!rc && st) rc = io_fits_error(path, st, "closing the FITS table");
     if (!rc && rename(tmp, path)) rc = gn_err(GN_EIO, "%s: cannot write: %s", path, strerror(errno));
     if (rc) unlink(tmp);
     free(ttype), free(tform), free(tf);

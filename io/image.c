@@ -48,7 +48,7 @@ static int alloc_image(io_image *img, int c, int h, int w) {
 
 // ---- FITS ----
 
-static int fits_fail(const char *name, int status, const char *what) {
+int io_fits_error(const char *name, int status, const char *what) {
     char msg[FLEN_STATUS];
     fits_get_errstatus(status, msg);
     fits_clear_errmsg();
@@ -61,7 +61,7 @@ static int fits_read_opened(fitsfile *f, const char *name, io_image *img, size_t
     int st = 0, bitpix, naxis;
     LONGLONG nax[4] = {0};
     if (fits_get_img_paramll(f, 4, &bitpix, &naxis, nax, &st))
-        return fits_fail(name, st, "reading the image header");
+        return io_fits_error(name, st, "reading the image header");
     long c, h, w;
     if (naxis == 2) {
         c = 1, h = (long)nax[1], w = (long)nax[0];
@@ -86,7 +86,7 @@ static int fits_read_opened(fitsfile *f, const char *name, io_image *img, size_t
     int anynul = 0;
     if (fits_read_img(f, TFLOAT, 1, (LONGLONG)c * h * w, &nulval, img->data, &anynul, &st)) {
         io_image_free(img);
-        return fits_fail(name, st, "reading pixels (truncated file?)");
+        return io_fits_error(name, st, "reading pixels (truncated file?)");
     }
     return GN_OK;
 }
@@ -94,7 +94,7 @@ static int fits_read_opened(fitsfile *f, const char *name, io_image *img, size_t
 static int fits_read_path(const char *path, io_image *img) {
     fitsfile *f = NULL;
     int st = 0;
-    if (fits_open_image(&f, path, READONLY, &st)) return fits_fail(path, st, "cannot open as FITS");
+    if (fits_open_image(&f, path, READONLY, &st)) return io_fits_error(path, st, "cannot open as FITS");
     char fp[4096];
     snprintf(fp, sizeof fp, "%s", path);
     char *br = strrchr(fp, '[');
@@ -127,7 +127,7 @@ static int fits_decode(const unsigned char *buf, size_t len, const char *name, i
     void *owned = mem;
     if (fits_open_memfile(&f, "mem://", READONLY, &mem, &size, 0, NULL, &st)) {
         free(owned);
-        return fits_fail(name, st, "not a valid FITS file");
+        return io_fits_error(name, st, "not a valid FITS file");
     }
     // the first HDU with an image, as fits_open_image does for files
     int bitpix, naxis;
@@ -137,7 +137,7 @@ static int fits_decode(const unsigned char *buf, size_t len, const char *name, i
         fits_movrel_hdu(f, 1, &type, &st);
         if (!st && type != IMAGE_HDU) st = NOT_IMAGE;
     }
-    int rc = st ? fits_fail(name, st, "no image HDU") : fits_read_opened(f, name, img, len);
+    int rc = st ? io_fits_error(name, st, "no image HDU") : fits_read_opened(f, name, img, len);
     st = 0;
     fits_close_file(f, &st);
     free(owned);
@@ -244,7 +244,7 @@ int io_fits_write(const char *path, const io_image *img, const io_fits_card *car
     fitsfile *f = NULL;
     int st = 0;
     long nax[3] = {img->w, img->h, img->c};
-    if (fits_create_file(&f, bang, &st)) return fits_fail(path, st, "cannot create");
+    if (fits_create_file(&f, bang, &st)) return io_fits_error(path, st, "cannot create");
     fits_create_img(f, FLOAT_IMG, img->c == 1 ? 2 : 3, nax, &st);
     for (const io_fits_card *k = cards; k && k->key && !st; k++)
         fits_update_key(f, TSTRING, k->key, (void *)k->value, k->comment, &st);
@@ -253,7 +253,7 @@ int io_fits_write(const char *path, const io_image *img, const io_fits_card *car
     fits_close_file(f, &st2);
     if (st || st2) {
         remove(tmp);
-        return fits_fail(path, st ? st : st2, "writing");
+        return io_fits_error(path, st ? st : st2, "writing");
     }
     if (rename(tmp, path)) {
         remove(tmp);

@@ -45,4 +45,7 @@ int io_fits_write(const char *path, const io_image *img, const io_fits_card *car
 // code range and rounded.
 int io_png_write(const char *path, const io_image *img, int bit_depth);
 
+// A cfitsio status as an error naming the file and what was being done (clears cfitsio's message stack).
+int io_fits_error(const char *name, int status, const char *what);
+
 #endif

@@ -70,10 +70,10 @@ const char IO_MOCK_DOC[] =
     "with --kinematics, kin/{id}.fits (2 x K x K: line-of-sight velocity, dispersion; km/s; +-3 R_e);\n"
     "with --spectra, spectra/{id}.npy (2 x 3000: flux density, inverse variance, 0 = masked) on the "
     "observed-frame\n"
-    "grid spectra/wave.npy (log-spaced 3600-9200 Å): old + young continua (the old one with a 4000 Å break) "
-    "mixed\n"
-    "by sSFR, dust, [O II], Hβ, [O III], Hα, [N II] (EW(Hα) = 10^(0.9 (log sSFR + 10) + 1.3) Å, [N II]/Hα "
-    "rising\n"
+    "grid spectra/wave.npy (log-spaced 3600-9200 Å): old + young continua (the old one with a 4000 Å "
+    "break) mixed\n"
+    "by sSFR, dust, [O II], Hβ, [O III], Hα, [N II] (EW(Hα) = 10^(0.9 (log sSFR + 10) + 1.3) Å, "
+    "[N II]/Hα rising\n"
     "with mass), S/N ~ 12, the 5577 Å sky line and 0.5 % bad pixels masked.\n";
 
 static const double A_OVER_AV[5] = {1.58, 1.19, 0.87, 0.68, 0.49};

@@ -44,7 +44,9 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     const char *grid = io_config_str(c, sec, "grid", "3400,8400,4000");
     int np = 0;
     if (sscanf(grid, "%lf , %lf , %d%n", &ss.lo, &ss.hi, &ss.pixels, &np) != 3 || grid[np])
-        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS (Å, Å, count)", c->name, sec, grid);
+        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS "
+                                 "(Å, Å, count)",
+                      c->name, sec, grid);
     long v;
     int rc;
     if ((rc = io_config_double(c, sec, "max_gap", ss.max_gap, &ss.max_gap)) ||
