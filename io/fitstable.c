@@ -36,7 +36,8 @@ static int columns(fitsfile *f, const char *name, tcol *c, int n) {
         long rep, w;
         snprintf(key, sizeof key, "TTYPE%d", j + 1);
         if (fits_read_key(f, TSTRING, key, v, cm, &st)) st = 0, snprintf(v, sizeof v, "col%d", j + 1);
-        if (fits_get_coltype(f, j + 1, &t, &rep, &w, &st)) return io_fits_error(name, st, "reading the column types");
+        if (fits_get_coltype(f, j + 1, &t, &rep, &w, &st))
+            return io_fits_error(name, st, "reading the column types");
         snprintf(c[j].name, sizeof c[j].name, "%s", v);
         c[j].type = t, c[j].repeat = t == TSTRING ? 1 : rep, c[j].width = w;
         c[j].use = t != TCOMPLEX && t != TDBLCOMPLEX && t != TBIT && t != TLOGICAL && rep >= 1 &&
@@ -201,8 +202,8 @@ int io_fits_table_csv(const char *path, const void *mem, size_t memlen, char **t
     LONGLONG head, data, end;
     if (!rc &&
         (fits_get_hduaddrll(f, &head, &data, &end, &st) || (size_t)end > n)) // claims more than there is
-        rc =
-            st ? io_fits_error(path, st, "reading the table header") : gn_err(GN_EFORMAT, "%s: truncated table", path);
+        rc = st ? io_fits_error(path, st, "reading the table header")
+                : gn_err(GN_EFORMAT, "%s: truncated table", path);
     int type = 0;
     if (!rc && (fits_get_hdu_type(f, &type, &st), type != BINARY_TBL && type != ASCII_TBL))
         rc = gn_err(GN_EFORMAT, "%s: extension %s is not a table", path, ext);
