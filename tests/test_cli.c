@@ -141,7 +141,10 @@ static void test_config_ranges(void **s) {
     fclose(f);
     assert_non_null(strstr(csv, "id,split,y_pred,ood\n"));
     assert_non_null(strstr(csv, "n1,none,")), assert_non_null(strstr(csv, "n2,none,"));
-    assert_true(atoi(strrchr(strstr(csv, "n2,none,"), ',') + 1) & 1); // flagged: an input out of range
+    char n2[128];
+    snprintf(n2, sizeof n2, "%s", strstr(csv, "n2,none,"));
+    *strchr(n2, '\n') = 0;
+    assert_true(atoi(strrchr(n2, ',') + 1) & 1); // flagged: an input out of range
     // --out NAME.fits: a FITS binary table, which reads back as a catalog
     assert_int_equal(run("predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
                          "/tmp/galnn_cli_new_pred.fits",
