@@ -149,3 +149,25 @@ void io_rmdirs(const char *path, int levels) {
         *s = 0;
     }
 }
+
+int io_abs_path(const char *path, char *out, size_t len) {
+    char cwd[4096];
+    if (path[0] == '/') return snprintf(out, len, "%s", path) >= (int)len;
+    if (!getcwd(cwd, sizeof cwd)) return 1;
+    return snprintf(out, len, "%s/%s", cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path) >= (int)len;
+}
+
+void io_rel_path(const char *from, const char *to, char *out, size_t len) {
+    size_t i = 0, common = 0;
+    while (from[i] && to[i] && from[i] == to[i]) {
+        if (from[i] == '/') common = i;
+        i++;
+    }
+    if (!from[i] && (to[i] == '/' || !to[i])) common = i; // from is a prefix directory of to
+    int up = 0;
+    for (const char *p = from + common; *p; p++) up += *p == '/' && p[1];
+    size_t o = 0;
+    out[0] = 0;
+    for (int k = 0; k < up && o + 3 < len; k++) o += (size_t)snprintf(out + o, len - o, "../");
+    snprintf(out + o, len - o, "%s", to[common] == '/' ? to + common + 1 : to + common);
+}

@@ -24,4 +24,9 @@ void io_rmdirs(const char *path, int levels);
 // Remove the temp files (NAME.tmp.PID) a killed atomic write left in dir; returns how many.
 int io_remove_stale_temps(const char *dir);
 
+// The absolute form of path (relative to the working directory; need not exist): 0, or nonzero.
+int io_abs_path(const char *path, char *out, size_t len);
+// to (absolute) relative to the directory from (absolute), with "../" steps.
+void io_rel_path(const char *from, const char *to, char *out, size_t len);
+
 #endif

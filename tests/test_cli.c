@@ -5,6 +5,7 @@
 #include <string.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "../common/gn_rng.h"
@@ -55,6 +56,33 @@ static void test_man_preset(void **s) {
                          sizeof out),
                      1);
     assert_non_null(strstr(out, "/tmp/galnn_cli_no_such.csv: cannot open"));
+}
+
+// A run trained with a relative catalog path, then read from another directory (the checkpoint's absolute
+// path), then moved together with its data (the path relative to the run).
+static void test_moved_data(void **s) {
+    (void)s;
+    char out[4096], cmd[8192], cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    (void)system("rm -rf /tmp/galnn_cli_mv /tmp/galnn_cli_mv2 && mkdir -p /tmp/galnn_cli_mv");
+    FILE *f = fopen("/tmp/galnn_cli_mv/cat.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b,y\n");
+    for (int i = 0; i < 60; i++) fprintf(f, "g%d,%d,%d,%g\n", i, i % 7, i % 5, 0.1 * i);
+    fclose(f);
+    f = fopen("/tmp/galnn_cli_mv/m.cfg", "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\ncatalog = cat.csv\n[target]\nnames = y\n[branch.p]\ninput = columns\ncolumns = a, b\n"
+               "[train]\nepochs = 1\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd /tmp/galnn_cli_mv && %s/bin/galnn train --config m.cfg --out run >/dev/null 2>&1", cwd);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_mv/run/best.npz", out, sizeof out), 0);
+    assert_non_null(strstr(out, "using /tmp/galnn_cli_mv/cat.csv"));
+    assert_int_equal(rename("/tmp/galnn_cli_mv", "/tmp/galnn_cli_mv2"), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_mv2/run/best.npz", out, sizeof out), 0);
+    assert_non_null(strstr(out, "using /tmp/galnn_cli_mv2/run/../cat.csv"));
+    (void)system("rm -rf /tmp/galnn_cli_mv2");
 }
 
 static void test_errors(void **s) {
@@ -802,7 +830,7 @@ static void test_analyze(void **s) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors), cmocka_unit_test(test_man_preset), cmocka_unit_test(test_config_ranges),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_help_version), cmocka_unit_test(test_errors), cmocka_unit_test(test_man_preset), cmocka_unit_test(test_moved_data), cmocka_unit_test(test_config_ranges),
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
                                        cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli), cmocka_unit_test(test_spectra_cli),
                                        cmocka_unit_test(test_analyze)};

@@ -494,6 +494,41 @@ static int same_file(const char *a, const char *b) {
     return !strcmp(a, b);
 }
 
+// Whether a data path is there: the catalog file, or an image template's directory (the part before {id}).
+static int data_there(const char *path, int tmpl) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    char *brace = tmpl ? strchr(p, '{') : NULL, *slash;
+    if (brace) *brace = 0, slash = strrchr(p, '/'), slash ? (void)(*slash = 0) : (void)(p[0] = '.', p[1] = 0);
+    struct stat st;
+    return !stat(p, &st);
+}
+
+// Data the checkpoint's configuration names but that is not there (the run was read from another directory,
+// or the run and its data moved together): the checkpoint's absolute path, else its path relative to the run.
+static void find_moved_data(io_config *cfg, const char *ckpt, const io_npz *z) {
+    static const char *key[2] = {"catalog", "images"}, *arr[2][2] = {{"meta.path.catalog", "meta.path.catalog_rel"},
+                                                                      {"meta.path.images", "meta.path.images_rel"}};
+    char dir[4096], cand[8300];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *sl = strrchr(dir, '/');
+    if (sl) *sl = 0;
+    else snprintf(dir, sizeof dir, ".");
+    for (int k = 0; k < 2; k++) {
+        const char *v = io_config_str(cfg, "data", key[k], NULL);
+        if (!v || data_there(v, k)) continue;
+        for (int w = 0; w < 2; w++) {
+            const io_array *a = io_npz_get(z, arr[k][w]);
+            if (!a || a->dtype != IO_U8 || !a->n || a->n > 4000) continue;
+            snprintf(cand, sizeof cand, "%s%s%.*s", w ? dir : "", w ? "/" : "", (int)a->n, (const char *)a->data);
+            if (!data_there(cand, k)) continue;
+            fprintf(stderr, "galnn: [data] %s: %s is not there; using %s (from the checkpoint)\n", key[k], v, cand);
+            io_config_put(cfg, "data", key[k], cand);
+            break;
+        }
+    }
+}
+
 int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_ov, int need_targets,
                         int verbose) {
     io_npz z;
@@ -508,6 +543,7 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
     const char *tc = rc ? NULL : io_config_str(&cfg, "data", "catalog", NULL);
     if (tc && !(trained = gn_strdup(tc))) rc = GN_ENOMEM;
     for (int k = 0; !rc && k < n_ov; k++) rc = io_config_set(&cfg, ov[k]);
+    if (!rc) find_moved_data(&cfg, ckpt, &z);
     if (!rc)
         rc = run_setup(r, &cfg, ckpt, &z, need_targets, verbose);
     else

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../common/gn_common.h"
+#include "../../io/file.h"
 #include "../../io/plot.h"
 #include "../../stats/metrics.h"
 
@@ -92,6 +93,12 @@ static int save(run_trainer *T, const char *file) {
     ex[n++] = (io_named_array){"meta.stall", io_array_view(IO_I64, 1, &s1, &stall)};
     int64_t LL = (int64_t)T->log_len;
     ex[n++] = (io_named_array){"meta.log", io_array_view(IO_U8, 1, &LL, T->log)};
+    static const char *pn[4] = {"meta.path.catalog", "meta.path.catalog_rel", "meta.path.images",
+                                "meta.path.images_rel"};
+    static int64_t pl[4];
+    for (int k = 0; k < 4; k++) // where the data was, for a checkpoint read from elsewhere (run_from_checkpoint)
+        if ((pl[k] = (int64_t)strlen(T->paths[k])))
+            ex[n++] = (io_named_array){pn[k], io_array_view(IO_U8, 1, &pl[k], T->paths[k])};
     char *cfg = io_config_text(&T->r.cfg);
     if (!cfg) return GN_ENOMEM;
     char p[2200];
@@ -231,12 +238,25 @@ static void progress(run_trainer *T, long step, double t0, long steps_done0, int
             rate, eta, tty ? (final ? "   \n" : "   ") : "\n");
 }
 
+// The data's paths as the checkpoint keeps them: absolute, and relative to the run directory.
+static void record_paths(run_trainer *T) {
+    const char *src[2] = {T->r.data.catalog, T->r.data.img.images};
+    char dir[4096];
+    if (io_abs_path(T->dir, dir, sizeof dir)) return;
+    for (int k = 0; k < 2; k++) {
+        T->paths[2 * k][0] = T->paths[2 * k + 1][0] = 0;
+        if (!src[k] || io_abs_path(src[k], T->paths[2 * k], sizeof T->paths[0])) continue;
+        io_rel_path(dir, T->paths[2 * k], T->paths[2 * k + 1], sizeof T->paths[0]);
+    }
+}
+
 int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     run *r = &T->r;
     const run_train_opts *o = &r->train;
     uint64_t sd = (uint64_t)o->seed;
     int rc;
     T->epochs = o->epochs, T->ckpt_every = o->ckpt_every, T->patience = o->patience;
+    record_paths(T);
     if (r->n_rows[IO_SPLIT_TRAIN] == 0) return gn_err(GN_EINVAL, "no usable training galaxies");
     T->pairs = r->net.pairs;
     T->morph = r->net.morph;                           // images: the morphology-augmented view

@@ -28,6 +28,7 @@ typedef struct run_trainer {
     int pairs;   // contrastive latent objective: batches are set-1/set-2 pairs
     int morph;   // image contrastive objective: every row also has a morphology-augmented view (aug_m)
     double last_note; // progress: when the last plain (non-terminal) line was written
+    char paths[4][4096]; // the catalog and image template: absolute, and relative to the run directory
     gn_rng pair; // draws the set-2 partners (checkpointed)
 } run_trainer;
 
