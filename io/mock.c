@@ -108,6 +108,44 @@ static gn_rng galaxy_rng(uint64_t seed, int i, uint64_t purpose) {
     return r;
 }
 
+// What the survey measures of galaxy g: fluxes, magnitudes and errors (nulls below S/N 2), WISE magnitudes,
+// spec-z and the structural fits, drawing from r (after the galaxy's own draws).
+static void measure(io_mock_galaxy *g, gn_rng *rr) {
+    gn_rng r = *rr;
+    for (int b = 0; b < 5; b++) {
+        double F = pow(10, -0.4 * (g->mag_true[b] - 22.5));
+        double sig_pix = pow(10, -0.4 * (SKY_MU[b] - 22.5)) * PIXSCALE;
+        double rpx = 2 * g->re_arcsec / PIXSCALE + 2 * PSF_FWHM[b] / 2.355 / PIXSCALE;
+        double sF = sig_pix * sqrt(M_PI * rpx * rpx);
+        double Fo = F + sF * gauss(&r);
+        g->flux[b] =
+            Fo * 3.631e-3; // mJy: nanomaggies would reach the |v| >= 9000 null sentinels for bright galaxies
+        if (Fo / sF < 2) {
+            g->mag[b] = g->magerr[b] = -9999;
+        } else {
+            g->magerr[b] = 1.0857 * sF / Fo + 0.01;
+            g->mag[b] = 22.5 - 2.5 * log10(Fo) + 0.01 * gauss(&r);
+        }
+    }
+    double lssfr = g->logsfr - g->logm, d = g->gr0 - 0.4, ar = A_OVER_AV[2] * g->av;
+    g->w[0] = g->mag_true[2] - 3.3 - 1.2 * d + 0.9 * ar;
+    double w12 = 0.05 + 0.1 * (lssfr + 11) + (g->logm > 10.5 && unif(&r) < 0.03 ? 0.6 : 0);
+    g->w[1] = g->w[0] - w12;
+    g->w[2] = g->w[1] - (1.0 + 2.5 / (1 + exp(-(lssfr + 10.8) / 0.4)));
+    static const double wfloor[3] = {0.02, 0.03, 0.05}, wscale[3] = {0.03, 0.05, 0.2},
+                        wref[3] = {15, 14.5, 11};
+    for (int k = 0; k < 3; k++) {
+        g->werr[k] = wfloor[k] + wscale[k] * pow(10, 0.4 * (g->w[k] - wref[k]));
+        g->w[k] += g->werr[k] * gauss(&r);
+    }
+    if (g->w[2] > 12.5) g->w[2] = g->werr[2] = -9999;
+    g->zspec = g->z + 3e-5 * gauss(&r);
+    g->n_obs = g->n * exp(0.1 * gauss(&r));
+    g->ba_obs = clampd(g->q + 0.03 * gauss(&r), 0.05, 1.0);
+    g->r50_obs = g->re_arcsec * exp(0.05 * gauss(&r));
+    *rr = r;
+}
+
 void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
     memset(g, 0, sizeof *g);
     gn_rng r = galaxy_rng(seed, i, 0);
@@ -174,38 +212,7 @@ void io_mock_draw(uint64_t seed, int i, io_mock_galaxy *g) {
         g->oh12 = 8.9 + 0.3 * x - 0.08 * x * x - 0.1 * (lssfr + 10) + 0.07 * gauss(&rm);
         if (unif(&rm) >= 1 / (1 + exp(-(lssfr + 10.5) / 0.3))) g->oh12 = NAN;
     }
-    // measurement: fluxes, errors, nulls
-    for (int b = 0; b < 5; b++) {
-        double F = pow(10, -0.4 * (g->mag_true[b] - 22.5));
-        double sig_pix = pow(10, -0.4 * (SKY_MU[b] - 22.5)) * PIXSCALE;
-        double rpx = 2 * g->re_arcsec / PIXSCALE + 2 * PSF_FWHM[b] / 2.355 / PIXSCALE;
-        double sF = sig_pix * sqrt(M_PI * rpx * rpx);
-        double Fo = F + sF * gauss(&r);
-        g->flux[b] =
-            Fo * 3.631e-3; // mJy: nanomaggies would reach the |v| >= 9000 null sentinels for bright galaxies
-        if (Fo / sF < 2) {
-            g->mag[b] = g->magerr[b] = -9999;
-        } else {
-            g->magerr[b] = 1.0857 * sF / Fo + 0.01;
-            g->mag[b] = 22.5 - 2.5 * log10(Fo) + 0.01 * gauss(&r);
-        }
-    }
-    double lssfr = g->logsfr - g->logm, d = g->gr0 - 0.4, ar = A_OVER_AV[2] * g->av;
-    g->w[0] = g->mag_true[2] - 3.3 - 1.2 * d + 0.9 * ar;
-    double w12 = 0.05 + 0.1 * (lssfr + 11) + (g->logm > 10.5 && unif(&r) < 0.03 ? 0.6 : 0);
-    g->w[1] = g->w[0] - w12;
-    g->w[2] = g->w[1] - (1.0 + 2.5 / (1 + exp(-(lssfr + 10.8) / 0.4)));
-    static const double wfloor[3] = {0.02, 0.03, 0.05}, wscale[3] = {0.03, 0.05, 0.2},
-                        wref[3] = {15, 14.5, 11};
-    for (int k = 0; k < 3; k++) {
-        g->werr[k] = wfloor[k] + wscale[k] * pow(10, 0.4 * (g->w[k] - wref[k]));
-        g->w[k] += g->werr[k] * gauss(&r);
-    }
-    if (g->w[2] > 12.5) g->w[2] = g->werr[2] = -9999;
-    g->zspec = g->z + 3e-5 * gauss(&r);
-    g->n_obs = g->n * exp(0.1 * gauss(&r));
-    g->ba_obs = clampd(g->q + 0.03 * gauss(&r), 0.05, 1.0);
-    g->r50_obs = g->re_arcsec * exp(0.05 * gauss(&r));
+    measure(g, &r);
     // dynamics
     double fdm = 0.3 * pow(10, -0.25 * (g->logm - 10.5));
     if (g->type == 1) fdm *= 0.6;
@@ -332,10 +339,8 @@ static void put_num(FILE *f, double v, const char *fmt) {
     }
 }
 
-int io_mock_write(const io_mock_opts *o) {
-    int S = o->size ? o->size : 64, K = o->kin_size ? o->kin_size : 48, N = o->n;
-    if (N < 1) return gn_err(GN_EINVAL, "mock: the number of galaxies must be positive");
-    if (S < 16 || S > 1024) return gn_err(GN_EINVAL, "mock: cutout size %d outside 16..1024", S);
+// The output folders, and the shared observed-frame grid of the spectra (*swl, written to spectra/wave.npy).
+static int mock_dirs(const io_mock_opts *o, double **swl) {
     char p[4096];
     int rc = mkdir_p(o->out);
     snprintf(p, sizeof p, "%s/cutouts", o->out);
@@ -343,80 +348,128 @@ int io_mock_write(const io_mock_opts *o) {
     if (!rc && o->png) snprintf(p, sizeof p, "%s/png", o->out), rc = mkdir_p(p);
     if (!rc && o->npy) snprintf(p, sizeof p, "%s/npy", o->out), rc = mkdir_p(p);
     if (!rc && o->kinematics) snprintf(p, sizeof p, "%s/kin", o->out), rc = mkdir_p(p);
-    double *swl = NULL;
-    if (!rc && o->spectra) { // the shared observed-frame grid
+    *swl = NULL;
+    if (!rc && o->spectra) {
         snprintf(p, sizeof p, "%s/spectra", o->out), rc = mkdir_p(p);
-        swl = gn_malloc(sizeof(double) * IO_MOCK_SPEC_PIXELS);
-        if (!swl) rc = GN_ENOMEM;
+        *swl = gn_malloc(sizeof(double) * IO_MOCK_SPEC_PIXELS);
+        if (!*swl) rc = GN_ENOMEM;
         for (int k = 0; !rc && k < IO_MOCK_SPEC_PIXELS; k++)
-            swl[k] = pow(10, log10(3600.0) + (log10(9200.0) - log10(3600.0)) * k / (IO_MOCK_SPEC_PIXELS - 1));
+            (*swl)[k] =
+                pow(10, log10(3600.0) + (log10(9200.0) - log10(3600.0)) * k / (IO_MOCK_SPEC_PIXELS - 1));
         int64_t sh[1] = {IO_MOCK_SPEC_PIXELS};
-        io_array a = io_array_view(IO_F64, 1, sh, swl);
+        io_array a = io_array_view(IO_F64, 1, sh, *swl);
         snprintf(p, sizeof p, "%s/spectra/wave.npy", o->out);
         if (!rc) rc = io_npy_write(p, &a);
     }
-    if (rc) return rc;
+    return rc;
+}
+
+// One galaxy's files: the FITS cube, and as asked NPY, 16-bit PNG per band, the spectrum, kinematic maps.
+// img (5 S S) and kin (2 K K) are scratch.
+static int mock_files(const io_mock_opts *o, int i, const io_mock_galaxy *g, int S, int K, const double *swl,
+                      float *img, float *kin) {
+    char path[4096];
+    io_mock_render(o->seed, i, g, S, img);
+    io_image im = {5, S, S, img};
+    static const io_fits_card cards[] = {{"BANDS", "u,g,r,i,z", "planes of the cube"},
+                                         {"BUNIT", "nanomaggy", "per pixel"},
+                                         {"PIXSCALE", "0.396", "arcsec per pixel"},
+                                         {"ORIGIN", "galnn mock", NULL},
+                                         {NULL, NULL, NULL}};
+    snprintf(path, sizeof path, "%s/cutouts/%s.fits", o->out, g->id);
+    int st = io_fits_write(path, &im, cards);
+    if (!st && o->npy) {
+        int64_t sh[3] = {5, S, S};
+        io_array a = io_array_view(IO_F32, 3, sh, img);
+        snprintf(path, sizeof path, "%s/npy/%s.npy", o->out, g->id);
+        st = io_npy_write(path, &a);
+    }
+    // 16-bit PNG per band: code = round(1000 x + 1000), i.e. x = (code - 1000) / 1000 nanomaggies
+    for (int b = 0; !st && o->png && b < 5; b++) {
+        float *pl = img + (size_t)b * S * S;
+        for (int q = 0; q < S * S; q++) pl[q] = pl[q] * 1000.0f + 1000.0f;
+        io_image one = {1, S, S, pl};
+        snprintf(path, sizeof path, "%s/png/%s_%s.png", o->out, g->id, IO_MOCK_BANDS[b]);
+        st = io_png_write(path, &one, 16);
+    }
+    if (!st && o->spectra) {
+        float *sp = malloc(sizeof(float) * 2 * IO_MOCK_SPEC_PIXELS);
+        if (!sp) return GN_ENOMEM;
+        io_mock_spectrum(o->seed, i, g, swl, IO_MOCK_SPEC_PIXELS, sp, sp + IO_MOCK_SPEC_PIXELS);
+        int64_t sh[2] = {2, IO_MOCK_SPEC_PIXELS};
+        io_array a = io_array_view(IO_F32, 2, sh, sp);
+        snprintf(path, sizeof path, "%s/spectra/%s.npy", o->out, g->id);
+        st = io_npy_write(path, &a);
+        free(sp);
+    }
+    if (!st && o->kinematics) {
+        io_mock_kinematics(g, K, kin);
+        io_image km = {2, K, K, kin};
+        static const io_fits_card kc[] = {{"PLANES", "vlos,sigma", "line-of-sight velocity, dispersion"},
+                                          {"BUNIT", "km/s", NULL},
+                                          {"EXTENT", "+-3 R_e", NULL},
+                                          {NULL, NULL, NULL}};
+        snprintf(path, sizeof path, "%s/kin/%s.fits", o->out, g->id);
+        st = io_fits_write(path, &km, kc);
+    }
+    return st;
+}
+
+// catalog.csv: one row per galaxy, written atomically.
+static int mock_catalog(const io_mock_opts *o, const io_mock_galaxy *gal, int N) {
+    char p[4096], tmp[4200];
+    snprintf(p, sizeof p, "%s/catalog.csv", o->out);
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return gn_err(GN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f,
+            "# galnn mock survey: seed %llu, %d galaxies; -9999 = null. `galnn help mock` documents "
+            "the model.\n",
+            (unsigned long long)o->seed, N);
+    fprintf(f, "id,zspec,ebv");
+    for (int b = 0; b < 5; b++) fprintf(f, ",mag_%s", IO_MOCK_BANDS[b]);
+    for (int b = 0; b < 5; b++) fprintf(f, ",magerr_%s", IO_MOCK_BANDS[b]);
+    for (int b = 0; b < 5; b++) fprintf(f, ",flux_%s", IO_MOCK_BANDS[b]);
+    fprintf(f,
+            ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
+            "gr0,logml_r,oh12%s\n",
+            o->kinematics ? ",logmtot,fdm" : "");
+    for (int i = 0; i < N; i++) {
+        const io_mock_galaxy *g = &gal[i];
+        fprintf(f, "%s,%.6f,%.4f", g->id, g->zspec, g->ebv);
+        for (int b = 0; b < 5; b++) put_num(f, g->mag[b], "%.4f");
+        for (int b = 0; b < 5; b++) put_num(f, g->magerr[b], "%.4f");
+        for (int b = 0; b < 5; b++) put_num(f, g->flux[b], "%.5g");
+        for (int k = 0; k < 3; k++) put_num(f, g->w[k], "%.4f");
+        for (int k = 0; k < 3; k++) put_num(f, g->werr[k], "%.4f");
+        fprintf(f, ",%.3f,%.3f,%.3f,%s,%.4f,%.4f,%.5f,%.4f,%.3f,%.3f,%.4f,%.4f,%.4f", g->n_obs, g->ba_obs,
+                g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc, g->n, g->q, g->av,
+                g->gr0, g->logml_r);
+        put_num(f, isnan(g->oh12) ? -9999 : g->oh12, "%.4f");
+        if (o->kinematics) fprintf(f, ",%.4f,%.4f", g->logmtot, g->fdm);
+        fputc('\n', f);
+    }
+    if (fclose(f) || rename(tmp, p)) return gn_err(GN_EIO, "%s: write failed: %s", p, strerror(errno));
+    return GN_OK;
+}
+
+int io_mock_write(const io_mock_opts *o) {
+    int S = o->size ? o->size : 64, K = o->kin_size ? o->kin_size : 48, N = o->n;
+    if (N < 1) return gn_err(GN_EINVAL, "mock: the number of galaxies must be positive");
+    if (S < 16 || S > 1024) return gn_err(GN_EINVAL, "mock: cutout size %d outside 16..1024", S);
+    double *swl = NULL;
+    int rc = mock_dirs(o, &swl);
+    if (rc) return free(swl), rc;
     io_mock_galaxy *gal = gn_malloc(sizeof(io_mock_galaxy) * (size_t)N);
     int *status = gn_calloc((size_t)N, sizeof(int));
     char(*errs)[512] = gn_calloc(64, 512);
-    if (!gal || !status || !errs) return free(gal), free(status), free(errs), GN_ENOMEM;
+    if (!gal || !status || !errs) return free(gal), free(status), free(errs), free(swl), GN_ENOMEM;
     int done = 0;
 #pragma omp parallel for schedule(dynamic, 8)
     for (int i = 0; i < N; i++) {
         io_mock_draw(o->seed, i, &gal[i]);
-        float *img = malloc(sizeof(float) * 5 * (size_t)S * S),
-              *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
-        char path[4096];
-        int st = img && kin ? GN_OK : GN_ENOMEM;
-        if (!st) {
-            io_mock_render(o->seed, i, &gal[i], S, img);
-            io_image im = {5, S, S, img};
-            static const io_fits_card cards[] = {{"BANDS", "u,g,r,i,z", "planes of the cube"},
-                                                 {"BUNIT", "nanomaggy", "per pixel"},
-                                                 {"PIXSCALE", "0.396", "arcsec per pixel"},
-                                                 {"ORIGIN", "galnn mock", NULL},
-                                                 {NULL, NULL, NULL}};
-            snprintf(path, sizeof path, "%s/cutouts/%s.fits", o->out, gal[i].id);
-            st = io_fits_write(path, &im, cards);
-            if (!st && o->npy) {
-                int64_t sh[3] = {5, S, S};
-                io_array a = io_array_view(IO_F32, 3, sh, img);
-                snprintf(path, sizeof path, "%s/npy/%s.npy", o->out, gal[i].id);
-                st = io_npy_write(path, &a);
-            }
-            // 16-bit PNG per band: code = round(1000 x + 1000), i.e. x = (code - 1000) / 1000 nanomaggies
-            for (int b = 0; !st && o->png && b < 5; b++) {
-                float *pl = img + (size_t)b * S * S;
-                for (int q = 0; q < S * S; q++) pl[q] = pl[q] * 1000.0f + 1000.0f;
-                io_image one = {1, S, S, pl};
-                snprintf(path, sizeof path, "%s/png/%s_%s.png", o->out, gal[i].id, IO_MOCK_BANDS[b]);
-                st = io_png_write(path, &one, 16);
-            }
-            if (!st && o->spectra) {
-                float *sp = malloc(sizeof(float) * 2 * IO_MOCK_SPEC_PIXELS);
-                if (!sp) st = GN_ENOMEM;
-                else {
-                    io_mock_spectrum(o->seed, i, &gal[i], swl, IO_MOCK_SPEC_PIXELS, sp,
-                                     sp + IO_MOCK_SPEC_PIXELS);
-                    int64_t sh[2] = {2, IO_MOCK_SPEC_PIXELS};
-                    io_array a = io_array_view(IO_F32, 2, sh, sp);
-                    snprintf(path, sizeof path, "%s/spectra/%s.npy", o->out, gal[i].id);
-                    st = io_npy_write(path, &a);
-                    free(sp);
-                }
-            }
-            if (!st && o->kinematics) {
-                io_mock_kinematics(&gal[i], K, kin);
-                io_image km = {2, K, K, kin};
-                static const io_fits_card kc[] = {
-                    {"PLANES", "vlos,sigma", "line-of-sight velocity, dispersion"},
-                    {"BUNIT", "km/s", NULL},
-                    {"EXTENT", "+-3 R_e", NULL},
-                    {NULL, NULL, NULL}};
-                snprintf(path, sizeof path, "%s/kin/%s.fits", o->out, gal[i].id);
-                st = io_fits_write(path, &km, kc);
-            }
-        }
+        float *img = malloc(sizeof(float) * 5 * (size_t)S * S), *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
+        int st = img && kin ? mock_files(o, i, &gal[i], S, K, swl, img, kin) : GN_ENOMEM;
         status[i] = st;
         if (st) {
 #pragma omp critical
@@ -437,44 +490,7 @@ int io_mock_write(const io_mock_opts *o) {
     free(swl);
     for (int i = 0; i < N && !rc; i++)
         if (status[i]) rc = gn_err(GN_EIO, "mock: galaxy %s: %s", gal[i].id, errs[0]);
-    if (!rc) {
-        snprintf(p, sizeof p, "%s/catalog.csv", o->out);
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", p);
-        FILE *f = fopen(tmp, "w");
-        if (!f) rc = gn_err(GN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        else {
-            fprintf(f,
-                    "# galnn mock survey: seed %llu, %d galaxies; -9999 = null. `galnn help mock` documents "
-                    "the model.\n",
-                    (unsigned long long)o->seed, N);
-            fprintf(f, "id,zspec,ebv");
-            for (int b = 0; b < 5; b++) fprintf(f, ",mag_%s", IO_MOCK_BANDS[b]);
-            for (int b = 0; b < 5; b++) fprintf(f, ",magerr_%s", IO_MOCK_BANDS[b]);
-            for (int b = 0; b < 5; b++) fprintf(f, ",flux_%s", IO_MOCK_BANDS[b]);
-            fprintf(
-                f,
-                ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
-                "gr0,logml_r,oh12%s\n",
-                o->kinematics ? ",logmtot,fdm" : "");
-            for (int i = 0; i < N; i++) {
-                const io_mock_galaxy *g = &gal[i];
-                fprintf(f, "%s,%.6f,%.4f", g->id, g->zspec, g->ebv);
-                for (int b = 0; b < 5; b++) put_num(f, g->mag[b], "%.4f");
-                for (int b = 0; b < 5; b++) put_num(f, g->magerr[b], "%.4f");
-                for (int b = 0; b < 5; b++) put_num(f, g->flux[b], "%.5g");
-                for (int k = 0; k < 3; k++) put_num(f, g->w[k], "%.4f");
-                for (int k = 0; k < 3; k++) put_num(f, g->werr[k], "%.4f");
-                fprintf(f, ",%.3f,%.3f,%.3f,%s,%.4f,%.4f,%.5f,%.4f,%.3f,%.3f,%.4f,%.4f,%.4f", g->n_obs,
-                        g->ba_obs, g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc,
-                        g->n, g->q, g->av, g->gr0, g->logml_r);
-                put_num(f, isnan(g->oh12) ? -9999 : g->oh12, "%.4f");
-                if (o->kinematics) fprintf(f, ",%.4f,%.4f", g->logmtot, g->fdm);
-                fputc('\n', f);
-            }
-            if (fclose(f) || rename(tmp, p)) rc = gn_err(GN_EIO, "%s: write failed: %s", p, strerror(errno));
-        }
-    }
+    if (!rc) rc = mock_catalog(o, gal, N);
     free(gal);
     free(status);
     free(errs);
