@@ -468,7 +468,8 @@ int io_mock_write(const io_mock_opts *o) {
 #pragma omp parallel for schedule(dynamic, 8)
     for (int i = 0; i < N; i++) {
         io_mock_draw(o->seed, i, &gal[i]);
-        float *img = malloc(sizeof(float) * 5 * (size_t)S * S), *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
+        float *img = malloc(sizeof(float) * 5 * (size_t)S * S);
+        float *kin = malloc(sizeof(float) * 2 * (size_t)K * K);
         int st = img && kin ? mock_files(o, i, &gal[i], S, K, swl, img, kin) : GN_ENOMEM;
         status[i] = st;
         if (st) {

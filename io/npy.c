@@ -251,6 +251,28 @@ static int wbytes(io_npz_writer *w, const void *p, size_t n) {
     return GN_OK;
 }
 
+// Deflate one member (raw deflate, level 6) into *out (caller frees), *clen bytes.
+static int deflate_member(const io_npz_writer *w, const char *name, unsigned char *npy, size_t nlen,
+                          unsigned char **out, size_t *clen) {
+    z_stream zs = {0};
+    if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return gn_err(GN_ENOMEM, "%s: deflate init failed", w->path);
+    size_t bound = deflateBound(&zs, (uLong)nlen);
+    if (!(*out = gn_malloc(bound))) return deflateEnd(&zs), GN_ENOMEM;
+    zs.next_in = npy;
+    zs.avail_in = (uInt)nlen;
+    zs.next_out = *out;
+    zs.avail_out = (uInt)bound;
+    int zr = deflate(&zs, Z_FINISH);
+    *clen = zs.total_out;
+    deflateEnd(&zs);
+    if (zr != Z_STREAM_END) {
+        free(*out), *out = NULL;
+        return gn_err(GN_EIO, "%s: deflate failed for '%s'", w->path, name);
+    }
+    return GN_OK;
+}
+
 int io_npz_add(io_npz_writer *w, const char *name, const io_array *a) {
     if (w->failed) return GN_EIO;
     // Fault injection for the crash-safety tests: GALNN_NPZ_DELAY_US widens the
@@ -276,30 +298,7 @@ int io_npz_add(io_npz_writer *w, const char *name, const io_array *a) {
     size_t clen = nlen;
     unsigned method = 0;
     if (w->compress) {
-        z_stream zs = {0};
-        if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-            free(npy);
-            return gn_err(GN_ENOMEM, "%s: deflate init failed", w->path);
-        }
-        size_t bound = deflateBound(&zs, (uLong)nlen);
-        out = gn_malloc(bound);
-        if (!out) {
-            deflateEnd(&zs);
-            free(npy);
-            return GN_ENOMEM;
-        }
-        zs.next_in = npy;
-        zs.avail_in = (uInt)nlen;
-        zs.next_out = out;
-        zs.avail_out = (uInt)bound;
-        int zr = deflate(&zs, Z_FINISH);
-        clen = zs.total_out;
-        deflateEnd(&zs);
-        if (zr != Z_STREAM_END) {
-            free(npy);
-            free(out);
-            return gn_err(GN_EIO, "%s: deflate failed for '%s'", w->path, name);
-        }
+        if ((rc = deflate_member(w, name, npy, nlen, &out, &clen))) return free(npy), rc;
         data = out;
         method = 8;
     }
@@ -469,6 +468,30 @@ static int inflate_raw(const unsigned char *in, size_t inlen, unsigned char *out
     return GN_OK;
 }
 
+// One member's bytes: inflated (or copied), checked against its CRC-32 and decoded as NPY.
+static int load_member(const unsigned char *src, uint64_t csize, uint64_t usize, unsigned method,
+                       uint32_t crc, const char *name, io_array *out) {
+    unsigned char *raw = gn_malloc(usize ? usize : 1);
+    if (!raw) return GN_ENOMEM;
+    int rc = GN_OK;
+    if (method == 0) {
+        if (csize != usize) rc = gn_err(GN_EFORMAT, "stored sizes differ");
+        else memcpy(raw, src, usize);
+    } else
+        rc = inflate_raw(src, csize, raw, usize);
+    uint32_t c = (uint32_t)crc32(0L, NULL, 0);
+    for (uint64_t o = 0; !rc && o < usize; o += 1u << 30) {
+        uint64_t kk = usize - o < (1u << 30) ? usize - o : (1u << 30);
+        c = (uint32_t)crc32(c, raw + o, (uInt)kk);
+    }
+    if (!rc && c != crc) rc = gn_err(GN_EFORMAT, "CRC-32 mismatch (data corrupt)");
+    size_t nl = strlen(name);
+    if (!rc && (nl < 4 || strcmp(name + nl - 4, ".npy"))) rc = gn_err(GN_EFORMAT, "not a .npy member");
+    if (!rc) rc = io_npy_decode(raw, usize, out);
+    free(raw);
+    return rc;
+}
+
 static int parse_npz(const char *path, const unsigned char *b, size_t len, io_npz *z) {
     if (len < 22)
         return gn_err(GN_EFORMAT, "%s: too short to be an NPZ (zip) archive (%zu bytes)", path, len);
@@ -547,27 +570,8 @@ static int parse_npz(const char *path, const unsigned char *b, size_t len, io_np
                           "%s: member '%s': size %llu is impossible for %llu %s bytes (corrupt directory)",
                           path, name, (unsigned long long)usize, (unsigned long long)csize,
                           method ? "compressed" : "stored");
-        unsigned char *raw = gn_malloc(usize ? usize : 1);
-        if (!raw) return GN_ENOMEM;
-        int rc = GN_OK;
-        if (method == 0) {
-            if (csize != usize)
-                rc = gn_err(GN_EFORMAT, "stored sizes differ");
-            else
-                memcpy(raw, b + doff, usize);
-        } else
-            rc = inflate_raw(b + doff, csize, raw, usize);
-        uint32_t c = (uint32_t)crc32(0L, NULL, 0);
-        for (uint64_t o = 0; !rc && o < usize; o += 1u << 30) {
-            uint64_t kk = usize - o < (1u << 30) ? usize - o : (1u << 30);
-            c = (uint32_t)crc32(c, raw + o, (uInt)kk);
-        }
-        if (!rc && c != crc) rc = gn_err(GN_EFORMAT, "CRC-32 mismatch (data corrupt)");
         size_t nl = strlen(name);
-        if (!rc && (nl < 4 || strcmp(name + nl - 4, ".npy")))
-            rc = gn_err(GN_EFORMAT, "not a .npy member");
-        if (!rc) rc = io_npy_decode(raw, usize, &z->arrays[z->n]);
-        free(raw);
+        int rc = load_member(b + doff, csize, usize, method, crc, name, &z->arrays[z->n]);
         if (rc) return gn_err_prefix(rc, "%s: member '%s': ", path, name);
         name[nl - 4] = 0;
         if (!(z->names[z->n] = gn_strdup(name))) return GN_ENOMEM;
