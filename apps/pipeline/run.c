@@ -44,8 +44,9 @@ static int setup_spectrum(run *r, int b, const char *sec, int *verbose) {
     const char *grid = io_config_str(c, sec, "grid", "3400,8400,4000");
     int np = 0;
     if (sscanf(grid, "%lf , %lf , %d%n", &ss.lo, &ss.hi, &ss.pixels, &np) != 3 || grid[np])
-        return gn_err(GN_EINVAL, "%s: [%s] grid = '%s': give LO,HI,PIXELS "
-                                 "(Å, Å, count)",
+        return gn_err(GN_EINVAL,
+                      "%s: [%s] grid = '%s': give LO,HI,PIXELS "
+                      "(Å, Å, count)",
                       c->name, sec, grid);
     long v;
     int rc;
@@ -507,22 +508,27 @@ static int data_there(const char *path, int tmpl) {
 // Data the checkpoint's configuration names but that is not there (the run was read from another directory,
 // or the run and its data moved together): the checkpoint's absolute path, else its path relative to the run.
 static void find_moved_data(io_config *cfg, const char *ckpt, const io_npz *z) {
-    static const char *key[2] = {"catalog", "images"}, *arr[2][2] = {{"meta.path.catalog", "meta.path.catalog_rel"},
-                                                                      {"meta.path.images", "meta.path.images_rel"}};
+    static const char *key[2] = {"catalog", "images"},
+                      *arr[2][2] = {{"meta.path.catalog", "meta.path.catalog_rel"},
+                                    {"meta.path.images", "meta.path.images_rel"}};
     char dir[4096], cand[8300];
     snprintf(dir, sizeof dir, "%s", ckpt);
     char *sl = strrchr(dir, '/');
-    if (sl) *sl = 0;
-    else snprintf(dir, sizeof dir, ".");
+    if (sl)
+        *sl = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
     for (int k = 0; k < 2; k++) {
         const char *v = io_config_str(cfg, "data", key[k], NULL);
         if (!v || data_there(v, k)) continue;
         for (int w = 0; w < 2; w++) {
             const io_array *a = io_npz_get(z, arr[k][w]);
             if (!a || a->dtype != IO_U8 || !a->n || a->n > 4000) continue;
-            snprintf(cand, sizeof cand, "%s%s%.*s", w ? dir : "", w ? "/" : "", (int)a->n, (const char *)a->data);
+            snprintf(cand, sizeof cand, "%s%s%.*s", w ? dir : "", w ? "/" : "", (int)a->n,
+                     (const char *)a->data);
             if (!data_there(cand, k)) continue;
-            fprintf(stderr, "galnn: [data] %s: %s is not there; using %s (from the checkpoint)\n", key[k], v, cand);
+            fprintf(stderr, "galnn: [data] %s: %s is not there; using %s (from the checkpoint)\n", key[k], v,
+                    cand);
             io_config_put(cfg, "data", key[k], cand);
             break;
         }

@@ -96,7 +96,8 @@ static int save(run_trainer *T, const char *file) {
     static const char *pn[4] = {"meta.path.catalog", "meta.path.catalog_rel", "meta.path.images",
                                 "meta.path.images_rel"};
     static int64_t pl[4];
-    for (int k = 0; k < 4; k++) // where the data was, for a checkpoint read from elsewhere (run_from_checkpoint)
+    for (int k = 0; k < 4;
+         k++) // where the data was, for a checkpoint read from elsewhere (run_from_checkpoint)
         if ((pl[k] = (int64_t)strlen(T->paths[k])))
             ex[n++] = (io_named_array){pn[k], io_array_view(IO_U8, 1, &pl[k], T->paths[k])};
     char *cfg = io_config_text(&T->r.cfg);
