@@ -26,6 +26,14 @@ int cmd_strs_addf(cmd_strs *l, const char *fmt, ...) {
     return cmd_strs_add(l, o);
 }
 
+int cmd_split_frac(void *sets, const char *v) {
+    double t, w;
+    char c;
+    if (sscanf(v, "%lf,%lf%c", &t, &w, &c) != 2 || !(t >= 0 && w >= 0 && t + w <= 1))
+        return cmd_error("--split-frac: '%s' is not TRAIN,VAL fractions adding to at most 1", v);
+    return cmd_strs_addf(sets, "data.train_frac=%.17g", t) || cmd_strs_addf(sets, "data.val_frac=%.17g", w);
+}
+
 int cmd_strs_split(cmd_strs *l, const char *list, char sep) {
     for (const char *p = list; p && *p;) {
         while (*p == ' ') p++;
@@ -60,6 +68,7 @@ static int take(const cmd_flag *f, void *o, const char *v) {
     case FL_STRS: return cmd_strs_add(t, v);
     case FL_SET: return cmd_strs_addf(t, "%s=%s", f->key, v);
     case FL_FN: return f->fn(t, v);
+    case FL_SETON: return cmd_strs_addf(t, "%s=1", f->key);
     }
     return 1;
 }
@@ -78,7 +87,7 @@ int cmd_flags_parse(const char *cmd, const cmd_flag *f, void *o, int argc, char 
             return cmd_error("%s: unknown option '%s' (see `galnn help %s`)", cmd, a, cmd);
         }
         const char *v = NULL;
-        if (hit->type != FL_ON && hit->type != FL_OFF) {
+        if (hit->type != FL_ON && hit->type != FL_OFF && hit->type != FL_SETON) {
             if (i + 1 >= argc) return cmd_error("%s needs a value", a);
             v = argv[++i];
         }

@@ -16,6 +16,7 @@ typedef enum cmd_fltype {
     FL_STRS, // cmd_strs *: repeatable, each value appended
     FL_SET,  // cmd_strs *: appends "key=VALUE" (a configuration override; key in .key)
     FL_FN,   // .fn(target, value) parses the value, prints its own error, nonzero on failure
+    FL_SETON, // cmd_strs *: appends "key=1", no value (a configuration switch)
 } cmd_fltype;
 
 #define CMD_MAX_STRS 64
@@ -52,6 +53,7 @@ typedef struct cmd_flag {
 #define F_STRS(name, f, arg, help) F_ROW(name, FL_STRS, f, 0, 0, arg, help, NULL, NULL)
 #define F_SET(name, f, key, arg, help) F_ROW(name, FL_SET, f, 0, 0, arg, help, key, NULL)
 #define F_FN(name, f, fn, arg, help) F_ROW(name, FL_FN, f, 0, 0, arg, help, NULL, fn)
+#define F_SETON(name, f, key, help) F_ROW(name, FL_SETON, f, 0, 0, NULL, help, key, NULL)
 #define F_THREADS(f) F_INT("--threads", f, 0, 1024, "N", "threads (default: all cores)")
 // Rows most commands share.
 #define F_CKPT(f, help) F_STR("--ckpt", f, "FILE", help)
@@ -65,7 +67,9 @@ typedef struct cmd_flag {
 #define F_DATA_KEYS(sets)                                                                                    \
     F_SET("--id-column", sets, "data.id_column", "NAME", "the catalog's id column (default id)"),          \
         F_SET("--nulls", sets, "data.nulls", "V,...", "null sentinels of every column, e.g. '-9999, 99'"),  \
-        F_SET("--cache-dir", sets, "data.cache_dir", "DIR", "where the decoded-cutout cache lives")
+        F_SET("--cache-dir", sets, "data.cache_dir", "DIR", "where the decoded-cutout cache lives"),          \
+        F_FN("--split-frac", sets, cmd_split_frac, "T,V", "train/val fractions where there is no split column"), \
+        F_SETON("--strict", sets, "data.strict", "a missing/unreadable cutout or a NaN pixel is an error")
 #define F_END                                                                                                \
     { NULL, FL_STR, 0, 0, 0, NULL, NULL, NULL, NULL }
 
@@ -75,6 +79,8 @@ typedef struct cmd_flag {
 int cmd_flags_parse(const char *cmd, const cmd_flag *f, void *o, int argc, char **argv, cmd_strs *sets);
 // The options' help: "  --name ARG  help (default: ...)", defaults read from o.
 void cmd_flags_help(const cmd_flag *f, const void *o);
+// --split-frac T,V as the configuration overrides data.train_frac and data.val_frac (into a cmd_strs).
+int cmd_split_frac(void *sets, const char *val);
 // Append one string (nonzero and a message when the list is full).
 int cmd_strs_add(cmd_strs *l, const char *s);
 // Append a formatted string, kept in the list's own storage.

@@ -152,6 +152,12 @@ static void test_config_ranges(void **s) {
     assert_int_equal(run(wcmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "is longer than the run"));
     assert_int_equal(run(base, out, sizeof out), 0); // and the valid configuration trains
+    snprintf(wcmd, sizeof wcmd, "%s --split-frac 0.5,0.25", base); // the [data] flags every command takes
+    assert_int_equal(run(wcmd, out, sizeof out), 0);
+    assert_null(strstr(out, "samples: train 40,")); // fewer training galaxies than the default 0.7
+    snprintf(wcmd, sizeof wcmd, "%s --split-frac 0.9,0.5", base);
+    assert_int_equal(run(wcmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "adding to at most 1"));
     // applying it to new galaxies: a catalog without the target column, one with a sentinel magnitude
     f = fopen("/tmp/galnn_cli_new.csv", "w");
     assert_non_null(f);

@@ -95,6 +95,7 @@ static const io_key data_keys[] = {S(catalog, NULL, NULL),
     S(id_column, "id", NULL), // the catalog's id column, e.g. objid
     S(nulls, NULL, NULL), // "-9999, 99, -99": sentinels of every numeric column (null.COL: one column's)
                                     D(null_threshold, POS, BIG, 9000),
+    I(strict, 0, 1, 0),
                                     D(train_frac, 0, 1, RUN_TRAIN_FRAC),
                                     D(val_frac, 0, 1, RUN_VAL_FRAC),
                                     END};

@@ -39,6 +39,7 @@ int run_image_spec(const run_image_opts *o, io_dataset_spec *s);
 typedef struct run_data_opts {
     const char *catalog, *join, *derive, *cache_dir, *nulls, *id_column;
     double null_threshold, train_frac, val_frac;
+    long strict; // a missing/unreadable cutout or a NaN pixel is an error, not a skip
     run_image_opts img;
 } run_data_opts;
 int run_data_opts_read(io_config *c, run_data_opts *o);

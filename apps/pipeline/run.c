@@ -161,6 +161,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     ds.log = say;
     ds.log_user = verbose;
     ds.cache_dir = r->data.cache_dir;
+    ds.strict = (int)r->data.strict;
     if ((rc = run_image_spec(io, &ds))) return rc;
     int di = -1;
     if (tmpl)
