@@ -67,8 +67,8 @@ typedef struct cmd_flag {
 #define F_DATA_KEYS(sets)                                                                                    \
     F_SET("--id-column", sets, "data.id_column", "NAME", "the catalog's id column (default id)"),          \
         F_SET("--nulls", sets, "data.nulls", "V,...", "null sentinels of every column, e.g. '-9999, 99'"),  \
-        F_SET("--cache-dir", sets, "data.cache_dir", "DIR", "where the decoded-cutout cache lives"),          \
-        F_FN("--split-frac", sets, cmd_split_frac, "T,V", "train/val fractions where there is no split column"), \
+        F_SET("--cache-dir", sets, "data.cache_dir", "DIR", "where the decoded-cutout cache lives"), \
+        F_FN("--split-frac", sets, cmd_split_frac, "T,V", "train/val fractions without a split column"), \
         F_SETON("--strict", sets, "data.strict", "a missing/unreadable cutout or a NaN pixel is an error")
 #define F_END                                                                                                \
     { NULL, FL_STR, 0, 0, 0, NULL, NULL, NULL, NULL }
