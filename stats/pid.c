@@ -90,73 +90,111 @@ static double imin(const st_dist3 *d, const marg *m) {
     return red;
 }
 
+typedef struct broja_ws {
+    double *R, *u, *v, *q2;
+} broja_ws;
+
+// Q-step for slice c: scale R(x0,x1) to the row sums P(x0,c) and column sums P(x1,c) (Sinkhorn from
+// the scaling u, v of the slice's previous Q-step);
+// returns the largest row-sum error left (> 0 when R's zeros make the marginals unreachable).
+static double broja_slice(const st_dist3 *d, const marg *m, const broja_ws *w, int c, double *q) {
+    int n0 = d->n0, n1 = d->n1, ny = d->ny;
+    double err = 0, *u = w->u + (size_t)c * n0, *v = w->v + (size_t)c * n1; // warm: the last step's scaling
+    const double *R = w->R;
+    for (int s = 0; s < 10000; s++) {
+        for (int a = 0; a < n0; a++) {
+            double t = 0;
+            for (int b = 0; b < n1; b++) t += R[a * n1 + b] * v[b];
+            u[a] = t > 0 ? m->p0y[a * ny + c] / t : 0;
+        }
+        for (int b = 0; b < n1; b++) {
+            double t = 0;
+            for (int a = 0; a < n0; a++) t += R[a * n1 + b] * u[a];
+            v[b] = t > 0 ? m->p1y[b * ny + c] / t : 0;
+        }
+        err = 0;
+        for (int a = 0; a < n0; a++) { // row sums after the column step
+            double t = 0;
+            for (int b = 0; b < n1; b++) t += R[a * n1 + b] * u[a] * v[b];
+            err = fmax(err, fabs(t - m->p0y[a * ny + c]));
+        }
+        if (err < 1e-15) break;
+    }
+    for (int a = 0; a < n0; a++) // optima on the boundary of Delta_P drive cells to 0: flush them
+        for (int b = 0; b < n1; b++) {
+            double x = R[a * n1 + b] * u[a] * v[b];
+            q[((size_t)a * n1 + b) * ny + c] = x > 1e-300 ? x : 0;
+        }
+    return err;
+}
+
+// Alternating steps from q until one gains less than tol (or maxit); returns I_Q (bits), or INFINITY
+// when a Q-step misses the marginals by more than maxerr. *its: the steps taken.
+static double broja_iterate(const st_dist3 *d, const marg *m, const broja_ws *w, double tol, int maxit,
+                            double maxerr, double *q, int *its) {
+    int n0 = d->n0, n1 = d->n1, ny = d->ny, it;
+    double f = mi_joint(n0, n1, ny, q, m->py);
+    for (size_t i = 0; i < (size_t)n0 * ny; i++) w->u[i] = 1;
+    for (size_t i = 0; i < (size_t)n1 * ny; i++) w->v[i] = 1;
+    for (it = 0; it < maxit; it++) {
+        for (int ab = 0; ab < n0 * n1; ab++) { // R-step: the (x0, x1) marginal of q
+            double s = 0;
+            for (int c = 0; c < ny; c++) s += q[(size_t)ab * ny + c];
+            w->R[ab] = s;
+        }
+        double err = 0;
+        for (int c = 0; c < ny; c++)
+            if (m->py[c] > 0) err = fmax(err, broja_slice(d, m, w, c, q));
+        if (err > maxerr) return *its = it + 1, INFINITY;
+        double fn = mi_joint(n0, n1, ny, q, m->py), step = f - fn;
+        f = fn;
+        if (step < tol) break;
+    }
+    *its = it + 1;
+    return f;
+}
+
 // BROJA by alternating minimisation (Csiszar-Tusnady): over Q in Delta_P
 // (Q(x0,y) = P(x0,y), Q(x1,y) = P(x1,y)) and R(x0,x1),
 //   min KL(Q || R(x0,x1) P(y)) = min_Q I_Q(Y; X0X1)
-// since the inner minimum over R is R = Q(x0,x1). The R-step is that
-// marginal; the Q-step is the I-projection of R(x0,x1) P(y) onto Delta_P,
-// which splits per y into a matrix scaling (Sinkhorn/IPF) of R to the row
-// sums P(x0,y) and column sums P(x1,y). Both steps decrease the objective and
-// the iteration converges to the minimum (the problem is convex). At the
-// optimum q(y|x0,x1) = A(x0,y) B(x1,y), the KKT condition.
+// since the inner minimum over R is R = Q(x0,x1). The R-step is that marginal; the Q-step is the
+// I-projection of R(x0,x1) P(y) onto Delta_P, which splits per y into a matrix scaling (Sinkhorn/IPF)
+// of R to the row sums P(x0,y) and column sums P(x1,y). Both steps decrease the objective and the
+// iteration converges to the minimum (the problem is convex); at the optimum q(y|x0,x1) = A(x0,y)
+// B(x1,y), the KKT condition. Where the optimum lies on the boundary of Delta_P (pairs (x0,x1) of
+// zero mass: GBand, pwu, Prob2, ReducedOr...) the approach is only O(1/k); a polish then sets the
+// pairs whose mass has fallen below a threshold to zero (multiplicative steps keep them there) and
+// iterates on that face, where convergence is fast again. Every candidate is a member of Delta_P;
+// the one with the smallest I_Q wins, P itself included.
 static int broja(const st_dist3 *d, const marg *m, double tol, double *q, int *iters) {
-    int n0 = d->n0, n1 = d->n1, ny = d->ny;
-    double *R = malloc(sizeof(double) * (size_t)n0 * n1), *u = malloc(sizeof(double) * (size_t)n0),
-           *v = malloc(sizeof(double) * (size_t)n1);
-    if (!R || !u || !v) return free(R), free(u), free(v), GN_ENOMEM;
+    int n0 = d->n0, n1 = d->n1, ny = d->ny, its = 0, more = 0;
+    size_t n = (size_t)n0 * n1 * ny;
+    broja_ws w = {malloc(sizeof(double) * (size_t)n0 * n1), malloc(sizeof(double) * (size_t)n0 * ny),
+                  malloc(sizeof(double) * (size_t)n1 * ny), malloc(sizeof(double) * n)};
+    if (!w.R || !w.u || !w.v || !w.q2) return free(w.R), free(w.u), free(w.v), free(w.q2), GN_ENOMEM;
     // start: X0 and X1 independent given Y (a member of Delta_P with the widest support)
     for (int a = 0; a < n0; a++)
         for (int b = 0; b < n1; b++)
             for (int c = 0; c < ny; c++)
                 q[((size_t)a * n1 + b) * ny + c] =
                     m->py[c] > 0 ? m->p0y[a * ny + c] * m->p1y[b * ny + c] / m->py[c] : 0;
-    double f = mi_joint(n0, n1, ny, q, m->py);
-    int it;
-    for (it = 0; it < 200000; it++) {
-        for (int a = 0; a < n0; a++) // R-step
-            for (int b = 0; b < n1; b++) {
-                double s = 0;
-                for (int c = 0; c < ny; c++) s += q[((size_t)a * n1 + b) * ny + c];
-                R[a * n1 + b] = s;
-            }
-        for (int c = 0; c < ny; c++) { // Q-step: scale R to the slice's marginals
-            if (!(m->py[c] > 0)) continue;
-            for (int a = 0; a < n0; a++) u[a] = 1;
-            for (int b = 0; b < n1; b++) v[b] = 1;
-            for (int s = 0; s < 10000; s++) {
-                double err = 0;
-                for (int a = 0; a < n0; a++) {
-                    double t = 0;
-                    for (int b = 0; b < n1; b++) t += R[a * n1 + b] * v[b];
-                    double want = m->p0y[a * ny + c];
-                    u[a] = t > 0 ? want / t : 0;
-                }
-                for (int b = 0; b < n1; b++) {
-                    double t = 0;
-                    for (int a = 0; a < n0; a++) t += R[a * n1 + b] * u[a];
-                    double want = m->p1y[b * ny + c];
-                    v[b] = t > 0 ? want / t : 0;
-                }
-                for (int a = 0; a < n0; a++) { // row sums after the column step
-                    double t = 0;
-                    for (int b = 0; b < n1; b++) t += R[a * n1 + b] * u[a] * v[b];
-                    err = fmax(err, fabs(t - m->p0y[a * ny + c]));
-                }
-                if (err < 1e-15) break;
-            }
-            for (int a = 0; a < n0; a++) // optima on the boundary of Delta_P drive cells to 0: flush them
-                for (int b = 0; b < n1; b++) {
-                    double x = R[a * n1 + b] * u[a] * v[b];
-                    q[((size_t)a * n1 + b) * ny + c] = x > 1e-300 ? x : 0;
-                }
+    double f = broja_iterate(d, m, &w, tol, 200000, INFINITY, q, &its);
+    static const double thr[3] = {1e-4, 1e-6, 1e-8};
+    for (int k = 0; k < 3; k++) {
+        memcpy(w.q2, q, sizeof(double) * n);
+        for (size_t ab = 0; ab < (size_t)n0 * n1; ab++) {
+            double s = 0;
+            for (int c = 0; c < ny; c++) s += w.q2[ab * ny + c];
+            if (s < thr[k]) memset(w.q2 + ab * ny, 0, sizeof(double) * (size_t)ny);
         }
-        double fn = mi_joint(n0, n1, ny, q, m->py);
-        double step = f - fn;
-        f = fn;
-        if (step < tol) break;
+        double f2 = broja_iterate(d, m, &w, fmin(tol, 1e-15), 20000, 1e-10, w.q2, &more);
+        if (f2 < f) f = f2, memcpy(q, w.q2, sizeof(double) * n);
+        its += more;
     }
-    if (iters) *iters = it + 1;
-    free(R), free(u), free(v);
+    // P itself lies in Delta_P: where it reaches the optimum already (X0 = X1 under P, or Delta_P = {P})
+    if (mi_joint(n0, n1, ny, d->p, m->py) <= f) memcpy(q, d->p, sizeof(double) * n);
+    if (iters) *iters = its;
+    free(w.R), free(w.u), free(w.v), free(w.q2);
     return GN_OK;
 }
 
@@ -174,9 +212,12 @@ static double ipf(double *q, int n0, int n1, int ny, const marg *m, int iters, d
                 for (int b = 0; b < n1; b++)
                     for (int c = 0; c < ny; c++) {
                         double *x = &q[((size_t)a * n1 + b) * ny + c], have, want;
-                        if (pass == 0) have = mq.p01[a * n1 + b], want = m->p01[a * n1 + b];
-                        else if (pass == 1) have = mq.p0y[a * ny + c], want = m->p0y[a * ny + c];
-                        else have = mq.p1y[b * ny + c], want = m->p1y[b * ny + c];
+                        if (pass == 0)
+                            have = mq.p01[a * n1 + b], want = m->p01[a * n1 + b];
+                        else if (pass == 1)
+                            have = mq.p0y[a * ny + c], want = m->p0y[a * ny + c];
+                        else
+                            have = mq.p1y[b * ny + c], want = m->p1y[b * ny + c];
                         err = fmax(err, fabs(have - want));
                         *x = have > 0 ? *x * want / have : 0;
                     }
@@ -212,8 +253,10 @@ static int ccs(const st_dist3 *d, const marg *m, double *red) {
         for (size_t i = 0; i < N; i++) q2[i] = q[i] < 0.75 * q2[i] ? 0 : q[i];
         double e2 = ipf(q2, n0, n1, ny, m, 100000, 1e-15);
         if (isnan(e2)) return free(q), free(q2), GN_ENOMEM;
-        if (e2 < 1e-12) memcpy(q, q2, sizeof(double) * N);
-        else ipf(q, n0, n1, ny, m, 100000, 1e-15);
+        if (e2 < 1e-12)
+            memcpy(q, q2, sizeof(double) * N);
+        else
+            ipf(q, n0, n1, ny, m, 100000, 1e-15);
     }
     free(q2);
     marg_free(&mq);
@@ -278,8 +321,10 @@ int st_pid_discrete(const st_dist3 *d, int measure, double tol, st_pid *o) {
     case ST_PID_MMI: red = fmin(o->i0, o->i1); break;
     case ST_PID_BROJA: {
         double *q = malloc(sizeof(double) * (size_t)d->n0 * d->n1 * d->ny);
-        if (!q || broja(d, &m, tol > 0 ? tol : 1e-12, q, NULL)) rc = GN_ENOMEM;
-        else red = o->i0 + o->i1 - mi_joint(d->n0, d->n1, d->ny, q, m.py); // I0 + I1 - min I_Q(Y;X0X1)
+        if (!q || broja(d, &m, tol > 0 ? tol : 1e-12, q, NULL))
+            rc = GN_ENOMEM;
+        else // I0 + I1 - min I_Q(Y;X0X1), where min I_Q >= I_Q(Y;Xi) = I(Xi;Y) (rounding aside)
+            red = o->i0 + o->i1 - fmax(mi_joint(d->n0, d->n1, d->ny, q, m.py), fmax(o->i0, o->i1));
         free(q);
         break;
     }
@@ -367,8 +412,10 @@ static int symbols(const double *v, int d, size_t n, int bins, int quantile, int
         size_t lo = 0, hi = u;
         while (hi - lo > 1) {
             size_t mid = (lo + hi) / 2;
-            if (sk[mid] <= key[i]) lo = mid;
-            else hi = mid;
+            if (sk[mid] <= key[i])
+                lo = mid;
+            else
+                hi = mid;
         }
         sym[i] = (int)lo;
     }
@@ -396,7 +443,8 @@ int st_dist3_from_samples(const double *x0, int d0, const double *x1, int d1, co
     if (!rc) {
         d->n0 = m0, d->n1 = m1, d->ny = my;
         d->p = calloc((size_t)m0 * m1 * my, sizeof(double));
-        if (!d->p) rc = GN_ENOMEM;
+        if (!d->p)
+            rc = GN_ENOMEM;
         else
             for (size_t i = 0; i < n; i++) P3(d, s0[i], s1[i], sy[i]) += 1.0 / (double)n;
     }

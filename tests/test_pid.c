@@ -11,16 +11,19 @@
 #include "../stats/pid.h"
 #include "testutil.h"
 
-// A table from outcome strings "x0 x1 y" (digits), uniform unless pr given.
+static int hexd(char c) { return c >= 'a' ? c - 'a' + 10 : c - '0'; }
+
+// A table from outcome strings "x0 x1 y" (hex digits), uniform unless pr given.
 static st_dist3 dist(const char *const *out, const double *pr, int m, double *buf) {
     st_dist3 d = {0, 0, 0, buf};
     for (int i = 0; i < m; i++) {
-        int a = out[i][0] - '0', b = out[i][1] - '0', c = out[i][2] - '0';
-        d.n0 = a + 1 > d.n0 ? a + 1 : d.n0, d.n1 = b + 1 > d.n1 ? b + 1 : d.n1, d.ny = c + 1 > d.ny ? c + 1 : d.ny;
+        int a = hexd(out[i][0]), b = hexd(out[i][1]), c = hexd(out[i][2]);
+        d.n0 = a + 1 > d.n0 ? a + 1 : d.n0, d.n1 = b + 1 > d.n1 ? b + 1 : d.n1,
+        d.ny = c + 1 > d.ny ? c + 1 : d.ny;
     }
     memset(buf, 0, sizeof(double) * (size_t)d.n0 * d.n1 * d.ny);
     for (int i = 0; i < m; i++) {
-        int a = out[i][0] - '0', b = out[i][1] - '0', c = out[i][2] - '0';
+        int a = hexd(out[i][0]), b = hexd(out[i][1]), c = hexd(out[i][2]);
         buf[(a * d.n1 + b) * d.ny + c] += pr ? pr[i] : 1.0 / m;
     }
     return d;
@@ -38,7 +41,8 @@ static void test_pid_table(void **st) {
     (void)st;
     double buf[64];
     const double L3 = log2(3.0);
-    const char *XOR[] = {"000", "011", "101", "110"}, *AND[] = {"000", "010", "100", "111"}, *RDN[] = {"000", "111"};
+    const char *XOR[] = {"000", "011", "101", "110"}, *AND[] = {"000", "010", "100", "111"},
+               *RDN[] = {"000", "111"};
     const char *UNQ[] = {"000", "011", "100", "111"}, *COPY[] = {"000", "011", "102", "113"};
     st_dist3 d = dist(XOR, NULL, 4, buf);
     for (int m = 1; m <= 4; m++) expect(&d, m, 0, 0, 0, 1, m == ST_PID_BROJA ? 1e-6 : 1e-9);
@@ -65,7 +69,8 @@ static void test_pid_table(void **st) {
 static void test_pid_extra(void **st) {
     (void)st;
     double buf[64];
-    const char *RX[] = {"000", "011", "101", "110", "222", "233", "323", "332"}, *SUM[] = {"000", "011", "101", "112"};
+    const char *RX[] = {"000", "011", "101", "110", "222", "233", "323", "332"},
+               *SUM[] = {"000", "011", "101", "112"};
     st_dist3 d = dist(RX, NULL, 8, buf);
     for (int m = 1; m <= 4; m++) expect(&d, m, 1, 0, 0, 1, m == ST_PID_BROJA ? 1e-6 : 1e-9);
     d = dist(SUM, NULL, 4, buf);
@@ -93,90 +98,275 @@ static void test_pid_extra(void **st) {
     assert_float_equal(o.syn, 1 - minI, 1e-6);
 }
 
-// BROJA on random 2x2x2 tables: each y slice of Delta_P has one free cell, so
-// min I_Q(Y;X0X1) is a 2-D convex problem that a fine grid plus golden
-// section refinement solves independently.
-static double iq(const double *p, double t0, double t1) {
-    // slices y: q = [[a - t, t], [c - a + t, ...]] parameterised by the (0,1) cell
-    double q[8];
-    double ts[2] = {t0, t1};
-    for (int c = 0; c < 2; c++) {
-        double r0 = p[0 * 2 + c] + p[(0 * 2 + 1) * 2 + c], c0 = p[0 * 2 + c] + p[(1 * 2 + 0) * 2 + c];
-        double tot = r0 + p[(1 * 2 + 0) * 2 + c] + p[(1 * 2 + 1) * 2 + c];
-        double q01 = ts[c], q00 = r0 - q01, q10 = c0 - q00, q11 = tot - q00 - q01 - q10;
-        q[(0 * 2 + 0) * 2 + c] = q00, q[(0 * 2 + 1) * 2 + c] = q01, q[(1 * 2 + 0) * 2 + c] = q10, q[(1 * 2 + 1) * 2 + c] = q11;
+// An independent minimiser of I_Q(Y; X0X1) over Delta_P. A y slice whose active rows (P(x0, y) > 0)
+// and columns (P(x1, y) > 0) number at most two each has at most one free cell t; the other cells
+// follow from the fixed marginals. Over such tables (every distribution below) min I_Q is a convex
+// problem on a box, solved by cyclic coordinate-wise golden-section search, which shares nothing with
+// the alternating minimisation of stats/pid.
+#define DP_MAXF 16
+typedef struct dp_box {
+    const st_dist3 *d;
+    int k, y[DP_MAXF], r[DP_MAXF][2], c[DP_MAXF][2];
+    double rs[DP_MAXF][2], c0[DP_MAXF], lo[DP_MAXF], hi[DP_MAXF];
+} dp_box;
+
+static double cell(const st_dist3 *d, int a, int b, int c) { return d->p[(a * d->n1 + b) * d->ny + c]; }
+
+// Active rows (dim 0) or columns (dim 1) of slice y with their sums; -1 when more than two.
+static int active(const st_dist3 *d, int y, int dim, int *idx, double *sum) {
+    int n = 0, na = dim ? d->n1 : d->n0, nb = dim ? d->n0 : d->n1;
+    for (int a = 0; a < na; a++) {
+        double s = 0;
+        for (int b = 0; b < nb; b++) s += dim ? cell(d, b, a, y) : cell(d, a, b, y);
+        if (s <= 0) continue;
+        if (n == 2) return -1;
+        idx[n] = a, sum[n++] = s;
     }
-    double py[2] = {0, 0}, s = 0;
-    for (int i = 0; i < 8; i++) {
-        if (q[i] < -1e-15) return INFINITY;
-        py[i % 2] += q[i];
+    return n;
+}
+
+static int dp_box_make(const st_dist3 *d, dp_box *b) {
+    memset(b, 0, sizeof(*b)), b->d = d;
+    for (int y = 0; y < d->ny; y++) {
+        int r[2], c[2];
+        double rs[2], cs[2];
+        int nr = active(d, y, 0, r, rs), nc = active(d, y, 1, c, cs);
+        if (nr < 0 || nc < 0 || b->k == DP_MAXF) return -1;
+        if (nr < 2 || nc < 2) continue; // the slice is fixed by its marginals
+        int k = b->k++;
+        b->y[k] = y, b->r[k][0] = r[0], b->r[k][1] = r[1], b->c[k][0] = c[0], b->c[k][1] = c[1];
+        b->rs[k][0] = rs[0], b->rs[k][1] = rs[1], b->c0[k] = cs[0];
+        b->lo[k] = fmax(0, cs[0] - rs[1]), b->hi[k] = fmin(rs[0], cs[0]);
     }
-    for (int ab = 0; ab < 4; ab++) {
-        double qab = q[ab * 2] + q[ab * 2 + 1];
-        for (int c = 0; c < 2; c++)
-            if (q[ab * 2 + c] > 0) s += q[ab * 2 + c] * log2(q[ab * 2 + c] / (qab * py[c]));
+    return 0;
+}
+
+// I_Q(Y; X0X1) in bits at the free cells t (q: scratch of the table's size).
+static double dp_iq(const dp_box *b, const double *t, double *q) {
+    const st_dist3 *d = b->d;
+    int n = d->n0 * d->n1 * d->ny;
+    memcpy(q, d->p, sizeof(double) * (size_t)n);
+    for (int k = 0; k < b->k; k++) {
+        int y = b->y[k], n1 = d->n1, ny = d->ny;
+        const int *r = b->r[k], *c = b->c[k];
+        q[(r[0] * n1 + c[0]) * ny + y] = t[k], q[(r[0] * n1 + c[1]) * ny + y] = b->rs[k][0] - t[k];
+        q[(r[1] * n1 + c[0]) * ny + y] = b->c0[k] - t[k];
+        q[(r[1] * n1 + c[1]) * ny + y] = b->rs[k][1] - b->c0[k] + t[k];
+    }
+    double py[16] = {0}, s = 0;
+    for (int i = 0; i < n; i++) q[i] = fmax(q[i], 0), py[i % d->ny] += q[i];
+    for (int ab = 0; ab < d->n0 * d->n1; ab++) {
+        double qab = 0;
+        for (int c = 0; c < d->ny; c++) qab += q[ab * d->ny + c];
+        for (int c = 0; c < d->ny; c++) {
+            double v = q[ab * d->ny + c];
+            if (v > 0) s += v * log2(v / (qab * py[c]));
+        }
     }
     return s;
 }
 
+// Golden-section minimum of I_Q along t0 + s dir, s in [0, smax]; leaves t at the best point.
+static double dp_line(const dp_box *b, const double *t0, const double *dir, double smax, double *t,
+                      double *q) {
+    double a = 0, z = smax;
+    for (int g = 0; g < 70; g++) {
+        double m[2] = {z - 0.618033988749895 * (z - a), a + 0.618033988749895 * (z - a)}, f[2];
+        for (int j = 0; j < 2; j++) {
+            for (int k = 0; k < b->k; k++) t[k] = fmin(fmax(t0[k] + m[j] * dir[k], b->lo[k]), b->hi[k]);
+            f[j] = dp_iq(b, t, q);
+        }
+        if (f[0] < f[1])
+            z = m[1];
+        else
+            a = m[0];
+    }
+    // the ends too: the minimum often sits on the boundary of Delta_P
+    double ends[3] = {(a + z) / 2, 0, smax}, best = INFINITY, arg = 0;
+    for (int e = 0; e < 3; e++) {
+        for (int k = 0; k < b->k; k++) t[k] = fmin(fmax(t0[k] + ends[e] * dir[k], b->lo[k]), b->hi[k]);
+        double v = dp_iq(b, t, q);
+        if (v < best) best = v, arg = ends[e];
+    }
+    for (int k = 0; k < b->k; k++) t[k] = fmin(fmax(t0[k] + arg * dir[k], b->lo[k]), b->hi[k]);
+    return best;
+}
+
+// Cyclic coordinate line searches, each round followed by a line search along the round's step
+// (the pattern move that keeps coordinate descent from zig-zagging in a narrow valley).
+static double dp_min(const dp_box *b, double *q) {
+    double t[DP_MAXF], t0[DP_MAXF], start[DP_MAXF], dir[DP_MAXF], prev = INFINITY, f = 0;
+    for (int k = 0; k < b->k; k++) t[k] = (b->lo[k] + b->hi[k]) / 2;
+    for (int round = 0; round < 2000; round++) {
+        memcpy(start, t, sizeof(t));
+        for (int k = 0; k < b->k; k++) {
+            memcpy(t0, t, sizeof(t)), memset(dir, 0, sizeof(dir));
+            t0[k] = b->lo[k], dir[k] = 1;
+            dp_line(b, t0, dir, b->hi[k] - b->lo[k], t, q);
+        }
+        double smax = 1e9;
+        for (int k = 0; k < b->k; k++) {
+            dir[k] = t[k] - start[k];
+            if (dir[k] > 0) smax = fmin(smax, (b->hi[k] - start[k]) / dir[k]);
+            if (dir[k] < 0) smax = fmin(smax, (b->lo[k] - start[k]) / dir[k]);
+        }
+        f = dp_iq(b, t, q);
+        if (smax > 1 && smax < 1e9) f = fmin(f, dp_line(b, start, dir, smax, t, q));
+        if (prev - f < 1e-16) break;
+        prev = f;
+    }
+    return f;
+}
+
+// BROJA against the search: min I_Q = I_P - Syn, and Q* in Delta_P.
+static void expect_search(const st_dist3 *d, const char *name) {
+    dp_box b;
+    double q[1024];
+    assert_int_equal(dp_box_make(d, &b), 0);
+    double best = dp_min(&b, q);
+    st_pid o;
+    assert_int_equal(st_pid_discrete(d, ST_PID_BROJA, 0, &o), 0);
+    assert_true(isfinite(o.red) && isfinite(o.unq0) && isfinite(o.unq1) && isfinite(o.syn));
+    if (fabs(o.i01 - o.syn - best) > 1e-6)
+        fail_msg("%s: BROJA min I_Q %.9f, search %.9f", name, o.i01 - o.syn, best);
+    if (o.unq0 < -1e-9 || o.unq1 < -1e-9 || o.syn < -1e-9)
+        fail_msg("%s: negative atom %g %g %g", name, o.unq0, o.unq1, o.syn);
+    assert_int_equal(st_broja_q(d, 0, q, NULL), 0);
+    for (int y = 0; y < d->ny; y++) {
+        for (int a = 0; a < d->n0; a++) {
+            double sq = 0, sp = 0;
+            for (int x1 = 0; x1 < d->n1; x1++) sq += q[(a * d->n1 + x1) * d->ny + y], sp += cell(d, a, x1, y);
+            assert_float_equal(sq, sp, 1e-12);
+        }
+        for (int x1 = 0; x1 < d->n1; x1++) {
+            double sq = 0, sp = 0;
+            for (int a = 0; a < d->n0; a++) sq += q[(a * d->n1 + x1) * d->ny + y], sp += cell(d, a, x1, y);
+            assert_float_equal(sq, sp, 1e-12);
+        }
+    }
+}
+
+// BROJA on random 2x2x2 tables against the search.
 static void test_broja_vs_search(void **st) {
     (void)st;
     gn_rng r;
     gn_rng_seed(&r, 17, 1);
-    for (int trial = 0; trial < 6; trial++) {
+    for (int trial = 0; trial < 8; trial++) {
         double p[8], s = 0;
         for (int i = 0; i < 8; i++) s += p[i] = 0.05 + gn_rng_uniform(&r);
         for (int i = 0; i < 8; i++) p[i] /= s;
-        // feasible range of the free cell in each slice
-        double lo[2], hi[2];
-        for (int c = 0; c < 2; c++) {
-            double r0 = p[0 * 2 + c] + p[(0 * 2 + 1) * 2 + c], c1 = p[(0 * 2 + 1) * 2 + c] + p[(1 * 2 + 1) * 2 + c];
-            double tot = r0 + p[(1 * 2 + 0) * 2 + c] + p[(1 * 2 + 1) * 2 + c];
-            lo[c] = fmax(0, r0 + c1 - tot), hi[c] = fmin(r0, c1);
-        }
-        double best = INFINITY, b0 = 0, b1 = 0;
-        for (int i = 0; i <= 400; i++)
-            for (int j = 0; j <= 400; j++) {
-                double t0 = lo[0] + (hi[0] - lo[0]) * i / 400, t1 = lo[1] + (hi[1] - lo[1]) * j / 400, v = iq(p, t0, t1);
-                if (v < best) best = v, b0 = t0, b1 = t1;
-            }
-        double w0 = (hi[0] - lo[0]) / 200, w1 = (hi[1] - lo[1]) / 200;
-        for (int round = 0; round < 60; round++) { // coordinate-wise golden refinement
-            for (int c = 0; c < 2; c++) {
-                double a = fmax(lo[c], (c ? b1 : b0) - (c ? w1 : w0)), b = fmin(hi[c], (c ? b1 : b0) + (c ? w1 : w0));
-                for (int g = 0; g < 80; g++) {
-                    double m1 = b - 0.618033988749895 * (b - a), m2 = a + 0.618033988749895 * (b - a);
-                    double f1 = c ? iq(p, b0, m1) : iq(p, m1, b1), f2 = c ? iq(p, b0, m2) : iq(p, m2, b1);
-                    if (f1 < f2) b = m2;
-                    else a = m1;
-                }
-                if (c) b1 = (a + b) / 2;
-                else b0 = (a + b) / 2;
-            }
-        }
-        best = iq(p, b0, b1);
         st_dist3 d = {2, 2, 2, p};
-        st_pid o;
-        assert_int_equal(st_pid_discrete(&d, ST_PID_BROJA, 0, &o), 0);
-        assert_float_equal(o.i01 - o.syn, best, 1e-7); // min I_Q = I_P - Syn
-        // and Q* lies in Delta_P
-        double q[8];
-        assert_int_equal(st_broja_q(&d, 0, q, NULL), 0);
-        for (int a = 0; a < 2; a++)
-            for (int c = 0; c < 2; c++) {
-                assert_float_equal(q[(a * 2 + 0) * 2 + c] + q[(a * 2 + 1) * 2 + c], p[(a * 2 + 0) * 2 + c] + p[(a * 2 + 1) * 2 + c], 1e-13);
-                assert_float_equal(q[(0 * 2 + a) * 2 + c] + q[(1 * 2 + a) * 2 + c], p[(0 * 2 + a) * 2 + c] + p[(1 * 2 + a) * 2 + c], 1e-13);
-            }
+        expect_search(&d, "random");
     }
+}
+
+// The bivariate distributions of the PID literature as dit ships them (outcomes "x0 x1 y"), each
+// against the search, and the closed forms where they exist:
+// - uni, null: Y independent of (X0, X1) -> all 0.
+// - simple, dup: X0 = X1 under P, so min I_Q >= max I(Xi;Y) = I_P, reached at Q = P: Syn 0, Red = I(X0;Y).
+// - f1, wb1, wb2, imperfect rdn: every y slice has one active row or column, Delta_P = {P}: Syn 0,
+//   Red = I0 + I1 - I01 (f1: I0 = 1/2, I1 = 1, I01 = 3/2; wb1: I0 = I1 = log2 3 - 2/3, I01 = log2 3;
+//   wb2: I0 = 1/2, I1 = 1, I01 = 3/2; imperfect rdn: I0 = I01 = 1).
+// - gband: a shared block bit plus AND inside each block; Delta_P keeps the blocks, so min I_Q =
+//   1 + AND's 1.5 - 0.75 log2 3, I0 = I1 = that too: Red = min I_Q, Unq 0, Syn = AND's 1/2.
+// - pwu: the free cells t, s of the y = 1, 2 slices meet only in the x = 00 cell, so
+//   H_Q(Y|X) = (t + s) h(t / (t + s)) <= 1/2 at t = s = 1/4 (the boundary): min I_Q = 1/2 = I0 = I1.
+// - xor-and (Y = (X0 xor X1, X0 and X1)) is sum relabelled: Red 1/2, Syn 1.
+// - rdn-unq-xor (X0 = (r, a, b0), X1 = (r, c, b1), Y = (r, a, c, b0 xor b1)): 1, 1, 1, 1.
+static void test_broja_dit_set(void **st) {
+    (void)st;
+    static const struct {
+        const char *name, *out[8];
+        double pr[8];
+    } set[] = {
+        {"uni", {"000", "001", "010", "011", "100", "101", "110", "111"}, {0}},
+        {"null", {"000", "001", "110", "111"}, {0}},
+        {"rdn", {"000", "111"}, {0}},
+        {"simple", {"000", "110", "111"}, {0.5, 0.25, 0.25}},
+        {"unq1", {"000", "011", "100", "111"}, {0}},
+        {"cat", {"000", "011", "102", "113"}, {0}},
+        {"xor", {"000", "011", "101", "110"}, {0}},
+        {"and", {"000", "010", "100", "111"}, {0}},
+        {"or", {"000", "011", "101", "111"}, {0}},
+        {"f1", {"002", "010", "102", "111"}, {0}},
+        {"reduced or", {"000", "011", "101"}, {0.5, 0.25, 0.25}},
+        {"sum", {"000", "011", "101", "112"}, {0}},
+        {"xor-and", {"000", "012", "102", "111"}, {0}},
+        {"rand", {"000", "010", "011", "100", "101", "111"}, {0.25, 0.125, 0.125, 0.125, 0.125, 0.25}},
+        {"wb1", {"000", "011", "102"}, {0}},
+        {"wb2", {"000", "011", "111", "102"}, {0}},
+        {"wb3", {"000", "110", "011", "111", "012", "102"}, {0}},
+        {"imperfect rdn", {"000", "010", "111"}, {0.499, 0.001, 0.5}},
+        {"rdn xor", {"000", "011", "101", "110", "222", "233", "323", "332"}, {0}},
+        {"prob1", {"000", "001", "010", "011", "100"}, {0}},
+        {"prob2", {"000", "010", "021", "101"}, {0}},
+        {"diff", {"000", "001", "010", "101"}, {0}},
+        {"gband", {"000", "010", "100", "111", "222", "232", "322", "333"}, {0}},
+        {"boom", {"001", "002", "020", "121", "202", "212"}, {0}},
+        {"not two", {"000", "001", "010", "100", "111"}, {0}},
+        {"dup", {"000", "001", "111", "112"}, {0}},
+        {"pwu", {"011", "101", "022", "202"}, {0}},
+    };
+    double buf[1024];
+    const double L3 = log2(3.0), AND_RED = 1.5 - 0.75 * L3;
+    const double H1 = 0.001 / 0.501, IRDN = 1 + 0.501 * (H1 * log2(H1) + (1 - H1) * log2(1 - H1));
+    const double closed[][4] = {{0, 0, 0, 0},
+                                {0, 0, 0, 0},
+                                {1, 0, 0, 0},
+                                {AND_RED, 0, 0, 0},
+                                {0, 0, 1, 0},
+                                {0, 1, 1, 0},
+                                {0, 0, 0, 1},
+                                {AND_RED, 0, 0, 0.5},
+                                {AND_RED, 0, 0, 0.5},
+                                {0, 0.5, 1, 0},
+                                {NAN},
+                                {0.5, 0, 0, 1},
+                                {0.5, 0, 0, 1},
+                                {NAN},
+                                {L3 - 4.0 / 3, 2.0 / 3, 2.0 / 3, 0},
+                                {0, 0.5, 1, 0},
+                                {NAN},
+                                {IRDN, 1 - IRDN, 0, 0},
+                                {1, 0, 0, 1},
+                                {NAN},
+                                {NAN},
+                                {NAN},
+                                {1 + AND_RED, 0, 0, 0.5},
+                                {NAN},
+                                {NAN},
+                                {0.5, 0, 0, 0},
+                                {0.5, 0, 0, 0.5}};
+    _Static_assert(sizeof(set) / sizeof(set[0]) == sizeof(closed) / sizeof(closed[0]), "one row each");
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
+        int m = 0;
+        while (m < 8 && set[i].out[m]) m++;
+        st_dist3 d = dist(set[i].out, set[i].pr[0] > 0 ? set[i].pr : NULL, m, buf);
+        expect_search(&d, set[i].name);
+        if (!isnan(closed[i][0]))
+            expect(&d, ST_PID_BROJA, closed[i][0], closed[i][1], closed[i][2], closed[i][3], 1e-6);
+    }
+    // rdn-unq-xor: 8 x 8 x 16, 32 equally likely outcomes
+    st_dist3 d = {8, 8, 16, buf};
+    memset(buf, 0, sizeof(buf));
+    for (int v = 0; v < 32; v++) {
+        int r = v >> 4 & 1, a = v >> 3 & 1, c = v >> 2 & 1, b0 = v >> 1 & 1, b1 = v & 1;
+        buf[((r * 4 + a * 2 + b0) * 8 + r * 4 + c * 2 + b1) * 16 + r * 8 + a * 4 + c * 2 + (b0 ^ b1)] =
+            1.0 / 32;
+    }
+    expect_search(&d, "rdn unq xor");
+    expect(&d, ST_PID_BROJA, 1, 1, 1, 1, 1e-6);
 }
 
 // §B.4: jointly Gaussian sources, univariate target: MMI exact (nats).
 static void test_pid_gauss(void **st) {
     (void)st;
     const size_t n = 200000;
-    double *x0 = malloc(sizeof(double) * n), *x1 = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n);
+    double *x0 = malloc(sizeof(double) * n), *x1 = malloc(sizeof(double) * n),
+           *y = malloc(sizeof(double) * n);
     const double abs_[3][3] = {{1, 1, 1}, {1, 0.5, 1}, {2, 1, 0.5}};
-    const double want[3][4] = {{0.2027325541, 0, 0, 0.3465735903}, {0.0588915178, 0.2350018146, 0, 0.1115717757},
+    const double want[3][4] = {{0.2027325541, 0, 0, 0.3465735903},
+                               {0.0588915178, 0.2350018146, 0, 0.1115717757},
                                {0.1056545468, 0.6118877158, 0, 0.8047189562}};
     gn_rng r;
     gn_rng_seed(&r, 5, 1);
@@ -210,7 +400,8 @@ static void test_pid_gauss(void **st) {
 // §1.11: pointwise MMI per galaxy, negative values kept; bootstrap CI.
 static void test_pid_pointwise(void **st) {
     (void)st;
-    double l1[3] = {log(0.2), log(0.01), NAN}, l2[3] = {log(0.05), log(0.04), 0}, l12[3] = {log(0.3), log(0.02), 0};
+    double l1[3] = {log(0.2), log(0.01), NAN}, l2[3] = {log(0.05), log(0.04), 0},
+           l12[3] = {log(0.3), log(0.02), 0};
     double lp[3] = {log(0.1), log(0.1), log(0.1)}, R[3], U1[3], U2[3], S[3];
     st_pid_pointwise(l1, l2, l12, lp, 3, R, U1, U2, S);
     assert_float_equal(R[0], log(0.5), 1e-12), assert_float_equal(U1[0], log(2.0) - log(0.5), 1e-12);
@@ -246,8 +437,10 @@ static void test_pid_errors(void **st) {
 
 int main(void) {
     gn_set_threads(0);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pid_table), cmocka_unit_test(test_pid_extra),
-                                       cmocka_unit_test(test_broja_vs_search), cmocka_unit_test(test_pid_gauss),
-                                       cmocka_unit_test(test_pid_pointwise), cmocka_unit_test(test_pid_errors)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pid_table),       cmocka_unit_test(test_pid_extra),
+        cmocka_unit_test(test_broja_vs_search), cmocka_unit_test(test_broja_dit_set),
+        cmocka_unit_test(test_pid_gauss),       cmocka_unit_test(test_pid_pointwise),
+        cmocka_unit_test(test_pid_errors)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
