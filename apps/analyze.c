@@ -552,7 +552,7 @@ static void report_pid(study *S, report *R) {
         char fig[4500], t2[700], rel[400];
         snprintf(fig, sizeof fig, "%s/pid/%s/pid.png", S->dir, S->pid[q]);
         snprintf(t2, sizeof t2, "PID of %s: X1 = %s, X2 = %s (mean, 16-84%% bootstrap)", S->target, l1, l2);
-        if (ng && io_plot_errorbars(fig, t2, "nats", names, 4, g, ng, 0, "0"))
+        if (ng && io_plot_errorbars(fig, t2, "information (nats)", names, 4, g, ng, 0, "0"))
             fprintf(stderr, "analyze: warning: %s\n", gn_errmsg());
         snprintf(rel, sizeof rel, "pid/%s/pid.png", S->pid[q]);
         const char *rp[1] = {rel}, *cp[1] = {"information atoms per population (Fig. 6 style)"};

@@ -359,7 +359,7 @@ static int plot_r(const causal_job *J, int v) {
     snprintf(title, sizeof title, "local r(%s%s, %s%s)%s%s", o->target, g ? "|c" : "", J->vars[v],
              g ? "|c" : "", g ? ", c = " : "", g ? g : "");
     snprintf(path, sizeof path, "%s/r_%s.png", o->out, J->vars[v]);
-    if (io_plot_hists(path, title, "Pearson r over the K nearest neighbours", h, nh, 40, -1, 1))
+    if (io_plot_hists(path, title, "Pearson r over the K nearest neighbours (unitless)", h, nh, 40, -1, 1))
         fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
     free(rp);
     for (int p = 0; p < np; p++) free(rr[p]);
@@ -386,8 +386,8 @@ static int plot_pe(const causal_job *J) {
     snprintf(title, sizeof title, "predictive efficiency of %s%s%s (median, 16-84%%)", o->target,
              o->given ? " given " : "", o->given ? o->given : "");
     snprintf(path, sizeof path, "%s/pe.png", o->out);
-    if (io_plot_errorbars(path, title, "PE (local R^2 of a quadratic fit)", (const char *const *)J->vars, nv,
-                          g, ps->n ? ng : 1, ref_all, "permuted median"))
+    if (io_plot_errorbars(path, title, "PE: local R^2 of a quadratic fit (unitless)",
+                          (const char *const *)J->vars, nv, g, ps->n ? ng : 1, ref_all, "permuted median"))
         fprintf(stderr, "causal: warning: %s\n", gn_errmsg());
     free(buf);
     return GN_OK;

@@ -121,7 +121,7 @@ static int plot_recon(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, c
     }
     if (!rc)
         rc = io_plot_lines(path, "spectra and their reconstructions (z = mu; offset by 1 each)",
-                           "rest-frame wavelength (Å)", "flux (median 0.5)", s, 2 * k, 0);
+                           "rest-frame wavelength (Å)", "flux (normalised: median 0.5)", s, 2 * k, 0);
     free(wl), free(y), free(rec);
     return rc;
 }
@@ -228,8 +228,8 @@ static double head_crps(const run *r, const float *o, const run_est *e, double y
 }
 
 // pred_vs_true_<target>.png beside metrics.json: everything in the split.
-static void plot_pred_vs_true(const acc *all, const char *jpath, const char *target, const char *split_name,
-                              int json) {
+static void plot_pred_vs_true(const acc *all, const char *jpath, const char *target, const char *unit,
+                              const char *split_name, int json) {
     st_metrics m0;
     if (st_point_metrics(all->pred, all->tru, all->n, &m0)) return;
     double lo = INFINITY, hi = -INFINITY;
@@ -246,8 +246,8 @@ static void plot_pred_vs_true(const acc *all, const char *jpath, const char *tar
     snprintf(title, sizeof title, "%s split, %zu galaxies", split_name, m0.n);
     snprintf(note, sizeof note, "bias %.4f   sigma_MAD %.4f   eta %.3f   R2 %.3f", m0.bias, m0.sigma_mad,
              m0.eta, m0.r2);
-    snprintf(xl, sizeof xl, "true %s", target);
-    snprintf(yl, sizeof yl, "predicted %s", target);
+    snprintf(xl, sizeof xl, "true %s [%s]", target, unit);
+    snprintf(yl, sizeof yl, "predicted %s [%s]", target, unit);
     if (io_plot_density(png, title, xl, yl, all->tru, all->pred, all->n, lo - pad, hi + pad, note))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     else if (!json)
@@ -277,7 +277,7 @@ static void eval_target(const run *r, int t, const float *outv, const uint32_t *
     if (!o->json)
         printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r->target_names[t], "population", "N",
                "bias", "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
-    plot_pred_vs_true(&groups[0], jpath, r->target_names[t], o->split_name, o->json);
+    plot_pred_vs_true(&groups[0], jpath, r->target_names[t], r->target_units[t], o->split_name, o->json);
     fprintf(jf, "%s\"%s\": {", t ? ", " : "", r->target_names[t]);
     for (int g = 0; g < ng; g++) {
         st_metrics m;

@@ -407,7 +407,8 @@ static int report_spectral(const xjob *J) {
         }
         snprintf(p, sizeof p, "%s/attr.png", out);
         if (io_plot_lines(p, "mean |expected-gradients attribution| per wavelength",
-                          "rest-frame wavelength (Å)", "mean |phi|", s, T < 6 ? T : 6, 1))
+                          "rest-frame wavelength (Å)", "mean |phi| (latent units per pixel)", s,
+                          T < 6 ? T : 6, 1))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         // where each component looks: the wavelength of its largest mean |phi|, and the share below 5000 Å
         for (int k = 0; k < T; k++) {
@@ -440,17 +441,19 @@ static int report_images(const xjob *J) {
     const run_branch *rb = &r->br[J->branch];
     const io_dataset *D = &r->ds[rb->ds];
     for (int b = 0; b < C; b++) lab[b] = D->bands[rb->ro.n_channels ? rb->ro.channels[b] : b];
-    char p[4400], t[256];
+    char p[4400], t[256], unit[96], mu[120];
+    snprintf(unit, sizeof unit, "%s per pixel", r->n_targets ? r->target_units[J->tgt] : "output units");
+    snprintf(mu, sizeof mu, "mean |phi|: %s", unit);
     for (int i = 0; i < J->n; i++) {
         const char *id = io_catalog_id(&r->cat, J->rows[i]);
         snprintf(p, sizeof p, "%s/input_%s.png", out, id);
         snprintf(t, sizeof t, "galaxy %s: standardised input", id);
-        if (io_plot_maps(p, t, J->X + (size_t)i * dim, C, S, S, lab, 0))
+        if (io_plot_maps(p, t, J->X + (size_t)i * dim, C, S, S, lab, 0, "standardised pixel value (sd)"))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
         snprintf(p, sizeof p, "%s/attr_%s.png", out, id);
         snprintf(t, sizeof t, "galaxy %s: attribution to %s (red raises it)", id,
                  r->n_targets ? r->target_names[J->tgt] : "the output");
-        if (io_plot_maps(p, t, J->A + (size_t)i * dim, C, S, S, lab, 1))
+        if (io_plot_maps(p, t, J->A + (size_t)i * dim, C, S, S, lab, 1, unit))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     }
     float *mm = malloc(sizeof(float) * dim);
@@ -458,7 +461,7 @@ static int report_images(const xjob *J) {
     for (size_t j = 0; mm && j < dim; j++)
         mm[j] = (float)mabs[j], tot += mabs[j], band[j / ((size_t)S * S)] += mabs[j];
     snprintf(p, sizeof p, "%s/mean_abs_attr.png", out);
-    if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0))
+    if (mm && io_plot_maps(p, "mean |attribution| per pixel and band", mm, C, S, S, lab, 0, mu))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     printf("  share of the total |phi| per band:");
     for (int b = 0; b < C; b++) printf(" %s %.1f%%", lab[b], tot > 0 ? 100 * band[b] / tot : 0);

@@ -204,8 +204,8 @@ static void scan_plot(const scan_cli *o, char **C, int ncs, const int *L, int nl
     for (int ci = 0; ci < ncs; ci++) rows[ci] = C[ci];
     for (int k = 0; dv && k < nl * ncs; k++) dv[k] = fit[k].bic - mn;
     snprintf(p, sizeof p, "%s/bic.png", o->out);
-    if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size", "conditions",
-                               rows, ncs, cols, nl, dv, "%.0f"))
+    if (!dv || io_plot_heatmap(p, "BIC - min(BIC) of the spectral VAE/CVAE grid", "latent size (dimensions)",
+                               "conditions", rows, ncs, cols, nl, dv, "%.0f"))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     free(dv);
 }
@@ -539,7 +539,7 @@ static int sl_traversals(sljob *J) {
                      100 * R->frac[k]);
         else
             snprintf(ttl, sizeof ttl, "decoded spectra as %s varies (latents at 0)", what);
-        if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (median 0.5)", s, 5, 0))
+        if (io_plot_lines(path, ttl, "rest-frame wavelength (Å)", "flux (normalised: median 0.5)", s, 5, 0))
             fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     }
     free(zz), free(xs), free(cz), free(ys);

@@ -684,3 +684,48 @@ int io_catalog_null_rule(io_catalog *c, const char *pattern, const char *rules, 
     if (masked) *masked = n;
     return GN_OK;
 }
+
+// Name patterns: a prefix (or the whole name when exact) and its unit, the first match wins.
+const char *io_column_unit(const char *name) {
+    static const struct {
+        const char *pre, *unit;
+        int exact;
+    } U[] = {
+        {"logssfr", "log10 sSFR/yr^-1", 0},
+        {"logsfr", "log10 SFR/(Msun/yr)", 0},
+        {"logmstar", "log10 M*/Msun", 0},
+        {"logmtot", "log10 M/Msun", 0},
+        {"logmhalo", "log10 Mhalo/Msun", 0},
+        {"logm", "log10 M/Msun", 0},
+        {"logl", "log10 L/Lsun", 0},
+        {"mag", "mag", 0},
+        {"ebv", "mag", 1},
+        {"absmag", "mag", 0},
+        {"z", "unitless", 1},
+        {"zspec", "unitless", 1},
+        {"zphot", "unitless", 1},
+        {"redshift", "unitless", 1},
+        {"ba", "unitless", 1},
+        {"b_a", "unitless", 1},
+        {"logn", "log10 n", 1},
+        {"sersic_n", "unitless", 1},
+        {"r50", "arcsec", 0},
+        {"logr50", "log10 r50/arcsec", 0},
+        {"veldisp", "km/s", 0},
+        {"sigma_v", "km/s", 0},
+        {"w1", "mag", 0},
+        {"w2", "mag", 0},
+        {"w3", "mag", 0},
+        {"w4", "mag", 0},
+        {"av", "mag", 1},
+        {"gr0", "mag", 1},
+        {"re_kpc", "kpc", 1},
+        {"logml", "log10 (M/L)/(Msun/Lsun)", 0},
+        {"oh12", "12 + log10 O/H", 1},
+    };
+    for (size_t i = 0; name && i < sizeof U / sizeof U[0]; i++) {
+        size_t n = strlen(U[i].pre);
+        if (U[i].exact ? !strcmp(name, U[i].pre) : !strncmp(name, U[i].pre, n)) return U[i].unit;
+    }
+    return NULL;
+}

@@ -53,6 +53,10 @@ const double *io_catalog_values(const io_catalog *cat, const char *name);
 size_t io_gather_complete(size_t N, int n_sets, const double *const *const *cols, const int *dims,
                           double *const *out);
 const char *io_catalog_id(const io_catalog *cat, size_t row);
+// The unit a catalog column of this name conventionally carries in astronomers' catalogs, for axis
+// labels ("log10 M/Msun" for logmstar, "mag" for mag_r, "unitless" for zspec), or NULL when the name
+// does not say (configurations name it: [target] units).
+const char *io_column_unit(const char *name);
 
 // Add column `name` = expr, where expr uses column names, numbers, + - * /,
 // unary minus, parentheses and log10() ln() exp() sqrt() abs() asinh() pow(a, b).

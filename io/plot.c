@@ -189,6 +189,9 @@ int io_plot_density(const char *path, const char *title, const char *xl, const c
         cairo_stroke(f.cr);
     cairo_set_source_rgb(f.cr, 0, 0, 0);
     if (note) text(f.cr, ML + 12, MT + 12, note, 0, 0, 13, 0);
+    char key[96]; // what the shading means
+    snprintf(key, sizeof key, "shade: galaxies per cell, log scale (darkest: %.0f)", mx);
+    text(f.cr, ML + 12, MT + 30, key, 0, 0, 11, 0);
     return finish(sf, f.cr, path);
 }
 
@@ -225,7 +228,7 @@ int io_plot_hists(const char *path, const char *title, const char *xl, const io_
     f.x0 = lo, f.x1 = hi, f.y0 = 0, f.y1 = 1.08 * top;
     cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
     f.cr = cairo_create(sf);
-    axes(&f, title, xl, "density");
+    axes(&f, title, xl, "probability density (per unit of x)");
     static const double GREY[3] = {0.72, 0.72, 0.72};
     int col = 0, leg = 0;
     for (int pass = 0; pass < 2; pass++) // grey references first, underneath
@@ -418,9 +421,9 @@ static void colour_bar(cairo_t *cr, double x0, double y0, double w, double lo, d
 }
 
 int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w,
-                 const char *const *labels, int diverging) {
+                 const char *const *labels, int diverging, const char *unit) {
     if (n < 1 || h < 1 || w < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
-    int cell = 180, gap = 16, top = 44, lab = 48;
+    int cell = 180, gap = 16, top = 44, lab = 62;
     int cols = n < 6 ? n : 6, rws = (n + cols - 1) / cols;
     int Wd = cols * (cell + gap) + gap, Hd = top + rws * (cell + lab + gap);
     cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, Wd, Hd);
@@ -448,6 +451,7 @@ int io_plot_maps(const char *path, const char *title, const float *maps, int n, 
         cairo_rectangle(cr, x0, y0, cell, cell), cairo_stroke(cr);
         if (labels && labels[k]) text(cr, x0 + cell / 2.0, y0 + cell + 4, labels[k], 0.5, 0, 12, 0);
         colour_bar(cr, x0, y0 + cell + 20, cell, diverging ? -a : lo, diverging ? a : hi, diverging);
+        if (unit) text(cr, x0 + cell / 2.0, y0 + cell + 43, unit, 0.5, 0, 10, 0);
     }
     text(cr, Wd / 2.0, 12, title, 0.5, 0, 16, 0);
     return finish(sf, cr, path);

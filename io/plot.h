@@ -55,7 +55,8 @@ int io_plot_heatmap(const char *path, const char *title, const char *xlabel, con
 
 // n maps of h x w side by side (6 per row), each scaled on its own: diverging
 // (blue < 0 < red, symmetric about 0: attributions) or sequential (images).
+// unit: what the colour bars measure (printed under each), may be NULL.
 int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w,
-                 const char *const *labels, int diverging);
+                 const char *const *labels, int diverging, const char *unit);
 
 #endif

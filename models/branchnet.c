@@ -150,7 +150,8 @@ const md_kind md_kind_branches = {"branches",
                                   branches_val_loss,
                                   NULL,
                                   no_embed,
-                                  0};
+                                  0,
+                                  NULL}; // the loss depends on the head: the trainer names it
 
 int md_net_make(md_net *m, nn_store *s) { return md_kind_of(m)->make(m, s); }
 

@@ -71,6 +71,7 @@ typedef struct md_kind {
     nn_tensor *(*embed)(nn_ctx *c, const struct md_net *m, nn_tensor *const *in, int full); // NULL: none
     int (*embed_dim)(const struct md_net *m, int full);
     int latent_names; // embed columns are mu0.., sigma0.. (else s0..)
+    const char *loss_unit; // the loss curve's axis: what the loss is, in which unit (NULL: by the head)
 } md_kind;
 
 extern const md_kind *const md_kinds[MD_KIND_COUNT];

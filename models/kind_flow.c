@@ -78,6 +78,17 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
 
 static int no_embed(const md_net *m, int full) { return (void)m, (void)full, 0; }
 
-const md_kind md_kind_flow = {"flow", "a flow model", 1,          1,       MD_REPORT_POSTERIOR,
-                              parse,  make,           train_loss, forward, val_loss,
-                              NULL,   no_embed,       0};
+const md_kind md_kind_flow = {"flow",
+                              "a flow model",
+                              1,
+                              1,
+                              MD_REPORT_POSTERIOR,
+                              parse,
+                              make,
+                              train_loss,
+                              forward,
+                              val_loss,
+                              NULL,
+                              no_embed,
+                              0,
+                              "-log p(targets | x) per galaxy (nats)"};

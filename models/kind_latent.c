@@ -31,16 +31,18 @@ static int parse_inputs(md_net *m, io_config *c, int img, const char *enc) {
 static int parse_keys(md_latent_spec *p, io_config *c, int img) {
     int rnc = p->objective == MD_OBJ_RNC, ce = p->objective == MD_OBJ_CE, rc;
 #define IO_KEY_TYPE md_latent_spec
-    const io_key keys[] = {
-        IO_KI(dim_main, 1, 65536, img ? 16 : 8),
-        IO_KI(dim_ext, 0, 65536, ce ? 0 : img ? 512 : 8),
-        IO_KI(est_hidden, 1, 65536, img ? 1024 : 128),
-        IO_KF(lambda_rec, 0, IO_KEY_BIG, img ? 100 : 1),
-        IO_KF(tau, IO_KEY_POS, IO_KEY_BIG, rnc ? 2 : 0.1),
-        IO_KF(base_tau, IO_KEY_POS, IO_KEY_BIG, 0.07),
-        IO_KF(supcon_width, IO_KEY_POS, IO_KEY_BIG, 0.1),
-        IO_K("leaky_slope", IO_KEY_FLOAT, slope, 0, 1, 0.2),
-        IO_KEND};
+    const io_key keys[] = {IO_KI(dim_main, 1, 65536, img ? 16 : 8),
+                           IO_KI(dim_ext, 0, 65536,
+                                 ce    ? 0
+                                 : img ? 512
+                                       : 8),
+                           IO_KI(est_hidden, 1, 65536, img ? 1024 : 128),
+                           IO_KF(lambda_rec, 0, IO_KEY_BIG, img ? 100 : 1),
+                           IO_KF(tau, IO_KEY_POS, IO_KEY_BIG, rnc ? 2 : 0.1),
+                           IO_KF(base_tau, IO_KEY_POS, IO_KEY_BIG, 0.07),
+                           IO_KF(supcon_width, IO_KEY_POS, IO_KEY_BIG, 0.1),
+                           IO_K("leaky_slope", IO_KEY_FLOAT, slope, 0, 1, 0.2),
+                           IO_KEND};
     // the MLP encoder's sizes (also read, unused, for the image encoder), and the image encoder's
     static const io_key mlp[] = {IO_KI(depth, 1, MD_LAT_MAXDEPTH, 20), IO_KI(hidden, 1, 65536, 128), IO_KEND};
     static const io_key inception[] = {IO_K("conv_width", IO_KEY_INT, conv_w, 1, 65536, 96),
@@ -128,4 +130,5 @@ const md_kind md_kind_latent = {"latent",
                                 val_loss,
                                 embed,
                                 embed_dim,
-                                0};
+                                0,
+                                "objective per galaxy (nats); validation: the head's loss"};

@@ -49,5 +49,6 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) { re
 
 static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->vae.sp.latent; }
 
-const md_kind md_kind_vae = {"vae",      "a VAE", 0,        0,     MD_REPORT_LATENT, parse, make,
-                             train_loss, forward, val_loss, embed, embed_dim,        1};
+const md_kind md_kind_vae = {
+    "vae",      "a VAE", 0,        0,     MD_REPORT_LATENT, parse, make,
+    train_loss, forward, val_loss, embed, embed_dim,        1,     "-ELBO per galaxy (nats)"};

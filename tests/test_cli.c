@@ -124,7 +124,8 @@ static void test_config_ranges(void **s) {
                {"train.optimizer=adagrad", "optimizer = 'adagrad' is not one of adam|adamw|sgd"},
                {"data.val_frac=0.9", "must add to at most 1"},
                {"branch.p.width=0", "[branch.p] width = 0"},
-               {"train.warmup=-5", "[train] warmup = -5"}};
+               {"train.warmup=-5", "[train] warmup = -5"},
+               {"target.units=dex,mag", "[target] units lists 2 units for 1 targets"}};
     for (int k = 0; k < (int)(sizeof bad / sizeof bad[0]); k++) {
         char cmd[512];
         snprintf(cmd, sizeof cmd, "%s %s", base, bad[k].set);

@@ -95,6 +95,21 @@ static void test_catalog_csv(void **st) {
     io_catalog_free(&c);
 }
 
+// Axis units from column names: the conventions of galaxy catalogs, NULL when a name says nothing.
+static void test_column_units(void **st) {
+    (void)st;
+    assert_string_equal(io_column_unit("logmstar"), "log10 M*/Msun");
+    assert_string_equal(io_column_unit("logsfr"), "log10 SFR/(Msun/yr)");
+    assert_string_equal(io_column_unit("logssfr"), "log10 sSFR/yr^-1");
+    assert_string_equal(io_column_unit("mag_r"), "mag");
+    assert_string_equal(io_column_unit("magerr_r"), "mag");
+    assert_string_equal(io_column_unit("zspec"), "unitless");
+    assert_string_equal(io_column_unit("z"), "unitless");
+    assert_null(io_column_unit("zeta")); // "z" matches whole names only
+    assert_null(io_column_unit("flux_r"));
+    assert_null(io_column_unit(NULL));
+}
+
 static void test_catalog_errors(void **st) {
     (void)st;
     io_catalog c;
@@ -981,7 +996,7 @@ static void test_mock(void **st) {
 int main(void) {
     gn_set_threads(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors),  cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_catalog_csv),    cmocka_unit_test(test_catalog_errors), cmocka_unit_test(test_column_units),  cmocka_unit_test(test_splits),
         cmocka_unit_test(test_image_roundtrip), cmocka_unit_test(test_image_bad_inputs),
         cmocka_unit_test(test_dataset_cache),  cmocka_unit_test(test_fluxnorm),         cmocka_unit_test(test_dihedral), cmocka_unit_test(test_band_list),
         cmocka_unit_test(test_dihedral_compose), cmocka_unit_test(test_catalog_fits), cmocka_unit_test(test_dataset_bin), cmocka_unit_test(test_dataset_majority_size), cmocka_unit_test(test_partners),

@@ -227,7 +227,7 @@ static int pe_target(post_eval *E, int t) {
     snprintf(title, sizeof title, "PIT of %s, %s split (flat = calibrated; KS %.3f)", name, E->split_name,
              ks);
     io_hist h = {"PIT", E->pit, n, 0};
-    if (io_plot_hists(png, title, "P(sample <= true value)", &h, 1, 20, 0, 1))
+    if (io_plot_hists(png, title, "PIT = P(sample <= true value) (unitless)", &h, 1, 20, 0, 1))
         fprintf(stderr, "galnn: warning: %s\n", gn_errmsg());
     else if (!E->quiet)
         printf("  plot: %s\n", png);

@@ -300,6 +300,23 @@ static int setup_catalog(run *r, int verbose) {
     return GN_OK;
 }
 
+// [target] units = "log10 M*/Msun, mag": one per target, for axis labels; by default the unit the
+// column's name conventionally carries, else "catalog units".
+static int target_units(run *r) {
+    const char *u = io_config_str(&r->cfg, "target", "units", NULL);
+    char buf[1024], *v[MD_MAX_TARGETS];
+    int n = 0;
+    if (u) snprintf(buf, sizeof buf, "%s", u), n = io_split_list(buf, v, MD_MAX_TARGETS);
+    if (u && n != r->n_targets)
+        return gn_err(GN_EINVAL, "%s: [target] units lists %d units for %d targets", r->cfg.name, n,
+                      r->n_targets);
+    for (int t = 0; t < r->n_targets; t++) {
+        const char *g = u ? v[t] : io_column_unit(r->target_names[t]);
+        snprintf(r->target_units[t], sizeof r->target_units[t], "%s", g ? g : "catalog units");
+    }
+    return GN_OK;
+}
+
 // [target]: the target columns and the head.
 // need_targets 0 (applying a model to new galaxies): a target column the catalog lacks stays NULL.
 static int setup_targets(run *r, const md_kind *kind, int need_targets) {
@@ -318,6 +335,7 @@ static int setup_targets(run *r, const md_kind *kind, int need_targets) {
             return gn_err_prefix(GN_EINVAL, "[target] ");
     }
     m->n_targets = r->n_targets;
+    if ((rc = target_units(r))) return rc;
     const char *head = io_config_str(c, "target", "head", "regression");
     m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN
               : !strcmp(head, "binned") ? MD_HEAD_BINNED

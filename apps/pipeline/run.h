@@ -39,6 +39,7 @@ typedef struct run {
     int n_targets;
     const double *target[MD_MAX_TARGETS];
     char *target_names[MD_MAX_TARGETS];
+    char target_units[MD_MAX_TARGETS][48]; // [target] units, else the name's (io_column_unit), for plots
     double tmean[MD_MAX_TARGETS], tstd[MD_MAX_TARGETS];
     double trange[MD_MAX_TARGETS][2]; // the training split's target min and max
     int has_range;                    // crange and trange are known (checkpoints from before lack them)

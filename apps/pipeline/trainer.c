@@ -59,7 +59,13 @@ static int plot_losses(const run_trainer *T) {
         log_y &= tr[i] > 0 && (isnan(va[i]) || va[i] > 0); // the Gaussian NLL can be < 0
     char title[2300];
     snprintf(title, sizeof title, "training curve: %s", T->dir); // which run, when plots sit side by side
-    int rc = k ? io_plot_lines(path, title, "epoch", "loss (per sample)", s, 2, log_y) : GN_OK;
+    const md_net *m = &T->r.net;
+    const char *unit = md_kind_of(m)->loss_unit;
+    if (!unit)
+        unit = m->head == MD_HEAD_GAUSSIAN ? "Gaussian -log p per galaxy (nats)"
+               : m->head == MD_HEAD_BINNED ? "cross-entropy per galaxy (nats)"
+                                           : "mean squared error of the standardised targets";
+    int rc = k ? io_plot_lines(path, title, "epoch", unit, s, 2, log_y) : GN_OK;
     free(ep);
     return rc;
 }
