@@ -37,11 +37,15 @@ static void train_usage(void) {
         "...), join (CSV;\n"
         "                 ...: more columns matched by id, e.g. a VAE's mu/sigma from galnn embed), "
         "cache_dir\n"
-        "  [target]       names, head (regression|gaussian|binned), bins, lo, hi\n"
+        "  [target]       names, head (regression|gaussian|binned), bins, lo, hi, units; hidden (one hidden\n"
+        "                 layer mixing the branches' features; 0: linear), activation, init (as branches)\n"
         "  [branch.NAME]  input (image|columns|spectrum), columns, bands (a subset of [data]'s), images (own "
         "cutouts),\n"
         "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, "
         "hidden;\n"
+        "                 init (torch: PyTorch's defaults, ResNets as torchvision | he | glorot), activation\n"
+        "                 (mlp: relu|silu|gelu|leaky_relu|tanh), norm (cnn: batch|group|none),\n"
+        "                 zero_init_residual (resnet), dropout (on the branch's features), weight_decay;\n"
         "                 spectrum: spectra (template, NPY or FITS), wave (shared grid NPY), redshift "
         "(column, z; none:\n"
         "                 rest frame), grid (LO,HI,PIXELS: 3400,8400,4000), max_gap (0.075), err_percentile "
@@ -72,7 +76,7 @@ static void train_usage(void) {
         "or 4\n"
         "                 that tile only; 0 im2col + GEMM),\n"
         "                 patience (stop after this many epochs without a better validation\n"
-        "                 loss; 0: never)\n");
+        "                 loss; 20; 0: never; off by default for runs given in iterations)\n");
 }
 
 #define CLI train_cli

@@ -80,25 +80,31 @@ int io_config_parse(const char *name, const char *text, io_config *c) {
         char *s = trim(cm);
         if (*s == '[') {
             char *e = strchr(s, ']');
-            if (!e || e[1]) rc = gn_err(GN_EFORMAT, "%s:%d: bad section header '%s'", name, line, s);
+            if (!e || e[1])
+                rc = gn_err(GN_EFORMAT, "%s:%d: bad section header '%s'", name, line, s);
             else {
                 *e = 0;
                 char *t = trim(s + 1);
                 if (!*t || strlen(t) >= sizeof sec)
                     rc = gn_err(GN_EFORMAT, "%s:%d: bad section name", name, line);
-                else strcpy(sec, t);
+                else
+                    strcpy(sec, t);
             }
         } else if (*s) {
             char *eq = strchr(s, '=');
-            if (!eq) rc = gn_err(GN_EFORMAT, "%s:%d: expected 'key = value', got '%s'", name, line, s);
-            else if (!*sec) rc = gn_err(GN_EFORMAT, "%s:%d: key outside any [section]", name, line);
+            if (!eq)
+                rc = gn_err(GN_EFORMAT, "%s:%d: expected 'key = value', got '%s'", name, line, s);
+            else if (!*sec)
+                rc = gn_err(GN_EFORMAT, "%s:%d: key outside any [section]", name, line);
             else {
                 *eq = 0;
                 char *k = trim(s), *v = trim(eq + 1);
-                if (!*k) rc = gn_err(GN_EFORMAT, "%s:%d: empty key", name, line);
+                if (!*k)
+                    rc = gn_err(GN_EFORMAT, "%s:%d: empty key", name, line);
                 else if (find(c, sec, k))
                     rc = gn_err(GN_EFORMAT, "%s:%d: [%s] %s given twice", name, line, sec, k);
-                else rc = put(c, sec, k, v, line);
+                else
+                    rc = put(c, sec, k, v, line);
             }
         }
         p = nl ? nl + 1 : NULL;
@@ -166,8 +172,10 @@ const char *io_config_str(io_config *c, const char *sec, const char *key, const 
 }
 
 static void where(const io_config *c, const io_config_entry *e, char *buf, size_t n) {
-    if (e->line) snprintf(buf, n, "%s:%d", c->name, e->line);
-    else snprintf(buf, n, "%s (override)", c->name);
+    if (e->line)
+        snprintf(buf, n, "%s:%d", c->name, e->line);
+    else
+        snprintf(buf, n, "%s (override)", c->name);
 }
 
 int io_config_int(io_config *c, const char *sec, const char *key, long def, long *out) {
@@ -240,17 +248,19 @@ int io_split_list(char *s, char **items, int max) {
     return n;
 }
 
-static int check_choice(const io_config *c, const char *sec, const io_key *k, const char *v) {
+// The value's position among the choices (*at; 0 without choices).
+static int check_choice(const io_config *c, const char *sec, const io_key *k, const char *v, int *at) {
     size_t L = strlen(v);
-    for (const char *p = k->choices; p && *p;) {
+    *at = 0;
+    for (const char *p = k->choices; p && *p; ++*at) {
         const char *e = strchr(p, '|');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (n == L && !strncmp(p, v, n)) return GN_OK;
         p = e ? e + 1 : p + n;
     }
-    return k->choices ? gn_err(GN_EINVAL, "%s: [%s] %s = '%s' is not one of %s", c->name, sec, k->key, v,
-                               k->choices)
-                      : GN_OK;
+    return k->choices
+               ? gn_err(GN_EINVAL, "%s: [%s] %s = '%s' is not one of %s", c->name, sec, k->key, v, k->choices)
+               : GN_OK;
 }
 
 static int range_error(const io_config *c, const char *sec, const io_key *k, double v) {
@@ -266,8 +276,10 @@ static int read_number(io_config *c, const char *sec, const io_key *k, void *f) 
     double v;
     long l = 0;
     if (isnan(k->def) && !io_config_str(c, sec, k->key, NULL)) return GN_OK;
-    if (integer) rc = io_config_int(c, sec, k->key, (long)k->def, &l), v = (double)l;
-    else rc = io_config_double(c, sec, k->key, k->def, &v);
+    if (integer)
+        rc = io_config_int(c, sec, k->key, (long)k->def, &l), v = (double)l;
+    else
+        rc = io_config_double(c, sec, k->key, k->def, &v);
     if (rc) return rc;
     if (!(v >= k->lo && v <= k->hi)) return range_error(c, sec, k, v);
     switch (k->type) {
@@ -283,13 +295,17 @@ int io_config_keys(io_config *c, const char *sec, const io_key *t, void *base) {
     int rc;
     for (const io_key *k = t; k->key; k++) {
         char *f = (char *)base + k->off;
-        if (k->type != IO_KEY_STR) {
+        if (k->type != IO_KEY_STR && k->type != IO_KEY_CHOICE) {
             if ((rc = read_number(c, sec, k, f))) return rc;
             continue;
         }
         const char *v = io_config_str(c, sec, k->key, k->sdef);
-        if (v && (rc = check_choice(c, sec, k, v))) return rc;
-        *(const char **)f = v;
+        int at = 0;
+        if (v && (rc = check_choice(c, sec, k, v, &at))) return rc;
+        if (k->type == IO_KEY_CHOICE)
+            *(int *)f = at;
+        else
+            *(const char **)f = v;
     }
     return GN_OK;
 }

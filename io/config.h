@@ -45,7 +45,8 @@ int io_config_check_unused(const io_config *c);
 // choices} reads a section's keys into a struct at once, each default and
 // valid range written once. A value out of range or not among the choices is
 // an error naming the file, section and key.
-typedef enum io_keytype { IO_KEY_INT, IO_KEY_LONG, IO_KEY_FLOAT, IO_KEY_DOUBLE, IO_KEY_STR } io_keytype;
+// IO_KEY_CHOICE: a string among the choices, stored as its position (int) in "a|b|c".
+typedef enum io_keytype { IO_KEY_INT, IO_KEY_LONG, IO_KEY_FLOAT, IO_KEY_DOUBLE, IO_KEY_STR, IO_KEY_CHOICE } io_keytype;
 typedef struct io_key {
     const char *key;
     io_keytype type;
@@ -64,6 +65,7 @@ typedef struct io_key {
 #define IO_KF(name, lo, hi, def) {#name, IO_KEY_FLOAT, offsetof(IO_KEY_TYPE, name), lo, hi, def, NULL, NULL}
 #define IO_KD(name, lo, hi, def) {#name, IO_KEY_DOUBLE, offsetof(IO_KEY_TYPE, name), lo, hi, def, NULL, NULL}
 #define IO_KS(name, def, choices) {#name, IO_KEY_STR, offsetof(IO_KEY_TYPE, name), 0, 0, 0, def, choices}
+#define IO_KC(name, def, choices) {#name, IO_KEY_CHOICE, offsetof(IO_KEY_TYPE, name), 0, 0, 0, def, choices}
 #define IO_KEND {NULL, IO_KEY_INT, 0, 0, 0, 0, NULL, NULL}
 // Read the keys of one section into base (the table ends with IO_KEND).
 int io_config_keys(io_config *c, const char *sec, const io_key *t, void *base);

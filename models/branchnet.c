@@ -4,33 +4,73 @@
 #include <stdio.h>
 #include <string.h>
 
-static int conv_bn(nn_conv *cv, nn_bn *bn, nn_store *s, const char *pre, const char *name, int cin, int cout,
-                   int k, int stride, int pad) {
+// The weight and bias initializers of a layer kind under a branch's init choice.
+static nn_init w_init(int init, int conv) {
+    if (init == MD_INIT_HE) return nn_init_he();
+    if (init == MD_INIT_GLOROT) return nn_init_glorot();
+    return conv ? nn_init_he_out() : nn_init_torch(0); // torchvision's convs; PyTorch's Linear
+}
+static nn_init b_init(int init, int fan_in) {
+    return init == MD_INIT_TORCH ? nn_init_torch(fan_in) : nn_init_const(0);
+}
+
+static int norm_make(md_norm *nm, nn_store *s, const char *name, int ch, int kind, float gamma0) {
+    nm->kind = kind;
+    if (kind == MD_NORM_NONE) return GN_OK;
+    if (kind == MD_NORM_BATCH) {
+        int rc = nn_bn_make(&nm->bn, s, name, ch);
+        if (!rc && gamma0 != 1) nn_store_set_init(s, nm->bn.gamma, nn_init_const(gamma0));
+        return rc;
+    }
+    nm->groups = 32;
+    while (ch % nm->groups) nm->groups--;
+    char n1[160], n2[160];
+    snprintf(n1, sizeof n1, "%s.weight", name), snprintf(n2, sizeof n2, "%s.bias", name);
+    nm->gamma = nn_store_param(s, n1, 1, (int[]){ch}, nn_init_const(gamma0));
+    nm->beta = nn_store_param(s, n2, 1, (int[]){ch}, nn_init_const(0));
+    return nm->gamma && nm->beta ? GN_OK : GN_ENOMEM;
+}
+
+// relu(norm(x) + res) (res may be NULL; relu 0: no activation)
+static nn_tensor *norm_act(nn_ctx *c, const md_norm *nm, nn_tensor *x, nn_tensor *res, int relu) {
+    if (nm->kind == MD_NORM_BATCH)
+        return nn_batchnorm_act(c, x, nm->bn.gamma, nm->bn.beta, nm->bn.mean, nm->bn.var, nm->bn.momentum,
+                                nm->bn.eps, res, relu);
+    if (nm->kind == MD_NORM_GROUP) x = nn_groupnorm(c, x, nm->groups, nm->gamma, nm->beta, 1e-5f);
+    if (res) x = nn_add(c, x, res);
+    return relu ? nn_relu(c, x) : x;
+}
+
+static int conv_bn(nn_conv *cv, md_norm *bn, nn_store *s, const char *pre, const char *name, int cin,
+                   int cout, int k, int stride, int pad, const md_branch_spec *b, float gamma0) {
     char n1[128], n2[128];
     snprintf(n1, sizeof n1, "%s.%s", pre, name);
     snprintf(n2, sizeof n2, "%s.%s_bn", pre, name);
-    int rc = nn_conv_make(cv, s, n1, cin, cout, k, stride, pad, 0, nn_init_he(), nn_init_const(0));
-    return rc ? rc : nn_bn_make(bn, s, n2, cout);
+    int bias = b->norm == MD_NORM_NONE; // a norm's beta makes a conv bias redundant
+    int rc = nn_conv_make(cv, s, n1, cin, cout, k, stride, pad, bias, w_init(b->init, 1),
+                          b_init(b->init, cin * k * k));
+    return rc ? rc : norm_make(bn, s, n2, cout, b->norm, gamma0);
 }
 
 // ResNet-18: stem, 4 stages x 2 basic blocks (w, 2w, 4w, 8w), stride 2 at the
 // start of stages 2-4 with a 1x1/2 conv + BN projection shortcut.
 static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_branch_spec *b) {
     int w = b->width, k = b->stem_kernel;
-    int rc = conv_bn(&r->stem, &r->stem_bn, s, pre, "stem", b->in_ch, w, k, b->stem_stride, k / 2);
+    int rc = conv_bn(&r->stem, &r->stem_bn, s, pre, "stem", b->in_ch, w, k, b->stem_stride, k / 2, b, 1);
     r->stem_pool = b->stem_pool;
     int cin = w;
+    float g2 = b->zero_init_residual ? 0.0f : 1.0f; // torchvision's zero_init_residual
     for (int i = 0; i < 8 && !rc; i++) {
         int stage = i / 2, cout = w << stage, stride = (i % 2 == 0 && stage > 0) ? 2 : 1;
         md_block *B = &r->block[i];
         char nm[64];
         snprintf(nm, sizeof nm, "layer%d.%d.conv1", stage + 1, i % 2);
-        rc = conv_bn(&B->c1, &B->b1, s, pre, nm, cin, cout, 3, stride, 1);
+        rc = conv_bn(&B->c1, &B->b1, s, pre, nm, cin, cout, 3, stride, 1, b, 1);
         snprintf(nm, sizeof nm, "layer%d.%d.conv2", stage + 1, i % 2);
-        if (!rc) rc = conv_bn(&B->c2, &B->b2, s, pre, nm, cout, cout, 3, 1, 1);
+        if (!rc) rc = conv_bn(&B->c2, &B->b2, s, pre, nm, cout, cout, 3, 1, 1, b, g2);
         B->has_proj = stride != 1 || cin != cout;
         snprintf(nm, sizeof nm, "layer%d.%d.downsample", stage + 1, i % 2);
-        if (!rc && B->has_proj) rc = conv_bn(&B->proj, &B->bp, s, pre, nm, cin, cout, 1, stride, 0);
+        if (!rc && B->has_proj) rc = conv_bn(&B->proj, &B->bp, s, pre, nm, cin, cout, 1, stride, 0, b, 1);
         cin = cout;
     }
     r->out_dim = cin;
@@ -38,14 +78,14 @@ static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_bran
 }
 
 static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
-    x = nn_bn_relu(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x), NULL);
+    x = norm_act(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x), NULL, 1);
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
     for (int i = 0; i < 8; i++) {
         const md_block *B = &r->block[i];
-        nn_tensor *h = nn_bn_relu(c, &B->b1, nn_conv_fwd(c, &B->c1, x), NULL);
+        nn_tensor *h = norm_act(c, &B->b1, nn_conv_fwd(c, &B->c1, x), NULL, 1);
         h = nn_conv_fwd(c, &B->c2, h);
-        nn_tensor *sc = B->has_proj ? nn_bn_fwd(c, &B->bp, nn_conv_fwd(c, &B->proj, x)) : x;
-        x = nn_bn_relu(c, &B->b2, h, sc); // relu(bn2(conv2(h)) + shortcut)
+        nn_tensor *sc = B->has_proj ? norm_act(c, &B->bp, nn_conv_fwd(c, &B->proj, x), NULL, 0) : x;
+        x = norm_act(c, &B->b2, h, sc, 1); // relu(bn2(conv2(h)) + shortcut)
     }
     return nn_global_avgpool(c, x);
 }
@@ -56,7 +96,7 @@ static int smallcnn_make(md_smallcnn *m, nn_store *s, const char *pre, const md_
     for (int i = 0; i < 3 && !rc; i++) {
         char nm[32];
         snprintf(nm, sizeof nm, "conv%d", i + 1);
-        rc = conv_bn(&m->c[i], &m->b[i], s, pre, nm, cin, b->width << i, 3, 1, 1);
+        rc = conv_bn(&m->c[i], &m->b[i], s, pre, nm, cin, b->width << i, 3, 1, 1, b, 1);
         cin = b->width << i;
     }
     m->out_dim = cin;
@@ -65,19 +105,30 @@ static int smallcnn_make(md_smallcnn *m, nn_store *s, const char *pre, const md_
 
 static nn_tensor *smallcnn_fwd(nn_ctx *c, const md_smallcnn *m, nn_tensor *x) {
     for (int i = 0; i < 3; i++) {
-        x = nn_bn_relu(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x), NULL);
+        x = norm_act(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x), NULL, 1);
         if (i < 2) x = nn_maxpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0));
     }
     return nn_global_avgpool(c, x);
 }
 
+static nn_tensor *act_fwd(nn_ctx *c, int act, nn_tensor *x) {
+    switch (act) {
+    case MD_ACT_SILU: return nn_silu(c, x);
+    case MD_ACT_GELU: return nn_gelu(c, x);
+    case MD_ACT_LEAKY: return nn_leaky_relu(c, x, 0.01f);
+    case MD_ACT_TANH: return nn_tanh(c, x);
+    default: return nn_relu(c, x);
+    }
+}
+
 static int mlp_make(md_mlpnet *m, nn_store *s, const char *pre, const md_branch_spec *b) {
     int cin = b->in_ch;
-    m->n = b->n_hidden;
+    m->n = b->n_hidden, m->act = b->act;
     for (int i = 0; i < b->n_hidden; i++) {
         char nm[64];
         snprintf(nm, sizeof nm, "%s.fc%d", pre, i + 1);
-        int rc = nn_dense_make(&m->l[i], s, nm, cin, b->hidden[i], 1, nn_init_he(), nn_init_const(0));
+        int rc =
+            nn_dense_make(&m->l[i], s, nm, cin, b->hidden[i], 1, w_init(b->init, 0), b_init(b->init, cin));
         if (rc) return rc;
         cin = b->hidden[i];
     }
@@ -86,7 +137,7 @@ static int mlp_make(md_mlpnet *m, nn_store *s, const char *pre, const md_branch_
 }
 
 static nn_tensor *mlp_fwd(nn_ctx *c, const md_mlpnet *m, nn_tensor *x) {
-    for (int i = 0; i < m->n; i++) x = nn_relu(c, nn_dense_fwd(c, &m->l[i], x));
+    for (int i = 0; i < m->n; i++) x = act_fwd(c, m->act, nn_dense_fwd(c, &m->l[i], x));
     return x;
 }
 
@@ -99,12 +150,29 @@ static int branches_make(md_net *m, nn_store *s) {
         case MD_BB_SMALLCNN: rc = smallcnn_make(&m->sc[b], s, sp->name, sp), feat += m->sc[b].out_dim; break;
         default: rc = mlp_make(&m->mlp[b], s, sp->name, sp), feat += m->mlp[b].out_dim; break;
         }
+        int d = sp->backbone == MD_BB_RESNET18   ? m->rn[b].out_dim
+                : sp->backbone == MD_BB_SMALLCNN ? m->sc[b].out_dim
+                                                 : m->mlp[b].out_dim;
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "%s.feat_norm.weight", sp->name), snprintf(n2, sizeof n2, "%s.feat_norm.bias", sp->name);
+        if (!rc && sp->feature_norm) {
+            m->feat_g[b] = nn_store_param(s, n1, 1, (int[]){d}, nn_init_const(1));
+            m->feat_b[b] = nn_store_param(s, n2, 1, (int[]){d}, nn_init_const(0));
+            if (!m->feat_g[b] || !m->feat_b[b]) rc = GN_ENOMEM;
+        }
     }
     if (rc) return rc;
     m->n_out = m->head == MD_HEAD_BINNED     ? m->bins
                : m->head == MD_HEAD_GAUSSIAN ? 2 * m->n_targets
                                              : m->n_targets;
-    return nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, nn_init_glorot(), nn_init_const(0));
+    int hi = m->head_init, rc2 = GN_OK;
+    if (m->head_hidden > 0) {
+        rc2 = nn_dense_make(&m->fc_hidden, s, "head.hidden", feat, m->head_hidden, 1, w_init(hi, 0),
+                            b_init(hi, feat));
+        feat = m->head_hidden;
+    }
+    return rc2 ? rc2
+               : nn_dense_make(&m->fc, s, "head.fc", feat, m->n_out, 1, w_init(hi, 0), b_init(hi, feat));
 }
 
 static nn_tensor *branches_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in) {
@@ -115,8 +183,11 @@ static nn_tensor *branches_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *in)
         case MD_BB_SMALLCNN: f[b] = smallcnn_fwd(c, &m->sc[b], in[b]); break;
         default: f[b] = mlp_fwd(c, &m->mlp[b], in[b]); break;
         }
+        if (m->spec[b].feature_norm) f[b] = nn_layernorm(c, f[b], m->feat_g[b], m->feat_b[b], 1e-5f);
+        if (m->spec[b].dropout > 0) f[b] = nn_dropout(c, f[b], m->spec[b].dropout);
     }
     nn_tensor *z = m->n_branch == 1 ? f[0] : nn_concat(c, m->n_branch, f, 1);
+    if (m->head_hidden > 0) z = act_fwd(c, m->head_act, nn_dense_fwd(c, &m->fc_hidden, z));
     return nn_dense_fwd(c, &m->fc, z);
 }
 
@@ -169,7 +240,8 @@ int md_net_embed_dim(const md_net *m, int full) { return md_kind_of(m)->embed_di
 
 void md_net_embed_name(const md_net *m, int d, char *buf, size_t len) {
     int L = md_net_embed_dim(m, 0);
-    if (md_kind_of(m)->latent_names) snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
+    if (md_kind_of(m)->latent_names)
+        snprintf(buf, len, "%s%d", d < L ? "mu" : "sigma", d < L ? d : d - L);
     else
         snprintf(buf, len, "s%d", d);
 }

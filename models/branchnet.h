@@ -23,16 +23,30 @@
 enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS, MD_IN_SPECTRUM };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
 enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
+// [branch.X] init: PyTorch's defaults (Linear/Conv reset_parameters; ResNets as torchvision), He-normal
+// (fan_in) with zero biases, Glorot-uniform with zero biases.
+enum { MD_INIT_TORCH = 0, MD_INIT_HE, MD_INIT_GLOROT };
+enum { MD_ACT_RELU = 0, MD_ACT_SILU, MD_ACT_GELU, MD_ACT_LEAKY, MD_ACT_TANH }; // leaky: slope 0.01
+#define MD_ACT_CHOICES "relu|silu|gelu|leaky_relu|tanh"                         // in MD_ACT_* order
+enum { MD_NORM_BATCH = 0, MD_NORM_GROUP, MD_NORM_NONE };                       // group: 32 or fewer
+
+// The normalisation after a convolution: batch norm, group norm (gamma, beta), or none (the conv
+// has a bias then).
+typedef struct md_norm {
+    int kind, groups;
+    nn_bn bn;
+    nn_tensor *gamma, *beta;
+} md_norm;
 
 typedef struct md_block {
     nn_conv c1, c2, proj;
-    nn_bn b1, b2, bp;
+    md_norm b1, b2, bp;
     int has_proj;
 } md_block;
 
 typedef struct md_resnet {
     nn_conv stem;
-    nn_bn stem_bn;
+    md_norm stem_bn;
     int stem_pool;
     md_block block[8];
     int out_dim;
@@ -40,12 +54,12 @@ typedef struct md_resnet {
 
 typedef struct md_smallcnn {
     nn_conv c[3];
-    nn_bn b[3];
+    md_norm b[3];
     int out_dim;
 } md_smallcnn;
 
 typedef struct md_mlpnet {
-    int n;
+    int n, act;
     nn_dense l[8];
     int out_dim;
 } md_mlpnet;
@@ -58,6 +72,12 @@ typedef struct md_branch_spec {
     int width;      // resnet/smallcnn base width (resnet: 64 = standard)
     int stem_kernel, stem_stride, stem_pool; // resnet stem (7/2/1 = torchvision)
     int hidden[7], n_hidden;                 // mlp
+    int init, act, norm;                     // MD_INIT_*, MD_ACT_* (mlp), MD_NORM_* (cnn)
+    int zero_init_residual;                  // resnet: the last norm of each block starts at gamma 0
+    float dropout;                           // on the branch's output features while training
+    int feature_norm;                        // 1: layer norm (with affine) on the branch's output features
+    float weight_decay;                      // this branch's parameters (with wd_set; else [train]'s)
+    int wd_set;
 } md_branch_spec;
 
 typedef struct md_net {
@@ -74,10 +94,12 @@ typedef struct md_net {
     md_resnet rn[MD_MAX_BRANCH];
     md_smallcnn sc[MD_MAX_BRANCH];
     md_mlpnet mlp[MD_MAX_BRANCH];
+    nn_tensor *feat_g[MD_MAX_BRANCH], *feat_b[MD_MAX_BRANCH]; // feature_norm's affine
     int head, n_targets, bins;
     double lo, hi;  // binned head range
     int n_out;      // head outputs
-    nn_dense fc;
+    int head_hidden, head_act, head_init; // [target] hidden (one layer; 0: a linear head), activation, init
+    nn_dense fc, fc_hidden;
 } md_net;
 
 // "a,b,c" -> positive integers (at most max); the count, or -1 with a message naming what.

@@ -13,6 +13,8 @@ nn_tensor *nn_tanh(nn_ctx *c, nn_tensor *x);
 nn_tensor *nn_sigmoid(nn_ctx *c, nn_tensor *x);
 nn_tensor *nn_softplus(nn_ctx *c, nn_tensor *x);      // log(1 + e^x), overflow-safe
 nn_tensor *nn_elu(nn_ctx *c, nn_tensor *x, float alpha);
+nn_tensor *nn_silu(nn_ctx *c, nn_tensor *x);          // x sigmoid(x)
+nn_tensor *nn_gelu(nn_ctx *c, nn_tensor *x);          // x Phi(x), the exact (erf) form, PyTorch's default
 nn_tensor *nn_exp(nn_ctx *c, nn_tensor *x);
 nn_tensor *nn_log(nn_ctx *c, nn_tensor *x);           // error on x <= 0
 nn_tensor *nn_sqrt(nn_ctx *c, nn_tensor *x);          // error on x < 0
@@ -90,6 +92,10 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
 nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                             nn_tensor *running_mean, nn_tensor *running_var, float momentum, float eps,
                             nn_tensor *res, int relu);
+// Layer norm over the last axis (gamma, beta: that axis' size, or NULL) and group norm of (N, C, ...)
+// over C/groups channels and every position (gamma, beta: (C) or NULL); biased variance (ops_groupnorm.c).
+nn_tensor *nn_layernorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, float eps);
+nn_tensor *nn_groupnorm(nn_ctx *c, nn_tensor *x, int groups, nn_tensor *gamma, nn_tensor *beta, float eps);
 // Inverted dropout from ctx->dropout_rng; identity when not training or p = 0.
 nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p);
 

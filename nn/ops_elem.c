@@ -6,7 +6,10 @@
 
 #define PAR_MIN 32768 // below this many elements a parallel region costs more than it saves
 
-enum { U_RELU, U_LEAKY, U_TANH, U_SIGMOID, U_SOFTPLUS, U_ELU, U_EXP, U_LOG, U_SQRT, U_ABS, U_SCALE, U_IDENT };
+enum {
+    U_RELU, U_LEAKY, U_TANH, U_SIGMOID, U_SOFTPLUS, U_ELU, U_EXP, U_LOG, U_SQRT, U_ABS, U_SCALE, U_IDENT, U_SILU,
+    U_GELU
+};
 
 static inline float softplus(float x) { return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 static inline float sigm(float x) {
@@ -14,6 +17,7 @@ static inline float sigm(float x) {
     float e = expf(x);
     return e / (1.0f + e);
 }
+static inline float phi_cdf(float x) { return 0.5f * (1.0f + erff(x * 0.70710678118654752f)); }
 
 static inline float fwd(int k, float x, float a, float b) {
     switch (k) {
@@ -28,6 +32,8 @@ static inline float fwd(int k, float x, float a, float b) {
     case U_SQRT: return sqrtf(x);
     case U_ABS: return fabsf(x);
     case U_SCALE: return a * x + b;
+    case U_SILU: return x * sigm(x);
+    case U_GELU: return x * phi_cdf(x);
     default: return x;
     }
 }
@@ -46,6 +52,11 @@ static inline float deriv(int k, float x, float y, float a) {
     case U_SQRT: return 0.5f / y;
     case U_ABS: return x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f);
     case U_SCALE: return a;
+    case U_SILU: { // s (1 + x (1 - s))
+        float s = sigm(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case U_GELU: return phi_cdf(x) + x * 0.39894228040143268f * expf(-0.5f * x * x); // Phi + x phi
     default: return 1.0f;
     }
 }
@@ -113,6 +124,8 @@ nn_tensor *nn_tanh(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_TANH, 0, 0); 
 nn_tensor *nn_sigmoid(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_SIGMOID, 0, 0); }
 nn_tensor *nn_softplus(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_SOFTPLUS, 0, 0); }
 nn_tensor *nn_elu(nn_ctx *c, nn_tensor *x, float alpha) { return unary(c, x, U_ELU, alpha, 0); }
+nn_tensor *nn_silu(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_SILU, 0, 0); }
+nn_tensor *nn_gelu(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_GELU, 0, 0); }
 nn_tensor *nn_exp(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_EXP, 0, 0); }
 nn_tensor *nn_log(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_LOG, 0, 0); }
 nn_tensor *nn_sqrt(nn_ctx *c, nn_tensor *x) { return unary(c, x, U_SQRT, 0, 0); }

@@ -31,20 +31,35 @@ void nn_optim_free(nn_optim *o) {
     free(o->m);
     free(o->v);
     free(o->vmax);
-    o->m = o->v = o->vmax = NULL;
+    free(o->wd);
+    o->m = o->v = o->vmax = o->wd = NULL;
+}
+
+int nn_optim_decay_prefix(nn_optim *o, const nn_store *s, const char *prefix, float wd) {
+    if (!o->wd) {
+        if (!(o->wd = malloc(sizeof(float) * o->n))) return gn_err(GN_ENOMEM, "optimizer: out of memory");
+        for (size_t i = 0; i < o->n; i++) o->wd[i] = o->weight_decay;
+    }
+    size_t L = strlen(prefix);
+    for (int k = 0; k < s->np; k++) {
+        const nn_entry *e = s->params[k];
+        if (!strncmp(e->t.name, prefix, L) && e->t.name[L] == '.')
+            for (size_t i = 0; i < e->t.n; i++) o->wd[e->offset + i] = wd;
+    }
+    return GN_OK;
 }
 
 void nn_optim_step(nn_optim *o, nn_store *s, float lr) {
     o->step++;
     float *p = s->data, *g = s->grad, *m = o->m, *v = o->v, *vm = o->vmax;
     long n = (long)o->n;
-    float wd = o->weight_decay;
+    float wd0 = o->weight_decay, *wdv = o->wd;
     if (o->kind == NN_OPT_SGD) {
         float mu = o->momentum;
         int first = o->step == 1, nest = o->nesterov;
 #pragma omp parallel for schedule(static)
         for (long i = 0; i < n; i++) {
-            float gi = g[i] + wd * p[i];
+            float gi = g[i] + (wdv ? wdv[i] : wd0) * p[i];
             if (mu != 0) {
                 m[i] = first ? gi : mu * m[i] + gi; // torch: the buffer starts as the first gradient
                 gi = nest ? gi + mu * m[i] : m[i];
@@ -59,7 +74,7 @@ void nn_optim_step(nn_optim *o, nn_store *s, float lr) {
     int adamw = o->kind == NN_OPT_ADAMW;
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i], wd = wdv ? wdv[i] : wd0;
         if (adamw)
             p[i] *= 1.0f - lr * wd;
         else

@@ -19,6 +19,7 @@ typedef struct nn_optim {
     float *m;                // first moment / SGD momentum buffer (n)
     float *v;                // second moment (n); Adam family only
     float *vmax;             // AMSGrad running max (n); only when amsgrad
+    float *wd;               // per-value weight decay (n), NULL: weight_decay for every value
 } nn_optim;
 
 // Defaults: Adam betas (0.9, 0.999), eps 1e-8; no weight decay; no momentum.
@@ -26,6 +27,8 @@ void nn_optim_defaults(nn_optim *o, nn_opt_kind kind);
 // Allocate the moment slabs (zeroed) for a finalized store.
 int nn_optim_init(nn_optim *o, const nn_store *s);
 void nn_optim_free(nn_optim *o);
+// Weight decay wd for the parameters named "<prefix>.*" (e.g. one branch), the rest keep theirs.
+int nn_optim_decay_prefix(nn_optim *o, const nn_store *s, const char *prefix, float wd);
 // One update of every parameter with learning rate lr.
 void nn_optim_step(nn_optim *o, nn_store *s, float lr);
 

@@ -33,8 +33,7 @@ nn_tensor *nn_store_find(nn_store *s, const char *name) {
     return NULL;
 }
 
-static nn_tensor *add(nn_store *s, int is_param, const char *name, int ndim, const int *shape,
-                      nn_init init) {
+static nn_tensor *add(nn_store *s, int is_param, const char *name, int ndim, const int *shape, nn_init init) {
     if (s->finalized) {
         gn_err(GN_EINVAL, "store: cannot add '%s' after finalize", name);
         return NULL;
@@ -161,6 +160,16 @@ void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, 
         for (size_t i = 0; i < n; i++) x[i] = (float)(gn_rng_normal(rng) * sd);
         break;
     }
+    case NN_INIT_HE_NORMAL_OUT: {
+        double sd = sqrt(2.0 / (double)fo);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(gn_rng_normal(rng) * sd);
+        break;
+    }
+    case NN_INIT_TORCH_UNIFORM: {
+        double a = 1.0 / sqrt((double)fi);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * gn_rng_uniform(rng) - 1.0) * a);
+        break;
+    }
     case NN_INIT_UNIFORM:
         for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * gn_rng_uniform(rng) - 1.0) * init.value);
         break;
@@ -183,4 +192,12 @@ void nn_store_reset_values(nn_store *s, gn_rng *rng) {
 
 void nn_store_zero_grad(nn_store *s) {
     if (s->grad) memset(s->grad, 0, s->n_param_floats * sizeof(float));
+}
+
+int nn_store_set_init(nn_store *s, const nn_tensor *t, nn_init init) {
+    for (int i = 0; i < s->np + s->nb; i++) {
+        nn_entry *e = i < s->np ? s->params[i] : s->buffers[i - s->np];
+        if (&e->t == t) return e->init = init, 0;
+    }
+    return -1;
 }

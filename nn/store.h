@@ -18,6 +18,11 @@ typedef enum {
     NN_INIT_HE_NORMAL,      // N(0, 2 / fan_in)
     NN_INIT_UNIFORM,        // U(-value, value)
     NN_INIT_NORMAL,         // N(0, value^2)
+    // PyTorch's Linear/Conv reset_parameters: weights kaiming-uniform with a = sqrt(5), i.e.
+    // U(-b, b), b = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(fan_in); biases U(+-1/sqrt(fan_in)) with
+    // the weight's fan_in (given in fan_in)
+    NN_INIT_TORCH_UNIFORM,
+    NN_INIT_HE_NORMAL_OUT, // N(0, 2 / fan_out): torchvision's convs (kaiming-normal, mode fan_out, relu)
 } nn_init_kind;
 
 typedef struct nn_init {
@@ -50,6 +55,8 @@ void nn_store_free(nn_store *s);
 nn_tensor *nn_store_param(nn_store *s, const char *name, int ndim, const int *shape, nn_init init);
 nn_tensor *nn_store_buffer(nn_store *s, const char *name, int ndim, const int *shape, nn_init init);
 int nn_store_finalize(nn_store *s);
+// Change the initializer of a registered parameter or buffer (e.g. a layer's default); -1 if unknown.
+int nn_store_set_init(nn_store *s, const nn_tensor *t, nn_init init);
 // Apply every registered initializer, in registration order, from `rng`.
 void nn_store_reset_values(nn_store *s, gn_rng *rng);
 void nn_store_zero_grad(nn_store *s);
@@ -69,5 +76,8 @@ void nn_init_fill(float *x, size_t n, nn_init init, int ndim, const int *shape, 
 static inline nn_init nn_init_const(float v) { return (nn_init){NN_INIT_CONST, v, 0, 0}; }
 static inline nn_init nn_init_glorot(void) { return (nn_init){NN_INIT_GLOROT_UNIFORM, 0, 0, 0}; }
 static inline nn_init nn_init_he(void) { return (nn_init){NN_INIT_HE_NORMAL, 0, 0, 0}; }
+static inline nn_init nn_init_he_out(void) { return (nn_init){NN_INIT_HE_NORMAL_OUT, 0, 0, 0}; }
+// fan_in 0: the tensor's own (weights); a bias passes its layer's fan_in
+static inline nn_init nn_init_torch(int fan_in) { return (nn_init){NN_INIT_TORCH_UNIFORM, 0, fan_in, 0}; }
 
 #endif

@@ -152,6 +152,7 @@ static void test_config_ranges(void **s) {
     snprintf(wcmd, sizeof wcmd, "%s train.warmup=100000", base); // valid, but worth a warning
     assert_int_equal(run(wcmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "is longer than the run"));
+    assert_non_null(strstr(out, "capped at"));
     assert_int_equal(run(base, out, sizeof out), 0); // and the valid configuration trains
     snprintf(wcmd, sizeof wcmd, "%s --split-frac 0.5,0.25", base); // the [data] flags every command takes
     assert_int_equal(run(wcmd, out, sizeof out), 0);

@@ -86,6 +86,41 @@ static void test_store(void **st) {
     nn_store_free(&s);
 }
 
+// Each initializer's moments against its formula: mean 0, the variance (uniform: bound^2 / 3), the
+// bound of the uniform ones and half of their mass inside half the bound.
+static void check_init(nn_init in, int ndim, const int *shape, double var_want, double bound) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    float *x = malloc(sizeof(float) * n);
+    gn_rng r;
+    gn_rng_seed(&r, 11, GN_STREAM_INIT);
+    nn_init_fill(x, n, in, ndim, shape, &r);
+    double m = 0, v = 0, inside = 0;
+    for (size_t i = 0; i < n; i++) m += x[i], v += (double)x[i] * x[i];
+    m /= (double)n, v /= (double)n;
+    assert_true(fabs(m) < 4 * sqrt(var_want / (double)n));
+    if (fabs(v / var_want - 1) > 0.03) fail_msg("init kind %d: variance %g, want %g", (int)in.kind, v, var_want);
+    for (size_t i = 0; bound > 0 && i < n; i++) {
+        assert_true(fabs(x[i]) <= bound);
+        inside += fabs(x[i]) <= bound / 2;
+    }
+    if (bound > 0) assert_float_equal(inside / (double)n, 0.5, 0.02);
+    free(x);
+}
+
+static void test_initializers(void **st) {
+    (void)st;
+    // PyTorch Linear (out 256, in 128): weights and biases U(+-1/sqrt(128))
+    check_init(nn_init_torch(0), 2, (int[]){256, 128}, 1.0 / (3 * 128.0), 1 / sqrt(128.0));
+    check_init(nn_init_torch(128), 1, (int[]){20000}, 1.0 / (3 * 128.0), 1 / sqrt(128.0));
+    // PyTorch Conv2d (64, 32, 3, 3): fan_in 288
+    check_init(nn_init_torch(0), 4, (int[]){64, 32, 3, 3}, 1.0 / (3 * 288.0), 1 / sqrt(288.0));
+    // torchvision ResNet convs: N(0, 2 / fan_out), fan_out = 64 * 9
+    check_init(nn_init_he_out(), 4, (int[]){64, 32, 3, 3}, 2.0 / 576, 0);
+    check_init(nn_init_he(), 4, (int[]){64, 32, 3, 3}, 2.0 / 288, 0);
+    check_init(nn_init_glorot(), 2, (int[]){300, 200}, 6.0 / 500 / 3, sqrt(6.0 / 500));
+}
+
 static void test_schedules(void **st) {
     (void)st;
     nn_sched c = {.kind = NN_SCHED_CONST, .base_lr = 0.1f};
@@ -175,7 +210,7 @@ static void test_determinism(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rng),  cmocka_unit_test(test_store),       cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_rng),  cmocka_unit_test(test_store),       cmocka_unit_test(test_initializers), cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_clip), cmocka_unit_test(test_determinism),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,8 @@ static nn_tensor *f_unary(nn_ctx *c, nn_tensor **x, void *u) {
     case 8: return nn_sqrt(c, x[0]);
     case 9: return nn_abs(c, x[0]);
     case 10: return nn_scale(c, x[0], -1.5f, 0.3f);
+    case 11: return nn_silu(c, x[0]);
+    case 12: return nn_gelu(c, x[0]);
     default: return NULL;
     }
 }
@@ -47,8 +49,8 @@ static nn_tensor *f_unary(nn_ctx *c, nn_tensor **x, void *u) {
 static void test_unary(void **st) {
     (void)st;
     static const char *names[] = {"relu", "leaky_relu", "tanh", "sigmoid", "softplus", "elu",
-                                  "exp",  "log",        "sqrt", "abs",     "scale"};
-    for (int k = 0; k <= 10; k++) {
+                                  "exp",  "log",        "sqrt", "abs",     "scale", "silu", "gelu"};
+    for (int k = 0; k <= 12; k++) {
         float x[24];
         if (k == 7 || k == 8)
             tu_uniform(x, 24, 0.3f, 3.0f, 10 + k); // log/sqrt domain
@@ -396,6 +398,41 @@ static void test_batchnorm(void **st) {
     tu_gradcheck("batchnorm train (N, C)", f_bn, &ba, 3, in2, o);
     o.training = 0;
     tu_gradcheck("batchnorm eval", f_bn, &ba, 3, in4, o);
+}
+
+// Layer norm and group norm (with and without affine), and their known values.
+static nn_tensor *f_ln(nn_ctx *c, nn_tensor **x, void *u) {
+    return *(int *)u ? nn_layernorm(c, x[0], x[1], x[2], 1e-5f) : nn_layernorm(c, x[0], NULL, NULL, 1e-5f);
+}
+static nn_tensor *f_gn(nn_ctx *c, nn_tensor **x, void *u) {
+    return *(int *)u ? nn_groupnorm(c, x[0], 2, x[1], x[2], 1e-5f) : nn_groupnorm(c, x[0], 3, NULL, NULL, 1e-5f);
+}
+
+static void test_group_layer_norm(void **st) {
+    (void)st;
+    float x[4 * 6 * 5], g[6], b[6];
+    tu_randn(x, sizeof x / 4, 2, 711), tu_randn(g, 6, 1, 712), tu_randn(b, 6, 1, 713);
+    int aff = 1, no = 0;
+    GC("layernorm (N, D)", f_ln, &aff, tu_in(NN_SHAPE(5, 6), x, 1), tu_in(NN_SHAPE(6), g, 1),
+       tu_in(NN_SHAPE(6), b, 1));
+    GC("layernorm 3-D, no affine", f_ln, &no, tu_in(NN_SHAPE(2, 5, 6), x, 1));
+    GC("groupnorm 2 groups", f_gn, &aff, tu_in(NN_SHAPE(4, 6, 5, 1), x, 1), tu_in(NN_SHAPE(6), g, 1),
+       tu_in(NN_SHAPE(6), b, 1));
+    GC("groupnorm 3 groups, no affine", f_gn, &no, tu_in(NN_SHAPE(2, 6, 2, 5), x, 1));
+    // known values: each row of a layer norm has mean 0 and biased variance 1/(1 + eps/var)
+    nn_ctx c;
+    nn_ctx_init(&c, 0);
+    nn_tensor *t = nn_tensor_from(&c, NN_SHAPE(5, 6), x), *y = nn_layernorm(&c, t, NULL, NULL, 0);
+    assert_non_null(y);
+    for (int r = 0; r < 5; r++) {
+        double m = 0, v = 0;
+        for (int j = 0; j < 6; j++) m += y->data[r * 6 + j] / 6.0;
+        for (int j = 0; j < 6; j++) v += (y->data[r * 6 + j] - m) * (y->data[r * 6 + j] - m) / 6.0;
+        assert_float_equal(m, 0, 1e-6), assert_float_equal(v, 1, 1e-5);
+    }
+    assert_null(nn_groupnorm(&c, nn_tensor_from(&c, NN_SHAPE(2, 6, 5), x), 4, NULL, NULL, 1e-5f));
+    assert_non_null(strstr(gn_errmsg(), "do not split into 4 groups"));
+    nn_ctx_free(&c);
 }
 
 static nn_tensor *f_dropout(nn_ctx *c, nn_tensor **x, void *u) {
@@ -865,7 +902,7 @@ int main(void) {
         cmocka_unit_test(test_reduce),         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_dense),          cmocka_unit_test(test_conv),
         cmocka_unit_test(test_conv_errors),    cmocka_unit_test(test_pool),
-        cmocka_unit_test(test_bilinear_known), cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_bilinear_known), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_group_layer_norm),
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),

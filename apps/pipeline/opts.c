@@ -24,7 +24,7 @@ static const io_key train_keys[] = {
     I(seed, 0, 0x7fffffff, 1),
     I(crop, 0, 16384, 0),
     I(ckpt_every, 0, 1e15, 0),
-    I(patience, 0, 100000000, 0),
+    I(patience, 0, 100000000, 20), // early stopping; 0: off (default off when iterations are given)
     I(amsgrad, 0, 1, 0),
     I(keep_im2col, 0, 1, 1), // 0: recompute in backward (less memory, a little slower)
     I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
@@ -51,6 +51,7 @@ int run_train_opts_read(io_config *c, run_train_opts *o) {
                       "%s: [train] winograd = 3 is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)",
                       c->name);
     if (isnan(o->weight_decay)) o->weight_decay = !strcmp(o->optimizer, "adamw") ? 0.01 : 0;
+    if (o->iterations > 0 && !io_config_str(c, "train", "patience", NULL)) o->patience = 0;
     const io_key *sk = !strcmp(o->schedule, "constant") ? warmup_keys
                         : !strcmp(o->schedule, "cosine") ? cosine_keys
                         : !strcmp(o->schedule, "step")   ? step_keys

@@ -127,11 +127,22 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
     else
         return gn_err(GN_EINVAL, "%s: [%s] backbone '%s' is not resnet18, smallcnn or mlp", c->name, sec, bb);
 #define IO_KEY_TYPE md_branch_spec
-    const io_key keys[] = {IO_KI(width, 1, 4096, sp->backbone == MD_BB_RESNET18 ? 64 : 32),
-                           IO_KI(stem_kernel, 1, 15, 3), IO_KI(stem_stride, 1, 8, 2),
-                           IO_KI(stem_pool, 0, 1, 0), IO_KEND};
+    const io_key keys[] = {
+        IO_KI(width, 1, 4096, sp->backbone == MD_BB_RESNET18 ? 64 : 32),
+        IO_KI(stem_kernel, 1, 15, 3),
+        IO_KI(stem_stride, 1, 8, 2),
+        IO_KI(stem_pool, 0, 1, 0),
+        IO_KC(init, "torch", "torch|he|glorot"),
+        {"activation", IO_KEY_CHOICE, offsetof(md_branch_spec, act), 0, 0, 0, "relu", MD_ACT_CHOICES},
+        IO_KC(norm, "batch", "batch|group|none"),
+        IO_KI(zero_init_residual, 0, 1, 0),
+        IO_KF(dropout, 0, 0.95, 0),
+        IO_KF(weight_decay, 0, 1e6, NAN),
+        IO_KEND};
 #undef IO_KEY_TYPE
+    sp->weight_decay = NAN;
     if ((rc = io_config_keys(c, sec, keys, sp))) return rc;
+    sp->wd_set = !isnan(sp->weight_decay);
     const char *hid = io_config_str(c, sec, "hidden", "128,128");
     if ((sp->n_hidden = md_parse_int_list(hid, sp->hidden, 7, sec)) < 0) return GN_EINVAL;
     if (!strcmp(input, "columns")) {
@@ -336,6 +347,15 @@ static int setup_targets(run *r, const md_kind *kind, int need_targets) {
     }
     m->n_targets = r->n_targets;
     if ((rc = target_units(r))) return rc;
+        // [target] hidden = 64: one hidden layer mixing the branches' features before the output layer
+#define IO_KEY_TYPE md_net
+    const io_key hk[] = {
+        IO_K("hidden", IO_KEY_INT, head_hidden, 0, 4096, 0),
+        {"activation", IO_KEY_CHOICE, offsetof(md_net, head_act), 0, 0, 0, "relu", MD_ACT_CHOICES},
+        {"init", IO_KEY_CHOICE, offsetof(md_net, head_init), 0, 0, 0, "torch", "torch|he|glorot"},
+        IO_KEND};
+#undef IO_KEY_TYPE
+    if ((rc = io_config_keys(c, "target", hk, m))) return rc;
     const char *head = io_config_str(c, "target", "head", "regression");
     m->head = !strcmp(head, "gaussian") ? MD_HEAD_GAUSSIAN
               : !strcmp(head, "binned") ? MD_HEAD_BINNED

@@ -225,7 +225,12 @@ static int setup_optim(run_trainer *T) {
         for (int i = 0; i < s->n_drops; i++) s->drop_steps[i] = atol(it[i]);
         s->factor = (float)o->drop_factor;
     }
-    return nn_optim_init(&T->opt, &T->r.st);
+    int rc = nn_optim_init(&T->opt, &T->r.st);
+    for (int b = 0; !rc && b < T->r.net.n_branch; b++) // [branch.X] weight_decay
+        if (T->r.net.spec[b].wd_set)
+            rc = nn_optim_decay_prefix(&T->opt, &T->r.st, T->r.net.spec[b].name,
+                                       T->r.net.spec[b].weight_decay);
+    return rc;
 }
 
 // Progress on stderr: a line rewritten in place on a terminal; otherwise (a log file, a batch job) a
@@ -285,13 +290,14 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     T->ctx.keep_im2col = (int)o->keep_im2col;
     T->ctx.winograd = (int)o->winograd; // 0: 3x3 stride-1 convs by im2col + GEMM as well
     if ((rc = setup_optim(T)) || (rc = io_config_check_unused(&r->cfg))) return rc;
-    long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs;
-    if (T->sched.warmup > total)
-        fprintf(stderr,
-                "galnn: warning: [train] warmup = %ld steps is longer than the run (%ld steps): the learning "
-                "rate "
-                "never reaches train.lr\n",
-                (long)T->sched.warmup, total);
+    // a warm-up is a few per cent of a run: a longer one keeps a short run below train.lr throughout
+    long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs, cap = total / 20 > 1 ? total / 20 : 1;
+    if (T->sched.warmup > cap) {
+        fprintf(stderr, "galnn: warning: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
+                (long)T->sched.warmup,
+                T->sched.warmup > total ? "longer than the run" : "over 5 %% of the run", total, cap);
+        T->sched.warmup = cap;
+    }
     T->best_val = INFINITY;
     int maxS = 0;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
