@@ -32,7 +32,7 @@ int cmd_run(const cmd_def *d, int argc, char **argv);
 // caller, and X_run doing the work (0, or 1 after printing the error).
 typedef struct eval_cli {
     const char *ckpt, *split_name, *by, *out, *ensemble;
-    int json;
+    int json, tta;
     long threads, samples, seed;
     cmd_strs sets; // --catalog/--images/--join and SECTION.KEY=VALUE
 } eval_cli;
@@ -50,7 +50,7 @@ int embed_run(const embed_cli *o);
 
 typedef struct predict_cli {
     const char *ckpt, *out, *which;
-    int pbins;
+    int pbins, tta;
     long threads;
     double ood_sigma;
     cmd_strs sets, dump; // dump: N FILE

@@ -182,6 +182,7 @@ static const cmd_flag eval_flags[] = {
     F_STR("--by", by, "COLUMN", "metrics per value of this catalog column too"),
     F_OUT(out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),
     F_ON("--json", json, "print metrics.json"),
+    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (test-time augmentation)"),
     F_INT("--samples", samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),
     F_SEED(seed, "flow models: the sampling seed"),
     F_THREADS(threads),
@@ -380,6 +381,11 @@ int eval_run(const eval_cli *op) {
     }
     md_report rep = run_report(&r);
     int rc = 1;
+    if (o.tta && !run_has_images(&r)) {
+        run_free(&r);
+        return free(mlist), cmd_error("eval: --tta: %s has no image branch to augment", o.ckpt);
+    }
+    r.tta = o.tta;
     if (rep == MD_REPORT_LATENT)
         cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)",
                   o.ckpt, md_kind_of(&r.net)->what);

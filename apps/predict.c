@@ -104,6 +104,7 @@ static const cmd_flag predict_flags[] = {
     F_OUT(out, "CSV", "the predictions"),
     F_SPLIT(which, "all, train, val or test"),
     F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
+    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (test-time augmentation)"),
     F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
     F_DBL("--ood-sigma", ood_sigma, 0, 1e6, "N",
           "flag inputs and predictions beyond the training range by N training standard deviations"),
@@ -182,6 +183,11 @@ int predict_run(const predict_cli *op) {
         run_free(&r);
         return cmd_error("predict: %s", gn_errmsg());
     }
+    if (cl.tta && !run_has_images(&r)) {
+        run_free(&r);
+        return cmd_error("predict: --tta: %s has no image branch to augment", ckpt);
+    }
+    r.tta = cl.tta;
     if (run_report(&r) == MD_REPORT_LATENT) {
         run_free(&r);
         return cmd_error(

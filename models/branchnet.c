@@ -154,7 +154,8 @@ static int branches_make(md_net *m, nn_store *s) {
                 : sp->backbone == MD_BB_SMALLCNN ? m->sc[b].out_dim
                                                  : m->mlp[b].out_dim;
         char n1[64], n2[64];
-        snprintf(n1, sizeof n1, "%s.feat_norm.weight", sp->name), snprintf(n2, sizeof n2, "%s.feat_norm.bias", sp->name);
+        snprintf(n1, sizeof n1, "%s.feat_norm.weight", sp->name),
+            snprintf(n2, sizeof n2, "%s.feat_norm.bias", sp->name);
         if (!rc && sp->feature_norm) {
             m->feat_g[b] = nn_store_param(s, n1, 1, (int[]){d}, nn_init_const(1));
             m->feat_b[b] = nn_store_param(s, n2, 1, (int[]){d}, nn_init_const(0));

@@ -159,6 +159,77 @@ static void test_errors(void **st) {
     assert_int_equal(sh("grep -q 'param.phot.fc1.weight' %s && grep -q 'optimizer step' %s", out, out), 0);
 }
 
+// The logmstar_pred column of a predict CSV, in row order (n rows).
+static double *pred_column(const char *path, size_t *n) {
+    io_catalog c;
+    if (io_catalog_read(path, NULL, &c)) fail_msg("%s", gn_errmsg());
+    const double *v = io_catalog_values(&c, "logmstar_pred");
+    assert_non_null(v);
+    double *out = malloc(sizeof(double) * c.n_rows);
+    memcpy(out, v, sizeof(double) * c.n_rows);
+    *n = c.n_rows;
+    io_catalog_free(&c);
+    return out;
+}
+
+// --tta averages the 8 dihedral views: its predictions do not change when every cutout is rotated by
+// 90 degrees, while the plain predictions do; a model without images refuses --tta.
+static void test_tta(void **st) {
+    (void)st;
+    char cfg[700], dir[700];
+    snprintf(dir, sizeof dir, "%s/tta", tu_tmpdir());
+    snprintf(cfg, sizeof cfg, "%s/tta.cfg", tu_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[data]\nbands = u,g,r,i,z\ntransform = asinh\nasinh_scale = 0.1\n[target]\nnames = logmstar\n"
+               "[branch.img]\ninput = image\nbackbone = smallcnn\nwidth = 4\n[train]\nepochs = 2\nbatch = 32\n");
+    fclose(f);
+    assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --images '%s/s/cutouts/{id}.fits' --out %s >/dev/null",
+                        cfg, cat, tu_tmpdir(), dir), 0);
+    assert_int_equal(sh("mkdir -p %s/rot", dir), 0);
+    io_catalog c;
+    assert_int_equal(io_catalog_read(cat, NULL, &c), 0);
+    static const io_fits_card cards[] = {{"BANDS", "u,g,r,i,z", NULL}, {NULL, NULL, NULL}};
+    for (size_t i = 0; i < c.n_rows; i++) { // every cutout rotated by 90 degrees
+        char p[900];
+        io_image im, r;
+        snprintf(p, sizeof p, "%s/s/cutouts/%s.fits", tu_tmpdir(), io_catalog_id(&c, i));
+        assert_int_equal(io_image_read(p, &im), 0);
+        r = im, r.data = malloc(sizeof(float) * (size_t)im.c * im.h * im.w);
+        for (int b = 0; b < im.c; b++)
+            for (int y = 0; y < im.h; y++)
+                for (int x = 0; x < im.w; x++)
+                    r.data[((size_t)b * im.h + x) * im.w + (im.w - 1 - y)] = im.data[((size_t)b * im.h + y) * im.w + x];
+        snprintf(p, sizeof p, "%s/rot/%s.fits", dir, io_catalog_id(&c, i));
+        assert_int_equal(io_fits_write(p, &r, cards), 0);
+        io_image_free(&im), free(r.data);
+    }
+    io_catalog_free(&c);
+    const char *var[4][2] = {{"", "a"}, {"--tta", "b"}, {"", "c"}, {"--tta", "d"}};
+    char rot[800];
+    snprintf(rot, sizeof rot, "--images '%s/rot/{id}.fits'", dir);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(sh("./bin/galnn predict --ckpt %s/best.npz --out %s/%s.csv %s %s >/dev/null", dir, dir,
+                            var[k][1], var[k][0], k < 2 ? "" : rot), 0);
+    size_t n[4];
+    double *p[4];
+    for (int k = 0; k < 4; k++) {
+        char path[800];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, var[k][1]);
+        p[k] = pred_column(path, &n[k]);
+        assert_int_equal(n[k], n[0]);
+    }
+    double dplain = 0, dtta = 0;
+    for (size_t i = 0; i < n[0]; i++)
+        dplain = fmax(dplain, fabs(p[0][i] - p[2][i])), dtta = fmax(dtta, fabs(p[1][i] - p[3][i]));
+    if (!(dplain > 1e-3) || !(dtta < 1e-4)) fail_msg("rotation changes plain by %g, --tta by %g", dplain, dtta);
+    for (int k = 0; k < 4; k++) free(p[k]);
+    char phot[700];
+    snprintf(phot, sizeof phot, "%s/phot.cfg", tu_tmpdir());
+    write_cfg(phot, "regression");
+    assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s/phot train.epochs=1 >/dev/null", phot, cat, dir), 0);
+    assert_int_equal(sh("./bin/galnn predict --ckpt %s/phot/best.npz --out %s/x.csv --tta 2>/dev/null", dir, dir), 1);
+}
+
 // Checkpoints load into an equivalent PyTorch module (tools/torch_model.py)
 // whose outputs on galnn's own inputs match to 1e-4 — when python3-torch is here.
 static void test_torch_equivalence(void **st) {
@@ -203,6 +274,6 @@ static void test_chu_preset(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_heads), cmocka_unit_test(test_errors), cmocka_unit_test(test_chu_preset),
-                                       cmocka_unit_test(test_torch_equivalence)};
+                                       cmocka_unit_test(test_tta), cmocka_unit_test(test_torch_equivalence)};
     return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }

@@ -15,6 +15,12 @@ io_aug *run_no_aug(size_t n) {
     return a;
 }
 
+int run_has_images(const run *r) {
+    for (int b = 0; b < r->net.n_branch; b++)
+        if (r->net.spec[b].input == MD_IN_IMAGE) return 1;
+    return 0;
+}
+
 int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int B,
                       int want_y) {
     memset(it, 0, sizeof *it);
@@ -86,12 +92,66 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
     return GN_OK;
 }
 
+// Test-time augmentation: one row's head outputs o under view k of 8 added to acc (2 n_out), and
+// the combined outputs written to o after the last view — regression: the mean; Gaussian: the
+// mixture's mean and variance; binned: the mean of the probabilities (as logits log p).
+static void tta_row(const md_net *m, float *o, int k, double *acc) {
+    int T = m->n_targets, n = m->n_out;
+    if (k == 0) memset(acc, 0, sizeof(double) * 2 * (size_t)n);
+    if (m->head == MD_HEAD_BINNED) {
+        double mx = o[0], s = 0;
+        for (int j = 1; j < n; j++) mx = o[j] > mx ? o[j] : mx;
+        for (int j = 0; j < n; j++) s += exp(o[j] - mx);
+        for (int j = 0; j < n; j++) acc[j] += exp(o[j] - mx) / s;
+    } else
+        for (int t = 0; t < T; t++) {
+            double mu = o[t], var = m->head == MD_HEAD_GAUSSIAN ? exp(o[T + t]) : 0;
+            acc[t] += mu, acc[n + t] += var + mu * mu;
+        }
+    if (k < 7) return;
+    if (m->head == MD_HEAD_BINNED)
+        for (int j = 0; j < n; j++) o[j] = (float)log(fmax(acc[j] / 8, 1e-300));
+    else
+        for (int t = 0; t < T; t++) {
+            double mu = acc[t] / 8, var = acc[n + t] / 8 - mu * mu;
+            o[t] = (float)mu;
+            if (m->head == MD_HEAD_GAUSSIAN) o[T + t] = (float)log(fmax(var, 1e-30));
+        }
+}
+
+// The head outputs of the current batch averaged over the 8 dihedral views of its images (out: b rows).
+static int tta_batch(run_batches *it, float *out) {
+    const md_net *m = &it->r->net;
+    int n = m->n_out;
+    double *acc = gn_malloc(sizeof(double) * 2 * (size_t)n * (size_t)it->b);
+    if (!acc) return GN_ENOMEM;
+    int rc = GN_OK;
+    for (int k = 0; k < 8 && !rc; k++) {
+        for (int i = 0; i < it->b; i++) it->none[i].k = k;
+        nn_ctx_reset(it->c);
+        rc = run_batch(it->r, it->c, it->rows + it->o, it->none, it->b, it->in, NULL, it->scratch);
+        nn_tensor *y = rc ? NULL : md_net_fwd(it->c, m, it->in);
+        if (!rc && !y) rc = GN_EINVAL;
+        for (int i = 0; !rc && i < it->b; i++) {
+            memcpy(out + (size_t)i * n, y->data + (size_t)i * n, sizeof(float) * n);
+            tta_row(m, out + (size_t)i * n, k, acc + (size_t)i * 2 * n);
+        }
+    }
+    for (int i = 0; i < it->b; i++) it->none[i].k = 0;
+    free(acc);
+    return rc;
+}
+
 // Evaluation-mode forward passes in batches: head outputs (embed < 0) or the
 // latent model's S (embed 0) / full latent (embed 1), width `dim` per row.
 static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int embed, int dim, float *out) {
     run_batches it;
     int rc = run_batches_begin(&it, r, c, rows, n, r->batch, 0);
     while (!rc && run_batches_next(&it)) {
+        if (embed < 0 && r->tta) {
+            rc = tta_batch(&it, out + it.o * (size_t)dim);
+            continue;
+        }
         nn_tensor *y = embed < 0 ? md_net_fwd(c, &r->net, it.in) : md_net_embed(c, &r->net, it.in, embed);
         if (!y)
             rc = GN_EINVAL;

@@ -136,6 +136,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         {"activation", IO_KEY_CHOICE, offsetof(md_branch_spec, act), 0, 0, 0, "relu", MD_ACT_CHOICES},
         IO_KC(norm, "batch", "batch|group|none"),
         IO_KI(zero_init_residual, 0, 1, 0),
+        IO_KC(feature_norm, "none", "none|layer"),
         IO_KF(dropout, 0, 0.95, 0),
         IO_KF(weight_decay, 0, 1e6, NAN),
         IO_KEND};

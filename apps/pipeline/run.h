@@ -55,6 +55,7 @@ typedef struct run {
     // from a checkpoint, on another catalog than the training one: its galaxies have no
     // train/val/test split (and maybe no target column)
     int foreign_catalog;
+    int tta; // eval/predict --tta: head outputs over the 8 dihedral views of the images (run_has_images)
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
 
@@ -73,6 +74,8 @@ int run_batch(const run *r, nn_ctx *c, const uint32_t *ids, const io_aug *aug, i
 // What the run's model kind reports (models/kind.h): what the programs may do with it.
 static inline md_report run_report(const run *r) { return md_kind_of(&r->net)->report; }
 
+// Whether any branch takes images (what --tta needs).
+int run_has_images(const run *r);
 // Identity augmentations for n rows (allocated).
 io_aug *run_no_aug(size_t n);
 
