@@ -242,10 +242,11 @@ static void test_torch_equivalence(void **st) {
     snprintf(cfg, sizeof cfg, "%s/three.cfg", tu_tmpdir());
     FILE *f = fopen(cfg, "w");
     fprintf(f, "[data]\nbands = u,g,r,i,z\ntransform = asinh\nasinh_scale = 0.1\n"
-               "[target]\nnames = logmstar\nhead = binned\nbins = 40\nlo = 8\nhi = 12\n"
+               "[target]\nnames = logmstar\nhead = binned\nbins = 40\nlo = 8\nhi = 12\nhidden = 12\nactivation = tanh\n"
                "[branch.res]\ninput = image\nbands = g,r,i\nbackbone = resnet18\nwidth = 4\nstem_kernel = 7\nstem_pool = 1\n"
-               "[branch.small]\ninput = image\nbackbone = smallcnn\nwidth = 4\n"
-               "[branch.phot]\ninput = columns\ncolumns = mag_r, zspec\nhidden = 8\n"
+               "[branch.small]\ninput = image\nbackbone = smallcnn\nwidth = 4\nnorm = group\nfeature_norm = layer\n"
+               "[branch.phot]\ninput = columns\ncolumns = mag_r, zspec\nhidden = 8\nactivation = gelu\n"
+               "[branch.more]\ninput = columns\ncolumns = mag_g, mag_i\nhidden = 8, 6\nactivation = silu\n"
                "[train]\nepochs = 2\nbatch = 16\nlr = 1e-3\n");
     fclose(f);
     assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --images '%s/s/cutouts/{id}.fits' --out %s/tq >/dev/null",

@@ -22,10 +22,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def conv_bn(parent, name, cin, cout, k, stride):
-    """A convolution without bias and its batch norm, named `<name>` and `<name>_bn` as in galnn."""
-    setattr(parent, name, nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False))
-    setattr(parent, name + "_bn", nn.BatchNorm2d(cout, momentum=0.1, eps=1e-5))
+ACTS = {"relu": F.relu, "silu": F.silu, "gelu": F.gelu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01),
+        "tanh": torch.tanh}
+
+
+def groups_of(ch):
+    g = 32
+    while ch % g:
+        g -= 1
+    return g
+
+
+def conv_bn(parent, name, cin, cout, k, stride, norm="batch"):
+    """A convolution and its normalisation, named `<name>` and `<name>_bn` as in galnn (norm = batch | group
+    | none; without a norm the convolution has a bias)."""
+    setattr(parent, name, nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=norm == "none"))
+    nm = nn.BatchNorm2d(cout, momentum=0.1, eps=1e-5) if norm == "batch" else \
+        nn.GroupNorm(groups_of(cout), cout, eps=1e-5) if norm == "group" else nn.Identity()
+    setattr(parent, name + "_bn", nm)
 
 
 def run_conv_bn(parent, name, x):
@@ -33,13 +47,13 @@ def run_conv_bn(parent, name, x):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, norm):
         super().__init__()
-        conv_bn(self, "conv1", cin, cout, 3, stride)
-        conv_bn(self, "conv2", cout, cout, 3, 1)
+        conv_bn(self, "conv1", cin, cout, 3, stride, norm)
+        conv_bn(self, "conv2", cout, cout, 3, 1, norm)
         self.proj = stride != 1 or cin != cout
         if self.proj:
-            conv_bn(self, "downsample", cin, cout, 1, stride)
+            conv_bn(self, "downsample", cin, cout, 1, stride, norm)
 
     def forward(self, x):
         h = F.relu(run_conv_bn(self, "conv1", x))
@@ -48,14 +62,14 @@ class Block(nn.Module):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, cin, w, k, stride, pool):
+    def __init__(self, cin, w, k, stride, pool, norm):
         super().__init__()
-        conv_bn(self, "stem", cin, w, k, stride)
+        conv_bn(self, "stem", cin, w, k, stride, norm)
         self.pool = pool
         c = w
         for s in range(4):
             cout = w << s
-            blocks = [Block(c, cout, 2 if s > 0 else 1), Block(cout, cout, 1)]
+            blocks = [Block(c, cout, 2 if s > 0 else 1, norm), Block(cout, cout, 1, norm)]
             setattr(self, "layer%d" % (s + 1), nn.ModuleList(blocks))
             c = cout
         self.out_dim = c
@@ -71,10 +85,10 @@ class ResNet18(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, cin, w):
+    def __init__(self, cin, w, norm):
         super().__init__()
         for i in range(3):
-            conv_bn(self, "conv%d" % (i + 1), cin, w << i, 3, 1)
+            conv_bn(self, "conv%d" % (i + 1), cin, w << i, 3, 1, norm)
             cin = w << i
         self.out_dim = cin
 
@@ -87,23 +101,41 @@ class SmallCNN(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cin, hidden):
+    def __init__(self, cin, hidden, act):
         super().__init__()
         for i, h in enumerate(hidden):
             setattr(self, "fc%d" % (i + 1), nn.Linear(cin, h))
             cin = h
-        self.n, self.out_dim = len(hidden), cin
+        self.n, self.out_dim, self.act = len(hidden), cin, ACTS[act]
 
     def forward(self, x):
         for i in range(self.n):
-            x = F.relu(getattr(self, "fc%d" % (i + 1))(x))
+            x = self.act(getattr(self, "fc%d" % (i + 1))(x))
         return x
 
 
 class Head(nn.Module):
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, hidden, act):
         super().__init__()
+        if hidden:
+            self.hidden = nn.Linear(cin, hidden)
+            cin = hidden
         self.fc = nn.Linear(cin, cout)
+        self.n_hidden, self.act = hidden, ACTS[act]
+
+    def forward(self, z):
+        return self.fc(self.act(self.hidden(z)) if self.n_hidden else z)
+
+
+class FeatNorm(nn.Module):
+    """[branch.X] feature_norm = layer: a layer norm on the branch's features (`<branch>.feat_norm`)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, 1e-5)
 
 
 class GalnnNet(nn.Module):
@@ -119,14 +151,16 @@ class GalnnNet(nn.Module):
             name, s = sec[len("branch."):], cfg[sec]
             inp = s.get("input", "image")
             bb = s.get("backbone", "mlp" if inp == "columns" else "resnet18")
-            cin = in_channels[name]
+            cin, norm = in_channels[name], s.get("norm", "batch")
             if bb == "resnet18":
                 m = ResNet18(cin, int(s.get("width", 64)), int(s.get("stem_kernel", 3)), int(s.get("stem_stride", 2)),
-                             int(s.get("stem_pool", 0)))
+                             int(s.get("stem_pool", 0)), norm)
             elif bb == "smallcnn":
-                m = SmallCNN(cin, int(s.get("width", 32)))
+                m = SmallCNN(cin, int(s.get("width", 32)), norm)
             else:
-                m = MLP(cin, [int(h) for h in s.get("hidden", "128,128").split(",")])
+                m = MLP(cin, [int(h) for h in s.get("hidden", "128,128").split(",")], s.get("activation", "relu"))
+            if s.get("feature_norm", "none") == "layer":
+                m.feat_norm = FeatNorm(m.out_dim)
             setattr(self, name, m)
             self.branches.append(name)
             feat += m.out_dim
@@ -134,11 +168,15 @@ class GalnnNet(nn.Module):
         n_t = len(t.get("names").split(","))
         head = t.get("head", "regression")
         n_out = int(t.get("bins", 520)) if head == "binned" else 2 * n_t if head == "gaussian" else n_t
-        self.head = Head(feat, n_out)
+        self.head = Head(feat, n_out, int(t.get("hidden", 0)), t.get("activation", "relu"))
 
     def forward(self, inputs):
-        f = [getattr(self, b)(inputs[b]) for b in self.branches]
-        return self.head.fc(torch.cat(f, dim=1))
+        f = []
+        for b in self.branches:
+            m = getattr(self, b)
+            x = m(inputs[b])
+            f.append(m.feat_norm(x) if hasattr(m, "feat_norm") else x)
+        return self.head(torch.cat(f, dim=1))
 
 
 def load(path):
