@@ -32,7 +32,7 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
-.PHONY: all deps test test-fast test-san demo bench build clean help fuzz install
+.PHONY: all deps test test-fast test-san demo bench build clean help fuzz install parity
 .SECONDARY:
 # Each entry point first makes sure the packages are there, then builds in a
 # sub-make, so the order holds even under make -j.
@@ -105,6 +105,11 @@ bench:
 	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(BENCHES)
 	@sh bench/run.sh
+
+# galnn against PyTorch on a mock survey (tools/parity.py): bench/parity/RESULTS.md; not part of make test.
+parity: bin/galnn
+	@sh tools/deps.sh python3-torch python3-numpy
+	@/usr/bin/python3 tools/parity.py $(PARITY_ARGS)
 
 # libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60); not part of make test.
 fuzz:

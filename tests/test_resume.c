@@ -1,4 +1,5 @@
-// Stop and resume without losing anything: a training run killed with
+// Stop and resume without losing anything (the image model also averages its weights, train.ema, and
+// drops out its photometry features): a training run killed with
 // SIGKILL at random moments — also in the middle of writing a checkpoint —
 // and resumed until done ends with parameters, optimizer state and log
 // byte-identical to the run that never stopped; a killed write never
@@ -19,8 +20,8 @@
 static const char *CFG = "[data]\nbands = u,g,r,i,z\ntransform = asinh\nasinh_scale = 0.1\n"
                          "[target]\nnames = logmstar\n"
                          "[branch.img]\ninput = image\nbackbone = smallcnn\nwidth = 8\n"
-                         "[branch.phot]\ninput = columns\ncolumns = mag_g, mag_r, zspec\nhidden = 16\n"
-                         "[train]\nlr = 3e-3\nschedule = cosine\nepochs = 3\nbatch = 16\ncrop = 28\nseed = 4\n";
+                         "[branch.phot]\ninput = columns\ncolumns = mag_g, mag_r, zspec\nhidden = 16\ndropout = 0.1\n"
+                         "[train]\nlr = 3e-3\nschedule = cosine\nepochs = 3\nbatch = 16\ncrop = 28\nseed = 4\nema = 0.99\n";
 
 // A latent (S-space) model with the SCL objective: its set-2 partners come from
 // their own checkpointed stream.
@@ -158,6 +159,14 @@ static void test_kill_and_resume(void **st) {
     char ref[700];
     snprintf(ref, sizeof ref, "%s/last.npz", straight);
     compare(ref, last);
+    // train.ema: param.* hold the averaged weights, train.live the slab training continues from, and
+    // they differ; the first parameter sits at the slab's start
+    io_npz z;
+    assert_int_equal(io_npz_read(ref, &z), 0);
+    const io_array *live = io_npz_get(&z, "train.live"), *w = io_npz_get(&z, "param.img.conv1.weight");
+    assert_non_null(live), assert_non_null(w);
+    assert_true(live->n >= w->n && memcmp(live->data, w->data, w->n * sizeof(float)) != 0);
+    io_npz_free(&z);
 }
 
 static void test_kill_during_write(void **st) {

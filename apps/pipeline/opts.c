@@ -32,6 +32,7 @@ static const io_key train_keys[] = {
     D(weight_decay, 0, 1e6, NAN), // absent: by optimizer, adamw 0.01, else 0
     D(momentum, 0, 1, 0.9),
     D(clip, 0, BIG, 0),
+    D(ema, 0, 0.99999, 0), // > 0: validate and save an exponential moving average of the weights
     END};
 // Keys that only one schedule reads (set for another, they stay unused: an error).
 static const io_key warmup_keys[] = {I(warmup, 0, 1e15, 0), END};

@@ -70,6 +70,27 @@ static int plot_losses(const run_trainer *T) {
     return rc;
 }
 
+// [train] ema = d: after each step ema <- d' ema + (1 - d') w with d' = min(d, (1 + t) / (10 + t)) (short
+// runs are not dominated by the initial weights). Validation and checkpoints see the averaged weights
+// (param.* holds them, so eval and predict use them); the live weights travel as train.live.
+static void ema_update(run_trainer *T) {
+    if (!T->ema) return;
+    double t = (double)T->opt.step, d = fmin(T->r.train.ema, (1 + t) / (10 + t));
+    const float *w = T->r.st.data;
+    float a = (float)d, b = (float)(1 - d);
+    for (size_t i = 0; i < T->r.st.n_param_floats; i++) T->ema[i] = a * T->ema[i] + b * w[i];
+}
+
+// in = 1: the averaged weights into the store (the live ones set aside); 0: the live ones back.
+static void ema_swap(run_trainer *T, int in) {
+    if (!T->ema) return;
+    size_t n = sizeof(float) * T->r.st.n_param_floats;
+    if (in)
+        memcpy(T->live, T->r.st.data, n), memcpy(T->r.st.data, T->ema, n);
+    else
+        memcpy(T->r.st.data, T->live, n);
+}
+
 // Everything beyond the store and the optimizer that a resumed run needs.
 static int save(run_trainer *T, const char *file) {
     io_named_array ex[32];
@@ -106,11 +127,16 @@ static int save(run_trainer *T, const char *file) {
          k++) // where the data was, for a checkpoint read from elsewhere (run_from_checkpoint)
         if ((pl[k] = (int64_t)strlen(T->paths[k])))
             ex[n++] = (io_named_array){pn[k], io_array_view(IO_U8, 1, &pl[k], T->paths[k])};
+    static int64_t ne;
+    ne = (int64_t)T->r.st.n_param_floats;
+    if (T->ema) ex[n++] = (io_named_array){"train.live", io_array_view(IO_F32, 1, &ne, T->live)};
     char *cfg = io_config_text(&T->r.cfg);
     if (!cfg) return GN_ENOMEM;
     char p[2200];
     snprintf(p, sizeof p, "%s/%s", T->dir, file);
+    ema_swap(T, 1);
     int rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
+    ema_swap(T, 0);
     free(cfg);
     return rc;
 }
@@ -119,6 +145,12 @@ static int restore(run_trainer *T, const char *path, const io_npz *z) {
     int rc = io_ckpt_restore(path, z, &T->r.st, &T->opt);
     if (rc) return rc;
     const io_array *a;
+    if (T->ema) { // param.* are the averaged weights, train.live the ones training continues from
+        if (!(a = io_ckpt_get(path, z, "train.live", IO_F32, T->r.st.n_param_floats)))
+            return gn_err_prefix(GN_EFORMAT, "(train.ema is set: the checkpoint needs the live weights) ");
+        memcpy(T->ema, T->r.st.data, sizeof(float) * T->r.st.n_param_floats);
+        memcpy(T->r.st.data, a->data, sizeof(float) * T->r.st.n_param_floats);
+    }
     const char *rn[4] = {"rng.shuffle", "rng.augment", "rng.dropout", "rng.pair"};
     gn_rng *dst[4] = {&T->L.shuffle, &T->L.augment, &T->ctx.dropout_rng, &T->pair};
     for (int k = 0; k < 4; k++) {
@@ -307,6 +339,11 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     T->aug = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
     T->aug_m = gn_malloc(sizeof(io_aug) * (size_t)r->batch);
     if (!T->scratch || !T->y || !T->ids || !T->aug || !T->aug_m) return GN_ENOMEM;
+    if (o->ema > 0) {
+        T->ema = gn_malloc(sizeof(float) * r->st.n_param_floats);
+        T->live = gn_malloc(sizeof(float) * r->st.n_param_floats);
+        if (!T->ema || !T->live) return GN_ENOMEM;
+    }
     if (resume) {
         if ((rc = restore(T, resume, ck))) return rc;
         printf("  resuming at epoch %ld, step %ld\n", (long)T->L.epoch + 1, T->opt.step);
@@ -314,6 +351,7 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
         gn_rng ri;
         gn_rng_seed(&ri, sd, GN_STREAM_INIT);
         nn_store_reset_values(&r->st, &ri);
+        if (T->ema) memcpy(T->ema, r->st.data, sizeof(float) * r->st.n_param_floats);
         char *text = io_config_text(&r->cfg), p[2200];
         snprintf(p, sizeof p, "%s/config.cfg", T->dir);
         rc = text ? io_write_atomic(p, text, strlen(text)) : GN_ENOMEM;
@@ -333,7 +371,10 @@ static int epoch_end(run_trainer *T, double t0, long step0, double *te, int *sto
     double vl = NAN;
     st_metrics m = {0};
     int rc;
-    if (r->n_rows[IO_SPLIT_VAL] && (rc = validate(T, &vl, &m))) return rc;
+    ema_swap(T, 1);
+    rc = r->n_rows[IO_SPLIT_VAL] ? validate(T, &vl, &m) : GN_OK;
+    ema_swap(T, 0);
+    if (rc) return rc;
     double tl = T->loss_n ? T->loss_sum / (double)T->loss_n : NAN;
     char line[512];
     snprintf(line, sizeof line, "%ld,%ld,%.6g,%.6f,%.6f,%.5f,%.5f,%.5f,%.5f,%.5f,%.2f\n", (long)T->L.epoch,
@@ -375,6 +416,7 @@ static int train_step(run_trainer *T, int b) {
                       (double)L->data[0], T->opt.step + 1);
     if (T->clip > 0) nn_clip_grad_norm(&r->st, T->clip);
     nn_optim_step(&T->opt, &r->st, nn_sched_lr(&T->sched, T->opt.step));
+    ema_update(T);
     T->loss_sum += L->data[0], T->loss_n++;
     return GN_OK;
 }
@@ -413,5 +455,6 @@ void run_trainer_free(run_trainer *T) {
     nn_optim_free(&T->opt);
     if (T->ctx.arena.head) nn_ctx_free(&T->ctx);
     free(T->scratch), free(T->y), free(T->ids), free(T->aug), free(T->aug_m), free(T->log);
+    free(T->ema), free(T->live);
     run_free(&T->r);
 }

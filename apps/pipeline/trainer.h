@@ -30,6 +30,7 @@ typedef struct run_trainer {
     double last_note; // progress: when the last plain (non-terminal) line was written
     char paths[4][4096]; // the catalog and image template: absolute, and relative to the run directory
     gn_rng pair; // draws the set-2 partners (checkpointed)
+    float *ema, *live; // [train] ema: the averaged parameter slab, and room to set the live one aside
 } run_trainer;
 
 // After run_setup (T->r) and with T->dir set: the loader, optimizer and
