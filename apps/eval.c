@@ -56,6 +56,46 @@ static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
 
 // Flow models: posterior samples per galaxy (see apps/posterior.c).
 
+// A flow's evaluation: with a recalibration in the checkpoint (fitted on the validation split when it
+// was trained), the uncalibrated posteriors first and then the calibrated ones; the JSON holds the
+// calibrated figures and, under "uncalibrated", the others.
+static int flow_eval_both(run **rs, int K, nn_ctx *c, int split, const eval_cli *o, const char *dir,
+                          char **jb, size_t *jl) {
+    const run *r = rs[0];
+    int cal = 1;
+    for (int k = 0; k < K; k++) cal &= rs[k]->has_calib;
+    char *j0 = NULL;
+    size_t l0 = 0;
+    int rc = GN_OK;
+    for (int k = 0; cal && k < K; k++) rs[k]->calib_off = 1;
+    if (cal && !o->json) printf("\nthe flow's own posteriors (uncalibrated):");
+    if (cal)
+        rc = run_posterior_eval((const run *const *)rs, K, c, r->rows[split], r->n_rows[split],
+                                (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, &j0, &l0);
+    for (int k = 0; cal && k < K; k++) rs[k]->calib_off = 0;
+    if (cal && !o->json)
+        printf("\ncalibrated (the quantile map of the validation split's PITs, in the checkpoint):");
+    if (!rc)
+        rc = run_posterior_eval((const run *const *)rs, K, c, r->rows[split], r->n_rows[split],
+                                (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, jb, jl);
+    if (!rc && cal) { // {"uncalibrated": {...}, <the calibrated keys>}
+        char *all = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&all, &n);
+        if (!f)
+            rc = GN_ENOMEM;
+        else {
+            while (l0 && (j0[l0 - 1] == '\n')) j0[--l0] = 0;
+            fprintf(f, "{\"calibration\": \"quantile map of the validation PITs\", \"uncalibrated\": %s, %s",
+                    j0, *jb + 1);
+            fclose(f);
+            free(*jb), *jb = all, *jl = n;
+        }
+    }
+    free(j0);
+    return rc;
+}
+
 static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K) {
     nn_ctx c;
     memset(&c, 0, sizeof c);
@@ -79,9 +119,7 @@ static int eval_flow(run *r, int split, const eval_cli *o, char **members, int K
     int rc = 1;
     if (!r->n_rows[split])
         cmd_error("eval: the %s split has no usable galaxies", o->split_name);
-    else if (nn_ctx_init(&c, 64u << 20) ||
-             run_posterior_eval((const run *const *)rs, K, &c, r->rows[split], r->n_rows[split],
-                                (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, &jb, &jl) ||
+    else if (nn_ctx_init(&c, 64u << 20) || flow_eval_both(rs, K, &c, split, o, dir, &jb, &jl) ||
              io_write_atomic(path, jb, jl))
         cmd_error("eval: %s", gn_errmsg());
     else {
@@ -182,7 +220,8 @@ static const cmd_flag eval_flags[] = {
     F_STR("--by", by, "COLUMN", "metrics per value of this catalog column too"),
     F_OUT(out, "DIR", "where metrics.json goes (default: the checkpoint's directory)"),
     F_ON("--json", json, "print metrics.json"),
-    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (test-time augmentation)"),
+    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (default: [train] tta)"),
+    F_OFF("--no-tta", tta, "one view per cutout even where [train] tta = 1"),
     F_INT("--samples", samples, 2, 1000000, "S", "flow models: posterior draws per galaxy"),
     F_SEED(seed, "flow models: the sampling seed"),
     F_THREADS(threads),
@@ -194,7 +233,7 @@ static const cmd_flag eval_flags[] = {
 
 void eval_defaults(void *p) {
     eval_cli *o = p;
-    o->split_name = "test", o->samples = 1000, o->seed = 1;
+    o->split_name = "test", o->samples = 1000, o->seed = 1, o->tta = -1;
 }
 
 // The group (population) index of each galaxy by the --by column (0: all only).
@@ -381,11 +420,11 @@ int eval_run(const eval_cli *op) {
     }
     md_report rep = run_report(&r);
     int rc = 1;
-    if (o.tta && !run_has_images(&r)) {
+    if (o.tta > 0 && !run_has_images(&r)) {
         run_free(&r);
         return free(mlist), cmd_error("eval: --tta: %s has no image branch to augment", o.ckpt);
     }
-    r.tta = o.tta;
+    r.tta = o.tta >= 0 ? o.tta : (int)r.train.tta && run_has_images(&r);
     if (rep == MD_REPORT_LATENT)
         cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)",
                   o.ckpt, md_kind_of(&r.net)->what);

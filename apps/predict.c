@@ -104,7 +104,8 @@ static const cmd_flag predict_flags[] = {
     F_OUT(out, "CSV", "the predictions"),
     F_SPLIT(which, "all, train, val or test"),
     F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
-    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (test-time augmentation)"),
+    F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (default: [train] tta)"),
+    F_OFF("--no-tta", tta, "one view per cutout even where [train] tta = 1"),
     F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
     F_DBL("--ood-sigma", ood_sigma, 0, 1e6, "N",
           "flag inputs and predictions beyond the training range by N training standard deviations"),
@@ -142,7 +143,7 @@ static void report_ood(const run *r, const size_t *n_ood, double nsig) {
 
 void predict_defaults(void *p) {
     predict_cli *o = p;
-    o->ood_sigma = 6;
+    o->ood_sigma = 6, o->tta = -1;
     o->which = "all";
 }
 
@@ -183,11 +184,11 @@ int predict_run(const predict_cli *op) {
         run_free(&r);
         return cmd_error("predict: %s", gn_errmsg());
     }
-    if (cl.tta && !run_has_images(&r)) {
+    if (cl.tta > 0 && !run_has_images(&r)) {
         run_free(&r);
         return cmd_error("predict: --tta: %s has no image branch to augment", ckpt);
     }
-    r.tta = cl.tta;
+    r.tta = cl.tta >= 0 ? cl.tta : (int)r.train.tta && run_has_images(&r);
     if (run_report(&r) == MD_REPORT_LATENT) {
         run_free(&r);
         return cmd_error(

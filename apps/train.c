@@ -77,7 +77,9 @@ static void train_usage(void) {
         "or 4\n"
         "                 that tile only; 0 im2col + GEMM),\n"
         "                 patience (stop after this many epochs without a better validation\n"
-        "                 loss; 20; 0: never; off by default for runs given in iterations)\n");
+        "                 loss; 20; 0: never; off by default for runs given in iterations), ema (0.999: validate\n"
+        "                 and save an exponential moving average of the weights), tta (1: eval and predict\n"
+        "                 average the 8 dihedral views of each cutout by default)\n");
 }
 
 #define CLI train_cli

@@ -13,17 +13,20 @@ int md_post_make(md_post *p, nn_store *s) {
                       q->in_dim, q->dim, q->ctx_depth, q->ctx, q->mean_hidden);
     char nm[64];
     int rc = 0;
+    // the context network and the heads: PyTorch's Linear defaults (weights and biases U(+-1/sqrt(fan_in)));
+    // He-normal with zero biases left them over-confident on held-out galaxies. The flows keep the
+    // zero-initialised last layers of their coupling networks (the identity map at the start).
     for (int k = 0; k < q->ctx_depth && !rc; k++) {
         snprintf(nm, sizeof nm, "post.ctx.fc%d", k + 1);
-        rc = nn_dense_make(&p->cx[k], s, nm, k ? q->ctx : q->in_dim, q->ctx, 1, nn_init_he(),
-                           nn_init_const(0));
+        rc = nn_dense_make(&p->cx[k], s, nm, k ? q->ctx : q->in_dim, q->ctx, 1, nn_init_torch(0),
+                           nn_init_torch(k ? q->ctx : q->in_dim));
     }
     rc = rc ? rc
-            : nn_dense_make(&p->mh[0], s, "post.mean.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(),
-                            nn_init_const(0));
+            : nn_dense_make(&p->mh[0], s, "post.mean.fc1", q->ctx, q->mean_hidden, 1, nn_init_torch(0),
+                            nn_init_torch(q->ctx));
     rc = rc ? rc
-            : nn_dense_make(&p->mh[1], s, "post.mean.fc2", q->mean_hidden, q->dim, 1, nn_init_glorot(),
-                            nn_init_const(0));
+            : nn_dense_make(&p->mh[1], s, "post.mean.fc2", q->mean_hidden, q->dim, 1, nn_init_torch(0),
+                            nn_init_torch(q->mean_hidden));
     q->flow.dim = q->dim, q->flow.ctx = q->ctx;
     p->flow.sp = q->flow;
     rc = rc ? rc : md_flow_make(&p->flow, s, "post.flow");
@@ -36,11 +39,11 @@ int md_post_make(md_post *p, nn_store *s) {
     p->chainf.sp = cs;
     rc = md_flow_make(&p->chainf, s, "post.chain");
     rc = rc ? rc
-            : nn_dense_make(&p->det[0], s, "post.detect.fc1", q->ctx, q->mean_hidden, 1, nn_init_he(),
-                            nn_init_const(0));
+            : nn_dense_make(&p->det[0], s, "post.detect.fc1", q->ctx, q->mean_hidden, 1, nn_init_torch(0),
+                            nn_init_torch(q->ctx));
     return rc ? rc
-              : nn_dense_make(&p->det[1], s, "post.detect.fc2", q->mean_hidden, 1, 1, nn_init_glorot(),
-                              nn_init_const(0));
+              : nn_dense_make(&p->det[1], s, "post.detect.fc2", q->mean_hidden, 1, 1, nn_init_torch(0),
+                              nn_init_torch(q->mean_hidden));
 }
 
 // The core columns of y, and the chain column with its presence mask (NaN -> 0).

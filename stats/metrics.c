@@ -81,6 +81,28 @@ double st_quantile_sorted(const float *v, int n, double q) {
     return v[i] + (pos - i) * (v[i + 1] - v[i]);
 }
 
+double st_quantile_sorted_d(const double *v, size_t n, double q) {
+    double pos = q * (double)(n - 1);
+    size_t i = (size_t)pos;
+    if (i >= n - 1) return v[n - 1];
+    return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
+}
+
+double st_probit(double p) {
+    if (!(p >= 0 && p <= 1)) return NAN;
+    if (p == 0 || p == 1) return p == 0 ? -INFINITY : INFINITY;
+    double t = sqrt(-2 * log(p < 0.5 ? p : 1 - p)); // a start good to ~0.01 (Abramowitz & Stegun 26.2.23)
+    double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) /
+                       (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    if (p < 0.5) z = -z;
+    for (int i = 0; i < 6; i++) { // Newton on Phi(z) = p
+        double e = 0.5 * erfc(-z / sqrt(2.0)) - p, d = exp(-0.5 * z * z) / sqrt(2 * M_PI);
+        if (!(d > 0)) break;
+        z -= e / d;
+    }
+    return z;
+}
+
 double st_crps_sorted(const float *v, int n, double y) {
     double a = 0, b = 0;
     for (int i = 0; i < n; i++) a += fabs(v[i] - y), b += (2.0 * (i + 1) - n - 1) * v[i];

@@ -26,6 +26,9 @@ double st_crps_binned(const double *p, int B, double lo, double w, double y);
 // Sort v (n values) ascending, for the two below.
 void st_sort_f(float *v, size_t n);
 double st_quantile_sorted(const float *v, int n, double q);
+double st_quantile_sorted_d(const double *v, size_t n, double q); // the same for doubles
+// The standard normal quantile Phi^-1(p) (+-inf at 0 and 1, NaN outside), to ~1e-14.
+double st_probit(double p);
 double st_crps_sorted(const float *v, int n, double y);
 double st_median(double *x, size_t n);                                 // reorders x
 void st_mean_std(const double *x, size_t n, double *mean, double *sd); // skips NaN; population std

@@ -674,6 +674,18 @@ static void test_posterior_cli(void **s) {
     assert_true(ks < 0.08 && r2 > 0.7);
     struct stat sb;
     assert_int_equal(stat("/tmp/galnn_cli_post/f/pit_logmstar.png", &sb), 0);
+    // the recalibration fitted on the validation split when training ended (best.npz, calib.pit): eval
+    // reports the flow's own intervals under "uncalibrated", and on the validation split itself the
+    // calibrated ones cover their nominal shares for every target
+    assert_true(jnum(mj, "uncalibrated", "targets", "logmstar", "coverage68", -1) > 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/f/best.npz --split val --samples 1000 --out /tmp/galnn_cli_post/fval",
+                         out, sizeof out), 0);
+    const char *tn[4] = {"logmstar", "logsfr", "z", "logml_r"}, *vj = "/tmp/galnn_cli_post/fval/metrics.json";
+    for (int t = 0; t < 4; t++) {
+        double v68 = jnum(vj, "targets", tn[t], "coverage68", NULL, -1), v95 = jnum(vj, "targets", tn[t], "coverage95", NULL, -1);
+        printf("    %s on the validation split, calibrated: 68 %% interval coverage %.3f, 95 %% %.3f\n", tn[t], v68, v95);
+        assert_true(fabs(v68 - 0.68) <= 0.02 && fabs(v95 - 0.95) <= 0.015);
+    }
     assert_int_equal(run("posterior --ckpt /tmp/galnn_cli_post/f/best.npz --split test --samples 300 --out /tmp/galnn_cli_post/p.csv "
                          "--dump /tmp/galnn_cli_post/s.npy", out, sizeof out), 0);
     io_catalog c;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../stats/knn.h"
+#include "../stats/metrics.h"
 #include "../stats/local.h"
 #include "../stats/mi.h"
 #include "testutil.h"
@@ -23,6 +24,20 @@ static double bdist(const double *a, const double *b, int d, int m) {
     double s = 0;
     for (int j = 0; j < d; j++) s = m == ST_LINF ? fmax(s, fabs(a[j] - b[j])) : s + (a[j] - b[j]) * (a[j] - b[j]);
     return m == ST_LINF ? s : sqrt(s);
+}
+
+// The normal quantile: known values and the round trip through erfc, into the far tails.
+static void test_probit(void **st) {
+    (void)st;
+    assert_float_equal(st_probit(0.975), 1.959963984540054, 1e-12);
+    assert_float_equal(st_probit(0.16), -0.994457883209753, 1e-12);
+    assert_float_equal(st_probit(0.5), 0, 1e-15);
+    for (double p = 1e-12; p < 1; p = p < 0.5 ? p * 3.7 : 1 - (1 - p) / 3.7) {
+        double z = st_probit(p);
+        assert_float_equal(0.5 * erfc(-z / sqrt(2.0)), p, 1e-13 + 1e-10 * p);
+        if (1 - p < 1e-9) break;
+    }
+    assert_true(isinf(st_probit(0)) && st_probit(0) < 0 && isinf(st_probit(1)) && isnan(st_probit(1.5)));
 }
 
 static void test_knn_vs_brute(void **st) {
@@ -431,7 +446,7 @@ static void test_mi_permtest(void **st) {
 
 int main(void) {
     gn_set_threads(0);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_digamma), cmocka_unit_test(test_knn_vs_brute),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_digamma), cmocka_unit_test(test_probit), cmocka_unit_test(test_knn_vs_brute),
                                        cmocka_unit_test(test_range_count), cmocka_unit_test(test_ksg_hand),
                                        cmocka_unit_test(test_ksg_gaussian), cmocka_unit_test(test_cmi_and_gauss),
                                        cmocka_unit_test(test_local_fit), cmocka_unit_test(test_ks),

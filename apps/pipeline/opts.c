@@ -26,6 +26,7 @@ static const io_key train_keys[] = {
     I(ckpt_every, 0, 1e15, 0),
     I(patience, 0, 100000000, 20), // early stopping; 0: off (default off when iterations are given)
     I(amsgrad, 0, 1, 0),
+    I(tta, 0, 1, 0), // 1: eval and predict average the 8 dihedral views of each cutout by default
     I(keep_im2col, 0, 1, 1), // 0: recompute in backward (less memory, a little slower)
     I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
     D(lr, POS, 1e6, 1e-3),

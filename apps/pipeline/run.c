@@ -439,6 +439,11 @@ static int setup_norm(run *r, const char *ck_path, const io_npz *ck) {
     }
     if (ck) rc = load_norm(ck_path, ck, "target", (size_t)r->n_targets, r->tmean, r->tstd);
     if (ck && !rc) rc = load_range(r, ck_path, ck, "target", (size_t)r->n_targets, r->trange);
+    const size_t NC = (size_t)r->n_targets * RUN_CALIB_LEVELS; // a flow's recalibration, when fitted
+    const io_array *ca =
+        ck && !rc && io_npz_get(ck, "calib.pit") ? io_ckpt_get(ck_path, ck, "calib.pit", IO_F64, NC) : NULL;
+    if (ck && !rc && io_npz_get(ck, "calib.pit") && !ca) rc = GN_EFORMAT;
+    if (ca) memcpy(r->calib, ca->data, sizeof(double) * NC), r->has_calib = 1;
     for (int t = 0; !ck && t < r->n_targets && !rc; t++)
         rc = train_stats(r, r->target[t], &r->tmean[t], &r->tstd[t], r->trange[t]);
     if (rc) return rc;
@@ -496,8 +501,8 @@ void run_free(run *r) {
 }
 
 int run_norm_arrays(const run *r, io_named_array *out, int max) {
-    static char names[3 * MD_MAX_BRANCH + 3][160];
-    static int64_t shapes[3 * MD_MAX_BRANCH + 3];
+    static char names[3 * MD_MAX_BRANCH + 4][160];
+    static int64_t shapes[3 * MD_MAX_BRANCH + 4];
     int n = 0;
     for (int b = 0; b < r->net.n_branch && n + 2 <= max; b++) {
         const run_branch *rb = &r->br[b];
@@ -515,6 +520,11 @@ int run_norm_arrays(const run *r, io_named_array *out, int max) {
         out[n] = (io_named_array){"norm.target.mean", io_array_view(IO_F64, 1, &shapes[n], r->tmean)};
         out[n + 1] = (io_named_array){"norm.target.std", io_array_view(IO_F64, 1, &shapes[n + 1], r->tstd)};
         n += 2;
+    }
+    if (r->has_calib && n < max) {
+        shapes[n] = (int64_t)r->n_targets * RUN_CALIB_LEVELS;
+        out[n] = (io_named_array){"calib.pit", io_array_view(IO_F64, 1, &shapes[n], &r->calib[0][0])};
+        n++;
     }
     for (int b = 0; r->has_range && b <= r->net.n_branch && n < max; b++) { // the training ranges
         int tgt = b == r->net.n_branch;

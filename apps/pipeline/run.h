@@ -28,6 +28,8 @@ typedef struct run_branch {
     double grid_lo, grid_hi; // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
 } run_branch;
 
+#define RUN_CALIB_LEVELS 101
+
 typedef struct run {
     io_config cfg;
     io_catalog cat;
@@ -55,6 +57,11 @@ typedef struct run {
     // from a checkpoint, on another catalog than the training one: its galaxies have no
     // train/val/test split (and maybe no target column)
     int foreign_catalog;
+    // Flow models: the quantile recalibration fitted on the validation split (run_posterior_calibrate):
+    // calib[t][j] = the j/100 quantile of the validation PITs of target t; samples are mapped through it
+    // unless calib_off. Stored in checkpoints as calib.pit (targets x 101).
+    double calib[MD_MAX_TARGETS][RUN_CALIB_LEVELS];
+    int has_calib, calib_off;
     int tta; // eval/predict --tta: head outputs over the 8 dihedral views of the images (run_has_images)
     char *list_buf[MD_MAX_BRANCH + 1];
 } run;
@@ -135,6 +142,10 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, 
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
                           float *out);
+// Flow models: fit the quantile recalibration on the validation split (r->calib, has_calib), from S
+// samples per galaxy of the current weights (Kuleshov et al. 2018: calibrated CDF = R(F(y)), R the
+// empirical CDF of the validation PITs).
+int run_posterior_calibrate(run *r, nn_ctx *c, int S, uint64_t seed);
 // A chain-rule flow model: P(the chain target is measured | x) per row.
 int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p);
 int run_posterior_eval(const run *const *rs, int K, nn_ctx *c, const uint32_t *rows, size_t n, int S,

@@ -421,6 +421,27 @@ static int train_step(run_trainer *T, int b) {
     return GN_OK;
 }
 
+// Flow models: best.npz gains the quantile recalibration of its posteriors, fitted on the validation split
+// with its own weights (the whole state is restored from it first, so only calib.pit is added).
+static int calibrate_best(run_trainer *T) {
+    char p[2200];
+    snprintf(p, sizeof p, "%s/best.npz", T->dir);
+    io_npz z;
+    memset(&z, 0, sizeof z);
+    int rc = io_npz_read(p, &z);
+    if (rc == GN_OK) rc = restore(T, p, &z);
+    io_npz_free(&z);
+    if (rc) return rc;
+    nn_ctx_reset(&T->ctx);
+    ema_swap(T, 1); // the weights best.npz holds
+    rc = run_posterior_calibrate(&T->r, &T->ctx, 256, 0x5eed);
+    ema_swap(T, 0);
+    if (rc) return rc;
+    if (!T->r.has_calib) return GN_OK;
+    printf("  posteriors recalibrated on the validation split (quantile map of its PITs) in best.npz\n");
+    return save(T, "best.npz");
+}
+
 int run_trainer_fit(run_trainer *T) {
     run *r = &T->r;
     double t0 = gn_now(), te = gn_now();
@@ -446,6 +467,7 @@ int run_trainer_fit(run_trainer *T) {
     if (stop)
         printf("stopped early after epoch %ld: no better validation loss in %ld epochs (train.patience)\n",
                (long)T->L.epoch, T->stall);
+    if (run_report(r) == MD_REPORT_POSTERIOR && (rc = calibrate_best(T))) return rc;
     printf("done: best validation loss %.5f; checkpoints in %s\n", T->best_val, T->dir);
     return GN_OK;
 }
