@@ -214,11 +214,19 @@ static void test_config_ranges(void **s) {
                          out, sizeof out),
                      0);
     assert_int_equal(rename("/tmp/galnn_cli_cfg_moved.csv", "/tmp/galnn_cli_cfg.csv"), 0);
-    // eval exits non-zero when it cannot write metrics.json
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/such",
-                         out, sizeof out),
+    // eval exits non-zero when it cannot write metrics.json (here a directory of that name); a missing
+    // --out directory is made
+    (void)system("rm -rf /tmp/galnn_cli_no && mkdir -p /tmp/galnn_cli_no/metrics.json");
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no", out,
+                         sizeof out),
                      1);
     assert_non_null(strstr(out, "metrics.json"));
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/a/b", out,
+                         sizeof out),
+                     0);
+    struct stat mst;
+    assert_int_equal(stat("/tmp/galnn_cli_no/a/b/metrics.json", &mst), 0);
+    (void)system("rm -rf /tmp/galnn_cli_no");
     remove("/tmp/galnn_cli_cfg.csv"), remove("/tmp/galnn_cli_cfg.cfg");
     remove("/tmp/galnn_cli_new.csv"), remove("/tmp/galnn_cli_new_pred.csv");
     (void)system("rm -rf /tmp/galnn_cli_cfg");

@@ -10,8 +10,9 @@ PyTorch side trains tools/torch_model.py's GalnnNet — the same layers, PyTorch
 initialisation — on the very inputs galnn feeds its network (`galnn predict --dump`: standardised
 columns, transformed cutouts), with galnn's train/val/test split, target standardisation, Adam, the
 cosine schedule with its warm-up (capped at 5 % of the run, as galnn does), batch size, epochs,
-dihedral augmentation of the cutouts, and early stopping on the validation loss (patience 20, the best
-epoch's weights). Both sides are scored on the test split with the same σ_MAD = 1.4826 median|Δ - median Δ|.
+dihedral augmentation of the cutouts, per-branch weight decay and feature dropout, the weight average
+(train.ema) and test-time augmentation (train.tta) where the preset asks, and early stopping on the
+validation loss (patience 20, the best epoch's weights). Both sides are scored on the test split with the same σ_MAD = 1.4826 median|Δ - median Δ|.
 Image families train on whole cutouts in both (train.crop = 0): random crops are galnn's own sampler.
 
 Needs Debian's python3-torch and python3-numpy; run from the project root after `make`.
@@ -109,7 +110,16 @@ def torch_run(fam, seed, ckpt_dir, inputs, ids, split, truth, log):
     total = spe * epochs
     warm = min(int(tr.get("warmup", 0)), max(1, total // 20))
     patience = int(tr.get("patience", 20))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    groups = {}  # [branch.X] weight_decay, else [train]'s (Adam's L2, as galnn's adam)
+    wd0 = float(tr.get("weight_decay", 0))
+    for name, prm in model.named_parameters():
+        sec = "branch." + name.split(".")[0]
+        wd = float(cfg[sec].get("weight_decay", wd0)) if cfg.has_section(sec) else wd0
+        groups.setdefault(wd, []).append(prm)
+    opt = torch.optim.Adam([{"params": v, "weight_decay": k} for k, v in groups.items()], lr=lr)
+    ema_d = float(tr.get("ema", 0))
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if ema_d > 0 else None
+    tta = int(tr.get("tta", 0)) and images
     dih = tr.get("augment", "dihedral") == "dihedral"
     images = [b for b in model.branches if X[b].dim() == 4]
 
@@ -119,11 +129,22 @@ def torch_run(fam, seed, ckpt_dir, inputs, ids, split, truth, log):
         t, T = step - warm, total - warm
         return 0.0 if T <= 0 or t >= T else 0.5 * lr * (1 + math.cos(math.pi * t / T))
 
-    def predict(rows):
+    def predict(rows, views=1):
         model.eval()
         with torch.no_grad():
-            out = [model({b: X[b][rows[i:i + 256]] for b in model.branches}) for i in range(0, len(rows), 256)]
+            out = []
+            for i in range(0, len(rows), 256):
+                batch = {b: X[b][rows[i:i + 256]] for b in model.branches}
+                out.append(sum(model({b: dihedral(v, k) if b in images else v for b, v in batch.items()})
+                               for k in range(views)) / views)
         return torch.cat(out)[:, 0]
+
+    def swap_ema():  # the averaged weights in (parameters only; buffers stay live, as galnn's)
+        if ema is None:
+            return None
+        live = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict({k: (ema[k] if k in dict(model.named_parameters()) else live[k]) for k in live})
+        return live
 
     best, best_state, stall, step, t0 = float("inf"), None, 0, 0, time.time()
     for ep in range(epochs):
@@ -143,18 +164,26 @@ def torch_run(fam, seed, ckpt_dir, inputs, ids, split, truth, log):
             loss.backward()
             opt.step()
             step += 1
+            if ema is not None:
+                d = min(ema_d, (1.0 + step) / (10.0 + step))  # as galnn: t = the steps completed
+                with torch.no_grad():
+                    for k, v in model.named_parameters():
+                        ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+        live = swap_ema()
         vl = float(F.mse_loss(predict(idx["val"]), Y[idx["val"], 0]))
         if vl < best:
             best, stall = vl, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         else:
             stall += 1
+        if live is not None:
+            model.load_state_dict(live)
         if patience > 0 and stall >= patience:
             break
     secs = time.time() - t0
     model.load_state_dict(best_state)
     te = idx["test"]
-    pred = predict(te).numpy() * tstd + tmean
+    pred = predict(te, 8 if tta else 1).numpy() * tstd + tmean
     m = metrics(pred, y[te] * tstd + tmean)
     m["seconds"] = secs
     with open(log, "a") as f:

@@ -161,6 +161,7 @@ class GalnnNet(nn.Module):
                 m = MLP(cin, [int(h) for h in s.get("hidden", "128,128").split(",")], s.get("activation", "relu"))
             if s.get("feature_norm", "none") == "layer":
                 m.feat_norm = FeatNorm(m.out_dim)
+            m.feat_dropout = float(s.get("dropout", 0))
             setattr(self, name, m)
             self.branches.append(name)
             feat += m.out_dim
@@ -175,7 +176,8 @@ class GalnnNet(nn.Module):
         for b in self.branches:
             m = getattr(self, b)
             x = m(inputs[b])
-            f.append(m.feat_norm(x) if hasattr(m, "feat_norm") else x)
+            x = m.feat_norm(x) if hasattr(m, "feat_norm") else x
+            f.append(F.dropout(x, m.feat_dropout, self.training) if m.feat_dropout > 0 else x)
         return self.head(torch.cat(f, dim=1))
 
 
