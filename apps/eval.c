@@ -411,7 +411,8 @@ int eval_run(const eval_cli *op) {
     }
     if (!o.ckpt) return cmd_error("eval: --ckpt is required");
     int made = 0; // --out DIR: metrics.json and the plots go there; missing parents are made
-    if (o.out && io_mkdirs(o.out, &made)) return free(mlist), cmd_error("eval: --out %s: %s", o.out, gn_errmsg());
+    if (o.out && io_mkdirs(o.out, &made))
+        return free(mlist), cmd_error("eval: --out %s: %s", o.out, gn_errmsg());
     int split = io_split_parse(o.split_name);
     if (split < 0)
         return free(mlist), cmd_error("eval: --split '%s' is not train, val or test", o.split_name);

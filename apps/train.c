@@ -43,10 +43,10 @@ static void train_usage(void) {
         "cutouts),\n"
         "                 backbone (resnet18|smallcnn|mlp), width, stem_kernel, stem_stride, stem_pool, "
         "hidden;\n"
-        "                 init (torch: PyTorch's defaults, ResNets as torchvision | he | glorot), activation\n"
-        "                 (mlp: relu|silu|gelu|leaky_relu|tanh), norm (cnn: batch|group|none),\n"
-        "                 zero_init_residual (resnet), feature_norm (none|layer: a layer norm on the branch's\n"
-        "                 features), dropout (on them), weight_decay;\n"
+        "                 init (torch: PyTorch's defaults, ResNets as torchvision | he | glorot),\n"
+        "                 activation (mlp: relu|silu|gelu|leaky_relu|tanh), norm (cnn: batch|group|none),\n"
+        "                 zero_init_residual (resnet), feature_norm (none|layer: a layer norm on the\n"
+        "                 branch's features), dropout (on them), weight_decay;\n"
         "                 spectrum: spectra (template, NPY or FITS), wave (shared grid NPY), redshift "
         "(column, z; none:\n"
         "                 rest frame), grid (LO,HI,PIXELS: 3400,8400,4000), max_gap (0.075), err_percentile "
@@ -77,9 +77,9 @@ static void train_usage(void) {
         "or 4\n"
         "                 that tile only; 0 im2col + GEMM),\n"
         "                 patience (stop after this many epochs without a better validation\n"
-        "                 loss; 20; 0: never; off by default for runs given in iterations), ema (0.999: validate\n"
-        "                 and save an exponential moving average of the weights), tta (1: eval and predict\n"
-        "                 average the 8 dihedral views of each cutout by default)\n");
+        "                 loss; 20; 0: never; off by default for runs given in iterations),\n"
+        "                 ema (0.999: validate and save an exponential moving average of the weights),\n"
+        "                 tta (1: eval and predict average the 8 dihedral views of each cutout by default)\n");
 }
 
 #define CLI train_cli

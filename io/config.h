@@ -46,7 +46,9 @@ int io_config_check_unused(const io_config *c);
 // valid range written once. A value out of range or not among the choices is
 // an error naming the file, section and key.
 // IO_KEY_CHOICE: a string among the choices, stored as its position (int) in "a|b|c".
-typedef enum io_keytype { IO_KEY_INT, IO_KEY_LONG, IO_KEY_FLOAT, IO_KEY_DOUBLE, IO_KEY_STR, IO_KEY_CHOICE } io_keytype;
+typedef enum io_keytype {
+    IO_KEY_INT, IO_KEY_LONG, IO_KEY_FLOAT, IO_KEY_DOUBLE, IO_KEY_STR, IO_KEY_CHOICE
+} io_keytype;
 typedef struct io_key {
     const char *key;
     io_keytype type;

@@ -102,6 +102,78 @@ static void test_errors(void **s) {
     assert_non_null(strstr(out, "unknown option '--bogus'"));
 }
 
+// A trained model applied to new galaxies: a catalog without the target column, a sentinel value, the
+// null rules, moved data, and eval's exit status (the run of test_config_ranges).
+static void new_catalog(char *out, size_t cap) {
+    FILE *f;
+    // applying it to new galaxies: a catalog without the target column, one with a sentinel magnitude
+    f = fopen("/tmp/galnn_cli_new.csv", "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b\nn1,3,2\nn2,99,2\nn3,4,1\n");
+    fclose(f);
+    const char *pr = "predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
+                     "/tmp/galnn_cli_new_pred.csv";
+    assert_int_equal(run(pr, out, cap), 0);
+    assert_non_null(strstr(out, "wrote /tmp/galnn_cli_new_pred.csv: 3 galaxies"));
+    assert_non_null(strstr(out, "1 galaxies have an input")); // a = 99 is far beyond the training range 0..6
+    char csv[1024] = "", cmd[512];
+    f = fopen("/tmp/galnn_cli_new_pred.csv", "r");
+    assert_non_null(f);
+    csv[fread(csv, 1, sizeof csv - 1, f)] = 0;
+    fclose(f);
+    assert_non_null(strstr(csv, "id,split,y_pred,ood\n"));
+    assert_non_null(strstr(csv, "n1,none,")), assert_non_null(strstr(csv, "n2,none,"));
+    char n2[128];
+    snprintf(n2, sizeof n2, "%s", strstr(csv, "n2,none,"));
+    *strchr(n2, '\n') = 0;
+    assert_true(atoi(strrchr(n2, ',') + 1) & 1); // flagged: an input out of range
+    // --out NAME.fits: a FITS binary table, which reads back as a catalog
+    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
+                         "/tmp/galnn_cli_new_pred.fits",
+                         out, cap),
+                     0);
+    io_catalog pc;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_new_pred.fits", NULL, &pc), 0);
+    assert_int_equal(pc.n_rows, 3);
+    assert_string_equal(io_catalog_id(&pc, 1), "n2");
+    assert_non_null(io_catalog_values(&pc, "y_pred")), assert_non_null(io_catalog_values(&pc, "ood"));
+    io_catalog_free(&pc);
+    remove("/tmp/galnn_cli_new_pred.fits");
+    snprintf(cmd, sizeof cmd, "%s --split test", pr); // a new catalog has no train/val/test split
+    assert_int_equal(run(cmd, out, cap), 1);
+    assert_non_null(strstr(out, "no train/val/test split"));
+    snprintf(cmd, sizeof cmd, "%s data.null.a=99", pr); // the sentinel declared: the row is left out
+    assert_int_equal(run(cmd, out, cap), 0);
+    assert_non_null(strstr(out, "2 galaxies (1 catalog rows lack an input)"));
+    snprintf(cmd, sizeof cmd, "%s 'data.nulls=<=-1, 99'", pr);
+    assert_int_equal(run(cmd, out, cap), 0);
+    assert_non_null(strstr(out, "2 galaxies"));
+    snprintf(cmd, sizeof cmd, "%s data.null.nope=99", pr);
+    assert_int_equal(run(cmd, out, cap), 1);
+    assert_non_null(strstr(out, "'nope', which matches no numeric column"));
+    // data that moved since training: the message says how to point at it, and --catalog does
+    assert_int_equal(rename("/tmp/galnn_cli_cfg.csv", "/tmp/galnn_cli_cfg_moved.csv"), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz", out, cap), 1);
+    assert_non_null(strstr(out, "is not there: pass --catalog"));
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_cfg_moved.csv "
+                         "--out /tmp/galnn_cli_cfg",
+                         out, cap),
+                     0);
+    assert_int_equal(rename("/tmp/galnn_cli_cfg_moved.csv", "/tmp/galnn_cli_cfg.csv"), 0);
+    // eval exits non-zero when it cannot write metrics.json (here a directory of that name); a missing
+    // --out directory is made
+    (void)system("rm -rf /tmp/galnn_cli_no && mkdir -p /tmp/galnn_cli_no/metrics.json");
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no", out,
+                         cap),
+                     1);
+    assert_non_null(strstr(out, "metrics.json"));
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/a/b",
+                         out, cap), 0);
+    struct stat mst;
+    assert_int_equal(stat("/tmp/galnn_cli_no/a/b/metrics.json", &mst), 0);
+    (void)system("rm -rf /tmp/galnn_cli_no");
+}
+
 // Configuration values out of range or not among the choices are errors naming the key (typed sections).
 static void test_config_ranges(void **s) {
     (void)s;
@@ -160,73 +232,7 @@ static void test_config_ranges(void **s) {
     snprintf(wcmd, sizeof wcmd, "%s --split-frac 0.9,0.5", base);
     assert_int_equal(run(wcmd, out, sizeof out), 1);
     assert_non_null(strstr(out, "adding to at most 1"));
-    // applying it to new galaxies: a catalog without the target column, one with a sentinel magnitude
-    f = fopen("/tmp/galnn_cli_new.csv", "w");
-    assert_non_null(f);
-    fprintf(f, "id,a,b\nn1,3,2\nn2,99,2\nn3,4,1\n");
-    fclose(f);
-    const char *pr = "predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
-                     "/tmp/galnn_cli_new_pred.csv";
-    assert_int_equal(run(pr, out, sizeof out), 0);
-    assert_non_null(strstr(out, "wrote /tmp/galnn_cli_new_pred.csv: 3 galaxies"));
-    assert_non_null(strstr(out, "1 galaxies have an input")); // a = 99 is far beyond the training range 0..6
-    char csv[1024] = "", cmd[512];
-    f = fopen("/tmp/galnn_cli_new_pred.csv", "r");
-    assert_non_null(f);
-    csv[fread(csv, 1, sizeof csv - 1, f)] = 0;
-    fclose(f);
-    assert_non_null(strstr(csv, "id,split,y_pred,ood\n"));
-    assert_non_null(strstr(csv, "n1,none,")), assert_non_null(strstr(csv, "n2,none,"));
-    char n2[128];
-    snprintf(n2, sizeof n2, "%s", strstr(csv, "n2,none,"));
-    *strchr(n2, '\n') = 0;
-    assert_true(atoi(strrchr(n2, ',') + 1) & 1); // flagged: an input out of range
-    // --out NAME.fits: a FITS binary table, which reads back as a catalog
-    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_new.csv --out "
-                         "/tmp/galnn_cli_new_pred.fits",
-                         out, sizeof out),
-                     0);
-    io_catalog pc;
-    assert_int_equal(io_catalog_read("/tmp/galnn_cli_new_pred.fits", NULL, &pc), 0);
-    assert_int_equal(pc.n_rows, 3);
-    assert_string_equal(io_catalog_id(&pc, 1), "n2");
-    assert_non_null(io_catalog_values(&pc, "y_pred")), assert_non_null(io_catalog_values(&pc, "ood"));
-    io_catalog_free(&pc);
-    remove("/tmp/galnn_cli_new_pred.fits");
-    snprintf(cmd, sizeof cmd, "%s --split test", pr); // a new catalog has no train/val/test split
-    assert_int_equal(run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "no train/val/test split"));
-    snprintf(cmd, sizeof cmd, "%s data.null.a=99", pr); // the sentinel declared: the row is left out
-    assert_int_equal(run(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "2 galaxies (1 catalog rows lack an input)"));
-    snprintf(cmd, sizeof cmd, "%s 'data.nulls=<=-1, 99'", pr);
-    assert_int_equal(run(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "2 galaxies"));
-    snprintf(cmd, sizeof cmd, "%s data.null.nope=99", pr);
-    assert_int_equal(run(cmd, out, sizeof out), 1);
-    assert_non_null(strstr(out, "'nope', which matches no numeric column"));
-    // data that moved since training: the message says how to point at it, and --catalog does
-    assert_int_equal(rename("/tmp/galnn_cli_cfg.csv", "/tmp/galnn_cli_cfg_moved.csv"), 0);
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz", out, sizeof out), 1);
-    assert_non_null(strstr(out, "is not there: pass --catalog"));
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --catalog /tmp/galnn_cli_cfg_moved.csv "
-                         "--out /tmp/galnn_cli_cfg",
-                         out, sizeof out),
-                     0);
-    assert_int_equal(rename("/tmp/galnn_cli_cfg_moved.csv", "/tmp/galnn_cli_cfg.csv"), 0);
-    // eval exits non-zero when it cannot write metrics.json (here a directory of that name); a missing
-    // --out directory is made
-    (void)system("rm -rf /tmp/galnn_cli_no && mkdir -p /tmp/galnn_cli_no/metrics.json");
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no", out,
-                         sizeof out),
-                     1);
-    assert_non_null(strstr(out, "metrics.json"));
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_cfg/best.npz --split train --out /tmp/galnn_cli_no/a/b", out,
-                         sizeof out),
-                     0);
-    struct stat mst;
-    assert_int_equal(stat("/tmp/galnn_cli_no/a/b/metrics.json", &mst), 0);
-    (void)system("rm -rf /tmp/galnn_cli_no");
+    new_catalog(out, sizeof out);
     remove("/tmp/galnn_cli_cfg.csv"), remove("/tmp/galnn_cli_cfg.cfg");
     remove("/tmp/galnn_cli_new.csv"), remove("/tmp/galnn_cli_new_pred.csv");
     (void)system("rm -rf /tmp/galnn_cli_cfg");
@@ -686,11 +692,12 @@ static void test_posterior_cli(void **s) {
     // reports the flow's own intervals under "uncalibrated", and on the validation split itself the
     // calibrated ones cover their nominal shares for every target
     assert_true(jnum(mj, "uncalibrated", "targets", "logmstar", "coverage68", -1) > 0);
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/f/best.npz --split val --samples 1000 --out /tmp/galnn_cli_post/fval",
-                         out, sizeof out), 0);
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_post/f/best.npz --split val --samples 1000 "
+                         "--out /tmp/galnn_cli_post/fval", out, sizeof out), 0);
     const char *tn[4] = {"logmstar", "logsfr", "z", "logml_r"}, *vj = "/tmp/galnn_cli_post/fval/metrics.json";
     for (int t = 0; t < 4; t++) {
-        double v68 = jnum(vj, "targets", tn[t], "coverage68", NULL, -1), v95 = jnum(vj, "targets", tn[t], "coverage95", NULL, -1);
+        double v68 = jnum(vj, "targets", tn[t], "coverage68", NULL, -1);
+        double v95 = jnum(vj, "targets", tn[t], "coverage95", NULL, -1);
         printf("    %s on the validation split, calibrated: 68 %% interval coverage %.3f, 95 %% %.3f\n", tn[t], v68, v95);
         assert_true(fabs(v68 - 0.68) <= 0.02 && fabs(v95 - 0.95) <= 0.015);
     }

@@ -119,9 +119,9 @@ def torch_run(fam, seed, ckpt_dir, inputs, ids, split, truth, log):
     opt = torch.optim.Adam([{"params": v, "weight_decay": k} for k, v in groups.items()], lr=lr)
     ema_d = float(tr.get("ema", 0))
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if ema_d > 0 else None
-    tta = int(tr.get("tta", 0)) and images
     dih = tr.get("augment", "dihedral") == "dihedral"
     images = [b for b in model.branches if X[b].dim() == 4]
+    tta = int(tr.get("tta", 0)) and images
 
     def lr_at(step):
         if step < warm:
@@ -243,16 +243,22 @@ def main():
     for ln in lines[1:]:
         p = ln.strip().split(",")
         truth[p[ci]] = float(p[cy])
-    res = {}
+    res, done_path = {}, os.path.join(args.work, "results.json")  # finished (family, seed) pairs are kept
+    done = json.load(open(done_path)) if os.path.exists(done_path) else {}
     for fam in args.families.split(","):
         res[fam] = {"galnn": [], "torch": []}
         for seed in range(1, args.seeds + 1):
-            m, out = galnn_run(fam, seed, survey, args.work, log)
-            res[fam]["galnn"].append(m)
-            inputs, ids, split = dump_inputs(out, log)
-            res[fam]["torch"].append(torch_run(fam, seed, out, inputs, ids, split, truth, log))
-            print("%s seed %d: galnn σ_MAD %.4f, PyTorch %.4f" % (fam, seed, m["sigma_mad"],
-                                                                 res[fam]["torch"][-1]["sigma_mad"]), flush=True)
+            key = "%s/%d" % (fam, seed)
+            if key not in done:
+                m, out = galnn_run(fam, seed, survey, args.work, log)
+                inputs, ids, split = dump_inputs(out, log)
+                done[key] = {"galnn": m, "torch": torch_run(fam, seed, out, inputs, ids, split, truth, log)}
+                with open(done_path, "w") as f:
+                    json.dump(done, f)
+            res[fam]["galnn"].append(done[key]["galnn"])
+            res[fam]["torch"].append(done[key]["torch"])
+            print("%s seed %d: galnn σ_MAD %.4f, PyTorch %.4f" % (fam, seed, done[key]["galnn"]["sigma_mad"],
+                                                                 done[key]["torch"]["sigma_mad"]), flush=True)
     machine = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                              capture_output=True, text=True).stdout.strip()
     isa = "AVX-512" if "avx512f" in open("/proc/cpuinfo").read() else "AVX2"
