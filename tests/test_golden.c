@@ -1,5 +1,6 @@
 // PyTorch golden tests (llm.c style). tools/make_golden.py wrote, from
-// python3-torch, a small network's input, weights, output, loss, every
+// python3-torch, a small network's (conv, batch norm, group norm, SiLU, pooling, a transposed conv,
+// linear, layer norm, GELU) input, weights, output, loss, every
 // parameter gradient and its parameters after 3 steps of four optimizers
 // (tests/data/golden_net.npz), and forward values of the ops whose
 // conventions matter (tests/data/golden_ops.npz). We rebuild the same
@@ -20,6 +21,7 @@ typedef struct gnet {
     nn_bn bn1;
     nn_tensor *dw, *db; // deconv (16, 4, 4, 4), (4)
     nn_dense fc, fc1, fc2;
+    nn_tensor *gn_g, *gn_b, *ln_g, *ln_b; // gn2 (4 groups of 16 channels), ln1 (16)
 } gnet;
 
 static void gnet_make(gnet *n) {
@@ -33,6 +35,10 @@ static void gnet_make(gnet *n) {
     assert_int_equal(nn_dense_make(&n->fc, &n->st, "fc", 20, 3, 1, z, z), 0);
     assert_int_equal(nn_dense_make(&n->fc1, &n->st, "fc1", 20, 16, 1, z, z), 0);
     assert_int_equal(nn_dense_make(&n->fc2, &n->st, "fc2", 16, 3, 1, z, z), 0);
+    n->gn_g = nn_store_param(&n->st, "gn2.weight", NN_SHAPE(16), z);
+    n->gn_b = nn_store_param(&n->st, "gn2.bias", NN_SHAPE(16), z);
+    n->ln_g = nn_store_param(&n->st, "ln1.weight", NN_SHAPE(16), z);
+    n->ln_b = nn_store_param(&n->st, "ln1.bias", NN_SHAPE(16), z);
     assert_int_equal(nn_store_finalize(&n->st), 0);
 }
 
@@ -51,13 +57,14 @@ static void gnet_load(gnet *n, const io_npz *z, const char *prefix) {
 }
 
 static nn_tensor *gnet_fwd(nn_ctx *c, gnet *n, nn_tensor *x) {
-    nn_tensor *h = nn_maxpool2d(c, nn_relu(c, nn_bn_fwd(c, &n->bn1, nn_conv_fwd(c, &n->conv1, x))), 2, 2, 2, 2,
-                                nn_pad_sym(0));
-    nn_tensor *a = nn_relu(c, nn_conv_fwd(c, &n->conv2, h));
+    nn_tensor *h = nn_maxpool2d(c, nn_relu(c, nn_bn_fwd(c, &n->bn1, nn_conv_fwd(c, &n->conv1, x))), 2, 2, 2,
+                                2, nn_pad_sym(0));
+    nn_tensor *a = nn_silu(c, nn_groupnorm(c, nn_conv_fwd(c, &n->conv2, h), 4, n->gn_g, n->gn_b, 1e-5f));
     nn_tensor *g = nn_global_avgpool(c, a);
     nn_tensor *t = nn_global_avgpool(c, nn_conv_transpose2d(c, a, n->dw, n->db, 2, 2, nn_pad_sym(1), 0, 0));
     nn_tensor *zz = nn_concat(c, 2, (nn_tensor *[]){g, t}, 1);
-    return nn_add(c, nn_dense_fwd(c, &n->fc, zz), nn_dense_fwd(c, &n->fc2, nn_tanh(c, nn_dense_fwd(c, &n->fc1, zz))));
+    nn_tensor *hh = nn_gelu(c, nn_layernorm(c, nn_dense_fwd(c, &n->fc1, zz), n->ln_g, n->ln_b, 1e-5f));
+    return nn_add(c, nn_dense_fwd(c, &n->fc, zz), nn_dense_fwd(c, &n->fc2, hh));
 }
 
 typedef struct golden {
@@ -105,7 +112,8 @@ static double check_store(golden *g, nn_store *s, const char *prefix, int grads,
 
 static nn_tensor *step_loss(nn_ctx *c, gnet *n, golden *g) {
     nn_ctx_reset(c);
-    nn_tensor *x = nn_tensor_from(c, NN_SHAPE(4, 3, 12, 12), g->x), *y = nn_tensor_from(c, NN_SHAPE(4, 3), g->y);
+    nn_tensor *x = nn_tensor_from(c, NN_SHAPE(4, 3, 12, 12), g->x),
+              *y = nn_tensor_from(c, NN_SHAPE(4, 3), g->y);
     return nn_mse_loss(c, gnet_fwd(c, n, x), y);
 }
 
@@ -117,7 +125,8 @@ static void test_forward_backward(void **state) {
     nn_ctx c;
     nn_ctx_init(&c, 4u << 20);
     nn_ctx_reset(&c);
-    nn_tensor *x = nn_tensor_from(&c, NN_SHAPE(4, 3, 12, 12), g->x), *y = nn_tensor_from(&c, NN_SHAPE(4, 3), g->y);
+    nn_tensor *x = nn_tensor_from(&c, NN_SHAPE(4, 3, 12, 12), g->x),
+              *y = nn_tensor_from(&c, NN_SHAPE(4, 3), g->y);
     nn_tensor *out = gnet_fwd(&c, &n, x);
     nn_tensor *loss = nn_mse_loss(&c, out, y);
     assert_non_null(loss);
@@ -131,8 +140,8 @@ static void test_forward_backward(void **state) {
     assert_int_equal(nn_backward(&c, loss), 0);
     double e_grad = check_store(g, &n.st, "grad.", 1, 1, 0);
     double e_bn = check_store(g, &n.st, "after1.", 0, 0, 1);
-    printf("    golden net: output %.2e, loss %.2e, worst gradient %.2e, BN running stats %.2e (relative)\n", e_out,
-           e_loss, e_grad, e_bn);
+    printf("    golden net: output %.2e, loss %.2e, worst gradient %.2e, BN running stats %.2e (relative)\n",
+           e_out, e_loss, e_grad, e_bn);
     nn_ctx_free(&c);
     nn_store_free(&n.st);
 }
@@ -212,7 +221,8 @@ static void expect(opsref *r, const char *name, nn_tensor *got) {
     nn_tensor *want = ref_tensor(r, name);
     if (!nn_same_shape(got, want)) {
         char s1[96], s2[96];
-        fail_msg("%s: shape %s, PyTorch %s", name, nn_shape_str(got, s1, sizeof s1), nn_shape_str(want, s2, sizeof s2));
+        fail_msg("%s: shape %s, PyTorch %s", name, nn_shape_str(got, s1, sizeof s1),
+                 nn_shape_str(want, s2, sizeof s2));
     }
     double e = tu_check_close(name, got->data, want->data, got->n, TOL);
     if (e > worst_ops) worst_ops = e;
@@ -231,16 +241,18 @@ static void test_ops_reference(void **st) {
     assert_int_equal(same.bottom, (int)pad->data[1]);
     assert_int_equal(same.left, (int)pad->data[2]);
     assert_int_equal(same.right, (int)pad->data[3]);
-    expect(&r, "conv_same.y", nn_conv2d(c, x, ref_tensor(&r, "conv_same.w"), ref_tensor(&r, "conv_same.b"), 2, 2, same));
+    expect(&r, "conv_same.y",
+           nn_conv2d(c, x, ref_tensor(&r, "conv_same.w"), ref_tensor(&r, "conv_same.b"), 2, 2, same));
     nn_pad2d s2 = nn_pad_same(7, 6, 2, 2, 1, 1);
     assert_true(s2.top == 0 && s2.bottom == 1 && s2.left == 0 && s2.right == 1); // the pad goes after
     expect(&r, "conv_k2.y", nn_conv2d(c, x, ref_tensor(&r, "conv_k2.w"), NULL, 1, 1, s2));
     expect(&r, "conv_rect.y", nn_conv2d(c, x, ref_tensor(&r, "conv_rect.w"), NULL, 1, 2, nn_pad_sym(1)));
     expect(&r, "convt.y",
-           nn_conv_transpose2d(c, ref_tensor(&r, "convt.x"), ref_tensor(&r, "convt.w"), ref_tensor(&r, "convt.b"), 2, 2,
-                               nn_pad_sym(1), 1, 1));
+           nn_conv_transpose2d(c, ref_tensor(&r, "convt.x"), ref_tensor(&r, "convt.w"),
+                               ref_tensor(&r, "convt.b"), 2, 2, nn_pad_sym(1), 1, 1));
     expect(&r, "conv1d.y",
-           nn_conv1d(c, ref_tensor(&r, "conv1d.x"), ref_tensor(&r, "conv1d.w"), ref_tensor(&r, "conv1d.b"), 2, 2, 2));
+           nn_conv1d(c, ref_tensor(&r, "conv1d.x"), ref_tensor(&r, "conv1d.w"), ref_tensor(&r, "conv1d.b"), 2,
+                     2, 2));
     expect(&r, "convt1d.y",
            nn_conv_transpose1d(c, ref_tensor(&r, "convt1d.x"), ref_tensor(&r, "convt1d.w"),
                                ref_tensor(&r, "convt1d.b"), 2, 1, 1));
@@ -273,7 +285,8 @@ static void test_ops_reference(void **st) {
     nn_tensor *lg = ref_tensor(&r, "loss.logits"), *lab = ref_tensor(&r, "loss.labels");
     int32_t labels[4];
     for (int i = 0; i < 4; i++) labels[i] = (int32_t)lab->data[i];
-    nn_tensor *mu = ref_tensor(&r, "loss.mu"), *lv = ref_tensor(&r, "loss.lv"), *yy = ref_tensor(&r, "loss.y");
+    nn_tensor *mu = ref_tensor(&r, "loss.mu"), *lv = ref_tensor(&r, "loss.lv"),
+              *yy = ref_tensor(&r, "loss.y");
     expect(&r, "loss.ce", nn_cross_entropy(c, lg, labels));
     expect(&r, "loss.ce_soft", nn_cross_entropy_soft(c, lg, ref_tensor(&r, "loss.q")));
     expect(&r, "loss.bce", nn_bce_with_logits(c, lg, ref_tensor(&r, "loss.tb")));
