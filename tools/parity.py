@@ -12,7 +12,8 @@ columns, transformed cutouts), with galnn's train/val/test split, target standar
 cosine schedule with its warm-up (capped at 5 % of the run, as galnn does), batch size, epochs,
 dihedral augmentation of the cutouts, per-branch weight decay and feature dropout, the weight average
 (train.ema) and test-time augmentation (train.tta) where the preset asks, and early stopping on the
-validation loss (patience 20, the best epoch's weights). Both sides are scored on the test split with the same σ_MAD = 1.4826 median|Δ - median Δ|.
+validation loss (patience 20, the best epoch's weights). Both sides are scored on the test split with
+the same σ_MAD = 1.4826 median|Δ - median Δ|.
 Image families train on whole cutouts in both (train.crop = 0): random crops are galnn's own sampler.
 
 Needs Debian's python3-torch and python3-numpy; run from the project root after `make`.
@@ -52,8 +53,8 @@ def sh(args, log):
 
 def metrics(pred, true):
     d = pred - true
-    return {"sigma_mad": 1.4826 * float(np.median(np.abs(d - np.median(d)))), "rmse": float(np.sqrt(np.mean(d * d))),
-            "bias": float(np.mean(d))}
+    return {"sigma_mad": 1.4826 * float(np.median(np.abs(d - np.median(d)))),
+            "rmse": float(np.sqrt(np.mean(d * d))), "bias": float(np.mean(d))}
 
 
 def galnn_run(fam, seed, survey, work, log):
@@ -74,8 +75,8 @@ def galnn_run(fam, seed, survey, work, log):
 
 def dump_inputs(ckpt_dir, log):
     """Every usable galaxy's network inputs, split and row order, from a trained galnn run."""
-    sh([GALNN, "predict", "--ckpt", ckpt_dir + "/best.npz", "--out", ckpt_dir + "/all.csv", "--dump", "100000",
-        ckpt_dir + "/all.npz"], log)
+    sh([GALNN, "predict", "--no-tta", "--ckpt", ckpt_dir + "/best.npz", "--out", ckpt_dir + "/all.csv",
+        "--dump", "100000", ckpt_dir + "/all.npz"], log)
     d = np.load(ckpt_dir + "/all.npz")
     ids, split = [], []
     with open(ckpt_dir + "/all.csv") as f:
@@ -83,7 +84,8 @@ def dump_inputs(ckpt_dir, log):
         for line in f:
             p = line.split(",")
             ids.append(p[0]), split.append(p[1])
-    return {k[len("input."):]: d[k] for k in d.files if k.startswith("input.")}, np.array(ids), np.array(split)
+    inputs = {k[len("input."):]: d[k] for k in d.files if k.startswith("input.")}
+    return inputs, np.array(ids), np.array(split)
 
 
 def dihedral(x, k):
@@ -156,7 +158,8 @@ def torch_run(fam, seed, ckpt_dir, inputs, ids, split, truth, log):
             if dih and images:
                 ks = np.random.randint(0, 8, len(rows))
                 for b in images:
-                    batch[b] = torch.stack([dihedral(batch[b][i:i + 1], int(ks[i]))[0] for i in range(len(rows))])
+                    views = [dihedral(batch[b][i:i + 1], int(ks[i]))[0] for i in range(len(rows))]
+                    batch[b] = torch.stack(views)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             loss = F.mse_loss(model(batch), Y[rows])
@@ -198,11 +201,11 @@ def summary(vals):
 
 def write_results(path, res, args, machine):
     lines = ["# galnn against PyTorch: parity of the trained models", "",
-             "`make parity` (tools/parity.py): mock survey of %d galaxies, survey seed %d (the presets were tuned on "
-             "other seeds), %d training seeds per family; test split, log M*. Machine: %s." % (
+             "`make parity` (tools/parity.py): mock survey of %d galaxies, survey seed %d (the presets were "
+             "tuned on other seeds), %d training seeds per family; test split, log M*. Machine: %s." % (
                  args.n, args.survey_seed, args.seeds, machine), "",
-             "| family | galnn σ_MAD mean [min, max] | PyTorch σ_MAD mean [min, max] | galnn RMSE | PyTorch RMSE "
-             "| galnn inside or better | wall time galnn / PyTorch |",
+             "| family | galnn σ_MAD mean [min, max] | PyTorch σ_MAD mean [min, max] | galnn RMSE "
+             "| PyTorch RMSE | galnn inside or better | wall time galnn / PyTorch |",
              "|---|---|---|---|---|---|---|"]
     for fam, r in res.items():
         g, t = summary([m["sigma_mad"] for m in r["galnn"]]), summary([m["sigma_mad"] for m in r["torch"]])
@@ -211,9 +214,9 @@ def write_results(path, res, args, machine):
         secs = sum(m["seconds"] for m in r["galnn"]) / max(sum(m["seconds"] for m in r["torch"]), 1e-9)
         lines.append("| %s | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] | %.4f | %.4f | %s | %.2f |" % (
             fam, g[0], g[1], g[2], t[0], t[1], t[2], gr[0], trr[0], ok, secs))
-    lines += ["", "\"Inside or better\": galnn's mean σ_MAD is at most PyTorch's largest over the seeds. Wall time: "
-              "`galnn train` end to end (catalog, cutouts, training, checkpoints) against PyTorch's training loop "
-              "alone on galnn's dumped inputs, same threads.", ""]
+    lines += ["", "\"Inside or better\": galnn's mean σ_MAD is at most PyTorch's largest over the seeds. "
+              "Wall time: `galnn train` end to end (catalog, cutouts, training, checkpoints) against "
+              "PyTorch's training loop alone on galnn's dumped inputs, same threads.", ""]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -153,12 +153,13 @@ class GalnnNet(nn.Module):
             bb = s.get("backbone", "mlp" if inp == "columns" else "resnet18")
             cin, norm = in_channels[name], s.get("norm", "batch")
             if bb == "resnet18":
-                m = ResNet18(cin, int(s.get("width", 64)), int(s.get("stem_kernel", 3)), int(s.get("stem_stride", 2)),
-                             int(s.get("stem_pool", 0)), norm)
+                m = ResNet18(cin, int(s.get("width", 64)), int(s.get("stem_kernel", 3)),
+                             int(s.get("stem_stride", 2)), int(s.get("stem_pool", 0)), norm)
             elif bb == "smallcnn":
                 m = SmallCNN(cin, int(s.get("width", 32)), norm)
             else:
-                m = MLP(cin, [int(h) for h in s.get("hidden", "128,128").split(",")], s.get("activation", "relu"))
+                hidden = [int(h) for h in s.get("hidden", "128,128").split(",")]
+                m = MLP(cin, hidden, s.get("activation", "relu"))
             if s.get("feature_norm", "none") == "layer":
                 m.feat_norm = FeatNorm(m.out_dim)
             m.feat_dropout = float(s.get("dropout", 0))
