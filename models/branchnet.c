@@ -8,10 +8,11 @@
 static nn_init w_init(int init, int conv) {
     if (init == MD_INIT_HE) return nn_init_he();
     if (init == MD_INIT_GLOROT) return nn_init_glorot();
+    if (init == MD_INIT_UNIFORM) return nn_init_torch(0);
     return conv ? nn_init_he_out() : nn_init_torch(0); // torchvision's convs; PyTorch's Linear
 }
 static nn_init b_init(int init, int fan_in) {
-    return init == MD_INIT_TORCH ? nn_init_torch(fan_in) : nn_init_const(0);
+    return init == MD_INIT_TORCH || init == MD_INIT_UNIFORM ? nn_init_torch(fan_in) : nn_init_const(0);
 }
 
 static int norm_make(md_norm *nm, nn_store *s, const char *name, int ch, int kind, float gamma0) {

@@ -24,8 +24,9 @@ enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS, MD_IN_SPECTRUM };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
 enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
 // [branch.X] init: PyTorch's defaults (Linear/Conv reset_parameters; ResNets as torchvision), He-normal
-// (fan_in) with zero biases, Glorot-uniform with zero biases.
-enum { MD_INIT_TORCH = 0, MD_INIT_HE, MD_INIT_GLOROT };
+// (fan_in) with zero biases, Glorot-uniform with zero biases, or reset_parameters for every layer
+// (kaiming-uniform a = sqrt 5, convolutions included: what a PyTorch model gets untouched).
+enum { MD_INIT_TORCH = 0, MD_INIT_HE, MD_INIT_GLOROT, MD_INIT_UNIFORM };
 enum { MD_ACT_RELU = 0, MD_ACT_SILU, MD_ACT_GELU, MD_ACT_LEAKY, MD_ACT_TANH }; // leaky: slope 0.01
 #define MD_ACT_CHOICES "relu|silu|gelu|leaky_relu|tanh"                         // in MD_ACT_* order
 enum { MD_NORM_BATCH = 0, MD_NORM_GROUP, MD_NORM_NONE };                       // group: 32 or fewer

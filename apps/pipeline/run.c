@@ -132,7 +132,7 @@ static int setup_branch(run *r, int b, const char *sec, int *verbose) {
         IO_KI(stem_kernel, 1, 15, 3),
         IO_KI(stem_stride, 1, 8, 2),
         IO_KI(stem_pool, 0, 1, 0),
-        IO_KC(init, "torch", "torch|he|glorot"),
+        IO_KC(init, "torch", "torch|he|glorot|uniform"),
         {"activation", IO_KEY_CHOICE, offsetof(md_branch_spec, act), 0, 0, 0, "relu", MD_ACT_CHOICES},
         IO_KC(norm, "batch", "batch|group|none"),
         IO_KI(zero_init_residual, 0, 1, 0),
@@ -353,7 +353,7 @@ static int setup_targets(run *r, const md_kind *kind, int need_targets) {
     const io_key hk[] = {
         IO_K("hidden", IO_KEY_INT, head_hidden, 0, 4096, 0),
         {"activation", IO_KEY_CHOICE, offsetof(md_net, head_act), 0, 0, 0, "relu", MD_ACT_CHOICES},
-        {"init", IO_KEY_CHOICE, offsetof(md_net, head_init), 0, 0, 0, "torch", "torch|he|glorot"},
+        {"init", IO_KEY_CHOICE, offsetof(md_net, head_init), 0, 0, 0, "torch", "torch|he|glorot|uniform"},
         IO_KEND};
 #undef IO_KEY_TYPE
     if ((rc = io_config_keys(c, "target", hk, m))) return rc;
