@@ -75,7 +75,7 @@ static int flow_eval_both(run **rs, int K, nn_ctx *c, int split, const eval_cli 
                                 (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, &j0, &l0);
     for (int k = 0; cal && k < K; k++) rs[k]->calib_off = 0;
     if (cal && !o->json)
-        printf("\ncalibrated (the quantile map of the validation split's PITs, in the checkpoint):");
+        printf("\ncalibrated (core and tail widths fitted on the validation split, in the checkpoint):");
     if (!rc)
         rc = run_posterior_eval((const run *const *)rs, K, c, r->rows[split], r->n_rows[split],
                                 (int)o->samples, (uint64_t)o->seed, dir, o->split_name, o->json, jb, jl);
@@ -87,7 +87,9 @@ static int flow_eval_both(run **rs, int K, nn_ctx *c, int split, const eval_cli 
             rc = GN_ENOMEM;
         else {
             while (l0 && (j0[l0 - 1] == '\n')) j0[--l0] = 0;
-            fprintf(f, "{\"calibration\": \"quantile map of the validation PITs\", \"uncalibrated\": %s, %s",
+            fprintf(f,
+                    "{\"calibration\": \"probit-space core and tail widths from the validation PITs\", "
+                    "\"uncalibrated\": %s, %s",
                     j0, *jb + 1);
             fclose(f);
             free(*jb), *jb = all, *jl = n;

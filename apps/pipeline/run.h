@@ -57,8 +57,8 @@ typedef struct run {
     // from a checkpoint, on another catalog than the training one: its galaxies have no
     // train/val/test split (and maybe no target column)
     int foreign_catalog;
-    // Flow models: the quantile recalibration fitted on the validation split (run_posterior_calibrate):
-    // calib[t][j] = the j/100 quantile of the validation PITs of target t; samples are mapped through it
+    // Flow models: the recalibration fitted on the validation split (run_posterior_calibrate): calib[t][j]
+    // = Q(j/100), the calibrated PIT level of target t's quantile j/100; samples are mapped through it
     // unless calib_off. Stored in checkpoints as calib.pit (targets x 101).
     double calib[MD_MAX_TARGETS][RUN_CALIB_LEVELS];
     int has_calib, calib_off;
@@ -142,9 +142,9 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, 
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
                           float *out);
-// Flow models: fit the quantile recalibration on the validation split (r->calib, has_calib), from S
-// samples per galaxy of the current weights (Kuleshov et al. 2018: calibrated CDF = R(F(y)), R the
-// empirical CDF of the validation PITs).
+// Flow models: fit the recalibration on the validation split (r->calib, has_calib) from S samples per
+// galaxy of the current weights: calibrated CDF = R(F(y)) (Kuleshov et al. 2018), R a two-parameter
+// smooth of the validation PITs' CDF (core and tail widths in probit space; apps/pipeline/posterior.c).
 int run_posterior_calibrate(run *r, nn_ctx *c, int S, uint64_t seed);
 // A chain-rule flow model: P(the chain target is measured | x) per row.
 int run_posterior_detect(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *p);

@@ -438,7 +438,8 @@ static int calibrate_best(run_trainer *T) {
     ema_swap(T, 0);
     if (rc) return rc;
     if (!T->r.has_calib) return GN_OK;
-    printf("  posteriors recalibrated on the validation split (quantile map of its PITs) in best.npz\n");
+    printf(
+        "  posteriors recalibrated on the validation split (core and tail widths of its PITs) in best.npz\n");
     return save(T, "best.npz");
 }
 
