@@ -80,7 +80,8 @@ static void train_usage(void) {
         "                 patience (stop after this many epochs without a better validation\n"
         "                 loss; 20; 0: never; off by default for runs given in iterations),\n"
         "                 ema (0.999: validate and save an exponential moving average of the weights),\n"
-        "                 tta (1: eval and predict average the 8 dihedral views of each cutout by default)\n");
+        "                 tta (1: eval and predict average the 8 dihedral views of each cutout by\n"
+        "                 default)\n");
 }
 
 #define CLI train_cli

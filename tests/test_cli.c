@@ -58,6 +58,20 @@ static void test_man_preset(void **s) {
     assert_non_null(strstr(out, "/tmp/galnn_cli_no_such.csv: cannot open"));
 }
 
+// A 60-galaxy catalog (id, a, b, y) and a one-epoch column model of it reading catalog `catpath`.
+static void write_small(const char *csv, const char *cfg, const char *catpath) {
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fprintf(f, "id,a,b,y\n");
+    for (int i = 0; i < 60; i++) fprintf(f, "g%d,%d,%d,%g\n", i, i % 7, i % 5, 0.1 * i);
+    fclose(f);
+    f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "[data]\ncatalog = %s\n[target]\nnames = y\n[branch.p]\ninput = columns\ncolumns = a, b\n"
+               "[train]\nepochs = 1\n", catpath);
+    fclose(f);
+}
+
 // A run trained with a relative catalog path, then read from another directory (the checkpoint's absolute
 // path), then moved together with its data (the path relative to the run).
 static void test_moved_data(void **s) {
@@ -65,16 +79,7 @@ static void test_moved_data(void **s) {
     char out[4096], cmd[8192], cwd[4096];
     assert_non_null(getcwd(cwd, sizeof cwd));
     (void)system("rm -rf /tmp/galnn_cli_mv /tmp/galnn_cli_mv2 && mkdir -p /tmp/galnn_cli_mv");
-    FILE *f = fopen("/tmp/galnn_cli_mv/cat.csv", "w");
-    assert_non_null(f);
-    fprintf(f, "id,a,b,y\n");
-    for (int i = 0; i < 60; i++) fprintf(f, "g%d,%d,%d,%g\n", i, i % 7, i % 5, 0.1 * i);
-    fclose(f);
-    f = fopen("/tmp/galnn_cli_mv/m.cfg", "w");
-    assert_non_null(f);
-    fprintf(f, "[data]\ncatalog = cat.csv\n[target]\nnames = y\n[branch.p]\ninput = columns\ncolumns = a, b\n"
-               "[train]\nepochs = 1\n");
-    fclose(f);
+    write_small("/tmp/galnn_cli_mv/cat.csv", "/tmp/galnn_cli_mv/m.cfg", "cat.csv");
     snprintf(cmd, sizeof cmd, "cd /tmp/galnn_cli_mv && %s/bin/galnn train --config m.cfg --out run >/dev/null 2>&1", cwd);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(run("eval --ckpt /tmp/galnn_cli_mv/run/best.npz", out, sizeof out), 0);
@@ -178,16 +183,7 @@ static void new_catalog(char *out, size_t cap) {
 static void test_config_ranges(void **s) {
     (void)s;
     char out[4096];
-    FILE *f = fopen("/tmp/galnn_cli_cfg.csv", "w");
-    assert_non_null(f);
-    fprintf(f, "id,a,b,y\n");
-    for (int i = 0; i < 60; i++) fprintf(f, "g%d,%d,%d,%g\n", i, i % 7, i % 5, 0.1 * i);
-    fclose(f);
-    f = fopen("/tmp/galnn_cli_cfg.cfg", "w");
-    assert_non_null(f);
-    fprintf(f, "[data]\ncatalog = /tmp/galnn_cli_cfg.csv\n[target]\nnames = y\n[branch.p]\ninput = columns\n"
-               "columns = a, b\n[train]\nepochs = 1\n");
-    fclose(f);
+    write_small("/tmp/galnn_cli_cfg.csv", "/tmp/galnn_cli_cfg.cfg", "/tmp/galnn_cli_cfg.csv");
     const char *base = "train --config /tmp/galnn_cli_cfg.cfg --out /tmp/galnn_cli_cfg";
     struct {
         const char *set, *says;
