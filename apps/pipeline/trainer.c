@@ -327,7 +327,7 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     if (T->sched.warmup > cap) {
         fprintf(stderr, "galnn: warning: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
                 (long)T->sched.warmup,
-                T->sched.warmup > total ? "longer than the run" : "over 5 %% of the run", total, cap);
+                T->sched.warmup > total ? "longer than the run" : "over 5 % of the run", total, cap);
         T->sched.warmup = cap;
     }
     T->best_val = INFINITY;
