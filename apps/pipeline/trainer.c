@@ -325,9 +325,10 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     // a warm-up is a few per cent of a run: a longer one keeps a short run below train.lr throughout
     long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs, cap = total / 20 > 1 ? total / 20 : 1;
     if (T->sched.warmup > cap) {
-        fprintf(stderr, "galnn: warning: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
-                (long)T->sched.warmup,
-                T->sched.warmup > total ? "longer than the run" : "over 5 % of the run", total, cap);
+        int longer = T->sched.warmup > total; // a note where it is only long, a warning where it never ends
+        fprintf(stderr, "galnn: %s: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
+                longer ? "warning" : "note", (long)T->sched.warmup,
+                longer ? "longer than the run" : "over 5 % of the run", total, cap);
         T->sched.warmup = cap;
     }
     T->best_val = INFINITY;
