@@ -43,7 +43,7 @@ typedef struct embed_cli {
     const char *ckpt, *out, *which;
     int full;
     long threads;
-    cmd_strs sets;
+    cmd_strs sets, dump; // dump: --dump N FILE
 } embed_cli;
 void embed_defaults(void *o);
 int embed_run(const embed_cli *o);

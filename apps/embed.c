@@ -11,11 +11,13 @@
 static void embed_usage(void) {
     printf(
         "usage: galnn embed --ckpt RUN/best.npz --out S.csv [--catalog CSV] [--images TEMPLATE]\n"
-        "                   [--split all|train|val|test] [--full] [--threads N]\n\n"
+        "                   [--split all|train|val|test] [--full] [--dump N FILE.npz] [--threads N]\n\n"
         "Writes id, split and s0..s{D-1} for every galaxy with usable inputs: S, the first dim_main latent\n"
         "components that feed the estimator (spec §1.5), or with --full the whole latent (dim_main +\n"
         "dim_ext). The split column comes from the run's own split rule, so `galnn causal --latent S.csv`\n"
-        "takes its neighbours from the training galaxies and its queries from the test galaxies.\n");
+        "takes its neighbours from the training galaxies and its queries from the test galaxies.\n"
+        "--dump N FILE.npz also writes the first N galaxies' network inputs (input.<branch>) and their\n"
+        "latent values (output), to check the network elsewhere (tools/torch_model.py, tools/parity.py).\n");
 }
 
 #define CLI embed_cli
@@ -23,6 +25,7 @@ static const cmd_flag embed_flags[] = {F_CKPT(ckpt, "the checkpoint of a latent 
                                        F_OUT(out, "CSV", "id, split and the latent columns"),
                                        F_SPLIT(which, "all, train, val or test"),
                                        F_ON("--full", full, "the whole latent (VAEs: mu then sigma)"),
+                                       F_DUMP(dump, "the first N galaxies' inputs and latent values"),
                                        F_THREADS(threads),
                                        F_CATALOG(sets, "another catalog"),
                                        F_IMAGES(sets, "its cutouts"),
@@ -36,8 +39,10 @@ void embed_defaults(void *p) {
 
 int embed_run(const embed_cli *op) {
     const embed_cli cl = *op;
-    const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which;
+    const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which, *dump = NULL;
     int full = cl.full;
+    long n_dump = 0;
+    if (cmd_dump_opts(&cl.dump, &n_dump, &dump)) return 1;
     if (!ckpt || !out) return cmd_error("embed: --ckpt and --out are required");
     int only = strcmp(which, "all") ? io_split_parse(which) : -1;
     if (strcmp(which, "all") && only < 0)
@@ -80,7 +85,8 @@ int embed_run(const embed_cli *op) {
         fputc('\n', f);
     }
     fclose(f);
-    if (io_write_atomic(out, buf, blen)) goto out;
+    if (io_write_atomic(out, buf, blen) || (dump && run_write_dump(&r, &c, rows, n, S, D, n_dump, dump)))
+        goto out;
     printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D,
            r.n_unusable);
     rc = 0;

@@ -215,6 +215,40 @@ static int eval_spectra(const run *r, const char *ckpt, const char *split_name, 
     return rc ? cmd_error("eval: %s", gn_errmsg()) : 0;
 }
 
+// A model without targets (a VAE): the mean of its objective on the split, as validation computes it.
+static int eval_loss_only(const run *r, const char *ckpt, const char *split_name, int split, const char *dir,
+                          int json) {
+    const md_kind *k = md_kind_of(&r->net);
+    size_t n = r->n_rows[split];
+    if (!n) return cmd_error("eval: the %s split of %s has no usable galaxies", split_name, ckpt);
+    nn_ctx c;
+    memset(&c, 0, sizeof c);
+    double loss = NAN;
+    int rc = nn_ctx_init(&c, 64u << 20);
+    c.grad_enabled = 0;
+    rc = rc ? rc : run_split_loss(r, &c, r->rows[split], n, &loss, NULL);
+    if (c.arena.head) nn_ctx_free(&c);
+    if (rc) return cmd_error("eval: %s", gn_errmsg());
+    char path[4400], *buf = NULL;
+    size_t len = 0;
+    FILE *jf = open_memstream(&buf, &len);
+    fprintf(jf, "{\"checkpoint\": \"%s\", \"split\": \"%s\", \"n\": %zu", ckpt, split_name, n);
+    io_json_put_kv(jf, "loss", "%.8g", loss);
+    fprintf(jf, ", \"loss_unit\": \"%s\"}\n", k->loss_unit ? k->loss_unit : "the training objective");
+    fclose(jf);
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    rc = io_write_atomic(path, buf, len);
+    if (json)
+        fputs(buf, stdout);
+    else
+        printf(
+            "\n%s split: %zu galaxies; %s is %s: it predicts no target\n  loss %.6g (%s, as in validation)\n"
+            "  wrote %s\n",
+            split_name, n, ckpt, k->what, loss, k->loss_unit ? k->loss_unit : "the training objective", path);
+    free(buf);
+    return rc ? cmd_error("eval: %s: %s", path, gn_errmsg()) : 0;
+}
+
 #define CLI eval_cli
 static const cmd_flag eval_flags[] = {
     F_CKPT(ckpt, "the checkpoint (RUN/best.npz)"),
@@ -431,12 +465,11 @@ int eval_run(const eval_cli *op) {
         return free(mlist), cmd_error("eval: --tta: %s has no image branch to augment", o.ckpt);
     }
     r.tta = o.tta >= 0 ? o.tta : (int)r.train.tta && run_has_images(&r);
-    if (rep == MD_REPORT_LATENT)
-        cmd_error("eval: %s is %s: it predicts no target (`galnn embed` writes its latent mu and sigma)",
-                  o.ckpt, md_kind_of(&r.net)->what);
-    else if (rep == MD_REPORT_SPECTRA) {
+    if (rep == MD_REPORT_LATENT || rep == MD_REPORT_SPECTRA) {
         char *cp = strdup(o.ckpt);
-        rc = eval_spectra(&r, o.ckpt, o.split_name, split, o.out ? o.out : dirname(cp), o.json);
+        const char *dir = o.out ? o.out : dirname(cp);
+        rc = rep == MD_REPORT_LATENT ? eval_loss_only(&r, o.ckpt, o.split_name, split, dir, o.json)
+                                     : eval_spectra(&r, o.ckpt, o.split_name, split, dir, o.json);
         free(cp);
     } else if (rep == MD_REPORT_POSTERIOR) {
         rc = eval_flow(&r, split, &o, members, K);

@@ -46,6 +46,14 @@ int cmd_strs_split(cmd_strs *l, const char *list, char sep) {
     return 0;
 }
 
+int cmd_dump_opts(const cmd_strs *d, long *n, const char **file) {
+    *n = 0, *file = NULL;
+    if (!d->n) return 0;
+    if (cmd_parse_int("--dump", d->v[0], 1, 100000000, n)) return 1;
+    *file = d->v[1];
+    return 0;
+}
+
 static int parse_double(const char *flag, const char *val, double lo, double hi, double *out) {
     char *end;
     errno = 0;
@@ -69,6 +77,7 @@ static int take(const cmd_flag *f, void *o, const char *v) {
     case FL_SET: return cmd_strs_addf(t, "%s=%s", f->key, v);
     case FL_FN: return f->fn(t, v);
     case FL_SETON: return cmd_strs_addf(t, "%s=1", f->key);
+    case FL_PAIR: break; // cmd_flags_parse adds both values
     }
     return 1;
 }
@@ -87,6 +96,13 @@ int cmd_flags_parse(const char *cmd, const cmd_flag *f, void *o, int argc, char 
             return cmd_error("%s: unknown option '%s' (see `galnn help %s`)", cmd, a, cmd);
         }
         const char *v = NULL;
+        if (hit->type == FL_PAIR) {
+            cmd_strs *t = (cmd_strs *)((char *)o + hit->off);
+            if (i + 2 >= argc || t->n) return cmd_error("%s needs two values, %s, once", a, hit->arg);
+            if (cmd_strs_add(t, argv[i + 1]) || cmd_strs_add(t, argv[i + 2])) return 1;
+            i += 2;
+            continue;
+        }
         if (hit->type != FL_ON && hit->type != FL_OFF && hit->type != FL_SETON) {
             if (i + 1 >= argc) return cmd_error("%s needs a value", a);
             v = argv[++i];

@@ -68,36 +68,6 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
     }
 }
 
-// The first n_dump galaxies' network inputs (input.<branch>) and head outputs (output) as NPZ.
-static int write_dump(const run *rp, nn_ctx *cp, const uint32_t *rows, size_t n, const float *o, long n_dump,
-                      const char *dump) {
-    int k = (int)(n_dump < (long)n ? n_dump : (long)n), maxS = 1;
-    for (int d = 0; d < rp->n_ds; d++) maxS = rp->ds[d].h > maxS ? rp->ds[d].h : maxS;
-    float *scr = malloc(sizeof(float) * (size_t)maxS * maxS);
-    io_aug *none = run_no_aug((size_t)k);
-    nn_tensor *in[MD_MAX_BRANCH];
-    nn_ctx_reset(cp);
-    io_npz_writer *w = io_npz_create(dump, 0);
-    int bad = !scr || !none || !w || run_batch(rp, cp, rows, none, k, in, NULL, scr);
-    for (int b = 0; !bad && b < rp->net.n_branch; b++) {
-        char nm[80];
-        snprintf(nm, sizeof nm, "input.%s", rp->net.spec[b].name);
-        bad = io_npz_add_f32(w, nm, in[b]->ndim, in[b]->shape, in[b]->data);
-    }
-    if (!bad) bad = io_npz_add_f32(w, "output", 2, (int[]){k, rp->net.n_out}, o);
-    if (w) bad ? io_npz_abort(w) : (void)(bad = io_npz_close(w));
-    free(scr), free(none);
-    if (bad) return 1;
-    printf("wrote %s: inputs and outputs of %d galaxies\n", dump, k);
-    return 0;
-}
-
-// --dump N FILE: N here, FILE as the next argument (taken by the parser as an override slot).
-static int take_dump(void *t, const char *v) {
-    cmd_strs *d = t;
-    return cmd_strs_add(d, v);
-}
-
 #define CLI predict_cli
 static const cmd_flag predict_flags[] = {
     F_CKPT(ckpt, "the checkpoint (RUN/best.npz)"),
@@ -106,7 +76,7 @@ static const cmd_flag predict_flags[] = {
     F_ON("--bins", pbins, "binned heads: also p0..p{bins-1}"),
     F_ON("--tta", tta, "image models: average the 8 dihedral views of each cutout (default: [train] tta)"),
     F_OFF("--no-tta", tta, "one view per cutout even where [train] tta = 1"),
-    F_FN("--dump", dump, take_dump, "N FILE.npz", "the first N galaxies' inputs and outputs"),
+    F_DUMP(dump, "the first N galaxies' inputs and outputs"),
     F_DBL("--ood-sigma", ood_sigma, 0, 1e6, "N",
           "flag inputs and predictions beyond the training range by N training standard deviations"),
     F_THREADS(threads),
@@ -147,33 +117,12 @@ void predict_defaults(void *p) {
     o->which = "all";
 }
 
-// --dump takes two values; the table parses "--dump N --dump FILE".
-static int predict_main(int argc, char **argv) {
-    predict_cli cl = {0};
-    predict_defaults(&cl);
-    char *args[256];
-    int na = 0;
-    for (int i = 0; i < argc && na < 255; i++) {
-        args[na++] = argv[i];
-        if (!strcmp(argv[i], "--dump") && i + 2 < argc) {
-            args[na++] = argv[++i];
-            args[na++] = "--dump", args[na++] = argv[++i];
-        }
-    }
-    if (cmd_flags_parse("predict", predict_flags, &cl, na, args, &cl.sets)) return 1;
-    return predict_run(&cl);
-}
-
 int predict_run(const predict_cli *op) {
     const predict_cli cl = *op;
     const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which, *dump = NULL;
     int pbins = cl.pbins;
     long n_dump = 0, threads = cl.threads;
-    if (cl.dump.n == 1 || cl.dump.n > 2) return cmd_error("--dump needs N and a file");
-    if (cl.dump.n == 2) {
-        if (cmd_parse_int("--dump", cl.dump.v[0], 1, 100000, &n_dump)) return 1;
-        dump = cl.dump.v[1];
-    }
+    if (cmd_dump_opts(&cl.dump, &n_dump, &dump)) return 1;
     if (!ckpt || !out) return cmd_error("predict: --ckpt and --out are required");
     int only = strcmp(which, "all") ? io_split_parse(which) : -1;
     if (strcmp(which, "all") && only < 0)
@@ -223,7 +172,7 @@ int predict_run(const predict_cli *op) {
     if (write_out(out, &buf, blen)) goto out;
     printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
     report_ood(&r, n_ood, cl.ood_sigma);
-    if (dump && write_dump(&r, &c, rows, n, o, n_dump, dump)) goto out;
+    if (dump && run_write_dump(&r, &c, rows, n, o, r.net.n_out, n_dump, dump)) goto out;
     rc = 0;
 out:
     if (rc) cmd_error("predict: %s", gn_errmsg());
@@ -234,7 +183,9 @@ out:
     return rc;
 }
 
+static int predict_run_v(const void *o) { return predict_run(o); }
+
 CMD_DEF(cmd_predict, "predict",
         "predictions (and uncertainties / p(y) quantiles) for every galaxy of a catalog", predict_usage,
-        predict_flags, sizeof(predict_cli), predict_defaults, NULL, offsetof(predict_cli, sets),
-        predict_main);
+        predict_flags, sizeof(predict_cli), predict_defaults, predict_run_v, offsetof(predict_cli, sets),
+        NULL);

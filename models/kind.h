@@ -33,7 +33,7 @@ enum { MD_KINDS(MD_KIND_ENUM_) MD_KIND_COUNT };
 // What `galnn eval` reports for a kind (and so which programs apply to it).
 typedef enum md_report {
     MD_REPORT_POINT = 0, // point metrics of the head's predictions (predict, eval)
-    MD_REPORT_LATENT,    // none: a latent space only (embed); eval and predict refuse it
+    MD_REPORT_LATENT,    // a latent space only (embed): eval reports the objective, predict refuses it
     MD_REPORT_SPECTRA,   // the spectral fit and its BIC (spectra-scan, spectra-latents)
     MD_REPORT_POSTERIOR, // posterior samples: calibration, CRPS, NLL (posterior)
     MD_REPORT_COUNT
@@ -41,21 +41,21 @@ typedef enum md_report {
 
 // What a kind's parse needs to know of the data, filled by the run layer.
 typedef struct md_data_info {
-    int img_size[8];               // image branches: the size of the batches' cutouts (crop applied)
-    double median[8];              // spectrum branches: the level the spectra are normalised to
+    int img_size[8];  // image branches: the size of the batches' cutouts (crop applied)
+    double median[8]; // spectrum branches: the level the spectra are normalised to
     int n_targets;
     char *const *target_names;
-    int batch;                     // [train] batch as configured
+    int batch; // [train] batch as configured
     // Wire branch b (already named) to the catalog columns of the list cols.
     int (*add_columns)(void *user, int b, const char *cols);
     void *user;
 } md_data_info;
 
 typedef struct md_kind {
-    const char *name;      // [model] kind = name
-    const char *what;      // for messages: "a VAE", ...
-    int needs_target;      // a [target] is required
-    int val_metrics;       // validation also reports point metrics of md_net_fwd
+    const char *name; // [model] kind = name
+    const char *what; // for messages: "a VAE", ...
+    int needs_target; // a [target] is required
+    int val_metrics;  // validation also reports point metrics of md_net_fwd
     md_report report;
     // [model] -> the typed spec (branches are set up already; m->head,
     // m->bins, lo, hi and n_targets too).
@@ -70,7 +70,7 @@ typedef struct md_kind {
                            const float *y, int N, gn_rng *eps);
     nn_tensor *(*embed)(nn_ctx *c, const struct md_net *m, nn_tensor *const *in, int full); // NULL: none
     int (*embed_dim)(const struct md_net *m, int full);
-    int latent_names; // embed columns are mu0.., sigma0.. (else s0..)
+    int latent_names;      // embed columns are mu0.., sigma0.. (else s0..)
     const char *loss_unit; // the loss curve's axis: what the loss is, in which unit (NULL: by the head)
 } md_kind;
 

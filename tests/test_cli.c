@@ -627,7 +627,8 @@ static void test_spectra_cli(void **s) {
 }
 
 // A VAE trained with galnn train: embed writes mu (and with --full sigma) per
-// galaxy, positive sigmas; eval and predict refuse it with a clear message.
+// galaxy, positive sigmas, --dump its inputs and mu; eval reports its -ELBO (on the validation split the
+// trainer's own figure); predict refuses it with a clear message.
 static void test_vae_cli(void **s) {
     (void)s;
     static char out[1 << 14];
@@ -649,8 +650,28 @@ static void test_vae_cli(void **s) {
     assert_non_null(mu2), assert_non_null(sg);
     for (size_t i = 0; i < c.n_rows; i++) assert_true(isfinite(mu2[i]) && sg[i] > 0);
     io_catalog_free(&c);
-    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_vae/r/last.npz", out, sizeof out), 1);
+    // eval reports the objective: on the validation split, the last epoch's validation loss (the same ε)
+    assert_int_equal(run("eval --ckpt /tmp/galnn_cli_vae/r/last.npz --split val", out, sizeof out), 0);
     assert_non_null(strstr(out, "is a VAE"));
+    double loss = jnum("/tmp/galnn_cli_vae/r/metrics.json", "loss", NULL, NULL, NULL, -1), last = NAN;
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_vae/r/log.csv", NULL, &c), 0);
+    last = io_catalog_values(&c, "val_loss")[c.n_rows - 1];
+    io_catalog_free(&c);
+    assert_true(isfinite(loss) && fabs(loss - last) <= 1e-5 * fabs(last));
+    // embed --dump: the network's inputs and its latent means, the ones the CSV holds
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_vae/r/last.npz --out /tmp/galnn_cli_vae/mu1.csv --dump 7 "
+                         "/tmp/galnn_cli_vae/d.npz", out, sizeof out), 0);
+    io_npz z;
+    assert_int_equal(io_npz_read("/tmp/galnn_cli_vae/d.npz", &z), 0);
+    const io_array *in = tu_npz_get(&z, "input.img"), *o = tu_npz_get(&z, "output");
+    assert_int_equal(in->ndim, 4), assert_int_equal(in->shape[0], 7), assert_int_equal(in->shape[1], 5);
+    assert_int_equal(o->shape[0], 7), assert_int_equal(o->shape[1], 3);
+    assert_int_equal(io_catalog_read("/tmp/galnn_cli_vae/mu1.csv", NULL, &c), 0);
+    for (int i = 0; i < 7; i++) assert_float_equal(((const float *)o->data)[i * 3 + 2], io_catalog_values(&c, "mu2")[i], 1e-5);
+    io_catalog_free(&c);
+    io_npz_free(&z);
+    assert_int_equal(run("embed --ckpt /tmp/galnn_cli_vae/r/last.npz --out /tmp/galnn_cli_vae/mu1.csv --dump 7", out, sizeof out), 1);
+    assert_non_null(strstr(out, "--dump needs two values"));
     assert_int_equal(run("predict --ckpt /tmp/galnn_cli_vae/r/last.npz --out /tmp/galnn_cli_vae/p.csv", out, sizeof out), 1);
     assert_non_null(strstr(out, "is a VAE"));
 }
@@ -865,5 +886,6 @@ int main(void) {
                                        cmocka_unit_test(test_mi_knn), cmocka_unit_test(test_causal_pid), cmocka_unit_test(test_latent_cli),
                                        cmocka_unit_test(test_vae_cli), cmocka_unit_test(test_posterior_cli), cmocka_unit_test(test_spectra_cli),
                                        cmocka_unit_test(test_analyze)};
+    if (getenv("GALNN_TEST")) cmocka_set_test_filter(getenv("GALNN_TEST")); // e.g. GALNN_TEST=test_vae_cli
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

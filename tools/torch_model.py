@@ -14,6 +14,7 @@ largest relative difference from galnn's outputs is printed; the exit status is 
 Needs Debian's python3-torch and python3-numpy.
 """
 import configparser
+import math
 import sys
 
 import numpy as np
@@ -182,6 +183,197 @@ class GalnnNet(nn.Module):
         return self.head(torch.cat(f, dim=1))
 
 
+def glorot_(lin, bias):
+    """The initialisation a paper prescribes and galnn keeps: Glorot-uniform weights, constant biases."""
+    nn.init.xavier_uniform_(lin.weight)
+    nn.init.constant_(lin.bias, bias)
+    return lin
+
+
+class FlowNet(nn.Module):
+    """[model] kind = flow (models/posterior.c, models/flow.c): a ReLU context network, a mean head and a
+    conditional RealNVP over the residual y - mean, its coupling networks fed [kept part of y, context]."""
+
+    def __init__(self, cfg, in_dim, dim):
+        super().__init__()
+        m = cfg["model"]
+        ctx, hid = int(m.get("context", 256)), int(m.get("flow_hidden", 128))
+        self.ctx = nn.ModuleList([nn.Linear(in_dim if k == 0 else ctx, ctx)
+                                  for k in range(int(m.get("context_depth", 2)))])
+        mh = int(m.get("mean_hidden", 128))
+        self.mean = nn.Sequential(nn.Linear(ctx, mh), nn.ReLU(), nn.Linear(mh, dim))
+        self.dim, self.clamp, self.tanh = dim, float(m.get("clamp", 2)), m.get("scale", "tanh") == "tanh"
+        self.mean_weight = float(m.get("mean_weight", 1))
+        self.coup = nn.ModuleList()
+        for _ in range(int(m.get("layers", 12))):
+            layers, fi = [], dim + ctx
+            for _ in range(int(m.get("flow_depth", 2))):
+                layers += [glorot_(nn.Linear(fi, hid), 0.0), nn.ReLU()]
+                fi = hid
+            last = nn.Linear(fi, 2 * dim)  # zero: every coupling starts as the identity
+            nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+            self.coup.append(nn.Sequential(*layers, last))
+        keep = [[float(dim > 1 and (j + l) % 2 == 0) for j in range(dim)] for l in range(len(self.coup))]
+        self.register_buffer("keep", torch.tensor(keep))
+
+    def context(self, x):
+        for lin in self.ctx:
+            x = F.relu(lin(x))
+        return x
+
+    def st(self, l, x, h):
+        b = self.keep[l]
+        z = self.coup[l](torch.cat([x * b, h], dim=1))
+        s = z[:, :self.dim]
+        s = self.clamp * torch.tanh(s) if self.tanh else s
+        return s * (1 - b), z[:, self.dim:] * (1 - b)
+
+    def log_prob(self, x, y):
+        """log p(y | x) per galaxy (standardised units) and the mean head's prediction."""
+        h = self.context(x)
+        m = self.mean(h)
+        u, ld = y - m, 0
+        for l in range(len(self.coup)):
+            s, t = self.st(l, u, h)
+            u, ld = u * torch.exp(s) + t, ld + s.sum(1)
+        return -0.5 * (u * u).sum(1) - 0.5 * self.dim * math.log(2 * math.pi) + ld, m
+
+    def loss(self, x, y):
+        lp, m = self.log_prob(x, y)
+        return -lp.mean() + self.mean_weight * F.mse_loss(m, y)
+
+    def sample(self, x, n):
+        """n draws of y for each row of x: (rows, n, dim)."""
+        h = self.context(x).repeat_interleave(n, 0)
+        u = torch.randn(h.shape[0], self.dim)
+        for l in reversed(range(len(self.coup))):
+            s, t = self.st(l, u, h)
+            u = (u - t) * torch.exp(-s)
+        return (u + self.mean(h)).reshape(x.shape[0], n, self.dim)
+
+
+class VaeNet(nn.Module):
+    """[model] kind = vae (models/vae.c): stride-2 4x4 convolutions with LeakyReLU to (mu, log sigma^2),
+    a dense layer and transposed convolutions back; He-normal convolutions, Glorot dense layers."""
+
+    def __init__(self, cfg, in_c, size):
+        super().__init__()
+        m = cfg["model"]
+        self.widths = [int(w) for w in m.get("widths", "32,64,128").split(",")]
+        self.latent, self.beta = int(m.get("latent", 32)), float(m.get("beta", 1))
+        self.slope = float(m.get("leaky_slope", 0.2))
+        self.down, c = nn.ModuleList(), in_c
+        for w in self.widths:
+            self.down.append(nn.Conv2d(c, w, 4, 2, 1))
+            c = w
+        self.m = size >> len(self.widths)
+        feat = c * self.m * self.m
+        self.mu = glorot_(nn.Linear(feat, self.latent), 0.0)
+        self.logvar = glorot_(nn.Linear(feat, self.latent), 0.0)
+        self.dec_fc = glorot_(nn.Linear(self.latent, feat), 0.0)
+        outs = [in_c] + self.widths[:-1]
+        self.up = nn.ModuleList([nn.ConvTranspose2d(self.widths[k], outs[k], 4, 2, 1)
+                                 for k in reversed(range(len(self.widths)))])
+        for conv in list(self.down) + list(self.up):
+            # galnn's He normal: std sqrt(2 / (weight.shape[1] x 16 taps)), for both kinds of weight
+            nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (conv.weight.shape[1] * 16)))
+            nn.init.zeros_(conv.bias)
+
+    def encode(self, x):
+        for conv in self.down:
+            x = F.leaky_relu(conv(x), self.slope)
+        x = x.reshape(x.shape[0], -1)
+        return self.mu(x), self.logvar(x)
+
+    def decode(self, z):
+        h = F.leaky_relu(self.dec_fc(z), self.slope).reshape(z.shape[0], self.widths[-1], self.m, self.m)
+        for k, up in enumerate(self.up):
+            h = up(h)
+            h = F.leaky_relu(h, self.slope) if k < len(self.up) - 1 else h
+        return h
+
+    def loss(self, x):
+        """-ELBO per galaxy: the sum of squared errors over its pixels + beta KL."""
+        mu, lv = self.encode(x)
+        xh = self.decode(mu + torch.exp(0.5 * lv) * torch.randn_like(mu))
+        rec = ((xh - x) ** 2).reshape(x.shape[0], -1).sum(1).mean()
+        kl = (0.5 * (mu * mu + torch.exp(lv) - 1 - lv)).sum(1).mean()
+        return rec + self.beta * kl
+
+
+class LatentMLP(nn.Module):
+    """[model] kind = latent, encoder = mlp (models/latent.c): the S-space model of the causal analysis —
+    a deep LeakyReLU encoder of [x, a] to S (+ extra dimensions), a decoder back to x, and a binned
+    estimator on S; the paper's Glorot weights with 0.1 biases."""
+
+    def __init__(self, cfg, x_dim, a_dim):
+        super().__init__()
+        m, t = cfg["model"], cfg["target"]
+        depth, hid = int(m.get("depth", 20)), int(m.get("hidden", 128))
+        self.obj = m.get("objective", "scl")
+        self.dm, de = int(m.get("dim_main", 8)), int(m.get("dim_ext", 0 if self.obj == "ce" else 8))
+        self.slope, self.lam = float(m.get("leaky_slope", 0.2)), float(m.get("lambda_rec", 1))
+        self.bins, self.lo, self.hi = int(t.get("bins", 520)), float(t.get("lo", 6)), float(t.get("hi", 12.5))
+        L = self.dm + de
+        dims = [x_dim + a_dim] + [hid] * depth + [L]
+        self.enc = nn.ModuleList([glorot_(nn.Linear(dims[k], dims[k + 1]), 0.1) for k in range(depth + 1)])
+        if self.obj != "ce":
+            dd = [L] + [hid] * (depth - 1) + [x_dim]
+            self.dec = nn.ModuleList([glorot_(nn.Linear(dd[k], dd[k + 1]), 0.1) for k in range(depth)])
+        eh = int(m.get("est_hidden", 128))
+        self.est = nn.Sequential(glorot_(nn.Linear(self.dm, eh), 0.1), nn.LeakyReLU(self.slope),
+                                 glorot_(nn.Linear(eh, self.bins), 0.1))
+
+    def _mlp(self, layers, h):
+        for k, lin in enumerate(layers):
+            h = lin(h)
+            h = F.leaky_relu(h, self.slope) if k < len(layers) - 1 else h
+        return h
+
+    def encode(self, x, a):
+        return self._mlp(self.enc, torch.cat([x, a], dim=1) if a is not None else x)
+
+    def logits(self, lat):
+        return self.est(lat[:, :self.dm])
+
+    def labels(self, y):
+        w = (self.hi - self.lo) / self.bins
+        return torch.clamp(torch.floor((y - self.lo) / w).long(), 0, self.bins - 1)
+
+    def predict(self, logits):
+        """The posterior mean over the bin centres."""
+        w = (self.hi - self.lo) / self.bins
+        centres = self.lo + (torch.arange(self.bins, dtype=torch.float64) + 0.5) * w
+        return (torch.softmax(logits.double(), 1) * centres).sum(1)
+
+    def loss(self, x, a, y):
+        """The objective of a batch: rows [0, N/2) set 1, [N/2, N) set 2 (scl), or plain CE (ce)."""
+        lab = self.labels(y)
+        l1 = self.encode(x, a)
+        z1 = self.logits(l1)
+        if self.obj == "ce":
+            return F.cross_entropy(z1, lab)
+        if self.obj != "scl":
+            raise ValueError("the twin implements the scl and ce objectives, not %s" % self.obj)
+        xh1 = self._mlp(self.dec, l1)
+        l2 = self.encode(xh1, a)
+        xh2, z2 = self._mlp(self.dec, l2), self.logits(l2)
+        ce = F.cross_entropy(z1, lab) + F.cross_entropy(z2, lab)
+        rec = F.mse_loss(xh1, x) + F.mse_loss(xh2, x)
+
+        def soft_ce(logits, p):  # CE against stop-gradient soft targets
+            return -(p.detach() * F.log_softmax(logits, 1)).sum(1).mean()
+
+        ycon = soft_ce(z2, torch.softmax(z1, 1)) + soft_ce(z1, torch.softmax(z2, 1))
+
+        def rms(u, v):
+            return torch.sqrt(((u - v) ** 2).mean(1) + 1e-12).mean()
+
+        S1, S2, P = l1[:, :self.dm], l2[:, :self.dm], x.shape[0] // 2
+        lcon = F.softplus(rms(S1, S2) - rms(S1[:P], S1[P:]))
+        return 2 * ce + 2 * self.lam * rec + lcon + 2 * ycon
+
+
 def load(path):
     z = np.load(path)
     cfg = configparser.ConfigParser()
@@ -211,7 +403,8 @@ def main():
         print(__doc__)
         return 2
     model, cfg = load(sys.argv[1])
-    print("%s: %d parameters in branches %s" % (sys.argv[1], sum(p.numel() for p in model.parameters()), model.branches))
+    print("%s: %d parameters in branches %s" % (sys.argv[1], sum(p.numel() for p in model.parameters()),
+                                                  model.branches))
     if len(sys.argv) < 3:
         return 0
     d = np.load(sys.argv[2])

@@ -171,6 +171,66 @@ int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full,
     return infer(r, c, rows, n, full, D, out);
 }
 
+// The mean of the kind's validation loss over rows and (pred given, a kind with point metrics) the first
+// target's predictions in its own units. Noise (a VAE's ε) comes from a stream seeded afresh every time:
+// the same draws each call, and none taken from the training streams.
+int run_split_loss(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *loss, double *pred) {
+    const md_kind *k = md_kind_of(&r->net);
+    int Tn = r->n_targets;
+    float *p = pred ? gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(Tn ? Tn : 1)) : NULL;
+    if (pred && !p) return GN_ENOMEM;
+    gn_rng eps;
+    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
+    double tot = 0;
+    run_batches it;
+    int rc = run_batches_begin(&it, r, c, rows, n, r->batch, 1);
+    while (!rc && run_batches_next(&it)) {
+        nn_tensor *out = k->val_metrics ? md_net_fwd(c, &r->net, it.in) : NULL;
+        nn_tensor *L = k->val_loss(c, &r->net, it.in, out, it.y, it.b, &eps);
+        if (!L) {
+            rc = GN_EINVAL;
+            break;
+        }
+        tot += L->data[0] * it.b;
+        if (!pred || !out) continue;
+        md_net_predict(&r->net, out, p, NULL);
+        for (int i = 0; i < it.b; i++)
+            pred[it.o + (size_t)i] =
+                r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
+    }
+    rc = run_batches_end(&it, rc);
+    *loss = n ? tot / (double)n : NAN;
+    free(p);
+    return rc;
+}
+
+int run_write_dump(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, const float *out, int width,
+                   long n_dump, const char *path) {
+    int k = (int)(n_dump < (long)n ? n_dump : (long)n), maxS = 1;
+    for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
+    float *scr = malloc(sizeof(float) * (size_t)maxS * maxS);
+    io_aug *none = run_no_aug((size_t)k);
+    nn_tensor *in[MD_MAX_BRANCH];
+    nn_ctx_reset(c);
+    io_npz_writer *w = io_npz_create(path, 0);
+    int bad = !scr || !none || !w || run_batch(r, c, rows, none, k, in, NULL, scr);
+    for (int b = 0; !bad && b < r->net.n_branch; b++) {
+        char nm[80];
+        snprintf(nm, sizeof nm, "input.%s", r->net.spec[b].name);
+        bad = io_npz_add_f32(w, nm, in[b]->ndim, in[b]->shape, in[b]->data);
+    }
+    if (!bad) bad = io_npz_add_f32(w, "output", 2, (int[]){k, width}, out);
+    if (w) bad ? io_npz_abort(w) : (void)(bad = io_npz_close(w));
+    free(scr), free(none);
+    if (bad) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", gn_errmsg());
+        return gn_err(GN_EIO, "--dump %s: %s", path, why);
+    }
+    printf("wrote %s: inputs and outputs of %d galaxies\n", path, k);
+    return GN_OK;
+}
+
 int run_select_rows(const run *r, int only, uint32_t **rows, size_t *n) {
     *n = 0;
     *rows = gn_malloc(sizeof(uint32_t) * (r->cat.n_rows ? r->cat.n_rows : 1));

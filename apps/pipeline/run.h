@@ -23,9 +23,9 @@ typedef struct run_branch {
     const double *col[RUN_MAX_COLS];
     char *col_names[RUN_MAX_COLS];
     double cmean[RUN_MAX_COLS], cstd[RUN_MAX_COLS];
-    double crange[RUN_MAX_COLS][2];  // columns: the training split's min and max
-    double median;           // spectrum: the level the spectra are normalised to
-    double grid_lo, grid_hi; // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
+    double crange[RUN_MAX_COLS][2]; // columns: the training split's min and max
+    double median;                  // spectrum: the level the spectra are normalised to
+    double grid_lo, grid_hi;        // spectrum: its log-spaced rest-frame grid (Å), in_ch pixels
 } run_branch;
 
 #define RUN_CALIB_LEVELS 101
@@ -45,7 +45,7 @@ typedef struct run {
     double tmean[MD_MAX_TARGETS], tstd[MD_MAX_TARGETS];
     double trange[MD_MAX_TARGETS][2]; // the training split's target min and max
     int has_range;                    // crange and trange are known (checkpoints from before lack them)
-    uint32_t *rows[3]; // usable catalog rows per split
+    uint32_t *rows[3];                // usable catalog rows per split
     size_t n_rows[3];
     size_t n_unusable; // rows lacking a target, an input column or an image
     md_net net;
@@ -112,6 +112,11 @@ int run_batches_end(run_batches *it, int rc);
 
 // Evaluation-mode forward pass over catalog rows: raw head outputs (n, n_out).
 int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out);
+// The kind's validation loss, averaged over rows; pred (or NULL): the first target's predictions.
+int run_split_loss(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *loss, double *pred);
+// The first n_dump of rows: their network inputs (input.<branch>) and out (n x width) as NPZ at path.
+int run_write_dump(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, const float *out, int width,
+                   long n_dump, const char *path);
 // Latent models: S (full = 0, dim_main per row) or the full latent vector.
 int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full, float *out);
 // The usable catalog rows of one split (only = IO_SPLIT_*) or all (-1), in

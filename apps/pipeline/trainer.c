@@ -182,43 +182,18 @@ static int restore(run_trainer *T, const char *path, const io_npz *z) {
 }
 
 // Mean loss on the validation rows and, where the kind reports them, point
-// metrics of its predictions (first target, in its own units). Noise (a VAE's
-// ε) comes from a stream seeded afresh every time: the same draws each epoch,
-// and none taken from the training streams.
+// metrics of its predictions (first target, in its own units).
 static int validate(run_trainer *T, double *loss, st_metrics *met) {
     run *r = &T->r;
-    const md_kind *k = md_kind_of(&r->net);
     size_t n = r->n_rows[IO_SPLIT_VAL];
-    int Tn = r->n_targets;
+    int point = md_kind_of(&r->net)->val_metrics != 0;
     double *pred = gn_malloc(sizeof(double) * (n ? n : 1)), *tru = gn_malloc(sizeof(double) * (n ? n : 1));
-    float *p = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(Tn ? Tn : 1));
-    if (!pred || !tru || !p) return free(pred), free(tru), free(p), GN_ENOMEM;
-    gn_rng eps;
-    gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
-    double tot = 0;
-    run_batches it;
-    int rc = run_batches_begin(&it, r, &T->ctx, r->rows[IO_SPLIT_VAL], n, r->batch, 1);
-    while (!rc && run_batches_next(&it)) {
-        nn_tensor *out = k->val_metrics ? md_net_fwd(&T->ctx, &r->net, it.in) : NULL;
-        nn_tensor *L = k->val_loss(&T->ctx, &r->net, it.in, out, it.y, it.b, &eps);
-        if (!L) {
-            rc = GN_EINVAL;
-            break;
-        }
-        tot += L->data[0] * it.b;
-        if (!k->val_metrics) continue;
-        md_net_predict(&r->net, out, p, NULL);
-        for (int i = 0; i < it.b; i++) {
-            size_t j = it.o + (size_t)i;
-            pred[j] = r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
-            tru[j] = r->target[0][r->rows[IO_SPLIT_VAL][j]];
-        }
-    }
-    rc = run_batches_end(&it, rc);
-    *loss = n ? tot / (double)n : NAN;
+    if (!pred || !tru) return free(pred), free(tru), GN_ENOMEM;
+    int rc = run_split_loss(r, &T->ctx, r->rows[IO_SPLIT_VAL], n, loss, point ? pred : NULL);
+    for (size_t j = 0; point && j < n; j++) tru[j] = r->target[0][r->rows[IO_SPLIT_VAL][j]];
     *met = (st_metrics){.bias = NAN, .sigma_mad = NAN, .eta = NAN, .rmse = NAN, .r2 = NAN};
-    if (!rc && n && k->val_metrics) rc = st_point_metrics(pred, tru, n, met);
-    free(pred), free(tru), free(p);
+    if (!rc && n && point) rc = st_point_metrics(pred, tru, n, met);
+    free(pred), free(tru);
     return rc;
 }
 
