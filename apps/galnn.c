@@ -112,6 +112,7 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    gn_runtime_init(argv);
     if (argc < 2) {
         usage(stderr);
         return 1;
@@ -127,7 +128,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("galnn %s\n", GN_VERSION);
+        const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+        printf("galnn %s\nthreads: %d by default (the cores this process may use: CPU affinity, cgroup quota, "
+               "MPI ranks per node)\nOpenMP waiting: %s%s%s%s%s\n",
+               GN_VERSION, gn_default_threads(), wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "", wp && sc ? ", " : "",
+               sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "");
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

@@ -42,6 +42,7 @@ static double epoch(io_dataset *ds, int augment, double *mean, double *sd, size_
 }
 
 int main(int argc, char **argv) {
+    gn_runtime_init(argv);
     int n = 10000, threads = 0;
     const char *dir = "build/bench_data";
     for (int i = 1; i + 1 < argc; i += 2) {

@@ -18,6 +18,7 @@ static void fill(float *x, size_t n, gn_rng *r) {
 }
 
 int main(int argc, char **argv) {
+    gn_runtime_init(argv);
     int threads = 0, steps = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);

@@ -24,6 +24,7 @@ static double *gauss(size_t n, uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
+    gn_runtime_init(argv);
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     size_t n_knn = argc > 2 ? (size_t)atol(argv[2]) : 100000;
     gn_set_threads(threads);

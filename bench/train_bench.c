@@ -18,6 +18,7 @@
 #include "../nn/gemm.h"
 
 int main(int argc, char **argv) {
+    gn_runtime_init(argv);
     int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);

@@ -1,6 +1,9 @@
+#define _GNU_SOURCE // sched_getaffinity, CPU_COUNT
 #include "gn_common.h"
 
 #include <cblas.h>
+#include <sched.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +39,70 @@ int gn_err_prefix(int code, const char *fmt, ...) {
 const char *gn_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
 void gn_err_clear(void) { errbuf[0] = 0; }
 
-void gn_set_threads(int n) {
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (int)c : 1;
+int gn_cpu_quota(const char *cpu_max) {
+    double quota, period;
+    if (!cpu_max || sscanf(cpu_max, "%lf %lf", &quota, &period) != 2 || !(quota > 0) || !(period > 0)) return 0;
+    int n = (int)ceil(quota / period - 1e-9);
+    return n > 0 ? n : 1;
+}
+
+// The first line of a small file (empty on failure).
+static void first_line(const char *path, char *buf, size_t len) {
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(buf, (int)len, f)) buf[0] = 0;
+    fclose(f);
+}
+
+// A cgroup CPU quota in whole cores (0: none): cgroup v2's cpu.max of this process's group (or of the
+// root the container sees), else cgroup v1's cfs quota and period.
+static int cgroup_cores(void) {
+    char line[512], path[700], v[128], p1[64];
+    first_line("/proc/self/cgroup", line, sizeof line); // v2: "0::/the/group"
+    line[strcspn(line, "\n")] = 0;
+    if (!strncmp(line, "0::", 3)) {
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", line + 3);
+        first_line(path, v, sizeof v);
+        if (gn_cpu_quota(v)) return gn_cpu_quota(v);
     }
+    first_line("/sys/fs/cgroup/cpu.max", v, sizeof v);
+    if (gn_cpu_quota(v)) return gn_cpu_quota(v);
+    first_line("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", v, sizeof v);
+    first_line("/sys/fs/cgroup/cpu/cpu.cfs_period_us", p1, sizeof p1);
+    char both[200];
+    v[strcspn(v, "\n")] = 0;
+    snprintf(both, sizeof both, "%s %s", v, p1);
+    return gn_cpu_quota(both);
+}
+
+int gn_default_threads(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? (int)online : 1;
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set) && CPU_COUNT(&set) > 0) n = CPU_COUNT(&set);
+    int q = cgroup_cores();
+    if (q > 0 && q < n) n = q;
+    // ranks that share a node without being bound to their own cores share its cores
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!ls) ls = getenv("MPI_LOCALNRANKS");
+    int ranks = ls ? atoi(ls) : 1;
+    if (ranks > 1 && n == online) n = n / ranks > 0 ? n / ranks : 1;
+    return n;
+}
+
+void gn_runtime_init(char **argv) {
+    // libgomp reads its waiting policy when it loads, before main: where the user chose none, galnn
+    // chooses a short spin (then sleep) and starts itself again once. Waiting threads that spin for
+    // milliseconds (libgomp's default) take the cores of every other job on the machine.
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || !argv) return;
+    if (setenv("GOMP_SPINCOUNT", GN_SPINCOUNT, 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT"); // could not restart: the defaults stay
+}
+
+void gn_set_threads(int n) {
+    if (n <= 0) n = gn_default_threads();
     n_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);

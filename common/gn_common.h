@@ -20,9 +20,18 @@ int gn_err_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 
 const char *gn_errmsg(void);
 void gn_err_clear(void);
 
-// Threads for OpenMP loops and OpenBLAS. n <= 0 means all cores.
+// Threads for OpenMP loops and OpenBLAS. n <= 0: gn_default_threads().
 void gn_set_threads(int n);
 int gn_threads(void);
+// The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers, Slurm), and
+// divided among the MPI ranks on the node when they are not bound to cores of their own.
+int gn_default_threads(void);
+// Whole cores of a cgroup v2 cpu.max text ("150000 100000" -> 2; "max 100000" or junk -> 0: no quota).
+int gn_cpu_quota(const char *cpu_max);
+// First thing in main: OpenMP threads that wait a bounded spin, then sleep (GN_SPINCOUNT), unless the
+// user set OMP_WAIT_POLICY or GOMP_SPINCOUNT; restarts the program once to apply it (argv: main's).
+#define GN_SPINCOUNT "10000"
+void gn_runtime_init(char **argv);
 
 // Allocation that records an error message on failure (never aborts).
 void *gn_malloc(size_t n);

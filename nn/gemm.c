@@ -7,6 +7,9 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -39,8 +42,10 @@ GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const fl
     }
     _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
         float *c = C + (size_t)r * ldc + 8 * v;
-        if (masked && v == NV - 1) _mm256_maskstore_ps(c, mask, acc[r][v]);
-        else _mm256_storeu_ps(c, acc[r][v]);
+        if (masked && v == NV - 1)
+            _mm256_maskstore_ps(c, mask, acc[r][v]);
+        else
+            _mm256_storeu_ps(c, acc[r][v]);
     }
 }
 
@@ -116,7 +121,8 @@ GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *
     _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
         float *c = C + (size_t)r * ldc;
         __m128 sum = hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
-        if (S == 4) _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+        if (S == 4)
+            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
         else {
             float t[4];
             _mm_storeu_ps(t, sum);
@@ -134,13 +140,19 @@ GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda,
             const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
             float *c = C + (size_t)i * ldc + j;
             if (S == 4) {
-                if (R == 3) nt_block(3, 4, K, a, lda, b, ldb, c, ldc);
-                else if (R == 2) nt_block(2, 4, K, a, lda, b, ldb, c, ldc);
-                else nt_block(1, 4, K, a, lda, b, ldb, c, ldc);
+                if (R == 3)
+                    nt_block(3, 4, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2)
+                    nt_block(2, 4, K, a, lda, b, ldb, c, ldc);
+                else
+                    nt_block(1, 4, K, a, lda, b, ldb, c, ldc);
             } else {
-                if (R == 3) nt_block(3, S, K, a, lda, b, ldb, c, ldc);
-                else if (R == 2) nt_block(2, S, K, a, lda, b, ldb, c, ldc);
-                else nt_block(1, S, K, a, lda, b, ldb, c, ldc);
+                if (R == 3)
+                    nt_block(3, S, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2)
+                    nt_block(2, S, K, a, lda, b, ldb, c, ldc);
+                else
+                    nt_block(1, S, K, a, lda, b, ldb, c, ldc);
             }
         }
     }
@@ -155,6 +167,21 @@ static int have_fma(void) {
     return known;
 }
 #endif
+
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc) {
+    // OpenBLAS built for OpenMP takes its thread count from omp_get_max_threads() at each call
+    int small = (double)M * N * K < NN_GEMM_PAR_MIN, prev = 1;
+#ifdef _OPENMP
+    if (small) prev = omp_get_max_threads(), omp_set_num_threads(1);
+#endif
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+#ifdef _OPENMP
+    if (small) omp_set_num_threads(prev);
+#endif
+    (void)prev;
+}
 
 void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc) {

@@ -21,8 +21,6 @@
 #include "ops.h"
 #include "simd.h"
 
-
-
 void nn_same_pad(int in, int k, int stride, int *before, int *after) {
     int out = (in + stride - 1) / stride;
     int total = (out - 1) * stride + k - in;
@@ -82,7 +80,7 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
 static void im2col(const geom *g, const float *x, float *col) {
     long rows = (long)g->C * g->kh * g->kw;
     size_t NP = (size_t)g->N * g->Ho * g->Wo;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * NP > NN_PAR_MIN)
     for (long r = 0; r < rows; r++) nn_im2col_row(g, x, r, 0, g->N, col + (size_t)r * NP);
 }
 
@@ -111,14 +109,14 @@ void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, i
 static void col2im(const geom *g, const float *col, float *x) {
     size_t NP = (size_t)g->N * g->Ho * g->Wo;
     long planes = (long)g->N * g->C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * (long)(g->H * g->W) > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++)
         nn_col2im_plane(g, col, NP, (int)(pl / g->C), (int)(pl / g->C), (int)(pl % g->C), x);
 }
 
 // (N, C, P) <-> (C, N*P)
 static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++)
             memcpy(dst + ((size_t)c * N + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * P);
@@ -127,7 +125,7 @@ static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
 // dst (N, C, P) (+)= src (C, N*P) + bias[c]
 static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, const float *bias,
                        int accumulate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
             const float *s = src + ((size_t)c * N + n) * P;
@@ -142,7 +140,7 @@ static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, con
 
 // bias gradient: gb[c] += sum over n, p of g[n][c][p]
 static void bias_grad(const float *g, float *gb, int N, int C, size_t P) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)
     for (int c = 0; c < C; c++) {
         double s = 0;
         for (int n = 0; n < N; n++) {
@@ -190,13 +188,11 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nchw_to_cm(y->grad, gyt, g.N, g.O, P);
     if (w->grad) { // gw (O, K) += gyt (O, NP) x col^T (NP, K)
         if (!nd->saved) im2col(&g, x->data, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, gyt, (int)NP, col,
-                    (int)NP, 1.0f, w->grad, K);
+        nn_sgemm(0, 1, g.O, K, (int)NP, 1.0f, gyt, (int)NP, col, (int)NP, 1.0f, w->grad, K);
     }
     if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
     if (x->grad) { // dcol (K, NP) = w^T (K, O) x gyt (O, NP), over the col buffer (no longer needed)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, gyt, (int)NP,
-                    0.0f, col, (int)NP);
+        nn_sgemm(1, 0, K, (int)NP, g.O, 1.0f, w->data, K, gyt, (int)NP, 0.0f, col, (int)NP);
         col2im(&g, col, x->grad);
     }
     nn_arena_release(&c->arena, mark);
@@ -231,8 +227,7 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     float *yt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
     if (!col || !yt) return NULL;
     im2col(&g, x->data, col);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP,
-                0.0f, yt, (int)NP);
+    nn_sgemm(0, 0, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP, 0.0f, yt, (int)NP);
     cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0);
     nn_arena_release(&c->arena, keep ? mark : before_col); // yt (and col unless kept) were temporaries
     nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
@@ -298,20 +293,18 @@ static void convt_bw(nn_node *nd, nn_ctx *c) {
     geom_load(&g, nd->ia);
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL, *y = nd->out;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P; // P: the input's pixels
-    int K = g.C * g.kh * g.kw;                             // C = C_out
+    int K = g.C * g.kh * g.kw;                            // C = C_out
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     float *colg = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)K * NP);
     if (!colg) return;
     im2col(&g, y->grad, colg);
     if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.C, (size_t)g.H * g.W);
     if (w->grad) // gw (C_in, K) += xt (C_in, NP) x colg^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, K, (int)NP, 1.0f, nd->saved, (int)NP, colg,
-                    (int)NP, 1.0f, w->grad, K);
+        nn_sgemm(0, 1, g.O, K, (int)NP, 1.0f, nd->saved, (int)NP, colg, (int)NP, 1.0f, w->grad, K);
     if (x->grad) {
         float *gxt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
         if (!gxt) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, (int)NP, K, 1.0f, w->data, K, colg,
-                    (int)NP, 0.0f, gxt, (int)NP);
+        nn_sgemm(0, 0, g.O, (int)NP, K, 1.0f, w->data, K, colg, (int)NP, 0.0f, gxt, (int)NP);
         cm_to_nchw(gxt, x->grad, g.N, g.O, P, NULL, 1);
     }
     nn_arena_release(&c->arena, mark);
@@ -333,8 +326,7 @@ static nn_tensor *convt_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b
     if (!y || !xt || !col) return NULL;
     nchw_to_cm(x->data, xt, g.N, g.O, P);
     // col (K, NP) = w^T (K, C_in) x xt (C_in, NP)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)NP, g.O, 1.0f, w->data, K, xt, (int)NP, 0.0f,
-                col, (int)NP);
+    nn_sgemm(1, 0, K, (int)NP, g.O, 1.0f, w->data, K, xt, (int)NP, 0.0f, col, (int)NP);
     size_t HW = (size_t)g.H * g.W;
     for (int n = 0; n < g.N; n++)
         for (int ch = 0; ch < g.C; ch++) {

@@ -4,11 +4,23 @@
 
 #include "ops.h"
 
-#define PAR_MIN 32768 // below this many elements a parallel region costs more than it saves
+#define PAR_MIN NN_PAR_MIN
 
 enum {
-    U_RELU, U_LEAKY, U_TANH, U_SIGMOID, U_SOFTPLUS, U_ELU, U_EXP, U_LOG, U_SQRT, U_ABS, U_SCALE, U_IDENT,
-    U_SILU, U_GELU
+    U_RELU,
+    U_LEAKY,
+    U_TANH,
+    U_SIGMOID,
+    U_SOFTPLUS,
+    U_ELU,
+    U_EXP,
+    U_LOG,
+    U_SQRT,
+    U_ABS,
+    U_SCALE,
+    U_IDENT,
+    U_SILU,
+    U_GELU
 };
 
 static inline float softplus(float x) { return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)); }

@@ -1,7 +1,7 @@
-// Dense products through cblas_sgemm.
-#include <cblas.h>
+// Dense products through nn_sgemm (cblas_sgemm; one thread for small products).
 #include <string.h>
 
+#include "gemm.h"
 #include "ops.h"
 
 static void matmul_bw(nn_node *nd, nn_ctx *c) {
@@ -9,11 +9,9 @@ static void matmul_bw(nn_node *nd, nn_ctx *c) {
     nn_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
     int M = a->shape[0], K = a->shape[1], N = b->shape[1];
     if (a->grad) // ga (M,K) += gy (M,N) b^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, y->grad, N, b->data, N, 1.0f,
-                    a->grad, K);
+        nn_sgemm(0, 1, M, K, N, 1.0f, y->grad, N, b->data, N, 1.0f, a->grad, K);
     if (b->grad) // gb (K,N) += a^T gy
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, a->data, K, y->grad, N, 1.0f,
-                    b->grad, N);
+        nn_sgemm(1, 0, K, N, M, 1.0f, a->data, K, y->grad, N, 1.0f, b->grad, N);
 }
 
 nn_tensor *nn_matmul(nn_ctx *c, nn_tensor *a, nn_tensor *b) {
@@ -27,8 +25,7 @@ nn_tensor *nn_matmul(nn_ctx *c, nn_tensor *a, nn_tensor *b) {
     int M = a->shape[0], K = a->shape[1], N = b->shape[1];
     nn_tensor *y = nn_tensor_new(c, NN_SHAPE(M, N));
     if (!y) return NULL;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a->data, K, b->data, N, 0.0f,
-                y->data, N);
+    nn_sgemm(0, 0, M, N, K, 1.0f, a->data, K, b->data, N, 0.0f, y->data, N);
     nn_tensor *in[2] = {a, b};
     nn_record(c, y, matmul_bw, 2, in);
     return y;
@@ -39,11 +36,9 @@ static void linear_bw(nn_node *nd, nn_ctx *c) {
     nn_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->nin > 2 ? nd->in[2] : NULL, *y = nd->out;
     int O = w->shape[0], Din = w->shape[1], B = (int)(x->n / (size_t)Din);
     if (x->grad) // gx (B,Din) += gy (B,O) w (O,Din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, Din, O, 1.0f, y->grad, O, w->data, Din,
-                    1.0f, x->grad, Din);
+        nn_sgemm(0, 0, B, Din, O, 1.0f, y->grad, O, w->data, Din, 1.0f, x->grad, Din);
     if (w->grad) // gw (O,Din) += gy^T x
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, Din, B, 1.0f, y->grad, O, x->data, Din, 1.0f,
-                    w->grad, Din);
+        nn_sgemm(1, 0, O, Din, B, 1.0f, y->grad, O, x->data, Din, 1.0f, w->grad, Din);
     if (b && b->grad)
         for (int r = 0; r < B; r++)
             for (int o = 0; o < O; o++) b->grad[o] += y->grad[(size_t)r * O + o];
@@ -66,8 +61,7 @@ nn_tensor *nn_linear(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b) {
     if (!y) return NULL;
     if (b)
         for (int r = 0; r < B; r++) memcpy(y->data + (size_t)r * O, b->data, sizeof(float) * (size_t)O);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, Din, 1.0f, x->data, Din, w->data, Din,
-                b ? 1.0f : 0.0f, y->data, O);
+    nn_sgemm(0, 1, B, O, Din, 1.0f, x->data, Din, w->data, Din, b ? 1.0f : 0.0f, y->data, O);
     nn_tensor *in[3] = {x, w, b};
     nn_record(c, y, linear_bw, b ? 3 : 2, in);
     return y;

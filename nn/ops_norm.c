@@ -104,7 +104,7 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
     size_t S = x->n / ((size_t)N * C);
     double M = (double)N * (double)S;
     const float *stat = nd->saved; // mean[C], invstd[C]
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
         float mean = stat[ch], inv = stat[C + ch], g = gamma ? gamma->data[ch] : 1.0f;
         double sg = 0, sgx = 0; // sum(gz), sum(gz * xhat)
@@ -156,7 +156,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
     nn_tensor *y = nn_tensor_new(c, x->ndim, x->shape);
     float *stat = nn_arena_alloc(&c->arena, sizeof(float) * 2 * (size_t)C);
     if (!y || !stat) return NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
         float mean, var;
         if (training) {

@@ -32,7 +32,7 @@ static void maxpool_bw(nn_node *nd, nn_ctx *c) {
     const int32_t *arg = nd->saved;
     long planes = (long)x->shape[0] * x->shape[1];
     size_t HW = (size_t)x->shape[2] * x->shape[3], P = (size_t)y->shape[2] * y->shape[3];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++)
         for (size_t o = 0; o < P; o++) x->grad[pl * HW + arg[pl * P + o]] += y->grad[pl * P + o];
 }
@@ -46,7 +46,7 @@ nn_tensor *nn_maxpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw,
     int32_t *arg = nn_arena_alloc(&c->arena, sizeof(int32_t) * y->n);
     if (!y || !arg) return NULL;
     long planes = (long)N * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x->data + pl * H * W;
         for (int oh = 0; oh < Ho; oh++)
@@ -100,7 +100,7 @@ static void avgpool_bw(nn_node *nd, nn_ctx *c) {
     const avgargs *a = (const avgargs *)nd->ia;
     int H = x->shape[2], W = x->shape[3], Ho = y->shape[2], Wo = y->shape[3];
     long planes = (long)x->shape[0] * x->shape[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         float *gx = x->grad + pl * H * W;
         const float *gy = y->grad + pl * Ho * Wo;
@@ -129,7 +129,7 @@ nn_tensor *nn_avgpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw,
     if (!y) return NULL;
     avgargs a = {kh, kw, sh, sw, pad.top, pad.left, count_pad ? 1 : 0};
     long planes = (long)N * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x->data + pl * H * W;
         for (int oh = 0; oh < Ho; oh++)
@@ -208,7 +208,7 @@ static void resize_bw(nn_node *nd, nn_ctx *c) {
     int H = x->shape[2], W = x->shape[3], Ho = y->shape[2], Wo = y->shape[3];
     const lerp1 *th = nd->saved, *tw = th + Ho;
     long planes = (long)x->shape[0] * x->shape[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         float *gx = x->grad + pl * H * W;
         const float *gy = y->grad + pl * Ho * Wo;
@@ -238,7 +238,7 @@ nn_tensor *nn_resize_bilinear(nn_ctx *c, nn_tensor *x, int Ho, int Wo) {
     lerp_table(th, H, Ho);
     lerp_table(tw, W, Wo);
     long planes = (long)N * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x->data + pl * H * W;
         float *yp = y->data + pl * Ho * Wo;

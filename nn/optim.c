@@ -57,7 +57,7 @@ void nn_optim_step(nn_optim *o, nn_store *s, float lr) {
     if (o->kind == NN_OPT_SGD) {
         float mu = o->momentum;
         int first = o->step == 1, nest = o->nesterov;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > NN_PAR_MIN)
         for (long i = 0; i < n; i++) {
             float gi = g[i] + (wdv ? wdv[i] : wd0) * p[i];
             if (mu != 0) {
@@ -72,7 +72,7 @@ void nn_optim_step(nn_optim *o, nn_store *s, float lr) {
     float bc1 = 1.0f - powf(b1, (float)o->step), bc2 = 1.0f - powf(b2, (float)o->step);
     float step_size = lr / bc1, sbc2 = sqrtf(bc2);
     int adamw = o->kind == NN_OPT_ADAMW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > NN_PAR_MIN)
     for (long i = 0; i < n; i++) {
         float gi = g[i], wd = wdv ? wdv[i] : wd0;
         if (adamw)

@@ -17,19 +17,23 @@
 #include "../common/gn_common.h"
 #include "../common/gn_rng.h"
 
+// Below this many values a loop runs on one thread: waking the team costs more than it saves, and on cores
+// shared with other jobs every parallel region waits for its slowest thread (measured: make bench, shared).
+#define NN_PAR_MIN 32768
+
 #define NN_MAXDIM 6
 
 typedef struct nn_tensor {
     int ndim;
     int shape[NN_MAXDIM];
-    size_t n;            // number of elements
-    float *data;         // contiguous, row-major (NCHW for images)
-    float *grad;         // same shape; NULL until backward needs it
+    size_t n;    // number of elements
+    float *data; // contiguous, row-major (NCHW for images)
+    float *grad; // same shape; NULL until backward needs it
     unsigned char requires_grad;
     unsigned char is_param; // data/grad live in an nn_store slab
     unsigned char
-        grad_pooled; // grad is a gradient-pool block (released once the tensor's producer has run backward)
-    const char *name;    // parameters and buffers only
+        grad_pooled;  // grad is a gradient-pool block (released once the tensor's producer has run backward)
+    const char *name; // parameters and buffers only
 } nn_tensor;
 
 // Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
@@ -43,8 +47,8 @@ typedef struct nn_arena_block {
 typedef struct nn_arena {
     nn_arena_block *head; // current block (newest)
     size_t total_cap;
-    size_t peak;          // peak bytes used in one step
-    size_t used;          // bytes used this step
+    size_t peak; // peak bytes used in one step
+    size_t used; // bytes used this step
 } nn_arena;
 
 int nn_arena_init(nn_arena *a, size_t cap);
@@ -79,10 +83,10 @@ typedef struct nn_node {
     nn_tensor *out;
     nn_tensor **in;
     int nin;
-    void *saved;         // op-specific saved values (arena)
-    nn_tensor *aux;      // a read-only operand that receives no gradient (e.g. soft targets)
-    int ia[24];          // op-specific integer arguments
-    float fa[4];         // op-specific float arguments
+    void *saved;    // op-specific saved values (arena)
+    nn_tensor *aux; // a read-only operand that receives no gradient (e.g. soft targets)
+    int ia[24];     // op-specific integer arguments
+    float fa[4];    // op-specific float arguments
 } nn_node;
 
 // Paths forced for tests and benchmarks; -1 (0 for gemm_blas): the default rule.
@@ -95,19 +99,19 @@ typedef struct nn_tune {
 
 typedef struct nn_ctx {
     nn_arena arena;
-    nn_node *tape;       // last recorded node
+    nn_node *tape; // last recorded node
     size_t n_nodes;
-    int training;        // batch norm uses batch statistics, dropout is active
-    int grad_enabled;    // record the tape
-    gn_rng dropout_rng;  // the dropout stream (its state belongs in checkpoints)
-    int keep_im2col; // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
-                     // backward (faster); 0: by groups of images, recomputed in backward (less memory)
-    int winograd;    // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
-                     // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
-                     // tile only; 0: im2col + GEMM
-    nn_tune tune;        // paths forced for tests and benchmarks (nn_ctx_init: none forced)
-    nn_gblock *gpool;    // every gradient block this context has made
-    size_t gpool_bytes;  // their total size
+    int training;       // batch norm uses batch statistics, dropout is active
+    int grad_enabled;   // record the tape
+    gn_rng dropout_rng; // the dropout stream (its state belongs in checkpoints)
+    int keep_im2col;  // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
+                      // backward (faster); 0: by groups of images, recomputed in backward (less memory)
+    int winograd;     // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
+                      // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
+                      // tile only; 0: im2col + GEMM
+    nn_tune tune;     // paths forced for tests and benchmarks (nn_ctx_init: none forced)
+    nn_gblock *gpool; // every gradient block this context has made
+    size_t gpool_bytes; // their total size
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
@@ -127,7 +131,8 @@ nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
 // A constant input (no grad) holding a copy of `data`.
 nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *data);
 // Convenience for literal shapes: NN_SHAPE(2, 3) -> 2, (int[]){2, 3}.
-#define NN_SHAPE(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+#define NN_SHAPE(...)                                                                                        \
+    (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]) { __VA_ARGS__ }
 
 // Gradient buffer of t for backward functions: allocated (zeroed) on first
 // use; NULL when t does not require grad. Gradients of activations (node

@@ -32,6 +32,19 @@ static void test_help_version(void **s) {
     char out[4096];
     assert_int_equal(run("version", out, sizeof out), 0);
     assert_non_null(strstr(out, "galnn " GN_VERSION));
+    // OpenMP threads wait a bounded spin unless the user chose: galnn restarts itself with it set
+    const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+    char *wp0 = wp ? strdup(wp) : NULL, *sc0 = sc ? strdup(sc) : NULL;
+    unsetenv("OMP_WAIT_POLICY"), unsetenv("GOMP_SPINCOUNT");
+    assert_int_equal(run("version", out, sizeof out), 0);
+    assert_non_null(strstr(out, "OpenMP waiting: GOMP_SPINCOUNT=" GN_SPINCOUNT "\n"));
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    assert_int_equal(run("version", out, sizeof out), 0);
+    assert_non_null(strstr(out, "OpenMP waiting: OMP_WAIT_POLICY=passive\n"));
+    unsetenv("OMP_WAIT_POLICY");
+    if (wp0) setenv("OMP_WAIT_POLICY", wp0, 1);
+    if (sc0) setenv("GOMP_SPINCOUNT", sc0, 1);
+    free(wp0), free(sc0);
     assert_int_equal(run("help", out, sizeof out), 0);
     assert_non_null(strstr(out, "demo"));
     assert_int_equal(run("help demo", out, sizeof out), 0);

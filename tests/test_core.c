@@ -1,7 +1,9 @@
 // Engine infrastructure: RNG streams, parameter store and initializers, LR
 // schedules, gradient clipping, and bit-identical results for a fixed seed
 // and thread count.
+#define _GNU_SOURCE // sched_setaffinity
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -208,10 +210,38 @@ static void test_determinism(void **st) {
     gn_set_threads(0);
 }
 
+// The default thread count: the cores of the affinity mask, a cgroup quota in whole cores, MPI ranks
+// sharing an unbound node.
+static void test_threads(void **st) {
+    (void)st;
+    assert_int_equal(gn_cpu_quota("max 100000"), 0);
+    assert_int_equal(gn_cpu_quota("150000 100000\n"), 2);
+    assert_int_equal(gn_cpu_quota("200000 100000"), 2);
+    assert_int_equal(gn_cpu_quota("50000 100000"), 1);
+    assert_int_equal(gn_cpu_quota(""), 0);
+    assert_int_equal(gn_cpu_quota("junk"), 0);
+    assert_int_equal(gn_cpu_quota(NULL), 0);
+    cpu_set_t all, one;
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+    int base = gn_default_threads(), first = 0;
+    assert_true(base >= 1 && base <= CPU_COUNT(&all));
+    while (!CPU_ISSET(first, &all)) first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0); // as taskset -c, or Slurm's binding
+    assert_int_equal(gn_default_threads(), 1);
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+    assert_int_equal(gn_default_threads(), base);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1); // two unbound ranks on this node share its cores
+    assert_int_equal(gn_default_threads(), base == online && base >= 2 ? base / 2 : base);
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng),  cmocka_unit_test(test_store),       cmocka_unit_test(test_initializers), cmocka_unit_test(test_schedules),
-        cmocka_unit_test(test_clip), cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_clip), cmocka_unit_test(test_determinism), cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
