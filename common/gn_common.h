@@ -30,7 +30,7 @@ int gn_default_threads(void);
 int gn_cpu_quota(const char *cpu_max);
 // First thing in main: OpenMP threads that wait a bounded spin, then sleep (GN_SPINCOUNT), unless the
 // user set OMP_WAIT_POLICY or GOMP_SPINCOUNT; restarts the program once to apply it (argv: main's).
-#define GN_SPINCOUNT "10000"
+#define GN_SPINCOUNT "4000"
 void gn_runtime_init(char **argv);
 
 // Allocation that records an error message on failure (never aborts).
