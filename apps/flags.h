@@ -58,7 +58,7 @@ typedef struct cmd_flag {
 #define F_PAIR(name, f, arg, help) F_ROW(name, FL_PAIR, f, 0, 0, arg, help, NULL, NULL)
 // --dump N FILE.npz: the first N galaxies' network inputs (input.<branch>) and outputs (cmd_dump_opts)
 #define F_DUMP(f, help) F_PAIR("--dump", f, "N FILE.npz", help)
-#define F_THREADS(f) F_INT("--threads", f, 0, 1024, "N", "threads (default: all cores)")
+#define F_THREADS(f) F_INT("--threads", f, 0, 1024, "N", "threads (default: the cores this process may use)")
 // Rows most commands share.
 #define F_CKPT(f, help) F_STR("--ckpt", f, "FILE", help)
 #define F_OUT(f, arg, help) F_STR("--out", f, arg, help)

@@ -59,8 +59,10 @@ const char *cmd_find_preset(const char *config, char *buf, size_t len) {
     if (e) *e = 0; // the binary's directory: bin/ of the source tree or of the installation
     const char *where[3] = {"models", "../models", "../share/galnn/models"};
     for (int k = 0; k < 3; k++) {
-        if (k) snprintf(buf, len, "%s/%s/%s.cfg", exe, where[k], name);
-        else snprintf(buf, len, "%s/%s.cfg", where[k], name);
+        if (k)
+            snprintf(buf, len, "%s/%s/%s.cfg", exe, where[k], name);
+        else
+            snprintf(buf, len, "%s/%s.cfg", where[k], name);
         if (!stat(buf, &st)) return buf;
     }
     return config;
@@ -83,7 +85,7 @@ static void usage(FILE *f) {
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
     fprintf(f, "  %-10s %s\n  %-10s %s\n\n", "help", "show this list, or `galnn help CMD` for one command",
             "version", "print the version");
-    fprintf(f, "Common options: --threads N (default: all cores), --seed S.\n"
+    fprintf(f, "Common options: --threads N (default: the cores this process may use), --seed S.\n"
                "A fixed seed and thread count give bit-identical results.\n");
 }
 
@@ -129,10 +131,11 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
-        printf("galnn %s\nthreads: %d by default (the cores this process may use: CPU affinity, cgroup quota, "
-               "MPI ranks per node)\nOpenMP waiting: %s%s%s%s%s\n",
-               GN_VERSION, gn_default_threads(), wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "", wp && sc ? ", " : "",
-               sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "");
+        printf(
+            "galnn %s\nthreads: %d by default (the cores this process may use: CPU affinity, cgroup quota, "
+            "MPI ranks per node)\nOpenMP waiting: %s%s%s%s%s\n",
+            GN_VERSION, gn_default_threads(), wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "",
+            wp && sc ? ", " : "", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "");
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

@@ -6,15 +6,21 @@ stopping rule, over several seeds, on a mock survey the presets were not tuned o
     python3 tools/parity.py --families mlp --seeds 2 --n 3000 --survey-seed 11
 
 For each family and seed, galnn trains its preset (`galnn train`, then `galnn eval --split test`); the
-PyTorch side trains tools/torch_model.py's GalnnNet — the same layers, PyTorch's own default
-initialisation — on the very inputs galnn feeds its network (`galnn predict --dump`: standardised
-columns, transformed cutouts), with galnn's train/val/test split, target standardisation, Adam, the
-cosine schedule with its warm-up (capped at 5 % of the run, as galnn does), batch size, epochs,
-dihedral augmentation of the cutouts, per-branch weight decay and feature dropout, the weight average
-(train.ema) and test-time augmentation (train.tta) where the preset asks, and early stopping on the
-validation loss (patience 20, the best epoch's weights). Both sides are scored on the test split with
-the same σ_MAD = 1.4826 median|Δ - median Δ|.
+PyTorch side trains the family's twin from tools/torch_model.py — GalnnNet for the branch networks
+(PyTorch's own default initialisation), LatentMLP for the S-space MLP, FlowNet for the conditional flow,
+VaeNet for the image VAE (these three initialised as their papers prescribe, as galnn does) — on the very
+inputs galnn feeds its network (`galnn predict --dump` or `galnn embed --dump`: standardised columns,
+transformed cutouts), with galnn's train/val/test split, target standardisation, Adam, the learning-rate
+schedule (cosine with its warm-up capped at 5 % of the run, or steps), batch size, epochs or iterations,
+dihedral augmentation of the cutouts, random set-2 partners of the contrastive batches, per-branch weight
+decay and feature dropout, the weight average (train.ema) and test-time augmentation (train.tta) where the
+preset asks, and the best epoch by the validation loss (early stopping after 20 epochs without a better
+one, off for runs given in iterations, as galnn). Before training, a fresh twin loaded with galnn's trained
+weights must reproduce galnn's dumped outputs: the same network. Both sides are scored on the test split by
+the same definitions (σ_MAD = 1.4826 median|Δ - median Δ|; a flow's NLL in the targets' units and its
+central-interval coverage from 1000 samples; a VAE's -ELBO per galaxy).
 Image families train on whole cutouts in both (train.crop = 0): random crops are galnn's own sampler.
+`--report-only` writes the table from the finished runs in WORK/results.json without training.
 
 Needs Debian's python3-torch and python3-numpy; run from the project root after `make`.
 """
@@ -415,22 +421,23 @@ def inside(g, t, how):
 def write_results(path, res, args, machine):
     lines = ["# galnn against PyTorch: parity of the trained models", "",
              "`make parity` (tools/parity.py): mock survey of %d galaxies, survey seed %d (the presets were "
-             "tuned on other seeds), %d training seeds per family; test split. Machine: %s." % (
-                 args.n, args.survey_seed, args.seeds, machine), "",
-             "| family | metric | galnn mean [min, max] | PyTorch mean [min, max] | galnn inside or better "
-             "| wall time galnn / PyTorch |", "|---|---|---|---|---|---|"]
+             "tuned on other seeds), training seeds 1, 2, ... per family; test split. Machine: %s." % (
+                 args.n, args.survey_seed, machine), "",
+             "| family | seeds | metric | galnn mean [min, max] | PyTorch mean [min, max] | galnn inside or "
+             "better | wall time galnn / PyTorch |", "|---|---|---|---|---|---|---|"]
     for fam, r in res.items():
         secs = sum(m["seconds"] for m in r["galnn"]) / max(sum(m["seconds"] for m in r["torch"]), 1e-9)
         for key in FAMILY_METRICS[FAMILIES[fam][3]]:
             label, how = METRICS[key]
             g, t = summary([m[key] for m in r["galnn"]]), summary([m[key] for m in r["torch"]])
-            lines.append("| %s | %s | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] | %s | %.2f |" % (
-                fam, label, g[0], g[1], g[2], t[0], t[1], t[2], "yes" if inside(g, t, how) else "no", secs))
+            lines.append("| %s | %d | %s | %.4f [%.4f, %.4f] | %.4f [%.4f, %.4f] | %s | %.2f |" % (
+                fam, len(r["galnn"]), label, g[0], g[1], g[2], t[0], t[1], t[2],
+                "yes" if inside(g, t, how) else "no", secs))
         if FAMILIES[fam][3] == "flow":
             for key in ("coverage68", "coverage95"):
                 g = summary([m[key + "_calibrated"] for m in r["galnn"]])
-                lines.append("| %s | %s, galnn recalibrated | %.4f [%.4f, %.4f] | — | — | |" % (
-                    fam, METRICS[key][0], g[0], g[1], g[2]))
+                lines.append("| %s | %d | %s, galnn recalibrated | %.4f [%.4f, %.4f] | — | — | |" % (
+                    fam, len(r["galnn"]), METRICS[key][0], g[0], g[1], g[2]))
     lines += ["", "\"Inside or better\": galnn's mean is at most PyTorch's worst seed (a coverage: at most "
               "as far from the nominal value). Flows: galnn's uncalibrated posterior against the twin (which "
               "has no recalibration); coverage is the mean over the targets. Before training, each twin is "
@@ -468,6 +475,8 @@ def main():
     ap.add_argument("--survey-seed", type=int, default=11)
     ap.add_argument("--work", default="build/parity")
     ap.add_argument("--out", default="bench/parity/RESULTS.md")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: the table from the finished (family, seed) pairs in WORK/results.json")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     os.makedirs(args.work, exist_ok=True)
@@ -480,8 +489,13 @@ def main():
     done = json.load(open(done_path)) if os.path.exists(done_path) else {}
     for fam in args.families.split(","):
         res[fam] = {"galnn": [], "torch": []}
+        if args.report_only and not any(k.startswith(fam + "/") for k in done):
+            del res[fam]
+            continue
         for seed in range(1, args.seeds + 1):
             key = "%s/%d" % (fam, seed)
+            if key not in done and args.report_only:
+                continue
             if key not in done:
                 m, out = galnn_run(fam, seed, survey, args.work, log)
                 inputs, o, ids, split = dump_inputs(out, FAMILIES[fam][3], log)
