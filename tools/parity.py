@@ -476,7 +476,7 @@ def main():
     ap.add_argument("--work", default="build/parity")
     ap.add_argument("--out", default="bench/parity/RESULTS.md")
     ap.add_argument("--report-only", action="store_true",
-                    help="train nothing: the table from the finished (family, seed) runs in WORK/results.json")
+                    help="train nothing: the table from the finished runs in WORK/results.json")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     os.makedirs(args.work, exist_ok=True)
