@@ -41,7 +41,8 @@ void gn_err_clear(void) { errbuf[0] = 0; }
 
 int gn_cpu_quota(const char *cpu_max) {
     double quota, period;
-    if (!cpu_max || sscanf(cpu_max, "%lf %lf", &quota, &period) != 2 || !(quota > 0) || !(period > 0)) return 0;
+    if (!cpu_max || sscanf(cpu_max, "%lf %lf", &quota, &period) != 2) return 0;
+    if (!(quota > 0) || !(period > 0)) return 0;
     int n = (int)ceil(quota / period - 1e-9);
     return n > 0 ? n : 1;
 }

@@ -680,7 +680,8 @@ static void test_vae_cli(void **s) {
     assert_int_equal(in->ndim, 4), assert_int_equal(in->shape[0], 7), assert_int_equal(in->shape[1], 5);
     assert_int_equal(o->shape[0], 7), assert_int_equal(o->shape[1], 3);
     assert_int_equal(io_catalog_read("/tmp/galnn_cli_vae/mu1.csv", NULL, &c), 0);
-    for (int i = 0; i < 7; i++) assert_float_equal(((const float *)o->data)[i * 3 + 2], io_catalog_values(&c, "mu2")[i], 1e-5);
+    const double *mu = io_catalog_values(&c, "mu2");
+    for (int i = 0; i < 7; i++) assert_float_equal(((const float *)o->data)[i * 3 + 2], mu[i], 1e-5);
     io_catalog_free(&c);
     io_npz_free(&z);
     assert_int_equal(run("embed --ckpt /tmp/galnn_cli_vae/r/last.npz --out /tmp/galnn_cli_vae/mu1.csv --dump 7", out, sizeof out), 1);
