@@ -88,18 +88,26 @@ int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t 
 // The recalibration of one target from m validation PITs: two numbers, not the PITs' raw quantiles
 // (whose noise at a few hundred galaxies mis-shapes the map: fitted so, the test PIT KS doubled). In
 // probit space z = Phi^-1(PIT) a calibrated model has z ~ N(0, 1). The map is Q(u) = Phi(g(Phi^-1(u)))
-// with g odd and piecewise linear: slope a = the half-width of z's central 68 % range (in units of its
-// N(0, 1) value) up to |z| = 1, then slope b that takes |z| = 1.96 to the 95 % range's half-width: the
-// core and the tails of the posterior widened (or narrowed) each as the validation split asks. A shift of
-// the median, fitted so, moved the test bias by its own noise: there is none. m < 20: the identity.
+// with g odd and piecewise linear: slope a up to |z| = 1, then slope b that takes |z| = 1.96 to the
+// 95 % quantile of |z|: the core and the tails of the posterior widened (or narrowed) each as the
+// validation split asks. a is the least-squares scale of |z|'s quantiles at the 50, 60, 68 and 76 %
+// levels against N(0, 1)'s: one quantile alone (the 68 % one) left a survey's held-out coverage with
+// the validation split's full sampling error (+-0.016 at 900 galaxies; z's held-out 68 % coverage was
+// 0.648-0.656 for three seeds sharing a split, 0.665-0.667 with four levels). A shift of the median,
+// fitted so, moved the test bias by its own noise: there is none. m < 20: the identity.
 static void calib_fit(double *pit, size_t m, double *q) {
+    static const double lv[4] = {0.50, 0.60, 0.68, 0.76};
     double a = 1, b = 1;
     if (m >= 20) {
-        for (size_t i = 0; i < m; i++) pit[i] = st_probit(pit[i]);
+        for (size_t i = 0; i < m; i++) pit[i] = fabs(st_probit(pit[i]));
         qsort(pit, m, sizeof(double), cmp_d);
-        double h68 = (st_quantile_sorted_d(pit, m, 0.84) - st_quantile_sorted_d(pit, m, 0.16)) / 2;
-        double h95 = (st_quantile_sorted_d(pit, m, 0.975) - st_quantile_sorted_d(pit, m, 0.025)) / 2;
-        a = h68 / 0.994458, b = fmax((h95 - a) / (1.959964 - 1), 0.1 * a); // g(1) = a, g(1.96) = h95
+        double sxy = 0, sxx = 0;
+        for (int k = 0; k < 4; k++) {
+            double hn = st_probit(0.5 + lv[k] / 2);
+            sxy += st_quantile_sorted_d(pit, m, lv[k]) * hn, sxx += hn * hn;
+        }
+        double h95 = st_quantile_sorted_d(pit, m, 0.95);
+        a = sxy / sxx, b = fmax((h95 - a) / (1.959964 - 1), 0.1 * a); // g(1) = a, g(1.96) = h95
     }
     for (int j = 0; j < RUN_CALIB_LEVELS; j++) {
         double u = j / (RUN_CALIB_LEVELS - 1.0), z = st_probit(u), az = fabs(z);
