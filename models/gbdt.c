@@ -1,0 +1,528 @@
+// Histogram gradient boosting: binning, leaf-wise growth, prediction (models/gbdt.h).
+#include "gbdt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/gn_common.h"
+#include "../common/gn_rng.h"
+
+#define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
+#define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
+
+typedef struct gb_hist {
+    double g, n;
+} gb_hist;
+
+// A leaf while growing: its rows idx[b, e), tree node, histogram slot, sums and best split.
+typedef struct gb_leaf {
+    size_t b, e;
+    int node, depth, slot;
+    double G, N;
+    int feature, bin, default_left; // best split (feature < 0: none)
+    double gain;
+} gb_leaf;
+
+struct gb_fit {
+    gb_model *m;
+    gb_params p;
+    int F, E, *fsel, n_fsel;
+    size_t n, nv;
+    const double *X, *y, *Xv, *yv;
+    uint8_t *bins;        // F x n, column-major
+    double *pred, *predv; // n x E, nv x E
+    double *g, *og, *res;
+    uint32_t *idx, *tmp;
+    gb_hist *hist; // num_leaves slots of F x GB_HB
+    gb_leaf *leaf;
+};
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// Linear interpolation between order statistics (numpy's default); v is sorted in place.
+static double quantile(double *v, size_t n, double q) {
+    if (!n) return 0;
+    qsort(v, n, sizeof(double), cmp_dbl);
+    double h = q * (double)(n - 1);
+    size_t k = (size_t)h;
+    return k + 1 < n ? v[k] + (h - (double)k) * (v[k + 1] - v[k]) : v[n - 1];
+}
+
+const char *gb_loss_name(int loss) {
+    static const char *nm[GB_LOSS_COUNT] = {"l2", "l1", "huber", "quantile"};
+    return loss >= 0 && loss < GB_LOSS_COUNT ? nm[loss] : "?";
+}
+
+double gb_loss(int loss, double a, double f, double y) {
+    double d = f - y, ad = fabs(d);
+    switch (loss) {
+    case GB_L1: return ad;
+    case GB_HUBER: return ad <= a ? 0.5 * d * d : a * (ad - 0.5 * a);
+    case GB_QUANTILE: return y >= f ? a * (y - f) : (1 - a) * (f - y);
+    default: return d * d;
+    }
+}
+
+static double grad(int loss, double a, double f, double y) {
+    double d = f - y;
+    switch (loss) {
+    case GB_L1: return (d > 0) - (d < 0);
+    case GB_HUBER: return fabs(d) <= a ? d : copysign(a, d);
+    case GB_QUANTILE: return f >= y ? 1 - a : -a;
+    default: return d;
+    }
+}
+
+// ---- the model ----
+
+int gb_model_init(gb_model *m, int n_ens, const int *loss, const double *alpha) {
+    memset(m, 0, sizeof *m);
+    m->n_ens = n_ens;
+    m->ens = gn_calloc((size_t)n_ens, sizeof(gb_ens));
+    if (!m->ens) return GN_ENOMEM;
+    for (int e = 0; e < n_ens; e++) {
+        gb_ens *E = &m->ens[e];
+        E->loss = loss[e], E->alpha = alpha[e], E->active = 1, E->best_loss = INFINITY;
+        if (!(E->tree_start = gn_calloc(1, sizeof(int64_t)))) return GN_ENOMEM;
+    }
+    return GN_OK;
+}
+
+void gb_model_free(gb_model *m) {
+    for (int e = 0; m->ens && e < m->n_ens; e++) free(m->ens[e].nodes), free(m->ens[e].tree_start);
+    free(m->ens), free(m->edges), free(m->edge_start);
+    memset(m, 0, sizeof *m);
+}
+
+int gb_bin(const gb_model *m, int f, double v) {
+    const double *ed = m->edges + m->edge_start[f];
+    int nb = gb_n_bins(m, f);
+    if (isnan(v)) return nb;
+    int lo = 0, hi = nb - 1; // the first edge >= v (the last edge is +inf)
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (ed[mid] >= v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+// Finite upper edges of one feature from its sorted values s[0..k): written to out, their count returned.
+static int feature_edges(const double *s, size_t k, int max_bins, double *out) {
+    size_t distinct = k ? 1 : 0;
+    for (size_t i = 1; i < k; i++) distinct += s[i] != s[i - 1];
+    int ne = 0;
+    for (int q = 1; k && q < max_bins; q++) {
+        // few distinct values: an edge after each; else after the value at the q-th equal-count position
+        size_t pos = distinct <= (size_t)max_bins ? 0 : (size_t)((double)q * (double)k / max_bins);
+        if (distinct <= (size_t)max_bins && q > 1) break;
+        size_t i = pos ? pos - 1 : 0;
+        for (; i + 1 < k; i++) {
+            if (s[i + 1] == s[i]) continue;
+            double a = s[i], b = s[i + 1], mid = a + (b - a) / 2;
+            if (mid >= b) mid = a;
+            if (!ne || mid > out[ne - 1]) out[ne++] = mid;
+            if (distinct > (size_t)max_bins || ne >= max_bins - 1) break;
+        }
+    }
+    return ne;
+}
+
+int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
+    if (max_bins < 2 || max_bins > GB_HB - 1) return gn_err(GN_EINVAL, "max_bins must be in [2, 255]");
+    size_t step = n > GB_BIN_SAMPLE ? n / GB_BIN_SAMPLE : 1, k_max = (n + step - 1) / step;
+    double *all = gn_malloc(sizeof(double) * (size_t)F * (size_t)max_bins);
+    int *cnt = gn_malloc(sizeof(int) * (size_t)F), rc = GN_OK;
+    if (!all || !cnt) return free(all), free(cnt), GN_ENOMEM;
+#pragma omp parallel for schedule(dynamic) reduction(| : rc)
+    for (int f = 0; f < F; f++) {
+        double *s = malloc(sizeof(double) * (k_max ? k_max : 1));
+        if (!s) {
+            rc |= 1;
+            continue;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += step)
+            if (!isnan(X[i * F + f])) s[k++] = X[i * F + f];
+        qsort(s, k, sizeof(double), cmp_dbl);
+        cnt[f] = feature_edges(s, k, max_bins, all + (size_t)f * max_bins);
+        free(s);
+    }
+    free(m->edges), free(m->edge_start);
+    m->n_features = F;
+    m->edge_start = gn_malloc(sizeof(int64_t) * (size_t)(F + 1));
+    m->edges = gn_malloc(sizeof(double) * (size_t)F * (size_t)max_bins);
+    if (rc || !m->edges || !m->edge_start) return free(all), free(cnt), GN_ENOMEM;
+    m->edge_start[0] = 0;
+    for (int f = 0; f < F; f++) {
+        double *o = m->edges + m->edge_start[f];
+        memcpy(o, all + (size_t)f * max_bins, sizeof(double) * (size_t)cnt[f]);
+        o[cnt[f]] = INFINITY;
+        m->edge_start[f + 1] = m->edge_start[f] + cnt[f] + 1;
+    }
+    free(all), free(cnt);
+    return GN_OK;
+}
+
+static int goes_left(const gb_node *nd, double v) { return isnan(v) ? nd->default_left : v <= nd->threshold; }
+
+double gb_predict_row(const gb_model *m, int e, const double *x) {
+    const gb_ens *E = &m->ens[e];
+    double s = E->base;
+    for (int t = 0; t < E->n_trees; t++) {
+        const gb_node *T = E->nodes + E->tree_start[t];
+        int j = 0;
+        while (T[j].feature >= 0) j = goes_left(&T[j], x[T[j].feature]) ? T[j].left : T[j].right;
+        s += T[j].value;
+    }
+    return s;
+}
+
+void gb_predict(const gb_model *m, const double *X, size_t n, double *out) {
+    int F = m->n_features, E = m->n_ens;
+#pragma omp parallel for schedule(static) if (n > 256)
+    for (size_t i = 0; i < n; i++)
+        for (int e = 0; e < E; e++) out[i * E + e] = gb_predict_row(m, e, X + i * (size_t)F);
+}
+
+void gb_importance(const gb_model *m, int e, double *gain, double *splits) {
+    const gb_ens *E = &m->ens[e];
+    for (int f = 0; f < m->n_features; f++) gain[f] = splits[f] = 0;
+    for (size_t j = 0; j < (size_t)E->tree_start[E->n_trees]; j++)
+        if (E->nodes[j].feature >= 0)
+            gain[E->nodes[j].feature] += E->nodes[j].gain, splits[E->nodes[j].feature]++;
+}
+
+void gb_truncate_best(gb_model *m) {
+    for (int e = 0; e < m->n_ens; e++) {
+        gb_ens *E = &m->ens[e];
+        if (E->best_trees < E->n_trees)
+            E->n_trees = E->best_trees, E->n_nodes = (size_t)E->tree_start[E->n_trees];
+    }
+}
+
+// ---- growing one tree ----
+
+static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
+    return f->hist + ((size_t)slot * f->F + feat) * GB_HB;
+}
+
+// The histograms of leaf L's rows for the tree's features (og: the rows' gradients in idx order).
+static void build_hist(gb_fit *f, const gb_leaf *L) {
+    size_t b = L->b, e = L->e;
+    for (size_t i = b; i < e; i++) f->og[i - b] = f->g[f->idx[i]];
+#pragma omp parallel for schedule(dynamic) if ((e - b) * (size_t)f->n_fsel > 32768)
+    for (int k = 0; k < f->n_fsel; k++) {
+        int ft = f->fsel[k];
+        gb_hist *H = slot_hist(f, L->slot, ft);
+        memset(H, 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, ft) + 1));
+        const uint8_t *col = f->bins + (size_t)ft * f->n;
+        for (size_t i = b; i < e; i++) {
+            gb_hist *h = &H[col[f->idx[i]]];
+            h->g += f->og[i - b], h->n += 1;
+        }
+    }
+}
+
+static double score(double G, double N, double l2) { return G * G / (N + l2); }
+
+// The best split of one feature of leaf L: its gain (0 if none), bin and missing direction.
+static double best_of_feature(const gb_fit *f, const gb_leaf *L, int ft, int *bin, int *dl) {
+    const gb_hist *H = slot_hist(f, L->slot, ft);
+    int nb = gb_n_bins(f->m, ft);
+    const gb_hist miss = H[nb];
+    double l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), best = 0, cg = 0, cn = 0;
+    double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
+    for (int t = 0; t < nb; t++) {
+        cg += H[t].g, cn += H[t].n;
+        for (int d = 0; d < 2; d++) { // d = 1: missing values go left
+            if (d ? miss.n == 0 || t == nb - 1 : t == nb - 1 && miss.n == 0) continue;
+            double GL = cg + (d ? miss.g : 0), NL = cn + (d ? miss.n : 0), GR = L->G - GL, NR = L->N - NL;
+            if (NL < mn || NR < mn) continue;
+            double gain = 0.5 * (score(GL, NL, l2) + score(GR, NR, l2) - parent);
+            if (gain > best) best = gain, *bin = t, *dl = d ? 1 : miss.n == 0 ? NL >= NR : 0;
+        }
+    }
+    return best;
+}
+
+static void find_split(gb_fit *f, gb_leaf *L) {
+    L->feature = -1, L->gain = 0;
+    if ((f->p.max_depth > 0 && L->depth >= f->p.max_depth) || L->N < 2.0 * f->p.min_data_in_leaf) return;
+    double gains[f->n_fsel];
+    int bins[f->n_fsel], dls[f->n_fsel];
+#pragma omp parallel for schedule(dynamic) if ((size_t)f->n_fsel * GB_HB > 8192)
+    for (int k = 0; k < f->n_fsel; k++) gains[k] = best_of_feature(f, L, f->fsel[k], &bins[k], &dls[k]);
+    for (int k = 0; k < f->n_fsel;
+         k++) // the first feature of the largest gain: the same for every thread count
+        if (gains[k] > L->gain)
+            L->gain = gains[k], L->feature = f->fsel[k], L->bin = bins[k], L->default_left = dls[k];
+}
+
+static int push_node(gb_ens *E, gb_node nd) {
+    if (E->n_nodes == E->cap_nodes) {
+        size_t c = E->cap_nodes ? 2 * E->cap_nodes : 1024;
+        gb_node *p = realloc(E->nodes, sizeof(gb_node) * c);
+        if (!p) return -1;
+        E->nodes = p, E->cap_nodes = c;
+    }
+    E->nodes[E->n_nodes] = nd;
+    return (int)E->n_nodes++;
+}
+
+static int row_left(const gb_fit *f, const gb_leaf *L, uint32_t r) {
+    int b = f->bins[(size_t)L->feature * f->n + r];
+    return b == gb_n_bins(f->m, L->feature) ? L->default_left : b <= L->bin;
+}
+
+// Split leaf L (index li) into itself (left) and a new leaf (right); the node becomes internal.
+static int split_leaf(gb_fit *f, gb_ens *E, int root, int li, int *n_leaves, int *free_slot) {
+    gb_leaf *L = &f->leaf[li], R;
+    size_t nl = L->b, nr = 0;
+    for (size_t i = L->b; i < L->e; i++) { // stable partition: left rows first
+        uint32_t r = f->idx[i];
+        if (row_left(f, L, r))
+            f->idx[nl++] = r;
+        else
+            f->tmp[nr++] = r;
+    }
+    memcpy(f->idx + nl, f->tmp, sizeof(uint32_t) * nr);
+    gb_node *P = &E->nodes[root + L->node];
+    P->feature = L->feature, P->default_left = L->default_left, P->gain = L->gain, P->cover = L->N;
+    P->threshold = f->m->edges[f->m->edge_start[L->feature] + L->bin];
+    int lnode = push_node(E, (gb_node){.feature = -1}), rnode = push_node(E, (gb_node){.feature = -1});
+    if (lnode < 0 || rnode < 0) return GN_ENOMEM;
+    P = &E->nodes[root + L->node];
+    P->left = lnode - root, P->right = rnode - root;
+    R = (gb_leaf){.b = nl, .e = L->e, .node = rnode - root, .depth = L->depth + 1};
+    L->e = nl, L->node = lnode - root, L->depth++;
+    double G = 0;
+    for (size_t i = L->b; i < L->e; i++) G += f->g[f->idx[i]];
+    R.G = L->G - G, R.N = (double)(R.e - R.b), L->G = G, L->N = (double)(L->e - L->b);
+    gb_leaf *small = L->N <= R.N ? L : &R, *large = small == L ? &R : L;
+    large->slot = L->slot, small->slot = (*free_slot)++;
+    build_hist(f, small);
+#pragma omp parallel for schedule(static) if ((size_t)f->n_fsel * GB_HB > 8192)
+    for (int k = 0; k < f->n_fsel; k++) {
+        gb_hist *a = slot_hist(f, large->slot, f->fsel[k]), *s = slot_hist(f, small->slot, f->fsel[k]);
+        for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) a[j].g -= s[j].g, a[j].n -= s[j].n;
+    }
+    f->leaf[(*n_leaves)++] = R;
+    find_split(f, &f->leaf[li]);
+    find_split(f, &f->leaf[*n_leaves - 1]);
+    return GN_OK;
+}
+
+// Leaf values: the Newton step, or (L1, quantile) the alpha-quantile of the leaf's residuals.
+static void leaf_values(gb_fit *f, gb_ens *E, int root, int e, int n_leaves) {
+    for (int k = 0; k < n_leaves; k++) {
+        gb_leaf *L = &f->leaf[k];
+        gb_node *nd = &E->nodes[root + L->node];
+        double v = -L->G / (L->N + f->p.lambda_l2);
+        if (E->loss == GB_L1 || E->loss == GB_QUANTILE) {
+            size_t m = 0;
+            for (size_t i = L->b; i < L->e; i++) {
+                uint32_t r = f->idx[i];
+                f->res[m++] = f->y[r * (size_t)f->E + e] - f->pred[r * (size_t)f->E + e];
+            }
+            v = quantile(f->res, m, E->loss == GB_L1 ? 0.5 : E->alpha);
+        }
+        nd->value = f->p.learning_rate * v, nd->cover = L->N;
+    }
+}
+
+// The rows of this round (bagging) and the tree's features (feature fraction), from (seed, e, round).
+static size_t draw_rows(gb_fit *f, int e, gn_rng *rng) {
+    size_t k = 0;
+    int F = f->F, nk = (int)lround(f->p.feature_fraction * F);
+    for (size_t i = 0; i < f->n; i++) {
+        if (isnan(f->y[i * (size_t)f->E + e])) continue;
+        if (f->p.bagging_fraction < 1 && gn_rng_uniform(rng) >= f->p.bagging_fraction) continue;
+        f->idx[k++] = (uint32_t)i;
+    }
+    for (int j = 0; j < F; j++) f->fsel[j] = j;
+    f->n_fsel = nk < 1 ? 1 : nk > F ? F : nk;
+    for (int j = 0; j < f->n_fsel && f->n_fsel < F; j++) { // partial Fisher-Yates, then in feature order
+        int r = j + (int)gn_rng_below(rng, (uint32_t)(F - j)), t = f->fsel[j];
+        f->fsel[j] = f->fsel[r], f->fsel[r] = t;
+    }
+    int *s = f->fsel;
+    for (int a = 1; a < f->n_fsel; a++)
+        for (int b = a; b > 0 && s[b - 1] > s[b]; b--) {
+            int t = s[b];
+            s[b] = s[b - 1], s[b - 1] = t;
+        }
+    return k;
+}
+
+static uint64_t round_seed(const gb_fit *f, int e) {
+    return f->p.seed * 0x9E3779B97F4A7C15ull + (uint64_t)e * 0x100000001B3ull + (uint64_t)f->m->rounds_done;
+}
+
+// Route every row through the new tree (bins for the training rows, values for the validation rows).
+static void add_tree(gb_fit *f, const gb_ens *E, int e) {
+    const gb_node *T = E->nodes + E->tree_start[E->n_trees - 1];
+    size_t n = f->n, nv = f->nv;
+    int F = f->F;
+#pragma omp parallel for schedule(static) if (n > 4096)
+    for (size_t i = 0; i < n; i++) {
+        int j = 0;
+        while (T[j].feature >= 0) {
+            int ft = T[j].feature, b = f->bins[(size_t)ft * n + i];
+            int left = b == gb_n_bins(f->m, ft) ? T[j].default_left
+                                                : T[j].threshold >= f->m->edges[f->m->edge_start[ft] + b];
+            j = left ? T[j].left : T[j].right;
+        }
+        f->pred[i * f->E + e] += T[j].value;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        const double *x = f->Xv + i * (size_t)F;
+        int j = 0;
+        while (T[j].feature >= 0) j = goes_left(&T[j], x[T[j].feature]) ? T[j].left : T[j].right;
+        f->predv[i * f->E + e] += T[j].value;
+    }
+}
+
+// One tree of ensemble e: gradients, the root, leaf-wise splits up to num_leaves, leaf values.
+static int grow_tree(gb_fit *f, int e) {
+    gb_ens *E = &f->m->ens[e];
+    gn_rng rng;
+    gn_rng_seed(&rng, round_seed(f, e), GN_STREAM_SAMPLE);
+    size_t k = draw_rows(f, e, &rng);
+    if (E->n_trees + 1 >= E->cap_trees) {
+        int c = E->cap_trees ? 2 * E->cap_trees : 256;
+        int64_t *p = realloc(E->tree_start, sizeof(int64_t) * (size_t)(c + 1));
+        if (!p) return GN_ENOMEM;
+        E->tree_start = p, E->cap_trees = c;
+    }
+    int root = (int)E->n_nodes;
+    if (push_node(E, (gb_node){.feature = -1}) < 0) return GN_ENOMEM;
+    double G = 0;
+    for (size_t i = 0; i < k; i++) {
+        uint32_t r = f->idx[i];
+        f->g[r] = grad(E->loss, E->alpha, f->pred[r * (size_t)f->E + e], f->y[r * (size_t)f->E + e]);
+        G += f->g[r];
+    }
+    int n_leaves = 1, free_slot = 1;
+    f->leaf[0] = (gb_leaf){.b = 0, .e = k, .node = 0, .depth = 0, .slot = 0, .G = G, .N = (double)k};
+    build_hist(f, &f->leaf[0]);
+    find_split(f, &f->leaf[0]);
+    while (n_leaves < f->p.num_leaves) {
+        int best = -1;
+        for (int l = 0; l < n_leaves; l++)
+            if (f->leaf[l].feature >= 0 && (best < 0 || f->leaf[l].gain > f->leaf[best].gain)) best = l;
+        if (best < 0) break;
+        int rc = split_leaf(f, E, root, best, &n_leaves, &free_slot);
+        if (rc) return rc;
+    }
+    leaf_values(f, E, root, e, n_leaves);
+    E->tree_start[++E->n_trees] = (int64_t)E->n_nodes;
+    add_tree(f, E, e);
+    return GN_OK;
+}
+
+static double mean_loss(const gb_fit *f, int e, const double *pred, const double *y, size_t n) {
+    const gb_ens *E = &f->m->ens[e];
+    double s = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double yi = y[i * (size_t)f->E + e];
+        if (isnan(yi)) continue;
+        s += gb_loss(E->loss, E->alpha, pred[i * (size_t)f->E + e], yi), m++;
+    }
+    return m ? s / (double)m : NAN;
+}
+
+void gb_fit_losses(const gb_fit *f, int e, double *train, double *val) {
+    *train = mean_loss(f, e, f->pred, f->y, f->n);
+    *val = f->nv ? mean_loss(f, e, f->predv, f->yv, f->nv) : NAN;
+}
+
+int gb_fit_rounds_done(const gb_fit *f) { return f->m->rounds_done; }
+
+int gb_fit_round(gb_fit *f) {
+    int active = 0;
+    for (int e = 0; e < f->E; e++) {
+        gb_ens *E = &f->m->ens[e];
+        if (!E->active) continue;
+        int rc = grow_tree(f, e);
+        if (rc) return gn_err(rc, "out of memory growing tree %d", E->n_trees + 1), -1;
+        double tl, vl;
+        gb_fit_losses(f, e, &tl, &vl);
+        if (!isfinite(tl))
+            return gn_err(GN_EINVAL, "the training loss became %g in round %d", tl, E->n_trees), -1;
+        if (!f->nv || vl < E->best_loss)
+            E->best_loss = f->nv ? vl : tl, E->best_trees = E->n_trees, E->stall = 0;
+        else
+            E->stall++;
+        if (f->p.patience > 0 && E->stall >= f->p.patience) E->active = 0;
+        active += E->active;
+    }
+    f->m->rounds_done++;
+    return active;
+}
+
+// The starting score of each ensemble: the mean (L2), median (L1, Huber) or alpha-quantile of y.
+static void base_scores(gb_fit *f) {
+    for (int e = 0; e < f->E; e++) {
+        gb_ens *E = &f->m->ens[e];
+        size_t m = 0;
+        double s = 0;
+        for (size_t i = 0; i < f->n; i++) {
+            double v = f->y[i * (size_t)f->E + e];
+            if (!isnan(v)) f->res[m++] = v, s += v;
+        }
+        E->base = E->loss == GB_L2 ? (m ? s / (double)m : 0)
+                                   : quantile(f->res, m, E->loss == GB_QUANTILE ? E->alpha : 0.5);
+    }
+}
+
+// Predictions of the model so far, as the unbroken fit accumulated them (base, then tree by tree).
+static void replay(gb_fit *f) {
+    for (int e = 0; e < f->E; e++) {
+        gb_ens *E = &f->m->ens[e];
+        int nt = E->n_trees;
+        for (size_t i = 0; i < f->n; i++) f->pred[i * f->E + e] = E->base;
+        for (size_t i = 0; i < f->nv; i++) f->predv[i * f->E + e] = E->base;
+        for (E->n_trees = 1; E->n_trees <= nt; E->n_trees++) add_tree(f, E, e);
+        E->n_trees = nt;
+    }
+}
+
+gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const double *y, size_t n,
+                    const double *Xv, const double *yv, size_t nv) {
+    gb_fit *f = gn_calloc(1, sizeof *f);
+    if (!f) return NULL;
+    int F = m->n_features, E = m->n_ens;
+    *f = (gb_fit){.m = m, .p = *p, .F = F, .E = E, .n = n, .nv = nv, .X = X, .y = y, .Xv = Xv, .yv = yv};
+    size_t nn = n ? n : 1;
+    f->bins = gn_malloc(nn * (size_t)F);
+    f->pred = gn_malloc(sizeof(double) * nn * E), f->predv = gn_malloc(sizeof(double) * (nv ? nv : 1) * E);
+    f->g = gn_malloc(sizeof(double) * nn), f->og = gn_malloc(sizeof(double) * nn);
+    f->res = gn_malloc(sizeof(double) * nn);
+    f->idx = gn_malloc(sizeof(uint32_t) * nn), f->tmp = gn_malloc(sizeof(uint32_t) * nn);
+    f->fsel = gn_malloc(sizeof(int) * (size_t)F);
+    f->hist = gn_malloc(sizeof(gb_hist) * (size_t)p->num_leaves * F * GB_HB);
+    f->leaf = gn_malloc(sizeof(gb_leaf) * (size_t)p->num_leaves);
+    if (!f->bins || !f->pred || !f->predv || !f->g || !f->og || !f->res || !f->idx || !f->tmp || !f->fsel ||
+        !f->hist || !f->leaf)
+        return gb_fit_free(f), NULL;
+#pragma omp parallel for schedule(static)
+    for (int ft = 0; ft < F; ft++)
+        for (size_t i = 0; i < n; i++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
+    if (m->rounds_done == 0) base_scores(f);
+    replay(f);
+    return f;
+}
+
+void gb_fit_free(gb_fit *f) {
+    if (!f) return;
+    free(f->bins), free(f->pred), free(f->predv), free(f->g), free(f->og), free(f->res), free(f->idx);
+    free(f->tmp), free(f->fsel), free(f->hist), free(f->leaf), free(f);
+}
