@@ -46,8 +46,10 @@ typedef struct acc {
     double *pred, *tru, crps;
 } acc;
 
+// prob: 1 adds the CRPS, 2 (quantile intervals) the coverage of the 16-84 % interval, given as crps.
 static void json_metrics(FILE *f, const st_metrics *m, double crps, int prob) {
-    static const char *key[8] = {"bias", "sigma_mad", "eta", "rmse", "r2", "mean_dex", "std_dex", "crps"};
+    const char *key[8] = {"bias", "sigma_mad", "eta",     "rmse",
+                          "r2",   "mean_dex",  "std_dex", prob == 2 ? "coverage68" : "crps"};
     const double v[8] = {m->bias, m->sigma_mad, m->eta, m->rmse, m->r2, m->mean, m->std, crps};
     fprintf(f, "{\"n\": %zu", m->n);
     for (int k = 0; k < 7 + (prob != 0); k++)
@@ -288,9 +290,11 @@ static int *group_index(const run *r, const uint32_t *rows, size_t n, int bycol,
     return gi;
 }
 
-// CRPS of one galaxy's head outputs o at y (0 for plain regression).
+// CRPS of one galaxy's head outputs o at y (0 for plain regression); quantile intervals: whether the
+// 16-84 % interval holds y (its mean is the coverage).
 static double head_crps(const run *r, const float *o, const run_est *e, double y) {
     const md_net *m = &r->net;
+    if (m->head == MD_HEAD_QUANTILES) return y >= e->p16 && y <= e->p84;
     if (m->head == MD_HEAD_GAUSSIAN) return st_crps_gaussian(e->mean, e->sd, y);
     if (m->head != MD_HEAD_BINNED) return 0;
     double mx = o[0], s = 0, w = (m->hi - m->lo) / m->bins;
@@ -334,7 +338,7 @@ static void plot_pred_vs_true(const acc *all, const char *jpath, const char *tar
 // One target: the table rows and its JSON object.
 static void eval_target(const run *r, int t, const float *outv, const uint32_t *rows, size_t n, const int *gi,
                         acc *groups, int ng, const eval_cli *o, const char *jpath, FILE *jf) {
-    int prob = r->net.head != MD_HEAD_REGRESSION;
+    int prob = r->net.head == MD_HEAD_QUANTILES ? 2 : r->net.head != MD_HEAD_REGRESSION;
     run_est est[MD_MAX_TARGETS];
     for (int g = 0; g < ng; g++) {
         groups[g].n = 0, groups[g].crps = 0;
@@ -353,7 +357,10 @@ static void eval_target(const run *r, int t, const float *outv, const uint32_t *
     }
     if (!o->json)
         printf("\ntarget %s\n  %-12s %6s %9s %9s %7s %8s %7s %16s%s\n", r->target_names[t], "population", "N",
-               "bias", "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma", prob ? "     CRPS" : "");
+               "bias", "sigma_MAD", "eta", "RMSE", "R2", "mean +- 1 sigma",
+               prob == 2 ? "  cover68"
+               : prob    ? "     CRPS"
+                         : "");
     plot_pred_vs_true(&groups[0], jpath, r->target_names[t], r->target_units[t], o->split_name, o->json);
     fprintf(jf, "%s\"%s\": {", t ? ", " : "", r->target_names[t]);
     for (int g = 0; g < ng; g++) {

@@ -28,13 +28,14 @@ static void predict_usage(void) {
 // One row per galaxy: id, split, per target the estimates; binned heads also logp (and p(bin)).
 static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float *o, int pbins, run_est *est,
                       double nsig, size_t *n_ood, FILE *f) {
-    int T = rp->n_targets, binned = rp->net.head == MD_HEAD_BINNED;
+    int T = rp->n_targets, binned = rp->net.head == MD_HEAD_BINNED, quant = rp->net.head == MD_HEAD_QUANTILES;
     fprintf(f, "id,split");
     for (int t = 0; t < T; t++) {
         const char *nm = rp->target_names[t];
         fprintf(f, ",%s_pred", nm);
         if (rp->net.head != MD_HEAD_REGRESSION) fprintf(f, ",%s_sd", nm);
         if (binned) fprintf(f, ",%s_median,%s_mode,%s_p16,%s_p84", nm, nm, nm, nm);
+        if (quant) fprintf(f, ",%s_p16,%s_p84", nm, nm);
     }
     if (binned)
         fprintf(f, ",logp"); // ln q(true bin | inputs), empty without a target (galnn pid --pointwise)
@@ -49,6 +50,7 @@ static void write_csv(const run *rp, const uint32_t *rows, size_t n, const float
             if (rp->net.head != MD_HEAD_REGRESSION) fprintf(f, ",%.6f", est[t].sd);
             if (binned)
                 fprintf(f, ",%.6f,%.6f,%.6f,%.6f", est[t].median, est[t].mode, est[t].p16, est[t].p84);
+            if (quant) fprintf(f, ",%.6f,%.6f", est[t].p16, est[t].p84);
         }
         if (binned) {
             const float *lo = o + i * (size_t)rp->net.n_out;

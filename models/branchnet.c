@@ -224,7 +224,7 @@ const md_kind md_kind_branches = {"branches",
                                   NULL,
                                   no_embed,
                                   0,
-                                  NULL}; // the loss depends on the head: the trainer names it
+                                  NULL, 0}; // the loss depends on the head: the trainer names it
 
 int md_net_make(md_net *m, nn_store *s) { return md_kind_of(m)->make(m, s); }
 

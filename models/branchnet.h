@@ -11,6 +11,7 @@
 #define MD_BRANCHNET_H
 
 #include "../nn/nn.h"
+#include "gbdt.h"
 #include "kind.h"
 #include "latent.h"
 #include "posterior.h"
@@ -22,13 +23,14 @@
 
 enum { MD_IN_IMAGE = 0, MD_IN_COLUMNS, MD_IN_SPECTRUM };
 enum { MD_BB_RESNET18 = 0, MD_BB_SMALLCNN, MD_BB_MLP };
-enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED };
+// MD_HEAD_QUANTILES: per target a point value, then the 16 % and 84 % quantiles (outputs T, T, T; gbdt)
+enum { MD_HEAD_REGRESSION = 0, MD_HEAD_GAUSSIAN, MD_HEAD_BINNED, MD_HEAD_QUANTILES };
 // [branch.X] init: PyTorch's defaults (Linear/Conv reset_parameters; ResNets as torchvision), He-normal
 // (fan_in) with zero biases, Glorot-uniform with zero biases, or reset_parameters for every layer
 // (kaiming-uniform a = sqrt 5, convolutions included: what a PyTorch model gets untouched).
 enum { MD_INIT_TORCH = 0, MD_INIT_HE, MD_INIT_GLOROT, MD_INIT_UNIFORM };
 enum { MD_ACT_RELU = 0, MD_ACT_SILU, MD_ACT_GELU, MD_ACT_LEAKY, MD_ACT_TANH }; // leaky: slope 0.01
-#define MD_ACT_CHOICES "relu|silu|gelu|leaky_relu|tanh"                         // in MD_ACT_* order
+#define MD_ACT_CHOICES "relu|silu|gelu|leaky_relu|tanh"                        // in MD_ACT_* order
 enum { MD_NORM_BATCH = 0, MD_NORM_GROUP, MD_NORM_NONE };                       // group: 32 or fewer
 
 // The normalisation after a convolution: batch norm, group norm (gamma, beta), or none (the conv
@@ -67,10 +69,10 @@ typedef struct md_mlpnet {
 
 typedef struct md_branch_spec {
     char name[32];
-    int input;      // MD_IN_*
-    int backbone;   // MD_BB_*
-    int in_ch;      // image: bands; columns: number of columns
-    int width;      // resnet/smallcnn base width (resnet: 64 = standard)
+    int input;                               // MD_IN_*
+    int backbone;                            // MD_BB_*
+    int in_ch;                               // image: bands; columns: number of columns
+    int width;                               // resnet/smallcnn base width (resnet: 64 = standard)
     int stem_kernel, stem_stride, stem_pool; // resnet stem (7/2/1 = torchvision)
     int hidden[7], n_hidden;                 // mlp
     int init, act, norm;                     // MD_INIT_*, MD_ACT_* (mlp), MD_NORM_* (cnn)
@@ -82,14 +84,18 @@ typedef struct md_branch_spec {
 } md_branch_spec;
 
 typedef struct md_net {
-    int kind;       // MD_KIND_*: its row md_kinds[kind] (models/kind.h)
-    int lat_x, lat_a; // latent: the branches feeding x and a (-1: none)
+    int kind;            // MD_KIND_*: its row md_kinds[kind] (models/kind.h)
+    int lat_x, lat_a;    // latent: the branches feeding x and a (-1: none)
     int optional_target; // a target that may be missing (a flow's chain target), -1: none
     int pairs, morph;    // training batches are set-1/set-2 pairs; each row also has a morphology view
     md_latent lat;
-    md_vae vae;       // vae: over branch lat_x
-    md_post post;     // flow: over every (column) branch
-    md_specvae svae;  // specvae: spectrum lat_x, conditions lat_a
+    md_vae vae;                      // vae: over branch lat_x
+    md_post post;                    // flow: over every (column) branch
+    md_specvae svae;                 // specvae: spectrum lat_x, conditions lat_a
+    gb_model gb;                     // gbdt: the trees (fitted by the run layer)
+    gb_params gbp;                   // gbdt: [model]
+    int gb_intervals;                // gbdt: also the 16 % and 84 % quantile ensembles of every target
+    double gb_widen[MD_MAX_TARGETS]; // gbdt intervals: the conformal widening fitted on the validation split
     int n_branch;
     md_branch_spec spec[MD_MAX_BRANCH];
     md_resnet rn[MD_MAX_BRANCH];
@@ -97,8 +103,8 @@ typedef struct md_net {
     md_mlpnet mlp[MD_MAX_BRANCH];
     nn_tensor *feat_g[MD_MAX_BRANCH], *feat_b[MD_MAX_BRANCH]; // feature_norm's affine
     int head, n_targets, bins;
-    double lo, hi;  // binned head range
-    int n_out;      // head outputs
+    double lo, hi;                        // binned head range
+    int n_out;                            // head outputs
     int head_hidden, head_act, head_init; // [target] hidden (one layer; 0: a linear head), activation, init
     nn_dense fc, fc_hidden;
 } md_net;

@@ -446,6 +446,8 @@ void gb_fit_losses(const gb_fit *f, int e, double *train, double *val) {
 
 int gb_fit_rounds_done(const gb_fit *f) { return f->m->rounds_done; }
 
+const double *gb_fit_val_pred(const gb_fit *f) { return f->predv; }
+
 int gb_fit_round(gb_fit *f) {
     int active = 0;
     for (int e = 0; e < f->E; e++) {

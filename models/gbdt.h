@@ -81,6 +81,8 @@ int gb_fit_rounds_done(const gb_fit *f);
 // The mean training and validation losses of ensemble e now (validation: NaN without rows).
 void gb_fit_losses(const gb_fit *f, int e, double *train, double *val);
 void gb_fit_free(gb_fit *f);
+// The validation rows' current predictions (nv x n_ens).
+const double *gb_fit_val_pred(const gb_fit *f);
 // Keep each ensemble's best_trees (the early-stopping point).
 void gb_truncate_best(gb_model *m);
 

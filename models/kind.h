@@ -26,7 +26,10 @@ struct md_net;
 // column branches' values (concatenated), standardised targets.
 // MD_KIND_SPECVAE: the spectral VAE/CVAE of models/specvae.h over one
 // spectrum branch (lat_x), conditioned on the column branch lat_a (-1: none).
-#define MD_KINDS(X) X(BRANCH, branches) X(LATENT, latent) X(VAE, vae) X(FLOW, flow) X(SPECVAE, specvae)
+// MD_KIND_GBDT: gradient-boosted trees (models/gbdt.h) over the column branches' values; not a network: the
+// run layer fits it (apps/pipeline/gbdt.c) and predicts with it (run_infer).
+#define MD_KINDS(X)                                                                                          \
+    X(BRANCH, branches) X(LATENT, latent) X(VAE, vae) X(FLOW, flow) X(SPECVAE, specvae) X(GBDT, gbdt)
 #define MD_KIND_ENUM_(E, row) MD_KIND_##E,
 enum { MD_KINDS(MD_KIND_ENUM_) MD_KIND_COUNT };
 
@@ -72,6 +75,7 @@ typedef struct md_kind {
     int (*embed_dim)(const struct md_net *m, int full);
     int latent_names;      // embed columns are mu0.., sigma0.. (else s0..)
     const char *loss_unit; // the loss curve's axis: what the loss is, in which unit (NULL: by the head)
+    int missing_inputs; // a missing column value is an input (the row stays usable), not a reason to drop it
 } md_kind;
 
 extern const md_kind *const md_kinds[MD_KIND_COUNT];

@@ -81,4 +81,4 @@ static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->sva
 
 const md_kind md_kind_specvae = {
     "specvae",  "a spectral VAE", 0,        0,     MD_REPORT_SPECTRA, parse, make,
-    train_loss, forward,          val_loss, embed, embed_dim,         1,     "-ELBO per spectrum (nats)"};
+    train_loss, forward,          val_loss, embed, embed_dim,         1,     "-ELBO per spectrum (nats)", 0};

@@ -162,6 +162,7 @@ static int infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int em
 }
 
 int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out) {
+    if (r->net.kind == MD_KIND_GBDT) return run_gbdt_infer(r, rows, n, out);
     return infer(r, c, rows, n, -1, r->net.n_out, out);
 }
 
@@ -272,6 +273,12 @@ void run_estimate(const run *r, const float *o, run_est *est) {
             e->sd = m->head == MD_HEAD_GAUSSIAN ? exp(0.5 * o[T + t]) * r->tstd[t] : 0;
             e->median = e->mode = e->mean;
             e->p16 = e->mean - e->sd, e->p84 = e->mean + e->sd;
+            if (m->head ==
+                MD_HEAD_QUANTILES) { // quantile ensembles: the interval as fitted (sd: its half-width)
+                e->p16 = o[T + t] * r->tstd[t] + r->tmean[t],
+                e->p84 = o[2 * T + t] * r->tstd[t] + r->tmean[t];
+                e->sd = (e->p84 - e->p16) / 2;
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ static const io_key train_keys[] = {
     I(ckpt_every, 0, 1e15, 0),
     I(patience, 0, 100000000, 20), // early stopping; 0: off (default off when iterations are given)
     I(amsgrad, 0, 1, 0),
-    I(tta, 0, 1, 0), // 1: eval and predict average the 8 dihedral views of each cutout by default
+    I(tta, 0, 1, 0),         // 1: eval and predict average the 8 dihedral views of each cutout by default
     I(keep_im2col, 0, 1, 1), // 0: recompute in backward (less memory, a little slower)
     I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
     D(lr, POS, 1e6, 1e-3),
@@ -55,21 +55,21 @@ int run_train_opts_read(io_config *c, run_train_opts *o) {
     if (isnan(o->weight_decay)) o->weight_decay = !strcmp(o->optimizer, "adamw") ? 0.01 : 0;
     if (o->iterations > 0 && !io_config_str(c, "train", "patience", NULL)) o->patience = 0;
     const io_key *sk = !strcmp(o->schedule, "constant") ? warmup_keys
-                        : !strcmp(o->schedule, "cosine") ? cosine_keys
-                        : !strcmp(o->schedule, "step")   ? step_keys
-                                                         : epoch_cos_keys;
+                       : !strcmp(o->schedule, "cosine") ? cosine_keys
+                       : !strcmp(o->schedule, "step")   ? step_keys
+                                                        : epoch_cos_keys;
     return io_config_keys(c, "train", sk, o);
 }
 
 #define IO_KEY_TYPE run_image_opts
 static const io_key image_keys[] = {S(images, NULL, NULL),
-                                     S(bands, NULL, NULL),
-                                     S(transform, "signlog", "none|signlog|asinh"),
-                                     S(fluxnorm, NULL, NULL),
-                                     I(size, 0, 16384, 0),
-                                     I(bin, 1, 16, 1),
-                                     D(asinh_scale, POS, BIG, 1),
-                                     END};
+                                    S(bands, NULL, NULL),
+                                    S(transform, "signlog", "none|signlog|asinh"),
+                                    S(fluxnorm, NULL, NULL),
+                                    I(size, 0, 16384, 0),
+                                    I(bin, 1, 16, 1),
+                                    D(asinh_scale, POS, BIG, 1),
+                                    END};
 #undef IO_KEY_TYPE
 
 int run_image_opts_read(io_config *c, const char *sec, run_image_opts *o) {
@@ -91,17 +91,18 @@ int run_image_spec(const run_image_opts *o, io_dataset_spec *s) {
 }
 
 #define IO_KEY_TYPE run_data_opts
-static const io_key data_keys[] = {S(catalog, NULL, NULL),
-                                    S(join, NULL, NULL),   // "S.csv; vae_mu.csv": more columns matched by id
-                                    S(derive, NULL, NULL), // "a=x-y; b=..."
-                                    S(cache_dir, NULL, NULL),
+static const io_key data_keys[] = {
+    S(catalog, NULL, NULL),
+    S(join, NULL, NULL),   // "S.csv; vae_mu.csv": more columns matched by id
+    S(derive, NULL, NULL), // "a=x-y; b=..."
+    S(cache_dir, NULL, NULL),
     S(id_column, "id", NULL), // the catalog's id column, e.g. objid
-    S(nulls, NULL, NULL), // "-9999, 99, -99": sentinels of every numeric column (null.COL: one column's)
-                                    D(null_threshold, POS, BIG, 9000),
+    S(nulls, NULL, NULL),     // "-9999, 99, -99": sentinels of every numeric column (null.COL: one column's)
+    D(null_threshold, POS, BIG, 9000),
     I(strict, 0, 1, 0),
-                                    D(train_frac, 0, 1, RUN_TRAIN_FRAC),
-                                    D(val_frac, 0, 1, RUN_VAL_FRAC),
-                                    END};
+    D(train_frac, 0, 1, RUN_TRAIN_FRAC),
+    D(val_frac, 0, 1, RUN_VAL_FRAC),
+    END};
 #undef IO_KEY_TYPE
 
 int run_check_fractions(const char *where, double f_train, double f_val) {

@@ -389,7 +389,8 @@ static int select_usable(run *r, int need_targets) {
             if (m->spec[b].input != MD_IN_COLUMNS)
                 ok &= r->entry[r->br[b].ds][row] >= 0;
             else
-                for (int k = 0; k < r->br[b].n_cols; k++) ok &= !isnan(r->br[b].col[k][row]);
+                for (int k = 0; k < r->br[b].n_cols && !md_kind_of(m)->missing_inputs; k++)
+                    ok &= !isnan(r->br[b].col[k][row]);
         }
         if (!ok) {
             r->n_unusable++;
@@ -496,6 +497,7 @@ void run_free(run *r) {
     for (int k = 0; k <= MD_MAX_BRANCH; k++) free(r->list_buf[k]);
     free(r->split);
     nn_store_free(&r->st);
+    gb_model_free(&r->net.gb);
     io_catalog_free(&r->cat);
     io_config_free(&r->cfg);
 }
@@ -616,6 +618,7 @@ int run_from_checkpoint(run *r, const char *ckpt, const char *const *ov, int n_o
     if (!rc) r->foreign_catalog = !trained || !same_file(trained, r->data.catalog);
     free(trained);
     if (!rc) rc = io_ckpt_restore(ckpt, &z, &r->st, NULL);
+    if (!rc && r->net.kind == MD_KIND_GBDT) rc = run_gbdt_load(r, ckpt, &z);
     for (int i = 0; i < r->cfg.n; i++) r->cfg.e[i].used = 1; // training keys are not ours to check here
     io_npz_free(&z);
     return rc;

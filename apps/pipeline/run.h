@@ -141,6 +141,15 @@ int run_ood(const run *r, uint32_t row, const run_est *est, double nsig);
 int run_from_checkpoint(run *r, const char *ckpt, const char *const *overrides, int n_overrides,
                         int need_targets, int verbose);
 
+// Gradient-boosted trees (apps/pipeline/gbdt.c): predictions as head outputs (n, n_out; standardised
+// targets, then with intervals their 16 % and 84 % quantiles), the trees from a checkpoint, and the feature
+// matrix the trees read (every column branch's raw values side by side, NaN where missing; n x features).
+int run_gbdt_infer(const run *r, const uint32_t *rows, size_t n, float *out);
+int run_gbdt_load(run *r, const char *path, const io_npz *z);
+int run_gbdt_features(const run *r, const uint32_t *rows, size_t n, double *X);
+int run_gbdt_n_features(const run *r);
+const char *run_gbdt_feature_name(const run *r, int f);
+
 // Flow models (apps/pipeline/posterior.c): S posterior samples per row, in the
 // targets' units, out (n, S, T); and the evaluation galnn eval prints and
 // writes (metrics JSON in *json, PIT histograms in dir) for one model or a

@@ -25,7 +25,7 @@ static void draw_morph(run_trainer *T, int n) {
     }
 }
 
-static int log_append(run_trainer *T, const char *line) {
+int run_trainer_log(run_trainer *T, const char *line) {
     size_t L = strlen(line);
     char *n = gn_realloc(T->log, T->log_len + L + 1);
     if (!n) return GN_ENOMEM;
@@ -38,7 +38,7 @@ static int log_append(run_trainer *T, const char *line) {
 }
 
 // loss.png from the log: train and validation loss per epoch.
-static int plot_losses(const run_trainer *T) {
+int run_trainer_plot(const run_trainer *T) {
     size_t n = 0;
     for (size_t i = 0; i < T->log_len; i++) n += T->log[i] == '\n';
     double *ep = gn_malloc(sizeof(double) * 3 * (n + 1));
@@ -65,7 +65,8 @@ static int plot_losses(const run_trainer *T) {
         unit = m->head == MD_HEAD_GAUSSIAN ? "Gaussian -log p per galaxy (nats)"
                : m->head == MD_HEAD_BINNED ? "cross-entropy per galaxy (nats)"
                                            : "mean squared error of the standardised targets";
-    int rc = k ? io_plot_lines(path, title, "epoch", unit, s, 2, log_y) : GN_OK;
+    const char *x = m->kind == MD_KIND_GBDT ? "boosting round" : "epoch";
+    int rc = k ? io_plot_lines(path, title, x, unit, s, 2, log_y) : GN_OK;
     free(ep);
     return rc;
 }
@@ -271,6 +272,7 @@ static void record_paths(run_trainer *T) {
 
 int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     run *r = &T->r;
+    if (r->net.kind == MD_KIND_GBDT) return record_paths(T), run_gbdt_open(T, resume, ck);
     const run_train_opts *o = &r->train;
     uint64_t sd = (uint64_t)o->seed;
     int rc;
@@ -332,8 +334,8 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
         snprintf(p, sizeof p, "%s/config.cfg", T->dir);
         rc = text ? io_write_atomic(p, text, strlen(text)) : GN_ENOMEM;
         free(text);
-        if (rc || (rc = log_append(T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,"
-                                      "val_rmse,val_r2,seconds\n")))
+        if (rc || (rc = run_trainer_log(T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,"
+                                           "val_rmse,val_r2,seconds\n")))
             return rc;
     }
     printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n",
@@ -368,9 +370,11 @@ static int epoch_end(run_trainer *T, double t0, long step0, double *te, int *sto
     int improved = !isnan(vl) && vl < T->best_val;
     if (improved) T->best_val = vl;
     T->stall = improved ? 0 : T->stall + 1;
-    if ((rc = log_append(T, line)) || (rc = save(T, "last.npz")) || (improved && (rc = save(T, "best.npz"))))
+    if ((rc = run_trainer_log(T, line)) || (rc = save(T, "last.npz")) ||
+        (improved && (rc = save(T, "best.npz"))))
         return rc;
-    if (plot_losses(T)) fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
+    if (run_trainer_plot(T))
+        fprintf(stderr, "galnn: warning: %s\n", gn_errmsg()); // a plot never stops training
     *te = gn_now();
     *stop = T->patience > 0 && T->stall >= T->patience;
     return GN_OK;
@@ -421,6 +425,7 @@ static int calibrate_best(run_trainer *T) {
 
 int run_trainer_fit(run_trainer *T) {
     run *r = &T->r;
+    if (r->net.kind == MD_KIND_GBDT) return run_gbdt_fit(T);
     double t0 = gn_now(), te = gn_now();
     long step0 = T->opt.step;
     T->last_note = t0;
@@ -450,6 +455,7 @@ int run_trainer_fit(run_trainer *T) {
 }
 
 void run_trainer_free(run_trainer *T) {
+    run_gbdt_free(T);
     io_loader_free(&T->L);
     nn_optim_free(&T->opt);
     if (T->ctx.arena.head) nn_ctx_free(&T->ctx);

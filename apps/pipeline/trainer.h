@@ -31,6 +31,7 @@ typedef struct run_trainer {
     char paths[4][4096]; // the catalog and image template: absolute, and relative to the run directory
     gn_rng pair; // draws the set-2 partners (checkpointed)
     float *ema, *live; // [train] ema: the averaged parameter slab, and room to set the live one aside
+    void *gb;          // kind = gbdt: its fitting state (apps/pipeline/gbdt.c)
 } run_trainer;
 
 // After run_setup (T->r) and with T->dir set: the loader, optimizer and
@@ -39,5 +40,12 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck);
 // Train to the configured length (or early stop), checkpointing as configured.
 int run_trainer_fit(run_trainer *T);
 void run_trainer_free(run_trainer *T);
+// Append a line to log.csv (kept in memory for the checkpoint); loss.png from it.
+int run_trainer_log(run_trainer *T, const char *line);
+int run_trainer_plot(const run_trainer *T);
+// kind = gbdt: the boosting loop in place of gradient steps (apps/pipeline/gbdt.c).
+int run_gbdt_open(run_trainer *T, const char *resume, const io_npz *ck);
+int run_gbdt_fit(run_trainer *T);
+void run_gbdt_free(run_trainer *T);
 
 #endif
