@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "flags.h"
 #include "pipeline/run.h"
+#include "explain_gbdt.h"
 #include "pipeline/spec_common.h"
 
 static void explain_usage(void) {
@@ -50,7 +51,12 @@ static void explain_usage(void) {
         "other inputs stay at the galaxy's values). Writes attr.npy (galaxies, bands, height, width), per "
         "galaxy\n"
         "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"
-        "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n");
+        "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n"
+        "Gradient-boosted trees (kind = gbdt): gain importance and exact TreeSHAP (Lundberg et al. 2018) of\n"
+        "--target for every galaxy of --split (or the first --n): importance.csv and importance.png, "
+        "shap.npy\n"
+        "(galaxies, features + 1: the last column is the expected value; each row sums to the prediction),\n"
+        "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features.\n");
 }
 
 typedef struct xuser {
@@ -479,6 +485,15 @@ static int report_images(const xjob *J) {
     return 0;
 }
 
+// Whether the checkpoint holds gradient-boosted trees (the run is then open in J->r).
+static int peek_gbdt(xjob *J) {
+    if (run_from_checkpoint(&J->r, J->o->ckpt, J->o->sets.v, J->o->sets.n, 0, 0)) return 0;
+    if (J->r.net.kind == MD_KIND_GBDT) return 1;
+    run_free(&J->r);
+    memset(&J->r, 0, sizeof J->r);
+    return 0;
+}
+
 static int explain_run(const void *p) {
     const explain_cli o = *(const explain_cli *)p;
     int split = cmd_ckpt_out("explain", o.ckpt, o.out, o.split_name, o.threads);
@@ -486,6 +501,12 @@ static int explain_run(const void *p) {
     xjob J;
     memset(&J, 0, sizeof J);
     J.o = &o;
+    if (peek_gbdt(&J)) { // trees: gain importance and exact TreeSHAP instead of expected gradients
+        int bad = explain_gbdt(&J.r, o.out, split, o.target, o.nshow);
+        if (bad) cmd_error("explain: %s", gn_errmsg());
+        run_free(&J.r);
+        return bad ? 1 : 0;
+    }
     int rc = open_model(&J) || pick_rows(&J, split) || prepare(&J) || attribute(&J);
     if (!rc) rc = J.spectral ? report_spectral(&J) : report_images(&J);
     if (J.c.arena.head) nn_ctx_free(&J.c);

@@ -2,6 +2,7 @@
 
 #include <cairo/cairo.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,4 +456,64 @@ int io_plot_maps(const char *path, const char *title, const float *maps, int n, 
     }
     text(cr, Wd / 2.0, 12, title, 0.5, 0, 16, 0);
     return finish(sf, cr, path);
+}
+
+// A small deterministic jitter in [-1, 1] for point i (a hash, no random stream).
+static double jitter(size_t i) {
+    uint64_t z = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+    return (double)(z >> 11) / 4503599627370496.0 - 1;
+}
+
+static void dot(frame *f, double x, double y, double c) {
+    if (isnan(c))
+        cairo_set_source_rgb(f->cr, 0.6, 0.6, 0.6);
+    else
+        cmap(f->cr, 0.1 + 0.8 * c, 1);
+    cairo_arc(f->cr, px(f, x), py(f, y), 2.2, 0, 2 * M_PI), cairo_fill(f->cr);
+}
+
+int io_plot_points(const char *path, const char *title, const char *xl, const char *yl, const double *x,
+                   const double *y, const double *c, size_t n) {
+    frame f = {0};
+    f.x0 = f.y0 = INFINITY, f.x1 = f.y1 = -INFINITY;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(x[i]) && !isnan(y[i]))
+            f.x0 = fmin(f.x0, x[i]), f.x1 = fmax(f.x1, x[i]), f.y0 = fmin(f.y0, y[i]),
+            f.y1 = fmax(f.y1, y[i]);
+    if (!isfinite(f.x0)) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    double px_ = 0.04 * (f.x1 - f.x0 > 0 ? f.x1 - f.x0 : 1), py_ = 0.06 * (f.y1 - f.y0 > 0 ? f.y1 - f.y0 : 1);
+    f.x0 -= px_, f.x1 += px_, f.y0 -= py_, f.y1 += py_;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, xl, yl);
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(x[i]) && !isnan(y[i])) dot(&f, x[i], y[i], c ? c[i] : 0);
+    return finish(sf, f.cr, path);
+}
+
+int io_plot_beeswarm(const char *path, const char *title, const char *xl, const char *const *names, int nf,
+                     const double *v, const double *c, size_t n) {
+    frame f = {0};
+    f.x0 = INFINITY, f.x1 = -INFINITY, f.y0 = -0.6, f.y1 = nf - 0.4;
+    for (size_t i = 0; i < n * (size_t)nf; i++)
+        if (!isnan(v[i])) f.x0 = fmin(f.x0, v[i]), f.x1 = fmax(f.x1, v[i]);
+    if (!isfinite(f.x0) || nf < 1) return gn_err(GN_EINVAL, "%s: nothing to plot", path);
+    double pad = 0.04 * (f.x1 - f.x0 > 0 ? f.x1 - f.x0 : 1);
+    f.x0 -= pad, f.x1 += pad;
+    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    f.cr = cairo_create(sf);
+    axes(&f, title, xl, "");
+    cairo_set_source_rgb(f.cr, 1, 1, 1); // feature names instead of numeric y ticks
+    cairo_rectangle(f.cr, 0, MT - 8, ML - 1, H - MT - MB + 16), cairo_fill(f.cr);
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    for (int k = 0; k < nf; k++) text(f.cr, ML - 6, py(&f, nf - 1 - k), names[k], 1, 0.5, 12, 0);
+    for (int k = 0; k < nf; k++) // names[0] on top
+        for (size_t i = 0; i < n; i++)
+            if (!isnan(v[i * nf + k]))
+                dot(&f, v[i * nf + k], nf - 1 - k + 0.3 * jitter(i * nf + k), c[i * nf + k]);
+    cairo_set_source_rgb(f.cr, 0.3, 0.3, 0.3);
+    cairo_move_to(f.cr, px(&f, 0), MT), cairo_line_to(f.cr, px(&f, 0), H - MB), cairo_stroke(f.cr);
+    text(f.cr, W - MR - 4, MT + 6, "red: high feature value, blue: low, grey: missing", 1, 0, 11, 0);
+    return finish(sf, f.cr, path);
 }

@@ -59,4 +59,12 @@ int io_plot_heatmap(const char *path, const char *title, const char *xlabel, con
 int io_plot_maps(const char *path, const char *title, const float *maps, int n, int h, int w,
                  const char *const *labels, int diverging, const char *unit);
 
+// A scatter plot of (x, y), each point coloured by c in [0, 1] (blue - red; NaN grey; c NULL: all blue).
+int io_plot_points(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                   const double *x, const double *y, const double *c, size_t n);
+// A beeswarm: one row per name (names[0] on top), the n values v (n x nf) of each as jittered points
+// coloured by c (n x nf, in [0, 1], NaN grey), a line at x = 0 (SHAP summary plots).
+int io_plot_beeswarm(const char *path, const char *title, const char *xlabel, const char *const *names,
+                     int nf, const double *v, const double *c, size_t n);
+
 #endif
