@@ -40,8 +40,11 @@ static int parse(md_net *m, io_config *c, const md_data_info *d) {
 #undef IO_KEY_TYPE
     int rc = io_config_keys(c, "model", keys, &k);
     if (rc) return rc;
-    long seed = 1;
+    long seed = 1, epochs = 0;
     if ((rc = io_config_int(c, "train", "seed", 1, &seed))) return rc;
+    // galnn train --epochs E (also on --resume) sets [train] epochs: for trees, the number of rounds
+    if ((rc = io_config_int(c, "train", "epochs", 0, &epochs))) return rc;
+    if (epochs > 0 && io_config_str(c, "train", "epochs", NULL)) k.rounds = (int)epochs;
     m->gbp = (gb_params){.num_leaves = k.num_leaves,
                          .max_depth = k.max_depth,
                          .min_data_in_leaf = k.min_data_in_leaf,
