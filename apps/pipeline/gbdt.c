@@ -49,12 +49,15 @@ int run_gbdt_infer(const run *r, const uint32_t *rows, size_t n, float *out) {
         run_gbdt_features(r, rows + o, b, X);
         gb_predict(&r->net.gb, X, b, P);
         int T = r->n_targets;
-        for (size_t i = 0; i < b; i++)
-            for (int e = 0; e < E; e++) // quantile ensembles: widened by the conformal margin
-                out[(o + i) * E + e] = (float)(P[i * E + e] + (e < T       ? 0
-                                                               : e < 2 * T ? -1
-                                                                           : 1) *
-                                                                  r->net.gb_widen[e % T]);
+        for (size_t i = 0; i < b; i++) {
+            float *y = out + (o + i) * E;
+            for (int e = 0; e < E; e++) y[e] = (float)P[i * E + e];
+            for (int t = 0; E > T && t < T; t++) { // quantiles: widened by the conformal margin, and in order
+                double lo = P[i * E + T + t] - r->net.gb_widen[t],
+                       hi = P[i * E + 2 * T + t] + r->net.gb_widen[t];
+                y[T + t] = (float)fmin(lo, hi), y[2 * T + t] = (float)fmax(lo, hi);
+            }
+        }
     }
     free(X), free(P);
     return GN_OK;
