@@ -5,16 +5,27 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
+#include <string.h>
 
 #include "../common/gn_common.h"
 #include "../io/npy.h"
 #include "../models/gbdt.h"
 
-static double peak_mib(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_maxrss / 1024.0;
+// VmRSS or VmHWM (the peak since the last reset) of this process in MiB; reset_peak() restarts the peak
+// (Linux: "5" into /proc/self/clear_refs), so the fit's peak is measured apart from reading the data.
+static double status_mib(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) v = atof(line + strlen(key) + 1) / 1024.0;
+    if (f) fclose(f);
+    return v;
+}
+
+static void reset_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) fputs("5", f), fclose(f);
 }
 
 int main(int argc, char **argv) {
@@ -36,7 +47,8 @@ int main(int argc, char **argv) {
     gb_params p = {.num_leaves = atoi(argv[4]), .max_depth = -1, .min_data_in_leaf = 20, .max_bins = 255,
                    .rounds = atoi(argv[3]), .min_sum_hessian = 1e-3, .lambda_l2 = 0, .learning_rate = 0.1,
                    .feature_fraction = 1, .bagging_fraction = 1, .loss = GB_L2, .seed = 1};
-    double base = peak_mib(), t0 = gn_now();
+    reset_peak();
+    double base = status_mib("VmRSS:"), t0 = gn_now();
     gb_model m;
     gb_fit *f = NULL;
     if (gb_model_init(&m, 1, (int[]){GB_L2}, (double[]){0.5}) || gb_bin_edges(&m, x, ntr, F, 255) ||
@@ -45,7 +57,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < p.rounds; r++)
         if (gb_fit_round(f) < 0) return fprintf(stderr, "gbdt_bench: %s\n", gn_errmsg()), 1;
     gb_fit_free(f);
-    double t_fit = gn_now() - t0, mem = peak_mib() - base;
+    double t_fit = gn_now() - t0, mem = status_mib("VmHWM:") - base;
     double *out = malloc(sizeof(double) * (n - ntr)), se = 0;
     t0 = gn_now();
     gb_predict(&m, x + ntr * F, n - ntr, out);

@@ -2,7 +2,6 @@
 # same bins (255), leaves, learning rate (0.1), rounds, min_samples_leaf (20) and no early stopping.
 # Also writes the tables: --make DIR [CATALOG] writes DIR/mock_{X,y}.npy (20 columns of a galnn mock
 # catalog -> logmstar) and DIR/synth_{X,y}.npy (1,000,000 x 20 synthetic rows).
-import resource
 import sys
 import time
 
@@ -30,8 +29,20 @@ def make(d, catalog):
     np.save(d + '/synth_y.npy', y)
 
 
-def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def status_mib(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key):
+                return float(line.split()[1]) / 1024.0
+    return float('nan')
+
+
+def reset_peak():
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
 
 
 def run(xp, yp, rounds, leaves):
@@ -41,11 +52,12 @@ def run(xp, yp, rounds, leaves):
     m = HistGradientBoostingRegressor(max_iter=rounds, learning_rate=0.1, max_leaf_nodes=leaves,
                                       min_samples_leaf=20, l2_regularization=0, max_bins=255,
                                       early_stopping=False, random_state=1)
-    base = peak_mib()
+    reset_peak()
+    base = status_mib('VmRSS:')
     t0 = time.perf_counter()
     m.fit(X[:ntr], y[:ntr])
     t_fit = time.perf_counter() - t0
-    mem = peak_mib() - base
+    mem = status_mib('VmHWM:') - base
     t0 = time.perf_counter()
     p = m.predict(X[ntr:])
     t_pred = time.perf_counter() - t0

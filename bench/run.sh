@@ -85,3 +85,37 @@ for k in flow vae resnet mlp ksg; do
         printf("  %-7s %10.2f /s %10.2f /s %8.1f %% %12.2fx (%s)\n", $1, $2, $3,
                100 * (1 - $3 / $2), slow, slow <= 2.5 ? "<= 2.5x: met" : "> 2.5x: NOT met") }'
 done
+
+echo
+echo "gradient-boosted trees ($(nproc) threads; 255 bins, 31 leaves, learning rate 0.1, min 20 rows per leaf, no"
+echo "early stopping; 80 % train / 20 % test) against scikit-learn's HistGradientBoostingRegressor:"
+D=${GBDT_DATA:-build/bench_data}
+if ! /usr/bin/python3 -c 'import sklearn' >/dev/null 2>&1; then
+    echo "  (python3-sklearn not installed: no peer; apt-get install python3-sklearn)"
+else
+    mkdir -p "$D"
+    if [ ! -f "$D/synth_y.npy" ]; then # 100,000 mock galaxies x 20 catalog columns, 1,000,000 x 20 synthetic
+        bin/galnn mock --out "$D/mock" --n 100000 --size 16 --seed 5 >/dev/null 2>&1 || exit 1
+        /usr/bin/python3 bench/gbdt_bench_sklearn.py --make "$D" "$D/mock/catalog.csv" || exit 1
+        rm -rf "$D/mock"
+    fi
+    for set in "mock 200" "synth 100"; do
+        name=${set% *}; R=${set#* }
+        g=$($B/gbdt_bench "$D/${name}_X.npy" "$D/${name}_y.npy" "$R" 31 "$(nproc)") || exit 1
+        p=$(OMP_NUM_THREADS=$(nproc) /usr/bin/python3 bench/gbdt_bench_sklearn.py "$D/${name}_X.npy" \
+            "$D/${name}_y.npy" "$R" 31) || exit 1
+        echo "$g
+$p" | awk -v name="$name" -v R="$R" '{ v[$1] = $2 }
+            END {
+                printf("  %s table, %d rounds: test RMSE galnn %.5f, sklearn %.5f (%+.2f %%, goal within 2 %%)\n",
+                       name, R, v["galnn_rmse"], v["sklearn_rmse"], 100 * (v["galnn_rmse"] / v["sklearn_rmse"] - 1))
+                f = v["sklearn_fit"] / v["galnn_fit"]; p = v["sklearn_predict"] / v["galnn_predict"]
+                printf("    fit: galnn %.2f s, sklearn %.2f s = %.2fx (goal >= 2x: %s)\n", v["galnn_fit"],
+                       v["sklearn_fit"], f, f >= 2 ? "met" : "NOT met")
+                printf("    predict: galnn %.3f s, sklearn %.3f s = %.2fx (goal >= 3x: %s)\n", v["galnn_predict"],
+                       v["sklearn_predict"], p, p >= 3 ? "met" : "NOT met")
+                printf("    peak memory of the fit: galnn %.0f MiB, sklearn %.0f MiB (goal <= sklearn: %s)\n",
+                       v["galnn_fit_mib"], v["sklearn_fit_mib"], v["galnn_fit_mib"] <= v["sklearn_fit_mib"] ? "met" : "NOT met")
+            }'
+    done
+fi
