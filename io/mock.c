@@ -63,7 +63,9 @@ const char IO_MOCK_DOC[] =
     "(sf/passive/other),\n"
     "and the truth: logmstar, logsfr, z, re_kpc, n_true, q_true, av, gr0, logml_r, oh12 (gas-phase 12 + log "
     "O/H,\n"
-    "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm with "
+    "null when not measurable: probability 1 / (1 + exp(-(log sSFR + 10.5) / 0.3))) (+ logmtot, fdm and the\n"
+    "observed sigma_e (km/s, dispersion at R_e/2, 5 %), lambda_re (spin proxy V sin i / sqrt(V^2 sin^2 i +\n"
+    "sigma(R_e)^2), +-0.03) and logl_r (log L_r/Lsun from mag_r, spec-z, E(B-V); no K-correction) with\n"
     "--kinematics).\n"
     "Files: cutouts/{id}.fits (5 x S x S cube, BANDS = u,g,r,i,z, nanomaggies per pixel); with --png,\n"
     "png/{id}_{band}.png (16-bit, code = round(1000 x + 1000)); with --npy, npy/{id}.npy (5, S, S) float32;\n"
@@ -416,6 +418,22 @@ static int mock_files(const io_mock_opts *o, int i, const io_mock_galaxy *g, int
 }
 
 // catalog.csv: one row per galaxy, written atomically.
+// With --kinematics, what an IFU survey measures of galaxy i: sigma_e, the dispersion at R_e / 2 of the
+// model (km/s, 5 % error); lambda_re, a spin proxy V(R_e) sin i / sqrt(V^2 sin^2 i + sigma(R_e)^2) (+-0.03);
+// logl_r, the r-band luminosity log10 L/Lsun from the observed mag_r, spec-z and E(B-V) (M_r = mag_r - DM -
+// 2.29 E(B-V), no K-correction; null with mag_r).
+static void kin_observed(uint64_t seed, int i, const io_mock_galaxy *g, double out[3]) {
+    static const double support[3] = {1.0, 0.3, 0.6}, sfac[3] = {0.35, 0.75, 0.55};
+    gn_rng r = galaxy_rng(seed, i, 4);
+    double vc = sqrt(4.30091e-6 * pow(10, g->logmtot) / g->re_kpc), sini = sqrt(fmax(1 - g->cosi * g->cosi, 0));
+    double sig_half = sfac[g->type] * vc * exp(-0.25) + 10, sig_re = sfac[g->type] * vc * exp(-0.5) + 10;
+    double v = vc * support[g->type] * sini;
+    out[0] = sig_half * (1 + 0.05 * gn_rng_normal(&r));
+    out[1] = clampd(v / sqrt(v * v + sig_re * sig_re) + 0.03 * gn_rng_normal(&r), 0, 1);
+    double dl = comoving_mpc(g->zspec) * (1 + g->zspec), dm = 5 * log10(dl * 1e5);
+    out[2] = g->mag[2] == -9999 ? -9999 : (4.65 - (g->mag[2] - dm - 2.29 * g->ebv)) / 2.5;
+}
+
 static int mock_catalog(const io_mock_opts *o, const io_mock_galaxy *gal, int N) {
     char p[4096], tmp[4200];
     snprintf(p, sizeof p, "%s/catalog.csv", o->out);
@@ -433,7 +451,7 @@ static int mock_catalog(const io_mock_opts *o, const io_mock_galaxy *gal, int N)
     fprintf(f,
             ",w1,w2,w3,w1err,w2err,w3err,sersic_n,ba,r50,type,logmstar,logsfr,z,re_kpc,n_true,q_true,av,"
             "gr0,logml_r,oh12%s\n",
-            o->kinematics ? ",logmtot,fdm" : "");
+            o->kinematics ? ",logmtot,fdm,sigma_e,lambda_re,logl_r" : "");
     for (int i = 0; i < N; i++) {
         const io_mock_galaxy *g = &gal[i];
         fprintf(f, "%s,%.6f,%.4f", g->id, g->zspec, g->ebv);
@@ -446,7 +464,12 @@ static int mock_catalog(const io_mock_opts *o, const io_mock_galaxy *gal, int N)
                 g->r50_obs, IO_MOCK_TYPES[g->type], g->logm, g->logsfr, g->z, g->re_kpc, g->n, g->q, g->av,
                 g->gr0, g->logml_r);
         put_num(f, isnan(g->oh12) ? -9999 : g->oh12, "%.4f");
-        if (o->kinematics) fprintf(f, ",%.4f,%.4f", g->logmtot, g->fdm);
+        if (o->kinematics) {
+            double k[3];
+            kin_observed(o->seed, i, g, k);
+            fprintf(f, ",%.4f,%.4f,%.2f,%.4f", g->logmtot, g->fdm, k[0], k[1]);
+            put_num(f, k[2], "%.4f");
+        }
         fputc('\n', f);
     }
     if (fclose(f) || rename(tmp, p)) return gn_err(GN_EIO, "%s: write failed: %s", p, strerror(errno));
