@@ -425,7 +425,8 @@ static int mock_files(const io_mock_opts *o, int i, const io_mock_galaxy *g, int
 static void kin_observed(uint64_t seed, int i, const io_mock_galaxy *g, double out[3]) {
     static const double support[3] = {1.0, 0.3, 0.6}, sfac[3] = {0.35, 0.75, 0.55};
     gn_rng r = galaxy_rng(seed, i, 4);
-    double vc = sqrt(4.30091e-6 * pow(10, g->logmtot) / g->re_kpc), sini = sqrt(fmax(1 - g->cosi * g->cosi, 0));
+    double vc = sqrt(4.30091e-6 * pow(10, g->logmtot) / g->re_kpc);
+    double sini = sqrt(fmax(1 - g->cosi * g->cosi, 0));
     double sig_half = sfac[g->type] * vc * exp(-0.25) + 10, sig_re = sfac[g->type] * vc * exp(-0.5) + 10;
     double v = vc * support[g->type] * sini;
     out[0] = sig_half * (1 + 0.05 * gn_rng_normal(&r));

@@ -12,6 +12,7 @@
 
 #define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
 #define GB_MAXF 4096         // features a model may have
+#define GB_MAXT 256 // threads a partition uses
 #define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
 
 typedef struct gb_hist {
@@ -304,29 +305,40 @@ static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
 // The histograms of leaf L's rows for the tree's features (og: the rows' gradients in idx order). Bins
 // are row-major (a row's F bins side by side): each thread takes a contiguous group of the features and
 // reads every row once; a feature's sums run over the rows in the same order whatever the thread count.
+// The histograms of features fsel[k0..k1) of leaf L from its rows (og: their gradients in idx order).
+static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
+    size_t n = L->e - L->b, F = (size_t)f->F;
+    int m = k1 - k0, col[GB_MAXF];
+    gb_hist *base[GB_MAXF];
+    for (int k = k0; k < k1; k++) {
+        col[k - k0] = f->fsel[k], base[k - k0] = slot_hist(f, L->slot, f->fsel[k]);
+        memset(base[k - k0], 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, f->fsel[k]) + 1));
+    }
+    const uint32_t *idx = f->idx + L->b;
+    const double *og = f->og;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *row = f->bins + (size_t)idx[i] * F;
+        double gi = og[i];
+        for (int k = 0; k < m; k++) {
+            gb_hist *h = base[k] + row[col[k]];
+            h->g += gi, h->n += 1;
+        }
+    }
+}
+
+static void gather_grad(gb_fit *f, const gb_leaf *L) {
+    for (size_t i = L->b; i < L->e; i++) f->og[i - L->b] = f->g[f->idx[i]];
+}
+
+// Row-major bins (a row's F bins side by side): each thread takes a contiguous group of the features and
+// reads every row once; a feature's sums run over the rows in the same order whatever the thread count.
 static void build_hist(gb_fit *f, const gb_leaf *L) {
-    size_t b = L->b, e = L->e, F = (size_t)f->F;
-    for (size_t i = b; i < e; i++) f->og[i - b] = f->g[f->idx[i]];
-    int nf = f->n_fsel, par = (e - b) * (size_t)nf > 32768;
-#pragma omp parallel if (par)
+    gather_grad(f, L);
+    int nf = f->n_fsel;
+#pragma omp parallel if ((L->e - L->b) * (size_t)nf > 32768)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int k0 = nf * t / nt, k1 = nf * (t + 1) / nt, m = k1 - k0, col[GB_MAXF];
-        gb_hist *base[GB_MAXF];
-        for (int k = k0; k < k1; k++) {
-            col[k - k0] = f->fsel[k], base[k - k0] = slot_hist(f, L->slot, f->fsel[k]);
-            memset(base[k - k0], 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, f->fsel[k]) + 1));
-        }
-        const uint32_t *idx = f->idx + b;
-        const double *og = f->og;
-        for (size_t i = 0; i < e - b; i++) {
-            const uint8_t *row = f->bins + (size_t)idx[i] * F;
-            double gi = og[i];
-            for (int k = 0; k < m; k++) {
-                gb_hist *h = base[k] + row[col[k]];
-                h->g += gi, h->n += 1;
-            }
-        }
+        hist_rows(f, L, nf * t / nt, nf * (t + 1) / nt);
     }
 }
 
@@ -354,18 +366,59 @@ static double best_of_feature(const gb_fit *f, const gb_leaf *L, int ft, int *bi
     return best;
 }
 
-static void find_split(gb_fit *f, gb_leaf *L) {
+typedef struct gb_cand {
+    double gain, gl, nl;
+    int bin, dl;
+} gb_cand;
+
+static int can_split(const gb_fit *f, const gb_leaf *L) {
+    return !(f->p.max_depth > 0 && L->depth >= f->p.max_depth) && L->N >= 2.0 * f->p.min_data_in_leaf;
+}
+
+static void score_feature(const gb_fit *f, const gb_leaf *L, int k, gb_cand *c) {
+    c->gain = best_of_feature(f, L, f->fsel[k], &c->bin, &c->dl, &c->gl, &c->nl);
+}
+
+// The first feature of the largest gain among the candidates: the same for every thread count.
+static void pick_split(const gb_fit *f, gb_leaf *L, const gb_cand *c) {
     L->feature = -1, L->gain = 0;
-    if ((f->p.max_depth > 0 && L->depth >= f->p.max_depth) || L->N < 2.0 * f->p.min_data_in_leaf) return;
-    int nf = f->n_fsel, bins[nf], dls[nf];
-    double gains[nf], gl[nf], nl[nf];
+    for (int k = 0; k < f->n_fsel; k++)
+        if (c[k].gain > L->gain)
+            L->gain = c[k].gain, L->feature = f->fsel[k], L->bin = c[k].bin, L->default_left = c[k].dl,
+            L->GL = c[k].gl, L->NL = c[k].nl;
+}
+
+static void find_split(gb_fit *f, gb_leaf *L) {
+    int nf = f->n_fsel;
+    gb_cand c[nf];
+    for (int k = 0; k < nf; k++) c[k].gain = 0;
+    if (can_split(f, L)) {
 #pragma omp parallel for schedule(static) if (L->N * nf > 65536)
-    for (int k = 0; k < nf; k++)
-        gains[k] = best_of_feature(f, L, f->fsel[k], &bins[k], &dls[k], &gl[k], &nl[k]);
-    for (int k = 0; k < nf; k++) // the first feature of the largest gain: the same for every thread count
-        if (gains[k] > L->gain)
-            L->gain = gains[k], L->feature = f->fsel[k], L->bin = bins[k], L->default_left = dls[k],
-            L->GL = gl[k], L->NL = nl[k];
+        for (int k = 0; k < nf; k++) score_feature(f, L, k, &c[k]);
+    }
+    pick_split(f, L, c);
+}
+
+// After a split, in one parallel region over groups of features: the smaller child's histograms from its
+// rows, the larger child's as the parent's minus the smaller's, and both children's best split per feature.
+static void grow_children(gb_fit *f, gb_leaf *small, gb_leaf *large) {
+    gather_grad(f, small);
+    int nf = f->n_fsel, cs = can_split(f, small), cl = can_split(f, large);
+    gb_cand a[nf], b[nf];
+#pragma omp parallel if ((small->e - small->b + 1024) * (size_t)nf > 32768)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), k0 = nf * t / nt, k1 = nf * (t + 1) / nt;
+        hist_rows(f, small, k0, k1);
+        for (int k = k0; k < k1; k++) {
+            gb_hist *p = slot_hist(f, large->slot, f->fsel[k]), *q = slot_hist(f, small->slot, f->fsel[k]);
+            for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) p[j].g -= q[j].g, p[j].n -= q[j].n;
+            a[k].gain = b[k].gain = 0;
+            if (cs) score_feature(f, small, k, &a[k]);
+            if (cl) score_feature(f, large, k, &b[k]);
+        }
+    }
+    pick_split(f, small, a);
+    pick_split(f, large, b);
 }
 
 static int push_node(gb_ens *E, gb_node nd) {
@@ -379,23 +432,60 @@ static int push_node(gb_ens *E, gb_node nd) {
     return (int)E->n_nodes++;
 }
 
+// Whether bin v goes left at a split (bin thr, missing bin miss, missing values left if dl).
+#define GB_LEFT(v, thr, miss, dl) ((v) == (miss) ? (dl) : (v) <= (thr))
+
 // Stable partition of leaf L's rows by its best split (left rows first, each side in the old order);
-// returns the end of the left rows. Branch-free: every row is written to both sides, one side advances
-// (left rows in place: slot nl <= i is read already; right rows to tmp, which has one spare slot).
+// returns the end of the left rows. Small leaves branch-free on one thread: every row is written to both
+// sides, one side advances (left rows in place: slot nl <= i is read already; right rows to tmp, which has
+// a spare slot). Large ones in chunks, one per thread: counts, then each chunk's rows to their places in
+// tmp. The result is the same either way.
 static size_t partition(gb_fit *f, const gb_leaf *L) {
     const uint8_t *col = f->bins + L->feature;
     const int miss = gb_n_bins(f->m, L->feature), thr = L->bin, dl = L->default_left;
-    const size_t F = (size_t)f->F;
-    size_t nl = L->b, nr = 0;
+    const size_t F = (size_t)f->F, b = L->b, len = L->e - L->b;
     uint32_t *idx = f->idx, *tmp = f->tmp;
-    for (size_t i = L->b; i < L->e; i++) {
-        uint32_t r = idx[i];
-        int v = col[(size_t)r * F], left = (v == miss) ? dl : (v <= thr);
-        idx[nl] = r, tmp[nr] = r;
-        nl += left, nr += !left;
+    if (len < 32768 || omp_get_max_threads() < 2) {
+        size_t nl = b, nr = 0;
+        for (size_t i = b; i < L->e; i++) {
+            uint32_t r = idx[i];
+            int v = col[(size_t)r * F], left = GB_LEFT(v, thr, miss, dl);
+            idx[nl] = r, tmp[nr] = r;
+            nl += left, nr += !left;
+        }
+        memcpy(idx + nl, tmp, sizeof(uint32_t) * nr);
+        return nl;
     }
-    memcpy(idx + nl, tmp, sizeof(uint32_t) * nr);
-    return nl;
+    size_t cnt[GB_MAXT + 1] = {0}, total = 0;
+    int nthr = omp_get_max_threads() < GB_MAXT ? omp_get_max_threads() : GB_MAXT;
+#pragma omp parallel num_threads(nthr)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        size_t i0 = b + len * t / T, i1 = b + len * (t + 1) / T, c = 0;
+        for (size_t i = i0; i < i1; i++) {
+            int v = col[(size_t)idx[i] * F];
+            c += GB_LEFT(v, thr, miss, dl);
+        }
+        cnt[t + 1] = c;
+#pragma omp barrier
+        size_t lo = b, nl = 0;
+        for (int u = 0; u < T; u++) nl += cnt[u + 1];
+        for (int u = 0; u < t; u++) lo += cnt[u + 1];
+        size_t hi = b + nl + (i0 - b) - (lo - b);
+        for (size_t i = i0; i < i1; i++) {
+            uint32_t r = idx[i];
+            int v = col[(size_t)r * F];
+            if (GB_LEFT(v, thr, miss, dl))
+                tmp[lo++] = r;
+            else
+                tmp[hi++] = r;
+        }
+#pragma omp barrier
+        memcpy(idx + i0, tmp + i0, sizeof(uint32_t) * (i1 - i0));
+#pragma omp single
+        total = nl;
+    }
+    return b + total;
 }
 
 // Split leaf L (index li) into itself (left) and a new leaf (right); the node becomes internal.
@@ -414,15 +504,13 @@ static int split_leaf(gb_fit *f, gb_ens *E, int root, int li, int *n_leaves, int
     R.G = L->G - L->GL, R.N = (double)(R.e - R.b), L->G = L->GL, L->N = (double)(L->e - L->b);
     gb_leaf *small = L->N <= R.N ? L : &R, *large = small == L ? &R : L;
     large->slot = L->slot, small->slot = (*free_slot)++;
-    build_hist(f, small);
-#pragma omp parallel for schedule(static) if ((size_t)f->n_fsel * GB_HB > 8192)
-    for (int k = 0; k < f->n_fsel; k++) {
-        gb_hist *a = slot_hist(f, large->slot, f->fsel[k]), *s = slot_hist(f, small->slot, f->fsel[k]);
-        for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) a[j].g -= s[j].g, a[j].n -= s[j].n;
-    }
-    f->leaf[(*n_leaves)++] = R;
-    find_split(f, &f->leaf[li]);
-    find_split(f, &f->leaf[*n_leaves - 1]);
+    f->leaf[*n_leaves] = R;
+    if (small == &R)
+        small = &f->leaf[*n_leaves];
+    else
+        large = &f->leaf[*n_leaves];
+    (*n_leaves)++;
+    grow_children(f, small, large);
     return GN_OK;
 }
 

@@ -158,7 +158,7 @@ static int same_model(const gb_model *a, const gb_model *b) {
 // unbroken fit, bit for bit, with bagging and feature fraction drawing; so is a fit on 1 thread vs 2.
 static void test_resume_and_threads(void **st) {
     (void)st;
-    enum { N = 3000, F = 5 };
+    enum { N = 60000, F = 5 }; // the root's 42,000 bagged rows take the threaded partition
     static double X[N * F], y[N];
     toy(X, y, N, F, 9);
     gb_params p = params(15, 20, 0.1);
