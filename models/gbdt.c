@@ -12,7 +12,7 @@
 
 #define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
 #define GB_MAXF 4096         // features a model may have
-#define GB_MAXT 256 // threads a partition uses
+#define GB_MAXT 256          // threads a partition uses
 #define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
 
 typedef struct gb_hist {
@@ -107,15 +107,14 @@ int gb_bin(const gb_model *m, int f, double v) {
     const double *ed = m->edges + m->edge_start[f];
     int nb = gb_n_bins(m, f);
     if (isnan(v)) return nb;
-    int lo = 0, hi = nb - 1; // the first edge >= v (the last edge is +inf)
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (ed[mid] >= v)
-            hi = mid;
-        else
-            lo = mid + 1;
+    const double *base = ed; // the first edge >= v (the last edge is +inf), without branches to mispredict
+    int len = nb;
+    while (len > 1) {
+        int half = len / 2;
+        base = base[half - 1] < v ? base + half : base;
+        len -= half;
     }
-    return lo;
+    return (int)(base - ed) + (*base < v);
 }
 
 // Ascending sort of n finite doubles: LSD radix sort on their order-preserving 64-bit keys (16 bits a
@@ -302,26 +301,20 @@ static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
     return f->hist + ((size_t)slot * f->F + feat) * GB_HB;
 }
 
-// The histograms of leaf L's rows for the tree's features (og: the rows' gradients in idx order). Bins
-// are row-major (a row's F bins side by side): each thread takes a contiguous group of the features and
-// reads every row once; a feature's sums run over the rows in the same order whatever the thread count.
-// The histograms of features fsel[k0..k1) of leaf L from its rows (og: their gradients in idx order).
+// The histograms of features fsel[k0..k1) of leaf L from its rows (og: their gradients in idx order). Bins
+// are column-major (a feature's bins of every row side by side: the column of one feature, n bytes, stays in
+// cache while its rows, in increasing order, are read).
 static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
-    size_t n = L->e - L->b, F = (size_t)f->F;
-    int m = k1 - k0, col[GB_MAXF];
-    gb_hist *base[GB_MAXF];
-    for (int k = k0; k < k1; k++) {
-        col[k - k0] = f->fsel[k], base[k - k0] = slot_hist(f, L->slot, f->fsel[k]);
-        memset(base[k - k0], 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, f->fsel[k]) + 1));
-    }
+    size_t n = L->e - L->b;
     const uint32_t *idx = f->idx + L->b;
     const double *og = f->og;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *row = f->bins + (size_t)idx[i] * F;
-        double gi = og[i];
-        for (int k = 0; k < m; k++) {
-            gb_hist *h = base[k] + row[col[k]];
-            h->g += gi, h->n += 1;
+    for (int k = k0; k < k1; k++) {
+        gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
+        memset(H, 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, f->fsel[k]) + 1));
+        const uint8_t *col = f->bins + (size_t)f->fsel[k] * f->n;
+        for (size_t i = 0; i < n; i++) {
+            gb_hist *h = H + col[idx[i]];
+            h->g += og[i], h->n += 1;
         }
     }
 }
@@ -330,8 +323,8 @@ static void gather_grad(gb_fit *f, const gb_leaf *L) {
     for (size_t i = L->b; i < L->e; i++) f->og[i - L->b] = f->g[f->idx[i]];
 }
 
-// Row-major bins (a row's F bins side by side): each thread takes a contiguous group of the features and
-// reads every row once; a feature's sums run over the rows in the same order whatever the thread count.
+// Each thread takes a contiguous group of the features; a feature's sums run over the rows in the same
+// order whatever the thread count.
 static void build_hist(gb_fit *f, const gb_leaf *L) {
     gather_grad(f, L);
     int nf = f->n_fsel;
@@ -441,15 +434,15 @@ static int push_node(gb_ens *E, gb_node nd) {
 // a spare slot). Large ones in chunks, one per thread: counts, then each chunk's rows to their places in
 // tmp. The result is the same either way.
 static size_t partition(gb_fit *f, const gb_leaf *L) {
-    const uint8_t *col = f->bins + L->feature;
+    const uint8_t *col = f->bins + (size_t)L->feature * f->n;
     const int miss = gb_n_bins(f->m, L->feature), thr = L->bin, dl = L->default_left;
-    const size_t F = (size_t)f->F, b = L->b, len = L->e - L->b;
+    const size_t b = L->b, len = L->e - L->b;
     uint32_t *idx = f->idx, *tmp = f->tmp;
     if (len < 32768 || omp_get_max_threads() < 2) {
         size_t nl = b, nr = 0;
         for (size_t i = b; i < L->e; i++) {
             uint32_t r = idx[i];
-            int v = col[(size_t)r * F], left = GB_LEFT(v, thr, miss, dl);
+            int v = col[r], left = GB_LEFT(v, thr, miss, dl);
             idx[nl] = r, tmp[nr] = r;
             nl += left, nr += !left;
         }
@@ -463,7 +456,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         size_t i0 = b + len * t / T, i1 = b + len * (t + 1) / T, c = 0;
         for (size_t i = i0; i < i1; i++) {
-            int v = col[(size_t)idx[i] * F];
+            int v = col[idx[i]];
             c += GB_LEFT(v, thr, miss, dl);
         }
         cnt[t + 1] = c;
@@ -474,7 +467,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         size_t hi = b + nl + (i0 - b) - (lo - b);
         for (size_t i = i0; i < i1; i++) {
             uint32_t r = idx[i];
-            int v = col[(size_t)r * F];
+            int v = col[r];
             if (GB_LEFT(v, thr, miss, dl))
                 tmp[lo++] = r;
             else
@@ -562,10 +555,9 @@ static uint64_t round_seed(const gb_fit *f, int e) {
 
 // The leaf of training row i in tree T (its bins).
 static int route_bins(const gb_fit *f, const gb_node *T, size_t i) {
-    const uint8_t *row = f->bins + i * (size_t)f->F;
     int j = 0;
     while (T[j].feature >= 0) {
-        int ft = T[j].feature, b = row[ft];
+        int ft = T[j].feature, b = f->bins[(size_t)ft * f->n + i];
         int left = b == gb_n_bins(f->m, ft) ? T[j].default_left
                                             : T[j].threshold >= f->m->edges[f->m->edge_start[ft] + b];
         j = left ? T[j].left : T[j].right;
@@ -742,7 +734,7 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
         return gb_fit_free(f), NULL;
 #pragma omp parallel for schedule(static)
     for (int ft = 0; ft < F; ft++)
-        for (size_t i = 0; i < n; i++) f->bins[i * F + ft] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
+        for (size_t i = 0; i < n; i++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
     if (m->rounds_done == 0) base_scores(f);
     replay(f);
     return f;
