@@ -308,14 +308,19 @@ static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
     size_t n = L->e - L->b;
     const uint32_t *idx = f->idx + L->b;
     const double *og = f->og;
+    gb_hist H2[GB_HB]; // odd rows: two independent chains of updates when neighbours share a bin
     for (int k = k0; k < k1; k++) {
         gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
-        memset(H, 0, sizeof(gb_hist) * (size_t)(gb_n_bins(f->m, f->fsel[k]) + 1));
+        int nb = gb_n_bins(f->m, f->fsel[k]) + 1;
+        memset(H, 0, sizeof(gb_hist) * (size_t)nb), memset(H2, 0, sizeof(gb_hist) * (size_t)nb);
         const uint8_t *col = f->bins + (size_t)f->fsel[k] * f->n;
-        for (size_t i = 0; i < n; i++) {
-            gb_hist *h = H + col[idx[i]];
-            h->g += og[i], h->n += 1;
+        size_t i = 0;
+        for (; i + 1 < n; i += 2) {
+            gb_hist *a = H + col[idx[i]], *b = H2 + col[idx[i + 1]];
+            a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
         }
+        if (i < n) H[col[idx[i]]].g += og[i], H[col[idx[i]]].n += 1;
+        for (int j = 0; j < nb; j++) H[j].g += H2[j].g, H[j].n += H2[j].n;
     }
 }
 
@@ -467,11 +472,9 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         size_t hi = b + nl + (i0 - b) - (lo - b);
         for (size_t i = i0; i < i1; i++) {
             uint32_t r = idx[i];
-            int v = col[r];
-            if (GB_LEFT(v, thr, miss, dl))
-                tmp[lo++] = r;
-            else
-                tmp[hi++] = r;
+            int v = col[r], left = GB_LEFT(v, thr, miss, dl);
+            size_t d = left ? lo : hi; // a select, not a branch
+            tmp[d] = r, lo += left, hi += !left;
         }
 #pragma omp barrier
         memcpy(idx + i0, tmp + i0, sizeof(uint32_t) * (i1 - i0));
