@@ -32,7 +32,7 @@ typedef struct gb_leaf {
 struct gb_fit {
     gb_model *m;
     gb_params p;
-    int F, E, *fsel, n_fsel;
+    int F, E, *fsel, n_fsel, ident; // ident: this tree's rows are all rows (idx[i] = i at the root)
     size_t n, nv;
     const double *X, *y, *Xv, *yv;
     uint8_t *bins;        // F x n, column-major
@@ -333,8 +333,9 @@ static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
 // cache while its rows, in increasing order, are read).
 static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
     size_t n = L->e - L->b;
+    int ident = f->ident && L->b == 0 && n == f->n; // the root of a tree on every row: idx[i] = i
     const uint32_t *idx = f->idx + L->b;
-    const double *og = f->og;
+    const double *og = ident ? f->g : f->og;
     gb_hist H2[GB_HB]; // odd rows: two independent chains of updates when neighbours share a bin
     for (int k = k0; k < k1; k++) {
         gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
@@ -342,16 +343,23 @@ static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
         memset(H, 0, sizeof(gb_hist) * (size_t)nb), memset(H2, 0, sizeof(gb_hist) * (size_t)nb);
         const uint8_t *col = f->bins + (size_t)f->fsel[k] * f->n;
         size_t i = 0;
-        for (; i + 1 < n; i += 2) {
-            gb_hist *a = H + col[idx[i]], *b = H2 + col[idx[i + 1]];
-            a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
-        }
+        if (ident)
+            for (; i + 1 < n; i += 2) {
+                gb_hist *a = H + col[i], *b = H2 + col[i + 1];
+                a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
+            }
+        else
+            for (; i + 1 < n; i += 2) {
+                gb_hist *a = H + col[idx[i]], *b = H2 + col[idx[i + 1]];
+                a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
+            }
         if (i < n) H[col[idx[i]]].g += og[i], H[col[idx[i]]].n += 1;
         for (int j = 0; j < nb; j++) H[j].g += H2[j].g, H[j].n += H2[j].n;
     }
 }
 
 static void gather_grad(gb_fit *f, const gb_leaf *L) {
+    if (f->ident && L->b == 0 && L->e == f->n) return; // hist_rows reads g itself
     for (size_t i = L->b; i < L->e; i++) f->og[i - L->b] = f->g[f->idx[i]];
 }
 
@@ -634,6 +642,7 @@ static int grow_tree(gb_fit *f, int e) {
     gn_rng rng;
     gn_rng_seed(&rng, round_seed(f, e), GN_STREAM_SAMPLE);
     size_t k = draw_rows(f, e, &rng);
+    f->ident = k == f->n; // every row, in order
     if (E->n_trees + 1 >= E->cap_trees) {
         int c = E->cap_trees ? 2 * E->cap_trees : 256;
         int64_t *p = realloc(E->tree_start, sizeof(int64_t) * (size_t)(c + 1));
