@@ -438,7 +438,7 @@ static void grow_children(gb_fit *f, gb_leaf *small, gb_leaf *large) {
     gather_grad(f, small);
     int nf = f->n_fsel, cs = can_split(f, small), cl = can_split(f, large);
     gb_cand a[nf], b[nf];
-#pragma omp parallel if ((small->e - small->b + 1024) * (size_t)nf > 32768)
+#pragma omp parallel if (nf >= 4) // the split search alone is worth a second thread
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), k0 = nf * t / nt, k1 = nf * (t + 1) / nt;
         hist_rows(f, small, k0, k1);
