@@ -177,22 +177,20 @@ int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
     if (max_bins < 2 || max_bins > GB_HB - 1) return gn_err(GN_EINVAL, "max_bins must be in [2, 255]");
     size_t step = n > GB_BIN_SAMPLE ? n / GB_BIN_SAMPLE : 1, k_max = (n + step - 1) / step;
     double *all = gn_malloc(sizeof(double) * (size_t)F * (size_t)max_bins);
+    double *T = gn_malloc(sizeof(double) * (k_max ? k_max : 1) * (size_t)F); // the sampled rows, by feature
     int *cnt = gn_malloc(sizeof(int) * (size_t)F), rc = GN_OK;
-    if (!all || !cnt) return free(all), free(cnt), GN_ENOMEM;
-#pragma omp parallel for schedule(dynamic) reduction(| : rc)
+    size_t *len = gn_calloc((size_t)F, sizeof(size_t));
+    if (!all || !cnt || !T || !len) return free(all), free(cnt), free(T), free(len), GN_ENOMEM;
+    for (size_t i = 0; i < n; i += step) // one pass over X, in order
+        for (int f = 0; f < F; f++)
+            if (!isnan(X[i * F + f])) T[(size_t)f * k_max + len[f]++] = X[i * F + f];
+#pragma omp parallel for schedule(dynamic)
     for (int f = 0; f < F; f++) {
-        double *s = malloc(sizeof(double) * (k_max ? k_max : 1));
-        if (!s) {
-            rc |= 1;
-            continue;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < n; i += step)
-            if (!isnan(X[i * F + f])) s[k++] = X[i * F + f];
-        sort_doubles(s, k);
-        cnt[f] = feature_edges(s, k, max_bins, all + (size_t)f * max_bins);
-        free(s);
+        double *s = T + (size_t)f * k_max;
+        sort_doubles(s, len[f]);
+        cnt[f] = feature_edges(s, len[f], max_bins, all + (size_t)f * max_bins);
     }
+    free(T), free(len);
     free(m->edges), free(m->edge_start);
     m->n_features = F;
     m->edge_start = gn_malloc(sizeof(int64_t) * (size_t)(F + 1));
@@ -771,9 +769,10 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     if (!f->bins || !f->pred || !f->predv || !f->g || !f->og || !f->res || !f->idx || !f->tmp || !f->fsel ||
         !f->mark || !f->all || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
+        // rows outer: X is read once, in order (a column at a time read all of X per feature, from memory)
 #pragma omp parallel for schedule(static)
-    for (int ft = 0; ft < F; ft++)
-        for (size_t i = 0; i < n; i++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
+    for (size_t i = 0; i < n; i++)
+        for (int ft = 0; ft < F; ft++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
     if (m->rounds_done == 0) base_scores(f);
     replay(f);
     return f;
