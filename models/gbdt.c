@@ -493,9 +493,9 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         size_t i0 = b + len * t / T, i1 = b + len * (t + 1) / T, c = 0;
-        for (size_t i = i0; i < i1; i++) {
-            int v = col[idx[i]];
-            c += GB_LEFT(v, thr, miss, dl);
+        for (size_t i = i0; i < i1; i++) { // the sides, kept for the second pass (one read of col per row)
+            int v = col[idx[i]], left = GB_LEFT(v, thr, miss, dl);
+            f->mark[i] = (uint8_t)left, c += left;
         }
         cnt[t + 1] = c;
 #pragma omp barrier
@@ -505,7 +505,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         size_t hi = b + nl + (i0 - b) - (lo - b);
         for (size_t i = i0; i < i1; i++) {
             uint32_t r = idx[i];
-            int v = col[r], left = GB_LEFT(v, thr, miss, dl);
+            int left = f->mark[i];
             size_t d = left ? lo : hi; // a select, not a branch
             tmp[d] = r, lo += left, hi += !left;
         }
