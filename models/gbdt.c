@@ -348,6 +348,7 @@ static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
             }
         else
             for (; i + 1 < n; i += 2) {
+                if (i + 64 < n) __builtin_prefetch(col + idx[i + 64]); // scattered rows of a large column
                 gb_hist *a = H + col[idx[i]], *b = H2 + col[idx[i + 1]];
                 a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
             }
@@ -358,7 +359,10 @@ static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
 
 static void gather_grad(gb_fit *f, const gb_leaf *L) {
     if (f->ident && L->b == 0 && L->e == f->n) return; // hist_rows reads g itself
-    for (size_t i = L->b; i < L->e; i++) f->og[i - L->b] = f->g[f->idx[i]];
+    for (size_t i = L->b; i < L->e; i++) {
+        if (i + 32 < L->e) __builtin_prefetch(f->g + f->idx[i + 32]);
+        f->og[i - L->b] = f->g[f->idx[i]];
+    }
 }
 
 // Each thread takes a contiguous group of the features; a feature's sums run over the rows in the same
@@ -480,6 +484,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         size_t nl = b, nr = 0;
         for (size_t i = b; i < L->e; i++) {
             uint32_t r = idx[i];
+            if (i + 64 < L->e) __builtin_prefetch(col + idx[i + 64]);
             int v = col[r], left = GB_LEFT(v, thr, miss, dl);
             idx[nl] = r, tmp[nr] = r;
             nl += left, nr += !left;
@@ -494,6 +499,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         size_t i0 = b + len * t / T, i1 = b + len * (t + 1) / T, c = 0;
         for (size_t i = i0; i < i1; i++) { // the sides, kept for the second pass (one read of col per row)
+            if (i + 64 < i1) __builtin_prefetch(col + idx[i + 64]);
             int v = col[idx[i]], left = GB_LEFT(v, thr, miss, dl);
             f->mark[i] = (uint8_t)left, c += left;
         }
