@@ -44,9 +44,18 @@ int main(int argc, char **argv) {
     size_t n = (size_t)X.shape[0], ntr = n * 8 / 10;
     int F = (int)X.shape[1];
     const double *x = X.data, *yy = y.data;
-    gb_params p = {.num_leaves = atoi(argv[4]), .max_depth = -1, .min_data_in_leaf = 20, .max_bins = 255,
-                   .rounds = atoi(argv[3]), .min_sum_hessian = 1e-3, .lambda_l2 = 0, .learning_rate = 0.1,
-                   .feature_fraction = 1, .bagging_fraction = 1, .loss = GB_L2, .seed = 1};
+    gb_params p = {.num_leaves = atoi(argv[4]),
+                   .max_depth = -1,
+                   .min_data_in_leaf = 20,
+                   .max_bins = 255,
+                   .rounds = atoi(argv[3]),
+                   .min_sum_hessian = 1e-3,
+                   .lambda_l2 = 0,
+                   .learning_rate = 0.1,
+                   .feature_fraction = 1,
+                   .bagging_fraction = 1,
+                   .loss = GB_L2,
+                   .seed = 1};
     reset_peak();
     double base = status_mib("VmRSS:"), t0 = gn_now();
     gb_model m;
@@ -59,9 +68,12 @@ int main(int argc, char **argv) {
     gb_fit_free(f);
     double t_fit = gn_now() - t0, mem = status_mib("VmHWM:") - base;
     double *out = malloc(sizeof(double) * (n - ntr)), se = 0;
-    t0 = gn_now();
-    gb_predict(&m, x + ntr * F, n - ntr, out);
-    double t_pred = gn_now() - t0;
+    double t_pred = INFINITY; // the best of 5: one call is ~20 ms on the smaller table
+    for (int rep = 0; rep < 5; rep++) {
+        t0 = gn_now();
+        gb_predict(&m, x + ntr * F, n - ntr, out);
+        t_pred = fmin(t_pred, gn_now() - t0);
+    }
     for (size_t i = 0; i < n - ntr; i++) se += (out[i] - yy[ntr + i]) * (out[i] - yy[ntr + i]);
     printf("galnn_fit %.3f\ngalnn_predict %.4f\ngalnn_rmse %.5f\ngalnn_fit_mib %.1f\n", t_fit, t_pred,
            sqrt(se / (double)(n - ntr)), mem);
