@@ -40,6 +40,7 @@ struct gb_fit {
     double *g, *og, *res;
     uint32_t *idx, *tmp;
     uint8_t *mark, *all; // rows in the bag; all ones (every row in the bag)
+    uint8_t *all_y;      // per ensemble: every training row has its target
     gb_hist *hist;       // num_leaves slots of F x GB_HB
     gb_leaf *leaf;
 };
@@ -575,11 +576,14 @@ static void leaf_values(gb_fit *f, gb_ens *E, int root, int e, int n_leaves) {
 static size_t draw_rows(gb_fit *f, int e, gn_rng *rng) {
     size_t k = 0;
     int F = f->F, nk = (int)lround(f->p.feature_fraction * F);
-    for (size_t i = 0; i < f->n; i++) {
-        if (isnan(f->y[i * (size_t)f->E + e])) continue;
-        if (f->p.bagging_fraction < 1 && gn_rng_uniform(rng) >= f->p.bagging_fraction) continue;
-        f->idx[k++] = (uint32_t)i;
-    }
+    if (f->p.bagging_fraction >= 1 && f->all_y[e]) // every row, in order
+        for (size_t i = 0; i < f->n; i++) f->idx[k++] = (uint32_t)i;
+    else
+        for (size_t i = 0; i < f->n; i++) {
+            if (isnan(f->y[i * (size_t)f->E + e])) continue;
+            if (f->p.bagging_fraction < 1 && gn_rng_uniform(rng) >= f->p.bagging_fraction) continue;
+            f->idx[k++] = (uint32_t)i;
+        }
     for (int j = 0; j < F; j++) f->fsel[j] = j;
     f->n_fsel = nk < 1 ? 1 : nk > F ? F : nk;
     for (int j = 0; j < f->n_fsel && f->n_fsel < F; j++) { // partial Fisher-Yates, then in feature order
@@ -617,9 +621,10 @@ static void add_tree(gb_fit *f, const gb_ens *E, int e, const uint8_t *mark) {
     const gb_node *T = E->nodes + E->tree_start[E->n_trees - 1];
     size_t n = f->n, nv = f->nv;
     int F = f->F;
+    if (mark != f->all) // all: every training row is done already
 #pragma omp parallel for schedule(static) if (n > 4096)
-    for (size_t i = 0; i < n; i++)
-        if (!mark || !mark[i]) f->pred[i * f->E + e] += T[route_bins(f, T, i)].value;
+        for (size_t i = 0; i < n; i++)
+            if (!mark || !mark[i]) f->pred[i * f->E + e] += T[route_bins(f, T, i)].value;
 #pragma omp parallel for schedule(static) if (nv > 4096)
     for (size_t i = 0; i < nv; i++) {
         const double *x = f->Xv + i * (size_t)F;
@@ -632,6 +637,7 @@ static void add_tree(gb_fit *f, const gb_ens *E, int e, const uint8_t *mark) {
 // The rows of the tree's bag take their leaf's value from the partition (no routing), the others through
 // add_tree: each row gains the same value either way.
 static void add_grown_tree(gb_fit *f, const gb_ens *E, int e, int root, int n_leaves, size_t k) {
+#pragma omp parallel for schedule(dynamic) if (k > 65536) // leaves hold disjoint rows
     for (int l = 0; l < n_leaves; l++) {
         const gb_leaf *L = &f->leaf[l];
         double v = E->nodes[root + L->node].value;
@@ -772,17 +778,21 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     f->res = gn_malloc(sizeof(double) * nn);
     f->idx = gn_malloc(sizeof(uint32_t) * nn), f->tmp = gn_malloc(sizeof(uint32_t) * (nn + 1));
     f->fsel = gn_malloc(sizeof(int) * (size_t)F);
-    f->mark = gn_malloc(nn), f->all = gn_malloc(nn);
+    f->mark = gn_malloc(nn), f->all = gn_malloc(nn), f->all_y = gn_malloc((size_t)E);
     if (f->all) memset(f->all, 1, nn);
     f->hist = gn_malloc(sizeof(gb_hist) * (size_t)p->num_leaves * F * GB_HB);
     f->leaf = gn_malloc(sizeof(gb_leaf) * (size_t)p->num_leaves);
     if (!f->bins || !f->pred || !f->predv || !f->g || !f->og || !f->res || !f->idx || !f->tmp || !f->fsel ||
-        !f->mark || !f->all || !f->hist || !f->leaf)
+        !f->mark || !f->all || !f->all_y || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
         // rows outer: X is read once, in order (a column at a time read all of X per feature, from memory)
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
         for (int ft = 0; ft < F; ft++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
+    for (int e = 0; e < E; e++) {
+        f->all_y[e] = 1;
+        for (size_t i = 0; i < n; i++) f->all_y[e] &= !isnan(y[i * (size_t)E + e]);
+    }
     if (m->rounds_done == 0) base_scores(f);
     replay(f);
     return f;
@@ -791,5 +801,6 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
 void gb_fit_free(gb_fit *f) {
     if (!f) return;
     free(f->bins), free(f->pred), free(f->predv), free(f->g), free(f->og), free(f->res), free(f->idx);
-    free(f->tmp), free(f->mark), free(f->all), free(f->fsel), free(f->hist), free(f->leaf), free(f);
+    free(f->tmp), free(f->mark), free(f->all), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
+        free(f);
 }
