@@ -4,7 +4,11 @@ set -u
 B=build/bench
 $B/conv_bench || exit 1
 echo
-$B/conv_bench --net multibranch || exit 1
+cm=$($B/conv_bench --net multibranch) || exit 1
+echo "$cm"
+echo
+peak=$($B/fma_peak) || exit 1
+echo "$peak   (the machine's limit; figures below as a fraction of it)"
 echo
 $B/data_bench || exit 1
 echo
@@ -17,6 +21,14 @@ echo "$g1"
 echo "$g2"
 echo "$g3"
 echo "$g4"
+# effective GFLOP/s: the convolutions' direct-method FLOPs (conv_bench: fwd + bwd per step of 64) per second
+printf "%s\n%s\n%s\n" "$cm" "$peak" "$g1" | awk '/GFLOP per step/ { for (i = 1; i <= NF; i++) if ($i == "GFLOP" && $(i + 1) == "per") step = $(i - 1) }
+    /^fma_peak/ { pk = $2 }
+    /train/ { for (i = 1; i <= NF; i++) { if ($i == "train") tr = $(i + 1); if ($i == "inference") inf = $(i + 1) } }
+    END { if (step && pk && tr) {
+        t = step / 64 * tr; f = step / 3 / 64 * inf
+        printf("  effective GFLOP/s (convolutions): training %.0f = %.0f %% of the FMA peak, inference %.0f = %.0f %%\n",
+               t, 100 * t / pk, f, 100 * f / pk) } }'
 if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
     t=$(/usr/bin/python3 bench/train_bench_torch.py --threads "$(nproc)") || exit 1
     echo "$t"
