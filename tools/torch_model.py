@@ -63,7 +63,7 @@ class Block(nn.Module):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, cin, w, k, stride, pool, norm):
+    def __init__(self, cin, w, k, stride, pool, norm="batch"):
         super().__init__()
         conv_bn(self, "stem", cin, w, k, stride, norm)
         self.pool = pool
