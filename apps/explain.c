@@ -56,7 +56,8 @@ static void explain_usage(void) {
         "--target for every galaxy of --split (or the first --n): importance.csv and importance.png, "
         "shap.npy\n"
         "(galaxies, features + 1: the last column is the expected value; each row sums to the prediction),\n"
-        "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features.\n");
+        "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features (exact: --background,\n"
+        "--samples and --stratify do not apply).\n");
 }
 
 typedef struct xuser {
@@ -502,7 +503,10 @@ static int explain_run(const void *p) {
     memset(&J, 0, sizeof J);
     J.o = &o;
     if (peek_gbdt(&J)) { // trees: gain importance and exact TreeSHAP instead of expected gradients
-        int bad = explain_gbdt(&J.r, o.out, split, o.target, o.nshow);
+        int bad = (o.ids || o.nshow > 0) && pick_rows(&J, split); // else every galaxy of the split
+        if (bad) return run_free(&J.r), free(J.rows), 1;
+        bad = explain_gbdt(&J.r, o.out, split, o.target, J.rows, (size_t)J.n);
+        free(J.rows);
         if (bad) cmd_error("explain: %s", gn_errmsg());
         run_free(&J.r);
         return bad ? 1 : 0;

@@ -124,7 +124,7 @@ static double *shap_all(const run *r, int e, const double *X, size_t n, int F, d
     return phi;
 }
 
-int explain_gbdt(run *r, const char *dir, int split, const char *target, long nshow) {
+int explain_gbdt(run *r, const char *dir, int split, const char *target, const uint32_t *given, size_t n) {
     int e = 0, F = run_gbdt_n_features(r), rc = GN_OK;
     if (target) {
         e = -1;
@@ -132,10 +132,12 @@ int explain_gbdt(run *r, const char *dir, int split, const char *target, long ns
             if (!strcmp(r->target_names[t], target)) e = t;
         if (e < 0) return gn_err(GN_EINVAL, "--target %s is not one of the model's targets", target);
     }
-    uint32_t *rows;
-    size_t n;
-    if ((rc = run_select_rows(r, r->foreign_catalog ? -1 : split, &rows, &n))) return rc;
-    if (nshow > 0 && (size_t)nshow < n) n = (size_t)nshow;
+    uint32_t *rows = NULL;
+    if (given && n) {
+        if (!(rows = malloc(sizeof(uint32_t) * n))) return GN_ENOMEM;
+        memcpy(rows, given, sizeof(uint32_t) * n);
+    } else if ((rc = run_select_rows(r, r->foreign_catalog ? -1 : split, &rows, &n)))
+        return rc;
     if (!n) return free(rows), gn_err(GN_EINVAL, "no galaxies to explain in that split");
     double *X = malloc(sizeof(double) * n * F), gain[F], splits[F], mabs[F], worst = 0, *phi = NULL;
     int ord[F];
