@@ -53,9 +53,9 @@ static void explain_usage(void) {
         "input_ID.png and attr_ID.png (one map per band; red raises the prediction, blue lowers it) and\n"
         "mean_abs_attr.png, and prints each band's share of the total |phi|: where the CNN looks.\n"
         "Gradient-boosted trees (kind = gbdt): gain importance and exact TreeSHAP (Lundberg et al. 2018) of\n"
-        "--target for every galaxy of --split (or the first --n): importance.csv and importance.png, "
-        "shap.npy\n"
-        "(galaxies, features + 1: the last column is the expected value; each row sums to the prediction),\n"
+        "--target for every galaxy of --split (or the first --n, or --ids): importance.csv and\n"
+        "importance.png, shap.npy (galaxies, features + 1: the last column is the expected value; each row\n"
+        "sums to the prediction),\n"
         "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features (exact: --background,\n"
         "--samples and --stratify do not apply).\n");
 }
