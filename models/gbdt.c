@@ -11,7 +11,6 @@
 #include <omp.h>
 
 #define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
-#define GB_MAXF 4096         // features a model may have
 #define GB_MAXT 256          // threads a partition uses
 #define GB_LANES 16          // rows a prediction steps through a tree side by side
 #define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
