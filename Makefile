@@ -11,6 +11,15 @@ BLASDIR = /usr/lib/$(ARCH)/openblas-openmp
 CFLAGS  += -I/usr/include/$(ARCH)/openblas-openmp
 LDLIBS  = -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lcfitsio -lstb -lcairo -lz -lm
 LDFLAGS += -fopenmp
+# MPI (`mpirun -np P galnn ...`): built with mpicc when OpenMPI is installed (GN_MPI=0 builds without);
+# the same binary runs as one process when started without a launcher.
+MPICC   := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+ifneq ($(GN_MPI),0)
+CC      := mpicc
+CFLAGS  += -DGN_MPI
+endif
+endif
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_DIRS = common nn io stats models
@@ -37,7 +46,7 @@ STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 # Each entry point first makes sure the packages are there, then builds in a
 # sub-make, so the order holds even under make -j.
 all:
-	@sh tools/deps.sh
+	@sh tools/deps.sh openmpi-bin libopenmpi-dev
 	@$(MAKE) --no-print-directory build
 
 build: bin/galnn
@@ -84,7 +93,7 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libgalnn.a
 # Tests run from the project root (they read tests/data/). Every test binary
 # runs even if an earlier one fails; the target fails if any did.
 test:
-	@sh tools/deps.sh python3-numpy
+	@sh tools/deps.sh python3-numpy openmpi-bin libopenmpi-dev
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-san
 

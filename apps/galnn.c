@@ -10,6 +10,7 @@
 
 #include "../common/gn_common.h"
 #include "../io/catalog.h"
+#include "../common/gn_mpi.h"
 #include "cmd.h"
 
 // The subcommands, in the order `galnn help` lists them (each defined in its own file).
@@ -113,8 +114,35 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
     return rc;
 }
 
+#ifdef GN_MPI
+#define GN_MPI_BUILT "built with MPI (mpirun -np P galnn predict shares the galaxies among P ranks)"
+#else
+#define GN_MPI_BUILT "not built with MPI (install openmpi-bin libopenmpi-dev and rebuild)"
+#endif
+
+// Under mpirun with more than one rank: the commands that share their work among the ranks. The others
+// would run P copies writing the same files: refused.
+static int runs_on_ranks(const char *cmd) { return !strcmp(cmd, "predict"); }
+
+static int galnn_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
     gn_runtime_init(argv);
+    if (gn_mpi_init(&argc, &argv)) return cmd_error("%s", gn_errmsg());
+    if (gn_mpi_size() > 1 && argc >= 2 && !runs_on_ranks(argv[1])) {
+        if (gn_mpi_rank() == 0)
+            cmd_error("galnn %s does not run on %d MPI ranks (galnn predict does); start it without mpirun",
+                      argv[1], gn_mpi_size());
+        gn_mpi_finalize();
+        return 1;
+    }
+    int rc = galnn_main(argc, argv);
+    if (rc && gn_mpi_size() > 1) gn_mpi_abort(rc); // an error on one rank ends the job, never a hang
+    gn_mpi_finalize();
+    return rc;
+}
+
+static int galnn_main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 1;
@@ -133,9 +161,9 @@ int main(int argc, char **argv) {
         const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
         printf(
             "galnn %s\nthreads: %d by default (the cores this process may use: CPU affinity, cgroup quota, "
-            "MPI ranks per node)\nOpenMP waiting: %s%s%s%s%s\n",
+            "MPI ranks per node)\nOpenMP waiting: %s%s%s%s%s\nMPI: %s\n",
             GN_VERSION, gn_default_threads(), wp ? "OMP_WAIT_POLICY=" : "", wp ? wp : "",
-            wp && sc ? ", " : "", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "");
+            wp && sc ? ", " : "", sc ? "GOMP_SPINCOUNT=" : "", sc ? sc : "", GN_MPI_BUILT);
         return 0;
     }
     for (int i = 0; i < N_COMMANDS; i++)

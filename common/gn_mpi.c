@@ -1,0 +1,81 @@
+#include "gn_mpi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gn_common.h"
+
+#ifdef GN_MPI
+#include <mpi.h>
+
+static int joined, rank_, size_ = 1;
+
+int gn_mpi_init(int *argc, char ***argv) {
+    // a launcher's environment: OpenMPI's mpirun, PMIx (srun, prterun), MPICH's PMI
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") && !getenv("PMI_SIZE")) return GN_OK;
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) return gn_err(GN_EIO, "MPI_Init failed");
+    joined = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    return GN_OK;
+}
+
+void gn_mpi_finalize(void) {
+    if (joined) MPI_Finalize(), joined = 0;
+}
+
+int gn_mpi_rank(void) { return rank_; }
+int gn_mpi_size(void) { return size_; }
+
+void gn_mpi_barrier(void) {
+    if (joined) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+_Noreturn void gn_mpi_abort(int code) {
+    if (joined) MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
+int gn_mpi_sum_ordered(double *v, size_t n) {
+    if (!joined || size_ < 2) return GN_OK;
+    int P = size_;
+    int *cnt = calloc((size_t)P, sizeof(int)), *off = calloc((size_t)P, sizeof(int));
+    int *rc = malloc(sizeof(int) * P), *ro = malloc(sizeof(int) * P);
+    for (int p = 0; cnt && off && p < P; p++)
+        off[p] = (int)(n * (size_t)p / P), cnt[p] = (int)(n * (size_t)(p + 1) / P) - off[p];
+    int mine = (int)(n * (size_t)(rank_ + 1) / P - n * (size_t)rank_ / P); // this rank's segment
+    double *in = malloc(sizeof(double) * ((size_t)mine * P + 1));
+    int bad = !cnt || !off || !rc || !ro || !in || n > (size_t)0x7fffffff;
+    for (int p = 0; !bad && p < P; p++) rc[p] = mine, ro[p] = mine * p; // segment `rank_` from every rank
+    bad =
+        bad || MPI_Alltoallv(v, cnt, off, MPI_DOUBLE, in, rc, ro, MPI_DOUBLE, MPI_COMM_WORLD) != MPI_SUCCESS;
+    for (int j = 0; !bad && j < mine; j++) { // rank order, for every element
+        double s = in[j];
+        for (int p = 1; p < P; p++) s += in[(size_t)p * mine + j];
+        v[off[rank_] + j] = s;
+    }
+    bad = bad ||
+          MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, v, cnt, off, MPI_DOUBLE, MPI_COMM_WORLD) != MPI_SUCCESS;
+    free(cnt), free(off), free(rc), free(ro), free(in);
+    return bad ? gn_err(GN_EIO, "MPI: the ordered sum over %d ranks failed", P) : GN_OK;
+}
+
+int gn_mpi_bcast(void *buf, size_t n) {
+    if (!joined || size_ < 2) return GN_OK;
+    if (n > 0x7fffffff || MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return gn_err(GN_EIO, "MPI: broadcast of %zu bytes failed", n);
+    return GN_OK;
+}
+
+#else // one process
+
+int gn_mpi_init(int *argc, char ***argv) { return (void)argc, (void)argv, GN_OK; }
+void gn_mpi_finalize(void) {}
+int gn_mpi_rank(void) { return 0; }
+int gn_mpi_size(void) { return 1; }
+void gn_mpi_barrier(void) {}
+_Noreturn void gn_mpi_abort(int code) { exit(code); }
+int gn_mpi_sum_ordered(double *v, size_t n) { return (void)v, (void)n, GN_OK; }
+int gn_mpi_bcast(void *buf, size_t n) { return (void)buf, (void)n, GN_OK; }
+
+#endif
