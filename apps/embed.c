@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common/gn_common.h"
+#include "../common/gn_mpi.h"
 #include "cmd.h"
 #include "flags.h"
 #include "pipeline/run.h"
@@ -37,6 +38,8 @@ void embed_defaults(void *p) {
     o->which = "all";
 }
 
+static int write_plain(const char *path, char **buf, size_t len) { return io_write_atomic(path, *buf, len); }
+
 int embed_run(const embed_cli *op) {
     const embed_cli cl = *op;
     const char *ckpt = cl.ckpt, *out = cl.out, *which = cl.which, *dump = NULL;
@@ -48,11 +51,10 @@ int embed_run(const embed_cli *op) {
     if (strcmp(which, "all") && only < 0)
         return cmd_error("embed: --split '%s' is not all, train, val or test", which);
     gn_set_threads((int)cl.threads);
+    if (gn_mpi_size() > 1 && dump)
+        return cmd_error("embed: --dump is for one process (start it without mpirun)");
     run r;
-    if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
-        run_free(&r);
-        return cmd_error("embed: %s", gn_errmsg());
-    }
+    if (cmd_open_ranked(&r, "embed", ckpt, &cl.sets)) return 1;
     int rc = 1, D = 0;
     uint32_t *rows = NULL;
     float *S = NULL;
@@ -67,28 +69,30 @@ int embed_run(const embed_cli *op) {
                ckpt);
         goto out;
     }
-    if (run_select_rows(&r, only, &rows, &n) || !(S = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)D)))
-        goto out;
-    if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows, n, full, S)) goto out;
+    size_t lo = 0, hi = 0; // MPI: this rank's block of whole batches (one process: all)
+    if (run_select_rows(&r, only, &rows, &n)) goto out;
+    cmd_rank_block(n, r.batch, &lo, &hi);
+    if (!(S = gn_malloc(sizeof(float) * (hi - lo + 1) * (size_t)D))) goto out;
+    if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows + lo, hi - lo, full, S)) goto out;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto out;
-    fprintf(f, "id,split");
-    for (int d = 0; d < D; d++) {
+    for (int d = 0; gn_mpi_rank() == 0 && d <= D; d++) { // the header
         char nm[32];
-        md_net_embed_name(&r.net, d, nm, sizeof nm);
-        fprintf(f, ",%s", nm);
+        if (d < D) md_net_embed_name(&r.net, d, nm, sizeof nm);
+        fprintf(f, d < D ? "%s%s" : "\n", d ? "," : "id,split,", nm);
     }
-    fputc('\n', f);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));
-        for (int d = 0; d < D; d++) fprintf(f, ",%.7g", S[i * (size_t)D + d]);
+        for (int d = 0; d < D; d++) fprintf(f, ",%.7g", S[(i - lo) * (size_t)D + d]);
         fputc('\n', f);
     }
     fclose(f);
-    if (io_write_atomic(out, buf, blen) || (dump && run_write_dump(&r, &c, rows, n, S, D, n_dump, dump)))
+    if (cmd_write_ranked(out, &buf, &blen, write_plain) ||
+        (dump && run_write_dump(&r, &c, rows, n, S, D, n_dump, dump)))
         goto out;
-    printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D,
-           r.n_unusable);
+    if (gn_mpi_rank() == 0)
+        printf("wrote %s: %zu galaxies x %d latent dimensions (%zu catalog rows lack an input)\n", out, n, D,
+               r.n_unusable);
     rc = 0;
 out:
     if (rc) cmd_error("embed: %s", gn_errmsg());

@@ -6,7 +6,6 @@
 
 #include "../common/gn_common.h"
 #include "../common/gn_mpi.h"
-#include "../io/file.h"
 #include "../io/fitstable.h"
 #include "cmd.h"
 #include "flags.h"
@@ -121,32 +120,6 @@ static void report_ood(const run *r, const size_t *n_ood, double nsig) {
                n_ood[0], n_ood[1], nsig);
 }
 
-// MPI: every rank's text as OUT.part.RANK, then rank 0 joins them in rank order into OUT (CSV or FITS)
-// and removes them; the out-of-range counts summed over the ranks.
-static int merge_parts(const char *out, char **buf, size_t *len, size_t *n_ood) {
-    int R = gn_mpi_rank(), P = gn_mpi_size(), rc;
-    char part[4200];
-    snprintf(part, sizeof part, "%s.part.%d", out, R);
-    double cnt[2] = {(double)n_ood[0], (double)n_ood[1]};
-    rc = io_write_atomic(part, *buf, *len);
-    if (!rc) rc = gn_mpi_sum_ordered(cnt, 2);
-    n_ood[0] = (size_t)cnt[0], n_ood[1] = (size_t)cnt[1];
-    if (rc) return rc;
-    gn_mpi_barrier(); // every part is there
-    if (R > 0) return GN_OK;
-    free(*buf), *buf = NULL, *len = 0;
-    FILE *f = open_memstream(buf, len);
-    for (int q = 0; f && !rc && q < P; q++) {
-        unsigned char *t;
-        size_t tl;
-        snprintf(part, sizeof part, "%s.part.%d", out, q);
-        if (!(rc = io_read_file(part, &t, &tl))) fwrite(t, 1, tl, f), free(t), remove(part);
-    }
-    if (!f) return gn_err(GN_ENOMEM, "out of memory joining the ranks' predictions");
-    fclose(f);
-    return rc ? rc : write_out(out, buf, *len);
-}
-
 void predict_defaults(void *p) {
     predict_cli *o = p;
     o->ood_sigma = 6, o->tta = -1;
@@ -167,12 +140,7 @@ int predict_run(const predict_cli *op) {
     if (gn_mpi_size() > 1 && dump)
         return cmd_error("predict: --dump is for one process (start it without mpirun)");
     run r;
-    if (gn_mpi_rank() > 0) gn_mpi_barrier(); // rank 0 opens the data first (and builds a cache it lacks)
-    int bad = run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0);
-    if (bad) cmd_error("predict: %s", gn_errmsg());
-    if (bad && gn_mpi_size() > 1) gn_mpi_abort(1); // the other ranks wait in the barrier below
-    if (gn_mpi_rank() == 0) gn_mpi_barrier();
-    if (bad) return run_free(&r), 1;
+    if (cmd_open_ranked(&r, "predict", ckpt, &cl.sets)) return 1;
     if (cl.tta > 0 && !run_has_images(&r)) {
         run_free(&r);
         return cmd_error("predict: --tta: %s has no image branch to augment", ckpt);
@@ -202,12 +170,10 @@ int predict_run(const predict_cli *op) {
     size_t blen = 0;
     FILE *f = NULL;
     if (!est || run_select_rows(&r, only, &rows, &n)) goto out;
-    // MPI: rank R takes the contiguous block R of the batches (the batches of one process: a network's
-    // outputs depend on the batch a galaxy is in, by the last bits), so the file is the one-process file
-    int R = gn_mpi_rank(), P = gn_mpi_size();
-    size_t B = (size_t)(r.batch > 0 ? r.batch : 1), nb = (n + B - 1) / B;
-    size_t lo = nb * (size_t)R / (size_t)P * B, hi = nb * (size_t)(R + 1) / (size_t)P * B;
-    lo = lo < n ? lo : n, hi = hi < n ? hi : n;
+    // MPI: rank R takes its block of whole batches; the file is the one-process file, byte for byte
+    int R = gn_mpi_rank();
+    size_t lo, hi;
+    cmd_rank_block(n, r.batch, &lo, &hi);
     if (!(o = malloc(sizeof(float) * (hi - lo + 1) * (size_t)r.net.n_out))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows + lo, hi - lo, o)) goto out;
     f = open_memstream(&buf, &blen);
@@ -215,7 +181,9 @@ int predict_run(const predict_cli *op) {
     write_csv(&r, rows + lo, hi - lo, o, pbins, est, cl.ood_sigma, n_ood, R == 0, f);
     fclose(f);
     f = NULL;
-    if (P > 1 ? merge_parts(out, &buf, &blen, n_ood) : write_out(out, &buf, blen)) goto out;
+    double cnt[2] = {(double)n_ood[0], (double)n_ood[1]}; // over the ranks
+    if (gn_mpi_sum_ordered(cnt, 2) || cmd_write_ranked(out, &buf, &blen, write_out)) goto out;
+    n_ood[0] = (size_t)cnt[0], n_ood[1] = (size_t)cnt[1];
     if (R == 0) printf("wrote %s: %zu galaxies (%zu catalog rows lack an input)\n", out, n, r.n_unusable);
     if (R == 0) report_ood(&r, n_ood, cl.ood_sigma);
     if (dump && run_write_dump(&r, &c, rows, n, o, r.net.n_out, n_dump, dump)) goto out;

@@ -1,9 +1,9 @@
-// MPI (common/gn_mpi.c, `mpirun -np P galnn predict`): started plainly, this program runs itself under
-// `mpirun --oversubscribe -np 2` and `-np 3` (as root with OpenMPI's two variables) and checks that the
-// ordered sum equals the rank-order sum bit for bit on every rank, whatever the lengths; and that galnn
-// predict writes the one-process file byte for byte at 2 and 3 ranks, ends with an error (not a hang) when
-// the checkpoint is missing, and refuses commands that do not share their work among the ranks. Skipped
-// without mpirun, when galnn was built without MPI, and in the sanitizer pass.
+// MPI (common/gn_mpi.c, `mpirun -np P galnn predict | embed`): started plainly, this program runs itself
+// under `mpirun --oversubscribe -np 2` and `-np 3` (as root with OpenMPI's two variables) and checks that
+// the ordered sum equals the rank-order sum bit for bit on every rank, whatever the lengths; that galnn
+// predict (2 and 3 ranks) and embed (3) write the one-process file byte for byte; that a job ends with an
+// error (not a hang) when the checkpoint is missing; and that commands which do not share their work among
+// the ranks are refused. Skipped without mpirun, when galnn was built without MPI, and in the sanitizer pass.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +95,14 @@ static void test_predict_ranks(void **s) {
         assert_int_equal(sh(cmd), 0);
         printf("    predict on %d ranks: the one-process file, byte for byte\n", np);
     }
+    snprintf(cmd, sizeof cmd, // embed: an S-space model of the photometry, briefly trained
+             "./bin/galnn train --config models/scl_mopt.cfg --catalog %s/m/catalog.csv --out %s/s "
+             "train.iterations=60 >/dev/null 2>&1 && ./bin/galnn embed --ckpt %s/s/best.npz --out %s/e1.csv "
+             ">/dev/null && timeout 120 mpirun --oversubscribe -np 3 ./bin/galnn embed --ckpt %s/s/best.npz "
+             "--out %s/e3.csv --threads 1 >/dev/null 2>&1 && cmp %s/e1.csv %s/e3.csv",
+             d, d, d, d, d, d, d, d);
+    assert_int_equal(sh(cmd), 0);
+    printf("    embed on 3 ranks: the one-process file, byte for byte\n");
     snprintf(cmd, sizeof cmd,
              "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn predict --ckpt %s/none.npz --out %s/x.csv "
              ">%s/err.log 2>&1",
