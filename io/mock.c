@@ -13,6 +13,7 @@
 
 #include "../common/gn_common.h"
 #include "../common/gn_rng.h"
+#include "file.h"
 #include "image.h"
 #include "npy.h"
 
@@ -344,7 +345,7 @@ static void put_num(FILE *f, double v, const char *fmt) {
 // The output folders, and the shared observed-frame grid of the spectra (*swl, written to spectra/wave.npy).
 static int mock_dirs(const io_mock_opts *o, double **swl) {
     char p[4096];
-    int rc = mkdir_p(o->out);
+    int made = 0, rc = io_mkdirs(o->out, &made); // and its parents, as train's --out
     snprintf(p, sizeof p, "%s/cutouts", o->out);
     if (!rc) rc = mkdir_p(p);
     if (!rc && o->png) snprintf(p, sizeof p, "%s/png", o->out), rc = mkdir_p(p);
