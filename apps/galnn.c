@@ -115,14 +115,17 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 }
 
 #ifdef GN_MPI
-#define GN_MPI_BUILT "built with MPI (mpirun -np P galnn predict or embed shares the galaxies among P ranks)"
+#define GN_MPI_BUILT                                                                                         \
+    "built with MPI (mpirun -np P galnn predict, embed or posterior shares the galaxies among P ranks)"
 #else
 #define GN_MPI_BUILT "not built with MPI (install openmpi-bin libopenmpi-dev and rebuild)"
 #endif
 
 // Under mpirun with more than one rank: the commands that share their work among the ranks. The others
 // would run P copies writing the same files: refused.
-static int runs_on_ranks(const char *cmd) { return !strcmp(cmd, "predict") || !strcmp(cmd, "embed"); }
+static int runs_on_ranks(const char *cmd) {
+    return !strcmp(cmd, "predict") || !strcmp(cmd, "embed") || !strcmp(cmd, "posterior");
+}
 
 static int galnn_main(int argc, char **argv);
 
@@ -131,9 +134,9 @@ int main(int argc, char **argv) {
     if (gn_mpi_init(&argc, &argv)) return cmd_error("%s", gn_errmsg());
     if (gn_mpi_size() > 1 && argc >= 2 && !runs_on_ranks(argv[1])) {
         if (gn_mpi_rank() == 0)
-            cmd_error(
-                "galnn %s does not run on %d MPI ranks (galnn predict and embed do); start it without mpirun",
-                argv[1], gn_mpi_size());
+            cmd_error("galnn %s does not run on %d MPI ranks (predict, embed and posterior do); start it "
+                      "without mpirun",
+                      argv[1], gn_mpi_size());
         gn_mpi_finalize();
         return 1;
     }

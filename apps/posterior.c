@@ -11,6 +11,7 @@
 #include "../io/npy.h"
 #include "../io/plot.h"
 #include "../stats/metrics.h"
+#include "../common/gn_mpi.h"
 #include "cmd.h"
 #include "flags.h"
 #include "pipeline/run.h"
@@ -57,6 +58,8 @@ static void posterior_defaults(void *p) {
     o->which = "all", o->S = 1000, o->seed = 1;
 }
 
+static int write_plain(const char *path, char **buf, size_t len) { return io_write_atomic(path, *buf, len); }
+
 static int posterior_run(const void *p) {
     const posterior_cli cl = *(const posterior_cli *)p;
     const char *ckpt = cl.ckpt, *out = cl.out, *dump = cl.dump, *which = cl.which;
@@ -69,11 +72,10 @@ static int posterior_run(const void *p) {
                                          : -2;
     if (only == -2) return cmd_error("posterior: --split '%s' is not all, train, val or test", which);
     gn_set_threads((int)cl.threads);
+    if (gn_mpi_size() > 1 && dump)
+        return cmd_error("posterior: --dump is for one process (start it without mpirun)");
     run r;
-    if (run_from_checkpoint(&r, ckpt, cl.sets.v, cl.sets.n, 0, 0)) {
-        run_free(&r);
-        return cmd_error("posterior: %s", gn_errmsg());
-    }
+    if (cmd_open_ranked(&r, "posterior", ckpt, &cl.sets)) return 1;
     int rc = 1, T = r.n_targets;
     uint32_t *rows = NULL;
     float *smp = NULL;
@@ -85,31 +87,33 @@ static int posterior_run(const void *p) {
         gn_err(GN_EINVAL, "%s is not a flow model ([model] kind = flow)", ckpt);
         goto done;
     }
-    if (run_select_rows(&r, only, &rows, &n) ||
-        !(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T)))
-        goto done;
-    if (nn_ctx_init(&c, 64u << 20) || run_posterior_samples(&r, &c, rows, n, (int)S, (uint64_t)seed, smp))
+    size_t all = 0, lo, hi; // MPI: this rank's galaxies, in whole sampling passes (one process: all)
+    if (run_select_rows(&r, only, &rows, &all)) goto done;
+    cmd_rank_block(all, (int)run_posterior_unit((int)S), &lo, &hi);
+    n = hi - lo;
+    if (!(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T)) || nn_ctx_init(&c, 64u << 20) ||
+        run_posterior_samples_at(&r, &c, rows + lo, n, lo, (int)S, (uint64_t)seed, smp))
         goto done;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto done;
-    fprintf(f, "id,split");
-    for (int t = 0; t < T; t++) {
-        const char *nm = r.target_names[t];
-        fprintf(f, ",%s_mean,%s_median,%s_p16,%s_p84,%s_p2.5,%s_p97.5", nm, nm, nm, nm, nm, nm);
+    for (int t = 0; gn_mpi_rank() == 0 && t <= T; t++) { // the header
+        const char *nm = t < T ? r.target_names[t] : "";
+        if (t < T)
+            fprintf(f, "%s,%s_mean,%s_median,%s_p16,%s_p84,%s_p2.5,%s_p97.5", t ? "" : "id,split", nm, nm, nm,
+                    nm, nm, nm);
+        else if (r.optional_target >= 0)
+            fprintf(f, ",%s_pdetect", r.target_names[r.optional_target]);
     }
+    if (gn_mpi_rank() == 0) fputc('\n', f);
     double *pdet = NULL; // a chain target: the probability that it is measured
-    if (r.optional_target >= 0) {
-        fprintf(f, ",%s_pdetect", r.target_names[r.optional_target]);
-        if (!(pdet = gn_malloc(sizeof(double) * (n ? n : 1))) ||
-            run_posterior_detect(&r, &c, rows, n, pdet)) {
-            fclose(f), free(pdet);
-            goto done;
-        }
+    if (r.optional_target >= 0 && (!(pdet = gn_malloc(sizeof(double) * (n ? n : 1))) ||
+                                   run_posterior_detect(&r, &c, rows + lo, n, pdet))) {
+        fclose(f), free(pdet);
+        goto done;
     }
-    fputc('\n', f);
     float *v = gn_malloc(sizeof(float) * (size_t)S);
     for (size_t i = 0; v && i < n; i++) {
-        fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[i]), io_split_name(r.split[rows[i]]));
+        fprintf(f, "%s,%s", io_catalog_id(&r.cat, rows[lo + i]), io_split_name(r.split[rows[lo + i]]));
         for (int t = 0; t < T; t++) {
             double m = 0;
             for (long s = 0; s < S; s++) v[s] = smp[((size_t)i * S + s) * T + t], m += v[s] / S;
@@ -123,9 +127,10 @@ static int posterior_run(const void *p) {
     }
     free(v), free(pdet);
     fclose(f);
-    if (io_write_atomic(out, buf, blen)) goto done;
-    printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out, n, S,
-           r.n_unusable);
+    if (cmd_write_ranked(out, &buf, &blen, write_plain)) goto done;
+    if (gn_mpi_rank() == 0)
+        printf("wrote %s: %zu galaxies, %ld posterior samples each (%zu catalog rows lack an input)\n", out,
+               all, S, r.n_unusable);
     if (dump) {
         int64_t shape[3] = {(int64_t)n, S, T};
         io_array a = io_array_view(IO_F32, 3, shape, smp);

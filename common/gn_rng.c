@@ -53,6 +53,10 @@ double gn_rng_normal(gn_rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+void gn_rng_skip(gn_rng *r, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) (void)gn_rng_u64(r);
+}
+
 void gn_rng_permutation(gn_rng *r, uint32_t *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = (uint32_t)i;
     for (size_t i = n; i > 1; i--) {

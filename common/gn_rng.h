@@ -23,9 +23,11 @@ typedef struct gn_rng {
 
 void gn_rng_seed(gn_rng *r, uint64_t seed, uint64_t stream);
 uint64_t gn_rng_u64(gn_rng *r);
-double gn_rng_uniform(gn_rng *r);              // [0, 1), 53 random bits
-uint32_t gn_rng_below(gn_rng *r, uint32_t n);  // uniform in [0, n), unbiased
-double gn_rng_normal(gn_rng *r);               // standard normal (Box-Muller, no cached pair)
+double gn_rng_uniform(gn_rng *r);                          // [0, 1), 53 random bits
+uint32_t gn_rng_below(gn_rng *r, uint32_t n);              // uniform in [0, n), unbiased
+double gn_rng_normal(gn_rng *r);                           // standard normal (Box-Muller, no cached pair)
 void gn_rng_permutation(gn_rng *r, uint32_t *p, size_t n); // Fisher-Yates on 0..n-1
+// Advance the stream by n 64-bit draws (a uniform takes one, a normal two): where it would be after them.
+void gn_rng_skip(gn_rng *r, uint64_t n);
 
 #endif

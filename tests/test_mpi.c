@@ -1,9 +1,10 @@
 // MPI (common/gn_mpi.c, `mpirun -np P galnn predict | embed`): started plainly, this program runs itself
 // under `mpirun --oversubscribe -np 2` and `-np 3` (as root with OpenMPI's two variables) and checks that
 // the ordered sum equals the rank-order sum bit for bit on every rank, whatever the lengths; that galnn
-// predict (2 and 3 ranks) and embed (3) write the one-process file byte for byte; that a job ends with an
-// error (not a hang) when the checkpoint is missing; and that commands which do not share their work among
-// the ranks are refused. Skipped without mpirun, when galnn was built without MPI, and in the sanitizer pass.
+// predict (2 and 3 ranks), embed (3) and posterior (2) write the one-process file byte for byte; that a job
+// ends with an error (not a hang) when the checkpoint is missing; and that commands which do not share their
+// work among the ranks are refused. Skipped without mpirun, when galnn was built without MPI, and in the
+// sanitizer pass.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,16 @@ static void test_predict_ranks(void **s) {
              d, d, d, d, d, d, d, d);
     assert_int_equal(sh(cmd), 0);
     printf("    embed on 3 ranks: the one-process file, byte for byte\n");
+    snprintf(
+        cmd, sizeof cmd, // posterior: a flow, briefly trained; its samples drawn as one process draws them
+        "./bin/galnn train --config models/flow_phot.cfg --catalog %s/m/catalog.csv --out %s/f "
+        "train.epochs=2 >/dev/null 2>&1 && ./bin/galnn posterior --ckpt %s/f/best.npz --out %s/q1.csv "
+        "--samples 1024 >/dev/null && timeout 120 mpirun --oversubscribe -np 2 ./bin/galnn posterior --ckpt "
+        "%s/f/best.npz --out %s/q2.csv --samples 1024 --threads 1 >/dev/null 2>&1 && cmp %s/q1.csv %s/q2.csv",
+        d, d, d, d, d, d, d, d);
+    assert_int_equal(sh(cmd), 0);
+    printf("    posterior on 2 ranks (1,024 samples per galaxy: a block of 512 galaxies and the rest): the one-process file, "
+           "byte for byte\n");
     snprintf(cmd, sizeof cmd,
              "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn predict --ckpt %s/none.npz --out %s/x.csv "
              ">%s/err.log 2>&1",

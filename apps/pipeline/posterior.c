@@ -66,6 +66,17 @@ static void calib_apply(const run *r, int t, float *x, int S, int T, float *v) {
 
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
                           float *out) {
+    return run_posterior_samples_at(r, c, rows, n, 0, S, seed, out);
+}
+
+size_t run_posterior_unit(int S) {
+    size_t pass = S >= 4096 ? 1 : (size_t)(4096 / S), u = 512; // md_post_sample's rows per pass; 512 a batch
+    while (u % pass) u += 512;
+    return u;
+}
+
+int run_posterior_samples_at(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, size_t first, int S,
+                             uint64_t seed, float *out) {
     if (run_report(r) != MD_REPORT_POSTERIOR)
         return gn_err(GN_EINVAL, "not a flow model: its configuration has no [model] kind = flow");
     int D = r->net.post.sp.in_dim, T = r->n_targets;
@@ -73,6 +84,9 @@ int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t 
     if (!X) return GN_ENOMEM;
     gn_rng rng;
     gn_rng_seed(&rng, seed, GN_STREAM_SAMPLE);
+    // the draws of the galaxies before `first`: S normals per dimension (+ the chain target's), two each
+    gn_rng_skip(&rng,
+                (uint64_t)first * (uint64_t)S * (uint64_t)(r->net.post.sp.dim + r->net.post.sp.chain) * 2);
     int rc = features(r, c, rows, n, X);
     if (!rc) rc = md_post_sample(c, &r->net.post, X, (int)n, S, &rng, out);
     free(X);

@@ -156,6 +156,11 @@ const char *run_gbdt_feature_name(const run *r, int f);
 // deep ensemble of K (samples pooled, mixture NLL, aleatoric/epistemic split).
 int run_posterior_samples(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int S, uint64_t seed,
                           float *out);
+// The same for rows that follow `first` others of one sample run (an MPI rank's block): the draws are those
+// the whole run gives them, when first is a multiple of run_posterior_unit(S) (whole passes and batches).
+int run_posterior_samples_at(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, size_t first, int S,
+                             uint64_t seed, float *out);
+size_t run_posterior_unit(int S);
 // Flow models: fit the recalibration on the validation split (r->calib, has_calib) from S samples per
 // galaxy of the current weights: calibrated CDF = R(F(y)) (Kuleshov et al. 2018), R a two-parameter
 // smooth of the validation PITs' CDF (core and tail widths in probit space; apps/pipeline/posterior.c).
