@@ -112,8 +112,8 @@ static void test_predict_ranks(void **s) {
         "%s/f/best.npz --out %s/q2.csv --samples 1024 --threads 1 >/dev/null 2>&1 && cmp %s/q1.csv %s/q2.csv",
         d, d, d, d, d, d, d, d);
     assert_int_equal(sh(cmd), 0);
-    printf("    posterior on 2 ranks (1,024 samples per galaxy: a block of 512 galaxies and the rest): the one-process file, "
-           "byte for byte\n");
+    printf("    posterior on 2 ranks (1,024 samples per galaxy: a block of 512 galaxies and the rest): the "
+           "one-process file, byte for byte\n");
     snprintf(cmd, sizeof cmd,
              "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn predict --ckpt %s/none.npz --out %s/x.csv "
              ">%s/err.log 2>&1",
