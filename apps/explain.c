@@ -56,8 +56,8 @@ static void explain_usage(void) {
         "--target for every galaxy of --split (or the first --n, or --ids): importance.csv and\n"
         "importance.png, shap.npy (galaxies, features + 1: the last column is the expected value; each row\n"
         "sums to the prediction),\n"
-        "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features (exact: --background,\n"
-        "--samples and --stratify do not apply).\n");
+        "shap_summary.png (beeswarm) and dependence_FEATURE.png of the top three features (exact:\n"
+        "--background, --samples and --stratify do not apply).\n");
 }
 
 typedef struct xuser {

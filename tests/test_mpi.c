@@ -71,6 +71,21 @@ static void test_ordered_sum(void **s) {
     }
 }
 
+// Train `cfg` (a preset and its settings) on the test survey, run `cmd` on it as one process and on np
+// ranks, and compare the two files byte for byte.
+static void same_on_ranks(const char *d, const char *cfg, const char *cmd, const char *args, int np) {
+    char c[1400];
+    snprintf(
+        c, sizeof c,
+        "./bin/galnn train --config models/%s --catalog %s/m/catalog.csv --out %s/%s.run >/dev/null 2>&1 "
+        "&& ./bin/galnn %s --ckpt %s/%s.run/best.npz --out %s/%s1.csv %s >/dev/null && timeout 120 mpirun "
+        "--oversubscribe -np %d ./bin/galnn %s --ckpt %s/%s.run/best.npz --out %s/%s%d.csv %s --threads 1 "
+        ">/dev/null 2>&1 && cmp %s/%s1.csv %s/%s%d.csv",
+        cfg, d, d, cmd, cmd, d, cmd, d, cmd, args, np, cmd, d, cmd, d, cmd, np, args, d, cmd, d, cmd, np);
+    assert_int_equal(sh(c), 0);
+    printf("    %s on %d ranks: the one-process file, byte for byte\n", cmd, np);
+}
+
 static void test_predict_ranks(void **s) {
     (void)s;
     if (!have_mpi()) {
@@ -96,24 +111,10 @@ static void test_predict_ranks(void **s) {
         assert_int_equal(sh(cmd), 0);
         printf("    predict on %d ranks: the one-process file, byte for byte\n", np);
     }
-    snprintf(cmd, sizeof cmd, // embed: an S-space model of the photometry, briefly trained
-             "./bin/galnn train --config models/scl_mopt.cfg --catalog %s/m/catalog.csv --out %s/s "
-             "train.iterations=60 >/dev/null 2>&1 && ./bin/galnn embed --ckpt %s/s/best.npz --out %s/e1.csv "
-             ">/dev/null && timeout 120 mpirun --oversubscribe -np 3 ./bin/galnn embed --ckpt %s/s/best.npz "
-             "--out %s/e3.csv --threads 1 >/dev/null 2>&1 && cmp %s/e1.csv %s/e3.csv",
-             d, d, d, d, d, d, d, d);
-    assert_int_equal(sh(cmd), 0);
-    printf("    embed on 3 ranks: the one-process file, byte for byte\n");
-    snprintf(
-        cmd, sizeof cmd, // posterior: a flow, briefly trained; its samples drawn as one process draws them
-        "./bin/galnn train --config models/flow_phot.cfg --catalog %s/m/catalog.csv --out %s/f "
-        "train.epochs=2 >/dev/null 2>&1 && ./bin/galnn posterior --ckpt %s/f/best.npz --out %s/q1.csv "
-        "--samples 1024 >/dev/null && timeout 120 mpirun --oversubscribe -np 2 ./bin/galnn posterior --ckpt "
-        "%s/f/best.npz --out %s/q2.csv --samples 1024 --threads 1 >/dev/null 2>&1 && cmp %s/q1.csv %s/q2.csv",
-        d, d, d, d, d, d, d, d);
-    assert_int_equal(sh(cmd), 0);
-    printf("    posterior on 2 ranks (1,024 samples per galaxy: a block of 512 galaxies and the rest): the "
-           "one-process file, byte for byte\n");
+    // embed: an S-space model of the photometry; posterior: a flow (its samples drawn as one process draws
+    // them; 1,024 a galaxy: a block of 512 galaxies and the rest), each briefly trained
+    same_on_ranks(d, "scl_mopt.cfg train.iterations=60", "embed", "", 3);
+    same_on_ranks(d, "flow_phot.cfg train.epochs=2", "posterior", "--samples 1024", 2);
     snprintf(cmd, sizeof cmd,
              "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn predict --ckpt %s/none.npz --out %s/x.csv "
              ">%s/err.log 2>&1",
