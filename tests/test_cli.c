@@ -905,7 +905,8 @@ static void test_gbdt_cli(void **s) {
     static char out[1 << 15];
     (void)system("rm -rf /tmp/galnn_cli_gbdt && mkdir -p /tmp/galnn_cli_gbdt");
     assert_int_equal(run("mock --out /tmp/galnn_cli_gbdt/m --n 2000 --size 16", out, sizeof out), 0);
-    const char *base = "train --config models/gbdt_mass.cfg --catalog /tmp/galnn_cli_gbdt/m/catalog.csv model.patience=0";
+    const char *base =
+        "train --config models/gbdt_mass.cfg --catalog /tmp/galnn_cli_gbdt/m/catalog.csv model.patience=0";
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s --out /tmp/galnn_cli_gbdt/a --epochs 60", base);
     assert_int_equal(run(cmd, out, sizeof out), 0);
@@ -926,10 +927,12 @@ static void test_gbdt_cli(void **s) {
     io_npz_free(&za), io_npz_free(&zb);
     assert_int_equal(run("eval --ckpt /tmp/galnn_cli_gbdt/a/best.npz", out, sizeof out), 0);
     const char *mj = "/tmp/galnn_cli_gbdt/a/metrics.json";
-    double cov = jnum(mj, "targets", "logmstar", "all", "coverage68", -1), sm = jnum(mj, "targets", "logmstar", "all", "sigma_mad", -1);
+    double cov = jnum(mj, "targets", "logmstar", "all", "coverage68", -1);
+    double sm = jnum(mj, "targets", "logmstar", "all", "sigma_mad", -1);
     printf("    gbdt: test sigma_MAD %.4f, 16-84 %% interval coverage %.3f\n", sm, cov);
     assert_true(sm > 0 && sm < 0.12 && cov > 0.55 && cov < 0.8);
-    assert_int_equal(run("predict --ckpt /tmp/galnn_cli_gbdt/a/best.npz --out /tmp/galnn_cli_gbdt/p.csv", out, sizeof out), 0);
+    assert_int_equal(
+        run("predict --ckpt /tmp/galnn_cli_gbdt/a/best.npz --out /tmp/galnn_cli_gbdt/p.csv", out, sizeof out), 0);
     io_catalog c;
     assert_int_equal(io_catalog_read("/tmp/galnn_cli_gbdt/p.csv", NULL, &c), 0);
     const double *lo = io_catalog_values(&c, "logmstar_p16"), *hi = io_catalog_values(&c, "logmstar_p84");
@@ -937,7 +940,8 @@ static void test_gbdt_cli(void **s) {
     assert_int_equal(c.n_rows, 2000);
     for (size_t i = 0; i < c.n_rows; i++) assert_true(lo[i] < hi[i]);
     io_catalog_free(&c);
-    assert_int_equal(run("explain --ckpt /tmp/galnn_cli_gbdt/a/best.npz --out /tmp/galnn_cli_gbdt/x", out, sizeof out), 0);
+    assert_int_equal(
+        run("explain --ckpt /tmp/galnn_cli_gbdt/a/best.npz --out /tmp/galnn_cli_gbdt/x", out, sizeof out), 0);
     const char *w = strstr(out, "prediction| = ");
     assert_non_null(w);
     assert_true(atof(w + 14) < 1e-6);
@@ -945,8 +949,8 @@ static void test_gbdt_cli(void **s) {
     assert_int_equal(stat("/tmp/galnn_cli_gbdt/x/shap_summary.png", &sb), 0);
     assert_int_equal(stat("/tmp/galnn_cli_gbdt/x/importance.csv", &sb), 0);
     // a flipped byte in the middle of the archive
-    (void)system("cp /tmp/galnn_cli_gbdt/a/best.npz /tmp/galnn_cli_gbdt/bad.npz && printf 'X' | dd of=/tmp/galnn_cli_gbdt/bad.npz "
-                 "bs=1 seek=20000 conv=notrunc 2>/dev/null");
+    (void)system("cp /tmp/galnn_cli_gbdt/a/best.npz /tmp/galnn_cli_gbdt/bad.npz && printf 'X' | "
+                 "dd of=/tmp/galnn_cli_gbdt/bad.npz bs=1 seek=20000 conv=notrunc 2>/dev/null");
     assert_int_not_equal(run("eval --ckpt /tmp/galnn_cli_gbdt/bad.npz", out, sizeof out), 0);
     assert_non_null(strstr(out, "bad.npz"));
 }
