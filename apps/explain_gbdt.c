@@ -110,10 +110,9 @@ static int shap_plots(const run *r, const char *dir, int e, const double *X, con
 static double *shap_all(const run *r, int e, const double *X, size_t n, int F, double *worst) {
     double *phi = malloc(sizeof(double) * n * (size_t)(F + 1)), s = r->tstd[e], w = 0;
     if (!phi) return NULL;
-#pragma omp parallel for schedule(dynamic, 16) reduction(max : w)
+    gb_shap_rows(&r->net.gb, e, X, n, phi);
     for (size_t i = 0; i < n; i++) {
         double *ph = phi + i * (F + 1), sum = 0;
-        gb_shap_row(&r->net.gb, e, X + i * F, ph);
         for (int f = 0; f <= F; f++) sum += ph[f];
         double d = fabs(sum - gb_predict_row(&r->net.gb, e, X + i * F));
         w = d > w || isnan(d) ? d : w;

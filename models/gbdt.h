@@ -100,6 +100,8 @@ void gb_importance(const gb_model *m, int e, double *gain, double *splits);
 // sum(phi) = the prediction. Conditional expectation E[f(x) | x_S] by the trees' covers (for the
 // brute-force check): in_s[f] nonzero for the features in S.
 void gb_shap_row(const gb_model *m, int e, const double *x, double *phi);
+// The same for n rows of X (phi: n x (F + 1)), the per-model work done once, rows shared among threads.
+void gb_shap_rows(const gb_model *m, int e, const double *X, size_t n, double *phi);
 double gb_cond_expect(const gb_model *m, int e, const double *x, const uint8_t *in_s);
 double gb_expected_value(const gb_model *m, int e);
 

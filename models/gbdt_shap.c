@@ -94,24 +94,32 @@ double gb_expected_value(const gb_model *m, int e) {
     return s;
 }
 
-void gb_shap_row(const gb_model *m, int e, const double *x, double *phi) {
+void gb_shap_rows(const gb_model *m, int e, const double *X, size_t n, double *phi) {
     const gb_ens *E = &m->ens[e];
-    int F = m->n_features;
-    memset(phi, 0, sizeof(double) * (size_t)(F + 1));
-    int D = 0;
-    for (int t = 0; t < E->n_trees; t++) {
+    int F = m->n_features, D = 0;
+    for (int t = 0; t < E->n_trees; t++) { // once for all rows: the deepest path, the expected value
         int d = depth(E->nodes + E->tree_start[t], 0);
         D = d > D ? d : D;
     }
-    path_el *buf = malloc(sizeof(path_el) * (size_t)(D + 2) * (size_t)(D + 3));
-    if (!buf) {
-        for (int f = 0; f <= F; f++) phi[f] = NAN;
-        return;
+    double ev = gb_expected_value(m, e);
+    size_t room = sizeof(path_el) * (size_t)(D + 2) * (size_t)(D + 3);
+#pragma omp parallel if (n > 16)
+    {
+        path_el *buf = malloc(room); // one path buffer per thread
+#pragma omp for schedule(dynamic, 16)
+        for (size_t i = 0; i < n; i++) {
+            double *ph = phi + i * (size_t)(F + 1);
+            memset(ph, 0, sizeof(double) * (size_t)(F + 1));
+            for (int t = 0; buf && t < E->n_trees; t++)
+                recurse(E->nodes + E->tree_start[t], 0, X + i * (size_t)F, ph, buf, 0, 1, 1, -1);
+            ph[F] = buf ? ev : NAN;
+            for (int f = 0; !buf && f < F; f++) ph[f] = NAN;
+        }
+        free(buf);
     }
-    for (int t = 0; t < E->n_trees; t++) recurse(E->nodes + E->tree_start[t], 0, x, phi, buf, 0, 1, 1, -1);
-    free(buf);
-    phi[F] = gb_expected_value(m, e);
 }
+
+void gb_shap_row(const gb_model *m, int e, const double *x, double *phi) { gb_shap_rows(m, e, x, 1, phi); }
 
 static double cond(const gb_node *T, int j, const double *x, const uint8_t *in_s) {
     const gb_node *nd = &T[j];
