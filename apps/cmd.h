@@ -99,13 +99,11 @@ const char *cmd_find_preset(const char *config, char *buf, size_t len);
 int cmd_ckpt_out(const char *cmd, const char *ckpt, const char *out, const char *split_name, long threads);
 
 // On MPI ranks (apps/ranks.c; one process: the plain behaviour). The checkpoint's run opened on rank 0
-// first (a dataset cache it builds is there for the others); an error ends the job. Rank r's block of n
-// rows in whole batches (outputs depend on the batch a galaxy is in, by the last bits: with the batches of
-// one process, the rows come out the same). Each rank's text of one output file (the header on rank 0):
+// first (a dataset cache it builds is there for the others); an error ends the job. (Rank r's block of
+// rows: run_rank_block.) Each rank's text of one output file (the header on rank 0):
 // rank 0 writes the ranks' parts, joined in rank order, with write (io_write_atomic-like).
 struct run;
 int cmd_open_ranked(struct run *r, const char *cmd, const char *ckpt, const cmd_strs *sets);
-void cmd_rank_block(size_t n, int batch, size_t *lo, size_t *hi);
 int cmd_write_ranked(const char *out, char **buf, size_t *len, int (*write)(const char *, char **, size_t));
 
 #endif

@@ -71,7 +71,7 @@ int embed_run(const embed_cli *op) {
     }
     size_t lo = 0, hi = 0; // MPI: this rank's block of whole batches (one process: all)
     if (run_select_rows(&r, only, &rows, &n)) goto out;
-    cmd_rank_block(n, r.batch, &lo, &hi);
+    run_rank_block(n, r.batch, &lo, &hi);
     if (!(S = gn_malloc(sizeof(float) * (hi - lo + 1) * (size_t)D))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows + lo, hi - lo, full, S)) goto out;
     FILE *f = open_memstream(&buf, &blen);

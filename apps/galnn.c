@@ -116,7 +116,8 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 
 #ifdef GN_MPI
 #define GN_MPI_BUILT                                                                                         \
-    "built with MPI (mpirun -np P galnn predict, embed or posterior shares the galaxies among P ranks)"
+    "built with MPI (mpirun -np P galnn train: data-parallel; predict, embed, posterior: the galaxies "      \
+    "shared)"
 #else
 #define GN_MPI_BUILT "not built with MPI (install openmpi-bin libopenmpi-dev and rebuild)"
 #endif
@@ -124,7 +125,8 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 // Under mpirun with more than one rank: the commands that share their work among the ranks. The others
 // would run P copies writing the same files: refused.
 static int runs_on_ranks(const char *cmd) {
-    return !strcmp(cmd, "predict") || !strcmp(cmd, "embed") || !strcmp(cmd, "posterior");
+    return !strcmp(cmd, "train") || !strcmp(cmd, "predict") || !strcmp(cmd, "embed") ||
+           !strcmp(cmd, "posterior");
 }
 
 static int galnn_main(int argc, char **argv);
@@ -134,12 +136,15 @@ int main(int argc, char **argv) {
     if (gn_mpi_init(&argc, &argv)) return cmd_error("%s", gn_errmsg());
     if (gn_mpi_size() > 1 && argc >= 2 && !runs_on_ranks(argv[1])) {
         if (gn_mpi_rank() == 0)
-            cmd_error("galnn %s does not run on %d MPI ranks (predict, embed and posterior do); start it "
-                      "without mpirun",
-                      argv[1], gn_mpi_size());
+            cmd_error(
+                "galnn %s does not run on %d MPI ranks (train, predict, embed and posterior do); start it "
+                "without mpirun",
+                argv[1], gn_mpi_size());
         gn_mpi_finalize();
         return 1;
     }
+    if (gn_mpi_rank() > 0 && !freopen("/dev/null", "w", stdout)) // rank 0 reports; errors from any rank
+        return cmd_error("rank %d: cannot silence its output: %s", gn_mpi_rank(), strerror(errno));
     int rc = galnn_main(argc, argv);
     if (rc && gn_mpi_size() > 1) gn_mpi_abort(rc); // an error on one rank ends the job, never a hang
     gn_mpi_finalize();

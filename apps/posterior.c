@@ -89,7 +89,7 @@ static int posterior_run(const void *p) {
     }
     size_t all = 0, lo, hi; // MPI: this rank's galaxies, in whole sampling passes (one process: all)
     if (run_select_rows(&r, only, &rows, &all)) goto done;
-    cmd_rank_block(all, (int)run_posterior_unit((int)S), &lo, &hi);
+    run_rank_block(all, (int)run_posterior_unit((int)S), &lo, &hi);
     n = hi - lo;
     if (!(smp = gn_malloc(sizeof(float) * (n ? n : 1) * (size_t)S * T)) || nn_ctx_init(&c, 64u << 20) ||
         run_posterior_samples_at(&r, &c, rows + lo, n, lo, (int)S, (uint64_t)seed, smp))

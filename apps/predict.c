@@ -173,7 +173,7 @@ int predict_run(const predict_cli *op) {
     // MPI: rank R takes its block of whole batches; the file is the one-process file, byte for byte
     int R = gn_mpi_rank();
     size_t lo, hi;
-    cmd_rank_block(n, r.batch, &lo, &hi);
+    run_rank_block(n, r.batch, &lo, &hi);
     if (!(o = malloc(sizeof(float) * (hi - lo + 1) * (size_t)r.net.n_out))) goto out;
     if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows + lo, hi - lo, o)) goto out;
     f = open_memstream(&buf, &blen);

@@ -19,13 +19,6 @@ int cmd_open_ranked(run *r, const char *cmd, const char *ckpt, const cmd_strs *s
     return bad;
 }
 
-void cmd_rank_block(size_t n, int batch, size_t *lo, size_t *hi) {
-    size_t R = (size_t)gn_mpi_rank(), P = (size_t)gn_mpi_size(), B = (size_t)(batch > 0 ? batch : 1);
-    size_t nb = (n + B - 1) / B;
-    *lo = nb * R / P * B, *hi = nb * (R + 1) / P * B;
-    *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n;
-}
-
 int cmd_write_ranked(const char *out, char **buf, size_t *len, int (*write)(const char *, char **, size_t)) {
     int R = gn_mpi_rank(), P = gn_mpi_size(), rc;
     if (P == 1) return write(out, buf, *len);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../common/gn_common.h"
+#include "../common/gn_mpi.h"
 #include "../io/file.h"
 #include "cmd.h"
 #include "flags.h"
@@ -164,21 +165,26 @@ int train_run(const train_cli *op) {
     memset(&ck, 0, sizeof ck);
     int made = 0;
     if (open_config(&o, &cfg, &ck, T.dir, sizeof T.dir, &made)) return io_npz_free(&ck), 1;
-    int stale = io_remove_stale_temps(T.dir); // a killed checkpoint write leaves NAME.tmp.PID behind
+    int R = gn_mpi_rank(), stale = R ? 0 : io_remove_stale_temps(T.dir); // a killed write's NAME.tmp.PID
     if (stale) printf("  removed %d temp file(s) of an interrupted checkpoint write in %s\n", stale, T.dir);
     if (o.epochs > 0) { // --epochs extends (or sets) the run's length, also on resume
         put_long(&cfg, "epochs", o.epochs);
         io_config_put(&cfg, "train", "iterations", "0"); // an explicit --epochs wins over [train] iterations
     }
     if (o.ckpt_every >= 0) put_long(&cfg, "ckpt_every", o.ckpt_every);
-    printf("galnn train: %s -> %s (%d threads)\n", o.resume ? o.resume : o.config, T.dir, gn_threads());
+    printf("galnn train: %s -> %s (%d threads%s)\n", o.resume ? o.resume : o.config, T.dir, gn_threads(),
+           gn_mpi_size() > 1 ? " per MPI rank" : "");
+    if (R > 0) gn_mpi_barrier(); // MPI: rank 0 opens the data first (a cache it builds is there for the rest)
     int rc = run_setup(&T.r, &cfg, o.resume, o.resume ? &ck : NULL, 1, 1);
+    if (rc && gn_mpi_size() > 1) cmd_error("train: %s", gn_errmsg()), gn_mpi_abort(1);
+    if (R == 0) gn_mpi_barrier();
     if (!rc) rc = run_trainer_open(&T, o.resume, &ck);
     io_npz_free(&ck);
     if (!rc) rc = run_trainer_fit(&T);
     if (rc) cmd_error("train: %s", gn_errmsg());
     run_trainer_free(&T);
-    if (rc && made) io_rmdirs(T.dir, made); // a run that failed before writing leaves no empty directories
+    if (rc && made && R == 0)
+        io_rmdirs(T.dir, made); // a run that failed before writing leaves no empty directories
     return rc ? 1 : 0;
 }
 

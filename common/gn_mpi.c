@@ -36,29 +36,40 @@ _Noreturn void gn_mpi_abort(int code) {
     exit(code);
 }
 
-int gn_mpi_sum_ordered(double *v, size_t n) {
+// The ordered sum of doubles (f = 0) or floats (f = 1): segment `rank_` of every rank's vector comes here
+// (all-to-all), is summed in rank order, and every rank gets every segment back (all-gather).
+static int sum_ordered(void *v, size_t n, int f) {
     if (!joined || size_ < 2) return GN_OK;
     int P = size_;
+    size_t es = f ? sizeof(float) : sizeof(double);
+    MPI_Datatype T = f ? MPI_FLOAT : MPI_DOUBLE;
     int *cnt = calloc((size_t)P, sizeof(int)), *off = calloc((size_t)P, sizeof(int));
     int *rc = malloc(sizeof(int) * P), *ro = malloc(sizeof(int) * P);
     for (int p = 0; cnt && off && p < P; p++)
         off[p] = (int)(n * (size_t)p / P), cnt[p] = (int)(n * (size_t)(p + 1) / P) - off[p];
     int mine = (int)(n * (size_t)(rank_ + 1) / P - n * (size_t)rank_ / P); // this rank's segment
-    double *in = malloc(sizeof(double) * ((size_t)mine * P + 1));
+    char *in = malloc(es * ((size_t)mine * P + 1));
     int bad = !cnt || !off || !rc || !ro || !in || n > (size_t)0x7fffffff;
     for (int p = 0; !bad && p < P; p++) rc[p] = mine, ro[p] = mine * p; // segment `rank_` from every rank
-    bad =
-        bad || MPI_Alltoallv(v, cnt, off, MPI_DOUBLE, in, rc, ro, MPI_DOUBLE, MPI_COMM_WORLD) != MPI_SUCCESS;
+    bad = bad || MPI_Alltoallv(v, cnt, off, T, in, rc, ro, T, MPI_COMM_WORLD) != MPI_SUCCESS;
     for (int j = 0; !bad && j < mine; j++) { // rank order, for every element
-        double s = in[j];
-        for (int p = 1; p < P; p++) s += in[(size_t)p * mine + j];
-        v[off[rank_] + j] = s;
+        if (f) {
+            float s = ((float *)in)[j];
+            for (int p = 1; p < P; p++) s += ((float *)in)[(size_t)p * mine + j];
+            ((float *)v)[off[rank_] + j] = s;
+        } else {
+            double s = ((double *)in)[j];
+            for (int p = 1; p < P; p++) s += ((double *)in)[(size_t)p * mine + j];
+            ((double *)v)[off[rank_] + j] = s;
+        }
     }
-    bad = bad ||
-          MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, v, cnt, off, MPI_DOUBLE, MPI_COMM_WORLD) != MPI_SUCCESS;
+    bad = bad || MPI_Allgatherv(MPI_IN_PLACE, 0, T, v, cnt, off, T, MPI_COMM_WORLD) != MPI_SUCCESS;
     free(cnt), free(off), free(rc), free(ro), free(in);
     return bad ? gn_err(GN_EIO, "MPI: the ordered sum over %d ranks failed", P) : GN_OK;
 }
+
+int gn_mpi_sum_ordered(double *v, size_t n) { return sum_ordered(v, n, 0); }
+int gn_mpi_sum_ordered_f(float *v, size_t n) { return sum_ordered(v, n, 1); }
 
 int gn_mpi_bcast(void *buf, size_t n) {
     if (!joined || size_ < 2) return GN_OK;
@@ -76,6 +87,7 @@ int gn_mpi_size(void) { return 1; }
 void gn_mpi_barrier(void) {}
 _Noreturn void gn_mpi_abort(int code) { exit(code); }
 int gn_mpi_sum_ordered(double *v, size_t n) { return (void)v, (void)n, GN_OK; }
+int gn_mpi_sum_ordered_f(float *v, size_t n) { return (void)v, (void)n, GN_OK; }
 int gn_mpi_bcast(void *buf, size_t n) { return (void)buf, (void)n, GN_OK; }
 
 #endif

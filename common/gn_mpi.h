@@ -19,6 +19,7 @@ _Noreturn void gn_mpi_abort(int code);
 // result does not depend on the reduction algorithm the MPI library picks; in place, on every rank
 // (a reduce-scatter by all-to-all, ordered local sums, an all-gather).
 int gn_mpi_sum_ordered(double *v, size_t n);
+int gn_mpi_sum_ordered_f(float *v, size_t n); // the same for floats, summed in float
 // Rank 0's n bytes to every rank.
 int gn_mpi_bcast(void *buf, size_t n);
 

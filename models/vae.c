@@ -63,7 +63,8 @@ nn_tensor *md_vae_sample(nn_ctx *c, nn_tensor *mu, nn_tensor *logvar, gn_rng *rn
     if (!mu || !logvar) return NULL;
     nn_tensor *eps = nn_tensor_new(c, mu->ndim, mu->shape);
     if (!eps) return NULL;
-    for (size_t i = 0; i < eps->n; i++) eps->data[i] = (float)gn_rng_normal(rng);
+    int rows = eps->ndim > 1 ? eps->shape[0] : 1;
+    nn_ctx_draw(c, rng, rows, eps->n / (size_t)rows, -1.0f, eps->data);
     return nn_add(c, mu, nn_mul(c, nn_exp(c, nn_scale(c, logvar, 0.5f, 0)), eps));
 }
 

@@ -224,11 +224,9 @@ nn_tensor *nn_dropout(nn_ctx *c, nn_tensor *x, float p) {
     nn_tensor *y = nn_tensor_new(c, x->ndim, x->shape);
     float *mask = nn_arena_alloc(&c->arena, sizeof(float) * x->n);
     if (!y || !mask) return NULL;
-    float keep = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < x->n; i++) { // sequential: the stream's order is part of reproducibility
-        mask[i] = gn_rng_uniform(&c->dropout_rng) < p ? 0.0f : keep;
-        y->data[i] = x->data[i] * mask[i];
-    }
+    int rows = x->ndim > 1 ? x->shape[0] : 1;
+    nn_ctx_draw(c, &c->dropout_rng, rows, x->n / (size_t)rows, p, mask);
+    for (size_t i = 0; i < x->n; i++) y->data[i] = x->data[i] * mask[i];
     nn_node *nd = nn_record(c, y, dropout_bw, 1, &x);
     if (nd) nd->saved = mask;
     return y;

@@ -117,6 +117,27 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
 
+static float draw_one(gn_rng *r, float p) {
+    if (p < 0) return (float)gn_rng_normal(r);
+    return gn_rng_uniform(r) < p ? 0.0f : 1.0f / (1.0f - p);
+}
+
+void nn_ctx_draw(nn_ctx *ctx, gn_rng *rng, int rows, size_t per, float p, float *out) {
+    if (!ctx->draws.key) { // sequential: the stream's order is part of reproducibility
+        for (size_t i = 0; i < (size_t)rows * per; i++) out[i] = draw_one(rng, p);
+        return;
+    }
+    uint64_t seed = ctx->draws.key + 0x9e3779b97f4a7c15ull * ++ctx->draws.call;
+    int nr = ctx->draws.n_rows;
+    for (int i = 0; i < rows; i++) {
+        int64_t g = ctx->draws.row0 +
+                    (ctx->draws.rows ? ctx->draws.rows[i % nr] + (int64_t)(i / nr) * ctx->draws.span : i);
+        gn_rng r;
+        gn_rng_seed(&r, seed, (uint64_t)g);
+        for (size_t j = 0; j < per; j++) out[(size_t)i * per + j] = draw_one(&r, p);
+    }
+}
+
 void nn_ctx_free(nn_ctx *ctx) {
     nn_arena_free(&ctx->arena);
     for (nn_gblock *b = ctx->gpool, *n; b; b = n) {

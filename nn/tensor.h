@@ -97,6 +97,17 @@ typedef struct nn_tune {
     int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
 } nn_tune;
 
+// Draws by row (nn_ctx_draw): with key != 0, row i's dropout mask and noise come from the stream of
+// (key, call, g(i)), g(i) = row0 + rows[i % n_rows] + (i / n_rows) * span (rows NULL: row0 + i), the
+// row's place in the whole batch or list, so they do not depend on how it is sliced among ranks
+typedef struct nn_draws {
+    uint64_t key;
+    uint32_t call; // ops that drew so far (each takes the next)
+    const int32_t *rows;
+    int n_rows;
+    int64_t span, row0;
+} nn_draws;
+
 typedef struct nn_ctx {
     nn_arena arena;
     nn_node *tape; // last recorded node
@@ -104,6 +115,7 @@ typedef struct nn_ctx {
     int training;       // batch norm uses batch statistics, dropout is active
     int grad_enabled;   // record the tape
     gn_rng dropout_rng; // the dropout stream (its state belongs in checkpoints)
+    nn_draws draws;
     int keep_im2col;  // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
                       // backward (faster); 0: by groups of images, recomputed in backward (less memory)
     int winograd;     // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
@@ -118,6 +130,10 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
 void nn_ctx_free(nn_ctx *ctx);
 // Forget the tape and every activation; keeps the arena's memory.
 void nn_ctx_reset(nn_ctx *ctx);
+// Random draws for `rows` rows of `per` values each: standard normals (p < 0), or inverted-dropout factors
+// (0 with probability p, else 1 / (1 - p)). By row streams when ctx->draws.key is set, else sequentially
+// from rng.
+void nn_ctx_draw(nn_ctx *ctx, gn_rng *rng, int rows, size_t per, float p, float *out);
 
 // Shape helpers.
 size_t nn_numel(int ndim, const int *shape);

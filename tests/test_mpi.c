@@ -13,6 +13,7 @@
 
 #include "../common/gn_mpi.h"
 #include "../common/gn_rng.h"
+#include "../io/npy.h"
 #include "testutil.h"
 
 // A rank's contribution to element i: values of very different sizes, so that another summation order
@@ -38,7 +39,15 @@ static int child(int argc, char **argv) {
             for (int p = 1; p < P; p++) s += value(p, i);
             if (memcmp(&s, &v[i], sizeof s)) bad = 1;
         }
-        free(v);
+        float *f = malloc(sizeof(float) * n); // the float sum, in float
+        for (size_t i = 0; i < n; i++) f[i] = (float)value(R, i);
+        if (gn_mpi_sum_ordered_f(f, n)) bad = 1;
+        for (size_t i = 0; i < n; i++) {
+            float s = (float)value(0, i);
+            for (int p = 1; p < P; p++) s += (float)value(p, i);
+            if (memcmp(&s, &f[i], sizeof s)) bad = 1;
+        }
+        free(v), free(f);
     }
     gn_mpi_finalize();
     return bad;
@@ -67,7 +76,9 @@ static void test_ordered_sum(void **s) {
         char cmd[512];
         snprintf(cmd, sizeof cmd, "timeout 120 mpirun --oversubscribe -np %d %s --child", np, self);
         assert_int_equal(sh(cmd), 0);
-        printf("    %d ranks: ordered sums of 1 to 100,003 values bit-identical to the rank-order sum\n", np);
+        printf("    %d ranks: ordered sums (double and float) of 1 to 100,003 values bit-identical to the "
+               "rank-order sum\n",
+               np);
     }
 }
 
@@ -84,6 +95,155 @@ static void same_on_ranks(const char *d, const char *cfg, const char *cmd, const
         cfg, d, d, cmd, cmd, d, cmd, d, cmd, args, np, cmd, d, cmd, d, cmd, np, args, d, cmd, d, cmd, np);
     assert_int_equal(sh(c), 0);
     printf("    %s on %d ranks: the one-process file, byte for byte\n", cmd, np);
+}
+
+// Two checkpoints: the largest |a - b| over the weights (param.*), and in *same whether every array but the
+// log's text (its seconds) and the configuration is equal byte for byte. -1 if one cannot be read.
+static double ckpt_diff(const char *a, const char *b, int *same) {
+    io_npz x, y;
+    memset(&x, 0, sizeof x), memset(&y, 0, sizeof y);
+    double d = -1;
+    *same = 0;
+    if (!io_npz_read(a, &x) && !io_npz_read(b, &y) && x.n == y.n) {
+        d = 0, *same = 1;
+        for (int k = 0; k < x.n; k++) {
+            const io_array *p = &x.arrays[k], *q = io_npz_get(&y, x.names[k]);
+            if (!strcmp(x.names[k], "meta.log") || !strcmp(x.names[k], "meta.config")) continue;
+            if (!q || q->n != p->n || q->dtype != p->dtype) {
+                d = -1, *same = 0;
+                break;
+            }
+            *same &= !memcmp(p->data, q->data, p->n * io_dtype_size(p->dtype));
+            for (size_t i = 0; !strncmp(x.names[k], "param.", 6) && i < p->n; i++)
+                d = fmax(d, fabs((double)((float *)p->data)[i] - ((float *)q->data)[i]));
+        }
+    }
+    io_npz_free(&x), io_npz_free(&y);
+    return d;
+}
+
+// The two runs' logs agree but for the seconds column.
+static int same_logs(const char *a, const char *b) {
+    char c[1400];
+    snprintf(c, sizeof c, "cmp <(cut -d, -f1-10 %s/log.csv) <(cut -d, -f1-10 %s/log.csv)", a, b);
+    char w[1500];
+    snprintf(w, sizeof w, "bash -c '%s'", c);
+    return sh(w) == 0;
+}
+
+#define MPIRUN "timeout 120 mpirun --oversubscribe -np "
+
+// A CNN with batch norm and dropout: two ranks of one thread give the one-process run of two slices per
+// batch (--threads 1), state and log; with an MLP and plain SGD (the step is the gradient), one step of two
+// ranks agrees with one full-batch step to float rounding.
+static void test_train_slices(const char *d) {
+    char c[1600];
+    const char *cnn =
+        "--config models/demo_cnn.cfg --epochs 2 train.crop=12 branch.img.dropout=0.2 --threads 1";
+    snprintf(
+        c, sizeof c,
+        "./bin/galnn train %s --catalog %s/m/catalog.csv --images '%s/m/cutouts/{id}.fits' --out %s/s1 "
+        "train.slices=2 data.cache_dir=%s/cache >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train %s "
+        "--catalog %s/m/catalog.csv --images '%s/m/cutouts/{id}.fits' --out %s/s2 data.cache_dir=%s/cache "
+        ">/dev/null 2>&1",
+        cnn, d, d, d, d, cnn, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    int same;
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/s1/last.npz", d), snprintf(b, sizeof b, "%s/s2/last.npz", d);
+    assert_true(ckpt_diff(a, b, &same) == 0 && same);
+    snprintf(a, sizeof a, "%s/s1", d), snprintf(b, sizeof b, "%s/s2", d);
+    assert_true(same_logs(a, b));
+    printf("    CNN (batch norm, dropout), 2 ranks x 1 thread = 1 process in 2 slices: weights, statistics, "
+           "moments, log\n");
+    const char *mlp = "--config models/ugriz_mlp.cfg --epochs 1 train.batch=1000 train.optimizer=sgd "
+                      "train.momentum=0 train.lr=1 train.schedule=constant train.warmup=0 --threads 1";
+    snprintf(c, sizeof c,
+             "./bin/galnn train %s --catalog %s/m/catalog.csv --out %s/g1 >/dev/null 2>&1 && " MPIRUN
+             "2 ./bin/galnn train %s --catalog %s/m/catalog.csv --out %s/g2 >/dev/null 2>&1",
+             mlp, d, d, mlp, d, d);
+    assert_int_equal(sh(c), 0);
+    snprintf(a, sizeof a, "%s/g1/last.npz", d), snprintf(b, sizeof b, "%s/g2/last.npz", d);
+    double dw = ckpt_diff(a, b, &same);
+    printf("    MLP, one SGD step (lr 1) of 630 galaxies on 2 ranks vs the full batch: max |dw| %.2g\n", dw);
+    assert_true(dw >= 0 && dw < 1e-5);
+}
+
+// SIGKILL to one rank mid-run: the job ends (no hang) with an error; its last.npz resumes on two ranks into
+// the run that never stopped, and on one process it continues.
+static void test_train_kill(const char *d) {
+    char c[2000];
+    const char *mlp =
+        "--config models/ugriz_mlp.cfg --epochs 300 --ckpt-every 7 train.patience=0 --threads 1";
+    snprintf(c, sizeof c,
+             MPIRUN "2 ./bin/galnn train %s --catalog %s/m/catalog.csv --out %s/k0 >/dev/null 2>&1", mlp, d,
+             d);
+    assert_int_equal(sh(c), 0);
+    snprintf(c, sizeof c,
+             "(" MPIRUN "2 ./bin/galnn train %s --catalog %s/m/catalog.csv --out %s/k >%s/k.log 2>&1; "
+             "echo $? >%s/k.rc) & for i in $(seq 300); do [ -f %s/k/last.npz ] && break; sleep 0.02; done; "
+             "sleep 0.3; pkill -9 -n -f '^./bin/galnn train.*%s/k$' ; wait",
+             mlp, d, d, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    snprintf(c, sizeof c, "rc=$(cat %s/k.rc); [ \"$rc\" -ne 0 ] && [ \"$rc\" -ne 124 ]", d);
+    assert_int_equal(sh(c), 0); // killed before the end, and mpirun ended the job
+    snprintf(c, sizeof c,
+             "cp %s/k/last.npz %s/k1.npz && mkdir -p %s/k1 && mv %s/k1.npz %s/k1/last.npz && " MPIRUN
+             "2 ./bin/galnn train --resume %s/k/last.npz --threads 1 >/dev/null 2>&1 && ./bin/galnn train "
+             "--resume %s/k1/last.npz --threads 1 >/dev/null 2>&1",
+             d, d, d, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    char a[300], b[300];
+    int same;
+    snprintf(a, sizeof a, "%s/k0/last.npz", d), snprintf(b, sizeof b, "%s/k/last.npz", d);
+    assert_true(ckpt_diff(a, b, &same) == 0 && same);
+    snprintf(a, sizeof a, "%s/k0", d), snprintf(b, sizeof b, "%s/k", d);
+    assert_true(same_logs(a, b));
+    snprintf(c, sizeof c, "grep -c . %s/k1/log.csv | grep -qx 301", d);
+    assert_int_equal(sh(c), 0);
+    printf("    a rank killed mid-run: the job ends; --resume on 2 ranks = the run that never stopped; on 1 "
+           "process it runs to the end\n");
+}
+
+// Rank 1's copy of the cutouts has a damaged file (another node's disk): with data.strict = 1 the job ends
+// at once with that file named and a non-zero status.
+static void test_train_rank_error(const char *d) {
+    char c[2000];
+    snprintf(c, sizeof c,
+             "rm -rf %s/m2 && cp -r %s/m %s/m2 && head -c 100 %s/m/cutouts/G000007.fits "
+             ">%s/m2/cutouts/G000007.fits",
+             d, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    const char *t = "./bin/galnn train --config models/demo_cnn.cfg --epochs 2 train.crop=12 data.strict=1 "
+                    "--threads 1";
+    snprintf(
+        c, sizeof c,
+        "timeout 60 mpirun --oversubscribe -np 1 %s --catalog %s/m/catalog.csv --images "
+        "'%s/m/cutouts/{id}.fits' --out %s/e data.cache_dir=%s/cache : -np 1 %s --catalog %s/m/catalog.csv "
+        "--images '%s/m2/cutouts/{id}.fits' --out %s/e data.cache_dir=%s/cache >%s/e.log 2>&1",
+        t, d, d, d, d, t, d, d, d, d, d);
+    int rc = sh(c);
+    assert_true(rc != 0 && rc != 124);
+    snprintf(c, sizeof c, "grep -q 'm2/cutouts/G000007.fits' %s/e.log", d);
+    assert_int_equal(sh(c), 0);
+    printf("    a damaged cutout on rank 1 only: the job ends with its name and a non-zero status\n");
+}
+
+static void test_train_ranks(void **s) {
+    (void)s;
+    if (!have_mpi()) {
+        printf("    (no mpirun, or galnn built without MPI: skipped)\n");
+        return;
+    }
+    const char *d = "/tmp/galnn_mpi_train";
+    char c[600];
+    snprintf(c, sizeof c,
+             "rm -rf %s && mkdir -p %s && ./bin/galnn mock --out %s/m --n 900 --size 16 >/dev/null 2>&1", d,
+             d, d);
+    assert_int_equal(sh(c), 0);
+    test_train_slices(d);
+    test_train_kill(d);
+    test_train_rank_error(d);
 }
 
 static void test_predict_ranks(void **s) {
@@ -123,10 +283,10 @@ static void test_predict_ranks(void **s) {
     assert_true(rc != 0 && rc != 124); // an error, and no hang (timeout's status)
     snprintf(cmd, sizeof cmd, "grep -q 'none.npz' %s/err.log", d);
     assert_int_equal(sh(cmd), 0);
-    snprintf(cmd, sizeof cmd,
-             "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn train --config models/gbdt_mass.cfg --out "
-             "%s/t >%s/err2.log 2>&1",
-             d, d);
+    snprintf(
+        cmd, sizeof cmd,
+        "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn eval --ckpt %s/g/best.npz >%s/err2.log 2>&1", d,
+        d);
     rc = sh(cmd);
     assert_true(rc != 0 && rc != 124);
     snprintf(cmd, sizeof cmd, "grep -q 'does not run on 2 MPI ranks' %s/err2.log", d);
@@ -138,6 +298,7 @@ int main(int argc, char **argv) {
     self = argv[0];
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1), setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_ordered_sum),
-                                       cmocka_unit_test(test_predict_ranks)};
+                                       cmocka_unit_test(test_predict_ranks),
+                                       cmocka_unit_test(test_train_ranks)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../common/gn_common.h"
+#include "../../common/gn_mpi.h"
 #include "run.h"
 
 io_aug *run_no_aug(size_t n) {
@@ -175,33 +176,62 @@ int run_embed(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, int full,
 // The mean of the kind's validation loss over rows and (pred given, a kind with point metrics) the first
 // target's predictions in its own units. Noise (a VAE's ε) comes from a stream seeded afresh every time:
 // the same draws each call, and none taken from the training streams.
-int run_split_loss(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *loss, double *pred) {
+void run_rank_block(size_t n, int batch, size_t *lo, size_t *hi) {
+    size_t R = (size_t)gn_mpi_rank(), P = (size_t)gn_mpi_size(), B = (size_t)(batch > 0 ? batch : 1);
+    size_t nb = (n + B - 1) / B;
+    *lo = nb * R / P * B, *hi = nb * (R + 1) / P * B;
+    *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n;
+}
+
+// This rank's block of whole batches: each batch's loss sum in lb[batch], the first target's predictions
+// in pred[row] (when asked); noise (a VAE's) by row streams, so the draws do not depend on the block.
+static int split_loss_block(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *lb,
+                            double *pred) {
     const md_kind *k = md_kind_of(&r->net);
     int Tn = r->n_targets;
     float *p = pred ? gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(Tn ? Tn : 1)) : NULL;
     if (pred && !p) return GN_ENOMEM;
     gn_rng eps;
     gn_rng_seed(&eps, 12345, GN_STREAM_DROPOUT);
-    double tot = 0;
+    size_t lo, hi;
+    run_rank_block(n, r->batch, &lo, &hi);
     run_batches it;
-    int rc = run_batches_begin(&it, r, c, rows, n, r->batch, 1);
+    int rc = run_batches_begin(&it, r, c, rows + lo, hi - lo, r->batch, 1);
     while (!rc && run_batches_next(&it)) {
+        c->draws = (nn_draws){.key = 0x5eed12345, .row0 = (int64_t)(lo + it.o)};
         nn_tensor *out = k->val_metrics ? md_net_fwd(c, &r->net, it.in) : NULL;
         nn_tensor *L = k->val_loss(c, &r->net, it.in, out, it.y, it.b, &eps);
         if (!L) {
             rc = GN_EINVAL;
             break;
         }
-        tot += L->data[0] * it.b;
+        lb[(lo + it.o) / (size_t)r->batch] = L->data[0] * it.b;
         if (!pred || !out) continue;
         md_net_predict(&r->net, out, p, NULL);
         for (int i = 0; i < it.b; i++)
-            pred[it.o + (size_t)i] =
+            pred[lo + it.o + (size_t)i] =
                 r->net.head == MD_HEAD_BINNED ? p[i * Tn] : p[i * Tn] * r->tstd[0] + r->tmean[0];
     }
-    rc = run_batches_end(&it, rc);
-    *loss = n ? tot / (double)n : NAN;
+    c->draws.key = 0;
     free(p);
+    return run_batches_end(&it, rc);
+}
+
+int run_split_loss(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *loss, double *pred) {
+    size_t nb = (n + (size_t)r->batch - 1) / (size_t)r->batch, np = pred ? n : 0;
+    double *v = calloc(nb + np + 1, sizeof(double)); // batches' loss sums, predictions
+    if (!v) return gn_err(GN_ENOMEM, "out of memory (%zu rows to evaluate)", n);
+    int rc = split_loss_block(r, c, rows, n, v, pred ? v + nb : NULL);
+    if (gn_mpi_size() > 1) { // every rank's blocks: the others' entries are 0, x + 0 = x
+        double bad = rc != GN_OK;
+        if (gn_mpi_sum_ordered(&bad, 1) || (!rc && bad > 0)) rc = rc ? rc : gn_err(GN_EIO, "a rank failed");
+        if (!rc) rc = gn_mpi_sum_ordered(v, nb + np);
+    }
+    double tot = 0;
+    for (size_t j = 0; j < nb; j++) tot += v[j]; // in batch order, whatever the ranks
+    if (np) memcpy(pred, v + nb, sizeof(double) * np);
+    *loss = n ? tot / (double)n : NAN;
+    free(v);
     return rc;
 }
 

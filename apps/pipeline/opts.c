@@ -29,6 +29,8 @@ static const io_key train_keys[] = {
     I(tta, 0, 1, 0),         // 1: eval and predict average the 8 dihedral views of each cutout by default
     I(keep_im2col, 0, 1, 1), // 0: recompute in backward (less memory, a little slower)
     I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
+    I(slices, 1, 65536, 1),  // each batch (each MPI rank's share) in this many slices, gradients summed
+    I(check_every, 0, 1e15, 100), // MPI: steps between comparisons of the ranks' states (0: checkpoints)
     D(lr, POS, 1e6, 1e-3),
     D(weight_decay, 0, 1e6, NAN), // absent: by optimizer, adamw 0.01, else 0
     D(momentum, 0, 1, 0.9),

@@ -110,9 +110,14 @@ int run_batches_begin(run_batches *it, const run *r, nn_ctx *c, const uint32_t *
 int run_batches_next(run_batches *it);
 int run_batches_end(run_batches *it, int rc);
 
+// MPI: this rank's share [lo, hi) of n rows, a contiguous block of whole batches of `batch` rows (so its
+// batches are the one-process run's and its outputs the same, bit for bit); one process: [0, n).
+void run_rank_block(size_t n, int batch, size_t *lo, size_t *hi);
 // Evaluation-mode forward pass over catalog rows: raw head outputs (n, n_out).
 int run_infer(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, float *out);
-// The kind's validation loss, averaged over rows; pred (or NULL): the first target's predictions.
+// The kind's validation loss, averaged over rows; pred (or NULL): the first target's predictions. On MPI
+// ranks every rank calls it: each evaluates its block of whole batches (run_rank_block), and the result is
+// the one-process one, bit for bit (batch losses summed in batch order, noise drawn by row).
 int run_split_loss(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, double *loss, double *pred);
 // The first n_dump of rows: their network inputs (input.<branch>) and out (n x width) as NPZ at path.
 int run_write_dump(const run *r, nn_ctx *c, const uint32_t *rows, size_t n, const float *out, int width,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../common/gn_common.h"
+#include "../../common/gn_mpi.h"
 #include "../../io/file.h"
 #include "../../io/plot.h"
 #include "../../stats/metrics.h"
@@ -32,6 +33,7 @@ int run_trainer_log(run_trainer *T, const char *line) {
     memcpy(n + T->log_len, line, L + 1);
     T->log = n;
     T->log_len += L;
+    if (gn_mpi_rank() > 0) return GN_OK; // every rank keeps the log, rank 0 writes it
     char p[2200];
     snprintf(p, sizeof p, "%s/log.csv", T->dir);
     return io_write_atomic(p, T->log, T->log_len);
@@ -39,6 +41,7 @@ int run_trainer_log(run_trainer *T, const char *line) {
 
 // loss.png from the log: train and validation loss per epoch.
 int run_trainer_plot(const run_trainer *T) {
+    if (gn_mpi_rank() > 0) return GN_OK;
     size_t n = 0;
     for (size_t i = 0; i < T->log_len; i++) n += T->log[i] == '\n';
     double *ep = gn_malloc(sizeof(double) * 3 * (n + 1));
@@ -131,12 +134,14 @@ static int save(run_trainer *T, const char *file) {
     static int64_t ne;
     ne = (int64_t)T->r.st.n_param_floats;
     if (T->ema) ex[n++] = (io_named_array){"train.live", io_array_view(IO_F32, 1, &ne, T->live)};
+    int rc = run_dp_check(T); // the ranks hold one state (MPI): rank 0 alone writes it
+    if (rc || gn_mpi_rank() > 0) return rc;
     char *cfg = io_config_text(&T->r.cfg);
     if (!cfg) return GN_ENOMEM;
     char p[2200];
     snprintf(p, sizeof p, "%s/%s", T->dir, file);
     ema_swap(T, 1);
-    int rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
+    rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
     ema_swap(T, 0);
     free(cfg);
     return rc;
@@ -251,7 +256,7 @@ static void progress(run_trainer *T, long step, double t0, long steps_done0, int
     double eta = rate > 0 ? (double)(total - step) * T->r.batch / rate : 0;
     if (ep > T->epochs) ep = T->epochs;
     int tty = isatty(fileno(stderr));
-    if (!tty && (final || now - T->last_note < 10)) return;
+    if (gn_mpi_rank() > 0 || (!tty && (final || now - T->last_note < 10))) return;
     T->last_note = now;
     fprintf(stderr, "%s  epoch %ld/%ld  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s%s",
             tty ? "\r" : "", ep, T->epochs, step, total, T->loss_n ? T->loss_sum / (double)T->loss_n : 0.0,
@@ -272,6 +277,8 @@ static void record_paths(run_trainer *T) {
 
 int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     run *r = &T->r;
+    if (r->net.kind == MD_KIND_GBDT && gn_mpi_size() > 1)
+        return gn_err(GN_EINVAL, "gradient-boosted trees train on one process: start without mpirun");
     if (r->net.kind == MD_KIND_GBDT) return record_paths(T), run_gbdt_open(T, resume, ck);
     const run_train_opts *o = &r->train;
     uint64_t sd = (uint64_t)o->seed;
@@ -303,9 +310,10 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     long total = (long)io_loader_batches_per_epoch(&T->L) * T->epochs, cap = total / 20 > 1 ? total / 20 : 1;
     if (T->sched.warmup > cap) {
         int longer = T->sched.warmup > total; // a note where it is only long, a warning where it never ends
-        fprintf(stderr, "galnn: %s: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
-                longer ? "warning" : "note", (long)T->sched.warmup,
-                longer ? "longer than the run" : "over 5 % of the run", total, cap);
+        if (!gn_mpi_rank())
+            fprintf(stderr, "galnn: %s: [train] warmup = %ld steps is %s (%ld steps): capped at %ld steps\n",
+                    longer ? "warning" : "note", (long)T->sched.warmup,
+                    longer ? "longer than the run" : "over 5 % of the run", total, cap);
         T->sched.warmup = cap;
     }
     T->best_val = INFINITY;
@@ -332,14 +340,18 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
         if (T->ema) memcpy(T->ema, r->st.data, sizeof(float) * r->st.n_param_floats);
         char *text = io_config_text(&r->cfg), p[2200];
         snprintf(p, sizeof p, "%s/config.cfg", T->dir);
-        rc = text ? io_write_atomic(p, text, strlen(text)) : GN_ENOMEM;
+        rc = !text ? GN_ENOMEM : gn_mpi_rank() ? GN_OK : io_write_atomic(p, text, strlen(text));
         free(text);
         if (rc || (rc = run_trainer_log(T, "epoch,step,lr,train_loss,val_loss,val_bias,val_sigma_mad,val_eta,"
                                            "val_rmse,val_r2,seconds\n")))
             return rc;
     }
+    if ((rc = run_dp_open(T))) return rc;
     printf("  model: %zu parameters in %d branch(es); %ld epochs of %zu steps (batch %d)\n",
            r->st.n_param_values, r->net.n_branch, T->epochs, io_loader_batches_per_epoch(&T->L), r->batch);
+    if (T->dp.n > 1)
+        printf("  each batch in %d slices (%d MPI rank(s) x %d), their gradients summed in order\n", T->dp.n,
+               gn_mpi_size(), T->dp.count);
     return GN_OK;
 }
 
@@ -380,24 +392,20 @@ static int epoch_end(run_trainer *T, double t0, long step0, double *te, int *sto
     return GN_OK;
 }
 
-// One optimizer step on a batch of b rows (T->ids, T->aug).
+// One optimizer step on a batch of b rows (T->ids, T->aug): the gradient (its slices', on this process and
+// the MPI ranks), clipping, the step, the averaged weights; the ranks compared every check_every steps.
 static int train_step(run_trainer *T, int b) {
-    run *r = &T->r;
-    nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
-    int rc;
-    nn_ctx_reset(&T->ctx);
-    nn_store_zero_grad(&r->st);
-    if ((rc = run_batch(r, &T->ctx, T->ids, T->aug, b, in, T->y, T->scratch))) return rc;
-    if (T->morph && (rc = run_batch(r, &T->ctx, T->ids, T->aug_m, b, in_m, NULL, T->scratch))) return rc;
-    nn_tensor *L = md_net_train_loss(&T->ctx, &r->net, in, T->morph ? in_m : NULL, T->y, b);
-    if (!L || (rc = nn_backward(&T->ctx, L))) return rc ? rc : GN_EINVAL;
-    if (!isfinite(L->data[0]))
-        return gn_err(GN_EINVAL, "the loss became %g at step %ld (lower train.lr or set train.clip)",
-                      (double)L->data[0], T->opt.step + 1);
-    if (T->clip > 0) nn_clip_grad_norm(&r->st, T->clip);
-    nn_optim_step(&T->opt, &r->st, nn_sched_lr(&T->sched, T->opt.step));
+    double loss;
+    int rc = run_dp_step(T, b, &loss);
+    if (rc) return rc;
+    if (!isfinite(loss))
+        return gn_err(GN_EINVAL, "the loss became %g at step %ld (lower train.lr or set train.clip)", loss,
+                      T->opt.step + 1);
+    if (T->clip > 0) nn_clip_grad_norm(&T->r.st, T->clip);
+    nn_optim_step(&T->opt, &T->r.st, nn_sched_lr(&T->sched, T->opt.step));
     ema_update(T);
-    T->loss_sum += L->data[0], T->loss_n++;
+    T->loss_sum += loss, T->loss_n++;
+    if (T->dp.check_every > 0 && T->opt.step % T->dp.check_every == 0) return run_dp_check(T);
     return GN_OK;
 }
 
@@ -456,6 +464,7 @@ int run_trainer_fit(run_trainer *T) {
 
 void run_trainer_free(run_trainer *T) {
     run_gbdt_free(T);
+    run_dp_free(T);
     io_loader_free(&T->L);
     nn_optim_free(&T->opt);
     if (T->ctx.arena.head) nn_ctx_free(&T->ctx);

@@ -32,6 +32,14 @@ typedef struct run_trainer {
     gn_rng pair; // draws the set-2 partners (checkpointed)
     float *ema, *live; // [train] ema: the averaged parameter slab, and room to set the live one aside
     void *gb;          // kind = gbdt: its fitting state (apps/pipeline/gbdt.c)
+    struct {           // the batch in slices, on this process and the MPI ranks (apps/pipeline/parallel.c)
+        int n, first, count;  // slices of a batch in all, this rank's first and how many
+        long check_every;     // steps between comparisons of the ranks' states
+        float *acc, *pre;     // the slices' summed gradient and statistics' moves; the statistics before
+        uint32_t *ids;        // one slice: its rows, their augmentations, their places in the batch
+        io_aug *aug, *aug_m;
+        int32_t *grow;
+    } dp;
 } run_trainer;
 
 // After run_setup (T->r) and with T->dir set: the loader, optimizer and
@@ -43,6 +51,13 @@ void run_trainer_free(run_trainer *T);
 // Append a line to log.csv (kept in memory for the checkpoint); loss.png from it.
 int run_trainer_log(run_trainer *T, const char *line);
 int run_trainer_plot(const run_trainer *T);
+// Data-parallel steps (apps/pipeline/parallel.c): set up after the weights are (rank 0's broadcast and
+// checked on MPI ranks); the gradient of the batch's b rows in T->ids into the store, the batch-norm
+// statistics moved, *loss its weighted loss; a comparison of the ranks' states (an error if they differ).
+int run_dp_open(run_trainer *T);
+int run_dp_step(run_trainer *T, int b, double *loss);
+int run_dp_check(run_trainer *T);
+void run_dp_free(run_trainer *T);
 // kind = gbdt: the boosting loop in place of gradient steps (apps/pipeline/gbdt.c).
 int run_gbdt_open(run_trainer *T, const char *resume, const io_npz *ck);
 int run_gbdt_fit(run_trainer *T);

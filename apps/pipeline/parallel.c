@@ -1,0 +1,160 @@
+// Data-parallel training steps: each batch in slices, on one process ([train] slices) or on MPI ranks
+// (`mpirun -np P galnn train`: rank r computes slices r*K .. r*K + K - 1 of the P*K). A slice's gradient
+// is computed alone (its own batch-norm statistics, as PyTorch's DistributedDataParallel), weighted by its
+// share of the batch's rows, and the slices' gradients are summed in slice order (across ranks by
+// gn_mpi_sum_ordered_f, never in the order an MPI library picks). Batch-norm running statistics move by
+// the mean of the slices' moves. Dropout and noise are drawn by row (nn_ctx_draw), from (seed, step, the
+// row's place in the batch): they do not depend on P or K. So P ranks of K slices give, bit for bit, the
+// run of one process with P*K slices (for K = 1 and the same thread count per process).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/gn_common.h"
+#include "../../common/gn_mpi.h"
+#include "trainer.h"
+
+int run_dp_open(run_trainer *T) {
+    run *r = &T->r;
+    int P = gn_mpi_size(), K = (int)r->train.slices;
+    T->dp.n = P * K, T->dp.first = gn_mpi_rank() * K, T->dp.count = K;
+    T->dp.check_every = r->train.check_every;
+    int per_step = T->pairs ? r->batch / 2 : r->batch;
+    if (T->dp.n > per_step)
+        return gn_err(GN_EINVAL,
+                      "a batch of %d %s cannot be cut into %d slices ([train] slices = %d x %d MPI "
+                      "rank(s)): fewer slices or a larger [train] batch",
+                      per_step, T->pairs ? "pairs" : "galaxies", T->dp.n, K, P);
+    size_t B = (size_t)r->batch, nb = r->st.n_buffer_floats;
+    T->dp.ids = gn_malloc(sizeof(uint32_t) * B);
+    T->dp.aug = gn_malloc(sizeof(io_aug) * B);
+    T->dp.aug_m = gn_malloc(sizeof(io_aug) * B);
+    T->dp.grow = gn_malloc(sizeof(int32_t) * B);
+    if (!T->dp.ids || !T->dp.aug || !T->dp.aug_m || !T->dp.grow) return GN_ENOMEM;
+    if (T->dp.n > 1) {
+        T->dp.acc = gn_malloc(sizeof(float) * (r->st.n_param_floats + nb + 1));
+        T->dp.pre = gn_malloc(sizeof(float) * (nb + 1));
+        if (!T->dp.acc || !T->dp.pre) return GN_ENOMEM;
+    }
+    if (P == 1) return GN_OK;
+    // rank 0's weights for everyone (a fresh start: the same draws; a resume: the same file), then checked
+    int rc = gn_mpi_bcast(r->st.data, sizeof(float) * r->st.n_param_floats);
+    if (!rc && nb) rc = gn_mpi_bcast(r->st.bufdata, sizeof(float) * nb);
+    if (!rc && T->ema) rc = gn_mpi_bcast(T->ema, sizeof(float) * r->st.n_param_floats);
+    return rc ? rc : run_dp_check(T);
+}
+
+void run_dp_free(run_trainer *T) {
+    free(T->dp.ids), free(T->dp.aug), free(T->dp.aug_m), free(T->dp.grow), free(T->dp.acc), free(T->dp.pre);
+}
+
+static uint64_t hash_floats(uint64_t h, const float *x, size_t n) {
+    const uint32_t *w = (const uint32_t *)x;
+    for (size_t i = 0; x && i < n; i++) h = (h ^ w[i]) * 0x100000001b3ull;
+    return h;
+}
+
+// Everything the ranks must hold alike: weights, batch-norm statistics, optimizer moments, averaged weights.
+static uint64_t state_hash(const run_trainer *T) {
+    const nn_store *s = &T->r.st;
+    size_t n = s->n_param_floats;
+    uint64_t h = hash_floats(0xcbf29ce484222325ull, s->data, n);
+    h = hash_floats(h, s->bufdata, s->n_buffer_floats);
+    h = hash_floats(hash_floats(h, T->opt.m, n), T->opt.v, n);
+    h = hash_floats(h, T->opt.vmax, n);
+    return hash_floats(h, T->ema, T->ema ? n : 0);
+}
+
+int run_dp_check(run_trainer *T) {
+    if (gn_mpi_size() < 2) return GN_OK;
+    uint64_t h = state_hash(T), h0 = h;
+    if (gn_mpi_bcast(&h0, sizeof h0)) return GN_EIO;
+    double differ = h != h0;
+    if (gn_mpi_sum_ordered(&differ, 1)) return GN_EIO;
+    if (differ > 0)
+        return gn_err(GN_EINVAL,
+                      "at step %ld the model on %g of %d MPI ranks differs from rank 0's (checksums of the "
+                      "weights, statistics and moments): the ranks no longer train one model; stopped",
+                      T->opt.step, differ, gn_mpi_size());
+    return GN_OK;
+}
+
+// Slice s of the batch into T->dp: set-1 rows [lo, hi) and, for pairs, their partners (rows b1 + lo ..);
+// the rows' places in the batch for the draws. Returns the slice's rows.
+static int take_slice(run_trainer *T, int b, int s, int *m1) {
+    int b1 = T->pairs ? b / 2 : b, N = T->dp.n;
+    int lo = (int)((int64_t)b1 * s / N), hi = (int)((int64_t)b1 * (s + 1) / N), m = hi - lo, n = 0;
+    for (int half = 0; half <= T->pairs; half++)
+        for (int i = lo; i < hi; i++, n++) {
+            int g = half * b1 + i;
+            T->dp.ids[n] = T->ids[g], T->dp.aug[n] = T->aug[g], T->dp.grow[n] = g;
+            if (T->morph) T->dp.aug_m[n] = T->aug_m[g];
+        }
+    *m1 = m;
+    return n;
+}
+
+// The gradient of n rows alone (into the zeroed gradient slab) and their loss.
+static int slice_grad(run_trainer *T, int n, int span, float *loss) {
+    run *r = &T->r;
+    nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
+    int rc;
+    nn_ctx_reset(&T->ctx);
+    nn_store_zero_grad(&r->st);
+    gn_rng k;
+    gn_rng_seed(&k, (uint64_t)r->train.seed, GN_STREAM_DROPOUT + ((uint64_t)T->opt.step << 4));
+    T->ctx.draws = (nn_draws){.key = gn_rng_u64(&k) | 1, .rows = T->dp.grow, .n_rows = n, .span = span};
+    if ((rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug, n, in, T->y, T->scratch))) return rc;
+    if (T->morph && (rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug_m, n, in_m, NULL, T->scratch)))
+        return rc;
+    nn_tensor *L = md_net_train_loss(&T->ctx, &r->net, in, T->morph ? in_m : NULL, T->y, n);
+    if (!L || (rc = nn_backward(&T->ctx, L))) return rc ? rc : GN_EINVAL;
+    T->ctx.draws.key = 0;
+    *loss = L->data[0];
+    return GN_OK;
+}
+
+// Slice k of this rank's into the sums: its weighted gradient, its move of the batch-norm statistics.
+static void add_slice(run_trainer *T, int k, float w) {
+    nn_store *s = &T->r.st;
+    size_t n = s->n_param_floats, nb = s->n_buffer_floats;
+    float *g = T->dp.acc, *d = g + n;
+    for (size_t i = 0; i < n; i++) g[i] = k ? g[i] + w * s->grad[i] : w * s->grad[i];
+    for (size_t i = 0; i < nb; i++) {
+        float mv = s->bufdata[i] - T->dp.pre[i];
+        d[i] = k ? d[i] + mv : mv;
+        s->bufdata[i] = T->dp.pre[i];
+    }
+}
+
+// The gradient of the batch's slices summed over this rank's and then the ranks', into the store.
+static int combine(run_trainer *T, double *loss) {
+    nn_store *s = &T->r.st;
+    size_t n = s->n_param_floats, nb = s->n_buffer_floats;
+    int rc = gn_mpi_sum_ordered(loss, 1);
+    if (!rc) rc = gn_mpi_sum_ordered_f(T->dp.acc, n + nb);
+    if (rc) return rc;
+    memcpy(s->grad, T->dp.acc, sizeof(float) * n);
+    for (size_t i = 0; i < nb; i++) s->bufdata[i] = T->dp.pre[i] + T->dp.acc[n + i] / (float)T->dp.n;
+    return GN_OK;
+}
+
+int run_dp_step(run_trainer *T, int b, double *loss) {
+    nn_store *s = &T->r.st;
+    int N = T->dp.n, b1 = T->pairs ? b / 2 : b, rc;
+    *loss = 0;
+    if (N > 1) memcpy(T->dp.pre, s->bufdata, sizeof(float) * s->n_buffer_floats);
+    for (int k = 0; k < T->dp.count; k++) {
+        int m, n = take_slice(T, b, T->dp.first + k, &m);
+        float L = 0;
+        if (n == 0)
+            nn_store_zero_grad(s); // a batch of fewer rows than slices: this slice is empty
+        else if ((rc = slice_grad(T, n, b, &L)))
+            return rc;
+        if (N == 1) return *loss = L, GN_OK;
+        *loss += (double)m / b1 * L;
+        add_slice(T, k, (float)m / (float)b1);
+    }
+    return combine(T, loss);
+}
