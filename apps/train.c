@@ -88,7 +88,11 @@ static void train_usage(void) {
         "                 loss; 20; 0: never; off by default for runs given in iterations),\n"
         "                 ema (0.999: validate and save an exponential moving average of the weights),\n"
         "                 tta (1: eval and predict average the 8 dihedral views of each cutout by\n"
-        "                 default)\n");
+        "                 default), slices (each batch, or each MPI rank's share, in this many slices one\n"
+        "                 after another, gradients summed: less memory), check_every (MPI: steps between\n"
+        "                 comparisons of the ranks' weights; 100)\n\n"
+        "Under mpirun -np P: data-parallel (the batch stays [train] batch; rank r computes slice r; gradients\n"
+        "summed in rank order; rank 0 writes the checkpoints, which resume at any P). See docs/cluster.md.\n");
 }
 
 #define CLI train_cli

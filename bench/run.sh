@@ -44,6 +44,18 @@ else
     echo "(python3-torch not installed: no PyTorch peer; apt-get install python3-torch)"
 fi
 
+# data-parallel training on MPI ranks: the same two cores as np = 1 x 2 threads above, as np = 2 x 1 thread
+if command -v mpirun >/dev/null 2>&1 && ldd $B/train_bench | grep -q libmpi; then
+    m=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 600 mpirun --oversubscribe --bind-to none \
+        -np 2 $B/train_bench --threads 1) || exit 1
+    echo "$m"
+    printf "%s\n%s\n" "$g1" "$m" | awk '/^galnn \(Winograd\)/ { for (i = 1; i <= NF; i++) if ($i == "train") a = $(i + 1) }
+        /^galnn np=/ { for (i = 1; i <= NF; i++) if ($i == "train") b = $(i + 1) }
+        END { if (a && b) printf("  ratio np=2 x 1 thread / np=1 x 2 threads: %.2fx (goal: ~1x on one machine; the all-reduce share is what scales)\n", b / a) }'
+else
+    echo "(OpenMPI not installed or not built in: no data-parallel figure; apt-get install openmpi-bin libopenmpi-dev)"
+fi
+
 echo
 echo "posterior models: conditional RealNVP (12 couplings, 5-D target, 64-D context, hidden 128, batch 512) and the image VAE (5x64x64, batch 64):"
 fg=$($B/flow_bench) || exit 1

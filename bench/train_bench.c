@@ -7,6 +7,10 @@
 //   0|1]
 //                      [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says, by groups of images,
 //                      by one im2col + sgemm)
+// Under mpirun (-np P): data-parallel as `galnn train` runs it, rank r computing its P-th of each batch of B
+// and the gradient slab summed in rank order (gn_mpi_sum_ordered_f); rank 0 reports samples/s of the whole
+// job and the time of that ordered sum alone, per step and at sizes from 4 KiB to the slab (an alpha-beta
+// model of it: docs/cluster.md).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +18,62 @@
 #include <time.h>
 
 #include "../common/gn_common.h"
+#include "../common/gn_mpi.h"
 #include "../models/branchnet.h"
 #include "../nn/gemm.h"
 
+// The ordered sum of n floats, best of reps (seconds).
+static double time_sum(float *v, size_t n, int reps) {
+    double best = 1e30;
+    for (int k = 0; k < reps; k++) {
+        gn_mpi_barrier();
+        double t0 = gn_now();
+        if (gn_mpi_sum_ordered_f(v, n)) return -1;
+        double t = gn_now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+// Rank 0's report of a data-parallel run: samples/s, and the ordered sum's share of a step and its times.
+static void report_ranks(const nn_store *st, int B, int steps, double t_train) {
+    size_t n = st->n_param_floats;
+    float *v = calloc(n, sizeof(float));
+    double ts = time_sum(v, n, 5), step = t_train / steps;
+    static const size_t sz[5] = {1024, 16384, 262144, 2097152, 0};
+    double t[5];
+    for (int k = 0; k < 5; k++) t[k] = time_sum(v, sz[k] ? (sz[k] < n ? sz[k] : n) : n, 7);
+    free(v);
+    if (gn_mpi_rank()) return;
+    printf("galnn np=%d x %d thread(s) train %8.1f samples/s   (global batch %d; ordered sum of the %.1f MiB "
+           "gradient slab %.1f ms = %.0f %% of a %.0f ms step)\n",
+           gn_mpi_size(), gn_threads(), steps * B / t_train, B, n * 4.0 / 1048576, 1e3 * ts, 100 * ts / step,
+           1e3 * step);
+    printf("  ordered sum, %d ranks, best of 7:", gn_mpi_size());
+    for (int k = 0; k < 5; k++) printf("  %zu B %.3f ms", 4 * (sz[k] && sz[k] < n ? sz[k] : n), 1e3 * t[k]);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     gn_runtime_init(argv);
+    if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
+    int P = gn_mpi_size(), R = gn_mpi_rank();
     int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--keep-im2col")) keep = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--winograd")) wino = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batched")) batched = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps"))
+            steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch"))
+            B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--width"))
+            width = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--keep-im2col"))
+            keep = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--winograd"))
+            wino = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batched"))
+            batched = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -66,17 +112,21 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
     for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
     double t_train = 0, t_inf = 0;
-    for (int s = 0; s <= steps; s++) { // step 0 warms up (arena growth, BLAS buffers)
+    int lo = B * R / P, b = B * (R + 1) / P - lo; // this rank's rows of each batch
+    for (int s = 0; s <= steps; s++) {            // step 0 warms up (arena growth, BLAS buffers)
+        gn_mpi_barrier();
         double t0 = gn_now();
         nn_ctx_reset(&c);
         nn_store_zero_grad(&st);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1),
-                            nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
-        nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y, B);
-        if (!L || nn_backward(&c, L)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
+        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(b, 5, 64, 64), x1 + (size_t)lo * 5 * 64 * 64),
+                            nn_tensor_from(&c, NN_SHAPE(b, 2, 48, 48), x2 + (size_t)lo * 2 * 48 * 48)};
+        nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y + 2 * lo, b);
+        if (!L || nn_backward(&c, L) || gn_mpi_sum_ordered_f(st.grad, st.n_param_floats))
+            return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         nn_optim_step(&opt, &st, 1e-3f);
         if (s) t_train += gn_now() - t0;
     }
+    if (P > 1) return report_ranks(&st, B, steps, t_train), gn_mpi_finalize(), 0;
     c.training = 0, c.grad_enabled = 0;
     for (int s = 0; s <= steps; s++) {
         double t0 = gn_now();
@@ -99,5 +149,6 @@ int main(int argc, char **argv) {
            "%d threads)\n",
            label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values,
            gn_threads());
+    gn_mpi_finalize();
     return 0;
 }
