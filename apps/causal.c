@@ -12,6 +12,8 @@
 #include "../io/config.h"
 #include "../io/plot.h"
 #include "../stats/knn.h"
+#include "../common/gn_mpi.h"
+#include "pipeline/run.h"
 #include "../stats/local.h"
 #include "cmd.h"
 #include "flags.h"
@@ -139,7 +141,7 @@ typedef struct causal_job {
     char vbuf[1024], *vars[MAXV];
     int nv, dS, bycol;
     const double *lc[64], *ty, *tc, *tg, *tx[MAXV];
-    size_t n, n_null, n_ref, n_q;
+    size_t n, n_null, n_ref, n_q, q_lo, q_hi; // MPI: this rank's block of the query galaxies
     double *S, *dist, *y, *xv[MAXV], *cv, *gv;
     uint32_t *lrow, *crow, *ref, *qry, *nb;
     uint8_t *lsplit, *csplit;
@@ -236,22 +238,26 @@ static int neighbours(causal_job *J, int want_split) {
         return gn_err(GN_EINVAL, "%zu training galaxies with a latent vector, need more than K = %ld",
                       J->n_ref, o->k);
     if (!J->n_q) return gn_err(GN_EINVAL, "no query galaxies in the %s split", o->qsplit);
-    double *Sr = gn_malloc(sizeof(double) * J->n_ref * dS), *Sq = gn_malloc(sizeof(double) * J->n_q * dS);
-    J->nb = gn_malloc(sizeof(uint32_t) * J->n_q * k), J->dist = gn_malloc(sizeof(double) * J->n_q * k);
+    run_rank_block(J->n_q, 1, &J->q_lo, &J->q_hi); // MPI: the neighbours of this rank's query galaxies
+    size_t nq = J->q_hi - J->q_lo;
+    double *Sr = gn_malloc(sizeof(double) * J->n_ref * dS), *Sq = gn_malloc(sizeof(double) * (nq + 1) * dS);
+    J->nb = gn_malloc(sizeof(uint32_t) * (nq + 1) * k), J->dist = gn_malloc(sizeof(double) * (nq + 1) * k);
     int rc = !Sr || !Sq || !J->nb || !J->dist ? GN_ENOMEM : GN_OK;
     for (size_t i = 0; !rc && i < J->n_ref; i++)
         memcpy(Sr + i * dS, J->S + (size_t)J->ref[i] * dS, sizeof(double) * dS);
-    for (size_t i = 0; !rc && i < J->n_q; i++)
-        memcpy(Sq + i * dS, J->S + (size_t)J->qry[i] * dS, sizeof(double) * dS);
+    for (size_t i = 0; !rc && i < nq; i++)
+        memcpy(Sq + i * dS, J->S + (size_t)J->qry[J->q_lo + i] * dS, sizeof(double) * dS);
     double t0 = gn_now();
-    if (!rc) rc = st_knn(Sr, J->n_ref, Sq, J->n_q, (int)dS, (int)k, ST_L2, 0, J->nb, J->dist);
+    if (!rc && nq) rc = st_knn(Sr, J->n_ref, Sq, nq, (int)dS, (int)k, ST_L2, 0, J->nb, J->dist);
     free(Sr), free(Sq);
     if (rc) return rc;
-    fprintf(stderr,
+    if (gn_mpi_rank() == 0)
+        fprintf(
+            stderr,
             "causal: %zu query galaxies, %zu training galaxies in a %zu-D latent space; K = %ld neighbours "
-            "(%.1f s)\n",
-            J->n_q, J->n_ref, dS, o->k, gn_now() - t0);
-    if (J->n_null)
+            "(%.1f s%s)\n",
+            J->n_q, J->n_ref, dS, o->k, gn_now() - t0, gn_mpi_size() > 1 ? " for rank 0's block" : "");
+    if (J->n_null && gn_mpi_rank() == 0)
         fprintf(stderr, "causal: %zu rows of %s with a null latent component left out\n", J->n_null,
                 o->latent);
     return GN_OK;
@@ -278,6 +284,26 @@ static int populations(causal_job *J) {
     return GN_OK;
 }
 
+// MPI: every rank's block of the rows (the others' are zero) to every rank, by the ordered sum (x + 0 = x).
+static int gather_rows(st_local_row *rows, size_t n) {
+    if (gn_mpi_size() < 2) return GN_OK;
+    double *v = gn_malloc(sizeof(double) * 7 * (n + 1));
+    if (!v) return GN_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const st_local_row *r = &rows[i];
+        double *w = v + 7 * i;
+        w[0] = r->r, w[1] = r->r_perm, w[2] = r->pe, w[3] = r->pe_perm, w[4] = r->p_r, w[5] = r->p_pe;
+        w[6] = r->n_valid;
+    }
+    int rc = gn_mpi_sum_ordered(v, 7 * n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const double *w = v + 7 * i;
+        rows[i] = (st_local_row){w[0], w[1], w[2], w[3], w[4], w[5], (int)w[6]};
+    }
+    free(v);
+    return rc;
+}
+
 // The local tests per variable and their summaries per population.
 static int local_tests(causal_job *J) {
     const causal_cli *o = J->o;
@@ -294,13 +320,16 @@ static int local_tests(causal_job *J) {
         if (J->gv) J->gv[i] = J->tg[c];
     }
     st_local_opts so = {(int)o->perms, o->k < 10 ? (int)o->k : 10, (uint64_t)o->seed,
-                        J->C.null_threshold > 0 ? J->C.null_threshold : 9000};
+                        J->C.null_threshold > 0 ? J->C.null_threshold : 9000, J->q_lo};
     for (int v = 0; v < J->nv; v++) {
-        J->xv[v] = gn_malloc(sizeof(double) * nr), J->rows[v] = gn_malloc(sizeof(st_local_row) * nq);
+        J->xv[v] = gn_malloc(sizeof(double) * nr), J->rows[v] = gn_calloc(nq + 1, sizeof(st_local_row));
         if (!J->xv[v] || !J->rows[v]) return GN_ENOMEM;
         for (size_t i = 0; i < nr; i++) J->xv[v][i] = J->tx[v][J->crow[J->ref[i]]];
         so.seed = (uint64_t)o->seed * 1000003u + (uint64_t)v; // a stream per variable
-        int rc = st_local_test(J->nb, nq, (int)o->k, J->y, J->xv[v], J->cv, J->gv, &so, J->rows[v]);
+        int rc = J->q_hi > J->q_lo ? st_local_test(J->nb, J->q_hi - J->q_lo, (int)o->k, J->y, J->xv[v], J->cv,
+                                                   J->gv, &so, J->rows[v] + J->q_lo)
+                                   : GN_OK;
+        if (!rc) rc = gather_rows(J->rows[v], nq);
         if (rc) return rc;
         for (int p = 0; p <= J->ps.n; p++)
             if ((rc = st_local_summarize(J->rows[v], nq, p < J->ps.n ? J->ps.sel[p] : NULL, &J->sum[v][p])))
@@ -419,6 +448,7 @@ static int causal_outputs(causal_job *J) {
     const causal_cli *o = J->o;
     char path[4096];
     int rc;
+    if (gn_mpi_rank() > 0) return GN_OK; // MPI: every rank holds the results, rank 0 writes them
     if (mkdir(o->out, 0777) && errno != EEXIST)
         return gn_err(GN_EIO, "cannot create %s: %s", o->out, strerror(errno));
     snprintf(path, sizeof path, "%s/local.csv", o->out);

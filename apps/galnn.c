@@ -126,7 +126,7 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 // would run P copies writing the same files: refused.
 static int runs_on_ranks(const char *cmd) {
     return !strcmp(cmd, "train") || !strcmp(cmd, "predict") || !strcmp(cmd, "embed") ||
-           !strcmp(cmd, "posterior");
+           !strcmp(cmd, "posterior") || !strcmp(cmd, "causal");
 }
 
 static int galnn_main(int argc, char **argv);
@@ -136,10 +136,10 @@ int main(int argc, char **argv) {
     if (gn_mpi_init(&argc, &argv)) return cmd_error("%s", gn_errmsg());
     if (gn_mpi_size() > 1 && argc >= 2 && !runs_on_ranks(argv[1])) {
         if (gn_mpi_rank() == 0)
-            cmd_error(
-                "galnn %s does not run on %d MPI ranks (train, predict, embed and posterior do); start it "
-                "without mpirun",
-                argv[1], gn_mpi_size());
+            cmd_error("galnn %s does not run on %d MPI ranks (train, predict, embed, posterior and causal "
+                      "do); start it "
+                      "without mpirun",
+                      argv[1], gn_mpi_size());
         gn_mpi_finalize();
         return 1;
     }

@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nt; i++) y[i] += S[i * ds], x[i] += 0.3 * y[i];
     st_local_row *rows = malloc(sizeof(st_local_row) * nq);
     t0 = gn_now();
-    st_local_opts o = {1, 10, 7, 9000};
+    st_local_opts o = {1, 10, 7, 9000, 0};
     if (st_knn(S, nt, Q, nq, ds, k, ST_L2, 0, idx, dist) ||
         st_local_test(idx, nq, k, y, x, NULL, NULL, &o, rows))
         return fprintf(stderr, "%s\n", gn_errmsg()), 1;

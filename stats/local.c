@@ -122,7 +122,7 @@ static void local_one(const uint32_t *nb, int k, const double *y, const double *
         return;
     }
     gn_rng rng;
-    gn_rng_seed(&rng, o->seed, 0x4c4f43414cULL + q); // "LOCAL" + galaxy: one stream per query
+    gn_rng_seed(&rng, o->seed, 0x4c4f43414cULL + o->q0 + q); // "LOCAL" + galaxy: a stream per query
     int cr = 0, cp = 0;
     for (int b = 0; b < o->perms; b++) {
         memcpy(yp, yy, sizeof(double) * (size_t)n);
@@ -141,7 +141,7 @@ static void local_one(const uint32_t *nb, int k, const double *y, const double *
 
 int st_local_test(const uint32_t *nb, size_t nq, int k, const double *y, const double *x, const double *c,
                   const double *g, const st_local_opts *opts, st_local_row *out) {
-    st_local_opts o = {1, 10, 0, 9000};
+    st_local_opts o = {1, 10, 0, 9000, 0};
     if (opts) o = *opts;
     if (o.perms < 1)
         return gn_err(GN_EINVAL, "local test: the number of permutations must be >= 1 (got %d)", o.perms);
@@ -201,8 +201,10 @@ int st_ks2(const double *a, size_t na, const double *b, size_t nb, double *D, do
     size_t m1, m2;
     double *s1 = sorted(a, na, &m1), *s2 = sorted(b, nb, &m2);
     int rc = GN_OK;
-    if (!s1 || !s2) rc = gn_err(GN_ENOMEM, "KS test: out of memory");
-    else if (!m1 || !m2) rc = gn_err(GN_EINVAL, "KS test: a sample is empty");
+    if (!s1 || !s2)
+        rc = gn_err(GN_ENOMEM, "KS test: out of memory");
+    else if (!m1 || !m2)
+        rc = gn_err(GN_EINVAL, "KS test: a sample is empty");
     if (rc) {
         free(s1), free(s2);
         return rc;
@@ -216,7 +218,8 @@ int st_ks2(const double *a, size_t na, const double *b, size_t nb, double *D, do
         d = fmax(d, fabs((double)i / m1 - (double)j / m2));
     }
     double en = sqrt((double)m1 * m2 / (m1 + m2)), lam = (en + 0.12 + 0.11 / en) * d, q = 0;
-    if (lam < 0.2) q = 1; // the series converges slowly there; Q(0.2) = 1 - 1e-20
+    if (lam < 0.2)
+        q = 1; // the series converges slowly there; Q(0.2) = 1 - 1e-20
     else {
         double sgn = 1;
         for (int k = 1; k <= 200; k++, sgn = -sgn) {

@@ -39,6 +39,7 @@ typedef struct st_local_opts {
     int min_valid;     // fewer valid neighbours than this: the galaxy's statistics are NaN (default 10)
     uint64_t seed;     // permutations: one stream per query galaxy, so results do not depend on threads
     double null_abs;   // |v| >= null_abs is null (default 9000)
+    size_t q0;         // the first query's index in the whole list (its stream's): a block of it tested alone
 } st_local_opts;
 
 typedef struct st_local_row {

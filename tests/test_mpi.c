@@ -275,6 +275,16 @@ static void test_predict_ranks(void **s) {
     // them; 1,024 a galaxy: a block of 512 galaxies and the rest), each briefly trained
     same_on_ranks(d, "scl_mopt.cfg train.iterations=60", "embed", "", 3);
     same_on_ranks(d, "flow_phot.cfg train.epochs=2", "posterior", "--samples 1024", 2);
+    // causal: the kNN queries and local tests in blocks of the query galaxies, the same files
+    snprintf(
+        cmd, sizeof cmd,
+        "A='causal --latent %s/embed1.csv --catalog %s/m/catalog.csv --target logmstar --vars zspec,ebv "
+        "--perms 9 --query-split all'; ./bin/galnn $A --out %s/c1 >/dev/null 2>&1 && timeout 120 mpirun "
+        "--oversubscribe -np 3 ./bin/galnn $A --out %s/c3 --threads 1 >/dev/null 2>&1 && cmp %s/c1/local.csv "
+        "%s/c3/local.csv && cmp %s/c1/summary.json %s/c3/summary.json",
+        d, d, d, d, d, d, d, d);
+    assert_int_equal(sh(cmd), 0);
+    printf("    causal on 3 ranks: local.csv and summary.json as one process writes them\n");
     snprintf(cmd, sizeof cmd,
              "timeout 60 mpirun --oversubscribe -np 2 ./bin/galnn predict --ckpt %s/none.npz --out %s/x.csv "
              ">%s/err.log 2>&1",

@@ -275,7 +275,7 @@ static void test_local_null_and_power(void **st) {
     gn_rng r;
     gn_rng_seed(&r, 11, 1);
     for (size_t i = 0; i < nref; i++) y[i] = gn_rng_normal(&r), x[i] = gn_rng_normal(&r), nb[i] = (uint32_t)i;
-    st_local_opts o = {99, 10, 5, 9000};
+    st_local_opts o = {99, 10, 5, 9000, 0};
     assert_int_equal(st_local_test(nb, nq, k, y, x, NULL, NULL, &o, rows), 0);
     st_local_summary s;
     assert_int_equal(st_local_summarize(rows, nq, NULL, &s), 0);
