@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/gn_common.h"
+#include "../common/gn_mpi.h"
 #include "../io/config.h"
 #include "../io/json.h"
 #include "../io/npy.h"
@@ -68,16 +69,36 @@ static int file_exists(const char *p) {
     return !stat(p, &st);
 }
 
+// MPI: the steps that share their work among the ranks (training, embed, predict, causal) run on every
+// rank; the others (eval, PID, the report, the study's files) on rank 0 alone while the rest wait:
+//   if (solo_begin()) rc = step(...);  rc = solo_end(rc);   (rank 0's status on every rank)
+static int solo_begin(void) {
+    if (gn_mpi_rank() > 0) return 0;
+    gn_mpi_solo(1);
+    return 1;
+}
+
+static int solo_end(int rc) {
+    gn_mpi_solo(0);
+    int v = rc;
+    return gn_mpi_bcast(&v, sizeof v) ? 1 : v;
+}
+
+// Whether a step is done (rank 0's answer on every rank), and marking it (rank 0).
 static int done(const study *S, const char *step) {
     char p[4400];
     snprintf(p, sizeof p, "%s/state/%s.done", S->dir, step);
-    return file_exists(p);
+    int d = 0;
+    if (solo_begin()) d = file_exists(p);
+    return solo_end(d);
 }
 
 static int mark(const study *S, const char *step) {
     char p[4400];
     snprintf(p, sizeof p, "%s/state/%s.done", S->dir, step);
-    return io_write_atomic(p, "done\n", 5);
+    int rc = 0;
+    if (solo_begin()) rc = io_write_atomic(p, "done\n", 5);
+    return solo_end(rc);
 }
 
 // Whether a model configuration reads the [data] cutouts (a branch with
@@ -107,8 +128,9 @@ static int train_step(const study *S, const char *name, const char *config, cons
     train_cli o = {0};
     train_defaults(&o);
     o.threads = S->threads;
-    int bad = 0;
-    if (file_exists(last)) {
+    int bad = 0, resume = 0;
+    if (solo_begin()) resume = file_exists(last);
+    if (solo_end(resume)) {
         printf("-- %s: resuming %s\n", name, last);
         o.resume = last;
     } else {
@@ -144,7 +166,9 @@ static int model_steps(study *S, const char *name) {
         eval_cli o = {0};
         eval_defaults(&o);
         o.ckpt = ck, o.threads = S->threads, o.by = S->by;
-        int rc = eval_run(&o);
+        int rc = 0;
+        if (solo_begin()) rc = eval_run(&o);
+        rc = solo_end(rc);
         fflush(stdout);
         if (rc || mark(S, step)) return 1;
     }
@@ -262,7 +286,9 @@ static int pid_steps(study *S, const char *name) {
     pid_defaults(&o);
     o.pointwise = 1, o.p[0] = pf[0], o.p[1] = pf[1], o.p[2] = pf[2], o.catalog = S->catalog;
     o.target = S->target, o.out = out, o.seed = S->seed, o.by = S->by;
-    int rc = pid_run(&o);
+    int rc = 0;
+    if (solo_begin()) rc = pid_run(&o);
+    rc = solo_end(rc);
     fflush(stdout);
     if (rc || mark(S, step)) return 1;
     return 0;
@@ -703,14 +729,16 @@ static int analyze_run(const void *p) {
     char *text = NULL;
     int rc = study_open(&S, &o);
     if (!rc && !(text = io_config_text(&S.cfg))) rc = cmd_error("out of memory");
-    if (!rc) rc = study_dir(&o, text);
+    if (!rc && solo_begin()) rc = study_dir(&o, text);
+    rc = solo_end(rc);
     if (!rc) {
         gn_set_threads((int)o.threads);
         double t0 = gn_now();
         for (int k = 0; k < S.n_models && !rc; k++) rc = model_steps(&S, S.model[k]);
         if (!rc) rc = causal_steps(&S);
         for (int k = 0; k < S.n_pid && !rc; k++) rc = pid_steps(&S, S.pid[k]);
-        if (!rc) rc = write_report(&S);
+        if (!rc && solo_begin()) rc = write_report(&S);
+        rc = solo_end(rc);
         if (!rc) printf("analysis done in %.0f s\n", gn_now() - t0);
     }
     free(text);

@@ -126,7 +126,7 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 // would run P copies writing the same files: refused.
 static int runs_on_ranks(const char *cmd) {
     return !strcmp(cmd, "train") || !strcmp(cmd, "predict") || !strcmp(cmd, "embed") ||
-           !strcmp(cmd, "posterior") || !strcmp(cmd, "causal");
+           !strcmp(cmd, "posterior") || !strcmp(cmd, "causal") || !strcmp(cmd, "analyze");
 }
 
 static int galnn_main(int argc, char **argv);

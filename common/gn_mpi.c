@@ -8,7 +8,7 @@
 #ifdef GN_MPI
 #include <mpi.h>
 
-static int joined, rank_, size_ = 1;
+static int joined, rank_, size_ = 1, solo;
 
 int gn_mpi_init(int *argc, char ***argv) {
     // a launcher's environment: OpenMPI's mpirun, PMIx (srun, prterun), MPICH's PMI
@@ -24,11 +24,12 @@ void gn_mpi_finalize(void) {
     if (joined) MPI_Finalize(), joined = 0;
 }
 
-int gn_mpi_rank(void) { return rank_; }
-int gn_mpi_size(void) { return size_; }
+int gn_mpi_rank(void) { return solo ? 0 : rank_; }
+int gn_mpi_size(void) { return solo ? 1 : size_; }
+void gn_mpi_solo(int on) { solo = on; }
 
 void gn_mpi_barrier(void) {
-    if (joined) MPI_Barrier(MPI_COMM_WORLD);
+    if (joined && !solo) MPI_Barrier(MPI_COMM_WORLD);
 }
 
 _Noreturn void gn_mpi_abort(int code) {
@@ -39,7 +40,7 @@ _Noreturn void gn_mpi_abort(int code) {
 // The ordered sum of doubles (f = 0) or floats (f = 1): segment `rank_` of every rank's vector comes here
 // (all-to-all), is summed in rank order, and every rank gets every segment back (all-gather).
 static int sum_ordered(void *v, size_t n, int f) {
-    if (!joined || size_ < 2) return GN_OK;
+    if (!joined || size_ < 2 || solo) return GN_OK;
     int P = size_;
     size_t es = f ? sizeof(float) : sizeof(double);
     MPI_Datatype T = f ? MPI_FLOAT : MPI_DOUBLE;
@@ -72,7 +73,7 @@ int gn_mpi_sum_ordered(double *v, size_t n) { return sum_ordered(v, n, 0); }
 int gn_mpi_sum_ordered_f(float *v, size_t n) { return sum_ordered(v, n, 1); }
 
 int gn_mpi_bcast(void *buf, size_t n) {
-    if (!joined || size_ < 2) return GN_OK;
+    if (!joined || size_ < 2 || solo) return GN_OK;
     if (n > 0x7fffffff || MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
         return gn_err(GN_EIO, "MPI: broadcast of %zu bytes failed", n);
     return GN_OK;
@@ -84,6 +85,7 @@ int gn_mpi_init(int *argc, char ***argv) { return (void)argc, (void)argv, GN_OK;
 void gn_mpi_finalize(void) {}
 int gn_mpi_rank(void) { return 0; }
 int gn_mpi_size(void) { return 1; }
+void gn_mpi_solo(int on) { (void)on; }
 void gn_mpi_barrier(void) {}
 _Noreturn void gn_mpi_abort(int code) { exit(code); }
 int gn_mpi_sum_ordered(double *v, size_t n) { return (void)v, (void)n, GN_OK; }

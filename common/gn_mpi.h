@@ -13,6 +13,9 @@ void gn_mpi_finalize(void);
 int gn_mpi_rank(void);
 int gn_mpi_size(void);
 void gn_mpi_barrier(void);
+// on = 1: this rank acts alone, as rank 0 of 1 (every collective call a no-op), until gn_mpi_solo(0); for
+// a step one rank does while the others wait (the caller's barrier or broadcast after it).
+void gn_mpi_solo(int on);
 // End every rank of the job now with this exit status (MPI_Abort; exit() on one process).
 _Noreturn void gn_mpi_abort(int code);
 // Every rank's v summed element by element, each element in rank order (0 + 1 + ... + P-1), so the

@@ -229,6 +229,25 @@ static void test_train_rank_error(const char *d) {
     printf("    a damaged cutout on rank 1 only: the job ends with its name and a non-zero status\n");
 }
 
+// galnn analyze on 2 ranks: trainings data-parallel, embed and causal shared, eval/PID/report on rank 0; a
+// rerun reuses every step.
+static void test_analyze_ranks(const char *d) {
+    char c[2400];
+    snprintf(
+        c, sizeof c,
+        "printf '[analysis]\ntarget = logmstar\n[model.mags]\nconfig = models/scl_mopt.cfg\nset = "
+        "model.depth=2; model.hidden=32; train.iterations=60; train.drops=45; train.lr=1e-3\n[causal]\n"
+        "models = mags\nvars = sersic_n\nk = 50\n[pid.mm]\nx1 = models/mi_mopt.cfg\nx2 = "
+        "models/mi_morph.cfg\nx12 = models/mi_mopt_morph.cfg\nset = model.depth=2; model.hidden=32; "
+        "train.iterations=60; train.lr=1e-3\n' >%s/a.cfg && for i in 1 2; do " MPIRUN
+        "2 ./bin/galnn analyze --config %s/a.cfg --out %s/A --catalog %s/m/catalog.csv --threads 1 "
+        ">%s/a$i.log 2>&1 || exit 1; done && [ -s %s/A/report.md ] && [ -s %s/A/causal/mags/local.csv ] && "
+        "grep -q 'pointwise PID' %s/a1.log && ! grep -q 'training\\|pointwise PID' %s/a2.log",
+        d, d, d, d, d, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    printf("    analyze on 2 ranks: the study and its report; a rerun reuses every step\n");
+}
+
 static void test_train_ranks(void **s) {
     (void)s;
     if (!have_mpi()) {
@@ -244,6 +263,7 @@ static void test_train_ranks(void **s) {
     test_train_slices(d);
     test_train_kill(d);
     test_train_rank_error(d);
+    test_analyze_ranks(d);
 }
 
 static void test_predict_ranks(void **s) {
