@@ -90,7 +90,8 @@ static void train_usage(void) {
         "                 tta (1: eval and predict average the 8 dihedral views of each cutout by\n"
         "                 default), slices (each batch, or each MPI rank's share, in this many slices one\n"
         "                 after another, gradients summed: less memory), check_every (MPI: steps between\n"
-        "                 comparisons of the ranks' weights; 100)\n\n"
+        "                 comparisons of the ranks' weights; 100), sync_bn (MPI: batch-norm statistics of the\n"
+        "                 whole batch across the ranks, not each rank's slice)\n\n"
         "Under mpirun -np P: data-parallel (the batch stays [train] batch; rank r computes slice r; gradients\n"
         "summed in rank order; rank 0 writes the checkpoints, which resume at any P). See docs/cluster.md.\n");
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../common/gn_mpi.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -94,34 +95,85 @@ NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const floa
     }
 }
 
+// The batch's sums of gz and gz * xhat per channel into sums[2C]; the affine parameters' gradients.
+static void bn_bw_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res,
+                       double *sums) {
+    nn_tensor *x = nd->in[0], *y = nd->out;
+    int N = x->shape[0], C = x->shape[1], relu = nd->ia[4];
+    size_t S = x->n / ((size_t)N * C);
+    const float *stat = nd->saved; // mean[C], invstd[C]
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
+    for (int ch = 0; ch < C; ch++) {
+        double sg = 0, sgx = 0;
+        for (int n = 0; n < N; n++) {
+            size_t off = ((size_t)n * C + ch) * S;
+            row_bw_sums(x->data + off, y->grad + off, y->data + off,
+                        res && res->grad ? res->grad + off : NULL, S, stat[ch], stat[C + ch], relu, &sg,
+                        &sgx);
+        }
+        if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
+        if (beta && beta->grad) beta->grad[ch] += (float)sg;
+        sums[ch] = sg, sums[C + ch] = sgx;
+    }
+}
+
 static void bn_bw(nn_node *nd, nn_ctx *c) {
-    (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
     int k = 1;
     nn_tensor *gamma = nd->ia[1] ? nd->in[k++] : NULL, *beta = nd->ia[2] ? nd->in[k++] : NULL;
     nn_tensor *res = nd->ia[3] ? nd->in[k++] : NULL;
-    int N = x->shape[0], C = x->shape[1], training = nd->ia[0], relu = nd->ia[4];
+    int N = x->shape[0], C = x->shape[1], training = nd->ia[0], relu = nd->ia[4], sync = nd->ia[5];
     size_t S = x->n / ((size_t)N * C);
-    double M = (double)N * (double)S;
-    const float *stat = nd->saved; // mean[C], invstd[C]
+    const float *stat = nd->saved; // mean[C], invstd[C], and the values per channel in the whole batch
+    double M = sync ? (double)stat[2 * C] : (double)N * (double)S, w = sync ? c->sync_w : 1;
+    double *sums = nn_arena_alloc(&c->arena, sizeof(double) * 2 * (size_t)C);
+    if (!sums) return; // the arena grew at the forward pass: not reached
+    bn_bw_sums(nd, gamma, beta, res, sums);
+    if (!x->grad) return;
+    if (sync) { // the ranks' sums, each weighted as its slice's gradient will be
+        for (int j = 0; j < 2 * C; j++) sums[j] *= w;
+        gn_mpi_sum_ordered(sums, 2 * (size_t)C);
+    }
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
-        float mean = stat[ch], inv = stat[C + ch], g = gamma ? gamma->data[ch] : 1.0f;
-        double sg = 0, sgx = 0; // sum(gz), sum(gz * xhat)
+        float g = gamma ? gamma->data[ch] : 1.0f;
+        float a = training ? (float)(sums[ch] / w / M) : 0.0f,
+              b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            row_bw_sums(x->data + off, y->grad + off, y->data + off,
-                        res && res->grad ? res->grad + off : NULL, S, mean, inv, relu, &sg, &sgx);
+            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch],
+                      g, relu, a, b);
         }
-        if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
-        if (beta && beta->grad) beta->grad[ch] += (float)sg;
-        if (!x->grad) continue;
-        float a = training ? (float)(sg / M) : 0.0f, b = training ? (float)(sgx / M) : 0.0f;
-        for (int n = 0; n < N; n++) {
-            size_t off = ((size_t)n * C + ch) * S;
-            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, mean, inv, g, relu, a,
-                      b);
-        }
+    }
+}
+
+// Training statistics over the ranks (synchronised batch norm): mean[C] and var[C] of the whole batch,
+// running statistics moved by them; M its values per channel.
+static void bn_sync_stats(nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float momentum, double *acc,
+                          float *mean, float *var, double *M) {
+    int N = x->shape[0], C = x->shape[1];
+    size_t S = x->n / ((size_t)N * C);
+    acc[C] = (double)N * (double)S;
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
+    for (int ch = 0; ch < C; ch++) {
+        double sum = 0;
+        for (int n = 0; n < N; n++) sum += row_sum(x->data + ((size_t)n * C + ch) * S, S);
+        acc[ch] = sum;
+    }
+    gn_mpi_sum_ordered(acc, (size_t)C + 1);
+    *M = acc[C];
+    for (int ch = 0; ch < C; ch++) mean[ch] = (float)(acc[ch] / *M);
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
+    for (int ch = 0; ch < C; ch++) {
+        double sq = 0;
+        for (int n = 0; n < N; n++) sq += row_sqdev(x->data + ((size_t)n * C + ch) * S, S, mean[ch]);
+        acc[ch] = sq;
+    }
+    gn_mpi_sum_ordered(acc, (size_t)C);
+    for (int ch = 0; ch < C; ch++) {
+        var[ch] = (float)(acc[ch] / *M);
+        rmean->data[ch] = (1 - momentum) * rmean->data[ch] + momentum * mean[ch];
+        rvar->data[ch] = (1 - momentum) * rvar->data[ch] + momentum * (float)(acc[ch] / (*M - 1));
     }
 }
 
@@ -154,12 +206,19 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         return NULL;
     }
     nn_tensor *y = nn_tensor_new(c, x->ndim, x->shape);
-    float *stat = nn_arena_alloc(&c->arena, sizeof(float) * 2 * (size_t)C);
-    if (!y || !stat) return NULL;
+    int sync = training && c->sync_bn;
+    float *stat = nn_arena_alloc(&c->arena, sizeof(float) * (2 * (size_t)C + 1)), *svar = NULL;
+    double *acc = sync ? nn_arena_alloc(&c->arena, sizeof(double) * ((size_t)C + 1)) : NULL, Mall = M;
+    if (sync && acc && (svar = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)C)))
+        bn_sync_stats(x, rmean, rvar, momentum, acc, stat, svar, &Mall);
+    if (!y || !stat || (sync && !svar)) return NULL;
+    stat[2 * C] = (float)Mall;
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
         float mean, var;
-        if (training) {
+        if (sync)
+            mean = stat[ch], var = svar[ch];
+        else if (training) {
             double sum = 0, sq = 0;
             for (int n = 0; n < N; n++) sum += row_sum(x->data + ((size_t)n * C + ch) * S, S);
             mean = (float)(sum / M);
@@ -193,6 +252,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         nd->ia[2] = beta != NULL;
         nd->ia[3] = res != NULL;
         nd->ia[4] = relu;
+        nd->ia[5] = sync;
         nd->saved = stat;
     }
     return y;

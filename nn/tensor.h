@@ -116,6 +116,8 @@ typedef struct nn_ctx {
     int grad_enabled;   // record the tape
     gn_rng dropout_rng; // the dropout stream (its state belongs in checkpoints)
     nn_draws draws;
+    int sync_bn;        // training batch norm: statistics over the MPI ranks' whole batch (synchronised)
+    double sync_w;      // and this rank's slice's weight in the gradient sum (its share of the rows)
     int keep_im2col;  // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
                       // backward (faster); 0: by groups of images, recomputed in backward (less memory)
     int winograd;     // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever

@@ -248,6 +248,34 @@ static void test_analyze_ranks(const char *d) {
     printf("    analyze on 2 ranks: the study and its report; a rerun reuses every step\n");
 }
 
+// [train] sync_bn = 1: one SGD step (lr 1: the step is the gradient) of a CNN with batch norm on 2 ranks
+// agrees with the one-process full-batch step to float rounding; with each rank's own statistics it does not.
+static void test_sync_bn(const char *d) {
+    char c[2000];
+    const char *t =
+        "--config models/demo_cnn.cfg --epochs 1 train.crop=12 train.batch=1000 train.optimizer=sgd "
+        "train.momentum=0 train.lr=1 train.schedule=constant train.warmup=0 train.weight_decay=0 "
+        "--threads 1";
+    snprintf(
+        c, sizeof c,
+        "A=\"%s --catalog %s/m/catalog.csv --images %s/m/cutouts/{id}.fits data.cache_dir=%s/cache\"; "
+        "./bin/galnn train $A --out %s/b1 >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train $A --out %s/b2s "
+        "train.sync_bn=1 >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train $A --out %s/b2 >/dev/null 2>&1",
+        t, d, d, d, d, d, d);
+    assert_int_equal(sh(c), 0);
+    char a[300], b[300];
+    int same;
+    snprintf(a, sizeof a, "%s/b1/last.npz", d), snprintf(b, sizeof b, "%s/b2s/last.npz", d);
+    double ds = ckpt_diff(a, b, &same);
+    snprintf(b, sizeof b, "%s/b2/last.npz", d);
+    double du = ckpt_diff(a, b, &same);
+    printf("    CNN, one SGD step on 2 ranks vs the full batch: max |dw| %.2g with sync_bn, %.2g with each "
+           "rank's "
+           "batch statistics\n",
+           ds, du);
+    assert_true(ds >= 0 && ds < 1e-5 && du > 100 * ds);
+}
+
 static void test_train_ranks(void **s) {
     (void)s;
     if (!have_mpi()) {
@@ -261,6 +289,7 @@ static void test_train_ranks(void **s) {
              d, d);
     assert_int_equal(sh(c), 0);
     test_train_slices(d);
+    test_sync_bn(d);
     test_train_kill(d);
     test_train_rank_error(d);
     test_analyze_ranks(d);

@@ -21,6 +21,11 @@ int run_dp_open(run_trainer *T) {
     T->dp.n = P * K, T->dp.first = gn_mpi_rank() * K, T->dp.count = K;
     T->dp.check_every = r->train.check_every;
     int per_step = T->pairs ? r->batch / 2 : r->batch;
+    size_t n_train = r->n_rows[IO_SPLIT_TRAIN];
+    if ((size_t)per_step > n_train) per_step = (int)n_train; // the whole training split is one batch
+    if (r->train.sync_bn && K > 1)
+        return gn_err(GN_EINVAL, "[train] sync_bn = 1 needs slices = 1 (the statistics are shared by the MPI "
+                                 "ranks' slices computed at once)");
     if (T->dp.n > per_step)
         return gn_err(GN_EINVAL,
                       "a batch of %d %s cannot be cut into %d slices ([train] slices = %d x %d MPI "
@@ -95,8 +100,9 @@ static int take_slice(run_trainer *T, int b, int s, int *m1) {
     return n;
 }
 
-// The gradient of n rows alone (into the zeroed gradient slab) and their loss.
-static int slice_grad(run_trainer *T, int n, int span, float *loss) {
+// The gradient of n rows alone (into the zeroed gradient slab; with [train] sync_bn the batch-norm
+// statistics of the ranks' slices together, w this slice's weight) and their loss.
+static int slice_grad(run_trainer *T, int n, int span, double w, float *loss) {
     run *r = &T->r;
     nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
     int rc;
@@ -105,12 +111,13 @@ static int slice_grad(run_trainer *T, int n, int span, float *loss) {
     gn_rng k;
     gn_rng_seed(&k, (uint64_t)r->train.seed, GN_STREAM_DROPOUT + ((uint64_t)T->opt.step << 4));
     T->ctx.draws = (nn_draws){.key = gn_rng_u64(&k) | 1, .rows = T->dp.grow, .n_rows = n, .span = span};
+    T->ctx.sync_bn = r->train.sync_bn && gn_mpi_size() > 1, T->ctx.sync_w = w;
     if ((rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug, n, in, T->y, T->scratch))) return rc;
     if (T->morph && (rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug_m, n, in_m, NULL, T->scratch)))
         return rc;
     nn_tensor *L = md_net_train_loss(&T->ctx, &r->net, in, T->morph ? in_m : NULL, T->y, n);
     if (!L || (rc = nn_backward(&T->ctx, L))) return rc ? rc : GN_EINVAL;
-    T->ctx.draws.key = 0;
+    T->ctx.draws.key = 0, T->ctx.sync_bn = 0;
     *loss = L->data[0];
     return GN_OK;
 }
@@ -150,7 +157,7 @@ int run_dp_step(run_trainer *T, int b, double *loss) {
         float L = 0;
         if (n == 0)
             nn_store_zero_grad(s); // a batch of fewer rows than slices: this slice is empty
-        else if ((rc = slice_grad(T, n, b, &L)))
+        else if ((rc = slice_grad(T, n, b, (double)m / b1, &L)))
             return rc;
         if (N == 1) return *loss = L, GN_OK;
         *loss += (double)m / b1 * L;
