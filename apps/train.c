@@ -88,12 +88,13 @@ static void train_usage(void) {
         "                 loss; 20; 0: never; off by default for runs given in iterations),\n"
         "                 ema (0.999: validate and save an exponential moving average of the weights),\n"
         "                 tta (1: eval and predict average the 8 dihedral views of each cutout by\n"
-        "                 default), slices (each batch, or each MPI rank's share, in this many slices one\n"
-        "                 after another, gradients summed: less memory), check_every (MPI: steps between\n"
-        "                 comparisons of the ranks' weights; 100), sync_bn (MPI: batch-norm statistics of the\n"
-        "                 whole batch across the ranks, not each rank's slice)\n\n"
-        "Under mpirun -np P: data-parallel (the batch stays [train] batch; rank r computes slice r; gradients\n"
-        "summed in rank order; rank 0 writes the checkpoints, which resume at any P). See docs/cluster.md.\n");
+        "                 default), slices (each batch, or each MPI rank's share, in this many\n"
+        "                 slices one after another, gradients summed: less memory), check_every (MPI:\n"
+        "                 steps between comparisons of the ranks' weights; 100), sync_bn (MPI: batch-norm\n"
+        "                 statistics of the whole batch across the ranks, not each rank's slice)\n\n"
+        "Under mpirun -np P: data-parallel (the batch stays [train] batch; rank r computes slice r;\n"
+        "gradients summed in rank order; rank 0 writes the checkpoints, which resume at any P).\n"
+        "See docs/cluster.md.\n");
 }
 
 #define CLI train_cli
