@@ -57,6 +57,21 @@ else
 fi
 
 echo
+echo "the paper's image S-space model (models/scl_iopt.cfg: Inception encoder + decoder, 5x64x64, 32 pairs + morphology views, Adam, 2 timed steps):"
+sg=$($B/scl_bench --steps 2) || exit 1
+echo "  $sg"
+if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+    st=$(/usr/bin/python3 bench/scl_bench_torch.py --steps 2 --threads "$(nproc)") || exit 1
+    echo "  $st"
+    echo "$sg $st" | awk '{ n = split($0, f, " "); k = 0
+        for (i = 1; i <= n; i++) { if (f[i] == "step") t[++k] = f[i + 1]; if (f[i] == "RSS") m[k] = f[i + 1] }
+        printf("  ratio galnn/pytorch: training %.2fx (goal >= 2x), peak memory %.2fx; 180,000 iterations: galnn %.1f days, pytorch %.1f days\n",
+               t[2] / t[1], m[1] / m[2], t[1] * 180000 / 86400, t[2] * 180000 / 86400) }'
+else
+    echo "  (python3-torch not installed: no PyTorch peer)"
+fi
+
+echo
 echo "posterior models: conditional RealNVP (12 couplings, 5-D target, 64-D context, hidden 128, batch 512) and the image VAE (5x64x64, batch 64):"
 fg=$($B/flow_bench) || exit 1
 echo "  $fg"
