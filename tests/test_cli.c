@@ -222,6 +222,7 @@ static void test_config_ranges(void **s) {
     struct stat dst;
     assert_int_not_equal(stat("/tmp/galnn_cli_deep", &dst), 0);
     assert_int_equal(run("train --config /tmp/galnn_cli_cfg.cfg --out /tmp/galnn_cli_deep/a/b", out, sizeof out), 0);
+    assert_non_null(strstr(out, "memory: a step holds")); // the first step's memory, next to the machine's
     // the temp file of a killed checkpoint write is removed when the run resumes
     FILE *tf = fopen("/tmp/galnn_cli_deep/a/b/last.npz.tmp.4242", "w");
     assert_non_null(tf);

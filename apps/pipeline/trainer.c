@@ -11,6 +11,7 @@
 #include "../../io/plot.h"
 #include "../../stats/metrics.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 // Set 2 of a contrastive batch (spec/methods.md §1.6): for each of the b set-1
@@ -431,6 +432,36 @@ static int calibrate_best(run_trainer *T) {
     return save(T, "best.npz");
 }
 
+// "1.23 GiB" or "45 MiB".
+static const char *human(double bytes, char *buf, size_t len) {
+    double mib = bytes / 1048576.0;
+    if (mib < 1024)
+        snprintf(buf, len, "%.0f MiB", mib);
+    else
+        snprintf(buf, len, "%.2f GiB", mib / 1024);
+    return buf;
+}
+
+// After the first step: what a step holds (activations, gradients) and the process's peak, next to the
+// machine's memory, with a warning and the remedies when it comes near.
+static void memory_note(const run_trainer *T) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss = ru.ru_maxrss * 1024.0, ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (gn_mpi_rank() > 0) return;
+    char a[32], g[32], p[32], m[32];
+    printf("  memory: a step holds %s of activations and %s of gradients; peak %s of the machine's %s\n",
+           human((double)T->ctx.arena.peak, a, sizeof a), human((double)T->ctx.gpool_bytes, g, sizeof g),
+           human(rss, p, sizeof p), human(ram, m, sizeof m));
+    if (ram > 0 && rss > 0.8 * ram)
+        fprintf(stderr,
+                "galnn: warning: this run holds %s of the machine's %s: a smaller [train] batch, "
+                "train.keep_im2col=0 (convolutions' im2col recomputed in backward) or train.slices=2 "
+                "(the batch in two halves) hold less%s\n",
+                p, m, gn_mpi_size() > 1 ? " (per MPI rank on a node)" : "");
+    fflush(stdout);
+}
+
 int run_trainer_fit(run_trainer *T) {
     run *r = &T->r;
     if (r->net.kind == MD_KIND_GBDT) return run_gbdt_fit(T);
@@ -451,6 +482,7 @@ int run_trainer_fit(run_trainer *T) {
             continue;
         }
         if ((rc = train_step(T, b))) return rc;
+        if (T->opt.step == step0 + 1) memory_note(T);
         if (T->opt.step % 10 == 0) progress(T, T->opt.step, t0, step0, 0);
         if (T->ckpt_every > 0 && T->opt.step % T->ckpt_every == 0 && (rc = save(T, "last.npz"))) return rc;
     }
