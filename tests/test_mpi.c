@@ -156,6 +156,17 @@ static void test_train_slices(const char *d) {
     assert_true(same_logs(a, b));
     printf("    CNN (batch norm, dropout), 2 ranks x 1 thread = 1 process in 2 slices: weights, statistics, "
            "moments, log\n");
+    // a flow: best.npz is written by rank 0 and read back by every rank for its calibration
+    snprintf(
+        c, sizeof c,
+        "A='--config models/flow_phot.cfg --catalog %s/m/catalog.csv --epochs 2 --threads 1'; ./bin/galnn "
+        "train $A --out %s/f1 train.slices=2 >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train $A --out %s/f2 "
+        ">/dev/null 2>&1",
+        d, d, d);
+    assert_int_equal(sh(c), 0);
+    snprintf(a, sizeof a, "%s/f1/best.npz", d), snprintf(b, sizeof b, "%s/f2/best.npz", d);
+    assert_true(ckpt_diff(a, b, &same) == 0 && same);
+    printf("    flow: the calibrated best.npz of 2 ranks = 1 process in 2 slices\n");
     const char *mlp = "--config models/ugriz_mlp.cfg --epochs 1 train.batch=1000 train.optimizer=sgd "
                       "train.momentum=0 train.lr=1 train.schedule=constant train.warmup=0 --threads 1";
     snprintf(c, sizeof c,

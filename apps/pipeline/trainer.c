@@ -136,15 +136,17 @@ static int save(run_trainer *T, const char *file) {
     ne = (int64_t)T->r.st.n_param_floats;
     if (T->ema) ex[n++] = (io_named_array){"train.live", io_array_view(IO_F32, 1, &ne, T->live)};
     int rc = run_dp_check(T); // the ranks hold one state (MPI): rank 0 alone writes it
-    if (rc || gn_mpi_rank() > 0) return rc;
-    char *cfg = io_config_text(&T->r.cfg);
-    if (!cfg) return GN_ENOMEM;
-    char p[2200];
-    snprintf(p, sizeof p, "%s/%s", T->dir, file);
-    ema_swap(T, 1);
-    rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
-    ema_swap(T, 0);
-    free(cfg);
+    if (rc) return rc;
+    if (gn_mpi_rank() == 0) {
+        char *cfg = io_config_text(&T->r.cfg), p[2200];
+        if (!cfg) return GN_ENOMEM;
+        snprintf(p, sizeof p, "%s/%s", T->dir, file);
+        ema_swap(T, 1);
+        rc = io_ckpt_save(p, &T->r.st, &T->opt, ex, n, cfg);
+        ema_swap(T, 0);
+        free(cfg);
+    }
+    gn_mpi_barrier(); // the file is whole for every rank that reads it next (a flow's calibration does)
     return rc;
 }
 
