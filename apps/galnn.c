@@ -116,8 +116,8 @@ int cmd_run(const cmd_def *d, int argc, char **argv) {
 
 #ifdef GN_MPI
 #define GN_MPI_BUILT                                                                                         \
-    "built with MPI (mpirun -np P galnn train: data-parallel; predict, embed, posterior: the galaxies "      \
-    "shared)"
+    "built with MPI (mpirun -np P galnn train: data-parallel; predict, embed, posterior, causal: the "       \
+    "galaxies shared; analyze: both; docs/cluster.md)"
 #else
 #define GN_MPI_BUILT "not built with MPI (install openmpi-bin libopenmpi-dev and rebuild)"
 #endif
