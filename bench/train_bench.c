@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     gn_runtime_init(argv);
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
-    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1;
+    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1, infer_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -74,6 +74,8 @@ int main(int argc, char **argv) {
             wino = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batched"))
             batched = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--infer-only")) // profiling the inference alone
+            infer_only = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -113,7 +115,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
     double t_train = 0, t_inf = 0;
     int lo = B * R / P, b = B * (R + 1) / P - lo; // this rank's rows of each batch
-    for (int s = 0; s <= steps; s++) {            // step 0 warms up (arena growth, BLAS buffers)
+    for (int s = 0; s <= (infer_only ? -1 : steps); s++) { // step 0 warms up (arena growth, BLAS buffers)
         gn_mpi_barrier();
         double t0 = gn_now();
         nn_ctx_reset(&c);

@@ -32,11 +32,12 @@ static int norm_make(md_norm *nm, nn_store *s, const char *name, int ch, int kin
     return nm->gamma && nm->beta ? GN_OK : GN_ENOMEM;
 }
 
-// relu(norm(x) + res) (res may be NULL; relu 0: no activation)
-static nn_tensor *norm_act(nn_ctx *c, const md_norm *nm, nn_tensor *x, nn_tensor *res, int relu) {
-    if (nm->kind == MD_NORM_BATCH)
-        return nn_batchnorm_act(c, x, nm->bn.gamma, nm->bn.beta, nm->bn.mean, nm->bn.var, nm->bn.momentum,
-                                nm->bn.eps, res, relu);
+// relu(norm(conv(x)) + res) (res may be NULL; relu 0: no activation); batch norm by nn_conv_bn_act
+// (folded into the conv when evaluated without a tape)
+static nn_tensor *conv_norm_act(nn_ctx *c, const nn_conv *cv, const md_norm *nm, nn_tensor *x, nn_tensor *res,
+                                int relu) {
+    if (nm->kind == MD_NORM_BATCH) return nn_conv_bn_act(c, cv, &nm->bn, x, res, relu);
+    x = nn_conv_fwd(c, cv, x);
     if (nm->kind == MD_NORM_GROUP) x = nn_groupnorm(c, x, nm->groups, nm->gamma, nm->beta, 1e-5f);
     if (res) x = nn_add(c, x, res);
     return relu ? nn_relu(c, x) : x;
@@ -79,14 +80,13 @@ static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_bran
 }
 
 static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
-    x = norm_act(c, &r->stem_bn, nn_conv_fwd(c, &r->stem, x), NULL, 1);
+    x = conv_norm_act(c, &r->stem, &r->stem_bn, x, NULL, 1);
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
     for (int i = 0; i < 8; i++) {
         const md_block *B = &r->block[i];
-        nn_tensor *h = norm_act(c, &B->b1, nn_conv_fwd(c, &B->c1, x), NULL, 1);
-        h = nn_conv_fwd(c, &B->c2, h);
-        nn_tensor *sc = B->has_proj ? norm_act(c, &B->bp, nn_conv_fwd(c, &B->proj, x), NULL, 0) : x;
-        x = norm_act(c, &B->b2, h, sc, 1); // relu(bn2(conv2(h)) + shortcut)
+        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 1);
+        nn_tensor *sc = B->has_proj ? conv_norm_act(c, &B->proj, &B->bp, x, NULL, 0) : x;
+        x = conv_norm_act(c, &B->c2, &B->b2, h, sc, 1); // relu(bn2(conv2(h)) + shortcut)
     }
     return nn_global_avgpool(c, x);
 }
@@ -106,7 +106,7 @@ static int smallcnn_make(md_smallcnn *m, nn_store *s, const char *pre, const md_
 
 static nn_tensor *smallcnn_fwd(nn_ctx *c, const md_smallcnn *m, nn_tensor *x) {
     for (int i = 0; i < 3; i++) {
-        x = norm_act(c, &m->b[i], nn_conv_fwd(c, &m->c[i], x), NULL, 1);
+        x = conv_norm_act(c, &m->c[i], &m->b[i], x, NULL, 1);
         if (i < 2) x = nn_maxpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0));
     }
     return nn_global_avgpool(c, x);

@@ -18,6 +18,17 @@ typedef struct geom {
 #define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
 #define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
 
+// An inference epilogue on a conv's output, applied while each part of it is in cache (nn_conv2d_fused):
+// y = y * scale[o] + shift[o] (either NULL: 1, 0), + res (NULL: none), then max(y, 0) when relu.
+typedef struct conv_epi {
+    const float *scale, *shift, *res;
+    int relu;
+} conv_epi;
+
+// The epilogue on images [n0, n1) x channels [o0, o1) of y (N, O, P); e NULL: nothing (nn/ops_conv.c)
+NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int n0, int n1, int o0,
+                                 int o1);
+
 static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
 #define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv
 #define NN_CONV_GROUPS 22 // node->ia slot: 1 if computed by groups of images
@@ -31,16 +42,19 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
 void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
 
 // Winograd (nn/ops_winograd.c): the tile size for this conv under ctx->winograd (0: not by
-// Winograd), the forward (y = conv(x, w) + b) and the backward (gx, gw accumulated; either may be NULL).
+// Winograd), the forward (y = conv(x, w) + b, then the epilogue e, which may be NULL) and the backward
+// (gx, gw accumulated; either may be NULL).
 int nn_wino_tile(const nn_ctx *c, const geom *g);
-int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y);
+int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
+                const conv_epi *e);
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
                 float *gx);
 
 // By groups of images (nn/ops_conv_groups.c): whether this context takes that path, and its
 // forward and backward (as nn_wino_fwd / nn_wino_bw).
 int nn_conv_by_groups(const nn_ctx *c);
-int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y);
+int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y,
+                       const conv_epi *e);
 void nn_conv_bw_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *gy, float *gw,
                        float *gx);
 

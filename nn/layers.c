@@ -1,5 +1,6 @@
 #include "layers.h"
 
+#include <math.h>
 #include <stdio.h>
 
 static nn_tensor *param(nn_store *s, const char *prefix, const char *what, int ndim, const int *shape,
@@ -28,12 +29,15 @@ int nn_conv_make(nn_conv *l, nn_store *s, const char *prefix, int cin, int cout,
     return l->w && (!bias || l->b) ? GN_OK : GN_EINVAL;
 }
 
+static nn_pad2d conv_pad(const nn_conv *l, const nn_tensor *x) {
+    if (l->same && x->ndim == 4)
+        return nn_pad_same(x->shape[2], x->shape[3], l->w->shape[2], l->w->shape[3], l->sh, l->sw);
+    return l->pad;
+}
+
 nn_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
     if (!x) return NULL;
-    nn_pad2d p = l->pad;
-    if (l->same && x->ndim == 4)
-        p = nn_pad_same(x->shape[2], x->shape[3], l->w->shape[2], l->w->shape[3], l->sh, l->sw);
-    return nn_conv2d(c, x, l->w, l->b, l->sh, l->sw, p);
+    return nn_conv2d(c, x, l->w, l->b, l->sh, l->sw, conv_pad(l, x));
 }
 
 int nn_bn_make(nn_bn *l, nn_store *s, const char *prefix, int ch) {
@@ -52,4 +56,20 @@ nn_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, nn_tensor *x) {
 
 nn_tensor *nn_bn_relu(nn_ctx *c, const nn_bn *l, nn_tensor *x, nn_tensor *res) {
     return nn_batchnorm_act(c, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps, res, 1);
+}
+
+nn_tensor *nn_conv_bn_act(nn_ctx *c, const nn_conv *l, const nn_bn *bn, nn_tensor *x, nn_tensor *res,
+                          int relu) {
+    if (!x) return NULL;
+    if (c->training || c->grad_enabled)
+        return nn_batchnorm_act(c, nn_conv_fwd(c, l, x), bn->gamma, bn->beta, bn->mean, bn->var, bn->momentum,
+                                bn->eps, res, relu);
+    int O = l->w->shape[0];
+    float *st = nn_arena_alloc(&c->arena, sizeof(float) * 2 * (size_t)O);
+    if (!st) return gn_err(GN_ENOMEM, "conv + batch norm: out of memory"), NULL;
+    for (int o = 0; o < O; o++) { // y = conv(x) * s + t: batch norm of conv(x) + b by its running statistics
+        float s = bn->gamma->data[o] / sqrtf(bn->var->data[o] + bn->eps);
+        st[o] = s, st[O + o] = bn->beta->data[o] + ((l->b ? l->b->data[o] : 0.0f) - bn->mean->data[o]) * s;
+    }
+    return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res, relu);
 }

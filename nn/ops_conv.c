@@ -114,6 +114,33 @@ static void col2im(const geom *g, const float *col, float *x) {
         nn_col2im_plane(g, col, NP, (int)(pl / g->C), (int)(pl / g->C), (int)(pl % g->C), x);
 }
 
+// d = d * s + t (+ r) (then max(d, 0) when relu) over n floats
+static inline void epi_row(float *d, float s, float t, const float *r, size_t n, int relu) {
+    size_t p = 0;
+    v8 vs = v8_set1(s), vt = v8_set1(t);
+    for (; p + 8 <= n; p += 8) {
+        v8 v = v8_load(d + p) * vs + vt;
+        if (r) v += v8_load(r + p);
+        v8_store(d + p, relu ? v8_relu(v) : v);
+    }
+    for (; p < n; p++) {
+        float v = d[p] * s + t + (r ? r[p] : 0.0f);
+        d[p] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+}
+
+NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int n0, int n1, int o0, int o1) {
+    if (!e) return;
+    size_t P = (size_t)g->Ho * g->Wo;
+    if (o1 > g->O) o1 = g->O;
+    for (int n = n0; n < n1; n++)
+        for (int o = o0; o < o1; o++) {
+            size_t off = ((size_t)n * g->O + o) * P;
+            epi_row(y + off, e->scale ? e->scale[o] : 1.0f, e->shift ? e->shift[o] : 0.0f,
+                    e->res ? e->res + off : NULL, P, e->relu);
+        }
+}
+
 // (N, C, P) <-> (C, N*P)
 static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)
@@ -122,9 +149,9 @@ static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
             memcpy(dst + ((size_t)c * N + n) * P, src + ((size_t)n * C + c) * P, sizeof(float) * P);
 }
 
-// dst (N, C, P) (+)= src (C, N*P) + bias[c]
+// dst (N, C, P) (+)= src (C, N*P) + bias[c], then the epilogue e (NULL: none; g: dst's conv)
 static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, const float *bias,
-                       int accumulate) {
+                       int accumulate, const conv_epi *e, const geom *g) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)
     for (int c = 0; c < C; c++)
         for (int n = 0; n < N; n++) {
@@ -135,6 +162,7 @@ static void cm_to_nchw(const float *src, float *dst, int N, int C, size_t P, con
                 for (size_t p = 0; p < P; p++) d[p] += s[p] + b;
             else
                 for (size_t p = 0; p < P; p++) d[p] = s[p] + b;
+            if (e) nn_epi_apply(e, g, dst, n, n + 1, c, c + 1);
         }
 }
 
@@ -198,7 +226,9 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nn_arena_release(&c->arena, mark);
 }
 
-static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d) {
+// e: an inference epilogue (nn_conv2d_fused; no tape then), else NULL
+static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d,
+                            const conv_epi *e) {
     const char *what = one_d ? "conv1d" : "conv2d";
     if (check_geom(&g, what)) return NULL;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
@@ -209,13 +239,15 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     nn_tensor *in[3] = {x, w, b};
     int tile = nn_wino_tile(c, &g);
     if (tile) {
-        if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+        if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
+        if (e) return y;
         nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
         if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = tile;
         return y;
     }
     if (nn_conv_by_groups(c)) {
-        if (nn_conv_fwd_groups(c, &g, x->data, w->data, b ? b->data : NULL, y->data)) return NULL;
+        if (nn_conv_fwd_groups(c, &g, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
+        if (e) return y;
         nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
         if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_GROUPS] = 1;
         return y;
@@ -228,8 +260,9 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     if (!col || !yt) return NULL;
     im2col(&g, x->data, col);
     nn_sgemm(0, 0, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP, 0.0f, yt, (int)NP);
-    cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0);
+    cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0, e, &g);
     nn_arena_release(&c->arena, keep ? mark : before_col); // yt (and col unless kept) were temporaries
+    if (e) return y;
     nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
     if (nd) {
         geom_store(&g, nd->ia);
@@ -254,8 +287,7 @@ static int conv_args_ok(const nn_tensor *x, const nn_tensor *w, const nn_tensor 
     return GN_OK;
 }
 
-nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad) {
-    if (!x || !w || conv_args_ok(x, w, b, 4, 1, "conv2d")) return NULL;
+static geom conv2d_geom(const nn_tensor *x, const nn_tensor *w, int sh, int sw, nn_pad2d pad) {
     geom g = {x->shape[0],
               x->shape[1],
               x->shape[2],
@@ -274,7 +306,29 @@ nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh
         g.Wo = (g.W + pad.left + pad.right - g.kw) / sw + 1;
         if (g.H + pad.top + pad.bottom < g.kh || g.W + pad.left + pad.right < g.kw) g.Ho = 0;
     }
-    return conv_impl(c, x, w, b, g, 0);
+    return g;
+}
+
+nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad) {
+    if (!x || !w || conv_args_ok(x, w, b, 4, 1, "conv2d")) return NULL;
+    return conv_impl(c, x, w, b, conv2d_geom(x, w, sh, sw, pad), 0, NULL);
+}
+
+nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *scale, const float *shift,
+                           int sh, int sw, nn_pad2d pad, nn_tensor *res, int relu) {
+    if (!x || !w || conv_args_ok(x, w, NULL, 4, 1, "conv2d")) return NULL;
+    nn_tensor *in[3] = {x, w, res ? res : w};
+    if (nn_needs_grad(c, 3, in))
+        return gn_err(GN_EINVAL, "conv2d_fused is for inference: no gradient can pass through it"), NULL;
+    geom g = conv2d_geom(x, w, sh, sw, pad);
+    char s1[96];
+    if (res && (res->ndim != 4 || res->shape[0] != g.N || res->shape[1] != g.O || res->shape[2] != g.Ho ||
+                res->shape[3] != g.Wo))
+        return gn_err(GN_EINVAL, "conv2d_fused: residual %s is not the output's shape (%d, %d, %d, %d)",
+                      nn_shape_str(res, s1, sizeof s1), g.N, g.O, g.Ho, g.Wo),
+               NULL;
+    conv_epi e = {scale, shift, res ? res->data : NULL, relu};
+    return conv_impl(c, x, w, NULL, g, 0, &e);
 }
 
 nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad_l, int pad_r) {
@@ -282,7 +336,7 @@ nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int st
     geom g = {x->shape[0], x->shape[1], 1, x->shape[2], w->shape[0], 1, w->shape[2],
               1,           stride,      0, pad_l,       1,           0};
     if (stride > 0) g.Wo = g.W + pad_l + pad_r < g.kw ? 0 : (g.W + pad_l + pad_r - g.kw) / stride + 1;
-    return conv_impl(c, x, w, b, g, 1);
+    return conv_impl(c, x, w, b, g, 1, NULL);
 }
 
 // ---- transposed convolution: the adjoint of the conv whose geometry is g ----
@@ -305,7 +359,7 @@ static void convt_bw(nn_node *nd, nn_ctx *c) {
         float *gxt = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)g.O * NP);
         if (!gxt) return;
         nn_sgemm(0, 0, g.O, (int)NP, K, 1.0f, w->data, K, colg, (int)NP, 0.0f, gxt, (int)NP);
-        cm_to_nchw(gxt, x->grad, g.N, g.O, P, NULL, 1);
+        cm_to_nchw(gxt, x->grad, g.N, g.O, P, NULL, 1, NULL, NULL);
     }
     nn_arena_release(&c->arena, mark);
 }

@@ -45,7 +45,8 @@ static cgroups conv_groups(const geom *g) {
     return q;
 }
 
-int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y) {
+int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w, const float *b, float *y,
+                       const conv_epi *e) {
     cgroups q = conv_groups(g);
     int nt = gn_threads() > 0 ? gn_threads() : 1, K = g->C * g->kh * g->kw;
     size_t P = (size_t)g->Ho * g->Wo;
@@ -67,6 +68,7 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
                     float *dst = y + ((size_t)n * g->O + o) * P, bo = b ? b[o] : 0.0f;
                     for (size_t p = 0; p < P; p++) dst[p] = src[p] + bo;
                 }
+            nn_epi_apply(e, g, y, n0, n0 + nb, 0, g->O);
         }
     }
     nn_arena_release(&c->arena, mark);

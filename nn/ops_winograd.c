@@ -814,7 +814,8 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
 // channel and the products by xi, so each xi's dU is one thread's sum over
 // every tile (no per-thread copies) and U is read once per call.
 static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const float *x, const float *b,
-                           float *y, float *vm, float *scr, size_t per, const wbufs *t0, int nt) {
+                           float *y, const conv_epi *e, float *vm, float *scr, size_t per, const wbufs *t0,
+                           int nt) {
     int m = p->m, a = m + 2;
     wchunk k0 = wino_chunk(g, p, 0);
 #pragma omp parallel num_threads(nt)
@@ -834,6 +835,7 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
             WG_CALL(wino_output, p, g, &k, t.M, t.mps, b, y, &t);
+            nn_epi_apply(e, g, y, 0, g->N, o, o + 1);
         }
     }
 }
@@ -879,7 +881,8 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *
     }
 }
 
-int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y) {
+int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
+                const conv_epi *e) {
     int a = m + 2;
     size_t OC = (size_t)g->O * g->C;
     wplan p = wino_plan(c, g, m);
@@ -894,7 +897,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     if (p.batch) {
         float *vm = nn_arena_alloc(&c->arena, sizeof(float) * t0.vm);
         if (!vm) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
-        wino_fwd_batch(g, &p, U, x, b, y, vm, scr, per, &t0, nt);
+        wino_fwd_batch(g, &p, U, x, b, y, e, vm, scr, per, &t0, nt);
         nn_arena_release(&c->arena, mark);
         return GN_OK;
     }
@@ -908,6 +911,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
             wino_gemms(WG_FWD, 0, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
+            nn_epi_apply(e, g, y, k.n0, k.n0 + k.nb, 0, g->O);
         }
     }
     nn_arena_release(&c->arena, mark);

@@ -875,6 +875,82 @@ static void test_bn_fused(void **st) {
     nn_ctx_free(&c);
 }
 
+// The inference form of conv -> batch norm (running statistics) -> + residual -> ReLU (nn_conv_bn_act
+// without a tape: batch norm folded into the conv, the residual and ReLU in the conv's output pass)
+// against the same layers evaluated with a tape (conv, then nn_batchnorm_act), on every conv path
+// (Winograd F(2x2) and F(4x4) in tile rows, image vectors and one batch chunk; im2col over the batch and
+// by groups; stride 2 and 1x1), with and without a conv bias, residual and ReLU: within 1e-5 of the
+// output's scale (float rounding of the folded weights; a wrong shift or scale misses by O(1)).
+static void test_conv_bn_inference(void **st) {
+    (void)st;
+    struct {
+        int N, C, O, H, k, s, wino, layout, batch, batched;
+    } cs[] = {
+        {3, 5, 8, 16, 3, 1, 2, 0, 0, 1},   {3, 5, 8, 16, 3, 1, 4, 0, 0, 1},
+        {9, 4, 6, 8, 3, 1, 2, 1, 0, 1},    {9, 4, 6, 8, 3, 1, 4, 1, 1, 1},
+        {4, 6, 7, 9, 3, 2, 1, -1, -1, 1},  {4, 6, 7, 9, 3, 2, 1, -1, -1, 0},
+        {5, 6, 12, 8, 1, 2, 1, -1, -1, 1}, {5, 6, 12, 8, 1, 1, 0, -1, -1, 0},
+    };
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
+        for (int v = 0; v < 6; v++) { // v % 3: none, ReLU, residual + ReLU; v / 3: a conv bias
+            int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, kk = cs[k].k,
+                Ho = (H + 2 * (kk / 2) - kk) / cs[k].s + 1;
+            size_t nx = (size_t)N * C * H * H, nw = (size_t)O * C * kk * kk, ny = (size_t)N * O * Ho * Ho;
+            float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw),
+                  *r = malloc(sizeof(float) * ny);
+            float *out[2], p[5 * 16];
+            tu_randn(x, nx, 1, 50 + k), tu_randn(w, nw, 0.3f, 60 + k), tu_randn(r, ny, 1, 70 + k),
+                tu_randn(p, 5 * 16, 0.5f, 80 + k);
+            for (int i = 0; i < 16; i++) p[48 + i] = 0.3f + p[48 + i] * p[48 + i]; // running variances > 0
+            for (int fold = 0; fold < 2; fold++) {
+                nn_ctx c;
+                nn_ctx_init(&c, 1 << 20);
+                c.training = 0, c.grad_enabled = !fold, c.winograd = cs[k].wino;
+                c.tune.wino_layout = cs[k].layout, c.tune.wino_batch = cs[k].batch,
+                c.tune.conv_batched = cs[k].batched;
+                nn_conv l = {nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w),
+                             v / 3 ? nn_tensor_from(&c, NN_SHAPE(O), p + 64) : NULL,
+                             cs[k].s,
+                             cs[k].s,
+                             nn_pad_sym(kk / 2),
+                             0};
+                nn_bn bn = {nn_tensor_from(&c, NN_SHAPE(O), p),
+                            nn_tensor_from(&c, NN_SHAPE(O), p + 16),
+                            nn_tensor_from(&c, NN_SHAPE(O), p + 32),
+                            nn_tensor_from(&c, NN_SHAPE(O), p + 48),
+                            0.1f,
+                            1e-5f};
+                nn_tensor *res = v % 3 == 2 ? nn_tensor_from(&c, NN_SHAPE(N, O, Ho, Ho), r) : NULL;
+                nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, H), x);
+                tx->requires_grad = !fold; // the graph: recorded for backward
+                nn_tensor *y = nn_conv_bn_act(&c, &l, &bn, tx, res, v % 3 > 0);
+                assert_non_null(y);
+                assert_int_equal(y->n, ny);
+                assert_true(fold ? c.n_nodes == 0 : c.n_nodes > 0); // the folded form records no tape
+                out[fold] = malloc(sizeof(float) * ny), memcpy(out[fold], y->data, sizeof(float) * ny);
+                nn_ctx_free(&c);
+            }
+            double e = rel_diff(out[1], out[0], ny);
+            fprintf(stderr, "conv+bn inference case %zu (%s, %s): folded differs by %.2e\n", k,
+                    v % 3 == 2 ? "residual + relu" : v % 3 ? "relu" : "no activation", v / 3 ? "conv bias" : "no bias",
+                    e);
+            assert_true(e <= 1e-5);
+            free(out[0]), free(out[1]), free(x), free(w), free(r);
+        }
+    // the fused conv refuses a tensor that needs a gradient and a residual of another shape, naming them
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 20);
+    nn_tensor *tx = nn_tensor_zeros(&c, NN_SHAPE(2, 3, 4, 4)),
+              *tw = nn_tensor_zeros(&c, NN_SHAPE(5, 3, 3, 3));
+    nn_tensor *tr = nn_tensor_zeros(&c, NN_SHAPE(2, 5, 4, 5));
+    assert_null(nn_conv2d_fused(&c, tx, tw, NULL, NULL, 1, 1, nn_pad_sym(1), tr, 1));
+    assert_non_null(strstr(gn_errmsg(), "(2, 5, 4, 5)"));
+    tw->requires_grad = 1;
+    assert_null(nn_conv2d_fused(&c, tx, tw, NULL, NULL, 1, 1, nn_pad_sym(1), NULL, 1));
+    assert_non_null(strstr(gn_errmsg(), "inference"));
+    nn_ctx_free(&c);
+}
+
 // Activation gradients go back to the pool once consumed: a chain of 40 ops
 // on a 1 MiB tensor holds a few gradient buffers, not 40; the leaf's gradient
 // stays readable and right (d/dx of 0.5^40 x summed is 0.5^40).
@@ -905,8 +981,13 @@ int main(void) {
         cmocka_unit_test(test_bilinear_known), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_group_layer_norm),
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
-        cmocka_unit_test(test_grad_accumulates), cmocka_unit_test(test_arena_no_growth),
-        cmocka_unit_test(test_conv_paths),     cmocka_unit_test(test_winograd),       cmocka_unit_test(test_gemm_small),       cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_grad_accumulates),
+        cmocka_unit_test(test_arena_no_growth),
+        cmocka_unit_test(test_conv_paths),
+        cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_gemm_small),
+        cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_conv_bn_inference),
         cmocka_unit_test(test_grad_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,9 +2,13 @@
 // nonlinear 1-D function and a small CNN learns to tell two synthetic shapes
 // apart. Both are run twice to show a fixed seed and thread count give
 // bit-identical parameters.
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
+#include "../models/branchnet.h"
 #include "../models/toy.h"
 
 // y = sin(2x) + 0.3x^2 on [-2, 2] has variance ~0.55; the threshold asks the
@@ -38,8 +42,70 @@ static void test_cnn_shapes(void **st) {
     }
 }
 
+// The multi-branch ResNet-18 (stride-2 stem, projection shortcuts, batch norm with running statistics
+// moved by three training batches) evaluated without a tape (every conv + batch norm folded, the residual
+// and ReLU in the conv's output pass: nn_conv_bn_act) against the same weights evaluated with the
+// training graph (tape recorded, training = 0): outputs agree to 1e-5 of their scale.
+static void test_resnet_inference(void **st) {
+    (void)st;
+    md_net m;
+    memset(&m, 0, sizeof m);
+    m.n_branch = 2;
+    md_branch_spec a = {.name = "img",
+                        .input = MD_IN_IMAGE,
+                        .backbone = MD_BB_RESNET18,
+                        .in_ch = 5,
+                        .width = 8,
+                        .stem_kernel = 3,
+                        .stem_stride = 2};
+    m.spec[0] = a, a.in_ch = 2, a.stem_stride = 1, snprintf(a.name, sizeof a.name, "kin"), m.spec[1] = a;
+    m.head = MD_HEAD_REGRESSION, m.n_targets = 2;
+    nn_store s;
+    nn_store_init(&s);
+    nn_ctx c;
+    assert_int_equal(md_net_make(&m, &s) || nn_store_finalize(&s) || nn_ctx_init(&c, 64u << 20), 0);
+    gn_rng r;
+    gn_rng_seed(&r, 5, GN_STREAM_INIT);
+    nn_store_reset_values(&s, &r);
+    for (size_t i = 0; i < s.n_param_floats; i++)
+        s.data[i] += 0.02f * (float)gn_rng_normal(&r); // gamma, beta too
+    enum { B = 6 };
+    size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
+    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[2][2 * B];
+    for (int pass = 0; pass < 5; pass++) { // 3 training batches (running statistics move), then the two forms
+        for (size_t i = 0; pass < 4 && i < n1; i++)
+            x1[i] = (float)gn_rng_normal(&r) + (pass < 3 ? 0.5f : 0.0f);
+        for (size_t i = 0; pass < 4 && i < n2; i++) x2[i] = 2 * (float)gn_rng_normal(&r);
+        nn_ctx_reset(&c);
+        c.training = pass < 3, c.grad_enabled = pass < 4;
+        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
+                            nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
+        nn_tensor *y = md_net_fwd(&c, &m, in);
+        assert_non_null(y);
+        assert_int_equal(y->n, 2 * B);
+        if (pass >= 3) memcpy(out[pass - 3], y->data, sizeof(float) * 2 * B);
+        if (pass == 3) assert_true(c.n_nodes > 0); // the graph form recorded its tape
+    }
+    int moved = 0; // running means away from 0 and variances from 1
+    for (size_t i = 0; i < s.n_buffer_floats; i++)
+        moved += fabsf(s.bufdata[i]) > 0.01f && fabsf(s.bufdata[i] - 1) > 0.01f;
+    assert_true(moved > (int)s.n_buffer_floats / 2);
+    double d = 0, scale = 1e-30;
+    for (int i = 0; i < 2 * B; i++) {
+        d = fmax(d, fabs(out[0][i] - out[1][i]));
+        scale = fmax(scale, fabs(out[0][i]));
+    }
+    printf("    ResNet-18 inference: folded batch norm + fused epilogues differ from the graph by %.2e\n",
+           d / scale);
+    assert_true(d / scale <= 1e-5);
+    assert_true(scale > 1e-3);
+    free(x1), free(x2);
+    nn_ctx_free(&c), nn_store_free(&s);
+}
+
 int main(void) {
     gn_set_threads(2);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mlp_curve), cmocka_unit_test(test_cnn_shapes)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mlp_curve), cmocka_unit_test(test_cnn_shapes),
+                                       cmocka_unit_test(test_resnet_inference)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,13 +3,9 @@
 // is computed alone (its own batch-norm statistics, as PyTorch's DistributedDataParallel), weighted by its
 // share of the batch's rows, and the slices' gradients are summed in slice order (across ranks by
 // gn_mpi_sum_ordered_f, never in the order an MPI library picks). Batch-norm running statistics move by
-// the mean of the slices' moves. In sliced batches dropout and noise are drawn by row (nn_ctx_draw), from
-// (seed, step, the row's place in the batch): they do not depend on how the batch is cut. So P ranks of K
-// slices give, bit for bit, the run of one process with P*K slices (for K = 1 and the same thread count
-// per process). An unsliced batch (one process, slices = 1) keeps the one sequential stream: the image
-// VAE trained with per-step reseeded draws reached a worse -ELBO (9301-9426 against 9225-9270 on the
-// parity survey's test split, 3 seeds each) for a reason not yet found, so sliced runs of noisy models
-// are to be checked against it.
+// the mean of the slices' moves. Dropout and noise are drawn by row (nn_ctx_draw), from (seed, step, the
+// row's place in the batch): they do not depend on how the batch is cut. So P ranks of K slices give, bit
+// for bit, the run of one process with P*K slices (for K = 1 and the same thread count per process).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +108,9 @@ static int slice_grad(run_trainer *T, int n, int span, double w, float *loss) {
     int rc;
     nn_ctx_reset(&T->ctx);
     nn_store_zero_grad(&r->st);
-    gn_rng k; // sliced batches: draws by row; one slice: the sequential stream (see the note above)
+    gn_rng k; // this step's key of the draws by row
     gn_rng_seed(&k, (uint64_t)r->train.seed, GN_STREAM_DROPOUT + ((uint64_t)T->opt.step << 4));
-    uint64_t key = T->dp.n > 1 ? gn_rng_u64(&k) | 1 : 0;
+    uint64_t key = gn_rng_u64(&k) | 1;
     T->ctx.draws = (nn_draws){.key = key, .rows = T->dp.grow, .n_rows = n, .span = span};
     T->ctx.sync_bn = r->train.sync_bn && gn_mpi_size() > 1, T->ctx.sync_w = w;
     if ((rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug, n, in, T->y, T->scratch))) return rc;
