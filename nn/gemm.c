@@ -84,6 +84,70 @@ GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int 
     }
 }
 
+// The same products with AVX-512: 12 x 32 blocks of C (24 accumulators), the last 16-lane vector of a
+// block masked. Each element of C is the same chain of fused multiply-adds over k as in the AVX2 kernel,
+// so the two give identical bits.
+#define GEMM512_K static inline __attribute__((always_inline, target("avx512f")))
+#define GEMM512_F __attribute__((target("avx512f")))
+
+GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda, const float *B,
+                          int ldb, float *C, int ldc) {
+    __m512 acc[12][2];
+    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
+        acc[r][v] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m512 bv[2];
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =
+            v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+        _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(ta ? A[(size_t)k * lda + r] : A[(size_t)r * lda + k]);
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+        }
+    }
+    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
+        float *c = C + (size_t)r * ldc + 16 * v;
+        if (v == NV - 1)
+            _mm512_mask_storeu_ps(c, mask, acc[r][v]);
+        else
+            _mm512_storeu_ps(c, acc[r][v]);
+    }
+}
+
+#define NN_ROWS16(NV, TA)                                                                                    \
+    switch (R) {                                                                                             \
+    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
+    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
+    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
+    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
+    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, c, ldc);                                         \
+    }
+
+GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A, int lda, const float *B,
+                                     int ldb, float *C, int ldc) {
+    for (int j = 0; j < N; j += 32) {
+        int nc = N - j < 32 ? N - j : 32, nv = (nc + 15) / 16, rem = nc - 16 * (nv - 1);
+        __mmask16 mask = (__mmask16)((1u << rem) - 1);
+        for (int i = 0; i < M; i += 12) {
+            int R = M - i < 12 ? M - i : 12;
+            const float *a = ta ? A + i : A + (size_t)i * lda, *b = B + j;
+            float *c = C + (size_t)i * ldc + j;
+            if (nv == 2) {
+                if (ta) NN_ROWS16(2, 1) else NN_ROWS16(2, 0)
+            } else {
+                if (ta) NN_ROWS16(1, 1) else NN_ROWS16(1, 0)
+            }
+        }
+    }
+}
+
 // the sums of four vectors' lanes, in one 4-vector
 GEMM_K __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -158,11 +222,13 @@ GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda,
     }
 }
 
-static int have_fma(void) {
+// 0 no AVX2 + FMA, 1 AVX2 + FMA, 2 also AVX-512F
+static int cpu_level(void) {
     static int known = -1; // a benign race: every thread computes the same answer
     if (known < 0) {
         __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        known = fma ? 1 + (__builtin_cpu_supports("avx512f") != 0) : 0;
     }
     return known;
 }
@@ -187,20 +253,31 @@ void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int ld
                    float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef NN_GEMM_X86
-    if (!blas && have_fma()) {
-        gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, C, ldc);
-        return;
-    }
+    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
+    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
+    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, C, ldc);
+    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, C, ldc);
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
                 0.0f, C, ldc);
+}
+
+const char *nn_gemm_kernel(int blas) {
+#ifdef NN_GEMM_X86
+    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
+    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
+    return level == 2 ? "AVX-512" : level == 1 ? "AVX2+FMA" : "cblas_sgemm";
+#else
+    (void)blas;
+    return "cblas_sgemm";
+#endif
 }
 
 void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                           float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #ifdef NN_GEMM_X86
-    if (!blas && have_fma()) {
+    if (blas != NN_GEMM_BLAS && cpu_level()) {
         gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }

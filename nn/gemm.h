@@ -7,11 +7,16 @@
 
 // C (M x N, ldc) = op(A) (M x K) * B (K x N, ldb), overwriting C.
 //   ta = 0: A is M x K (lda);  ta = 1: A is K x M (lda), op(A) = A^T.
-// AVX2+FMA register-blocked kernel where the CPU has it (B and C are used in
-// place, no packing); cblas_sgemm otherwise, or always when blas = 1 (tests
-// and benchmarks: ctx->tune.gemm_blas). Deterministic for a given CPU.
+// Register-blocked kernels chosen at run time from the CPU's features: AVX-512F (12 x 32 blocks) or AVX2 +
+// FMA (6 x 16; B and C used in place, no packing), the two bit-identical; cblas_sgemm without AVX2 + FMA.
+// blas (tests and benchmarks: ctx->tune.gemm_blas): NN_GEMM_BEST, NN_GEMM_BLAS (always cblas_sgemm) or
+// NN_GEMM_AVX2 (the AVX2 kernel even where AVX-512 is present). Deterministic for a given CPU.
+enum { NN_GEMM_BEST = 0, NN_GEMM_BLAS = 1, NN_GEMM_AVX2 = 2 };
 void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc);
+
+// The kernel nn_gemm_small takes on this CPU under `blas`: "AVX-512", "AVX2+FMA" or "cblas_sgemm".
+const char *nn_gemm_kernel(int blas);
 
 // C (M x N, ldc) += A (M x K, lda) * B^T, B being N x K (ldb): the weight
 // gradient's form, both operands contiguous along K.

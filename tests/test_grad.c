@@ -790,9 +790,13 @@ static void test_winograd(void **st) {
 // cblas_sgemm (blas = 1, the path on CPUs without AVX2+FMA).
 static void test_gemm_small(void **st) {
     (void)st;
-    const int shapes[][3] = {{1, 1, 1}, {6, 16, 8}, {7, 17, 5}, {32, 64, 32}, {13, 33, 9}, {5, 3, 0}, {64, 80, 71}, {2, 9, 23}};
-    for (int blas = 0; blas < 2; blas++) {
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int shapes[][3] = {{1, 1, 1},   {6, 16, 8},   {7, 17, 5},  {32, 64, 32}, {13, 33, 9},  {5, 3, 0},
+                             {64, 80, 71}, {2, 9, 23},  {12, 32, 40}, {25, 70, 17}, {24, 48, 3}, {37, 95, 64}};
+    enum { NS = sizeof shapes / sizeof shapes[0] };
+    float *best[NS][2] = {{0}}; // the best kernel's products, for the bit comparison with the AVX2 kernel
+    for (int blas = 0; blas < 3; blas++) { // NN_GEMM_BEST, NN_GEMM_BLAS, NN_GEMM_AVX2
+        fprintf(stderr, "gemm: blas = %d runs the %s kernel\n", blas, nn_gemm_kernel(blas));
+        for (size_t s = 0; s < NS; s++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], pad = 3;
             int lda = (M > K ? M : K) + pad, ldb = (N > K ? N : K) + pad, ldc = N + pad;
             size_t na = (size_t)lda * (M > K ? M : K) + 1, nb = (size_t)ldb * (N > K ? N : K) + 1, nc = (size_t)ldc * M;
@@ -819,6 +823,11 @@ static void test_gemm_small(void **st) {
                 }
                 if (worst > 1e-6) fprintf(stderr, "gemm kind %d %dx%dx%d (blas %d): error %.2e\n", kind, M, N, K, blas, worst);
                 assert_true(worst <= 1e-6);
+                if (kind < 2 && blas == NN_GEMM_BEST) best[s][kind] = malloc(sizeof(float) * nc), memcpy(best[s][kind], C, sizeof(float) * nc);
+                if (kind < 2 && blas == NN_GEMM_AVX2) { // AVX-512 and AVX2: the same fused multiply-add chains
+                    assert_memory_equal(best[s][kind], C, sizeof(float) * nc);
+                    free(best[s][kind]);
+                }
             }
             free(A), free(B), free(C), free(C0);
         }
