@@ -90,8 +90,8 @@ GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int 
 #define GEMM512_K static inline __attribute__((always_inline, target("avx512f")))
 #define GEMM512_F __attribute__((target("avx512f")))
 
-GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda, const float *B,
-                          int ldb, float *C, int ldc) {
+GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda,
+                          const float *B, int ldb, float *C, int ldc) {
     __m512 acc[12][2];
     _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
         acc[r][v] = _mm512_setzero_ps();
@@ -102,15 +102,18 @@ GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const fl
             v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
         _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
             __m512 a = _mm512_set1_ps(ta ? A[(size_t)k * lda + r] : A[(size_t)r * lda + k]);
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =
+                _mm512_fmadd_ps(a, bv[v], acc[r][v]);
         }
     }
-    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
-        float *c = C + (size_t)r * ldc + 16 * v;
-        if (v == NV - 1)
-            _mm512_mask_storeu_ps(c, mask, acc[r][v]);
-        else
-            _mm512_storeu_ps(c, acc[r][v]);
+    _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) {
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
+            float *c = C + (size_t)r * ldc + 16 * v;
+            if (v == NV - 1)
+                _mm512_mask_storeu_ps(c, mask, acc[r][v]);
+            else
+                _mm512_storeu_ps(c, acc[r][v]);
+        }
     }
 }
 
@@ -222,13 +225,83 @@ GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda,
     }
 }
 
-// 0 no AVX2 + FMA, 1 AVX2 + FMA, 2 also AVX-512F
+// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T with AVX-512, R <= 6: each 16-lane vector holds two of the AVX2
+// kernel's 8-lane dot products (columns s, s + 1 of row r) and runs the same chains of fused
+// multiply-adds, summed across lanes by the same hsum4, so the two kernels give identical bits.
+#define GEMM512DQ_K static inline __attribute__((always_inline, target("avx2,fma,avx512f,avx512dq")))
+GEMM512DQ_K __m512 pair256(__m256 lo, __m256 hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+GEMM512DQ_K void nt_block16(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                            int ldc) {
+    const float *b[4];
+    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
+    __m512 acc[6][2];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m512 b01 = pair256(_mm256_loadu_ps(b[0] + k), _mm256_loadu_ps(b[1] + k));
+        __m512 b23 = pair256(_mm256_loadu_ps(b[2] + k), _mm256_loadu_ps(b[3] + k));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
+            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m512 b01 = pair256(_mm256_maskload_ps(b[0] + k, mask), _mm256_maskload_ps(b[1] + k, mask));
+        __m512 b23 = pair256(_mm256_maskload_ps(b[2] + k, mask), _mm256_maskload_ps(b[3] + k, mask));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
+            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m128 sum = hsum4(_mm512_castps512_ps256(acc[r][0]), _mm512_extractf32x8_ps(acc[r][0], 1),
+                           _mm512_castps512_ps256(acc[r][1]), _mm512_extractf32x8_ps(acc[r][1], 1));
+        if (S == 4)
+            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+        else {
+            float t[4];
+            _mm_storeu_ps(t, sum);
+            for (int s = 0; s < S; s++) c[s] += t[s];
+        }
+    }
+}
+
+#define NN_NT16(S)                                                                                           \
+    switch (R) {                                                                                             \
+    case 6: nt_block16(6, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 5: nt_block16(5, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 4: nt_block16(4, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 3: nt_block16(3, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 2: nt_block16(2, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    default: nt_block16(1, S, K, a, lda, b, ldb, c, ldc);                                                    \
+    }
+
+__attribute__((target("avx2,fma,avx512f,avx512dq"))) static void
+gemm_nt_acc_avx512(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    for (int j = 0; j < N; j += 4) {
+        int S = N - j < 4 ? N - j : 4;
+        for (int i = 0; i < M; i += 6) {
+            int R = M - i < 6 ? M - i : 6;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            if (S == 4) NN_NT16(4) else NN_NT16(S)
+        }
+    }
+}
+
+// 0 no AVX2 + FMA, 1 AVX2 + FMA, 2 also AVX-512F and DQ
 static int cpu_level(void) {
     static int known = -1; // a benign race: every thread computes the same answer
     if (known < 0) {
         __builtin_cpu_init();
         int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        known = fma ? 1 + (__builtin_cpu_supports("avx512f") != 0) : 0;
+        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+        known = fma ? 1 + avx512 : 0;
     }
     return known;
 }
@@ -277,7 +350,10 @@ void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda
                           float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #ifdef NN_GEMM_X86
-    if (blas != NN_GEMM_BLAS && cpu_level()) {
+    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
+    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
+    if (level == 2) return gemm_nt_acc_avx512(M, N, K, A, lda, B, ldb, C, ldc);
+    if (level == 1) {
         gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
         return;
     }

@@ -41,24 +41,27 @@ static nn_arena_block *block_new(size_t cap) {
 int nn_arena_init(nn_arena *a, size_t cap) {
     memset(a, 0, sizeof *a);
     if (cap < (1u << 16)) cap = 1u << 16;
-    a->head = block_new(cap);
+    a->head = a->cur = block_new(cap);
     if (!a->head) return GN_ENOMEM;
     a->total_cap = cap;
     return GN_OK;
 }
 
+// The blocks are kept from step to step and filled in order: after the first steps no allocation, and
+// the pages the kernel has zeroed once stay mapped (merging them into one new block zeroed them again).
 void *nn_arena_alloc(nn_arena *a, size_t bytes) {
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (!bytes) bytes = ARENA_ALIGN;
-    nn_arena_block *b = a->head;
+    nn_arena_block *b = a->cur;
+    while (b->used + bytes > b->cap && b->next) b = b->next; // the next empty block that holds it
     if (b->used + bytes > b->cap) {
         size_t cap = a->total_cap > bytes ? a->total_cap : bytes; // grow geometrically
         nn_arena_block *nb = block_new(cap);
         if (!nb) return NULL;
-        nb->next = b;
-        a->head = b = nb;
+        b->next = nb, b = nb;
         a->total_cap += cap;
     }
+    a->cur = b;
     void *p = b->mem + b->used;
     b->used += bytes;
     a->used += bytes;
@@ -67,29 +70,20 @@ void *nn_arena_alloc(nn_arena *a, size_t bytes) {
 }
 
 void nn_arena_reset(nn_arena *a) {
-    if (a->head && a->head->next) {
-        // More than one block this step: merge into a single block of the total
-        // size so the steady state is one block and no allocation.
-        size_t cap = a->total_cap;
-        nn_arena_free(a);
-        a->head = block_new(cap);
-        if (!a->head) { // keep a usable (small) arena; the next alloc reports the error
-            a->head = block_new(1u << 16);
-            cap = a->head ? (1u << 16) : 0;
-        }
-        a->total_cap = cap;
-    }
-    if (a->head) a->head->used = 0;
+    for (nn_arena_block *b = a->head; b; b = b->next) b->used = 0;
+    a->cur = a->head;
     a->used = 0;
 }
 
 nn_arena_mark nn_arena_get_mark(const nn_arena *a) {
-    return (nn_arena_mark){a->head, a->head ? a->head->used : 0, a->used};
+    return (nn_arena_mark){a->cur, a->cur ? a->cur->used : 0, a->used};
 }
 
 void nn_arena_release(nn_arena *a, nn_arena_mark m) {
-    if (a->head != m.block) return; // a new block was chained: keep it (it is merged at reset)
-    a->head->used = m.used;
+    if (!m.block) return;
+    for (nn_arena_block *b = m.block->next; b && b->used; b = b->next) b->used = 0; // blocks begun since
+    m.block->used = m.used;
+    a->cur = m.block;
     a->used = m.total;
 }
 
@@ -101,7 +95,7 @@ void nn_arena_free(nn_arena *a) {
         free(b);
         b = n;
     }
-    a->head = NULL;
+    a->head = a->cur = NULL;
     a->total_cap = 0;
     a->used = 0;
 }

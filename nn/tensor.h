@@ -45,7 +45,8 @@ typedef struct nn_arena_block {
 } nn_arena_block;
 
 typedef struct nn_arena {
-    nn_arena_block *head; // current block (newest)
+    nn_arena_block *head; // the first block; the others follow in the order they were made
+    nn_arena_block *cur;  // the block allocations come from (blocks after it are empty this step)
     size_t total_cap;
     size_t peak; // peak bytes used in one step
     size_t used; // bytes used this step
@@ -55,8 +56,7 @@ int nn_arena_init(nn_arena *a, size_t cap);
 void *nn_arena_alloc(nn_arena *a, size_t bytes); // 64-byte aligned, NULL + error on failure
 void nn_arena_reset(nn_arena *a);
 // Scratch scopes: everything allocated after a mark is released by
-// nn_arena_release (if no new block was started meanwhile), so an op's
-// temporaries do not pile up over a whole step.
+// nn_arena_release, so an op's temporaries do not pile up over a whole step.
 typedef struct nn_arena_mark {
     nn_arena_block *block;
     size_t used, total;
