@@ -28,9 +28,12 @@ typedef struct cgroups {
 // By groups when the ctx does not keep im2col matrices (keep_im2col = 0, the
 // low-memory setting): no batch-sized buffers at all. Otherwise one product
 // over the batch: measured 4-8 % faster for the multi-branch net's training
-// (OpenBLAS's packed, K-blocked products; no columns computed twice).
+// (OpenBLAS's packed, K-blocked products; no columns computed twice). Without a
+// tape (inference) always by groups: nothing is kept for backward, the outputs go
+// straight into y with the epilogue while in cache (3-5 % faster inference of the
+// multi-branch net, train_bench --infer-only 1 --batched 0 | 1).
 int nn_conv_by_groups(const nn_ctx *c) {
-    return c->tune.conv_batched >= 0 ? !c->tune.conv_batched : !c->keep_im2col;
+    return c->tune.conv_batched >= 0 ? !c->tune.conv_batched : !c->keep_im2col || !c->grad_enabled;
 }
 
 static cgroups conv_groups(const geom *g) {
