@@ -535,12 +535,15 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
             WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
             wg_interleave(b->pin, wp, g->pt, g->pl, src, g->H, g->W);
             float *vp = V + (size_t)c * k->ld + g0;
-            for (int i = 0; i < th; i++)
+            for (int i = 0; i < th; i++) {
+                v8 t[6][6];
                 for (int j = 0; j < tw; j++) {
                     const float *p = b->pin + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     float *vt = vp + (size_t)(i * tw + j) * nbp;
-                    v8 t[6][6];
-                    for (int q = 0; q < a; q++) { // columns: Bt d
+                    int q0 = j ? a - m : 0; // the last a - m columns of the tile before are this one's first
+                    for (int q = 0; q < q0; q++)
+                        for (int r = 0; r < a; r++) t[r][q] = t[r][q + m];
+                    for (int q = q0; q < a; q++) { // columns: Bt d
                         v8 d[6], v[6];
                         for (int r = 0; r < a; r++) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
                         wg_bt(m, d, v);
@@ -552,6 +555,7 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
                         for (int q = 0; q < a; q++) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
                     }
                 }
+            }
         }
 }
 
