@@ -73,7 +73,7 @@ int embed_run(const embed_cli *op) {
     if (run_select_rows(&r, only, &rows, &n)) goto out;
     run_rank_block(n, r.batch, &lo, &hi);
     if (!(S = gn_malloc(sizeof(float) * (hi - lo + 1) * (size_t)D))) goto out;
-    if (nn_ctx_init(&c, 64u << 20) || run_embed(&r, &c, rows + lo, hi - lo, full, S)) goto out;
+    if (nn_ctx_init_inference(&c, 64u << 20) || run_embed(&r, &c, rows + lo, hi - lo, full, S)) goto out;
     FILE *f = open_memstream(&buf, &blen);
     if (!f) goto out;
     for (int d = 0; gn_mpi_rank() == 0 && d <= D; d++) { // the header

@@ -416,7 +416,7 @@ static int eval_point(run *r, int split, const eval_cli *o) {
         cmd_error("eval: --by: %s", gn_errmsg());
     } else if (!n)
         cmd_error("eval: the %s split has no usable galaxies", o->split_name);
-    else if (!outv || !groups || nn_ctx_init(&c, 64u << 20) || run_infer(r, &c, rows, n, outv))
+    else if (!outv || !groups || nn_ctx_init_inference(&c, 64u << 20) || run_infer(r, &c, rows, n, outv))
         cmd_error("eval: %s", gn_errmsg());
     else if (strcpy(groups[0].name, "all"), !(gi = group_index(r, rows, n, bycol, groups, &ng)))
         cmd_error("eval: out of memory");

@@ -175,7 +175,7 @@ int predict_run(const predict_cli *op) {
     size_t lo, hi;
     run_rank_block(n, r.batch, &lo, &hi);
     if (!(o = malloc(sizeof(float) * (hi - lo + 1) * (size_t)r.net.n_out))) goto out;
-    if (nn_ctx_init(&c, 64u << 20) || run_infer(&r, &c, rows + lo, hi - lo, o)) goto out;
+    if (nn_ctx_init_inference(&c, 64u << 20) || run_infer(&r, &c, rows + lo, hi - lo, o)) goto out;
     f = open_memstream(&buf, &blen);
     size_t n_ood[2] = {0, 0};
     write_csv(&r, rows + lo, hi - lo, o, pbins, est, cl.ood_sigma, n_ood, R == 0, f);

@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
         if (s) t_train += gn_now() - t0;
     }
     if (P > 1) return report_ranks(&st, B, steps, t_train), gn_mpi_finalize(), 0;
-    c.training = 0, c.grad_enabled = 0;
+    c.training = 0, c.grad_enabled = 0, c.frozen = 1; // the weights are fixed from here: as galnn predict
     for (int s = 0; s <= steps; s++) {
         double t0 = gn_now();
         nn_ctx_reset(&c);

@@ -885,19 +885,33 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *
     }
 }
 
+// The filter transform of w: kept in ctx->wcache when the weights are frozen and outside the arena (a
+// store's; computed on first use), else into the arena.
+static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
+    size_t n = (size_t)(m + 2) * (m + 2) * g->O * g->C;
+    int keep = c->frozen && !nn_arena_owns(&c->arena, w);
+    for (nn_wcache *k = keep ? c->wcache : NULL; k; k = k->next)
+        if (k->w == w && k->O == g->O && k->C == g->C && k->m == m) return k->U;
+    nn_wcache *k = keep ? gn_malloc(sizeof *k) : NULL;
+    float *U = k ? gn_malloc(sizeof(float) * n) : nn_arena_alloc(&c->arena, sizeof(float) * n);
+    if (keep && (!k || !U)) return free(k), free(U), NULL;
+    if (!U) return NULL;
+    wino_filter(g, w, U, m);
+    if (k) *k = (nn_wcache){c->wcache, w, g->O, g->C, m, U}, c->wcache = k;
+    return U;
+}
+
 int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e) {
     int a = m + 2;
-    size_t OC = (size_t)g->O * g->C;
     wplan p = wino_plan(c, g, m);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)a * a * OC);
+    const float *U = wino_U(c, g, w, m);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     if (!U || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
-    wino_filter(g, w, U, m);
     if (p.batch) {
         float *vm = nn_arena_alloc(&c->arena, sizeof(float) * t0.vm);
         if (!vm) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");

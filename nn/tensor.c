@@ -75,6 +75,13 @@ void nn_arena_reset(nn_arena *a) {
     a->used = 0;
 }
 
+int nn_arena_owns(const nn_arena *a, const void *p) {
+    const unsigned char *q = p;
+    for (const nn_arena_block *b = a->head; b; b = b->next)
+        if (q >= b->mem && q < b->mem + b->cap) return 1;
+    return 0;
+}
+
 nn_arena_mark nn_arena_get_mark(const nn_arena *a) {
     return (nn_arena_mark){a->cur, a->cur ? a->cur->used : 0, a->used};
 }
@@ -111,6 +118,12 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
 
+int nn_ctx_init_inference(nn_ctx *ctx, size_t arena_bytes) {
+    int rc = nn_ctx_init(ctx, arena_bytes);
+    ctx->training = 0, ctx->grad_enabled = 0, ctx->frozen = 1;
+    return rc;
+}
+
 static float draw_one(gn_rng *r, float p) {
     if (p < 0) return (float)gn_rng_normal(r);
     return gn_rng_uniform(r) < p ? 0.0f : 1.0f / (1.0f - p);
@@ -134,6 +147,8 @@ void nn_ctx_draw(nn_ctx *ctx, gn_rng *rng, int rows, size_t per, float p, float 
 
 void nn_ctx_free(nn_ctx *ctx) {
     nn_arena_free(&ctx->arena);
+    for (nn_wcache *w = ctx->wcache, *n; w; w = n) n = w->next, free(w->U), free(w);
+    ctx->wcache = NULL;
     for (nn_gblock *b = ctx->gpool, *n; b; b = n) {
         n = b->next;
         free(b->mem);

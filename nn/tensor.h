@@ -62,6 +62,8 @@ typedef struct nn_arena_mark {
     size_t used, total;
 } nn_arena_mark;
 nn_arena_mark nn_arena_get_mark(const nn_arena *a);
+// Whether p points into one of the arena's blocks (this step's tensors and temporaries).
+int nn_arena_owns(const nn_arena *a, const void *p);
 void nn_arena_release(nn_arena *a, nn_arena_mark m);
 void nn_arena_free(nn_arena *a);
 
@@ -108,6 +110,14 @@ typedef struct nn_draws {
     int64_t span, row0;
 } nn_draws;
 
+// A kept Winograd filter transform (nn_ctx.frozen): of the 3x3 weights at w, O x C, tile m.
+typedef struct nn_wcache {
+    struct nn_wcache *next;
+    const float *w;
+    int O, C, m;
+    float *U;
+} nn_wcache;
+
 typedef struct nn_ctx {
     nn_arena arena;
     nn_node *tape; // last recorded node
@@ -124,11 +134,18 @@ typedef struct nn_ctx {
                       // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs; 2 or 4: that
                       // tile only; 0: im2col + GEMM
     nn_tune tune;     // paths forced for tests and benchmarks (nn_ctx_init: none forced)
+    int frozen;         // 1: the weights outside the arena (a store's) do not change while this context
+                        // lives (inference apps): their Winograd filter transforms are computed once and
+                        // kept (wcache); weights in the arena (made this step) are transformed each time
+    nn_wcache *wcache;
     nn_gblock *gpool; // every gradient block this context has made
     size_t gpool_bytes; // their total size
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
+// A context for inference with weights that stay fixed while it lives (predict, eval, embed): no
+// training, no tape, the Winograd filter transforms kept (frozen).
+int nn_ctx_init_inference(nn_ctx *ctx, size_t arena_bytes);
 void nn_ctx_free(nn_ctx *ctx);
 // Forget the tape and every activation; keeps the arena's memory.
 void nn_ctx_reset(nn_ctx *ctx);

@@ -971,6 +971,53 @@ static void test_conv_bn_inference(void **st) {
     nn_ctx_free(&c);
 }
 
+// A frozen context (inference apps) keeps the Winograd filter transform of each weight tensor of a store:
+// its outputs are the unfrozen ones bit for bit, on both tile sizes and both chunk plans, later batches
+// reuse the one transform, other weights get their own, and weights made in the arena this step (whose
+// address the next step's may share) are never kept. 2 w doubles every product and sum exactly.
+static void test_wino_frozen(void **st) {
+    (void)st;
+    enum { N = 9, C = 6, O = 7, H = 12 };
+    float x[N * C * H * H], w[O * C * 9], w2[O * C * 9];
+    tu_randn(x, N * C * H * H, 1, 91), tu_randn(w, O * C * 9, 0.3f, 92);
+    for (int i = 0; i < O * C * 9; i++) w2[i] = 2 * w[i];
+    nn_store s;
+    nn_store_init(&s);
+    nn_tensor *p1 = nn_store_param(&s, "a.weight", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
+    nn_tensor *p2 = nn_store_param(&s, "b.weight", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
+    assert_int_equal(nn_store_finalize(&s), 0);
+    memcpy(p1->data, w, sizeof w), memcpy(p2->data, w2, sizeof w2);
+    size_t ny = (size_t)N * O * H * H;
+    for (int v = 0; v < 4; v++) {
+        float *out[2];
+        for (int frozen = 0; frozen < 2; frozen++) {
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.training = 0, c.grad_enabled = 0, c.frozen = frozen;
+            c.winograd = v & 1 ? 4 : 2, c.tune.wino_layout = 1, c.tune.wino_batch = v >> 1;
+            const float *U = NULL;
+            for (int batch = 0; batch < 4; batch++) {
+                nn_ctx_reset(&c);
+                nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, H), x);
+                nn_tensor *wt = batch < 2 ? p1 : batch == 2 ? nn_tensor_from(&c, NN_SHAPE(O, C, 3, 3), w2) : p2;
+                nn_tensor *y = nn_conv2d(&c, tx, wt, NULL, 1, 1, nn_pad_sym(1));
+                assert_non_null(y);
+                if (batch == 0) out[frozen] = malloc(sizeof(float) * ny), memcpy(out[frozen], y->data, sizeof(float) * ny);
+                for (size_t i = 0; i < ny; i++) assert_true(y->data[i] == (batch < 2 ? 1 : 2) * out[frozen][i]);
+                int kept = 0;
+                for (const nn_wcache *k = c.wcache; k; k = k->next) kept++;
+                assert_int_equal(kept, frozen ? (batch < 3 ? 1 : 2) : 0); // the arena's copy of 2 w: not kept
+                if (frozen && batch == 1) assert_ptr_equal(c.wcache->U, U);
+                if (frozen && batch == 0) U = c.wcache->U;
+            }
+            nn_ctx_free(&c);
+        }
+        assert_memory_equal(out[0], out[1], sizeof(float) * ny);
+        free(out[0]), free(out[1]);
+    }
+    nn_store_free(&s);
+}
+
 // Activation gradients go back to the pool once consumed: a chain of 40 ops
 // on a 1 MiB tensor holds a few gradient buffers, not 40; the leaf's gradient
 // stays readable and right (d/dx of 0.5^40 x summed is 0.5^40).
@@ -1008,6 +1055,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_small),
         cmocka_unit_test(test_bn_fused),
         cmocka_unit_test(test_conv_bn_inference),
+        cmocka_unit_test(test_wino_frozen),
         cmocka_unit_test(test_grad_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
