@@ -41,6 +41,7 @@ def main():
         opt.step()
         if s:
             t_train += time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # the training's peak, as train_bench
     net.eval()
     t_inf = 0.0
     with torch.no_grad():
@@ -49,7 +50,6 @@ def main():
             net(x1, x2)
             if s:
                 t_inf += time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     n = sum(p.numel() for p in net.parameters())
     print("pytorch                 train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%d parameters, %d threads)"
           % (steps * B / t_train, steps * B / t_inf, rss, n, threads))
