@@ -59,17 +59,7 @@ static int make_model(job *J) {
         J->B = 64;
         return md_vae_make(&J->v, &J->st);
     case K_RESNET: {
-        md_branch_spec a = {.name = "img",
-                            .input = MD_IN_IMAGE,
-                            .backbone = MD_BB_RESNET18,
-                            .in_ch = 5,
-                            .width = 32,
-                            .stem_kernel = 3,
-                            .stem_stride = 2};
-        J->m.n_branch = 2, J->m.spec[0] = a, J->m.spec[1] = a;
-        snprintf(J->m.spec[1].name, sizeof J->m.spec[1].name, "kin");
-        J->m.spec[1].in_ch = 2;
-        J->m.head = MD_HEAD_REGRESSION, J->m.n_targets = 2;
+        md_net_multibranch(&J->m, 32);
         J->B = 32;
         return md_net_make(&J->m, &J->st);
     }

@@ -79,21 +79,7 @@ int main(int argc, char **argv) {
     }
     gn_set_threads(threads);
     md_net m;
-    memset(&m, 0, sizeof m);
-    m.n_branch = 2;
-    md_branch_spec a = {.name = "img",
-                        .input = MD_IN_IMAGE,
-                        .backbone = MD_BB_RESNET18,
-                        .in_ch = 5,
-                        .width = width,
-                        .stem_kernel = 3,
-                        .stem_stride = 2};
-    md_branch_spec k = a;
-    snprintf(k.name, sizeof k.name, "kin");
-    k.in_ch = 2;
-    m.spec[0] = a, m.spec[1] = k;
-    m.head = MD_HEAD_REGRESSION;
-    m.n_targets = 2;
+    md_net_multibranch(&m, width);
     nn_store st;
     nn_store_init(&st);
     nn_optim opt;

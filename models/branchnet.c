@@ -226,6 +226,21 @@ const md_kind md_kind_branches = {"branches",
                                   0,
                                   NULL, 0}; // the loss depends on the head: the trainer names it
 
+void md_net_multibranch(md_net *m, int width) {
+    memset(m, 0, sizeof *m);
+    md_branch_spec a = {.name = "img",
+                        .input = MD_IN_IMAGE,
+                        .backbone = MD_BB_RESNET18,
+                        .in_ch = 5,
+                        .width = width,
+                        .stem_kernel = 3,
+                        .stem_stride = 2};
+    m->n_branch = 2, m->spec[0] = a, m->spec[1] = a;
+    snprintf(m->spec[1].name, sizeof m->spec[1].name, "kin");
+    m->spec[1].in_ch = 2;
+    m->head = MD_HEAD_REGRESSION, m->n_targets = 2;
+}
+
 int md_net_make(md_net *m, nn_store *s) { return md_kind_of(m)->make(m, s); }
 
 // The flow model's features: every branch's columns side by side.

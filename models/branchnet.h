@@ -113,6 +113,9 @@ typedef struct md_net {
 int md_parse_int_list(const char *s, int *out, int max, const char *what);
 // Register every parameter (names "<branch>.<layer>...", "head.fc...") in s.
 int md_net_make(md_net *m, nn_store *s);
+// The benchmarks' multi-branch net (m zeroed first): ResNet-18 branches "img" (5 channels) and "kin"
+// (2 channels) of width w with 3x3 stride-2 stems, a regression head of 2 targets. md_net_make builds it.
+void md_net_multibranch(md_net *m, int width);
 // inputs[b]: (N, C, H, W) for image branches, (N, n_cols) for column branches.
 nn_tensor *md_net_fwd(nn_ctx *c, const md_net *m, nn_tensor *const *inputs);
 // Loss of the head outputs against standardised targets y (N, n_targets)

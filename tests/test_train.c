@@ -49,17 +49,7 @@ static void test_cnn_shapes(void **st) {
 static void test_resnet_inference(void **st) {
     (void)st;
     md_net m;
-    memset(&m, 0, sizeof m);
-    m.n_branch = 2;
-    md_branch_spec a = {.name = "img",
-                        .input = MD_IN_IMAGE,
-                        .backbone = MD_BB_RESNET18,
-                        .in_ch = 5,
-                        .width = 8,
-                        .stem_kernel = 3,
-                        .stem_stride = 2};
-    m.spec[0] = a, a.in_ch = 2, a.stem_stride = 1, snprintf(a.name, sizeof a.name, "kin"), m.spec[1] = a;
-    m.head = MD_HEAD_REGRESSION, m.n_targets = 2;
+    md_net_multibranch(&m, 8);
     nn_store s;
     nn_store_init(&s);
     nn_ctx c;
