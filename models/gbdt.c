@@ -36,7 +36,10 @@ struct gb_fit {
     const double *X, *y, *Xv, *yv;
     uint8_t *bins;        // F x n, column-major
     double *pred, *predv; // n x E, nv x E
-    double *g, *og, *res;
+    int64_t *q, *oq;      // the rows' packed gradients (see pack_grad); oq: a leaf's, in its idx order
+    int qsh;              // count << qsh + gradient sum: the packing of this tree
+    double qinv;          // 1 / the gradients' scale (a power of two)
+    double *res;
     uint32_t *idx, *tmp;
     uint8_t *mark, *all; // rows in the bag; all ones (every row in the bag)
     uint8_t *all_y;      // per ensemble: every training row has its target
@@ -330,53 +333,57 @@ static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
     return f->hist + ((size_t)slot * f->F + feat) * GB_HB;
 }
 
-// The histograms of features fsel[k0..k1) of leaf L from its rows (og: their gradients in idx order). Bins
-// are column-major (a feature's bins of every row side by side: the column of one feature, n bytes, stays in
-// cache while its rows, in increasing order, are read).
+// The histograms of features fsel[k0..k1) of leaf L from its rows (oq: their packed gradients in idx
+// order). Bins are column-major (a feature's bins of every row side by side: the column of one feature,
+// n bytes, stays in cache while its rows, in increasing order, are read). One integer add per row: the
+// packed sums are exact, so histograms (and the sibling's by subtraction) do not depend on the order.
 static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
     size_t n = L->e - L->b;
     int ident = f->ident && L->b == 0 && n == f->n; // the root of a tree on every row: idx[i] = i
     const uint32_t *idx = f->idx + L->b;
-    const double *og = ident ? f->g : f->og;
-    gb_hist H2[GB_HB]; // odd rows: two independent chains of updates when neighbours share a bin
+    const int64_t *oq = ident ? f->q : f->oq;
+    uint64_t A[GB_HB], B[GB_HB]; // odd rows to B: two independent chains when neighbours share a bin
     for (int k = k0; k < k1; k++) {
-        gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
         int nb = gb_n_bins(f->m, f->fsel[k]) + 1;
-        memset(H, 0, sizeof(gb_hist) * (size_t)nb), memset(H2, 0, sizeof(gb_hist) * (size_t)nb);
+        memset(A, 0, sizeof(uint64_t) * (size_t)nb), memset(B, 0, sizeof(uint64_t) * (size_t)nb);
         const uint8_t *col = f->bins + (size_t)f->fsel[k] * f->n;
         size_t i = 0;
         if (ident)
-            for (; i + 1 < n; i += 2) {
-                gb_hist *a = H + col[i], *b = H2 + col[i + 1];
-                a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
-            }
+            for (; i + 1 < n; i += 2) A[col[i]] += (uint64_t)oq[i], B[col[i + 1]] += (uint64_t)oq[i + 1];
         else
             for (; i + 1 < n; i += 2) {
                 if (i + 64 < n) __builtin_prefetch(col + idx[i + 64]); // scattered rows of a large column
-                gb_hist *a = H + col[idx[i]], *b = H2 + col[idx[i + 1]];
-                a->g += og[i], a->n += 1, b->g += og[i + 1], b->n += 1;
+                A[col[idx[i]]] += (uint64_t)oq[i], B[col[idx[i + 1]]] += (uint64_t)oq[i + 1];
             }
-        if (i < n) H[col[idx[i]]].g += og[i], H[col[idx[i]]].n += 1;
-        for (int j = 0; j < nb; j++) H[j].g += H2[j].g, H[j].n += H2[j].n;
+        if (i < n) A[col[ident ? i : idx[i]]] += (uint64_t)oq[i];
+        gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
+        for (int j = 0; j < nb; j++) {
+            uint64_t S = A[j] + B[j];
+            int64_t G = (int64_t)(S << (64 - f->qsh)) >> (64 - f->qsh); // the low qsh bits, signed
+            H[j].g = (double)G * f->qinv, H[j].n = (double)((S - (uint64_t)G) >> f->qsh);
+        }
     }
 }
 
-static void gather_grad(gb_fit *f, const gb_leaf *L) {
-    if (f->ident && L->b == 0 && L->e == f->n) return; // hist_rows reads g itself
-    for (size_t i = L->b; i < L->e; i++) {
-        if (i + 32 < L->e) __builtin_prefetch(f->g + f->idx[i + 32]);
-        f->og[i - L->b] = f->g[f->idx[i]];
+// Part t of nt of leaf L's packed gradients in its row order (oq), inside a parallel region (then a barrier).
+static void gather_grad(gb_fit *f, const gb_leaf *L, int t, int nt) {
+    if (f->ident && L->b == 0 && L->e == f->n) return; // hist_rows reads q itself
+    size_t len = L->e - L->b, i1 = L->b + len * (t + 1) / nt;
+    for (size_t i = L->b + len * t / nt; i < i1; i++) {
+        if (i + 32 < i1) __builtin_prefetch(f->q + f->idx[i + 32]);
+        f->oq[i - L->b] = f->q[f->idx[i]];
     }
 }
 
 // Each thread takes a contiguous group of the features; a feature's sums run over the rows in the same
 // order whatever the thread count.
 static void build_hist(gb_fit *f, const gb_leaf *L) {
-    gather_grad(f, L);
     int nf = f->n_fsel;
 #pragma omp parallel if ((L->e - L->b) * (size_t)nf > 32768)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        gather_grad(f, L, t, nt);
+#pragma omp barrier
         hist_rows(f, L, nf * t / nt, nf * (t + 1) / nt);
     }
 }
@@ -441,12 +448,13 @@ static void find_split(gb_fit *f, gb_leaf *L) {
 // After a split, in one parallel region over groups of features: the smaller child's histograms from its
 // rows, the larger child's as the parent's minus the smaller's, and both children's best split per feature.
 static void grow_children(gb_fit *f, gb_leaf *small, gb_leaf *large) {
-    gather_grad(f, small);
     int nf = f->n_fsel, cs = can_split(f, small), cl = can_split(f, large);
     gb_cand a[nf], b[nf];
 #pragma omp parallel if (nf >= 4) // the split search alone is worth a second thread
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), k0 = nf * t / nt, k1 = nf * (t + 1) / nt;
+        gather_grad(f, small, t, nt);
+#pragma omp barrier
         hist_rows(f, small, k0, k1);
         for (int k = k0; k < k1; k++) {
             gb_hist *p = slot_hist(f, large->slot, f->fsel[k]), *q = slot_hist(f, small->slot, f->fsel[k]);
@@ -649,6 +657,41 @@ static void add_grown_tree(gb_fit *f, const gb_ens *E, int e, int root, int n_le
     add_tree(f, E, e, k < f->n ? f->mark : (const uint8_t *)f->all);
 }
 
+// The gradients of the tree's k rows, packed for exact histograms: q = 2^qsh + round(g * 2^s), so that the
+// sum over any rows is count * 2^qsh + (their scaled gradient sum) with no carry between the two: count <
+// 2^(64 - qsh) and |scaled sum| <= k max|g| 2^s + k / 2 < 2^(qsh - 1). The scale keeps each gradient to
+// >= 2^(61 - 2 cb) of the largest (cb: the bits of k; 2^-21 of it for 10^6 rows). A gradient that is not
+// finite (a target or prediction of inf) is an error.
+static int pack_grad(gb_fit *f, int e, size_t k) {
+    const int El = f->E, loss = f->m->ens[e].loss;
+    const double al = f->m->ens[e].alpha;
+    double mx = 0;
+#pragma omp parallel for schedule(static) reduction(max : mx) if (k > 65536)
+    for (size_t i = 0; i < k; i++) {
+        uint32_t r = f->idx[i];
+        f->res[r] = grad(loss, al, f->pred[r * (size_t)El + e], f->y[r * (size_t)El + e]);
+        mx = fmax(mx, fabs(f->res[r]));
+    }
+    if (!isfinite(mx))
+        return gn_err(GN_EINVAL, "a gradient became %g in round %d (inputs or targets with inf?)", mx,
+                      f->m->rounds_done + 1);
+    int cb = 1;
+    while (cb < 63 && ((uint64_t)1 << cb) <= k) cb++;
+    f->qsh = 64 - cb;
+    int ex; // k mx 2^s <= 2^(62 - cb): the sums' magnitude bound, halved for the rounding
+    frexp(mx * (double)k, &ex);
+    int s = mx > 0 ? 62 - cb - ex : 0;
+    s = s > 1000 ? 1000 : s < -1000 ? -1000 : s;
+    double sc = ldexp(1, s);
+    f->qinv = ldexp(1, -s);
+#pragma omp parallel for schedule(static) if (k > 65536)
+    for (size_t i = 0; i < k; i++) {
+        uint32_t r = f->idx[i];
+        f->q[r] = (int64_t)((uint64_t)1 << f->qsh) + llrint(f->res[r] * sc);
+    }
+    return GN_OK;
+}
+
 // One tree of ensemble e: gradients, the root, leaf-wise splits up to num_leaves, leaf values.
 static int grow_tree(gb_fit *f, int e) {
     gb_ens *E = &f->m->ens[e];
@@ -664,13 +707,7 @@ static int grow_tree(gb_fit *f, int e) {
     }
     int root = (int)E->n_nodes;
     if (push_node(E, (gb_node){.feature = -1}) < 0) return GN_ENOMEM;
-    const int El = f->E, loss = E->loss;
-    const double al = E->alpha;
-#pragma omp parallel for schedule(static) if (k > 65536)
-    for (size_t i = 0; i < k; i++) {
-        uint32_t r = f->idx[i];
-        f->g[r] = grad(loss, al, f->pred[r * (size_t)El + e], f->y[r * (size_t)El + e]);
-    }
+    if (pack_grad(f, e, k)) return GN_EINVAL;
     int n_leaves = 1, free_slot = 1;
     f->leaf[0] = (gb_leaf){.b = 0, .e = k, .node = 0, .depth = 0, .slot = 0, .N = (double)k};
     build_hist(f, &f->leaf[0]);
@@ -718,7 +755,8 @@ int gb_fit_round(gb_fit *f) {
         gb_ens *E = &f->m->ens[e];
         if (!E->active) continue;
         int rc = grow_tree(f, e);
-        if (rc) return gn_err(rc, "out of memory growing tree %d", E->n_trees + 1), -1;
+        if (rc == GN_ENOMEM) return gn_err(rc, "out of memory growing tree %d", E->n_trees + 1), -1;
+        if (rc) return -1; // the message is set
         const gb_node *T = E->nodes + E->tree_start[E->n_trees - 1];
         for (int64_t j = 0; j < E->tree_start[E->n_trees] - E->tree_start[E->n_trees - 1]; j++)
             if (T[j].feature < 0 && !isfinite(T[j].value))
@@ -764,6 +802,22 @@ static void replay(gb_fit *f) {
     }
 }
 
+// The bins (column-major, n rows) of rows [i0, i0 + b) of X, b <= GB_LANES: gb_bin's search for the b rows
+// of one feature side by side, so their chains of dependent loads overlap.
+static void bin_block(const gb_model *m, const double *X, size_t i0, size_t b, uint8_t *bins, size_t n) {
+    int F = m->n_features;
+    for (int ft = 0; ft < F; ft++) {
+        const double *ed = m->edges + m->edge_start[ft];
+        double v[GB_LANES];
+        int nb = gb_n_bins(m, ft), o[GB_LANES];
+        for (size_t r = 0; r < b; r++) v[r] = X[(i0 + r) * F + ft], o[r] = 0;
+        for (int len = nb; len > 1; len -= len / 2) // o += h if ed[o + h - 1] < v: arithmetic, not a branch
+            for (size_t r = 0; r < b; r++) o[r] += (len / 2) & -(int)(ed[o[r] + len / 2 - 1] < v[r]);
+        for (size_t r = 0; r < b; r++)
+            bins[(size_t)ft * n + i0 + r] = (uint8_t)(isnan(v[r]) ? nb : o[r] + (ed[o[r]] < v[r]));
+    }
+}
+
 gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const double *y, size_t n,
                     const double *Xv, const double *yv, size_t nv) {
     gb_fit *f = gn_calloc(1, sizeof *f);
@@ -773,7 +827,7 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     size_t nn = n ? n : 1;
     f->bins = gn_malloc(nn * (size_t)F);
     f->pred = gn_malloc(sizeof(double) * nn * E), f->predv = gn_malloc(sizeof(double) * (nv ? nv : 1) * E);
-    f->g = gn_malloc(sizeof(double) * nn), f->og = gn_malloc(sizeof(double) * nn);
+    f->q = gn_malloc(sizeof(int64_t) * nn), f->oq = gn_malloc(sizeof(int64_t) * nn);
     f->res = gn_malloc(sizeof(double) * nn);
     f->idx = gn_malloc(sizeof(uint32_t) * nn), f->tmp = gn_malloc(sizeof(uint32_t) * (nn + 1));
     f->fsel = gn_malloc(sizeof(int) * (size_t)F);
@@ -781,13 +835,12 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     if (f->all) memset(f->all, 1, nn);
     f->hist = gn_malloc(sizeof(gb_hist) * (size_t)p->num_leaves * F * GB_HB);
     f->leaf = gn_malloc(sizeof(gb_leaf) * (size_t)p->num_leaves);
-    if (!f->bins || !f->pred || !f->predv || !f->g || !f->og || !f->res || !f->idx || !f->tmp || !f->fsel ||
+    if (!f->bins || !f->pred || !f->predv || !f->q || !f->oq || !f->res || !f->idx || !f->tmp || !f->fsel ||
         !f->mark || !f->all || !f->all_y || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
-        // rows outer: X is read once, in order (a column at a time read all of X per feature, from memory)
+        // blocks of rows: X is read once, in order (a column at a time read all of X per feature, from memory)
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        for (int ft = 0; ft < F; ft++) f->bins[(size_t)ft * n + i] = (uint8_t)gb_bin(m, ft, X[i * F + ft]);
+    for (size_t i = 0; i < n; i += GB_LANES) bin_block(m, X, i, n - i < GB_LANES ? n - i : GB_LANES, f->bins, n);
     for (int e = 0; e < E; e++) {
         f->all_y[e] = 1;
         for (size_t i = 0; i < n; i++) f->all_y[e] &= !isnan(y[i * (size_t)E + e]);
@@ -799,7 +852,7 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
 
 void gb_fit_free(gb_fit *f) {
     if (!f) return;
-    free(f->bins), free(f->pred), free(f->predv), free(f->g), free(f->og), free(f->res), free(f->idx);
+    free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->oq), free(f->res), free(f->idx);
     free(f->tmp), free(f->mark), free(f->all), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
         free(f);
 }
