@@ -19,6 +19,8 @@ typedef struct gb_hist {
     double g, n;
 } gb_hist;
 
+typedef uint64_t gb_sum; // a packed sum of rows: count << qsh + scaled gradient sum (see pack_grad)
+
 // A leaf while growing: its rows idx[b, e), tree node, histogram slot, sums and best split.
 typedef struct gb_leaf {
     size_t b, e;
@@ -36,14 +38,17 @@ struct gb_fit {
     const double *X, *y, *Xv, *yv;
     uint8_t *bins;        // F x n, column-major
     double *pred, *predv; // n x E, nv x E
-    int64_t *q, *oq;      // the rows' packed gradients (see pack_grad); oq: a leaf's, in its idx order
+    uint8_t *rows;        // the same bins, row-major (n x F)
+    uint64_t *th;         // per thread: F x GB_HB packed histogram sums
+    int nth;              // threads th has room for
+    int64_t *q;           // the rows' packed gradients (see pack_grad)
     int qsh;              // count << qsh + gradient sum: the packing of this tree
     double qinv;          // 1 / the gradients' scale (a power of two)
     double *res;
     uint32_t *idx, *tmp;
-    uint8_t *mark, *all; // rows in the bag; all ones (every row in the bag)
+    uint8_t *mark;       // rows in the bag
     uint8_t *all_y;      // per ensemble: every training row has its target
-    gb_hist *hist;       // num_leaves slots of F x GB_HB
+    gb_sum *hist;        // num_leaves slots of F x GB_HB
     gb_leaf *leaf;
 };
 
@@ -122,15 +127,8 @@ int gb_bin(const gb_model *m, int f, double v) {
 }
 
 // Ascending sort of n finite doubles: LSD radix sort on their order-preserving 64-bit keys (16 bits a
-// pass); qsort was a tenth of a fit on 80,000 rows.
-static void sort_doubles(double *v, size_t n) {
-    uint64_t *a = malloc(sizeof(uint64_t) * (n ? n : 1)), *b = malloc(sizeof(uint64_t) * (n ? n : 1));
-    size_t *cnt = malloc(sizeof(size_t) * 65536);
-    if (!a || !b || !cnt) {
-        free(a), free(b), free(cnt);
-        qsort(v, n, sizeof(double), cmp_dbl);
-        return;
-    }
+// pass); qsort was a tenth of a fit on 80,000 rows. a, b: room for n keys each; cnt: 65536 counts.
+static void sort_doubles(double *v, size_t n, uint64_t *a, uint64_t *b, size_t *cnt) {
     for (size_t i = 0; i < n; i++) {
         uint64_t u;
         memcpy(&u, &v[i], 8);
@@ -152,7 +150,6 @@ static void sort_doubles(double *v, size_t n) {
         uint64_t u = a[i] >> 63 ? a[i] & 0x7fffffffffffffffull : ~a[i];
         memcpy(&v[i], &u, 8);
     }
-    free(a), free(b), free(cnt);
 }
 
 // Finite upper edges of one feature from its sorted values s[0..k): written to out, their count returned.
@@ -182,8 +179,11 @@ int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
     double *all = gn_malloc(sizeof(double) * (size_t)F * (size_t)max_bins);
     enum { G = 4 }; // features per pass over X: the sampled rows of G features at a time, in order
     double *T = gn_malloc(sizeof(double) * (k_max ? k_max : 1) * G);
+    // the sorts' room, one block from this thread (freed whole: no pages left behind in a thread's heap)
+    size_t per = 2 * (k_max ? k_max : 1) + 65536;
+    uint64_t *room = gn_malloc(sizeof(uint64_t) * per * G);
     int *cnt = gn_malloc(sizeof(int) * (size_t)F), rc = GN_OK;
-    if (!all || !cnt || !T) return free(all), free(cnt), free(T), GN_ENOMEM;
+    if (!all || !cnt || !T || !room) return free(all), free(cnt), free(T), free(room), GN_ENOMEM;
     for (int f0 = 0; f0 < F; f0 += G) {
         int g1 = F - f0 < G ? F - f0 : G;
         size_t len[G] = {0};
@@ -193,11 +193,12 @@ int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
 #pragma omp parallel for schedule(dynamic)
         for (int q = 0; q < g1; q++) {
             double *s = T + (size_t)q * k_max;
-            sort_doubles(s, len[q]);
+            uint64_t *r = room + (size_t)q * per;
+            sort_doubles(s, len[q], r, r + (k_max ? k_max : 1), (size_t *)(r + 2 * (k_max ? k_max : 1)));
             cnt[f0 + q] = feature_edges(s, len[q], max_bins, all + (size_t)(f0 + q) * max_bins);
         }
     }
-    free(T);
+    free(T), free(room);
     free(m->edges), free(m->edge_start);
     m->n_features = F;
     m->edge_start = gn_malloc(sizeof(int64_t) * (size_t)(F + 1));
@@ -329,77 +330,83 @@ void gb_truncate_best(gb_model *m) {
 
 // ---- growing one tree ----
 
-static gb_hist *slot_hist(const gb_fit *f, int slot, int feat) {
+static gb_sum *slot_hist(const gb_fit *f, int slot, int feat) {
     return f->hist + ((size_t)slot * f->F + feat) * GB_HB;
 }
 
-// The histograms of features fsel[k0..k1) of leaf L from its rows (oq: their packed gradients in idx
-// order). Bins are column-major (a feature's bins of every row side by side: the column of one feature,
-// n bytes, stays in cache while its rows, in increasing order, are read). One integer add per row: the
-// packed sums are exact, so histograms (and the sibling's by subtraction) do not depend on the order.
-static void hist_rows(gb_fit *f, const gb_leaf *L, int k0, int k1) {
-    size_t n = L->e - L->b;
-    int ident = f->ident && L->b == 0 && n == f->n; // the root of a tree on every row: idx[i] = i
-    const uint32_t *idx = f->idx + L->b;
-    const int64_t *oq = ident ? f->q : f->oq;
-    uint64_t A[GB_HB], B[GB_HB]; // odd rows to B: two independent chains when neighbours share a bin
+// Thread t's part (of nt) of leaf L's histograms: its share of the rows into its own packed sums (th: F x
+// GB_HB per thread, the features fsel in order). Bins are also kept row-major for this: the F bins of a
+// row are side by side, so one line serves every feature of a scattered row. Sums of packed gradients are
+// exact, so the parts add up to the same histograms in any order and for any thread count.
+static void hist_part(gb_fit *f, const gb_leaf *L, int t, int nt) {
+    size_t len = L->e - L->b, i0 = L->b + len * t / nt, i1 = L->b + len * (t + 1) / nt, F = (size_t)f->F;
+    int nf = f->n_fsel, all = nf == f->F, ident = f->ident && L->b == 0 && L->e == f->n;
+    uint64_t *T = f->th + (size_t)t * F * GB_HB;
+    const uint8_t *rows = f->rows;
+    const uint64_t *q = (const uint64_t *)f->q;
+    const uint32_t *idx = f->idx;
+    const int *fs = f->fsel;
+    memset(T, 0, sizeof(uint64_t) * (size_t)nf * GB_HB);
+    for (size_t i = i0; i < i1; i++) {
+        size_t r = ident ? i : idx[i];
+        if (!ident && i + 16 < i1) __builtin_prefetch(rows + idx[i + 16] * F), __builtin_prefetch(q + idx[i + 16]);
+        const uint8_t *rb = rows + r * F;
+        uint64_t g = q[r];
+        uint64_t *Tk = T;
+        int k = 0;
+        if (all)
+            for (; k + 4 <= nf; k += 4, Tk += 4 * GB_HB) // unrolled: two instructions an update
+                Tk[rb[k]] += g, Tk[GB_HB + rb[k + 1]] += g, Tk[2 * GB_HB + rb[k + 2]] += g,
+                    Tk[3 * GB_HB + rb[k + 3]] += g;
+        for (; k < nf; k++, Tk += GB_HB) Tk[rb[all ? k : fs[k]]] += g;
+    }
+}
+
+// Features fsel[k0..k1) of leaf L's histograms: the nt threads' parts added.
+static void hist_sum(gb_fit *f, const gb_leaf *L, int k0, int k1, int nt) {
+    size_t stride = (size_t)f->F * GB_HB;
     for (int k = k0; k < k1; k++) {
-        int nb = gb_n_bins(f->m, f->fsel[k]) + 1;
-        memset(A, 0, sizeof(uint64_t) * (size_t)nb), memset(B, 0, sizeof(uint64_t) * (size_t)nb);
-        const uint8_t *col = f->bins + (size_t)f->fsel[k] * f->n;
-        size_t i = 0;
-        if (ident)
-            for (; i + 1 < n; i += 2) A[col[i]] += (uint64_t)oq[i], B[col[i + 1]] += (uint64_t)oq[i + 1];
-        else
-            for (; i + 1 < n; i += 2) {
-                if (i + 64 < n) __builtin_prefetch(col + idx[i + 64]); // scattered rows of a large column
-                A[col[idx[i]]] += (uint64_t)oq[i], B[col[idx[i + 1]]] += (uint64_t)oq[i + 1];
-            }
-        if (i < n) A[col[ident ? i : idx[i]]] += (uint64_t)oq[i];
-        gb_hist *H = slot_hist(f, L->slot, f->fsel[k]);
-        for (int j = 0; j < nb; j++) {
-            uint64_t S = A[j] + B[j];
-            int64_t G = (int64_t)(S << (64 - f->qsh)) >> (64 - f->qsh); // the low qsh bits, signed
-            H[j].g = (double)G * f->qinv, H[j].n = (double)((S - (uint64_t)G) >> f->qsh);
+        gb_sum *H = slot_hist(f, L->slot, f->fsel[k]);
+        const uint64_t *T = f->th + (size_t)k * GB_HB;
+        for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) {
+            uint64_t S = 0;
+            for (int t = 0; t < nt; t++) S += T[t * stride + j];
+            H[j] = S;
         }
     }
 }
 
-// Part t of nt of leaf L's packed gradients in its row order (oq), inside a parallel region (then a barrier).
-static void gather_grad(gb_fit *f, const gb_leaf *L, int t, int nt) {
-    if (f->ident && L->b == 0 && L->e == f->n) return; // hist_rows reads q itself
-    size_t len = L->e - L->b, i1 = L->b + len * (t + 1) / nt;
-    for (size_t i = L->b + len * t / nt; i < i1; i++) {
-        if (i + 32 < i1) __builtin_prefetch(f->q + f->idx[i + 32]);
-        f->oq[i - L->b] = f->q[f->idx[i]];
-    }
-}
-
-// Each thread takes a contiguous group of the features; a feature's sums run over the rows in the same
-// order whatever the thread count.
+// The histograms of leaf L: rows shared among threads, then features.
 static void build_hist(gb_fit *f, const gb_leaf *L) {
     int nf = f->n_fsel;
-#pragma omp parallel if ((L->e - L->b) * (size_t)nf > 32768)
+#pragma omp parallel num_threads(f->nth) if ((L->e - L->b) * (size_t)nf > 32768)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        gather_grad(f, L, t, nt);
+        hist_part(f, L, t, nt);
 #pragma omp barrier
-        hist_rows(f, L, nf * t / nt, nf * (t + 1) / nt);
+        hist_sum(f, L, nf * t / nt, nf * (t + 1) / nt, nt);
     }
 }
 
 static double score(double G, double N, double l2) { return G * G / (N + l2); }
 
+// A packed sum as gradient sum and count.
+static gb_hist unpack(const gb_fit *f, gb_sum S) {
+    int64_t G = (int64_t)(S << (64 - f->qsh)) >> (64 - f->qsh); // the low qsh bits, signed
+    return (gb_hist){(double)G * f->qinv, (double)((S - (uint64_t)G) >> f->qsh)};
+}
+
 // The best split of one feature of leaf L: its gain (0 if none), bin and missing direction.
 static double best_of_feature(const gb_fit *f, const gb_leaf *L, int ft, int *bin, int *dl, double *gl,
                               double *nl) {
-    const gb_hist *H = slot_hist(f, L->slot, ft);
+    const gb_sum *H = slot_hist(f, L->slot, ft);
     int nb = gb_n_bins(f->m, ft);
-    const gb_hist miss = H[nb];
+    const gb_hist miss = unpack(f, H[nb]);
     double l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), best = 0, cg = 0, cn = 0;
     double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
     for (int t = 0; t < nb; t++) {
-        cg += H[t].g, cn += H[t].n;
+        gb_hist h = unpack(f, H[t]);
+        cg += h.g, cn += h.n;
         for (int d = 0; d < 2; d++) { // d = 1: missing values go left
             if (d ? miss.n == 0 || t == nb - 1 : t == nb - 1 && miss.n == 0) continue;
             double GL = cg + (d ? miss.g : 0), NL = cn + (d ? miss.n : 0), GR = L->G - GL, NR = L->N - NL;
@@ -450,15 +457,15 @@ static void find_split(gb_fit *f, gb_leaf *L) {
 static void grow_children(gb_fit *f, gb_leaf *small, gb_leaf *large) {
     int nf = f->n_fsel, cs = can_split(f, small), cl = can_split(f, large);
     gb_cand a[nf], b[nf];
-#pragma omp parallel if (nf >= 4) // the split search alone is worth a second thread
+#pragma omp parallel num_threads(f->nth) if (nf >= 4) // the split search alone is worth a second thread
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), k0 = nf * t / nt, k1 = nf * (t + 1) / nt;
-        gather_grad(f, small, t, nt);
+        hist_part(f, small, t, nt);
 #pragma omp barrier
-        hist_rows(f, small, k0, k1);
+        hist_sum(f, small, k0, k1, nt);
         for (int k = k0; k < k1; k++) {
-            gb_hist *p = slot_hist(f, large->slot, f->fsel[k]), *q = slot_hist(f, small->slot, f->fsel[k]);
-            for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) p[j].g -= q[j].g, p[j].n -= q[j].n;
+            gb_sum *p = slot_hist(f, large->slot, f->fsel[k]), *q = slot_hist(f, small->slot, f->fsel[k]);
+            for (int j = 0; j <= gb_n_bins(f->m, f->fsel[k]); j++) p[j] -= q[j]; // exact
             a[k].gain = b[k].gain = 0;
             if (cs) score_feature(f, small, k, &a[k]);
             if (cl) score_feature(f, large, k, &b[k]);
@@ -622,13 +629,13 @@ static int route_bins(const gb_fit *f, const gb_node *T, size_t i) {
     return j;
 }
 
-// Add the last tree of ensemble e to the predictions: the training rows not in mark (NULL: all) through the
-// tree's splits, the validation rows by their values.
-static void add_tree(gb_fit *f, const gb_ens *E, int e, const uint8_t *mark) {
+// Add the last tree of ensemble e to the predictions: (if train) the training rows not in mark (NULL: all)
+// through the tree's splits, the validation rows by their values.
+static void add_tree(gb_fit *f, const gb_ens *E, int e, int train, const uint8_t *mark) {
     const gb_node *T = E->nodes + E->tree_start[E->n_trees - 1];
     size_t n = f->n, nv = f->nv;
     int F = f->F;
-    if (mark != f->all) // all: every training row is done already
+    if (train)
 #pragma omp parallel for schedule(static) if (n > 4096)
         for (size_t i = 0; i < n; i++)
             if (!mark || !mark[i]) f->pred[i * f->E + e] += T[route_bins(f, T, i)].value;
@@ -648,13 +655,16 @@ static void add_grown_tree(gb_fit *f, const gb_ens *E, int e, int root, int n_le
     for (int l = 0; l < n_leaves; l++) {
         const gb_leaf *L = &f->leaf[l];
         double v = E->nodes[root + L->node].value;
-        for (size_t i = L->b; i < L->e; i++) f->pred[(size_t)f->idx[i] * f->E + e] += v;
+        for (size_t i = L->b; i < L->e; i++) {
+            if (i + 16 < L->e) __builtin_prefetch(f->pred + (size_t)f->idx[i + 16] * f->E + e, 1);
+            f->pred[(size_t)f->idx[i] * f->E + e] += v;
+        }
     }
     if (k < f->n) {
         memset(f->mark, 0, f->n);
         for (size_t i = 0; i < k; i++) f->mark[f->idx[i]] = 1;
     }
-    add_tree(f, E, e, k < f->n ? f->mark : (const uint8_t *)f->all);
+    add_tree(f, E, e, k < f->n, f->mark); // k == n: every training row is done already
 }
 
 // The gradients of the tree's k rows, packed for exact histograms: q = 2^qsh + round(g * 2^s), so that the
@@ -669,8 +679,9 @@ static int pack_grad(gb_fit *f, int e, size_t k) {
 #pragma omp parallel for schedule(static) reduction(max : mx) if (k > 65536)
     for (size_t i = 0; i < k; i++) {
         uint32_t r = f->idx[i];
-        f->res[r] = grad(loss, al, f->pred[r * (size_t)El + e], f->y[r * (size_t)El + e]);
-        mx = fmax(mx, fabs(f->res[r]));
+        double g = grad(loss, al, f->pred[r * (size_t)El + e], f->y[r * (size_t)El + e]);
+        memcpy(&f->q[r], &g, sizeof g); // kept in q's place until the scale is known
+        mx = fmax(mx, fabs(g));
     }
     if (!isfinite(mx))
         return gn_err(GN_EINVAL, "a gradient became %g in round %d (inputs or targets with inf?)", mx,
@@ -687,7 +698,9 @@ static int pack_grad(gb_fit *f, int e, size_t k) {
 #pragma omp parallel for schedule(static) if (k > 65536)
     for (size_t i = 0; i < k; i++) {
         uint32_t r = f->idx[i];
-        f->q[r] = (int64_t)((uint64_t)1 << f->qsh) + llrint(f->res[r] * sc);
+        double g;
+        memcpy(&g, &f->q[r], sizeof g);
+        f->q[r] = (int64_t)((uint64_t)1 << f->qsh) + llrint(g * sc);
     }
     return GN_OK;
 }
@@ -711,8 +724,10 @@ static int grow_tree(gb_fit *f, int e) {
     int n_leaves = 1, free_slot = 1;
     f->leaf[0] = (gb_leaf){.b = 0, .e = k, .node = 0, .depth = 0, .slot = 0, .N = (double)k};
     build_hist(f, &f->leaf[0]);
-    const gb_hist *H0 = slot_hist(f, 0, f->fsel[0]); // the root's sum, from one feature's histogram
-    for (int j = 0; j <= gb_n_bins(f->m, f->fsel[0]); j++) f->leaf[0].G += H0[j].g;
+    const gb_sum *H0 = slot_hist(f, 0, f->fsel[0]); // the root's sum, from one feature's histogram
+    gb_sum S0 = 0;
+    for (int j = 0; j <= gb_n_bins(f->m, f->fsel[0]); j++) S0 += H0[j];
+    f->leaf[0].G = unpack(f, S0).g;
     find_split(f, &f->leaf[0]);
     while (n_leaves < f->p.num_leaves) {
         int best = -1;
@@ -776,18 +791,22 @@ int gb_fit_round(gb_fit *f) {
 }
 
 // The starting score of each ensemble: the mean (L2), median (L1, Huber) or alpha-quantile of y.
-static void base_scores(gb_fit *f) {
-    for (int e = 0; e < f->E; e++) {
-        gb_ens *E = &f->m->ens[e];
+static int base_scores(gb_model *gm, const double *y, size_t n) {
+    int El = gm->n_ens;
+    for (int e = 0; e < El; e++) {
+        gb_ens *E = &gm->ens[e];
+        double *v = E->loss == GB_L2 ? NULL : gn_malloc(sizeof(double) * (n ? n : 1)), s = 0;
+        if (E->loss != GB_L2 && !v) return GN_ENOMEM;
         size_t m = 0;
-        double s = 0;
-        for (size_t i = 0; i < f->n; i++) {
-            double v = f->y[i * (size_t)f->E + e];
-            if (!isnan(v)) f->res[m++] = v, s += v;
+        for (size_t i = 0; i < n; i++) {
+            double yi = y[i * (size_t)El + e];
+            if (!isnan(yi)) s += yi, m++;
+            if (v && !isnan(yi)) v[m - 1] = yi;
         }
-        E->base = E->loss == GB_L2 ? (m ? s / (double)m : 0)
-                                   : quantile(f->res, m, E->loss == GB_QUANTILE ? E->alpha : 0.5);
+        E->base = !v ? (m ? s / (double)m : 0) : quantile(v, m, E->loss == GB_QUANTILE ? E->alpha : 0.5);
+        free(v);
     }
+    return GN_OK;
 }
 
 // Predictions of the model so far, as the unbroken fit accumulated them (base, then tree by tree).
@@ -797,14 +816,15 @@ static void replay(gb_fit *f) {
         int nt = E->n_trees;
         for (size_t i = 0; i < f->n; i++) f->pred[i * f->E + e] = E->base;
         for (size_t i = 0; i < f->nv; i++) f->predv[i * f->E + e] = E->base;
-        for (E->n_trees = 1; E->n_trees <= nt; E->n_trees++) add_tree(f, E, e, NULL);
+        for (E->n_trees = 1; E->n_trees <= nt; E->n_trees++) add_tree(f, E, e, 1, NULL);
         E->n_trees = nt;
     }
 }
 
-// The bins (column-major, n rows) of rows [i0, i0 + b) of X, b <= GB_LANES: gb_bin's search for the b rows
+// The bins (column-major, n rows; and row-major) of rows [i0, i0 + b) of X, b <= GB_LANES: gb_bin's search for the b rows
 // of one feature side by side, so their chains of dependent loads overlap.
-static void bin_block(const gb_model *m, const double *X, size_t i0, size_t b, uint8_t *bins, size_t n) {
+static void bin_block(const gb_model *m, const double *X, size_t i0, size_t b, uint8_t *bins, uint8_t *rows,
+                      size_t n) {
     int F = m->n_features;
     for (int ft = 0; ft < F; ft++) {
         const double *ed = m->edges + m->edge_start[ft];
@@ -814,12 +834,14 @@ static void bin_block(const gb_model *m, const double *X, size_t i0, size_t b, u
         for (int len = nb; len > 1; len -= len / 2) // o += h if ed[o + h - 1] < v: arithmetic, not a branch
             for (size_t r = 0; r < b; r++) o[r] += (len / 2) & -(int)(ed[o[r] + len / 2 - 1] < v[r]);
         for (size_t r = 0; r < b; r++)
-            bins[(size_t)ft * n + i0 + r] = (uint8_t)(isnan(v[r]) ? nb : o[r] + (ed[o[r]] < v[r]));
+            bins[(size_t)ft * n + i0 + r] = rows[(i0 + r) * F + ft] =
+                (uint8_t)(isnan(v[r]) ? nb : o[r] + (ed[o[r]] < v[r]));
     }
 }
 
 gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const double *y, size_t n,
                     const double *Xv, const double *yv, size_t nv) {
+    if (m->rounds_done == 0 && base_scores(m, y, n)) return NULL; // before the fit's arrays: a lower peak
     gb_fit *f = gn_calloc(1, sizeof *f);
     if (!f) return NULL;
     int F = m->n_features, E = m->n_ens;
@@ -827,32 +849,34 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     size_t nn = n ? n : 1;
     f->bins = gn_malloc(nn * (size_t)F);
     f->pred = gn_malloc(sizeof(double) * nn * E), f->predv = gn_malloc(sizeof(double) * (nv ? nv : 1) * E);
-    f->q = gn_malloc(sizeof(int64_t) * nn), f->oq = gn_malloc(sizeof(int64_t) * nn);
-    f->res = gn_malloc(sizeof(double) * nn);
+    f->q = gn_malloc(sizeof(int64_t) * nn), f->rows = gn_malloc(nn * (size_t)F);
+    f->nth = omp_get_max_threads();
+    f->th = gn_malloc(sizeof(uint64_t) * (size_t)f->nth * F * GB_HB);
+    int renew = 0; // L1 and quantile leaves need room for a leaf's residuals
+    for (int e = 0; e < E; e++) renew |= m->ens[e].loss == GB_L1 || m->ens[e].loss == GB_QUANTILE;
+    f->res = renew ? gn_malloc(sizeof(double) * nn) : NULL;
     f->idx = gn_malloc(sizeof(uint32_t) * nn), f->tmp = gn_malloc(sizeof(uint32_t) * (nn + 1));
     f->fsel = gn_malloc(sizeof(int) * (size_t)F);
-    f->mark = gn_malloc(nn), f->all = gn_malloc(nn), f->all_y = gn_malloc((size_t)E);
-    if (f->all) memset(f->all, 1, nn);
-    f->hist = gn_malloc(sizeof(gb_hist) * (size_t)p->num_leaves * F * GB_HB);
+    f->mark = gn_malloc(nn), f->all_y = gn_malloc((size_t)E);
+    f->hist = gn_malloc(sizeof(gb_sum) * (size_t)p->num_leaves * F * GB_HB);
     f->leaf = gn_malloc(sizeof(gb_leaf) * (size_t)p->num_leaves);
-    if (!f->bins || !f->pred || !f->predv || !f->q || !f->oq || !f->res || !f->idx || !f->tmp || !f->fsel ||
-        !f->mark || !f->all || !f->all_y || !f->hist || !f->leaf)
+    if (!f->bins || !f->pred || !f->predv || !f->q || !f->rows || !f->th || (renew && !f->res) || !f->idx || !f->tmp || !f->fsel ||
+        !f->mark || !f->all_y || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
         // blocks of rows: X is read once, in order (a column at a time read all of X per feature, from memory)
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i += GB_LANES) bin_block(m, X, i, n - i < GB_LANES ? n - i : GB_LANES, f->bins, n);
+    for (size_t i = 0; i < n; i += GB_LANES) bin_block(m, X, i, n - i < GB_LANES ? n - i : GB_LANES, f->bins, f->rows, n);
     for (int e = 0; e < E; e++) {
         f->all_y[e] = 1;
         for (size_t i = 0; i < n; i++) f->all_y[e] &= !isnan(y[i * (size_t)E + e]);
     }
-    if (m->rounds_done == 0) base_scores(f);
     replay(f);
     return f;
 }
 
 void gb_fit_free(gb_fit *f) {
     if (!f) return;
-    free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->oq), free(f->res), free(f->idx);
-    free(f->tmp), free(f->mark), free(f->all), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
+    free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->rows), free(f->th), free(f->res), free(f->idx);
+    free(f->tmp), free(f->mark), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
         free(f);
 }
