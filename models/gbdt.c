@@ -43,7 +43,10 @@ struct gb_fit {
     int nth;              // threads th has room for
     int64_t *q;           // the rows' packed gradients (see pack_grad)
     int qsh;              // count << qsh + gradient sum: the packing of this tree
-    double qinv;          // 1 / the gradients' scale (a power of two)
+    double qsc, qinv;     // the gradients' scale (a power of two) and its inverse
+    uint8_t *fast_root;   // per ensemble: root histograms from the sums below (see root_hist)
+    double *rP, *rSy, *rc; // per ensemble F x GB_HB: predictions' and targets' sums, counts; rc: scratch
+    uint32_t *rN;
     double *res;
     uint32_t *idx, *tmp;
     uint8_t *mark;       // rows in the bag
@@ -181,7 +184,8 @@ int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
     double *T = gn_malloc(sizeof(double) * (k_max ? k_max : 1) * G);
     // the sorts' room, one block from this thread (freed whole: no pages left behind in a thread's heap)
     size_t per = 2 * (k_max ? k_max : 1) + 65536;
-    uint64_t *room = gn_malloc(sizeof(uint64_t) * per * G);
+    int nth = omp_get_max_threads() < G ? omp_get_max_threads() : G;
+    uint64_t *room = gn_malloc(sizeof(uint64_t) * per * (size_t)nth);
     int *cnt = gn_malloc(sizeof(int) * (size_t)F), rc = GN_OK;
     if (!all || !cnt || !T || !room) return free(all), free(cnt), free(T), free(room), GN_ENOMEM;
     for (int f0 = 0; f0 < F; f0 += G) {
@@ -190,10 +194,10 @@ int gb_bin_edges(gb_model *m, const double *X, size_t n, int F, int max_bins) {
         for (size_t i = 0; i < n; i += step)
             for (int q = 0; q < g1; q++)
                 if (!isnan(X[i * F + f0 + q])) T[(size_t)q * k_max + len[q]++] = X[i * F + f0 + q];
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(nth)
         for (int q = 0; q < g1; q++) {
             double *s = T + (size_t)q * k_max;
-            uint64_t *r = room + (size_t)q * per;
+            uint64_t *r = room + (size_t)omp_get_thread_num() * per;
             sort_doubles(s, len[q], r, r + (k_max ? k_max : 1), (size_t *)(r + 2 * (k_max ? k_max : 1)));
             cnt[f0 + q] = feature_edges(s, len[q], max_bins, all + (size_t)(f0 + q) * max_bins);
         }
@@ -396,26 +400,63 @@ static gb_hist unpack(const gb_fit *f, gb_sum S) {
     return (gb_hist){(double)G * f->qinv, (double)((S - (uint64_t)G) >> f->qsh)};
 }
 
-// The best split of one feature of leaf L: its gain (0 if none), bin and missing direction.
+typedef double gb_v4 __attribute__((vector_size(32)));
+typedef int64_t gb_v4i __attribute__((vector_size(32)));
+
+// gain = (GL^2 / (NL + l2) + GR^2 / (NR + l2) - parent) / 2 for four candidates at GL, NL into out, 0 where
+// a side would hold fewer than mn rows.
+#define GB_GAINS4(out, GL_, NL_)                                                                            \
+    do {                                                                                                     \
+        gb_v4 gl_ = (GL_), nl_ = (NL_), gr_ = G - gl_, nr_ = N - nl_;                                        \
+        gb_v4 v_ = 0.5 * (gl_ * gl_ / (nl_ + l2) + gr_ * gr_ / (nr_ + l2) - parent);                         \
+        gb_v4i ok_ = (nl_ >= mn) & (nr_ >= mn);                                                              \
+        v_ = (gb_v4)((gb_v4i)v_ & ok_);                                                                      \
+        memcpy((out), &v_, sizeof v_);                                                                       \
+    } while (0)
+
+// The gains of the splits after bins t < nb of one feature: missing values right (g0) and, if any are
+// missing, left (g1). Four candidates a step (vector division).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int nb, gb_hist miss, double *g0,
+                        double *g1) {
+    double cg[GB_HB + 4], cn[GB_HB + 4], l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), G = L->G, N = L->N;
+    double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
+    double sg = 0, sn = 0;
+    for (int t = 0; t < nb; t++) {
+        gb_hist h = unpack(f, H[t]);
+        cg[t] = sg += h.g, cn[t] = sn += h.n;
+    }
+    for (int t = nb; t < nb + 4; t++) cg[t] = cn[t] = 0;
+    for (int t = 0; t < nb; t += 4) {
+        gb_v4 GL, NL;
+        memcpy(&GL, cg + t, sizeof GL), memcpy(&NL, cn + t, sizeof NL);
+        GB_GAINS4(g0 + t, GL, NL);
+        if (miss.n > 0) GB_GAINS4(g1 + t, GL + miss.g, NL + miss.n);
+    }
+}
+
+// The best split of one feature of leaf L: its gain (0 if none), bin and missing direction. Candidates in
+// the order bin, then missing right before left; the first of the largest gain.
 static double best_of_feature(const gb_fit *f, const gb_leaf *L, int ft, int *bin, int *dl, double *gl,
                               double *nl) {
     const gb_sum *H = slot_hist(f, L->slot, ft);
     int nb = gb_n_bins(f->m, ft);
     const gb_hist miss = unpack(f, H[nb]);
-    double l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), best = 0, cg = 0, cn = 0;
-    double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
+    double g0[GB_HB + 4], g1[GB_HB + 4], best = 0;
+    split_gains(f, L, H, nb, miss, g0, g1);
+    int bt = -1, bd = 0;
     for (int t = 0; t < nb; t++) {
-        gb_hist h = unpack(f, H[t]);
-        cg += h.g, cn += h.n;
-        for (int d = 0; d < 2; d++) { // d = 1: missing values go left
-            if (d ? miss.n == 0 || t == nb - 1 : t == nb - 1 && miss.n == 0) continue;
-            double GL = cg + (d ? miss.g : 0), NL = cn + (d ? miss.n : 0), GR = L->G - GL, NR = L->N - NL;
-            if (NL < mn || NR < mn) continue;
-            double gain = 0.5 * (score(GL, NL, l2) + score(GR, NR, l2) - parent);
-            if (gain > best)
-                best = gain, *bin = t, *dl = d ? 1 : miss.n == 0 ? NL >= NR : 0, *gl = GL, *nl = NL;
-        }
+        if (!(t == nb - 1 && miss.n == 0) && g0[t] > best) best = g0[t], bt = t, bd = 0;
+        if (!(miss.n == 0 || t == nb - 1) && g1[t] > best) best = g1[t], bt = t, bd = 1;
     }
+    if (bt < 0) return 0;
+    gb_sum S = 0; // the left side's sums, exact, from the histogram
+    for (int t = 0; t <= bt; t++) S += H[t];
+    if (bd) S += H[nb];
+    gb_hist h = unpack(f, S);
+    *bin = bt, *gl = h.g, *nl = h.n, *dl = bd ? 1 : miss.n == 0 ? h.n >= L->N - h.n : 0;
     return best;
 }
 
@@ -694,13 +735,91 @@ static int pack_grad(gb_fit *f, int e, size_t k) {
     int s = mx > 0 ? 62 - cb - ex : 0;
     s = s > 1000 ? 1000 : s < -1000 ? -1000 : s;
     double sc = ldexp(1, s);
-    f->qinv = ldexp(1, -s);
+    f->qsc = sc, f->qinv = ldexp(1, -s);
 #pragma omp parallel for schedule(static) if (k > 65536)
     for (size_t i = 0; i < k; i++) {
         uint32_t r = f->idx[i];
         double g;
         memcpy(&g, &f->q[r], sizeof g);
         f->q[r] = (int64_t)((uint64_t)1 << f->qsh) + llrint(g * sc);
+    }
+    return GN_OK;
+}
+
+// ---- root histograms from sums (L2 loss, every row in every tree, every feature) ----
+// The root's gradient sum in bin b of feature f is sum (pred - y) = P(f, b) - Sy(f, b): Sy, the targets'
+// sum, is fixed, and P, the predictions' sum, grows after each tree by the sum over its leaves of value x
+// count(leaf, f, b) (the counts are in the leaves' histograms). So a root needs no pass over the rows. P is
+// updated leaf by leaf in the order of the tree's nodes, in a resume's replay exactly as in the fit.
+
+static int fast_root_ok(const gb_fit *f, int e) {
+    return !f->p.direct_root && f->m->ens[e].loss == GB_L2 && f->p.bagging_fraction >= 1 && f->all_y[e] &&
+           lround(f->p.feature_fraction * f->F) >= f->F;
+}
+
+static size_t rsum_at(const gb_fit *f, int e, int ft) { return ((size_t)e * f->F + ft) * GB_HB; }
+
+// P += v * count (rc: counts of one leaf, F x GB_HB): the one update of the fit and the replay.
+static void root_add(gb_fit *f, int e, double v) {
+    for (int ft = 0; ft < f->F; ft++) {
+        double *P = f->rP + rsum_at(f, e, ft);
+        const double *c = f->rc + (size_t)ft * GB_HB;
+        for (int b = 0; b <= gb_n_bins(f->m, ft); b++) P[b] += v * c[b];
+    }
+}
+
+// Slot 0 (the root) from the sums, packed with this tree's scale.
+static void root_hist(gb_fit *f, int e) {
+    for (int ft = 0; ft < f->F; ft++) {
+        gb_sum *H = slot_hist(f, 0, ft);
+        size_t o = rsum_at(f, e, ft);
+        for (int b = 0; b <= gb_n_bins(f->m, ft); b++)
+            H[b] = ((uint64_t)f->rN[o + b] << f->qsh) + (uint64_t)llrint((f->rP[o + b] - f->rSy[o + b]) * f->qsc);
+    }
+}
+
+// After tree growth: P gains each leaf's value times its counts (from its slot), leaves in node order.
+static void root_grown(gb_fit *f, int e, int root, int n_leaves) {
+    const gb_ens *E = &f->m->ens[e];
+    for (int j = 0; root + j < (int)E->n_nodes; j++) {
+        const gb_node *nd = &E->nodes[root + j];
+        int l = 0;
+        if (nd->feature >= 0) continue;
+        while (l < n_leaves && f->leaf[l].node != j) l++;
+        for (int ft = 0; ft < f->F; ft++)
+            for (int b = 0; b <= gb_n_bins(f->m, ft); b++)
+                f->rc[(size_t)ft * GB_HB + b] = unpack(f, slot_hist(f, f->leaf[l].slot, ft)[b]).n;
+        root_add(f, e, nd->value);
+    }
+}
+
+// At the start of a fit: counts, Sy and P (the base) in row order, then P through the trees so far (each
+// leaf's counts by routing every row: a resume costs about one root histogram per tree).
+static int root_init(gb_fit *f, int e) {
+    const gb_ens *E = &f->m->ens[e];
+    size_t F = (size_t)f->F;
+    for (size_t i = 0; i < f->n; i++)
+        for (size_t ft = 0; ft < F; ft++) {
+            size_t o = rsum_at(f, e, (int)ft) + f->rows[i * F + ft];
+            f->rN[o]++, f->rSy[o] += f->y[i * (size_t)f->E + e];
+        }
+    for (size_t ft = 0; ft < F; ft++)
+        for (int b = 0; b < GB_HB; b++) f->rP[rsum_at(f, e, (int)ft) + b] = E->base * f->rN[rsum_at(f, e, (int)ft) + b];
+    for (int t = 0; t < E->n_trees; t++) {
+        const gb_node *T = E->nodes + E->tree_start[t];
+        int nn = (int)(E->tree_start[t + 1] - E->tree_start[t]);
+        uint32_t *cnt = gn_calloc((size_t)nn * F * GB_HB, sizeof(uint32_t));
+        if (!cnt) return GN_ENOMEM;
+        for (size_t i = 0; i < f->n; i++) {
+            uint32_t *c = cnt + (size_t)route_bins(f, T, i) * F * GB_HB;
+            for (size_t ft = 0; ft < F; ft++) c[ft * GB_HB + f->rows[i * F + ft]]++;
+        }
+        for (int j = 0; j < nn; j++) {
+            if (T[j].feature >= 0) continue;
+            for (size_t z = 0; z < F * GB_HB; z++) f->rc[z] = cnt[(size_t)j * F * GB_HB + z];
+            root_add(f, e, T[j].value);
+        }
+        free(cnt);
     }
     return GN_OK;
 }
@@ -723,7 +842,10 @@ static int grow_tree(gb_fit *f, int e) {
     if (pack_grad(f, e, k)) return GN_EINVAL;
     int n_leaves = 1, free_slot = 1;
     f->leaf[0] = (gb_leaf){.b = 0, .e = k, .node = 0, .depth = 0, .slot = 0, .N = (double)k};
-    build_hist(f, &f->leaf[0]);
+    if (f->fast_root[e])
+        root_hist(f, e);
+    else
+        build_hist(f, &f->leaf[0]);
     const gb_sum *H0 = slot_hist(f, 0, f->fsel[0]); // the root's sum, from one feature's histogram
     gb_sum S0 = 0;
     for (int j = 0; j <= gb_n_bins(f->m, f->fsel[0]); j++) S0 += H0[j];
@@ -738,6 +860,7 @@ static int grow_tree(gb_fit *f, int e) {
         if (rc) return rc;
     }
     leaf_values(f, E, root, e, n_leaves);
+    if (f->fast_root[e]) root_grown(f, e, root, n_leaves);
     E->tree_start[++E->n_trees] = (int64_t)E->n_nodes;
     add_grown_tree(f, E, e, root, n_leaves, k);
     return GN_OK;
@@ -860,6 +983,11 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     f->mark = gn_malloc(nn), f->all_y = gn_malloc((size_t)E);
     f->hist = gn_malloc(sizeof(gb_sum) * (size_t)p->num_leaves * F * GB_HB);
     f->leaf = gn_malloc(sizeof(gb_leaf) * (size_t)p->num_leaves);
+    size_t nr = (size_t)E * F * GB_HB;
+    f->rP = gn_calloc(nr, sizeof(double)), f->rSy = gn_calloc(nr, sizeof(double));
+    f->rN = gn_calloc(nr, sizeof(uint32_t)), f->rc = gn_malloc(sizeof(double) * (size_t)F * GB_HB);
+    f->fast_root = gn_calloc((size_t)E, 1);
+    if (!f->rP || !f->rSy || !f->rN || !f->rc || !f->fast_root) return gb_fit_free(f), NULL;
     if (!f->bins || !f->pred || !f->predv || !f->q || !f->rows || !f->th || (renew && !f->res) || !f->idx || !f->tmp || !f->fsel ||
         !f->mark || !f->all_y || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
@@ -871,6 +999,8 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
         for (size_t i = 0; i < n; i++) f->all_y[e] &= !isnan(y[i * (size_t)E + e]);
     }
     replay(f);
+    for (int e = 0; e < E; e++)
+        if ((f->fast_root[e] = (uint8_t)fast_root_ok(f, e)) && root_init(f, e)) return gb_fit_free(f), NULL;
     return f;
 }
 
@@ -878,5 +1008,6 @@ void gb_fit_free(gb_fit *f) {
     if (!f) return;
     free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->rows), free(f->th), free(f->res), free(f->idx);
     free(f->tmp), free(f->mark), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
+        free(f->rP), free(f->rSy), free(f->rN), free(f->rc), free(f->fast_root),
         free(f);
 }

@@ -29,6 +29,7 @@ typedef struct gb_params {
     int loss;     // GB_*
     double alpha; // quantile level (quantile loss), or the Huber delta in the targets' units
     uint64_t seed;
+    int direct_root; // 1: every root histogram from the rows, never from the running sums (for tests)
 } gb_params;
 
 // A node: internal when feature >= 0 (x[feature] <= threshold, or missing with default_left, goes left);

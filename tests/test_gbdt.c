@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/gn_common.h"
 #include "../common/gn_rng.h"
 #include "../models/gbdt.h"
 #include "testutil.h"
@@ -155,14 +156,14 @@ static int same_model(const gb_model *a, const gb_model *b) {
 }
 
 // A fit stopped after 8 rounds and continued from a copy of its trees (as a checkpoint holds them) is the
-// unbroken fit, bit for bit, with bagging and feature fraction drawing; so is a fit on 1 thread vs 2.
-static void test_resume_and_threads(void **st) {
-    (void)st;
+// unbroken fit, bit for bit, with bagging and feature fraction drawing, and without them (the roots'
+// histograms then come from running sums, which the resume rebuilds); so is a fit on 1 thread vs 2.
+static void resume_and_threads(double bag, double ff) {
     enum { N = 60000, F = 5 }; // the root's 42,000 bagged rows take the threaded partition
     static double X[N * F], y[N];
     toy(X, y, N, F, 9);
     gb_params p = params(15, 20, 0.1);
-    p.bagging_fraction = 0.7, p.feature_fraction = 0.6, p.min_data_in_leaf = 10;
+    p.bagging_fraction = bag, p.feature_fraction = ff, p.min_data_in_leaf = 10;
     gb_model full, part, t1;
     fit(&full, &p, X, y, N, F, 1, NULL, NULL, 20);
     fit(&part, &p, X, y, N, F, 1, NULL, NULL, 8);
@@ -187,9 +188,59 @@ static void test_resume_and_threads(void **st) {
     fit(&t1, &p, X, y, N, F, 1, NULL, NULL, 20);
     omp_set_num_threads(nt);
     assert_true(same_model(&t1, &full));
-    printf("    20 rounds, 15 leaves: %zu nodes; resumed at round 8 and on 1 thread: identical\n",
-           full.ens[0].n_nodes);
+    printf("    bagging %.1f, features %.1f; 20 rounds, 15 leaves: %zu nodes; resumed at round 8 and on 1 thread: "
+           "identical\n", bag, ff, full.ens[0].n_nodes);
     gb_model_free(&full), gb_model_free(&part), gb_model_free(&cp), gb_model_free(&t1);
+}
+
+static void test_resume_and_threads(void **st) {
+    (void)st;
+    resume_and_threads(0.7, 0.6);
+    resume_and_threads(1, 1);
+}
+
+// The roots' histograms from running sums (L2, every row and feature) against histograms of the rows: the
+// same splits, leaf values equal to rounding.
+static void test_root_sums(void **st) {
+    (void)st;
+    enum { N = 20000, F = 4 };
+    static double X[N * F], y[N];
+    toy(X, y, N, F, 4);
+    gb_params p = params(15, 30, 0.1);
+    p.min_data_in_leaf = 10;
+    gb_model a, b;
+    fit(&a, &p, X, y, N, F, 1, NULL, NULL, 30);
+    p.direct_root = 1;
+    fit(&b, &p, X, y, N, F, 1, NULL, NULL, 30);
+    const gb_ens *A = &a.ens[0], *B = &b.ens[0];
+    assert_int_equal(A->n_nodes, B->n_nodes);
+    double worst = 0;
+    for (size_t j = 0; j < A->n_nodes; j++) {
+        assert_int_equal(A->nodes[j].feature, B->nodes[j].feature);
+        assert_true(A->nodes[j].threshold == B->nodes[j].threshold);
+        worst = fmax(worst, fabs(A->nodes[j].value - B->nodes[j].value));
+    }
+    assert_true(worst < 1e-9);
+    printf("    30 trees, %zu nodes: the same splits; leaf values differ by %.1e at most\n", A->n_nodes, worst);
+    gb_model_free(&a), gb_model_free(&b);
+}
+
+// A target of inf stops the fit with a message (no plausible trees from it).
+static void test_inf_target(void **st) {
+    (void)st;
+    enum { N = 200 };
+    static double X[N], y[N];
+    for (int i = 0; i < N; i++) X[i] = i, y[i] = i % 3;
+    y[17] = INFINITY;
+    gb_params p = params(4, 2, 0.1);
+    gb_model m;
+    assert_int_equal(gb_model_init(&m, 1, (int[]){GB_L2}, (double[]){0.5}), 0);
+    assert_int_equal(gb_bin_edges(&m, X, N, 1, 255), 0);
+    gb_fit *f = gb_fit_init(&m, &p, X, y, N, NULL, NULL, 0);
+    assert_non_null(f);
+    assert_true(gb_fit_round(f) < 0);
+    assert_non_null(strstr(gn_errmsg(), "inf"));
+    gb_fit_free(f), gb_model_free(&m);
 }
 
 // y = x + (0.1 + 0.5 x) e: the 16 % and 84 % quantile ensembles bracket 68 % of new rows, in the narrow
@@ -273,6 +324,8 @@ int main(void) {
         cmocka_unit_test(test_known_tree),
         cmocka_unit_test(test_nan_routing),
         cmocka_unit_test(test_resume_and_threads),
+        cmocka_unit_test(test_root_sums),
+        cmocka_unit_test(test_inf_target),
         cmocka_unit_test(test_quantile_coverage),
         cmocka_unit_test(test_shap),
     };
