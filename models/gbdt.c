@@ -13,6 +13,7 @@
 #define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
 #define GB_MAXT 256          // threads a partition uses
 #define GB_LANES 16          // rows a prediction steps through a tree side by side
+#define GB_QB 64             // rows of a prediction block
 #define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
 
 typedef struct gb_hist {
@@ -239,13 +240,24 @@ double gb_predict_row(const gb_model *m, int e, const double *x) {
 // side with no branch to mispredict — their chains of dependent loads overlap. Leaf values apart (val).
 typedef struct gb_pnode {
     double t;
-    int32_t feature, kid[2], dl;
+    int32_t feature, kid[2], nr; // nr: missing values go right
 } gb_pnode;
 
+// Trees of at most 64 leaves are also kept as bit vectors (the QuickScorer method, Lucchese et al. 2015):
+// leaves numbered left to right, and per internal node the mask of the leaves outside its left subtree. A row
+// sent right by a node cannot end in that subtree, so the AND of the masks of the nodes that send it right
+// leaves the exit leaf as the lowest bit still set. Every node is tested for eight rows at once (a block's
+// features column by column), with no walk and no dependent loads.
 typedef struct gb_pens {
     gb_pnode *P;
     double *val;
-    int *depth; // per tree
+    int *depth;   // per tree
+    int *qn;      // per tree: internal nodes in the bit-vector form, or -1 (more than 64 leaves: walked)
+    int64_t *qo;  // per tree: its first internal node there (its leaves start at qo + t)
+    int32_t *qf;  // per internal node: feature, threshold, missing values right (-1) or left (0), mask
+    double *qt, *qv; // qv: leaf values left to right
+    int64_t *qr;
+    uint64_t *qm;
 } gb_pens;
 
 static int node_depth(const gb_node *T, int j) {
@@ -254,11 +266,37 @@ static int node_depth(const gb_node *T, int j) {
     return 1 + (a > b ? a : b);
 }
 
+static int node_leaves(const gb_node *T, int j) {
+    return T[j].feature < 0 ? 1 : node_leaves(T, T[j].left) + node_leaves(T, T[j].right);
+}
+
+// The bit-vector form of the subtree at j: its leaves from *nl on, its internal nodes from *ni on.
+static void qs_fill(const gb_node *T, int j, gb_pens *C, int64_t lo, int64_t io, int *nl, int *ni) {
+    if (T[j].feature < 0) {
+        C->qv[lo + (*nl)++] = T[j].value;
+        return;
+    }
+    int first = *nl;
+    qs_fill(T, T[j].left, C, lo, io, nl, ni);
+    uint64_t left = (*nl - first == 64 ? ~0ull : ((1ull << (*nl - first)) - 1)) << first;
+    qs_fill(T, T[j].right, C, lo, io, nl, ni);
+    int64_t k = io + (*ni)++;
+    C->qf[k] = T[j].feature, C->qt[k] = T[j].threshold, C->qr[k] = T[j].default_left ? 0 : -1, C->qm[k] = ~left;
+}
+
+static void pens_free(gb_pens *C) {
+    free(C->P), free(C->val), free(C->depth), free(C->qn), free(C->qo), free(C->qf), free(C->qt), free(C->qv);
+    free(C->qr), free(C->qm);
+}
+
 static int compact(const gb_ens *E, gb_pens *C) {
-    size_t nn = (size_t)E->tree_start[E->n_trees];
-    C->P = malloc(sizeof(gb_pnode) * (nn ? nn : 1)), C->val = malloc(sizeof(double) * (nn ? nn : 1));
-    C->depth = malloc(sizeof(int) * (size_t)(E->n_trees ? E->n_trees : 1));
-    if (!C->P || !C->val || !C->depth) return free(C->P), free(C->val), free(C->depth), -1;
+    size_t nn = (size_t)E->tree_start[E->n_trees] + 1, nt = (size_t)E->n_trees + 1;
+    *C = (gb_pens){malloc(sizeof(gb_pnode) * nn), malloc(sizeof(double) * nn), malloc(sizeof(int) * nt),
+                   malloc(sizeof(int) * nt),      malloc(sizeof(int64_t) * nt), malloc(sizeof(int32_t) * nn),
+                   malloc(sizeof(double) * nn),   malloc(sizeof(double) * nn), malloc(sizeof(int64_t) * nn),
+                   malloc(sizeof(uint64_t) * nn)};
+    if (!C->P || !C->val || !C->depth || !C->qn || !C->qo || !C->qf || !C->qt || !C->qv || !C->qr || !C->qm)
+        return pens_free(C), -1;
     for (int t = 0; t < E->n_trees; t++) {
         const gb_node *T = E->nodes + E->tree_start[t];
         size_t o = (size_t)E->tree_start[t];
@@ -267,52 +305,97 @@ static int compact(const gb_ens *E, gb_pens *C) {
             const gb_node *d = &T[j];
             C->val[o + j] = d->value;
             C->P[o + j] = d->feature < 0
-                              ? (gb_pnode){INFINITY, 0, {j, j}, 1}
-                              : (gb_pnode){d->threshold, d->feature, {d->left, d->right}, d->default_left};
+                              ? (gb_pnode){INFINITY, 0, {j, j}, 0}
+                              : (gb_pnode){d->threshold, d->feature, {d->left, d->right}, !d->default_left};
         }
+        int nl = 0, ni = 0; // a tree of n nodes has (n + 1) / 2 leaves: internal nodes from o - t, leaves from o
+        C->qo[t] = (int64_t)o - t, C->qn[t] = -1;
+        if (node_leaves(T, 0) <= 64) qs_fill(T, 0, C, C->qo[t] + t, C->qo[t], &nl, &ni), C->qn[t] = ni;
     }
     return 0;
 }
 
-// Rows [0, b) of X through every tree of one ensemble, tree by tree (a tree stays in cache for the block).
-static void predict_block(const gb_ens *E, const gb_pens *C, const double *X, int F, int b, double *acc) {
-    for (int i = 0; i < b; i++) acc[i] = E->base;
-    for (int t = 0; t < E->n_trees; t++) {
-        const gb_pnode *T = C->P + E->tree_start[t];
-        const double *val = C->val + E->tree_start[t];
-        int D = C->depth[t];
-        for (int i0 = 0; i0 < b; i0 += GB_LANES) {
-            int m = b - i0 < GB_LANES ? b - i0 : GB_LANES, j[GB_LANES] = {0};
-            const double *x = X + (size_t)i0 * F;
-            for (int step = 0; step < D; step++)
-                for (int r = 0; r < m; r++) {
-                    const gb_pnode *d = &T[j[r]];
-                    double v = x[(size_t)r * F + d->feature];
-                    int right = !(v <= d->t) & !(v != v && d->dl);
-                    j[r] = d->kid[right];
-                }
-            for (int r = 0; r < m; r++) acc[i0 + r] += val[j[r]];
+// Tree t of the bit-vector form on a block of GB_QB rows (xt: the block's features, column by column).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void qs_tree(const gb_pens *C, int t, const double *xt, int b, double *acc) {
+    typedef double v8 __attribute__((vector_size(64)));
+    typedef int64_t v8i __attribute__((vector_size(64)));
+    const int64_t io = C->qo[t];
+    const double *lv = C->qv + io + t;
+    for (int r = 0; r < b; r += 8) {
+        v8i live = {-1, -1, -1, -1, -1, -1, -1, -1};
+        for (int k = 0; k < C->qn[t]; k++) {
+            v8 x;
+            memcpy(&x, xt + (size_t)C->qf[io + k] * GB_QB + r, sizeof x);
+            v8i right = (x > C->qt[io + k]) | ((x != x) & C->qr[io + k]);
+            live &= (int64_t)C->qm[io + k] | ~right;
         }
+        uint64_t lb[8];
+        memcpy(lb, &live, sizeof lb);
+        for (int i = 0; i < 8 && r + i < b; i++) acc[r + i] += lv[__builtin_ctzll(lb[i])];
     }
+}
+
+// Tree t walked by a block's rows, GB_LANES side by side.
+static void walk_tree(const gb_ens *E, const gb_pens *C, int t, const double *X, int F, int b, double *acc) {
+    const gb_pnode *T = C->P + E->tree_start[t];
+    const double *val = C->val + E->tree_start[t];
+    int D = C->depth[t];
+    for (int i0 = 0; i0 < b; i0 += GB_LANES) {
+        int m = b - i0 < GB_LANES ? b - i0 : GB_LANES, j[GB_LANES] = {0};
+        const double *x = X + (size_t)i0 * F;
+        for (int step = 0; step < D; step++)
+            for (int r = 0; r < m; r++) {
+                const gb_pnode *d = &T[j[r]];
+                double v = x[(size_t)r * F + d->feature];
+                int right = (v > d->t) | ((v != v) & d->nr); // no branch
+                j[r] = d->kid[right];
+            }
+        for (int r = 0; r < m; r++) acc[i0 + r] += val[j[r]];
+    }
+}
+
+// Rows [0, b) of X (b <= GB_QB) through every tree of one ensemble, tree by tree (a tree stays in cache for
+// the block); xt: room for the block's F columns.
+static void predict_block(const gb_ens *E, const gb_pens *C, const double *X, int F, int b, double *acc,
+                          double *xt) {
+    for (int i = 0; i < b; i++) acc[i] = E->base;
+    for (int f = 0; f < F; f++)
+        for (int r = 0; r < GB_QB; r++) xt[(size_t)f * GB_QB + r] = r < b ? X[(size_t)r * F + f] : 0;
+    for (int t = 0; t < E->n_trees; t++)
+        if (C->qn[t] >= 0)
+            qs_tree(C, t, xt, b, acc);
+        else
+            walk_tree(E, C, t, X, F, b, acc);
 }
 
 void gb_predict(const gb_model *m, const double *X, size_t n, double *out) {
     int F = m->n_features, E = m->n_ens;
-    enum { B = 64 };
     for (int e = 0; e < E; e++) {
         gb_pens C;
+        double *xt = NULL;
         if (compact(&m->ens[e], &C)) { // no room for the compact copy: row by row
             for (size_t i = 0; i < n; i++) out[i * E + e] = gb_predict_row(m, e, X + i * (size_t)F);
             continue;
         }
-#pragma omp parallel for schedule(dynamic, 4) if (n > 2 * B)
-        for (size_t o = 0; o < n; o += B) {
-            double acc[B];
-            int b = n - o < B ? (int)(n - o) : B;
-            predict_block(&m->ens[e], &C, X + o * (size_t)F, F, b, acc);
-            for (int i = 0; i < b; i++) out[(o + i) * E + e] = acc[i];
+#pragma omp parallel if (n > 2 * GB_QB) private(xt)
+        {
+            xt = malloc(sizeof(double) * GB_QB * (size_t)(F ? F : 1));
+#pragma omp for schedule(dynamic, 4)
+            for (size_t o = 0; o < n; o += GB_QB) {
+                double acc[GB_QB];
+                int b = n - o < GB_QB ? (int)(n - o) : GB_QB;
+                if (xt)
+                    predict_block(&m->ens[e], &C, X + o * (size_t)F, F, b, acc, xt);
+                else // no room for a block's columns: row by row
+                    for (int i = 0; i < b; i++) acc[i] = gb_predict_row(m, e, X + (o + i) * (size_t)F);
+                for (int i = 0; i < b; i++) out[(o + i) * E + e] = acc[i];
+            }
+            free(xt);
         }
-        free(C.P), free(C.val), free(C.depth);
+        pens_free(&C);
     }
 }
 

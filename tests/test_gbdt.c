@@ -155,6 +155,29 @@ static int same_model(const gb_model *a, const gb_model *b) {
            !memcmp(A->nodes, B->nodes, sizeof(gb_node) * A->n_nodes);
 }
 
+// gb_predict (trees of <= 64 leaves as bit vectors, larger ones walked; blocks of 64 rows, the last one
+// partial) gives exactly the prediction of the node-by-node walk of gb_predict_row, missing values included.
+static void test_predict_paths(void **st) {
+    (void)st;
+    enum { N = 3000, M = 1037, F = 4 };
+    static double X[N * F], y[N], Z[M * F], yz[M], out[M];
+    toy(X, y, N, F, 21), toy(Z, yz, M, F, 22);
+    for (int i = 0; i < M; i += 11) Z[i * F + 2] = NAN; // missing where training never was
+    for (int leaves = 40; leaves <= 100; leaves += 60) {
+        gb_params p = params(leaves, 12, 0.2);
+        gb_model m;
+        fit(&m, &p, X, y, N, F, 1, NULL, NULL, 12);
+        int big = 0;
+        for (int t = 0; t < m.ens[0].n_trees; t++)
+            big += (m.ens[0].tree_start[t + 1] - m.ens[0].tree_start[t] + 1) / 2 > 64;
+        assert_true(leaves > 64 ? big > 0 : big == 0);
+        gb_predict(&m, Z, M, out);
+        for (int i = 0; i < M; i++) assert_true(out[i] == gb_predict_row(&m, 0, Z + i * F));
+        printf("    %d leaves (%d trees walked): %d rows equal to the walk of each row\n", leaves, big, M);
+        gb_model_free(&m);
+    }
+}
+
 // A fit stopped after 8 rounds and continued from a copy of its trees (as a checkpoint holds them) is the
 // unbroken fit, bit for bit, with bagging and feature fraction drawing, and without them (the roots'
 // histograms then come from running sums, which the resume rebuilds); so is a fit on 1 thread vs 2.
@@ -323,6 +346,7 @@ int main(void) {
         cmocka_unit_test(test_split_gain),
         cmocka_unit_test(test_known_tree),
         cmocka_unit_test(test_nan_routing),
+        cmocka_unit_test(test_predict_paths),
         cmocka_unit_test(test_resume_and_threads),
         cmocka_unit_test(test_root_sums),
         cmocka_unit_test(test_inf_target),
