@@ -9,8 +9,11 @@
 // of their rows' residuals (the "leaf renewal" of LightGBM and scikit-learn: the gradient step alone moves
 // a leaf at most learning_rate per round). A split's gain is the loss reduction of the second-order model,
 //   gain = (G_L^2 / (n_L + l2) + G_R^2 / (n_R + l2) - G^2 / (n + l2)) / 2,
-// a leaf's value -learning_rate G / (n + l2). Sums are in double, in a fixed order: a seed gives the same
-// trees for every thread count.
+// a leaf's value -learning_rate G / (n + l2). Gradients are held per tree as integers on a power-of-two
+// scale (2^-21 of the largest for 10^6 rows) packed with a count, so histogram sums, and a sibling's by
+// subtraction, are exact in any order: a seed gives the same trees for every thread count. With L2 loss,
+// every row and every feature in each tree, a root's histograms come from running sums of the predictions
+// and targets per bin instead of a pass over the rows (equal up to rounding; replayed on a resume).
 //
 // A model is one ensemble per output (targets, and with intervals their 16/84 % quantiles): trees as flat
 // node arrays, the bin edges they were grown on, a base score. Random draws (bagging, feature fraction)
