@@ -498,12 +498,13 @@ typedef int64_t gb_v4i __attribute__((vector_size(32)));
     } while (0)
 
 // The gains of the splits after bins t < nb of one feature: missing values right (g0) and, if any are
-// missing, left (g1). Four candidates a step (vector division).
+// missing, left (g1); 0 for a split that leaves a side empty. Four candidates a step (vector division).
+// Returns the largest gain (0 if none is positive).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 __attribute__((target_clones("avx2", "default")))
 #endif
-static void split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int nb, gb_hist miss, double *g0,
-                        double *g1) {
+static double split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int nb, gb_hist miss, double *g0,
+                          double *g1) {
     double cg[GB_HB + 4], cn[GB_HB + 4], l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), G = L->G, N = L->N;
     double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
     double sg = 0, sn = 0;
@@ -518,6 +519,19 @@ static void split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int 
         GB_GAINS4(g0 + t, GL, NL);
         if (miss.n > 0) GB_GAINS4(g1 + t, GL + miss.g, NL + miss.n);
     }
+    int nm = miss.n > 0;
+    for (int t = nb - 1; t < nb + 4; t++) g0[t] = t == nb - 1 && nm ? g0[t] : 0, g1[t] = 0;
+    gb_v4 mx = {0, 0, 0, 0};
+    for (int t = 0; t < nb; t += 4)
+        for (int d = 0; d <= nm; d++) {
+            gb_v4 a;
+            memcpy(&a, (d ? g1 : g0) + t, sizeof a);
+            gb_v4i gt = a > mx; // NaN never wins
+            mx = (gb_v4)(((gb_v4i)a & gt) | ((gb_v4i)mx & ~gt));
+        }
+    double b = mx[0];
+    for (int i = 1; i < 4; i++) b = mx[i] > b ? mx[i] : b;
+    return b;
 }
 
 // The best split of one feature of leaf L: its gain (0 if none), bin and missing direction. Candidates in
@@ -527,14 +541,11 @@ static double best_of_feature(const gb_fit *f, const gb_leaf *L, int ft, int *bi
     const gb_sum *H = slot_hist(f, L->slot, ft);
     int nb = gb_n_bins(f->m, ft);
     const gb_hist miss = unpack(f, H[nb]);
-    double g0[GB_HB + 4], g1[GB_HB + 4], best = 0;
-    split_gains(f, L, H, nb, miss, g0, g1);
-    int bt = -1, bd = 0;
-    for (int t = 0; t < nb; t++) {
-        if (!(t == nb - 1 && miss.n == 0) && g0[t] > best) best = g0[t], bt = t, bd = 0;
-        if (!(miss.n == 0 || t == nb - 1) && g1[t] > best) best = g1[t], bt = t, bd = 1;
-    }
-    if (bt < 0) return 0;
+    double g0[GB_HB + 4], g1[GB_HB + 4], best = split_gains(f, L, H, nb, miss, g0, g1);
+    if (!(best > 0)) return 0;
+    int bt = 0, bd = 0;
+    while (g0[bt] != best && !(miss.n > 0 && g1[bt] == best)) bt++;
+    bd = g0[bt] != best;
     gb_sum S = 0; // the left side's sums, exact, from the histogram
     for (int t = 0; t <= bt; t++) S += H[t];
     if (bd) S += H[nb];
@@ -623,7 +634,7 @@ static size_t partition(gb_fit *f, const gb_leaf *L) {
     const int miss = gb_n_bins(f->m, L->feature), thr = L->bin, dl = L->default_left;
     const size_t b = L->b, len = L->e - L->b;
     uint32_t *idx = f->idx, *tmp = f->tmp;
-    if (len < 32768 || omp_get_max_threads() < 2) {
+    if (len < 8192 || omp_get_max_threads() < 2) {
         size_t nl = b, nr = 0;
         for (size_t i = b; i < L->e; i++) {
             uint32_t r = idx[i];
