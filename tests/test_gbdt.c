@@ -1,5 +1,5 @@
 // models/gbdt: the binning, a split's gain against a hand computation, a data set whose optimal tree is
-// known, missing-value routing, resume and thread-count bit-exactness, quantile coverage on a
+// known, missing-value routing, both prediction paths, resume and thread-count bit-exactness, roots from sums, quantile coverage on a
 // heteroscedastic toy, and the TreeSHAP identities (sum to prediction - expected value, brute-force
 // Shapley values, zero for an unused feature).
 #include <math.h>
