@@ -10,10 +10,19 @@
 
 #include <omp.h>
 
-#define GB_HB 256            // histogram slots per feature: up to 255 bins + the missing bin
-#define GB_MAXT 256          // threads a partition uses
-#define GB_LANES 16          // rows a prediction steps through a tree side by side
-#define GB_QB 64             // rows of a prediction block
+#define GB_HB 256   // histogram slots per feature: up to 255 bins + the missing bin
+#define GB_MAXT 256 // threads a partition uses
+#define GB_LANES 16 // rows a prediction steps through a tree side by side
+#define GB_QB 64    // rows of a prediction block
+
+// Kernels compiled for AVX2 (and AVX-512) as well, chosen at run time from the CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define GB_CLONES __attribute__((target_clones("avx2", "default")))
+#define GB_CLONES512 __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GB_CLONES
+#define GB_CLONES512
+#endif
 #define GB_BIN_SAMPLE 200000 // rows the bin edges are found from (evenly spaced beyond this)
 
 typedef struct gb_hist {
@@ -37,22 +46,22 @@ struct gb_fit {
     int F, E, *fsel, n_fsel, ident; // ident: this tree's rows are all rows (idx[i] = i at the root)
     size_t n, nv;
     const double *X, *y, *Xv, *yv;
-    uint8_t *bins;        // F x n, column-major
-    double *pred, *predv; // n x E, nv x E
-    uint8_t *rows;        // the same bins, row-major (n x F)
-    uint64_t *th;         // per thread: F x GB_HB packed histogram sums
-    int nth;              // threads th has room for
-    int64_t *q;           // the rows' packed gradients (see pack_grad)
-    int qsh;              // count << qsh + gradient sum: the packing of this tree
-    double qsc, qinv;     // the gradients' scale (a power of two) and its inverse
-    uint8_t *fast_root;   // per ensemble: root histograms from the sums below (see root_hist)
+    uint8_t *bins;         // F x n, column-major
+    double *pred, *predv;  // n x E, nv x E
+    uint8_t *rows;         // the same bins, row-major (n x F)
+    uint64_t *th;          // per thread: F x GB_HB packed histogram sums
+    int nth;               // threads th has room for
+    int64_t *q;            // the rows' packed gradients (see pack_grad)
+    int qsh;               // count << qsh + gradient sum: the packing of this tree
+    double qsc, qinv;      // the gradients' scale (a power of two) and its inverse
+    uint8_t *fast_root;    // per ensemble: root histograms from the sums below (see root_hist)
     double *rP, *rSy, *rc; // per ensemble F x GB_HB: predictions' and targets' sums, counts; rc: scratch
     uint32_t *rN;
     double *res;
     uint32_t *idx, *tmp;
-    uint8_t *mark;       // rows in the bag
-    uint8_t *all_y;      // per ensemble: every training row has its target
-    gb_sum *hist;        // num_leaves slots of F x GB_HB
+    uint8_t *mark;  // rows in the bag
+    uint8_t *all_y; // per ensemble: every training row has its target
+    gb_sum *hist;   // num_leaves slots of F x GB_HB
     gb_leaf *leaf;
 };
 
@@ -251,10 +260,10 @@ typedef struct gb_pnode {
 typedef struct gb_pens {
     gb_pnode *P;
     double *val;
-    int *depth;   // per tree
-    int *qn;      // per tree: internal nodes in the bit-vector form, or -1 (more than 64 leaves: walked)
-    int64_t *qo;  // per tree: its first internal node there (its leaves start at qo + t)
-    int32_t *qf;  // per internal node: feature, threshold, missing values right (-1) or left (0), mask
+    int *depth;      // per tree
+    int *qn;         // per tree: internal nodes in the bit-vector form, or -1 (more than 64 leaves: walked)
+    int64_t *qo;     // per tree: its first internal node there (its leaves start at qo + t)
+    int32_t *qf;     // per internal node: feature, threshold, missing values right (-1) or left (0), mask
     double *qt, *qv; // qv: leaf values left to right
     int64_t *qr;
     uint64_t *qm;
@@ -281,7 +290,8 @@ static void qs_fill(const gb_node *T, int j, gb_pens *C, int64_t lo, int64_t io,
     uint64_t left = (*nl - first == 64 ? ~0ull : ((1ull << (*nl - first)) - 1)) << first;
     qs_fill(T, T[j].right, C, lo, io, nl, ni);
     int64_t k = io + (*ni)++;
-    C->qf[k] = T[j].feature, C->qt[k] = T[j].threshold, C->qr[k] = T[j].default_left ? 0 : -1, C->qm[k] = ~left;
+    C->qf[k] = T[j].feature, C->qt[k] = T[j].threshold, C->qr[k] = T[j].default_left ? 0 : -1,
+    C->qm[k] = ~left;
 }
 
 static void pens_free(gb_pens *C) {
@@ -291,9 +301,9 @@ static void pens_free(gb_pens *C) {
 
 static int compact(const gb_ens *E, gb_pens *C) {
     size_t nn = (size_t)E->tree_start[E->n_trees] + 1, nt = (size_t)E->n_trees + 1;
-    *C = (gb_pens){malloc(sizeof(gb_pnode) * nn), malloc(sizeof(double) * nn), malloc(sizeof(int) * nt),
+    *C = (gb_pens){malloc(sizeof(gb_pnode) * nn), malloc(sizeof(double) * nn),  malloc(sizeof(int) * nt),
                    malloc(sizeof(int) * nt),      malloc(sizeof(int64_t) * nt), malloc(sizeof(int32_t) * nn),
-                   malloc(sizeof(double) * nn),   malloc(sizeof(double) * nn), malloc(sizeof(int64_t) * nn),
+                   malloc(sizeof(double) * nn),   malloc(sizeof(double) * nn),  malloc(sizeof(int64_t) * nn),
                    malloc(sizeof(uint64_t) * nn)};
     if (!C->P || !C->val || !C->depth || !C->qn || !C->qo || !C->qf || !C->qt || !C->qv || !C->qr || !C->qm)
         return pens_free(C), -1;
@@ -308,7 +318,8 @@ static int compact(const gb_ens *E, gb_pens *C) {
                               ? (gb_pnode){INFINITY, 0, {j, j}, 0}
                               : (gb_pnode){d->threshold, d->feature, {d->left, d->right}, !d->default_left};
         }
-        int nl = 0, ni = 0; // a tree of n nodes has (n + 1) / 2 leaves: internal nodes from o - t, leaves from o
+        // a tree of n nodes has (n + 1) / 2 leaves: its internal nodes from o - t there, its leaves from o
+        int nl = 0, ni = 0;
         C->qo[t] = (int64_t)o - t, C->qn[t] = -1;
         if (node_leaves(T, 0) <= 64) qs_fill(T, 0, C, C->qo[t] + t, C->qo[t], &nl, &ni), C->qn[t] = ni;
     }
@@ -316,10 +327,7 @@ static int compact(const gb_ens *E, gb_pens *C) {
 }
 
 // Tree t of the bit-vector form on a block of GB_QB rows (xt: the block's features, column by column).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void qs_tree(const gb_pens *C, int t, const double *xt, int b, double *acc) {
+GB_CLONES512 static void qs_tree(const gb_pens *C, int t, const double *xt, int b, double *acc) {
     typedef double v8 __attribute__((vector_size(64)));
     typedef int64_t v8i __attribute__((vector_size(64)));
     const int64_t io = C->qo[t];
@@ -436,7 +444,8 @@ static void hist_part(gb_fit *f, const gb_leaf *L, int t, int nt) {
     memset(T, 0, sizeof(uint64_t) * (size_t)nf * GB_HB);
     for (size_t i = i0; i < i1; i++) {
         size_t r = ident ? i : idx[i];
-        if (!ident && i + 16 < i1) __builtin_prefetch(rows + idx[i + 16] * F), __builtin_prefetch(q + idx[i + 16]);
+        if (!ident && i + 16 < i1)
+            __builtin_prefetch(rows + idx[i + 16] * F), __builtin_prefetch(q + idx[i + 16]);
         const uint8_t *rb = rows + r * F;
         uint64_t g = q[r];
         uint64_t *Tk = T;
@@ -488,7 +497,7 @@ typedef int64_t gb_v4i __attribute__((vector_size(32)));
 
 // gain = (GL^2 / (NL + l2) + GR^2 / (NR + l2) - parent) / 2 for four candidates at GL, NL into out, 0 where
 // a side would hold fewer than mn rows.
-#define GB_GAINS4(out, GL_, NL_)                                                                            \
+#define GB_GAINS4(out, GL_, NL_)                                                                             \
     do {                                                                                                     \
         gb_v4 gl_ = (GL_), nl_ = (NL_), gr_ = G - gl_, nr_ = N - nl_;                                        \
         gb_v4 v_ = 0.5 * (gl_ * gl_ / (nl_ + l2) + gr_ * gr_ / (nr_ + l2) - parent);                         \
@@ -500,12 +509,10 @@ typedef int64_t gb_v4i __attribute__((vector_size(32)));
 // The gains of the splits after bins t < nb of one feature: missing values right (g0) and, if any are
 // missing, left (g1); 0 for a split that leaves a side empty. Four candidates a step (vector division).
 // Returns the largest gain (0 if none is positive).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static double split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int nb, gb_hist miss, double *g0,
-                          double *g1) {
-    double cg[GB_HB + 4], cn[GB_HB + 4], l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2), G = L->G, N = L->N;
+GB_CLONES static double split_gains(const gb_fit *f, const gb_leaf *L, const gb_sum *H, int nb, gb_hist miss,
+                                    double *g0, double *g1) {
+    double cg[GB_HB + 4], cn[GB_HB + 4], l2 = f->p.lambda_l2, parent = score(L->G, L->N, l2);
+    double G = L->G, N = L->N;
     double mn = f->p.min_data_in_leaf > f->p.min_sum_hessian ? f->p.min_data_in_leaf : f->p.min_sum_hessian;
     double sg = 0, sn = 0;
     for (int t = 0; t < nb; t++) {
@@ -868,7 +875,8 @@ static void root_hist(gb_fit *f, int e) {
         gb_sum *H = slot_hist(f, 0, ft);
         size_t o = rsum_at(f, e, ft);
         for (int b = 0; b <= gb_n_bins(f->m, ft); b++)
-            H[b] = ((uint64_t)f->rN[o + b] << f->qsh) + (uint64_t)llrint((f->rP[o + b] - f->rSy[o + b]) * f->qsc);
+            H[b] = ((uint64_t)f->rN[o + b] << f->qsh) +
+                   (uint64_t)llrint((f->rP[o + b] - f->rSy[o + b]) * f->qsc);
     }
 }
 
@@ -898,7 +906,8 @@ static int root_init(gb_fit *f, int e) {
             f->rN[o]++, f->rSy[o] += f->y[i * (size_t)f->E + e];
         }
     for (size_t ft = 0; ft < F; ft++)
-        for (int b = 0; b < GB_HB; b++) f->rP[rsum_at(f, e, (int)ft) + b] = E->base * f->rN[rsum_at(f, e, (int)ft) + b];
+        for (int b = 0; b < GB_HB; b++)
+            f->rP[rsum_at(f, e, (int)ft) + b] = E->base * f->rN[rsum_at(f, e, (int)ft) + b];
     for (int t = 0; t < E->n_trees; t++) {
         const gb_node *T = E->nodes + E->tree_start[t];
         int nn = (int)(E->tree_start[t + 1] - E->tree_start[t]);
@@ -1038,8 +1047,8 @@ static void replay(gb_fit *f) {
     }
 }
 
-// The bins (column-major, n rows; and row-major) of rows [i0, i0 + b) of X, b <= GB_LANES: gb_bin's search for the b rows
-// of one feature side by side, so their chains of dependent loads overlap.
+// The bins (column-major, n rows; and row-major) of rows [i0, i0 + b) of X, b <= GB_LANES: gb_bin's search
+// for the b rows of one feature side by side, so their chains of dependent loads overlap.
 static void bin_block(const gb_model *m, const double *X, size_t i0, size_t b, uint8_t *bins, uint8_t *rows,
                       size_t n) {
     int F = m->n_features;
@@ -1082,12 +1091,14 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
     f->rN = gn_calloc(nr, sizeof(uint32_t)), f->rc = gn_malloc(sizeof(double) * (size_t)F * GB_HB);
     f->fast_root = gn_calloc((size_t)E, 1);
     if (!f->rP || !f->rSy || !f->rN || !f->rc || !f->fast_root) return gb_fit_free(f), NULL;
-    if (!f->bins || !f->pred || !f->predv || !f->q || !f->rows || !f->th || (renew && !f->res) || !f->idx || !f->tmp || !f->fsel ||
-        !f->mark || !f->all_y || !f->hist || !f->leaf)
+    if (!f->bins || !f->pred || !f->predv || !f->q || !f->rows || !f->th || (renew && !f->res) || !f->idx ||
+        !f->tmp || !f->fsel || !f->mark || !f->all_y || !f->hist || !f->leaf)
         return gb_fit_free(f), NULL;
-        // blocks of rows: X is read once, in order (a column at a time read all of X per feature, from memory)
+        // blocks of rows: X is read once, in order (a column at a time read all of X per feature, from
+        // memory)
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i += GB_LANES) bin_block(m, X, i, n - i < GB_LANES ? n - i : GB_LANES, f->bins, f->rows, n);
+    for (size_t i = 0; i < n; i += GB_LANES)
+        bin_block(m, X, i, n - i < GB_LANES ? n - i : GB_LANES, f->bins, f->rows, n);
     for (int e = 0; e < E; e++) {
         f->all_y[e] = 1;
         for (size_t i = 0; i < n; i++) f->all_y[e] &= !isnan(y[i * (size_t)E + e]);
@@ -1100,8 +1111,8 @@ gb_fit *gb_fit_init(gb_model *m, const gb_params *p, const double *X, const doub
 
 void gb_fit_free(gb_fit *f) {
     if (!f) return;
-    free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->rows), free(f->th), free(f->res), free(f->idx);
-    free(f->tmp), free(f->mark), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf),
-        free(f->rP), free(f->rSy), free(f->rN), free(f->rc), free(f->fast_root),
-        free(f);
+    free(f->bins), free(f->pred), free(f->predv), free(f->q), free(f->rows), free(f->th), free(f->res),
+        free(f->idx);
+    free(f->tmp), free(f->mark), free(f->all_y), free(f->fsel), free(f->hist), free(f->leaf), free(f->rP),
+        free(f->rSy), free(f->rN), free(f->rc), free(f->fast_root), free(f);
 }

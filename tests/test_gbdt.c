@@ -1,7 +1,7 @@
 // models/gbdt: the binning, a split's gain against a hand computation, a data set whose optimal tree is
-// known, missing-value routing, both prediction paths, resume and thread-count bit-exactness, roots from sums, quantile coverage on a
-// heteroscedastic toy, and the TreeSHAP identities (sum to prediction - expected value, brute-force
-// Shapley values, zero for an unused feature).
+// known, missing-value routing, both prediction paths, resume and thread-count bit-exactness, roots from
+// running sums, an inf target, quantile coverage on a heteroscedastic toy, and the TreeSHAP identities
+// (sum to prediction - expected value, brute-force Shapley values, zero for an unused feature).
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -211,8 +211,10 @@ static void resume_and_threads(double bag, double ff) {
     fit(&t1, &p, X, y, N, F, 1, NULL, NULL, 20);
     omp_set_num_threads(nt);
     assert_true(same_model(&t1, &full));
-    printf("    bagging %.1f, features %.1f; 20 rounds, 15 leaves: %zu nodes; resumed at round 8 and on 1 thread: "
-           "identical\n", bag, ff, full.ens[0].n_nodes);
+    printf("    bagging %.1f, features %.1f; 20 rounds, 15 leaves: %zu nodes; resumed at round 8 and on 1 "
+           "thread: "
+           "identical\n",
+           bag, ff, full.ens[0].n_nodes);
     gb_model_free(&full), gb_model_free(&part), gb_model_free(&cp), gb_model_free(&t1);
 }
 
@@ -244,7 +246,8 @@ static void test_root_sums(void **st) {
         worst = fmax(worst, fabs(A->nodes[j].value - B->nodes[j].value));
     }
     assert_true(worst < 1e-9);
-    printf("    30 trees, %zu nodes: the same splits; leaf values differ by %.1e at most\n", A->n_nodes, worst);
+    printf("    30 trees, %zu nodes: the same splits; leaf values differ by %.1e at most\n", A->n_nodes,
+           worst);
     gb_model_free(&a), gb_model_free(&b);
 }
 
@@ -342,16 +345,11 @@ static void test_shap(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_binning),
-        cmocka_unit_test(test_split_gain),
-        cmocka_unit_test(test_known_tree),
-        cmocka_unit_test(test_nan_routing),
-        cmocka_unit_test(test_predict_paths),
-        cmocka_unit_test(test_resume_and_threads),
-        cmocka_unit_test(test_root_sums),
-        cmocka_unit_test(test_inf_target),
-        cmocka_unit_test(test_quantile_coverage),
-        cmocka_unit_test(test_shap),
+        cmocka_unit_test(test_binning),           cmocka_unit_test(test_split_gain),
+        cmocka_unit_test(test_known_tree),        cmocka_unit_test(test_nan_routing),
+        cmocka_unit_test(test_predict_paths),     cmocka_unit_test(test_resume_and_threads),
+        cmocka_unit_test(test_root_sums),         cmocka_unit_test(test_inf_target),
+        cmocka_unit_test(test_quantile_coverage), cmocka_unit_test(test_shap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
