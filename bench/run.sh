@@ -14,7 +14,7 @@ $B/data_bench || exit 1
 echo
 echo "multi-branch ResNet-18 (5x64x64 + 2x48x48, width 32, stride-2 stem, batch 64, Adam):"
 g1=$($B/train_bench) || exit 1
-g2=$($B/train_bench --keep-im2col 0) || exit 1
+g2=$($B/train_bench --keep-im2col 1) || exit 1
 g3=$($B/train_bench --winograd 2) || exit 1
 g4=$($B/train_bench --winograd 0) || exit 1
 echo "$g1"

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     gn_runtime_init(argv);
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
-    int threads = 0, steps = 10, B = 64, width = 32, keep = 1, wino = 1, batched = -1, infer_only = 0;
+    int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
              : wino == 4 ? "Winograd F(4x4)"
              : wino      ? "Winograd"
                          : "im2col",
-             keep ? "" : ", groups");
+             keep ? ", im2col kept" : "");
     printf("%-23s train %8.1f samples/s   inference %8.1f samples/s   peak RSS %7.1f MiB   (%zu parameters, "
            "%d threads)\n",
            label, steps * B / t_train, steps * B / t_inf, ru.ru_maxrss / 1024.0, st.n_param_values,

@@ -111,7 +111,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
     ctx->training = 1;
-    ctx->keep_im2col = 1;
+    ctx->keep_im2col = 0;
     ctx->winograd = 1;
     ctx->tune = (nn_tune){0, -1, -1, -1};
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);

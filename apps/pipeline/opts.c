@@ -27,7 +27,7 @@ static const io_key train_keys[] = {
     I(patience, 0, 100000000, 20), // early stopping; 0: off (default off when iterations are given)
     I(amsgrad, 0, 1, 0),
     I(tta, 0, 1, 0),         // 1: eval and predict average the 8 dihedral views of each cutout by default
-    I(keep_im2col, 0, 1, 1), // 0: recompute in backward (less memory, a little slower)
+    I(keep_im2col, 0, 1, 0), // 1: keep the im2col matrices for backward (more memory, on some CPUs faster)
     I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
     I(slices, 1, 65536, 1),  // each batch (each MPI rank's share) in this many slices, gradients summed
     I(check_every, 0, 1e15, 100), // MPI: steps between comparisons of the ranks' states (0: checkpoints)

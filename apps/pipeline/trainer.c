@@ -458,9 +458,11 @@ static void memory_note(const run_trainer *T) {
     if (ram > 0 && rss > 0.8 * ram)
         fprintf(stderr,
                 "galnn: warning: this run holds %s of the machine's %s: a smaller [train] batch, "
-                "train.keep_im2col=0 (convolutions' im2col recomputed in backward) or train.slices=2 "
-                "(the batch in two halves) hold less%s\n",
-                p, m, gn_mpi_size() > 1 ? " (per MPI rank on a node)" : "");
+                "%strain.slices=2 (the batch in two halves) hold less%s\n",
+                p, m,
+                T->ctx.keep_im2col ? "train.keep_im2col=0 (convolutions' im2col recomputed in backward) or "
+                                   : "",
+                gn_mpi_size() > 1 ? " (per MPI rank on a node)" : "");
     fflush(stdout);
 }
 
