@@ -32,7 +32,8 @@ static int norm_make(md_norm *nm, nn_store *s, const char *name, int ch, int kin
     return nm->gamma && nm->beta ? GN_OK : GN_ENOMEM;
 }
 
-// relu(norm(conv(x)) + res) (res may be NULL; relu 0: no activation); batch norm by nn_conv_bn_act
+// relu(norm(conv(x)) + res) (res may be NULL; relu 0: no activation, 2: ReLU with a transient output
+// for batch norm, see nn_batchnorm_act); batch norm by nn_conv_bn_act
 // (folded into the conv when evaluated without a tape)
 static nn_tensor *conv_norm_act(nn_ctx *c, const nn_conv *cv, const md_norm *nm, nn_tensor *x, nn_tensor *res,
                                 int relu) {
@@ -84,7 +85,7 @@ static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
     for (int i = 0; i < 8; i++) {
         const md_block *B = &r->block[i];
-        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 1);
+        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 2); // read by conv2 only: transient
         nn_tensor *sc = B->has_proj ? conv_norm_act(c, &B->proj, &B->bp, x, NULL, 0) : x;
         x = conv_norm_act(c, &B->c2, &B->b2, h, sc, 1); // relu(bn2(conv2(h)) + shortcut)
     }

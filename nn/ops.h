@@ -93,7 +93,9 @@ nn_tensor *nn_upsample2x(nn_ctx *c, nn_tensor *x);
 nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *running_mean,
                         nn_tensor *running_var, float momentum, float eps);
 // relu(batchnorm(x) + res) in one op (res may be NULL, relu 0 or 1): the same
-// values as the separate ops with fewer stored tensors (ops_norm.c).
+// values as the separate ops with fewer stored tensors (ops_norm.c). relu 2: ReLU with the output
+// transient when it is recorded without a residual — only the next op may read it (a conv), and
+// backward recomputes it from x (nn_tensor_transient): one tensor fewer kept per such unit.
 nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                             nn_tensor *running_mean, nn_tensor *running_var, float momentum, float eps,
                             nn_tensor *res, int relu);

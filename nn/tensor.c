@@ -156,6 +156,8 @@ void nn_ctx_free(nn_ctx *ctx) {
     }
     ctx->gpool = NULL;
     ctx->gpool_bytes = 0;
+    free(ctx->ring);
+    ctx->ring = NULL, ctx->ring_cap = 0, ctx->ring_owner = NULL;
 }
 
 void nn_ctx_reset(nn_ctx *ctx) {
@@ -163,6 +165,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
     for (nn_gblock *b = ctx->gpool; b; b = b->next) b->in_use = 0;
     ctx->tape = NULL;
     ctx->n_nodes = 0;
+    ctx->ring_owner = NULL;
 }
 
 size_t nn_numel(int ndim, const int *shape) {
@@ -186,7 +189,7 @@ const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len) {
     return buf;
 }
 
-nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape) {
+static nn_tensor *tensor_head(nn_ctx *ctx, int ndim, const int *shape) {
     if (ndim < 0 || ndim > NN_MAXDIM) {
         gn_err(GN_EINVAL, "tensor rank %d outside 0..%d", ndim, NN_MAXDIM);
         return NULL;
@@ -202,8 +205,47 @@ nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape) {
     t->ndim = ndim;
     if (ndim) memcpy(t->shape, shape, sizeof(int) * (size_t)ndim); // rank 0: shape may be NULL
     t->n = nn_numel(ndim, shape);
-    t->data = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
-    return t->data ? t : NULL;
+    return t;
+}
+
+nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape) {
+    nn_tensor *t = tensor_head(ctx, ndim, shape);
+    if (t) t->data = nn_arena_alloc(&ctx->arena, t->n * sizeof(float));
+    return t && t->data ? t : NULL;
+}
+
+// The ring as t's data (grown to t's size; its previous owner's values are gone).
+static float *ring_take(nn_ctx *ctx, nn_tensor *t) {
+    if (ctx->ring_cap < t->n) {
+        free(ctx->ring);
+        ctx->ring_cap = 0, ctx->ring_owner = NULL;
+        if (!(ctx->ring = big_alloc(t->n * sizeof(float)))) {
+            gn_err(GN_ENOMEM, "out of memory for a %zu-byte transient activation", t->n * sizeof(float));
+            return NULL;
+        }
+        ctx->ring_cap = t->n;
+    }
+    ctx->ring_owner = t;
+    return t->data = ctx->ring;
+}
+
+nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape) {
+    nn_tensor *t = tensor_head(ctx, ndim, shape);
+    return t && ring_take(ctx, t) ? t : NULL;
+}
+
+// Before node nd runs backward: its transient output or input back in the ring (one per node).
+static int materialise(nn_ctx *ctx, nn_node *nd) {
+    nn_tensor *t = nd->out->remake ? nd->out : NULL;
+    for (int i = 0; i < nd->nin; i++)
+        if (nd->in[i]->remake && nd->in[i] != t) {
+            if (t) return gn_err(GN_EINVAL, "backward: a node reads two transient tensors (one ring)");
+            t = nd->in[i];
+        }
+    if (!t || ctx->ring_owner == t) return GN_OK;
+    if (!ring_take(ctx, t)) return GN_ENOMEM;
+    t->remake->recompute(t->remake, ctx);
+    return GN_OK;
 }
 
 nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape) {
@@ -299,6 +341,8 @@ int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
         if (!nd->out->grad) continue; // not on a path to the loss
         for (int i = 0; i < nd->nin; i++)
             if (nd->in[i]->requires_grad && !nn_grad(ctx, nd->in[i])) return GN_ENOMEM;
+        int rc = materialise(ctx, nd);
+        if (rc) return rc;
         nd->backward(nd, ctx);
         if (nd->out->grad_pooled) { // every consumer ran before its producer: no one reads it again
             gpool_put(ctx, nd->out->grad);

@@ -34,6 +34,9 @@ typedef struct nn_tensor {
     unsigned char
         grad_pooled;  // grad is a gradient-pool block (released once the tensor's producer has run backward)
     const char *name; // parameters and buffers only
+    // transient data (in the context's ring, see nn_tensor_transient): the node whose recompute refills it
+    // when backward needs it
+    struct nn_node *remake;
 } nn_tensor;
 
 // Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
@@ -85,6 +88,8 @@ typedef struct nn_node {
     nn_tensor *out;
     nn_tensor **in;
     int nin;
+    // refills out->data (a transient output, nn_tensor_transient)
+    void (*recompute)(struct nn_node *node, struct nn_ctx *ctx);
     void *saved;    // op-specific saved values (arena)
     nn_tensor *aux; // a read-only operand that receives no gradient (e.g. soft targets)
     int ia[24];     // op-specific integer arguments
@@ -140,6 +145,9 @@ typedef struct nn_ctx {
     nn_wcache *wcache;
     nn_gblock *gpool; // every gradient block this context has made
     size_t gpool_bytes; // their total size
+    float *ring;        // the one transient tensor's data (nn_tensor_transient), ring_cap floats
+    size_t ring_cap;
+    const nn_tensor *ring_owner; // whose values the ring holds now
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
@@ -163,6 +171,12 @@ const char *nn_shape_str(const nn_tensor *t, char *buf, size_t len);
 // A new activation tensor in the arena (data uninitialised / zeroed).
 nn_tensor *nn_tensor_new(nn_ctx *ctx, int ndim, const int *shape);
 nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
+// A tensor whose data lives in the context's ring, which holds one such tensor at a time: the op that
+// makes it must give it a node with a recompute (nn_backward refills the ring before a node that reads
+// it runs backward), and only the next op may read it in the forward pass. For activations that are
+// cheap to recompute from stored ones (a batch norm + ReLU's output from its input): a step holds one
+// buffer for all of them.
+nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape);
 // A constant input (no grad) holding a copy of `data`.
 nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *data);
 // Convenience for literal shapes: NN_SHAPE(2, 3) -> 2, (int[]){2, 3}.

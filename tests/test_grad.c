@@ -895,6 +895,60 @@ static void test_bn_fused(void **st) {
     nn_ctx_free(&c);
 }
 
+// conv -> relu(bn) -> conv -> relu(bn + x) with the first unit's output transient (relu 2: in the ring,
+// recomputed for backward) gives the values and every gradient of the stored form bit for bit, and the
+// step keeps one tensor fewer; a node reading two transients is an error at backward.
+static void test_bn_transient(void **st) {
+    (void)st;
+    enum { N = 4, C = 8, H = 12, W = 12 };
+    size_t nx = N * C * H * W, nw = C * C * 9;
+    float x[N * C * H * W], up[N * C * H * W], w[2][C * C * 9], gb[2 * C];
+    tu_randn(x, nx, 1, 5), tu_randn(up, nx, 1, 6), tu_randn(w[0], nw, 0.2f, 7), tu_randn(w[1], nw, 0.2f, 8);
+    tu_randn(gb, 2 * C, 1, 9);
+    float out[2][N * C * H * W], gx[2][N * C * H * W], gw[2][2][C * C * 9], gg[2][2 * C];
+    size_t kept[2];
+    for (int once = 0; once < 2; once++) {
+        nn_ctx c;
+        nn_ctx_init(&c, 1 << 22);
+        nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x),
+                  *w1 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[0]);
+        nn_tensor *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[1]);
+        nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
+        nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(C)), *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
+        tx->requires_grad = w1->requires_grad = w2->requires_grad = g->requires_grad = b->requires_grad = 1;
+        size_t u0 = c.arena.used;
+        nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
+                                        0.1f, 1e-5f, NULL, once ? 2 : 1);
+        assert_true(once ? h->remake != NULL : h->remake == NULL);
+        nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
+                                        0.1f, 1e-5f, tx, 1);
+        kept[once] = c.arena.used - u0;
+        nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), up)), 0xF, 0);
+        assert_int_equal(nn_backward(&c, L), 0);
+        memcpy(out[once], y->data, sizeof(float) * nx), memcpy(gx[once], tx->grad, sizeof(float) * nx);
+        memcpy(gw[once][0], w1->grad, sizeof(float) * nw), memcpy(gw[once][1], w2->grad, sizeof(float) * nw);
+        memcpy(gg[once], g->grad, sizeof(float) * C), memcpy(gg[once] + C, b->grad, sizeof(float) * C);
+        nn_ctx_free(&c);
+    }
+    assert_memory_equal(out[0], out[1], sizeof(float) * nx);
+    assert_memory_equal(gx[0], gx[1], sizeof(float) * nx);
+    assert_memory_equal(gw[0], gw[1], sizeof(float) * 2 * nw);
+    assert_memory_equal(gg[0], gg[1], sizeof(float) * 2 * C);
+    assert_true(kept[0] - kept[1] >= nx * sizeof(float));
+    printf("    transient unit: identical values and gradients; the step keeps %zu bytes fewer\n",
+           kept[0] - kept[1]);
+    nn_ctx c; // two transients read by one node: refused at backward
+    nn_ctx_init(&c, 1 << 20);
+    nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *rm = nn_tensor_zeros(&c, NN_SHAPE(C));
+    nn_tensor *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
+    tx->requires_grad = 1;
+    nn_tensor *h1 = nn_batchnorm_act(&c, tx, NULL, NULL, rm, rv, 0.1f, 1e-5f, NULL, 2);
+    nn_tensor *h2 = nn_batchnorm_act(&c, tx, NULL, NULL, rm, rv, 0.1f, 1e-5f, NULL, 2);
+    assert_int_not_equal(nn_backward(&c, nn_sum(&c, nn_add(&c, h1, h2), 0xF, 0)), 0);
+    assert_non_null(strstr(gn_errmsg(), "transient"));
+    nn_ctx_free(&c);
+}
+
 // The inference form of conv -> batch norm (running statistics) -> + residual -> ReLU (nn_conv_bn_act
 // without a tape: batch norm folded into the conv, the residual and ReLU in the conv's output pass)
 // against the same layers evaluated with a tape (conv, then nn_batchnorm_act), on every conv path
@@ -1054,6 +1108,7 @@ int main(void) {
         cmocka_unit_test(test_winograd),
         cmocka_unit_test(test_gemm_small),
         cmocka_unit_test(test_bn_fused),
+        cmocka_unit_test(test_bn_transient),
         cmocka_unit_test(test_conv_bn_inference),
         cmocka_unit_test(test_wino_frozen),
         cmocka_unit_test(test_grad_pool),
