@@ -260,15 +260,28 @@ nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *
     return t;
 }
 
-// the smallest free block of at least `bytes` (exact sizes recur: a network's
-// layers repeat their shapes), else a new one
+// the smallest free block of at least `bytes` (exact sizes recur: a network's layers repeat their shapes);
+// else the largest free block grown to `bytes` (so that blocks made for small gradients early in backward
+// do not stay beside the larger ones made later: the pool converges to as many blocks as are alive at
+// once, each of the largest size); else a new one
 static float *gpool_get(nn_ctx *ctx, size_t bytes) {
-    nn_gblock *best = NULL;
+    nn_gblock *best = NULL, *grow = NULL;
+    size_t al = (bytes + 63) / 64 * 64;
     for (nn_gblock *b = ctx->gpool; b; b = b->next)
-        if (!b->in_use && b->bytes >= bytes && (!best || b->bytes < best->bytes)) best = b;
+        if (!b->in_use && b->bytes >= bytes && (!best || b->bytes < best->bytes))
+            best = b;
+        else if (!b->in_use && b->bytes < bytes && (!grow || b->bytes > grow->bytes))
+            grow = b;
+    if (!best && grow) {
+        float *mem = big_alloc(al ? al : 64);
+        if (mem) {
+            free(grow->mem);
+            ctx->gpool_bytes += al - grow->bytes;
+            grow->mem = mem, grow->bytes = al, best = grow;
+        }
+    }
     if (!best) {
         best = calloc(1, sizeof *best);
-        size_t al = (bytes + 63) / 64 * 64;
         if (best) best->mem = big_alloc(al ? al : 64);
         if (!best || !best->mem) {
             free(best);
