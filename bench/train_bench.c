@@ -106,8 +106,9 @@ int main(int argc, char **argv) {
         double t0 = gn_now();
         nn_ctx_reset(&c);
         nn_store_zero_grad(&st);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(b, 5, 64, 64), x1 + (size_t)lo * 5 * 64 * 64),
-                            nn_tensor_from(&c, NN_SHAPE(b, 2, 48, 48), x2 + (size_t)lo * 2 * 48 * 48)};
+        // the batch's one copy, as galnn train decodes a batch straight into its input tensors
+        nn_tensor *in[2] = {nn_tensor_wrap(&c, NN_SHAPE(b, 5, 64, 64), x1 + (size_t)lo * 5 * 64 * 64),
+                            nn_tensor_wrap(&c, NN_SHAPE(b, 2, 48, 48), x2 + (size_t)lo * 2 * 48 * 48)};
         nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y + 2 * lo, b);
         if (!L || nn_backward(&c, L) || gn_mpi_sum_ordered_f(st.grad, st.n_param_floats))
             return fprintf(stderr, "%s\n", gn_errmsg()), 1;
@@ -121,8 +122,8 @@ int main(int argc, char **argv) {
     for (int s = 0; s <= steps; s++) {
         double t0 = gn_now();
         nn_ctx_reset(&c);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 64, 64), x1),
-                            nn_tensor_from(&c, NN_SHAPE(B, 2, 48, 48), x2)};
+        nn_tensor *in[2] = {nn_tensor_wrap(&c, NN_SHAPE(B, 5, 64, 64), x1),
+                            nn_tensor_wrap(&c, NN_SHAPE(B, 2, 48, 48), x2)};
         if (!md_net_fwd(&c, &m, in)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         if (s) t_inf += gn_now() - t0;
     }

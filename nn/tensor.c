@@ -229,6 +229,12 @@ static float *ring_take(nn_ctx *ctx, nn_tensor *t) {
     return t->data = ctx->ring;
 }
 
+nn_tensor *nn_tensor_wrap(nn_ctx *ctx, int ndim, const int *shape, const float *data) {
+    nn_tensor *t = tensor_head(ctx, ndim, shape);
+    if (t) t->data = (float *)data;
+    return t;
+}
+
 nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape) {
     nn_tensor *t = tensor_head(ctx, ndim, shape);
     return t && ring_take(ctx, t) ? t : NULL;

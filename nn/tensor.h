@@ -177,6 +177,9 @@ nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
 // cheap to recompute from stored ones (a batch norm + ReLU's output from its input): a step holds one
 // buffer for all of them.
 nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape);
+// A constant input (no grad) over the caller's data, not copied: it must stay unchanged while the step
+// lasts (ops never write their inputs).
+nn_tensor *nn_tensor_wrap(nn_ctx *ctx, int ndim, const int *shape, const float *data);
 // A constant input (no grad) holding a copy of `data`.
 nn_tensor *nn_tensor_from(nn_ctx *ctx, int ndim, const int *shape, const float *data);
 // Convenience for literal shapes: NN_SHAPE(2, 3) -> 2, (int[]){2, 3}.

@@ -897,7 +897,8 @@ static void test_bn_fused(void **st) {
 
 // conv -> relu(bn) -> conv -> relu(bn + x) with the first unit's output transient (relu 2: in the ring,
 // recomputed for backward) gives the values and every gradient of the stored form bit for bit, and the
-// step keeps one tensor fewer; a node reading two transients is an error at backward.
+// step keeps one tensor fewer (and a wrapped constant, not copied, gives the copy's results); a node
+// reading two transients is an error at backward.
 static void test_bn_transient(void **st) {
     (void)st;
     enum { N = 4, C = 8, H = 12, W = 12 };
@@ -923,7 +924,10 @@ static void test_bn_transient(void **st) {
         nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
                                         0.1f, 1e-5f, tx, 1);
         kept[once] = c.arena.used - u0;
-        nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), up)), 0xF, 0);
+        nn_tensor *tu = once ? nn_tensor_wrap(&c, NN_SHAPE(N, C, H, W), up) // not copied
+                             : nn_tensor_from(&c, NN_SHAPE(N, C, H, W), up);
+        assert_true(once ? tu->data == up : tu->data != up);
+        nn_tensor *L = nn_sum(&c, nn_mul(&c, y, tu), 0xF, 0);
         assert_int_equal(nn_backward(&c, L), 0);
         memcpy(out[once], y->data, sizeof(float) * nx), memcpy(gx[once], tx->grad, sizeof(float) * nx);
         memcpy(gw[once][0], w1->grad, sizeof(float) * nw), memcpy(gw[once][1], w2->grad, sizeof(float) * nw);
