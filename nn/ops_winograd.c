@@ -844,12 +844,18 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
     }
 }
 
-static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *dU, const float *x,
+// The batch's backward in two passes over the a^2 planes, so that the weight gradient's transform dU and the
+// filter transform U are never held at once (the larger layers' largest temporaries): first dU_xi = dM_xi
+// V_xi^T for every plane, folded into gw and released; then U and dV_xi = U_xi^T dM_xi (into V_xi).
+static void wino_bw_batch(nn_ctx *c, const geom *g, const wplan *p, const float *w, float *gw, const float *x,
                           const float *gy, float *gx, float *vm, float *scr, size_t per, const wbufs *t0,
                           int nt) {
     int m = p->m, a = m + 2;
-    size_t OC = (size_t)g->O * g->C;
+    size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wchunk k0 = wino_chunk(g, p, 0);
+    nn_arena_mark mark = nn_arena_get_mark(&c->arena);
+    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN) : NULL;
+    if (gw && !dU) return;
 #pragma omp parallel num_threads(nt)
     {
         wbufs t = *t0;
@@ -862,27 +868,38 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *U, float *
         }
         if (dU) {
 #pragma omp for schedule(static)
-            for (int c = 0; c < g->C; c++) {
-                k.c0 = c, k.c1 = c + 1;
+            for (int ci = 0; ci < g->C; ci++) {
+                k.c0 = ci, k.c1 = ci + 1;
                 WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
             }
-        }
 #pragma omp for schedule(static)
-        for (int xi = 0; xi < a * a; xi++) {
-            if (dU) { // dU_xi = dM_xi V_xi^T, then V_xi is free for dV_xi
+            for (int xi = 0; xi < a * a; xi++) { // dU_xi = dM_xi V_xi^T
                 memset(dU + xi * OC, 0, sizeof(float) * OC);
                 wino_gemms(WG_WEIGHT, xi, xi + 1, g, &k0, NULL, dU, t.V, t.vps, t.M, t.mps);
             }
-            if (gx) wino_gemms(WG_DATA, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
-        }
-        if (gx) {
-#pragma omp for schedule(static)
-            for (int c = 0; c < g->C; c++) {
-                k.c0 = c, k.c1 = c + 1;
-                WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
-            }
         }
     }
+    if (gw) wino_filter_adj(g, dU, 1, UN, gw, m);
+    nn_arena_release(&c->arena, mark);
+    if (!gx) return;
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
+    if (!U) return;
+    wino_filter(g, w, U, m);
+#pragma omp parallel num_threads(nt)
+    {
+        wbufs t = *t0;
+        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
+        wchunk k = k0;
+#pragma omp for schedule(static)
+        for (int xi = 0; xi < a * a; xi++) // dV_xi = U_xi^T dM_xi, V_xi read already
+            wino_gemms(WG_DATA, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
+#pragma omp for schedule(static)
+        for (int ci = 0; ci < g->C; ci++) {
+            k.c0 = ci, k.c1 = ci + 1;
+            WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
+        }
+    }
+    nn_arena_release(&c->arena, mark);
 }
 
 // The filter transform of w: kept in ctx->wcache when the weights are frozen and outside the arena (a
@@ -941,20 +958,20 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
-    float *dU =
-        gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)(p.batch ? 1 : nt)) : NULL; // per thread
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     float *vm = p.batch ? nn_arena_alloc(&c->arena, sizeof(float) * t0.vm) : NULL;
-    if (!U || (gw && !dU) || !scr || (p.batch && !vm)) return;
-    if (gx) wino_filter(g, w, U, m);
+    if (!scr || (p.batch && !vm)) return;
     if (p.batch) {
-        wino_bw_batch(g, &p, U, dU, x, gy, gx, vm, scr, per, &t0, nt);
-        if (gw) wino_filter_adj(g, dU, 1, UN, gw, m);
+        wino_bw_batch(c, g, &p, w, gw, x, gy, gx, vm, scr, per, &t0, nt);
         return;
     }
+    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
+    float *dU =
+        gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // per thread
+    if (!U || (gw && !dU)) return;
+    if (gx) wino_filter(g, w, U, m);
     int team = 1;
 #pragma omp parallel num_threads(nt)
     {
