@@ -399,7 +399,9 @@ WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
 }
 
 // U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
-NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1) {
+// Rows i0..i1 of the transform (planes i*a+q, i in [i0, i1)) into U from plane i0*a on.
+NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1,
+                                         int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -411,10 +413,10 @@ NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U
             wg_g(m, col, u);
             for (int i = 0; i < a; i++) t[i][j] = u[i];
         }
-        for (int i = 0; i < a; i++) { // rows: (G f) Gt
+        for (int i = i0; i < i1; i++) { // rows: (G f) Gt
             v8 u[6];
             wg_g(m, t[i], u);
-            for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)(i * a + q) * OC + b, u[q], nl);
+            for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)((i - i0) * a + q) * OC + b, u[q], nl);
         }
     }
 }
@@ -424,15 +426,26 @@ static void wino_filter(const geom *g, const float *w, float *U, int m) {
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         wino_filter_m(g, w, U, m, nblk * t / nt * 8,
-                      nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
+                      nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, m + 2);
     }
+}
+
+// Inside a parallel region: rows [i0, i1) of the filter transform (wino_filter_m), the (o, c) groups shared
+// among the threads, then a barrier.
+static void wino_filter_rows(const geom *g, const float *w, float *U, int m, int i0, int i1) {
+    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    wino_filter_m(g, w, U, m, nblk * t / nt * 8, nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC,
+                  i0, i1);
+#pragma omp barrier
 }
 
 // gw[o][c] += Gt dU[o][c] G
 // gw += the adjoint of the filter transform applied to dU summed over its
 // `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
+// (dU holding rows [i0, i1) only, from its start: the other rows count as 0)
 NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride,
-                                             float *gw, int m, long b0, long b1) {
+                                             float *gw, int m, long b0, long b1, int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -440,8 +453,12 @@ NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int
         v8 t[3][6];
         for (int i = 0; i < a; i++) { // rows: dU G
             v8 u[6], f[3];
+            if (i < i0 || i >= i1) {
+                for (int j = 0; j < 3; j++) t[j][i] = v8_set1(0.0f);
+                continue;
+            }
             for (int q = 0; q < a; q++) {
-                const float *src = dU + (size_t)(i * a + q) * OC + b;
+                const float *src = dU + (size_t)((i - i0) * a + q) * OC + b;
                 if (nl == 8) {
                     u[q] = v8_load(src);
                     for (int p = 1; p < parts; p++) u[q] += v8_load(src + p * pstride);
@@ -470,8 +487,17 @@ static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t ps
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         wino_filter_adj_m(g, dU, parts, pstride, gw, m, nblk * t / nt * 8,
-                          nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC);
+                          nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, m + 2);
     }
+}
+
+// Rows of the transform per block in the batch paths: as many as keep a block within 6 MiB (the large
+// layers' U and dU would otherwise be their largest temporaries); from the geometry only, so the sums'
+// order does not depend on the thread count.
+static int wino_row_block(const geom *g, int m) {
+    size_t row = (size_t)(m + 2) * g->O * g->C * sizeof(float);
+    int r = (int)(((size_t)6 << 20) / (row ? row : 1));
+    return r < 1 ? 1 : r > m + 2 ? m + 2 : r;
 }
 
 // dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w; src[l] NULL: 0
@@ -777,18 +803,21 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
 
 // the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
 enum { WG_FWD, WG_DATA, WG_WEIGHT };
-static void wino_gemms(int kind, int x0, int x1, const geom *g, const wchunk *k, const float *U, float *dU,
-                       float *V, size_t vps, float *M, size_t mps) {
+// (U and dU hold planes from u0 on)
+static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wchunk *k, const float *U,
+                       float *dU, float *V, size_t vps, float *M, size_t mps) {
     size_t OC = (size_t)g->O * g->C;
     int TC = (int)k->TC, ld = (int)k->ld;
     for (int xi = x0; xi < x1; xi++) {
-        const float *Ux = U ? U + xi * OC : NULL;
+        const float *Ux = U ? U + (xi - u0) * OC : NULL;
         float *Vx = V + xi * vps, *Mx = M + xi * mps;
-        if (kind == WG_FWD) nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
+        if (kind == WG_FWD)
+            nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
         else if (kind == WG_DATA)
             nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
         else
-            nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + xi * OC, g->C); // dU += dM V^T
+            nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + (xi - u0) * OC,
+                                 g->C); // dU += dM V^T
     }
 }
 
@@ -817,10 +846,12 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
 // The batch as one chunk (wplan.batch): the threads split the transforms by
 // channel and the products by xi, so each xi's dU is one thread's sum over
 // every tile (no per-thread copies) and U is read once per call.
-static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const float *x, const float *b,
-                           float *y, const conv_epi *e, float *vm, float *scr, size_t per, const wbufs *t0,
-                           int nt) {
-    int m = p->m, a = m + 2;
+// The whole batch as one chunk shared by the threads. U: the whole filter transform (kept by a frozen
+// context), or NULL: rows of it are made per block into Ub (wino_row_block rows), the same values.
+static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float *Ub, const float *w,
+                           const float *x, const float *b, float *y, const conv_epi *e, float *vm, float *scr,
+                           size_t per, const wbufs *t0, int nt) {
+    int m = p->m, a = m + 2, R = U ? a : wino_row_block(g, m);
     wchunk k0 = wino_chunk(g, p, 0);
 #pragma omp parallel num_threads(nt)
     {
@@ -832,9 +863,14 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
             k.c0 = c, k.c1 = c + 1;
             WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
         }
+        for (int i0 = 0; i0 < a; i0 += R) {
+            int i1 = i0 + R < a ? i0 + R : a;
+            if (!U) wino_filter_rows(g, w, Ub, m, i0, i1);
 #pragma omp for schedule(static)
-        for (int xi = 0; xi < a * a; xi++)
-            wino_gemms(WG_FWD, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
+            for (int xi = i0 * a; xi < i1 * a; xi++)
+                wino_gemms(WG_FWD, xi, xi + 1, U ? 0 : i0 * a, g, &k0, U ? U : Ub, NULL, t.V, t.vps, t.M,
+                           t.mps);
+        }
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
@@ -844,62 +880,62 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, const 
     }
 }
 
-// The batch's backward in two passes over the a^2 planes, so that the weight gradient's transform dU and the
-// filter transform U are never held at once (the larger layers' largest temporaries): first dU_xi = dM_xi
-// V_xi^T for every plane, folded into gw and released; then U and dV_xi = U_xi^T dM_xi (into V_xi).
-static void wino_bw_batch(nn_ctx *c, const geom *g, const wplan *p, const float *w, float *gw, const float *x,
-                          const float *gy, float *gx, float *vm, float *scr, size_t per, const wbufs *t0,
-                          int nt) {
-    int m = p->m, a = m + 2;
-    size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
+// The batch's backward by blocks of rows of the a x a planes (wino_row_block), so that neither the weight
+// gradient's transform dU nor the filter transform U is held whole (the larger layers' largest
+// temporaries): dU_xi = dM_xi V_xi^T for a block's planes, folded into gw; then, once every V_xi is read,
+// U's rows per block and dV_xi = U_xi^T dM_xi (into V_xi). Ub: room for one block.
+static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *gw, const float *x,
+                          const float *gy, float *gx, float *Ub, float *vm, float *scr, size_t per,
+                          const wbufs *t0, int nt) {
+    int m = p->m, a = m + 2, R = wino_row_block(g, m);
+    size_t OC = (size_t)g->O * g->C;
+    long nblk = (long)(OC + 7) / 8;
     wchunk k0 = wino_chunk(g, p, 0);
-    nn_arena_mark mark = nn_arena_get_mark(&c->arena);
-    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN) : NULL;
-    if (gw && !dU) return;
 #pragma omp parallel num_threads(nt)
     {
         wbufs t = *t0;
         wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
         wchunk k = k0;
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        long b0 = nblk * th / nth * 8,
+             b1 = nblk * (th + 1) / nth * 8 < (long)OC ? nblk * (th + 1) / nth * 8 : (long)OC;
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
             WG_CALL(wino_output_adj, p, g, &k, gy, t.M, t.mps, &t);
         }
-        if (dU) {
+        if (gw) {
 #pragma omp for schedule(static)
             for (int ci = 0; ci < g->C; ci++) {
                 k.c0 = ci, k.c1 = ci + 1;
                 WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
             }
+            for (int i0 = 0; i0 < a; i0 += R) { // dU's rows, then their part of gw
+                int i1 = i0 + R < a ? i0 + R : a;
 #pragma omp for schedule(static)
-            for (int xi = 0; xi < a * a; xi++) { // dU_xi = dM_xi V_xi^T
-                memset(dU + xi * OC, 0, sizeof(float) * OC);
-                wino_gemms(WG_WEIGHT, xi, xi + 1, g, &k0, NULL, dU, t.V, t.vps, t.M, t.mps);
+                for (int xi = i0 * a; xi < i1 * a; xi++) {
+                    memset(Ub + (size_t)(xi - i0 * a) * OC, 0, sizeof(float) * OC);
+                    wino_gemms(WG_WEIGHT, xi, xi + 1, i0 * a, g, &k0, NULL, Ub, t.V, t.vps, t.M, t.mps);
+                }
+                wino_filter_adj_m(g, Ub, 1, 0, gw, m, b0, b1, i0, i1);
+#pragma omp barrier
+            }
+        }
+        for (int i0 = 0; gx && i0 < a; i0 += R) { // dV_xi = U_xi^T dM_xi
+            int i1 = i0 + R < a ? i0 + R : a;
+            wino_filter_rows(g, w, Ub, m, i0, i1);
+#pragma omp for schedule(static)
+            for (int xi = i0 * a; xi < i1 * a; xi++)
+                wino_gemms(WG_DATA, xi, xi + 1, i0 * a, g, &k0, Ub, NULL, t.V, t.vps, t.M, t.mps);
+        }
+        if (gx) {
+#pragma omp for schedule(static)
+            for (int ci = 0; ci < g->C; ci++) {
+                k.c0 = ci, k.c1 = ci + 1;
+                WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
             }
         }
     }
-    if (gw) wino_filter_adj(g, dU, 1, UN, gw, m);
-    nn_arena_release(&c->arena, mark);
-    if (!gx) return;
-    float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
-    if (!U) return;
-    wino_filter(g, w, U, m);
-#pragma omp parallel num_threads(nt)
-    {
-        wbufs t = *t0;
-        wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
-        wchunk k = k0;
-#pragma omp for schedule(static)
-        for (int xi = 0; xi < a * a; xi++) // dV_xi = U_xi^T dM_xi, V_xi read already
-            wino_gemms(WG_DATA, xi, xi + 1, g, &k0, U, NULL, t.V, t.vps, t.M, t.mps);
-#pragma omp for schedule(static)
-        for (int ci = 0; ci < g->C; ci++) {
-            k.c0 = ci, k.c1 = ci + 1;
-            WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
-        }
-    }
-    nn_arena_release(&c->arena, mark);
 }
 
 // The filter transform of w: kept in ctx->wcache when the weights are frozen and outside the arena (a
@@ -926,13 +962,18 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
-    const float *U = wino_U(c, g, w, m);
+    // the batch path makes U by blocks of rows unless a frozen context keeps it whole
+    int whole = !p.batch || (c->frozen && !nn_arena_owns(&c->arena, w));
+    const float *U = whole ? wino_U(c, g, w, m) : NULL;
+    float *Ub =
+        whole ? NULL
+              : nn_arena_alloc(&c->arena, sizeof(float) * (size_t)wino_row_block(g, m) * a * g->O * g->C);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
-    if (!U || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
+    if ((!U && !Ub) || !scr) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
     if (p.batch) {
         float *vm = nn_arena_alloc(&c->arena, sizeof(float) * t0.vm);
         if (!vm) return gn_err(GN_ENOMEM, "conv2d: out of memory for the Winograd buffers");
-        wino_fwd_batch(g, &p, U, x, b, y, e, vm, scr, per, &t0, nt);
+        wino_fwd_batch(g, &p, U, Ub, w, x, b, y, e, vm, scr, per, &t0, nt);
         nn_arena_release(&c->arena, mark);
         return GN_OK;
     }
@@ -944,7 +985,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
-            wino_gemms(WG_FWD, 0, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+            wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
             nn_epi_apply(e, g, y, k.n0, k.n0 + k.nb, 0, g->O);
         }
@@ -954,7 +995,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
 }
 
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
-                    float *gx) {
+                float *gx) {
     int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
@@ -964,12 +1005,12 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     float *vm = p.batch ? nn_arena_alloc(&c->arena, sizeof(float) * t0.vm) : NULL;
     if (!scr || (p.batch && !vm)) return;
     if (p.batch) {
-        wino_bw_batch(c, g, &p, w, gw, x, gy, gx, vm, scr, per, &t0, nt);
+        float *Ub = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)wino_row_block(g, m) * a * OC);
+        if (Ub) wino_bw_batch(g, &p, w, gw, x, gy, gx, Ub, vm, scr, per, &t0, nt);
         return;
     }
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
-    float *dU =
-        gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // per thread
+    float *dU = gw ? nn_arena_alloc(&c->arena, sizeof(float) * UN * (size_t)nt) : NULL; // per thread
     if (!U || (gw && !dU)) return;
     if (gx) wino_filter(g, w, U, m);
     int team = 1;
@@ -986,10 +1027,10 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
             WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
                 WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
-                wino_gemms(WG_WEIGHT, 0, a * a, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);
+                wino_gemms(WG_WEIGHT, 0, a * a, 0, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);
             }
             if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
-                wino_gemms(WG_DATA, 0, a * a, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+                wino_gemms(WG_DATA, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
                 WG_CALL(wino_input_adj, &p, g, &k, t.V, t.vps, gx, &t);
             }
         }
