@@ -200,7 +200,7 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     if (nd->ia[NN_CONV_WINO]) {
         if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
-        nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad);
+        nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad, nd->grad_aliased);
         nn_arena_release(&c->arena, mark);
         return;
     }
@@ -243,7 +243,7 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
         if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
         if (e) return y;
         nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
-        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = tile;
+        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = tile, nd->grad_steal = 1; // see nn_wino_bw
         return y;
     }
     if (nn_conv_by_groups(c)) {

@@ -77,21 +77,22 @@ NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const fl
     *sg += s1, *sgx += s2;
 }
 
-// gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0)
+// gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0); set: gx =
+// 0 + that, as onto a zeroed gradient (gx may be gy: each value is read before it is written)
 NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S,
-                                     float mean, float inv, float g, int relu, float a, float b) {
+                                     float mean, float inv, float g, int relu, float a, float b, int set) {
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vgi = v8_set1(g * inv), va = v8_set1(a), vb = v8_set1(b);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
         v8 gz = v8_load(gy + p);
         if (relu) gz = v8_and(gz, v8_load(y + p) > v8_set1(0.0f));
         v8 xh = (v8_load(x + p) - vm) * vi;
-        v8_store(gx + p, v8_load(gx + p) + vgi * (gz - va - xh * vb));
+        v8_store(gx + p, (set ? v8_set1(0.0f) : v8_load(gx + p)) + vgi * (gz - va - xh * vb));
     }
     for (; p < S; p++) {
         float gz = relu && !(y[p] > 0) ? 0.0f : gy[p];
         float xh = (x[p] - mean) * inv;
-        gx[p] += g * inv * (gz - a - xh * b);
+        gx[p] = (set ? 0.0f : gx[p]) + g * inv * (gz - a - xh * b);
     }
 }
 
@@ -142,7 +143,7 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
             row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch],
-                      g, relu, a, b);
+                      g, relu, a, b, nd->grad_aliased);
         }
     }
 }
@@ -276,6 +277,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         nd->ia[5] = sync;
         nd->saved = stat;
         if (once) y->remake = nd, nd->recompute = bn_recompute;
+        nd->grad_steal = 1; // bn_bw reads all of gy for its sums, then each gx value right after its gy
     }
     return y;
 }

@@ -885,7 +885,7 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float 
 // temporaries): dU_xi = dM_xi V_xi^T for a block's planes, folded into gw; then, once every V_xi is read,
 // U's rows per block and dV_xi = U_xi^T dM_xi (into V_xi). Ub: room for one block.
 static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *gw, const float *x,
-                          const float *gy, float *gx, float *Ub, float *vm, float *scr, size_t per,
+                          const float *gy, float *gx, int alias, float *Ub, float *vm, float *scr, size_t per,
                           const wbufs *t0, int nt) {
     int m = p->m, a = m + 2, R = wino_row_block(g, m);
     size_t OC = (size_t)g->O * g->C;
@@ -903,6 +903,11 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
             WG_CALL(wino_output_adj, p, g, &k, gy, t.M, t.mps, &t);
+        }
+        if (alias && gx) { // every gy value is in dM now: gx, in its place, starts from 0
+#pragma omp for schedule(static)
+            for (int n = 0; n < g->N; n++)
+                memset(gx + (size_t)n * g->C * g->H * g->W, 0, sizeof(float) * (size_t)g->C * g->H * g->W);
         }
         if (gw) {
 #pragma omp for schedule(static)
@@ -995,7 +1000,8 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
 }
 
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
-                float *gx) {
+                float *gx, int alias) {
+    size_t img = (size_t)g->C * g->H * g->W; // one image's gx (as many values as its gy when alias)
     int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
@@ -1006,7 +1012,7 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     if (!scr || (p.batch && !vm)) return;
     if (p.batch) {
         float *Ub = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)wino_row_block(g, m) * a * OC);
-        if (Ub) wino_bw_batch(g, &p, w, gw, x, gy, gx, Ub, vm, scr, per, &t0, nt);
+        if (Ub) wino_bw_batch(g, &p, w, gw, x, gy, gx, alias, Ub, vm, scr, per, &t0, nt);
         return;
     }
     float *U = nn_arena_alloc(&c->arena, sizeof(float) * UN);
@@ -1025,6 +1031,7 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
             WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
+            if (alias && gx) memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img); // gy read
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
                 WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
                 wino_gemms(WG_WEIGHT, 0, a * a, 0, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);

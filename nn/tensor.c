@@ -113,7 +113,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     ctx->training = 1;
     ctx->keep_im2col = 0;
     ctx->winograd = 1;
-    ctx->tune = (nn_tune){0, -1, -1, -1};
+    ctx->tune = (nn_tune){0, -1, -1, -1, 0};
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
@@ -348,6 +348,18 @@ nn_node *nn_record(nn_ctx *ctx, nn_tensor *out, void (*bw)(nn_node *, nn_ctx *),
     return nd;
 }
 
+// out's pooled gradient becomes in[0]'s when the op allows it and in[0] has none yet (and is no other input).
+static void steal_grad(const nn_ctx *ctx, nn_node *nd) {
+    nn_tensor *x = nd->in[0], *y = nd->out;
+    nd->grad_aliased = 0;
+    if (!nd->grad_steal || ctx->tune.no_steal || !y->grad_pooled || !x->requires_grad || x->grad ||
+        x->n != y->n)
+        return;
+    for (int i = 1; i < nd->nin; i++)
+        if (nd->in[i] == x) return;
+    x->grad = y->grad, x->grad_pooled = 1, y->grad_pooled = 0, nd->grad_aliased = 1;
+}
+
 int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
     if (!loss) return gn_err(GN_EINVAL, "backward: no loss tensor");
     if (!loss->requires_grad) return gn_err(GN_EINVAL, "backward: the loss does not depend on any parameter");
@@ -358,11 +370,13 @@ int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
     }
     for (nn_node *nd = ctx->tape; nd; nd = nd->prev) {
         if (!nd->out->grad) continue; // not on a path to the loss
+        steal_grad(ctx, nd);
         for (int i = 0; i < nd->nin; i++)
             if (nd->in[i]->requires_grad && !nn_grad(ctx, nd->in[i])) return GN_ENOMEM;
         int rc = materialise(ctx, nd);
         if (rc) return rc;
         nd->backward(nd, ctx);
+        if (nd->grad_aliased) nd->out->grad = NULL; // in[0]'s now
         if (nd->out->grad_pooled) { // every consumer ran before its producer: no one reads it again
             gpool_put(ctx, nd->out->grad);
             nd->out->grad = NULL;

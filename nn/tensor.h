@@ -93,6 +93,10 @@ typedef struct nn_node {
     void *saved;    // op-specific saved values (arena)
     nn_tensor *aux; // a read-only operand that receives no gradient (e.g. soft targets)
     int ia[24];     // op-specific integer arguments
+    // grad_steal (set by the op): its backward can write in[0]'s gradient over out's; when in[0] has no
+    // gradient yet, nn_backward hands out's buffer over and sets grad_aliased (the backward then sets in[0]'s
+    // gradient, reading each value of out's before writing over it): one gradient buffer fewer alive
+    unsigned char grad_steal, grad_aliased;
     float fa[4];    // op-specific float arguments
 } nn_node;
 
@@ -102,6 +106,7 @@ typedef struct nn_tune {
     int wino_layout;  // Winograd transforms: 0 rows of tiles, 1 image vectors
     int wino_batch;   // image vectors: 1 the threads share one chunk of the batch (while under 32 MiB), 0 not
     int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
+    int no_steal;     // 1: no gradient buffer handed from an op's output to its input (nn_node.grad_steal)
 } nn_tune;
 
 // Draws by row (nn_ctx_draw): with key != 0, row i's dropout mask and noise come from the stream of

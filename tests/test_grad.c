@@ -957,6 +957,51 @@ static void test_bn_transient(void **st) {
     nn_ctx_free(&c);
 }
 
+// Gradient buffers handed from an op's output to its input (batch norm, Winograd convs with as many
+// values in as out): a conv -> bn + ReLU -> conv -> bn + x + ReLU unit's gradients equal those without the
+// hand-over bit for bit, on the Winograd paths (tile rows, image vectors, the batch), with fewer bytes
+// of gradient buffers.
+static void test_grad_steal(void **st) {
+    (void)st;
+    enum { N = 9, C = 8, H = 12, W = 12 };
+    size_t nx = N * C * H * W, nw = C * C * 9;
+    float x[N * C * H * W], w[2][C * C * 9], gb[2 * C];
+    tu_randn(x, nx, 1, 15), tu_randn(w[0], nw, 0.2f, 17), tu_randn(w[1], nw, 0.2f, 18);
+    tu_randn(gb, 2 * C, 1, 19);
+    for (int path = 0; path < 3; path++) {
+        float gx[2][N * C * H * W], gw[2][2][C * C * 9], gg[2][2 * C];
+        size_t pool[2];
+        for (int steal = 0; steal < 2; steal++) {
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 22);
+            c.tune.no_steal = !steal, c.tune.wino_layout = path > 0, c.tune.wino_batch = path == 2;
+            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x);
+            nn_tensor *w1 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[0]);
+            nn_tensor *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[1]);
+            nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
+            nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(C)), *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
+            tx->requires_grad = w1->requires_grad = w2->requires_grad = g->requires_grad = b->requires_grad = 1;
+            nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
+                                            0.1f, 1e-5f, NULL, 1);
+            nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
+                                            0.1f, 1e-5f, tx, 1);
+            nn_tensor *L = nn_sum(&c, y, 0xF, 0);
+            assert_int_equal(nn_backward(&c, L), 0);
+            memcpy(gx[steal], tx->grad, sizeof(float) * nx);
+            memcpy(gw[steal][0], w1->grad, sizeof(float) * nw), memcpy(gw[steal][1], w2->grad, sizeof(float) * nw);
+            memcpy(gg[steal], g->grad, sizeof(float) * C), memcpy(gg[steal] + C, b->grad, sizeof(float) * C);
+            pool[steal] = c.gpool_bytes;
+            nn_ctx_free(&c);
+        }
+        assert_memory_equal(gx[0], gx[1], sizeof(float) * nx);
+        assert_memory_equal(gw[0], gw[1], sizeof(float) * 2 * nw);
+        assert_memory_equal(gg[0], gg[1], sizeof(float) * 2 * C);
+        assert_true(pool[1] < pool[0]);
+        printf("    Winograd %s: the same gradients; %zu instead of %zu bytes of gradient buffers\n",
+               path == 0 ? "tile rows" : path == 1 ? "image vectors" : "batch", pool[1], pool[0]);
+    }
+}
+
 // The inference form of conv -> batch norm (running statistics) -> + residual -> ReLU (nn_conv_bn_act
 // without a tape: batch norm folded into the conv, the residual and ReLU in the conv's output pass)
 // against the same layers evaluated with a tape (conv, then nn_batchnorm_act), on every conv path
@@ -1117,6 +1162,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_small),
         cmocka_unit_test(test_bn_fused),
         cmocka_unit_test(test_bn_transient),
+        cmocka_unit_test(test_grad_steal),
         cmocka_unit_test(test_conv_bn_inference),
         cmocka_unit_test(test_wino_frozen),
         cmocka_unit_test(test_grad_pool),
