@@ -762,11 +762,12 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
         // Few and small images and many channels: per-thread chunks would each
         // stream the whole of U for a few tiles and sum a copy of dU per
         // thread. Instead the threads share one chunk of the batch where its V
-        // and M take at most 12 MiB (measured: faster from 12x12 outputs down
-        // on the multi-branch net, the same at 16x16, slower at 24x24).
+        // and M take at most 12 MiB with a tape (measured on the multi-branch net, AMD AVX2: faster
+        // from 12x12 outputs down, the same at 16x16, slower at 24x24; the per-thread chunks would also
+        // hold a dU each), 6 MiB without (inference, Intel AVX-512: 740 instead of 670 samples/s).
         size_t vm = (size_t)a * a * (g->C + g->O) * ((g->N + 7) / 8 * 8) * tpi;
-        int batch =
-            c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20) : vm <= ((size_t)3 << 20);
+        size_t cap = c->grad_enabled ? (size_t)3 << 20 : (size_t)3 << 19;
+        int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20) : vm <= cap;
         if (batch) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
     } else {
         if (nb >= g->N) nb = g->N;
