@@ -200,7 +200,8 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     if (nd->ia[NN_CONV_WINO]) {
         if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
-        nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad, nd->grad_aliased);
+        nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad,
+                   nd->grad_aliased);
         nn_arena_release(&c->arena, mark);
         return;
     }

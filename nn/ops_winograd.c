@@ -1033,7 +1033,8 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
             WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
-            if (alias && gx) memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img); // gy read
+            if (alias && gx) // this chunk's gy is read: its gx starts from 0 in its place
+                memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
                 WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
                 wino_gemms(WG_WEIGHT, 0, a * a, 0, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);

@@ -980,15 +980,17 @@ static void test_grad_steal(void **st) {
             nn_tensor *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[1]);
             nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
             nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(C)), *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
-            tx->requires_grad = w1->requires_grad = w2->requires_grad = g->requires_grad = b->requires_grad = 1;
-            nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
-                                            0.1f, 1e-5f, NULL, 1);
+            tx->requires_grad = w1->requires_grad = w2->requires_grad = 1;
+            g->requires_grad = b->requires_grad = 1;
+            nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm,
+                                            rv, 0.1f, 1e-5f, NULL, 1);
             nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
                                             0.1f, 1e-5f, tx, 1);
             nn_tensor *L = nn_sum(&c, y, 0xF, 0);
             assert_int_equal(nn_backward(&c, L), 0);
             memcpy(gx[steal], tx->grad, sizeof(float) * nx);
-            memcpy(gw[steal][0], w1->grad, sizeof(float) * nw), memcpy(gw[steal][1], w2->grad, sizeof(float) * nw);
+            memcpy(gw[steal][0], w1->grad, sizeof(float) * nw);
+            memcpy(gw[steal][1], w2->grad, sizeof(float) * nw);
             memcpy(gg[steal], g->grad, sizeof(float) * C), memcpy(gg[steal] + C, b->grad, sizeof(float) * C);
             pool[steal] = c.gpool_bytes;
             nn_ctx_free(&c);
