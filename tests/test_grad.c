@@ -899,6 +899,52 @@ static void test_bn_fused(void **st) {
     nn_ctx_free(&c);
 }
 
+// The unit conv -> relu(bn) -> conv -> relu(bn + x) on N x C x S x S inputs x with weights w (two C x C x 3
+// x 3), gamma and beta gb (C each), the first unit's output relu1 (1 stored, 2 transient) and the loss
+// sum(y * up) (up NULL: sum(y); wrap: up taken without a copy), run forward and backward in c: into r its
+// output, the gradients of x, w and gb, the bytes the forward kept in the arena and the gradient blocks.
+typedef struct unit_res {
+    float *out, *gx, *gw, *gg;
+    size_t kept, pool;
+    int transient; // the first unit's output was transient
+} unit_res;
+
+static void unit_run(nn_ctx *c, int N, int C, int S, const float *x, const float *w, const float *gb,
+                     int relu1, const float *up, int wrap, unit_res *r) {
+    size_t nx = (size_t)N * C * S * S, nw = (size_t)C * C * 9;
+    nn_tensor *tx = nn_tensor_from(c, NN_SHAPE(N, C, S, S), x);
+    nn_tensor *w1 = nn_tensor_from(c, NN_SHAPE(C, C, 3, 3), w);
+    nn_tensor *w2 = nn_tensor_from(c, NN_SHAPE(C, C, 3, 3), w + nw);
+    nn_tensor *g = nn_tensor_from(c, NN_SHAPE(C), gb), *b = nn_tensor_from(c, NN_SHAPE(C), gb + C);
+    nn_tensor *rm = nn_tensor_zeros(c, NN_SHAPE(C)), *rv = nn_tensor_zeros(c, NN_SHAPE(C));
+    tx->requires_grad = w1->requires_grad = w2->requires_grad = g->requires_grad = b->requires_grad = 1;
+    size_t u0 = c->arena.used;
+    nn_tensor *h = nn_batchnorm_act(c, nn_conv2d(c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv, 0.1f,
+                                    1e-5f, NULL, relu1);
+    nn_tensor *y = nn_batchnorm_act(c, nn_conv2d(c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv, 0.1f,
+                                    1e-5f, tx, 1);
+    assert_non_null(y);
+    r->kept = c->arena.used - u0, r->transient = h->remake != NULL;
+    nn_tensor *tu = !up  ? NULL
+                    : wrap ? nn_tensor_wrap(c, NN_SHAPE(N, C, S, S), up)
+                           : nn_tensor_from(c, NN_SHAPE(N, C, S, S), up);
+    if (up) assert_true(wrap ? tu->data == up : tu->data != up);
+    nn_tensor *L = nn_sum(c, tu ? nn_mul(c, y, tu) : y, 0xF, 0);
+    assert_int_equal(nn_backward(c, L), 0);
+    memcpy(r->out, y->data, sizeof(float) * nx), memcpy(r->gx, tx->grad, sizeof(float) * nx);
+    memcpy(r->gw, w1->grad, sizeof(float) * nw), memcpy(r->gw + nw, w2->grad, sizeof(float) * nw);
+    memcpy(r->gg, g->grad, sizeof(float) * C), memcpy(r->gg + C, b->grad, sizeof(float) * C);
+    r->pool = c->gpool_bytes;
+}
+
+// Two runs of the unit: the same output and gradients, bit for bit.
+static void unit_same(const unit_res *a, const unit_res *b, size_t nx, size_t nw, int C) {
+    assert_memory_equal(a->out, b->out, sizeof(float) * nx);
+    assert_memory_equal(a->gx, b->gx, sizeof(float) * nx);
+    assert_memory_equal(a->gw, b->gw, sizeof(float) * 2 * nw);
+    assert_memory_equal(a->gg, b->gg, sizeof(float) * 2 * (size_t)C);
+}
+
 // conv -> relu(bn) -> conv -> relu(bn + x) with the first unit's output transient (relu 2: in the ring,
 // recomputed for backward) gives the values and every gradient of the stored form bit for bit, and the
 // step keeps one tensor fewer (and a wrapped constant, not copied, gives the copy's results); a node
@@ -907,44 +953,22 @@ static void test_bn_transient(void **st) {
     (void)st;
     enum { N = 4, C = 8, H = 12, W = 12 };
     size_t nx = N * C * H * W, nw = C * C * 9;
-    float x[N * C * H * W], up[N * C * H * W], w[2][C * C * 9], gb[2 * C];
-    tu_randn(x, nx, 1, 5), tu_randn(up, nx, 1, 6), tu_randn(w[0], nw, 0.2f, 7), tu_randn(w[1], nw, 0.2f, 8);
-    tu_randn(gb, 2 * C, 1, 9);
-    float out[2][N * C * H * W], gx[2][N * C * H * W], gw[2][2][C * C * 9], gg[2][2 * C];
-    size_t kept[2];
+    static float x[N * C * H * W], up[N * C * H * W], w[2 * C * C * 9], gb[2 * C];
+    tu_randn(x, nx, 1, 5), tu_randn(up, nx, 1, 6), tu_randn(w, 2 * nw, 0.2f, 7), tu_randn(gb, 2 * C, 1, 9);
+    static float out[2][N * C * H * W], gx[2][N * C * H * W], gw[2][2 * C * C * 9], gg[2][2 * C];
+    unit_res r[2];
     for (int once = 0; once < 2; once++) {
         nn_ctx c;
         nn_ctx_init(&c, 1 << 22);
-        nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x),
-                  *w1 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[0]);
-        nn_tensor *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[1]);
-        nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
-        nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(C)), *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
-        tx->requires_grad = w1->requires_grad = w2->requires_grad = g->requires_grad = b->requires_grad = 1;
-        size_t u0 = c.arena.used;
-        nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
-                                        0.1f, 1e-5f, NULL, once ? 2 : 1);
-        assert_true(once ? h->remake != NULL : h->remake == NULL);
-        nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
-                                        0.1f, 1e-5f, tx, 1);
-        kept[once] = c.arena.used - u0;
-        nn_tensor *tu = once ? nn_tensor_wrap(&c, NN_SHAPE(N, C, H, W), up) // not copied
-                             : nn_tensor_from(&c, NN_SHAPE(N, C, H, W), up);
-        assert_true(once ? tu->data == up : tu->data != up);
-        nn_tensor *L = nn_sum(&c, nn_mul(&c, y, tu), 0xF, 0);
-        assert_int_equal(nn_backward(&c, L), 0);
-        memcpy(out[once], y->data, sizeof(float) * nx), memcpy(gx[once], tx->grad, sizeof(float) * nx);
-        memcpy(gw[once][0], w1->grad, sizeof(float) * nw), memcpy(gw[once][1], w2->grad, sizeof(float) * nw);
-        memcpy(gg[once], g->grad, sizeof(float) * C), memcpy(gg[once] + C, b->grad, sizeof(float) * C);
+        r[once] = (unit_res){out[once], gx[once], gw[once], gg[once], 0, 0, 0};
+        unit_run(&c, N, C, H, x, w, gb, once ? 2 : 1, up, once, &r[once]);
+        assert_int_equal(r[once].transient, once);
         nn_ctx_free(&c);
     }
-    assert_memory_equal(out[0], out[1], sizeof(float) * nx);
-    assert_memory_equal(gx[0], gx[1], sizeof(float) * nx);
-    assert_memory_equal(gw[0], gw[1], sizeof(float) * 2 * nw);
-    assert_memory_equal(gg[0], gg[1], sizeof(float) * 2 * C);
-    assert_true(kept[0] - kept[1] >= nx * sizeof(float));
+    unit_same(&r[0], &r[1], nx, nw, C);
+    assert_true(r[0].kept - r[1].kept >= nx * sizeof(float));
     printf("    transient unit: identical values and gradients; the step keeps %zu bytes fewer\n",
-           kept[0] - kept[1]);
+           r[0].kept - r[1].kept);
     nn_ctx c; // two transients read by one node: refused at backward
     nn_ctx_init(&c, 1 << 20);
     nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *rm = nn_tensor_zeros(&c, NN_SHAPE(C));
@@ -958,49 +982,29 @@ static void test_bn_transient(void **st) {
 }
 
 // Gradient buffers handed from an op's output to its input (batch norm, Winograd convs with as many
-// values in as out): a conv -> bn + ReLU -> conv -> bn + x + ReLU unit's gradients equal those without the
-// hand-over bit for bit, on the Winograd paths (tile rows, image vectors, the batch), with fewer bytes
-// of gradient buffers.
+// values in as out): the unit's gradients equal those without the hand-over bit for bit, on the Winograd
+// paths (tile rows, image vectors, the batch), with fewer bytes of gradient buffers.
 static void test_grad_steal(void **st) {
     (void)st;
     enum { N = 9, C = 8, H = 12, W = 12 };
     size_t nx = N * C * H * W, nw = C * C * 9;
-    float x[N * C * H * W], w[2][C * C * 9], gb[2 * C];
-    tu_randn(x, nx, 1, 15), tu_randn(w[0], nw, 0.2f, 17), tu_randn(w[1], nw, 0.2f, 18);
-    tu_randn(gb, 2 * C, 1, 19);
+    static float x[N * C * H * W], w[2 * C * C * 9], gb[2 * C];
+    tu_randn(x, nx, 1, 15), tu_randn(w, 2 * nw, 0.2f, 17), tu_randn(gb, 2 * C, 1, 19);
+    static float out[2][N * C * H * W], gx[2][N * C * H * W], gw[2][2 * C * C * 9], gg[2][2 * C];
     for (int path = 0; path < 3; path++) {
-        float gx[2][N * C * H * W], gw[2][2][C * C * 9], gg[2][2 * C];
-        size_t pool[2];
+        unit_res r[2];
         for (int steal = 0; steal < 2; steal++) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 22);
             c.tune.no_steal = !steal, c.tune.wino_layout = path > 0, c.tune.wino_batch = path == 2;
-            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x);
-            nn_tensor *w1 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[0]);
-            nn_tensor *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w[1]);
-            nn_tensor *g = nn_tensor_from(&c, NN_SHAPE(C), gb), *b = nn_tensor_from(&c, NN_SHAPE(C), gb + C);
-            nn_tensor *rm = nn_tensor_zeros(&c, NN_SHAPE(C)), *rv = nn_tensor_zeros(&c, NN_SHAPE(C));
-            tx->requires_grad = w1->requires_grad = w2->requires_grad = 1;
-            g->requires_grad = b->requires_grad = 1;
-            nn_tensor *h = nn_batchnorm_act(&c, nn_conv2d(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1)), g, b, rm,
-                                            rv, 0.1f, 1e-5f, NULL, 1);
-            nn_tensor *y = nn_batchnorm_act(&c, nn_conv2d(&c, h, w2, NULL, 1, 1, nn_pad_sym(1)), g, b, rm, rv,
-                                            0.1f, 1e-5f, tx, 1);
-            nn_tensor *L = nn_sum(&c, y, 0xF, 0);
-            assert_int_equal(nn_backward(&c, L), 0);
-            memcpy(gx[steal], tx->grad, sizeof(float) * nx);
-            memcpy(gw[steal][0], w1->grad, sizeof(float) * nw);
-            memcpy(gw[steal][1], w2->grad, sizeof(float) * nw);
-            memcpy(gg[steal], g->grad, sizeof(float) * C), memcpy(gg[steal] + C, b->grad, sizeof(float) * C);
-            pool[steal] = c.gpool_bytes;
+            r[steal] = (unit_res){out[steal], gx[steal], gw[steal], gg[steal], 0, 0, 0};
+            unit_run(&c, N, C, H, x, w, gb, 1, NULL, 0, &r[steal]);
             nn_ctx_free(&c);
         }
-        assert_memory_equal(gx[0], gx[1], sizeof(float) * nx);
-        assert_memory_equal(gw[0], gw[1], sizeof(float) * 2 * nw);
-        assert_memory_equal(gg[0], gg[1], sizeof(float) * 2 * C);
-        assert_true(pool[1] < pool[0]);
+        unit_same(&r[0], &r[1], nx, nw, C);
+        assert_true(r[1].pool < r[0].pool);
         printf("    Winograd %s: the same gradients; %zu instead of %zu bytes of gradient buffers\n",
-               path == 0 ? "tile rows" : path == 1 ? "image vectors" : "batch", pool[1], pool[0]);
+               path == 0 ? "tile rows" : path == 1 ? "image vectors" : "batch", r[1].pool, r[0].pool);
     }
 }
 
