@@ -500,7 +500,23 @@ static int wino_row_block(const geom *g, int m) {
     return r < 1 ? 1 : r > m + 2 ? m + 2 : r;
 }
 
-// dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w; src[l] NULL: 0
+// v8_store(d + 8k, r[k]) for k < n (n < 8), unrolled: as a loop it becomes a memcpy of r
+#define WG_STORE_FIRST(d, r, n)                                                                              \
+    switch (n) {                                                                                             \
+    case 7: v8_store((d) + 48, (r)[6]); /* fallthrough */                                                    \
+    case 6: v8_store((d) + 40, (r)[5]); /* fallthrough */                                                    \
+    case 5: v8_store((d) + 32, (r)[4]); /* fallthrough */                                                    \
+    case 4: v8_store((d) + 24, (r)[3]); /* fallthrough */                                                    \
+    case 3: v8_store((d) + 16, (r)[2]); /* fallthrough */                                                    \
+    case 2: v8_store((d) + 8, (r)[1]); /* fallthrough */                                                     \
+    case 1: v8_store((d), (r)[0]); /* fallthrough */                                                         \
+    default: break;                                                                                          \
+    }
+
+// dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w; src[l] NULL: 0.
+// A row's last part of n < 8 values is loaded whole where 8 values stay inside the plane (the lanes past n
+// come from the next rows and are never stored), not through a copy in memory: a 32-byte load of smaller
+// stores waits for them to retire.
 WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x += 8) {
@@ -509,7 +525,7 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
             for (int l = 0; l < 8; l++) {
                 const float *s = src[l] ? src[l] + (size_t)y * w + x : NULL;
                 if (!s) r[l] = v8_set1(0.0f);
-                else if (n == 8) r[l] = v8_load(s);
+                else if (n == 8 || (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) r[l] = v8_load(s);
                 else {
                     float t[8] = {0};
                     memcpy(t, s, sizeof(float) * (size_t)n);
@@ -518,11 +534,15 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
             }
             wg_tr8(r);
             float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
-            for (int k = 0; k < n; k++) v8_store(d + 8 * k, r[k]);
+            if (n == 8)
+                for (int k = 0; k < 8; k++) v8_store(d + 8 * k, r[k]);
+            else WG_STORE_FIRST(d, r, n);
         }
 }
 
-// dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped
+// dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped.
+// Without `add`, a row's last part of n < 8 values is stored whole where 8 values stay inside the plane:
+// the lanes past n go to the next rows' first values, which are stored after them.
 WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
                                float b, int add) {
     v8 vb = v8_set1(b);
@@ -537,6 +557,7 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
                 float *d = dst[l] ? dst[l] + (size_t)y * w + x : NULL;
                 if (!d) continue;
                 if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
+                else if (!add && (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) v8_store(d, vb + r[l]);
                 else {
                     float t[8];
                     v8_store(t, r[l]);
