@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
     gn_runtime_init(argv);
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
-    int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0;
+    int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0,
+        infer_rows = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
             batched = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--infer-only")) // profiling the inference alone
             infer_only = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--infer-rows"))
+            infer_rows = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -91,6 +94,7 @@ int main(int argc, char **argv) {
     c.keep_im2col = keep;
     c.winograd = wino;
     c.tune.conv_batched = batched;
+    c.tune.infer_rows = infer_rows;
     gn_rng r;
     gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);

@@ -113,7 +113,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     ctx->training = 1;
     ctx->keep_im2col = 0;
     ctx->winograd = 1;
-    ctx->tune = (nn_tune){0, -1, -1, -1, 0};
+    ctx->tune = (nn_tune){0, -1, -1, -1, 0, -1};
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }

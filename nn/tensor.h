@@ -107,6 +107,8 @@ typedef struct nn_tune {
     int wino_batch;   // image vectors: 1 the threads share one chunk of the batch (while under 32 MiB), 0 not
     int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
     int no_steal;     // 1: no gradient buffer handed from an op's output to its input (nn_node.grad_steal)
+    int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
+                      // whole batch at once)
 } nn_tune;
 
 // Draws by row (nn_ctx_draw): with key != 0, row i's dropout mask and noise come from the stream of

@@ -45,7 +45,8 @@ static void test_cnn_shapes(void **st) {
 // The multi-branch ResNet-18 (stride-2 stem, projection shortcuts, batch norm with running statistics
 // moved by three training batches) evaluated without a tape (every conv + batch norm folded, the residual
 // and ReLU in the conv's output pass: nn_conv_bn_act) against the same weights evaluated with the
-// training graph (tape recorded, training = 0): outputs agree to 1e-5 of their scale.
+// training graph (tape recorded, training = 0): outputs agree to 1e-5 of their scale. The inference by
+// groups of rows (4 and 2 of the 6) gives the whole batch's outputs.
 static void test_resnet_inference(void **st) {
     (void)st;
     md_net m;
@@ -61,13 +62,13 @@ static void test_resnet_inference(void **st) {
         s.data[i] += 0.02f * (float)gn_rng_normal(&r); // gamma, beta too
     enum { B = 6 };
     size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
-    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[2][2 * B];
-    for (int pass = 0; pass < 5; pass++) { // 3 training batches (running statistics move), then the two forms
+    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[3][2 * B];
+    for (int pass = 0; pass < 6; pass++) { // 3 training batches (running statistics move), then the 3 forms
         for (size_t i = 0; pass < 4 && i < n1; i++)
             x1[i] = (float)gn_rng_normal(&r) + (pass < 3 ? 0.5f : 0.0f);
         for (size_t i = 0; pass < 4 && i < n2; i++) x2[i] = 2 * (float)gn_rng_normal(&r);
         nn_ctx_reset(&c);
-        c.training = pass < 3, c.grad_enabled = pass < 4;
+        c.training = pass < 3, c.grad_enabled = pass < 4, c.tune.infer_rows = pass == 5 ? 4 : 0;
         nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
                             nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
         nn_tensor *y = md_net_fwd(&c, &m, in);
@@ -76,6 +77,7 @@ static void test_resnet_inference(void **st) {
         if (pass >= 3) memcpy(out[pass - 3], y->data, sizeof(float) * 2 * B);
         if (pass == 3) assert_true(c.n_nodes > 0); // the graph form recorded its tape
     }
+    for (int i = 0; i < 2 * B; i++) assert_true(out[2][i] == out[1][i]);
     int moved = 0; // running means away from 0 and variances from 1
     for (size_t i = 0; i < s.n_buffer_floats; i++)
         moved += fabsf(s.bufdata[i]) > 0.01f && fabsf(s.bufdata[i] - 1) > 0.01f;
