@@ -3,10 +3,11 @@
 // regression head with 2 targets), batch 64, Adam, random inputs; and the
 // process's peak resident memory. bench/train_bench_torch.py runs the same
 // model in PyTorch; `make bench` prints both and their ratios.
-//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4] [--keep-im2col
-//   0|1]
-//                      [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says, by groups of images,
-//                      by one im2col + sgemm)
+//   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4]
+//                      [--keep-im2col 0|1] [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says,
+//                      by groups of images, by one im2col + sgemm) [--infer-only 1] [--infer-rows R]
+//                      (inference by groups of R rows; 0 the batch at once) [--wino-batch -1|0|1]
+//                      [--report-mem 1] (the arena's and the gradient pool's peaks, to stderr)
 // Under mpirun (-np P): data-parallel as `galnn train` runs it, rank r computing its P-th of each batch of B
 // and the gradient slab summed in rank order (gn_mpi_sum_ordered_f); rank 0 reports samples/s of the whole
 // job and the time of that ordered sum alone, per step and at sizes from 4 KiB to the slab (an alpha-beta
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
     int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0,
-        infer_rows = -1;
+        infer_rows = -1, wino_batch = -1, report_mem = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -79,6 +80,10 @@ int main(int argc, char **argv) {
             infer_only = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--infer-rows"))
             infer_rows = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--wino-batch"))
+            wino_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--report-mem")) // the arena's and the gradient pool's peaks
+            report_mem = atoi(argv[i + 1]);
     }
     gn_set_threads(threads);
     md_net m;
@@ -95,6 +100,7 @@ int main(int argc, char **argv) {
     c.winograd = wino;
     c.tune.conv_batched = batched;
     c.tune.infer_rows = infer_rows;
+    c.tune.wino_batch = wino_batch;
     gn_rng r;
     gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);
@@ -121,6 +127,9 @@ int main(int argc, char **argv) {
     }
     if (P > 1) return report_ranks(&st, B, steps, t_train), gn_mpi_finalize(), 0;
     struct rusage ru; // the training's peak (the inference below adds its kept filter transforms)
+    if (report_mem)
+        fprintf(stderr, "arena peak %.1f MiB (capacity %.1f), gradient pool %.1f MiB\n", c.arena.peak / 1048576.0,
+                c.arena.total_cap / 1048576.0, c.gpool_bytes / 1048576.0);
     getrusage(RUSAGE_SELF, &ru);
     c.training = 0, c.grad_enabled = 0, c.frozen = 1; // the weights are fixed from here: as galnn predict
     for (int s = 0; s <= steps; s++) {
