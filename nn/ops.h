@@ -96,6 +96,9 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
 // values as the separate ops with fewer stored tensors (ops_norm.c). relu 2: ReLU with the output
 // transient when it is recorded without a residual — only the next op may read it (a conv), and
 // backward recomputes it from x (nn_tensor_transient): one tensor fewer kept per such unit.
+// relu | NN_ACT_POOLED (0, 1): the output in the context's pool, for the caller to drop once its readers
+// have run; backward recomputes it from x and res (nn_tensor_pooled).
+#define NN_ACT_POOLED 4
 nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                             nn_tensor *running_mean, nn_tensor *running_var, float momentum, float eps,
                             nn_tensor *res, int relu);

@@ -178,11 +178,13 @@ static void bn_sync_stats(nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float
     }
 }
 
-// A transient output (relu 2) back from the input and the saved statistics: the forward's arithmetic.
+// A transient or pooled output back from the input, the residual and the saved statistics: the forward's
+// arithmetic.
 static void bn_recompute(nn_node *nd, nn_ctx *c) {
     (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
     nn_tensor *gamma = nd->ia[1] ? nd->in[1] : NULL, *beta = nd->ia[2] ? nd->in[1 + nd->ia[1]] : NULL;
+    nn_tensor *res = nd->ia[3] ? nd->in[1 + nd->ia[1] + nd->ia[2]] : NULL;
     int N = x->shape[0], C = x->shape[1];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved;
@@ -191,7 +193,8 @@ static void bn_recompute(nn_node *nd, nn_ctx *c) {
         float g = gamma ? gamma->data[ch] : 1.0f, b = beta ? beta->data[ch] : 0.0f;
         for (int n = 0; n < N; n++) {
             size_t off = ((size_t)n * C + ch) * S;
-            row_norm(x->data + off, NULL, y->data + off, S, stat[ch], stat[C + ch], g, b, nd->ia[4]);
+            row_norm(x->data + off, res ? res->data + off : NULL, y->data + off, S, stat[ch], stat[C + ch], g,
+                     b, nd->ia[4]);
         }
     }
 }
@@ -224,10 +227,15 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
                nn_shape_str(x, s, sizeof s));
         return NULL;
     }
-    nn_tensor *gin[3] = {x, gamma, beta};
-    int once = relu == 2 && !res && nn_needs_grad(c, 3, gin); // transient: recomputed from x for backward
-    relu = relu != 0;
-    nn_tensor *y = once ? nn_tensor_transient(c, x->ndim, x->shape) : nn_tensor_new(c, x->ndim, x->shape);
+    nn_tensor *gin[4] = {x, gamma, beta, res};
+    int once = (relu & 3) == 2 && !res && nn_needs_grad(c, 3, gin); // transient: recomputed from x for backward
+    // pooled: recomputed for backward from x and res, or no backward at all
+    int pooled = (relu & NN_ACT_POOLED) && !c->tune.no_pool && (!c->grad_enabled || nn_needs_grad(c, 4, gin)) &&
+                 !once;
+    relu = (relu & 3) != 0;
+    nn_tensor *y = once     ? nn_tensor_transient(c, x->ndim, x->shape)
+                   : pooled ? nn_tensor_pooled(c, x->ndim, x->shape)
+                            : nn_tensor_new(c, x->ndim, x->shape);
     int sync = training && c->sync_bn;
     float *stat = nn_arena_alloc(&c->arena, sizeof(float) * (2 * (size_t)C + 1)), *svar = NULL;
     double *acc = sync ? nn_arena_alloc(&c->arena, sizeof(double) * ((size_t)C + 1)) : NULL, Mall = M;
@@ -276,7 +284,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         nd->ia[4] = relu;
         nd->ia[5] = sync;
         nd->saved = stat;
-        if (once) y->remake = nd, nd->recompute = bn_recompute;
+        if (once || pooled) y->remake = nd, nd->recompute = bn_recompute;
         nd->grad_steal = 1; // bn_bw reads all of gy for its sums, then each gx value right after its gy
     }
     return y;

@@ -113,7 +113,7 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     ctx->training = 1;
     ctx->keep_im2col = 0;
     ctx->winograd = 1;
-    ctx->tune = (nn_tune){0, -1, -1, -1, 0, -1};
+    ctx->tune = (nn_tune){0, -1, -1, -1, 0, 0, -1};
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }
@@ -240,11 +240,42 @@ nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape) {
     return t && ring_take(ctx, t) ? t : NULL;
 }
 
-// Before node nd runs backward: its transient output or input back in the ring (one per node).
+static float *gpool_get(nn_ctx *ctx, size_t bytes);
+static void gpool_put(nn_ctx *ctx, float *mem);
+
+nn_tensor *nn_tensor_pooled(nn_ctx *ctx, int ndim, const int *shape) {
+    nn_tensor *t = tensor_head(ctx, ndim, shape);
+    if (t) t->data = gpool_get(ctx, t->n * sizeof(float)), t->data_pooled = 1;
+    return t && t->data ? t : NULL;
+}
+
+void nn_tensor_drop(nn_ctx *ctx, nn_tensor *t) {
+    if (!t || !t->data_pooled || !t->data) return;
+    gpool_put(ctx, t->data);
+    t->data = NULL;
+}
+
+// A dropped pooled tensor's values back in a pool block: its maker's dropped inputs first.
+static int repool(nn_ctx *ctx, nn_tensor *t) {
+    if (t->data) return GN_OK;
+    nn_node *p = t->remake;
+    if (!p) return gn_err(GN_EINVAL, "backward: a dropped activation has no op to recompute it");
+    for (int i = 0; i < p->nin; i++)
+        if (p->in[i]->data_pooled && repool(ctx, p->in[i])) return GN_ENOMEM;
+    if (!(t->data = gpool_get(ctx, t->n * sizeof(float)))) return GN_ENOMEM;
+    p->recompute(p, ctx);
+    return GN_OK;
+}
+
+// Before node nd runs backward: its dropped output and inputs recomputed; its transient output or input
+// back in the ring (one per node).
 static int materialise(nn_ctx *ctx, nn_node *nd) {
-    nn_tensor *t = nd->out->remake ? nd->out : NULL;
+    if (nd->out->data_pooled && repool(ctx, nd->out)) return GN_ENOMEM;
     for (int i = 0; i < nd->nin; i++)
-        if (nd->in[i]->remake && nd->in[i] != t) {
+        if (nd->in[i]->data_pooled && repool(ctx, nd->in[i])) return GN_ENOMEM;
+    nn_tensor *t = nd->out->remake && !nd->out->data_pooled ? nd->out : NULL;
+    for (int i = 0; i < nd->nin; i++)
+        if (nd->in[i]->remake && !nd->in[i]->data_pooled && nd->in[i] != t) {
             if (t) return gn_err(GN_EINVAL, "backward: a node reads two transient tensors (one ring)");
             t = nd->in[i];
         }
@@ -378,6 +409,7 @@ int nn_backward(nn_ctx *ctx, nn_tensor *loss) {
         if (rc) return rc;
         nd->backward(nd, ctx);
         if (nd->grad_aliased) nd->out->grad = NULL; // in[0]'s now
+        nn_tensor_drop(ctx, nd->out); // read by its consumers and its maker: no one reads it again
         if (nd->out->grad_pooled) { // every consumer ran before its producer: no one reads it again
             gpool_put(ctx, nd->out->grad);
             nd->out->grad = NULL;

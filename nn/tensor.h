@@ -34,9 +34,10 @@ typedef struct nn_tensor {
     unsigned char
         grad_pooled;  // grad is a gradient-pool block (released once the tensor's producer has run backward)
     const char *name; // parameters and buffers only
-    // transient data (in the context's ring, see nn_tensor_transient): the node whose recompute refills it
-    // when backward needs it
+    // transient data (in the context's ring, see nn_tensor_transient) or pooled data (data_pooled, see
+    // nn_tensor_pooled): the node whose recompute refills it when backward needs it
     struct nn_node *remake;
+    unsigned char data_pooled; // data is a pool block, or NULL once dropped (nn_tensor_drop)
 } nn_tensor;
 
 // Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
@@ -107,6 +108,7 @@ typedef struct nn_tune {
     int wino_batch;   // image vectors: 1 the threads share one chunk of the batch (while under 32 MiB), 0 not
     int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
     int no_steal;     // 1: no gradient buffer handed from an op's output to its input (nn_node.grad_steal)
+    int no_pool;      // 1: activations asked for pooled (NN_ACT_POOLED) are kept in the arena instead
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
 } nn_tune;
@@ -184,6 +186,16 @@ nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
 // cheap to recompute from stored ones (a batch norm + ReLU's output from its input): a step holds one
 // buffer for all of them.
 nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape);
+// A tensor whose data is a block of the context's pool (shared with the gradients) instead of the arena:
+// the op that makes it gives it a node with a recompute (when it records one), and the caller drops it
+// (nn_tensor_drop) once its readers in the forward pass have run. nn_backward recomputes it before a node
+// that reads or made it runs backward (its inputs first, if they were dropped too) and hands its block
+// back after its maker's backward. For activations read by several ops but cheap to recompute from
+// stored ones (a residual block's output from its conv outputs): a few blocks at a time instead of all.
+nn_tensor *nn_tensor_pooled(nn_ctx *ctx, int ndim, const int *shape);
+// Hands a pooled tensor's block back (its values are gone until backward recomputes them); anything
+// else: nothing.
+void nn_tensor_drop(nn_ctx *ctx, nn_tensor *t);
 // A constant input (no grad) over the caller's data, not copied: it must stay unchanged while the step
 // lasts (ops never write their inputs).
 nn_tensor *nn_tensor_wrap(nn_ctx *ctx, int ndim, const int *shape, const float *data);
