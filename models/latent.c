@@ -104,8 +104,9 @@ int md_latent_make(md_latent *m, nn_store *s) {
     return rc;
 }
 
+// relu(conv(x)) in the conv's output pass: the conv's output is not kept beside the activation's
 static nn_tensor *relu_conv(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
-    return nn_relu(c, nn_conv_fwd(c, l, x));
+    return nn_conv_fwd_act(c, l, x, 1, 0);
 }
 
 // TF's 2x2 stride-1 SAME average pool: one cell of padding after, excluded
@@ -118,11 +119,22 @@ static nn_tensor *pool_half(nn_ctx *c, nn_tensor *x) {
     return nn_avgpool2d(c, x, 2, 2, 2, 2, nn_pad_sym(0), 0);
 }
 
+// An Inception block. Its output, a copy of its branches' side by side, is pooled (dropped once the next
+// block or pool has read it, copied again for backward); its input, read by the four branches only, is
+// dropped.
 static nn_tensor *incep_fwd(nn_ctx *c, const md_incep *b, nn_tensor *x) {
     nn_tensor *br[4] = {relu_conv(c, &b->a5, relu_conv(c, &b->a1, x)),
                         relu_conv(c, &b->b3, relu_conv(c, &b->b1, x)), pool_same(c, relu_conv(c, &b->c1, x)),
                         relu_conv(c, &b->d1, x)};
-    return nn_concat(c, 4, br, 1);
+    nn_tensor *y = nn_concat_pooled(c, 4, br, 1);
+    nn_tensor_drop(c, x);
+    return y;
+}
+
+// y, made from x, whose last reader it was: x dropped (when pooled)
+static nn_tensor *then_drop(nn_ctx *c, nn_tensor *y, nn_tensor *x) {
+    nn_tensor_drop(c, x);
+    return y;
 }
 
 static nn_tensor *image_encode(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_tensor *a) {
@@ -133,11 +145,11 @@ static nn_tensor *image_encode(nn_ctx *c, const md_latent *m, nn_tensor *x, nn_t
     h = nn_tanh(c, nn_conv_fwd(c, &m->stem[1], nn_relu(c, h)));
     h = pool_half(c, h);
     for (int k = 0; k < 3; k++) h = incep_fwd(c, &m->inc[k], h);
-    h = pool_half(c, h);
+    h = then_drop(c, pool_half(c, h), h);
     for (int k = 3; k < 5; k++) h = incep_fwd(c, &m->inc[k], h);
-    h = incep_fwd(c, &m->inc[5], pool_half(c, h));
-    for (int k = 0; k < m->n_valid; k++) h = relu_conv(c, &m->valid[k], h);
-    h = nn_reshape(c, pool_same(c, h), NN_SHAPE(x ? x->shape[0] : 0, -1));
+    h = incep_fwd(c, &m->inc[5], then_drop(c, pool_half(c, h), h));
+    for (int k = 0; k < m->n_valid; k++) h = then_drop(c, relu_conv(c, &m->valid[k], h), h);
+    h = nn_reshape(c, then_drop(c, pool_same(c, h), h), NN_SHAPE(x ? x->shape[0] : 0, -1));
     return nn_dense_fwd(c, &m->enc[2], nn_relu(c, nn_dense_fwd(c, &m->enc[1], h)));
 }
 
@@ -148,7 +160,9 @@ static nn_tensor *image_decode(nn_ctx *c, const md_latent *m, nn_tensor *l) {
     int n = 0;
     for (int size = 8;; size *= 2) {
         int convs = size == p->img_size ? 1 : 2;
-        for (int j = 0; j < convs; j++) h = nn_leaky_relu(c, nn_conv_fwd(c, &m->dconv[n++], h), p->slope);
+        for (int j = 0; j < convs; j++, n++)
+            h = p->slope > 0 ? nn_conv_fwd_act(c, &m->dconv[n], h, 2, p->slope)
+                             : nn_leaky_relu(c, nn_conv_fwd(c, &m->dconv[n], h), p->slope);
         if (size == p->img_size) break;
         h = nn_resize_bilinear(c, h, 2 * size, 2 * size);
     }

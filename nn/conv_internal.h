@@ -22,7 +22,9 @@ typedef struct geom {
 // y = y * scale[o] + shift[o] (either NULL: 1, 0), + res (NULL: none), then max(y, 0) when relu.
 typedef struct conv_epi {
     const float *scale, *shift, *res;
-    int relu;
+    int relu; // 1 ReLU, 2 leaky ReLU of `slope` (NN_CONV_ACT)
+    float slope;
+    int taped; // the conv's node is recorded (nn_conv2d_act), the activation's gradient in its backward
 } conv_epi;
 
 // The epilogue on images [n0, n1) x channels [o0, o1) of y (N, O, P); e NULL: nothing (nn/ops_conv.c)
@@ -30,6 +32,7 @@ NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int
                                  int o1);
 
 static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
+#define NN_CONV_ACT 21 // node->ia slot: the activation in the conv's output pass (conv_epi.relu; slope fa[0])
 #define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv
 #define NN_CONV_GROUPS 22 // node->ia slot: 1 if computed by groups of images
 static inline void geom_load(geom *g, const int *ia) { memcpy(g, ia, sizeof *g); }

@@ -40,6 +40,11 @@ nn_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, nn_tensor *x) {
     return nn_conv2d(c, x, l->w, l->b, l->sh, l->sw, conv_pad(l, x));
 }
 
+nn_tensor *nn_conv_fwd_act(nn_ctx *c, const nn_conv *l, nn_tensor *x, int act, float slope) {
+    if (!x) return NULL;
+    return nn_conv2d_act(c, x, l->w, l->b, l->sh, l->sw, conv_pad(l, x), act, slope);
+}
+
 int nn_bn_make(nn_bn *l, nn_store *s, const char *prefix, int ch) {
     l->gamma = param(s, prefix, "weight", NN_SHAPE(ch), nn_init_const(1), 0);
     l->beta = param(s, prefix, "bias", NN_SHAPE(ch), nn_init_const(0), 0);

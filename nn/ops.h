@@ -36,6 +36,9 @@ nn_tensor *nn_sum(nn_ctx *c, nn_tensor *x, unsigned axis_mask, int keepdim);
 nn_tensor *nn_mean(nn_ctx *c, nn_tensor *x, unsigned axis_mask, int keepdim);
 nn_tensor *nn_reshape(nn_ctx *c, nn_tensor *x, int ndim, const int *shape); // one entry may be -1
 nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis);
+// The same with the output pooled (nn_tensor_pooled): for the caller to drop once its readers have run;
+// backward copies it again from the inputs.
+nn_tensor *nn_concat_pooled(nn_ctx *c, int n, nn_tensor *const *xs, int axis);
 nn_tensor *nn_slice(nn_ctx *c, nn_tensor *x, int axis, int start, int end); // [start, end)
 // Split along axis into n parts of the given sizes; fills out[0..n-1].
 int nn_split(nn_ctx *c, nn_tensor *x, int axis, int n, const int *sizes, nn_tensor **out);
@@ -66,6 +69,11 @@ nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh
 // No tape: an error if a gradient would need to pass (nn/layers.h nn_conv_bn_act: batch norm this way).
 nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *scale, const float *shift,
                            int sh, int sw, nn_pad2d pad, nn_tensor *res, int relu);
+// act(conv2d(x, w) + b) in the conv's output pass, with a tape: act 1 ReLU, 2 leaky ReLU of slope > 0
+// (0 none). The values and gradients of nn_relu / nn_leaky_relu after nn_conv2d, without keeping the
+// conv's output beside the activation's.
+nn_tensor *nn_conv2d_act(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad,
+                         int act, float slope);
 // Output size (H-1)*s - pad_before - pad_after + k + out_pad, per axis.
 nn_tensor *nn_conv_transpose2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw,
                                nn_pad2d pad, int out_pad_h, int out_pad_w);

@@ -115,19 +115,27 @@ static void col2im(const geom *g, const float *col, float *x) {
         nn_col2im_plane(g, col, NP, (int)(pl / g->C), (int)(pl / g->C), (int)(pl % g->C), x);
 }
 
-// d = d * s + t (+ r) (then max(d, 0) when relu) over n floats
-static inline void epi_row(float *d, float s, float t, const float *r, size_t n, int relu) {
+// d = d * s + t (+ r), then max(d, 0) (relu 1) or d > 0 ? d : a * d (relu 2), over n floats
+static inline void epi_row(float *d, float s, float t, const float *r, size_t n, int relu, float a) {
     size_t p = 0;
-    v8 vs = v8_set1(s), vt = v8_set1(t);
+    v8 vs = v8_set1(s), vt = v8_set1(t), va = v8_set1(a);
     for (; p + 8 <= n; p += 8) {
         v8 v = v8_load(d + p) * vs + vt;
         if (r) v += v8_load(r + p);
-        v8_store(d + p, relu ? v8_relu(v) : v);
+        if (relu == 2) v = (v8)(((v8i)v & (v > 0)) | ((v8i)(va * v) & ~(v > 0)));
+        v8_store(d + p, relu == 1 ? v8_relu(v) : v);
     }
     for (; p < n; p++) {
         float v = d[p] * s + t + (r ? r[p] : 0.0f);
-        d[p] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        d[p] = relu == 1 ? (v > 0.0f ? v : 0.0f) : relu == 2 ? (v > 0.0f ? v : a * v) : v;
     }
+}
+
+// The gradient through the conv's output activation, in place: gy masked by y > 0 (ReLU) or scaled by the
+// leaky slope where y <= 0 (as nn_relu / nn_leaky_relu's backward, whose input is > 0 where y is).
+static void act_bw(float *gy, const float *y, size_t n, int relu, float a) {
+#pragma omp parallel for schedule(static) if (n > NN_PAR_MIN)
+    for (size_t i = 0; i < n; i++) gy[i] = y[i] > 0 ? gy[i] : relu == 1 ? 0.0f : a * gy[i];
 }
 
 NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int n0, int n1, int o0, int o1) {
@@ -138,7 +146,7 @@ NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int
         for (int o = o0; o < o1; o++) {
             size_t off = ((size_t)n * g->O + o) * P;
             epi_row(y + off, e->scale ? e->scale[o] : 1.0f, e->shift ? e->shift[o] : 0.0f,
-                    e->res ? e->res + off : NULL, P, e->relu);
+                    e->res ? e->res + off : NULL, P, e->relu, e->slope);
         }
 }
 
@@ -198,6 +206,7 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
     int K = g.C * g.kh * g.kw;
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
+    if (nd->ia[NN_CONV_ACT]) act_bw(y->grad, y->data, y->n, nd->ia[NN_CONV_ACT], nd->fa[0]);
     if (nd->ia[NN_CONV_WINO]) {
         if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
         nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad,
@@ -228,7 +237,16 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     nn_arena_release(&c->arena, mark);
 }
 
-// e: an inference epilogue (nn_conv2d_fused; no tape then), else NULL
+// The node of a conv computed by conv_impl: its output activation (e taped) and its geometry.
+static nn_node *conv_record(nn_ctx *c, nn_tensor *y, nn_tensor **in, int nin, const geom *g,
+                            const conv_epi *e) {
+    nn_node *nd = nn_record(c, y, conv_bw, nin, in);
+    if (nd) geom_store(g, nd->ia), nd->ia[NN_CONV_ACT] = e ? e->relu : 0, nd->fa[0] = e ? e->slope : 0.0f;
+    return nd;
+}
+
+// e: an inference epilogue (nn_conv2d_fused; no tape then), or the output activation of a taped conv
+// (nn_conv2d_act), else NULL
 static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d,
                             const conv_epi *e) {
     const char *what = one_d ? "conv1d" : "conv2d";
@@ -242,16 +260,16 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     int tile = nn_wino_tile(c, &g);
     if (tile) {
         if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
-        if (e) return y;
-        nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
-        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_WINO] = tile, nd->grad_steal = 1; // see nn_wino_bw
+        if (e && !e->taped) return y;
+        nn_node *nd = conv_record(c, y, in, b ? 3 : 2, &g, e);
+        if (nd) nd->ia[NN_CONV_WINO] = tile, nd->grad_steal = 1; // see nn_wino_bw
         return y;
     }
     if (nn_conv_by_groups(c)) {
         if (nn_conv_fwd_groups(c, &g, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
-        if (e) return y;
-        nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
-        if (nd) geom_store(&g, nd->ia), nd->ia[NN_CONV_GROUPS] = 1;
+        if (e && !e->taped) return y;
+        nn_node *nd = conv_record(c, y, in, b ? 3 : 2, &g, e);
+        if (nd) nd->ia[NN_CONV_GROUPS] = 1;
         return y;
     }
     int keep = c->keep_im2col && nn_needs_grad(c, b ? 3 : 2, in);
@@ -264,12 +282,9 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     nn_sgemm(0, 0, g.O, (int)NP, K, 1.0f, w->data, K, col, (int)NP, 0.0f, yt, (int)NP);
     cm_to_nchw(yt, y->data, g.N, g.O, P, b ? b->data : NULL, 0, e, &g);
     nn_arena_release(&c->arena, keep ? mark : before_col); // yt (and col unless kept) were temporaries
-    if (e) return y;
-    nn_node *nd = nn_record(c, y, conv_bw, b ? 3 : 2, in);
-    if (nd) {
-        geom_store(&g, nd->ia);
-        nd->saved = keep ? col : NULL;
-    }
+    if (e && !e->taped) return y;
+    nn_node *nd = conv_record(c, y, in, b ? 3 : 2, &g, e);
+    if (nd) nd->saved = keep ? col : NULL;
     return y;
 }
 
@@ -329,8 +344,19 @@ nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *s
         return gn_err(GN_EINVAL, "conv2d_fused: residual %s is not the output's shape (%d, %d, %d, %d)",
                       nn_shape_str(res, s1, sizeof s1), g.N, g.O, g.Ho, g.Wo),
                NULL;
-    conv_epi e = {scale, shift, res ? res->data : NULL, relu};
+    conv_epi e = {scale, shift, res ? res->data : NULL, relu, 0.0f, 0};
     return conv_impl(c, x, w, NULL, g, 0, &e);
+}
+
+nn_tensor *nn_conv2d_act(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad,
+                         int act, float slope) {
+    if (!x || !w || conv_args_ok(x, w, b, 4, 1, "conv2d")) return NULL;
+    if (act < 0 || act > 2 || (act == 2 && !(slope > 0)))
+        return gn_err(GN_EINVAL, "conv2d_act: activation %d with slope %g (1 ReLU, 2 leaky with a slope > 0)",
+                      act, slope),
+               NULL;
+    conv_epi e = {NULL, NULL, NULL, act, slope, 1};
+    return conv_impl(c, x, w, b, conv2d_geom(x, w, sh, sw, pad), 0, act ? &e : NULL);
 }
 
 nn_tensor *nn_conv1d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int stride, int pad_l, int pad_r) {

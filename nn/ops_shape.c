@@ -171,7 +171,26 @@ static void concat_bw(nn_node *nd, nn_ctx *c) {
     }
 }
 
-nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis) {
+// y = the inputs side by side along `axis`
+static void concat_copy(nn_tensor *y, int n, nn_tensor *const *xs, int axis) {
+    long outer, inner_y;
+    split_dims(y, axis, &outer, &inner_y);
+    inner_y *= y->shape[axis];
+    long off = 0;
+    for (int k = 0; k < n; k++) {
+        long ix = (long)xs[k]->n / outer;
+        for (long o = 0; o < outer; o++)
+            memcpy(y->data + o * inner_y + off, xs[k]->data + o * ix, sizeof(float) * (size_t)ix);
+        off += ix;
+    }
+}
+
+static void concat_recompute(nn_node *nd, nn_ctx *c) {
+    (void)c;
+    concat_copy(nd->out, nd->nin, nd->in, nd->ia[0]);
+}
+
+static nn_tensor *concat_impl(nn_ctx *c, int n, nn_tensor *const *xs, int axis, int pooled) {
     if (n <= 0) {
         gn_err(GN_EINVAL, "concat: no inputs");
         return NULL;
@@ -194,21 +213,22 @@ nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis) {
         }
         shape[axis] += xs[k]->shape[axis];
     }
-    nn_tensor *y = nn_tensor_new(c, xs[0]->ndim, shape);
+    pooled = pooled && !c->tune.no_pool && (!c->grad_enabled || nn_needs_grad(c, n, xs));
+    nn_tensor *y = pooled ? nn_tensor_pooled(c, xs[0]->ndim, shape) : nn_tensor_new(c, xs[0]->ndim, shape);
     if (!y) return NULL;
-    long outer, inner_y;
-    split_dims(y, axis, &outer, &inner_y);
-    inner_y *= y->shape[axis];
-    long off = 0;
-    for (int k = 0; k < n; k++) {
-        long ix = (long)xs[k]->n / outer;
-        for (long o = 0; o < outer; o++)
-            memcpy(y->data + o * inner_y + off, xs[k]->data + o * ix, sizeof(float) * (size_t)ix);
-        off += ix;
-    }
+    concat_copy(y, n, xs, axis);
     nn_node *nd = nn_record(c, y, concat_bw, n, xs);
     if (nd) nd->ia[0] = axis;
+    if (nd && pooled) y->remake = nd, nd->recompute = concat_recompute;
     return y;
+}
+
+nn_tensor *nn_concat(nn_ctx *c, int n, nn_tensor *const *xs, int axis) {
+    return concat_impl(c, n, xs, axis, 0);
+}
+
+nn_tensor *nn_concat_pooled(nn_ctx *c, int n, nn_tensor *const *xs, int axis) {
+    return concat_impl(c, n, xs, axis, 1);
 }
 
 static void slice_bw(nn_node *nd, nn_ctx *c) {

@@ -981,6 +981,94 @@ static void test_bn_transient(void **st) {
     nn_ctx_free(&c);
 }
 
+// act(conv(x) + b) in the conv's output pass with a tape (nn_conv2d_act: ReLU and leaky ReLU) against the
+// conv, then nn_relu / nn_leaky_relu: the same output and input, weight and bias gradients (==), on the
+// conv paths (Winograd tile rows and image vectors, by groups of images, one im2col for the batch, the
+// matrix kept), with the conv's output not kept; a bad activation is an error.
+static void test_conv_act(void **st) {
+    (void)st;
+    enum { N = 9, C = 6, O = 8, H = 11 };
+    size_t nx = N * C * H * H, nw = O * C * 9, ny = N * O * H * H;
+    static float x[N * C * H * H], w[O * C * 9], b[O], up[N * O * H * H];
+    static float res[2][4][N * C * H * H];
+    tu_randn(x, nx, 1, 31), tu_randn(w, nw, 0.3f, 32), tu_randn(b, O, 0.5f, 33), tu_randn(up, ny, 1, 34);
+    for (int path = 0; path < 5; path++)
+        for (int act = 1; act <= 2; act++) {
+            size_t kept[2];
+            for (int fused = 0; fused < 2; fused++) {
+                nn_ctx c;
+                nn_ctx_init(&c, 1 << 22);
+                c.winograd = path < 2, c.tune.wino_layout = path == 1, c.tune.conv_batched = path == 3;
+                c.keep_im2col = path == 4;
+                nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, H), x);
+                nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(O, C, 3, 3), w),
+                          *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
+                tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
+                size_t u0 = c.arena.used;
+                nn_tensor *y = fused ? nn_conv2d_act(&c, tx, tw, tb, 1, 1, nn_pad_sym(1), act, 0.1f)
+                                     : nn_conv2d(&c, tx, tw, tb, 1, 1, nn_pad_sym(1));
+                if (!fused) y = act == 1 ? nn_relu(&c, y) : nn_leaky_relu(&c, y, 0.1f);
+                assert_non_null(y);
+                kept[fused] = c.arena.used - u0;
+                nn_tensor *L =
+                    nn_sum(&c, nn_mul(&c, y, nn_tensor_wrap(&c, NN_SHAPE(N, O, H, H), up)), 0xF, 0);
+                assert_int_equal(nn_backward(&c, L), 0);
+                memcpy(res[fused][0], y->data, sizeof(float) * ny),
+                    memcpy(res[fused][1], tx->grad, sizeof(float) * nx);
+                memcpy(res[fused][2], tw->grad, sizeof(float) * nw),
+                    memcpy(res[fused][3], tb->grad, sizeof(float) * O);
+                nn_ctx_free(&c);
+            }
+            size_t n[4] = {ny, nx, nw, O};
+            for (int q = 0; q < 4; q++)
+                for (size_t i = 0; i < n[q]; i++) assert_true(res[0][q][i] == res[1][q][i]);
+            assert_true(kept[0] - kept[1] >= ny * sizeof(float));
+        }
+    printf("    conv + ReLU / leaky ReLU in the output pass: the separate ops' values and gradients on 5 "
+           "paths\n");
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 20);
+    nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(1, C, H, H), x),
+              *tw = nn_tensor_from(&c, NN_SHAPE(O, C, 3, 3), w);
+    assert_null(nn_conv2d_act(&c, tx, tw, NULL, 1, 1, nn_pad_sym(1), 2, 0.0f));
+    assert_non_null(strstr(gn_errmsg(), "slope"));
+    nn_ctx_free(&c);
+}
+
+// A pooled concat (nn_concat_pooled), dropped after the conv that reads it: backward copies it again for
+// the conv's weight gradient — the gradients of the kept concat, bit for bit, with its bytes not kept.
+static void test_concat_pooled(void **st) {
+    (void)st;
+    enum { N = 3, C = 4, H = 9 };
+    size_t nx = N * C * H * H, nw = 2 * C * 2 * C * 9;
+    static float x[N * C * H * H], w[2 * C * 2 * C * 9], gw[2][4 * C * C * 9], gx[2][N * C * H * H];
+    tu_randn(x, nx, 1, 41), tu_randn(w, nw, 0.3f, 42);
+    size_t kept[2];
+    for (int pooled = 0; pooled < 2; pooled++) {
+        nn_ctx c;
+        nn_ctx_init(&c, 1 << 22);
+        nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, H), x);
+        nn_tensor *w1 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w),
+                  *w2 = nn_tensor_from(&c, NN_SHAPE(C, C, 3, 3), w + C * C * 9);
+        nn_tensor *w3 = nn_tensor_from(&c, NN_SHAPE(2 * C, 2 * C, 3, 3), w + 2 * C * C * 9);
+        tx->requires_grad = w1->requires_grad = w3->requires_grad = 1;
+        nn_tensor *br[2] = {nn_conv2d_act(&c, tx, w1, NULL, 1, 1, nn_pad_sym(1), 1, 0),
+                            nn_conv2d_act(&c, tx, w2, NULL, 1, 1, nn_pad_sym(1), 2, 0.2f)};
+        size_t u0 = c.arena.used;
+        nn_tensor *cat = pooled ? nn_concat_pooled(&c, 2, br, 1) : nn_concat(&c, 2, br, 1);
+        kept[pooled] = c.arena.used - u0;
+        nn_tensor *y = nn_conv2d(&c, cat, w3, NULL, 1, 1, nn_pad_sym(1));
+        nn_tensor_drop(&c, cat);
+        assert_true(pooled ? cat->data == NULL : cat->data != NULL);
+        assert_int_equal(nn_backward(&c, nn_sum(&c, nn_mul(&c, y, y), 0xF, 0)), 0);
+        memcpy(gw[pooled], w3->grad, sizeof gw[0]), memcpy(gx[pooled], tx->grad, sizeof gx[0]);
+        nn_ctx_free(&c);
+    }
+    assert_memory_equal(gw[0], gw[1], sizeof gw[0]);
+    assert_memory_equal(gx[0], gx[1], sizeof gx[0]);
+    assert_true(kept[0] - kept[1] >= 2 * nx * sizeof(float));
+}
+
 // Gradient buffers handed from an op's output to its input (batch norm, Winograd convs with as many
 // values in as out): the unit's gradients equal those without the hand-over bit for bit, on the Winograd
 // paths (tile rows, image vectors, the batch), with fewer bytes of gradient buffers.
@@ -1153,18 +1241,28 @@ static void test_grad_pool(void **st) {
 int main(void) {
     gn_set_threads(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unary),          cmocka_unit_test(test_stop_gradient),
-        cmocka_unit_test(test_binary_broadcast), cmocka_unit_test(test_broadcast_error),
-        cmocka_unit_test(test_reduce),         cmocka_unit_test(test_shape_ops),
-        cmocka_unit_test(test_dense),          cmocka_unit_test(test_conv),
-        cmocka_unit_test(test_conv_errors),    cmocka_unit_test(test_pool),
-        cmocka_unit_test(test_bilinear_known), cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_group_layer_norm),
-        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_losses),
+        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_stop_gradient),
+        cmocka_unit_test(test_binary_broadcast),
+        cmocka_unit_test(test_broadcast_error),
+        cmocka_unit_test(test_reduce),
+        cmocka_unit_test(test_shape_ops),
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_errors),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_bilinear_known),
+        cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_group_layer_norm),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_losses),
         cmocka_unit_test(test_contrastive),
         cmocka_unit_test(test_grad_accumulates),
         cmocka_unit_test(test_arena_no_growth),
         cmocka_unit_test(test_conv_paths),
         cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_conv_act),
+        cmocka_unit_test(test_concat_pooled),
         cmocka_unit_test(test_gemm_small),
         cmocka_unit_test(test_bn_fused),
         cmocka_unit_test(test_bn_transient),
