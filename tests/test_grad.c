@@ -990,7 +990,7 @@ static void test_conv_act(void **st) {
     enum { N = 9, C = 6, O = 8, H = 11 };
     size_t nx = N * C * H * H, nw = O * C * 9, ny = N * O * H * H;
     static float x[N * C * H * H], w[O * C * 9], b[O], up[N * O * H * H];
-    static float res[2][4][N * C * H * H];
+    static float res[2][4][N * O * H * H]; // the largest of the four (O > C)
     tu_randn(x, nx, 1, 31), tu_randn(w, nw, 0.3f, 32), tu_randn(b, O, 0.5f, 33), tu_randn(up, ny, 1, 34);
     for (int path = 0; path < 5; path++)
         for (int act = 1; act <= 2; act++) {
@@ -1040,8 +1040,8 @@ static void test_conv_act(void **st) {
 static void test_concat_pooled(void **st) {
     (void)st;
     enum { N = 3, C = 4, H = 9 };
-    size_t nx = N * C * H * H, nw = 2 * C * 2 * C * 9;
-    static float x[N * C * H * H], w[2 * C * 2 * C * 9], gw[2][4 * C * C * 9], gx[2][N * C * H * H];
+    size_t nx = N * C * H * H, nw = 6 * C * C * 9; // w1, w2 (C -> C), w3 (2C -> 2C)
+    static float x[N * C * H * H], w[6 * C * C * 9], gw[2][4 * C * C * 9], gx[2][N * C * H * H];
     tu_randn(x, nx, 1, 41), tu_randn(w, nw, 0.3f, 42);
     size_t kept[2];
     for (int pooled = 0; pooled < 2; pooled++) {
