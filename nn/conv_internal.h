@@ -18,13 +18,15 @@ typedef struct geom {
 #define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
 #define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
 
-// An inference epilogue on a conv's output, applied while each part of it is in cache (nn_conv2d_fused):
-// y = y * scale[o] + shift[o] (either NULL: 1, 0), + res (NULL: none), then max(y, 0) when relu.
+// An epilogue on a conv's output, applied while each part of it is in cache (nn_conv2d_fused, or with a
+// tape nn_conv2d_act): y = y * scale[o] + shift[o] (either NULL: 1, 0), + res (NULL: none), then the
+// activation.
 typedef struct conv_epi {
     const float *scale, *shift, *res;
     int relu; // 1 ReLU, 2 leaky ReLU of `slope` (NN_CONV_ACT)
     float slope;
-    int taped; // the conv's node is recorded (nn_conv2d_act), the activation's gradient in its backward
+    int taped;  // the conv's node is recorded (nn_conv2d_act), the activation's gradient in its backward
+    int pooled; // the output in the context's pool (nn_tensor_pooled; inference, no tape)
 } conv_epi;
 
 // The epilogue on images [n0, n1) x channels [o0, o1) of y (N, O, P); e NULL: nothing (nn/ops_conv.c)

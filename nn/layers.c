@@ -76,5 +76,6 @@ nn_tensor *nn_conv_bn_act(nn_ctx *c, const nn_conv *l, const nn_bn *bn, nn_tenso
         float s = bn->gamma->data[o] / sqrtf(bn->var->data[o] + bn->eps);
         st[o] = s, st[O + o] = bn->beta->data[o] + ((l->b ? l->b->data[o] : 0.0f) - bn->mean->data[o]) * s;
     }
-    return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res, (relu & 3) != 0);
+    return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res,
+                           ((relu & 3) != 0) | (relu & NN_ACT_POOLED));
 }

@@ -65,7 +65,8 @@ nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw);
 
 nn_tensor *nn_conv2d(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, int sh, int sw, nn_pad2d pad);
 // Inference: conv2d(x, w) * scale[o] + shift[o] (per output channel; NULL: 1, 0), + res (the output's
-// shape; may be NULL), then ReLU when relu — applied to each part of the output while it is in cache.
+// shape; may be NULL), then ReLU when relu (1; | NN_ACT_POOLED: the output pooled, nn_tensor_pooled) —
+// applied to each part of the output while it is in cache.
 // No tape: an error if a gradient would need to pass (nn/layers.h nn_conv_bn_act: batch norm this way).
 nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *scale, const float *shift,
                            int sh, int sw, nn_pad2d pad, nn_tensor *res, int relu);

@@ -253,8 +253,9 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     if (check_geom(&g, what)) return NULL;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
     int K = g.C * g.kh * g.kw;
-    nn_tensor *y =
-        one_d ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo)) : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
+    nn_tensor *y = one_d                       ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo))
+                   : e && e->pooled && !e->taped ? nn_tensor_pooled(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo))
+                                                 : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
     if (!y) return NULL;
     nn_tensor *in[3] = {x, w, b};
     int tile = nn_wino_tile(c, &g);
@@ -344,7 +345,8 @@ nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *s
         return gn_err(GN_EINVAL, "conv2d_fused: residual %s is not the output's shape (%d, %d, %d, %d)",
                       nn_shape_str(res, s1, sizeof s1), g.N, g.O, g.Ho, g.Wo),
                NULL;
-    conv_epi e = {scale, shift, res ? res->data : NULL, relu, 0.0f, 0};
+    conv_epi e = {scale, shift, res ? res->data : NULL, relu & 3, 0.0f, 0,
+                  (relu & NN_ACT_POOLED) && !c->tune.no_pool};
     return conv_impl(c, x, w, NULL, g, 0, &e);
 }
 
@@ -355,7 +357,7 @@ nn_tensor *nn_conv2d_act(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, in
         return gn_err(GN_EINVAL, "conv2d_act: activation %d with slope %g (1 ReLU, 2 leaky with a slope > 0)",
                       act, slope),
                NULL;
-    conv_epi e = {NULL, NULL, NULL, act, slope, 1};
+    conv_epi e = {NULL, NULL, NULL, act, slope, 1, 0};
     return conv_impl(c, x, w, b, conv2d_geom(x, w, sh, sw, pad), 0, act ? &e : NULL);
 }
 
