@@ -374,18 +374,18 @@ WG_INLINE void wg_tr8(v8 *r) {
 
 // The 9 taps of filters b .. b+7 (w[(b + l)*9 + k], nl <= 8 of them) as f[k]
 // lane l, and back (gw += f): two 8x8 transposes for taps 0-7, tap 8 by lane.
+// (Tap 8 of 8 filters lane by lane: a vector load of 8 scalar stores would wait for them to retire.)
 WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
-    v8 r[8];
     float t8[8] = {0};
     for (int l = 0; l < 8; l++) {
         if (l < nl) {
-            r[l] = v8_load(w + (b + l) * 9);
+            f[l] = v8_load(w + (b + l) * 9);
             t8[l] = w[(b + l) * 9 + 8];
-        } else r[l] = v8_set1(0.0f);
+        } else f[l] = v8_set1(0.0f);
     }
-    wg_tr8(r);
-    for (int k = 0; k < 8; k++) f[k] = r[k];
-    f[8] = v8_load(t8);
+    wg_tr8(f);
+    const float *p = w + b * 9 + 8;
+    f[8] = nl == 8 ? (v8){p[0], p[9], p[18], p[27], p[36], p[45], p[54], p[63]} : v8_load(t8);
 }
 WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
     v8 r[8];
@@ -400,8 +400,8 @@ WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
 
 // U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
 // Rows i0..i1 of the transform (planes i*a+q, i in [i0, i1)) into U from plane i0*a on.
-NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1,
-                                         int i0, int i1) {
+// (m a constant in each clone, wino_filter_m: the vectors then stay in registers.)
+WG_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -419,6 +419,18 @@ NN_SIMD_CLONES static void wino_filter_m(const geom *g, const float *w, float *U
             for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)((i - i0) * a + q) * OC + b, u[q], nl);
         }
     }
+}
+NN_SIMD_CLONES static void wg_filter2(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                      int i1) {
+    wg_filter(g, w, U, 2, b0, b1, i0, i1);
+}
+NN_SIMD_CLONES static void wg_filter4(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                      int i1) {
+    wg_filter(g, w, U, 4, b0, b1, i0, i1);
+}
+static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
+    if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
+    else wg_filter2(g, w, U, b0, b1, i0, i1);
 }
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
     long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
@@ -443,9 +455,9 @@ static void wino_filter_rows(const geom *g, const float *w, float *U, int m, int
 // gw[o][c] += Gt dU[o][c] G
 // gw += the adjoint of the filter transform applied to dU summed over its
 // `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
-// (dU holding rows [i0, i1) only, from its start: the other rows count as 0)
-NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride,
-                                             float *gw, int m, long b0, long b1, int i0, int i1) {
+// (dU holding rows [i0, i1) only, from its start: the other rows count as 0; m a constant in each clone)
+WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
+                             long b0, long b1, int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -480,6 +492,19 @@ NN_SIMD_CLONES static void wino_filter_adj_m(const geom *g, const float *dU, int
         }
         wg_taps_add(gw, b, nl, f);
     }
+}
+NN_SIMD_CLONES static void wg_filter_adj2(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
+                                          long b0, long b1, int i0, int i1) {
+    wg_filter_adj(g, dU, parts, pstride, gw, 2, b0, b1, i0, i1);
+}
+NN_SIMD_CLONES static void wg_filter_adj4(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
+                                          long b0, long b1, int i0, int i1) {
+    wg_filter_adj(g, dU, parts, pstride, gw, 4, b0, b1, i0, i1);
+}
+static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
+                              long b0, long b1, int i0, int i1) {
+    if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    else wg_filter_adj2(g, dU, parts, pstride, gw, b0, b1, i0, i1);
 }
 static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
     long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
