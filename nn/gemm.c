@@ -271,6 +271,56 @@ GEMM512DQ_K void nt_block16(int R, int S, int K, const float *A, int lda, const 
     }
 }
 
+// The same for 8 columns at once (R <= 6): each row's operand loaded once for twice the products, so that the
+// loads of A and B from the cache keep up with the multiply-adds; each group of 4 columns summed as above.
+GEMM512DQ_K void nt_block16x8(int R, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                              int ldc) {
+    __m512 acc[6][4];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int q = 0; q < 4; q++) acc[r][q] =
+        _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m512 bq[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
+            pair256(_mm256_loadu_ps(B + (size_t)(2 * q) * ldb + k),
+                    _mm256_loadu_ps(B + (size_t)(2 * q + 1) * ldb + k));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
+                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m512 bq[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
+            pair256(_mm256_maskload_ps(B + (size_t)(2 * q) * ldb + k, mask),
+                    _mm256_maskload_ps(B + (size_t)(2 * q + 1) * ldb + k, mask));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
+                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int h = 0; h < 2; h++) {
+        float *c = C + (size_t)r * ldc + 4 * h;
+        __m512 p = acc[r][2 * h], q = acc[r][2 * h + 1];
+        __m128 sum = hsum4(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1), _mm512_castps512_ps256(q),
+                           _mm512_extractf32x8_ps(q, 1));
+        _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+    }
+}
+
+#define NN_NT16x8                                                                                            \
+    switch (R) {                                                                                             \
+    case 6: nt_block16x8(6, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 5: nt_block16x8(5, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 4: nt_block16x8(4, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 3: nt_block16x8(3, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 2: nt_block16x8(2, K, a, lda, b, ldb, c, ldc); break;                                               \
+    default: nt_block16x8(1, K, a, lda, b, ldb, c, ldc);                                                     \
+    }
+
 #define NN_NT16(S)                                                                                           \
     switch (R) {                                                                                             \
     case 6: nt_block16(6, S, K, a, lda, b, ldb, c, ldc); break;                                              \
@@ -283,7 +333,15 @@ GEMM512DQ_K void nt_block16(int R, int S, int K, const float *A, int lda, const 
 
 __attribute__((target("avx2,fma,avx512f,avx512dq"))) static void
 gemm_nt_acc_avx512(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-    for (int j = 0; j < N; j += 4) {
+    int j = 0;
+    for (; j + 8 <= N; j += 8) // 8 columns at a time, the rest by 4
+        for (int i = 0; i < M; i += 6) {
+            int R = M - i < 6 ? M - i : 6;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            NN_NT16x8
+        }
+    for (; j < N; j += 4) {
         int S = N - j < 4 ? N - j : 4;
         for (int i = 0; i < M; i += 6) {
             int R = M - i < 6 ? M - i : 6;
