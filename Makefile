@@ -97,7 +97,8 @@ test:
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-san
 
-test-fast: bin/galnn $(TESTS)
+# (the benchmarks are built too, not run: make bench must keep compiling)
+test-fast: bin/galnn $(TESTS) $(BENCHES)
 	@sh tests/run.sh $(TESTS)
 
 # Sanitizer pass: unit tests only (GALNN_SAN=1 lets long training tests scale down).

@@ -82,7 +82,7 @@ static float *randbuf(size_t n, gn_rng *r) {
 int main(int argc, char **argv) {
     gn_runtime_init(argv);
     int threads = 0, reps = 5, N = 64;
-    nn_tune tune = {0, -1, -1, -1, 0};
+    nn_tune tune = nn_tune_default();
     const layer *layers = LAYERS;
     size_t nlayers = sizeof LAYERS / sizeof LAYERS[0];
     const char *net = "ResNet-18 at 64x64";

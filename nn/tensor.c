@@ -107,13 +107,15 @@ void nn_arena_free(nn_arena *a) {
     a->used = 0;
 }
 
+nn_tune nn_tune_default(void) { return (nn_tune){0, -1, -1, -1, 0, 0, -1}; }
+
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
     ctx->training = 1;
     ctx->keep_im2col = 0;
     ctx->winograd = 1;
-    ctx->tune = (nn_tune){0, -1, -1, -1, 0, 0, -1};
+    ctx->tune = nn_tune_default();
     gn_rng_seed(&ctx->dropout_rng, 0, GN_STREAM_DROPOUT);
     return nn_arena_init(&ctx->arena, arena_bytes);
 }

@@ -112,6 +112,8 @@ typedef struct nn_tune {
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
 } nn_tune;
+// No path forced (nn_ctx_init's)
+nn_tune nn_tune_default(void);
 
 // Draws by row (nn_ctx_draw): with key != 0, row i's dropout mask and noise come from the stream of
 // (key, call, g(i)), g(i) = row0 + rows[i % n_rows] + (i / n_rows) * span (rows NULL: row0 + i), the
