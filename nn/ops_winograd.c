@@ -30,6 +30,14 @@
 
 #define WG_INLINE static inline __attribute__((always_inline))
 
+// Transform variants v: F(2x2, 3x3) (v = 2), F(4x4, 3x3) (4) and, for 5x5 stride-1 convs, F(2x2, 5x5) (5).
+// F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
+// its At is 2 x 6 (rows 1, p and 0, 0, ..., 1 at infinity) and its G 6 x 5 (p^k / N_p, the normalisations
+// N_p of F(4x4, 3x3)'s G). It runs in the image-vector layout only.
+#define WG_M(v) ((v) == 4 ? 4 : 2)  // output tile size
+#define WG_A(v) ((v) == 2 ? 4 : 6)  // input patch size a = m + r - 1
+#define WG_BV(v) ((v) == 2 ? 2 : 4) // the variant whose input transform v uses
+
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
 WG_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
@@ -56,12 +64,22 @@ WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
         return;
     }
     v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
+    if (m == 5) { // F(2x2, 5x5)
+        y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34 + mm[5];
+        return;
+    }
     y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34,
     y[3] = d12 + 8.0f * d34 + mm[5];
 }
 WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     if (m == 2) {
         mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
+        return;
+    }
+    if (m == 5) { // F(2x2, 5x5)
+        v8 y2 = 2.0f * y[1];
+        mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = y[0] + y2, mm[4] = y[0] - y2;
+        mm[5] = y[1];
         return;
     }
     v8 e = y[0] + y[2], o = y[1] + y[3], e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
@@ -85,6 +103,22 @@ WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
     f[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
     f[1] = (1.0f / 6) * (u[2] - u[1]) + (1.0f / 12) * (u[3] - u[4]);
     f[2] = (1.0f / 6) * (s34 - s12) + u[5];
+}
+
+// F(2x2, 5x5)'s filter transform u = G f (f: 5 taps) and its adjoint f = Gt u
+WG_INLINE void wg_g5(const v8 *f, v8 *u) {
+    v8 p = f[0] + f[2] + f[4], q = f[1] + f[3], e = (1.0f / 24) * (f[0] + 4.0f * f[2] + 16.0f * f[4]),
+       o = (1.0f / 12) * (f[1] + 4.0f * f[3]);
+    u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + q), u[2] = (-1.0f / 6) * (p - q);
+    u[3] = e + o, u[4] = e - o, u[5] = f[4];
+}
+WG_INLINE void wg_g5_adj(const v8 *u, v8 *f) {
+    v8 s12 = u[1] + u[2], d12 = u[2] - u[1], s34 = u[3] + u[4], d34 = u[3] - u[4];
+    f[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
+    f[1] = (1.0f / 6) * d12 + (1.0f / 12) * d34;
+    f[2] = (1.0f / 6) * (s34 - s12);
+    f[3] = (1.0f / 6) * d12 + (1.0f / 3) * d34;
+    f[4] = (-1.0f / 6) * s12 + (2.0f / 3) * s34 + u[5];
 }
 
 // p[0 .. n) = the first n lanes of v (n <= 8)
@@ -428,8 +462,45 @@ NN_SIMD_CLONES static void wg_filter4(const geom *g, const float *w, float *U, l
                                       int i1) {
     wg_filter(g, w, U, 4, b0, b1, i0, i1);
 }
+// The 25 taps of filters b .. b+7 (nl <= 8 of them) as f[k] lane l, and back (gw += f), lane by lane
+WG_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
+    const float *p = w + b * 25;
+    for (int k = 0; k < 25; k++, p++)
+        if (nl == 8) f[k] = (v8){p[0], p[25], p[50], p[75], p[100], p[125], p[150], p[175]};
+        else {
+            f[k] = v8_set1(0.0f);
+            for (int l = 0; l < nl; l++) f[k][l] = p[25 * l];
+        }
+}
+WG_INLINE void wg_taps25_add(float *gw, long b, int nl, const v8 *f) {
+    for (int l = 0; l < nl; l++)
+        for (int k = 0; k < 25; k++) gw[(b + l) * 25 + k] += f[k][l];
+}
+
+// F(2x2, 5x5)'s U (rows i0..i1, as wg_filter) and the adjoint into gw (as wg_filter_adj)
+NN_SIMD_CLONES static void wg_filter5(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                      int i1) {
+    long OC = (long)g->O * g->C;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        v8 f[25], t[6][5];
+        wg_taps25_load(w, b, nl, f);
+        for (int j = 0; j < 5; j++) { // columns: G f
+            v8 col[5] = {f[j], f[5 + j], f[10 + j], f[15 + j], f[20 + j]}, u[6];
+            wg_g5(col, u);
+            for (int i = 0; i < 6; i++) t[i][j] = u[i];
+        }
+        for (int i = i0; i < i1; i++) { // rows: (G f) Gt
+            v8 u[6];
+            wg_g5(t[i], u);
+            for (int q = 0; q < 6; q++) V8_STORE_N(U + (size_t)((i - i0) * 6 + q) * OC + b, u[q], nl);
+        }
+    }
+}
+
 static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
-    if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
+    if (m == 5) wg_filter5(g, w, U, b0, b1, i0, i1);
+    else if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
     else wg_filter2(g, w, U, b0, b1, i0, i1);
 }
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
@@ -438,7 +509,7 @@ static void wino_filter(const geom *g, const float *w, float *U, int m) {
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         wino_filter_m(g, w, U, m, nblk * t / nt * 8,
-                      nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, m + 2);
+                      nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, WG_A(m));
     }
 }
 
@@ -501,9 +572,39 @@ NN_SIMD_CLONES static void wg_filter_adj4(const geom *g, const float *dU, int pa
                                           long b0, long b1, int i0, int i1) {
     wg_filter_adj(g, dU, parts, pstride, gw, 4, b0, b1, i0, i1);
 }
+NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
+                                          long b0, long b1, int i0, int i1) {
+    long OC = (long)g->O * g->C;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = OC - b < 8 ? (int)(OC - b) : 8;
+        v8 t[5][6], f[25];
+        for (int i = 0; i < 6; i++) { // rows: dU G
+            v8 u[6], r[5];
+            for (int q = 0; q < 6; q++) {
+                u[q] = v8_set1(0.0f);
+                if (i < i0 || i >= i1) continue;
+                const float *src = dU + (size_t)((i - i0) * 6 + q) * OC + b;
+                for (int p = 0; p < parts; p++)
+                    if (nl == 8) u[q] += v8_load(src + p * pstride);
+                    else
+                        for (int l = 0; l < nl; l++) u[q][l] += src[p * pstride + l];
+            }
+            wg_g5_adj(u, r);
+            for (int j = 0; j < 5; j++) t[j][i] = r[j];
+        }
+        for (int j = 0; j < 5; j++) { // columns: Gt (dU G)
+            v8 r[5];
+            wg_g5_adj(t[j], r);
+            for (int k = 0; k < 5; k++) f[k * 5 + j] = r[k];
+        }
+        wg_taps25_add(gw, b, nl, f);
+    }
+}
+
 static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                               long b0, long b1, int i0, int i1) {
-    if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    else if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else wg_filter_adj2(g, dU, parts, pstride, gw, b0, b1, i0, i1);
 }
 static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
@@ -512,17 +613,18 @@ static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t ps
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         wino_filter_adj_m(g, dU, parts, pstride, gw, m, nblk * t / nt * 8,
-                          nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, m + 2);
+                          nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC, 0, WG_A(m));
     }
 }
 
 // Rows of the transform per block in the batch paths: as many as keep a block within 6 MiB (the large
 // layers' U and dU would otherwise be their largest temporaries); from the geometry only, so the sums'
 // order does not depend on the thread count.
-static int wino_row_block(const geom *g, int m) {
-    size_t row = (size_t)(m + 2) * g->O * g->C * sizeof(float);
+static int wino_row_block(const geom *g, int v) {
+    int a = WG_A(v);
+    size_t row = (size_t)a * g->O * g->C * sizeof(float);
     int r = (int)(((size_t)6 << 20) / (row ? row : 1));
-    return r < 1 ? 1 : r > m + 2 ? m + 2 : r;
+    return r < 1 ? 1 : r > a ? a : r;
 }
 
 // v8_store(d + 8k, r[k]) for k < n (n < 8), unrolled: as a loop it becomes a memcpy of r
@@ -598,8 +700,8 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
 WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
-                               int m) {
-    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+                               int vr) {
+    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
@@ -618,12 +720,12 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
                     for (int q = q0; q < a; q++) { // columns: Bt d
                         v8 d[6], v[6];
                         for (int r = 0; r < a; r++) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
-                        wg_bt(m, d, v);
+                        wg_bt(WG_BV(vr), d, v);
                         for (int r = 0; r < a; r++) t[r][q] = v[r];
                     }
                     for (int r = 0; r < a; r++) { // rows: (Bt d) B
                         v8 v[6];
-                        wg_bt(m, t[r], v);
+                        wg_bt(WG_BV(vr), t[r], v);
                         for (int q = 0; q < a; q++) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
                     }
                 }
@@ -632,8 +734,8 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
 }
 
 WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
-                                   wbufs *b, int m) {
-    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+                                   wbufs *b, int vr) {
+    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
@@ -647,13 +749,13 @@ WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
                     for (int r = 0; r < a; r++) { // rows: dV Bt
                         v8 v[6], u[6];
                         for (int q = 0; q < a; q++) v[q] = v8_load(vt + (size_t)(r * a + q) * ps);
-                        wg_bt_adj(m, v, u);
+                        wg_bt_adj(WG_BV(vr), v, u);
                         for (int q = 0; q < a; q++) t[r][q] = u[q];
                     }
                     for (int q = 0; q < a; q++) { // columns: B (dV Bt), added into the patch
                         v8 col[6], u[6];
                         for (int r = 0; r < a; r++) col[r] = t[r][q];
-                        wg_bt_adj(m, col, u);
+                        wg_bt_adj(WG_BV(vr), col, u);
                         for (int r = 0; r < a; r++) {
                             float *d = p + ((size_t)r * wp + q) * 8;
                             v8_store(d, v8_load(d) + u[r]);
@@ -667,8 +769,8 @@ WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
 }
 
 WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
-                                float *y, wbufs *b, int m) {
-    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+                                float *y, wbufs *b, int vr) {
+    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
@@ -681,12 +783,12 @@ WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
                     for (int q = 0; q < a; q++) { // columns: At M
                         v8 mm[6], v[4];
                         for (int r = 0; r < a; r++) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
-                        wg_at(m, mm, v);
+                        wg_at(vr, mm, v);
                         for (int r = 0; r < m; r++) t[r][q] = v[r];
                     }
                     for (int r = 0; r < m; r++) { // rows: (At M) A
                         v8 v[4];
-                        wg_at(m, t[r], v);
+                        wg_at(vr, t[r], v);
                         for (int q = 0; q < m; q++) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
                     }
                 }
@@ -697,8 +799,8 @@ WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
 }
 
 WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
-                                    wbufs *b, int m) {
-    int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
+                                    wbufs *b, int vr) {
+    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
@@ -714,13 +816,13 @@ WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
                     for (int r = 0; r < m; r++) { // rows: dy A
                         v8 yv[4], v[6];
                         for (int q = 0; q < m; q++) yv[q] = v8_load(p + ((size_t)r * wp + q) * 8);
-                        wg_at_adj(m, yv, v);
+                        wg_at_adj(vr, yv, v);
                         for (int q = 0; q < a; q++) t[r][q] = v[q];
                     }
                     for (int q = 0; q < a; q++) { // columns: A (dy A)
                         v8 col[4], v[6];
                         for (int r = 0; r < m; r++) col[r] = t[r][q];
-                        wg_at_adj(m, col, v);
+                        wg_at_adj(vr, col, v);
                         for (int r = 0; r < a; r++) v8_store(mt + (size_t)(r * a + q) * ps, v[r]);
                     }
                 }
@@ -732,6 +834,10 @@ WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
 #define WG_VARIANTS(name, params, ...)                                                                       \
     NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                  \
     NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
+// and the image-vector transforms for F(2x2, 5x5) too
+#define WG_VARIANTS_IV(name, params, ...)                                                                    \
+    WG_VARIANTS(name, params, __VA_ARGS__)                                                                   \
+    NN_SIMD_CLONES static void name##5 params { name##_m(__VA_ARGS__, 5); }
 WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k,
             x, V, ps, b)
 WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b),
@@ -743,27 +849,32 @@ WG_VARIANTS(wino_output,
 WG_VARIANTS(wino_output_adj,
             (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy, dM,
             ps, b)
-WG_VARIANTS(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g,
+WG_VARIANTS_IV(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g,
             k, x, V, ps, b)
-WG_VARIANTS(wino_input_adj_iv,
+WG_VARIANTS_IV(wino_input_adj_iv,
             (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV, ps,
             gx, b)
-WG_VARIANTS(wino_output_iv,
+WG_VARIANTS_IV(wino_output_iv,
             (const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias, float *y,
              wbufs *b),
             g, k, M, ps, bias, y, b)
-WG_VARIANTS(wino_output_adj_iv,
+WG_VARIANTS_IV(wino_output_adj_iv,
             (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy, dM,
             ps, b)
 // transform `name` of plan p's layout and tile size
 #define WG_CALL(name, p, ...)                                                                                \
-    ((p)->iv ? ((p)->m == 4 ? name##_iv4(__VA_ARGS__) : name##_iv2(__VA_ARGS__))                             \
+    ((p)->iv ? ((p)->m == 5   ? name##_iv5(__VA_ARGS__)                                                      \
+                : (p)->m == 4 ? name##_iv4(__VA_ARGS__)                                                      \
+                              : name##_iv2(__VA_ARGS__))                                                     \
              : ((p)->m == 4 ? name##4(__VA_ARGS__) : name##2(__VA_ARGS__)))
 
 static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
 
-// the tile size for this conv under ctx->winograd (0: not by Winograd)
+// the transform variant for this conv under ctx->winograd (0: not by Winograd): for 3x3 the tile size,
+// for 5x5 stride-1 convs F(2x2, 5x5) (5) under the default rule from 2x2 outputs
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
+    if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 && g->Wo >= 2)
+        return 5;
     if (!c->winograd || !wino_ok(g)) return 0;
     if (c->winograd == 2 || c->winograd == 4) return c->winograd;
     // The tile size with fewer multiplications (a^2 per tile), F(2x2) at a
@@ -786,7 +897,7 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
 // samples/s against 747-760 with 4096, 715 with 8192; training the same.)
 #define WG_CHUNK_VALUES 2048
 typedef struct wplan {
-    int m, iv;     // tile size, image-vector layout
+    int m, iv;     // transform variant (WG_M, WG_A), image-vector layout
     int batch;     // one chunk of the whole batch, shared by the threads
     long nchunks;
     int nbmax;     // images per chunk, at most
@@ -794,13 +905,12 @@ typedef struct wplan {
     size_t ld;     // the row stride of V and M
 } wplan;
 
-static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
-    int a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
+static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
+    int m = WG_M(v), a = WG_A(v), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
     int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi,
         nt = gn_threads() > 0 ? gn_threads() : 1;
-    wplan p = {
-        m, c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8, 0, 0, 0, c->tune.gemm_blas,
-        0};
+    int iv = v == 5 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8);
+    wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {
         int per_thread = (g->N + nt - 1) / nt;
         nb = (nb + 7) / 8 * 8;
@@ -831,7 +941,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int m) {
     return p;
 }
 static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
-    int m = p->m, n0, n1;
+    int m = WG_M(p->m), n0, n1;
     if (p->iv) n0 = (int)(idx * p->nbmax), n1 = n0 + p->nbmax < g->N ? n0 + p->nbmax : g->N;
     else n0 = (int)(idx * g->N / p->nchunks), n1 = (int)((idx + 1) * g->N / p->nchunks);
     wchunk k = {n0,
@@ -872,9 +982,9 @@ static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wc
 #define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
 // the buffers' sizes; returns the floats one thread needs
 static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
-    int m = p->m, a = m + 2, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
+    int m = WG_M(p->m), a = WG_A(p->m), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
     b->vps = (size_t)g->C * p->ld + 8, b->mps = (size_t)g->O * p->ld + 8;
-    b->wp = p->iv ? m * tw + 2 : m * (tv + 1), b->hp = m * th + 2;
+    b->wp = p->iv ? m * tw + a - m : m * (tv + 1), b->hp = m * th + a - m;
     b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
@@ -882,8 +992,8 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
 }
 // thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
 // of `base`; the image buffers start at 0 (their borders stay 0)
-static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
-    int a = m + 2;
+static void wbufs_bind(wbufs *b, float *base, float *vm, int v) {
+    int a = WG_A(v);
     if (!vm) vm = base, base += b->vm;
     b->V = vm, b->M = vm + WG_ROUND16((size_t)a * a * b->vps);
     b->pin = base, b->pout = b->pin + b->img, b->pacc = b->pout + b->img;
@@ -899,7 +1009,7 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int m) {
 static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float *Ub, const float *w,
                            const float *x, const float *b, float *y, const conv_epi *e, float *vm, float *scr,
                            size_t per, const wbufs *t0, int nt) {
-    int m = p->m, a = m + 2, R = U ? a : wino_row_block(g, m);
+    int m = p->m, a = WG_A(m), R = U ? a : wino_row_block(g, m);
     wchunk k0 = wino_chunk(g, p, 0);
 #pragma omp parallel num_threads(nt)
     {
@@ -935,7 +1045,7 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float 
 static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *gw, const float *x,
                           const float *gy, float *gx, int alias, float *Ub, float *vm, float *scr, size_t per,
                           const wbufs *t0, int nt) {
-    int m = p->m, a = m + 2, R = wino_row_block(g, m);
+    int m = p->m, a = WG_A(m), R = wino_row_block(g, m);
     size_t OC = (size_t)g->O * g->C;
     long nblk = (long)(OC + 7) / 8;
     wchunk k0 = wino_chunk(g, p, 0);
@@ -994,7 +1104,7 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
 // The filter transform of w: kept in ctx->wcache when the weights are frozen and outside the arena (a
 // store's; computed on first use), else into the arena.
 static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
-    size_t n = (size_t)(m + 2) * (m + 2) * g->O * g->C;
+    size_t n = (size_t)WG_A(m) * WG_A(m) * g->O * g->C;
     int keep = c->frozen && !nn_arena_owns(&c->arena, w);
     for (nn_wcache *k = keep ? c->wcache : NULL; k; k = k->next)
         if (k->w == w && k->O == g->O && k->C == g->C && k->m == m) return k->U;
@@ -1009,7 +1119,7 @@ static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
 
 int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e) {
-    int a = m + 2;
+    int a = WG_A(m);
     wplan p = wino_plan(c, g, m);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     int nt = gn_threads() > 0 ? gn_threads() : 1;
@@ -1050,7 +1160,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
                 float *gx, int alias) {
     size_t img = (size_t)g->C * g->H * g->W; // one image's gx (as many values as its gy when alias)
-    int a = m + 2, nt = gn_threads() > 0 ? gn_threads() : 1;
+    int a = WG_A(m), nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
     wbufs t0;

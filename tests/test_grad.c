@@ -981,6 +981,60 @@ static void test_bn_transient(void **st) {
     nn_ctx_free(&c);
 }
 
+// 5x5 stride-1 convs by Winograd F(2x2, 5x5) (the default rule; the image-vector layout, per-thread chunks
+// and the batch as one chunk) against im2col: output and every gradient, on shapes with borders, odd sizes,
+// uneven padding, batches not a multiple of 8 and 2x2 outputs.
+static void test_winograd5(void **st) {
+    (void)st;
+    struct {
+        int N, C, O, H, W;
+        nn_pad2d pad;
+    } cs[] = {{2, 3, 5, 12, 12, {2, 2, 2, 2}}, {9, 4, 6, 7, 9, {2, 1, 0, 2}}, {3, 5, 8, 32, 32, {2, 2, 2, 2}},
+              {17, 3, 4, 6, 5, {2, 2, 2, 2}},  {8, 2, 3, 2, 2, {2, 2, 2, 2}},  {1, 16, 24, 16, 16, {2, 2, 2, 2}},
+              {5, 6, 7, 9, 8, {0, 0, 0, 0}}};
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 25;
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[32];
+        tu_randn(x, nx, 1, 50 + k), tu_randn(w, nw, 0.2f, 60 + k), tu_randn(b, 32, 1, 70 + k);
+        float *res[3][4];
+        size_t ny = 0;
+        for (int v = 0; v < 3; v++) { // im2col, F(2x2, 5x5) in chunks per thread, in one chunk of the batch
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.winograd = v > 0, c.tune.wino_batch = v == 2;
+            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
+            nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 5, 5), w);
+            nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
+            tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
+            nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, cs[k].pad);
+            assert_non_null(y);
+            ny = y->n;
+            float *r = malloc(sizeof(float) * ny);
+            tu_randn(r, ny, 1, 80 + k);
+            nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
+            assert_int_equal(nn_backward(&c, L), 0);
+            res[v][0] = malloc(sizeof(float) * ny), memcpy(res[v][0], y->data, sizeof(float) * ny);
+            res[v][1] = malloc(sizeof(float) * nx), memcpy(res[v][1], tx->grad, sizeof(float) * nx);
+            res[v][2] = malloc(sizeof(float) * nw), memcpy(res[v][2], tw->grad, sizeof(float) * nw);
+            res[v][3] = malloc(sizeof(float) * 32), memcpy(res[v][3], tb->grad, sizeof(float) * cs[k].O);
+            free(r);
+            nn_ctx_free(&c);
+        }
+        size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
+        const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+        for (int v = 1; v < 3; v++)
+            for (int q = 0; q < 4; q++) {
+                double e = rel_diff(res[v][q], res[0][q], n[q]);
+                fprintf(stderr, "winograd F(2x2, 5x5) %s case %zu: %s differs by %.2e\n", v == 2 ? "batch" : "chunks",
+                        k, what[q], e);
+                assert_true(e <= 1e-5 * (cs[k].C > 16 ? sqrt(cs[k].C / 16.0) : 1));
+            }
+        for (int v = 0; v < 3; v++)
+            for (int q = 0; q < 4; q++) free(res[v][q]);
+        free(x), free(w);
+    }
+}
+
 // act(conv(x) + b) in the conv's output pass with a tape (nn_conv2d_act: ReLU and leaky ReLU) against the
 // conv, then nn_relu / nn_leaky_relu: the same output and input, weight and bias gradients (==), on the
 // conv paths (Winograd tile rows and image vectors, by groups of images, one im2col for the batch, the
@@ -1261,6 +1315,7 @@ int main(void) {
         cmocka_unit_test(test_arena_no_growth),
         cmocka_unit_test(test_conv_paths),
         cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_winograd5),
         cmocka_unit_test(test_conv_act),
         cmocka_unit_test(test_concat_pooled),
         cmocka_unit_test(test_gemm_small),
