@@ -983,15 +983,16 @@ static void test_bn_transient(void **st) {
 
 // 5x5 stride-1 convs by Winograd F(2x2, 5x5) (the default rule; the image-vector layout, per-thread chunks
 // and the batch as one chunk) against im2col: output and every gradient, on shapes with borders, odd sizes,
-// uneven padding, batches not a multiple of 8 and 2x2 outputs.
+// uneven padding, batches not a multiple of 8 and 2x2 outputs (the outputs differ: another path); below 16
+// input channels the rule keeps im2col (the same bits).
 static void test_winograd5(void **st) {
     (void)st;
     struct {
         int N, C, O, H, W;
         nn_pad2d pad;
-    } cs[] = {{2, 3, 5, 12, 12, {2, 2, 2, 2}}, {9, 4, 6, 7, 9, {2, 1, 0, 2}}, {3, 5, 8, 32, 32, {2, 2, 2, 2}},
-              {17, 3, 4, 6, 5, {2, 2, 2, 2}},  {8, 2, 3, 2, 2, {2, 2, 2, 2}},  {1, 16, 24, 16, 16, {2, 2, 2, 2}},
-              {5, 6, 7, 9, 8, {0, 0, 0, 0}}};
+    } cs[] = {{2, 16, 5, 12, 12, {2, 2, 2, 2}}, {9, 17, 6, 7, 9, {2, 1, 0, 2}}, {3, 16, 8, 32, 32, {2, 2, 2, 2}},
+              {17, 16, 4, 6, 5, {2, 2, 2, 2}},  {8, 18, 3, 2, 2, {2, 2, 2, 2}},  {1, 32, 24, 16, 16, {2, 2, 2, 2}},
+              {5, 16, 7, 9, 8, {0, 0, 0, 0}},   {4, 5, 6, 8, 8, {2, 2, 2, 2}}};
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 25;
         float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[32];
@@ -1027,7 +1028,9 @@ static void test_winograd5(void **st) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]);
                 fprintf(stderr, "winograd F(2x2, 5x5) %s case %zu: %s differs by %.2e\n", v == 2 ? "batch" : "chunks",
                         k, what[q], e);
-                assert_true(e <= 1e-5 * (cs[k].C > 16 ? sqrt(cs[k].C / 16.0) : 1));
+                // (measured up to 7.9e-6 here; the 25-tap sums and G's 16/24 round more than F(4x4, 3x3)'s)
+                assert_true(e <= 2e-5 * (cs[k].C > 16 ? sqrt(cs[k].C / 16.0) : 1));
+                if (q == 0) assert_true(cs[k].C >= 16 ? e > 0 : e == 0);
             }
         for (int v = 0; v < 3; v++)
             for (int q = 0; q < 4; q++) free(res[v][q]);
