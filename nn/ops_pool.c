@@ -94,6 +94,47 @@ static float avg_div(const avgargs *a, int H, int W, int oh, int ow) {
     return (float)((h1 - h0) * (w1 - w0));
 }
 
+// Stride 1 along rows (up to AVG_ROW outputs): by whole rows of outputs, a tap at a time over the outputs
+// whose tap is inside the row — each value gets its terms in the same order as one output at a time
+// (forward: taps in (i, j) order; backward: by output row, then output column), so the same bits.
+#define AVG_ROW 1024
+static void avg_row_taps(const avgargs *a, int W, int Wo, int j, int *lo, int *hi) {
+    int off = j - a->pl; // iw = ow + off
+    *lo = off < 0 ? -off : 0, *hi = W - off < Wo ? W - off : Wo;
+    if (*hi < *lo) *hi = *lo;
+}
+static void avgpool_plane_fwd(const avgargs *a, const float *xp, float *yp, int H, int W, int Ho, int Wo) {
+    for (int oh = 0; oh < Ho; oh++) {
+        float *yr = yp + (size_t)oh * Wo;
+        for (int ow = 0; ow < Wo; ow++) yr[ow] = 0.0f;
+        for (int i = 0; i < a->kh; i++) {
+            int ih = oh * a->sh - a->pt + i, lo, hi;
+            if (ih < 0 || ih >= H) continue;
+            for (int j = 0; j < a->kw; j++) {
+                avg_row_taps(a, W, Wo, j, &lo, &hi);
+                const float *xr = xp + (size_t)ih * W + j - a->pl;
+                for (int ow = lo; ow < hi; ow++) yr[ow] += xr[ow];
+            }
+        }
+        for (int ow = 0; ow < Wo; ow++) yr[ow] /= avg_div(a, H, W, oh, ow);
+    }
+}
+static void avgpool_plane_bw(const avgargs *a, float *gx, const float *gy, int H, int W, int Ho, int Wo) {
+    float g[AVG_ROW];
+    for (int oh = 0; oh < Ho; oh++) {
+        for (int ow = 0; ow < Wo; ow++) g[ow] = gy[(size_t)oh * Wo + ow] / avg_div(a, H, W, oh, ow);
+        for (int i = 0; i < a->kh; i++) {
+            int ih = oh * a->sh - a->pt + i, lo, hi;
+            if (ih < 0 || ih >= H) continue;
+            for (int j = a->kw - 1; j >= 0; j--) { // a value's terms by increasing output column
+                avg_row_taps(a, W, Wo, j, &lo, &hi);
+                float *xr = gx + (size_t)ih * W + j - a->pl;
+                for (int ow = lo; ow < hi; ow++) xr[ow] += g[ow];
+            }
+        }
+    }
+}
+
 static void avgpool_bw(nn_node *nd, nn_ctx *c) {
     (void)c;
     nn_tensor *x = nd->in[0], *y = nd->out;
@@ -104,6 +145,10 @@ static void avgpool_bw(nn_node *nd, nn_ctx *c) {
     for (long pl = 0; pl < planes; pl++) {
         float *gx = x->grad + pl * H * W;
         const float *gy = y->grad + pl * Ho * Wo;
+        if (a->sw == 1 && Wo <= AVG_ROW) {
+            avgpool_plane_bw(a, gx, gy, H, W, Ho, Wo);
+            continue;
+        }
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 float g = gy[oh * Wo + ow] / avg_div(a, H, W, oh, ow);
@@ -132,6 +177,10 @@ nn_tensor *nn_avgpool2d(nn_ctx *c, nn_tensor *x, int kh, int kw, int sh, int sw,
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x->data + pl * H * W;
+        if (sw == 1) {
+            avgpool_plane_fwd(&a, xp, y->data + (size_t)pl * Ho * Wo, H, W, Ho, Wo);
+            continue;
+        }
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 float s = 0;

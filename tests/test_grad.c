@@ -351,6 +351,8 @@ static void test_pool(void **st) {
     GC("avgpool count pad", f_pool, &a1, tu_in(NN_SHAPE(2, 3, 7, 7), x, 1));
     poolarg a2 = {1, 2, 2, 1, 1, 0, {0, 1, 0, 1}};
     GC("avgpool TF SAME exclude pad", f_pool, &a2, tu_in(NN_SHAPE(2, 3, 7, 7), x, 1));
+    poolarg a3 = {1, 3, 3, 2, 1, 1, {1, 0, 2, 1}}; // stride 1 along rows only, uneven padding
+    GC("avgpool 3x3 s(2, 1) count pad", f_pool, &a3, tu_in(NN_SHAPE(2, 3, 7, 7), x, 1));
     poolarg g = {2, 0, 0, 0, 0, 0, nn_pad_sym(0)};
     GC("global avgpool", f_pool, &g, tu_in(NN_SHAPE(2, 3, 7, 7), x, 1));
     poolarg u2 = {3, 0, 0, 0, 0, 0, nn_pad_sym(0)};
