@@ -1,5 +1,5 @@
-// Winograd F(4x4, 3x3) and F(2x2, 3x3) for the 3x3 stride-1 convolutions of
-// nn/ops_conv.c: transforms, their adjoints, the chunk plan and the products.
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) for the 3x3 stride-1 convolutions and F(2x2, 5x5) for the 5x5
+// ones of nn/ops_conv.c: transforms, their adjoints, the chunk plan and the products.
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
