@@ -128,8 +128,8 @@ int main(int argc, char **argv) {
     if (P > 1) return report_ranks(&st, B, steps, t_train), gn_mpi_finalize(), 0;
     struct rusage ru; // the training's peak (the inference below adds its kept filter transforms)
     if (report_mem)
-        fprintf(stderr, "arena peak %.1f MiB (capacity %.1f), gradient pool %.1f MiB\n", c.arena.peak / 1048576.0,
-                c.arena.total_cap / 1048576.0, c.gpool_bytes / 1048576.0);
+        fprintf(stderr, "arena peak %.1f MiB (capacity %.1f), gradient pool %.1f MiB\n",
+                c.arena.peak / 1048576.0, c.arena.total_cap / 1048576.0, c.gpool_bytes / 1048576.0);
     getrusage(RUSAGE_SELF, &ru);
     c.training = 0, c.grad_enabled = 0, c.frozen = 1; // the weights are fixed from here: as galnn predict
     for (int s = 0; s <= steps; s++) {

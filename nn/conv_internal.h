@@ -47,9 +47,9 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
 void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
 
 // Winograd (nn/ops_winograd.c): the transform variant m for this conv under ctx->winograd (2 or 4: a 3x3
-// conv's tile size; 5: F(2x2, 5x5); 0: not by Winograd), the forward (y = conv(x, w) + b, then the epilogue e, which may be NULL) and the backward
-// (gx, gw accumulated; either may be NULL; alias: gx is gy's buffer, set — each image's gy is read
-// before its gx is written).
+// conv's tile size; 5: F(2x2, 5x5); 0: not by Winograd), the forward (y = conv(x, w) + b, then the epilogue
+// e, which may be NULL) and the backward (gx, gw accumulated; either may be NULL; alias: gx is gy's buffer,
+// set — each image's gy is read before its gx is written).
 int nn_wino_tile(const nn_ctx *c, const geom *g);
 int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e);

@@ -100,8 +100,10 @@ void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, i
                 if (ih < 0 || ih >= g->H) continue;
                 const float *sr = src + (size_t)oh * g->Wo;
                 float *xr = xc + (size_t)ih * g->W;
-                if (g->sw == 1) { // the outputs [lo, hi) whose iw = ow + off is inside the row: no test per value
-                    int off = j - g->pl, lo = off < 0 ? -off : 0, hi = g->W - off < g->Wo ? g->W - off : g->Wo;
+                if (g->sw ==
+                    1) { // the outputs [lo, hi) whose iw = ow + off is inside the row: no test per value
+                    int off = j - g->pl, lo = off < 0 ? -off : 0,
+                        hi = g->W - off < g->Wo ? g->W - off : g->Wo;
                     for (int ow = lo; ow < hi; ow++) xr[ow + off] += sr[ow];
                     continue;
                 }

@@ -228,10 +228,11 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         return NULL;
     }
     nn_tensor *gin[4] = {x, gamma, beta, res};
-    int once = (relu & 3) == 2 && !res && nn_needs_grad(c, 3, gin); // transient: recomputed from x for backward
+    int once =
+        (relu & 3) == 2 && !res && nn_needs_grad(c, 3, gin); // transient: recomputed from x for backward
     // pooled: recomputed for backward from x and res, or no backward at all
-    int pooled = (relu & NN_ACT_POOLED) && !c->tune.no_pool && (!c->grad_enabled || nn_needs_grad(c, 4, gin)) &&
-                 !once;
+    int pooled =
+        (relu & NN_ACT_POOLED) && !c->tune.no_pool && (!c->grad_enabled || nn_needs_grad(c, 4, gin)) && !once;
     relu = (relu & 3) != 0;
     nn_tensor *y = once     ? nn_tensor_transient(c, x->ndim, x->shape)
                    : pooled ? nn_tensor_pooled(c, x->ndim, x->shape)

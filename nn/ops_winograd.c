@@ -564,16 +564,16 @@ WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t p
         wg_taps_add(gw, b, nl, f);
     }
 }
-NN_SIMD_CLONES static void wg_filter_adj2(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
-                                          long b0, long b1, int i0, int i1) {
+NN_SIMD_CLONES static void wg_filter_adj2(const geom *g, const float *dU, int parts, size_t pstride,
+                                          float *gw, long b0, long b1, int i0, int i1) {
     wg_filter_adj(g, dU, parts, pstride, gw, 2, b0, b1, i0, i1);
 }
-NN_SIMD_CLONES static void wg_filter_adj4(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
-                                          long b0, long b1, int i0, int i1) {
+NN_SIMD_CLONES static void wg_filter_adj4(const geom *g, const float *dU, int parts, size_t pstride,
+                                          float *gw, long b0, long b1, int i0, int i1) {
     wg_filter_adj(g, dU, parts, pstride, gw, 4, b0, b1, i0, i1);
 }
-NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int parts, size_t pstride, float *gw,
-                                          long b0, long b1, int i0, int i1) {
+NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int parts, size_t pstride,
+                                          float *gw, long b0, long b1, int i0, int i1) {
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
@@ -849,8 +849,8 @@ WG_VARIANTS(wino_output,
 WG_VARIANTS(wino_output_adj,
             (const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps, wbufs *b), g, k, gy, dM,
             ps, b)
-WG_VARIANTS_IV(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g,
-            k, x, V, ps, b)
+WG_VARIANTS_IV(wino_input_iv, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b),
+               g, k, x, V, ps, b)
 WG_VARIANTS_IV(wino_input_adj_iv,
             (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b), g, k, dV, ps,
             gx, b)
@@ -875,8 +875,8 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
-    if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 && g->Wo >= 2 &&
-        g->C >= 16)
+    if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
+        g->Wo >= 2 && g->C >= 16)
         return 5;
     if (!c->winograd || !wino_ok(g)) return 0;
     if (c->winograd == 2 || c->winograd == 4) return c->winograd;
@@ -985,7 +985,8 @@ static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wc
 #define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
 // the buffers' sizes; returns the floats one thread needs
 static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
-    int m = WG_M(p->m), a = WG_A(p->m), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tv = (tw + 8) / 8 * 8;
+    int m = WG_M(p->m), a = WG_A(p->m), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m,
+        tv = (tw + 8) / 8 * 8;
     b->vps = (size_t)g->C * p->ld + 8, b->mps = (size_t)g->O * p->ld + 8;
     b->wp = p->iv ? m * tw + a - m : m * (tv + 1), b->hp = m * th + a - m;
     b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));

@@ -734,6 +734,36 @@ static void test_conv_paths(void **st) {
     }
 }
 
+// One conv (N, C, H, W) * (O, C, kk, kk) + b, stride 1, on a context set as `wino` (ctx->winograd),
+// `layout` and `batch` (ctx->tune), then backward of sum(y * r) with r drawn from `seed`: res[0..3] get
+// malloc'ed copies of the output and the input, weight and bias gradients; returns the output's size.
+static size_t wino_run(int N, int C, int O, int H, int W, int kk, nn_pad2d pad, const float *x,
+                       const float *w, const float *b, unsigned seed, int wino, int layout, int batch,
+                       float **res) {
+    size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * kk * kk;
+    nn_ctx c;
+    nn_ctx_init(&c, 1 << 20);
+    c.winograd = wino, c.tune.wino_layout = layout, c.tune.wino_batch = batch;
+    nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x),
+              *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
+    nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
+    tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
+    nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, pad);
+    assert_non_null(y);
+    size_t ny = y->n;
+    float *r = malloc(sizeof(float) * ny);
+    tu_randn(r, ny, 1, seed);
+    nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
+    assert_int_equal(nn_backward(&c, L), 0);
+    res[0] = malloc(sizeof(float) * ny), memcpy(res[0], y->data, sizeof(float) * ny);
+    res[1] = malloc(sizeof(float) * nx), memcpy(res[1], tx->grad, sizeof(float) * nx);
+    res[2] = malloc(sizeof(float) * nw), memcpy(res[2], tw->grad, sizeof(float) * nw);
+    res[3] = malloc(sizeof(float) * (size_t)O), memcpy(res[3], tb->grad, sizeof(float) * (size_t)O);
+    free(r);
+    nn_ctx_free(&c);
+    return ny;
+}
+
 // conv2d output and every gradient with Winograd F(2x2, 3x3) and F(4x4, 3x3)
 // vs im2col + GEMM, on shapes that exercise the vector interior, the border
 // tiles, odd sizes and uneven padding; they agree to float rounding (measured
@@ -761,28 +791,9 @@ static void test_winograd(void **st) {
         // im2col; F(2x2, 3x3), F(4x4, 3x3) in rows of tiles; the same in image
         // vectors, in chunks per thread and in one chunk of the batch
         const int mode[7] = {0, 2, 4, 2, 4, 2, 4}, layout[7] = {0, 0, 0, 1, 1, 1, 1}, batch[7] = {0, 0, 0, 0, 0, 1, 1};
-        for (int v = 0; v < 7; v++) {
-            nn_ctx c;
-            nn_ctx_init(&c, 1 << 20);
-            c.winograd = mode[v], c.tune.wino_layout = layout[v], c.tune.wino_batch = batch[v];
-            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
-            nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 3, 3), w);
-            nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
-            tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
-            nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, cs[k].pad);
-            assert_non_null(y);
-            ny = y->n;
-            float *r = malloc(sizeof(float) * ny);
-            tu_randn(r, ny, 1, 40 + k);
-            nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
-            assert_int_equal(nn_backward(&c, L), 0);
-            res[v][0] = malloc(sizeof(float) * ny), memcpy(res[v][0], y->data, sizeof(float) * ny);
-            res[v][1] = malloc(sizeof(float) * nx), memcpy(res[v][1], tx->grad, sizeof(float) * nx);
-            res[v][2] = malloc(sizeof(float) * nw), memcpy(res[v][2], tw->grad, sizeof(float) * nw);
-            res[v][3] = malloc(sizeof(float) * 320), memcpy(res[v][3], tb->grad, sizeof(float) * cs[k].O);
-            free(r);
-            nn_ctx_free(&c);
-        }
+        for (int v = 0; v < 7; v++)
+            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 3, cs[k].pad, x, w, b, 40 + k, mode[v],
+                          layout[v], batch[v], res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
         for (int v = 1; v < 7; v++)
@@ -992,8 +1003,9 @@ static void test_winograd5(void **st) {
     struct {
         int N, C, O, H, W;
         nn_pad2d pad;
-    } cs[] = {{2, 16, 5, 12, 12, {2, 2, 2, 2}}, {9, 17, 6, 7, 9, {2, 1, 0, 2}}, {3, 16, 8, 32, 32, {2, 2, 2, 2}},
-              {17, 16, 4, 6, 5, {2, 2, 2, 2}},  {8, 18, 3, 2, 2, {2, 2, 2, 2}},  {1, 32, 24, 16, 16, {2, 2, 2, 2}},
+    } cs[] = {{2, 16, 5, 12, 12, {2, 2, 2, 2}}, {9, 17, 6, 7, 9, {2, 1, 0, 2}},
+              {3, 16, 8, 32, 32, {2, 2, 2, 2}}, {17, 16, 4, 6, 5, {2, 2, 2, 2}},
+              {8, 18, 3, 2, 2, {2, 2, 2, 2}},   {1, 32, 24, 16, 16, {2, 2, 2, 2}},
               {5, 16, 7, 9, 8, {0, 0, 0, 0}},   {4, 5, 6, 8, 8, {2, 2, 2, 2}}};
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         size_t nx = (size_t)cs[k].N * cs[k].C * cs[k].H * cs[k].W, nw = (size_t)cs[k].O * cs[k].C * 25;
@@ -1001,35 +1013,16 @@ static void test_winograd5(void **st) {
         tu_randn(x, nx, 1, 50 + k), tu_randn(w, nw, 0.2f, 60 + k), tu_randn(b, 32, 1, 70 + k);
         float *res[3][4];
         size_t ny = 0;
-        for (int v = 0; v < 3; v++) { // im2col, F(2x2, 5x5) in chunks per thread, in one chunk of the batch
-            nn_ctx c;
-            nn_ctx_init(&c, 1 << 20);
-            c.winograd = v > 0, c.tune.wino_batch = v == 2;
-            nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(cs[k].N, cs[k].C, cs[k].H, cs[k].W), x);
-            nn_tensor *tw = nn_tensor_from(&c, NN_SHAPE(cs[k].O, cs[k].C, 5, 5), w);
-            nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(cs[k].O), b);
-            tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
-            nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, cs[k].pad);
-            assert_non_null(y);
-            ny = y->n;
-            float *r = malloc(sizeof(float) * ny);
-            tu_randn(r, ny, 1, 80 + k);
-            nn_tensor *L = nn_sum(&c, nn_mul(&c, y, nn_tensor_from(&c, y->ndim, y->shape, r)), 0xF, 0);
-            assert_int_equal(nn_backward(&c, L), 0);
-            res[v][0] = malloc(sizeof(float) * ny), memcpy(res[v][0], y->data, sizeof(float) * ny);
-            res[v][1] = malloc(sizeof(float) * nx), memcpy(res[v][1], tx->grad, sizeof(float) * nx);
-            res[v][2] = malloc(sizeof(float) * nw), memcpy(res[v][2], tw->grad, sizeof(float) * nw);
-            res[v][3] = malloc(sizeof(float) * 32), memcpy(res[v][3], tb->grad, sizeof(float) * cs[k].O);
-            free(r);
-            nn_ctx_free(&c);
-        }
+        for (int v = 0; v < 3; v++) // im2col, F(2x2, 5x5) in chunks per thread, in one chunk of the batch
+            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 5, cs[k].pad, x, w, b, 80 + k, v > 0,
+                          -1, v == 2, res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
         for (int v = 1; v < 3; v++)
             for (int q = 0; q < 4; q++) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]);
-                fprintf(stderr, "winograd F(2x2, 5x5) %s case %zu: %s differs by %.2e\n", v == 2 ? "batch" : "chunks",
-                        k, what[q], e);
+                fprintf(stderr, "winograd F(2x2, 5x5) %s case %zu: %s differs by %.2e\n",
+                        v == 2 ? "batch" : "chunks", k, what[q], e);
                 // (measured up to 7.9e-6 here; the 25-tap sums and G's 16/24 round more than F(4x4, 3x3)'s)
                 assert_true(e <= 2e-5 * (cs[k].C > 16 ? sqrt(cs[k].C / 16.0) : 1));
                 if (q == 0) assert_true(cs[k].C >= 16 ? e > 0 : e == 0);

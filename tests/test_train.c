@@ -42,6 +42,15 @@ static void test_cnn_shapes(void **st) {
     }
 }
 
+// The multi-branch ResNet-18 of train_bench at width 8, its parameters drawn from seed 5 (r left after them)
+static void small_resnet(md_net *m, nn_store *s, nn_ctx *c, gn_rng *r) {
+    md_net_multibranch(m, 8);
+    nn_store_init(s);
+    assert_int_equal(md_net_make(m, s) || nn_store_finalize(s) || nn_ctx_init(c, 64u << 20), 0);
+    gn_rng_seed(r, 5, GN_STREAM_INIT);
+    nn_store_reset_values(s, r);
+}
+
 // The multi-branch ResNet-18 (stride-2 stem, projection shortcuts, batch norm with running statistics
 // moved by three training batches) evaluated without a tape (every conv + batch norm folded, the residual
 // and ReLU in the conv's output pass: nn_conv_bn_act) against the same weights evaluated with the
@@ -50,14 +59,10 @@ static void test_cnn_shapes(void **st) {
 static void test_resnet_inference(void **st) {
     (void)st;
     md_net m;
-    md_net_multibranch(&m, 8);
     nn_store s;
-    nn_store_init(&s);
     nn_ctx c;
-    assert_int_equal(md_net_make(&m, &s) || nn_store_finalize(&s) || nn_ctx_init(&c, 64u << 20), 0);
     gn_rng r;
-    gn_rng_seed(&r, 5, GN_STREAM_INIT);
-    nn_store_reset_values(&s, &r);
+    small_resnet(&m, &s, &c, &r);
     for (size_t i = 0; i < s.n_param_floats; i++)
         s.data[i] += 0.02f * (float)gn_rng_normal(&r); // gamma, beta too
     enum { B = 6 };
@@ -113,13 +118,10 @@ static void test_resnet_pooled(void **st) {
     size_t peak[2], ng = 0, nb = 0;
     for (int keep = 0; keep < 2; keep++) {
         md_net m;
-        md_net_multibranch(&m, 8);
         nn_store s;
-        nn_store_init(&s);
         nn_ctx c;
-        assert_int_equal(md_net_make(&m, &s) || nn_store_finalize(&s) || nn_ctx_init(&c, 64u << 20), 0);
-        gn_rng_seed(&r, 5, GN_STREAM_INIT);
-        nn_store_reset_values(&s, &r);
+        gn_rng rp;
+        small_resnet(&m, &s, &c, &rp);
         c.tune.no_pool = keep;
         for (int step = 0; step < 2; step++) { // the second step from the running statistics of the first
             nn_ctx_reset(&c);
@@ -139,7 +141,8 @@ static void test_resnet_pooled(void **st) {
     assert_true(loss[0] == loss[1]);
     assert_memory_equal(grad[0], grad[1], sizeof(float) * ng);
     assert_memory_equal(buf[0], buf[1], sizeof(float) * nb);
-    printf("    ResNet-18 pooled activations: identical loss and gradients; arena peak %zu instead of %zu bytes\n",
+    printf("    ResNet-18 pooled activations: identical loss and gradients; arena peak %zu instead of %zu "
+           "bytes\n",
            peak[0], peak[1]);
     assert_true(peak[0] + 3 * sizeof(float) * B * 8 * 16 * 16 <= peak[1]); // at least cutouts' stem + stage 1
     for (int k = 0; k < 2; k++) free(grad[k]), free(buf[k]);
@@ -149,6 +152,7 @@ static void test_resnet_pooled(void **st) {
 int main(void) {
     gn_set_threads(2);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mlp_curve), cmocka_unit_test(test_cnn_shapes),
-                                       cmocka_unit_test(test_resnet_inference), cmocka_unit_test(test_resnet_pooled)};
+                                       cmocka_unit_test(test_resnet_inference),
+                                       cmocka_unit_test(test_resnet_pooled)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
