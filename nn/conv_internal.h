@@ -43,6 +43,17 @@ _Static_assert(sizeof(geom) < NN_CONV_GROUPS * sizeof(int), "geom fits in a node
 // col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside):
 // row r of col over images n0 .. n0+nb-1 (into dst[(n - n0)*Ho*Wo + ...])
 NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0, int nb, float *dst);
+// The im2col matrix without copying it: row (c, i, j) is, on a grid of hq x wq columns per image
+// (hq = Ho + (kh-1)/sh, wq = Wo + (kw-1)/sw; output (oh, ow) of image n at n*grid + oh*wq + ow, the other
+// columns dropped), a shifted view of one stride phase of channel c: the zero-padded input's rows = i and
+// columns = j modulo the strides, plane (c, i % sh, j % sw) at buf + ((c*pi + i%sh)*pj + j%sw)*ps, from
+// (i/sh)*wq + j/sw on. The phases hold about the input's size instead of kh*kw/(sh*sw) times it.
+typedef struct nn_phases {
+    int hq, wq, pi, pj; // grid rows and columns per image; row and column phases (min(sh, kh), min(sw, kw))
+    size_t grid, ps;    // hq*wq; floats per phase plane (nb images, then zeros the last shifts read)
+} nn_phases;
+NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
+                                  float *buf);
 // The adjoint for plane (n, c) of x from the columns of image slot s of col (rows ld floats apart).
 void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
 

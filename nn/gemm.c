@@ -7,6 +7,7 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -22,15 +23,16 @@ GEMM_K __m256i lanes_below(int rem) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// C[0:R, 0:8*NV] = op(A)[0:R, :] B[:, 0:8*NV]; the last vector masked to `rem` lanes if masked
+// C[0:R, 0:8*NV] = op(A)[0:R, :] B[:, 0:8*NV]; the last vector masked to `rem` lanes if masked. Row k of B is
+// B + k*ldb, or Bk[k] + j where Bk is given (the rows anywhere: nn_gemm_small_ind).
 GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const float *A, int lda,
-                     const float *B, int ldb, float *C, int ldc) {
+                     const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc) {
     __m256i mask = lanes_below(rem);
     __m256 acc[6][2];
     _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
         acc[r][v] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
-        const float *b = B + (size_t)k * ldb;
+        const float *b = Bk ? Bk[k] + j : B + (size_t)k * ldb;
         __m256 bv[2];
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =
             masked && v == NV - 1 ? _mm256_maskload_ps(b + 8 * v, mask) : _mm256_loadu_ps(b + 8 * v);
@@ -49,35 +51,42 @@ GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const fl
     }
 }
 
-#define NN_ROWS(NV, TA, MASKED)                                                                              \
+#define NN_ROWS(NV, TA, MASKED, BK)                                                                          \
     switch (R) {                                                                                             \
-    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
-    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
-    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
-    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
-    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc); break;                              \
-    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, c, ldc);                                    \
+    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
+    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
+    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
+    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
+    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
+    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc);                             \
     }
 
+// Bk given (ta = 0): row k of B is Bk[k]
 GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                               float *C, int ldc) {
+                               const float *const *Bk, float *C, int ldc) {
     for (int j = 0; j < N; j += 16) {
         int nc = N - j < 16 ? N - j : 16, nv = (nc + 7) / 8, rem = nc - 8 * (nv - 1), masked = rem < 8;
         for (int i = 0; i < M; i += 6) {
             int R = M - i < 6 ? M - i : 6;
-            const float *a = ta ? A + i : A + (size_t)i * lda, *b = B + j;
+            const float *a = ta ? A + i : A + (size_t)i * lda, *b = Bk ? NULL : B + j;
             float *c = C + (size_t)i * ldc + j;
-            if (nv == 2) {
-                if (ta) {
-                    if (masked) NN_ROWS(2, 1, 1) else NN_ROWS(2, 1, 0)
+            if (Bk) {
+                if (nv == 2) {
+                    if (masked) NN_ROWS(2, 0, 1, Bk) else NN_ROWS(2, 0, 0, Bk)
                 } else {
-                    if (masked) NN_ROWS(2, 0, 1) else NN_ROWS(2, 0, 0)
+                    if (masked) NN_ROWS(1, 0, 1, Bk) else NN_ROWS(1, 0, 0, Bk)
+                }
+            } else if (nv == 2) {
+                if (ta) {
+                    if (masked) NN_ROWS(2, 1, 1, NULL) else NN_ROWS(2, 1, 0, NULL)
+                } else {
+                    if (masked) NN_ROWS(2, 0, 1, NULL) else NN_ROWS(2, 0, 0, NULL)
                 }
             } else {
                 if (ta) {
-                    if (masked) NN_ROWS(1, 1, 1) else NN_ROWS(1, 1, 0)
+                    if (masked) NN_ROWS(1, 1, 1, NULL) else NN_ROWS(1, 1, 0, NULL)
                 } else {
-                    if (masked) NN_ROWS(1, 0, 1) else NN_ROWS(1, 0, 0)
+                    if (masked) NN_ROWS(1, 0, 1, NULL) else NN_ROWS(1, 0, 0, NULL)
                 }
             }
         }
@@ -91,12 +100,12 @@ GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int 
 #define GEMM512_F __attribute__((target("avx512f")))
 
 GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda,
-                          const float *B, int ldb, float *C, int ldc) {
+                          const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc) {
     __m512 acc[12][2];
     _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
         acc[r][v] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
-        const float *b = B + (size_t)k * ldb;
+        const float *b = Bk ? Bk[k] + j : B + (size_t)k * ldb;
         __m512 bv[2];
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =
             v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
@@ -117,35 +126,37 @@ GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const fl
     }
 }
 
-#define NN_ROWS16(NV, TA)                                                                                    \
+#define NN_ROWS16(NV, TA, BK)                                                                               \
     switch (R) {                                                                                             \
-    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
-    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
-    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                 \
-    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, c, ldc); break;                                   \
-    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, c, ldc);                                         \
+    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
+    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
+    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
+    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
+    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc);                                  \
     }
 
 GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A, int lda, const float *B,
-                                     int ldb, float *C, int ldc) {
+                                     int ldb, const float *const *Bk, float *C, int ldc) {
     for (int j = 0; j < N; j += 32) {
         int nc = N - j < 32 ? N - j : 32, nv = (nc + 15) / 16, rem = nc - 16 * (nv - 1);
         __mmask16 mask = (__mmask16)((1u << rem) - 1);
         for (int i = 0; i < M; i += 12) {
             int R = M - i < 12 ? M - i : 12;
-            const float *a = ta ? A + i : A + (size_t)i * lda, *b = B + j;
+            const float *a = ta ? A + i : A + (size_t)i * lda, *b = Bk ? NULL : B + j;
             float *c = C + (size_t)i * ldc + j;
-            if (nv == 2) {
-                if (ta) NN_ROWS16(2, 1) else NN_ROWS16(2, 0)
+            if (Bk) {
+                if (nv == 2) NN_ROWS16(2, 0, Bk) else NN_ROWS16(1, 0, Bk)
+            } else if (nv == 2) {
+                if (ta) NN_ROWS16(2, 1, NULL) else NN_ROWS16(2, 0, NULL)
             } else {
-                if (ta) NN_ROWS16(1, 1) else NN_ROWS16(1, 0)
+                if (ta) NN_ROWS16(1, 1, NULL) else NN_ROWS16(1, 0, NULL)
             }
         }
     }
@@ -386,12 +397,27 @@ void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int ld
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, C, ldc);
-    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, C, ldc);
+    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc);
+    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc);
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
                 0.0f, C, ldc);
 }
+
+void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, const float *const *Bk,
+                       float *scratch, int lds, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef NN_GEMM_X86
+    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
+    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
+    if (level == 2) return gemm_nn_avx512(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc);
+    if (level == 1) return gemm_nn_fma(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc);
+#endif
+    for (int k = 0; k < K; k++) memcpy(scratch + (size_t)k * lds, Bk[k], sizeof(float) * (size_t)N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, scratch, lds, 0.0f, C, ldc);
+}
+
+int nn_gemm_ind_gathers(int blas) { return nn_gemm_kernel(blas)[0] == 'c'; }
 
 const char *nn_gemm_kernel(int blas) {
 #ifdef NN_GEMM_X86

@@ -15,6 +15,15 @@ enum { NN_GEMM_BEST = 0, NN_GEMM_BLAS = 1, NN_GEMM_AVX2 = 2 };
 void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc);
 
+// C (M x N, ldc) = A (M x K, lda) * B where row k of B is Bk[k][0:N] (an implicit im2col: rows that are
+// shifted views of one buffer), the same multiply-add chains as nn_gemm_small on those rows gathered into a
+// matrix. The cblas_sgemm path gathers them into scratch (K x N, row stride lds >= N); the others do not
+// read scratch.
+void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, const float *const *Bk,
+                       float *scratch, int lds, float *C, int ldc);
+// whether nn_gemm_small_ind gathers into scratch under `blas` on this CPU
+int nn_gemm_ind_gathers(int blas);
+
 // The kernel nn_gemm_small takes on this CPU under `blas`: "AVX-512", "AVX2+FMA" or "cblas_sgemm".
 const char *nn_gemm_kernel(int blas);
 

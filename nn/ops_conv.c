@@ -39,6 +39,31 @@ nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw) {
 
 // col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside)
 // row r of col over images n0 .. n0+nb-1 (into dst[(n - n0)*Ho*Wo + ...])
+// d[q] = xr[q*sw + off] where that is inside the row [0, W), else 0, for q < n
+static inline void strided_row(float *d, const float *xr, int W, int sw, int off, int n) {
+    if (sw == 1) {
+        int lo = off < 0 ? -off : 0, hi = W - off < n ? W - off : n;
+        if (hi < lo) hi = lo;
+        if (lo > n) lo = hi = n;
+        memset(d, 0, sizeof(float) * (size_t)lo);
+        if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
+        memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+        return;
+    } // outputs [lo, hi) read inside the row
+    int lo = off < 0 ? (-off + sw - 1) / sw : 0, hi = off >= W ? 0 : (W - off + sw - 1) / sw;
+    if (hi > n) hi = n;
+    if (lo > hi) lo = hi;
+    memset(d, 0, sizeof(float) * (size_t)lo);
+    int q = lo;
+    if (sw == 2) // 8 outputs from the even lanes of 16 inputs, all inside the row
+        for (; q + 8 <= hi && (q + 7) * 2 + off + 1 < W; q += 8) {
+            const float *sp = xr + q * 2 + off;
+            v8_store(d + q, __builtin_shuffle(v8_load(sp), v8_load(sp + 8), EVEN8));
+        }
+    for (; q < hi; q++) d[q] = xr[q * sw + off];
+    memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+}
+
 NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0, int nb, float *dst) {
     int c = (int)(r / (g->kh * g->kw)), i = (int)(r / g->kw % g->kh), j = (int)(r % g->kw);
     size_t P = (size_t)g->Ho * g->Wo;
@@ -47,37 +72,32 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
         for (int oh = 0; oh < g->Ho; oh++) {
             float *d = dst + (size_t)(n - n0) * P + (size_t)oh * g->Wo;
             int ih = oh * g->sh - g->pt + i;
-            if (ih < 0 || ih >= g->H) {
-                memset(d, 0, sizeof(float) * (size_t)g->Wo);
-                continue;
-            }
-            const float *xr = xc + (size_t)ih * g->W;
-            if (g->sw == 1) {
-                int off = j - g->pl; // iw = ow + off
-                int lo = off < 0 ? -off : 0, hi = g->W - off < g->Wo ? g->W - off : g->Wo;
-                if (hi < lo) hi = lo;
-                if (lo > g->Wo) lo = hi = g->Wo;
-                memset(d, 0, sizeof(float) * (size_t)lo);
-                if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
-                memset(d + hi, 0, sizeof(float) * (size_t)(g->Wo - hi));
-            } else { // outputs [lo, hi) read inside the row, iw = ow*sw + off
-                int sw = g->sw, off = j - g->pl, lo = off < 0 ? (-off + sw - 1) / sw : 0;
-                int hi = off >= g->W ? 0 : (g->W - off + sw - 1) / sw;
-                if (hi > g->Wo) hi = g->Wo;
-                if (lo > hi) lo = hi;
-                memset(d, 0, sizeof(float) * (size_t)lo);
-                int ow = lo;
-                if (sw == 2) // 8 outputs from the even lanes of 16 inputs, all inside the row
-                    for (; ow + 8 <= hi && (ow + 7) * 2 + off + 1 < g->W; ow += 8) {
-                        const float *sp = xr + ow * 2 + off;
-                        v8_store(d + ow, __builtin_shuffle(v8_load(sp), v8_load(sp + 8), EVEN8));
-                    }
-                for (; ow < hi; ow++) d[ow] = xr[ow * sw + off];
-                memset(d + hi, 0, sizeof(float) * (size_t)(g->Wo - hi));
-            }
+            if (ih < 0 || ih >= g->H) memset(d, 0, sizeof(float) * (size_t)g->Wo);
+            else strided_row(d, xc + (size_t)ih * g->W, g->W, g->sw, j - g->pl, g->Wo);
         }
     }
 }
+
+// The stride phases of images n0 .. n0+nb-1 (conv_internal.h)
+NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
+                                  float *buf) {
+    for (int c = 0; c < g->C; c++)
+        for (int a = 0; a < f->pi; a++)
+            for (int b = 0; b < f->pj; b++) {
+                float *pl = buf + ((size_t)(c * f->pi + a) * f->pj + b) * f->ps;
+                for (int n = 0; n < nb; n++) {
+                    const float *xc = x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W;
+                    for (int qr = 0; qr < f->hq; qr++) {
+                        float *d = pl + (size_t)n * f->grid + (size_t)qr * f->wq;
+                        int ih = qr * g->sh + a - g->pt;
+                        if (ih < 0 || ih >= g->H) memset(d, 0, sizeof(float) * (size_t)f->wq);
+                        else strided_row(d, xc + (size_t)ih * g->W, g->W, g->sw, b - g->pl, f->wq);
+                    }
+                }
+                memset(pl + (size_t)nb * f->grid, 0, sizeof(float) * (f->ps - (size_t)nb * f->grid));
+            }
+}
+
 static void im2col(const geom *g, const float *x, float *col) {
     long rows = (long)g->C * g->kh * g->kw;
     size_t NP = (size_t)g->N * g->Ho * g->Wo;

@@ -107,6 +107,7 @@ typedef struct nn_tune {
     int wino_layout;  // Winograd transforms: 0 rows of tiles, 1 image vectors
     int wino_batch;   // image vectors: 1 the threads share one chunk of the batch (while under 32 MiB), 0 not
     int conv_batched; // other convs: 1 one im2col + GEMM over the batch, 0 by groups of images
+    int conv_phases;  // their forward by groups: 1 from stride phases (nn/conv_internal.h), 0 from im2col
     int no_steal;     // 1: no gradient buffer handed from an op's output to its input (nn_node.grad_steal)
     int no_pool;      // 1: activations asked for pooled (NN_ACT_POOLED) are kept in the arena instead
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the

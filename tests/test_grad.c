@@ -663,7 +663,8 @@ static double rel_diff(const float *a, const float *b, size_t n) {
     return d / m;
 }
 
-// conv2d by groups of images and by one im2col + sgemm over the batch against
+// conv2d by groups of images (from im2col columns and from stride phases, by each product kernel: the same
+// bits but by cblas_sgemm) and by one im2col + sgemm over the batch against
 // a direct float64 convolution (output, input and weight gradients) on shapes
 // with strides 1-3 (the stride-2 row copy's vector body and its edges), 1x1,
 // 3x3 and 7x7 kernels, uneven padding and K = C*kh*kw on both sides of the
@@ -703,10 +704,12 @@ static void test_conv_paths(void **st) {
                                     gw0[wi] += (double)x[xi] * r[yi];
                                 }
                     }
-        for (int path = 0; path < 2; path++) {
+        float *best = NULL; // the groups' output with the best kernel, for the bit comparison with AVX2
+        for (int way = 0; way < 7; way++) { // groups from im2col, then from phases, by each product kernel
+            int path = way == 6, blas = way < 6 ? way % 3 : NN_GEMM_BEST;
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.winograd = 0, c.tune.conv_batched = path;
+            c.winograd = 0, c.tune.conv_batched = path, c.tune.gemm_blas = blas, c.tune.conv_phases = way / 3;
             nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
             nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
             tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
@@ -724,12 +727,17 @@ static void test_conv_paths(void **st) {
                     if (fabs(got[q][i] - want[q][i]) > d) d = fabs(got[q][i] - want[q][i]);
                     if (fabs(want[q][i]) > m) m = fabs(want[q][i]);
                 }
-                fprintf(stderr, "conv %s case %zu: %s differs by %.2e\n", path ? "batched" : "groups", k,
+                fprintf(stderr, "conv %s (%s) case %zu: %s differs by %.2e\n",
+                        path ? "batched" : way < 3 ? "groups, im2col" : "groups, phases", nn_gemm_kernel(blas), k,
                         q == 0 ? "output" : q == 1 ? "input gradient" : "weight gradient", d / m);
                 assert_true(d / m <= 2e-6);
             }
+            if (way == 0) best = malloc(sizeof(float) * ny), memcpy(best, y->data, sizeof(float) * ny);
+            if (way % 3 != NN_GEMM_BLAS && way < 6) // from phases as from im2col, by AVX-512 as by AVX2
+                assert_memory_equal(best, y->data, sizeof(float) * ny);
             nn_ctx_free(&c);
         }
+        free(best);
         free(x), free(w), free(r), free(y0), free(gx0), free(gw0);
     }
 }
