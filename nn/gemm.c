@@ -376,19 +376,36 @@ static int cpu_level(void) {
 }
 #endif
 
+// C's tiles for the threads: fixed sizes, whatever the thread count
+#define SG_TILE 256
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc) {
-    // OpenBLAS built for OpenMP takes its thread count from omp_get_max_threads() at each call
-    int small = (double)M * N * K < NN_GEMM_PAR_MIN, prev = 1;
+    if ((double)M * N * K < NN_GEMM_PAR_MIN) {
 #ifdef _OPENMP
-    if (small) prev = omp_get_max_threads(), omp_set_num_threads(1);
+        // OpenBLAS built for OpenMP takes its thread count from omp_get_max_threads() at each call
+        int prev = omp_get_max_threads();
+        omp_set_num_threads(1);
 #endif
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-                A, lda, B, ldb, beta, C, ldc);
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
 #ifdef _OPENMP
-    if (small) omp_set_num_threads(prev);
+        omp_set_num_threads(prev);
 #endif
-    (void)prev;
+        return;
+    }
+    // OpenBLAS's own threads split C by the thread count, and some of its kernels (Haswell and Zen:
+    // AMD machines) round the parts at the split's edges differently: the same product on 1 and 2
+    // threads differed in the last bit. Fixed tiles, each one single-threaded call inside the team, give
+    // every thread count the same bits.
+    int tm = (M + SG_TILE - 1) / SG_TILE, tn = (N + SG_TILE - 1) / SG_TILE;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tm * tn; t++) {
+        int i = t / tn * SG_TILE, j = t % tn * SG_TILE;
+        int m = M - i < SG_TILE ? M - i : SG_TILE, n = N - j < SG_TILE ? N - j : SG_TILE;
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, K,
+                    alpha, ta ? A + i : A + (size_t)i * lda, lda, tb ? B + (size_t)j * ldb : B + j, ldb, beta,
+                    C + (size_t)i * ldc + j, ldc);
+    }
 }
 
 void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,

@@ -35,6 +35,7 @@ void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda
 // cblas_sgemm (row-major) that runs on one thread below NN_GEMM_PAR_MIN multiply-adds: OpenBLAS would wake
 // its team for products that take microseconds (a 64 x 128 x 128 layer), and on cores shared with other
 // jobs each such product waits for the slowest thread. The threshold is measured by make bench (shared).
+// Larger products by fixed 256 x 256 tiles of C over the threads: the same bits on any thread count.
 #define NN_GEMM_PAR_MIN (4.0 * 1024 * 1024)
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc);

@@ -78,24 +78,47 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
     }
 }
 
+// d0[q] = xr[2q + off], d1[q] = xr[2q + off + 1] (0 outside the row [0, W)) for q < n: both column phases
+// of stride 2 from one pass, 8 of each from 16 inputs inside the row
+static inline void strided_pair(float *d0, float *d1, const float *xr, int W, int off, int n) {
+    int q = 0;
+    for (; q < n && 2 * q + off < 0; q++) d0[q] = 0, d1[q] = 2 * q + off + 1 >= 0 ? xr[2 * q + off + 1] : 0;
+    for (; q + 8 <= n && 2 * q + off + 16 <= W; q += 8) {
+        v8 lo = v8_load(xr + 2 * q + off), hi = v8_load(xr + 2 * q + off + 8);
+        v8_store(d0 + q, __builtin_shuffle(lo, hi, EVEN8)), v8_store(d1 + q, __builtin_shuffle(lo, hi, ODD8));
+    }
+    for (; q < n; q++) {
+        int i = 2 * q + off;
+        d0[q] = i < W ? xr[i] : 0, d1[q] = i + 1 < W ? xr[i + 1] : 0;
+    }
+}
+
 // The stride phases of images n0 .. n0+nb-1 (conv_internal.h)
 NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
                                   float *buf) {
+    size_t wq = (size_t)f->wq;
     for (int c = 0; c < g->C; c++)
-        for (int a = 0; a < f->pi; a++)
-            for (int b = 0; b < f->pj; b++) {
-                float *pl = buf + ((size_t)(c * f->pi + a) * f->pj + b) * f->ps;
-                for (int n = 0; n < nb; n++) {
-                    const float *xc = x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W;
-                    for (int qr = 0; qr < f->hq; qr++) {
-                        float *d = pl + (size_t)n * f->grid + (size_t)qr * f->wq;
-                        int ih = qr * g->sh + a - g->pt;
-                        if (ih < 0 || ih >= g->H) memset(d, 0, sizeof(float) * (size_t)f->wq);
-                        else strided_row(d, xc + (size_t)ih * g->W, g->W, g->sw, b - g->pl, f->wq);
+        for (int a = 0; a < f->pi; a++) {
+            float *pl = buf + (size_t)(c * f->pi + a) * f->pj * f->ps; // phase (c, a, b) at pl + b*ps
+            for (int n = 0; n < nb; n++) {
+                const float *xc = x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W;
+                for (int qr = 0; qr < f->hq; qr++) {
+                    float *d = pl + (size_t)n * f->grid + (size_t)qr * wq;
+                    int ih = qr * g->sh + a - g->pt;
+                    if (ih < 0 || ih >= g->H) {
+                        for (int b = 0; b < f->pj; b++) memset(d + b * f->ps, 0, sizeof(float) * wq);
+                        continue;
                     }
+                    const float *xr = xc + (size_t)ih * g->W;
+                    if (g->sw == 2 && f->pj == 2) strided_pair(d, d + f->ps, xr, g->W, -g->pl, f->wq);
+                    else
+                        for (int b = 0; b < f->pj; b++)
+                            strided_row(d + b * f->ps, xr, g->W, g->sw, b - g->pl, f->wq);
                 }
-                memset(pl + (size_t)nb * f->grid, 0, sizeof(float) * (f->ps - (size_t)nb * f->grid));
             }
+            size_t used = (size_t)nb * f->grid; // then the zeros that the last shifts read
+            for (int b = 0; b < f->pj; b++) memset(pl + b * f->ps + used, 0, sizeof(float) * (f->ps - used));
+        }
 }
 
 static void im2col(const geom *g, const float *x, float *col) {
