@@ -193,13 +193,16 @@ static nn_tensor *backbone_fwd(nn_ctx *c, const md_net *m, int b, nn_tensor *x) 
     }
 }
 
-// Rows of an image branch's inference pass: 16 per thread. The whole batch's activations outgrow the
-// caches, and each layer would read its input back from memory (the multi-branch net of make bench, Intel
-// AVX-512: 880-930 samples/s by 32 rows on 2 threads against 825 for the batch of 64 at once; one thread:
-// 470-480 by 16 or 32 rows, 425-430 at once).
+// Rows of an image branch's inference pass: 16 per thread, at least 32. The whole batch's activations
+// outgrow the caches, and each layer would read its input back from memory (the multi-branch net of make
+// bench, Intel AVX-512: 880-930 samples/s by 32 rows on 2 threads against 825 for the batch of 64 at once;
+// one thread: 470-480 by 16 or 32 rows, 425-430 at once). Fewer rows read the deep layers' filter
+// transforms (9.4 MiB for 256 channels) from memory for too few tiles (AMD Zen 5, one thread: 662 by 16
+// rows, 685 by 32 or 64; two threads: 1,270 by 32 or 64).
 static int infer_rows(const nn_ctx *c, const md_net *m, int b, const nn_tensor *x) {
     if (c->grad_enabled || c->training || m->spec[b].backbone == MD_BB_MLP || x->ndim != 4) return 0;
-    return c->tune.infer_rows >= 0 ? c->tune.infer_rows : 16 * (gn_threads() > 0 ? gn_threads() : 1);
+    int nt = gn_threads() > 0 ? gn_threads() : 1;
+    return c->tune.infer_rows >= 0 ? c->tune.infer_rows : nt > 2 ? 16 * nt : 32;
 }
 
 // An image branch's features in inference by groups of rows, each group's activations released before the

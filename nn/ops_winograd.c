@@ -987,7 +987,7 @@ static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wc
 static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
     int m = WG_M(p->m), a = WG_A(p->m), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m,
         tv = (tw + 8) / 8 * 8;
-    b->vps = (size_t)g->C * p->ld + 8, b->mps = (size_t)g->O * p->ld + 8;
+    b->vps = (size_t)g->C * p->ld + 16, b->mps = (size_t)g->O * p->ld + 16;
     b->wp = p->iv ? m * tw + a - m : m * (tv + 1), b->hp = m * th + a - m;
     b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));
     b->e.len = WG_ROUND16((size_t)tv);
