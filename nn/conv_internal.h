@@ -33,6 +33,11 @@ typedef struct conv_epi {
 NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int n0, int n1, int o0,
                                  int o1);
 
+// y[n][o] = the grid's outputs (Y's row o from image slot n - n0 on, grid columns per image, rows wq apart)
+// + b[o] (NULL: 0), then the epilogue, for images [n0, n0 + nb)
+NN_SIMD_CLONES void nn_grid_out(const conv_epi *e, const geom *g, const float *Y, size_t ldy, size_t grid,
+                                int wq, const float *b, float *y, int n0, int nb);
+
 static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
 #define NN_CONV_ACT 21 // node->ia slot: the activation in the conv's output pass (conv_epi.relu; slope fa[0])
 #define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv

@@ -200,6 +200,25 @@ NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int
         }
 }
 
+NN_SIMD_CLONES void nn_grid_out(const conv_epi *e, const geom *g, const float *Y, size_t ldy, size_t grid,
+                                int wq, const float *b, float *y, int n0, int nb) {
+    size_t P = (size_t)g->Ho * g->Wo;
+    for (int n = n0; n < n0 + nb; n++)
+        for (int o = 0; o < g->O; o++) {
+            const float *src = Y + (size_t)o * ldy + (size_t)(n - n0) * grid;
+            float *dst = y + ((size_t)n * g->O + o) * P, bo = b ? b[o] : 0.0f;
+            v8 vb = v8_set1(bo);
+            for (int oh = 0; oh < g->Ho; oh++) {
+                const float *s = src + (size_t)oh * wq;
+                float *d = dst + (size_t)oh * g->Wo;
+                int q = 0;
+                for (; q + 8 <= g->Wo; q += 8) v8_store(d + q, v8_load(s + q) + vb);
+                for (; q < g->Wo; q++) d[q] = s[q] + bo;
+            }
+            nn_epi_apply(e, g, y, n, n + 1, o, o + 1); // while the plane is in cache
+        }
+}
+
 // (N, C, P) <-> (C, N*P)
 static void nchw_to_cm(const float *src, float *dst, int N, int C, size_t P) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * P > NN_PAR_MIN)

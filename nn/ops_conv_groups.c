@@ -105,15 +105,7 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
                 for (long r = 0; r < K; r++) nn_im2col_row(g, x, r, n0, nb, col + (size_t)r * ldy);
                 nn_gemm_small(blas, 0, g->O, nb * (int)P, K, w, K, col, (int)ldy, Y, (int)ldy); // Y = W col
             }
-            for (int n = n0; n < n0 + nb; n++)
-                for (int o = 0; o < g->O; o++) {
-                    const float *src = Y + (size_t)o * ldy + (size_t)(n - n0) * f.grid;
-                    float *dst = y + ((size_t)n * g->O + o) * P, bo = b ? b[o] : 0.0f;
-                    for (int oh = 0; oh < g->Ho; oh++)
-                        for (int ow = 0; ow < g->Wo; ow++)
-                            dst[oh * g->Wo + ow] = src[(size_t)oh * f.wq + ow] + bo;
-                }
-            nn_epi_apply(e, g, y, n0, n0 + nb, 0, g->O);
+            nn_grid_out(e, g, Y, ldy, f.grid, f.wq, b, y, n0, nb);
         }
     }
     nn_arena_release(&c->arena, mark);
