@@ -29,6 +29,11 @@
 // that tile size only.
 
 #define WG_INLINE static inline __attribute__((always_inline))
+// Loops over a tile's rows, columns and lanes, unrolled (their bounds are constants once inlined): the
+// arrays of vectors they index then live in registers instead of on the stack (AMD Zen 5, the multi-branch
+// net: inference +9 %, training +10 % on one thread).
+#define WG_UNROLL _Pragma("GCC unroll 8")
+#define WG_FOR(i, n) WG_UNROLL for (int i = 0; i < (n); i++)
 
 // Transform variants v: F(2x2, 3x3) (v = 2), F(4x4, 3x3) (4) and, for 5x5 stride-1 convs, F(2x2, 5x5) (5).
 // F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
@@ -232,28 +237,28 @@ WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
                             int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[6][6];
-    for (int r = 0; r < a; r++)
-        for (int p = 0; p < a; p++) ph[r][p] = wrow_at(&b->e, r * a + p);
+    WG_FOR(r, a)
+        WG_FOR(p, a) ph[r][p] = wrow_at(&b->e, r * a + p);
     for (int c = 0; c < g->C; c++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
             wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W,
                          g->W, g->H, g->W, 0.0f, 0);
             float *vp = V + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int r = 0; r < a; r++) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
+                WG_FOR(r, a) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
                 float *vrow = vp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[6][6];
-                    for (int q = 0; q < a; q++) { // columns: Bt d
+                    WG_FOR(q, a) { // columns: Bt d
                         v8 d[6], v[6];
-                        for (int r = 0; r < a; r++) d[r] = v8_load(ph[r][q] + j);
+                        WG_FOR(r, a) d[r] = v8_load(ph[r][q] + j);
                         wg_bt(m, d, v);
-                        for (int r = 0; r < a; r++) t[r][q] = v[r];
+                        WG_FOR(r, a) t[r][q] = v[r];
                     }
-                    for (int r = 0; r < a; r++) { // rows: (Bt d) B
+                    WG_FOR(r, a) { // rows: (Bt d) B
                         v8 v[6];
                         wg_bt(m, t[r], v);
-                        for (int q = 0; q < a; q++) v8_store(vrow + (size_t)(r * a + q) * ps + j, v[q]);
+                        WG_FOR(q, a) v8_store(vrow + (size_t)(r * a + q) * ps + j, v[q]);
                     }
                 }
             }
@@ -272,41 +277,41 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
             for (int i = 0; i < th; i++) {
                 const float *vrow = vp + (size_t)i * tw;
                 v8 prev[6][2]; // the last a - m columns of every patch row at the previous 8 tiles
-                for (int r = 0; r < a; r++) prev[r][0] = prev[r][1] = v8_set1(0.0f);
+                WG_FOR(r, a) prev[r][0] = prev[r][1] = v8_set1(0.0f);
                 for (int j = 0; j <= tw; j += 8) { // tile tw: only tile tw - 1's overlap
                     v8 dd[6][6];
                     if (j < tw) {
                         v8 t[6][6];
                         v8i live = lane + j < tw; // tiles past the row end: 0
-                        for (int r = 0; r < a; r++) { // rows: dV Bt
+                        WG_FOR(r, a) { // rows: dV Bt
                             v8 v[6], u[6];
-                            for (int q = 0; q < a; q++)
+                            WG_FOR(q, a)
                                 v[q] = v8_and(v8_load(vrow + (size_t)(r * a + q) * ps + j), live);
                             wg_bt_adj(m, v, u);
-                            for (int q = 0; q < a; q++) t[r][q] = u[q];
+                            WG_FOR(q, a) t[r][q] = u[q];
                         }
-                        for (int q = 0; q < a; q++) { // columns: B (dV Bt)
+                        WG_FOR(q, a) { // columns: B (dV Bt)
                             v8 col[6], u[6];
-                            for (int r = 0; r < a; r++) col[r] = t[r][q];
+                            WG_FOR(r, a) col[r] = t[r][q];
                             wg_bt_adj(m, col, u);
-                            for (int r = 0; r < a; r++) dd[r][q] = u[r];
+                            WG_FOR(r, a) dd[r][q] = u[r];
                         }
                     } else {
-                        for (int r = 0; r < a; r++)
-                            for (int q = 0; q < a; q++) dd[r][q] = v8_set1(0.0f);
+                        WG_FOR(r, a)
+                            WG_FOR(q, a) dd[r][q] = v8_set1(0.0f);
                     }
-                    for (int r = 0; r < a; r++) {
+                    WG_FOR(r, a) {
                         // column m*j + p: tile j's value p plus, for p < a - m, tile j-1's value p + m
                         v8 ph[4], out[4];
-                        for (int p = 0; p < m; p++) ph[p] = dd[r][p];
-                        for (int p = 0; p < a - m; p++) {
+                        WG_FOR(p, m) ph[p] = dd[r][p];
+                        WG_FOR(p, a - m) {
                             ph[p] += __builtin_shuffle(prev[r][p], dd[r][m + p],
                                                        (v8i){7, 8, 9, 10, 11, 12, 13, 14});
                             prev[r][p] = dd[r][m + p];
                         }
                         wg_merge8(ph, m, out);
                         float *row = b->pacc + (size_t)(m * i + r) * wp + m * j;
-                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, v8_load(row + 8 * q) + out[q]);
+                        WG_FOR(q, m) v8_store(row + 8 * q, v8_load(row + 8 * q) + out[q]);
                     }
                 }
             }
@@ -326,18 +331,18 @@ WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, siz
                 const float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[4][6];
-                    for (int q = 0; q < a; q++) { // columns: At M
+                    WG_FOR(q, a) { // columns: At M
                         v8 mm[6], v[4];
-                        for (int r = 0; r < a; r++) mm[r] = v8_load(mrow + (size_t)(r * a + q) * ps + j);
+                        WG_FOR(r, a) mm[r] = v8_load(mrow + (size_t)(r * a + q) * ps + j);
                         wg_at(m, mm, v);
-                        for (int r = 0; r < m; r++) t[r][q] = v[r];
+                        WG_FOR(r, m) t[r][q] = v[r];
                     }
-                    for (int r = 0; r < m; r++) { // rows: (At M) A
+                    WG_FOR(r, m) { // rows: (At M) A
                         v8 v[4], out[4];
                         wg_at(m, t[r], v);
                         wg_merge8(v, m, out);
                         float *row = b->pout + (size_t)(m * i + r) * wp + m * j;
-                        for (int q = 0; q < m; q++) v8_store(row + 8 * q, out[q]);
+                        WG_FOR(q, m) v8_store(row + 8 * q, out[q]);
                     }
                 }
             }
@@ -351,29 +356,29 @@ WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy
                                  wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[4][4];
-    for (int r = 0; r < m; r++)
-        for (int p = 0; p < m; p++) ph[r][p] = wrow_at(&b->e, r * m + p);
+    WG_FOR(r, m)
+        WG_FOR(p, m) ph[r][p] = wrow_at(&b->e, r * m + p);
     for (int o = 0; o < g->O; o++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
             wg_copy_rows(b->pout, wp, gy + ((size_t)n * g->O + o) * g->Ho * g->Wo, g->Wo, g->Ho, g->Wo, 0.0f,
                          0);
             float *mp = dM + (size_t)o * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
-                for (int r = 0; r < m; r++) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
+                WG_FOR(r, m) wg_split_row(b->pout + (size_t)(m * i + r) * wp, nj, m, 0, ph[r]);
                 float *mrow = mp + (size_t)i * tw;
                 for (int j = 0; j < tw; j += 8) {
                     v8 t[4][6];
-                    for (int r = 0; r < m; r++) { // rows: dy A
+                    WG_FOR(r, m) { // rows: dy A
                         v8 yv[4], v[6];
-                        for (int p = 0; p < m; p++) yv[p] = v8_load(ph[r][p] + j);
+                        WG_FOR(p, m) yv[p] = v8_load(ph[r][p] + j);
                         wg_at_adj(m, yv, v);
-                        for (int q = 0; q < a; q++) t[r][q] = v[q];
+                        WG_FOR(q, a) t[r][q] = v[q];
                     }
-                    for (int q = 0; q < a; q++) { // columns: A (dy A)
+                    WG_FOR(q, a) { // columns: A (dy A)
                         v8 col[4], v[6];
-                        for (int r = 0; r < m; r++) col[r] = t[r][q];
+                        WG_FOR(r, m) col[r] = t[r][q];
                         wg_at_adj(m, col, v);
-                        for (int r = 0; r < a; r++) v8_store(mrow + (size_t)(r * a + q) * ps + j, v[r]);
+                        WG_FOR(r, a) v8_store(mrow + (size_t)(r * a + q) * ps + j, v[r]);
                     }
                 }
             }
@@ -450,7 +455,7 @@ WG_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0
         for (int i = i0; i < i1; i++) { // rows: (G f) Gt
             v8 u[6];
             wg_g(m, t[i], u);
-            for (int q = 0; q < a; q++) V8_STORE_N(U + (size_t)((i - i0) * a + q) * OC + b, u[q], nl);
+            WG_FOR(q, a) V8_STORE_N(U + (size_t)((i - i0) * a + q) * OC + b, u[q], nl);
         }
     }
 }
@@ -540,7 +545,7 @@ WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t p
                 for (int j = 0; j < 3; j++) t[j][i] = v8_set1(0.0f);
                 continue;
             }
-            for (int q = 0; q < a; q++) {
+            WG_FOR(q, a) {
                 const float *src = dU + (size_t)((i - i0) * a + q) * OC + b;
                 if (nl == 8) {
                     u[q] = v8_load(src);
@@ -649,7 +654,7 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             v8 r[8];
-            for (int l = 0; l < 8; l++) {
+            WG_FOR(l, 8) {
                 const float *s = src[l] ? src[l] + (size_t)y * w + x : NULL;
                 if (!s) r[l] = v8_set1(0.0f);
                 else if (n == 8 || (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) r[l] = v8_load(s);
@@ -662,7 +667,7 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
             wg_tr8(r);
             float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
             if (n == 8)
-                for (int k = 0; k < 8; k++) v8_store(d + 8 * k, r[k]);
+                WG_FOR(k, 8) v8_store(d + 8 * k, r[k]);
             else WG_STORE_FIRST(d, r, n);
         }
 }
@@ -678,9 +683,9 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
             int n = w - x < 8 ? w - x : 8;
             const float *s = src + ((size_t)(y + oy) * dw + x + ox) * 8;
             v8 r[8];
-            for (int k = 0; k < 8; k++) r[k] = k < n ? v8_load(s + 8 * k) : v8_set1(0.0f);
+            WG_FOR(k, 8) r[k] = k < n ? v8_load(s + 8 * k) : v8_set1(0.0f);
             wg_tr8(r);
-            for (int l = 0; l < 8; l++) {
+            WG_FOR(l, 8) {
                 float *d = dst[l] ? dst[l] + (size_t)y * w + x : NULL;
                 if (!d) continue;
                 if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
@@ -688,7 +693,7 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
                 else {
                     float t[8];
                     v8_store(t, r[l]);
-                    for (int k = 0; k < n; k++) d[k] = (add ? d[k] : b) + t[k];
+                    WG_FOR(k, n) d[k] = (add ? d[k] : b) + t[k];
                 }
             }
         }
@@ -715,18 +720,18 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
                     const float *p = b->pin + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     float *vt = vp + (size_t)(i * tw + j) * nbp;
                     int q0 = j ? a - m : 0; // the last a - m columns of the tile before are this one's first
-                    for (int q = 0; q < q0; q++)
-                        for (int r = 0; r < a; r++) t[r][q] = t[r][q + m];
-                    for (int q = q0; q < a; q++) { // columns: Bt d
+                    WG_FOR(q, q0)
+                        WG_FOR(r, a) t[r][q] = t[r][q + m];
+                    WG_UNROLL for (int q = q0; q < a; q++) { // columns: Bt d
                         v8 d[6], v[6];
-                        for (int r = 0; r < a; r++) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
+                        WG_FOR(r, a) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
                         wg_bt(WG_BV(vr), d, v);
-                        for (int r = 0; r < a; r++) t[r][q] = v[r];
+                        WG_FOR(r, a) t[r][q] = v[r];
                     }
-                    for (int r = 0; r < a; r++) { // rows: (Bt d) B
+                    WG_FOR(r, a) { // rows: (Bt d) B
                         v8 v[6];
                         wg_bt(WG_BV(vr), t[r], v);
-                        for (int q = 0; q < a; q++) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
+                        WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
                     }
                 }
             }
@@ -746,17 +751,17 @@ WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
                     const float *vt = vp + (size_t)(i * tw + j) * nbp;
                     float *p = b->pacc + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     v8 t[6][6];
-                    for (int r = 0; r < a; r++) { // rows: dV Bt
+                    WG_FOR(r, a) { // rows: dV Bt
                         v8 v[6], u[6];
-                        for (int q = 0; q < a; q++) v[q] = v8_load(vt + (size_t)(r * a + q) * ps);
+                        WG_FOR(q, a) v[q] = v8_load(vt + (size_t)(r * a + q) * ps);
                         wg_bt_adj(WG_BV(vr), v, u);
-                        for (int q = 0; q < a; q++) t[r][q] = u[q];
+                        WG_FOR(q, a) t[r][q] = u[q];
                     }
-                    for (int q = 0; q < a; q++) { // columns: B (dV Bt), added into the patch
+                    WG_FOR(q, a) { // columns: B (dV Bt), added into the patch
                         v8 col[6], u[6];
-                        for (int r = 0; r < a; r++) col[r] = t[r][q];
+                        WG_FOR(r, a) col[r] = t[r][q];
                         wg_bt_adj(WG_BV(vr), col, u);
-                        for (int r = 0; r < a; r++) {
+                        WG_FOR(r, a) {
                             float *d = p + ((size_t)r * wp + q) * 8;
                             v8_store(d, v8_load(d) + u[r]);
                         }
@@ -780,16 +785,16 @@ WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
                     const float *mt = mp + (size_t)(i * tw + j) * nbp;
                     float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     v8 t[4][6];
-                    for (int q = 0; q < a; q++) { // columns: At M
+                    WG_FOR(q, a) { // columns: At M
                         v8 mm[6], v[4];
-                        for (int r = 0; r < a; r++) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
+                        WG_FOR(r, a) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
                         wg_at(vr, mm, v);
-                        for (int r = 0; r < m; r++) t[r][q] = v[r];
+                        WG_FOR(r, m) t[r][q] = v[r];
                     }
-                    for (int r = 0; r < m; r++) { // rows: (At M) A
+                    WG_FOR(r, m) { // rows: (At M) A
                         v8 v[4];
                         wg_at(vr, t[r], v);
-                        for (int q = 0; q < m; q++) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
+                        WG_FOR(q, m) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
                     }
                 }
             float *dst[8];
@@ -813,17 +818,17 @@ WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
                     const float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     float *mt = mp + (size_t)(i * tw + j) * nbp;
                     v8 t[4][6];
-                    for (int r = 0; r < m; r++) { // rows: dy A
+                    WG_FOR(r, m) { // rows: dy A
                         v8 yv[4], v[6];
-                        for (int q = 0; q < m; q++) yv[q] = v8_load(p + ((size_t)r * wp + q) * 8);
+                        WG_FOR(q, m) yv[q] = v8_load(p + ((size_t)r * wp + q) * 8);
                         wg_at_adj(vr, yv, v);
-                        for (int q = 0; q < a; q++) t[r][q] = v[q];
+                        WG_FOR(q, a) t[r][q] = v[q];
                     }
-                    for (int q = 0; q < a; q++) { // columns: A (dy A)
+                    WG_FOR(q, a) { // columns: A (dy A)
                         v8 col[4], v[6];
-                        for (int r = 0; r < m; r++) col[r] = t[r][q];
+                        WG_FOR(r, m) col[r] = t[r][q];
                         wg_at_adj(vr, col, v);
-                        for (int r = 0; r < a; r++) v8_store(mt + (size_t)(r * a + q) * ps, v[r]);
+                        WG_FOR(r, a) v8_store(mt + (size_t)(r * a + q) * ps, v[r]);
                     }
                 }
         }
