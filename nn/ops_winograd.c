@@ -196,7 +196,7 @@ WG_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float 
     for (int j = 0; j < nj; j += 8) {
         v8 v[4];
         wg_split8(row + m * j, m, v);
-        for (int p = 0; p < m; p++) v8_store(ph[p] + j, v[p]);
+        WG_FOR(p, m) v8_store(ph[p] + j, v[p]);
         if (shifted) {
             wg_split8(row + m * (j + 1), m, v);
             v8_store(ph[m] + j, v[0]), v8_store(ph[m + 1] + j, v[1]);
@@ -407,7 +407,7 @@ WG_INLINE void wg_tr8(v8 *r) {
         u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo),
               u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
     }
-    for (int k = 0; k < 4; k++)
+    WG_FOR(k, 4)
         r[k] = __builtin_shuffle(u[k], u[k + 4], plo), r[k + 4] = __builtin_shuffle(u[k], u[k + 4], phi);
 }
 
@@ -416,7 +416,7 @@ WG_INLINE void wg_tr8(v8 *r) {
 // (Tap 8 of 8 filters lane by lane: a vector load of 8 scalar stores would wait for them to retire.)
 WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
     float t8[8] = {0};
-    for (int l = 0; l < 8; l++) {
+    WG_FOR(l, 8) {
         if (l < nl) {
             f[l] = v8_load(w + (b + l) * 9);
             t8[l] = w[(b + l) * 9 + 8];
@@ -428,7 +428,7 @@ WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
 }
 WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
     v8 r[8];
-    for (int k = 0; k < 8; k++) r[k] = f[k];
+    WG_FOR(k, 8) r[k] = f[k];
     wg_tr8(r);
     for (int l = 0; l < nl; l++) {
         float *d = gw + (b + l) * 9;
@@ -447,10 +447,10 @@ WG_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
         v8 f[9], t[6][3];
         wg_taps_load(w, b, nl, f);
-        for (int j = 0; j < 3; j++) { // columns: G f
+        WG_FOR(j, 3) { // columns: G f
             v8 col[3] = {f[j], f[3 + j], f[6 + j]}, u[6];
             wg_g(m, col, u);
-            for (int i = 0; i < a; i++) t[i][j] = u[i];
+            WG_FOR(i, a) t[i][j] = u[i];
         }
         for (int i = i0; i < i1; i++) { // rows: (G f) Gt
             v8 u[6];
@@ -478,8 +478,7 @@ WG_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
         }
 }
 WG_INLINE void wg_taps25_add(float *gw, long b, int nl, const v8 *f) {
-    for (int l = 0; l < nl; l++)
-        for (int k = 0; k < 25; k++) gw[(b + l) * 25 + k] += f[k][l];
+    for (int l = 0; l < nl; l++) WG_FOR(k, 25) gw[(b + l) * 25 + k] += f[k][l];
 }
 
 // F(2x2, 5x5)'s U (rows i0..i1, as wg_filter) and the adjoint into gw (as wg_filter_adj)
@@ -490,15 +489,15 @@ NN_SIMD_CLONES static void wg_filter5(const geom *g, const float *w, float *U, l
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
         v8 f[25], t[6][5];
         wg_taps25_load(w, b, nl, f);
-        for (int j = 0; j < 5; j++) { // columns: G f
+        WG_FOR(j, 5) { // columns: G f
             v8 col[5] = {f[j], f[5 + j], f[10 + j], f[15 + j], f[20 + j]}, u[6];
             wg_g5(col, u);
-            for (int i = 0; i < 6; i++) t[i][j] = u[i];
+            WG_FOR(i, 6) t[i][j] = u[i];
         }
         for (int i = i0; i < i1; i++) { // rows: (G f) Gt
             v8 u[6];
             wg_g5(t[i], u);
-            for (int q = 0; q < 6; q++) V8_STORE_N(U + (size_t)((i - i0) * 6 + q) * OC + b, u[q], nl);
+            WG_FOR(q, 6) V8_STORE_N(U + (size_t)((i - i0) * 6 + q) * OC + b, u[q], nl);
         }
     }
 }
@@ -539,10 +538,10 @@ WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t p
     for (long b = b0; b < b1; b += 8) {
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
         v8 t[3][6];
-        for (int i = 0; i < a; i++) { // rows: dU G
+        WG_FOR(i, a) { // rows: dU G
             v8 u[6], f[3];
             if (i < i0 || i >= i1) {
-                for (int j = 0; j < 3; j++) t[j][i] = v8_set1(0.0f);
+                WG_FOR(j, 3) t[j][i] = v8_set1(0.0f);
                 continue;
             }
             WG_FOR(q, a) {
@@ -558,13 +557,13 @@ WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t p
                 }
             }
             wg_g_adj(m, u, f);
-            for (int j = 0; j < 3; j++) t[j][i] = f[j];
+            WG_FOR(j, 3) t[j][i] = f[j];
         }
         v8 f[9];
-        for (int j = 0; j < 3; j++) { // columns: Gt (dU G)
+        WG_FOR(j, 3) { // columns: Gt (dU G)
             v8 r[3];
             wg_g_adj(m, t[j], r);
-            for (int k = 0; k < 3; k++) f[k * 3 + j] = r[k];
+            WG_FOR(k, 3) f[k * 3 + j] = r[k];
         }
         wg_taps_add(gw, b, nl, f);
     }
@@ -583,9 +582,9 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
     for (long b = b0; b < b1; b += 8) {
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
         v8 t[5][6], f[25];
-        for (int i = 0; i < 6; i++) { // rows: dU G
+        WG_FOR(i, 6) { // rows: dU G
             v8 u[6], r[5];
-            for (int q = 0; q < 6; q++) {
+            WG_FOR(q, 6) {
                 u[q] = v8_set1(0.0f);
                 if (i < i0 || i >= i1) continue;
                 const float *src = dU + (size_t)((i - i0) * 6 + q) * OC + b;
@@ -595,12 +594,12 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
                         for (int l = 0; l < nl; l++) u[q][l] += src[p * pstride + l];
             }
             wg_g5_adj(u, r);
-            for (int j = 0; j < 5; j++) t[j][i] = r[j];
+            WG_FOR(j, 5) t[j][i] = r[j];
         }
-        for (int j = 0; j < 5; j++) { // columns: Gt (dU G)
+        WG_FOR(j, 5) { // columns: Gt (dU G)
             v8 r[5];
             wg_g5_adj(t[j], r);
-            for (int k = 0; k < 5; k++) f[k * 5 + j] = r[k];
+            WG_FOR(k, 5) f[k * 5 + j] = r[k];
         }
         wg_taps25_add(gw, b, nl, f);
     }
@@ -701,7 +700,7 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
 
 // the planes of images g0 .. g0+7 of the chunk at channel c of C (NULL past the chunk's end)
 #define WG_PLANES8(p, k, g0, base, c, C, plane)                                                              \
-    for (int l_ = 0; l_ < 8; l_++)                                                                           \
+    WG_FOR(l_, 8)                                                                                            \
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
 WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
