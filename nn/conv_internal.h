@@ -59,6 +59,11 @@ typedef struct nn_phases {
 } nn_phases;
 NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
                                   float *buf);
+// The group's im2col columns (col[r][(n - n0)*Ho*Wo + ...] as nn_im2col_row, rows ld >= nb*Ho*Wo + 8 floats
+// apart) by one plane's phases at a time (f for one image: conv_phases(g, 1); ph its pi*pj*ps floats,
+// ps >= grid + wq + 8: whole vectors are read past each row)
+NN_SIMD_CLONES void nn_im2col_group(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
+                                    float *col, size_t ld, float *ph);
 // The adjoint for plane (n, c) of x from the columns of image slot s of col (rows ld floats apart).
 void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
 

@@ -93,31 +93,57 @@ static inline void strided_pair(float *d0, float *d1, const float *xr, int W, in
     }
 }
 
+// Row phase a of plane xc into pl (column phase b at pl + b*ps, rows wq apart)
+static inline void phase_rows(const geom *g, const nn_phases *f, const float *xc, int a, float *pl) {
+    size_t wq = (size_t)f->wq;
+    for (int qr = 0; qr < f->hq; qr++) {
+        float *d = pl + (size_t)qr * wq;
+        int ih = qr * g->sh + a - g->pt;
+        if (ih < 0 || ih >= g->H) {
+            for (int b = 0; b < f->pj; b++) memset(d + b * f->ps, 0, sizeof(float) * wq);
+            continue;
+        }
+        const float *xr = xc + (size_t)ih * g->W;
+        if (g->sw == 2 && f->pj == 2) strided_pair(d, d + f->ps, xr, g->W, -g->pl, f->wq);
+        else
+            for (int b = 0; b < f->pj; b++) strided_row(d + b * f->ps, xr, g->W, g->sw, b - g->pl, f->wq);
+    }
+}
+
 // The stride phases of images n0 .. n0+nb-1 (conv_internal.h)
 NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
                                   float *buf) {
-    size_t wq = (size_t)f->wq;
     for (int c = 0; c < g->C; c++)
         for (int a = 0; a < f->pi; a++) {
             float *pl = buf + (size_t)(c * f->pi + a) * f->pj * f->ps; // phase (c, a, b) at pl + b*ps
-            for (int n = 0; n < nb; n++) {
-                const float *xc = x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W;
-                for (int qr = 0; qr < f->hq; qr++) {
-                    float *d = pl + (size_t)n * f->grid + (size_t)qr * wq;
-                    int ih = qr * g->sh + a - g->pt;
-                    if (ih < 0 || ih >= g->H) {
-                        for (int b = 0; b < f->pj; b++) memset(d + b * f->ps, 0, sizeof(float) * wq);
-                        continue;
-                    }
-                    const float *xr = xc + (size_t)ih * g->W;
-                    if (g->sw == 2 && f->pj == 2) strided_pair(d, d + f->ps, xr, g->W, -g->pl, f->wq);
-                    else
-                        for (int b = 0; b < f->pj; b++)
-                            strided_row(d + b * f->ps, xr, g->W, g->sw, b - g->pl, f->wq);
-                }
-            }
+            for (int n = 0; n < nb; n++)
+                phase_rows(g, f, x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W, a, pl + (size_t)n * f->grid);
             size_t used = (size_t)nb * f->grid; // then the zeros that the last shifts read
             for (int b = 0; b < f->pj; b++) memset(pl + b * f->ps + used, 0, sizeof(float) * (f->ps - used));
+        }
+}
+
+// im2col columns of images n0 .. n0+nb-1 (rows ld >= nb*Ho*Wo + 8 floats apart) from each plane's phases
+// (f: one image's, in ph): every row of outputs a copy of whole 8-lane vectors, the lanes past it written
+// over by the next row or landing in the row's last 8 floats
+NN_SIMD_CLONES void nn_im2col_group(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
+                                    float *col, size_t ld, float *ph) {
+    size_t P = (size_t)g->Ho * g->Wo;
+    for (int n = n0; n < n0 + nb; n++)
+        for (int c = 0; c < g->C; c++) {
+            const float *xc = x + ((size_t)n * g->C + c) * g->H * g->W;
+            for (int a = 0; a < f->pi; a++) phase_rows(g, f, xc, a, ph + (size_t)a * f->pj * f->ps);
+            for (int i = 0; i < g->kh; i++)
+                for (int j = 0; j < g->kw; j++) {
+                    const float *src = ph + (size_t)((i % g->sh) * f->pj + j % g->sw) * f->ps +
+                                       (size_t)(i / g->sh) * f->wq + j / g->sw;
+                    float *dst = col + ((size_t)(c * g->kh + i) * g->kw + j) * ld + (size_t)(n - n0) * P;
+                    for (int oh = 0; oh < g->Ho; oh++) {
+                        const float *s = src + (size_t)oh * f->wq;
+                        float *d = dst + (size_t)oh * g->Wo;
+                        for (int q = 0; q < g->Wo; q += 8) v8_store(d + q, v8_load(s + q));
+                    }
+                }
         }
 }
 

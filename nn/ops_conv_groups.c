@@ -22,7 +22,8 @@
 // its columns are in cache.
 typedef struct cgroups {
     int nb, ngroups; // images per group (at most), groups
-    size_t ld, per;  // row stride of the group's col and Y, floats per thread (col, then Y)
+    size_t ld, per;  // row stride of the group's col and Y, floats per thread (col, then Y, then phases)
+    nn_phases f1;    // one image's stride phases (nn_im2col_group)
 } cgroups;
 
 // By groups when the ctx does not keep im2col matrices (keep_im2col = 0, the
@@ -42,17 +43,6 @@ static size_t odd_lines(size_t n) {
     return ld / 16 % 2 ? ld : ld + 16;
 }
 
-static cgroups conv_groups(const geom *g) {
-    int nt = gn_threads() > 0 ? gn_threads() : 1, P = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
-    int nb = (256 + P - 1) / P, cap = (g->N + nt - 1) / nt; // ~256 columns per product, every thread a group
-    if (nb > cap) nb = cap;
-    if (nb < 1) nb = 1;
-    cgroups q = {nb, (g->N + nb - 1) / nb, 0, 0};
-    q.ld = odd_lines((size_t)nb * P);
-    q.per = q.ld * ((size_t)K + (size_t)g->O);
-    return q;
-}
-
 static nn_phases conv_phases(const geom *g, int nb) {
     nn_phases f = {g->Ho + (g->kh - 1) / g->sh, g->Wo + (g->kw - 1) / g->sw, g->sh < g->kh ? g->sh : g->kh,
                    g->sw < g->kw ? g->sw : g->kw, 0, 0};
@@ -61,9 +51,20 @@ static nn_phases conv_phases(const geom *g, int nb) {
     return f;
 }
 
+static cgroups conv_groups(const geom *g) {
+    int nt = gn_threads() > 0 ? gn_threads() : 1, P = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
+    int nb = (256 + P - 1) / P, cap = (g->N + nt - 1) / nt; // ~256 columns per product, every thread a group
+    if (nb > cap) nb = cap;
+    if (nb < 1) nb = 1;
+    cgroups q = {nb, (g->N + nb - 1) / nb, 0, 0, conv_phases(g, 1)};
+    q.ld = odd_lines((size_t)nb * P + 8); // + 8: nn_im2col_group's whole vectors
+    q.per = q.ld * ((size_t)K + (size_t)g->O) + (size_t)q.f1.pi * q.f1.pj * q.f1.ps + 16;
+    return q;
+}
+
 // Whether the forward takes the stride phases: their grid's extra rows and columns cost products, the
-// copy into them a fraction of the copy into im2col columns (AMD Zen 5, the multi-branch net's inference
-// alternated in one process: up to 1.3 times the outputs +2-3 %, 1.8 times +1 %, 1.1 times -1 %).
+// im2col columns a copy (AMD Zen 5, one thread: up to 1.3 times the outputs, galnn predict of
+// models/ugriz_cnn.cfg 2 % faster than by im2col everywhere; the multi-branch net the same within 1 %).
 static int use_phases(const nn_ctx *c, const geom *g, const nn_phases *f) {
     return c->tune.conv_phases >= 0 ? c->tune.conv_phases : (double)f->grid <= 1.3 * g->Ho * g->Wo;
 }
@@ -78,9 +79,10 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
     int nt = gn_threads() > 0 ? gn_threads() : 1, K = g->C * g->kh * g->kw, blas = c->tune.gemm_blas;
     int ph = use_phases(c, g, &f);
     if (!ph) f.hq = g->Ho, f.wq = g->Wo, f.grid = (size_t)g->Ho * g->Wo; // the columns' own layout
-    size_t P = (size_t)g->Ho * g->Wo, ldy = odd_lines((size_t)q.nb * f.grid);
+    size_t P = (size_t)g->Ho * g->Wo, ldy = odd_lines((size_t)q.nb * f.grid + 8);
+    size_t nph1 = (size_t)q.f1.pi * q.f1.pj * q.f1.ps + 16; // one plane's phases (im2col)
     size_t nph = ph ? (size_t)g->C * f.pi * f.pj * f.ps : 0;
-    size_t per = nph + ldy * ((size_t)g->O + (!ph || nn_gemm_ind_gathers(blas) ? (size_t)K : 0));
+    size_t per = nph + ldy * ((size_t)g->O + (!ph || nn_gemm_ind_gathers(blas) ? (size_t)K : 0)) + nph1;
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     const float **rows = nn_arena_alloc(&c->arena, sizeof(float *) * (size_t)K * nt);
@@ -89,6 +91,7 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
     {
         int t = omp_get_thread_num();
         float *phb = scr + per * (size_t)t, *Y = phb + nph, *col = Y + ldy * (size_t)g->O;
+        float *ph1 = scr + per * (size_t)(t + 1) - nph1;
         const float **bk = rows + (size_t)K * t;
         for (int r = 0; r < K; r++) {
             int ch = r / (g->kh * g->kw), i = r / g->kw % g->kh, j = r % g->kw;
@@ -102,7 +105,7 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
                 nn_phase_fill(g, &f, x, n0, nb, phb);
                 nn_gemm_small_ind(blas, g->O, nb * (int)f.grid, K, w, K, bk, col, (int)ldy, Y, (int)ldy);
             } else {
-                for (long r = 0; r < K; r++) nn_im2col_row(g, x, r, n0, nb, col + (size_t)r * ldy);
+                nn_im2col_group(g, &q.f1, x, n0, nb, col, ldy, ph1);
                 nn_gemm_small(blas, 0, g->O, nb * (int)P, K, w, K, col, (int)ldy, Y, (int)ldy); // Y = W col
             }
             nn_grid_out(e, g, Y, ldy, f.grid, f.wq, b, y, n0, nb);
@@ -136,7 +139,7 @@ void nn_conv_bw_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
                     memcpy(G + (size_t)o * q.ld + (size_t)(n - n0) * P, gy + ((size_t)n * g->O + o) * P,
                            sizeof(float) * P);
             if (gwp) { // dW (O, K) += G col^T
-                for (long r = 0; r < K; r++) nn_im2col_row(g, x, r, n0, nb, col + (size_t)r * q.ld);
+                nn_im2col_group(g, &q.f1, x, n0, nb, col, q.ld, G + q.ld * (size_t)g->O);
                 nn_gemm_small_nt_acc(c->tune.gemm_blas, g->O, K, cols, G, (int)q.ld, col, (int)q.ld, gwp, K);
             }
             if (gx) { // dcol (K, nb*P) = W^T G, then into the group's images
