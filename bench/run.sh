@@ -12,21 +12,17 @@ echo "$peak   (the machine's limit; figures below as a fraction of it)"
 echo
 $B/data_bench || exit 1
 echo
-# the best of several runs' lines (train and inference: the highest; peak RSS: the highest)
+# the best of several runs' lines (train and inference: the highest; peak RSS: the highest), in the last one's format
 best_line() {
     awk '{ for (i = 1; i < NF; i++) {
                if ($i == "train" && $(i + 1) + 0 > tr) tr = $(i + 1)
                if ($i == "inference" && $(i + 1) + 0 > inf) inf = $(i + 1)
                if ($i == "RSS" && $(i + 1) + 0 > rss) rss = $(i + 1) }
            last = $0 }
-         END { n = split(last, f, " "); out = ""
-               for (i = 1; i <= n; i++) {
-                   v = f[i]
-                   if (i > 1 && f[i - 1] == "train") v = tr
-                   if (i > 1 && f[i - 1] == "inference") v = inf
-                   if (i > 1 && f[i - 1] == "RSS") v = rss
-                   out = out (i > 1 ? " " : "") v }
-               print out }'
+         END { sub(/train +[0-9.]+/, sprintf("train %8.1f", tr), last)
+               sub(/inference +[0-9.]+/, sprintf("inference %8.1f", inf), last)
+               sub(/RSS +[0-9.]+/, sprintf("RSS %7.1f", rss), last)
+               print last }'
 }
 
 echo "multi-branch ResNet-18 (5x64x64 + 2x48x48, width 32, stride-2 stem, batch 64, Adam):"
