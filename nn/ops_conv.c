@@ -40,7 +40,7 @@ nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw) {
 // col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside)
 // row r of col over images n0 .. n0+nb-1 (into dst[(n - n0)*Ho*Wo + ...])
 // d[q] = xr[q*sw + off] where that is inside the row [0, W), else 0, for q < n
-static inline void strided_row(float *d, const float *xr, int W, int sw, int off, int n) {
+NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, int n) {
     if (sw == 1) {
         int lo = off < 0 ? -off : 0, hi = W - off < n ? W - off : n;
         if (hi < lo) hi = lo;
@@ -80,7 +80,7 @@ NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0,
 
 // d0[q] = xr[2q + off], d1[q] = xr[2q + off + 1] (0 outside the row [0, W)) for q < n: both column phases
 // of stride 2 from one pass, 8 of each from 16 inputs inside the row
-static inline void strided_pair(float *d0, float *d1, const float *xr, int W, int off, int n) {
+NN_INLINE void strided_pair(float *d0, float *d1, const float *xr, int W, int off, int n) {
     int q = 0;
     for (; q < n && 2 * q + off < 0; q++) d0[q] = 0, d1[q] = 2 * q + off + 1 >= 0 ? xr[2 * q + off + 1] : 0;
     for (; q + 8 <= n && 2 * q + off + 16 <= W; q += 8) {
@@ -94,7 +94,7 @@ static inline void strided_pair(float *d0, float *d1, const float *xr, int W, in
 }
 
 // Row phase a of plane xc into pl (column phase b at pl + b*ps, rows wq apart)
-static inline void phase_rows(const geom *g, const nn_phases *f, const float *xc, int a, float *pl) {
+NN_INLINE void phase_rows(const geom *g, const nn_phases *f, const float *xc, int a, float *pl) {
     size_t wq = (size_t)f->wq;
     for (int qr = 0; qr < f->hq; qr++) {
         float *d = pl + (size_t)qr * wq;
@@ -116,8 +116,10 @@ NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float
     for (int c = 0; c < g->C; c++)
         for (int a = 0; a < f->pi; a++) {
             float *pl = buf + (size_t)(c * f->pi + a) * f->pj * f->ps; // phase (c, a, b) at pl + b*ps
-            for (int n = 0; n < nb; n++)
-                phase_rows(g, f, x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W, a, pl + (size_t)n * f->grid);
+            for (int n = 0; n < nb; n++) {
+                const float *xc = x + ((size_t)(n0 + n) * g->C + c) * g->H * g->W;
+                phase_rows(g, f, xc, a, pl + (size_t)n * f->grid);
+            }
             size_t used = (size_t)nb * f->grid; // then the zeros that the last shifts read
             for (int b = 0; b < f->pj; b++) memset(pl + b * f->ps + used, 0, sizeof(float) * (f->ps - used));
         }

@@ -28,7 +28,6 @@
 // (F(4x4) except at 5x5 and 6x6 outputs), im2col below 3x3 outputs; 2 or 4:
 // that tile size only.
 
-#define WG_INLINE static inline __attribute__((always_inline))
 // Loops over a tile's rows, columns and lanes, unrolled (their bounds are constants once inlined): the
 // arrays of vectors they index then live in registers instead of on the stack (AMD Zen 5, the multi-branch
 // net: inference +9 %, training +10 % on one thread).
@@ -45,7 +44,7 @@
 
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
-WG_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
+NN_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
     if (m == 2) {
         v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];
         return;
@@ -54,7 +53,7 @@ WG_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
     v[0] = 4.0f * (d[0] - d[2]) + t3, v[1] = t1 + t2, v[2] = t1 - t2, v[3] = t3 + t4, v[4] = t3 - t4;
     v[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
 }
-WG_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
+NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
     if (m == 2) {
         d[0] = v[0], d[1] = v[1] - v[2] + v[3], d[2] = v[1] + v[2] - v[0], d[3] = -v[3];
         return;
@@ -63,7 +62,7 @@ WG_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
     d[0] = 4.0f * v[0], d[1] = 4.0f * d12 + 2.0f * d34 + 4.0f * v[5], d[2] = -5.0f * v[0] - 4.0f * s12 - s34;
     d[3] = -d12 - 2.0f * d34 - 5.0f * v[5], d[4] = v[0] + s12 + s34, d[5] = v[5];
 }
-WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
+NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
     if (m == 2) {
         y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
         return;
@@ -76,7 +75,7 @@ WG_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
     y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34,
     y[3] = d12 + 8.0f * d34 + mm[5];
 }
-WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
+NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     if (m == 2) {
         mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
         return;
@@ -90,7 +89,7 @@ WG_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     v8 e = y[0] + y[2], o = y[1] + y[3], e2 = y[0] + 4.0f * y[2], o2 = 2.0f * y[1] + 8.0f * y[3];
     mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = e2 + o2, mm[4] = e2 - o2, mm[5] = y[3];
 }
-WG_INLINE void wg_g(int m, const v8 *f, v8 *u) {
+NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
     if (m == 2) {
         u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
         return;
@@ -99,7 +98,7 @@ WG_INLINE void wg_g(int m, const v8 *f, v8 *u) {
     u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + f[1]), u[2] = (-1.0f / 6) * (p - f[1]);
     u[3] = q + r, u[4] = q - r, u[5] = f[2];
 }
-WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
+NN_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
     if (m == 2) {
         f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
         return;
@@ -111,13 +110,13 @@ WG_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
 }
 
 // F(2x2, 5x5)'s filter transform u = G f (f: 5 taps) and its adjoint f = Gt u
-WG_INLINE void wg_g5(const v8 *f, v8 *u) {
+NN_INLINE void wg_g5(const v8 *f, v8 *u) {
     v8 p = f[0] + f[2] + f[4], q = f[1] + f[3], e = (1.0f / 24) * (f[0] + 4.0f * f[2] + 16.0f * f[4]),
        o = (1.0f / 12) * (f[1] + 4.0f * f[3]);
     u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + q), u[2] = (-1.0f / 6) * (p - q);
     u[3] = e + o, u[4] = e - o, u[5] = f[4];
 }
-WG_INLINE void wg_g5_adj(const v8 *u, v8 *f) {
+NN_INLINE void wg_g5_adj(const v8 *u, v8 *f) {
     v8 s12 = u[1] + u[2], d12 = u[2] - u[1], s34 = u[3] + u[4], d34 = u[3] - u[4];
     f[0] = 0.25f * u[0] - (1.0f / 6) * s12 + (1.0f / 24) * s34;
     f[1] = (1.0f / 6) * d12 + (1.0f / 12) * d34;
@@ -166,7 +165,7 @@ typedef struct wbufs {
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
-WG_INLINE void wg_split8(const float *t, int s, v8 *out) {
+NN_INLINE void wg_split8(const float *t, int s, v8 *out) {
     v8 a = v8_load(t), b = v8_load(t + 8);
     v8 ev = __builtin_shuffle(a, b, EVEN8), od = __builtin_shuffle(a, b, ODD8);
     if (s == 2) {
@@ -179,7 +178,7 @@ WG_INLINE void wg_split8(const float *t, int s, v8 *out) {
     out[2] = __builtin_shuffle(ev, ev2, ODD8), out[3] = __builtin_shuffle(od, od2, ODD8);
 }
 // t[s*l + p] = in[p][l]: the inverse of wg_split8
-WG_INLINE void wg_merge8(const v8 *in, int s, v8 *t) {
+NN_INLINE void wg_merge8(const v8 *in, int s, v8 *t) {
     if (s == 2) {
         t[0] = __builtin_shuffle(in[0], in[1], LO8), t[1] = __builtin_shuffle(in[0], in[1], HI8);
         return;
@@ -192,7 +191,7 @@ WG_INLINE void wg_merge8(const v8 *in, int s, v8 *t) {
 
 // ph[p][j] = row[m*j + p] for p < m, and with `shifted`, ph[m + p][j] = row[m*(j + 1) + p]
 // for p < 2, over tiles j < nj (a multiple of 8)
-WG_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float *const *ph) {
+NN_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float *const *ph) {
     for (int j = 0; j < nj; j += 8) {
         v8 v[4];
         wg_split8(row + m * j, m, v);
@@ -205,7 +204,7 @@ WG_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float 
 }
 
 // rows [0, h) of w floats from src (stride ss) to dst (stride ds), plus b; add: dst +=
-WG_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h, int w, float b, int add) {
+NN_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h, int w, float b, int add) {
     v8 vb = v8_set1(b);
     for (int y = 0; y < h; y++) {
         float *d = dst + (size_t)y * ds;
@@ -233,7 +232,7 @@ typedef struct wchunk {
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
-WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
+NN_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                             int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[6][6];
@@ -266,7 +265,7 @@ WG_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
 }
 
 // gx[n][c] += B dV Bt over every patch of the chunk (overlapping patches add)
-WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
+NN_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
                                 wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -321,7 +320,7 @@ WG_INLINE void wino_input_adj_m(const geom *g, const wchunk *k, const float *dV,
 }
 
 // y[n][o] = At M A (+ bias) for every tile of the chunk, outputs beyond Ho x Wo dropped
-WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
+NN_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
                              float *y, wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp;
     for (int n = k->n0; n < k->n0 + k->nb; n++)
@@ -352,7 +351,7 @@ WG_INLINE void wino_output_m(const geom *g, const wchunk *k, const float *M, siz
 }
 
 // dM[xi][o][tc] = (A dy At)[xi] for the chunk, dy = 0 beyond Ho x Wo
-WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
+NN_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
                                  wbufs *b, int m) {
     int a = m + 2, th = k->th, tw = k->tw, wp = b->wp, nj = (tw + 7) / 8 * 8;
     float *ph[4][4];
@@ -395,7 +394,7 @@ WG_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy
 // chunk's images rounded up to 8 (the missing images' lanes are zeros).
 
 // r[l][k] <-> r[k][l]
-WG_INLINE void wg_tr8(v8 *r) {
+NN_INLINE void wg_tr8(v8 *r) {
     const v8i ulo = {0, 8, 1, 9, 4, 12, 5, 13}, uhi = {2, 10, 3, 11, 6, 14, 7, 15};
     const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
     const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
@@ -414,7 +413,7 @@ WG_INLINE void wg_tr8(v8 *r) {
 // The 9 taps of filters b .. b+7 (w[(b + l)*9 + k], nl <= 8 of them) as f[k]
 // lane l, and back (gw += f): two 8x8 transposes for taps 0-7, tap 8 by lane.
 // (Tap 8 of 8 filters lane by lane: a vector load of 8 scalar stores would wait for them to retire.)
-WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
+NN_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
     float t8[8] = {0};
     WG_FOR(l, 8) {
         if (l < nl) {
@@ -426,7 +425,7 @@ WG_INLINE void wg_taps_load(const float *w, long b, int nl, v8 *f) {
     const float *p = w + b * 9 + 8;
     f[8] = nl == 8 ? (v8){p[0], p[9], p[18], p[27], p[36], p[45], p[54], p[63]} : v8_load(t8);
 }
-WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
+NN_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
     v8 r[8];
     WG_FOR(k, 8) r[k] = f[k];
     wg_tr8(r);
@@ -440,7 +439,7 @@ WG_INLINE void wg_taps_add(float *gw, long b, int nl, const v8 *f) {
 // U[xi][o][c] = (G g Gt)[xi] for every filter g = w[o][c] (3x3), 8 filters per vector
 // Rows i0..i1 of the transform (planes i*a+q, i in [i0, i1)) into U from plane i0*a on.
 // (m a constant in each clone, wino_filter_m: the vectors then stay in registers.)
-WG_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
+NN_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
@@ -468,7 +467,7 @@ NN_SIMD_CLONES static void wg_filter4(const geom *g, const float *w, float *U, l
     wg_filter(g, w, U, 4, b0, b1, i0, i1);
 }
 // The 25 taps of filters b .. b+7 (nl <= 8 of them) as f[k] lane l, and back (gw += f), lane by lane
-WG_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
+NN_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
     const float *p = w + b * 25;
     for (int k = 0; k < 25; k++, p++)
         if (nl == 8) f[k] = (v8){p[0], p[25], p[50], p[75], p[100], p[125], p[150], p[175]};
@@ -477,7 +476,7 @@ WG_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
             for (int l = 0; l < nl; l++) f[k][l] = p[25 * l];
         }
 }
-WG_INLINE void wg_taps25_add(float *gw, long b, int nl, const v8 *f) {
+NN_INLINE void wg_taps25_add(float *gw, long b, int nl, const v8 *f) {
     for (int l = 0; l < nl; l++) WG_FOR(k, 25) gw[(b + l) * 25 + k] += f[k][l];
 }
 
@@ -531,7 +530,7 @@ static void wino_filter_rows(const geom *g, const float *w, float *U, int m, int
 // gw += the adjoint of the filter transform applied to dU summed over its
 // `parts` copies (the threads' partial sums, `pstride` floats apart, in order)
 // (dU holding rows [i0, i1) only, from its start: the other rows count as 0; m a constant in each clone)
-WG_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
+NN_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                              long b0, long b1, int i0, int i1) {
     int a = m + 2;
     long OC = (long)g->O * g->C;
@@ -648,7 +647,7 @@ static int wino_row_block(const geom *g, int v) {
 // A row's last part of n < 8 values is loaded whole where 8 values stay inside the plane (the lanes past n
 // come from the next rows and are never stored), not through a copy in memory: a 32-byte load of smaller
 // stores waits for them to retire.
-WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
+NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
@@ -674,7 +673,7 @@ WG_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
 // dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped.
 // Without `add`, a row's last part of n < 8 values is stored whole where 8 values stay inside the plane:
 // the lanes past n go to the next rows' first values, which are stored after them.
-WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
+NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
                                float b, int add) {
     v8 vb = v8_set1(b);
     for (int y = 0; y < h; y++)
@@ -703,7 +702,7 @@ WG_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
     WG_FOR(l_, 8)                                                                                            \
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
-WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
+NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                                int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
@@ -737,7 +736,7 @@ WG_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
         }
 }
 
-WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
+NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
                                    wbufs *b, int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
@@ -772,7 +771,7 @@ WG_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
         }
 }
 
-WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
+NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
                                 float *y, wbufs *b, int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
@@ -802,7 +801,7 @@ WG_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
         }
 }
 
-WG_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
+NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
                                     wbufs *b, int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;

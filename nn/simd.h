@@ -21,6 +21,10 @@ typedef int v8i __attribute__((vector_size(32)));
 #define NN_SIMD_CLONES
 #endif
 
+// Helpers of the cloned kernels: inlined into each clone (an outlined copy is compiled for the baseline ISA
+// only: SSE2 halves for every vector).
+#define NN_INLINE static inline __attribute__((always_inline))
+
 // Macros, not functions: passing 32-byte vectors by value depends on the ISA's ABI.
 #define v8_load(p) (__extension__({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; }))
 #define v8_store(p, v) (__extension__({ v8 v_ = (v); memcpy((p), &v_, sizeof v_); }))
