@@ -17,6 +17,8 @@ typedef struct geom {
 
 #define EVEN8 ((v8i){0, 2, 4, 6, 8, 10, 12, 14})
 #define ODD8 ((v8i){1, 3, 5, 7, 9, 11, 13, 15})
+#define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
+#define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
 
 // An epilogue on a conv's output, applied while each part of it is in cache (nn_conv2d_fused, or with a
 // tape nn_conv2d_act): y = y * scale[o] + shift[o] (either NULL: 1, 0), + res (NULL: none), then the
@@ -65,7 +67,8 @@ NN_SIMD_CLONES void nn_phase_fill(const geom *g, const nn_phases *f, const float
 NN_SIMD_CLONES void nn_im2col_group(const geom *g, const nn_phases *f, const float *x, int n0, int nb,
                                     float *col, size_t ld, float *ph);
 // The adjoint for plane (n, c) of x from the columns of image slot s of col (rows ld floats apart).
-void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x);
+NN_SIMD_CLONES void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c,
+                                    float *x);
 
 // Winograd (nn/ops_winograd.c): the transform variant m for this conv under ctx->winograd (2 or 4: a 3x3
 // conv's tile size; 5: F(2x2, 5x5); 0: not by Winograd), the forward (y = conv(x, w) + b, then the epilogue

@@ -160,28 +160,37 @@ static void im2col(const geom *g, const float *x, float *col) {
 // receives only its own entries, so planes are the parallel unit and the
 // summation order within a plane is fixed whatever the thread count.
 // Plane (n, c) from the columns of image slot s of col (rows ld floats apart).
-void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c, float *x) {
+NN_SIMD_CLONES void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c,
+                                    float *x) {
     size_t P = (size_t)g->Ho * g->Wo;
     float *xc = x + ((size_t)n * g->C + c) * g->H * g->W;
+    const v8i keep_odd = {0, 9, 2, 11, 4, 13, 6, 15}; // even lanes from the sum, odd lanes as they were
     for (int i = 0; i < g->kh; i++)
         for (int j = 0; j < g->kw; j++) {
             const float *src = col + ((size_t)(c * g->kh + i) * g->kw + j) * ld + (size_t)s * P;
+            int sw = g->sw, off = j - g->pl; // outputs [lo, hi) have iw = ow*sw + off inside the row
+            int lo = off < 0 ? (-off + sw - 1) / sw : 0, hi = off >= g->W ? 0 : (g->W - off + sw - 1) / sw;
+            if (hi > g->Wo) hi = g->Wo;
+            if (lo > hi) lo = hi;
             for (int oh = 0; oh < g->Ho; oh++) {
-                int ih = oh * g->sh - g->pt + i;
+                int ih = oh * g->sh - g->pt + i, ow = lo;
                 if (ih < 0 || ih >= g->H) continue;
                 const float *sr = src + (size_t)oh * g->Wo;
                 float *xr = xc + (size_t)ih * g->W;
-                if (g->sw ==
-                    1) { // the outputs [lo, hi) whose iw = ow + off is inside the row: no test per value
-                    int off = j - g->pl, lo = off < 0 ? -off : 0,
-                        hi = g->W - off < g->Wo ? g->W - off : g->Wo;
-                    for (int ow = lo; ow < hi; ow++) xr[ow + off] += sr[ow];
-                    continue;
-                }
-                for (int ow = 0; ow < g->Wo; ow++) {
-                    int iw = ow * g->sw - g->pl + j;
-                    if (iw >= 0 && iw < g->W) xr[iw] += sr[ow];
-                }
+                if (sw == 1)
+                    for (; ow + 8 <= hi; ow += 8) {
+                        float *d = xr + ow + off;
+                        v8_store(d, v8_load(d) + v8_load(sr + ow));
+                    }
+                else if (sw == 2) // 8 values into the even lanes of 16, all inside the row
+                    for (; ow + 8 <= hi && (ow + 7) * 2 + off + 1 < g->W; ow += 8) {
+                        float *d = xr + 2 * ow + off;
+                        v8 v = v8_load(sr + ow), a = v8_load(d), b = v8_load(d + 8), z = v8_set1(0.0f);
+                        v8 ta = a + __builtin_shuffle(v, z, LO8), tb = b + __builtin_shuffle(v, z, HI8);
+                        v8_store(d, __builtin_shuffle(ta, a, keep_odd));
+                        v8_store(d + 8, __builtin_shuffle(tb, b, keep_odd));
+                    }
+                for (; ow < hi; ow++) xr[ow * sw + off] += sr[ow];
             }
         }
 }

@@ -147,8 +147,6 @@ typedef struct wrow {
 } wrow;
 static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k * r->len; }
 
-#define LO8 ((v8i){0, 8, 1, 9, 2, 10, 3, 11})
-#define HI8 ((v8i){4, 12, 5, 13, 6, 14, 7, 15})
 
 // Per-thread buffers of a chunk: V (C planes), M (O planes), the phase rows,
 // and three image buffers of rows `wp` floats apart, wp = m*(tv + 1) with tv
