@@ -40,6 +40,13 @@ NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int
 NN_SIMD_CLONES void nn_grid_out(const conv_epi *e, const geom *g, const float *Y, size_t ldy, size_t grid,
                                 int wq, const float *b, float *y, int n0, int nb);
 
+// A row stride of at least n floats that is an odd number of cache lines: at a power-of-two stride the rows
+// of a GEMM's panel of B would share a few L1 sets and evict each other.
+static inline size_t nn_odd_lines(size_t n) {
+    size_t ld = (n + 15) / 16 * 16;
+    return ld / 16 % 2 ? ld : ld + 16;
+}
+
 static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
 #define NN_CONV_ACT 21 // node->ia slot: the activation in the conv's output pass (conv_epi.relu; slope fa[0])
 #define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv

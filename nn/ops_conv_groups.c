@@ -37,17 +37,11 @@ int nn_conv_by_groups(const nn_ctx *c) {
     return c->tune.conv_batched >= 0 ? !c->tune.conv_batched : !c->keep_im2col || !c->grad_enabled;
 }
 
-// rows an odd number of cache lines apart: at a power-of-two stride a GEMM panel's rows share few L1 sets
-static size_t odd_lines(size_t n) {
-    size_t ld = (n + 15) / 16 * 16;
-    return ld / 16 % 2 ? ld : ld + 16;
-}
-
 static nn_phases conv_phases(const geom *g, int nb) {
     nn_phases f = {g->Ho + (g->kh - 1) / g->sh, g->Wo + (g->kw - 1) / g->sw, g->sh < g->kh ? g->sh : g->kh,
                    g->sw < g->kw ? g->sw : g->kw, 0, 0};
     f.grid = (size_t)f.hq * f.wq;
-    f.ps = odd_lines((size_t)nb * f.grid + (size_t)(g->kh - 1) / g->sh * f.wq + (size_t)(g->kw - 1) / g->sw);
+    f.ps = nn_odd_lines((size_t)nb * f.grid + (size_t)(g->kh - 1) / g->sh * f.wq + (size_t)(g->kw - 1) / g->sw);
     return f;
 }
 
@@ -57,7 +51,7 @@ static cgroups conv_groups(const geom *g) {
     if (nb > cap) nb = cap;
     if (nb < 1) nb = 1;
     cgroups q = {nb, (g->N + nb - 1) / nb, 0, 0, conv_phases(g, 1)};
-    q.ld = odd_lines((size_t)nb * P + 8); // + 8: nn_im2col_group's whole vectors
+    q.ld = nn_odd_lines((size_t)nb * P + 8); // + 8: nn_im2col_group's whole vectors
     q.per = q.ld * ((size_t)K + (size_t)g->O) + (size_t)q.f1.pi * q.f1.pj * q.f1.ps + 16;
     return q;
 }
@@ -79,7 +73,7 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
     int nt = gn_threads() > 0 ? gn_threads() : 1, K = g->C * g->kh * g->kw, blas = c->tune.gemm_blas;
     int ph = use_phases(c, g, &f);
     if (!ph) f.hq = g->Ho, f.wq = g->Wo, f.grid = (size_t)g->Ho * g->Wo; // the columns' own layout
-    size_t P = (size_t)g->Ho * g->Wo, ldy = odd_lines((size_t)q.nb * f.grid + 8);
+    size_t P = (size_t)g->Ho * g->Wo, ldy = nn_odd_lines((size_t)q.nb * f.grid + 8);
     size_t nph1 = (size_t)q.f1.pi * q.f1.pj * q.f1.ps + 16; // one plane's phases (im2col)
     size_t nph = ph ? (size_t)g->C * f.pi * f.pj * f.ps : 0;
     size_t per = nph + ldy * ((size_t)g->O + (!ph || nn_gemm_ind_gathers(blas) ? (size_t)K : 0)) + nph1;

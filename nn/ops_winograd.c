@@ -937,11 +937,8 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
         p.nchunks = nchunks < g->N ? nchunks : g->N;
         p.nbmax = (int)((g->N + p.nchunks - 1) / p.nchunks);
     }
-    // The rows of V and M (one per channel) are an odd number of cache lines
-    // apart: at a power-of-two stride the rows of a GEMM's 16-column panel of B
-    // would share a few L1 sets and evict each other.
-    size_t ld = ((size_t)(p.iv ? (p.nbmax + 7) / 8 * 8 : p.nbmax) * tpi + 15) / 16 * 16;
-    p.ld = ld / 16 % 2 ? ld : ld + 16;
+    // the rows of V and M (one per channel) an odd number of cache lines apart
+    p.ld = nn_odd_lines((size_t)(p.iv ? (p.nbmax + 7) / 8 * 8 : p.nbmax) * tpi);
     return p;
 }
 static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
