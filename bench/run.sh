@@ -12,7 +12,8 @@ echo "$peak   (the machine's limit; figures below as a fraction of it)"
 echo
 $B/data_bench || exit 1
 echo
-# the best of several runs' lines (train and inference: the highest; peak RSS: the highest), in the last one's format
+# the best of several runs' lines (train and inference: the highest; peak RSS: the highest),
+# in the last one's format
 best_line() {
     awk '{ for (i = 1; i < NF; i++) {
                if ($i == "train" && $(i + 1) + 0 > tr) tr = $(i + 1)

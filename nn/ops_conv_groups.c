@@ -41,7 +41,8 @@ static nn_phases conv_phases(const geom *g, int nb) {
     nn_phases f = {g->Ho + (g->kh - 1) / g->sh, g->Wo + (g->kw - 1) / g->sw, g->sh < g->kh ? g->sh : g->kh,
                    g->sw < g->kw ? g->sw : g->kw, 0, 0};
     f.grid = (size_t)f.hq * f.wq;
-    f.ps = nn_odd_lines((size_t)nb * f.grid + (size_t)(g->kh - 1) / g->sh * f.wq + (size_t)(g->kw - 1) / g->sw);
+    size_t shift = (size_t)(g->kh - 1) / g->sh * f.wq + (size_t)(g->kw - 1) / g->sw; // the last tap's offset
+    f.ps = nn_odd_lines((size_t)nb * f.grid + shift);
     return f;
 }
 
