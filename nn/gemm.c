@@ -1,9 +1,10 @@
 // Small row-major matrix products (nn/gemm.h). The AVX2+FMA kernels keep a
 // block of C in registers for the whole K loop and read A and B where they
-// are: 6 x 16 blocks of C (12 accumulators) for C = op(A) B, and 3 x 4 dot
-// products along K (12 accumulators, summed across lanes at the end) for
-// C += A B^T. The block loops run columns outer, rows inner, so that a 16-wide
-// panel of B stays in L1 while the rows of A stream past it.
+// are: 6 x 16 blocks of C (12 accumulators) for C = op(A) B; C += A B^T by the
+// same kernels on panels of B transposed (short K left the dot products along
+// K with more lane sums than multiply-adds). The block loops run columns outer,
+// rows inner, so that a 16-wide panel of B stays in L1 while the rows of A
+// stream past it.
 #include "gemm.h"
 
 #include <cblas.h>
@@ -26,7 +27,7 @@ GEMM_K __m256i lanes_below(int rem) {
 // C[0:R, 0:8*NV] = op(A)[0:R, :] B[:, 0:8*NV]; the last vector masked to `rem` lanes if masked. Row k of B is
 // B + k*ldb, or Bk[k] + j where Bk is given (the rows anywhere: nn_gemm_small_ind).
 GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const float *A, int lda,
-                     const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc) {
+                     const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc, int add) {
     __m256i mask = lanes_below(rem);
     __m256 acc[6][2];
     _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
@@ -45,25 +46,26 @@ GEMM_K void nn_block(int R, int NV, int ta, int masked, int rem, int K, const fl
     _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
         float *c = C + (size_t)r * ldc + 8 * v;
         if (masked && v == NV - 1)
-            _mm256_maskstore_ps(c, mask, acc[r][v]);
+            _mm256_maskstore_ps(c, mask,
+                                add ? _mm256_add_ps(_mm256_maskload_ps(c, mask), acc[r][v]) : acc[r][v]);
         else
-            _mm256_storeu_ps(c, acc[r][v]);
+            _mm256_storeu_ps(c, add ? _mm256_add_ps(_mm256_loadu_ps(c), acc[r][v]) : acc[r][v]);
     }
 }
 
 #define NN_ROWS(NV, TA, MASKED, BK)                                                                          \
     switch (R) {                                                                                             \
-    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
-    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
-    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
-    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
-    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc); break;                       \
-    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc);                             \
+    case 6: nn_block(6, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                  \
+    case 5: nn_block(5, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                  \
+    case 4: nn_block(4, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                  \
+    case 3: nn_block(3, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                  \
+    case 2: nn_block(2, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                  \
+    default: nn_block(1, NV, TA, MASKED, rem, K, a, lda, b, ldb, BK, j, c, ldc, add);                        \
     }
 
-// Bk given (ta = 0): row k of B is Bk[k]
+// Bk given (ta = 0): row k of B is Bk[k]; add: C += the product
 GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                               const float *const *Bk, float *C, int ldc) {
+                               const float *const *Bk, float *C, int ldc, int add) {
     for (int j = 0; j < N; j += 16) {
         int nc = N - j < 16 ? N - j : 16, nv = (nc + 7) / 8, rem = nc - 8 * (nv - 1), masked = rem < 8;
         for (int i = 0; i < M; i += 6) {
@@ -100,7 +102,8 @@ GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int 
 #define GEMM512_F __attribute__((target("avx512f")))
 
 GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda,
-                          const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc) {
+                          const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc,
+                          int add) {
     __m512 acc[12][2];
     _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
         acc[r][v] = _mm512_setzero_ps();
@@ -119,31 +122,32 @@ GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const fl
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
             float *c = C + (size_t)r * ldc + 16 * v;
             if (v == NV - 1)
-                _mm512_mask_storeu_ps(c, mask, acc[r][v]);
+                _mm512_mask_storeu_ps(
+                    c, mask, add ? _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c), acc[r][v]) : acc[r][v]);
             else
-                _mm512_storeu_ps(c, acc[r][v]);
+                _mm512_storeu_ps(c, add ? _mm512_add_ps(_mm512_loadu_ps(c), acc[r][v]) : acc[r][v]);
         }
     }
 }
 
 #define NN_ROWS16(NV, TA, BK)                                                                               \
     switch (R) {                                                                                             \
-    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
-    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
-    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                          \
-    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc); break;                            \
-    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc);                                  \
+    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
+    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
+    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
+    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
+    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add);                             \
     }
 
 GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A, int lda, const float *B,
-                                     int ldb, const float *const *Bk, float *C, int ldc) {
+                                     int ldb, const float *const *Bk, float *C, int ldc, int add) {
     for (int j = 0; j < N; j += 32) {
         int nc = N - j < 32 ? N - j : 32, nv = (nc + 15) / 16, rem = nc - 16 * (nv - 1);
         __mmask16 mask = (__mmask16)((1u << rem) - 1);
@@ -162,203 +166,46 @@ GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A
     }
 }
 
-// the sums of four vectors' lanes, in one 4-vector
-GEMM_K __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T, S <= 4 columns (rows of B past S repeat row S-1, their sums dropped)
-GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                     int ldc) {
-    const float *b[4];
-    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
-    __m256 acc[3][4];
-    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++)
-        acc[r][s] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        __m256 bv[4];
-        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_loadu_ps(b[s] + k);
-        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
-            __m256 a = _mm256_loadu_ps(A + (size_t)r * lda + k);
-            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
-                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
-        }
+// C += A B^T: B's panels of up to 32 rows transposed into P (K in blocks of NT_KC), then the C = A B
+// kernels with their block added to C: every element of C gets the sum of each block of K in one chain
+// of fused multiply-adds (k in order), then added to C — the same on either kernel.
+#define NT_KC 256
+GEMM_K void tr8x8(const float *s, int lds, float *d, int ldd) {
+    __m256 r[8], t[8], u[8];
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + (size_t)i * lds);
+    _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     }
-    if (k < K) { // both operands masked: the lanes past K may hold anything
-        __m256i mask = lanes_below(K - k);
-        __m256 bv[4];
-        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_maskload_ps(b[s] + k, mask);
-        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
-            __m256 a = _mm256_maskload_ps(A + (size_t)r * lda + k, mask);
-            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
-                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
-        }
+    _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
     }
-    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
-        float *c = C + (size_t)r * ldc;
-        __m128 sum = hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
-        if (S == 4)
-            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
-        else {
-            float t[4];
-            _mm_storeu_ps(t, sum);
-            for (int s = 0; s < S; s++) c[s] += t[s];
-        }
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(d + (size_t)i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(d + (size_t)(i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
     }
 }
 
-GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                                   float *C, int ldc) {
-    for (int j = 0; j < N; j += 4) {
-        int S = N - j < 4 ? N - j : 4;
-        for (int i = 0; i < M; i += 3) {
-            int R = M - i < 3 ? M - i : 3;
-            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
-            float *c = C + (size_t)i * ldc + j;
-            if (S == 4) {
-                if (R == 3)
-                    nt_block(3, 4, K, a, lda, b, ldb, c, ldc);
-                else if (R == 2)
-                    nt_block(2, 4, K, a, lda, b, ldb, c, ldc);
-                else
-                    nt_block(1, 4, K, a, lda, b, ldb, c, ldc);
-            } else {
-                if (R == 3)
-                    nt_block(3, S, K, a, lda, b, ldb, c, ldc);
-                else if (R == 2)
-                    nt_block(2, S, K, a, lda, b, ldb, c, ldc);
-                else
-                    nt_block(1, S, K, a, lda, b, ldb, c, ldc);
-            }
-        }
-    }
+// P[k][c] = B[c][k] for c < nc, k < kc (P's rows 32 floats apart)
+GEMM_F static void pack_bt(const float *B, int ldb, int nc, int kc, float *P) {
+    int c8 = nc / 8 * 8, k8 = kc / 8 * 8;
+    for (int c = 0; c < c8; c += 8)
+        for (int k = 0; k < k8; k += 8) tr8x8(B + (size_t)c * ldb + k, ldb, P + (size_t)k * 32 + c, 32);
+    for (int c = 0; c < nc; c++)
+        for (int k = c < c8 ? k8 : 0; k < kc; k++) P[(size_t)k * 32 + c] = B[(size_t)c * ldb + k];
 }
 
-// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T with AVX-512, R <= 6: each 16-lane vector holds two of the AVX2
-// kernel's 8-lane dot products (columns s, s + 1 of row r) and runs the same chains of fused
-// multiply-adds, summed across lanes by the same hsum4, so the two kernels give identical bits.
-#define GEMM512DQ_K static inline __attribute__((always_inline, target("avx2,fma,avx512f,avx512dq")))
-GEMM512DQ_K __m512 pair256(__m256 lo, __m256 hi) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
-
-GEMM512DQ_K void nt_block16(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                            int ldc) {
-    const float *b[4];
-    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
-    __m512 acc[6][2];
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        __m512 b01 = pair256(_mm256_loadu_ps(b[0] + k), _mm256_loadu_ps(b[1] + k));
-        __m512 b23 = pair256(_mm256_loadu_ps(b[2] + k), _mm256_loadu_ps(b[3] + k));
-        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
-            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
-            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
-        }
-    }
-    if (k < K) { // both operands masked: the lanes past K may hold anything
-        __m256i mask = lanes_below(K - k);
-        __m512 b01 = pair256(_mm256_maskload_ps(b[0] + k, mask), _mm256_maskload_ps(b[1] + k, mask));
-        __m512 b23 = pair256(_mm256_maskload_ps(b[2] + k, mask), _mm256_maskload_ps(b[3] + k, mask));
-        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
-            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
-            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
-        }
-    }
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
-        float *c = C + (size_t)r * ldc;
-        __m128 sum = hsum4(_mm512_castps512_ps256(acc[r][0]), _mm512_extractf32x8_ps(acc[r][0], 1),
-                           _mm512_castps512_ps256(acc[r][1]), _mm512_extractf32x8_ps(acc[r][1], 1));
-        if (S == 4)
-            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
-        else {
-            float t[4];
-            _mm_storeu_ps(t, sum);
-            for (int s = 0; s < S; s++) c[s] += t[s];
-        }
-    }
-}
-
-// The same for 8 columns at once (R <= 6): each row's operand loaded once for twice the products, so that the
-// loads of A and B from the cache keep up with the multiply-adds; each group of 4 columns summed as above.
-GEMM512DQ_K void nt_block16x8(int R, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                              int ldc) {
-    __m512 acc[6][4];
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int q = 0; q < 4; q++) acc[r][q] =
-        _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        __m512 bq[4];
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
-            pair256(_mm256_loadu_ps(B + (size_t)(2 * q) * ldb + k),
-                    _mm256_loadu_ps(B + (size_t)(2 * q + 1) * ldb + k));
-        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
-            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
-                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
-        }
-    }
-    if (k < K) { // both operands masked: the lanes past K may hold anything
-        __m256i mask = lanes_below(K - k);
-        __m512 bq[4];
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
-            pair256(_mm256_maskload_ps(B + (size_t)(2 * q) * ldb + k, mask),
-                    _mm256_maskload_ps(B + (size_t)(2 * q + 1) * ldb + k, mask));
-        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
-            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
-                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
-        }
-    }
-    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int h = 0; h < 2; h++) {
-        float *c = C + (size_t)r * ldc + 4 * h;
-        __m512 p = acc[r][2 * h], q = acc[r][2 * h + 1];
-        __m128 sum = hsum4(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1), _mm512_castps512_ps256(q),
-                           _mm512_extractf32x8_ps(q, 1));
-        _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
-    }
-}
-
-#define NN_NT16x8                                                                                            \
-    switch (R) {                                                                                             \
-    case 6: nt_block16x8(6, K, a, lda, b, ldb, c, ldc); break;                                               \
-    case 5: nt_block16x8(5, K, a, lda, b, ldb, c, ldc); break;                                               \
-    case 4: nt_block16x8(4, K, a, lda, b, ldb, c, ldc); break;                                               \
-    case 3: nt_block16x8(3, K, a, lda, b, ldb, c, ldc); break;                                               \
-    case 2: nt_block16x8(2, K, a, lda, b, ldb, c, ldc); break;                                               \
-    default: nt_block16x8(1, K, a, lda, b, ldb, c, ldc);                                                     \
-    }
-
-#define NN_NT16(S)                                                                                           \
-    switch (R) {                                                                                             \
-    case 6: nt_block16(6, S, K, a, lda, b, ldb, c, ldc); break;                                              \
-    case 5: nt_block16(5, S, K, a, lda, b, ldb, c, ldc); break;                                              \
-    case 4: nt_block16(4, S, K, a, lda, b, ldb, c, ldc); break;                                              \
-    case 3: nt_block16(3, S, K, a, lda, b, ldb, c, ldc); break;                                              \
-    case 2: nt_block16(2, S, K, a, lda, b, ldb, c, ldc); break;                                              \
-    default: nt_block16(1, S, K, a, lda, b, ldb, c, ldc);                                                    \
-    }
-
-__attribute__((target("avx2,fma,avx512f,avx512dq"))) static void
-gemm_nt_acc_avx512(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-    int j = 0;
-    for (; j + 8 <= N; j += 8) // 8 columns at a time, the rest by 4
-        for (int i = 0; i < M; i += 6) {
-            int R = M - i < 6 ? M - i : 6;
-            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
-            float *c = C + (size_t)i * ldc + j;
-            NN_NT16x8
-        }
-    for (; j < N; j += 4) {
-        int S = N - j < 4 ? N - j : 4;
-        for (int i = 0; i < M; i += 6) {
-            int R = M - i < 6 ? M - i : 6;
-            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
-            float *c = C + (size_t)i * ldc + j;
-            if (S == 4) NN_NT16(4) else NN_NT16(S)
+static void gemm_nt_acc_packed(int level, int M, int N, int K, const float *A, int lda, const float *B,
+                               int ldb, float *C, int ldc) {
+    float P[NT_KC * 32] __attribute__((aligned(64)));
+    for (int j = 0; j < N; j += 32) {
+        int nc = N - j < 32 ? N - j : 32;
+        for (int k0 = 0; k0 < K; k0 += NT_KC) {
+            int kc = K - k0 < NT_KC ? K - k0 : NT_KC;
+            pack_bt(B + (size_t)j * ldb + k0, ldb, nc, kc, P);
+            if (level == 2) gemm_nn_avx512(0, M, nc, kc, A + k0, lda, P, 32, NULL, C + j, ldc, 1);
+            else gemm_nn_fma(0, M, nc, kc, A + k0, lda, P, 32, NULL, C + j, ldc, 1);
         }
     }
 }
@@ -414,8 +261,8 @@ void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int ld
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc);
-    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc);
+    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, 0);
+    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, 0);
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
                 0.0f, C, ldc);
@@ -427,8 +274,8 @@ void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, c
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nn_avx512(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc);
-    if (level == 1) return gemm_nn_fma(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc);
+    if (level == 2) return gemm_nn_avx512(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc, 0);
+    if (level == 1) return gemm_nn_fma(0, M, N, K, A, lda, NULL, 0, Bk, C, ldc, 0);
 #endif
     for (int k = 0; k < K; k++) memcpy(scratch + (size_t)k * lds, Bk[k], sizeof(float) * (size_t)N);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, scratch, lds, 0.0f, C, ldc);
@@ -453,11 +300,7 @@ void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nt_acc_avx512(M, N, K, A, lda, B, ldb, C, ldc);
-    if (level == 1) {
-        gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
-        return;
-    }
+    if (level) return gemm_nt_acc_packed(level, M, N, K, A, lda, B, ldb, C, ldc);
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }
