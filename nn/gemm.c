@@ -103,11 +103,13 @@ GEMM_F static void gemm_nn_fma(int ta, int M, int N, int K, const float *A, int 
 
 GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const float *A, int lda,
                           const float *B, int ldb, const float *const *Bk, int j, float *C, int ldc,
-                          int add) {
+                          int add, const float *an, int rn) {
     __m512 acc[12][2];
     _Pragma("GCC unroll 12") for (int r = 0; r < R; r++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
         acc[r][v] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
+        if (!(k & 15)) // the next block's rows of A into L2 (from memory, the stride defeats the prefetcher)
+            for (int r = 0; r < rn; r++) _mm_prefetch((const char *)(an + (size_t)r * lda + k), _MM_HINT_T1);
         const float *b = Bk ? Bk[k] + j : B + (size_t)k * ldb;
         __m512 bv[2];
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] =
@@ -132,18 +134,18 @@ GEMM512_K void nn_block16(int R, int NV, int ta, __mmask16 mask, int K, const fl
 
 #define NN_ROWS16(NV, TA, BK)                                                                               \
     switch (R) {                                                                                             \
-    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
-    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
-    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                     \
-    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add); break;                       \
-    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add);                             \
+    case 12: nn_block16(12, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;             \
+    case 11: nn_block16(11, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;             \
+    case 10: nn_block16(10, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;             \
+    case 9: nn_block16(9, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 8: nn_block16(8, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 7: nn_block16(7, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 6: nn_block16(6, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 5: nn_block16(5, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 4: nn_block16(4, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 3: nn_block16(3, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    case 2: nn_block16(2, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn); break;               \
+    default: nn_block16(1, NV, TA, mask, K, a, lda, b, ldb, BK, j, c, ldc, add, an, rn);                     \
     }
 
 GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A, int lda, const float *B,
@@ -152,8 +154,9 @@ GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A
         int nc = N - j < 32 ? N - j : 32, nv = (nc + 15) / 16, rem = nc - 16 * (nv - 1);
         __mmask16 mask = (__mmask16)((1u << rem) - 1);
         for (int i = 0; i < M; i += 12) {
-            int R = M - i < 12 ? M - i : 12;
-            const float *a = ta ? A + i : A + (size_t)i * lda, *b = Bk ? NULL : B + j;
+            int R = M - i < 12 ? M - i : 12, rn = ta || M - i <= 12 ? 0 : M - i - 12 < 12 ? M - i - 12 : 12;
+            const float *a = ta ? A + i : A + (size_t)i * lda, *b = Bk ? NULL : B + j,
+                        *an = a + (size_t)12 * lda;
             float *c = C + (size_t)i * ldc + j;
             if (Bk) {
                 if (nv == 2) NN_ROWS16(2, 0, Bk) else NN_ROWS16(1, 0, Bk)
