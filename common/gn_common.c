@@ -16,6 +16,7 @@
 
 static _Thread_local char errbuf[1024];
 static int n_threads = 0; // 0: not yet set
+static _Thread_local int local_threads; // this thread's own cap (gn_threads_local), 0: none
 
 int gn_err(int code, const char *fmt, ...) {
     va_list ap;
@@ -112,8 +113,16 @@ void gn_set_threads(int n) {
 }
 
 int gn_threads(void) {
+    if (local_threads) return local_threads;
     if (n_threads == 0) gn_set_threads(0);
     return n_threads;
+}
+
+void gn_threads_local(int n) {
+    local_threads = n > 0 ? n : 0;
+#ifdef _OPENMP
+    omp_set_num_threads(n > 0 ? n : gn_threads()); // this thread's nested regions
+#endif
 }
 
 void *gn_malloc(size_t n) {

@@ -23,6 +23,9 @@ void gn_err_clear(void);
 // Threads for OpenMP loops and OpenBLAS. n <= 0: gn_default_threads().
 void gn_set_threads(int n);
 int gn_threads(void);
+// The calling thread's own thread count from here on (n <= 0: back to gn_set_threads'): for work that runs
+// on each thread of a team at once, one team member per job (nn_ctx_workers).
+void gn_threads_local(int n);
 // The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers, Slurm), and
 // divided among the MPI ranks on the node when they are not bound to cores of their own.
 int gn_default_threads(void);

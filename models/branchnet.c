@@ -1,4 +1,5 @@
 #include "branchnet.h"
+#include <omp.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -193,25 +194,60 @@ static nn_tensor *backbone_fwd(nn_ctx *c, const md_net *m, int b, nn_tensor *x) 
     }
 }
 
-// Rows of an image branch's inference pass: 16 per thread, at least 32. The whole batch's activations
-// outgrow the caches, and each layer would read its input back from memory (the multi-branch net of make
-// bench, Intel AVX-512: 880-930 samples/s by 32 rows on 2 threads against 825 for the batch of 64 at once;
-// one thread: 470-480 by 16 or 32 rows, 425-430 at once). Fewer rows read the deep layers' filter
-// transforms (9.4 MiB for 256 channels) from memory for too few tiles (AMD Zen 5, one thread: 662 by 16
-// rows, 685 by 32 or 64; two threads: 1,270 by 32 or 64).
+// Rows of a group of an image branch's inference pass (each group on one thread): 32. The whole batch's
+// activations outgrow the caches, and each layer would read its input back from memory (the multi-branch
+// net of make bench, Intel AVX-512, one thread: 470-480 samples/s by 16 or 32 rows, 425-430 at once).
+// Fewer rows read the deep layers' filter transforms (9.4 MiB for 256 channels) from memory for too few
+// tiles (AMD Zen 5, one thread: 662 by 16 rows, 685 by 32 or 64).
 static int infer_rows(const nn_ctx *c, const md_net *m, int b, const nn_tensor *x) {
     if (c->grad_enabled || c->training || m->spec[b].backbone == MD_BB_MLP || x->ndim != 4) return 0;
-    int nt = gn_threads() > 0 ? gn_threads() : 1;
-    return c->tune.infer_rows >= 0 ? c->tune.infer_rows : nt > 2 ? 16 * nt : 32;
+    return c->tune.infer_rows >= 0 ? c->tune.infer_rows : 32;
+}
+
+// The groups of rows on the threads at once, each thread with one group at a time in a context of its own
+// (nn_ctx_workers) and no other thread: a layer split among the threads passes its data between their
+// caches, whole images per thread share nothing but the weights (AMD Zen 5, 2 threads: 1,740 samples/s
+// against 1,250 when the two cores' caches are far apart). The same values as one thread: every row's
+// arithmetic is that of its group alone.
+static nn_tensor *backbone_rows_par(nn_ctx *c, const md_net *m, int b, nn_tensor *x, nn_tensor *f, int rows,
+                                    int nt) {
+    int N = x->shape[0], D = f->shape[1], ng = (N + rows - 1) / rows, failed = 0;
+    size_t per = x->n / (size_t)N;
+    char msg[1024] = "";
+    if (nn_ctx_workers(c, nt)) return NULL;
+#pragma omp parallel num_threads(nt)
+    {
+        nn_ctx *w = &c->workers[omp_get_thread_num()];
+        gn_threads_local(1);
+#pragma omp for schedule(static)
+        for (int gi = 0; gi < ng; gi++) {
+            int shape[4] = {N - gi * rows < rows ? N - gi * rows : rows, x->shape[1], x->shape[2],
+                            x->shape[3]};
+            nn_tensor *g =
+                failed ? NULL : backbone_fwd(w, m, b, nn_tensor_wrap(w, 4, shape, x->data + gi * rows * per));
+            if (g) memcpy(f->data + (size_t)gi * rows * D, g->data, sizeof(float) * g->n);
+#pragma omp critical(md_rows_failed)
+            if (!g && !failed) failed = 1, snprintf(msg, sizeof msg, "%s", gn_errmsg());
+            nn_ctx_reset(w);
+        }
+        gn_threads_local(0);
+    }
+    return failed ? (gn_err(GN_ENOMEM, "%s", msg), NULL) : f;
 }
 
 // An image branch's features in inference by groups of rows, each group's activations released before the
-// next (every row's features are its own: no batch statistics outside training).
+// next (every row's features are its own: no batch statistics outside training); with more than one thread
+// and group, the groups shared among the threads (backbone_rows_par), as many per thread.
 static nn_tensor *backbone_fwd_rows(nn_ctx *c, const md_net *m, int b, nn_tensor *x) {
-    int N = x ? x->shape[0] : 0, rows = x ? infer_rows(c, m, b, x) : 0;
-    if (rows <= 0 || rows >= N) return backbone_fwd(c, m, b, x);
+    int N = x ? x->shape[0] : 0, rows = x ? infer_rows(c, m, b, x) : 0, nt = gn_threads();
+    if (rows <= 0 || (rows >= N && nt < 2)) return backbone_fwd(c, m, b, x);
     int D = m->spec[b].backbone == MD_BB_RESNET18 ? m->rn[b].out_dim : m->sc[b].out_dim, shape[4];
     nn_tensor *f = nn_tensor_new(c, NN_SHAPE(N, D));
+    if (f && nt > 1 && N > 1) {
+        int ng = (N + rows - 1) / rows;
+        ng = ng < nt ? (N < nt ? N : nt) : (ng + nt - 1) / nt * nt;
+        return backbone_rows_par(c, m, b, x, f, (N + ng - 1) / ng, nt < ng ? nt : ng);
+    }
     size_t per = x->n / (size_t)N;
     memcpy(shape, x->shape, sizeof shape);
     for (int i0 = 0; f && i0 < N; i0 += rows) {

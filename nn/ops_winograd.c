@@ -1103,19 +1103,36 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
     }
 }
 
-// The filter transform of w: kept in ctx->wcache when the weights are frozen and outside the arena (a
-// store's; computed on first use), else into the arena.
+// Whether w's filter transform is kept: frozen weights outside the arenas (a store's)
+static int wino_kept(const nn_ctx *c, const float *w) {
+    const nn_ctx *o = c->owner ? c->owner : c;
+    return c->frozen && !nn_arena_owns(&c->arena, w) && !nn_arena_owns(&o->arena, w);
+}
+
+// The filter transform of w: kept in ctx->wcache (a worker's: in its owner's, under a lock) when
+// wino_kept (computed on first use), else into the arena.
 static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
     size_t n = (size_t)WG_A(m) * WG_A(m) * g->O * g->C;
-    int keep = c->frozen && !nn_arena_owns(&c->arena, w);
-    for (nn_wcache *k = keep ? c->wcache : NULL; k; k = k->next)
-        if (k->w == w && k->O == g->O && k->C == g->C && k->m == m) return k->U;
-    nn_wcache *k = keep ? gn_malloc(sizeof *k) : NULL;
-    float *U = k ? gn_malloc(sizeof(float) * n) : nn_arena_alloc(&c->arena, sizeof(float) * n);
-    if (keep && (!k || !U)) return free(k), free(U), NULL;
-    if (!U) return NULL;
-    wino_filter(g, w, U, m);
-    if (k) *k = (nn_wcache){c->wcache, w, g->O, g->C, m, U}, c->wcache = k;
+    nn_ctx *o = c->owner ? c->owner : c;
+    if (!wino_kept(c, w)) {
+        float *U = nn_arena_alloc(&c->arena, sizeof(float) * n);
+        if (U) wino_filter(g, w, U, m);
+        return U;
+    }
+    const float *U = NULL;
+    int rc = GN_OK;
+#pragma omp critical(nn_wcache)
+    {
+        for (nn_wcache *k = o->wcache; k && !U; k = k->next)
+            if (k->w == w && k->O == g->O && k->C == g->C && k->m == m) U = k->U;
+        nn_wcache *k = U ? NULL : gn_malloc(sizeof *k);
+        float *Un = k ? gn_malloc(sizeof(float) * n) : NULL;
+        if (!U && Un) {
+            wino_filter(g, w, Un, m);
+            *k = (nn_wcache){o->wcache, w, g->O, g->C, m, Un}, o->wcache = k, U = Un;
+        } else if (!U) free(k), rc = GN_ENOMEM;
+    }
+    if (rc) gn_err(GN_ENOMEM, "conv2d: out of memory for a kept Winograd filter transform");
     return U;
 }
 
@@ -1128,7 +1145,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
     // the batch path makes U by blocks of rows unless a frozen context keeps it whole
-    int whole = !p.batch || (c->frozen && !nn_arena_owns(&c->arena, w));
+    int whole = !p.batch || wino_kept(c, w);
     const float *U = whole ? wino_U(c, g, w, m) : NULL;
     float *Ub =
         whole ? NULL

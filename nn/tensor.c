@@ -147,7 +147,26 @@ void nn_ctx_draw(nn_ctx *ctx, gn_rng *rng, int rows, size_t per, float p, float 
     }
 }
 
+int nn_ctx_workers(nn_ctx *ctx, int n) {
+    if (n > ctx->n_workers) {
+        nn_ctx *w = gn_realloc(ctx->workers, sizeof *w * (size_t)n);
+        if (!w) return GN_ENOMEM;
+        ctx->workers = w;
+        for (; ctx->n_workers < n; ctx->n_workers++)
+            if (nn_ctx_init_inference(&w[ctx->n_workers], 16u << 20)) return GN_ENOMEM;
+    }
+    for (int i = 0; i < ctx->n_workers; i++) { // ctx's settings as they are now
+        nn_ctx *k = &ctx->workers[i];
+        k->keep_im2col = ctx->keep_im2col, k->winograd = ctx->winograd, k->tune = ctx->tune;
+        k->frozen = ctx->frozen, k->owner = ctx->owner ? ctx->owner : ctx;
+    }
+    return GN_OK;
+}
+
 void nn_ctx_free(nn_ctx *ctx) {
+    for (int i = 0; i < ctx->n_workers; i++) nn_ctx_free(&ctx->workers[i]);
+    free(ctx->workers);
+    ctx->workers = NULL, ctx->n_workers = 0;
     nn_arena_free(&ctx->arena);
     for (nn_wcache *w = ctx->wcache, *n; w; w = n) n = w->next, free(w->U), free(w);
     ctx->wcache = NULL;

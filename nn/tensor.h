@@ -161,6 +161,9 @@ typedef struct nn_ctx {
     float *ring;        // the one transient tensor's data (nn_tensor_transient), ring_cap floats
     size_t ring_cap;
     const nn_tensor *ring_owner; // whose values the ring holds now
+    struct nn_ctx *workers;      // nn_ctx_workers': one per thread, n_workers of them
+    int n_workers;
+    struct nn_ctx *owner;        // a worker's: the context whose kept filter transforms it shares
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
@@ -168,6 +171,10 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
 // training, no tape, the Winograd filter transforms kept (frozen).
 int nn_ctx_init_inference(nn_ctx *ctx, size_t arena_bytes);
 void nn_ctx_free(nn_ctx *ctx);
+// At least n worker contexts of a frozen inference context (made once, kept until nn_ctx_free): each
+// thread of a team runs a forward pass of its own rows in its own (its arena, pools and ring), with the
+// settings of ctx and ctx's kept Winograd filter transforms (shared; made under a lock). GN_OK or an error.
+int nn_ctx_workers(nn_ctx *ctx, int n);
 // Forget the tape and every activation; keeps the arena's memory.
 void nn_ctx_reset(nn_ctx *ctx);
 // Random draws for `rows` rows of `per` values each: standard normals (p < 0), or inverted-dropout factors
