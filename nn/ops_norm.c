@@ -96,56 +96,63 @@ NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const floa
     }
 }
 
-// The batch's sums of gz and gz * xhat per channel into sums[2C]; the affine parameters' gradients.
-static void bn_bw_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res,
+// Channel ch's sums of gz and gz * xhat over the batch into sums[ch], sums[C + ch]; the affine parameters'
+// gradients.
+static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res, int ch,
                        double *sums) {
     nn_tensor *x = nd->in[0], *y = nd->out;
     int N = x->shape[0], C = x->shape[1], relu = nd->ia[4];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved; // mean[C], invstd[C]
-#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
-    for (int ch = 0; ch < C; ch++) {
-        double sg = 0, sgx = 0;
-        for (int n = 0; n < N; n++) {
-            size_t off = ((size_t)n * C + ch) * S;
-            row_bw_sums(x->data + off, y->grad + off, y->data + off,
-                        res && res->grad ? res->grad + off : NULL, S, stat[ch], stat[C + ch], relu, &sg,
-                        &sgx);
-        }
-        if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
-        if (beta && beta->grad) beta->grad[ch] += (float)sg;
-        sums[ch] = sg, sums[C + ch] = sgx;
+    double sg = 0, sgx = 0;
+    for (int n = 0; n < N; n++) {
+        size_t off = ((size_t)n * C + ch) * S;
+        row_bw_sums(x->data + off, y->grad + off, y->data + off, res && res->grad ? res->grad + off : NULL, S,
+                    stat[ch], stat[C + ch], relu, &sg, &sgx);
+    }
+    if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
+    if (beta && beta->grad) beta->grad[ch] += (float)sg;
+    sums[ch] = sg, sums[C + ch] = sgx;
+}
+
+// Channel ch's input gradient from the sums (M values per channel in the batch, w this slice's weight)
+static void bn_ch_gx(nn_node *nd, const nn_tensor *gamma, int ch, const double *sums, double M, double w) {
+    nn_tensor *x = nd->in[0], *y = nd->out;
+    int N = x->shape[0], C = x->shape[1], training = nd->ia[0];
+    size_t S = x->n / ((size_t)N * C);
+    const float *stat = nd->saved;
+    float g = gamma ? gamma->data[ch] : 1.0f;
+    float a = training ? (float)(sums[ch] / w / M) : 0.0f, b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
+    for (int n = 0; n < N; n++) {
+        size_t off = ((size_t)n * C + ch) * S;
+        row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch], g,
+                  nd->ia[4], a, b, nd->grad_aliased);
     }
 }
 
+// Without synchronised statistics each channel's input gradient right after its sums, while its values
+// are in cache (two passes over the whole tensors read them back from memory).
 static void bn_bw(nn_node *nd, nn_ctx *c) {
-    nn_tensor *x = nd->in[0], *y = nd->out;
+    nn_tensor *x = nd->in[0];
     int k = 1;
     nn_tensor *gamma = nd->ia[1] ? nd->in[k++] : NULL, *beta = nd->ia[2] ? nd->in[k++] : NULL;
     nn_tensor *res = nd->ia[3] ? nd->in[k++] : NULL;
-    int N = x->shape[0], C = x->shape[1], training = nd->ia[0], relu = nd->ia[4], sync = nd->ia[5];
+    int N = x->shape[0], C = x->shape[1], sync = nd->ia[5];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved; // mean[C], invstd[C], and the values per channel in the whole batch
     double M = sync ? (double)stat[2 * C] : (double)N * (double)S, w = sync ? c->sync_w : 1;
     double *sums = nn_arena_alloc(&c->arena, sizeof(double) * 2 * (size_t)C);
     if (!sums) return; // the arena grew at the forward pass: not reached
-    bn_bw_sums(nd, gamma, beta, res, sums);
-    if (!x->grad) return;
-    if (sync) { // the ranks' sums, each weighted as its slice's gradient will be
-        for (int j = 0; j < 2 * C; j++) sums[j] *= w;
-        gn_mpi_sum_ordered(sums, 2 * (size_t)C);
-    }
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
-        float g = gamma ? gamma->data[ch] : 1.0f;
-        float a = training ? (float)(sums[ch] / w / M) : 0.0f,
-              b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
-        for (int n = 0; n < N; n++) {
-            size_t off = ((size_t)n * C + ch) * S;
-            row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch],
-                      g, relu, a, b, nd->grad_aliased);
-        }
+        bn_ch_sums(nd, gamma, beta, res, ch, sums);
+        if (!sync && x->grad) bn_ch_gx(nd, gamma, ch, sums, M, w);
     }
+    if (!x->grad || !sync) return;
+    for (int j = 0; j < 2 * C; j++) sums[j] *= w; // the ranks' sums, each weighted as its slice's gradient
+    gn_mpi_sum_ordered(sums, 2 * (size_t)C);
+#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
+    for (int ch = 0; ch < C; ch++) bn_ch_gx(nd, gamma, ch, sums, M, w);
 }
 
 // Training statistics over the ranks (synchronised batch norm): mean[C] and var[C] of the whole batch,
