@@ -98,8 +98,8 @@ NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const floa
 
 // Channel ch's sums of gz and gz * xhat over the batch into sums[ch], sums[C + ch]; the affine parameters'
 // gradients.
-static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res, int ch,
-                       double *sums) {
+static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res,
+                       int ch, double *sums) {
     nn_tensor *x = nd->in[0], *y = nd->out;
     int N = x->shape[0], C = x->shape[1], relu = nd->ia[4];
     size_t S = x->n / ((size_t)N * C);
@@ -122,7 +122,8 @@ static void bn_ch_gx(nn_node *nd, const nn_tensor *gamma, int ch, const double *
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved;
     float g = gamma ? gamma->data[ch] : 1.0f;
-    float a = training ? (float)(sums[ch] / w / M) : 0.0f, b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
+    float a = training ? (float)(sums[ch] / w / M) : 0.0f,
+          b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
     for (int n = 0; n < N; n++) {
         size_t off = ((size_t)n * C + ch) * S;
         row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch], g,
