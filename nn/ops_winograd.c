@@ -384,7 +384,7 @@ NN_INLINE void wino_output_adj_m(const geom *g, const wchunk *k, const float *gy
 
 // ---- image-vector layout ----
 // With fewer than 8 tiles per row (small images), a row of tiles fills only
-// part of a vector. There the chunks hold multiples of 8 images and lane l of
+// part of a vector (wino_plan's rule). There the chunks hold multiples of 8 images and lane l of
 // every vector is image 8*g + l of the chunk, at the same tile: the channel's
 // planes of 8 images are interleaved (pixel-major, 8 floats per pixel) into
 // the per-thread buffers by 8x8 transposes, and every patch value is one
@@ -913,7 +913,11 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     int m = WG_M(v), a = WG_A(v), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
     int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi,
         nt = gn_threads() > 0 ? gn_threads() : 1;
-    int iv = v == 5 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout : tw < 8 && g->N >= 8);
+    // the image-vector layout below 8 tiles per row, and at 8 in inference (32x32 outputs by F(4x4): the
+    // multi-branch net's first stage 371 -> 417 effective GFLOP/s; its training and the S-space model's as
+    // fast or faster by rows of tiles)
+    int iv = v == 5 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
+                                                 : (tw < 8 || (tw == 8 && !c->grad_enabled)) && g->N >= 8);
     wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {
         int per_thread = (g->N + nt - 1) / nt;
