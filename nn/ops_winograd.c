@@ -397,9 +397,12 @@ NN_INLINE void wg_tr8(v8 *r) {
     const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
     const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
     v8 t[8], u[8];
-    for (int k = 0; k < 8; k += 2)
-        t[k] = __builtin_shuffle(r[k], r[k + 1], ulo), t[k + 1] = __builtin_shuffle(r[k], r[k + 1], uhi);
-    for (int k = 0; k < 8; k += 4) {
+    WG_FOR(h, 4) { // (unrolled: the vectors stay in registers)
+        t[2 * h] = __builtin_shuffle(r[2 * h], r[2 * h + 1], ulo);
+        t[2 * h + 1] = __builtin_shuffle(r[2 * h], r[2 * h + 1], uhi);
+    }
+    WG_FOR(h, 2) {
+        int k = 4 * h;
         u[k] = __builtin_shuffle(t[k], t[k + 2], slo), u[k + 1] = __builtin_shuffle(t[k], t[k + 2], shi);
         u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], slo),
               u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], shi);
@@ -646,7 +649,17 @@ static int wino_row_block(const geom *g, int v) {
 // come from the next rows and are never stored), not through a copy in memory: a 32-byte load of smaller
 // stores waits for them to retire.
 NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
-    for (int y = 0; y < h; y++)
+    int full = w % 8 == 0; // and every image present: the whole-vector loop below (its vectors in registers)
+    WG_FOR(l, 8) full &= src[l] != NULL;
+    for (int y = 0; full && y < h; y++)
+        for (int x = 0; x < w; x += 8) {
+            v8 r[8];
+            WG_FOR(l, 8) r[l] = v8_load(src[l] + (size_t)y * w + x);
+            wg_tr8(r);
+            float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
+            WG_FOR(k, 8) v8_store(d + 8 * k, r[k]);
+        }
+    for (int y = 0; !full && y < h; y++)
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             v8 r[8];
@@ -674,7 +687,20 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
 NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
                                float b, int add) {
     v8 vb = v8_set1(b);
-    for (int y = 0; y < h; y++)
+    int full = w % 8 == 0; // and every image present: whole vectors, kept in registers
+    WG_FOR(l, 8) full &= dst[l] != NULL;
+    for (int y = 0; full && y < h; y++)
+        for (int x = 0; x < w; x += 8) {
+            const float *s = src + ((size_t)(y + oy) * dw + x + ox) * 8;
+            v8 r[8];
+            WG_FOR(k, 8) r[k] = v8_load(s + 8 * k);
+            wg_tr8(r);
+            WG_FOR(l, 8) {
+                float *d = dst[l] + (size_t)y * w + x;
+                v8_store(d, (add ? v8_load(d) : vb) + r[l]);
+            }
+        }
+    for (int y = 0; !full && y < h; y++)
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             const float *s = src + ((size_t)(y + oy) * dw + x + ox) * 8;
