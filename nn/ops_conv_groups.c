@@ -51,6 +51,10 @@ static cgroups conv_groups(const geom *g) {
     int nb = (256 + P - 1) / P, cap = (g->N + nt - 1) / nt; // ~256 columns per product, every thread a group
     if (nb > cap) nb = cap;
     if (nb < 1) nb = 1;
+    // groups of even size, as many for every thread (64 images of 3x3 outputs on 2 threads: 29, 29, 6 left
+    // one thread with 6 images; 4 of 16 instead)
+    int ng = ((g->N + nb - 1) / nb + nt - 1) / nt * nt;
+    nb = (g->N + (ng < g->N ? ng : g->N) - 1) / (ng < g->N ? ng : g->N);
     cgroups q = {nb, (g->N + nb - 1) / nb, 0, 0, conv_phases(g, 1)};
     q.ld = nn_odd_lines((size_t)nb * P + 8); // + 8: nn_im2col_group's whole vectors
     q.per = q.ld * ((size_t)K + (size_t)g->O) + (size_t)q.f1.pi * q.f1.pj * q.f1.ps + 16;
