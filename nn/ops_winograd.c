@@ -661,7 +661,28 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
             float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
             WG_FOR(k, 8) v8_store(d + 8 * k, r[k]);
         }
-    for (int y = 0; !full && y < h; y++)
+    // rows of other lengths, every image present: the plane as one run of h*w values, 8 at a time (a 4x4
+    // plane in 2 transposes instead of 4)
+    int flat = !full && h * w >= 8;
+    WG_FOR(l, 8) flat &= src[l] != NULL;
+    for (int p0 = 0, y = 0, x = 0; flat && p0 < h * w; p0 += 8) {
+        int n = h * w - p0 < 8 ? h * w - p0 : 8;
+        v8 r[8];
+        WG_FOR(l, 8) {
+            if (n == 8) r[l] = v8_load(src[l] + p0);
+            else {
+                float t[8] = {0};
+                memcpy(t, src[l] + p0, sizeof(float) * (size_t)n);
+                r[l] = v8_load(t);
+            }
+        }
+        wg_tr8(r);
+        WG_FOR(k, 8) {
+            if (k < n) v8_store(dst + ((size_t)(y + oy) * dw + x + ox) * 8, r[k]);
+            if (++x == w) x = 0, y++;
+        }
+    }
+    for (int y = 0; !full && !flat && y < h; y++)
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             v8 r[8];
@@ -702,7 +723,27 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
                 v8_store(d, (add ? v8_load(d) : vb) + r[l]);
             }
         }
-    for (int y = 0; !full && y < h; y++)
+    int flat = !full && h * w >= 8; // as in wg_interleave: the plane as one run of h*w values
+    WG_FOR(l, 8) flat &= dst[l] != NULL;
+    for (int p0 = 0, y = 0, x = 0; flat && p0 < h * w; p0 += 8) {
+        int n = h * w - p0 < 8 ? h * w - p0 : 8;
+        v8 r[8];
+        WG_FOR(k, 8) {
+            r[k] = k < n ? v8_load(src + ((size_t)(y + oy) * dw + x + ox) * 8) : v8_set1(0.0f);
+            if (++x == w) x = 0, y++;
+        }
+        wg_tr8(r);
+        WG_FOR(l, 8) {
+            float *d = dst[l] + p0;
+            if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
+            else {
+                float t[8];
+                v8_store(t, r[l]);
+                WG_FOR(k, n) d[k] = (add ? d[k] : b) + t[k];
+            }
+        }
+    }
+    for (int y = 0; !full && !flat && y < h; y++)
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             const float *s = src + ((size_t)(y + oy) * dw + x + ox) * 8;
