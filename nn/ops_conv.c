@@ -45,15 +45,15 @@ NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, in
         int lo = off < 0 ? -off : 0, hi = W - off < n ? W - off : n;
         if (hi < lo) hi = lo;
         if (lo > n) lo = hi = n;
-        memset(d, 0, sizeof(float) * (size_t)lo);
+        if (lo) memset(d, 0, sizeof(float) * (size_t)lo); // (the calls cost more than short rows' copies)
         if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
-        memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+        if (n > hi) memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
         return;
     } // outputs [lo, hi) read inside the row
     int lo = off < 0 ? (-off + sw - 1) / sw : 0, hi = off >= W ? 0 : (W - off + sw - 1) / sw;
     if (hi > n) hi = n;
     if (lo > hi) lo = hi;
-    memset(d, 0, sizeof(float) * (size_t)lo);
+    if (lo) memset(d, 0, sizeof(float) * (size_t)lo);
     int q = lo;
     if (sw == 2) // 8 outputs from the even lanes of 16 inputs, all inside the row
         for (; q + 8 <= hi && (q + 7) * 2 + off + 1 < W; q += 8) {
@@ -61,7 +61,7 @@ NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, in
             v8_store(d + q, __builtin_shuffle(v8_load(sp), v8_load(sp + 8), EVEN8));
         }
     for (; q < hi; q++) d[q] = xr[q * sw + off];
-    memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+    if (n > hi) memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
 }
 
 NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0, int nb, float *dst) {
