@@ -92,8 +92,12 @@ $(B)/bench/%: $(B)/obj/bench/%.o $(B)/libgalnn.a
 
 # Tests run from the project root (they read tests/data/). Every test binary
 # runs even if an earlier one fails; the target fails if any did.
+# Everything is built first on every core (the sanitizer build of the product kernels alone takes ~45 s),
+# then the tests run one program at a time.
+JOBS := $(shell nproc 2>/dev/null || echo 2)
 test:
 	@sh tools/deps.sh python3-numpy openmpi-bin libopenmpi-dev
+	@$(MAKE) --no-print-directory -j$(JOBS) bin/galnn $(TESTS) $(BENCHES) $(STESTS)
 	@$(MAKE) --no-print-directory test-fast
 	@$(MAKE) --no-print-directory test-san
 

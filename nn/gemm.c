@@ -1,10 +1,10 @@
 // Small row-major matrix products (nn/gemm.h). The AVX2+FMA kernels keep a
 // block of C in registers for the whole K loop and read A and B where they
-// are: 6 x 16 blocks of C (12 accumulators) for C = op(A) B; C += A B^T by the
-// same kernels on panels of B transposed (short K left the dot products along
-// K with more lane sums than multiply-adds). The block loops run columns outer,
-// rows inner, so that a 16-wide panel of B stays in L1 while the rows of A
-// stream past it.
+// are: 6 x 16 blocks of C (12 accumulators) for C = op(A) B; C += A B^T by 3 x 4
+// dot products along K (12 accumulators, summed across lanes at the end), or
+// where K is short by the C = A B kernels on panels of B transposed. The block
+// loops run columns outer, rows inner, so that a 16-wide panel of B stays in L1
+// while the rows of A stream past it.
 #include "gemm.h"
 
 #include <cblas.h>
@@ -169,6 +169,208 @@ GEMM512_F static void gemm_nn_avx512(int ta, int M, int N, int K, const float *A
     }
 }
 
+// the sums of four vectors' lanes, in one 4-vector
+GEMM_K __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T, S <= 4 columns (rows of B past S repeat row S-1, their sums dropped)
+GEMM_K void nt_block(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                     int ldc) {
+    const float *b[4];
+    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
+    __m256 acc[3][4];
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++)
+        acc[r][s] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 bv[4];
+        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_loadu_ps(b[s] + k);
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_loadu_ps(A + (size_t)r * lda + k);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
+                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m256 bv[4];
+        _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) bv[s] = _mm256_maskload_ps(b[s] + k, mask);
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_maskload_ps(A + (size_t)r * lda + k, mask);
+            _Pragma("GCC unroll 4") for (int s = 0; s < 4; s++) acc[r][s] =
+                _mm256_fmadd_ps(a, bv[s], acc[r][s]);
+        }
+    }
+    _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m128 sum = hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+        if (S == 4)
+            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+        else {
+            float t[4];
+            _mm_storeu_ps(t, sum);
+            for (int s = 0; s < S; s++) c[s] += t[s];
+        }
+    }
+}
+
+GEMM_F static void gemm_nt_acc_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                                   float *C, int ldc) {
+    for (int j = 0; j < N; j += 4) {
+        int S = N - j < 4 ? N - j : 4;
+        for (int i = 0; i < M; i += 3) {
+            int R = M - i < 3 ? M - i : 3;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            if (S == 4) {
+                if (R == 3)
+                    nt_block(3, 4, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2)
+                    nt_block(2, 4, K, a, lda, b, ldb, c, ldc);
+                else
+                    nt_block(1, 4, K, a, lda, b, ldb, c, ldc);
+            } else {
+                if (R == 3)
+                    nt_block(3, S, K, a, lda, b, ldb, c, ldc);
+                else if (R == 2)
+                    nt_block(2, S, K, a, lda, b, ldb, c, ldc);
+                else
+                    nt_block(1, S, K, a, lda, b, ldb, c, ldc);
+            }
+        }
+    }
+}
+
+// C[0:R, 0:S] += A[0:R, :] B[0:S, :]^T with AVX-512, R <= 6: each 16-lane vector holds two of the AVX2
+// kernel's 8-lane dot products (columns s, s + 1 of row r) and runs the same chains of fused
+// multiply-adds, summed across lanes by the same hsum4, so the two kernels give identical bits.
+#define GEMM512DQ_K static inline __attribute__((always_inline, target("avx2,fma,avx512f,avx512dq")))
+GEMM512DQ_K __m512 pair256(__m256 lo, __m256 hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+GEMM512DQ_K void nt_block16(int R, int S, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                            int ldc) {
+    const float *b[4];
+    for (int s = 0; s < 4; s++) b[s] = B + (size_t)(s < S ? s : S - 1) * ldb;
+    __m512 acc[6][2];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m512 b01 = pair256(_mm256_loadu_ps(b[0] + k), _mm256_loadu_ps(b[1] + k));
+        __m512 b23 = pair256(_mm256_loadu_ps(b[2] + k), _mm256_loadu_ps(b[3] + k));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
+            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m512 b01 = pair256(_mm256_maskload_ps(b[0] + k, mask), _mm256_maskload_ps(b[1] + k, mask));
+        __m512 b23 = pair256(_mm256_maskload_ps(b[2] + k, mask), _mm256_maskload_ps(b[3] + k, mask));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
+            acc[r][0] = _mm512_fmadd_ps(a, b01, acc[r][0]), acc[r][1] = _mm512_fmadd_ps(a, b23, acc[r][1]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m128 sum = hsum4(_mm512_castps512_ps256(acc[r][0]), _mm512_extractf32x8_ps(acc[r][0], 1),
+                           _mm512_castps512_ps256(acc[r][1]), _mm512_extractf32x8_ps(acc[r][1], 1));
+        if (S == 4)
+            _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+        else {
+            float t[4];
+            _mm_storeu_ps(t, sum);
+            for (int s = 0; s < S; s++) c[s] += t[s];
+        }
+    }
+}
+
+// The same for 8 columns at once (R <= 6): each row's operand loaded once for twice the products, so that the
+// loads of A and B from the cache keep up with the multiply-adds; each group of 4 columns summed as above.
+GEMM512DQ_K void nt_block16x8(int R, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                              int ldc) {
+    __m512 acc[6][4];
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int q = 0; q < 4; q++) acc[r][q] =
+        _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m512 bq[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
+            pair256(_mm256_loadu_ps(B + (size_t)(2 * q) * ldb + k),
+                    _mm256_loadu_ps(B + (size_t)(2 * q + 1) * ldb + k));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_loadu_ps(A + (size_t)r * lda + k));
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
+                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
+        }
+    }
+    if (k < K) { // both operands masked: the lanes past K may hold anything
+        __m256i mask = lanes_below(K - k);
+        __m512 bq[4];
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) bq[q] =
+            pair256(_mm256_maskload_ps(B + (size_t)(2 * q) * ldb + k, mask),
+                    _mm256_maskload_ps(B + (size_t)(2 * q + 1) * ldb + k, mask));
+        _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_broadcast_f32x8(_mm256_maskload_ps(A + (size_t)r * lda + k, mask));
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] =
+                _mm512_fmadd_ps(a, bq[q], acc[r][q]);
+        }
+    }
+    _Pragma("GCC unroll 6") for (int r = 0; r < R; r++) for (int h = 0; h < 2; h++) {
+        float *c = C + (size_t)r * ldc + 4 * h;
+        __m512 p = acc[r][2 * h], q = acc[r][2 * h + 1];
+        __m128 sum = hsum4(_mm512_castps512_ps256(p), _mm512_extractf32x8_ps(p, 1), _mm512_castps512_ps256(q),
+                           _mm512_extractf32x8_ps(q, 1));
+        _mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+    }
+}
+
+#define NN_NT16x8                                                                                            \
+    switch (R) {                                                                                             \
+    case 6: nt_block16x8(6, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 5: nt_block16x8(5, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 4: nt_block16x8(4, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 3: nt_block16x8(3, K, a, lda, b, ldb, c, ldc); break;                                               \
+    case 2: nt_block16x8(2, K, a, lda, b, ldb, c, ldc); break;                                               \
+    default: nt_block16x8(1, K, a, lda, b, ldb, c, ldc);                                                     \
+    }
+
+#define NN_NT16(S)                                                                                           \
+    switch (R) {                                                                                             \
+    case 6: nt_block16(6, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 5: nt_block16(5, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 4: nt_block16(4, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 3: nt_block16(3, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    case 2: nt_block16(2, S, K, a, lda, b, ldb, c, ldc); break;                                              \
+    default: nt_block16(1, S, K, a, lda, b, ldb, c, ldc);                                                    \
+    }
+
+__attribute__((target("avx2,fma,avx512f,avx512dq"))) static void
+gemm_nt_acc_avx512(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    int j = 0;
+    for (; j + 8 <= N; j += 8) // 8 columns at a time, the rest by 4
+        for (int i = 0; i < M; i += 6) {
+            int R = M - i < 6 ? M - i : 6;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            NN_NT16x8
+        }
+    for (; j < N; j += 4) {
+        int S = N - j < 4 ? N - j : 4;
+        for (int i = 0; i < M; i += 6) {
+            int R = M - i < 6 ? M - i : 6;
+            const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+            float *c = C + (size_t)i * ldc + j;
+            if (S == 4) NN_NT16(4) else NN_NT16(S)
+        }
+    }
+}
+
+
 // C += A B^T: B's panels of up to 32 rows transposed into P (K in blocks of NT_KC), then the C = A B
 // kernels with their block added to C: every element of C gets the sum of each block of K in one chain
 // of fused multiply-adds (k in order), then added to C — the same on either kernel.
@@ -303,7 +505,11 @@ void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level) return gemm_nt_acc_packed(level, M, N, K, A, lda, B, ldb, C, ldc);
+    // short sums by the C = A B kernels on B transposed (its transpose costs N x K moves: worth it where K is
+    // at most 8 M), long ones by dot products along K (their lane sums cost M x N)
+    if (level && K <= 8 * M) return gemm_nt_acc_packed(level, M, N, K, A, lda, B, ldb, C, ldc);
+    if (level == 2) return gemm_nt_acc_avx512(M, N, K, A, lda, B, ldb, C, ldc);
+    if (level == 1) return gemm_nt_acc_fma(M, N, K, A, lda, B, ldb, C, ldc);
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }

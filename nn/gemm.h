@@ -27,7 +27,7 @@ int nn_gemm_ind_gathers(int blas);
 // The kernel nn_gemm_small takes on this CPU under `blas`: "AVX-512", "AVX2+FMA" or "cblas_sgemm".
 const char *nn_gemm_kernel(int blas);
 
-// C (M x N, ldc) += A (M x K, lda) * B^T, B being N x K (ldb; K summed by blocks of 256): the weight
+// C (M x N, ldc) += A (M x K, lda) * B^T, B being N x K (ldb; where K <= 8 M by blocks of 256): the weight
 // gradient's form, both operands contiguous along K.
 void nn_gemm_small_nt_acc(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                           float *C, int ldc);

@@ -822,14 +822,15 @@ static void test_winograd(void **st) {
 
 // The Winograd products' kernels (nn/gemm.h) against a float64 reference:
 // C = op(A) B and C += A B^T on shapes with every remainder (rows not a
-// multiple of 6 or 3, columns not of 16 or 4, K tails not of 8, K past C += A B^T's blocks of 256), strided
+// multiple of 6 or 3, columns not of 16 or 4, K tails not of 8, C += A B^T by dot products (K > 8M) and by
+// the transposed panels (K <= 8M; past their K blocks of 256 too)), strided
 // operands, and C's columns past N left untouched; and the same through
 // cblas_sgemm (blas = 1, the path on CPUs without AVX2+FMA).
 static void test_gemm_small(void **st) {
     (void)st;
     const int shapes[][3] = {{1, 1, 1},   {6, 16, 8},   {7, 17, 5},  {32, 64, 32}, {13, 33, 9},  {5, 3, 0},
                              {64, 80, 71}, {2, 9, 23},  {12, 32, 40}, {25, 70, 17}, {24, 48, 3}, {37, 95, 64},
-                             {9, 40, 300}, {14, 33, 530}};
+                             {9, 40, 300}, {14, 33, 530}, {40, 50, 300}};
     enum { NS = sizeof shapes / sizeof shapes[0] };
     float *best[NS][3] = {{0}}; // the best kernel's products, for the bit comparison with the AVX2 kernel
     for (int blas = 0; blas < 3; blas++) { // NN_GEMM_BEST, NN_GEMM_BLAS, NN_GEMM_AVX2
