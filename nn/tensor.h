@@ -171,9 +171,10 @@ int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);
 // training, no tape, the Winograd filter transforms kept (frozen).
 int nn_ctx_init_inference(nn_ctx *ctx, size_t arena_bytes);
 void nn_ctx_free(nn_ctx *ctx);
-// At least n worker contexts of a frozen inference context (made once, kept until nn_ctx_free): each
-// thread of a team runs a forward pass of its own rows in its own (its arena, pools and ring), with the
-// settings of ctx and ctx's kept Winograd filter transforms (shared; made under a lock). GN_OK or an error.
+// At least n worker contexts of a context in inference (no tape; made once, kept until nn_ctx_free): each
+// thread of a team runs a forward pass of its own rows in its own (its arena, pools and ring), with ctx's
+// settings as they are at this call and, where ctx is frozen, its kept Winograd filter transforms (shared;
+// made under a lock). GN_OK or an error.
 int nn_ctx_workers(nn_ctx *ctx, int n);
 // Forget the tape and every activation; keeps the arena's memory.
 void nn_ctx_reset(nn_ctx *ctx);
