@@ -49,7 +49,7 @@ static inline size_t nn_odd_lines(size_t n) {
 
 static inline void geom_store(const geom *g, int *ia) { memcpy(ia, g, sizeof *g); }
 #define NN_CONV_ACT 21 // node->ia slot: the activation in the conv's output pass (conv_epi.relu; slope fa[0])
-#define NN_CONV_WINO 23   // node->ia slot: the Winograd tile size m (2 or 4) if that path computed this conv
+#define NN_CONV_WINO 23 // node->ia slot: the Winograd variant (nn_wino_tile) if that path computed this conv
 #define NN_CONV_GROUPS 22 // node->ia slot: 1 if computed by groups of images
 static inline void geom_load(geom *g, const int *ia) { memcpy(g, ia, sizeof *g); }
 _Static_assert(sizeof(geom) < NN_CONV_GROUPS * sizeof(int), "geom fits in a node");
@@ -77,7 +77,7 @@ NN_SIMD_CLONES void nn_im2col_group(const geom *g, const nn_phases *f, const flo
 NN_SIMD_CLONES void nn_col2im_plane(const geom *g, const float *col, size_t ld, int s, int n, int c,
                                     float *x);
 
-// Winograd (nn/ops_winograd.c): the transform variant m for this conv under ctx->winograd (2 or 4: a 3x3
+// Winograd (nn/ops_winograd.c): the transform variant m for this conv under ctx->winograd (2-4, 6: a 3x3
 // conv's tile size; 5: F(2x2, 5x5); 0: not by Winograd), the forward (y = conv(x, w) + b, then the epilogue
 // e, which may be NULL) and the backward (gx, gw accumulated; either may be NULL; alias: gx is gy's buffer,
 // set — each image's gy is read before its gx is written).

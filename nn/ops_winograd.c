@@ -11,22 +11,24 @@
 #include "ops.h"
 #include "simd.h"
 
-// ---- Winograd F(m x m, 3 x 3), m = 2 or 4, for 3x3 stride-1 convolutions (Lavin & Gray 2016) ----
+// ---- Winograd F(m x m, 3 x 3), m = 2, 3, 4 or 6, for 3x3 stride-1 convolutions (Lavin & Gray 2016) ----
 // Every m x m output tile of every image comes from an a x a input patch d (a = m + 2):
 //   y = At [ (G g Gt) .* (Bt d B) ] A,
 // so the a*a positions xi of the transformed domain are a*a independent GEMMs
 //   M_xi (O, T) = U_xi (O, C) x V_xi (C, T),   U = G g Gt, V = Bt d B,
 // with a^2/m^2 multiplications per output instead of the direct method's 9:
-// 4 for F(2x2) (interpolation points 0, 1, -1, inf) and 2.25 for F(4x4)
-// (points 0, 1, -1, 2, -2, inf; rounding errors a few times those of F(2x2)).
+// 4 for F(2x2) (interpolation points 0, 1, -1, inf), 2.78 for F(3x3) (0, 1, -1, 2, inf), 2.25 for F(4x4)
+// (points 0, 1, -1, 2, -2, inf; rounding errors a few times those of F(2x2)) and 1.78 for F(6x6)
+// (0, 1, -1, 2, -2, 1/2, -1/2, inf; rounding 1.2-1.8 times F(4x4)'s). The matrices: Toom-Cook at
+// those points (A^T's rows the powers of the points, G's rows p^k / prod_(l != j)(p_j - p_l), B^T
+// solved from the two), F(6x6)'s first row of G and B^T negated so that u_0 = g_0.
 // Backward is the exact adjoint of this map:
 //   dM = A dy At;  dU_xi = dM_xi V_xi^T, dg = Gt dU G;  dV_xi = U_xi^T dM_xi, dd = B dV Bt.
 // Tiles at the border read zeros outside the input (the padding) and drop
 // outputs beyond Ho x Wo. Layout: V[xi][c][t], M[xi][o][t] with t the tiles of a chunk of images
 // (rows of tiles, or for small images 8 images per vector: see wchunk).
-// ctx->winograd: 0 off; 1 (default) the tile size with fewer multiplications
-// (F(4x4) except at 5x5 and 6x6 outputs), im2col below 3x3 outputs; 2 or 4:
-// that tile size only.
+// ctx->winograd: 0 off; 1 (default) the tile size with the fewest multiplications (nn_wino_tile), im2col
+// below 3x3 outputs; 2, 3, 4 or 6: that tile size only (3 and 6 in the image-vector layout only).
 
 // Loops over a tile's rows, columns and lanes, unrolled (their bounds are constants once inlined): the
 // arrays of vectors they index then live in registers instead of on the stack (AMD Zen 5, the multi-branch
@@ -38,15 +40,30 @@
 // F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
 // its At is 2 x 6 (rows 1, p and 0, 0, ..., 1 at infinity) and its G 6 x 5 (p^k / N_p, the normalisations
 // N_p of F(4x4, 3x3)'s G). It runs in the image-vector layout only.
-#define WG_M(v) ((v) == 4 ? 4 : 2)  // output tile size
-#define WG_A(v) ((v) == 2 ? 4 : 6)  // input patch size a = m + r - 1
-#define WG_BV(v) ((v) == 2 ? 2 : 4) // the variant whose input transform v uses
+#define WG_M(v) ((v) == 5 ? 2 : (v))      // output tile size
+#define WG_A(v) ((v) == 5 ? 6 : (v) + 2)  // input patch size a = m + r - 1
+#define WG_BV(v) ((v) == 5 ? 4 : (v))     // the variant whose input transform v uses
+#define WG_AMAX 8                         // the largest a
 
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
 NN_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
     if (m == 2) {
         v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];
+        return;
+    }
+    if (m == 3) {
+        v8 d31 = d[3] - d[1];
+        v[0] = 2.0f * (d[0] - d[2]) + d31, v[1] = d[3] - d[2] - 2.0f * d[1], v[2] = d31 + 3.0f * (d[1] - d[2]);
+        v[3] = d31, v[4] = 2.0f * (d[1] - d[3]) + (d[4] - d[2]);
+        return;
+    }
+    if (m == 6) {
+        v8 e1 = d[2] + d[6] - 4.25f * d[4], o1 = d[1] + d[5] - 4.25f * d[3];
+        v8 e2 = 0.25f * d[2] - 1.25f * d[4] + d[6], o2 = 0.5f * d[1] - 2.5f * d[3] + 2.0f * d[5];
+        v8 e3 = 4.0f * d[2] - 5.0f * d[4] + d[6], o3 = 2.0f * d[1] - 2.5f * d[3] + 0.5f * d[5];
+        v[0] = d[0] - d[6] + 5.25f * (d[4] - d[2]), v[1] = e1 + o1, v[2] = e1 - o1, v[3] = e2 + o2;
+        v[4] = e2 - o2, v[5] = e3 + o3, v[6] = e3 - o3, v[7] = d[7] - d[1] + 5.25f * (d[3] - d[5]);
         return;
     }
     v8 t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1], t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);
@@ -58,6 +75,21 @@ NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
         d[0] = v[0], d[1] = v[1] - v[2] + v[3], d[2] = v[1] + v[2] - v[0], d[3] = -v[3];
         return;
     }
+    if (m == 3) {
+        d[0] = 2.0f * v[0], d[1] = 2.0f * (v[2] - v[1] + v[4]) - v[0] - v[3];
+        d[2] = -2.0f * v[0] - v[1] - 3.0f * v[2] - v[4], d[3] = v[0] + v[1] + v[2] + v[3] - 2.0f * v[4];
+        d[4] = v[4];
+        return;
+    }
+    if (m == 6) {
+        v8 s1 = v[1] + v[2], t1 = v[1] - v[2], s3 = v[3] + v[4], t3 = v[3] - v[4], s5 = v[5] + v[6],
+           t5 = v[5] - v[6];
+        d[0] = v[0], d[1] = t1 + 0.5f * t3 + 2.0f * t5 - v[7];
+        d[2] = -5.25f * v[0] + s1 + 0.25f * s3 + 4.0f * s5, d[3] = -4.25f * t1 - 2.5f * (t3 + t5) + 5.25f * v[7];
+        d[4] = 5.25f * v[0] - 4.25f * s1 - 1.25f * s3 - 5.0f * s5, d[5] = t1 + 2.0f * t3 + 0.5f * t5 - 5.25f * v[7];
+        d[6] = s1 + s3 + s5 - v[0], d[7] = v[7];
+        return;
+    }
     v8 s12 = v[1] + v[2], d12 = v[2] - v[1], s34 = v[3] + v[4], d34 = v[4] - v[3];
     d[0] = 4.0f * v[0], d[1] = 4.0f * d12 + 2.0f * d34 + 4.0f * v[5], d[2] = -5.0f * v[0] - 4.0f * s12 - s34;
     d[3] = -d12 - 2.0f * d34 - 5.0f * v[5], d[4] = v[0] + s12 + s34, d[5] = v[5];
@@ -65,6 +97,19 @@ NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
 NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
     if (m == 2) {
         y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
+        return;
+    }
+    if (m == 3) {
+        v8 s = mm[1] + mm[2];
+        y[0] = mm[0] + s + mm[3], y[1] = mm[1] - mm[2] + 2.0f * mm[3], y[2] = s + 4.0f * mm[3] + mm[4];
+        return;
+    }
+    if (m == 6) {
+        v8 s1 = mm[1] + mm[2], t1 = mm[1] - mm[2], s3 = mm[3] + mm[4], t3 = mm[3] - mm[4], s5 = mm[5] + mm[6],
+           t5 = mm[5] - mm[6];
+        y[0] = mm[0] + s1 + s3 + s5, y[1] = t1 + 2.0f * t3 + 0.5f * t5, y[2] = s1 + 4.0f * s3 + 0.25f * s5;
+        y[3] = t1 + 8.0f * t3 + 0.125f * t5, y[4] = s1 + 16.0f * s3 + 0.0625f * s5;
+        y[5] = t1 + 32.0f * t3 + 0.03125f * t5 + mm[7];
         return;
     }
     v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
@@ -78,6 +123,20 @@ NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
 NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     if (m == 2) {
         mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
+        return;
+    }
+    if (m == 3) {
+        v8 e = y[0] + y[2];
+        mm[0] = y[0], mm[1] = e + y[1], mm[2] = e - y[1], mm[3] = y[0] + 2.0f * y[1] + 4.0f * y[2];
+        mm[4] = y[2];
+        return;
+    }
+    if (m == 6) {
+        v8 e = y[0] + y[2] + y[4], o = y[1] + y[3] + y[5], e2 = y[0] + 4.0f * y[2] + 16.0f * y[4],
+           o2 = 2.0f * y[1] + 8.0f * y[3] + 32.0f * y[5], eh = y[0] + 0.25f * y[2] + 0.0625f * y[4],
+           oh = 0.5f * y[1] + 0.125f * y[3] + 0.03125f * y[5];
+        mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = e2 + o2, mm[4] = e2 - o2, mm[5] = eh + oh;
+        mm[6] = eh - oh, mm[7] = y[5];
         return;
     }
     if (m == 5) { // F(2x2, 5x5)
@@ -94,6 +153,18 @@ NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
         u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
         return;
     }
+    if (m == 3) {
+        u[0] = 0.5f * f[0], u[1] = -0.5f * (f[0] + f[1] + f[2]), u[2] = (-1.0f / 6) * (f[0] - f[1] + f[2]);
+        u[3] = (1.0f / 6) * f[0] + (1.0f / 3) * f[1] + (2.0f / 3) * f[2], u[4] = f[2];
+        return;
+    }
+    if (m == 6) {
+        v8 p = f[0] + f[2], q = (1.0f / 90) * f[0] + (2.0f / 45) * f[2], r = (1.0f / 45) * f[1],
+           q2 = (32.0f / 45) * f[0] + (8.0f / 45) * f[2], r2 = (16.0f / 45) * f[1];
+        u[0] = f[0], u[1] = (-2.0f / 9) * (p + f[1]), u[2] = (-2.0f / 9) * (p - f[1]), u[3] = q + r;
+        u[4] = q - r, u[5] = q2 + r2, u[6] = q2 - r2, u[7] = f[2];
+        return;
+    }
     v8 p = f[0] + f[2], q = (1.0f / 24) * f[0] + (1.0f / 6) * f[2], r = (1.0f / 12) * f[1];
     u[0] = 0.25f * f[0], u[1] = (-1.0f / 6) * (p + f[1]), u[2] = (-1.0f / 6) * (p - f[1]);
     u[3] = q + r, u[4] = q - r, u[5] = f[2];
@@ -101,6 +172,20 @@ NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
 NN_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
     if (m == 2) {
         f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
+        return;
+    }
+    if (m == 3) {
+        f[0] = 0.5f * (u[0] - u[1]) + (1.0f / 6) * (u[3] - u[2]);
+        f[1] = -0.5f * u[1] + (1.0f / 6) * u[2] + (1.0f / 3) * u[3];
+        f[2] = -0.5f * u[1] - (1.0f / 6) * u[2] + (2.0f / 3) * u[3] + u[4];
+        return;
+    }
+    if (m == 6) {
+        v8 s12 = u[1] + u[2], d12 = u[1] - u[2], s34 = u[3] + u[4], d34 = u[3] - u[4], s56 = u[5] + u[6],
+           d56 = u[5] - u[6];
+        f[0] = u[0] - (2.0f / 9) * s12 + (1.0f / 90) * s34 + (32.0f / 45) * s56;
+        f[1] = (-2.0f / 9) * d12 + (1.0f / 45) * d34 + (16.0f / 45) * d56;
+        f[2] = (-2.0f / 9) * s12 + (2.0f / 45) * s34 + (8.0f / 45) * s56 + u[7];
         return;
     }
     v8 s12 = u[1] + u[2], s34 = u[3] + u[4];
@@ -445,15 +530,15 @@ NN_INLINE void wg_filter(const geom *g, const float *w, float *U, int m, long b0
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
-        v8 f[9], t[6][3];
+        v8 f[9], t[WG_AMAX][3];
         wg_taps_load(w, b, nl, f);
         WG_FOR(j, 3) { // columns: G f
-            v8 col[3] = {f[j], f[3 + j], f[6 + j]}, u[6];
+            v8 col[3] = {f[j], f[3 + j], f[6 + j]}, u[WG_AMAX];
             wg_g(m, col, u);
             WG_FOR(i, a) t[i][j] = u[i];
         }
         for (int i = i0; i < i1; i++) { // rows: (G f) Gt
-            v8 u[6];
+            v8 u[WG_AMAX];
             wg_g(m, t[i], u);
             WG_FOR(q, a) V8_STORE_N(U + (size_t)((i - i0) * a + q) * OC + b, u[q], nl);
         }
@@ -463,9 +548,17 @@ NN_SIMD_CLONES static void wg_filter2(const geom *g, const float *w, float *U, l
                                       int i1) {
     wg_filter(g, w, U, 2, b0, b1, i0, i1);
 }
+NN_SIMD_CLONES static void wg_filter3(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                      int i1) {
+    wg_filter(g, w, U, 3, b0, b1, i0, i1);
+}
 NN_SIMD_CLONES static void wg_filter4(const geom *g, const float *w, float *U, long b0, long b1, int i0,
                                       int i1) {
     wg_filter(g, w, U, 4, b0, b1, i0, i1);
+}
+NN_SIMD_CLONES static void wg_filter6(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                      int i1) {
+    wg_filter(g, w, U, 6, b0, b1, i0, i1);
 }
 // The 25 taps of filters b .. b+7 (nl <= 8 of them) as f[k] lane l, and back (gw += f), lane by lane
 NN_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
@@ -503,8 +596,10 @@ NN_SIMD_CLONES static void wg_filter5(const geom *g, const float *w, float *U, l
 }
 
 static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
-    if (m == 5) wg_filter5(g, w, U, b0, b1, i0, i1);
+    if (m == 6) wg_filter6(g, w, U, b0, b1, i0, i1);
+    else if (m == 5) wg_filter5(g, w, U, b0, b1, i0, i1);
     else if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
+    else if (m == 3) wg_filter3(g, w, U, b0, b1, i0, i1);
     else wg_filter2(g, w, U, b0, b1, i0, i1);
 }
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
@@ -537,9 +632,9 @@ NN_INLINE void wg_filter_adj(const geom *g, const float *dU, int parts, size_t p
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
         int nl = OC - b < 8 ? (int)(OC - b) : 8;
-        v8 t[3][6];
+        v8 t[3][WG_AMAX];
         WG_FOR(i, a) { // rows: dU G
-            v8 u[6], f[3];
+            v8 u[WG_AMAX], f[3];
             if (i < i0 || i >= i1) {
                 WG_FOR(j, 3) t[j][i] = v8_set1(0.0f);
                 continue;
@@ -572,9 +667,17 @@ NN_SIMD_CLONES static void wg_filter_adj2(const geom *g, const float *dU, int pa
                                           float *gw, long b0, long b1, int i0, int i1) {
     wg_filter_adj(g, dU, parts, pstride, gw, 2, b0, b1, i0, i1);
 }
+NN_SIMD_CLONES static void wg_filter_adj3(const geom *g, const float *dU, int parts, size_t pstride,
+                                          float *gw, long b0, long b1, int i0, int i1) {
+    wg_filter_adj(g, dU, parts, pstride, gw, 3, b0, b1, i0, i1);
+}
 NN_SIMD_CLONES static void wg_filter_adj4(const geom *g, const float *dU, int parts, size_t pstride,
                                           float *gw, long b0, long b1, int i0, int i1) {
     wg_filter_adj(g, dU, parts, pstride, gw, 4, b0, b1, i0, i1);
+}
+NN_SIMD_CLONES static void wg_filter_adj6(const geom *g, const float *dU, int parts, size_t pstride,
+                                          float *gw, long b0, long b1, int i0, int i1) {
+    wg_filter_adj(g, dU, parts, pstride, gw, 6, b0, b1, i0, i1);
 }
 NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int parts, size_t pstride,
                                           float *gw, long b0, long b1, int i0, int i1) {
@@ -607,8 +710,10 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
 
 static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                               long b0, long b1, int i0, int i1) {
-    if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    if (m == 6) wg_filter_adj6(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    else if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    else if (m == 3) wg_filter_adj3(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else wg_filter_adj2(g, dU, parts, pstride, gw, b0, b1, i0, i1);
 }
 static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
@@ -780,7 +885,7 @@ NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
             wg_interleave(b->pin, wp, g->pt, g->pl, src, g->H, g->W);
             float *vp = V + (size_t)c * k->ld + g0;
             for (int i = 0; i < th; i++) {
-                v8 t[6][6];
+                v8 t[WG_AMAX][WG_AMAX];
                 for (int j = 0; j < tw; j++) {
                     const float *p = b->pin + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     float *vt = vp + (size_t)(i * tw + j) * nbp;
@@ -788,13 +893,13 @@ NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
                     WG_FOR(q, q0)
                         WG_FOR(r, a) t[r][q] = t[r][q + m];
                     WG_UNROLL for (int q = q0; q < a; q++) { // columns: Bt d
-                        v8 d[6], v[6];
+                        v8 d[WG_AMAX], v[WG_AMAX];
                         WG_FOR(r, a) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
                         wg_bt(WG_BV(vr), d, v);
                         WG_FOR(r, a) t[r][q] = v[r];
                     }
                     WG_FOR(r, a) { // rows: (Bt d) B
-                        v8 v[6];
+                        v8 v[WG_AMAX];
                         wg_bt(WG_BV(vr), t[r], v);
                         WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
                     }
@@ -815,15 +920,15 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
                 for (int j = 0; j < tw; j++) {
                     const float *vt = vp + (size_t)(i * tw + j) * nbp;
                     float *p = b->pacc + ((size_t)m * i * wp + (size_t)m * j) * 8;
-                    v8 t[6][6];
+                    v8 t[WG_AMAX][WG_AMAX];
                     WG_FOR(r, a) { // rows: dV Bt
-                        v8 v[6], u[6];
+                        v8 v[WG_AMAX], u[WG_AMAX];
                         WG_FOR(q, a) v[q] = v8_load(vt + (size_t)(r * a + q) * ps);
                         wg_bt_adj(WG_BV(vr), v, u);
                         WG_FOR(q, a) t[r][q] = u[q];
                     }
                     WG_FOR(q, a) { // columns: B (dV Bt), added into the patch
-                        v8 col[6], u[6];
+                        v8 col[WG_AMAX], u[WG_AMAX];
                         WG_FOR(r, a) col[r] = t[r][q];
                         wg_bt_adj(WG_BV(vr), col, u);
                         WG_FOR(r, a) {
@@ -849,15 +954,15 @@ NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
                 for (int j = 0; j < tw; j++) {
                     const float *mt = mp + (size_t)(i * tw + j) * nbp;
                     float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
-                    v8 t[4][6];
+                    v8 t[WG_AMAX - 2][WG_AMAX];
                     WG_FOR(q, a) { // columns: At M
-                        v8 mm[6], v[4];
+                        v8 mm[WG_AMAX], v[WG_AMAX - 2];
                         WG_FOR(r, a) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
                         wg_at(vr, mm, v);
                         WG_FOR(r, m) t[r][q] = v[r];
                     }
                     WG_FOR(r, m) { // rows: (At M) A
-                        v8 v[4];
+                        v8 v[WG_AMAX - 2];
                         wg_at(vr, t[r], v);
                         WG_FOR(q, m) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
                     }
@@ -882,15 +987,15 @@ NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
                 for (int j = 0; j < tw; j++) {
                     const float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
                     float *mt = mp + (size_t)(i * tw + j) * nbp;
-                    v8 t[4][6];
+                    v8 t[WG_AMAX - 2][WG_AMAX];
                     WG_FOR(r, m) { // rows: dy A
-                        v8 yv[4], v[6];
+                        v8 yv[WG_AMAX - 2], v[WG_AMAX];
                         WG_FOR(q, m) yv[q] = v8_load(p + ((size_t)r * wp + q) * 8);
                         wg_at_adj(vr, yv, v);
                         WG_FOR(q, a) t[r][q] = v[q];
                     }
                     WG_FOR(q, a) { // columns: A (dy A)
-                        v8 col[4], v[6];
+                        v8 col[WG_AMAX - 2], v[WG_AMAX];
                         WG_FOR(r, m) col[r] = t[r][q];
                         wg_at_adj(vr, col, v);
                         WG_FOR(r, a) v8_store(mt + (size_t)(r * a + q) * ps, v[r]);
@@ -904,10 +1009,12 @@ NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
 #define WG_VARIANTS(name, params, ...)                                                                       \
     NN_SIMD_CLONES static void name##2 params { name##_m(__VA_ARGS__, 2); }                                  \
     NN_SIMD_CLONES static void name##4 params { name##_m(__VA_ARGS__, 4); }
-// and the image-vector transforms for F(2x2, 5x5) too
+// and the image-vector transforms for F(3x3, 3x3), F(2x2, 5x5) and F(6x6, 3x3) too
 #define WG_VARIANTS_IV(name, params, ...)                                                                    \
     WG_VARIANTS(name, params, __VA_ARGS__)                                                                   \
-    NN_SIMD_CLONES static void name##5 params { name##_m(__VA_ARGS__, 5); }
+    NN_SIMD_CLONES static void name##3 params { name##_m(__VA_ARGS__, 3); }                                  \
+    NN_SIMD_CLONES static void name##5 params { name##_m(__VA_ARGS__, 5); }                                  \
+    NN_SIMD_CLONES static void name##6 params { name##_m(__VA_ARGS__, 6); }
 WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k,
             x, V, ps, b)
 WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b),
@@ -933,8 +1040,10 @@ WG_VARIANTS_IV(wino_output_adj_iv,
             ps, b)
 // transform `name` of plan p's layout and tile size
 #define WG_CALL(name, p, ...)                                                                                \
-    ((p)->iv ? ((p)->m == 5   ? name##_iv5(__VA_ARGS__)                                                      \
+    ((p)->iv ? ((p)->m == 6   ? name##_iv6(__VA_ARGS__)                                                      \
+                : (p)->m == 5 ? name##_iv5(__VA_ARGS__)                                                      \
                 : (p)->m == 4 ? name##_iv4(__VA_ARGS__)                                                      \
+                : (p)->m == 3 ? name##_iv3(__VA_ARGS__)                                                      \
                               : name##_iv2(__VA_ARGS__))                                                     \
              : ((p)->m == 4 ? name##4(__VA_ARGS__) : name##2(__VA_ARGS__)))
 
@@ -949,14 +1058,22 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
         g->Wo >= 2 && g->C >= 16)
         return 5;
     if (!c->winograd || !wino_ok(g)) return 0;
-    if (c->winograd == 2 || c->winograd == 4) return c->winograd;
-    // The tile size with fewer multiplications (a^2 per tile), F(2x2) at a
-    // tie (e.g. 5x5 and 6x6 outputs); im2col below 3x3 outputs, where F(2x2)
-    // takes as many as the direct method. Measured with bench/conv_bench.c
-    // --net multibranch: this picks the faster of the two at every size there.
-    int t2 = ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2), t4 = ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4);
+    if (c->winograd != 1) return c->winograd;
+    // The tile size with the fewest multiplications (a^2 per tile, over the tiles that cover the output),
+    // F(2x2) at a tie with F(4x4) and F(4x4) at a tie with F(6x6) (rounding grows with the tile); im2col
+    // below 3x3 outputs, where F(2x2) takes as many as the direct method. F(3x3) and F(6x6) run in image
+    // vectors only, so only from 8 images and up to 8 tiles per row; F(6x6) from 64 channels in and out
+    // (with fewer its transforms outweigh the products it saves: AMD Zen 5, one thread, 32 channels at
+    // 24x24 outputs, the multi-branch net's inference: 4 % slower than F(4x4); 64 at 12x12 12 % faster).
     if (g->Ho < 3 || g->Wo < 3) return 0;
-    return 36 * t4 < 16 * t2 ? 4 : 2;
+    int best = 2, cost = 16 * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
+    static const int ms[3] = {4, 3, 6};
+    for (int i = 0; i < 3; i++) {
+        int m = ms[i], a = m + 2, tw = (g->Wo + m - 1) / m, n = a * a * ((g->Ho + m - 1) / m) * tw;
+        int ok = m == 4 || (g->N >= 8 && tw <= 8 && (m == 3 || (g->C >= 64 && g->O >= 64)));
+        if (n < cost && ok) best = m, cost = n;
+    }
+    return best;
 }
 
 // Chunks of whole images (patches overlap within an image only), with at
@@ -985,7 +1102,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     // the image-vector layout below 8 tiles per row, and at 8 in inference (32x32 outputs by F(4x4): the
     // multi-branch net's first stage 371 -> 417 effective GFLOP/s; its training and the S-space model's as
     // fast or faster by rows of tiles)
-    int iv = v == 5 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
+    int iv = v == 3 || v == 5 || v == 6 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
                                                  : (tw < 8 || (tw == 8 && !c->grad_enabled)) && g->N >= 8);
     wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {

@@ -147,10 +147,10 @@ typedef struct nn_ctx {
     double sync_w;      // and this rank's slice's weight in the gradient sum (its share of the rows)
     int keep_im2col;  // 1: convs outside Winograd by one im2col + GEMM over the batch, keeping the matrix for
                       // backward (faster); 0: by groups of images, recomputed in backward (less memory)
-    int winograd;     // 3x3 stride-1 convs by Winograd: 1 (default) F(4x4, 3x3) or F(2x2, 3x3), whichever
-                      // takes fewer multiplications (F(2x2) at a tie), im2col below 3x3 outputs, and 5x5
-                      // stride-1 convs of 16+ input channels by F(2x2, 5x5); 2 or 4: that tile only (3x3);
-                      // 0: im2col + GEMM
+    int winograd;     // 3x3 stride-1 convs by Winograd: 1 (default) F(m x m, 3x3), m = 2, 3, 4 or 6, the one
+                      // with the fewest multiplications (nn_wino_tile's rule), im2col below 3x3 outputs, and
+                      // 5x5 stride-1 convs of 16+ input channels by F(2x2, 5x5); 2, 3, 4 or 6: that tile
+                      // only (3x3); 0: im2col + GEMM
     nn_tune tune;     // paths forced for tests and benchmarks (nn_ctx_init: none forced)
     int frozen;         // 1: the weights outside the arena (a store's) do not change while this context
                         // lives (inference apps): their Winograd filter transforms are computed once and

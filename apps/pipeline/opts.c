@@ -28,7 +28,7 @@ static const io_key train_keys[] = {
     I(amsgrad, 0, 1, 0),
     I(tta, 0, 1, 0),         // 1: eval and predict average the 8 dihedral views of each cutout by default
     I(keep_im2col, 0, 1, 0), // 1: keep the im2col matrices for backward (more memory, on some CPUs faster)
-    I(winograd, 0, 4, 1),    // 0 im2col, 1 auto, 2 or 4 the tile (3 checked below)
+    I(winograd, 0, 6, 1),    // 0 im2col, 1 auto, 2, 3, 4 or 6 the tile (5 checked below)
     I(slices, 1, 65536, 1),  // each batch (each MPI rank's share) in this many slices, gradients summed
     I(check_every, 0, 1e15, 100), // MPI: steps between comparisons of the ranks' states (0: checkpoints)
     I(sync_bn, 0, 1, 0), // MPI: batch-norm statistics over the whole batch (all ranks), not each rank's slice
@@ -51,9 +51,9 @@ int run_train_opts_read(io_config *c, run_train_opts *o) {
     o->period = 200, o->drop_factor = 0.1, o->weight_decay = NAN;
     int rc = io_config_keys(c, "train", train_keys, o);
     if (rc) return rc;
-    if (o->winograd == 3)
+    if (o->winograd == 5)
         return gn_err(GN_EINVAL,
-                      "%s: [train] winograd = 3 is not 0 (im2col), 1 (auto), 2 or 4 (the tile size)",
+                      "%s: [train] winograd = 5 is not 0 (im2col), 1 (auto), 2, 3, 4 or 6 (the tile size)",
                       c->name);
     if (isnan(o->weight_decay)) o->weight_decay = !strcmp(o->optimizer, "adamw") ? 0.01 : 0;
     if (o->iterations > 0 && !io_config_str(c, "train", "patience", NULL)) o->patience = 0;
