@@ -40,10 +40,13 @@
 // F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
 // its At is 2 x 6 (rows 1, p and 0, 0, ..., 1 at infinity) and its G 6 x 5 (p^k / N_p, the normalisations
 // N_p of F(4x4, 3x3)'s G). It runs in the image-vector layout only.
-#define WG_M(v) ((v) == 5 ? 2 : (v))      // output tile size
-#define WG_A(v) ((v) == 5 ? 6 : (v) + 2)  // input patch size a = m + r - 1
-#define WG_BV(v) ((v) == 5 ? 4 : (v))     // the variant whose input transform v uses
-#define WG_AMAX 8                         // the largest a
+// Variant 7: a 3x3 stride-2 conv as the stride-1 2x2 conv of its four stride phases (below), by F(4x4, 2x2)
+// at the points of F(3x3, 3x3), whose input transform it shares.
+#define WG_S2 7
+#define WG_M(v) ((v) == 5 ? 2 : (v) == WG_S2 ? 4 : (v))     // output tile size
+#define WG_A(v) ((v) == 5 ? 6 : (v) == WG_S2 ? 5 : (v) + 2) // input patch size a = m + r - 1
+#define WG_BV(v) ((v) == 5 ? 4 : (v) == WG_S2 ? 3 : (v))    // the variant whose input transform v uses
+#define WG_AMAX 8                                            // the largest a
 
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
@@ -99,9 +102,11 @@ NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
         y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
         return;
     }
-    if (m == 3) {
-        v8 s = mm[1] + mm[2];
-        y[0] = mm[0] + s + mm[3], y[1] = mm[1] - mm[2] + 2.0f * mm[3], y[2] = s + 4.0f * mm[3] + mm[4];
+    if (m == 3 || m == WG_S2) {
+        v8 s = mm[1] + mm[2], d = mm[1] - mm[2];
+        y[0] = mm[0] + s + mm[3], y[1] = d + 2.0f * mm[3], y[2] = s + 4.0f * mm[3];
+        if (m == 3) y[2] += mm[4];
+        else y[3] = d + 8.0f * mm[3] + mm[4];
         return;
     }
     if (m == 6) {
@@ -131,6 +136,12 @@ NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
         mm[4] = y[2];
         return;
     }
+    if (m == WG_S2) {
+        v8 e = y[0] + y[2], o = y[1] + y[3];
+        mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = y[0] + 2.0f * y[1] + 4.0f * y[2] + 8.0f * y[3];
+        mm[4] = y[3];
+        return;
+    }
     if (m == 6) {
         v8 e = y[0] + y[2] + y[4], o = y[1] + y[3] + y[5], e2 = y[0] + 4.0f * y[2] + 16.0f * y[4],
            o2 = 2.0f * y[1] + 8.0f * y[3] + 32.0f * y[5], eh = y[0] + 0.25f * y[2] + 0.0625f * y[4],
@@ -151,6 +162,11 @@ NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
 NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
     if (m == 2) {
         u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
+        return;
+    }
+    if (m == WG_S2) { // 2 taps
+        u[0] = 0.5f * f[0], u[1] = -0.5f * (f[0] + f[1]), u[2] = (1.0f / 6) * (f[1] - f[0]);
+        u[3] = (1.0f / 6) * f[0] + (1.0f / 3) * f[1], u[4] = f[1];
         return;
     }
     if (m == 3) {
@@ -312,6 +328,7 @@ typedef struct wchunk {
     size_t TC, ld;           // tiles, and the row stride of V and M (>= TC)
     int c0, c1; // image-vector layout: the channels (of x or y) to transform, c1 clipped to C or O
     int blas;                // the products by cblas_sgemm
+    const geom *src;         // variant WG_S2: the stride-2 conv whose phases the chunk's input is
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
@@ -560,6 +577,37 @@ NN_SIMD_CLONES static void wg_filter6(const geom *g, const float *w, float *U, l
                                       int i1) {
     wg_filter(g, w, U, 6, b0, b1, i0, i1);
 }
+// WG_S2's U from the 3x3 filters w (O, C0, 3, 3), filters [b0, b1) of the O*C0, g the phases' conv (C =
+// 4*C0 channels, phase-major): phase (p, q)'s 2x2 kernel k[s][t] = w[2s + p][2t + q] (0 past the 3x3 taps)
+NN_SIMD_CLONES static void wg_filter_s2(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                        int i1) {
+    int C0 = g->C / 4;
+    long OC = (long)g->O * g->C;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = (long)g->O * C0 - b < 8 ? (int)((long)g->O * C0 - b) : 8;
+        v8 f[9], z = v8_set1(0.0f);
+        wg_taps_load(w, b, nl, f);
+        for (int ph = 0; ph < 4; ph++) {
+            int p = ph / 2, q = ph % 2;
+            v8 t[5][2];
+            WG_FOR(j, 2) { // columns: G k
+                int cq = 2 * j + q;
+                v8 col[2] = {cq <= 2 ? f[p * 3 + cq] : z, cq <= 2 && !p ? f[6 + cq] : z}, u[5];
+                wg_g(WG_S2, col, u);
+                WG_FOR(i, 5) t[i][j] = u[i];
+            }
+            for (int i = i0; i < i1; i++) { // rows: (G k) Gt, stored lane by lane (filter (o, c) at o*C + ph*C0 + c)
+                v8 u[5];
+                wg_g(WG_S2, t[i], u);
+                for (int l = 0; l < nl; l++) {
+                    long o = (b + l) / C0, c = (b + l) % C0;
+                    WG_FOR(r, 5) U[(size_t)((i - i0) * 5 + r) * OC + o * g->C + ph * C0 + c] = u[r][l];
+                }
+            }
+        }
+    }
+}
+
 // The 25 taps of filters b .. b+7 (nl <= 8 of them) as f[k] lane l, and back (gw += f), lane by lane
 NN_INLINE void wg_taps25_load(const float *w, long b, int nl, v8 *f) {
     const float *p = w + b * 25;
@@ -596,14 +644,15 @@ NN_SIMD_CLONES static void wg_filter5(const geom *g, const float *w, float *U, l
 }
 
 static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
-    if (m == 6) wg_filter6(g, w, U, b0, b1, i0, i1);
+    if (m == WG_S2) wg_filter_s2(g, w, U, b0, b1, i0, i1);
+    else if (m == 6) wg_filter6(g, w, U, b0, b1, i0, i1);
     else if (m == 5) wg_filter5(g, w, U, b0, b1, i0, i1);
     else if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
     else if (m == 3) wg_filter3(g, w, U, b0, b1, i0, i1);
     else wg_filter2(g, w, U, b0, b1, i0, i1);
 }
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
-    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+    long OC = (long)g->O * g->C / (m == WG_S2 ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -874,15 +923,62 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
     WG_FOR(l_, 8)                                                                                            \
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
+// dst[(y*dw + x)*8 + l] = src[l][(2y + r0)*w + 2x + c0] (0 outside h x w or where src[l] is NULL) for
+// y < hp, x < wp: stride phase (r0, c0) of 8 planes. Each source row goes through `row` with 16 zeros before
+// and 32 after it, so that every 8 values of a phase row are one shuffle of two whole vectors (c0 >= -16,
+// w <= WG_S2_ROW; wino_s2_ok).
+#define WG_S2_ROW 1024
+NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int h, int w, int r0, int c0,
+                                int hp, int wp) {
+    float row[8][WG_S2_ROW + 48];
+    WG_FOR(l, 8) { // the zeros around each row (and in it where src[l] is NULL)
+        memset(row[l], 0, sizeof(float) * 16);
+        memset(row[l] + 16 + (src[l] ? w : 0), 0, sizeof(float) * (size_t)(src[l] ? 32 : w + 32));
+    }
+    for (int y = 0; y < hp; y++) {
+        float *d = dst + (size_t)y * dw * 8;
+        int sy = 2 * y + r0;
+        if (sy < 0 || sy >= h) {
+            memset(d, 0, sizeof(float) * 8 * (size_t)wp);
+            continue;
+        }
+        WG_FOR(l, 8) if (src[l]) memcpy(row[l] + 16, src[l] + (size_t)sy * w, sizeof(float) * (size_t)w);
+        for (int x = 0; x < wp; x += 8) {
+            int n = wp - x < 8 ? wp - x : 8;
+            v8 r[8];
+            WG_FOR(l, 8) {
+                const float *p = row[l] + 16 + 2 * x + c0;
+                r[l] = __builtin_shuffle(v8_load(p), v8_load(p + 8), EVEN8);
+            }
+            wg_tr8(r);
+            for (int q = 0; q < n; q++) v8_store(d + (size_t)(x + q) * 8, r[q]);
+        }
+    }
+}
+
+// The patches' buffer of channel c of 8 images from g0 on: the planes with their padding, or for WG_S2 the
+// stride phase c / C of channel c % C of the stride-2 conv's input (C its channels)
+NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, int c, int g0, wbufs *b,
+                                int vr) {
+    const float *src[8];
+    if (vr != WG_S2) {
+        WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
+        wg_interleave(b->pin, b->wp, g->pt, g->pl, src, g->H, g->W);
+        return;
+    }
+    const geom *s = k->src;
+    int ph = c / s->C;
+    WG_PLANES8(src, k, g0, x, c % s->C, s->C, (size_t)s->H * s->W);
+    wg_interleave_s2(b->pin, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
+}
+
 NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                                int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
     size_t nbp = (size_t)k->nbp;
     for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
-            const float *src[8];
-            WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
-            wg_interleave(b->pin, wp, g->pt, g->pl, src, g->H, g->W);
+            wg_interleave_in(g, k, x, c, g0, b, vr);
             float *vp = V + (size_t)c * k->ld + g0;
             for (int i = 0; i < th; i++) {
                 v8 t[WG_AMAX][WG_AMAX];
@@ -1014,7 +1110,8 @@ NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
     WG_VARIANTS(name, params, __VA_ARGS__)                                                                   \
     NN_SIMD_CLONES static void name##3 params { name##_m(__VA_ARGS__, 3); }                                  \
     NN_SIMD_CLONES static void name##5 params { name##_m(__VA_ARGS__, 5); }                                  \
-    NN_SIMD_CLONES static void name##6 params { name##_m(__VA_ARGS__, 6); }
+    NN_SIMD_CLONES static void name##6 params { name##_m(__VA_ARGS__, 6); }                                  \
+    NN_SIMD_CLONES static void name##7 params { name##_m(__VA_ARGS__, WG_S2); }
 WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k,
             x, V, ps, b)
 WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b),
@@ -1040,7 +1137,8 @@ WG_VARIANTS_IV(wino_output_adj_iv,
             ps, b)
 // transform `name` of plan p's layout and tile size
 #define WG_CALL(name, p, ...)                                                                                \
-    ((p)->iv ? ((p)->m == 6   ? name##_iv6(__VA_ARGS__)                                                      \
+    ((p)->iv ? ((p)->m == 7   ? name##_iv7(__VA_ARGS__)                                                      \
+                : (p)->m == 6 ? name##_iv6(__VA_ARGS__)                                                      \
                 : (p)->m == 5 ? name##_iv5(__VA_ARGS__)                                                      \
                 : (p)->m == 4 ? name##_iv4(__VA_ARGS__)                                                      \
                 : (p)->m == 3 ? name##_iv3(__VA_ARGS__)                                                      \
@@ -1054,6 +1152,12 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
+    // 3x3 stride-2 convs without a tape (WG_S2 has no backward) from 8 images and 16 channels, where F(4x4, 2x2)
+    // takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12, 16x16 outputs, ...)
+    if (c->winograd == 1 && !c->grad_enabled && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
+        g->N >= 8 && g->C >= 16 && 1000 * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) <= 72 * g->Ho * g->Wo &&
+        g->W <= WG_S2_ROW && g->pl <= 16)
+        return WG_S2;
     if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
         g->Wo >= 2 && g->C >= 16)
         return 5;
@@ -1102,7 +1206,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     // the image-vector layout below 8 tiles per row, and at 8 in inference (32x32 outputs by F(4x4): the
     // multi-branch net's first stage 371 -> 417 effective GFLOP/s; its training and the S-space model's as
     // fast or faster by rows of tiles)
-    int iv = v == 3 || v == 5 || v == 6 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
+    int iv = v == 3 || v == 5 || v == 6 || v == WG_S2 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
                                                  : (tw < 8 || (tw == 8 && !c->grad_enabled)) && g->N >= 8);
     wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {
@@ -1122,7 +1226,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
         size_t cap = c->grad_enabled ? (size_t)3 << 20 : (size_t)3 << 19;
         int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20)
                                             : (c->grad_enabled || nt > 1) && vm <= cap;
-        if (batch) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
+        if (batch && v != WG_S2) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
     } else {
         if (nb >= g->N) nb = g->N;
         long nchunks = (g->N + nb - 1) / nb;
@@ -1147,7 +1251,8 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
                 p->ld,
                 0,
                 INT_MAX,
-                0};
+                0,
+                NULL};
     k.TC = (size_t)k.nbp * k.th * k.tw;
     k.blas = p->blas;
     return k;
@@ -1329,8 +1434,19 @@ static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
     return U;
 }
 
-int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
+// A 3x3 stride-2 conv g as the stride-1 2x2 conv of its input's stride phases: output (i, j) =
+// sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t) of
+// w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the phases
+// as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C multiplications
+// per output against the direct method's 9 C.
+static geom wino_s2_geom(const geom *g) {
+    return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};
+}
+
+int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e) {
+    geom gs = m == WG_S2 ? wino_s2_geom(gc) : *gc;
+    const geom *g = &gs;
     int a = WG_A(m);
     wplan p = wino_plan(c, g, m);
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
@@ -1359,6 +1475,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
 #pragma omp for schedule(static)
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
+            k.src = gc;
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
             wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);

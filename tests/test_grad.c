@@ -1373,6 +1373,49 @@ static void test_wino_frozen(void **st) {
     nn_store_free(&s);
 }
 
+// 3x3 stride-2 convs without a tape by F(4x4, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2)
+// against the direct method (winograd = 0): odd sizes, uneven and no padding, widths past 8 tiles, 9 images
+// (a chunk of 8 and one of 1), more channels than 16; a frozen context keeps that transform (its variant 7)
+// and gives the same bits. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
+static void test_winograd_s2(void **st) {
+    (void)st;
+    struct {
+        int N, C, O, H, W;
+        nn_pad2d pad;
+    } cs[] = {{8, 16, 8, 32, 32, {1, 1, 1, 1}}, {9, 16, 5, 17, 23, {1, 0, 1, 0}}, {8, 24, 16, 17, 17, {0, 0, 0, 0}},
+              {16, 16, 12, 8, 8, {1, 1, 1, 1}}, {10, 64, 7, 17, 70, {0, 1, 1, 1}}};
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W;
+        size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;
+        float *x = malloc(sizeof(float) * nx), b[16], *out[3];
+        tu_randn(x, nx, 1, 50 + k), tu_randn(b, 16, 1, 60 + k);
+        nn_store s;
+        nn_store_init(&s);
+        nn_tensor *pw = nn_store_param(&s, "w", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
+        assert_int_equal(nn_store_finalize(&s), 0);
+        tu_randn(pw->data, nw, 0.3f, 70 + k);
+        size_t ny = 0;
+        for (int v = 0; v < 3; v++) { // direct, F(4x4, 2x2), the same frozen
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.training = 0, c.grad_enabled = 0, c.winograd = v > 0, c.frozen = v == 2;
+            nn_tensor *y = nn_conv2d(&c, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), pw,
+                                     nn_tensor_from(&c, NN_SHAPE(O), b), 2, 2, cs[k].pad);
+            assert_non_null(y);
+            ny = y->n, out[v] = malloc(sizeof(float) * ny), memcpy(out[v], y->data, sizeof(float) * ny);
+            if (v == 2) assert_true(c.wcache && c.wcache->m == 7 && !c.wcache->next);
+            nn_ctx_free(&c);
+        }
+        double e = rel_diff(out[1], out[0], ny);
+        fprintf(stderr, "winograd F(4x4, 2x2) stride phases case %zu: output differs by %.2e\n", k, e);
+        assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
+        assert_memory_equal(out[1], out[2], sizeof(float) * ny);
+        for (int v = 0; v < 3; v++) free(out[v]);
+        free(x);
+        nn_store_free(&s);
+    }
+}
+
 // Activation gradients go back to the pool once consumed: a chain of 40 ops
 // on a 1 MiB tensor holds a few gradient buffers, not 40; the leaf's gradient
 // stays readable and right (d/dx of 0.5^40 x summed is 0.5^40).
@@ -1416,6 +1459,7 @@ int main(void) {
         cmocka_unit_test(test_conv_paths),
         cmocka_unit_test(test_winograd),
         cmocka_unit_test(test_winograd5),
+        cmocka_unit_test(test_winograd_s2),
         cmocka_unit_test(test_conv_act),
         cmocka_unit_test(test_concat_pooled),
         cmocka_unit_test(test_gemm_small),
