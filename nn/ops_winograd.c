@@ -57,7 +57,8 @@ NN_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
     }
     if (m == 3) {
         v8 d31 = d[3] - d[1];
-        v[0] = 2.0f * (d[0] - d[2]) + d31, v[1] = d[3] - d[2] - 2.0f * d[1], v[2] = d31 + 3.0f * (d[1] - d[2]);
+        v[0] = 2.0f * (d[0] - d[2]) + d31, v[1] = d[3] - d[2] - 2.0f * d[1];
+        v[2] = d31 + 3.0f * (d[1] - d[2]);
         v[3] = d31, v[4] = 2.0f * (d[1] - d[3]) + (d[4] - d[2]);
         return;
     }
@@ -88,8 +89,10 @@ NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
         v8 s1 = v[1] + v[2], t1 = v[1] - v[2], s3 = v[3] + v[4], t3 = v[3] - v[4], s5 = v[5] + v[6],
            t5 = v[5] - v[6];
         d[0] = v[0], d[1] = t1 + 0.5f * t3 + 2.0f * t5 - v[7];
-        d[2] = -5.25f * v[0] + s1 + 0.25f * s3 + 4.0f * s5, d[3] = -4.25f * t1 - 2.5f * (t3 + t5) + 5.25f * v[7];
-        d[4] = 5.25f * v[0] - 4.25f * s1 - 1.25f * s3 - 5.0f * s5, d[5] = t1 + 2.0f * t3 + 0.5f * t5 - 5.25f * v[7];
+        d[2] = -5.25f * v[0] + s1 + 0.25f * s3 + 4.0f * s5;
+        d[3] = -4.25f * t1 - 2.5f * (t3 + t5) + 5.25f * v[7];
+        d[4] = 5.25f * v[0] - 4.25f * s1 - 1.25f * s3 - 5.0f * s5;
+        d[5] = t1 + 2.0f * t3 + 0.5f * t5 - 5.25f * v[7];
         d[6] = s1 + s3 + s5 - v[0], d[7] = v[7];
         return;
     }
@@ -596,7 +599,7 @@ NN_SIMD_CLONES static void wg_filter_s2(const geom *g, const float *w, float *U,
                 wg_g(WG_S2, col, u);
                 WG_FOR(i, 5) t[i][j] = u[i];
             }
-            for (int i = i0; i < i1; i++) { // rows: (G k) Gt, stored lane by lane (filter (o, c) at o*C + ph*C0 + c)
+            for (int i = i0; i < i1; i++) { // rows: (G k) Gt, lane by lane (filter (o, c) at o*C + ph*C0 + c)
                 v8 u[5];
                 wg_g(WG_S2, t[i], u);
                 for (int l = 0; l < nl; l++) {
@@ -1152,8 +1155,9 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
-    // 3x3 stride-2 convs without a tape (WG_S2 has no backward) from 8 images and 16 channels, where F(4x4, 2x2)
-    // takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12, 16x16 outputs, ...)
+    // 3x3 stride-2 convs without a tape (WG_S2 has no backward) from 8 images and 16 channels, where
+    // F(4x4, 2x2) takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12, 16x16
+    // outputs, ...)
     if (c->winograd == 1 && !c->grad_enabled && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
         g->N >= 8 && g->C >= 16 && 1000 * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) <= 72 * g->Ho * g->Wo &&
         g->W <= WG_S2_ROW && g->pl <= 16)
@@ -1435,9 +1439,9 @@ static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
 }
 
 // A 3x3 stride-2 conv g as the stride-1 2x2 conv of its input's stride phases: output (i, j) =
-// sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t) of
-// w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the phases
-// as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C multiplications
+// sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t)
+// of w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the
+// phases as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C multiplications
 // per output against the direct method's 9 C.
 static geom wino_s2_geom(const geom *g) {
     return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};

@@ -777,7 +777,8 @@ static size_t wino_run(int N, int C, int O, int H, int W, int kk, nn_pad2d pad, 
 // vs im2col + GEMM, on shapes that exercise the vector interior, the border
 // tiles, odd sizes and uneven padding; they agree to float rounding (measured
 // worst 1.1e-6 for F(2x2), 4.1e-6 for F(3x3), 6.1e-6 for F(4x4), whose transforms carry factors
-// up to 8, and 7.4e-6 for F(6x6), up to 32; one wrong sign in a transform gives 0.97 and 2.6). The 320-channel case takes the batch path
+// up to 8, and 7.4e-6 for F(6x6), up to 32; one wrong sign in a transform gives 0.97 and 2.6). The
+// 320-channel case takes the batch path
 // by blocks of rows of the transforms (its bounds grow as sqrt(C / 16) with the sums' length).
 static void test_winograd(void **st) {
     (void)st;
@@ -800,7 +801,8 @@ static void test_winograd(void **st) {
         size_t ny = 0;
         // im2col; F(2x2, 3x3), F(4x4, 3x3) in rows of tiles; the same in image vectors, in chunks per thread
         // and in one chunk of the batch; F(3x3, 3x3) and F(6x6, 3x3) (image vectors only) both ways
-        const int mode[NV] = {0, 2, 4, 2, 4, 2, 4, 3, 6, 3, 6}, layout[NV] = {0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+        const int mode[NV] = {0, 2, 4, 2, 4, 2, 4, 3, 6, 3, 6},
+                  layout[NV] = {0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
                   batch[NV] = {0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1};
         for (int v = 0; v < NV; v++)
             ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 3, cs[k].pad, x, w, b, 40 + k, mode[v],
@@ -1376,14 +1378,18 @@ static void test_wino_frozen(void **st) {
 // 3x3 stride-2 convs without a tape by F(4x4, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2)
 // against the direct method (winograd = 0): odd sizes, uneven and no padding, widths past 8 tiles, 9 images
 // (a chunk of 8 and one of 1), more channels than 16; a frozen context keeps that transform (its variant 7)
-// and gives the same bits. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
+// and gives the same bits. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped:
+// 1.1.
 static void test_winograd_s2(void **st) {
     (void)st;
     struct {
         int N, C, O, H, W;
         nn_pad2d pad;
-    } cs[] = {{8, 16, 8, 32, 32, {1, 1, 1, 1}}, {9, 16, 5, 17, 23, {1, 0, 1, 0}}, {8, 24, 16, 17, 17, {0, 0, 0, 0}},
-              {16, 16, 12, 8, 8, {1, 1, 1, 1}}, {10, 64, 7, 17, 70, {0, 1, 1, 1}}};
+    } cs[] = {{8, 16, 8, 32, 32, {1, 1, 1, 1}},
+              {9, 16, 5, 17, 23, {1, 0, 1, 0}},
+              {8, 24, 16, 17, 17, {0, 0, 0, 0}},
+              {16, 16, 12, 8, 8, {1, 1, 1, 1}},
+              {10, 64, 7, 17, 70, {0, 1, 1, 1}}};
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W;
         size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;

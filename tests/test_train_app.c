@@ -143,7 +143,8 @@ static void test_errors(void **st) {
     assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s/x 2>%s >/dev/null", cfg, cat, tu_tmpdir(), out), 1);
     assert_int_equal(sh("grep -q \"did you mean 'mag_g'\" %s", out), 0);
     f = fopen(cfg, "w");
-    fprintf(f, "[target]\nnames = logmstar\n[branch.p]\ninput = columns\ncolumns = mag_g\n[train]\nwinograd = 5\n");
+    fprintf(f, "[target]\nnames = logmstar\n[branch.p]\ninput = columns\ncolumns = mag_g\n"
+               "[train]\nwinograd = 5\n");
     fclose(f);
     assert_int_equal(sh("./bin/galnn train --config %s --catalog %s --out %s/x 2>%s >/dev/null", cfg, cat, tu_tmpdir(), out), 1);
     assert_int_equal(sh("grep -q 'winograd = 5 is not 0' %s", out), 0);
