@@ -1441,8 +1441,8 @@ static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
 // A 3x3 stride-2 conv g as the stride-1 2x2 conv of its input's stride phases: output (i, j) =
 // sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t)
 // of w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the
-// phases as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C multiplications
-// per output against the direct method's 9 C.
+// phases as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C
+// multiplications per output against the direct method's 9 C.
 static geom wino_s2_geom(const geom *g) {
     return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};
 }
