@@ -8,6 +8,8 @@
 //                      by groups of images, by one im2col + sgemm) [--infer-only 1] [--infer-rows R]
 //                      (inference by groups of R rows; 0 the batch at once) [--wino-batch -1|0|1]
 //                      [--report-mem 1] (the arena's and the gradient pool's peaks, to stderr)
+//                      [--wino-s2 -1|0|1] (3x3 stride-2 convs by Winograd on their phases: without a tape,
+//                      never, also in training)
 // Under mpirun (-np P): data-parallel as `galnn train` runs it, rank r computing its P-th of each batch of B
 // and the gradient slab summed in rank order (gn_mpi_sum_ordered_f); rank 0 reports samples/s of the whole
 // job and the time of that ordered sum alone, per step and at sizes from 4 KiB to the slab (an alpha-beta
@@ -60,7 +62,7 @@ int main(int argc, char **argv) {
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
     int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0,
-        infer_rows = -1, wino_batch = -1, report_mem = 0;
+        infer_rows = -1, wino_batch = -1, report_mem = 0, wino_s2 = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
@@ -82,6 +84,8 @@ int main(int argc, char **argv) {
             infer_rows = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--wino-batch"))
             wino_batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--wino-s2"))
+            wino_s2 = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--report-mem")) // the arena's and the gradient pool's peaks
             report_mem = atoi(argv[i + 1]);
     }
@@ -101,6 +105,7 @@ int main(int argc, char **argv) {
     c.tune.conv_batched = batched;
     c.tune.infer_rows = infer_rows;
     c.tune.wino_batch = wino_batch;
+    c.tune.wino_s2 = wino_s2;
     gn_rng r;
     gn_rng_seed(&r, 1, GN_STREAM_INIT);
     nn_store_reset_values(&st, &r);

@@ -193,6 +193,11 @@ NN_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
         f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
         return;
     }
+    if (m == WG_S2) { // 2 taps
+        f[0] = 0.5f * (u[0] - u[1]) + (1.0f / 6) * (u[3] - u[2]);
+        f[1] = -0.5f * u[1] + (1.0f / 6) * u[2] + (1.0f / 3) * u[3] + u[4];
+        return;
+    }
     if (m == 3) {
         f[0] = 0.5f * (u[0] - u[1]) + (1.0f / 6) * (u[3] - u[2]);
         f[1] = -0.5f * u[1] + (1.0f / 6) * u[2] + (1.0f / 3) * u[3];
@@ -599,13 +604,17 @@ NN_SIMD_CLONES static void wg_filter_s2(const geom *g, const float *w, float *U,
                 wg_g(WG_S2, col, u);
                 WG_FOR(i, 5) t[i][j] = u[i];
             }
-            for (int i = i0; i < i1; i++) { // rows: (G k) Gt, lane by lane (filter (o, c) at o*C + ph*C0 + c)
+            for (int i = i0; i < i1; i++) { // rows: (G k) Gt (filter (o, c) at o*C + ph*C0 + c)
                 v8 u[5];
                 wg_g(WG_S2, t[i], u);
-                for (int l = 0; l < nl; l++) {
-                    long o = (b + l) / C0, c = (b + l) % C0;
-                    WG_FOR(r, 5) U[(size_t)((i - i0) * 5 + r) * OC + o * g->C + ph * C0 + c] = u[r][l];
-                }
+                float *d = U + (size_t)(i - i0) * 5 * OC + b / C0 * g->C + ph * C0 + b % C0;
+                if (C0 % 8 == 0) // the 8 filters of one o, side by side
+                    WG_FOR(r, 5) v8_store(d + (size_t)r * OC, u[r]);
+                else
+                    for (int l = 0; l < nl; l++) {
+                        long o = (b + l) / C0, c = (b + l) % C0;
+                        WG_FOR(r, 5) U[(size_t)((i - i0) * 5 + r) * OC + o * g->C + ph * C0 + c] = u[r][l];
+                    }
             }
         }
     }
@@ -760,16 +769,59 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
     }
 }
 
+// gw += the adjoint of wg_filter_s2 applied to dU summed over its `parts` copies (as wg_filter_adj; filters
+// [b0, b1) of the 3x3 ones)
+NN_SIMD_CLONES static void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_t pstride,
+                                            float *gw, long b0, long b1) {
+    int C0 = g->C / 4;
+    long OC = (long)g->O * g->C, OC0 = (long)g->O * C0;
+    for (long b = b0; b < b1; b += 8) {
+        int nl = OC0 - b < 8 ? (int)(OC0 - b) : 8;
+        v8 f[9];
+        WG_FOR(k, 9) f[k] = v8_set1(0.0f);
+        for (int ph = 0; ph < 4; ph++) {
+            int p = ph / 2, q = ph % 2;
+            v8 t[2][5];
+            WG_FOR(i, 5) { // rows: dU G
+                v8 u[5], r[2];
+                WG_FOR(j, 5) {
+                    u[j] = v8_set1(0.0f);
+                    if (C0 % 8 == 0) { // the 8 filters of one o, side by side
+                        const float *src = dU + (size_t)(i * 5 + j) * OC + b / C0 * g->C + ph * C0 + b % C0;
+                        for (int part = 0; part < parts; part++) u[j] += v8_load(src + part * pstride);
+                    } else
+                        for (int l = 0; l < nl; l++) {
+                            size_t at =
+                                (size_t)(i * 5 + j) * OC + (b + l) / C0 * g->C + ph * C0 + (b + l) % C0;
+                            for (int part = 0; part < parts; part++) u[j][l] += dU[at + part * pstride];
+                        }
+                }
+                wg_g_adj(WG_S2, u, r);
+                WG_FOR(tt, 2) t[tt][i] = r[tt];
+            }
+            WG_FOR(tt, 2) { // columns: Gt (dU G), into the 3x3 taps (2s + p, 2t + q)
+                v8 r[2];
+                wg_g_adj(WG_S2, t[tt], r);
+                WG_FOR(ss, 2) {
+                    if (2 * ss + p <= 2 && 2 * tt + q <= 2) f[(2 * ss + p) * 3 + 2 * tt + q] += r[ss];
+                }
+            }
+        }
+        wg_taps_add(gw, b, nl, f);
+    }
+}
+
 static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                               long b0, long b1, int i0, int i1) {
-    if (m == 6) wg_filter_adj6(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    if (m == WG_S2) wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1); // (every row: no batch path)
+    else if (m == 6) wg_filter_adj6(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 3) wg_filter_adj3(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else wg_filter_adj2(g, dU, parts, pstride, gw, b0, b1, i0, i1);
 }
 static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
-    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+    long OC = (long)g->O * g->C / (m == WG_S2 ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -1007,6 +1059,39 @@ NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
         }
 }
 
+// dst[l][(2y + r0)*w + 2x + c0] += src[(y*sw + x)*8 + l] inside h x w (dst[l] NULL: skipped) for y < hp,
+// x < wp: the adjoint of wg_interleave_s2
+NN_INLINE void wg_deinterleave_s2(float *const *dst, int h, int w, const float *src, int sw, int r0, int c0,
+                                  int hp, int wp) {
+    int x0 = c0 < 0 ? (1 - c0) / 2 : 0, x1 = (w - 1 - c0) / 2 + 1; // 0 <= 2x + c0 < w
+    if (x1 > wp) x1 = wp;
+    for (int y = 0; y < hp; y++) {
+        int sy = 2 * y + r0;
+        if (sy < 0 || sy >= h) continue;
+        for (int l = 0; l < 8; l++) {
+            if (!dst[l]) continue;
+            float *d = dst[l] + (size_t)sy * w + c0;
+            const float *p = src + (size_t)y * sw * 8 + l;
+            for (int x = x0; x < x1; x++) d[2 * x] += p[(size_t)x * 8];
+        }
+    }
+}
+
+// gx += the patches' buffer of channel c of 8 images from g0 on: the adjoint of wg_interleave_in
+NN_INLINE void wg_deinterleave_in(const geom *g, const wchunk *k, float *gx, int c, int g0, wbufs *b,
+                                  int vr) {
+    float *dst[8];
+    if (vr != WG_S2) {
+        WG_PLANES8(dst, k, g0, gx, c, g->C, (size_t)g->H * g->W);
+        wg_deinterleave(dst, g->H, g->W, b->pacc, b->wp, g->pt, g->pl, 0.0f, 1);
+        return;
+    }
+    const geom *s = k->src;
+    int ph = c / s->C;
+    WG_PLANES8(dst, k, g0, gx, c % s->C, s->C, (size_t)s->H * s->W);
+    wg_deinterleave_s2(dst, s->H, s->W, b->pacc, b->wp, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
+}
+
 NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx,
                                    wbufs *b, int vr) {
     int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
@@ -1036,9 +1121,7 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
                         }
                     }
                 }
-            float *dst[8];
-            WG_PLANES8(dst, k, g0, gx, c, g->C, (size_t)g->H * g->W);
-            wg_deinterleave(dst, g->H, g->W, b->pacc, wp, g->pt, g->pl, 0.0f, 1);
+            wg_deinterleave_in(g, k, gx, c, g0, b, vr);
         }
 }
 
@@ -1155,10 +1238,12 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
-    // 3x3 stride-2 convs without a tape (WG_S2 has no backward) from 8 images and 16 channels, where
-    // F(4x4, 2x2) takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12, 16x16
-    // outputs, ...)
-    if (c->winograd == 1 && !c->grad_enabled && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
+    // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels, where F(4x4, 2x2)
+    // on the stride phases takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12,
+    // 16x16 outputs, ...). Under a tape (training) its per-thread chunks and copies of dU made the
+    // multi-branch net's step slower on 2 threads, with 36 MiB more at the peak (AMD Zen 5).
+    int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
+    if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
         g->N >= 8 && g->C >= 16 && 1000 * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) <= 72 * g->Ho * g->Wo &&
         g->W <= WG_S2_ROW && g->pl <= 16)
         return WG_S2;
@@ -1490,9 +1575,11 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     return GN_OK;
 }
 
-void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
+void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *gy, float *gw,
                 float *gx, int alias) {
-    size_t img = (size_t)g->C * g->H * g->W; // one image's gx (as many values as its gy when alias)
+    geom gs = m == WG_S2 ? wino_s2_geom(gc) : *gc;
+    const geom *g = &gs;
+    size_t img = (size_t)gc->C * gc->H * gc->W; // one image's gx (as many values as its gy when alias)
     int a = WG_A(m), nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
@@ -1521,6 +1608,7 @@ void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w,
 #pragma omp for schedule(static)
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
+            k.src = gc;
             WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
             if (alias && gx) // this chunk's gy is read: its gx starts from 0 in its place
                 memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img);

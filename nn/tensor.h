@@ -112,6 +112,8 @@ typedef struct nn_tune {
     int no_pool;      // 1: activations asked for pooled (NN_ACT_POOLED) are kept in the arena instead
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
+    int wino_s2;      // 3x3 stride-2 convs by Winograd on their stride phases (nn_wino_tile's rule): -1
+                      // without a tape only, 0 never, 1 under a tape too
 } nn_tune;
 // No path forced (nn_ctx_init's)
 nn_tune nn_tune_default(void);

@@ -746,18 +746,18 @@ static void test_conv_paths(void **st) {
 // One conv (N, C, H, W) * (O, C, kk, kk) + b, stride 1, on a context set as `wino` (ctx->winograd),
 // `layout` and `batch` (ctx->tune), then backward of sum(y * r) with r drawn from `seed`: res[0..3] get
 // malloc'ed copies of the output and the input, weight and bias gradients; returns the output's size.
-static size_t wino_run(int N, int C, int O, int H, int W, int kk, nn_pad2d pad, const float *x,
+static size_t wino_run(int N, int C, int O, int H, int W, int kk, int stride, nn_pad2d pad, const float *x,
                        const float *w, const float *b, unsigned seed, int wino, int layout, int batch,
                        float **res) {
     size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * kk * kk;
     nn_ctx c;
     nn_ctx_init(&c, 1 << 20);
-    c.winograd = wino, c.tune.wino_layout = layout, c.tune.wino_batch = batch;
+    c.winograd = wino, c.tune.wino_layout = layout, c.tune.wino_batch = batch, c.tune.wino_s2 = stride == 2;
     nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x),
               *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
     nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
     tx->requires_grad = tw->requires_grad = tb->requires_grad = 1;
-    nn_tensor *y = nn_conv2d(&c, tx, tw, tb, 1, 1, pad);
+    nn_tensor *y = nn_conv2d(&c, tx, tw, tb, stride, stride, pad);
     assert_non_null(y);
     size_t ny = y->n;
     float *r = malloc(sizeof(float) * ny);
@@ -805,8 +805,8 @@ static void test_winograd(void **st) {
                   layout[NV] = {0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
                   batch[NV] = {0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1};
         for (int v = 0; v < NV; v++)
-            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 3, cs[k].pad, x, w, b, 40 + k, mode[v],
-                          layout[v], batch[v], res[v]);
+            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 3, 1, cs[k].pad, x, w, b, 40 + k,
+                          mode[v], layout[v], batch[v], res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
         for (int v = 1; v < NV; v++)
@@ -1118,8 +1118,8 @@ static void test_winograd5(void **st) {
         float *res[3][4];
         size_t ny = 0;
         for (int v = 0; v < 3; v++) // im2col, F(2x2, 5x5) in chunks per thread, in one chunk of the batch
-            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 5, cs[k].pad, x, w, b, 80 + k, v > 0,
-                          -1, v == 2, res[v]);
+            ny = wino_run(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 5, 1, cs[k].pad, x, w, b, 80 + k,
+                          v > 0, -1, v == 2, res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
         for (int v = 1; v < 3; v++)
@@ -1375,11 +1375,11 @@ static void test_wino_frozen(void **st) {
     nn_store_free(&s);
 }
 
-// 3x3 stride-2 convs without a tape by F(4x4, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2)
-// against the direct method (winograd = 0): odd sizes, uneven and no padding, widths past 8 tiles, 9 images
-// (a chunk of 8 and one of 1), more channels than 16; a frozen context keeps that transform (its variant 7)
-// and gives the same bits. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped:
-// 1.1.
+// 3x3 stride-2 convs by F(4x4, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2) against the
+// direct method (winograd = 0), output and every gradient (under a tape: ctx->tune.wino_s2): odd sizes,
+// uneven and no padding, widths past 8 tiles, 9 images (a chunk of 8 and one of 1), more channels than 16,
+// 4x as many out. Without a tape the same bits, and a frozen context keeps that transform (its variant 7)
+// and gives them too. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
 static void test_winograd_s2(void **st) {
     (void)st;
     struct {
@@ -1389,35 +1389,46 @@ static void test_winograd_s2(void **st) {
               {9, 16, 5, 17, 23, {1, 0, 1, 0}},
               {8, 24, 16, 17, 17, {0, 0, 0, 0}},
               {16, 16, 12, 8, 8, {1, 1, 1, 1}},
-              {10, 64, 7, 17, 70, {0, 1, 1, 1}}};
+              {10, 64, 7, 17, 70, {0, 1, 1, 1}},
+              {8, 16, 64, 16, 16, {1, 1, 1, 1}}}; // gy as many values as gx: gx may take its buffer
+    const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W;
         size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;
-        float *x = malloc(sizeof(float) * nx), b[16], *out[3];
-        tu_randn(x, nx, 1, 50 + k), tu_randn(b, 16, 1, 60 + k);
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[64], *res[2][4], *out[2];
+        tu_randn(x, nx, 1, 50 + k), tu_randn(b, 64, 1, 60 + k), tu_randn(w, nw, 0.3f, 70 + k);
+        size_t n[4] = {0, nx, nw, (size_t)O};
+        for (int v = 0; v < 2; v++) // direct, F(4x4, 2x2), with a tape
+            n[0] = wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, v, -1, -1, res[v]);
+        for (int q = 0; q < 4; q++) {
+            double e = rel_diff(res[1][q], res[0][q], n[q]);
+            fprintf(stderr, "winograd F(4x4, 2x2) stride phases case %zu: %s differs by %.2e\n", k, what[q],
+                    e);
+            assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
+        }
         nn_store s;
         nn_store_init(&s);
         nn_tensor *pw = nn_store_param(&s, "w", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
         assert_int_equal(nn_store_finalize(&s), 0);
-        tu_randn(pw->data, nw, 0.3f, 70 + k);
-        size_t ny = 0;
-        for (int v = 0; v < 3; v++) { // direct, F(4x4, 2x2), the same frozen
+        memcpy(pw->data, w, sizeof(float) * nw);
+        for (int v = 0; v < 2; v++) { // without a tape, frozen
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
-            c.training = 0, c.grad_enabled = 0, c.winograd = v > 0, c.frozen = v == 2;
+            c.training = 0, c.grad_enabled = 0, c.frozen = v;
             nn_tensor *y = nn_conv2d(&c, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), pw,
                                      nn_tensor_from(&c, NN_SHAPE(O), b), 2, 2, cs[k].pad);
             assert_non_null(y);
-            ny = y->n, out[v] = malloc(sizeof(float) * ny), memcpy(out[v], y->data, sizeof(float) * ny);
-            if (v == 2) assert_true(c.wcache && c.wcache->m == 7 && !c.wcache->next);
+            out[v] = malloc(sizeof(float) * n[0]), memcpy(out[v], y->data, sizeof(float) * n[0]);
+            if (v) assert_true(c.wcache && c.wcache->m == 7 && !c.wcache->next);
             nn_ctx_free(&c);
         }
-        double e = rel_diff(out[1], out[0], ny);
-        fprintf(stderr, "winograd F(4x4, 2x2) stride phases case %zu: output differs by %.2e\n", k, e);
-        assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
-        assert_memory_equal(out[1], out[2], sizeof(float) * ny);
-        for (int v = 0; v < 3; v++) free(out[v]);
-        free(x);
+        assert_memory_equal(out[0], res[1][0], sizeof(float) * n[0]);
+        assert_memory_equal(out[1], res[1][0], sizeof(float) * n[0]);
+        for (int v = 0; v < 2; v++) {
+            free(out[v]);
+            for (int q = 0; q < 4; q++) free(res[v][q]);
+        }
+        free(x), free(w);
         nn_store_free(&s);
     }
 }
