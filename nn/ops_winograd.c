@@ -986,7 +986,7 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
 // dst[(y*dw + x)*8 + l] = src[l][(2y + r0)*w + 2x + c0] (0 outside h x w or where src[l] is NULL) for
 // y < hp, x < wp: stride phase (r0, c0) of 8 planes. Each source row goes through `row` with 16 zeros before
 // and 32 after it, so that every 8 values of a phase row are one shuffle of two whole vectors (c0 >= -16,
-// w <= WG_S2_ROW; wino_s2_ok).
+// 2 wp + c0 <= w + 18 and w <= WG_S2_ROW: nn_wino_tile's rule).
 #define WG_S2_ROW 1024
 NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int h, int w, int r0, int c0,
                                 int hp, int wp) {
@@ -1250,7 +1250,7 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
     if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
         g->N >= 8 && g->C >= 16 && 1000 * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) <= 72 * g->Ho * g->Wo &&
-        g->W <= WG_S2_ROW && g->pl <= 16)
+        g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) // (wg_interleave_s2's reach)
         return WG_S2;
     if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
         g->Wo >= 2 && g->C >= 16)
