@@ -45,13 +45,17 @@
 // F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
 // its At is 2 x 6 (rows 1, p and 0, 0, ..., 1 at infinity) and its G 6 x 5 (p^k / N_p, the normalisations
 // N_p of F(4x4, 3x3)'s G). It runs in the image-vector layout only.
-// Variant 7: a 3x3 stride-2 conv as the stride-1 2x2 conv of its four stride phases (below), by F(4x4, 2x2)
-// at the points of F(3x3, 3x3), whose input transform it shares.
+// Variants 7 and 8: a 3x3 stride-2 conv as the stride-1 2x2 conv of its four stride phases (below), by
+// F(4x4, 2x2) at the points of F(3x3, 3x3) (7) or F(3x3, 2x2) at those of F(2x2, 3x3) (8), whose input
+// transforms they share.
 #define WG_S2 7
-#define WG_M(v) ((v) == 5 ? 2 : (v) == WG_S2 ? 4 : (v))     // output tile size
-#define WG_A(v) ((v) == 5 ? 6 : (v) == WG_S2 ? 5 : (v) + 2) // input patch size a = m + r - 1
-#define WG_BV(v) ((v) == 5 ? 4 : (v) == WG_S2 ? 3 : (v))    // the variant whose input transform v uses
-#define WG_AMAX 8                                            // the largest a
+#define WG_S2_3 8
+#define WG_IS_S2(v) ((v) == WG_S2 || (v) == WG_S2_3)
+// output tile size m, input patch size a = m + r - 1, the variant whose input transform v uses, largest a
+#define WG_M(v) ((v) == 5 ? 2 : (v) == WG_S2 ? 4 : (v) == WG_S2_3 ? 3 : (v))
+#define WG_A(v) ((v) == 5 ? 6 : (v) == WG_S2 ? 5 : (v) == WG_S2_3 ? 4 : (v) + 2)
+#define WG_BV(v) ((v) == 5 ? 4 : (v) == WG_S2 ? 3 : (v) == WG_S2_3 ? 2 : (v))
+#define WG_AMAX 8
 
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
@@ -110,6 +114,10 @@ NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
         y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
         return;
     }
+    if (m == WG_S2_3) { // (the point at infinity's sign as F(2x2, 3x3)'s Bt has it)
+        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2], y[2] = mm[1] + mm[2] - mm[3];
+        return;
+    }
     if (m == 3 || m == WG_S2) {
         v8 s = mm[1] + mm[2], d = mm[1] - mm[2];
         y[0] = mm[0] + s + mm[3], y[1] = d + 2.0f * mm[3], y[2] = s + 4.0f * mm[3];
@@ -144,6 +152,10 @@ NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
         mm[4] = y[2];
         return;
     }
+    if (m == WG_S2_3) {
+        mm[0] = y[0], mm[1] = y[0] + y[1] + y[2], mm[2] = y[0] - y[1] + y[2], mm[3] = -y[2];
+        return;
+    }
     if (m == WG_S2) {
         v8 e = y[0] + y[2], o = y[1] + y[3];
         mm[0] = y[0], mm[1] = e + o, mm[2] = e - o, mm[3] = y[0] + 2.0f * y[1] + 4.0f * y[2] + 8.0f * y[3];
@@ -172,6 +184,10 @@ NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
         u[0] = f[0], u[1] = 0.5f * (f[0] + f[1] + f[2]), u[2] = 0.5f * (f[0] - f[1] + f[2]), u[3] = f[2];
         return;
     }
+    if (m == WG_S2_3) { // 2 taps
+        u[0] = f[0], u[1] = 0.5f * (f[0] + f[1]), u[2] = 0.5f * (f[0] - f[1]), u[3] = f[1];
+        return;
+    }
     if (m == WG_S2) { // 2 taps
         u[0] = 0.5f * f[0], u[1] = -0.5f * (f[0] + f[1]), u[2] = (1.0f / 6) * (f[1] - f[0]);
         u[3] = (1.0f / 6) * f[0] + (1.0f / 3) * f[1], u[4] = f[1];
@@ -196,6 +212,10 @@ NN_INLINE void wg_g(int m, const v8 *f, v8 *u) {
 NN_INLINE void wg_g_adj(int m, const v8 *u, v8 *f) {
     if (m == 2) {
         f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]), f[2] = 0.5f * (u[1] + u[2]) + u[3];
+        return;
+    }
+    if (m == WG_S2_3) { // 2 taps
+        f[0] = u[0] + 0.5f * (u[1] + u[2]), f[1] = 0.5f * (u[1] - u[2]) + u[3];
         return;
     }
     if (m == WG_S2) { // 2 taps
@@ -590,11 +610,12 @@ NN_SIMD_CLONES static void wg_filter6(const geom *g, const float *w, float *U, l
                                       int i1) {
     wg_filter(g, w, U, 6, b0, b1, i0, i1);
 }
-// WG_S2's U from the 3x3 filters w (O, C0, 3, 3), filters [b0, b1) of the O*C0, g the phases' conv (C =
-// 4*C0 channels, phase-major): phase (p, q)'s 2x2 kernel k[s][t] = w[2s + p][2t + q] (0 past the 3x3 taps)
-NN_SIMD_CLONES static void wg_filter_s2(const geom *g, const float *w, float *U, long b0, long b1, int i0,
-                                        int i1) {
-    int C0 = g->C / 4;
+// WG_S2's (or WG_S2_3's: v) U from the 3x3 filters w (O, C0, 3, 3), filters [b0, b1) of the O*C0, g the
+// phases' conv (C = 4*C0 channels, phase-major): phase (p, q)'s 2x2 kernel k[s][t] = w[2s + p][2t + q] (0 past
+// the 3x3 taps)
+NN_INLINE void wg_filter_s2(const geom *g, const float *w, float *U, long b0, long b1, int i0, int i1,
+                            int v) {
+    int C0 = g->C / 4, a = WG_A(v);
     long OC = (long)g->O * g->C;
     for (long b = b0; b < b1; b += 8) {
         int nl = (long)g->O * C0 - b < 8 ? (int)((long)g->O * C0 - b) : 8;
@@ -602,27 +623,36 @@ NN_SIMD_CLONES static void wg_filter_s2(const geom *g, const float *w, float *U,
         wg_taps_load(w, b, nl, f);
         for (int ph = 0; ph < 4; ph++) {
             int p = ph / 2, q = ph % 2;
-            v8 t[5][2];
+            v8 t[WG_AMAX][2];
             WG_FOR(j, 2) { // columns: G k
                 int cq = 2 * j + q;
-                v8 col[2] = {cq <= 2 ? f[p * 3 + cq] : z, cq <= 2 && !p ? f[6 + cq] : z}, u[5];
-                wg_g(WG_S2, col, u);
-                WG_FOR(i, 5) t[i][j] = u[i];
+                v8 col[2] = {cq <= 2 ? f[p * 3 + cq] : z, cq <= 2 && !p ? f[6 + cq] : z}, u[WG_AMAX];
+                wg_g(v, col, u);
+                WG_FOR(i, a) t[i][j] = u[i];
             }
             for (int i = i0; i < i1; i++) { // rows: (G k) Gt (filter (o, c) at o*C + ph*C0 + c)
-                v8 u[5];
-                wg_g(WG_S2, t[i], u);
-                float *d = U + (size_t)(i - i0) * 5 * OC + b / C0 * g->C + ph * C0 + b % C0;
+                v8 u[WG_AMAX];
+                wg_g(v, t[i], u);
+                float *d = U + (size_t)(i - i0) * a * OC + b / C0 * g->C + ph * C0 + b % C0;
                 if (C0 % 8 == 0) // the 8 filters of one o, side by side
-                    WG_FOR(r, 5) v8_store(d + (size_t)r * OC, u[r]);
+                    WG_FOR(r, a) v8_store(d + (size_t)r * OC, u[r]);
                 else
                     for (int l = 0; l < nl; l++) {
                         long o = (b + l) / C0, c = (b + l) % C0;
-                        WG_FOR(r, 5) U[(size_t)((i - i0) * 5 + r) * OC + o * g->C + ph * C0 + c] = u[r][l];
+                        WG_FOR(r, a) U[(size_t)((i - i0) * a + r) * OC + o * g->C + ph * C0 + c] = u[r][l];
                     }
             }
         }
     }
+}
+
+NN_SIMD_CLONES static void wg_filter_s2_4(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                          int i1) {
+    wg_filter_s2(g, w, U, b0, b1, i0, i1, WG_S2);
+}
+NN_SIMD_CLONES static void wg_filter_s2_3(const geom *g, const float *w, float *U, long b0, long b1, int i0,
+                                          int i1) {
+    wg_filter_s2(g, w, U, b0, b1, i0, i1, WG_S2_3);
 }
 
 // The 25 taps of filters b .. b+7 (nl <= 8 of them) as f[k] lane l, and back (gw += f), lane by lane
@@ -661,7 +691,8 @@ NN_SIMD_CLONES static void wg_filter5(const geom *g, const float *w, float *U, l
 }
 
 static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b0, long b1, int i0, int i1) {
-    if (m == WG_S2) wg_filter_s2(g, w, U, b0, b1, i0, i1);
+    if (m == WG_S2) wg_filter_s2_4(g, w, U, b0, b1, i0, i1);
+    else if (m == WG_S2_3) wg_filter_s2_3(g, w, U, b0, b1, i0, i1);
     else if (m == 6) wg_filter6(g, w, U, b0, b1, i0, i1);
     else if (m == 5) wg_filter5(g, w, U, b0, b1, i0, i1);
     else if (m == 4) wg_filter4(g, w, U, b0, b1, i0, i1);
@@ -669,7 +700,7 @@ static void wino_filter_m(const geom *g, const float *w, float *U, int m, long b
     else wg_filter2(g, w, U, b0, b1, i0, i1);
 }
 static void wino_filter(const geom *g, const float *w, float *U, int m) {
-    long OC = (long)g->O * g->C / (m == WG_S2 ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
+    long OC = (long)g->O * g->C / (WG_IS_S2(m) ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -776,9 +807,9 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
 
 // gw += the adjoint of wg_filter_s2 applied to dU summed over its `parts` copies (as wg_filter_adj; filters
 // [b0, b1) of the 3x3 ones)
-NN_SIMD_CLONES static void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_t pstride,
-                                            float *gw, long b0, long b1) {
-    int C0 = g->C / 4;
+NN_INLINE void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_t pstride, float *gw, long b0,
+                                long b1, int v) {
+    int C0 = g->C / 4, a = WG_A(v);
     long OC = (long)g->O * g->C, OC0 = (long)g->O * C0;
     for (long b = b0; b < b1; b += 8) {
         int nl = OC0 - b < 8 ? (int)(OC0 - b) : 8;
@@ -786,27 +817,27 @@ NN_SIMD_CLONES static void wg_filter_adj_s2(const geom *g, const float *dU, int 
         WG_FOR(k, 9) f[k] = v8_set1(0.0f);
         for (int ph = 0; ph < 4; ph++) {
             int p = ph / 2, q = ph % 2;
-            v8 t[2][5];
-            WG_FOR(i, 5) { // rows: dU G
-                v8 u[5], r[2];
-                WG_FOR(j, 5) {
+            v8 t[2][WG_AMAX];
+            WG_FOR(i, a) { // rows: dU G
+                v8 u[WG_AMAX], r[2];
+                WG_FOR(j, a) {
                     u[j] = v8_set1(0.0f);
                     if (C0 % 8 == 0) { // the 8 filters of one o, side by side
-                        const float *src = dU + (size_t)(i * 5 + j) * OC + b / C0 * g->C + ph * C0 + b % C0;
+                        const float *src = dU + (size_t)(i * a + j) * OC + b / C0 * g->C + ph * C0 + b % C0;
                         for (int part = 0; part < parts; part++) u[j] += v8_load(src + part * pstride);
                     } else
                         for (int l = 0; l < nl; l++) {
                             size_t at =
-                                (size_t)(i * 5 + j) * OC + (b + l) / C0 * g->C + ph * C0 + (b + l) % C0;
+                                (size_t)(i * a + j) * OC + (b + l) / C0 * g->C + ph * C0 + (b + l) % C0;
                             for (int part = 0; part < parts; part++) u[j][l] += dU[at + part * pstride];
                         }
                 }
-                wg_g_adj(WG_S2, u, r);
+                wg_g_adj(v, u, r);
                 WG_FOR(tt, 2) t[tt][i] = r[tt];
             }
             WG_FOR(tt, 2) { // columns: Gt (dU G), into the 3x3 taps (2s + p, 2t + q)
                 v8 r[2];
-                wg_g_adj(WG_S2, t[tt], r);
+                wg_g_adj(v, t[tt], r);
                 WG_FOR(ss, 2) {
                     if (2 * ss + p <= 2 && 2 * tt + q <= 2) f[(2 * ss + p) * 3 + 2 * tt + q] += r[ss];
                 }
@@ -816,9 +847,19 @@ NN_SIMD_CLONES static void wg_filter_adj_s2(const geom *g, const float *dU, int 
     }
 }
 
+NN_SIMD_CLONES static void wg_filter_adj_s2_4(const geom *g, const float *dU, int parts, size_t pstride,
+                                              float *gw, long b0, long b1) {
+    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, WG_S2);
+}
+NN_SIMD_CLONES static void wg_filter_adj_s2_3(const geom *g, const float *dU, int parts, size_t pstride,
+                                              float *gw, long b0, long b1) {
+    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, WG_S2_3);
+}
+
 static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                               long b0, long b1, int i0, int i1) {
-    if (m == WG_S2) wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1); // (every row: no batch path)
+    if (m == WG_S2) wg_filter_adj_s2_4(g, dU, parts, pstride, gw, b0, b1); // (every row: no batch path)
+    else if (m == WG_S2_3) wg_filter_adj_s2_3(g, dU, parts, pstride, gw, b0, b1);
     else if (m == 6) wg_filter_adj6(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
@@ -826,7 +867,7 @@ static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t 
     else wg_filter_adj2(g, dU, parts, pstride, gw, b0, b1, i0, i1);
 }
 static void wino_filter_adj(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m) {
-    long OC = (long)g->O * g->C / (m == WG_S2 ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
+    long OC = (long)g->O * g->C / (WG_IS_S2(m) ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
 #pragma omp parallel
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -1021,7 +1062,7 @@ NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int
 NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, int c, int g0, wbufs *b,
                                 int vr) {
     const float *src[8];
-    if (vr != WG_S2) {
+    if (!WG_IS_S2(vr)) {
         WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
         wg_interleave(b->pin, b->wp, g->pt, g->pl, src, g->H, g->W);
         return;
@@ -1086,7 +1127,7 @@ NN_INLINE void wg_deinterleave_s2(float *const *dst, int h, int w, const float *
 NN_INLINE void wg_deinterleave_in(const geom *g, const wchunk *k, float *gx, int c, int g0, wbufs *b,
                                   int vr) {
     float *dst[8];
-    if (vr != WG_S2) {
+    if (!WG_IS_S2(vr)) {
         WG_PLANES8(dst, k, g0, gx, c, g->C, (size_t)g->H * g->W);
         wg_deinterleave(dst, g->H, g->W, b->pacc, b->wp, g->pt, g->pl, 0.0f, 1);
         return;
@@ -1202,7 +1243,8 @@ NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
     NN_SIMD_CLONES static void name##3 params { name##_m(__VA_ARGS__, 3); }                                  \
     NN_SIMD_CLONES static void name##5 params { name##_m(__VA_ARGS__, 5); }                                  \
     NN_SIMD_CLONES static void name##6 params { name##_m(__VA_ARGS__, 6); }                                  \
-    NN_SIMD_CLONES static void name##7 params { name##_m(__VA_ARGS__, WG_S2); }
+    NN_SIMD_CLONES static void name##7 params { name##_m(__VA_ARGS__, WG_S2); }                              \
+    NN_SIMD_CLONES static void name##8 params { name##_m(__VA_ARGS__, WG_S2_3); }
 WG_VARIANTS(wino_input, (const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b), g, k,
             x, V, ps, b)
 WG_VARIANTS(wino_input_adj, (const geom *g, const wchunk *k, const float *dV, size_t ps, float *gx, wbufs *b),
@@ -1228,7 +1270,8 @@ WG_VARIANTS_IV(wino_output_adj_iv,
             ps, b)
 // transform `name` of plan p's layout and tile size
 #define WG_CALL(name, p, ...)                                                                                \
-    ((p)->iv ? ((p)->m == 7   ? name##_iv7(__VA_ARGS__)                                                      \
+    ((p)->iv ? ((p)->m == 8   ? name##_iv8(__VA_ARGS__)                                                      \
+                : (p)->m == 7 ? name##_iv7(__VA_ARGS__)                                                      \
                 : (p)->m == 6 ? name##_iv6(__VA_ARGS__)                                                      \
                 : (p)->m == 5 ? name##_iv5(__VA_ARGS__)                                                      \
                 : (p)->m == 4 ? name##_iv4(__VA_ARGS__)                                                      \
@@ -1243,15 +1286,19 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
-    // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels, where F(4x4, 2x2)
-    // on the stride phases takes at most 0.8 times the direct method's multiplications (4x4, 8x8, 12x12,
-    // 16x16 outputs, ...). Under a tape (training) its per-thread chunks and copies of dU made the
-    // multi-branch net's step slower on 2 threads, with 36 MiB more at the peak (AMD Zen 5).
+    // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels by F(4x4, 2x2)
+    // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications, where that takes at most 0.8
+    // times the direct method's (F(4x4) at 4x4, 8x8, 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape
+    // (training) their per-thread chunks and copies of dU made the multi-branch net's step slower on 2
+    // threads, with 36 MiB more at the peak (AMD Zen 5).
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
-    if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
-        g->N >= 8 && g->C >= 16 && 1000 * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4) <= 72 * g->Ho * g->Wo &&
-        g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) // (wg_interleave_s2's reach)
-        return WG_S2;
+    if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->N >= 8 &&
+        g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
+        long n4 = 100L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
+             n3 = 64L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
+        long best = n4 <= n3 ? n4 : n3;
+        if (10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
+    }
     if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
         g->Wo >= 2 && g->C >= 16)
         return 5;
@@ -1300,7 +1347,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     // the image-vector layout below 8 tiles per row, and at 8 in inference (32x32 outputs by F(4x4): the
     // multi-branch net's first stage 371 -> 417 effective GFLOP/s; its training and the S-space model's as
     // fast or faster by rows of tiles)
-    int iv = v == 3 || v == 5 || v == 6 || v == WG_S2 || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
+    int iv = v == 3 || v == 5 || v == 6 || WG_IS_S2(v) || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
                                                  : (tw < 8 || (tw == 8 && !c->grad_enabled)) && g->N >= 8);
     wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {
@@ -1320,7 +1367,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
         size_t cap = c->grad_enabled ? (size_t)3 << 20 : (size_t)3 << 19;
         int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20)
                                             : (c->grad_enabled || nt > 1) && vm <= cap;
-        if (batch && v != WG_S2) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
+        if (batch && !WG_IS_S2(v)) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
     } else {
         if (nb >= g->N) nb = g->N;
         long nchunks = (g->N + nb - 1) / nb;
@@ -1539,7 +1586,7 @@ static geom wino_s2_geom(const geom *g) {
 
 int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e) {
-    geom gs = m == WG_S2 ? wino_s2_geom(gc) : *gc;
+    geom gs = WG_IS_S2(m) ? wino_s2_geom(gc) : *gc;
     const geom *g = &gs;
     int a = WG_A(m);
     wplan p = wino_plan(c, g, m);
@@ -1582,7 +1629,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
 
 void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *gy, float *gw,
                 float *gx, int alias) {
-    geom gs = m == WG_S2 ? wino_s2_geom(gc) : *gc;
+    geom gs = WG_IS_S2(m) ? wino_s2_geom(gc) : *gc;
     const geom *g = &gs;
     size_t img = (size_t)gc->C * gc->H * gc->W; // one image's gx (as many values as its gy when alias)
     int a = WG_A(m), nt = gn_threads() > 0 ? gn_threads() : 1;

@@ -1375,22 +1375,26 @@ static void test_wino_frozen(void **st) {
     nn_store_free(&s);
 }
 
-// 3x3 stride-2 convs by F(4x4, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2) against the
+// 3x3 stride-2 convs by F(4x4, 2x2) or F(3x3, 2x2) on their four stride phases (nn/ops_winograd.c, WG_S2,
+// WG_S2_3) against the
 // direct method (winograd = 0), output and every gradient (under a tape: ctx->tune.wino_s2): odd sizes,
 // uneven and no padding, widths past 8 tiles, 9 images (a chunk of 8 and one of 1), more channels than 16,
-// 4x as many out. Without a tape the same bits, and a frozen context keeps that transform (its variant 7)
+// 4x as many out. Without a tape the same bits, and a frozen context keeps that transform (its variant)
 // and gives them too. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
 static void test_winograd_s2(void **st) {
     (void)st;
     struct {
         int N, C, O, H, W;
         nn_pad2d pad;
-    } cs[] = {{8, 16, 8, 32, 32, {1, 1, 1, 1}},
-              {9, 16, 5, 17, 23, {1, 0, 1, 0}},
-              {8, 24, 16, 17, 17, {0, 0, 0, 0}},
-              {16, 16, 12, 8, 8, {1, 1, 1, 1}},
-              {10, 64, 7, 17, 70, {0, 1, 1, 1}},
-              {8, 16, 64, 16, 16, {1, 1, 1, 1}}}; // gy as many values as gx: gx may take its buffer
+        int v; // the variant taken: 7 F(4x4, 2x2), 8 F(3x3, 2x2)
+    } cs[] = {{8, 16, 8, 32, 32, {1, 1, 1, 1}, 7},
+              {9, 16, 5, 17, 23, {1, 0, 1, 0}, 7},
+              {8, 24, 16, 17, 17, {0, 0, 0, 0}, 7},
+              {16, 16, 12, 8, 8, {1, 1, 1, 1}, 7},
+              {10, 64, 7, 17, 70, {0, 1, 1, 1}, 7},
+              {8, 16, 64, 16, 16, {1, 1, 1, 1}, 7}, // gy as many values as gx: gx may take its buffer
+              {9, 16, 6, 12, 12, {1, 1, 1, 1}, 8},
+              {8, 32, 9, 6, 5, {1, 1, 1, 1}, 8}};
     const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W;
@@ -1402,8 +1406,8 @@ static void test_winograd_s2(void **st) {
             n[0] = wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, v, -1, -1, res[v]);
         for (int q = 0; q < 4; q++) {
             double e = rel_diff(res[1][q], res[0][q], n[q]);
-            fprintf(stderr, "winograd F(4x4, 2x2) stride phases case %zu: %s differs by %.2e\n", k, what[q],
-                    e);
+            fprintf(stderr, "winograd F(%dx%d, 2x2) stride phases case %zu: %s differs by %.2e\n",
+                    cs[k].v == 7 ? 4 : 3, cs[k].v == 7 ? 4 : 3, k, what[q], e);
             assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
         }
         nn_store s;
@@ -1419,7 +1423,7 @@ static void test_winograd_s2(void **st) {
                                      nn_tensor_from(&c, NN_SHAPE(O), b), 2, 2, cs[k].pad);
             assert_non_null(y);
             out[v] = malloc(sizeof(float) * n[0]), memcpy(out[v], y->data, sizeof(float) * n[0]);
-            if (v) assert_true(c.wcache && c.wcache->m == 7 && !c.wcache->next);
+            if (v) assert_true(c.wcache && c.wcache->m == cs[k].v && !c.wcache->next);
             nn_ctx_free(&c);
         }
         assert_memory_equal(out[0], res[1][0], sizeof(float) * n[0]);
