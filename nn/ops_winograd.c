@@ -611,8 +611,8 @@ NN_SIMD_CLONES static void wg_filter6(const geom *g, const float *w, float *U, l
     wg_filter(g, w, U, 6, b0, b1, i0, i1);
 }
 // WG_S2's (or WG_S2_3's: v) U from the 3x3 filters w (O, C0, 3, 3), filters [b0, b1) of the O*C0, g the
-// phases' conv (C = 4*C0 channels, phase-major): phase (p, q)'s 2x2 kernel k[s][t] = w[2s + p][2t + q] (0 past
-// the 3x3 taps)
+// phases' conv (C = 4*C0 channels, phase-major): phase (p, q)'s 2x2 kernel k[s][t] = w[2s + p][2t + q]
+// (0 past the 3x3 taps)
 NN_INLINE void wg_filter_s2(const geom *g, const float *w, float *U, long b0, long b1, int i0, int i1,
                             int v) {
     int C0 = g->C / 4, a = WG_A(v);
