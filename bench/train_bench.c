@@ -57,38 +57,36 @@ static void report_ranks(const nn_store *st, int B, int steps, double t_train) {
     printf("\n");
 }
 
+// The command line's options (usage above)
+typedef struct tb_opts {
+    int threads, steps, B, width, keep, wino, batched, infer_only, infer_rows, wino_batch, report_mem,
+        wino_s2;
+} tb_opts;
+static tb_opts tb_parse(int argc, char **argv) {
+    tb_opts o = {0, 10, 64, 32, 0, 1, -1, 0, -1, -1, 0, -1};
+    const struct {
+        const char *name;
+        int *v;
+    } keys[] = {{"--threads", &o.threads},     {"--steps", &o.steps},
+                {"--batch", &o.B},             {"--width", &o.width},
+                {"--keep-im2col", &o.keep},    {"--winograd", &o.wino},
+                {"--batched", &o.batched},     {"--infer-only", &o.infer_only},
+                {"--infer-rows", &o.infer_rows}, {"--wino-batch", &o.wino_batch},
+                {"--wino-s2", &o.wino_s2},     {"--report-mem", &o.report_mem}};
+    for (int i = 1; i + 1 < argc; i += 2)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (!strcmp(argv[i], keys[k].name)) *keys[k].v = atoi(argv[i + 1]);
+    return o;
+}
+
 int main(int argc, char **argv) {
     gn_runtime_init(argv);
     if (gn_mpi_init(&argc, &argv)) return fprintf(stderr, "%s\n", gn_errmsg()), 1;
     int P = gn_mpi_size(), R = gn_mpi_rank();
-    int threads = 0, steps = 10, B = 64, width = 32, keep = 0, wino = 1, batched = -1, infer_only = 0,
-        infer_rows = -1, wino_batch = -1, report_mem = 0, wino_s2 = -1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads"))
-            threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--steps"))
-            steps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batch"))
-            B = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--width"))
-            width = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--keep-im2col"))
-            keep = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--winograd"))
-            wino = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--batched"))
-            batched = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--infer-only")) // profiling the inference alone
-            infer_only = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--infer-rows"))
-            infer_rows = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--wino-batch"))
-            wino_batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--wino-s2"))
-            wino_s2 = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--report-mem")) // the arena's and the gradient pool's peaks
-            report_mem = atoi(argv[i + 1]);
-    }
+    tb_opts o = tb_parse(argc, argv);
+    int threads = o.threads, steps = o.steps, B = o.B, width = o.width, keep = o.keep, wino = o.wino,
+        batched = o.batched, infer_only = o.infer_only, infer_rows = o.infer_rows, wino_batch = o.wino_batch,
+        report_mem = o.report_mem, wino_s2 = o.wino_s2;
     gn_set_threads(threads);
     md_net m;
     md_net_multibranch(&m, width);
