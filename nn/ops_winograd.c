@@ -41,7 +41,8 @@
 #endif
 #define WG_FOR(i, n) WG_UNROLL for (int i = 0; i < (n); i++)
 
-// Transform variants v: F(2x2, 3x3) (v = 2), F(4x4, 3x3) (4) and, for 5x5 stride-1 convs, F(2x2, 5x5) (5).
+// Transform variants v: F(2x2, 3x3) (v = 2), F(3x3, 3x3) (3), F(4x4, 3x3) (4), F(6x6, 3x3) (6) and, for 5x5
+// stride-1 convs, F(2x2, 5x5) (5).
 // F(2x2, 5x5) interpolates at the same 6 points as F(4x4, 3x3), so it has the same input transform Bt;
 // its At is 2 x 6 (rows 1, p and 0, 0, ..., 1 at infinity) and its G 6 x 5 (p^k / N_p, the normalisations
 // N_p of F(4x4, 3x3)'s G). It runs in the image-vector layout only.
