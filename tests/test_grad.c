@@ -1380,7 +1380,7 @@ static void test_wino_frozen(void **st) {
 // direct method (winograd = 0), output and every gradient (under a tape: ctx->tune.wino_s2): odd sizes,
 // uneven and no padding, widths past 8 tiles, 9 images (a chunk of 8 and one of 1), more channels than 16,
 // 4x as many out. Without a tape the same bits, and a frozen context keeps that transform (its variant)
-// and gives them too. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
+// and gives them too; through the inference epilogue (scale, shift, residual, ReLU) as the direct method. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
 static void test_winograd_s2(void **st) {
     (void)st;
     struct {
@@ -1428,6 +1428,23 @@ static void test_winograd_s2(void **st) {
         }
         assert_memory_equal(out[0], res[1][0], sizeof(float) * n[0]);
         assert_memory_equal(out[1], res[1][0], sizeof(float) * n[0]);
+        float *rr = malloc(sizeof(float) * n[0]), *fu[2], sc[64], sf[64];
+        tu_randn(rr, n[0], 1, 90 + k), tu_randn(sc, 64, 1, 100 + k), tu_randn(sf, 64, 1, 110 + k);
+        for (int v = 0; v < 2; v++) { // the inference epilogue (scale, shift, residual, ReLU): direct, WG_S2*
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 20);
+            c.training = 0, c.grad_enabled = 0, c.winograd = v;
+            int Ho = (H + cs[k].pad.top + cs[k].pad.bottom - 3) / 2 + 1, Wo = (int)(n[0] / ((size_t)N * O * Ho));
+            nn_tensor *y = nn_conv2d_fused(&c, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), pw, sc, sf, 2, 2,
+                                           cs[k].pad, nn_tensor_from(&c, NN_SHAPE(N, O, Ho, Wo), rr), 1);
+            assert_non_null(y);
+            fu[v] = malloc(sizeof(float) * n[0]), memcpy(fu[v], y->data, sizeof(float) * n[0]);
+            nn_ctx_free(&c);
+        }
+        double ef = rel_diff(fu[1], fu[0], n[0]);
+        fprintf(stderr, "  with the inference epilogue: differs by %.2e\n", ef);
+        assert_true(ef <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
+        free(rr), free(fu[0]), free(fu[1]);
         for (int v = 0; v < 2; v++) {
             free(out[v]);
             for (int q = 0; q < 4; q++) free(res[v][q]);
