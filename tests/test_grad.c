@@ -1380,7 +1380,8 @@ static void test_wino_frozen(void **st) {
 // direct method (winograd = 0), output and every gradient (under a tape: ctx->tune.wino_s2): odd sizes,
 // uneven and no padding, widths past 8 tiles, 9 images (a chunk of 8 and one of 1), more channels than 16,
 // 4x as many out. Without a tape the same bits, and a frozen context keeps that transform (its variant)
-// and gives them too; through the inference epilogue (scale, shift, residual, ReLU) as the direct method. Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
+// and gives them too; through the inference epilogue (scale, shift, residual, ReLU) as the direct method.
+// Measured worst 3.5e-6 (per 16 channels); a wrong sign in G: 19, phases swapped: 1.1.
 static void test_winograd_s2(void **st) {
     (void)st;
     struct {
@@ -1434,7 +1435,8 @@ static void test_winograd_s2(void **st) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 20);
             c.training = 0, c.grad_enabled = 0, c.winograd = v;
-            int Ho = (H + cs[k].pad.top + cs[k].pad.bottom - 3) / 2 + 1, Wo = (int)(n[0] / ((size_t)N * O * Ho));
+            int Ho = (H + cs[k].pad.top + cs[k].pad.bottom - 3) / 2 + 1,
+                Wo = (int)(n[0] / ((size_t)N * O * Ho));
             nn_tensor *y = nn_conv2d_fused(&c, nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), pw, sc, sf, 2, 2,
                                            cs[k].pad, nn_tensor_from(&c, NN_SHAPE(N, O, Ho, Wo), rr), 1);
             assert_non_null(y);
