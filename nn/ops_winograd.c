@@ -1304,7 +1304,8 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
         g->Wo >= 2 && g->C >= 16)
         return 5;
     if (!c->winograd || !wino_ok(g)) return 0;
-    if (c->winograd != 1) return c->winograd;
+    int w = c->winograd;
+    if (w == 2 || w == 3 || w == 4 || w == 6) return w; // a forced 3x3 tile (other values: the rule below)
     // The tile size with the fewest multiplications (a^2 per tile, over the tiles that cover the output),
     // F(2x2) at a tie with F(4x4) and F(4x4) at a tie with F(6x6) (rounding grows with the tile); im2col
     // below 3x3 outputs, where F(2x2) takes as many as the direct method. F(3x3) and F(6x6) run in image
