@@ -473,6 +473,18 @@ void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int ld
                 0.0f, C, ldc);
 }
 
+void nn_gemm_small_add(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+#ifdef NN_GEMM_X86
+    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
+    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
+    if (level == 2) return gemm_nn_avx512(0, M, N, K, A, lda, B, ldb, NULL, C, ldc, 1);
+    if (level == 1) return gemm_nn_fma(0, M, N, K, A, lda, B, ldb, NULL, C, ldc, 1);
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
 void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, const float *const *Bk,
                        float *scratch, int lds, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;

@@ -15,6 +15,11 @@ enum { NN_GEMM_BEST = 0, NN_GEMM_BLAS = 1, NN_GEMM_AVX2 = 2 };
 void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc);
 
+// C (M x N, ldc) += A (M x K, lda) * B (K x N, ldb): each element of C the sum of its old value and the
+// product's chain (the chain as nn_gemm_small's).
+void nn_gemm_small_add(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc);
+
 // C (M x N, ldc) = A (M x K, lda) * B where row k of B is Bk[k][0:N] (an implicit im2col: rows that are
 // shifted views of one buffer), the same multiply-add chains as nn_gemm_small on those rows gathered into a
 // matrix. The cblas_sgemm path gathers them into scratch (K x N, row stride lds >= N); the others do not

@@ -363,6 +363,7 @@ typedef struct wchunk {
     int c0, c1; // image-vector layout: the channels (of x or y) to transform, c1 clipped to C or O
     int blas;                // the products by cblas_sgemm
     const geom *src;         // variant WG_S2: the stride-2 conv whose phases the chunk's input is
+    int s2a;                 // variants WG_S2, WG_S2_3: their a (the products skip the phases' zeros), else 0
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
@@ -1288,15 +1289,15 @@ static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 
 // step 13.3 -> 12.7 s)
 int nn_wino_tile(const nn_ctx *c, const geom *g) {
     // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels by F(4x4, 2x2)
-    // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications, where that takes at most 0.8
-    // times the direct method's (F(4x4) at 4x4, 8x8, 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape
+    // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications (81 and 49 per tile and
+    // channel: wino_gemm_s2), where that takes at most 0.8 times the direct method's (F(4x4) at 4x4, 8x8,
+    // 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape
     // (training) their per-thread chunks and copies of dU made the multi-branch net's step slower on 2
     // threads, with 36 MiB more at the peak (AMD Zen 5).
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
     if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->N >= 8 &&
         g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
-        long n4 = 100L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
-             n3 = 64L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
+        long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4), n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
         long best = n4 <= n3 ? n4 : n3;
         if (10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
     }
@@ -1395,10 +1396,24 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
                 0,
                 INT_MAX,
                 0,
-                NULL};
+                NULL,
+                WG_IS_S2(p->m) ? WG_A(p->m) : 0};
     k.TC = (size_t)k.nbp * k.th * k.tw;
     k.blas = p->blas;
     return k;
+}
+
+// M = U V at point xi of a stride-2 conv's phases (channels phase-major, C0 per phase): a phase's 2x2
+// kernel with one tap along an axis (odd rows, odd columns) has its second tap 0, so G's row for infinity
+// (the axis' last point) makes its U 0 there, and the product skips those phases' channels: 81 of the 100
+// multiply-adds per channel and tile by F(4x4, 2x2), 49 of 64 by F(3x3, 2x2). (0 * v added to a sum leaves
+// it as it was; the two phases of the last column, 0 and 2, are two products, the second added to the first.)
+static void wino_gemm_s2(const geom *g, const wchunk *k, int xi, const float *Ux, const float *Vx, float *Mx) {
+    int a = k->s2a, li = xi / a == a - 1, lj = xi % a == a - 1, C0 = g->C / 4, TC = (int)k->TC,
+        ld = (int)k->ld, K = li && lj ? C0 : li || lj ? 2 * C0 : g->C;
+    if (!lj || li) return nn_gemm_small(k->blas, 0, g->O, TC, K, Ux, g->C, Vx, ld, Mx, ld);
+    nn_gemm_small(k->blas, 0, g->O, TC, C0, Ux, g->C, Vx, ld, Mx, ld);
+    nn_gemm_small_add(k->blas, g->O, TC, C0, Ux + 2 * C0, g->C, Vx + (size_t)2 * C0 * ld, ld, Mx, ld);
 }
 
 // the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
@@ -1411,7 +1426,9 @@ static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wc
     for (int xi = x0; xi < x1; xi++) {
         const float *Ux = U ? U + (xi - u0) * OC : NULL;
         float *Vx = V + xi * vps, *Mx = M + xi * mps;
-        if (kind == WG_FWD)
+        if (kind == WG_FWD && k->s2a)
+            wino_gemm_s2(g, k, xi, Ux, Vx, Mx);
+        else if (kind == WG_FWD)
             nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
         else if (kind == WG_DATA)
             nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM

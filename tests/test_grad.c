@@ -826,7 +826,7 @@ static void test_winograd(void **st) {
 }
 
 // The Winograd products' kernels (nn/gemm.h) against a float64 reference:
-// C = op(A) B and C += A B^T on shapes with every remainder (rows not a
+// C = op(A) B, C += A B and C += A B^T on shapes with every remainder (rows not a
 // multiple of 6 or 3, columns not of 16 or 4, K tails not of 8, C += A B^T by dot products (K > 8M) and by
 // the transposed panels (K <= 8M; past their K blocks of 256 too)), strided
 // operands, and C's columns past N left untouched; and the same through
@@ -837,7 +837,7 @@ static void test_gemm_small(void **st) {
                              {64, 80, 71}, {2, 9, 23},  {12, 32, 40}, {25, 70, 17}, {24, 48, 3}, {37, 95, 64},
                              {9, 40, 300}, {14, 33, 530}, {40, 50, 300}};
     enum { NS = sizeof shapes / sizeof shapes[0] };
-    float *best[NS][3] = {{0}}; // the best kernel's products, for the bit comparison with the AVX2 kernel
+    float *best[NS][4] = {{0}}; // the best kernel's products, for the bit comparison with the AVX2 kernel
     for (int blas = 0; blas < 3; blas++) { // NN_GEMM_BEST, NN_GEMM_BLAS, NN_GEMM_AVX2
         fprintf(stderr, "gemm: blas = %d runs the %s kernel\n", blas, nn_gemm_kernel(blas));
         for (size_t s = 0; s < NS; s++) {
@@ -847,14 +847,15 @@ static void test_gemm_small(void **st) {
             float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C = malloc(sizeof(float) * nc);
             float *C0 = malloc(sizeof(float) * nc);
             tu_randn(A, na, 1, 100 + s), tu_randn(B, nb, 1, 200 + s), tu_randn(C0, nc, 1, 300 + s);
-            for (int kind = 0; kind < 3; kind++) { // 0: A B, 1: A^T B, 2: C += A B^T
+            for (int kind = 0; kind < 4; kind++) { // 0: A B, 1: A^T B, 2: C += A B^T, 3: C += A B
                 memcpy(C, C0, sizeof(float) * nc);
                 if (kind < 2) nn_gemm_small(blas, kind, M, N, K, A, lda, B, ldb, C, ldc);
+                else if (kind == 3) nn_gemm_small_add(blas, M, N, K, A, lda, B, ldb, C, ldc);
                 else nn_gemm_small_nt_acc(blas, M, N, K, A, lda, B, ldb, C, ldc);
                 double worst = 0;
                 for (int i = 0; i < M; i++) {
                     for (int j = 0; j < N; j++) {
-                        double ref = kind == 2 ? C0[(size_t)i * ldc + j] : 0, mag = fabs(ref);
+                        double ref = kind >= 2 ? C0[(size_t)i * ldc + j] : 0, mag = fabs(ref);
                         for (int k = 0; k < K; k++) {
                             double a = kind == 1 ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
                             double b = kind == 2 ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
