@@ -60,30 +60,32 @@
 
 // 1-D transforms over a vectors (8 tiles per lane): v = Bt d, its adjoint d = B v,
 // y = At mm, its adjoint mm = A y, and the filter's u = G f and f = Gt u.
-NN_INLINE void wg_bt(int m, const v8 *d, v8 *v) {
-    if (m == 2) {
-        v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];
-        return;
-    }
-    if (m == 3) {
-        v8 d31 = d[3] - d[1];
-        v[0] = 2.0f * (d[0] - d[2]) + d31, v[1] = d[3] - d[2] - 2.0f * d[1];
-        v[2] = d31 + 3.0f * (d[1] - d[2]);
-        v[3] = d31, v[4] = 2.0f * (d[1] - d[3]) + (d[4] - d[2]);
-        return;
-    }
-    if (m == 6) {
-        v8 e1 = d[2] + d[6] - 4.25f * d[4], o1 = d[1] + d[5] - 4.25f * d[3];
-        v8 e2 = 0.25f * d[2] - 1.25f * d[4] + d[6], o2 = 0.5f * d[1] - 2.5f * d[3] + 2.0f * d[5];
-        v8 e3 = 4.0f * d[2] - 5.0f * d[4] + d[6], o3 = 2.0f * d[1] - 2.5f * d[3] + 0.5f * d[5];
-        v[0] = d[0] - d[6] + 5.25f * (d[4] - d[2]), v[1] = e1 + o1, v[2] = e1 - o1, v[3] = e2 + o2;
-        v[4] = e2 - o2, v[5] = e3 + o3, v[6] = e3 - o3, v[7] = d[7] - d[1] + 5.25f * (d[3] - d[5]);
-        return;
-    }
-    v8 t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1], t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);
-    v[0] = 4.0f * (d[0] - d[2]) + t3, v[1] = t1 + t2, v[2] = t1 - t2, v[3] = t3 + t4, v[4] = t3 - t4;
-    v[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
+#define WG_DEF_BT(fn, T) NN_INLINE void fn(int m, const T *d, T *v) {                                        \
+    if (m == 2) {                                                                                            \
+        v[0] = d[0] - d[2], v[1] = d[1] + d[2], v[2] = d[2] - d[1], v[3] = d[1] - d[3];                      \
+        return;                                                                                              \
+    }                                                                                                        \
+    if (m == 3) {                                                                                            \
+        T d31 = d[3] - d[1];                                                                                 \
+        v[0] = 2.0f * (d[0] - d[2]) + d31, v[1] = d[3] - d[2] - 2.0f * d[1];                                 \
+        v[2] = d31 + 3.0f * (d[1] - d[2]);                                                                   \
+        v[3] = d31, v[4] = 2.0f * (d[1] - d[3]) + (d[4] - d[2]);                                             \
+        return;                                                                                              \
+    }                                                                                                        \
+    if (m == 6) {                                                                                            \
+        T e1 = d[2] + d[6] - 4.25f * d[4], o1 = d[1] + d[5] - 4.25f * d[3];                                  \
+        T e2 = 0.25f * d[2] - 1.25f * d[4] + d[6], o2 = 0.5f * d[1] - 2.5f * d[3] + 2.0f * d[5];             \
+        T e3 = 4.0f * d[2] - 5.0f * d[4] + d[6], o3 = 2.0f * d[1] - 2.5f * d[3] + 0.5f * d[5];               \
+        v[0] = d[0] - d[6] + 5.25f * (d[4] - d[2]), v[1] = e1 + o1, v[2] = e1 - o1, v[3] = e2 + o2;          \
+        v[4] = e2 - o2, v[5] = e3 + o3, v[6] = e3 - o3, v[7] = d[7] - d[1] + 5.25f * (d[3] - d[5]);          \
+        return;                                                                                              \
+    }                                                                                                        \
+    T t1 = d[4] - 4.0f * d[2], t2 = d[3] - 4.0f * d[1], t3 = d[4] - d[2], t4 = 2.0f * (d[3] - d[1]);         \
+    v[0] = 4.0f * (d[0] - d[2]) + t3, v[1] = t1 + t2, v[2] = t1 - t2, v[3] = t3 + t4, v[4] = t3 - t4;        \
+    v[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);                                                             \
 }
+WG_DEF_BT(wg_bt, v8)
+WG_DEF_BT(wg_bt16, v16)
 NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
     if (m == 2) {
         d[0] = v[0], d[1] = v[1] - v[2] + v[3], d[2] = v[1] + v[2] - v[0], d[3] = -v[3];
@@ -110,38 +112,40 @@ NN_INLINE void wg_bt_adj(int m, const v8 *v, v8 *d) {
     d[0] = 4.0f * v[0], d[1] = 4.0f * d12 + 2.0f * d34 + 4.0f * v[5], d[2] = -5.0f * v[0] - 4.0f * s12 - s34;
     d[3] = -d12 - 2.0f * d34 - 5.0f * v[5], d[4] = v[0] + s12 + s34, d[5] = v[5];
 }
-NN_INLINE void wg_at(int m, const v8 *mm, v8 *y) {
-    if (m == 2) {
-        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];
-        return;
-    }
-    if (m == WG_S2_3) { // (the point at infinity's sign as F(2x2, 3x3)'s Bt has it)
-        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2], y[2] = mm[1] + mm[2] - mm[3];
-        return;
-    }
-    if (m == 3 || m == WG_S2) {
-        v8 s = mm[1] + mm[2], d = mm[1] - mm[2];
-        y[0] = mm[0] + s + mm[3], y[1] = d + 2.0f * mm[3], y[2] = s + 4.0f * mm[3];
-        if (m == 3) y[2] += mm[4];
-        else y[3] = d + 8.0f * mm[3] + mm[4];
-        return;
-    }
-    if (m == 6) {
-        v8 s1 = mm[1] + mm[2], t1 = mm[1] - mm[2], s3 = mm[3] + mm[4], t3 = mm[3] - mm[4], s5 = mm[5] + mm[6],
-           t5 = mm[5] - mm[6];
-        y[0] = mm[0] + s1 + s3 + s5, y[1] = t1 + 2.0f * t3 + 0.5f * t5, y[2] = s1 + 4.0f * s3 + 0.25f * s5;
-        y[3] = t1 + 8.0f * t3 + 0.125f * t5, y[4] = s1 + 16.0f * s3 + 0.0625f * s5;
-        y[5] = t1 + 32.0f * t3 + 0.03125f * t5 + mm[7];
-        return;
-    }
-    v8 s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];
-    if (m == 5) { // F(2x2, 5x5)
-        y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34 + mm[5];
-        return;
-    }
-    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34,
-    y[3] = d12 + 8.0f * d34 + mm[5];
+#define WG_DEF_AT(fn, T) NN_INLINE void fn(int m, const T *mm, T *y) {                                       \
+    if (m == 2) {                                                                                            \
+        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2] - mm[3];                                          \
+        return;                                                                                              \
+    }                                                                                                        \
+    if (m == WG_S2_3) { /* (the point at infinity's sign as F(2x2, 3x3)'s Bt has it) */                      \
+        y[0] = mm[0] + mm[1] + mm[2], y[1] = mm[1] - mm[2], y[2] = mm[1] + mm[2] - mm[3];                    \
+        return;                                                                                              \
+    }                                                                                                        \
+    if (m == 3 || m == WG_S2) {                                                                              \
+        T s = mm[1] + mm[2], d = mm[1] - mm[2];                                                              \
+        y[0] = mm[0] + s + mm[3], y[1] = d + 2.0f * mm[3], y[2] = s + 4.0f * mm[3];                          \
+        if (m == 3) y[2] += mm[4];                                                                           \
+        else y[3] = d + 8.0f * mm[3] + mm[4];                                                                \
+        return;                                                                                              \
+    }                                                                                                        \
+    if (m == 6) {                                                                                            \
+        T s1 = mm[1] + mm[2], t1 = mm[1] - mm[2], s3 = mm[3] + mm[4], t3 = mm[3] - mm[4];                    \
+        T s5 = mm[5] + mm[6], t5 = mm[5] - mm[6];                                                            \
+        y[0] = mm[0] + s1 + s3 + s5, y[1] = t1 + 2.0f * t3 + 0.5f * t5, y[2] = s1 + 4.0f * s3 + 0.25f * s5;  \
+        y[3] = t1 + 8.0f * t3 + 0.125f * t5, y[4] = s1 + 16.0f * s3 + 0.0625f * s5;                          \
+        y[5] = t1 + 32.0f * t3 + 0.03125f * t5 + mm[7];                                                      \
+        return;                                                                                              \
+    }                                                                                                        \
+    T s12 = mm[1] + mm[2], d12 = mm[1] - mm[2], s34 = mm[3] + mm[4], d34 = mm[3] - mm[4];                    \
+    if (m == 5) { /* F(2x2, 5x5) */                                                                          \
+        y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34 + mm[5];                                           \
+        return;                                                                                              \
+    }                                                                                                        \
+    y[0] = mm[0] + s12 + s34, y[1] = d12 + 2.0f * d34, y[2] = s12 + 4.0f * s34,                              \
+    y[3] = d12 + 8.0f * d34 + mm[5];                                                                         \
 }
+WG_DEF_AT(wg_at, v8)
+WG_DEF_AT(wg_at16, v16)
 NN_INLINE void wg_at_adj(int m, const v8 *y, v8 *mm) {
     if (m == 2) {
         mm[0] = y[0], mm[1] = y[0] + y[1], mm[2] = y[0] - y[1], mm[3] = -y[1];
@@ -293,6 +297,7 @@ static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k *
 typedef struct wbufs {
     float *V, *M, *pin, *pout, *pacc;
     size_t vps, mps, img, vm; // plane strides, floats per image buffer, floats of V and M
+    int ng;                   // image buffers in pin and in pout (the image-vector layout's image groups)
     int wp, hp;
     wrow e;
 } wbufs;
@@ -1062,49 +1067,61 @@ NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int
 // The patches' buffer of channel c of 8 images from g0 on: the planes with their padding, or for WG_S2 the
 // stride phase c / C of channel c % C of the stride-2 conv's input (C its channels)
 NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, int c, int g0, wbufs *b,
-                                int vr) {
+                                float *pin, int vr) {
     const float *src[8];
     if (!WG_IS_S2(vr)) {
         WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
-        wg_interleave(b->pin, b->wp, g->pt, g->pl, src, g->H, g->W);
+        wg_interleave(pin, b->wp, g->pt, g->pl, src, g->H, g->W);
         return;
     }
     const geom *s = k->src;
     int ph = c / s->C;
     WG_PLANES8(src, k, g0, x, c % s->C, s->C, (size_t)s->H * s->W);
-    wg_interleave_s2(b->pin, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
+    wg_interleave_s2(pin, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
+}
+
+// The forward transforms of the image-vector layout run on two slots at a time: slot s of a chunk is tile
+// s / ng of image group s % ng (8 images each, ng = nbp / 8), the floats 8s .. 8s+7 of each row of V and M,
+// so two slots are 16 adjacent floats, one 16-lane vector (AVX-512's width: half the instructions of two
+// 8-lane ones; each lane's arithmetic that of the 8-lane transforms, so the same bits). Each image group's
+// patches in a buffer of its own (pin, pout + q * img). An odd last slot runs as both halves, its second
+// half not stored.
+NN_INLINE void wg_slot_bufs(const wchunk *k, const wbufs *b, float *base, int s, int ns, int m, float **p) {
+    int ng = k->nbp / 8;
+    WG_FOR(h, 2) {
+        int sh = s + h < ns ? s + h : s, t = sh / ng, q = sh % ng;
+        p[h] = base + (size_t)q * b->img + ((size_t)m * (t / k->tw) * b->wp + (size_t)m * (t % k->tw)) * 8;
+    }
 }
 
 NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                                int vr) {
-    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
-    size_t nbp = (size_t)k->nbp;
-    for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++)
-        for (int g0 = 0; g0 < k->nb; g0 += 8) {
-            wg_interleave_in(g, k, x, c, g0, b, vr);
-            float *vp = V + (size_t)c * k->ld + g0;
-            for (int i = 0; i < th; i++) {
-                v8 t[WG_AMAX][WG_AMAX];
-                for (int j = 0; j < tw; j++) {
-                    const float *p = b->pin + ((size_t)m * i * wp + (size_t)m * j) * 8;
-                    float *vt = vp + (size_t)(i * tw + j) * nbp;
-                    int q0 = j ? a - m : 0; // the last a - m columns of the tile before are this one's first
-                    WG_FOR(q, q0)
-                        WG_FOR(r, a) t[r][q] = t[r][q + m];
-                    WG_UNROLL for (int q = q0; q < a; q++) { // columns: Bt d
-                        v8 d[WG_AMAX], v[WG_AMAX];
-                        WG_FOR(r, a) d[r] = v8_load(p + ((size_t)r * wp + q) * 8);
-                        wg_bt(WG_BV(vr), d, v);
-                        WG_FOR(r, a) t[r][q] = v[r];
-                    }
-                    WG_FOR(r, a) { // rows: (Bt d) B
-                        v8 v[WG_AMAX];
-                        wg_bt(WG_BV(vr), t[r], v);
-                        WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v[q]);
-                    }
+    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
+    for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++) {
+        for (int q = 0; q < ng; q++) wg_interleave_in(g, k, x, c, 8 * q, b, b->pin + (size_t)q * b->img, vr);
+        float *vp = V + (size_t)c * k->ld;
+        for (int s = 0; s < ns; s += 2) {
+            float *p[2];
+            wg_slot_bufs(k, b, b->pin, s, ns, m, p);
+            v16 t[WG_AMAX][WG_AMAX];
+            WG_UNROLL for (int q = 0; q < a; q++) { // columns: Bt d
+                v16 d[WG_AMAX], v[WG_AMAX];
+                WG_FOR(r, a) {
+                    size_t off = ((size_t)r * wp + q) * 8;
+                    d[r] = v16_load2(p[0] + off, p[1] + off);
                 }
+                wg_bt16(WG_BV(vr), d, v);
+                WG_FOR(r, a) t[r][q] = v[r];
+            }
+            float *vt = vp + (size_t)8 * s;
+            WG_FOR(r, a) { // rows: (Bt d) B
+                v16 v[WG_AMAX];
+                wg_bt16(WG_BV(vr), t[r], v);
+                if (s + 1 < ns) WG_FOR(q, a) v16_store(vt + (size_t)(r * a + q) * ps, v[q]);
+                else WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v16_lo(v[q]));
             }
         }
+    }
 }
 
 // dst[l][(2y + r0)*w + 2x + c0] += src[(y*sw + x)*8 + l] inside h x w (dst[l] NULL: skipped) for y < hp,
@@ -1175,32 +1192,36 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
 
 NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
                                 float *y, wbufs *b, int vr) {
-    int m = WG_M(vr), a = WG_A(vr), th = k->th, tw = k->tw, wp = b->wp;
-    size_t nbp = (size_t)k->nbp;
-    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++)
-        for (int g0 = 0; g0 < k->nb; g0 += 8) {
-            const float *mp = M + (size_t)o * k->ld + g0;
-            for (int i = 0; i < th; i++)
-                for (int j = 0; j < tw; j++) {
-                    const float *mt = mp + (size_t)(i * tw + j) * nbp;
-                    float *p = b->pout + ((size_t)m * i * wp + (size_t)m * j) * 8;
-                    v8 t[WG_AMAX - 2][WG_AMAX];
-                    WG_FOR(q, a) { // columns: At M
-                        v8 mm[WG_AMAX], v[WG_AMAX - 2];
-                        WG_FOR(r, a) mm[r] = v8_load(mt + (size_t)(r * a + q) * ps);
-                        wg_at(vr, mm, v);
-                        WG_FOR(r, m) t[r][q] = v[r];
-                    }
-                    WG_FOR(r, m) { // rows: (At M) A
-                        v8 v[WG_AMAX - 2];
-                        wg_at(vr, t[r], v);
-                        WG_FOR(q, m) v8_store(p + ((size_t)r * wp + q) * 8, v[q]);
-                    }
+    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
+    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++) {
+        const float *mp = M + (size_t)o * k->ld;
+        for (int s = 0; s < ns; s += 2) {
+            float *p[2];
+            wg_slot_bufs(k, b, b->pout, s, ns, m, p);
+            const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
+            v16 t[WG_AMAX - 2][WG_AMAX];
+            WG_FOR(q, a) { // columns: At M
+                v16 mm[WG_AMAX], v[WG_AMAX - 2];
+                WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
+                wg_at16(vr, mm, v);
+                WG_FOR(r, m) t[r][q] = v[r];
+            }
+            WG_FOR(r, m) { // rows: (At M) A
+                v16 v[WG_AMAX - 2];
+                wg_at16(vr, t[r], v);
+                WG_FOR(q, m) {
+                    size_t off = ((size_t)r * wp + q) * 8;
+                    v16_store2(p[0] + off, p[1] + off, v[q]);
                 }
-            float *dst[8];
-            WG_PLANES8(dst, k, g0, y, o, g->O, (size_t)g->Ho * g->Wo);
-            wg_deinterleave(dst, g->Ho, g->Wo, b->pout, wp, 0, 0, bias ? bias[o] : 0.0f, 0);
+            }
         }
+        for (int q = 0; q < ng; q++) {
+            float *dst[8];
+            WG_PLANES8(dst, k, 8 * q, y, o, g->O, (size_t)g->Ho * g->Wo);
+            wg_deinterleave(dst, g->Ho, g->Wo, b->pout + (size_t)q * b->img, wp, 0, 0, bias ? bias[o] : 0.0f,
+                            0);
+        }
+    }
 }
 
 NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float *gy, float *dM, size_t ps,
@@ -1297,7 +1318,8 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
     if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->N >= 8 &&
         g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
-        long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4), n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
+        long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
+             n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
         long best = n4 <= n3 ? n4 : n3;
         if (10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
     }
@@ -1408,7 +1430,8 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
 // (the axis' last point) makes its U 0 there, and the product skips those phases' channels: 81 of the 100
 // multiply-adds per channel and tile by F(4x4, 2x2), 49 of 64 by F(3x3, 2x2). (0 * v added to a sum leaves
 // it as it was; the two phases of the last column, 0 and 2, are two products, the second added to the first.)
-static void wino_gemm_s2(const geom *g, const wchunk *k, int xi, const float *Ux, const float *Vx, float *Mx) {
+static void wino_gemm_s2(const geom *g, const wchunk *k, int xi, const float *Ux, const float *Vx,
+                         float *Mx) {
     int a = k->s2a, li = xi / a == a - 1, lj = xi % a == a - 1, C0 = g->C / 4, TC = (int)k->TC,
         ld = (int)k->ld, K = li && lj ? C0 : li || lj ? 2 * C0 : g->C;
     if (!lj || li) return nn_gemm_small(k->blas, 0, g->O, TC, K, Ux, g->C, Vx, ld, Mx, ld);
@@ -1448,7 +1471,8 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
     b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
-    return (p->batch ? 0 : b->vm) + 3 * b->img + 36 * b->e.len; // the batch's V and M are shared
+    b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
+    return (p->batch ? 0 : b->vm) + (2 * (size_t)b->ng + 1) * b->img + 36 * b->e.len; // (shared V and M)
 }
 // thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
 // of `base`; the image buffers start at 0 (their borders stay 0)
@@ -1456,9 +1480,9 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int v) {
     int a = WG_A(v);
     if (!vm) vm = base, base += b->vm;
     b->V = vm, b->M = vm + WG_ROUND16((size_t)a * a * b->vps);
-    b->pin = base, b->pout = b->pin + b->img, b->pacc = b->pout + b->img;
+    b->pin = base, b->pout = b->pin + b->ng * b->img, b->pacc = b->pout + b->ng * b->img;
     b->e.buf = b->pacc + b->img;
-    memset(b->pin, 0, sizeof(float) * 2 * b->img);
+    memset(b->pin, 0, sizeof(float) * 2 * (size_t)b->ng * b->img);
 }
 
 // The batch as one chunk (wplan.batch): the threads split the transforms by

@@ -9,6 +9,7 @@
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
+typedef float v16 __attribute__((vector_size(64))); // two 8-lane vectors side by side (nn/ops_winograd.c)
 
 // Hot kernels are compiled three times, for AVX-512 (x86-64-v4), AVX2 and the baseline x86-64 ISA, and the
 // loader picks one for the CPU at hand (GCC function multiversioning). The arithmetic is the same in all,
@@ -29,6 +30,19 @@ typedef int v8i __attribute__((vector_size(32)));
 #define v8_load(p) (__extension__({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; }))
 #define v8_store(p, v) (__extension__({ v8 v_ = (v); memcpy((p), &v_, sizeof v_); }))
 #define v8_set1(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
+#define v16_load(p) (__extension__({ v16 v_; memcpy(&v_, (p), sizeof v_); v_; }))
+#define v16_store(p, v) (__extension__({ v16 v_ = (v); memcpy((p), &v_, sizeof v_); }))
+// lanes 0-7 from p0, 8-15 from p1; and back (register shuffles: halves through memory would stall the
+// load on two smaller stores)
+#define v16_load2(p0, p1)                                                                                    \
+    __builtin_shufflevector(v8_load(p0), v8_load(p1), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define v16_lo(v) __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7)
+#define v16_hi(v) __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15)
+#define v16_store2(p0, p1, v)                                                                                \
+    (__extension__({                                                                                         \
+        v16 w_ = (v);                                                                                        \
+        v8_store((p0), v16_lo(w_)), v8_store((p1), v16_hi(w_));                                              \
+    }))
 // v where mask m is set, else 0 (m from a vector comparison: all bits or none)
 #define v8_and(v, m) ((v8)((v8i)(v) & (m)))
 #define v8_relu(v) (__extension__({ v8 r_ = (v); v8_and(r_, r_ > v8_set1(0.0f)); }))
