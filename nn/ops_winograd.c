@@ -1369,11 +1369,11 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     int m = WG_M(v), a = WG_A(v), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m, tpi = th * tw;
     int tiles = WG_CHUNK_VALUES / (a * a), nb = (tiles + tpi - 1) / tpi,
         nt = gn_threads() > 0 ? gn_threads() : 1;
-    // the image-vector layout below 8 tiles per row, and at 8 in inference (32x32 outputs by F(4x4): the
-    // multi-branch net's first stage 371 -> 417 effective GFLOP/s; its training and the S-space model's as
-    // fast or faster by rows of tiles)
+    // the image-vector layout up to 8 tiles per row (32x32 outputs by F(4x4): the multi-branch net's first
+    // stage 371 -> 417 effective GFLOP/s in inference; in training, since its forward transforms run on
+    // 16-lane vectors, its step 1.5-4.8 % faster than by rows of tiles, AMD Zen 5, 1 and 2 threads)
     int iv = v == 3 || v == 5 || v == 6 || WG_IS_S2(v) || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
-                                                 : (tw < 8 || (tw == 8 && !c->grad_enabled)) && g->N >= 8);
+                                                 : tw <= 8 && g->N >= 8);
     wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
     if (p.iv) {
         int per_thread = (g->N + nt - 1) / nt;
