@@ -8,8 +8,8 @@
 //                      by groups of images, by one im2col + sgemm) [--infer-only 1] [--infer-rows R]
 //                      (inference by groups of R rows; 0 the batch at once) [--wino-batch -1|0|1]
 //                      [--report-mem 1] (the arena's and the gradient pool's peaks, to stderr)
-//                      [--wino-s2 -1|0|1] (3x3 stride-2 convs by Winograd on their phases: without a tape,
-//                      never, also in training)
+//                      [--wino-s2 -1|0|1] (3x3 stride-2 convs by Winograd on their phases: by the rule,
+//                      never, always)
 // Under mpirun (-np P): data-parallel as `galnn train` runs it, rank r computing its P-th of each batch of B
 // and the gradient slab summed in rank order (gn_mpi_sum_ordered_f); rank 0 reports samples/s of the whole
 // job and the time of that ordered sum alone, per step and at sizes from 4 KiB to the slab (an alpha-beta

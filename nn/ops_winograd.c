@@ -1312,16 +1312,20 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
     // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels by F(4x4, 2x2)
     // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications (81 and 49 per tile and
     // channel: wino_gemm_s2), where that takes at most 0.8 times the direct method's (F(4x4) at 4x4, 8x8,
-    // 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape
-    // (training) their per-thread chunks and copies of dU made the multi-branch net's step slower on 2
-    // threads, with 36 MiB more at the peak (AMD Zen 5).
+    // 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape (training) only where a thread's copy of
+    // dU takes at most 1 MiB: with more channels the weight gradient's traffic outweighs the products saved
+    // (the multi-branch net, AMD Zen 5, one thread: 32 -> 64 channels 20-23 % faster forward and backward,
+    // 128 -> 256 twice as slow; all of them made its 2-thread step 8 % slower, with 36 MiB more at the peak;
+    // the 32 -> 64 ones alone: one thread +1-3 %, two within the noise, the same peak).
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
-    if (c->winograd == 1 && s2 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 && g->N >= 8 &&
-        g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 && 2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
+    if (c->winograd == 1 && c->tune.wino_s2 != 0 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
+        g->N >= 8 && g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 &&
+        2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
         long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
              n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
-        long best = n4 <= n3 ? n4 : n3;
-        if (10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
+        long best = n4 <= n3 ? n4 : n3, a = n4 <= n3 ? 5 : 4;
+        s2 = s2 || a * a * g->O * 4 * g->C * (long)sizeof(float) <= (1L << 20);
+        if (s2 && 10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
     }
     if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
         g->Wo >= 2 && g->C >= 16)

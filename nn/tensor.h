@@ -113,7 +113,7 @@ typedef struct nn_tune {
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
     int wino_s2;      // 3x3 stride-2 convs by Winograd on their stride phases (nn_wino_tile's rule): -1
-                      // without a tape only, 0 never, 1 under a tape too
+                      // without a tape, and under one where the dU copies are small; 0 never, 1 always
 } nn_tune;
 // No path forced (nn_ctx_init's)
 nn_tune nn_tune_default(void);
