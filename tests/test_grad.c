@@ -1268,6 +1268,7 @@ static void test_conv_bn_inference(void **st) {
         {9, 4, 6, 8, 3, 1, 2, 1, 0, 1},    {9, 4, 6, 8, 3, 1, 4, 1, 1, 1},
         {4, 6, 7, 9, 3, 2, 1, -1, -1, 1},  {4, 6, 7, 9, 3, 2, 1, -1, -1, 0},
         {5, 6, 12, 8, 1, 2, 1, -1, -1, 1}, {5, 6, 12, 8, 1, 1, 0, -1, -1, 0},
+        {5, 6, 12, 9, 1, 2, 1, -1, -1, 0}, // 1x1 stride 2 by groups: without a bias, straight into y
     };
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
         for (int v = 0; v < 6; v++) { // v % 3: none, ReLU, residual + ReLU; v / 3: a conv bias
