@@ -460,29 +460,28 @@ void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
     }
 }
 
-void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                   float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
+// C (+)= op(A) B on the kernel `blas` asks for on this CPU (nn/gemm.h)
+static void gemm_nn_any(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                        float *C, int ldc, int add) {
+    if (M <= 0 || N <= 0 || (add && K <= 0)) return;
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
     if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, 0);
-    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, 0);
+    if (level == 2) return gemm_nn_avx512(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, add);
+    if (level == 1) return gemm_nn_fma(ta, M, N, K, A, lda, B, ldb, NULL, C, ldc, add);
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                0.0f, C, ldc);
+                add ? 1.0f : 0.0f, C, ldc);
+}
+
+void nn_gemm_small(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc) {
+    gemm_nn_any(blas, ta, M, N, K, A, lda, B, ldb, C, ldc, 0);
 }
 
 void nn_gemm_small_add(int blas, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float *C, int ldc) {
-    if (M <= 0 || N <= 0 || K <= 0) return;
-#ifdef NN_GEMM_X86
-    int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
-    if (blas == NN_GEMM_AVX2 && level > 1) level = 1;
-    if (level == 2) return gemm_nn_avx512(0, M, N, K, A, lda, B, ldb, NULL, C, ldc, 1);
-    if (level == 1) return gemm_nn_fma(0, M, N, K, A, lda, B, ldb, NULL, C, ldc, 1);
-#endif
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+    gemm_nn_any(blas, 0, M, N, K, A, lda, B, ldb, C, ldc, 1);
 }
 
 void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, const float *const *Bk,
