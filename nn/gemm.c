@@ -461,8 +461,8 @@ void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 }
 
 // C (+)= op(A) B on the kernel `blas` asks for on this CPU (nn/gemm.h)
-static void gemm_nn_any(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                        float *C, int ldc, int add) {
+static void gemm_nn_any(int blas, int ta, int M, int N, int K, const float *A, int lda, const float *B,
+                        int ldb, float *C, int ldc, int add) {
     if (M <= 0 || N <= 0 || (add && K <= 0)) return;
 #ifdef NN_GEMM_X86
     int level = blas == NN_GEMM_BLAS ? 0 : cpu_level();
