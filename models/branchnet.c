@@ -88,7 +88,8 @@ static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
     for (int i = 0; i < 8; i++) {
         const md_block *B = &r->block[i];
-        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 2); // read by conv2 only: transient
+        // read by conv2 only: deferred (conv2 reads relu(bn1(conv1(x))) from conv1(x) in its input transform)
+        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 2 | NN_ACT_DEFER);
         nn_tensor *sc = B->has_proj ? conv_norm_act(c, &B->proj, &B->bp, x, NULL, NN_ACT_POOLED) : x;
         nn_tensor *y = conv_norm_act(c, &B->c2, &B->b2, h, sc, 1 | NN_ACT_POOLED); // relu(bn2(conv2(h)) + sc)
         if (sc != x) nn_tensor_drop(c, sc);

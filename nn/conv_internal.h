@@ -80,12 +80,14 @@ NN_SIMD_CLONES void nn_col2im_plane(const geom *g, const float *col, size_t ld, 
 // Winograd (nn/ops_winograd.c): the transform variant m for this conv under ctx->winograd (2-4, 6: a 3x3
 // conv's tile size; 5: F(2x2, 5x5); 0: not by Winograd), the forward (y = conv(x, w) + b, then the epilogue
 // e, which may be NULL) and the backward (gx, gw accumulated; either may be NULL; alias: gx is gy's buffer,
-// set — each image's gy is read before its gx is written).
+// set — each image's gy is read before its gx is written). pro (else NULL): x is the deferred batch norm
+// output it maps (NN_ACT_DEFER; x itself then unused), which the stride-1 variants take (nn_wino_takes_map).
 int nn_wino_tile(const nn_ctx *c, const geom *g);
+int nn_wino_takes_map(int m);
 int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
-                const conv_epi *e);
+                const conv_epi *e, const nn_bn_map *pro);
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,
-                float *gx, int alias);
+                float *gx, int alias, const nn_bn_map *pro);
 
 // By groups of images (nn/ops_conv_groups.c): whether this context takes that path, and its
 // forward and backward (as nn_wino_fwd / nn_wino_bw).

@@ -108,6 +108,22 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
 // relu | NN_ACT_POOLED (0, 1): the output in the context's pool, for the caller to drop once its readers
 // have run; backward recomputes it from x and res (nn_tensor_pooled).
 #define NN_ACT_POOLED 4
+// relu 2 | NN_ACT_DEFER: the transient output is not computed at all (nn_tensor_deferred): its one reader
+// must be nn_conv2d, which reads relu(batchnorm(x)) straight from x in its Winograd input transform (no
+// write of the output, no recompute in backward; backward's ReLU mask from x), or computes it first where
+// its path cannot. Without a tape or with a residual: as relu 2.
+#define NN_ACT_DEFER 8
+// A deferred batch norm output y = relu((x - mean[c]) * inv[c] * gamma[c] + beta[c]) of x = src, channel c
+// on axis 1 (gamma, beta NULL: 1, 0), filled from y's maker; GN_EINVAL if y is not a deferred output.
+typedef struct nn_bn_map {
+    const float *src, *mean, *inv, *gamma, *beta;
+} nn_bn_map;
+int nn_bn_deferred_map(const nn_tensor *y, nn_bn_map *m);
+// Channel c's mean, inv, gamma and beta into q[0..3]
+static inline void nn_bn_map_ch(const nn_bn_map *m, int c, float *q) {
+    q[0] = m->mean[c], q[1] = m->inv[c];
+    q[2] = m->gamma ? m->gamma[c] : 1.0f, q[3] = m->beta ? m->beta[c] : 0.0f;
+}
 nn_tensor *nn_batchnorm_act(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta,
                             nn_tensor *running_mean, nn_tensor *running_var, float momentum, float eps,
                             nn_tensor *res, int relu);

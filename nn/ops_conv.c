@@ -315,8 +315,10 @@ static void conv_bw(nn_node *nd, nn_ctx *c) {
     if (nd->ia[NN_CONV_ACT]) act_bw(y->grad, y->data, y->n, nd->ia[NN_CONV_ACT], nd->fa[0]);
     if (nd->ia[NN_CONV_WINO]) {
         if (b && b->grad) bias_grad(y->grad, b->grad, g.N, g.O, P);
+        nn_bn_map pm; // x deferred: read from its batch norm's input (conv_impl)
+        if (!x->data && nn_bn_deferred_map(x, &pm)) return;
         nn_wino_bw(c, &g, nd->ia[NN_CONV_WINO], x->data, w->data, y->grad, w->grad, x->grad,
-                   nd->grad_aliased);
+                   nd->grad_aliased, x->data ? NULL : &pm);
         nn_arena_release(&c->arena, mark);
         return;
     }
@@ -365,8 +367,12 @@ static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b,
     if (!y) return NULL;
     nn_tensor *in[3] = {x, w, b};
     int tile = nn_wino_tile(c, &g);
+    nn_bn_map pm; // x a deferred batch norm output (NN_ACT_DEFER): read from its input, or computed first
+    int mapped = x->deferred && !x->data && nn_wino_takes_map(tile);
+    if (mapped ? nn_bn_deferred_map(x, &pm) : nn_tensor_undefer(c, x)) return NULL;
     if (tile) {
-        if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data, e)) return NULL;
+        if (nn_wino_fwd(c, &g, tile, x->data, w->data, b ? b->data : NULL, y->data, e, mapped ? &pm : NULL))
+            return NULL;
         if (e && !e->taped) return y;
         nn_node *nd = conv_record(c, y, in, b ? 3 : 2, &g, e);
         if (nd) nd->ia[NN_CONV_WINO] = tile, nd->grad_steal = 1; // see nn_wino_bw

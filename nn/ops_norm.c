@@ -43,54 +43,61 @@ NN_SIMD_CLONES static void row_norm(const float *x, const float *r, float *y, si
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vg = v8_set1(g), vb = v8_set1(b);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
-        v8 v = (v8_load(x + p) - vm) * vi * vg + vb;
+        v8 v = NN_BN_MAP(v8_load(x + p), vm, vi, vg, vb);
         if (r) v += v8_load(r + p);
         if (relu) v = v8_relu(v);
         v8_store(y + p, v);
     }
     for (; p < S; p++) {
-        float v = (x[p] - mean) * inv * g + b;
+        float v = NN_BN_MAP(x[p], mean, inv, g, b);
         if (r) v += r[p];
         y[p] = relu ? (v > 0 ? v : 0.0f) : v;
     }
 }
 
-// gz = gy masked by y > 0 (relu); sums of gz and gz * xhat; gres += gz
+// The ReLU's mask: y > 0, or for a deferred output (y NULL) its pre-activation from x (q: mean, inv, gamma,
+// beta) > 0, the same test
+#define BN_MASK8(y, x, p, q) ((y) ? v8_load((y) + (p)) : NN_BN_MAP8(v8_load((x) + (p)), (q))) > v8_set1(0.0f)
+#define BN_MASK1(y, x, p, q) ((y) ? (y)[p] > 0 : NN_BN_MAP((x)[p], (q)[0], (q)[1], (q)[2], (q)[3]) > 0)
+
+// gz = gy masked by the ReLU's (BN_MASK8); sums of gz and gz * xhat; gres += gz (q: mean, inv, gamma, beta)
 NN_SIMD_CLONES static void row_bw_sums(const float *x, const float *gy, const float *y, float *gres, size_t S,
-                                       float mean, float inv, int relu, double *sg, double *sgx) {
-    v8 vm = v8_set1(mean), vi = v8_set1(inv), a1 = v8_set1(0.0f), a2 = v8_set1(0.0f);
+                                       const float *q, int relu, double *sg, double *sgx) {
+    v8 vm = v8_set1(q[0]), vi = v8_set1(q[1]), a1 = v8_set1(0.0f), a2 = v8_set1(0.0f);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
         v8 gz = v8_load(gy + p);
-        if (relu) gz = v8_and(gz, v8_load(y + p) > v8_set1(0.0f));
+        if (relu) gz = v8_and(gz, BN_MASK8(y, x, p, q));
         a1 += gz;
         a2 += gz * ((v8_load(x + p) - vm) * vi);
         if (gres) v8_store(gres + p, v8_load(gres + p) + gz);
     }
     double s1 = v8_hsum(a1), s2 = v8_hsum(a2);
     for (; p < S; p++) {
-        float gz = relu && !(y[p] > 0) ? 0.0f : gy[p];
+        float gz = relu && !BN_MASK1(y, x, p, q) ? 0.0f : gy[p];
         s1 += gz;
-        s2 += (double)(gz * ((x[p] - mean) * inv));
+        s2 += (double)(gz * ((x[p] - q[0]) * q[1]));
         if (gres) gres[p] += gz;
     }
     *sg += s1, *sgx += s2;
 }
 
 // gx += g * inv * (gz - a - xhat * b)   (training)   or   g * inv * gz   (evaluation: a = b = 0); set: gx =
-// 0 + that, as onto a zeroed gradient (gx may be gy: each value is read before it is written)
+// 0 + that, as onto a zeroed gradient (gx may be gy: each value is read before it is written); q: mean,
+// inv, gamma, beta
 NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const float *y, float *gx, size_t S,
-                                     float mean, float inv, float g, int relu, float a, float b, int set) {
+                                     const float *q, int relu, float a, float b, int set) {
+    float mean = q[0], inv = q[1], g = q[2];
     v8 vm = v8_set1(mean), vi = v8_set1(inv), vgi = v8_set1(g * inv), va = v8_set1(a), vb = v8_set1(b);
     size_t p = 0;
     for (; p + 8 <= S; p += 8) {
         v8 gz = v8_load(gy + p);
-        if (relu) gz = v8_and(gz, v8_load(y + p) > v8_set1(0.0f));
+        if (relu) gz = v8_and(gz, BN_MASK8(y, x, p, q));
         v8 xh = (v8_load(x + p) - vm) * vi;
         v8_store(gx + p, (set ? v8_set1(0.0f) : v8_load(gx + p)) + vgi * (gz - va - xh * vb));
     }
     for (; p < S; p++) {
-        float gz = relu && !(y[p] > 0) ? 0.0f : gy[p];
+        float gz = relu && !BN_MASK1(y, x, p, q) ? 0.0f : gy[p];
         float xh = (x[p] - mean) * inv;
         gx[p] = (set ? 0.0f : gx[p]) + g * inv * (gz - a - xh * b);
     }
@@ -104,11 +111,12 @@ static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *bet
     int N = x->shape[0], C = x->shape[1], relu = nd->ia[4];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved; // mean[C], invstd[C]
+    float q[4] = {stat[ch], stat[C + ch], gamma ? gamma->data[ch] : 1.0f, beta ? beta->data[ch] : 0.0f};
     double sg = 0, sgx = 0;
     for (int n = 0; n < N; n++) {
         size_t off = ((size_t)n * C + ch) * S;
-        row_bw_sums(x->data + off, y->grad + off, y->data + off, res && res->grad ? res->grad + off : NULL, S,
-                    stat[ch], stat[C + ch], relu, &sg, &sgx);
+        row_bw_sums(x->data + off, y->grad + off, y->data ? y->data + off : NULL,
+                    res && res->grad ? res->grad + off : NULL, S, q, relu, &sg, &sgx);
     }
     if (gamma && gamma->grad) gamma->grad[ch] += (float)sgx;
     if (beta && beta->grad) beta->grad[ch] += (float)sg;
@@ -116,17 +124,18 @@ static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *bet
 }
 
 // Channel ch's input gradient from the sums (M values per channel in the batch, w this slice's weight)
-static void bn_ch_gx(nn_node *nd, const nn_tensor *gamma, int ch, const double *sums, double M, double w) {
+static void bn_ch_gx(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, int ch, const double *sums,
+                     double M, double w) {
     nn_tensor *x = nd->in[0], *y = nd->out;
     int N = x->shape[0], C = x->shape[1], training = nd->ia[0];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved;
-    float g = gamma ? gamma->data[ch] : 1.0f;
+    float q[4] = {stat[ch], stat[C + ch], gamma ? gamma->data[ch] : 1.0f, beta ? beta->data[ch] : 0.0f};
     float a = training ? (float)(sums[ch] / w / M) : 0.0f,
           b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
     for (int n = 0; n < N; n++) {
         size_t off = ((size_t)n * C + ch) * S;
-        row_bw_gx(x->data + off, y->grad + off, y->data + off, x->grad + off, S, stat[ch], stat[C + ch], g,
+        row_bw_gx(x->data + off, y->grad + off, y->data ? y->data + off : NULL, x->grad + off, S, q,
                   nd->ia[4], a, b, nd->grad_aliased);
     }
 }
@@ -147,13 +156,13 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
         bn_ch_sums(nd, gamma, beta, res, ch, sums);
-        if (!sync && x->grad) bn_ch_gx(nd, gamma, ch, sums, M, w);
+        if (!sync && x->grad) bn_ch_gx(nd, gamma, beta, ch, sums, M, w);
     }
     if (!x->grad || !sync) return;
     for (int j = 0; j < 2 * C; j++) sums[j] *= w; // the ranks' sums, each weighted as its slice's gradient
     gn_mpi_sum_ordered(sums, 2 * (size_t)C);
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
-    for (int ch = 0; ch < C; ch++) bn_ch_gx(nd, gamma, ch, sums, M, w);
+    for (int ch = 0; ch < C; ch++) bn_ch_gx(nd, gamma, beta, ch, sums, M, w);
 }
 
 // Training statistics over the ranks (synchronised batch norm): mean[C] and var[C] of the whole batch,
@@ -238,11 +247,13 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
     nn_tensor *gin[4] = {x, gamma, beta, res};
     int once =
         (relu & 3) == 2 && !res && nn_needs_grad(c, 3, gin); // transient: recomputed from x for backward
+    int defer = once && (relu & NN_ACT_DEFER); // not computed: its reader (a conv) reads it from x
     // pooled: recomputed for backward from x and res, or no backward at all
     int pooled =
         (relu & NN_ACT_POOLED) && !c->tune.no_pool && (!c->grad_enabled || nn_needs_grad(c, 4, gin)) && !once;
     relu = (relu & 3) != 0;
-    nn_tensor *y = once     ? nn_tensor_transient(c, x->ndim, x->shape)
+    nn_tensor *y = defer    ? nn_tensor_deferred(c, x->ndim, x->shape)
+                   : once   ? nn_tensor_transient(c, x->ndim, x->shape)
                    : pooled ? nn_tensor_pooled(c, x->ndim, x->shape)
                             : nn_tensor_new(c, x->ndim, x->shape);
     int sync = training && c->sync_bn;
@@ -273,7 +284,7 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         stat[ch] = mean;
         stat[C + ch] = inv;
         float g = gamma ? gamma->data[ch] : 1.0f, b = beta ? beta->data[ch] : 0.0f;
-        for (int n = 0; n < N; n++) {
+        for (int n = 0; n < N && !defer; n++) {
             size_t off = ((size_t)n * C + ch) * S;
             row_norm(x->data + off, res ? res->data + off : NULL, y->data + off, S, mean, inv, g, b, relu);
         }
@@ -293,10 +304,21 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
         nd->ia[4] = relu;
         nd->ia[5] = sync;
         nd->saved = stat;
-        if (once || pooled) y->remake = nd, nd->recompute = bn_recompute;
+        if (once || pooled) y->remake = nd, nd->recompute = bn_recompute; // (defer: once)
         nd->grad_steal = 1; // bn_bw reads all of gy for its sums, then each gx value right after its gy
     }
     return y;
+}
+
+int nn_bn_deferred_map(const nn_tensor *y, nn_bn_map *m) {
+    const nn_node *nd = y ? y->remake : NULL;
+    if (!y || !y->deferred || !nd || nd->backward != bn_bw)
+        return gn_err(GN_EINVAL, "batchnorm: not a deferred output");
+    int C = nd->in[0]->shape[1];
+    const float *stat = nd->saved;
+    *m = (nn_bn_map){nd->in[0]->data, stat, stat + C, nd->ia[1] ? nd->in[1]->data : NULL,
+                     nd->ia[2] ? nd->in[1 + nd->ia[1]]->data : NULL};
+    return GN_OK;
 }
 
 nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *beta, nn_tensor *rmean,

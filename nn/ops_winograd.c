@@ -300,6 +300,7 @@ typedef struct wbufs {
     int ng;                   // image buffers in pin and in pout (the image-vector layout's image groups)
     int wp, hp;
     wrow e;
+    const nn_bn_map *pro; // the input a deferred batch norm output of x (NN_ACT_DEFER), else NULL
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
@@ -341,6 +342,15 @@ NN_INLINE void wg_split_row(const float *row, int nj, int m, int shifted, float 
     }
 }
 
+// relu(NN_BN_MAP(v)) of a deferred batch norm output (q: mean, inv, gamma, beta; NN_ACT_DEFER), or v (q
+// NULL)
+#define wg_map(v, q)                                                                                         \
+    (__extension__({                                                                                         \
+        v8 v_ = (v);                                                                                         \
+        const float *q_ = (q);                                                                               \
+        q_ ? v8_relu(NN_BN_MAP8(v_, q_)) : v_;                                                               \
+    }))
+
 // rows [0, h) of w floats from src (stride ss) to dst (stride ds), plus b; add: dst +=
 NN_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h, int w, float b, int add) {
     v8 vb = v8_set1(b);
@@ -350,6 +360,21 @@ NN_INLINE void wg_copy_rows(float *dst, int ds, const float *src, int ss, int h,
         int x = 0;
         for (; x + 8 <= w; x += 8) v8_store(d + x, (add ? v8_load(d + x) : vb) + v8_load(s + x));
         for (; x < w; x++) d[x] = (add ? d[x] : b) + s[x];
+    }
+}
+
+// dst = relu(NN_BN_MAP(src)) by rows (wg_copy_rows; q: mean, inv, gamma, beta of a deferred batch norm
+// output, NN_ACT_DEFER)
+NN_INLINE void wg_copy_rows_map(float *dst, int ds, const float *src, int ss, int h, int w, const float *q) {
+    for (int y = 0; y < h; y++) {
+        float *d = dst + (size_t)y * ds;
+        const float *s = src + (size_t)y * ss;
+        int x = 0;
+        for (; x + 8 <= w; x += 8) v8_store(d + x, wg_map(v8_load(s + x), q));
+        for (; x < w; x++) {
+            float v = NN_BN_MAP(s[x], q[0], q[1], q[2], q[3]);
+            d[x] = v > 0 ? v : 0.0f;
+        }
     }
 }
 
@@ -380,8 +405,10 @@ NN_INLINE void wino_input_m(const geom *g, const wchunk *k, const float *x, floa
         WG_FOR(p, a) ph[r][p] = wrow_at(&b->e, r * a + p);
     for (int c = 0; c < g->C; c++)
         for (int n = k->n0; n < k->n0 + k->nb; n++) {
-            wg_copy_rows(b->pin + (size_t)g->pt * wp + g->pl, wp, x + ((size_t)n * g->C + c) * g->H * g->W,
-                         g->W, g->H, g->W, 0.0f, 0);
+            float *d = b->pin + (size_t)g->pt * wp + g->pl, q[4];
+            const float *s = x + ((size_t)n * g->C + c) * g->H * g->W;
+            if (b->pro) nn_bn_map_ch(b->pro, c, q), wg_copy_rows_map(d, wp, s, g->W, g->H, g->W, q);
+            else wg_copy_rows(d, wp, s, g->W, g->H, g->W, 0.0f, 0);
             float *vp = V + (size_t)c * k->ld + (size_t)(n - k->n0) * th * tw;
             for (int i = 0; i < th; i++) {
                 WG_FOR(r, a) wg_split_row(b->pin + (size_t)(m * i + r) * wp, nj, m, 1, ph[r]);
@@ -908,17 +935,18 @@ static int wino_row_block(const geom *g, int v) {
     default: break;                                                                                          \
     }
 
-// dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w; src[l] NULL: 0.
+// dst[((y + oy)*dw + x + ox)*8 + l] = src[l][y*w + x] for y < h, x < w (through wg_map's q); src[l] NULL: 0.
 // A row's last part of n < 8 values is loaded whole where 8 values stay inside the plane (the lanes past n
 // come from the next rows and are never stored), not through a copy in memory: a 32-byte load of smaller
 // stores waits for them to retire.
-NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w) {
+NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w,
+                             const float *q) {
     int full = w % 8 == 0; // and every image present: the whole-vector loop below (its vectors in registers)
     WG_FOR(l, 8) full &= src[l] != NULL;
     for (int y = 0; full && y < h; y++)
         for (int x = 0; x < w; x += 8) {
             v8 r[8];
-            WG_FOR(l, 8) r[l] = v8_load(src[l] + (size_t)y * w + x);
+            WG_FOR(l, 8) r[l] = wg_map(v8_load(src[l] + (size_t)y * w + x), q);
             wg_tr8(r);
             float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
             WG_FOR(k, 8) v8_store(d + 8 * k, r[k]);
@@ -931,11 +959,11 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
         int n = h * w - p0 < 8 ? h * w - p0 : 8;
         v8 r[8];
         WG_FOR(l, 8) {
-            if (n == 8) r[l] = v8_load(src[l] + p0);
+            if (n == 8) r[l] = wg_map(v8_load(src[l] + p0), q);
             else {
                 float t[8] = {0};
                 memcpy(t, src[l] + p0, sizeof(float) * (size_t)n);
-                r[l] = v8_load(t);
+                r[l] = wg_map(v8_load(t), q);
             }
         }
         wg_tr8(r);
@@ -951,11 +979,11 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
             WG_FOR(l, 8) {
                 const float *s = src[l] ? src[l] + (size_t)y * w + x : NULL;
                 if (!s) r[l] = v8_set1(0.0f);
-                else if (n == 8 || (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) r[l] = v8_load(s);
+                else if (n == 8 || (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) r[l] = wg_map(v8_load(s), q);
                 else {
                     float t[8] = {0};
                     memcpy(t, s, sizeof(float) * (size_t)n);
-                    r[l] = v8_load(t);
+                    r[l] = wg_map(v8_load(t), q);
                 }
             }
             wg_tr8(r);
@@ -1070,8 +1098,10 @@ NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, 
                                 float *pin, int vr) {
     const float *src[8];
     if (!WG_IS_S2(vr)) {
+        float q[4];
+        if (b->pro) nn_bn_map_ch(b->pro, c, q);
         WG_PLANES8(src, k, g0, x, c, g->C, (size_t)g->H * g->W);
-        wg_interleave(pin, b->wp, g->pt, g->pl, src, g->H, g->W);
+        wg_interleave(pin, b->wp, g->pt, g->pl, src, g->H, g->W, b->pro ? q : NULL);
         return;
     }
     const geom *s = k->src;
@@ -1232,7 +1262,7 @@ NN_INLINE void wino_output_adj_iv_m(const geom *g, const wchunk *k, const float 
         for (int g0 = 0; g0 < k->nb; g0 += 8) {
             const float *src[8];
             WG_PLANES8(src, k, g0, gy, o, g->O, (size_t)g->Ho * g->Wo);
-            wg_interleave(b->pout, wp, 0, 0, src, g->Ho, g->Wo); // beyond Ho x Wo: the buffer's zeros
+            wg_interleave(b->pout, wp, 0, 0, src, g->Ho, g->Wo, NULL); // beyond Ho x Wo: the buffer's zeros
             float *mp = dM + (size_t)o * k->ld + g0;
             for (int i = 0; i < th; i++)
                 for (int j = 0; j < tw; j++) {
@@ -1476,6 +1506,7 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
     b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
+    b->pro = NULL;
     return (p->batch ? 0 : b->vm) + (2 * (size_t)b->ng + 1) * b->img + 36 * b->e.len; // (shared V and M)
 }
 // thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
@@ -1631,8 +1662,10 @@ static geom wino_s2_geom(const geom *g) {
     return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};
 }
 
+int nn_wino_takes_map(int m) { return m && !WG_IS_S2(m); }
+
 int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *b, float *y,
-                const conv_epi *e) {
+                const conv_epi *e, const nn_bn_map *pro) {
     geom gs = WG_IS_S2(m) ? wino_s2_geom(gc) : *gc;
     const geom *g = &gs;
     int a = WG_A(m);
@@ -1641,6 +1674,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
+    if (pro) t0.pro = pro, x = pro->src;
     // the batch path makes U by blocks of rows unless a frozen context keeps it whole
     int whole = !p.batch || wino_kept(c, w);
     const float *U = whole ? wino_U(c, g, w, m) : NULL;
@@ -1675,7 +1709,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
 }
 
 void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *gy, float *gw,
-                float *gx, int alias) {
+                float *gx, int alias, const nn_bn_map *pro) {
     geom gs = WG_IS_S2(m) ? wino_s2_geom(gc) : *gc;
     const geom *g = &gs;
     size_t img = (size_t)gc->C * gc->H * gc->W; // one image's gx (as many values as its gy when alias)
@@ -1684,6 +1718,7 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     wplan p = wino_plan(c, g, m);
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
+    if (pro) t0.pro = pro, x = pro->src;
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     float *vm = p.batch ? nn_arena_alloc(&c->arena, sizeof(float) * t0.vm) : NULL;
     if (!scr || (p.batch && !vm)) return;

@@ -46,6 +46,10 @@ typedef float v16 __attribute__((vector_size(64))); // two 8-lane vectors side b
 // v where mask m is set, else 0 (m from a vector comparison: all bits or none)
 #define v8_and(v, m) ((v8)((v8i)(v) & (m)))
 #define v8_relu(v) (__extension__({ v8 r_ = (v); v8_and(r_, r_ > v8_set1(0.0f)); }))
+// batch norm's affine map (x - mean) * inv * gamma + beta, in the one order every path uses (the same bits:
+// the forward, its recompute, a conv's deferred input, backward's ReLU mask); on v8 values or floats
+#define NN_BN_MAP(x, m, i, g, b) (((x) - (m)) * (i) * (g) + (b))
+#define NN_BN_MAP8(x, q) NN_BN_MAP((x), v8_set1((q)[0]), v8_set1((q)[1]), v8_set1((q)[2]), v8_set1((q)[3]))
 // the lanes' sum in double, lane 0 first
 #define v8_hsum(v)                                                                                           \
     (__extension__({                                                                                         \

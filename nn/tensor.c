@@ -261,6 +261,21 @@ nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape) {
     return t && ring_take(ctx, t) ? t : NULL;
 }
 
+nn_tensor *nn_tensor_deferred(nn_ctx *ctx, int ndim, const int *shape) {
+    nn_tensor *t = tensor_head(ctx, ndim, shape);
+    if (t) t->deferred = 1;
+    return t;
+}
+
+int nn_tensor_undefer(nn_ctx *ctx, nn_tensor *t) {
+    if (!t->deferred || t->data) return GN_OK;
+    if (!t->remake) return gn_err(GN_EINVAL, "a deferred activation has no op to compute it");
+    if (!ring_take(ctx, t)) return GN_ENOMEM;
+    t->deferred = 0;
+    t->remake->recompute(t->remake, ctx);
+    return GN_OK;
+}
+
 static float *gpool_get(nn_ctx *ctx, size_t bytes);
 static void gpool_put(nn_ctx *ctx, float *mem);
 
@@ -289,14 +304,14 @@ static int repool(nn_ctx *ctx, nn_tensor *t) {
 }
 
 // Before node nd runs backward: its dropped output and inputs recomputed; its transient output or input
-// back in the ring (one per node).
+// back in the ring (one per node; deferred ones stay uncomputed: their readers take them from x).
 static int materialise(nn_ctx *ctx, nn_node *nd) {
     if (nd->out->data_pooled && repool(ctx, nd->out)) return GN_ENOMEM;
     for (int i = 0; i < nd->nin; i++)
         if (nd->in[i]->data_pooled && repool(ctx, nd->in[i])) return GN_ENOMEM;
-    nn_tensor *t = nd->out->remake && !nd->out->data_pooled ? nd->out : NULL;
+    nn_tensor *t = nd->out->remake && !nd->out->data_pooled && !nd->out->deferred ? nd->out : NULL;
     for (int i = 0; i < nd->nin; i++)
-        if (nd->in[i]->remake && !nd->in[i]->data_pooled && nd->in[i] != t) {
+        if (nd->in[i]->remake && !nd->in[i]->data_pooled && !nd->in[i]->deferred && nd->in[i] != t) {
             if (t) return gn_err(GN_EINVAL, "backward: a node reads two transient tensors (one ring)");
             t = nd->in[i];
         }

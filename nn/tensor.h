@@ -38,6 +38,7 @@ typedef struct nn_tensor {
     // nn_tensor_pooled): the node whose recompute refills it when backward needs it
     struct nn_node *remake;
     unsigned char data_pooled; // data is a pool block, or NULL once dropped (nn_tensor_drop)
+    unsigned char deferred;    // a transient never computed while data is NULL (nn_tensor_deferred)
 } nn_tensor;
 
 // Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
@@ -200,6 +201,12 @@ nn_tensor *nn_tensor_zeros(nn_ctx *ctx, int ndim, const int *shape);
 // cheap to recompute from stored ones (a batch norm + ReLU's output from its input): a step holds one
 // buffer for all of them.
 nn_tensor *nn_tensor_transient(nn_ctx *ctx, int ndim, const int *shape);
+// A transient whose values are not computed at all (data NULL): its one reader takes them from its maker's
+// input on the fly (a conv reading relu(batchnorm(x)) in its input transform, NN_ACT_DEFER), or, where it
+// cannot, makes it an ordinary transient first (nn_tensor_undefer). nn_backward leaves it uncomputed.
+nn_tensor *nn_tensor_deferred(nn_ctx *ctx, int ndim, const int *shape);
+// A deferred tensor's values computed into the ring (an ordinary transient from then on); else nothing.
+int nn_tensor_undefer(nn_ctx *ctx, nn_tensor *t);
 // A tensor whose data is a block of the context's pool (shared with the gradients) instead of the arena:
 // the op that makes it gives it a node with a recompute (when it records one), and the caller drops it
 // (nn_tensor_drop) once its readers in the forward pass have run. nn_backward recomputes it before a node

@@ -1025,6 +1025,7 @@ typedef struct unit_res {
     float *out, *gx, *gw, *gg;
     size_t kept, pool;
     int transient; // the first unit's output was transient
+    int computed;  // the first unit's output has values after backward (not a deferred one left uncomputed)
 } unit_res;
 
 static void unit_run(nn_ctx *c, int N, int C, int S, const float *x, const float *w, const float *gb,
@@ -1052,7 +1053,7 @@ static void unit_run(nn_ctx *c, int N, int C, int S, const float *x, const float
     memcpy(r->out, y->data, sizeof(float) * nx), memcpy(r->gx, tx->grad, sizeof(float) * nx);
     memcpy(r->gw, w1->grad, sizeof(float) * nw), memcpy(r->gw + nw, w2->grad, sizeof(float) * nw);
     memcpy(r->gg, g->grad, sizeof(float) * C), memcpy(r->gg + C, b->grad, sizeof(float) * C);
-    r->pool = c->gpool_bytes;
+    r->pool = c->gpool_bytes, r->computed = h->data != NULL;
 }
 
 // Two runs of the unit: the same output and gradients, bit for bit.
@@ -1065,28 +1066,39 @@ static void unit_same(const unit_res *a, const unit_res *b, size_t nx, size_t nw
 
 // conv -> relu(bn) -> conv -> relu(bn + x) with the first unit's output transient (relu 2: in the ring,
 // recomputed for backward) gives the values and every gradient of the stored form bit for bit, and the
-// step keeps one tensor fewer (and a wrapped constant, not copied, gives the copy's results); a node
-// reading two transients is an error at backward.
+// step keeps one tensor fewer (and a wrapped constant, not copied, gives the copy's results); deferred
+// (relu 2 | NN_ACT_DEFER: the second conv reads relu(bn(z)) from z in its Winograd input transform, backward
+// its ReLU mask from z) the same bits again, never computed on the Winograd paths (image vectors with the
+// batch as one chunk or by chunks, rows of tiles) and computed first by im2col; a node reading two
+// transients is an error at backward.
 static void test_bn_transient(void **st) {
     (void)st;
     enum { N = 4, C = 8, H = 12, W = 12 };
     size_t nx = N * C * H * W, nw = C * C * 9;
     static float x[N * C * H * W], up[N * C * H * W], w[2 * C * C * 9], gb[2 * C];
     tu_randn(x, nx, 1, 5), tu_randn(up, nx, 1, 6), tu_randn(w, 2 * nw, 0.2f, 7), tu_randn(gb, 2 * C, 1, 9);
-    static float out[2][N * C * H * W], gx[2][N * C * H * W], gw[2][2 * C * C * 9], gg[2][2 * C];
-    unit_res r[2];
-    for (int once = 0; once < 2; once++) {
-        nn_ctx c;
-        nn_ctx_init(&c, 1 << 22);
-        r[once] = (unit_res){out[once], gx[once], gw[once], gg[once], 0, 0, 0};
-        unit_run(&c, N, C, H, x, w, gb, once ? 2 : 1, up, once, &r[once]);
-        assert_int_equal(r[once].transient, once);
-        nn_ctx_free(&c);
+    static float out[3][N * C * H * W], gx[3][N * C * H * W], gw[3][2 * C * C * 9], gg[3][2 * C];
+    const char *paths[4] = {"image vectors, one chunk", "image vectors, by chunks", "rows of tiles",
+                            "im2col"};
+    for (int path = 0; path < 4; path++) {
+        unit_res r[3];
+        for (int form = 0; form < 3; form++) { // stored, transient, deferred
+            nn_ctx c;
+            nn_ctx_init(&c, 1 << 22);
+            c.tune.wino_layout = path < 2, c.tune.wino_batch = path == 0, c.winograd = path < 3;
+            r[form] = (unit_res){out[form], gx[form], gw[form], gg[form], 0, 0, 0, 0};
+            int relu1 = form == 0 ? 1 : form == 1 ? 2 : 2 | NN_ACT_DEFER;
+            unit_run(&c, N, C, H, x, w, gb, relu1, up, form, &r[form]);
+            assert_int_equal(r[form].transient, form > 0);
+            assert_int_equal(r[form].computed, form < 2 || path == 3); // deferred: never computed by Winograd
+            nn_ctx_free(&c);
+        }
+        unit_same(&r[0], &r[1], nx, nw, C), unit_same(&r[0], &r[2], nx, nw, C);
+        assert_true(r[0].kept - r[1].kept >= nx * sizeof(float));
+        assert_true(r[2].kept <= r[1].kept);
+        printf("    transient and deferred unit (%s): identical values and gradients; the step keeps %zu "
+               "bytes fewer\n", paths[path], r[0].kept - r[1].kept);
     }
-    unit_same(&r[0], &r[1], nx, nw, C);
-    assert_true(r[0].kept - r[1].kept >= nx * sizeof(float));
-    printf("    transient unit: identical values and gradients; the step keeps %zu bytes fewer\n",
-           r[0].kept - r[1].kept);
     nn_ctx c; // two transients read by one node: refused at backward
     nn_ctx_init(&c, 1 << 20);
     nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x), *rm = nn_tensor_zeros(&c, NN_SHAPE(C));
@@ -1242,7 +1254,7 @@ static void test_grad_steal(void **st) {
             nn_ctx c;
             nn_ctx_init(&c, 1 << 22);
             c.tune.no_steal = !steal, c.tune.wino_layout = path > 0, c.tune.wino_batch = path == 2;
-            r[steal] = (unit_res){out[steal], gx[steal], gw[steal], gg[steal], 0, 0, 0};
+            r[steal] = (unit_res){out[steal], gx[steal], gw[steal], gg[steal], 0, 0, 0, 0};
             unit_run(&c, N, C, H, x, w, gb, 1, NULL, 0, &r[steal]);
             nn_ctx_free(&c);
         }
