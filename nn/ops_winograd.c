@@ -962,8 +962,9 @@ NN_INLINE void wg_cols_adj(const geom *g, const float *T, size_t ld, float *gw, 
 #define WG_HALVES_CALL(name, m, ...)                                                                         \
     ((m) == 2 ? name##2(__VA_ARGS__) : (m) == 3 ? name##3(__VA_ARGS__) : (m) == 4 ? name##4(__VA_ARGS__)    \
                                                                      : name##6(__VA_ARGS__))
-WG_HALVES(wg_rows_adj, (const geom *g, const float *dU, float *T, size_t ld, long b0, long b1, int i0, int i1),
-          g, dU, T, ld, b0, b1, i0, i1)
+WG_HALVES(wg_rows_adj,
+          (const geom *g, const float *dU, float *T, size_t ld, long b0, long b1, int i0, int i1), g, dU, T,
+          ld, b0, b1, i0, i1)
 WG_HALVES(wg_cols_adj, (const geom *g, const float *T, size_t ld, float *gw, long b0, long b1), g, T, ld, gw,
           b0, b1)
 
@@ -1664,7 +1665,7 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
                 else wino_filter_adj_m(g, Ub, 1, 0, gw, m, b0, b1, i0, i1);
 #pragma omp barrier
             }
-            if (T) WG_HALVES_CALL(wg_cols_adj, m, g, T, wg_halves_ld(g), gw, b0, b1); // (this thread's filters)
+            if (T) WG_HALVES_CALL(wg_cols_adj, m, g, T, wg_halves_ld(g), gw, b0, b1); // this thread's filters
         }
         for (int i0 = 0; gx && i0 < a; i0 += R) { // dV_xi = U_xi^T dM_xi
             int i1 = i0 + R < a ? i0 + R : a;
