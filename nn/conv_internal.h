@@ -31,6 +31,22 @@ typedef struct conv_epi {
     int pooled; // the output in the context's pool (nn_tensor_pooled; inference, no tape)
 } conv_epi;
 
+// The epilogue's arithmetic on 8 values at rp (NULL: no residual) / one value plus r: v * s + t (+ the
+// residual), then the activation (relu 1: ReLU, 2: leaky of slope a), the same everywhere it is applied
+#define NN_EPI8(v, s, t, rp, relu, a)                                                                        \
+    (__extension__({                                                                                         \
+        v8 u_ = (v) * v8_set1(s) + v8_set1(t);                                                               \
+        const float *rp_ = (rp);                                                                             \
+        if (rp_) u_ += v8_load(rp_);                                                                         \
+        if ((relu) == 2) u_ = (v8)(((v8i)u_ & (u_ > 0)) | ((v8i)(v8_set1(a) * u_) & ~(u_ > 0)));             \
+        (relu) == 1 ? v8_relu(u_) : u_;                                                                      \
+    }))
+#define NN_EPI1(v, s, t, r, relu, a)                                                                         \
+    (__extension__({                                                                                         \
+        float u_ = (v) * (s) + (t) + (r);                                                                    \
+        (relu) == 1 ? (u_ > 0.0f ? u_ : 0.0f) : (relu) == 2 ? (u_ > 0.0f ? u_ : (a) * u_) : u_;              \
+    }))
+
 // The epilogue on images [n0, n1) x channels [o0, o1) of y (N, O, P); e NULL: nothing (nn/ops_conv.c)
 NN_SIMD_CLONES void nn_epi_apply(const conv_epi *e, const geom *g, float *y, int n0, int n1, int o0,
                                  int o1);

@@ -205,17 +205,8 @@ static void col2im(const geom *g, const float *col, float *x) {
 // d = d * s + t (+ r), then max(d, 0) (relu 1) or d > 0 ? d : a * d (relu 2), over n floats
 static inline void epi_row(float *d, float s, float t, const float *r, size_t n, int relu, float a) {
     size_t p = 0;
-    v8 vs = v8_set1(s), vt = v8_set1(t), va = v8_set1(a);
-    for (; p + 8 <= n; p += 8) {
-        v8 v = v8_load(d + p) * vs + vt;
-        if (r) v += v8_load(r + p);
-        if (relu == 2) v = (v8)(((v8i)v & (v > 0)) | ((v8i)(va * v) & ~(v > 0)));
-        v8_store(d + p, relu == 1 ? v8_relu(v) : v);
-    }
-    for (; p < n; p++) {
-        float v = d[p] * s + t + (r ? r[p] : 0.0f);
-        d[p] = relu == 1 ? (v > 0.0f ? v : 0.0f) : relu == 2 ? (v > 0.0f ? v : a * v) : v;
-    }
+    for (; p + 8 <= n; p += 8) v8_store(d + p, NN_EPI8(v8_load(d + p), s, t, r ? r + p : NULL, relu, a));
+    for (; p < n; p++) d[p] = NN_EPI1(d[p], s, t, r ? r[p] : 0.0f, relu, a);
 }
 
 // The gradient through the conv's output activation, in place: gy masked by y > 0 (ReLU) or scaled by the

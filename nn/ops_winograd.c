@@ -301,6 +301,7 @@ typedef struct wbufs {
     int wp, hp;
     wrow e;
     const nn_bn_map *pro; // the input a deferred batch norm output of x (NN_ACT_DEFER), else NULL
+    const conv_epi *epi;  // the image-vector output transform's epilogue (in its stores), else NULL
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
@@ -1056,11 +1057,24 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
         }
 }
 
+// One output channel's epilogue in the image-vector output transform (conv_epi's for channel o, applied in
+// its stores: the arithmetic of nn_epi_apply's pass over y, NN_EPI8)
+typedef struct wepi {
+    float s, t, a;
+    int relu;
+    const float *res[8]; // lane l's residual plane (NULL: none)
+} wepi;
+#define WG_EPI8(v, e, l, off)                                                                                \
+    NN_EPI8(v, (e)->s, (e)->t, (e)->res[l] ? (e)->res[l] + (off) : NULL, (e)->relu, (e)->a)
+#define WG_EPI1(v, e, l, off)                                                                                \
+    NN_EPI1(v, (e)->s, (e)->t, (e)->res[l] ? (e)->res[l][off] : 0.0f, (e)->relu, (e)->a)
+
 // dst[l][y*w + x] (+)= src[((y + oy)*dw + x + ox)*8 + l] (+ b) for y < h, x < w; dst[l] NULL: skipped.
 // Without `add`, a row's last part of n < 8 values is stored whole where 8 values stay inside the plane:
 // the lanes past n go to the next rows' first values, which are stored after them.
+// e (else NULL; not with add): the values through its epilogue.
 NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src, int dw, int oy, int ox,
-                               float b, int add) {
+                               float b, int add, const wepi *e) {
     v8 vb = v8_set1(b);
     int full = w % 8 == 0; // and every image present: whole vectors, kept in registers
     WG_FOR(l, 8) full &= dst[l] != NULL;
@@ -1071,8 +1085,10 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
             WG_FOR(k, 8) r[k] = v8_load(s + 8 * k);
             wg_tr8(r);
             WG_FOR(l, 8) {
-                float *d = dst[l] + (size_t)y * w + x;
-                v8_store(d, (add ? v8_load(d) : vb) + r[l]);
+                size_t off = (size_t)y * w + x;
+                float *d = dst[l] + off;
+                v8 v = (add ? v8_load(d) : vb) + r[l];
+                v8_store(d, e ? WG_EPI8(v, e, l, off) : v);
             }
         }
     int flat = !full && h * w >= 8; // as in wg_interleave: the plane as one run of h*w values
@@ -1087,11 +1103,16 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
         wg_tr8(r);
         WG_FOR(l, 8) {
             float *d = dst[l] + p0;
-            if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
-            else {
+            if (n == 8) {
+                v8 v = (add ? v8_load(d) : vb) + r[l];
+                v8_store(d, e ? WG_EPI8(v, e, l, (size_t)p0) : v);
+            } else {
                 float t[8];
                 v8_store(t, r[l]);
-                WG_FOR(k, n) d[k] = (add ? d[k] : b) + t[k];
+                WG_FOR(k, n) {
+                    float v = (add ? d[k] : b) + t[k];
+                    d[k] = e ? WG_EPI1(v, e, l, (size_t)p0 + k) : v;
+                }
             }
         }
     }
@@ -1103,14 +1124,19 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
             WG_FOR(k, 8) r[k] = k < n ? v8_load(s + 8 * k) : v8_set1(0.0f);
             wg_tr8(r);
             WG_FOR(l, 8) {
-                float *d = dst[l] ? dst[l] + (size_t)y * w + x : NULL;
+                size_t off = (size_t)y * w + x;
+                float *d = dst[l] ? dst[l] + off : NULL;
                 if (!d) continue;
-                if (n == 8) v8_store(d, (add ? v8_load(d) : vb) + r[l]);
-                else if (!add && (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) v8_store(d, vb + r[l]);
-                else {
+                if (n == 8 || (!add && off + 8 <= (size_t)h * w)) { // (past n: the next rows', stored later)
+                    v8 v = (add ? v8_load(d) : vb) + r[l];
+                    v8_store(d, e ? WG_EPI8(v, e, l, off) : v);
+                } else {
                     float t[8];
                     v8_store(t, r[l]);
-                    WG_FOR(k, n) d[k] = (add ? d[k] : b) + t[k];
+                    WG_FOR(k, n) {
+                        float v = (add ? d[k] : b) + t[k];
+                        d[k] = e ? WG_EPI1(v, e, l, off + k) : v;
+                    }
                 }
             }
         }
@@ -1240,7 +1266,7 @@ NN_INLINE void wg_deinterleave_in(const geom *g, const wchunk *k, float *gx, int
     float *dst[8];
     if (!WG_IS_S2(vr)) {
         WG_PLANES8(dst, k, g0, gx, c, g->C, (size_t)g->H * g->W);
-        wg_deinterleave(dst, g->H, g->W, b->pacc, b->wp, g->pt, g->pl, 0.0f, 1);
+        wg_deinterleave(dst, g->H, g->W, b->pacc, b->wp, g->pt, g->pl, 0.0f, 1, NULL);
         return;
     }
     const geom *s = k->src;
@@ -1307,11 +1333,15 @@ NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
                 }
             }
         }
+        const conv_epi *ce = b->epi;
+        wepi e = {ce && ce->scale ? ce->scale[o] : 1.0f, ce && ce->shift ? ce->shift[o] : 0.0f,
+                  ce ? ce->slope : 0.0f, ce ? ce->relu : 0, {NULL}};
         for (int q = 0; q < ng; q++) {
             float *dst[8];
             WG_PLANES8(dst, k, 8 * q, y, o, g->O, (size_t)g->Ho * g->Wo);
+            WG_FOR(l, 8) e.res[l] = ce && ce->res && dst[l] ? ce->res + (dst[l] - y) : NULL;
             wg_deinterleave(dst, g->Ho, g->Wo, b->pout + (size_t)q * b->img, wp, 0, 0, bias ? bias[o] : 0.0f,
-                            0);
+                            0, ce ? &e : NULL);
         }
     }
 }
@@ -1568,7 +1598,7 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
     b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
-    b->pro = NULL;
+    b->pro = NULL, b->epi = NULL;
     return (p->batch ? 0 : b->vm) + (2 * (size_t)b->ng + 1) * b->img + 36 * b->e.len; // (shared V and M)
 }
 // thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
@@ -1614,7 +1644,7 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float 
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
             WG_CALL(wino_output, p, g, &k, t.M, t.mps, b, y, &t);
-            nn_epi_apply(e, g, y, 0, g->N, o, o + 1);
+            if (!p->iv) nn_epi_apply(e, g, y, 0, g->N, o, o + 1); // (image vectors: in the transform)
         }
     }
 }
@@ -1739,6 +1769,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p);
     if (pro) t0.pro = pro, x = pro->src;
+    if (p.iv) t0.epi = e;
     // the batch path makes U by blocks of rows unless a frozen context keeps it whole
     int whole = !p.batch || wino_kept(c, w);
     const float *U = whole ? wino_U(c, g, w, m) : NULL;
@@ -1765,7 +1796,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
             wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
-            nn_epi_apply(e, g, y, k.n0, k.n0 + k.nb, 0, g->O);
+            if (!p.iv) nn_epi_apply(e, g, y, k.n0, k.n0 + k.nb, 0, g->O); // (image vectors: in the stores)
         }
     }
     nn_arena_release(&c->arena, mark);
