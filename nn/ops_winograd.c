@@ -296,6 +296,7 @@ static inline float *wrow_at(const wrow *r, int k) { return r->buf + (size_t)k *
 // They come from the arena (one block per thread, reused from step to step).
 typedef struct wbufs {
     float *V, *M, *pin, *pout, *pacc;
+    float *pin1; // WG_S2: the second column phase's patches (wino_input_iv_m), ng image buffers; else NULL
     size_t vps, mps, img, vm; // plane strides, floats per image buffer, floats of V and M
     int ng;                   // image buffers in pin and in pout (the image-vector layout's image groups)
     int wp, hp;
@@ -1148,12 +1149,13 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
 // dst[(y*dw + x)*8 + l] = src[l][(2y + r0)*w + 2x + c0] (0 outside h x w or where src[l] is NULL) for
-// y < hp, x < wp: stride phase (r0, c0) of 8 planes. Each source row goes through `row` with 16 zeros before
-// and 32 after it, so that every 8 values of a phase row are one shuffle of two whole vectors (c0 >= -16,
-// 2 wp + c0 <= w + 18 and w <= WG_S2_ROW: nn_wino_tile's rule).
+// y < hp, x < wp: stride phase (r0, c0) of 8 planes, and into dst1 (else NULL) phase (r0, c0 + 1) from the
+// same loads (the odd lanes: each source row read once for both). Each source row goes through `row` with 16
+// zeros before and 32 after it, so that every 8 values of a phase row are one shuffle of two whole vectors
+// (c0 >= -16, 2 wp + c0 + 1 <= w + 18 and w <= WG_S2_ROW: nn_wino_tile's rule).
 #define WG_S2_ROW 1024
-NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int h, int w, int r0, int c0,
-                                int hp, int wp) {
+NN_INLINE void wg_interleave_s2(float *dst, float *dst1, int dw, const float *const *src, int h, int w,
+                                int r0, int c0, int hp, int wp) {
     float row[8][WG_S2_ROW + 48];
     WG_FOR(l, 8) { // the zeros around each row (and in it where src[l] is NULL)
         memset(row[l], 0, sizeof(float) * 16);
@@ -1162,28 +1164,35 @@ NN_INLINE void wg_interleave_s2(float *dst, int dw, const float *const *src, int
     for (int y = 0; y < hp; y++) {
         float *d = dst + (size_t)y * dw * 8;
         int sy = 2 * y + r0;
+        float *d1 = dst1 ? dst1 + (size_t)y * dw * 8 : NULL;
         if (sy < 0 || sy >= h) {
             memset(d, 0, sizeof(float) * 8 * (size_t)wp);
+            if (d1) memset(d1, 0, sizeof(float) * 8 * (size_t)wp);
             continue;
         }
         WG_FOR(l, 8) if (src[l]) memcpy(row[l] + 16, src[l] + (size_t)sy * w, sizeof(float) * (size_t)w);
         for (int x = 0; x < wp; x += 8) {
             int n = wp - x < 8 ? wp - x : 8;
-            v8 r[8];
+            v8 r[8], r1[8];
             WG_FOR(l, 8) {
                 const float *p = row[l] + 16 + 2 * x + c0;
-                r[l] = __builtin_shuffle(v8_load(p), v8_load(p + 8), EVEN8);
+                v8 lo = v8_load(p), hi = v8_load(p + 8);
+                r[l] = __builtin_shuffle(lo, hi, EVEN8), r1[l] = __builtin_shuffle(lo, hi, ODD8);
             }
             wg_tr8(r);
             for (int q = 0; q < n; q++) v8_store(d + (size_t)(x + q) * 8, r[q]);
+            if (!d1) continue;
+            wg_tr8(r1);
+            for (int q = 0; q < n; q++) v8_store(d1 + (size_t)(x + q) * 8, r1[q]);
         }
     }
 }
 
 // The patches' buffer of channel c of 8 images from g0 on: the planes with their padding, or for WG_S2 the
-// stride phase c / C of channel c % C of the stride-2 conv's input (C its channels)
+// stride phase c / C of channel c % C of the stride-2 conv's input (C its channels), and into pin1 (else
+// NULL) the next column phase's (channel c + C)
 NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, int c, int g0, wbufs *b,
-                                float *pin, int vr) {
+                                float *pin, float *pin1, int vr) {
     const float *src[8];
     if (!WG_IS_S2(vr)) {
         float q[4];
@@ -1195,7 +1204,7 @@ NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, 
     const geom *s = k->src;
     int ph = c / s->C;
     WG_PLANES8(src, k, g0, x, c % s->C, s->C, (size_t)s->H * s->W);
-    wg_interleave_s2(pin, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
+    wg_interleave_s2(pin, pin1, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
 }
 
 // The forward transforms of the image-vector layout run on two slots at a time: slot s of a chunk is tile
@@ -1212,33 +1221,45 @@ NN_INLINE void wg_slot_bufs(const wchunk *k, const wbufs *b, float *base, int s,
     }
 }
 
+// V's row of channel c from the patches' buffers at base (wg_interleave_in's)
+NN_INLINE void wg_input_slots(const wchunk *k, wbufs *b, const float *base, float *vp, size_t ps, int vr) {
+    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ns = k->th * k->tw * (k->nbp / 8);
+    for (int s = 0; s < ns; s += 2) {
+        float *p[2];
+        wg_slot_bufs(k, b, (float *)base, s, ns, m, p);
+        v16 t[WG_AMAX][WG_AMAX];
+        WG_UNROLL for (int q = 0; q < a; q++) { // columns: Bt d
+            v16 d[WG_AMAX], v[WG_AMAX];
+            WG_FOR(r, a) {
+                size_t off = ((size_t)r * wp + q) * 8;
+                d[r] = v16_load2(p[0] + off, p[1] + off);
+            }
+            wg_bt16(WG_BV(vr), d, v);
+            WG_FOR(r, a) t[r][q] = v[r];
+        }
+        float *vt = vp + (size_t)8 * s;
+        WG_FOR(r, a) { // rows: (Bt d) B
+            v16 v[WG_AMAX];
+            wg_bt16(WG_BV(vr), t[r], v);
+            if (s + 1 < ns) WG_FOR(q, a) v16_store(vt + (size_t)(r * a + q) * ps, v[q]);
+            else WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v16_lo(v[q]));
+        }
+    }
+}
+
+// WG_S2: the two column phases of a row phase from one pass over the input rows (channels c and c + C0 into
+// pin and pin1), where both are in [c0, c1)
 NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                                int vr) {
-    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
-    for (int c = k->c0; c < (k->c1 < g->C ? k->c1 : g->C); c++) {
-        for (int q = 0; q < ng; q++) wg_interleave_in(g, k, x, c, 8 * q, b, b->pin + (size_t)q * b->img, vr);
-        float *vp = V + (size_t)c * k->ld;
-        for (int s = 0; s < ns; s += 2) {
-            float *p[2];
-            wg_slot_bufs(k, b, b->pin, s, ns, m, p);
-            v16 t[WG_AMAX][WG_AMAX];
-            WG_UNROLL for (int q = 0; q < a; q++) { // columns: Bt d
-                v16 d[WG_AMAX], v[WG_AMAX];
-                WG_FOR(r, a) {
-                    size_t off = ((size_t)r * wp + q) * 8;
-                    d[r] = v16_load2(p[0] + off, p[1] + off);
-                }
-                wg_bt16(WG_BV(vr), d, v);
-                WG_FOR(r, a) t[r][q] = v[r];
-            }
-            float *vt = vp + (size_t)8 * s;
-            WG_FOR(r, a) { // rows: (Bt d) B
-                v16 v[WG_AMAX];
-                wg_bt16(WG_BV(vr), t[r], v);
-                if (s + 1 < ns) WG_FOR(q, a) v16_store(vt + (size_t)(r * a + q) * ps, v[q]);
-                else WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v16_lo(v[q]));
-            }
-        }
+    int ng = k->nbp / 8, c1 = k->c1 < g->C ? k->c1 : g->C, C0 = WG_IS_S2(vr) ? g->C / 4 : 0;
+    for (int c = k->c0; c < c1; c++) {
+        int ph = C0 ? c / C0 : 0, pair = C0 && ph % 2 == 0 && c + C0 < c1;
+        if (C0 && ph % 2 == 1 && c - C0 >= k->c0) continue; // made with channel c - C0
+        for (int q = 0; q < ng; q++)
+            wg_interleave_in(g, k, x, c, 8 * q, b, b->pin + (size_t)q * b->img,
+                             pair ? b->pin1 + (size_t)q * b->img : NULL, vr);
+        wg_input_slots(k, b, b->pin, V + (size_t)c * k->ld, ps, vr);
+        if (pair) wg_input_slots(k, b, b->pin1, V + (size_t)(c + C0) * k->ld, ps, vr);
     }
 }
 
@@ -1598,8 +1619,9 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
     b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
-    b->pro = NULL, b->epi = NULL;
-    return (p->batch ? 0 : b->vm) + (2 * (size_t)b->ng + 1) * b->img + 36 * b->e.len; // (shared V and M)
+    b->pro = NULL, b->epi = NULL, b->pin1 = NULL;
+    size_t pins = (WG_IS_S2(p->m) ? 3 : 2) * (size_t)b->ng + 1; // pin, pout, pacc (and pin1)
+    return (p->batch ? 0 : b->vm) + pins * b->img + 36 * b->e.len; // (shared V and M)
 }
 // thread t's buffers in `base`, V and M in `vm` (shared) or else at the start
 // of `base`; the image buffers start at 0 (their borders stay 0)
@@ -1610,6 +1632,10 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int v) {
     b->pin = base, b->pout = b->pin + b->ng * b->img, b->pacc = b->pout + b->ng * b->img;
     b->e.buf = b->pacc + b->img;
     memset(b->pin, 0, sizeof(float) * 2 * (size_t)b->ng * b->img);
+    if (WG_IS_S2(v)) {
+        b->pin1 = b->e.buf + 36 * b->e.len;
+        memset(b->pin1, 0, sizeof(float) * (size_t)b->ng * b->img);
+    }
 }
 
 // The batch as one chunk (wplan.batch): the threads split the transforms by
