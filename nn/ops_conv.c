@@ -234,16 +234,23 @@ NN_SIMD_CLONES void nn_grid_out(const conv_epi *e, const geom *g, const float *Y
     for (int n = n0; n < n0 + nb; n++)
         for (int o = 0; o < g->O; o++) {
             const float *src = Y + (size_t)o * ldy + (size_t)(n - n0) * grid;
-            float *dst = y + ((size_t)n * g->O + o) * P, bo = b ? b[o] : 0.0f;
+            size_t off = ((size_t)n * g->O + o) * P;
+            float *dst = y + off, bo = b ? b[o] : 0.0f;
+            // the epilogue in the same pass (epi_row's arithmetic)
+            float es = e && e->scale ? e->scale[o] : 1.0f, et = e && e->shift ? e->shift[o] : 0.0f;
+            const float *res = e && e->res ? e->res + off : NULL;
             v8 vb = v8_set1(bo);
             for (int oh = 0; oh < g->Ho; oh++) {
-                const float *s = src + (size_t)oh * wq;
+                const float *s = src + (size_t)oh * wq, *r = res ? res + (size_t)oh * g->Wo : NULL;
                 float *d = dst + (size_t)oh * g->Wo;
                 int q = 0;
-                for (; q + 8 <= g->Wo; q += 8) v8_store(d + q, v8_load(s + q) + vb);
-                for (; q < g->Wo; q++) d[q] = s[q] + bo;
+                for (; q + 8 <= g->Wo; q += 8) {
+                    v8 v = v8_load(s + q) + vb;
+                    v8_store(d + q, e ? NN_EPI8(v, es, et, r ? r + q : NULL, e->relu, e->slope) : v);
+                }
+                for (; q < g->Wo; q++)
+                    d[q] = e ? NN_EPI1(s[q] + bo, es, et, r ? r[q] : 0.0f, e->relu, e->slope) : s[q] + bo;
             }
-            nn_epi_apply(e, g, y, n, n + 1, o, o + 1); // while the plane is in cache
         }
 }
 
