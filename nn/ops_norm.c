@@ -103,6 +103,12 @@ NN_SIMD_CLONES static void row_bw_gx(const float *x, const float *gy, const floa
     }
 }
 
+// Channel ch's mean, inv (from the saved statistics of C channels), gamma and beta into q[0..3]
+static void bn_q(const float *stat, int C, const nn_tensor *gamma, const nn_tensor *beta, int ch, float *q) {
+    q[0] = stat[ch], q[1] = stat[C + ch];
+    q[2] = gamma ? gamma->data[ch] : 1.0f, q[3] = beta ? beta->data[ch] : 0.0f;
+}
+
 // Channel ch's sums of gz and gz * xhat over the batch into sums[ch], sums[C + ch]; the affine parameters'
 // gradients.
 static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta, const nn_tensor *res,
@@ -111,7 +117,8 @@ static void bn_ch_sums(nn_node *nd, const nn_tensor *gamma, const nn_tensor *bet
     int N = x->shape[0], C = x->shape[1], relu = nd->ia[4];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved; // mean[C], invstd[C]
-    float q[4] = {stat[ch], stat[C + ch], gamma ? gamma->data[ch] : 1.0f, beta ? beta->data[ch] : 0.0f};
+    float q[4];
+    bn_q(stat, C, gamma, beta, ch, q);
     double sg = 0, sgx = 0;
     for (int n = 0; n < N; n++) {
         size_t off = ((size_t)n * C + ch) * S;
@@ -130,7 +137,8 @@ static void bn_ch_gx(nn_node *nd, const nn_tensor *gamma, const nn_tensor *beta,
     int N = x->shape[0], C = x->shape[1], training = nd->ia[0];
     size_t S = x->n / ((size_t)N * C);
     const float *stat = nd->saved;
-    float q[4] = {stat[ch], stat[C + ch], gamma ? gamma->data[ch] : 1.0f, beta ? beta->data[ch] : 0.0f};
+    float q[4];
+    bn_q(stat, C, gamma, beta, ch, q);
     float a = training ? (float)(sums[ch] / w / M) : 0.0f,
           b = training ? (float)(sums[C + ch] / w / M) : 0.0f;
     for (int n = 0; n < N; n++) {
