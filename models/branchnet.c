@@ -81,8 +81,9 @@ static int resnet_make(md_resnet *r, nn_store *s, const char *pre, const md_bran
     return rc;
 }
 
-// The stem's and the blocks' outputs and the projections are pooled: each is dropped once the block
-// that reads it has run, and backward recomputes it from the conv outputs (nn_tensor_pooled).
+// The stem's and the blocks' outputs and the projections (in inference the first convs' outputs too) are
+// pooled: each is dropped once the block that reads it has run, and backward recomputes it from the conv
+// outputs (nn_tensor_pooled).
 static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
     x = conv_norm_act(c, &r->stem, &r->stem_bn, x, NULL, r->stem_pool ? 1 : 1 | NN_ACT_POOLED);
     if (r->stem_pool) x = nn_maxpool2d(c, x, 3, 3, 2, 2, nn_pad_sym(1));
@@ -93,6 +94,7 @@ static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
         nn_tensor *sc = B->has_proj ? conv_norm_act(c, &B->proj, &B->bp, x, NULL, NN_ACT_POOLED) : x;
         nn_tensor *y = conv_norm_act(c, &B->c2, &B->b2, h, sc, 1 | NN_ACT_POOLED); // relu(bn2(conv2(h)) + sc)
         if (sc != x) nn_tensor_drop(c, sc);
+        nn_tensor_drop(c, h); // (pooled in inference: nn_conv_bn_act)
         nn_tensor_drop(c, x);
         x = y;
     }

@@ -40,7 +40,8 @@ nn_tensor *nn_bn_relu(nn_ctx *c, const nn_bn *l, nn_tensor *x, nn_tensor *res);
 // relu?(bn(conv(x)) + res) (res may be NULL; relu 0, 1 or 2, | NN_ACT_POOLED, as nn_batchnorm_act).
 // Evaluated without a tape (ctx->training and grad_enabled 0): batch norm folded into the conv's output pass
 // with the residual and ReLU — scale gamma / sqrt(var + eps) and shift beta + (b - mean) * scale per output
-// channel (nn_conv2d_fused); otherwise the conv, then nn_batchnorm_act.
+// channel (nn_conv2d_fused), the output pooled for NN_ACT_POOLED or NN_ACT_DEFER (the caller drops it
+// once read); otherwise the conv, then nn_batchnorm_act.
 nn_tensor *nn_conv_bn_act(nn_ctx *c, const nn_conv *l, const nn_bn *bn, nn_tensor *x, nn_tensor *res,
                           int relu);
 
