@@ -1268,8 +1268,8 @@ static void test_grad_steal(void **st) {
 // The inference form of conv -> batch norm (running statistics) -> + residual -> ReLU (nn_conv_bn_act
 // without a tape: batch norm folded into the conv, the residual and ReLU in the conv's output pass)
 // against the same layers evaluated with a tape (conv, then nn_batchnorm_act), on every conv path
-// (Winograd F(2x2) and F(4x4) in tile rows, image vectors and one batch chunk; im2col over the batch and
-// by groups; stride 2 and 1x1), with and without a conv bias, residual and ReLU: within 1e-5 of the
+// (Winograd F(2x2) and F(4x4) in tile rows, image vectors by chunks and in one batch chunk; im2col over the
+// batch and by groups; stride 2 and 1x1), with and without a conv bias, residual and ReLU: within 1e-5 of the
 // output's scale (float rounding of the folded weights; a wrong shift or scale misses by O(1)).
 static void test_conv_bn_inference(void **st) {
     (void)st;
@@ -1281,6 +1281,7 @@ static void test_conv_bn_inference(void **st) {
         {4, 6, 7, 9, 3, 2, 1, -1, -1, 1},  {4, 6, 7, 9, 3, 2, 1, -1, -1, 0},
         {5, 6, 12, 8, 1, 2, 1, -1, -1, 1}, {5, 6, 12, 8, 1, 1, 0, -1, -1, 0},
         {5, 6, 12, 9, 1, 2, 1, -1, -1, 0}, // 1x1 stride 2 by groups: without a bias, straight into y
+        {9, 4, 6, 16, 3, 1, 4, 1, 0, 1},   // F(4x4) image vectors by chunks of 8 images (and 1)
     };
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++)
         for (int v = 0; v < 6; v++) { // v % 3: none, ReLU, residual + ReLU; v / 3: a conv bias
