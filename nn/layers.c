@@ -80,5 +80,6 @@ nn_tensor *nn_conv_bn_act(nn_ctx *c, const nn_conv *l, const nn_bn *bn, nn_tenso
     // the next one's output in memory still in the cache (the multi-branch net's inference, AMD Zen 5:
     // +2.6 % one thread, +4.5 % two, medians of alternated pairs; from the arena, each block's would be new)
     int pool = relu & (NN_ACT_POOLED | NN_ACT_DEFER) ? NN_ACT_POOLED : 0;
-    return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res, ((relu & 3) != 0) | pool);
+    return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res,
+                           ((relu & 3) != 0) | pool);
 }
