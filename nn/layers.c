@@ -76,9 +76,9 @@ nn_tensor *nn_conv_bn_act(nn_ctx *c, const nn_conv *l, const nn_bn *bn, nn_tenso
         float s = bn->gamma->data[o] / sqrtf(bn->var->data[o] + bn->eps);
         st[o] = s, st[O + o] = bn->beta->data[o] + ((l->b ? l->b->data[o] : 0.0f) - bn->mean->data[o]) * s;
     }
-    // a deferred output (read by the next conv only) pooled too: its block back in the pool once dropped,
-    // the next one's output in memory still in the cache (the multi-branch net's inference, AMD Zen 5:
-    // +2.6 % one thread, +4.5 % two, medians of alternated pairs; from the arena, each block's would be new)
+    // a deferred output (read by the next conv only) pooled too, back in the pool once its reader has run:
+    // the next such output is written into memory still in the cache, not into a new stretch of the arena
+    // (the multi-branch net's inference, AMD Zen 5: +2.6 % one thread, +4.5 % two, alternated pairs)
     int pool = relu & (NN_ACT_POOLED | NN_ACT_DEFER) ? NN_ACT_POOLED : 0;
     return nn_conv2d_fused(c, x, l->w, st, st + O, l->sh, l->sw, conv_pad(l, x), res,
                            ((relu & 3) != 0) | pool);
