@@ -303,6 +303,7 @@ typedef struct wbufs {
     wrow e;
     const nn_bn_map *pro; // the input a deferred batch norm output of x (NN_ACT_DEFER), else NULL
     const conv_epi *epi;  // the image-vector output transform's epilogue (in its stores), else NULL
+    int rot;              // M's planes one plane before V's, in the same buffer (wbufs_layout)
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
@@ -1609,15 +1610,25 @@ static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wc
 }
 
 #define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
-// the buffers' sizes; returns the floats one thread needs
-static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p) {
+// the buffers' sizes (rot: for a forward by chunks); returns the floats one thread needs
+static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p, int rot) {
     int m = WG_M(p->m), a = WG_A(p->m), th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m,
         tv = (tw + 8) / 8 * 8;
     b->vps = (size_t)g->C * p->ld + 16, b->mps = (size_t)g->O * p->ld + 16;
+    b->rot = rot && !p->batch;
     b->wp = p->iv ? m * tw + a - m : m * (tv + 1), b->hp = m * th + a - m;
     b->img = WG_ROUND16((size_t)b->wp * b->hp * (p->iv ? 8 : 1));
     b->e.len = WG_ROUND16((size_t)tv);
     b->vm = WG_ROUND16((size_t)a * a * b->vps) + WG_ROUND16((size_t)a * a * b->mps);
+    // A forward by chunks (rot): plane xi of M over plane xi - 1 of V, which the products (xi in order, on
+    // one thread) have read before, so V and M take a*a + 1 planes instead of 2 a*a. The 32-channel layers'
+    // 4.7 MiB a thread at 32x32 outputs become 2.4, and on 2 threads the first stage's activations and both
+    // threads' V and M stay inside the L3 cache (the multi-branch net's inference +1.4 to +3.6 %, medians of
+    // alternated pairs; one thread the same).
+    if (b->rot) {
+        b->vps = b->mps = WG_ROUND16(b->vps > b->mps ? b->vps : b->mps);
+        b->vm = (size_t)(a * a + 1) * b->vps;
+    }
     b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
     b->pro = NULL, b->epi = NULL, b->pin1 = NULL;
     size_t pins = (WG_IS_S2(p->m) ? 3 : 2) * (size_t)b->ng + 1; // pin, pout, pacc (and pin1)
@@ -1629,6 +1640,7 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int v) {
     int a = WG_A(v);
     if (!vm) vm = base, base += b->vm;
     b->V = vm, b->M = vm + WG_ROUND16((size_t)a * a * b->vps);
+    if (b->rot) b->M = vm, b->V = vm + b->vps;
     b->pin = base, b->pout = b->pin + b->ng * b->img, b->pacc = b->pout + b->ng * b->img;
     b->e.buf = b->pacc + b->img;
     memset(b->pin, 0, sizeof(float) * 2 * (size_t)b->ng * b->img);
@@ -1793,7 +1805,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
-    size_t per = wbufs_layout(&t0, g, &p);
+    size_t per = wbufs_layout(&t0, g, &p, 1);
     if (pro) t0.pro = pro, x = pro->src;
     if (p.iv) t0.epi = e;
     // the batch path makes U by blocks of rows unless a frozen context keeps it whole
@@ -1838,7 +1850,7 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
     wbufs t0;
-    size_t per = wbufs_layout(&t0, g, &p);
+    size_t per = wbufs_layout(&t0, g, &p, 0);
     if (pro) t0.pro = pro, x = pro->src;
     float *scr = nn_arena_alloc(&c->arena, sizeof(float) * per * (size_t)nt);
     float *vm = p.batch ? nn_arena_alloc(&c->arena, sizeof(float) * t0.vm) : NULL;
