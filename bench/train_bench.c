@@ -6,7 +6,8 @@
 //   usage: train_bench [--threads N] [--steps S] [--batch B] [--width W] [--winograd 0|1|2|4]
 //                      [--keep-im2col 0|1] [--batched -1|0|1]  (non-Winograd convs: as --keep-im2col says,
 //                      by groups of images, by one im2col + sgemm) [--infer-only 1] [--infer-rows R]
-//                      (inference by groups of R rows; 0 the batch at once) [--wino-batch -1|0|1]
+//                      (inference by groups of R rows; 0 the batch at once) [--infer-front F] (a group's
+//                      first two stages by sub-groups of F rows; 0 not) [--wino-batch -1|0|1]
 //                      [--report-mem 1] (the arena's and the gradient pool's peaks, to stderr)
 //                      [--wino-s2 -1|0|1] (3x3 stride-2 convs by Winograd on their phases: by the rule,
 //                      never, always)
@@ -60,10 +61,10 @@ static void report_ranks(const nn_store *st, int B, int steps, double t_train) {
 // The command line's options (usage above)
 typedef struct tb_opts {
     int threads, steps, B, width, keep, wino, batched, infer_only, infer_rows, wino_batch, report_mem,
-        wino_s2;
+        wino_s2, infer_front;
 } tb_opts;
 static tb_opts tb_parse(int argc, char **argv) {
-    tb_opts o = {0, 10, 64, 32, 0, 1, -1, 0, -1, -1, 0, -1};
+    tb_opts o = {0, 10, 64, 32, 0, 1, -1, 0, -1, -1, 0, -1, -1};
     const struct {
         const char *name;
         int *v;
@@ -72,7 +73,8 @@ static tb_opts tb_parse(int argc, char **argv) {
                 {"--keep-im2col", &o.keep},    {"--winograd", &o.wino},
                 {"--batched", &o.batched},     {"--infer-only", &o.infer_only},
                 {"--infer-rows", &o.infer_rows}, {"--wino-batch", &o.wino_batch},
-                {"--wino-s2", &o.wino_s2},     {"--report-mem", &o.report_mem}};
+                {"--wino-s2", &o.wino_s2},     {"--report-mem", &o.report_mem},
+                {"--infer-front", &o.infer_front}};
     for (int i = 1; i + 1 < argc; i += 2)
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             if (!strcmp(argv[i], keys[k].name)) *keys[k].v = atoi(argv[i + 1]);
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
     c.winograd = wino;
     c.tune.conv_batched = batched;
     c.tune.infer_rows = infer_rows;
+    c.tune.infer_front = o.infer_front;
     c.tune.wino_batch = wino_batch;
     c.tune.wino_s2 = wino_s2;
     gn_rng r;

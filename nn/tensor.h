@@ -113,6 +113,7 @@ typedef struct nn_tune {
     int no_pool;      // 1: activations asked for pooled (NN_ACT_POOLED) are kept in the arena instead
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
+    int infer_front;  // and a ResNet's first stages in that by sub-groups of this many rows (-1: 8, 0: not)
     int wino_s2;      // 3x3 stride-2 convs by Winograd on their stride phases (nn_wino_tile's rule): -1
                       // without a tape, and under one where the dU copies are small; 0 never, 1 always
 } nn_tune;

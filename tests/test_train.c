@@ -57,7 +57,7 @@ static void small_resnet(md_net *m, nn_store *s, nn_ctx *c, gn_rng *r) {
 // training graph (tape recorded, training = 0): outputs agree to 1e-5 of their scale. The inference by
 // groups of rows gives the whole batch's outputs bit for bit: groups of 3 on 2 threads at once (each in a
 // worker context), of 2 on one thread, and of 2 on 2 threads with the filter transforms kept (frozen)
-// and shared by the workers.
+// and shared by the workers; and so does the batch's first two stages by sub-groups of 4 rows and 2.
 static void test_resnet_inference(void **st) {
     (void)st;
     md_net m;
@@ -69,16 +69,17 @@ static void test_resnet_inference(void **st) {
         s.data[i] += 0.02f * (float)gn_rng_normal(&r); // gamma, beta too
     enum { B = 6 };
     size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
-    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[5][2 * B];
+    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[6][2 * B];
     int threads = gn_threads();
-    for (int pass = 0; pass < 8; pass++) { // 3 training batches (running statistics move), then the 5 forms
+    for (int pass = 0; pass < 9; pass++) { // 3 training batches (running statistics move), then the 6 forms
         for (size_t i = 0; pass < 4 && i < n1; i++)
             x1[i] = (float)gn_rng_normal(&r) + (pass < 3 ? 0.5f : 0.0f);
         for (size_t i = 0; pass < 4 && i < n2; i++) x2[i] = 2 * (float)gn_rng_normal(&r);
         nn_ctx_reset(&c);
         c.training = pass < 3, c.grad_enabled = pass < 4;
-        c.tune.infer_rows = pass < 5 ? 0 : pass == 5 ? 4 : 2;
-        c.frozen = pass == 7;
+        c.tune.infer_rows = pass < 5 || pass == 8 ? 0 : pass == 5 ? 4 : 2;
+        c.tune.infer_front = pass == 8 ? 4 : 0;
+        c.frozen = pass >= 7;
         gn_set_threads(pass == 6 ? 1 : pass > 4 ? 2 : threads);
         nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
                             nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
@@ -91,7 +92,7 @@ static void test_resnet_inference(void **st) {
     gn_set_threads(threads);
     assert_int_equal(c.n_workers, 2);
     assert_non_null(c.wcache); // pass 7's transforms, made by the workers, kept in c
-    for (int f = 2; f < 5; f++)
+    for (int f = 2; f < 6; f++)
         for (int i = 0; i < 2 * B; i++) assert_true(out[f][i] == out[1][i]);
     int moved = 0; // running means away from 0 and variances from 1
     for (size_t i = 0; i < s.n_buffer_floats; i++)
