@@ -1149,43 +1149,54 @@ NN_INLINE void wg_deinterleave(float *const *dst, int h, int w, const float *src
     WG_FOR(l_, 8)                                                                                            \
     (p)[l_] = (g0) + l_ < (k)->nb ? (base) + ((size_t)((k)->n0 + (g0) + l_) * (C) + (c)) * (plane) : NULL
 
+// One source row sy of the 8 images (src[l] NULL: zeros) into row phase buffers d (columns 2x + c0) and d1
+// (else NULL; columns 2x + c0 + 1): each 8 values of the 8 rows transposed once, then each column's vector
+// stored whole into its phase; the places no column of the row lands in set to 0
+NN_INLINE void wg_interleave_s2_row(float *d, float *d1, const float *const *src, int h, int w, int sy,
+                                    int c0, int wp) {
+    for (int x = 0; x < w; x += 8) {
+        int n = w - x < 8 ? w - x : 8;
+        v8 r[8];
+        WG_FOR(l, 8) {
+            const float *s = src[l] ? src[l] + (size_t)sy * w + x : NULL;
+            if (!s) r[l] = v8_set1(0.0f);
+            else if (n == 8 || (size_t)sy * w + x + 8 <= (size_t)h * w) r[l] = v8_load(s);
+            else {
+                float t[8] = {0};
+                memcpy(t, s, sizeof(float) * (size_t)n);
+                r[l] = v8_load(t);
+            }
+        }
+        wg_tr8(r);
+        WG_FOR(q, 8) {
+            int t = x + q - c0, xo = t >> 1; // column x + q is 2 xo + c0 (d) or 2 xo + c0 + 1 (d1)
+            float *p = t & 1 ? d1 : d;
+            if (q < n && p && xo >= 0 && xo < wp) v8_store(p + (size_t)xo * 8, r[q]);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        float *p = k ? d1 : d;
+        int c = c0 + k, xl = c < 0 ? (1 - c) / 2 : 0, xr = (w - c + 1) / 2; // 0 <= 2 xo + c < w
+        if (!p) continue;
+        memset(p, 0, sizeof(float) * 8 * (size_t)(xl < wp ? xl : wp));
+        if (xr < wp) memset(p + (size_t)xr * 8, 0, sizeof(float) * 8 * (size_t)(wp - xr));
+    }
+}
+
 // dst[(y*dw + x)*8 + l] = src[l][(2y + r0)*w + 2x + c0] (0 outside h x w or where src[l] is NULL) for
 // y < hp, x < wp: stride phase (r0, c0) of 8 planes, and into dst1 (else NULL) phase (r0, c0 + 1) from the
-// same loads (the odd lanes: each source row read once for both). Each source row goes through `row` with 16
-// zeros before and 32 after it, so that every 8 values of a phase row are one shuffle of two whole vectors
-// (c0 >= -16, 2 wp + c0 + 1 <= w + 18 and w <= WG_S2_ROW: nn_wino_tile's rule).
-#define WG_S2_ROW 1024
+// same loads (each source row read once for both)
 NN_INLINE void wg_interleave_s2(float *dst, float *dst1, int dw, const float *const *src, int h, int w,
                                 int r0, int c0, int hp, int wp) {
-    float row[8][WG_S2_ROW + 48];
-    WG_FOR(l, 8) { // the zeros around each row (and in it where src[l] is NULL)
-        memset(row[l], 0, sizeof(float) * 16);
-        memset(row[l] + 16 + (src[l] ? w : 0), 0, sizeof(float) * (size_t)(src[l] ? 32 : w + 32));
-    }
     for (int y = 0; y < hp; y++) {
-        float *d = dst + (size_t)y * dw * 8;
         int sy = 2 * y + r0;
-        float *d1 = dst1 ? dst1 + (size_t)y * dw * 8 : NULL;
-        if (sy < 0 || sy >= h) {
-            memset(d, 0, sizeof(float) * 8 * (size_t)wp);
-            if (d1) memset(d1, 0, sizeof(float) * 8 * (size_t)wp);
+        float *d = dst + (size_t)y * dw * 8, *d1 = dst1 ? dst1 + (size_t)y * dw * 8 : NULL;
+        if (sy >= 0 && sy < h) {
+            wg_interleave_s2_row(d, d1, src, h, w, sy, c0, wp);
             continue;
         }
-        WG_FOR(l, 8) if (src[l]) memcpy(row[l] + 16, src[l] + (size_t)sy * w, sizeof(float) * (size_t)w);
-        for (int x = 0; x < wp; x += 8) {
-            int n = wp - x < 8 ? wp - x : 8;
-            v8 r[8], r1[8];
-            WG_FOR(l, 8) {
-                const float *p = row[l] + 16 + 2 * x + c0;
-                v8 lo = v8_load(p), hi = v8_load(p + 8);
-                r[l] = __builtin_shuffle(lo, hi, EVEN8), r1[l] = __builtin_shuffle(lo, hi, ODD8);
-            }
-            wg_tr8(r);
-            for (int q = 0; q < n; q++) v8_store(d + (size_t)(x + q) * 8, r[q]);
-            if (!d1) continue;
-            wg_tr8(r1);
-            for (int q = 0; q < n; q++) v8_store(d1 + (size_t)(x + q) * 8, r1[q]);
-        }
+        memset(d, 0, sizeof(float) * 8 * (size_t)wp);
+        if (d1) memset(d1, 0, sizeof(float) * 8 * (size_t)wp);
     }
 }
 
@@ -1463,7 +1474,7 @@ int nn_wino_tile(const nn_ctx *c, const geom *g) {
     // the 32 -> 64 ones alone: one thread +1-3 %, two within the noise, the same peak).
     int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
     if (c->winograd == 1 && c->tune.wino_s2 != 0 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
-        g->N >= 8 && g->C >= 16 && g->W <= WG_S2_ROW && g->pl <= 16 &&
+        g->N >= 8 && g->C >= 16 && g->W <= 1024 && g->pl <= 16 &&
         2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
         long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
              n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
