@@ -39,17 +39,9 @@ nn_pad2d nn_pad_same(int h, int w, int kh, int kw, int sh, int sw) {
 
 // col[(c*kh + i)*kw + j][n*Ho*Wo + oh*Wo + ow] = x[n][c][oh*sh - pt + i][ow*sw - pl + j] (0 outside)
 // row r of col over images n0 .. n0+nb-1 (into dst[(n - n0)*Ho*Wo + ...])
-// d[q] = xr[q*sw + off] where that is inside the row [0, W), else 0, for q < n
-NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, int n) {
-    if (sw == 1) {
-        int lo = off < 0 ? -off : 0, hi = W - off < n ? W - off : n;
-        if (hi < lo) hi = lo;
-        if (lo > n) lo = hi = n;
-        if (lo) memset(d, 0, sizeof(float) * (size_t)lo); // (the calls cost more than short rows' copies)
-        if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
-        if (n > hi) memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
-        return;
-    } // outputs [lo, hi) read inside the row
+// strided_row for sw > 1 (a constant where inlined: no divisions)
+NN_INLINE void strided_row_s(float *d, const float *xr, int W, int sw, int off, int n) {
+    // outputs [lo, hi) read inside the row
     int lo = off < 0 ? (-off + sw - 1) / sw : 0, hi = off >= W ? 0 : (W - off + sw - 1) / sw;
     if (hi > n) hi = n;
     if (lo > hi) lo = hi;
@@ -62,6 +54,21 @@ NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, in
         }
     for (; q < hi; q++) d[q] = xr[q * sw + off];
     if (n > hi) memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+}
+
+// d[q] = xr[q*sw + off] where that is inside the row [0, W), else 0, for q < n
+NN_INLINE void strided_row(float *d, const float *xr, int W, int sw, int off, int n) {
+    if (sw == 1) {
+        int lo = off < 0 ? -off : 0, hi = W - off < n ? W - off : n;
+        if (hi < lo) hi = lo;
+        if (lo > n) lo = hi = n;
+        if (lo) memset(d, 0, sizeof(float) * (size_t)lo); // (the calls cost more than short rows' copies)
+        if (hi > lo) memcpy(d + lo, xr + lo + off, sizeof(float) * (size_t)(hi - lo));
+        if (n > hi) memset(d + hi, 0, sizeof(float) * (size_t)(n - hi));
+        return;
+    }
+    if (sw == 2) strided_row_s(d, xr, W, 2, off, n);
+    else strided_row_s(d, xr, W, sw, off, n);
 }
 
 NN_SIMD_CLONES void nn_im2col_row(const geom *g, const float *x, long r, int n0, int nb, float *dst) {

@@ -110,8 +110,8 @@ int nn_conv_fwd_groups(nn_ctx *c, const geom *g, const float *x, const float *w,
                     for (int r = 0; r < K; r++) bkn[r] = bk[r] + (size_t)n * f.grid;
                     nn_gemm_small_ind(blas, g->O, (int)P, K, w, K, bkn, col, (int)ldy,
                                       y + (size_t)(n0 + n) * g->O * P, (int)P);
+                    nn_epi_apply(e, g, y, n0 + n, n0 + n + 1, 0, g->O); // (the image's planes in cache)
                 }
-                nn_epi_apply(e, g, y, n0, n0 + nb, 0, g->O);
                 continue;
             }
             if (ph) {
