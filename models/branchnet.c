@@ -91,8 +91,9 @@ static nn_tensor *resnet_blocks(nn_ctx *c, const md_resnet *r, nn_tensor *x, int
     }
     for (int i = i0; i < i1 && x; i++) {
         const md_block *B = &r->block[i];
-        // read by conv2 only: deferred (conv2 reads relu(bn1(conv1(x))) from conv1(x) in its input transform)
-        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 2 | NN_ACT_DEFER);
+        // read by conv2 only: deferred (conv2 reads relu(bn1(conv1(x))) from conv1(x) in its input
+        // transform); in inference in conv2's Winograd input layout where both take it (NN_ACT_WINO)
+        nn_tensor *h = conv_norm_act(c, &B->c1, &B->b1, x, NULL, 2 | NN_ACT_DEFER | NN_ACT_WINO);
         nn_tensor *sc = B->has_proj ? conv_norm_act(c, &B->proj, &B->bp, x, NULL, NN_ACT_POOLED) : x;
         nn_tensor *y = conv_norm_act(c, &B->c2, &B->b2, h, sc, 1 | NN_ACT_POOLED); // relu(bn2(conv2(h)) + sc)
         if (sc != x) nn_tensor_drop(c, sc);

@@ -29,6 +29,8 @@ typedef struct conv_epi {
     float slope;
     int taped;  // the conv's node is recorded (nn_conv2d_act), the activation's gradient in its backward
     int pooled; // the output in the context's pool (nn_tensor_pooled; inference, no tape)
+    int wino;   // NN_ACT_WINO asked for: the output may be kept in the next conv's Winograd input layout
+    int il;     // set by the conv: y in that layout (nn_wino_il_floats), or x is (the conv reading it)
 } conv_epi;
 
 // The epilogue's arithmetic on 8 values at rp (NULL: no residual) / one value plus r: v * s + t (+ the
@@ -100,6 +102,9 @@ NN_SIMD_CLONES void nn_col2im_plane(const geom *g, const float *col, size_t ld, 
 // output it maps (NN_ACT_DEFER; x itself then unused), which the stride-1 variants take (nn_wino_takes_map).
 int nn_wino_tile(const nn_ctx *c, const geom *g);
 int nn_wino_takes_map(int m);
+// NN_ACT_WINO: the floats of this conv's output in the next conv's input layout (its 8-image groups' padded
+// planes, channel by channel) where both take it (see NN_ACT_WINO), else 0
+size_t nn_wino_il_floats(const nn_ctx *c, const geom *g, int m);
 int nn_wino_fwd(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e, const nn_bn_map *pro);
 void nn_wino_bw(nn_ctx *c, const geom *g, int m, const float *x, const float *w, const float *gy, float *gw,

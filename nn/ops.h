@@ -113,6 +113,11 @@ nn_tensor *nn_batchnorm(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *be
 // write of the output, no recompute in backward; backward's ReLU mask from x), or computes it first where
 // its path cannot. Without a tape or with a residual: as relu 2.
 #define NN_ACT_DEFER 8
+// | NN_ACT_WINO (nn_conv2d_fused, no tape): the output's one reader is a 3x3 stride-1 conv of as many output
+// channels (a ResNet block's second conv), and where both convs' Winograd transforms run on image vectors
+// with tiles that divide the output, the output is kept in the reader's input layout (nn_tensor.wino_il)
+// instead of its planes: no copy out of the first's transforms, none into the second's.
+#define NN_ACT_WINO 16
 // A deferred batch norm output y = relu((x - mean[c]) * inv[c] * gamma[c] + beta[c]) of x = src, channel c
 // on axis 1 (gamma, beta NULL: 1, 0), filled from y's maker; GN_EINVAL if y is not a deferred output.
 typedef struct nn_bn_map {

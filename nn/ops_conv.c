@@ -360,18 +360,36 @@ static nn_node *conv_record(nn_ctx *c, nn_tensor *y, nn_tensor **in, int nin, co
 
 // e: an inference epilogue (nn_conv2d_fused; no tape then), or the output activation of a taped conv
 // (nn_conv2d_act), else NULL
+// A conv's output kept in the next conv's Winograd input layout (NN_ACT_WINO): n floats in a pool block
+// (as NN_ACT_POOLED's), the tensor's shape the output's
+static nn_tensor *wino_il_tensor(nn_ctx *c, const geom *g, size_t n) {
+    int len = (int)n;
+    nn_tensor *y = (size_t)len == n ? nn_tensor_pooled(c, 1, &len) : NULL;
+    if (!y) return NULL;
+    int shape[4] = {g->N, g->O, g->Ho, g->Wo};
+    y->ndim = 4, memcpy(y->shape, shape, sizeof shape), y->n = (size_t)g->N * g->O * g->Ho * g->Wo;
+    y->wino_il = 1;
+    return y;
+}
+
 static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d,
                             const conv_epi *e) {
     const char *what = one_d ? "conv1d" : "conv2d";
     if (check_geom(&g, what)) return NULL;
     size_t P = (size_t)g.Ho * g.Wo, NP = (size_t)g.N * P;
     int K = g.C * g.kh * g.kw;
+    int tile = nn_wino_tile(c, &g);
+    if (x->wino_il && !(e && (e->il & 1) && nn_wino_takes_map(tile)))
+        return gn_err(GN_EINVAL, "%s: input in a Winograd layout this conv does not read", what), NULL;
+    size_t il = e && e->wino && !e->taped && !e->res && c->tune.wino_il ? nn_wino_il_floats(c, &g, tile) : 0;
     nn_tensor *y = one_d                       ? nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Wo))
+                   : il                        ? wino_il_tensor(c, &g, il)
                    : e && e->pooled && !e->taped ? nn_tensor_pooled(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo))
                                                  : nn_tensor_new(c, NN_SHAPE(g.N, g.O, g.Ho, g.Wo));
     if (!y) return NULL;
+    conv_epi ew;
+    if (e) ew = *e, ew.il = e->il | (il ? 2 : 0), e = &ew; // 2: y in the layout, 1: x
     nn_tensor *in[3] = {x, w, b};
-    int tile = nn_wino_tile(c, &g);
     nn_bn_map pm; // x a deferred batch norm output (NN_ACT_DEFER): read from its input, or computed first
     int mapped = x->deferred && !x->data && nn_wino_takes_map(tile);
     if (mapped ? nn_bn_deferred_map(x, &pm) : nn_tensor_undefer(c, x)) return NULL;
@@ -463,7 +481,7 @@ nn_tensor *nn_conv2d_fused(nn_ctx *c, nn_tensor *x, nn_tensor *w, const float *s
                       nn_shape_str(res, s1, sizeof s1), g.N, g.O, g.Ho, g.Wo),
                NULL;
     conv_epi e = {scale, shift, res ? res->data : NULL, relu & 3, 0.0f, 0,
-                  (relu & NN_ACT_POOLED) && !c->tune.no_pool};
+                  (relu & NN_ACT_POOLED) && !c->tune.no_pool, (relu & NN_ACT_WINO) != 0, x->wino_il};
     return conv_impl(c, x, w, NULL, g, 0, &e);
 }
 
@@ -474,7 +492,7 @@ nn_tensor *nn_conv2d_act(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, in
         return gn_err(GN_EINVAL, "conv2d_act: activation %d with slope %g (1 ReLU, 2 leaky with a slope > 0)",
                       act, slope),
                NULL;
-    conv_epi e = {NULL, NULL, NULL, act, slope, 1, 0};
+    conv_epi e = {NULL, NULL, NULL, act, slope, 1, 0, 0, 0};
     return conv_impl(c, x, w, b, conv2d_geom(x, w, sh, sw, pad), 0, act ? &e : NULL);
 }
 

@@ -304,6 +304,9 @@ typedef struct wbufs {
     const nn_bn_map *pro; // the input a deferred batch norm output of x (NN_ACT_DEFER), else NULL
     const conv_epi *epi;  // the image-vector output transform's epilogue (in its stores), else NULL
     int rot;              // M's planes one plane before V's, in the same buffer (wbufs_layout)
+    int il;               // NN_ACT_WINO: 1 x in the input layout (its patches' buffers), 2 y in the next's
+    size_t il_ng, il_img; // that layout's 8-image groups of the batch, floats of one group's padded plane
+    int il_w;             // and its rows' floats / 8 (y: the output's width + 2)
 } wbufs;
 
 // out[p] = t[s*l + p] for lanes l < 8 and phases p < s (2 or 4)
@@ -1264,7 +1267,10 @@ NN_INLINE void wg_input_slots(const wchunk *k, wbufs *b, const float *base, floa
 NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, float *V, size_t ps, wbufs *b,
                                int vr) {
     int ng = k->nbp / 8, c1 = k->c1 < g->C ? k->c1 : g->C, C0 = WG_IS_S2(vr) ? g->C / 4 : 0;
-    for (int c = k->c0; c < c1; c++) {
+    for (int c = k->c0; c < c1 && (b->il & 1); c++) // x in this layout: its buffers are the patches'
+        wg_input_slots(k, b, x + ((size_t)c * b->il_ng + (size_t)k->n0 / 8) * b->img, V + (size_t)c * k->ld,
+                       ps, vr);
+    for (int c = k->c0; c < c1 && !(b->il & 1); c++) {
         int ph = C0 ? c / C0 : 0, pair = C0 && ph % 2 == 0 && c + C0 < c1;
         if (C0 && ph % 2 == 1 && c - C0 >= k->c0) continue; // made with channel c - C0
         for (int q = 0; q < ng; q++)
@@ -1341,10 +1347,61 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
         }
 }
 
+// NN_ACT_WINO: output channel o of the chunk's 8-image groups into the next conv's input layout (y: each
+// group's padded plane of 8-lane values, Wo + 2 wide and Ho + 2 high, output (r, q) at (r + 1, q + 1)), bias
+// and epilogue in the stores (wg_deinterleave's arithmetic, no residual), the planes' borders 0
+NN_INLINE void wg_output_il(const geom *g, const wchunk *k, const float *mp, size_t ps, float bias, float *y,
+                            const wbufs *b, const wepi *e, int o, int vr) {
+    int m = WG_M(vr), a = WG_A(vr), ng = k->nbp / 8, ns = k->th * k->tw * ng, w8 = b->il_w * 8;
+    float *base = y + ((size_t)o * b->il_ng + (size_t)k->n0 / 8) * b->il_img;
+    v8 vb = v8_set1(bias);
+    for (int s = 0; s < ns; s += 2) {
+        float *p[2];
+        WG_FOR(h, 2) {
+            int sh = s + h < ns ? s + h : s, t = sh / ng, q = sh % ng;
+            p[h] = base + (size_t)q * b->il_img + ((size_t)m * (t / k->tw) + 1) * w8 +
+                   ((size_t)m * (t % k->tw) + 1) * 8;
+        }
+        const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
+        v16 t[WG_AMAX - 2][WG_AMAX];
+        WG_FOR(q, a) { // columns: At M
+            v16 mm[WG_AMAX], v[WG_AMAX - 2];
+            WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
+            wg_at16(vr, mm, v);
+            WG_FOR(r, m) t[r][q] = v[r];
+        }
+        WG_FOR(r, m) { // rows: (At M) A
+            v16 v[WG_AMAX - 2];
+            wg_at16(vr, t[r], v);
+            WG_FOR(q, m) {
+                size_t off = (size_t)r * w8 + (size_t)q * 8;
+                v8 lo = vb + v16_lo(v[q]), hi = vb + v16_hi(v[q]);
+                v8_store(p[0] + off, e ? NN_EPI8(lo, e->s, e->t, NULL, e->relu, e->a) : lo);
+                v8_store(p[1] + off, e ? NN_EPI8(hi, e->s, e->t, NULL, e->relu, e->a) : hi);
+            }
+        }
+    }
+    for (int q = 0; q < ng; q++) { // the borders
+        float *pl = base + (size_t)q * b->il_img;
+        memset(pl, 0, sizeof(float) * (size_t)w8);
+        memset(pl + (size_t)(g->Ho + 1) * w8, 0, sizeof(float) * (size_t)w8);
+        for (int r = 1; r <= g->Ho; r++) {
+            memset(pl + (size_t)r * w8, 0, sizeof(float) * 8);
+            memset(pl + (size_t)r * w8 + (size_t)(g->Wo + 1) * 8, 0, sizeof(float) * 8);
+        }
+    }
+}
+
 NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
                                 float *y, wbufs *b, int vr) {
     int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
-    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O); o++) {
+    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O) && (b->il & 2); o++) {
+        const conv_epi *ce = b->epi;
+        wepi e = {ce && ce->scale ? ce->scale[o] : 1.0f, ce && ce->shift ? ce->shift[o] : 0.0f,
+                  ce ? ce->slope : 0.0f, ce ? ce->relu : 0, {NULL}};
+        wg_output_il(g, k, M + (size_t)o * k->ld, ps, bias ? bias[o] : 0.0f, y, b, ce ? &e : NULL, o, vr);
+    }
+    for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O) && !(b->il & 2); o++) {
         const float *mp = M + (size_t)o * k->ld;
         for (int s = 0; s < ns; s += 2) {
             float *p[2];
@@ -1641,7 +1698,7 @@ static size_t wbufs_layout(wbufs *b, const geom *g, const wplan *p, int rot) {
         b->vm = (size_t)(a * a + 1) * b->vps;
     }
     b->ng = p->iv ? (p->nbmax + 7) / 8 : 1;
-    b->pro = NULL, b->epi = NULL, b->pin1 = NULL;
+    b->pro = NULL, b->epi = NULL, b->pin1 = NULL, b->il = 0;
     size_t pins = (WG_IS_S2(p->m) ? 3 : 2) * (size_t)b->ng + 1; // pin, pout, pacc (and pin1)
     return (p->batch ? 0 : b->vm) + pins * b->img + 36 * b->e.len; // (shared V and M)
 }
@@ -1807,6 +1864,30 @@ static geom wino_s2_geom(const geom *g) {
 
 int nn_wino_takes_map(int m) { return m && !WG_IS_S2(m); }
 
+// A 3x3 conv's tile that divides its output, on image vectors (s2: the stride-2 variants too)
+static int wino_il_tile(const nn_ctx *c, const geom *g, int m, int s2) {
+    return m && m != 5 && (s2 || !WG_IS_S2(m)) && g->Ho % WG_M(m) == 0 && g->Wo % WG_M(m) == 0 &&
+           (WG_IS_S2(m) || wino_plan(c, g, m).iv);
+}
+
+size_t nn_wino_il_floats(const nn_ctx *c, const geom *g, int m) {
+    geom n = *g; // the reader: 3x3, stride 1, padding 1, as many channels out as in
+    n.C = g->O, n.H = n.Ho = g->Ho, n.W = n.Wo = g->Wo, n.kh = n.kw = 3, n.sh = n.sw = 1, n.pt = n.pl = 1;
+    if (!wino_il_tile(c, g, m, 1) || !wino_il_tile(c, &n, nn_wino_tile(c, &n), 0)) return 0;
+    return (size_t)g->O * ((g->N + 7) / 8) * WG_ROUND16((size_t)(g->Ho + 2) * (g->Wo + 2) * 8);
+}
+
+// The NN_ACT_WINO layouts of x (il & 1: the patches' buffers, so this conv's geometry must make them the
+// same) and of y (il & 2)
+static int wino_il_bind(wbufs *t, const geom *g, int m, const nn_ctx *c, int il) {
+    t->il = il, t->il_ng = (size_t)(g->N + 7) / 8;
+    t->il_w = g->Wo + 2, t->il_img = WG_ROUND16((size_t)(g->Ho + 2) * (g->Wo + 2) * 8);
+    if ((il & 1) && !(g->kh == 3 && g->kw == 3 && g->pt == 1 && g->pl == 1 && wino_il_tile(c, g, m, 0) &&
+                      t->wp == g->W + 2 && t->hp == g->H + 2))
+        return gn_err(GN_EINVAL, "conv2d: input in a Winograd layout of another geometry");
+    return GN_OK;
+}
+
 int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w, const float *b, float *y,
                 const conv_epi *e, const nn_bn_map *pro) {
     geom gs = WG_IS_S2(m) ? wino_s2_geom(gc) : *gc;
@@ -1819,6 +1900,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     size_t per = wbufs_layout(&t0, g, &p, 1);
     if (pro) t0.pro = pro, x = pro->src;
     if (p.iv) t0.epi = e;
+    if (e && e->il && wino_il_bind(&t0, g, m, c, e->il)) return GN_EINVAL;
     // the batch path makes U by blocks of rows unless a frozen context keeps it whole
     int whole = !p.batch || wino_kept(c, w);
     const float *U = whole ? wino_U(c, g, w, m) : NULL;

@@ -107,7 +107,7 @@ void nn_arena_free(nn_arena *a) {
     a->used = 0;
 }
 
-nn_tune nn_tune_default(void) { return (nn_tune){0, -1, -1, -1, -1, 0, 0, -1, -1, -1}; }
+nn_tune nn_tune_default(void) { return (nn_tune){0, -1, -1, -1, -1, 0, 0, -1, -1, -1, -1}; }
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
     memset(ctx, 0, sizeof *ctx);

@@ -39,6 +39,7 @@ typedef struct nn_tensor {
     struct nn_node *remake;
     unsigned char data_pooled; // data is a pool block, or NULL once dropped (nn_tensor_drop)
     unsigned char deferred;    // a transient never computed while data is NULL (nn_tensor_deferred)
+    unsigned char wino_il;     // data in the Winograd image-vector input layout (NN_ACT_WINO), not NCHW
 } nn_tensor;
 
 // Arena: a chain of blocks. Reset keeps the memory; if a step needed more than
@@ -114,6 +115,8 @@ typedef struct nn_tune {
     int infer_rows;   // inference of image branches by groups of this many rows (-1: the default rule, 0: the
                       // whole batch at once)
     int infer_front;  // and a ResNet's first stages in that by sub-groups of this many rows (-1: 8, 0: not)
+    int wino_il;      // NN_ACT_WINO outputs in the reader's Winograd input layout: -1 where both take it,
+                      // 0 never
     int wino_s2;      // 3x3 stride-2 convs by Winograd on their stride phases (nn_wino_tile's rule): -1
                       // without a tape, and under one where the dU copies are small; 0 never, 1 always
 } nn_tune;

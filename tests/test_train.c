@@ -111,6 +111,41 @@ static void test_resnet_inference(void **st) {
     nn_ctx_free(&c), nn_store_free(&s);
 }
 
+// Inference of the multi-branch ResNet-18 (width 8) on 16 rows (two 8-image groups; 12 and 4: a group with
+// absent images) with each block's first conv output kept in its second conv's Winograd input layout
+// (NN_ACT_WINO: the 16x16 and 10x10 stages' blocks, and so on down) against the same without: the same
+// outputs bit for bit, the whole batch on one thread and two, and by groups of 12 rows on one.
+static void test_resnet_wino_layout(void **st) {
+    (void)st;
+    md_net m;
+    nn_store s;
+    nn_ctx c;
+    gn_rng r;
+    small_resnet(&m, &s, &c, &r);
+    enum { B = 16 };
+    size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
+    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[2][2 * B];
+    for (size_t i = 0; i < n1; i++) x1[i] = (float)gn_rng_normal(&r);
+    for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
+    int threads = gn_threads();
+    c.training = 0, c.grad_enabled = 0;
+    for (int form = 0; form < 6; form++) {
+        int il = form % 2;
+        gn_set_threads(form < 2 || form >= 4 ? 1 : 2);
+        c.tune.infer_rows = form < 4 ? 0 : 12, c.tune.infer_front = 0, c.tune.wino_il = il ? -1 : 0;
+        nn_ctx_reset(&c);
+        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
+                            nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
+        nn_tensor *y = md_net_fwd(&c, &m, in);
+        assert_non_null(y);
+        memcpy(out[il], y->data, sizeof(float) * 2 * B);
+        for (int i = 0; il && i < 2 * B; i++) assert_true(out[1][i] == out[0][i]);
+    }
+    gn_set_threads(threads);
+    free(x1), free(x2);
+    nn_ctx_free(&c), nn_store_free(&s);
+}
+
 // Two training steps of the multi-branch ResNet-18 (width 8) with the stem's, the blocks' and the
 // projections' outputs pooled — dropped after their readers and recomputed for backward, along chains of
 // identity shortcuts — against the same steps with every activation kept: the same loss, parameter
@@ -164,6 +199,7 @@ int main(void) {
     gn_set_threads(2);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mlp_curve), cmocka_unit_test(test_cnn_shapes),
                                        cmocka_unit_test(test_resnet_inference),
+                                       cmocka_unit_test(test_resnet_wino_layout),
                                        cmocka_unit_test(test_resnet_pooled)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
