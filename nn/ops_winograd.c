@@ -1347,14 +1347,44 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
         }
 }
 
+// The output tiles (At M A) of slots s and s + 1 (s + 1 = ns: slot s twice) of M's row mp into p[0], p[1],
+// their rows rs floats apart: as they are (il 0), or b + each value through the epilogue e (else NULL) in the
+// stores (il 1: wg_deinterleave's arithmetic, no residual)
+NN_INLINE void wg_out_pair(const float *mp, size_t ps, int s, int ns, float *const *p, size_t rs, int vr, int il,
+                           float b, const wepi *e) {
+    int m = WG_M(vr), a = WG_A(vr);
+    const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
+    v16 t[WG_AMAX - 2][WG_AMAX];
+    WG_FOR(q, a) { // columns: At M
+        v16 mm[WG_AMAX], v[WG_AMAX - 2];
+        WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
+        wg_at16(vr, mm, v);
+        WG_FOR(r, m) t[r][q] = v[r];
+    }
+    v8 vb = v8_set1(b);
+    WG_FOR(r, m) { // rows: (At M) A
+        v16 v[WG_AMAX - 2];
+        wg_at16(vr, t[r], v);
+        WG_FOR(q, m) {
+            size_t off = (size_t)r * rs + (size_t)q * 8;
+            if (!il) {
+                v16_store2(p[0] + off, p[1] + off, v[q]);
+                continue;
+            }
+            v8 lo = vb + v16_lo(v[q]), hi = vb + v16_hi(v[q]);
+            v8_store(p[0] + off, e ? NN_EPI8(lo, e->s, e->t, NULL, e->relu, e->a) : lo);
+            v8_store(p[1] + off, e ? NN_EPI8(hi, e->s, e->t, NULL, e->relu, e->a) : hi);
+        }
+    }
+}
+
 // NN_ACT_WINO: output channel o of the chunk's 8-image groups into the next conv's input layout (y: each
 // group's padded plane of 8-lane values, Wo + 2 wide and Ho + 2 high, output (r, q) at (r + 1, q + 1)), bias
 // and epilogue in the stores (wg_deinterleave's arithmetic, no residual), the planes' borders 0
 NN_INLINE void wg_output_il(const geom *g, const wchunk *k, const float *mp, size_t ps, float bias, float *y,
                             const wbufs *b, const wepi *e, int o, int vr) {
-    int m = WG_M(vr), a = WG_A(vr), ng = k->nbp / 8, ns = k->th * k->tw * ng, w8 = b->il_w * 8;
+    int m = WG_M(vr), ng = k->nbp / 8, ns = k->th * k->tw * ng, w8 = b->il_w * 8;
     float *base = y + ((size_t)o * b->il_ng + (size_t)k->n0 / 8) * b->il_img;
-    v8 vb = v8_set1(bias);
     for (int s = 0; s < ns; s += 2) {
         float *p[2];
         WG_FOR(h, 2) {
@@ -1362,24 +1392,7 @@ NN_INLINE void wg_output_il(const geom *g, const wchunk *k, const float *mp, siz
             p[h] = base + (size_t)q * b->il_img + ((size_t)m * (t / k->tw) + 1) * w8 +
                    ((size_t)m * (t % k->tw) + 1) * 8;
         }
-        const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
-        v16 t[WG_AMAX - 2][WG_AMAX];
-        WG_FOR(q, a) { // columns: At M
-            v16 mm[WG_AMAX], v[WG_AMAX - 2];
-            WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
-            wg_at16(vr, mm, v);
-            WG_FOR(r, m) t[r][q] = v[r];
-        }
-        WG_FOR(r, m) { // rows: (At M) A
-            v16 v[WG_AMAX - 2];
-            wg_at16(vr, t[r], v);
-            WG_FOR(q, m) {
-                size_t off = (size_t)r * w8 + (size_t)q * 8;
-                v8 lo = vb + v16_lo(v[q]), hi = vb + v16_hi(v[q]);
-                v8_store(p[0] + off, e ? NN_EPI8(lo, e->s, e->t, NULL, e->relu, e->a) : lo);
-                v8_store(p[1] + off, e ? NN_EPI8(hi, e->s, e->t, NULL, e->relu, e->a) : hi);
-            }
-        }
+        wg_out_pair(mp, ps, s, ns, p, (size_t)w8, vr, 1, bias, e);
     }
     for (int q = 0; q < ng; q++) { // the borders
         float *pl = base + (size_t)q * b->il_img;
@@ -1394,7 +1407,7 @@ NN_INLINE void wg_output_il(const geom *g, const wchunk *k, const float *mp, siz
 
 NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, size_t ps, const float *bias,
                                 float *y, wbufs *b, int vr) {
-    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
+    int m = WG_M(vr), wp = b->wp, ng = k->nbp / 8, ns = k->th * k->tw * ng;
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O) && (b->il & 2); o++) {
         const conv_epi *ce = b->epi;
         wepi e = {ce && ce->scale ? ce->scale[o] : 1.0f, ce && ce->shift ? ce->shift[o] : 0.0f,
@@ -1406,22 +1419,7 @@ NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
         for (int s = 0; s < ns; s += 2) {
             float *p[2];
             wg_slot_bufs(k, b, b->pout, s, ns, m, p);
-            const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
-            v16 t[WG_AMAX - 2][WG_AMAX];
-            WG_FOR(q, a) { // columns: At M
-                v16 mm[WG_AMAX], v[WG_AMAX - 2];
-                WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
-                wg_at16(vr, mm, v);
-                WG_FOR(r, m) t[r][q] = v[r];
-            }
-            WG_FOR(r, m) { // rows: (At M) A
-                v16 v[WG_AMAX - 2];
-                wg_at16(vr, t[r], v);
-                WG_FOR(q, m) {
-                    size_t off = ((size_t)r * wp + q) * 8;
-                    v16_store2(p[0] + off, p[1] + off, v[q]);
-                }
-            }
+            wg_out_pair(mp, ps, s, ns, p, (size_t)wp * 8, vr, 0, 0.0f, NULL);
         }
         const conv_epi *ce = b->epi;
         wepi e = {ce && ce->scale ? ce->scale[o] : 1.0f, ce && ce->shift ? ce->shift[o] : 0.0f,

@@ -51,6 +51,15 @@ static void small_resnet(md_net *m, nn_store *s, nn_ctx *c, gn_rng *r) {
     nn_store_reset_values(s, r);
 }
 
+// Input batches of B rows for small_resnet's two branches (5x32x32, 2x20x20), standard normal draws from r
+static void resnet_inputs(int B, gn_rng *r, float **x1, float **x2) {
+    size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
+    *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2);
+    assert_true(*x1 && *x2);
+    for (size_t i = 0; i < n1; i++) (*x1)[i] = (float)gn_rng_normal(r);
+    for (size_t i = 0; i < n2; i++) (*x2)[i] = (float)gn_rng_normal(r);
+}
+
 // The multi-branch ResNet-18 (stride-2 stem, projection shortcuts, batch norm with running statistics
 // moved by three training batches) evaluated without a tape (every conv + batch norm folded, the residual
 // and ReLU in the conv's output pass: nn_conv_bn_act) against the same weights evaluated with the
@@ -123,10 +132,8 @@ static void test_resnet_wino_layout(void **st) {
     gn_rng r;
     small_resnet(&m, &s, &c, &r);
     enum { B = 16 };
-    size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
-    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[2][2 * B];
-    for (size_t i = 0; i < n1; i++) x1[i] = (float)gn_rng_normal(&r);
-    for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
+    float *x1, *x2, out[2][2 * B];
+    resnet_inputs(B, &r, &x1, &x2);
     int threads = gn_threads();
     c.training = 0, c.grad_enabled = 0;
     for (int form = 0; form < 6; form++) {
@@ -153,12 +160,10 @@ static void test_resnet_wino_layout(void **st) {
 static void test_resnet_pooled(void **st) {
     (void)st;
     enum { B = 4 };
-    size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
-    float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), y[2 * B], loss[2];
+    float *x1, *x2, y[2 * B], loss[2];
     gn_rng r;
     gn_rng_seed(&r, 9, GN_STREAM_INIT);
-    for (size_t i = 0; i < n1; i++) x1[i] = (float)gn_rng_normal(&r);
-    for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
+    resnet_inputs(B, &r, &x1, &x2);
     for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
     float *grad[2] = {NULL, NULL}, *buf[2] = {NULL, NULL};
     size_t peak[2], ng = 0, nb = 0;
