@@ -136,7 +136,8 @@ static nn_tensor *resnet_front_sub(nn_ctx *c, const md_resnet *r, nn_tensor *x, 
 // activations at 32x32 take 4 MiB each, 8 rows' 1 MiB, and the deep layers still read their filter
 // transforms once for all the rows (the multi-branch net's inference, AMD Zen 5, 2 threads: +3.1 % while
 // the machine ran slow, 10 of 10 alternated pairs faster, -1.5 % while it ran fast; one thread +1.5 to
-// +1.9 %; 4 rows 14 % slower, 16 rows 3 %; the front to the second or the third stage's first block 2 %).
+// +1.9 %; 4 rows 14 % slower, 16 rows 3 %; the front to the second or the third stage's first block 2 %;
+// with the first convs' outputs in the Winograd layout, NN_ACT_WINO, switching it off costs 4.3 %).
 #define RESNET_FRONT 4
 static nn_tensor *resnet_fwd(nn_ctx *c, const md_resnet *r, nn_tensor *x) {
     int sub = c->tune.infer_front >= 0 ? c->tune.infer_front : 8;

@@ -358,8 +358,6 @@ static nn_node *conv_record(nn_ctx *c, nn_tensor *y, nn_tensor **in, int nin, co
     return nd;
 }
 
-// e: an inference epilogue (nn_conv2d_fused; no tape then), or the output activation of a taped conv
-// (nn_conv2d_act), else NULL
 // A conv's output kept in the next conv's Winograd input layout (NN_ACT_WINO): n floats in a pool block
 // (as NN_ACT_POOLED's), the tensor's shape the output's
 static nn_tensor *wino_il_tensor(nn_ctx *c, const geom *g, size_t n) {
@@ -372,6 +370,8 @@ static nn_tensor *wino_il_tensor(nn_ctx *c, const geom *g, size_t n) {
     return y;
 }
 
+// e: an inference epilogue (nn_conv2d_fused; no tape then), or the output activation of a taped conv
+// (nn_conv2d_act), else NULL
 static nn_tensor *conv_impl(nn_ctx *c, nn_tensor *x, nn_tensor *w, nn_tensor *b, geom g, int one_d,
                             const conv_epi *e) {
     const char *what = one_d ? "conv1d" : "conv2d";
