@@ -1007,6 +1007,21 @@ static int wino_row_block(const geom *g, int v) {
 // A row's last part of n < 8 values is loaded whole where 8 values stay inside the plane (the lanes past n
 // come from the next rows and are never stored), not through a copy in memory: a 32-byte load of smaller
 // stores waits for them to retire.
+// r[l] = 8 values of plane src[l] from off through q's map (wg_map; NULL: as they are), 0 where src[l] is
+// NULL; only the first n read (the rest from zeros) where 8 would pass the plane's end
+NN_INLINE void wg_load8(v8 *r, const float *const *src, size_t off, int n, size_t end, const float *q) {
+    WG_FOR(l, 8) {
+        const float *s = src[l] ? src[l] + off : NULL;
+        if (!s) r[l] = v8_set1(0.0f);
+        else if (n == 8 || off + 8 <= end) r[l] = wg_map(v8_load(s), q);
+        else {
+            float t[8] = {0};
+            memcpy(t, s, sizeof(float) * (size_t)n);
+            r[l] = wg_map(v8_load(t), q);
+        }
+    }
+}
+
 NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *const *src, int h, int w,
                              const float *q) {
     int full = w % 8 == 0; // and every image present: the whole-vector loop below (its vectors in registers)
@@ -1044,16 +1059,7 @@ NN_INLINE void wg_interleave(float *dst, int dw, int oy, int ox, const float *co
         for (int x = 0; x < w; x += 8) {
             int n = w - x < 8 ? w - x : 8;
             v8 r[8];
-            WG_FOR(l, 8) {
-                const float *s = src[l] ? src[l] + (size_t)y * w + x : NULL;
-                if (!s) r[l] = v8_set1(0.0f);
-                else if (n == 8 || (size_t)(y + 1) * w + 8 - n <= (size_t)h * w) r[l] = wg_map(v8_load(s), q);
-                else {
-                    float t[8] = {0};
-                    memcpy(t, s, sizeof(float) * (size_t)n);
-                    r[l] = wg_map(v8_load(t), q);
-                }
-            }
+            wg_load8(r, src, (size_t)y * w + x, n, (size_t)h * w, q);
             wg_tr8(r);
             float *d = dst + ((size_t)(y + oy) * dw + x + ox) * 8;
             if (n == 8)
@@ -1160,16 +1166,7 @@ NN_INLINE void wg_interleave_s2_row(float *d, float *d1, const float *const *src
     for (int x = 0; x < w; x += 8) {
         int n = w - x < 8 ? w - x : 8;
         v8 r[8];
-        WG_FOR(l, 8) {
-            const float *s = src[l] ? src[l] + (size_t)sy * w + x : NULL;
-            if (!s) r[l] = v8_set1(0.0f);
-            else if (n == 8 || (size_t)sy * w + x + 8 <= (size_t)h * w) r[l] = v8_load(s);
-            else {
-                float t[8] = {0};
-                memcpy(t, s, sizeof(float) * (size_t)n);
-                r[l] = v8_load(t);
-            }
-        }
+        wg_load8(r, src, (size_t)sy * w + x, n, (size_t)h * w, NULL);
         wg_tr8(r);
         WG_FOR(q, 8) {
             int t = x + q - c0, xo = t >> 1; // column x + q is 2 xo + c0 (d) or 2 xo + c0 + 1 (d1)
@@ -1350,8 +1347,8 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
 // The output tiles (At M A) of slots s and s + 1 (s + 1 = ns: slot s twice) of M's row mp into p[0], p[1],
 // their rows rs floats apart: as they are (il 0), or b + each value through the epilogue e (else NULL) in the
 // stores (il 1: wg_deinterleave's arithmetic, no residual)
-NN_INLINE void wg_out_pair(const float *mp, size_t ps, int s, int ns, float *const *p, size_t rs, int vr, int il,
-                           float b, const wepi *e) {
+NN_INLINE void wg_out_pair(const float *mp, size_t ps, int s, int ns, float *const *p, size_t rs, int vr,
+                           int il, float b, const wepi *e) {
     int m = WG_M(vr), a = WG_A(vr);
     const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
     v16 t[WG_AMAX - 2][WG_AMAX];
