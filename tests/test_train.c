@@ -43,12 +43,19 @@ static void test_cnn_shapes(void **st) {
 }
 
 // The multi-branch ResNet-18 of train_bench at width 8, its parameters drawn from seed 5 (r left after them)
-static void small_resnet(md_net *m, nn_store *s, nn_ctx *c, gn_rng *r) {
-    md_net_multibranch(m, 8);
-    nn_store_init(s);
-    assert_int_equal(md_net_make(m, s) || nn_store_finalize(s) || nn_ctx_init(c, 64u << 20), 0);
-    gn_rng_seed(r, 5, GN_STREAM_INIT);
-    nn_store_reset_values(s, r);
+typedef struct small_net {
+    md_net m;
+    nn_store s;
+    nn_ctx c;
+    gn_rng r;
+} small_net;
+static void small_resnet(small_net *n) {
+    md_net_multibranch(&n->m, 8);
+    nn_store_init(&n->s);
+    int rc = md_net_make(&n->m, &n->s) || nn_store_finalize(&n->s) || nn_ctx_init(&n->c, 64u << 20);
+    assert_int_equal(rc, 0);
+    gn_rng_seed(&n->r, 5, GN_STREAM_INIT);
+    nn_store_reset_values(&n->s, &n->r);
 }
 
 // Input batches of B rows for small_resnet's two branches (5x32x32, 2x20x20), standard normal draws from r
@@ -69,44 +76,41 @@ static void resnet_inputs(int B, gn_rng *r, float **x1, float **x2) {
 // and shared by the workers; and so does the batch's first two stages by sub-groups of 4 rows and 2.
 static void test_resnet_inference(void **st) {
     (void)st;
-    md_net m;
-    nn_store s;
-    nn_ctx c;
-    gn_rng r;
-    small_resnet(&m, &s, &c, &r);
-    for (size_t i = 0; i < s.n_param_floats; i++)
-        s.data[i] += 0.02f * (float)gn_rng_normal(&r); // gamma, beta too
+    small_net n;
+    small_resnet(&n);
+    for (size_t i = 0; i < n.s.n_param_floats; i++)
+        n.s.data[i] += 0.02f * (float)gn_rng_normal(&n.r); // gamma, beta too
     enum { B = 6 };
     size_t n1 = (size_t)B * 5 * 32 * 32, n2 = (size_t)B * 2 * 20 * 20;
     float *x1 = malloc(sizeof(float) * n1), *x2 = malloc(sizeof(float) * n2), out[6][2 * B];
     int threads = gn_threads();
     for (int pass = 0; pass < 9; pass++) { // 3 training batches (running statistics move), then the 6 forms
         for (size_t i = 0; pass < 4 && i < n1; i++)
-            x1[i] = (float)gn_rng_normal(&r) + (pass < 3 ? 0.5f : 0.0f);
-        for (size_t i = 0; pass < 4 && i < n2; i++) x2[i] = 2 * (float)gn_rng_normal(&r);
-        nn_ctx_reset(&c);
-        c.training = pass < 3, c.grad_enabled = pass < 4;
-        c.tune.infer_rows = pass < 5 || pass == 8 ? 0 : pass == 5 ? 4 : 2;
-        c.tune.infer_front = pass == 8 ? 4 : 0;
-        c.frozen = pass >= 7;
+            x1[i] = (float)gn_rng_normal(&n.r) + (pass < 3 ? 0.5f : 0.0f);
+        for (size_t i = 0; pass < 4 && i < n2; i++) x2[i] = 2 * (float)gn_rng_normal(&n.r);
+        nn_ctx_reset(&n.c);
+        n.c.training = pass < 3, n.c.grad_enabled = pass < 4;
+        n.c.tune.infer_rows = pass < 5 || pass == 8 ? 0 : pass == 5 ? 4 : 2;
+        n.c.tune.infer_front = pass == 8 ? 4 : 0;
+        n.c.frozen = pass >= 7;
         gn_set_threads(pass == 6 ? 1 : pass > 4 ? 2 : threads);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
-                            nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
-        nn_tensor *y = md_net_fwd(&c, &m, in);
+        nn_tensor *in[2] = {nn_tensor_from(&n.c, NN_SHAPE(B, 5, 32, 32), x1),
+                            nn_tensor_from(&n.c, NN_SHAPE(B, 2, 20, 20), x2)};
+        nn_tensor *y = md_net_fwd(&n.c, &n.m, in);
         assert_non_null(y);
         assert_int_equal(y->n, 2 * B);
         if (pass >= 3) memcpy(out[pass - 3], y->data, sizeof(float) * 2 * B);
-        if (pass == 3) assert_true(c.n_nodes > 0); // the graph form recorded its tape
+        if (pass == 3) assert_true(n.c.n_nodes > 0); // the graph form recorded its tape
     }
     gn_set_threads(threads);
-    assert_int_equal(c.n_workers, 2);
-    assert_non_null(c.wcache); // pass 7's transforms, made by the workers, kept in c
+    assert_int_equal(n.c.n_workers, 2);
+    assert_non_null(n.c.wcache); // pass 7's transforms, made by the workers, kept in c
     for (int f = 2; f < 6; f++)
         for (int i = 0; i < 2 * B; i++) assert_true(out[f][i] == out[1][i]);
     int moved = 0; // running means away from 0 and variances from 1
-    for (size_t i = 0; i < s.n_buffer_floats; i++)
-        moved += fabsf(s.bufdata[i]) > 0.01f && fabsf(s.bufdata[i] - 1) > 0.01f;
-    assert_true(moved > (int)s.n_buffer_floats / 2);
+    for (size_t i = 0; i < n.s.n_buffer_floats; i++)
+        moved += fabsf(n.s.bufdata[i]) > 0.01f && fabsf(n.s.bufdata[i] - 1) > 0.01f;
+    assert_true(moved > (int)n.s.n_buffer_floats / 2);
     double d = 0, scale = 1e-30;
     for (int i = 0; i < 2 * B; i++) {
         d = fmax(d, fabs(out[0][i] - out[1][i]));
@@ -117,7 +121,7 @@ static void test_resnet_inference(void **st) {
     assert_true(d / scale <= 1e-5);
     assert_true(scale > 1e-3);
     free(x1), free(x2);
-    nn_ctx_free(&c), nn_store_free(&s);
+    nn_ctx_free(&n.c), nn_store_free(&n.s);
 }
 
 // Inference of the multi-branch ResNet-18 (width 8) on 16 rows (two 8-image groups; 12 and 4: a group with
@@ -126,31 +130,28 @@ static void test_resnet_inference(void **st) {
 // outputs bit for bit, the whole batch on one thread and two, and by groups of 12 rows on one.
 static void test_resnet_wino_layout(void **st) {
     (void)st;
-    md_net m;
-    nn_store s;
-    nn_ctx c;
-    gn_rng r;
-    small_resnet(&m, &s, &c, &r);
+    small_net n;
+    small_resnet(&n);
     enum { B = 16 };
     float *x1, *x2, out[2][2 * B];
-    resnet_inputs(B, &r, &x1, &x2);
+    resnet_inputs(B, &n.r, &x1, &x2);
     int threads = gn_threads();
-    c.training = 0, c.grad_enabled = 0;
+    n.c.training = 0, n.c.grad_enabled = 0;
     for (int form = 0; form < 6; form++) {
         int il = form % 2;
         gn_set_threads(form < 2 || form >= 4 ? 1 : 2);
-        c.tune.infer_rows = form < 4 ? 0 : 12, c.tune.infer_front = 0, c.tune.wino_il = il ? -1 : 0;
-        nn_ctx_reset(&c);
-        nn_tensor *in[2] = {nn_tensor_from(&c, NN_SHAPE(B, 5, 32, 32), x1),
-                            nn_tensor_from(&c, NN_SHAPE(B, 2, 20, 20), x2)};
-        nn_tensor *y = md_net_fwd(&c, &m, in);
+        n.c.tune.infer_rows = form < 4 ? 0 : 12, n.c.tune.infer_front = 0, n.c.tune.wino_il = il ? -1 : 0;
+        nn_ctx_reset(&n.c);
+        nn_tensor *in[2] = {nn_tensor_from(&n.c, NN_SHAPE(B, 5, 32, 32), x1),
+                            nn_tensor_from(&n.c, NN_SHAPE(B, 2, 20, 20), x2)};
+        nn_tensor *y = md_net_fwd(&n.c, &n.m, in);
         assert_non_null(y);
         memcpy(out[il], y->data, sizeof(float) * 2 * B);
         for (int i = 0; il && i < 2 * B; i++) assert_true(out[1][i] == out[0][i]);
     }
     gn_set_threads(threads);
     free(x1), free(x2);
-    nn_ctx_free(&c), nn_store_free(&s);
+    nn_ctx_free(&n.c), nn_store_free(&n.s);
 }
 
 // Two training steps of the multi-branch ResNet-18 (width 8) with the stem's, the blocks' and the
@@ -168,26 +169,23 @@ static void test_resnet_pooled(void **st) {
     float *grad[2] = {NULL, NULL}, *buf[2] = {NULL, NULL};
     size_t peak[2], ng = 0, nb = 0;
     for (int keep = 0; keep < 2; keep++) {
-        md_net m;
-        nn_store s;
-        nn_ctx c;
-        gn_rng rp;
-        small_resnet(&m, &s, &c, &rp);
-        c.tune.no_pool = keep;
+        small_net n;
+        small_resnet(&n);
+        n.c.tune.no_pool = keep;
         for (int step = 0; step < 2; step++) { // the second step from the running statistics of the first
-            nn_ctx_reset(&c);
-            nn_store_zero_grad(&s);
-            nn_tensor *in[2] = {nn_tensor_wrap(&c, NN_SHAPE(B, 5, 32, 32), x1),
-                                nn_tensor_wrap(&c, NN_SHAPE(B, 2, 20, 20), x2)};
-            nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y, B);
+            nn_ctx_reset(&n.c);
+            nn_store_zero_grad(&n.s);
+            nn_tensor *in[2] = {nn_tensor_wrap(&n.c, NN_SHAPE(B, 5, 32, 32), x1),
+                                nn_tensor_wrap(&n.c, NN_SHAPE(B, 2, 20, 20), x2)};
+            nn_tensor *L = md_net_loss(&n.c, &n.m, md_net_fwd(&n.c, &n.m, in), y, B);
             assert_non_null(L);
-            assert_int_equal(nn_backward(&c, L), 0);
+            assert_int_equal(nn_backward(&n.c, L), 0);
             loss[keep] = L->data[0];
         }
-        peak[keep] = c.arena.peak, ng = s.n_param_floats, nb = s.n_buffer_floats;
+        peak[keep] = n.c.arena.peak, ng = n.s.n_param_floats, nb = n.s.n_buffer_floats;
         grad[keep] = malloc(sizeof(float) * ng), buf[keep] = malloc(sizeof(float) * nb);
-        memcpy(grad[keep], s.grad, sizeof(float) * ng), memcpy(buf[keep], s.bufdata, sizeof(float) * nb);
-        nn_ctx_free(&c), nn_store_free(&s);
+        memcpy(grad[keep], n.s.grad, sizeof(float) * ng), memcpy(buf[keep], n.s.bufdata, sizeof(float) * nb);
+        nn_ctx_free(&n.c), nn_store_free(&n.s);
     }
     assert_true(loss[0] == loss[1]);
     assert_memory_equal(grad[0], grad[1], sizeof(float) * ng);
