@@ -400,6 +400,7 @@ typedef struct wchunk {
     int blas;                // the products by cblas_sgemm
     const geom *src;         // variant WG_S2: the stride-2 conv whose phases the chunk's input is
     int s2a;                 // variants WG_S2, WG_S2_3: their a (the products skip the phases' zeros), else 0
+    int pair; // WG_S2 in the batch paths: channel c0's next column phase (c0 + C0) too, from the same loads
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
@@ -752,7 +753,7 @@ static void wino_filter(const geom *g, const float *w, float *U, int m) {
 // Inside a parallel region: rows [i0, i1) of the filter transform (wino_filter_m), the (o, c) groups shared
 // among the threads, then a barrier.
 static void wino_filter_rows(const geom *g, const float *w, float *U, int m, int i0, int i1) {
-    long OC = (long)g->O * g->C, nblk = (OC + 7) / 8;
+    long OC = (long)g->O * g->C / (WG_IS_S2(m) ? 4 : 1), nblk = (OC + 7) / 8; // WG_S2: the 3x3 filters
     int t = omp_get_thread_num(), nt = omp_get_num_threads();
     wino_filter_m(g, w, U, m, nblk * t / nt * 8, nblk * (t + 1) / nt * 8 < OC ? nblk * (t + 1) / nt * 8 : OC,
                   i0, i1);
@@ -846,9 +847,9 @@ NN_SIMD_CLONES static void wg_filter_adj5(const geom *g, const float *dU, int pa
 }
 
 // gw += the adjoint of wg_filter_s2 applied to dU summed over its `parts` copies (as wg_filter_adj; filters
-// [b0, b1) of the 3x3 ones)
+// [b0, b1) of the 3x3 ones; dU holding rows [i0, i1) only, from its start: the other rows count as 0)
 NN_INLINE void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_t pstride, float *gw, long b0,
-                                long b1, int v) {
+                                long b1, int i0, int i1, int v) {
     int C0 = g->C / 4, a = WG_A(v);
     long OC = (long)g->O * g->C, OC0 = (long)g->O * C0;
     for (long b = b0; b < b1; b += 8) {
@@ -858,17 +859,19 @@ NN_INLINE void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_
         for (int ph = 0; ph < 4; ph++) {
             int p = ph / 2, q = ph % 2;
             v8 t[2][WG_AMAX];
-            WG_FOR(i, a) { // rows: dU G
+            WG_FOR(i, a) t[0][i] = t[1][i] = v8_set1(0.0f);
+            for (int i = i0; i < i1; i++) { // rows: dU G
                 v8 u[WG_AMAX], r[2];
                 WG_FOR(j, a) {
                     u[j] = v8_set1(0.0f);
                     if (C0 % 8 == 0) { // the 8 filters of one o, side by side
-                        const float *src = dU + (size_t)(i * a + j) * OC + b / C0 * g->C + ph * C0 + b % C0;
+                        const float *src =
+                            dU + (size_t)((i - i0) * a + j) * OC + b / C0 * g->C + ph * C0 + b % C0;
                         for (int part = 0; part < parts; part++) u[j] += v8_load(src + part * pstride);
                     } else
                         for (int l = 0; l < nl; l++) {
-                            size_t at =
-                                (size_t)(i * a + j) * OC + (b + l) / C0 * g->C + ph * C0 + (b + l) % C0;
+                            size_t at = (size_t)((i - i0) * a + j) * OC + (b + l) / C0 * g->C + ph * C0 +
+                                        (b + l) % C0;
                             for (int part = 0; part < parts; part++) u[j][l] += dU[at + part * pstride];
                         }
                 }
@@ -888,18 +891,18 @@ NN_INLINE void wg_filter_adj_s2(const geom *g, const float *dU, int parts, size_
 }
 
 NN_SIMD_CLONES static void wg_filter_adj_s2_4(const geom *g, const float *dU, int parts, size_t pstride,
-                                              float *gw, long b0, long b1) {
-    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, WG_S2);
+                                              float *gw, long b0, long b1, int i0, int i1) {
+    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, i0, i1, WG_S2);
 }
 NN_SIMD_CLONES static void wg_filter_adj_s2_3(const geom *g, const float *dU, int parts, size_t pstride,
-                                              float *gw, long b0, long b1) {
-    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, WG_S2_3);
+                                              float *gw, long b0, long b1, int i0, int i1) {
+    wg_filter_adj_s2(g, dU, parts, pstride, gw, b0, b1, i0, i1, WG_S2_3);
 }
 
 static void wino_filter_adj_m(const geom *g, const float *dU, int parts, size_t pstride, float *gw, int m,
                               long b0, long b1, int i0, int i1) {
-    if (m == WG_S2) wg_filter_adj_s2_4(g, dU, parts, pstride, gw, b0, b1); // (every row: no batch path)
-    else if (m == WG_S2_3) wg_filter_adj_s2_3(g, dU, parts, pstride, gw, b0, b1);
+    if (m == WG_S2) wg_filter_adj_s2_4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
+    else if (m == WG_S2_3) wg_filter_adj_s2_3(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 6) wg_filter_adj6(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 5) wg_filter_adj5(g, dU, parts, pstride, gw, b0, b1, i0, i1);
     else if (m == 4) wg_filter_adj4(g, dU, parts, pstride, gw, b0, b1, i0, i1);
@@ -1268,7 +1271,7 @@ NN_INLINE void wino_input_iv_m(const geom *g, const wchunk *k, const float *x, f
         wg_input_slots(k, b, x + ((size_t)c * b->il_ng + (size_t)k->n0 / 8) * b->img, V + (size_t)c * k->ld,
                        ps, vr);
     for (int c = k->c0; c < c1 && !(b->il & 1); c++) {
-        int ph = C0 ? c / C0 : 0, pair = C0 && ph % 2 == 0 && c + C0 < c1;
+        int ph = C0 ? c / C0 : 0, pair = C0 && ph % 2 == 0 && (c + C0 < c1 || k->pair);
         if (C0 && ph % 2 == 1 && c - C0 >= k->c0) continue; // made with channel c - C0
         for (int q = 0; q < ng; q++)
             wg_interleave_in(g, k, x, c, 8 * q, b, b->pin + (size_t)q * b->img,
@@ -1511,52 +1514,6 @@ WG_VARIANTS_IV(wino_output_adj_iv,
 
 static int wino_ok(const geom *g) { return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->H > 1; }
 
-// the transform variant for this conv under ctx->winograd (0: not by Winograd): for 3x3 the tile size,
-// for 5x5 stride-1 convs F(2x2, 5x5) (5) under the default rule, from 2x2 outputs and 16 input channels
-// (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
-// step 13.3 -> 12.7 s)
-int nn_wino_tile(const nn_ctx *c, const geom *g) {
-    // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels by F(4x4, 2x2)
-    // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications (81 and 49 per tile and
-    // channel: wino_gemm_s2), where that takes at most 0.8 times the direct method's (F(4x4) at 4x4, 8x8,
-    // 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape (training) only where a thread's copy of
-    // dU takes at most 1 MiB: with more channels the weight gradient's traffic outweighs the products saved
-    // (the multi-branch net, AMD Zen 5, one thread: 32 -> 64 channels 20-23 % faster forward and backward,
-    // 128 -> 256 twice as slow; all of them made its 2-thread step 8 % slower, with 36 MiB more at the peak;
-    // the 32 -> 64 ones alone: one thread +1-3 %, two within the noise, the same peak).
-    int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
-    if (c->winograd == 1 && c->tune.wino_s2 != 0 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
-        g->N >= 8 && g->C >= 16 && g->W <= 1024 && g->pl <= 16 &&
-        2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
-        long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
-             n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
-        long best = n4 <= n3 ? n4 : n3, a = n4 <= n3 ? 5 : 4;
-        s2 = s2 || a * a * g->O * 4 * g->C * (long)sizeof(float) <= (1L << 20);
-        if (s2 && 10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
-    }
-    if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
-        g->Wo >= 2 && g->C >= 16)
-        return 5;
-    if (!c->winograd || !wino_ok(g)) return 0;
-    int w = c->winograd;
-    if (w == 2 || w == 3 || w == 4 || w == 6) return w; // a forced 3x3 tile (other values: the rule below)
-    // The tile size with the fewest multiplications (a^2 per tile, over the tiles that cover the output),
-    // F(2x2) at a tie with F(4x4) and F(4x4) at a tie with F(6x6) (rounding grows with the tile); im2col
-    // below 3x3 outputs, where F(2x2) takes as many as the direct method. F(3x3) and F(6x6) run in image
-    // vectors only, so only from 8 images and up to 8 tiles per row; F(6x6) from 64 channels in and out
-    // (with fewer its transforms outweigh the products it saves: AMD Zen 5, one thread, 32 channels at
-    // 24x24 outputs, the multi-branch net's inference: 4 % slower than F(4x4); 64 at 12x12 12 % faster).
-    if (g->Ho < 3 || g->Wo < 3) return 0;
-    int best = 2, cost = 16 * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    static const int ms[3] = {4, 3, 6};
-    for (int i = 0; i < 3; i++) {
-        int m = ms[i], a = m + 2, tw = (g->Wo + m - 1) / m, n = a * a * ((g->Ho + m - 1) / m) * tw;
-        int ok = m == 4 || (g->N >= 8 && tw <= 8 && (m == 3 || (g->C >= 64 && g->O >= 64)));
-        if (n < cost && ok) best = m, cost = n;
-    }
-    return best;
-}
-
 // Chunks of whole images (patches overlap within an image only), with at
 // least WG_CHUNK_VALUES transformed values per channel so that the GEMMs stay
 // efficient at small sizes and V and M fit in the L2 cache. The number of
@@ -1574,6 +1531,7 @@ typedef struct wplan {
     int nbmax;     // images per chunk, at most
     int blas;      // the products by cblas_sgemm (ctx->tune.gemm_blas)
     size_t ld;     // the row stride of V and M
+    const geom *src; // WG_S2: the stride-2 conv whose phases the input is (wchunk.src)
 } wplan;
 
 static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
@@ -1585,7 +1543,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
     // 16-lane vectors, its step 1.5-4.8 % faster than by rows of tiles, AMD Zen 5, 1 and 2 threads)
     int iv = v == 3 || v == 5 || v == 6 || WG_IS_S2(v) || (c->tune.wino_layout >= 0 ? c->tune.wino_layout
                                                  : tw <= 8 && g->N >= 8);
-    wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0};
+    wplan p = {v, iv, 0, 0, 0, c->tune.gemm_blas, 0, NULL};
     if (p.iv) {
         int per_thread = (g->N + nt - 1) / nt;
         nb = (nb + 7) / 8 * 8;
@@ -1603,7 +1561,7 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
         size_t cap = c->grad_enabled ? (size_t)3 << 20 : (size_t)3 << 19;
         int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20)
                                             : (c->grad_enabled || nt > 1) && vm <= cap;
-        if (batch && !WG_IS_S2(v)) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
+        if (batch && (!WG_IS_S2(v) || c->grad_enabled)) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
     } else {
         if (nb >= g->N) nb = g->N;
         long nchunks = (g->N + nb - 1) / nb;
@@ -1630,10 +1588,71 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
                 INT_MAX,
                 0,
                 NULL,
-                WG_IS_S2(p->m) ? WG_A(p->m) : 0};
+                WG_IS_S2(p->m) ? WG_A(p->m) : 0,
+                0};
+    k.src = p->src;
     k.TC = (size_t)k.nbp * k.th * k.tw;
     k.blas = p->blas;
     return k;
+}
+
+// A 3x3 stride-2 conv g as the stride-1 2x2 conv of its input's stride phases: output (i, j) =
+// sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t)
+// of w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the
+// phases as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C
+// multiplications per output against the direct method's 9 C.
+static geom wino_s2_geom(const geom *g) {
+    return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};
+}
+
+// the transform variant for this conv under ctx->winograd (0: not by Winograd): for 3x3 the tile size,
+// for 5x5 stride-1 convs F(2x2, 5x5) (5) under the default rule, from 2x2 outputs and 16 input channels
+// (fewer: the transforms outweigh the products; the S-space model's 5-band stem is faster by im2col, its
+// step 13.3 -> 12.7 s)
+int nn_wino_tile(const nn_ctx *c, const geom *g) {
+    // 3x3 stride-2 convs without a tape (ctx->tune.wino_s2) from 8 images and 16 channels by F(4x4, 2x2)
+    // or F(3x3, 2x2) on the stride phases, the one with fewer multiplications (81 and 49 per tile and
+    // channel: wino_gemm_s2), where that takes at most 0.8 times the direct method's (F(4x4) at 4x4, 8x8,
+    // 12x12, 16x16 outputs, F(3x3) at 3x3, 6x6). Under a tape (training) where a thread's copy of dU takes
+    // at most 1 MiB, or the batch path takes it (one dU, by blocks of rows): by chunks with more channels
+    // the weight gradient's copies outweigh the products saved (the multi-branch net, AMD Zen 5, one
+    // thread: 32 -> 64 channels 20-23 % faster forward and backward, 128 -> 256 twice as slow). The batch
+    // path for the deeper ones (64 -> 128 and 128 -> 256 at 16x16, 12x12, 8x8, 6x6 inputs): the 2-thread
+    // step +2.2 % against none by Winograd (10 alternated pairs, 9 faster), +0.6 % against the 32 -> 64 ones
+    // alone; then each row of 5 products in two halves (wino_gemms_batch) +3 to +14 % on the convs' forward.
+    int s2 = c->tune.wino_s2 > 0 || (c->tune.wino_s2 < 0 && !c->grad_enabled);
+    if (c->winograd == 1 && c->tune.wino_s2 != 0 && g->kh == 3 && g->kw == 3 && g->sh == 2 && g->sw == 2 &&
+        g->N >= 8 && g->C >= 16 && g->W <= 1024 && g->pl <= 16 &&
+        2 * g->Wo - g->pl <= g->W + 15) { // (rows' reach)
+        long n4 = 81L * ((g->Ho + 3) / 4) * ((g->Wo + 3) / 4),
+             n3 = 49L * ((g->Ho + 2) / 3) * ((g->Wo + 2) / 3);
+        long best = n4 <= n3 ? n4 : n3, a = n4 <= n3 ? 5 : 4;
+        geom gs = wino_s2_geom(g);
+        s2 = s2 || a * a * g->O * 4 * g->C * (long)sizeof(float) <= (1L << 20) ||
+             wino_plan(c, &gs, n4 <= n3 ? WG_S2 : WG_S2_3).batch;
+        if (s2 && 10 * best <= 72L * g->Ho * g->Wo) return n4 <= n3 ? WG_S2 : WG_S2_3;
+    }
+    if (c->winograd == 1 && g->kh == 5 && g->kw == 5 && g->sh == 1 && g->sw == 1 && g->Ho >= 2 &&
+        g->Wo >= 2 && g->C >= 16)
+        return 5;
+    if (!c->winograd || !wino_ok(g)) return 0;
+    int w = c->winograd;
+    if (w == 2 || w == 3 || w == 4 || w == 6) return w; // a forced 3x3 tile (other values: the rule below)
+    // The tile size with the fewest multiplications (a^2 per tile, over the tiles that cover the output),
+    // F(2x2) at a tie with F(4x4) and F(4x4) at a tie with F(6x6) (rounding grows with the tile); im2col
+    // below 3x3 outputs, where F(2x2) takes as many as the direct method. F(3x3) and F(6x6) run in image
+    // vectors only, so only from 8 images and up to 8 tiles per row; F(6x6) from 64 channels in and out
+    // (with fewer its transforms outweigh the products it saves: AMD Zen 5, one thread, 32 channels at
+    // 24x24 outputs, the multi-branch net's inference: 4 % slower than F(4x4); 64 at 12x12 12 % faster).
+    if (g->Ho < 3 || g->Wo < 3) return 0;
+    int best = 2, cost = 16 * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
+    static const int ms[3] = {4, 3, 6};
+    for (int i = 0; i < 3; i++) {
+        int m = ms[i], a = m + 2, tw = (g->Wo + m - 1) / m, n = a * a * ((g->Ho + m - 1) / m) * tw;
+        int ok = m == 4 || (g->N >= 8 && tw <= 8 && (m == 3 || (g->C >= 64 && g->O >= 64)));
+        if (n < cost && ok) best = m, cost = n;
+    }
+    return best;
 }
 
 // M = U V at point xi of a stride-2 conv's phases (channels phase-major, C0 per phase): a phase's 2x2
@@ -1641,35 +1660,55 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
 // (the axis' last point) makes its U 0 there, and the product skips those phases' channels: 81 of the 100
 // multiply-adds per channel and tile by F(4x4, 2x2), 49 of 64 by F(3x3, 2x2). (0 * v added to a sum leaves
 // it as it was; the two phases of the last column, 0 and 2, are two products, the second added to the first.)
-static void wino_gemm_s2(const geom *g, const wchunk *k, int xi, const float *Ux, const float *Vx,
+// (rows O of M: Ux and Mx from row o0 on)
+static void wino_gemm_s2(const geom *g, const wchunk *k, int xi, int O, const float *Ux, const float *Vx,
                          float *Mx) {
     int a = k->s2a, li = xi / a == a - 1, lj = xi % a == a - 1, C0 = g->C / 4, TC = (int)k->TC,
         ld = (int)k->ld, K = li && lj ? C0 : li || lj ? 2 * C0 : g->C;
-    if (!lj || li) return nn_gemm_small(k->blas, 0, g->O, TC, K, Ux, g->C, Vx, ld, Mx, ld);
-    nn_gemm_small(k->blas, 0, g->O, TC, C0, Ux, g->C, Vx, ld, Mx, ld);
-    nn_gemm_small_add(k->blas, g->O, TC, C0, Ux + 2 * C0, g->C, Vx + (size_t)2 * C0 * ld, ld, Mx, ld);
+    if (!lj || li) return nn_gemm_small(k->blas, 0, O, TC, K, Ux, g->C, Vx, ld, Mx, ld);
+    nn_gemm_small(k->blas, 0, O, TC, C0, Ux, g->C, Vx, ld, Mx, ld);
+    nn_gemm_small_add(k->blas, O, TC, C0, Ux + 2 * C0, g->C, Vx + (size_t)2 * C0 * ld, ld, Mx, ld);
 }
 
-// the a*a products of a chunk, xi by xi (nn/gemm.h: single-threaded, inside the parallel region)
+// Part p of np of point xi's product (nn/gemm.h: single-threaded, inside the parallel region): the rows of
+// M = U V (WG_FWD) or dV = U^T dM (WG_DATA), or the columns of dU += dM V^T (WG_WEIGHT; zeroed first where
+// `zero`), cut at multiples of the kernels' blocks, so every value's chain of multiply-adds is the same for
+// any np. U and dU hold planes from u0 on.
 enum { WG_FWD, WG_DATA, WG_WEIGHT };
-// (U and dU hold planes from u0 on)
+static void wino_gemm_part(int kind, int xi, int p, int np, int u0, const geom *g, const wchunk *k,
+                           const float *U, float *dU, float *V, size_t vps, float *M, size_t mps, int zero) {
+    size_t OC = (size_t)g->O * g->C;
+    int TC = (int)k->TC, ld = (int)k->ld, D = kind == WG_FWD ? g->O : g->C, q = kind == WG_WEIGHT ? 32 : 12;
+    int r0 = D * p / np / q * q, r1 = p + 1 < np ? D * (p + 1) / np / q * q : D, n = r1 - r0;
+    const float *Ux = U ? U + (xi - u0) * OC : NULL;
+    float *Vx = V + xi * vps, *Mx = M + xi * mps, *dUx = dU ? dU + (xi - u0) * OC : NULL;
+    if (n <= 0) return;
+    if (kind == WG_FWD && k->s2a)
+        wino_gemm_s2(g, k, xi, n, Ux + (size_t)r0 * g->C, Vx, Mx + (size_t)r0 * ld);
+    else if (kind == WG_FWD) // M = U V
+        nn_gemm_small(k->blas, 0, n, TC, g->C, Ux + (size_t)r0 * g->C, g->C, Vx, ld, Mx + (size_t)r0 * ld, ld);
+    else if (kind == WG_DATA) // dV = U^T dM
+        nn_gemm_small(k->blas, 1, n, TC, g->O, Ux + r0, g->C, Mx, ld, Vx + (size_t)r0 * ld, ld);
+    else { // dU += dM V^T
+        for (int o = 0; zero && o < g->O; o++) memset(dUx + (size_t)o * g->C + r0, 0, sizeof(float) * n);
+        nn_gemm_small_nt_acc(k->blas, g->O, n, TC, Mx, ld, Vx + (size_t)r0 * ld, ld, dUx + r0, g->C);
+    }
+}
+
+// the a*a products of a chunk, xi by xi
 static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wchunk *k, const float *U,
                        float *dU, float *V, size_t vps, float *M, size_t mps) {
-    size_t OC = (size_t)g->O * g->C;
-    int TC = (int)k->TC, ld = (int)k->ld;
-    for (int xi = x0; xi < x1; xi++) {
-        const float *Ux = U ? U + (xi - u0) * OC : NULL;
-        float *Vx = V + xi * vps, *Mx = M + xi * mps;
-        if (kind == WG_FWD && k->s2a)
-            wino_gemm_s2(g, k, xi, Ux, Vx, Mx);
-        else if (kind == WG_FWD)
-            nn_gemm_small(k->blas, 0, g->O, TC, g->C, Ux, g->C, Vx, ld, Mx, ld); // M = U V
-        else if (kind == WG_DATA)
-            nn_gemm_small(k->blas, 1, g->C, TC, g->O, Ux, g->C, Mx, ld, Vx, ld); // dV = U^T dM
-        else
-            nn_gemm_small_nt_acc(k->blas, g->O, g->C, TC, Mx, ld, Vx, ld, dU + (xi - u0) * OC,
-                                 g->C); // dU += dM V^T
-    }
+    for (int xi = x0; xi < x1; xi++) wino_gemm_part(kind, xi, 0, 1, u0, g, k, U, dU, V, vps, M, mps, 0);
+}
+
+// The batch paths' products of planes [x0, x1) shared among the threads: each plane in two parts where
+// their number is odd (5 per row of F(3x3, 3x3) and F(4x4, 2x2): one thread would take 3 of every 5)
+static void wino_gemms_batch(int kind, int x0, int x1, int u0, const geom *g, const wchunk *k, const float *U,
+                             float *dU, float *V, size_t vps, float *M, size_t mps) {
+    int np = (x1 - x0) % 2 ? 2 : 1;
+#pragma omp for schedule(static, 1)
+    for (int it = x0 * np; it < x1 * np; it++)
+        wino_gemm_part(kind, it / np, it % np, np, u0, g, k, U, dU, V, vps, M, mps, kind == WG_WEIGHT);
 }
 
 #define WG_ROUND16(n) (((n) + 15) / 16 * 16) // floats: 64-byte aligned parts
@@ -1713,6 +1752,30 @@ static void wbufs_bind(wbufs *b, float *base, float *vm, int v) {
     }
 }
 
+// Inside the batch paths' parallel region: V's rows of every channel, shared among the threads (WG_S2: the
+// two column phases of a row phase from one pass over the input's rows, so by pairs of channels)
+static void wino_input_batch(const geom *g, const wplan *p, const float *x, wbufs *t) {
+    wchunk k = wino_chunk(g, p, 0);
+    int C0 = WG_IS_S2(p->m) ? g->C / 4 : 0, n = C0 ? 2 * C0 : g->C;
+#pragma omp for schedule(static)
+    for (int u = 0; u < n; u++) {
+        int c = C0 ? u / C0 * 2 * C0 + u % C0 : u;
+        k.c0 = c, k.c1 = c + 1, k.pair = C0 > 0;
+        WG_CALL(wino_input, p, g, &k, x, t->V, t->vps, t);
+    }
+}
+// and gx from dV, every channel's phases on one thread (WG_S2: the four add into the same planes)
+static void wino_input_adj_batch(const geom *g, const wplan *p, float *gx, wbufs *t) {
+    wchunk k = wino_chunk(g, p, 0);
+    int ph = WG_IS_S2(p->m) ? 4 : 1, C0 = g->C / ph;
+#pragma omp for schedule(static)
+    for (int c = 0; c < C0; c++)
+        for (int q = 0; q < ph; q++) {
+            k.c0 = q * C0 + c, k.c1 = k.c0 + 1;
+            WG_CALL(wino_input_adj, p, g, &k, t->V, t->vps, gx, t);
+        }
+}
+
 // The batch as one chunk (wplan.batch): the threads split the transforms by
 // channel and the products by xi, so each xi's dU is one thread's sum over
 // every tile (no per-thread copies) and U is read once per call.
@@ -1728,18 +1791,12 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float 
         wbufs t = *t0;
         wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), vm, m);
         wchunk k = k0;
-#pragma omp for schedule(static)
-        for (int c = 0; c < g->C; c++) {
-            k.c0 = c, k.c1 = c + 1;
-            WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
-        }
+        wino_input_batch(g, p, x, &t);
         for (int i0 = 0; i0 < a; i0 += R) {
             int i1 = i0 + R < a ? i0 + R : a;
             if (!U) wino_filter_rows(g, w, Ub, m, i0, i1);
-#pragma omp for schedule(static)
-            for (int xi = i0 * a; xi < i1 * a; xi++)
-                wino_gemms(WG_FWD, xi, xi + 1, U ? 0 : i0 * a, g, &k0, U ? U : Ub, NULL, t.V, t.vps, t.M,
-                           t.mps);
+            wino_gemms_batch(WG_FWD, i0 * a, i1 * a, U ? 0 : i0 * a, g, &k0, U ? U : Ub, NULL, t.V, t.vps, t.M,
+                             t.mps);
         }
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {
@@ -1758,8 +1815,8 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
                           const float *gy, float *gx, int alias, float *Ub, float *T, float *vm, float *scr,
                           size_t per, const wbufs *t0, int nt) {
     int m = p->m, a = WG_A(m), R = wino_row_block(g, m);
-    size_t OC = (size_t)g->O * g->C;
-    long nblk = (long)(OC + 7) / 8;
+    size_t OC = (size_t)g->O * g->C, OCf = OC / (WG_IS_S2(m) ? 4 : 1); // the filters (WG_S2: 3x3 ones)
+    long nblk = (long)(OCf + 7) / 8;
     wchunk k0 = wino_chunk(g, p, 0);
 #pragma omp parallel num_threads(nt)
     {
@@ -1768,30 +1825,22 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
         wchunk k = k0;
         int th = omp_get_thread_num(), nth = omp_get_num_threads();
         long b0 = nblk * th / nth * 8,
-             b1 = nblk * (th + 1) / nth * 8 < (long)OC ? nblk * (th + 1) / nth * 8 : (long)OC;
+             b1 = nblk * (th + 1) / nth * 8 < (long)OCf ? nblk * (th + 1) / nth * 8 : (long)OCf;
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {
             k.c0 = o, k.c1 = o + 1;
             WG_CALL(wino_output_adj, p, g, &k, gy, t.M, t.mps, &t);
         }
-        if (alias && gx) { // every gy value is in dM now: gx, in its place, starts from 0
+        if (alias && gx) { // every gy value is in dM now: gx, in its place, starts from 0 (the conv's input)
+            size_t img = (size_t)p->src->C * p->src->H * p->src->W;
 #pragma omp for schedule(static)
-            for (int n = 0; n < g->N; n++)
-                memset(gx + (size_t)n * g->C * g->H * g->W, 0, sizeof(float) * (size_t)g->C * g->H * g->W);
+            for (int n = 0; n < g->N; n++) memset(gx + (size_t)n * img, 0, sizeof(float) * img);
         }
         if (gw) {
-#pragma omp for schedule(static)
-            for (int ci = 0; ci < g->C; ci++) {
-                k.c0 = ci, k.c1 = ci + 1;
-                WG_CALL(wino_input, p, g, &k, x, t.V, t.vps, &t);
-            }
+            wino_input_batch(g, p, x, &t);
             for (int i0 = 0; i0 < a; i0 += R) { // dU's rows, then their part of gw
                 int i1 = i0 + R < a ? i0 + R : a;
-#pragma omp for schedule(static)
-                for (int xi = i0 * a; xi < i1 * a; xi++) {
-                    memset(Ub + (size_t)(xi - i0 * a) * OC, 0, sizeof(float) * OC);
-                    wino_gemms(WG_WEIGHT, xi, xi + 1, i0 * a, g, &k0, NULL, Ub, t.V, t.vps, t.M, t.mps);
-                }
+                wino_gemms_batch(WG_WEIGHT, i0 * a, i1 * a, i0 * a, g, &k0, NULL, Ub, t.V, t.vps, t.M, t.mps);
                 if (T) WG_HALVES_CALL(wg_rows_adj, m, g, Ub, T, wg_halves_ld(g), b0, b1, i0, i1);
                 else wino_filter_adj_m(g, Ub, 1, 0, gw, m, b0, b1, i0, i1);
 #pragma omp barrier
@@ -1801,17 +1850,9 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
         for (int i0 = 0; gx && i0 < a; i0 += R) { // dV_xi = U_xi^T dM_xi
             int i1 = i0 + R < a ? i0 + R : a;
             wino_filter_rows(g, w, Ub, m, i0, i1);
-#pragma omp for schedule(static)
-            for (int xi = i0 * a; xi < i1 * a; xi++)
-                wino_gemms(WG_DATA, xi, xi + 1, i0 * a, g, &k0, Ub, NULL, t.V, t.vps, t.M, t.mps);
+            wino_gemms_batch(WG_DATA, i0 * a, i1 * a, i0 * a, g, &k0, Ub, NULL, t.V, t.vps, t.M, t.mps);
         }
-        if (gx) {
-#pragma omp for schedule(static)
-            for (int ci = 0; ci < g->C; ci++) {
-                k.c0 = ci, k.c1 = ci + 1;
-                WG_CALL(wino_input_adj, p, g, &k, t.V, t.vps, gx, &t);
-            }
-        }
+        if (gx) wino_input_adj_batch(g, p, gx, &t);
     }
 }
 
@@ -1848,15 +1889,6 @@ static const float *wino_U(nn_ctx *c, const geom *g, const float *w, int m) {
     return U;
 }
 
-// A 3x3 stride-2 conv g as the stride-1 2x2 conv of its input's stride phases: output (i, j) =
-// sum over taps (u, v) of w[u][v] x[2i + u - pt][2j + v - pl] = sum over phases (p, q) and 2x2 taps (s, t)
-// of w[2s + p][2t + q] x_pq[i + s][j + t], x_pq[y][x] = x[2y + p - pt][2x + q - pl] (Ho + 1 x Wo + 1), the
-// phases as 4 C channels (phase-major); the taps past the 3x3 are 0. F(4x4, 2x2) takes 25/16 * 4 C
-// multiplications per output against the direct method's 9 C.
-static geom wino_s2_geom(const geom *g) {
-    return (geom){g->N, 4 * g->C, g->Ho + 1, g->Wo + 1, g->O, 2, 2, 1, 1, 0, 0, g->Ho, g->Wo};
-}
-
 int nn_wino_takes_map(int m) { return m && !WG_IS_S2(m); }
 
 // A 3x3 conv's tile that divides its output, on image vectors (s2: the stride-2 variants too)
@@ -1889,6 +1921,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     const geom *g = &gs;
     int a = WG_A(m);
     wplan p = wino_plan(c, g, m);
+    p.src = gc;
     nn_arena_mark mark = nn_arena_get_mark(&c->arena);
     int nt = gn_threads() > 0 ? gn_threads() : 1;
     wbufs t0;
@@ -1918,7 +1951,6 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
 #pragma omp for schedule(static)
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
-            k.src = gc;
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
             wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
@@ -1937,6 +1969,7 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
     int a = WG_A(m), nt = gn_threads() > 0 ? gn_threads() : 1;
     size_t OC = (size_t)g->O * g->C, UN = (size_t)a * a * OC;
     wplan p = wino_plan(c, g, m);
+    p.src = gc;
     wbufs t0;
     size_t per = wbufs_layout(&t0, g, &p, 0);
     if (pro) t0.pro = pro, x = pro->src;
@@ -1965,7 +1998,6 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
 #pragma omp for schedule(static)
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
-            k.src = gc;
             WG_CALL(wino_output_adj, &p, g, &k, gy, t.M, t.mps, &t);
             if (alias && gx) // this chunk's gy is read: its gx starts from 0 in its place
                 memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img);

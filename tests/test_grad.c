@@ -1415,17 +1415,18 @@ static void test_winograd_s2(void **st) {
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         int N = cs[k].N, C = cs[k].C, O = cs[k].O, H = cs[k].H, W = cs[k].W;
         size_t nx = (size_t)N * C * H * W, nw = (size_t)O * C * 9;
-        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[64], *res[2][4], *out[2];
+        float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * nw), b[64], *res[3][4], *out[2];
         tu_randn(x, nx, 1, 50 + k), tu_randn(b, 64, 1, 60 + k), tu_randn(w, nw, 0.3f, 70 + k);
         size_t n[4] = {0, nx, nw, (size_t)O};
-        for (int v = 0; v < 2; v++) // direct, F(4x4, 2x2), with a tape
-            n[0] = wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, v, -1, -1, res[v]);
-        for (int q = 0; q < 4; q++) {
-            double e = rel_diff(res[1][q], res[0][q], n[q]);
-            fprintf(stderr, "winograd F(%dx%d, 2x2) stride phases case %zu: %s differs by %.2e\n",
-                    cs[k].v == 7 ? 4 : 3, cs[k].v == 7 ? 4 : 3, k, what[q], e);
-            assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
-        }
+        for (int v = 0; v < 3; v++) // with a tape: direct, Winograd by chunks of images, on the whole batch
+            n[0] = wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, v > 0, -1, v - 1, res[v]);
+        for (int v = 1; v < 3; v++)
+            for (int q = 0; q < 4; q++) {
+                double e = rel_diff(res[v][q], res[0][q], n[q]);
+                fprintf(stderr, "winograd F(%dx%d, 2x2) stride phases (%s) case %zu: %s differs by %.2e\n",
+                        cs[k].v == 7 ? 4 : 3, cs[k].v == 7 ? 4 : 3, v == 1 ? "chunks" : "batch", k, what[q], e);
+                assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
+            }
         nn_store s;
         nn_store_init(&s);
         nn_tensor *pw = nn_store_param(&s, "w", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
@@ -1462,8 +1463,8 @@ static void test_winograd_s2(void **st) {
         fprintf(stderr, "  with the inference epilogue: differs by %.2e\n", ef);
         assert_true(ef <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
         free(rr), free(fu[0]), free(fu[1]);
-        for (int v = 0; v < 2; v++) {
-            free(out[v]);
+        for (int v = 0; v < 3; v++) {
+            if (v < 2) free(out[v]);
             for (int q = 0; q < 4; q++) free(res[v][q]);
         }
         free(x), free(w);
