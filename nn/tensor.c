@@ -380,11 +380,22 @@ static void gpool_put(nn_ctx *ctx, float *mem) {
         }
 }
 
+// n floats at p set to 0, by the threads in blocks of 64 Ki where there are many (a gradient buffer of the
+// multi-branch net's first stage is 2 Mi floats: one thread's memset left the other waiting)
+static void zero_floats(float *p, size_t n) {
+    long nb = (long)((n + 65535) / 65536);
+#pragma omp parallel for schedule(static) if (n > 4 * (size_t)NN_PAR_MIN)
+    for (long b = 0; b < nb; b++) {
+        size_t i = (size_t)b * 65536, m = n - i < 65536 ? n - i : 65536;
+        memset(p + i, 0, m * sizeof(float));
+    }
+}
+
 float *nn_grad(nn_ctx *ctx, nn_tensor *t) {
     if (!t->requires_grad) return NULL;
     if (!t->grad) {
         t->grad = gpool_get(ctx, t->n * sizeof(float));
-        if (t->grad) memset(t->grad, 0, t->n * sizeof(float));
+        if (t->grad) zero_floats(t->grad, t->n);
         t->grad_pooled = t->grad != NULL;
     }
     return t->grad;
