@@ -1836,22 +1836,21 @@ static void wino_bw_batch(const geom *g, const wplan *p, const float *w, float *
 #pragma omp for schedule(static)
             for (int n = 0; n < g->N; n++) memset(gx + (size_t)n * img, 0, sizeof(float) * img);
         }
-        if (gw) {
-            wino_input_batch(g, p, x, &t);
-            for (int i0 = 0; i0 < a; i0 += R) { // dU's rows, then their part of gw
-                int i1 = i0 + R < a ? i0 + R : a;
+        if (gw) wino_input_batch(g, p, x, &t);
+        for (int i0 = 0; i0 < a; i0 += R) { // a block's planes while in cache: dU's rows, then dV's
+            int i1 = i0 + R < a ? i0 + R : a;
+            if (gw) { // dU_xi = dM_xi V_xi^T and its part of gw
                 wino_gemms_batch(WG_WEIGHT, i0 * a, i1 * a, i0 * a, g, &k0, NULL, Ub, t.V, t.vps, t.M, t.mps);
                 if (T) WG_HALVES_CALL(wg_rows_adj, m, g, Ub, T, wg_halves_ld(g), b0, b1, i0, i1);
                 else wino_filter_adj_m(g, Ub, 1, 0, gw, m, b0, b1, i0, i1);
 #pragma omp barrier
             }
-            if (T) WG_HALVES_CALL(wg_cols_adj, m, g, T, wg_halves_ld(g), gw, b0, b1); // this thread's filters
+            if (gx) { // dV_xi = U_xi^T dM_xi (over V_xi, read above)
+                wino_filter_rows(g, w, Ub, m, i0, i1);
+                wino_gemms_batch(WG_DATA, i0 * a, i1 * a, i0 * a, g, &k0, Ub, NULL, t.V, t.vps, t.M, t.mps);
+            }
         }
-        for (int i0 = 0; gx && i0 < a; i0 += R) { // dV_xi = U_xi^T dM_xi
-            int i1 = i0 + R < a ? i0 + R : a;
-            wino_filter_rows(g, w, Ub, m, i0, i1);
-            wino_gemms_batch(WG_DATA, i0 * a, i1 * a, i0 * a, g, &k0, Ub, NULL, t.V, t.vps, t.M, t.mps);
-        }
+        if (T) WG_HALVES_CALL(wg_cols_adj, m, g, T, wg_halves_ld(g), gw, b0, b1); // this thread's filters
         if (gx) wino_input_adj_batch(g, p, gx, &t);
     }
 }
