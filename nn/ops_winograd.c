@@ -1686,7 +1686,8 @@ static void wino_gemm_part(int kind, int xi, int p, int np, int u0, const geom *
     if (kind == WG_FWD && k->s2a)
         wino_gemm_s2(g, k, xi, n, Ux + (size_t)r0 * g->C, Vx, Mx + (size_t)r0 * ld);
     else if (kind == WG_FWD) // M = U V
-        nn_gemm_small(k->blas, 0, n, TC, g->C, Ux + (size_t)r0 * g->C, g->C, Vx, ld, Mx + (size_t)r0 * ld, ld);
+        nn_gemm_small(k->blas, 0, n, TC, g->C, Ux + (size_t)r0 * g->C, g->C, Vx, ld, Mx + (size_t)r0 * ld,
+                      ld);
     else if (kind == WG_DATA) // dV = U^T dM
         nn_gemm_small(k->blas, 1, n, TC, g->O, Ux + r0, g->C, Mx, ld, Vx + (size_t)r0 * ld, ld);
     else { // dU += dM V^T
@@ -1795,8 +1796,8 @@ static void wino_fwd_batch(const geom *g, const wplan *p, const float *U, float 
         for (int i0 = 0; i0 < a; i0 += R) {
             int i1 = i0 + R < a ? i0 + R : a;
             if (!U) wino_filter_rows(g, w, Ub, m, i0, i1);
-            wino_gemms_batch(WG_FWD, i0 * a, i1 * a, U ? 0 : i0 * a, g, &k0, U ? U : Ub, NULL, t.V, t.vps, t.M,
-                             t.mps);
+            wino_gemms_batch(WG_FWD, i0 * a, i1 * a, U ? 0 : i0 * a, g, &k0, U ? U : Ub, NULL, t.V, t.vps,
+                             t.M, t.mps);
         }
 #pragma omp for schedule(static)
         for (int o = 0; o < g->O; o++) {

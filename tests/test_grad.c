@@ -1423,8 +1423,9 @@ static void test_winograd_s2(void **st) {
         for (int v = 1; v < 3; v++)
             for (int q = 0; q < 4; q++) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]);
-                fprintf(stderr, "winograd F(%dx%d, 2x2) stride phases (%s) case %zu: %s differs by %.2e\n",
-                        cs[k].v == 7 ? 4 : 3, cs[k].v == 7 ? 4 : 3, v == 1 ? "chunks" : "batch", k, what[q], e);
+                int t = cs[k].v == 7 ? 4 : 3;
+                fprintf(stderr, "winograd F(%dx%d, 2x2) stride phases (%s) case %zu: %s differs by %.2e\n", t, t,
+                        v == 1 ? "chunks" : "batch", k, what[q], e);
                 assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
             }
         nn_store s;
