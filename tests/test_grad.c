@@ -1428,6 +1428,12 @@ static void test_winograd_s2(void **st) {
                         v == 1 ? "chunks" : "batch", k, what[q], e);
                 assert_true(e <= 1e-5 * (C > 16 ? sqrt(C / 16.0) : 1));
             }
+        float *one[4]; // the batch path on one thread: the same bits (threads share channels and products)
+        gn_set_threads(1);
+        wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, 1, -1, 1, one);
+        gn_set_threads(0);
+        for (int q = 0; q < 4; q++) assert_memory_equal(one[q], res[2][q], sizeof(float) * n[q]);
+        for (int q = 0; q < 4; q++) free(one[q]);
         nn_store s;
         nn_store_init(&s);
         nn_tensor *pw = nn_store_param(&s, "w", NN_SHAPE(O, C, 3, 3), nn_init_const(0));
