@@ -498,6 +498,7 @@ void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, c
 }
 
 int nn_gemm_ind_gathers(int blas) { return nn_gemm_kernel(blas)[0] == 'c'; }
+int nn_gemm_wide(int blas) { return !strcmp(nn_gemm_kernel(blas), "AVX-512"); }
 
 const char *nn_gemm_kernel(int blas) {
 #ifdef NN_GEMM_X86

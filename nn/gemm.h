@@ -29,8 +29,10 @@ void nn_gemm_small_ind(int blas, int M, int N, int K, const float *A, int lda, c
 // whether nn_gemm_small_ind gathers into scratch under `blas` on this CPU
 int nn_gemm_ind_gathers(int blas);
 
-// The kernel nn_gemm_small takes on this CPU under `blas`: "AVX-512", "AVX2+FMA" or "cblas_sgemm".
+// The kernel nn_gemm_small takes on this CPU under `blas`: "AVX-512", "AVX2+FMA" or "cblas_sgemm"; and
+// whether it is the AVX-512 one (the Winograd transforms then use 16-lane vectors: 32 registers)
 const char *nn_gemm_kernel(int blas);
+int nn_gemm_wide(int blas);
 
 // C (M x N, ldc) += A (M x K, lda) * B^T, B being N x K (ldb; where K <= 8 M by blocks of 256): the weight
 // gradient's form, both operands contiguous along K.

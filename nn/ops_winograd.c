@@ -401,6 +401,7 @@ typedef struct wchunk {
     const geom *src;         // variant WG_S2: the stride-2 conv whose phases the chunk's input is
     int s2a;                 // variants WG_S2, WG_S2_3: their a (the products skip the phases' zeros), else 0
     int pair; // WG_S2 in the batch paths: channel c0's next column phase (c0 + C0) too, from the same loads
+    int wide; // the image-vector forward transforms two slots per 16-lane vector (AVX-512's products)
 } wchunk;
 
 // V[xi][c][tc] = (Bt d B)[xi] for every input patch of the chunk
@@ -1222,12 +1223,14 @@ NN_INLINE void wg_interleave_in(const geom *g, const wchunk *k, const float *x, 
     wg_interleave_s2(pin, pin1, b->wp, src, s->H, s->W, ph / 2 - s->pt, ph % 2 - s->pl, g->H, g->W);
 }
 
-// The forward transforms of the image-vector layout run on two slots at a time: slot s of a chunk is tile
-// s / ng of image group s % ng (8 images each, ng = nbp / 8), the floats 8s .. 8s+7 of each row of V and M,
-// so two slots are 16 adjacent floats, one 16-lane vector (AVX-512's width: half the instructions of two
-// 8-lane ones; each lane's arithmetic that of the 8-lane transforms, so the same bits). Each image group's
-// patches in a buffer of its own (pin, pout + q * img). An odd last slot runs as both halves, its second
-// half not stored.
+// The forward transforms of the image-vector layout run on W slots at a time: slot s of a chunk is tile
+// s / ng of image group s % ng (8 images each, ng = nbp / 8), the floats 8s .. 8s+7 of each row of V and M.
+// With AVX-512 (k->wide) W = 2: two slots are 16 adjacent floats, one 16-lane vector (half the instructions
+// of two 8-lane ones); elsewhere W = 1: a tile of 16-lane vectors takes twice AVX2's 16 registers, and the
+// spills cost more than the instructions saved (AMD Zen 5 limited to AVX2, the multi-branch net: inference
+// 1.57x, training 1.28x by single slots). Each lane's arithmetic is that of the 8-lane transforms, so the
+// same bits either way. Each image group's patches in a buffer of its own (pin, pout + q * img). An odd last
+// slot of W = 2 runs as both halves, its second half not stored.
 NN_INLINE void wg_slot_bufs(const wchunk *k, const wbufs *b, float *base, int s, int ns, int m, float **p) {
     int ng = k->nbp / 8;
     WG_FOR(h, 2) {
@@ -1236,30 +1239,45 @@ NN_INLINE void wg_slot_bufs(const wchunk *k, const wbufs *b, float *base, int s,
     }
 }
 
-// V's row of channel c from the patches' buffers at base (wg_interleave_in's)
-NN_INLINE void wg_input_slots(const wchunk *k, wbufs *b, const float *base, float *vp, size_t ps, int vr) {
-    int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ns = k->th * k->tw * (k->nbp / 8);
-    for (int s = 0; s < ns; s += 2) {
-        float *p[2];
-        wg_slot_bufs(k, b, (float *)base, s, ns, m, p);
-        v16 t[WG_AMAX][WG_AMAX];
-        WG_UNROLL for (int q = 0; q < a; q++) { // columns: Bt d
-            v16 d[WG_AMAX], v[WG_AMAX];
-            WG_FOR(r, a) {
-                size_t off = ((size_t)r * wp + q) * 8;
-                d[r] = v16_load2(p[0] + off, p[1] + off);
-            }
-            wg_bt16(WG_BV(vr), d, v);
-            WG_FOR(r, a) t[r][q] = v[r];
-        }
-        float *vt = vp + (size_t)8 * s;
-        WG_FOR(r, a) { // rows: (Bt d) B
-            v16 v[WG_AMAX];
-            wg_bt16(WG_BV(vr), t[r], v);
-            if (s + 1 < ns) WG_FOR(q, a) v16_store(vt + (size_t)(r * a + q) * ps, v[q]);
-            else WG_FOR(q, a) v8_store(vt + (size_t)(r * a + q) * ps, v16_lo(v[q]));
-        }
+// W slots' vectors (T: v8 or v16) from p0 (and p1); into p the first `both ? W : 1` slots' lanes
+#define WG_LDS1(p0, p1) v8_load(p0)
+#define WG_LDS2(p0, p1) v16_load2(p0, p1)
+#define WG_STS1(p, v, both) v8_store(p, v)
+#define WG_STS2(p, v, both) ((both) ? v16_store(p, v) : v8_store(p, v16_lo(v)))
+// slot h's 8 lanes of v
+#define WG_HALF1(v, h) (v)
+#define WG_HALF2(v, h) ((h) ? v16_hi(v) : v16_lo(v))
+
+// V's row of channel c from the patches' buffers at base (wg_interleave_in's), W slots at a time
+#define WG_DEF_INPUT_SLOTS(fn, T, W, BT)                                                                    \
+    NN_INLINE void fn(const wchunk *k, wbufs *b, const float *base, float *vp, size_t ps, int vr) {          \
+        int m = WG_M(vr), a = WG_A(vr), wp = b->wp, ns = k->th * k->tw * (k->nbp / 8);                       \
+        for (int s = 0; s < ns; s += W) {                                                                    \
+            float *p[2];                                                                                     \
+            wg_slot_bufs(k, b, (float *)base, s, ns, m, p);                                                  \
+            T t[WG_AMAX][WG_AMAX];                                                                           \
+            WG_UNROLL for (int q = 0; q < a; q++) { /* columns: Bt d */                                      \
+                T d[WG_AMAX], v[WG_AMAX];                                                                    \
+                WG_FOR(r, a) {                                                                               \
+                    size_t off = ((size_t)r * wp + q) * 8;                                                   \
+                    d[r] = WG_LDS##W(p[0] + off, p[1] + off);                                                \
+                }                                                                                            \
+                BT(WG_BV(vr), d, v);                                                                         \
+                WG_FOR(r, a) t[r][q] = v[r];                                                                 \
+            }                                                                                                \
+            float *vt = vp + (size_t)8 * s;                                                                  \
+            WG_FOR(r, a) { /* rows: (Bt d) B */                                                              \
+                T v[WG_AMAX];                                                                                \
+                BT(WG_BV(vr), t[r], v);                                                                      \
+                WG_FOR(q, a) WG_STS##W(vt + (size_t)(r * a + q) * ps, v[q], s + 1 < ns);                     \
+            }                                                                                                \
+        }                                                                                                    \
     }
+WG_DEF_INPUT_SLOTS(wg_input_slots1, v8, 1, wg_bt)
+WG_DEF_INPUT_SLOTS(wg_input_slots2, v16, 2, wg_bt16)
+NN_INLINE void wg_input_slots(const wchunk *k, wbufs *b, const float *base, float *vp, size_t ps, int vr) {
+    if (k->wide) wg_input_slots2(k, b, base, vp, ps, vr);
+    else wg_input_slots1(k, b, base, vp, ps, vr);
 }
 
 // WG_S2: the two column phases of a row phase from one pass over the input rows (channels c and c + C0 into
@@ -1347,35 +1365,40 @@ NN_INLINE void wino_input_adj_iv_m(const geom *g, const wchunk *k, const float *
         }
 }
 
-// The output tiles (At M A) of slots s and s + 1 (s + 1 = ns: slot s twice) of M's row mp into p[0], p[1],
-// their rows rs floats apart: as they are (il 0), or b + each value through the epilogue e (else NULL) in the
-// stores (il 1: wg_deinterleave's arithmetic, no residual)
-NN_INLINE void wg_out_pair(const float *mp, size_t ps, int s, int ns, float *const *p, size_t rs, int vr,
-                           int il, float b, const wepi *e) {
-    int m = WG_M(vr), a = WG_A(vr);
-    const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt;
-    v16 t[WG_AMAX - 2][WG_AMAX];
-    WG_FOR(q, a) { // columns: At M
-        v16 mm[WG_AMAX], v[WG_AMAX - 2];
-        WG_FOR(r, a) mm[r] = v16_load2(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);
-        wg_at16(vr, mm, v);
-        WG_FOR(r, m) t[r][q] = v[r];
+// The output tiles (At M A) of the W slots from s (s + 1 = ns: slot s twice) of M's row mp into p[0] (and
+// p[1]), their rows rs floats apart: as they are (il 0), or b + each value through the epilogue e (else NULL)
+// in the stores (il 1: wg_deinterleave's arithmetic, no residual)
+#define WG_DEF_OUT_SLOTS(fn, T, W, AT)                                                                      \
+    NN_INLINE void fn(const float *mp, size_t ps, int s, int ns, float *const *p, size_t rs, int vr, int il, \
+                      float b, const wepi *e) {                                                              \
+        int m = WG_M(vr), a = WG_A(vr);                                                                      \
+        const float *mt = mp + (size_t)8 * s, *mt1 = s + 1 < ns ? mt + 8 : mt; /* (W = 1: not read) */       \
+        T t[WG_AMAX - 2][WG_AMAX];                                                                           \
+        (void)mt1;                                                                                           \
+        WG_FOR(q, a) { /* columns: At M */                                                                   \
+            T mm[WG_AMAX], v[WG_AMAX - 2];                                                                   \
+            WG_FOR(r, a) mm[r] = WG_LDS##W(mt + (size_t)(r * a + q) * ps, mt1 + (size_t)(r * a + q) * ps);   \
+            AT(vr, mm, v);                                                                                   \
+            WG_FOR(r, m) t[r][q] = v[r];                                                                     \
+        }                                                                                                    \
+        v8 vb = v8_set1(b);                                                                                  \
+        WG_FOR(r, m) { /* rows: (At M) A */                                                                  \
+            T v[WG_AMAX - 2];                                                                                \
+            AT(vr, t[r], v);                                                                                 \
+            WG_FOR(q, m) WG_FOR(h, W) {                                                                      \
+                size_t off = (size_t)r * rs + (size_t)q * 8;                                                 \
+                v8 y = WG_HALF##W(v[q], h);                                                                  \
+                if (il) y = vb + y, y = e ? NN_EPI8(y, e->s, e->t, NULL, e->relu, e->a) : y;                 \
+                v8_store(p[h] + off, y);                                                                     \
+            }                                                                                                \
+        }                                                                                                    \
     }
-    v8 vb = v8_set1(b);
-    WG_FOR(r, m) { // rows: (At M) A
-        v16 v[WG_AMAX - 2];
-        wg_at16(vr, t[r], v);
-        WG_FOR(q, m) {
-            size_t off = (size_t)r * rs + (size_t)q * 8;
-            if (!il) {
-                v16_store2(p[0] + off, p[1] + off, v[q]);
-                continue;
-            }
-            v8 lo = vb + v16_lo(v[q]), hi = vb + v16_hi(v[q]);
-            v8_store(p[0] + off, e ? NN_EPI8(lo, e->s, e->t, NULL, e->relu, e->a) : lo);
-            v8_store(p[1] + off, e ? NN_EPI8(hi, e->s, e->t, NULL, e->relu, e->a) : hi);
-        }
-    }
+WG_DEF_OUT_SLOTS(wg_out_slots1, v8, 1, wg_at)
+WG_DEF_OUT_SLOTS(wg_out_slots2, v16, 2, wg_at16)
+NN_INLINE void wg_out_pair(const wchunk *k, const float *mp, size_t ps, int s, int ns, float *const *p,
+                           size_t rs, int vr, int il, float b, const wepi *e) {
+    if (k->wide) wg_out_slots2(mp, ps, s, ns, p, rs, vr, il, b, e);
+    else wg_out_slots1(mp, ps, s, ns, p, rs, vr, il, b, e);
 }
 
 // NN_ACT_WINO: output channel o of the chunk's 8-image groups into the next conv's input layout (y: each
@@ -1385,14 +1408,14 @@ NN_INLINE void wg_output_il(const geom *g, const wchunk *k, const float *mp, siz
                             const wbufs *b, const wepi *e, int o, int vr) {
     int m = WG_M(vr), ng = k->nbp / 8, ns = k->th * k->tw * ng, w8 = b->il_w * 8;
     float *base = y + ((size_t)o * b->il_ng + (size_t)k->n0 / 8) * b->il_img;
-    for (int s = 0; s < ns; s += 2) {
+    for (int s = 0; s < ns; s += 1 + k->wide) {
         float *p[2];
         WG_FOR(h, 2) {
             int sh = s + h < ns ? s + h : s, t = sh / ng, q = sh % ng;
             p[h] = base + (size_t)q * b->il_img + ((size_t)m * (t / k->tw) + 1) * w8 +
                    ((size_t)m * (t % k->tw) + 1) * 8;
         }
-        wg_out_pair(mp, ps, s, ns, p, (size_t)w8, vr, 1, bias, e);
+        wg_out_pair(k, mp, ps, s, ns, p, (size_t)w8, vr, 1, bias, e);
     }
     for (int q = 0; q < ng; q++) { // the borders
         float *pl = base + (size_t)q * b->il_img;
@@ -1416,10 +1439,10 @@ NN_INLINE void wino_output_iv_m(const geom *g, const wchunk *k, const float *M, 
     }
     for (int o = k->c0; o < (k->c1 < g->O ? k->c1 : g->O) && !(b->il & 2); o++) {
         const float *mp = M + (size_t)o * k->ld;
-        for (int s = 0; s < ns; s += 2) {
+        for (int s = 0; s < ns; s += 1 + k->wide) {
             float *p[2];
             wg_slot_bufs(k, b, b->pout, s, ns, m, p);
-            wg_out_pair(mp, ps, s, ns, p, (size_t)wp * 8, vr, 0, 0.0f, NULL);
+            wg_out_pair(k, mp, ps, s, ns, p, (size_t)wp * 8, vr, 0, 0.0f, NULL);
         }
         const conv_epi *ce = b->epi;
         wepi e = {ce && ce->scale ? ce->scale[o] : 1.0f, ce && ce->shift ? ce->shift[o] : 0.0f,
@@ -1589,7 +1612,8 @@ static wchunk wino_chunk(const geom *g, const wplan *p, long idx) {
                 0,
                 NULL,
                 WG_IS_S2(p->m) ? WG_A(p->m) : 0,
-                0};
+                0,
+                nn_gemm_wide(p->blas)};
     k.src = p->src;
     k.TC = (size_t)k.nbp * k.th * k.tw;
     k.blas = p->blas;

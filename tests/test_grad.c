@@ -743,6 +743,9 @@ static void test_conv_paths(void **st) {
     }
 }
 
+// ctx->tune.gemm_blas of wino_run's contexts
+static int wino_blas = NN_GEMM_BEST;
+
 // One conv (N, C, H, W) * (O, C, kk, kk) + b, stride 1, on a context set as `wino` (ctx->winograd),
 // `layout` and `batch` (ctx->tune), then backward of sum(y * r) with r drawn from `seed`: res[0..3] get
 // malloc'ed copies of the output and the input, weight and bias gradients; returns the output's size.
@@ -753,6 +756,7 @@ static size_t wino_run(int N, int C, int O, int H, int W, int kk, int stride, nn
     nn_ctx c;
     nn_ctx_init(&c, 1 << 20);
     c.winograd = wino, c.tune.wino_layout = layout, c.tune.wino_batch = batch, c.tune.wino_s2 = stride == 2;
+    c.tune.gemm_blas = wino_blas;
     nn_tensor *tx = nn_tensor_from(&c, NN_SHAPE(N, C, H, W), x),
               *tw = nn_tensor_from(&c, NN_SHAPE(O, C, kk, kk), w);
     nn_tensor *tb = nn_tensor_from(&c, NN_SHAPE(O), b);
@@ -771,6 +775,19 @@ static size_t wino_run(int N, int C, int O, int H, int W, int kk, int stride, nn
     free(r);
     nn_ctx_free(&c);
     return ny;
+}
+
+// wino_run with the AVX2 kernels (tune.gemm_blas = NN_GEMM_AVX2), where the image-vector transforms take
+// one 8-lane slot at a time (two per 16-lane vector where the AVX-512 kernels run): the same bits as res
+// (n[4]: the output's and gradients' sizes)
+static void wino_same_avx2(int N, int C, int O, int H, int W, int kk, int stride, nn_pad2d pad,
+                           const float *x, const float *w, const float *b, unsigned seed, int wino,
+                           int layout, int batch, float **res, const size_t *n) {
+    float *t[4];
+    wino_blas = NN_GEMM_AVX2;
+    wino_run(N, C, O, H, W, kk, stride, pad, x, w, b, seed, wino, layout, batch, t);
+    wino_blas = NN_GEMM_BEST;
+    for (int q = 0; q < 4; q++) assert_memory_equal(t[q], res[q], sizeof(float) * n[q]), free(t[q]);
 }
 
 // conv2d output and every gradient with Winograd F(2x2, 3x3), F(3x3, 3x3), F(4x4, 3x3) and F(6x6, 3x3)
@@ -809,6 +826,9 @@ static void test_winograd(void **st) {
                           mode[v], layout[v], batch[v], res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+        for (int v = 3; v < NV; v++) // image vectors with the AVX2 kernels: the same bits
+            wino_same_avx2(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 3, 1, cs[k].pad, x, w, b, 40 + k,
+                           mode[v], 1, batch[v], res[v], n);
         for (int v = 1; v < NV; v++)
             for (int q = 0; q < 4; q++) {
                 // rounding grows with the sums' length: the bounds hold to 16 channels, then grow as sqrt(C)
@@ -1135,6 +1155,9 @@ static void test_winograd5(void **st) {
                           v > 0, -1, v == 2, res[v]);
         size_t n[4] = {ny, nx, nw, (size_t)cs[k].O};
         const char *what[4] = {"output", "input gradient", "weight gradient", "bias gradient"};
+        for (int v = 1; v < 3; v++) // with the AVX2 kernels: the same bits
+            wino_same_avx2(cs[k].N, cs[k].C, cs[k].O, cs[k].H, cs[k].W, 5, 1, cs[k].pad, x, w, b, 80 + k, 1,
+                           -1, v == 2, res[v], n);
         for (int v = 1; v < 3; v++)
             for (int q = 0; q < 4; q++) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]);
@@ -1420,6 +1443,8 @@ static void test_winograd_s2(void **st) {
         size_t n[4] = {0, nx, nw, (size_t)O};
         for (int v = 0; v < 3; v++) // with a tape: direct, Winograd by chunks of images, on the whole batch
             n[0] = wino_run(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, v > 0, -1, v - 1, res[v]);
+        for (int v = 1; v < 3; v++) // with the AVX2 kernels: the same bits
+            wino_same_avx2(N, C, O, H, W, 3, 2, cs[k].pad, x, w, b, 80 + k, 1, -1, v - 1, res[v], n);
         for (int v = 1; v < 3; v++)
             for (int q = 0; q < 4; q++) {
                 double e = rel_diff(res[v][q], res[0][q], n[q]);
