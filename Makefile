@@ -41,6 +41,10 @@ SLIB_OBJ  = $(LIB_SRC:%.c=$(B)/san/%.o)
 SUTIL_OBJ = $(TEST_UTIL:%.c=$(B)/san/%.o)
 STESTS    = $(TEST_SRC:tests/%.c=$(B)/san/tests/%)
 
+# make bench on a CPU with AVX-512: train_bench as built for one without (NN_MAX_ISA_AVX2: the kernels and
+# transforms an AVX2 + FMA machine runs), next to PyTorch limited to AVX2 too.
+ALIB_OBJ  = $(LIB_SRC:%.c=$(B)/avx2/%.o)
+
 .PHONY: all deps test test-fast test-san demo bench build clean help fuzz install parity
 .SECONDARY:
 # Each entry point first makes sure the packages are there, then builds in a
@@ -82,6 +86,14 @@ $(B)/san/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
 
+$(B)/avx2/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DNN_MAX_ISA_AVX2 -c -o $@ $<
+
+$(B)/avx2/bench/%: $(B)/avx2/bench/%.o $(ALIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(ALIB_OBJ) $(LDLIBS)
+
 $(B)/san/tests/%: $(B)/san/tests/%.o $(SUTIL_OBJ) $(SLIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $(SAN) -o $@ $< $(SUTIL_OBJ) $(SLIB_OBJ) -lcmocka $(LDLIBS)
@@ -118,6 +130,7 @@ demo:
 bench:
 	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(BENCHES)
+	@if grep -q avx512f /proc/cpuinfo; then $(MAKE) --no-print-directory -j$(JOBS) $(B)/avx2/bench/train_bench; fi
 	@sh bench/run.sh
 
 # galnn against PyTorch on a mock survey (tools/parity.py): bench/parity/RESULTS.md; not part of make test.

@@ -59,19 +59,43 @@ printf "%s\n%s\n%s\n" "$cm" "$peak" "$g1" | awk '/GFLOP per step/ { for (i = 1; 
         t = step / 64 * tr; f = step / 3 / 64 * inf
         printf("  effective GFLOP/s (convolutions): training %.0f = %.0f %% of the FMA peak, inference %.0f = %.0f %%\n",
                t, 100 * t / pk, f, 100 * f / pk) } }'
+# ratios of a galnn line ($1) to PyTorch's ($2), each against its goal
+ratios() {
+    echo "$1" "$2" | awk '{
+        n = split($0, f, " "); k = 0; label = ""
+        for (i = 1; i <= n && f[i] != "train"; i++) label = label (i > 1 ? " " : "") f[i]
+        for (i = 1; i <= n; i++) if (f[i] == "train" || f[i] == "inference" || f[i] == "RSS") v[++k] = f[i + 1]
+        a = v[1] / v[4]; b = v[2] / v[5]; c = v[3] / v[6]
+        printf("  ratio %s / pytorch: train %.2fx (goal >= 2x: %s), inference %.2fx (goal >= 2.5x: %s), peak memory %.2fx (goal <= 0.5x: %s)\n",
+               label, a, a >= 2 ? "met" : "NOT met", b, b >= 2.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met") }'
+}
 if [ $TORCH = 1 ]; then
     echo "$t"
-    for g in "$g1" "$g2" "$g3" "$g4"; do
-        echo "$g" "$t" | awk '{
-            n = split($0, f, " "); k = 0; label = ""
-            for (i = 1; i <= n && f[i] != "train"; i++) label = label (i > 1 ? " " : "") f[i]
-            for (i = 1; i <= n; i++) if (f[i] == "train" || f[i] == "inference" || f[i] == "RSS") v[++k] = f[i + 1]
-            a = v[1] / v[4]; b = v[2] / v[5]; c = v[3] / v[6]
-            printf("  ratio %s / pytorch: train %.2fx (goal >= 2x: %s), inference %.2fx (goal >= 2.5x: %s), peak memory %.2fx (goal <= 0.5x: %s)\n",
-                   label, a, a >= 2 ? "met" : "NOT met", b, b >= 2.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met") }'
-    done
+    for g in "$g1" "$g2" "$g3" "$g4"; do ratios "$g" "$t"; done
 else
     echo "(python3-torch not installed: no PyTorch peer; apt-get install python3-torch)"
+fi
+
+# On a CPU with AVX-512, the same pair as on an AVX2 + FMA machine: galnn built with NN_MAX_ISA_AVX2 (its
+# kernels and transforms for AVX2; OpenBLAS as on Haswell), PyTorch's oneDNN and ATen limited to AVX2.
+A=build/avx2/bench/train_bench
+if [ $TORCH = 1 ] && [ -x $A ] && grep -q avx512f /proc/cpuinfo; then
+    echo
+    echo "the same, limited to AVX2 + FMA on this CPU (an AVX2 machine's code paths, both programs):"
+    ga=""; ta=""
+    for k in 1 2 3; do
+        g=$(OPENBLAS_CORETYPE=Haswell $A | sed 's/^galnn (Winograd)/galnn (AVX2)    /') || exit 1
+        ga="$ga$g
+"
+        tk=$(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 /usr/bin/python3 bench/train_bench_torch.py \
+            --threads "$(nproc)" | sed 's/^pytorch       /pytorch (AVX2)/') || exit 1
+        ta="$ta$tk
+"
+    done
+    ga=$(printf "%s" "$ga" | best_line); ta=$(printf "%s" "$ta" | best_line)
+    echo "$ga"
+    echo "$ta"
+    ratios "$ga" "$ta"
 fi
 
 # galnn predict end to end (cache -> forward -> CSV) against a PyTorch script doing the same from the same cache

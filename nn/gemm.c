@@ -422,6 +422,9 @@ static int cpu_level(void) {
         __builtin_cpu_init();
         int fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#ifdef NN_MAX_ISA_AVX2 // (make bench: an AVX2 machine's kernels on any CPU)
+        avx512 = 0;
+#endif
         known = fma ? 1 + avx512 : 0;
     }
     return known;

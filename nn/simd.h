@@ -16,7 +16,11 @@ typedef float v16 __attribute__((vector_size(64))); // two 8-lane vectors side b
 // so the results are too. The AVX-512 copy keeps the same 8-lane vectors but has 32 registers instead of
 // 16: a 6 x 6 Winograd tile of vectors stays in registers (AMD Zen 5, the multi-branch ResNet's
 // image-vector transforms: 40 % less time, inference +5-7 % in alternated runs).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+// (NN_MAX_ISA_AVX2, make bench: the copies an AVX2 machine takes, on any CPU.)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) &&        \
+    defined(NN_MAX_ISA_AVX2)
+#define NN_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define NN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define NN_SIMD_CLONES
