@@ -1575,13 +1575,13 @@ static wplan wino_plan(const nn_ctx *c, const geom *g, int v) {
         // Few and small images and many channels: per-thread chunks would each
         // stream the whole of U for a few tiles and sum a copy of dU per
         // thread. Instead the threads share one chunk of the batch where its V
-        // and M take at most 12 MiB with a tape (measured on the multi-branch net, AMD AVX2: faster
-        // from 12x12 outputs down, the same at 16x16, slower at 24x24; the per-thread chunks would also
-        // hold a dU each), 6 MiB without (inference, Intel AVX-512: 740 instead of 670 samples/s). One
+        // and M take at most 6 MiB (inference, Intel AVX-512: 740 instead of 670 samples/s against 12 MiB;
+        // training, AMD Zen 5 with AVX-512, 2 threads: the same speed while the machine's shared L3 is
+        // quiet, 4-7 % faster while other jobs contend for it, and 4.5 % slower at 3 MiB; AMD AVX2, 12
+        // MiB against chunks: faster from 12x12 outputs down, the same at 16x16, slower at 24x24). One
         // thread's inference (each thread's own rows, as galnn predict runs) by chunks: AMD Zen 5, 2 threads
         // +1 to +8 % in alternated runs.
-        size_t vm = (size_t)a * a * (g->C + g->O) * ((g->N + 7) / 8 * 8) * tpi;
-        size_t cap = c->grad_enabled ? (size_t)3 << 20 : (size_t)3 << 19;
+        size_t vm = (size_t)a * a * (g->C + g->O) * ((g->N + 7) / 8 * 8) * tpi, cap = (size_t)3 << 19;
         int batch = c->tune.wino_batch >= 0 ? c->tune.wino_batch && vm <= ((size_t)8 << 20)
                                             : (c->grad_enabled || nt > 1) && vm <= cap;
         if (batch && (!WG_IS_S2(v) || c->grad_enabled)) p.batch = 1, p.nchunks = 1, p.nbmax = g->N;
