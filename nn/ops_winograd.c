@@ -1720,10 +1720,10 @@ static void wino_gemm_part(int kind, int xi, int p, int np, int u0, const geom *
     }
 }
 
-// the a*a products of a chunk, xi by xi
+// the a*a products of a chunk, xi by xi (WG_WEIGHT: dU's planes zeroed first where `zero`)
 static void wino_gemms(int kind, int x0, int x1, int u0, const geom *g, const wchunk *k, const float *U,
-                       float *dU, float *V, size_t vps, float *M, size_t mps) {
-    for (int xi = x0; xi < x1; xi++) wino_gemm_part(kind, xi, 0, 1, u0, g, k, U, dU, V, vps, M, mps, 0);
+                       float *dU, float *V, size_t vps, float *M, size_t mps, int zero) {
+    for (int xi = x0; xi < x1; xi++) wino_gemm_part(kind, xi, 0, 1, u0, g, k, U, dU, V, vps, M, mps, zero);
 }
 
 // The batch paths' products of planes [x0, x1) shared among the threads: each plane in two parts where
@@ -1976,7 +1976,7 @@ int nn_wino_fwd(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
         for (long ci = 0; ci < p.nchunks; ci++) {
             wchunk k = wino_chunk(g, &p, ci);
             WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
-            wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+            wino_gemms(WG_FWD, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps, 0);
             WG_CALL(wino_output, &p, g, &k, t.M, t.mps, b, y, &t);
             if (!p.iv) nn_epi_apply(e, g, y, k.n0, k.n0 + k.nb, 0, g->O); // (image vectors: in the stores)
         }
@@ -2017,7 +2017,7 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
         wbufs t = t0;
         wbufs_bind(&t, scr + per * (size_t)omp_get_thread_num(), NULL, m);
         float *dUt = gw ? dU + UN * (size_t)omp_get_thread_num() : NULL;
-        if (dUt) memset(dUt, 0, sizeof(float) * UN);
+        int first = 1; // this thread's dU zeroed plane by plane in its first chunk's products (in cache)
         if (omp_get_thread_num() == 0) team = omp_get_num_threads(); // the parts that were zeroed
 #pragma omp for schedule(static)
         for (long ci = 0; ci < p.nchunks; ci++) {
@@ -2027,13 +2027,15 @@ void nn_wino_bw(nn_ctx *c, const geom *gc, int m, const float *x, const float *w
                 memset(gx + (size_t)k.n0 * img, 0, sizeof(float) * (size_t)k.nb * img);
             if (gw) { // dU (O, C) += dM (O, TC) x V^T (TC, C)
                 WG_CALL(wino_input, &p, g, &k, x, t.V, t.vps, &t);
-                wino_gemms(WG_WEIGHT, 0, a * a, 0, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps);
+                wino_gemms(WG_WEIGHT, 0, a * a, 0, g, &k, NULL, dUt, t.V, t.vps, t.M, t.mps, first);
+                first = 0;
             }
             if (gx) { // dV (C, TC) = U^T (C, O) x dM (O, TC)
-                wino_gemms(WG_DATA, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps);
+                wino_gemms(WG_DATA, 0, a * a, 0, g, &k, U, NULL, t.V, t.vps, t.M, t.mps, 0);
                 WG_CALL(wino_input_adj, &p, g, &k, t.V, t.vps, gx, &t);
             }
         }
+        if (dUt && first) memset(dUt, 0, sizeof(float) * UN); // (no chunk on this thread)
     }
     if (gw) wino_filter_adj(g, dU, team, UN, gw, m); // the threads' sums in thread order
 }
