@@ -130,7 +130,8 @@ demo:
 bench:
 	@sh tools/deps.sh
 	@$(MAKE) --no-print-directory $(BENCHES)
-	@if grep -q avx512f /proc/cpuinfo; then $(MAKE) --no-print-directory -j$(JOBS) $(B)/avx2/bench/train_bench; fi
+	@if grep -q avx512f /proc/cpuinfo; then \
+	    $(MAKE) --no-print-directory -j$(JOBS) $(B)/avx2/bench/train_bench; fi
 	@sh bench/run.sh
 
 # galnn against PyTorch on a mock survey (tools/parity.py): bench/parity/RESULTS.md; not part of make test.

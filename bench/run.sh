@@ -64,10 +64,12 @@ ratios() {
     echo "$1" "$2" | awk '{
         n = split($0, f, " "); k = 0; label = ""
         for (i = 1; i <= n && f[i] != "train"; i++) label = label (i > 1 ? " " : "") f[i]
-        for (i = 1; i <= n; i++) if (f[i] == "train" || f[i] == "inference" || f[i] == "RSS") v[++k] = f[i + 1]
+        for (i = 1; i <= n; i++)
+            if (f[i] == "train" || f[i] == "inference" || f[i] == "RSS") v[++k] = f[i + 1]
         a = v[1] / v[4]; b = v[2] / v[5]; c = v[3] / v[6]
-        printf("  ratio %s / pytorch: train %.2fx (goal >= 2x: %s), inference %.2fx (goal >= 2.5x: %s), peak memory %.2fx (goal <= 0.5x: %s)\n",
-               label, a, a >= 2 ? "met" : "NOT met", b, b >= 2.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met") }'
+        printf("  ratio %s / pytorch: train %.2fx (goal >= 2x: %s), inference %.2fx (goal >= 2.5x: %s), " \
+               "peak memory %.2fx (goal <= 0.5x: %s)\n", label, a, a >= 2 ? "met" : "NOT met", b,
+               b >= 2.5 ? "met" : "NOT met", c, c <= 0.5 ? "met" : "NOT met") }'
 }
 if [ $TORCH = 1 ]; then
     echo "$t"

@@ -17,11 +17,12 @@ typedef float v16 __attribute__((vector_size(64))); // two 8-lane vectors side b
 // 16: a 6 x 6 Winograd tile of vectors stays in registers (AMD Zen 5, the multi-branch ResNet's
 // image-vector transforms: 40 % less time, inference +5-7 % in alternated runs).
 // (NN_MAX_ISA_AVX2, make bench: the copies an AVX2 machine takes, on any CPU.)
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) &&        \
-    defined(NN_MAX_ISA_AVX2)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#ifdef NN_MAX_ISA_AVX2
 #define NN_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#else
 #define NN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
 #else
 #define NN_SIMD_CLONES
 #endif
