@@ -10,7 +10,8 @@
 //                      first two stages by sub-groups of F rows; 0 not) [--wino-batch -1|0|1]
 //                      [--report-mem 1] (the arena's and the gradient pool's peaks, to stderr)
 //                      [--wino-s2 -1|0|1] (3x3 stride-2 convs by Winograd on their phases: by the rule,
-//                      never, always)
+//                      never, always) [--split-rows 1|0] (a step's rows cut among the threads, one worker
+//                      each, as galnn train's [train] split_rows = 1; 0: every op split among them)
 // Under mpirun (-np P): data-parallel as `galnn train` runs it, rank r computing its P-th of each batch of B
 // and the gradient slab summed in rank order (gn_mpi_sum_ordered_f); rank 0 reports samples/s of the whole
 // job and the time of that ordered sum alone, per step and at sizes from 4 KiB to the slab (an alpha-beta
@@ -25,6 +26,7 @@
 #include "../common/gn_mpi.h"
 #include "../models/branchnet.h"
 #include "../nn/gemm.h"
+#include "../nn/team.h"
 
 // The ordered sum of n floats, best of reps (seconds).
 static double time_sum(float *v, size_t n, int reps) {
@@ -58,23 +60,45 @@ static void report_ranks(const nn_store *st, int B, int steps, double t_train) {
     printf("\n");
 }
 
+// A worker's rows of the batch: forward, loss, backward (nn_team_step)
+typedef struct tb_part {
+    const md_net *m;
+    const float *x1, *x2, *y;
+    int lo, b, W;
+} tb_part;
+static int tb_worker(nn_ctx *w, int k, void *arg) {
+    const tb_part *p = arg;
+    int lo = p->lo + p->b * k / p->W, n = p->lo + p->b * (k + 1) / p->W - lo;
+    nn_tensor *in[2] = {nn_tensor_wrap(w, NN_SHAPE(n, 5, 64, 64), p->x1 + (size_t)lo * 5 * 64 * 64),
+                        nn_tensor_wrap(w, NN_SHAPE(n, 2, 48, 48), p->x2 + (size_t)lo * 2 * 48 * 48)};
+    nn_tensor *L = md_net_loss(w, p->m, md_net_fwd(w, p->m, in), p->y + 2 * lo, n);
+    return L ? nn_backward(w, L) : GN_EINVAL;
+}
+
 // The command line's options (usage above)
 typedef struct tb_opts {
     int threads, steps, B, width, keep, wino, batched, infer_only, infer_rows, wino_batch, report_mem,
-        wino_s2, infer_front;
+        wino_s2, infer_front, split_rows;
 } tb_opts;
 static tb_opts tb_parse(int argc, char **argv) {
-    tb_opts o = {0, 10, 64, 32, 0, 1, -1, 0, -1, -1, 0, -1, -1};
+    tb_opts o = {0, 10, 64, 32, 0, 1, -1, 0, -1, -1, 0, -1, -1, 1};
     const struct {
         const char *name;
         int *v;
-    } keys[] = {{"--threads", &o.threads},     {"--steps", &o.steps},
-                {"--batch", &o.B},             {"--width", &o.width},
-                {"--keep-im2col", &o.keep},    {"--winograd", &o.wino},
-                {"--batched", &o.batched},     {"--infer-only", &o.infer_only},
-                {"--infer-rows", &o.infer_rows}, {"--wino-batch", &o.wino_batch},
-                {"--wino-s2", &o.wino_s2},     {"--report-mem", &o.report_mem},
-                {"--infer-front", &o.infer_front}};
+    } keys[] = {{"--threads", &o.threads},
+                {"--steps", &o.steps},
+                {"--batch", &o.B},
+                {"--width", &o.width},
+                {"--keep-im2col", &o.keep},
+                {"--winograd", &o.wino},
+                {"--batched", &o.batched},
+                {"--infer-only", &o.infer_only},
+                {"--infer-rows", &o.infer_rows},
+                {"--wino-batch", &o.wino_batch},
+                {"--wino-s2", &o.wino_s2},
+                {"--report-mem", &o.report_mem},
+                {"--infer-front", &o.infer_front},
+                {"--split-rows", &o.split_rows}};
     for (int i = 1; i + 1 < argc; i += 2)
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             if (!strcmp(argv[i], keys[k].name)) *keys[k].v = atoi(argv[i + 1]);
@@ -116,17 +140,18 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n2; i++) x2[i] = (float)gn_rng_normal(&r);
     for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
     double t_train = 0, t_inf = 0;
-    int lo = B * R / P, b = B * (R + 1) / P - lo; // this rank's rows of each batch
+    int lo = B * R / P, b = B * (R + 1) / P - lo;          // this rank's rows of each batch
     for (int s = 0; s <= (infer_only ? -1 : steps); s++) { // step 0 warms up (arena growth, BLAS buffers)
         gn_mpi_barrier();
         double t0 = gn_now();
-        nn_ctx_reset(&c);
         nn_store_zero_grad(&st);
         // the batch's one copy, as galnn train decodes a batch straight into its input tensors
-        nn_tensor *in[2] = {nn_tensor_wrap(&c, NN_SHAPE(b, 5, 64, 64), x1 + (size_t)lo * 5 * 64 * 64),
-                            nn_tensor_wrap(&c, NN_SHAPE(b, 2, 48, 48), x2 + (size_t)lo * 2 * 48 * 48)};
-        nn_tensor *L = md_net_loss(&c, &m, md_net_fwd(&c, &m, in), y + 2 * lo, b);
-        if (!L || nn_backward(&c, L) || gn_mpi_sum_ordered_f(st.grad, st.n_param_floats))
+        int W = o.split_rows && gn_threads() > 1 ? gn_threads() : 1; // as galnn train: [train] split_rows
+        double share[NN_TEAM_MAX];
+        for (int k = 0; k < W; k++) share[k] = (double)(b * (k + 1) / W - b * k / W) / b;
+        tb_part part = {&m, x1, x2, y, lo, b, W};
+        if (nn_team_step(&c, &st, W, share, tb_worker, &part) ||
+            gn_mpi_sum_ordered_f(st.grad, st.n_param_floats))
             return fprintf(stderr, "%s\n", gn_errmsg()), 1;
         nn_optim_step(&opt, &st, 1e-3f);
         if (s) t_train += gn_now() - t0;
@@ -136,6 +161,10 @@ int main(int argc, char **argv) {
     if (report_mem)
         fprintf(stderr, "arena peak %.1f MiB (capacity %.1f), gradient pool %.1f MiB\n",
                 c.arena.peak / 1048576.0, c.arena.total_cap / 1048576.0, c.gpool_bytes / 1048576.0);
+    for (int k = 0; report_mem && c.team_own && k < c.n_workers; k++)
+        fprintf(stderr, "worker %d: arena peak %.1f MiB (capacity %.1f), gradient pool %.1f MiB\n", k,
+                c.workers[k].arena.peak / 1048576.0, c.workers[k].arena.total_cap / 1048576.0,
+                c.workers[k].gpool_bytes / 1048576.0);
     getrusage(RUSAGE_SELF, &ru);
     c.training = 0, c.grad_enabled = 0, c.frozen = 1; // the weights are fixed from here: as galnn predict
     for (int s = 0; s <= steps; s++) {

@@ -13,7 +13,10 @@ static int joined, rank_, size_ = 1, solo;
 int gn_mpi_init(int *argc, char ***argv) {
     // a launcher's environment: OpenMPI's mpirun, PMIx (srun, prterun), MPICH's PMI
     if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") && !getenv("PMI_SIZE")) return GN_OK;
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) return gn_err(GN_EIO, "MPI_Init failed");
+    // funnelled: only the main thread calls MPI (a training step's worker 0 is that thread: nn/team.c)
+    int got = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &got) != MPI_SUCCESS)
+        return gn_err(GN_EIO, "MPI_Init_thread failed");
     joined = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);

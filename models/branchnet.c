@@ -353,7 +353,7 @@ const md_kind md_kind_branches = {"branches",
                                   NULL,
                                   no_embed,
                                   0,
-                                  NULL, 0}; // the loss depends on the head: the trainer names it
+                                  NULL, 0, 1}; // the loss depends on the head: the trainer names it
 
 void md_net_multibranch(md_net *m, int width) {
     memset(m, 0, sizeof *m);

@@ -76,6 +76,9 @@ typedef struct md_kind {
     int latent_names;      // embed columns are mu0.., sigma0.. (else s0..)
     const char *loss_unit; // the loss curve's axis: what the loss is, in which unit (NULL: by the head)
     int missing_inputs; // a missing column value is an input (the row stays usable), not a reason to drop it
+    // the training loss is a mean over rows and nothing but batch norm mixes rows: a step's rows can be cut
+    // among the threads (nn_team_step), each worker's loss a mean over its own
+    int rows_apart;
 } md_kind;
 
 extern const md_kind *const md_kinds[MD_KIND_COUNT];

@@ -91,4 +91,4 @@ const md_kind md_kind_flow = {"flow",
                               NULL,
                               no_embed,
                               0,
-                              "-log p(targets | x) per galaxy (nats)", 0};
+                              "-log p(targets | x) per galaxy (nats)", 0, 0};

@@ -131,4 +131,4 @@ const md_kind md_kind_latent = {"latent",
                                 embed,
                                 embed_dim,
                                 0,
-                                "objective per galaxy (nats); validation: the head's loss", 0};
+                                "objective per galaxy (nats); validation: the head's loss", 0, 0};

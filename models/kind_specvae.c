@@ -79,6 +79,19 @@ static nn_tensor *forward(nn_ctx *c, const md_net *m, nn_tensor *const *in) { re
 
 static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->svae.sp.latent; }
 
-const md_kind md_kind_specvae = {
-    "specvae",  "a spectral VAE", 0,        0,     MD_REPORT_SPECTRA, parse, make,
-    train_loss, forward,          val_loss, embed, embed_dim,         1,     "-ELBO per spectrum (nats)", 0};
+const md_kind md_kind_specvae = {"specvae",
+                                 "a spectral VAE",
+                                 0,
+                                 0,
+                                 MD_REPORT_SPECTRA,
+                                 parse,
+                                 make,
+                                 train_loss,
+                                 forward,
+                                 val_loss,
+                                 embed,
+                                 embed_dim,
+                                 1,
+                                 "-ELBO per spectrum (nats)",
+                                 0,
+                                 0};

@@ -51,4 +51,4 @@ static int embed_dim(const md_net *m, int full) { return (full ? 2 : 1) * m->vae
 
 const md_kind md_kind_vae = {
     "vae",      "a VAE", 0,        0,     MD_REPORT_LATENT, parse, make,
-    train_loss, forward, val_loss, embed, embed_dim,        1,     "-ELBO per galaxy (nats)", 0};
+    train_loss, forward, val_loss, embed, embed_dim,        1,     "-ELBO per galaxy (nats)", 0, 0};

@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../common/gn_mpi.h"
+#include "team.h"
 #include "ops.h"
 #include "simd.h"
 
@@ -168,15 +168,15 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
     }
     if (!x->grad || !sync) return;
     for (int j = 0; j < 2 * C; j++) sums[j] *= w; // the ranks' sums, each weighted as its slice's gradient
-    gn_mpi_sum_ordered(sums, 2 * (size_t)C);
+    if (nn_team_sum(c, sums, 2 * (size_t)C)) return; // (the step fails: its team's message)
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) bn_ch_gx(nd, gamma, beta, ch, sums, M, w);
 }
 
-// Training statistics over the ranks (synchronised batch norm): mean[C] and var[C] of the whole batch,
-// running statistics moved by them; M its values per channel.
-static void bn_sync_stats(nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float momentum, double *acc,
-                          float *mean, float *var, double *M) {
+// Training statistics over the ranks or a team's workers (synchronised batch norm): mean[C] and var[C] of
+// the whole batch, running statistics moved by them (by one worker); M its values per channel.
+static int bn_sync_stats(nn_ctx *c, nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float momentum,
+                         double *acc, float *mean, float *var, double *M) {
     int N = x->shape[0], C = x->shape[1];
     size_t S = x->n / ((size_t)N * C);
     acc[C] = (double)N * (double)S;
@@ -186,7 +186,7 @@ static void bn_sync_stats(nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float
         for (int n = 0; n < N; n++) sum += row_sum(x->data + ((size_t)n * C + ch) * S, S);
         acc[ch] = sum;
     }
-    gn_mpi_sum_ordered(acc, (size_t)C + 1);
+    if (nn_team_sum(c, acc, (size_t)C + 1)) return GN_EINVAL;
     *M = acc[C];
     for (int ch = 0; ch < C; ch++) mean[ch] = (float)(acc[ch] / *M);
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
@@ -195,12 +195,13 @@ static void bn_sync_stats(nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float
         for (int n = 0; n < N; n++) sq += row_sqdev(x->data + ((size_t)n * C + ch) * S, S, mean[ch]);
         acc[ch] = sq;
     }
-    gn_mpi_sum_ordered(acc, (size_t)C);
-    for (int ch = 0; ch < C; ch++) {
-        var[ch] = (float)(acc[ch] / *M);
+    if (nn_team_sum(c, acc, (size_t)C)) return GN_EINVAL;
+    for (int ch = 0; ch < C; ch++) var[ch] = (float)(acc[ch] / *M);
+    for (int ch = 0; c->team_rank == 0 && ch < C; ch++) {
         rmean->data[ch] = (1 - momentum) * rmean->data[ch] + momentum * mean[ch];
         rvar->data[ch] = (1 - momentum) * rvar->data[ch] + momentum * (float)(acc[ch] / (*M - 1));
     }
+    return GN_OK;
 }
 
 // A transient or pooled output back from the input, the residual and the saved statistics: the forward's
@@ -264,11 +265,12 @@ static nn_tensor *bn_impl(nn_ctx *c, nn_tensor *x, nn_tensor *gamma, nn_tensor *
                    : once   ? nn_tensor_transient(c, x->ndim, x->shape)
                    : pooled ? nn_tensor_pooled(c, x->ndim, x->shape)
                             : nn_tensor_new(c, x->ndim, x->shape);
-    int sync = training && c->sync_bn;
+    int sync = training && (c->sync_bn || c->team);
     float *stat = nn_arena_alloc(&c->arena, sizeof(float) * (2 * (size_t)C + 1)), *svar = NULL;
     double *acc = sync ? nn_arena_alloc(&c->arena, sizeof(double) * ((size_t)C + 1)) : NULL, Mall = M;
-    if (sync && acc && (svar = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)C)))
-        bn_sync_stats(x, rmean, rvar, momentum, acc, stat, svar, &Mall);
+    if (sync && acc && (svar = nn_arena_alloc(&c->arena, sizeof(float) * (size_t)C)) &&
+        bn_sync_stats(c, x, rmean, rvar, momentum, acc, stat, svar, &Mall))
+        return NULL;
     if (!y || !stat || (sync && !svar)) return NULL;
     stat[2 * C] = (float)Mall;
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)

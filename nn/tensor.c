@@ -107,6 +107,17 @@ void nn_arena_free(nn_arena *a) {
     a->used = 0;
 }
 
+int nn_arena_fit(nn_arena *a) {
+    if (!a->head || !a->head->next) return GN_OK;
+    size_t cap = (a->peak + a->peak / 16 + (1u << 20)) & ~(size_t)((1u << 20) - 1);
+    nn_arena_block *b = block_new(cap);
+    if (!b) return GN_ENOMEM;
+    size_t peak = a->peak;
+    nn_arena_free(a);
+    a->head = a->cur = b, a->total_cap = cap, a->peak = peak;
+    return GN_OK;
+}
+
 nn_tune nn_tune_default(void) { return (nn_tune){0, -1, -1, -1, -1, 0, 0, -1, -1, -1, -1}; }
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes) {
@@ -153,12 +164,15 @@ int nn_ctx_workers(nn_ctx *ctx, int n) {
         if (!w) return GN_ENOMEM;
         ctx->workers = w;
         for (; ctx->n_workers < n; ctx->n_workers++)
-            if (nn_ctx_init_inference(&w[ctx->n_workers], 16u << 20)) return GN_ENOMEM;
+            if (nn_ctx_init_inference(&w[ctx->n_workers], ctx->arena.total_cap / n > (16u << 20)
+                                                               ? ctx->arena.total_cap / n : 16u << 20))
+                return GN_ENOMEM;
     }
     for (int i = 0; i < ctx->n_workers; i++) { // ctx's settings as they are now
         nn_ctx *k = &ctx->workers[i];
         k->keep_im2col = ctx->keep_im2col, k->winograd = ctx->winograd, k->tune = ctx->tune;
         k->frozen = ctx->frozen, k->owner = ctx->owner ? ctx->owner : ctx;
+        k->training = ctx->training, k->grad_enabled = ctx->grad_enabled, k->team = NULL; // (nn_team_step's)
     }
     return GN_OK;
 }
@@ -167,6 +181,8 @@ void nn_ctx_free(nn_ctx *ctx) {
     for (int i = 0; i < ctx->n_workers; i++) nn_ctx_free(&ctx->workers[i]);
     free(ctx->workers);
     ctx->workers = NULL, ctx->n_workers = 0;
+    free(ctx->team_own), free(ctx->grad_slab);
+    ctx->team_own = NULL, ctx->grad_slab = NULL, ctx->grad_n = 0;
     nn_arena_free(&ctx->arena);
     for (nn_wcache *w = ctx->wcache, *n; w; w = n) n = w->next, free(w->U), free(w);
     ctx->wcache = NULL;
@@ -416,6 +432,12 @@ nn_node *nn_record(nn_ctx *ctx, nn_tensor *out, void (*bw)(nn_node *, nn_ctx *),
     if (!nd || !ins) return NULL;
     memset(nd, 0, sizeof *nd);
     memcpy(ins, in, sizeof(nn_tensor *) * (size_t)nin);
+    for (int i = 0; ctx->grad_slab && i < nin; i++) // a worker's parameters: their gradients in its slab
+        if (in[i]->is_param && in[i]->grad >= ctx->grad_base && in[i]->grad < ctx->grad_base + ctx->grad_n) {
+            nn_tensor *t = nn_arena_alloc(&ctx->arena, sizeof *t);
+            if (!t) return NULL;
+            *t = *in[i], t->grad = ctx->grad_slab + (in[i]->grad - ctx->grad_base), ins[i] = t;
+        }
     nd->backward = bw;
     nd->out = out;
     nd->in = ins;

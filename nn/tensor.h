@@ -72,6 +72,9 @@ nn_arena_mark nn_arena_get_mark(const nn_arena *a);
 int nn_arena_owns(const nn_arena *a, const void *p);
 void nn_arena_release(nn_arena *a, nn_arena_mark m);
 void nn_arena_free(nn_arena *a);
+// A reset arena of several blocks as one block a little over its peak: the pages of one step's tensors
+// and no tails of blocks that a larger tensor skipped (each touched once); one block already: nothing.
+int nn_arena_fit(nn_arena *a);
 
 // Gradient pool: activation gradients live in reusable blocks outside the
 // arena. nn_backward() hands a node's output gradient back as soon as the node
@@ -171,6 +174,14 @@ typedef struct nn_ctx {
     struct nn_ctx *workers;      // nn_ctx_workers': one per thread, n_workers of them
     int n_workers;
     struct nn_ctx *owner;        // a worker's: the context whose kept filter transforms it shares
+    // a worker of a training step on a team of threads (nn/team.h): its team and place in it, and its own
+    // parameter gradients (grad_slab, grad_n floats; NULL for worker 0), which stand for the store's slab at
+    // grad_base: nn_record points the parameters among an op's inputs there
+    struct nn_team *team, *team_own; // team_own: the team of this context's workers (nn_team_step)
+    int team_rank;
+    float *grad_slab;
+    const float *grad_base;
+    size_t grad_n;
 } nn_ctx;
 
 int nn_ctx_init(nn_ctx *ctx, size_t arena_bytes);

@@ -260,24 +260,37 @@ static void test_analyze_ranks(const char *d) {
 }
 
 // [train] sync_bn = 1: one SGD step (lr 1: the step is the gradient) of a CNN with batch norm on 2 ranks
-// agrees with the one-process full-batch step to float rounding; with each rank's own statistics it does not.
+// agrees with the one-process full-batch step to float rounding, and so do 2 ranks of 2 threads, each rank's
+// rows cut between its threads (statistics over the threads, then the ranks), and one process of 2 threads;
+// with each rank's own statistics it does not.
 static void test_sync_bn(const char *d) {
     char c[2000];
     const char *t =
         "--config models/demo_cnn.cfg --epochs 1 train.crop=12 train.batch=1000 train.optimizer=sgd "
         "train.momentum=0 train.lr=1 train.schedule=constant train.warmup=0 train.weight_decay=0 "
         "--threads 1";
-    snprintf(
-        c, sizeof c,
-        "A=\"%s --catalog %s/m/catalog.csv --images %s/m/cutouts/{id}.fits data.cache_dir=%s/cache\"; "
-        "./bin/galnn train $A --out %s/b1 >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train $A --out %s/b2s "
-        "train.sync_bn=1 >/dev/null 2>&1 && " MPIRUN "2 ./bin/galnn train $A --out %s/b2 >/dev/null 2>&1",
-        t, d, d, d, d, d, d);
+    snprintf(c, sizeof c,
+             "A=\"%s --catalog %s/m/catalog.csv --images %s/m/cutouts/{id}.fits data.cache_dir=%s/cache\"; "
+             "./bin/galnn train $A --out %s/b1 >/dev/null 2>&1 && " MPIRUN
+             "2 ./bin/galnn train $A --out %s/b2s "
+             "train.sync_bn=1 >/dev/null 2>&1 && " MPIRUN
+             "2 ./bin/galnn train $A --out %s/b2 >/dev/null 2>&1 && " MPIRUN
+             "2 ./bin/galnn train $A --threads 2 --out %s/b2t train.sync_bn=1 >/dev/null 2>&1 && "
+             "./bin/galnn train $A --threads 2 --out %s/b1t >/dev/null 2>&1",
+             t, d, d, d, d, d, d, d, d);
     assert_int_equal(sh(c), 0);
     char a[300], b[300];
     int same;
     snprintf(a, sizeof a, "%s/b1/last.npz", d), snprintf(b, sizeof b, "%s/b2s/last.npz", d);
     double ds = ckpt_diff(a, b, &same);
+    snprintf(b, sizeof b, "%s/b2t/last.npz", d);
+    double dt = ckpt_diff(a, b, &same);
+    snprintf(b, sizeof b, "%s/b1t/last.npz", d);
+    double d1 = ckpt_diff(a, b, &same);
+    printf("    the same on 2 ranks x 2 threads (rows cut between the threads): %.2g; 1 process x 2 threads: "
+           "%.2g\n",
+           dt, d1);
+    assert_true(dt >= 0 && dt < 1e-5 && d1 >= 0 && d1 < 1e-5);
     snprintf(b, sizeof b, "%s/b2/last.npz", d);
     double du = ckpt_diff(a, b, &same);
     printf("    CNN, one SGD step on 2 ranks vs the full batch: max |dw| %.2g with sync_bn, %.2g with each "

@@ -9,6 +9,7 @@
 
 #include "testutil.h"
 #include "../nn/gemm.h"
+#include "../nn/team.h"
 #include "../models/branchnet.h"
 #include "../models/toy.h"
 
@@ -21,8 +22,8 @@ static void test_mlp_curve(void **st) {
     md_toy_result r1 = {0}, r2 = {0};
     int steps = tu_sanitized() ? 1500 : 3000;
     assert_int_equal(md_train_curve(7, steps, NULL, NULL, &r1), 0);
-    printf("    MLP: train MSE %.4f -> %.6f, test MSE %.6f (threshold %.0e)\n", r1.first_loss, r1.final_loss, r1.metric,
-           CURVE_MSE_MAX);
+    printf("    MLP: train MSE %.4f -> %.6f, test MSE %.6f (threshold %.0e)\n", r1.first_loss, r1.final_loss,
+           r1.metric, CURVE_MSE_MAX);
     assert_true(r1.final_loss < 0.05 * r1.first_loss);
     assert_true(r1.metric < CURVE_MSE_MAX);
     assert_int_equal(md_train_curve(7, steps, NULL, NULL, &r2), 0);
@@ -33,8 +34,8 @@ static void test_cnn_shapes(void **st) {
     (void)st;
     md_toy_result r1 = {0}, r2 = {0};
     assert_int_equal(md_train_shapes(3, 4096, 10, NULL, NULL, &r1), 0);
-    printf("    CNN: train loss %.4f -> %.4f, test accuracy %.1f %% (threshold 95 %%)\n", r1.first_loss, r1.final_loss,
-           100 * r1.metric);
+    printf("    CNN: train loss %.4f -> %.4f, test accuracy %.1f %% (threshold 95 %%)\n", r1.first_loss,
+           r1.final_loss, 100 * r1.metric);
     assert_true(r1.final_loss < r1.first_loss);
     assert_true(r1.metric >= 0.95);
     if (!tu_sanitized()) { // the repeat only re-proves determinism: once is enough under ASan
@@ -202,11 +203,94 @@ static void test_resnet_pooled(void **st) {
     free(x1), free(x2);
 }
 
+// A worker's rows of a team step (nn_team_step) of small_resnet: [lo, lo + n) of the batch
+typedef struct team_part {
+    const md_net *m;
+    const float *x1, *x2, *y;
+    int B, W, fail; // fail: worker 1 fails before its forward pass
+    float loss[NN_TEAM_MAX];
+} team_part;
+static int team_fn(nn_ctx *w, int k, void *arg) {
+    team_part *p = arg;
+    int lo = p->B * k / p->W, n = p->B * (k + 1) / p->W - lo;
+    if (p->fail && k == 1) return gn_err(GN_EIO, "worker 1 could not read its cutouts");
+    nn_tensor *in[2] = {nn_tensor_wrap(w, NN_SHAPE(n, 5, 32, 32), p->x1 + (size_t)lo * 5 * 32 * 32),
+                        nn_tensor_wrap(w, NN_SHAPE(n, 2, 20, 20), p->x2 + (size_t)lo * 2 * 20 * 20)};
+    nn_tensor *L = md_net_loss(w, p->m, md_net_fwd(w, p->m, in), p->y + 2 * lo, n);
+    if (!L) return GN_EINVAL;
+    p->loss[k] = L->data[0];
+    return nn_backward(w, L);
+}
+
+// Two training steps of small_resnet on a team of W workers: loss, gradients, running statistics.
+static void team_steps(int W, int B, const float *x1, const float *x2, const float *y, float *loss,
+                       float **grad, float **buf, size_t *ng, size_t *nb) {
+    small_net n;
+    small_resnet(&n);
+    team_part p = {&n.m, x1, x2, y, B, W, 0, {0}};
+    double share[NN_TEAM_MAX];
+    for (int k = 0; k < W; k++) share[k] = (double)(B * (k + 1) / W - B * k / W) / B;
+    for (int step = 0; step < 2; step++) { // the second step from the running statistics of the first
+        assert_int_equal(nn_team_step(&n.c, &n.s, W, share, team_fn, &p), 0);
+        *loss = 0;
+        for (int k = 0; k < W; k++) *loss += (float)share[k] * p.loss[k];
+    }
+    *ng = n.s.n_param_floats, *nb = n.s.n_buffer_floats;
+    *grad = malloc(sizeof(float) * *ng), *buf = malloc(sizeof(float) * *nb);
+    memcpy(*grad, n.s.grad, sizeof(float) * *ng), memcpy(*buf, n.s.bufdata, sizeof(float) * *nb);
+    p.fail = 1; // a worker's error ends the step with its message, the others not left waiting
+    if (W > 1) {
+        assert_int_not_equal(nn_team_step(&n.c, &n.s, W, share, team_fn, &p), 0);
+        assert_non_null(strstr(gn_errmsg(), "worker 1 could not read its cutouts"));
+    }
+    nn_ctx_free(&n.c), nn_store_free(&n.s);
+}
+
+static double max_rel(const float *a, const float *b, size_t n) {
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        s = fmax(s, fabs((double)b[i]));
+    }
+    return d / (s > 0 ? s : 1);
+}
+
+// A training step's rows cut among 2 and 3 workers, each alone on its thread with batch norm synchronised
+// over them (nn_team_step), against the whole batch in one context: the same loss, parameter gradients
+// and running statistics up to rounding (the sums' order), for parts of equal and of unequal rows (7
+// rows in 2, 2 and 3); the same bits when run again; a worker's failure is the step's error.
+static void test_team_step(void **st) {
+    (void)st;
+    enum { B = 7 };
+    float *x1, *x2, y[2 * B], loss[4];
+    gn_rng r;
+    gn_rng_seed(&r, 11, GN_STREAM_INIT);
+    resnet_inputs(B, &r, &x1, &x2);
+    for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
+    float *grad[4], *buf[4];
+    size_t ng, nb;
+    const int W[4] = {1, 2, 3, 2};
+    for (int t = 0; t < 4; t++) team_steps(W[t], B, x1, x2, y, &loss[t], &grad[t], &buf[t], &ng, &nb);
+    for (int t = 1; t < 3; t++) {
+        double eg = max_rel(grad[t], grad[0], ng), eb = max_rel(buf[t], buf[0], nb);
+        printf("    ResNet-18, 7 rows on %d workers against one context: loss %.7g / %.7g, gradients %.2g, "
+               "running statistics %.2g (largest difference / largest value)\n",
+               W[t], loss[t], loss[0], eg, eb);
+        assert_true(fabs(loss[t] - loss[0]) <= 1e-5 * fabs(loss[0]));
+        assert_true(eg < 2e-4 && eb < 1e-5);
+    }
+    assert_true(loss[3] == loss[1]);
+    assert_memory_equal(grad[3], grad[1], sizeof(float) * ng);
+    assert_memory_equal(buf[3], buf[1], sizeof(float) * nb);
+    for (int t = 0; t < 4; t++) free(grad[t]), free(buf[t]);
+    free(x1), free(x2);
+}
+
 int main(void) {
     gn_set_threads(2);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_mlp_curve), cmocka_unit_test(test_cnn_shapes),
-                                       cmocka_unit_test(test_resnet_inference),
-                                       cmocka_unit_test(test_resnet_wino_layout),
-                                       cmocka_unit_test(test_resnet_pooled)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mlp_curve),        cmocka_unit_test(test_cnn_shapes),
+        cmocka_unit_test(test_resnet_inference), cmocka_unit_test(test_resnet_wino_layout),
+        cmocka_unit_test(test_resnet_pooled),    cmocka_unit_test(test_team_step)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

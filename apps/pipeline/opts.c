@@ -32,6 +32,7 @@ static const io_key train_keys[] = {
     I(slices, 1, 65536, 1),  // each batch (each MPI rank's share) in this many slices, gradients summed
     I(check_every, 0, 1e15, 100), // MPI: steps between comparisons of the ranks' states (0: checkpoints)
     I(sync_bn, 0, 1, 0), // MPI: batch-norm statistics over the whole batch (all ranks), not each rank's slice
+    I(split_rows, 0, 1, 1), // 1: a step's rows cut among the threads (one worker each), 0: each op split
     D(lr, POS, 1e6, 1e-3),
     D(weight_decay, 0, 1e6, NAN), // absent: by optimizer, adamw 0.01, else 0
     D(momentum, 0, 1, 0.9),

@@ -16,7 +16,7 @@
 typedef struct run_train_opts {
     const char *optimizer, *schedule, *drops, *augment;
     long epochs, iterations, batch, seed, crop, ckpt_every, patience, warmup, amsgrad, keep_im2col, winograd;
-    long tta, slices, check_every, sync_bn;
+    long tta, slices, check_every, sync_bn, split_rows;
     double lr, weight_decay, momentum, clip, min_lr, period, drop_factor, ema;
 } run_train_opts;
 int run_train_opts_read(io_config *c, run_train_opts *o);

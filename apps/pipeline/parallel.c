@@ -13,6 +13,7 @@
 
 #include "../../common/gn_common.h"
 #include "../../common/gn_mpi.h"
+#include "../../nn/team.h"
 #include "trainer.h"
 
 int run_dp_open(run_trainer *T) {
@@ -42,6 +43,9 @@ int run_dp_open(run_trainer *T) {
         T->dp.pre = gn_malloc(sizeof(float) * (nb + 1));
         if (!T->dp.acc || !T->dp.pre) return GN_ENOMEM;
     }
+    // a step's rows cut among the threads where the loss is a mean over rows ([train] split_rows)
+    T->dp.workers =
+        r->train.split_rows && md_kind_of(&r->net)->rows_apart && !T->pairs && !T->morph ? gn_threads() : 1;
     if (P == 1) return GN_OK;
     // rank 0's weights for everyone (a fresh start: the same draws; a resume: the same file), then checked
     int rc = gn_mpi_bcast(r->st.data, sizeof(float) * r->st.n_param_floats);
@@ -100,26 +104,53 @@ static int take_slice(run_trainer *T, int b, int s, int *m1) {
     return n;
 }
 
-// The gradient of n rows alone (into the zeroed gradient slab; with [train] sync_bn the batch-norm
-// statistics of the ranks' slices together, w this slice's weight) and their loss.
-static int slice_grad(run_trainer *T, int n, int span, double w, float *loss) {
+// A slice's n rows cut among W workers (nn_team_step): worker k's are [n k / W, n (k + 1) / W)
+typedef struct dp_part {
+    run_trainer *T;
+    int n, W;
+    float loss[NN_TEAM_MAX];
+} dp_part;
+
+// Worker k's rows (w: the slice's own context when it is not cut): inputs, loss, gradient.
+static int part_grad(nn_ctx *w, int k, void *arg) {
+    dp_part *p = arg;
+    run_trainer *T = p->T;
     run *r = &T->r;
     nn_tensor *in[MD_MAX_BRANCH], *in_m[MD_MAX_BRANCH];
-    int rc;
-    nn_ctx_reset(&T->ctx);
-    nn_store_zero_grad(&r->st);
+    int lo = (int)((int64_t)p->n * k / p->W), n = (int)((int64_t)p->n * (k + 1) / p->W) - lo, rc;
+    float *y = T->y + (size_t)lo * (size_t)(r->n_targets ? r->n_targets : 1),
+          *scr = T->scratch + k * T->dp.scratch_per;
+    w->draws.rows = T->dp.grow + lo, w->draws.n_rows = n;
+    if ((rc = run_batch(r, w, T->dp.ids + lo, T->dp.aug + lo, n, in, y, scr))) return rc;
+    if (T->morph && (rc = run_batch(r, w, T->dp.ids + lo, T->dp.aug_m + lo, n, in_m, NULL, scr))) return rc;
+    nn_tensor *L = md_net_train_loss(w, &r->net, in, T->morph ? in_m : NULL, y, n);
+    if (!L || (rc = nn_backward(w, L))) return rc ? rc : GN_EINVAL;
+    p->loss[k] = L->data[0];
+    return GN_OK;
+}
+
+// The gradient of n rows alone (into the gradient slab; with [train] sync_bn the batch-norm statistics of
+// the ranks' slices together, w this slice's weight) and their loss; the rows cut among the threads where
+// T->dp.workers says so, each thread's part at least 2 rows (batch norm's statistics need them).
+static int slice_grad(run_trainer *T, int n, int span, double w, float *loss) {
+    run *r = &T->r;
+    int W = T->dp.workers < n / 2 ? T->dp.workers : n / 2, rc;
+    W = W < 1 ? 1 : W > NN_TEAM_MAX ? NN_TEAM_MAX : W;
     gn_rng k; // this step's key of the draws by row
     gn_rng_seed(&k, (uint64_t)r->train.seed, GN_STREAM_DROPOUT + ((uint64_t)T->opt.step << 4));
     uint64_t key = gn_rng_u64(&k) | 1;
     T->ctx.draws = (nn_draws){.key = key, .rows = T->dp.grow, .n_rows = n, .span = span};
     T->ctx.sync_bn = r->train.sync_bn && gn_mpi_size() > 1, T->ctx.sync_w = w;
-    if ((rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug, n, in, T->y, T->scratch))) return rc;
-    if (T->morph && (rc = run_batch(r, &T->ctx, T->dp.ids, T->dp.aug_m, n, in_m, NULL, T->scratch)))
-        return rc;
-    nn_tensor *L = md_net_train_loss(&T->ctx, &r->net, in, T->morph ? in_m : NULL, T->y, n);
-    if (!L || (rc = nn_backward(&T->ctx, L))) return rc ? rc : GN_EINVAL;
+    dp_part p = {.T = T, .n = n, .W = W};
+    double share[NN_TEAM_MAX];
+    for (int j = 0; j < W; j++)
+        share[j] = ((double)((int64_t)n * (j + 1) / W) - (double)((int64_t)n * j / W)) / n;
+    rc = nn_team_step(&T->ctx, &r->st, W, share, part_grad, &p);
     T->ctx.draws.key = 0, T->ctx.sync_bn = 0;
-    *loss = L->data[0];
+    if (rc) return rc;
+    double L = 0;
+    for (int j = 0; j < W; j++) L += share[j] * p.loss[j];
+    *loss = (float)L;
     return GN_OK;
 }
 

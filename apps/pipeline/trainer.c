@@ -322,7 +322,8 @@ int run_trainer_open(run_trainer *T, const char *resume, const io_npz *ck) {
     T->best_val = INFINITY;
     int maxS = 0;
     for (int d = 0; d < r->n_ds; d++) maxS = r->ds[d].h > maxS ? r->ds[d].h : maxS;
-    T->scratch = gn_malloc(sizeof(float) * (size_t)(maxS * maxS + 1));
+    T->dp.scratch_per = (size_t)maxS * maxS + 16; // one per thread: they render a step's rows together
+    T->scratch = gn_malloc(sizeof(float) * T->dp.scratch_per * (size_t)gn_threads());
     T->y = gn_malloc(sizeof(float) * (size_t)r->batch * (size_t)(r->n_targets ? r->n_targets : 1));
     T->ids = gn_malloc(sizeof(uint32_t) * (size_t)r->batch);
     T->aug = gn_malloc(sizeof(io_aug) * (size_t)r->batch);

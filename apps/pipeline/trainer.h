@@ -39,6 +39,8 @@ typedef struct run_trainer {
         uint32_t *ids;        // one slice: its rows, their augmentations, their places in the batch
         io_aug *aug, *aug_m;
         int32_t *grow;
+        int workers;          // threads that each take a part of a slice's rows (nn_team_step); 1: not cut
+        size_t scratch_per;   // the floats of T->scratch each worker renders with
     } dp;
 } run_trainer;
 
