@@ -92,7 +92,10 @@ static void train_usage(void) {
         "                 default), slices (each batch, or each MPI rank's share, in this many\n"
         "                 slices one after another, gradients summed: less memory), check_every (MPI:\n"
         "                 steps between comparisons of the ranks' weights; 100), sync_bn (MPI: batch-norm\n"
-        "                 statistics of the whole batch across the ranks, not each rank's slice)\n\n"
+        "                 statistics of the whole batch across the ranks, not each rank's slice),\n"
+        "                 split_rows (1: each step's galaxies shared among the threads, each thread\n"
+        "                 running its own alone, batch norm synchronised; 0: each layer split among\n"
+        "                 them; multi-branch networks only, 1 by default)\n\n"
         "Under mpirun -np P: data-parallel (the batch stays [train] batch; rank r computes slice r;\n"
         "gradients summed in rank order; rank 0 writes the checkpoints, which resume at any P).\n"
         "See docs/cluster.md.\n");
