@@ -75,10 +75,10 @@ static int team_ready(nn_ctx *c, nn_store *st, int W) {
 }
 
 // Worker k of a team on its own thread: its gradients zeroed (in its cache), its part, its failure told.
-static int team_worker(nn_ctx *c, nn_store *st, int k, double share, nn_team_fn fn, void *arg) {
+static int team_worker(nn_ctx *c, nn_store *st, int k, double share, int threads, nn_team_fn fn, void *arg) {
     nn_ctx *w = &c->workers[k];
     nn_team *t = w->team;
-    gn_threads_local(1);
+    gn_threads_local(threads);
     memset(k ? w->grad_slab : st->grad, 0, sizeof(float) * st->n_param_floats);
     w->sync_w = share * (c->sync_bn ? c->sync_w : 1);
     nn_ctx_reset(w);
@@ -90,8 +90,11 @@ static int team_worker(nn_ctx *c, nn_store *st, int k, double share, nn_team_fn 
 
 int nn_team_step(nn_ctx *c, nn_store *st, int W, const double *share, nn_team_fn fn, void *arg) {
     if (W <= 1) return nn_ctx_reset(c), nn_store_zero_grad(st), fn(c, 0, arg);
-    int rc = team_ready(c, st, W), failed = 0;
+    int rc = team_ready(c, st, W), failed = 0, each = gn_threads() / W > 1 ? gn_threads() / W : 1;
     if (rc) return rc;
+#ifdef _OPENMP
+    if (each > 1 && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2); // a worker's own team
+#endif
 #pragma omp parallel num_threads(W) reduction(| : failed)
     {
 #ifdef _OPENMP
@@ -103,7 +106,7 @@ int nn_team_step(nn_ctx *c, nn_store *st, int W, const double *share, nn_team_fn
             failed = 1, snprintf(c->team_own->msg, sizeof c->team_own->msg,
                                  "a training step on %d threads got %d from OpenMP", W, got);
         else
-            failed |= team_worker(c, st, k, share[k], fn, arg) != GN_OK;
+            failed |= team_worker(c, st, k, share[k], each, fn, arg) != GN_OK;
     }
     if (failed || atomic_load(&c->team_own->failed))
         return gn_err(GN_EINVAL, "%s", c->team_own->msg[0] ? c->team_own->msg : "a worker failed");

@@ -29,8 +29,8 @@ typedef struct nn_team {
 // GN_OK or an error (message in gn_errmsg()).
 typedef int (*nn_team_fn)(nn_ctx *w, int k, void *arg);
 
-// Runs fn on W worker contexts of c (made once, kept: nn_ctx_workers; c's settings, mode and draws), one
-// thread each; share[k] is worker k's share of the batch's rows (they sum to 1), the weight of its
+// Runs fn on W worker contexts of c (made once, kept: nn_ctx_workers; c's settings, mode and draws), each on
+// its own thread with gn_threads() / W threads of its own (nested; 1 when W takes them all); share[k] is worker k's share of the batch's rows (they sum to 1), the weight of its
 // gradient and of its batch-norm sums. st->grad is zeroed, then set to the weighted sum of the workers'
 // gradients; batch-norm running statistics move once, by the batch's statistics. With c->sync_bn the
 // statistics are also summed over the MPI ranks (c->sync_w: this rank's share). W = 1: fn on c itself.

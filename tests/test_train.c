@@ -258,31 +258,36 @@ static double max_rel(const float *a, const float *b, size_t n) {
 // A training step's rows cut among 2 and 3 workers, each alone on its thread with batch norm synchronised
 // over them (nn_team_step), against the whole batch in one context: the same loss, parameter gradients
 // and running statistics up to rounding (the sums' order), for parts of equal and of unequal rows (7
-// rows in 2, 2 and 3); the same bits when run again; a worker's failure is the step's error.
+// rows in 2, 2 and 3) and for 2 workers of 2 threads each; the same bits when run again; a worker's
+// failure is the step's error.
 static void test_team_step(void **st) {
     (void)st;
     enum { B = 7 };
-    float *x1, *x2, y[2 * B], loss[4];
+    float *x1, *x2, y[2 * B], loss[5];
     gn_rng r;
     gn_rng_seed(&r, 11, GN_STREAM_INIT);
     resnet_inputs(B, &r, &x1, &x2);
     for (int i = 0; i < 2 * B; i++) y[i] = (float)gn_rng_normal(&r);
-    float *grad[4], *buf[4];
+    float *grad[5], *buf[5];
     size_t ng, nb;
-    const int W[4] = {1, 2, 3, 2};
-    for (int t = 0; t < 4; t++) team_steps(W[t], B, x1, x2, y, &loss[t], &grad[t], &buf[t], &ng, &nb);
-    for (int t = 1; t < 3; t++) {
+    const int W[5] = {1, 2, 3, 2, 2};
+    for (int t = 0; t < 5; t++) {
+        gn_set_threads(t == 4 ? 4 : 2); // the last: 2 workers of 2 threads each (nested)
+        team_steps(W[t], B, x1, x2, y, &loss[t], &grad[t], &buf[t], &ng, &nb);
+    }
+    gn_set_threads(2);
+    for (int t = 1; t < 5; t += t == 2 ? 2 : 1) {
         double eg = max_rel(grad[t], grad[0], ng), eb = max_rel(buf[t], buf[0], nb);
-        printf("    ResNet-18, 7 rows on %d workers against one context: loss %.7g / %.7g, gradients %.2g, "
-               "running statistics %.2g (largest difference / largest value)\n",
-               W[t], loss[t], loss[0], eg, eb);
+        printf("    ResNet-18, 7 rows on %d workers of %d thread(s) against one context: loss %.7g / %.7g, "
+               "gradients %.2g, running statistics %.2g (largest difference / largest value)\n",
+               W[t], t == 4 ? 2 : 1, loss[t], loss[0], eg, eb);
         assert_true(fabs(loss[t] - loss[0]) <= 1e-5 * fabs(loss[0]));
         assert_true(eg < 2e-4 && eb < 1e-5);
     }
     assert_true(loss[3] == loss[1]);
     assert_memory_equal(grad[3], grad[1], sizeof(float) * ng);
     assert_memory_equal(buf[3], buf[1], sizeof(float) * nb);
-    for (int t = 0; t < 4; t++) free(grad[t]), free(buf[t]);
+    for (int t = 0; t < 5; t++) free(grad[t]), free(buf[t]);
     free(x1), free(x2);
 }
 

@@ -131,10 +131,11 @@ static int part_grad(nn_ctx *w, int k, void *arg) {
 
 // The gradient of n rows alone (into the gradient slab; with [train] sync_bn the batch-norm statistics of
 // the ranks' slices together, w this slice's weight) and their loss; the rows cut among the threads where
-// T->dp.workers says so, each thread's part at least 2 rows (batch norm's statistics need them).
+// T->dp.workers says so, each worker's part at least 8 rows (a Winograd image vector's; a worker's share of
+// the threads runs its ops when there are more threads than parts).
 static int slice_grad(run_trainer *T, int n, int span, double w, float *loss) {
     run *r = &T->r;
-    int W = T->dp.workers < n / 2 ? T->dp.workers : n / 2, rc;
+    int W = T->dp.workers < n / 8 ? T->dp.workers : n / 8, rc;
     W = W < 1 ? 1 : W > NN_TEAM_MAX ? NN_TEAM_MAX : W;
     gn_rng k; // this step's key of the draws by row
     gn_rng_seed(&k, (uint64_t)r->train.seed, GN_STREAM_DROPOUT + ((uint64_t)T->opt.step << 4));
