@@ -30,10 +30,11 @@ typedef struct nn_team {
 typedef int (*nn_team_fn)(nn_ctx *w, int k, void *arg);
 
 // Runs fn on W worker contexts of c (made once, kept: nn_ctx_workers; c's settings, mode and draws), each on
-// its own thread with gn_threads() / W threads of its own (nested; 1 when W takes them all); share[k] is worker k's share of the batch's rows (they sum to 1), the weight of its
-// gradient and of its batch-norm sums. st->grad is zeroed, then set to the weighted sum of the workers'
-// gradients; batch-norm running statistics move once, by the batch's statistics. With c->sync_bn the
-// statistics are also summed over the MPI ranks (c->sync_w: this rank's share). W = 1: fn on c itself.
+// its own thread with gn_threads() / W threads of its own (nested; 1 when W takes them all); share[k] is
+// worker k's share of the batch's rows (they sum to 1), the weight of its gradient and of its batch-norm
+// sums. st->grad is zeroed, then set to the weighted sum of the workers' gradients; batch-norm running
+// statistics move once, by the batch's statistics. With c->sync_bn the statistics are also summed over the
+// MPI ranks (c->sync_w: this rank's share). W = 1: fn on c itself.
 int nn_team_step(nn_ctx *c, nn_store *st, int W, const double *share, nn_team_fn fn, void *arg);
 
 // In an op of a worker (c->team): v[0..n) summed over the workers in worker order, on every worker, then
