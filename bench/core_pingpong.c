@@ -2,7 +2,7 @@
 // apart the two cores' caches are. On a virtual machine the hypervisor may move the vCPUs between
 // physical cores from minute to minute; make bench prints this next to the training figures, which depend
 // on it (README, Benchmark: threads that split each layer pass data between the two caches, a team of
-// threads does not). AMD EPYC (Zen 5), 2 vCPUs: 75-140 ns sharing a CCX and its L3, 355-395 ns apart.
+// threads does not). AMD EPYC (Zen 5), 2 vCPUs: 100-165 ns sharing a CCX and its L3, 400-480 ns apart.
 //   usage: core_pingpong [round trips]   (default 200000; prints the median of 5 runs)
 #define _GNU_SOURCE
 #include <pthread.h>

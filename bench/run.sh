@@ -51,7 +51,7 @@ g2=$($B/train_bench --keep-im2col 1) || exit 1
 g3=$($B/train_bench --winograd 2) || exit 1
 g4=$($B/train_bench --winograd 0) || exit 1
 echo "cache-line round trip between the two cores before each galnn run:$pp ns (README, Benchmark:"
-echo "  on the AMD EPYC 75-140 ns where the vCPUs share an L3 and galnn trains ~12 % slower; 355-395 apart)"
+echo "  on the AMD EPYC ~100-165 ns where the vCPUs share an L3 and galnn trains ~12 % slower; ~400-480 apart)"
 echo "$g1"
 echo "$g2"
 echo "$g3"
