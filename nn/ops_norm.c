@@ -174,26 +174,31 @@ static void bn_bw(nn_node *nd, nn_ctx *c) {
 }
 
 // Training statistics over the ranks or a team's workers (synchronised batch norm): mean[C] and var[C] of
-// the whole batch, running statistics moved by them (by one worker); M its values per channel.
+// the whole batch, running statistics moved by them (by one worker); M its values per channel. One pass over
+// x from memory: each channel's sum s of its n local values, then their squared deviations q from the local
+// mean c while in cache; the parts combine exactly, as sum (x - mean)^2 = q + (c - mean) (2 (s - n c) +
+// n (c - mean)).
 static int bn_sync_stats(nn_ctx *c, nn_tensor *x, nn_tensor *rmean, nn_tensor *rvar, float momentum,
                          double *acc, float *mean, float *var, double *M) {
     int N = x->shape[0], C = x->shape[1];
     size_t S = x->n / ((size_t)N * C);
-    acc[C] = (double)N * (double)S;
+    double n = (double)N * (double)S, *loc = nn_arena_alloc(&c->arena, sizeof(double) * 3 * (size_t)C);
+    if (!loc) return GN_ENOMEM;
+    acc[C] = n;
 #pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
-        double sum = 0;
-        for (int n = 0; n < N; n++) sum += row_sum(x->data + ((size_t)n * C + ch) * S, S);
-        acc[ch] = sum;
+        double sum = 0, sq = 0;
+        for (int r = 0; r < N; r++) sum += row_sum(x->data + ((size_t)r * C + ch) * S, S);
+        float cen = n > 0 ? (float)(sum / n) : 0.0f;
+        for (int r = 0; r < N; r++) sq += row_sqdev(x->data + ((size_t)r * C + ch) * S, S, cen);
+        acc[ch] = loc[ch] = sum, loc[C + ch] = sq, loc[2 * C + ch] = cen;
     }
     if (nn_team_sum(c, acc, (size_t)C + 1)) return GN_EINVAL;
     *M = acc[C];
-    for (int ch = 0; ch < C; ch++) mean[ch] = (float)(acc[ch] / *M);
-#pragma omp parallel for schedule(static) if (x->n > NN_PAR_MIN)
     for (int ch = 0; ch < C; ch++) {
-        double sq = 0;
-        for (int n = 0; n < N; n++) sq += row_sqdev(x->data + ((size_t)n * C + ch) * S, S, mean[ch]);
-        acc[ch] = sq;
+        double mu = acc[ch] / *M, d = loc[2 * C + ch] - mu;
+        mean[ch] = (float)mu;
+        acc[ch] = loc[C + ch] + d * (2 * (loc[ch] - n * loc[2 * C + ch]) + n * d);
     }
     if (nn_team_sum(c, acc, (size_t)C)) return GN_EINVAL;
     for (int ch = 0; ch < C; ch++) var[ch] = (float)(acc[ch] / *M);
